@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests use (real Redis, real promtool, real Chromium) when missing.
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if ((${#need[@]})); then
+  echo "installing system packages: ${need[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # The Debian packages may start services; tests start their own on free ports.
+  for svc in redis-server prometheus; do
+    "${sudo_cmd[@]}" service "$svc" stop >/dev/null 2>&1 || true
+  done
+fi

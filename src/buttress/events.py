@@ -1,0 +1,212 @@
+"""Typed events and the listener registry.
+
+Every policy reports what it does as a frozen, slotted event record.  Events are only *constructed*
+when someone listens: policies check :attr:`Emitter.active` first, so with no listener the cost is one
+attribute read on paths that are not the success path, and nothing at all on the success path.
+
+Names follow one scheme everywhere (logs, metrics, docs, dashboard): ``buttress_<policy>_<event>``,
+labelled by ``pipeline`` and ``policy`` (the policy instance's name).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+__all__ = [
+    "AttemptFailed",
+    "AttemptSucceeded",
+    "CallFailed",
+    "CallSucceeded",
+    "DeadlineHit",
+    "Emitter",
+    "Event",
+    "FallbackUsed",
+    "GaveUp",
+    "Listener",
+    "RetryBudgetExhaustedEvent",
+    "RetryScheduled",
+    "TimeoutEvent",
+    "add_listener",
+    "remove_listener",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of all events.  ``time`` is a monotonic reading of the policy's clock."""
+
+    policy_type: ClassVar[str] = "pipeline"
+    kind: ClassVar[str] = "event"
+
+    pipeline: str
+    policy: str
+    time: float
+
+    @property
+    def name(self) -> str:
+        """``buttress_<policy>_<event>``: the one name used in logs and metrics."""
+        return f"buttress_{self.policy_type}_{self.kind}"
+
+
+# --- pipeline-level outcomes (emitted by the pipeline around the whole call) -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallSucceeded(Event):
+    kind: ClassVar[str] = "call_succeeded"
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallFailed(Event):
+    kind: ClassVar[str] = "call_failed"
+    duration: float
+    error: BaseException
+
+
+# --- retry -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptSucceeded(Event):
+    policy_type: ClassVar[str] = "retry"
+    kind: ClassVar[str] = "attempt_succeeded"
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFailed(Event):
+    policy_type: ClassVar[str] = "retry"
+    kind: ClassVar[str] = "attempt_failed"
+    attempt: int
+    error: BaseException | None
+    result: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled(Event):
+    policy_type: ClassVar[str] = "retry"
+    kind: ClassVar[str] = "retry_scheduled"
+    attempt: int
+    delay: float
+    error: BaseException | None
+
+
+@dataclass(frozen=True, slots=True)
+class GaveUp(Event):
+    """The retry stopped; ``reason`` is one of ``attempts``, ``elapsed``, ``deadline``, ``budget``,
+    ``not_retryable``, ``nested``."""
+
+    policy_type: ClassVar[str] = "retry"
+    kind: ClassVar[str] = "gave_up"
+    attempts: int
+    reason: str
+    error: BaseException | None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryBudgetExhaustedEvent(Event):
+    policy_type: ClassVar[str] = "retry"
+    kind: ClassVar[str] = "retry_budget_exhausted"
+    attempt: int
+
+
+# --- timeout / deadline / fallback ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutEvent(Event):
+    policy_type: ClassVar[str] = "timeout"
+    kind: ClassVar[str] = "timeout"
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineHit(Event):
+    policy_type: ClassVar[str] = "timeout"
+    kind: ClassVar[str] = "deadline_exceeded"
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackUsed(Event):
+    policy_type: ClassVar[str] = "fallback"
+    kind: ClassVar[str] = "fallback_used"
+    error: BaseException | None
+
+
+Listener = Callable[[Event], None]
+
+_lock = threading.Lock()
+_global: list[Listener] = []
+_emitters: weakref.WeakSet[Emitter] = weakref.WeakSet()
+
+
+class Emitter:
+    """Where one pipeline's policies send events.
+
+    ``active`` is ``True`` only while at least one listener (global or for this pipeline) exists; check it
+    before building an event.  A listener that raises is reported once via :mod:`logging` and never breaks
+    the call it observes.
+    """
+
+    __slots__ = ("__weakref__", "_own", "active", "listeners", "pipeline")
+
+    def __init__(self, pipeline: str) -> None:
+        self.pipeline = pipeline
+        self._own: list[Listener] = []
+        self.listeners: tuple[Listener, ...] = ()
+        self.active = False
+        with _lock:
+            _emitters.add(self)
+            self._refresh_locked()
+
+    def _refresh_locked(self) -> None:
+        self.listeners = (*_global, *self._own)
+        self.active = bool(self.listeners)
+
+    def add_listener(self, listener: Listener) -> None:
+        with _lock:
+            self._own.append(listener)
+            self._refresh_locked()
+
+    def remove_listener(self, listener: Listener) -> None:
+        with _lock:
+            self._own.remove(listener)
+            self._refresh_locked()
+
+    def emit(self, event: Event) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken listener must never break the guarded call
+                import logging
+
+                logging.getLogger("buttress.events").exception(
+                    "event listener %r failed on %s", listener, event.name
+                )
+
+
+def add_listener(listener: Listener) -> Callable[[], None]:
+    """Listen to every pipeline's events.  Returns a function that removes the listener."""
+    with _lock:
+        _global.append(listener)
+        for em in list(_emitters):
+            em._refresh_locked()
+
+    def remove() -> None:
+        remove_listener(listener)
+
+    return remove
+
+
+def remove_listener(listener: Listener) -> None:
+    with _lock:
+        if listener in _global:
+            _global.remove(listener)
+        for em in list(_emitters):
+            em._refresh_locked()

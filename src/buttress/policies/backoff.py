@@ -1,0 +1,156 @@
+"""Backoff: how long to wait before retry number *n*.
+
+The formulas are those of Marc Brooker's "Exponential Backoff and Jitter" (AWS Architecture Blog, 2015).
+With ``n`` the number of failures so far (1 before the first retry) the *base curve* is
+
+* constant:     ``d(n) = base``
+* linear:       ``d(n) = base + step * (n - 1)``
+* exponential:  ``d(n) = base * multiplier ** (n - 1)``
+
+capped at ``cap``, and then jittered:
+
+* ``none``:         ``d``
+* ``full``:         ``uniform(0, d)``
+* ``equal``:        ``d / 2 + uniform(0, d / 2)``
+* ``decorrelated``: ``min(cap, uniform(base, 3 * previous))`` with ``previous`` starting at ``base``
+  (the curve is ignored: each delay grows from the previous one).
+
+Full jitter is the default: it spreads clients out best and, in Brooker's simulations, finishes the
+contended work with the least total load.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Literal
+
+from ..errors import ConfigError
+
+__all__ = ["Backoff", "Jitter"]
+
+Jitter = Literal["none", "full", "equal", "decorrelated"]
+_KINDS = ("constant", "linear", "exponential")
+_JITTERS = ("none", "full", "equal", "decorrelated")
+
+
+def _check_nonneg(name: str, value: float) -> float:
+    if not isinstance(value, int | float) or not value >= 0 or math.isinf(value):
+        raise ConfigError(name, value, "must be a finite number >= 0")
+    return float(value)
+
+
+class Backoff:
+    """A delay schedule.  Build it with :meth:`constant`, :meth:`linear` or :meth:`exponential`.
+
+    ``rng`` (a :class:`random.Random`) makes the jitter reproducible; by default each schedule has its own
+    generator seeded from the system.
+    """
+
+    __slots__ = ("base", "cap", "jitter", "kind", "multiplier", "rng", "step")
+
+    def __init__(
+        self,
+        kind: Literal["constant", "linear", "exponential"] = "exponential",
+        *,
+        base: float = 0.1,
+        multiplier: float = 2.0,
+        step: float = 0.0,
+        cap: float = 10.0,
+        jitter: Jitter = "full",
+        rng: random.Random | None = None,
+    ) -> None:
+        if kind not in _KINDS:
+            raise ConfigError("kind", kind, f"must be one of {', '.join(_KINDS)}")
+        if jitter not in _JITTERS:
+            raise ConfigError("jitter", jitter, f"must be one of {', '.join(_JITTERS)}")
+        self.kind = kind
+        self.base = _check_nonneg("base", base)
+        self.step = _check_nonneg("step", step)
+        self.cap = _check_nonneg("cap", cap)
+        if not isinstance(multiplier, int | float) or not multiplier >= 1 or math.isinf(multiplier):
+            raise ConfigError("multiplier", multiplier, "must be a finite number >= 1")
+        self.multiplier = float(multiplier)
+        if self.cap < self.base:
+            raise ConfigError("cap", cap, f"must be >= base ({base})")
+        self.jitter: Jitter = jitter
+        self.rng = rng if rng is not None else random.Random()
+
+    @classmethod
+    def constant(
+        cls, delay: float, *, jitter: Jitter = "none", rng: random.Random | None = None
+    ) -> Backoff:
+        return cls("constant", base=delay, cap=delay, jitter=jitter, rng=rng)
+
+    @classmethod
+    def linear(
+        cls,
+        base: float,
+        step: float,
+        *,
+        cap: float = 10.0,
+        jitter: Jitter = "none",
+        rng: random.Random | None = None,
+    ) -> Backoff:
+        return cls("linear", base=base, step=step, cap=cap, jitter=jitter, rng=rng)
+
+    @classmethod
+    def exponential(
+        cls,
+        base: float = 0.1,
+        *,
+        multiplier: float = 2.0,
+        cap: float = 10.0,
+        jitter: Jitter = "full",
+        rng: random.Random | None = None,
+    ) -> Backoff:
+        return cls("exponential", base=base, multiplier=multiplier, cap=cap, jitter=jitter, rng=rng)
+
+    def curve(self, n: int) -> float:
+        """The un-jittered delay before retry ``n`` (``n >= 1``), capped."""
+        if self.kind == "constant":
+            d = self.base
+        elif self.kind == "linear":
+            d = self.base + self.step * (n - 1)
+        else:
+            # Guard the power against overflow for large n: past the cap it no longer matters.
+            try:
+                d = self.base * self.multiplier ** (n - 1)
+            except OverflowError:
+                d = math.inf
+        return d if d < self.cap else self.cap
+
+    def delay(self, n: int, previous: float | None = None) -> float:
+        """The delay before retry ``n``; ``previous`` is the last delay returned (for decorrelated)."""
+        j = self.jitter
+        if j == "decorrelated":
+            prev = self.base if previous is None else previous
+            hi = max(self.base, prev * 3.0)
+            d = self.rng.uniform(self.base, hi)
+            return d if d < self.cap else self.cap
+        d = self.curve(n)
+        if j == "none":
+            return d
+        if j == "full":
+            return self.rng.uniform(0.0, d)
+        half = d / 2.0
+        return half + self.rng.uniform(0.0, half)
+
+    def bounds(self, n: int, previous: float | None = None) -> tuple[float, float]:
+        """The closed interval the delay before retry ``n`` always falls in (used by the tests and docs)."""
+        j = self.jitter
+        if j == "decorrelated":
+            prev = self.base if previous is None else previous
+            return (min(self.base, self.cap), min(self.cap, max(self.base, prev * 3.0)))
+        d = self.curve(n)
+        if j == "none":
+            return (d, d)
+        if j == "full":
+            return (0.0, d)
+        return (d / 2.0, d)
+
+    def __repr__(self) -> str:
+        return (
+            f"Backoff({self.kind!r}, base={self.base:g}, multiplier={self.multiplier:g}, "
+            f"step={self.step:g}, cap={self.cap:g}, jitter={self.jitter!r})"
+        )

@@ -1,0 +1,440 @@
+"""Retry: try again, a bounded number of times, with backoff, within budget and deadline.
+
+The decision (:meth:`Retry.decide`) is sans-I/O: given the attempt number, the times and the outcome it
+returns a delay or the reason to give up.  Thin sync and asyncio executors drive it.
+
+Order of checks after a failed attempt:
+
+1. is the outcome retryable?  (``on`` types, ``retry_if`` / ``retry_if_result`` predicates; never a
+   :class:`~buttress.errors.Rejected` unless ``retry_rejected=True``; never cancellation, interrupts or
+   exits);
+2. is this retry nested inside another one?  By default (``nested="single"``) the inner retry makes one
+   attempt and leaves the decision to the outer one, so nested retries never multiply;
+3. attempts left?  (``attempts`` counts *all* attempts, the first included);
+4. the delay: the predicate's own delay (e.g. from ``Retry-After``) or the backoff's;
+5. would sleeping pass ``max_elapsed`` or the deadline in force?  Then give up *now* with the last error;
+6. does the retry budget allow one more retry?  If not, give up with the last error and emit
+   ``retry_budget_exhausted``.
+
+The success path reads the clock once, makes one budget deposit and calls the function: no context
+variable is set, no lock is taken, no event is built unless somebody listens.  Nesting is detected on
+the failure path only, by looking for an enclosing retry on the call stack (same thread, same task) and,
+for work handed to child tasks or threads with a copied context, in a context variable that the async
+executor sets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import math
+import sys
+from collections.abc import Awaitable, Callable
+from types import CodeType
+from typing import Any, ClassVar, Literal
+
+from ..clock import SYSTEM_CLOCK, Clock
+from ..context import _CONTEXT, _DEADLINE
+from ..errors import ConfigError, Rejected
+from ..events import (
+    AttemptFailed,
+    AttemptSucceeded,
+    Emitter,
+    GaveUp,
+    RetryBudgetExhaustedEvent,
+    RetryScheduled,
+)
+from .backoff import Backoff
+from .base import AsyncNext, Policy, SyncNext, invoke_sync
+from .budget import Budget, RetryBudget
+
+__all__ = ["Retry"]
+
+# A predicate may answer: retry with backoff (True), do not retry (False / None), or retry after this
+# many seconds (a float, e.g. parsed from Retry-After).
+Verdict = bool | float | None
+ExceptionPredicate = Callable[[BaseException], Verdict]
+ResultPredicate = Callable[[Any], Verdict]
+
+_NEVER_RETRY = (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit)
+
+# Set by the async executor while an attempt runs, so retries in child tasks / copied contexts see it.
+_ASYNC_RETRY_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "buttress_retry_depth", default=0
+)
+# Code objects of the executors' frames; filled in below, after the executors are defined.
+_RETRY_CODES: set[CodeType] = set()
+
+_DEFAULT = object()
+
+
+def _in_outer_retry(frame: Any) -> bool:
+    """Is an enclosing retry executor on the stack above ``frame`` (or marked in the context)?"""
+    if _ASYNC_RETRY_DEPTH.get():
+        return True
+    codes = _RETRY_CODES
+    f = frame
+    while f is not None:
+        if f.f_code in codes:
+            return True
+        f = f.f_back
+    return False
+
+
+class Retry(Policy):
+    """Retry failed calls.
+
+    :param attempts: total attempts, the first included (``>= 1``).  Default 3.
+    :param max_elapsed: give up rather than start a retry later than this many seconds after the first
+        attempt started (``None``: no limit).
+    :param on: exception type(s) to retry.  Default :class:`Exception`.
+    :param retry_if: ``exc -> True | False | None | delay``; refines ``on``.
+    :param retry_if_result: ``result -> True | False | None | delay``; retry on results too.  When the
+        retries run out the last result is returned.
+    :param backoff: a :class:`Backoff`; default exponential, base 0.1 s, x2, cap 10 s, full jitter.
+    :param budget: a :class:`Budget` shared by the callers of one dependency; default a fresh
+        :class:`RetryBudget` for this policy (pass the same budget to share it; ``None`` for none).
+    :param nested: ``"single"`` (default): inside another retry make one attempt and let the outer one
+        decide; ``"multiply"``: retry independently.
+    :param retry_rejected: also retry :class:`~buttress.errors.Rejected` errors (default ``False``).
+    """
+
+    kind: ClassVar[str] = "retry"
+    order: ClassVar[int] = 30
+
+    __slots__ = (
+        "attempts",
+        "backoff",
+        "budget",
+        "clock",
+        "max_elapsed",
+        "name",
+        "nested",
+        "on",
+        "retry_if",
+        "retry_if_result",
+        "retry_rejected",
+    )
+
+    def __init__(
+        self,
+        *,
+        attempts: int = 3,
+        max_elapsed: float | None = None,
+        on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        retry_if: ExceptionPredicate | None = None,
+        retry_if_result: ResultPredicate | None = None,
+        backoff: Backoff | None = None,
+        budget: Budget | None | object = _DEFAULT,
+        nested: Literal["single", "multiply"] = "single",
+        retry_rejected: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
+        name: str = "retry",
+    ) -> None:
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ConfigError("attempts", attempts, "must be an integer >= 1")
+        if max_elapsed is not None and (
+            not isinstance(max_elapsed, int | float) or not 0 <= max_elapsed < math.inf
+        ):
+            raise ConfigError("max_elapsed", max_elapsed, "must be a finite number of seconds >= 0")
+        on_t = on if isinstance(on, tuple) else (on,)
+        for t in on_t:
+            if not (isinstance(t, type) and issubclass(t, BaseException)):
+                raise ConfigError("on", on, "must be an exception type or a tuple of them")
+        if nested not in ("single", "multiply"):
+            raise ConfigError("nested", nested, "must be 'single' or 'multiply'")
+        if budget is _DEFAULT:
+            budget = RetryBudget(clock=clock)
+        if budget is not None and not isinstance(budget, Budget):
+            raise ConfigError("budget", budget, "must be a RetryBudget, TokenBucketBudget or None")
+        self.attempts = attempts
+        self.max_elapsed = None if max_elapsed is None else float(max_elapsed)
+        self.on: tuple[type[BaseException], ...] = on_t
+        self.retry_if = retry_if
+        self.retry_if_result = retry_if_result
+        self.backoff = backoff if backoff is not None else Backoff.exponential()
+        self.budget: Budget | None = budget  # type: ignore[assignment]
+        self.nested = nested
+        self.retry_rejected = retry_rejected
+        self.clock = clock
+        self.name = name
+
+    def __repr__(self) -> str:
+        return (
+            f"Retry(name={self.name!r}, attempts={self.attempts}, max_elapsed={self.max_elapsed}, "
+            f"backoff={self.backoff!r}, budget={self.budget!r}, nested={self.nested!r})"
+        )
+
+    # -- the decision (sans-I/O) ----------------------------------------------------------------------
+
+    def verdict(self, exc: BaseException | None, result: Any) -> Verdict:
+        """Is this outcome worth retrying?  ``exc`` is the error, or ``None`` for a returned result."""
+        if exc is not None:
+            if isinstance(exc, _NEVER_RETRY) or not isinstance(exc, self.on):
+                return False
+            if isinstance(exc, Rejected) and not self.retry_rejected:
+                return False
+            if self.retry_if is not None:
+                return self.retry_if(exc)
+            return True
+        if self.retry_if_result is None:
+            return False
+        return self.retry_if_result(result)
+
+    def decide(
+        self,
+        *,
+        attempt: int,
+        started: float,
+        now: float,
+        verdict: Verdict,
+        previous_delay: float | None = None,
+        deadline: float | None = None,
+        nested: bool = False,
+    ) -> float | str:
+        """After failed attempt number ``attempt``: the delay before the next one, or why to give up.
+
+        Reasons: ``not_retryable``, ``nested``, ``attempts``, ``elapsed``, ``deadline``.  The budget is
+        asked separately (:meth:`_withdraw`), last, so that giving up for another reason costs no token.
+        """
+        if verdict is None or verdict is False:
+            return "not_retryable"
+        if nested and self.nested == "single":
+            return "nested"
+        if attempt >= self.attempts:
+            return "attempts"
+        if verdict is True:
+            delay = self.backoff.delay(attempt, previous_delay)
+        else:
+            delay = float(verdict)
+            if not delay >= 0:
+                delay = 0.0
+        at = now + delay
+        if self.max_elapsed is not None and at - started > self.max_elapsed:
+            return "elapsed"
+        if deadline is not None and at >= deadline:
+            return "deadline"
+        return delay
+
+    # -- executors ------------------------------------------------------------------------------------
+
+    def sync_layer(self, nxt: SyncNext, emitter: Emitter) -> SyncNext:
+        mono = self.clock.monotonic
+        on = self.on
+        rif = self.retry_if_result
+        budget = self.budget
+        deposit = budget.on_request if budget is not None and budget.counts_requests else None
+        outcomes = budget is not None and budget.counts_outcomes
+        slow = self._sync_slow(nxt, emitter)
+        em = emitter
+        # Hot-path specialisations, decided once here rather than on every call.
+        direct = nxt is invoke_sync  # innermost: call the function itself, skip one layer
+        plain = rif is None and not outcomes
+        ring = budget if isinstance(budget, RetryBudget) else None
+        if ring is not None:
+            deposit = None
+
+        def retry_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            now = mono()
+            if ring is not None:
+                # RetryBudget.on_request, inlined: a lock-free increment of the current slice.
+                cur = ring._cur
+                if now < cur.end:
+                    cur.deposits += 1
+                else:
+                    ring._advance(now).deposits += 1
+            elif deposit is not None:
+                deposit(now)
+            try:
+                result = fn(*args, **kwargs) if direct else nxt(fn, args, kwargs)
+            except on as exc:
+                return slow(fn, args, kwargs, now, exc, None)
+            if not plain:
+                if rif is not None:
+                    v = rif(result)
+                    if v is not None and v is not False:
+                        return slow(fn, args, kwargs, now, None, result, v)
+                if outcomes:
+                    budget.on_success()  # type: ignore[union-attr]
+            if em.active:
+                em.emit(AttemptSucceeded(em.pipeline, self.name, mono(), 1))
+            return result
+
+        return retry_call
+
+    def _sync_slow(self, nxt: SyncNext, emitter: Emitter) -> Callable[..., Any]:
+        mono = self.clock.monotonic
+        sleep = self.clock.sleep
+        on = self.on
+        rif = self.retry_if_result
+        budget = self.budget
+        outcomes = budget is not None and budget.counts_outcomes
+        em = emitter
+        name = self.name
+
+        def retry_slow(
+            fn: Callable[..., Any],
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+            started: float,
+            exc: BaseException | None,
+            result: Any,
+            verdict: Verdict = None,
+        ) -> Any:
+            nested = _in_outer_retry(sys._getframe(2))
+            attempt = 1
+            prev: float | None = None
+            ctx = _CONTEXT.get()
+            while True:
+                now = mono()
+                if exc is not None:
+                    verdict = self.verdict(exc, None)
+                if outcomes:
+                    budget.on_failure()  # type: ignore[union-attr]
+                if em.active:
+                    em.emit(AttemptFailed(em.pipeline, name, now, attempt, exc, result))
+                decision = self.decide(
+                    attempt=attempt,
+                    started=started,
+                    now=now,
+                    verdict=verdict,
+                    previous_delay=prev,
+                    deadline=_DEADLINE.get(),
+                    nested=nested,
+                )
+                if isinstance(decision, float) and not self._withdraw(now, attempt, em):
+                    decision = "budget"
+                if isinstance(decision, str):
+                    if em.active:
+                        em.emit(GaveUp(em.pipeline, name, now, attempt, decision, exc))
+                    if exc is not None:
+                        raise exc
+                    return result
+                if em.active:
+                    em.emit(RetryScheduled(em.pipeline, name, now, attempt, decision, exc))
+                sleep(decision)
+                prev = decision
+                attempt += 1
+                if ctx is not None:
+                    ctx.attempt = attempt
+                try:
+                    result = nxt(fn, args, kwargs)
+                except on as e:
+                    exc = e
+                    result = None
+                    continue
+                exc = None
+                if rif is not None:
+                    verdict = rif(result)
+                    if verdict is not None and verdict is not False:
+                        continue
+                if outcomes:
+                    budget.on_success()  # type: ignore[union-attr]
+                if em.active:
+                    em.emit(AttemptSucceeded(em.pipeline, name, mono(), attempt))
+                return result
+
+        return retry_slow
+
+    def _withdraw(self, now: float, attempt: int, em: Emitter) -> bool:
+        budget = self.budget
+        if budget is None or budget.try_withdraw(now):
+            return True
+        if em.active:
+            em.emit(RetryBudgetExhaustedEvent(em.pipeline, self.name, now, attempt))
+        return False
+
+    def async_layer(self, nxt: AsyncNext, emitter: Emitter) -> AsyncNext:
+        mono = self.clock.monotonic
+        asleep = self.clock.sleep_async
+        on = self.on
+        rif = self.retry_if_result
+        budget = self.budget
+        deposit = budget.on_request if budget is not None and budget.counts_requests else None
+        outcomes = budget is not None and budget.counts_outcomes
+        em = emitter
+        name = self.name
+        depth_var = _ASYNC_RETRY_DEPTH
+
+        async def retry_call_async(
+            fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            started = mono()
+            if deposit is not None:
+                deposit(started)
+            nested: bool | None = None
+            attempt = 1
+            prev: float | None = None
+            ctx = _CONTEXT.get()
+            while True:
+                exc: BaseException | None = None
+                result: Any = None
+                verdict: Verdict = None
+                token = depth_var.set(depth_var.get() + 1)
+                try:
+                    result = await nxt(fn, args, kwargs)
+                except on as e:
+                    exc = e
+                finally:
+                    depth_var.reset(token)
+                if exc is None:
+                    if rif is not None:
+                        verdict = rif(result)
+                    if verdict is None or verdict is False:
+                        if outcomes:
+                            budget.on_success()  # type: ignore[union-attr]
+                        if em.active:
+                            em.emit(AttemptSucceeded(em.pipeline, name, mono(), attempt))
+                        return result
+                else:
+                    verdict = self.verdict(exc, None)
+                now = mono()
+                if nested is None:
+                    nested = _in_outer_retry(sys._getframe(1))
+                if outcomes:
+                    budget.on_failure()  # type: ignore[union-attr]
+                if em.active:
+                    em.emit(AttemptFailed(em.pipeline, name, now, attempt, exc, result))
+                decision = self.decide(
+                    attempt=attempt,
+                    started=started,
+                    now=now,
+                    verdict=verdict,
+                    previous_delay=prev,
+                    deadline=_DEADLINE.get(),
+                    nested=nested,
+                )
+                if isinstance(decision, float) and not self._withdraw(now, attempt, em):
+                    decision = "budget"
+                if isinstance(decision, str):
+                    if em.active:
+                        em.emit(GaveUp(em.pipeline, name, now, attempt, decision, exc))
+                    if exc is not None:
+                        raise exc
+                    return result
+                if em.active:
+                    em.emit(RetryScheduled(em.pipeline, name, now, attempt, decision, exc))
+                await asleep(decision)
+                prev = decision
+                attempt += 1
+                if ctx is not None:
+                    ctx.attempt = attempt
+
+        return retry_call_async
+
+
+def _register_codes() -> None:
+    probe = Retry(budget=None)
+    em = Emitter("_probe")
+
+    def nop(fn: Any, args: Any, kwargs: Any) -> None:
+        return None
+
+    async def anop(fn: Any, args: Any, kwargs: Any) -> None:
+        return None
+
+    for layer in (probe.sync_layer(nop, em), probe._sync_slow(nop, em), probe.async_layer(anop, em)):
+        _RETRY_CODES.add(layer.__code__)
+
+
+_register_codes()

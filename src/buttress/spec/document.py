@@ -1,0 +1,55 @@
+"""The whole ``reliability.yaml``: one model per section, validated with line-aware errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .policies import PipelineSpec
+from .source import Document, load_yaml, load_yaml_text, validate
+
+__all__ = ["ReliabilitySpec", "load_spec", "load_spec_text"]
+
+
+class ReliabilitySpec(BaseModel):
+    """Root of ``reliability.yaml``.  Every section is optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(1, ge=1, le=1, description="Spec format version (1).")
+    service: str | None = Field(None, description="The service this file describes.")
+    policies: dict[str, PipelineSpec] = Field(
+        default_factory=dict, description="Named pipelines of resilience policies."
+    )
+
+
+def _check_root(doc: Document) -> None:
+    if doc.data is None:
+        doc.data = {}
+    if not isinstance(doc.data, dict):
+        raise doc.error((), "the top level must be a mapping (keys such as 'policies:', 'slos:')")
+
+
+def load_spec(path: str | Path) -> ReliabilitySpec:
+    """Load and validate ``reliability.yaml``; raises :class:`~buttress.errors.SpecError`."""
+    doc = load_yaml(path)
+    _check_root(doc)
+    spec = validate(ReliabilitySpec, doc)
+    spec.__dict__["_document"] = doc
+    return spec
+
+
+def load_spec_text(text: str, file: str = "<string>") -> ReliabilitySpec:
+    doc = load_yaml_text(text, file)
+    _check_root(doc)
+    return validate(ReliabilitySpec, doc)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of ``reliability.yaml`` for editors (``buttress spec schema``)."""
+    schema = ReliabilitySpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Buttress reliability.yaml"
+    return schema

@@ -1,0 +1,155 @@
+"""The ``policies:`` section: named pipelines, declared.
+
+.. code-block:: yaml
+
+    policies:
+      payments:
+        order: default          # or "given": keep the order of the keys below
+        fallback: {value: null}
+        timeout: 2s
+        retry:
+          attempts: 3
+          on: [ConnectionError, TimeoutError]
+          backoff: {kind: exponential, base: 100ms, cap: 5s, jitter: full}
+          budget: {ratio: 0.2, min_per_second: 10, ttl: 10s}
+        attempt_timeout: 500ms
+
+Exception names in ``on`` are built-in names or dotted import paths (``httpx.ConnectError``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic_core.core_schema import ValidatorFunctionWrapHandler
+
+from .types import Duration, PositiveDuration
+
+__all__ = [
+    "BackoffSpec",
+    "BudgetSpec",
+    "FallbackSpec",
+    "PipelineSpec",
+    "RetrySpec",
+    "TimeoutSpec",
+    "resolve_exception",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BackoffSpec(_Strict):
+    kind: Literal["constant", "linear", "exponential"] = "exponential"
+    base: Duration = 0.1
+    multiplier: float = Field(2.0, ge=1)
+    step: Duration = 0.0
+    cap: Duration = 10.0
+    jitter: Literal["none", "full", "equal", "decorrelated"] = "full"
+
+
+class BudgetSpec(_Strict):
+    mode: Literal["ratio", "token_bucket"] = "ratio"
+    ratio: float = Field(0.2, ge=0, le=1)
+    min_per_second: float = Field(10.0, ge=0)
+    ttl: PositiveDuration = 10.0
+    max_tokens: float = Field(10.0, gt=0, le=1000)
+    token_ratio: float = Field(0.1, gt=0, le=1)
+
+
+def resolve_exception(name: str) -> type[BaseException]:
+    """``ConnectionError`` or ``package.module.Error`` to the class; ``ValueError`` if it is none."""
+    obj: Any
+    if "." not in name:
+        obj = getattr(builtins, name, None)
+    else:
+        module, _, attr = name.rpartition(".")
+        try:
+            obj = getattr(importlib.import_module(module), attr, None)
+        except ImportError:
+            obj = None
+    if not (isinstance(obj, type) and issubclass(obj, BaseException)):
+        raise ValueError(f"{name!r} is not an exception class (built-in name or dotted path)")
+    return obj
+
+
+class RetrySpec(_Strict):
+    attempts: int = Field(3, ge=1)
+    max_elapsed: Duration | None = None
+    on: list[str] = Field(default_factory=lambda: ["Exception"])
+    backoff: BackoffSpec = BackoffSpec()
+    budget: BudgetSpec | None | Literal[False] = BudgetSpec()
+    nested: Literal["single", "multiply"] = "single"
+    retry_rejected: bool = False
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("on")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        for name in v:
+            resolve_exception(name)
+        return v
+
+
+class TimeoutSpec(_Strict):
+    seconds: PositiveDuration
+    hard: bool = False
+
+
+class FallbackSpec(_Strict):
+    value: Any = None
+    on: list[str] = Field(default_factory=lambda: ["Exception"])
+    on_rejected: bool = True
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("on")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        for name in v:
+            resolve_exception(name)
+        return v
+
+
+def _timeout(v: Any) -> Any:
+    return {"seconds": v} if isinstance(v, int | float | str) and not isinstance(v, bool) else v
+
+
+class PipelineSpec(_Strict):
+    """One named pipeline.  Later issues add more policy keys (breaker, bulkhead, ...)."""
+
+    order: Literal["default", "given"] = "default"
+    fallback: FallbackSpec | None = None
+    timeout: TimeoutSpec | None = None
+    retry: RetrySpec | None = None
+    attempt_timeout: TimeoutSpec | None = None
+
+    _declared: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_order(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        model = handler(data)
+        if isinstance(data, dict):
+            model._declared = [str(k) for k in data]
+        return model
+
+    def declared_keys(self) -> list[str]:
+        """Policy keys in the order the file declared them."""
+        return self._declared or list(type(self).model_fields)
+
+    @field_validator("timeout", "attempt_timeout", mode="before")
+    @classmethod
+    def _short_timeout(cls, v: Any) -> Any:
+        return _timeout(v)

@@ -1,0 +1,332 @@
+"""Line-aware YAML loading and validation.
+
+:func:`load_yaml` parses a YAML file into plain Python data *and* remembers where every key and value
+sits (line and column).  :func:`validate` runs a pydantic model over that data and turns every
+validation error into a :class:`~buttress.errors.SpecError` that names the file, line, column and dotted
+field path, suggesting the closest valid key when a key is unknown.  Every section of
+``reliability.yaml`` (and the other spec formats: OpenSLO, sloth, experiments) is read through here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, Union
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ..errors import SpecError
+
+__all__ = ["Document", "Loc", "load_yaml", "load_yaml_text", "spec_error", "validate"]
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class Document:
+    """Parsed YAML: ``data`` plus the position of every node, keyed by its path from the root."""
+
+    file: str
+    data: Any
+    values: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, loc: Iterable[str | int]) -> tuple[int | None, int | None]:
+        """Line and column (1-based) of the node at ``loc``, or of its nearest ancestor."""
+        path = tuple(loc)
+        while True:
+            if path in self.keys:
+                return self.keys[path]
+            if path in self.values:
+                return self.values[path]
+            if not path:
+                return (None, None)
+            path = path[:-1]
+
+    def error(self, loc: Iterable[str | int], message: str) -> SpecError:
+        """A :class:`SpecError` for the node at ``loc`` in this document."""
+        path = tuple(loc)
+        line, col = self.position(path)
+        return SpecError(message, file=self.file, line=line, column=col, field=_dotted(path) or None)
+
+    def sub(self, loc: Iterable[str | int]) -> Document:
+        """A view of the node at ``loc`` as a document of its own (positions keep pointing at the file)."""
+        prefix = tuple(loc)
+        n = len(prefix)
+        data: Any = self.data
+        for part in prefix:
+            data = data[part]
+        values = {k[n:]: v for k, v in self.values.items() if k[:n] == prefix}
+        keys = {k[n:]: v for k, v in self.keys.items() if k[:n] == prefix and len(k) > n}
+        doc = Document(self.file, data, values, keys)
+        doc._prefix = prefix  # type: ignore[attr-defined]
+        return doc
+
+
+def _dotted(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false are booleans, so keys such as ``on:``,
+    ``off:``, ``yes:`` and ``no:`` (and the country code ``NO``) stay strings."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def load_yaml_text(text: str, file: str = "<string>") -> Document:
+    """Parse YAML ``text``; syntax errors and duplicate keys become :class:`SpecError`."""
+    loader = _Loader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            raise SpecError(
+                f"YAML syntax error: {e.problem or e.context}",
+                file=file,
+                line=mark.line + 1 if mark else None,
+                column=mark.column + 1 if mark else None,
+            ) from None
+        except yaml.YAMLError as e:
+            raise SpecError(f"YAML error: {e}", file=file) from None
+        doc = Document(file, None)
+        if node is None:
+            return doc
+        doc.data = _build(loader, node, (), doc)
+        return doc
+    finally:
+        loader.dispose()
+
+
+def load_yaml(path: str | Path) -> Document:
+    """Read and parse the YAML file at ``path``."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise SpecError("is a directory, expected a YAML file", file=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"not UTF-8 text ({e.reason})", file=str(path)) from None
+    return load_yaml_text(text, str(path))
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _build(loader: _Loader, node: yaml.Node, path: Loc, doc: Document) -> Any:
+    doc.values[path] = _mark(node)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool) or key is None:
+                raise SpecError(
+                    "mapping keys must be plain scalars",
+                    file=doc.file,
+                    line=key_node.start_mark.line + 1,
+                    column=key_node.start_mark.column + 1,
+                    field=_dotted(path) or None,
+                )
+            if key in out:
+                raise SpecError(
+                    f"duplicate key {key!r}",
+                    file=doc.file,
+                    line=key_node.start_mark.line + 1,
+                    column=key_node.start_mark.column + 1,
+                    field=_dotted((*path, key)),
+                )
+            sub = (*path, key) if isinstance(key, str) else (*path, str(key))
+            doc.keys[sub] = _mark(key_node)
+            out[key] = _build(loader, value_node, sub, doc)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(loader, item, (*path, i), doc) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+# -- validation ------------------------------------------------------------------------------------
+
+
+def _model_fields(tp: Any) -> list[str]:
+    """Field names (and aliases) a model type accepts, for suggestions."""
+    names: list[str] = []
+    for m in _models_in(tp):
+        for fname, finfo in m.model_fields.items():
+            names.append(finfo.alias or fname)
+    return names
+
+
+def _models_in(tp: Any) -> list[type[BaseModel]]:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _models_in(typing.get_args(tp)[0])
+    if origin in (Union, types.UnionType):
+        out: list[type[BaseModel]] = []
+        for a in typing.get_args(tp):
+            out.extend(_models_in(a))
+        return out
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    return []
+
+
+def _type_at(model: Any, loc: Loc) -> Any:
+    """Walk ``loc`` through the model's annotations; the type found there, or ``None``."""
+    tp: Any = model
+    for part in loc:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+            origin = typing.get_origin(tp)
+        if origin in (Union, types.UnionType):
+            candidates = [a for a in typing.get_args(tp) if a is not type(None)]
+            # Prefer a model that has this field.
+            nxt = None
+            for c in candidates:
+                for m in _models_in(c):
+                    if isinstance(part, str) and part in _model_fields(m):
+                        nxt = m
+                        break
+                if nxt is not None:
+                    break
+            if nxt is None:
+                for c in candidates:
+                    o = typing.get_origin(c)
+                    if o in (dict, list, tuple, Mapping) or (
+                        isinstance(c, type) and issubclass(c, BaseModel)
+                    ):
+                        nxt = c
+                        break
+            if nxt is None:
+                return None
+            tp = nxt
+            origin = typing.get_origin(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            if not isinstance(part, str):
+                return None
+            found = None
+            for fname, finfo in tp.model_fields.items():
+                if part in (fname, finfo.alias):
+                    found = finfo.annotation
+            if found is None:
+                return None
+            tp = found
+        elif origin in (dict, Mapping):
+            tp = typing.get_args(tp)[1]
+        elif origin in (list, tuple):
+            tp = typing.get_args(tp)[0]
+        else:
+            return None
+    return tp
+
+
+def _clean_loc(loc: tuple[Any, ...], data: Any) -> Loc:
+    """Drop the union/tag entries pydantic inserts into ``loc`` that are not keys of the data."""
+    out: list[str | int] = []
+    cur = data
+    for part in loc:
+        if isinstance(cur, Mapping) and part in cur:
+            out.append(part)
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            out.append(part)
+            cur = cur[part]
+        elif isinstance(cur, Mapping) and not isinstance(part, int):
+            # An unknown key (extra_forbidden) or a missing one: keep it, it names the field.
+            if isinstance(part, str) and (
+                part.startswith(("function-", "tagged-union[", "union[", "json-or-python["))
+                or "[" in part
+            ):
+                continue
+            out.append(part)
+            cur = None
+        else:
+            continue
+    return tuple(out)
+
+
+def spec_error(doc: Document, loc: Iterable[str | int], message: str) -> SpecError:
+    return doc.error(loc, message)
+
+
+def validate(model: type[M], doc: Document, loc: Loc = (), *, context: Any = None) -> M:
+    """Validate the node at ``loc`` of ``doc`` as ``model``; raise one :class:`SpecError` listing all
+    problems, each with its line, column and field."""
+    data: Any = doc.data
+    for part in loc:
+        data = data[part]
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as e:
+        problems: list[SpecError] = []
+        for err in e.errors(include_url=False):
+            rel = _clean_loc(tuple(err["loc"]), data)
+            full = (*loc, *rel)
+            msg = err["msg"]
+            etype = err["type"]
+            if etype == "extra_forbidden" and rel:
+                key = rel[-1]
+                parent = _type_at(model, rel[:-1])
+                valid = _model_fields(parent) if parent is not None else []
+                msg = f"unknown key {key!r}"
+                close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
+                if close:
+                    msg += f"; did you mean {close[0]!r}?"
+                elif valid:
+                    msg += f" (valid keys: {', '.join(sorted(valid))})"
+            elif etype == "missing":
+                msg = "required field is missing"
+            elif msg.startswith("Value error, "):
+                msg = msg[len("Value error, ") :]
+            elif msg.startswith("Assertion failed, "):
+                msg = msg[len("Assertion failed, ") :]
+            problems.append(doc.error(full, msg))
+        # Deduplicate (unions report the same problem once per member).
+        seen: set[str] = set()
+        unique = []
+        for p in problems:
+            if p.render() not in seen:
+                seen.add(p.render())
+                unique.append(p)
+        unique.sort(key=lambda p: (p.line or 0, p.column or 0))
+        first = unique[0]
+        if len(unique) > 1:
+            rest = "\n".join("  " + p.render() for p in unique[1:])
+            err_all = SpecError(
+                f"{first.message}\n(and {len(unique) - 1} more)\n{rest}",
+                file=first.file,
+                line=first.line,
+                column=first.column,
+                field=first.field,
+            )
+            err_all.problems = unique  # type: ignore[attr-defined]
+            raise err_all from None
+        first.problems = unique  # type: ignore[attr-defined]
+        raise first from None

@@ -1,0 +1,69 @@
+"""Field types shared by every spec section: durations, ratios, names."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+
+__all__ = ["Duration", "PositiveDuration", "parse_duration"]
+
+_UNITS = {
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number (seconds) or a string such as ``250ms``, ``2s``, ``1h30m``, ``30d``."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if text.startswith("-"):
+            raise ValueError(f"a duration must not be negative, got {value!r}")
+        if not text:
+            raise ValueError("expected a duration such as '250ms', '2s', '5m', '1h', '30d'")
+        try:
+            seconds = float(text)
+        except ValueError:
+            pos = 0
+            seconds = 0.0
+            for m in _PART.finditer(text):
+                if m.start() != pos:
+                    break
+                seconds += float(m.group(1)) * _UNITS[m.group(2)]
+                pos = m.end()
+            if pos != len(text):
+                raise ValueError(
+                    f"cannot read {value!r} as a duration; use e.g. '250ms', '2s', '5m', '1h', '30d'"
+                ) from None
+    else:
+        raise ValueError(f"expected a duration, got {type(value).__name__}")
+    if math.isnan(seconds) or math.isinf(seconds):
+        raise ValueError(f"a duration must be finite, got {value!r}")
+    if seconds < 0:
+        raise ValueError(f"a duration must not be negative, got {value!r}")
+    return seconds
+
+
+def _positive(value: Any) -> float:
+    s = parse_duration(value)
+    if s <= 0:
+        raise ValueError(f"must be a duration > 0, got {value!r}")
+    return s
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds (float); YAML may say ``2``, ``2.5``, ``"250ms"``, ``"1h30m"``."""
+
+PositiveDuration = Annotated[float, BeforeValidator(_positive)]
