@@ -5,6 +5,7 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
 if ((${#need[@]})); then
   echo "installing system packages: ${need[*]}"
   sudo_cmd=()
@@ -13,7 +14,7 @@ if ((${#need[@]})); then
   "${sudo_cmd[@]}" apt-get update -qq
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # The Debian packages may start services; tests start their own on free ports.
-  for svc in redis-server prometheus; do
+  for svc in redis-server prometheus postgresql; do
     "${sudo_cmd[@]}" service "$svc" stop >/dev/null 2>&1 || true
   done
 fi

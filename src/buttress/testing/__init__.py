@@ -1,9 +1,9 @@
 """Tools for testing code that uses Buttress: a fake clock and a switch that turns real waits off.
 
-``FakeClock`` never really waits: ``sleep`` and ``sleep_async`` advance its time at once (the async form
-still yields to the event loop once, so other tasks run).  ``set_testing(True)`` makes the *system*
-clock skip its sleeps too, for code whose policies you did not build with a fake clock; it returns a
-context manager that restores the previous setting.
+``FakeClock`` never really waits: ``sleep`` and ``sleep_async`` advance its time at once (the async
+form still yields to the event loop once, so other tasks run).  ``set_testing(True)`` makes the
+*system* clock skip its sleeps too, for code whose policies you did not build with a fake clock; it
+returns a context manager that restores the previous setting.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import threading
 from types import TracebackType
 
-from ..clock import _WAITS
+from buttress.clock import _WAITS
 
 __all__ = ["FakeClock", "set_testing"]
 
@@ -38,14 +38,14 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds`` (``>= 0``)."""
-        if seconds < 0:
+        if not seconds >= 0:  # also rejects NaN
             raise ValueError(f"cannot move a clock backwards (advance({seconds}))")
         with self._lock:
             self._now += seconds
 
     def set(self, now: float) -> None:
         """Jump to ``now`` (not before the current reading)."""
-        if now < self._now:
+        if not now >= self._now:  # also rejects NaN
             raise ValueError(f"cannot move a clock backwards (set({now}) < {self._now})")
         with self._lock:
             self._now = float(now)
@@ -65,7 +65,7 @@ class FakeClock:
         return f"FakeClock(now={self._now:g})"
 
 
-class set_testing:  # noqa: N801 - used like a function
+class set_testing:
     """Turn real waits of the system clock off (``True``) or on; usable as a context manager."""
 
     def __init__(self, on: bool = True) -> None:

@@ -1,0 +1,178 @@
+"""OpenTelemetry metrics from Buttress events, via ``opentelemetry-api``.
+
+The instruments carry the same names and attributes as the Prometheus metrics, so dashboards and
+alerts read the same whichever path the numbers take:
+
+* counter ``buttress_events_total`` (unit ``{event}``), +1 per event;
+* histogram ``buttress_duration_seconds`` (unit ``s``) of events' ``duration`` field;
+* histogram ``buttress_delay_seconds`` (unit ``s``) of events' ``delay`` or ``waited`` field;
+
+each with the attributes ``pipeline``, ``policy`` and ``event``.  The histograms advise explicit
+bucket boundaries (:data:`~buttress.telemetry.DEFAULT_BUCKETS`): the SDK's own defaults (0 to 10
+000) are meant for milliseconds.  A Prometheus exporter that follows the OpenTelemetry compatibility
+spec keeps these names unchanged: a counter name that already ends in ``_total``, and a name that
+already ends in its unit's suffix, are not suffixed again.
+
+Usage::
+
+    from buttress.telemetry import otel
+    remove = otel.install()                      # the global MeterProvider
+    remove = otel.install(meter_provider=mp)     # or a given one
+
+The library is imported when a listener is built, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from buttress.errors import ConfigError, MissingExtra
+from buttress.events import Event, add_listener
+
+from . import (
+    DEFAULT_BUCKETS,
+    EVENTS_TOTAL,
+    HISTOGRAM_FIELDS,
+    HISTOGRAMS,
+    check_buckets,
+    event_name,
+    histogram_fields,
+)
+
+if TYPE_CHECKING:
+    from buttress.pipeline import Pipeline
+
+__all__ = ["METER_NAME", "OTelListener", "install"]
+
+METER_NAME = "buttress"
+"""The instrumentation scope name of the meter."""
+
+_installed_lock = threading.Lock()
+_installed: set[int] = set()  # ids of meter providers (0: the global one) with a live listener
+
+
+def _import() -> Any:
+    try:
+        from opentelemetry import metrics
+    except ImportError:
+        raise MissingExtra("OpenTelemetry metrics", "telemetry", "opentelemetry-api") from None
+    return metrics
+
+
+class OTelListener:
+    """A listener that records events on OpenTelemetry instruments.
+
+    :param meter_provider: a ``MeterProvider``; ``None`` (default) is the global one
+        (``opentelemetry.metrics.get_meter_provider()``, a no-op until the application sets one).
+    :param buckets: histogram bucket boundaries advised to the SDK, in seconds.
+
+    Attribute dictionaries are built once per (event type, pipeline, policy) and reused.
+    """
+
+    __slots__ = ("_bound", "_lock", "buckets", "counter", "histograms", "meter")
+
+    def __init__(
+        self, meter_provider: Any | None = None, *, buckets: Sequence[float] = DEFAULT_BUCKETS
+    ) -> None:
+        metrics = _import()
+        from buttress import __version__
+
+        self.buckets = check_buckets(buckets)
+        if meter_provider is not None and not hasattr(meter_provider, "get_meter"):
+            raise ConfigError(
+                "meter_provider", meter_provider, "must be an OpenTelemetry MeterProvider"
+            )
+        self.meter: Any = metrics.get_meter(METER_NAME, __version__, meter_provider=meter_provider)
+        self.counter: Any = self.meter.create_counter(
+            EVENTS_TOTAL,
+            unit="{event}",
+            description="Buttress policy events, by pipeline, policy instance and event name.",
+        )
+        self.histograms: dict[str, Any] = {
+            name: self.meter.create_histogram(
+                name,
+                unit="s",
+                description=doc,
+                explicit_bucket_boundaries_advisory=list(self.buckets),
+            )
+            for name, doc in HISTOGRAMS.items()
+        }
+        self._bound: dict[
+            tuple[type[Event], str, str], tuple[dict[str, str], tuple[tuple[str, Any], ...]]
+        ] = {}
+        self._lock = threading.Lock()
+
+    def _bind(
+        self, key: tuple[type[Event], str, str]
+    ) -> tuple[dict[str, str], tuple[tuple[str, Any], ...]]:
+        cls, pipeline, policy = key
+        attributes = {"pipeline": pipeline, "policy": policy, "event": event_name(cls)}
+        bound = (
+            attributes,
+            tuple((f, self.histograms[HISTOGRAM_FIELDS[f]]) for f in histogram_fields(cls)),
+        )
+        with self._lock:
+            self._bound[key] = bound
+        return bound
+
+    def __call__(self, event: Event) -> None:
+        key = (type(event), event.pipeline, event.policy)
+        bound = self._bound.get(key)
+        if bound is None:
+            bound = self._bind(key)
+        attributes, hists = bound
+        self.counter.add(1, attributes)
+        for field, hist in hists:
+            value = getattr(event, field)
+            if value is not None:
+                hist.record(value, attributes)
+
+    def __repr__(self) -> str:
+        return f"OTelListener(meter={self.meter!r})"
+
+
+def install(
+    meter_provider: Any | None = None,
+    *,
+    buckets: Sequence[float] = DEFAULT_BUCKETS,
+    pipeline: Pipeline | None = None,
+) -> Callable[[], None]:
+    """Record Buttress events on OpenTelemetry instruments; returns the function that undoes it.
+
+    :param meter_provider: default the global ``MeterProvider``.
+    :param buckets: histogram bucket boundaries, seconds.
+    :param pipeline: listen to this pipeline only; default every pipeline.
+
+    A second install for the same provider while the first is live is refused
+    (:class:`~buttress.errors.ConfigError`): it would count every event twice.  OpenTelemetry has no
+    way to delete instruments, so removing stops the recording and leaves the instruments in place.
+    """
+    key = 0 if meter_provider is None else id(meter_provider)
+    with _installed_lock:
+        if key in _installed:
+            raise ConfigError(
+                "meter_provider",
+                meter_provider,
+                "already has a Buttress listener; call the remove function of the first install",
+            )
+        _installed.add(key)
+    try:
+        listener = OTelListener(meter_provider, buckets=buckets)
+    except BaseException:
+        with _installed_lock:
+            _installed.discard(key)
+        raise
+    stop = add_listener(listener) if pipeline is None else pipeline.add_listener(listener)
+    done = [False]
+
+    def remove() -> None:
+        if done[0]:
+            return
+        done[0] = True
+        stop()
+        with _installed_lock:
+            _installed.discard(key)
+
+    return remove

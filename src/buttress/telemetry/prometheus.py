@@ -1,0 +1,174 @@
+"""Prometheus metrics from Buttress events, via ``prometheus-client``.
+
+Metrics (see :mod:`buttress.telemetry` for why there is one counter):
+
+* ``buttress_events_total{pipeline, policy, event}``: a counter, +1 per event;
+* ``buttress_duration_seconds{pipeline, policy, event}``: a histogram of the ``duration`` of events
+  that carry one (``buttress_pipeline_call_succeeded``, ``buttress_pipeline_call_failed``);
+* ``buttress_delay_seconds{pipeline, policy, event}``: a histogram of the ``delay`` or ``waited`` of
+  events that carry one (``buttress_retry_retry_scheduled``, rate limiter and bulkhead waits).
+
+Usage::
+
+    from buttress.telemetry import prometheus
+    remove = prometheus.install()            # into prometheus_client.REGISTRY
+    ...
+    remove()                                 # stop listening and unregister the metrics
+
+The library is imported when a listener is built, not when this module is imported; without it,
+:class:`~buttress.errors.MissingExtra` says which extra to install.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from buttress.errors import ConfigError, MissingExtra
+from buttress.events import Event, add_listener
+
+from . import (
+    DEFAULT_BUCKETS,
+    EVENTS_TOTAL,
+    HISTOGRAM_FIELDS,
+    HISTOGRAMS,
+    LABELS,
+    check_buckets,
+    event_name,
+    histogram_fields,
+)
+
+if TYPE_CHECKING:
+    from buttress.pipeline import Pipeline
+
+__all__ = ["PrometheusListener", "install"]
+
+
+def _import() -> Any:
+    try:
+        import prometheus_client
+    except ImportError:
+        raise MissingExtra("Prometheus metrics", "telemetry", "prometheus_client") from None
+    return prometheus_client
+
+
+class PrometheusListener:
+    """A listener that counts events and observes their durations into Prometheus metrics.
+
+    :param registry: a ``prometheus_client.CollectorRegistry``; ``None`` (default) is the library's
+        global ``REGISTRY``, the one its HTTP exporters serve.
+    :param buckets: histogram upper bounds in seconds; default
+        :data:`~buttress.telemetry.DEFAULT_BUCKETS`.
+
+    Building it registers the metrics; :meth:`unregister` removes them.  A registry that already has
+    metrics of these names (say, a second listener) is refused with
+    :class:`~buttress.errors.ConfigError` rather than counting every event twice.
+
+    Per event the listener does one dict lookup for the (event type, pipeline, policy) children, one
+    counter increment and one histogram observation per time field.
+    """
+
+    __slots__ = ("_children", "_lock", "buckets", "counter", "histograms", "registry")
+
+    def __init__(
+        self, registry: Any | None = None, *, buckets: Sequence[float] = DEFAULT_BUCKETS
+    ) -> None:
+        prom = _import()
+        self.buckets = check_buckets(buckets)
+        self.registry: Any = prom.REGISTRY if registry is None else registry
+        if not isinstance(self.registry, prom.CollectorRegistry):
+            raise ConfigError("registry", registry, "must be a prometheus_client.CollectorRegistry")
+        self.counter: Any = prom.Counter(
+            EVENTS_TOTAL,
+            "Buttress policy events, by pipeline, policy instance and event name.",
+            LABELS,
+            registry=None,
+        )
+        self.histograms: dict[str, Any] = {
+            name: prom.Histogram(name, doc, LABELS, registry=None, buckets=self.buckets)
+            for name, doc in HISTOGRAMS.items()
+        }
+        done: list[Any] = []
+        try:
+            for collector in (self.counter, *self.histograms.values()):
+                self.registry.register(collector)
+                done.append(collector)
+        except ValueError as e:
+            for collector in done:
+                self.registry.unregister(collector)
+            raise ConfigError(
+                "registry",
+                self.registry,
+                f"already holds a metric of the same name ({e}); remove the earlier listener first",
+            ) from None
+        self._children: dict[tuple[type[Event], str, str], tuple[Any, tuple[tuple[str, Any], ...]]]
+        self._children = {}
+        self._lock = threading.Lock()
+
+    def _bind(self, key: tuple[type[Event], str, str]) -> tuple[Any, tuple[tuple[str, Any], ...]]:
+        cls, pipeline, policy = key
+        labels = (pipeline, policy, event_name(cls))
+        bound = (
+            self.counter.labels(*labels),
+            tuple(
+                (f, self.histograms[HISTOGRAM_FIELDS[f]].labels(*labels))
+                for f in histogram_fields(cls)
+            ),
+        )
+        with self._lock:
+            self._children[key] = bound
+        return bound
+
+    def __call__(self, event: Event) -> None:
+        key = (type(event), event.pipeline, event.policy)
+        bound = self._children.get(key)
+        if bound is None:
+            bound = self._bind(key)
+        counter, hists = bound
+        counter.inc()
+        for field, hist in hists:
+            value = getattr(event, field)
+            if value is not None:
+                hist.observe(value)
+
+    def unregister(self) -> None:
+        """Remove this listener's metrics from the registry (idempotent)."""
+        for collector in (self.counter, *self.histograms.values()):
+            try:
+                self.registry.unregister(collector)
+            except KeyError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"PrometheusListener(registry={self.registry!r})"
+
+
+def install(
+    registry: Any | None = None,
+    *,
+    buckets: Sequence[float] = DEFAULT_BUCKETS,
+    pipeline: Pipeline | None = None,
+) -> Callable[[], None]:
+    """Export Buttress events as Prometheus metrics; returns the function that undoes it.
+
+    :param registry: the ``CollectorRegistry`` to register in; default
+        ``prometheus_client.REGISTRY``.
+    :param buckets: histogram upper bounds, seconds; default
+        :data:`~buttress.telemetry.DEFAULT_BUCKETS`.
+    :param pipeline: listen to this pipeline only; default every pipeline (a global listener).
+
+    The returned function stops listening and unregisters the metrics; calling it twice is harmless.
+    """
+    listener = PrometheusListener(registry, buckets=buckets)
+    stop = add_listener(listener) if pipeline is None else pipeline.add_listener(listener)
+    done = [False]
+
+    def remove() -> None:
+        if done[0]:
+            return
+        done[0] = True
+        stop()
+        listener.unregister()
+
+    return remove
