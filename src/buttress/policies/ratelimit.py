@@ -1,0 +1,395 @@
+"""Rate limiter: GCRA (the token bucket's exact twin) with burst, wait-or-reject, per-key buckets.
+
+The Generic Cell Rate Algorithm keeps one number per bucket, the *theoretical arrival time* ``TAT``.
+With ``rate`` calls per ``per`` seconds, the emission interval is ``T = per / rate``; with ``burst``
+calls allowed at once, the tolerance is ``burst * T``.  A call of ``cost`` tokens at time ``now``::
+
+    tat      = max(TAT, now)
+    new_tat  = tat + cost * T
+    wait     = new_tat - burst * T - now
+    wait <= 0          -> admit now,              TAT = new_tat
+    0 < wait <= limit  -> admit after ``wait`` s, TAT = new_tat   (a reservation: mode="wait")
+    wait > limit       -> refuse, retry_after = wait, TAT unchanged
+
+``limit`` is 0 in ``mode="reject"`` and ``min(max_wait, deadline - now)`` in ``mode="wait"``.  This
+is a token bucket of capacity ``burst`` refilled at one token per ``T`` (the bucket holds
+``(now + burst*T - TAT) / T`` tokens), kept as one float, so a decision is O(1) and a bucket whose
+``TAT <= now`` is *full* and can be forgotten without changing any future decision.
+
+**The bound.**  Over any window of length ``W``, the calls admitted (at the times they proceed)
+number at most ``burst + W / T``: ``TAT`` grows by ``T`` per admitted call and never exceeds the
+proceeding time plus ``burst * T``.
+
+**Where the state lives.**  Decisions go through one narrow interface, :class:`BucketStore`:
+``acquire(key, now, increment, tolerance, max_wait) -> float``, one atomic step per decision,
+so the in-memory store here and a shared store (one Redis round trip running the same arithmetic in
+a script) are interchangeable.  :class:`MemoryBucketStore` bounds its memory: at most ``max_keys``
+buckets, full buckets are swept first, then the least recently used is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.context import _CONTEXT, _DEADLINE
+from buttress.errors import ConfigError, RateLimited
+from buttress.events import Emitter, Event
+
+from .base import AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
+
+__all__ = [
+    "BucketStore",
+    "MemoryBucketStore",
+    "RateLimitRejected",
+    "RateLimitWaited",
+    "RateLimiter",
+    "context_key",
+]
+
+DEFAULT_MAX_KEYS = 10_000
+DEFAULT_MAX_WAIT = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitRejected(Event):
+    """A call was refused; it would be admitted ``retry_after`` seconds from now."""
+
+    policy_type: ClassVar[str] = "rate_limiter"
+    kind: ClassVar[str] = "rejected"
+    key: Hashable
+    retry_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitWaited(Event):
+    """A call was admitted after waiting ``delay`` seconds (``mode="wait"``)."""
+
+    policy_type: ClassVar[str] = "rate_limiter"
+    kind: ClassVar[str] = "waited"
+    key: Hashable
+    delay: float
+
+
+@runtime_checkable
+class BucketStore(Protocol):
+    """Where bucket state lives.  One call is one atomic decision.
+
+    ``acquire`` returns a float: ``>= 0`` means *admitted*, after waiting that many seconds (0: now;
+    the store has already counted the call); ``< 0`` means *refused*, and ``-result`` is the
+    retry-after in seconds (nothing was counted).  ``increment`` is ``cost * T`` (the call's cost
+    in seconds of refill, ``T = per / rate``); ``tolerance`` is ``burst * T``.  A shared store may
+    read its own clock instead of ``now``, as long as it is one clock for all callers.
+    """
+
+    def acquire(
+        self,
+        key: Hashable,
+        now: float,
+        increment: float,
+        tolerance: float,
+        max_wait: float,
+    ) -> float: ...
+
+
+class MemoryBucketStore:
+    """Buckets in this process, thread-safe, with bounded memory.
+
+    :param max_keys: the most buckets kept (``>= 1``).  Default 10,000.  When a new key would pass
+        it, full buckets (``TAT <= now``: forgetting them changes nothing) are swept, at most once
+        per ``max_keys // 8`` new keys; if none can be swept the least recently used bucket is
+        dropped (which can only make the limiter more lenient for that one key, never stricter).
+    """
+
+    __slots__ = ("_lock", "_shared", "_since_sweep", "_tat", "evicted", "max_keys")
+
+    def __init__(self, max_keys: int = DEFAULT_MAX_KEYS) -> None:
+        if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
+            raise ConfigError("max_keys", max_keys, "must be an integer >= 1")
+        self.max_keys = max_keys
+        self._lock = threading.Lock()
+        self._tat: OrderedDict[Hashable, float] = OrderedDict()
+        self._since_sweep = max_keys  # the first overflow may sweep at once
+        self._shared = -math.inf  # the bucket of key None, kept out of the LRU
+        self.evicted = 0
+        """Buckets dropped while not full (each made one key's limit briefly more lenient)."""
+
+    def __len__(self) -> int:
+        """Keyed buckets held (the shared bucket of key ``None`` is not counted)."""
+        return len(self._tat)
+
+    def tat(self, key: Hashable) -> float | None:
+        """The stored theoretical arrival time of ``key`` (``None``: no bucket, i.e. full)."""
+        if key is None:
+            return None if self._shared == -math.inf else self._shared
+        return self._tat.get(key)
+
+    def acquire(
+        self,
+        key: Hashable,
+        now: float,
+        increment: float,
+        tolerance: float,
+        max_wait: float,
+    ) -> float:
+        if key is None:
+            with self._lock:
+                shared = self._shared
+                new_tat = (shared if shared > now else now) + increment
+                wait = new_tat - tolerance - now
+                if wait > max_wait:
+                    return -wait
+                self._shared = new_tat
+            return wait if wait > 0.0 else 0.0
+        with self._lock:
+            d = self._tat
+            tat = d.get(key)
+            if tat is None:
+                new_tat = now + increment
+            elif tat > now:
+                new_tat = tat + increment
+            else:
+                new_tat = now + increment
+            wait = new_tat - tolerance - now
+            if wait > max_wait:
+                return -wait
+            if tat is None:
+                d[key] = new_tat
+                if len(d) > self.max_keys:
+                    self._shrink_locked(now)
+            else:
+                d[key] = new_tat
+                d.move_to_end(key)
+            return wait if wait > 0.0 else 0.0
+
+    def _shrink_locked(self, now: float) -> None:
+        d = self._tat
+        self._since_sweep += 1
+        if self._since_sweep >= max(1, self.max_keys // 8):
+            self._since_sweep = 0
+            full = [k for k, tat in d.items() if tat <= now]
+            for k in full:
+                del d[k]
+        while len(d) > self.max_keys:
+            _, tat = d.popitem(last=False)
+            if tat > now:
+                self.evicted += 1
+
+
+def context_key(prop: str) -> Callable[[], Hashable]:
+    """A key function reading ``prop`` from the current call context's properties (``None`` if
+    absent).
+
+    ``RateLimiter(100, key=context_key("tenant"))`` with
+    ``pipeline.call_with_context(Context(properties={"tenant": "acme"}), fn)``.
+    """
+
+    def key() -> Hashable:
+        ctx = _CONTEXT.get()
+        return None if ctx is None else ctx.properties.get(prop)
+
+    key.__qualname__ = f"context_key({prop!r})"
+    return key
+
+
+def _positive(parameter: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ConfigError(parameter, value, "must be a finite number > 0")
+    return float(value)
+
+
+class RateLimiter(Policy):
+    """Admit at most ``rate`` calls per ``per`` seconds, with bursts of up to ``burst`` calls.
+
+    :param rate: calls allowed per ``per`` seconds (``> 0``).
+    :param per: the period ``rate`` is counted over, in seconds (``> 0``).  Default 1.
+    :param burst: calls allowed back to back after a quiet spell: the bucket's capacity (``>= 1``).
+        Default ``max(1, floor(rate))``: one period's worth, the classic token bucket.
+    :param mode: ``"reject"`` (default): refuse at once with :class:`~buttress.errors.RateLimited`
+        carrying ``retry_after``; ``"wait"``: reserve the next slot and sleep until it, if that is
+        within ``max_wait`` and the deadline in force, else refuse.
+    :param max_wait: the longest wait in ``mode="wait"``, in seconds (``>= 0``).  Default 1 s.
+    :param key: a function of no arguments returning the bucket key for the current call (a tenant,
+        a route; ``None``: the shared bucket), e.g. :func:`context_key`.  Default: one bucket.
+    :param store: where buckets live.  Default a fresh :class:`MemoryBucketStore` (``max_keys``).
+    :param max_keys: the default store's bound on buckets.  Default 10,000.
+    :param clock: the clock the buckets run on.
+
+    Per call (one bucket, reject mode): one clock read, one lock, one dict lookup.
+    """
+
+    kind: ClassVar[str] = "rate_limiter"
+    order: ClassVar[int] = 50
+
+    __slots__ = (
+        "burst",
+        "clock",
+        "interval",
+        "key",
+        "max_wait",
+        "mode",
+        "name",
+        "per",
+        "rate",
+        "store",
+        "tolerance",
+    )
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        per: float = 1.0,
+        burst: int | None = None,
+        mode: Literal["reject", "wait"] = "reject",
+        max_wait: float = DEFAULT_MAX_WAIT,
+        key: Callable[[], Hashable] | None = None,
+        store: BucketStore | None = None,
+        max_keys: int = DEFAULT_MAX_KEYS,
+        clock: Clock = SYSTEM_CLOCK,
+        name: str = "rate_limiter",
+    ) -> None:
+        rate = _positive("rate", rate)
+        per = _positive("per", per)
+        if burst is None:
+            burst = max(1, math.floor(rate))
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise ConfigError("burst", burst, "must be an integer >= 1")
+        if mode not in ("reject", "wait"):
+            raise ConfigError("mode", mode, "must be 'reject' or 'wait'")
+        if (
+            isinstance(max_wait, bool)
+            or not isinstance(max_wait, int | float)
+            or not 0 <= max_wait < math.inf
+        ):
+            raise ConfigError("max_wait", max_wait, "must be a finite number of seconds >= 0")
+        if key is not None and not callable(key):
+            raise ConfigError("key", key, "must be a function of no arguments, or None")
+        if store is not None and not isinstance(store, BucketStore):
+            raise ConfigError(
+                "store", store, "must provide acquire(key, now, increment, tolerance, max_wait)"
+            )
+        self.rate = rate
+        self.per = per
+        self.burst = burst
+        self.interval = per / rate
+        self.tolerance = burst * self.interval
+        self.mode = mode
+        self.max_wait = float(max_wait)
+        self.key = key
+        self.store: BucketStore = store if store is not None else MemoryBucketStore(max_keys)
+        self.clock = clock
+        self.name = name
+
+    def __repr__(self) -> str:
+        return (
+            f"RateLimiter(name={self.name!r}, rate={self.rate:g}, per={self.per:g}, "
+            f"burst={self.burst}, mode={self.mode!r})"
+        )
+
+    # -- the decision ------------------------------------------------------------------------------
+
+    def reserve(self, key: Hashable = None, *, cost: float = 1.0, max_wait: float = 0.0) -> float:
+        """One decision at the clock's current time (see :class:`BucketStore` for the result's
+        sign).
+
+        :param cost: tokens this call takes, ``0 < cost <= burst``.
+        :param max_wait: admit if the wait is at most this (the caller then sleeps that long).
+        """
+        if not 0 < cost <= self.burst:
+            raise ValueError(f"cost must be within (0, burst={self.burst}], got {cost!r}")
+        return self.store.acquire(
+            key, self.clock.monotonic(), cost * self.interval, self.tolerance, max_wait
+        )
+
+    def try_acquire(self, key: Hashable = None, *, cost: float = 1.0) -> bool:
+        """Take ``cost`` tokens now if the bucket has them (never waits)."""
+        return self.reserve(key, cost=cost) >= 0.0
+
+    def _refuse(self, em: Emitter, key: Hashable, retry_after: float, waited: bool) -> RateLimited:
+        if em.active:
+            em.emit(
+                RateLimitRejected(em.pipeline, self.name, self.clock.monotonic(), key, retry_after)
+            )
+        where = "" if key is None else f" for key {key!r}"
+        why = " (more than the wait allowed)" if waited else ""
+        return RateLimited(
+            f"rate limiter {self.name!r}: over {self.rate:g} per {self.per:g}s{where}; "
+            f"retry after {retry_after:.3g}s{why}",
+            policy=self.name,
+            retry_after=retry_after,
+        )
+
+    def _wait_limit(self, now: float) -> float:
+        limit = self.max_wait
+        d = _DEADLINE.get()
+        if d is not None and d - now < limit:
+            limit = max(0.0, d - now)
+        return limit
+
+    # -- executors ---------------------------------------------------------------------------------
+
+    def sync_layer(self, nxt: SyncNext, emitter: Emitter) -> SyncNext:
+        mono = self.clock.monotonic
+        sleep = self.clock.sleep
+        acquire = self.store.acquire
+        interval = self.interval
+        tolerance = self.tolerance
+        keyf = self.key
+        waits = self.mode == "wait"
+        wait_limit = self._wait_limit
+        refuse = self._refuse
+        direct = nxt is invoke_sync
+        em = emitter
+        name = self.name
+
+        def rate_limit_call(
+            fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            now = mono()
+            key = None if keyf is None else keyf()
+            w = acquire(key, now, interval, tolerance, wait_limit(now) if waits else 0.0)
+            if w != 0.0:
+                if w < 0.0:
+                    raise refuse(em, key, -w, waits)
+                if em.active:
+                    em.emit(RateLimitWaited(em.pipeline, name, now, key, w))
+                sleep(w)
+            return fn(*args, **kwargs) if direct else nxt(fn, args, kwargs)
+
+        return rate_limit_call
+
+    def async_layer(self, nxt: AsyncNext, emitter: Emitter) -> AsyncNext:
+        mono = self.clock.monotonic
+        asleep = self.clock.sleep_async
+        acquire = self.store.acquire
+        interval = self.interval
+        tolerance = self.tolerance
+        keyf = self.key
+        waits = self.mode == "wait"
+        wait_limit = self._wait_limit
+        refuse = self._refuse
+        direct = nxt is invoke_async
+        em = emitter
+        name = self.name
+
+        async def rate_limit_call_async(
+            fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            now = mono()
+            key = None if keyf is None else keyf()
+            w = acquire(key, now, interval, tolerance, wait_limit(now) if waits else 0.0)
+            if w != 0.0:
+                if w < 0.0:
+                    raise refuse(em, key, -w, waits)
+                if em.active:
+                    em.emit(RateLimitWaited(em.pipeline, name, now, key, w))
+                await asleep(w)
+            return await (fn(*args, **kwargs) if direct else nxt(fn, args, kwargs))
+
+        return rate_limit_call_async
