@@ -1,0 +1,64 @@
+"""The scenarios ``buttress lab`` knows, by name."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Protocol
+
+from buttress.errors import ButtressError
+
+from .report import ScenarioReport
+from .scenarios.retry_storm import RetryStorm
+
+__all__ = ["LabError", "Progress", "Scenario", "get_scenario", "register", "scenarios"]
+
+Progress = Callable[[str, float], object]
+"""``progress(stage, fraction)``: a scenario reports how far it is (``fraction`` in ``[0, 1]``)."""
+
+
+class LabError(ButtressError):
+    """A lab run was asked for something that does not exist or cannot run."""
+
+
+class Scenario(Protocol):
+    """A runnable, deterministic experiment: the same seed gives the same report."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def summary(self) -> str: ...
+
+    def run(self, seed: int, progress: Progress | None = None) -> ScenarioReport: ...
+
+
+_REGISTRY: dict[str, Scenario] = {}
+
+
+def register(scenario: Scenario) -> Scenario:
+    """Add ``scenario`` under its name; a name can be registered once."""
+    if scenario.name in _REGISTRY:
+        raise LabError(f"a scenario named {scenario.name!r} is already registered")
+    _REGISTRY[scenario.name] = scenario
+    return scenario
+
+
+def scenarios() -> list[Scenario]:
+    """Every registered scenario, sorted by name."""
+    return [_REGISTRY[n] for n in sorted(_REGISTRY)]
+
+
+def get_scenario(name: str) -> Scenario:
+    """The scenario called ``name``; :class:`LabError` naming the closest known one otherwise."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        pass
+    known = sorted(_REGISTRY)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise LabError(f"unknown scenario {name!r}{hint} (known: {', '.join(known)})")
+
+
+register(RetryStorm())

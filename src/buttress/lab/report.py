@@ -1,0 +1,119 @@
+"""What a lab run reports: one row per strategy, as a table for people or JSON for machines."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ScenarioReport", "StrategyResult", "render_table", "to_json"]
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyResult:
+    """The figures of one strategy in one scenario run (definitions in ``docs/lab.md``).
+
+    :param success_rate: client requests that eventually succeeded / client requests issued.
+    :param load_amplification: calls that reached the server (attempts, rejected ones included) /
+        client requests issued.
+    :param peak_load_over_capacity: the largest number of server calls in any 1-second bucket
+        ``[k, k + 1)``, divided by the server's capacity per second.
+    :param recovery_seconds: how long after the dependency is back the client success rate stays at
+        or above the target (see the scenario); ``None`` when it never did within the run.
+    :param extra: further counts (server rejections, wasted work, reasons for giving up...).
+    """
+
+    name: str
+    summary: str
+    success_rate: float
+    load_amplification: float
+    peak_load_over_capacity: float
+    recovery_seconds: float | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "success_rate": round(self.success_rate, 6),
+            "load_amplification": round(self.load_amplification, 6),
+            "peak_load_over_capacity": round(self.peak_load_over_capacity, 6),
+            "recovery_seconds": (
+                None if self.recovery_seconds is None else round(self.recovery_seconds, 6)
+            ),
+            **self.extra,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioReport:
+    """A whole run: scenario, seed, parameters, description and one row per strategy."""
+
+    scenario: str
+    seed: int
+    description: str
+    parameters: dict[str, Any]
+    results: tuple[StrategyResult, ...]
+    notes: tuple[str, ...] = ()
+
+    def result(self, name: str) -> StrategyResult:
+        """The row of strategy ``name`` (``KeyError`` when absent)."""
+        for r in self.results:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "seed": self.seed,
+            "description": self.description,
+            "parameters": self.parameters,
+            "strategies": [r.as_dict() for r in self.results],
+            "notes": list(self.notes),
+        }
+
+
+def to_json(report: ScenarioReport, indent: int | None = 2) -> str:
+    """The report as JSON (deterministic: same run, same text)."""
+    return json.dumps(report.as_dict(), indent=indent)
+
+
+def _recovery(r: StrategyResult, horizon: float | None) -> str:
+    if r.recovery_seconds is not None:
+        return f"{r.recovery_seconds:.1f} s"
+    return f"never (> {horizon:g} s)" if horizon is not None else "never"
+
+
+def render_table(report: ScenarioReport) -> str:
+    """The report as text: the description, a table, then the notes."""
+    horizon = report.parameters.get("observed_after_recovery")
+    headers = ("strategy", "success", "load amplif.", "peak load/capacity", "recovery", "how")
+    rows = [
+        (
+            r.name,
+            f"{r.success_rate * 100:.1f}%",
+            f"{r.load_amplification:.2f}x",
+            f"{r.peak_load_over_capacity:.2f}x",
+            _recovery(r, horizon if isinstance(horizon, int | float) else None),
+            r.summary,
+        )
+        for r in report.results
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    right = (False, True, True, True, True, False)
+
+    def line(cells: tuple[str, ...]) -> str:
+        out = [
+            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)
+        ]
+        return "  ".join(out).rstrip()
+
+    parts = [f"buttress lab: {report.scenario} (seed {report.seed})", "", report.description, ""]
+    parts.append(line(headers))
+    parts.append("  ".join("-" * w for w in widths))
+    parts.extend(line(row) for row in rows)
+    if report.notes:
+        parts.append("")
+        parts.extend(report.notes)
+    return "\n".join(parts)
