@@ -35,7 +35,8 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clock. ``monotonic`` is :func:`time.monotonic` itself, so reading it costs one C call."""
+    """The real clock. ``monotonic`` is :func:`time.monotonic` itself, so reading it costs one C
+    call."""
 
     __slots__ = ()
 

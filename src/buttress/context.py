@@ -1,11 +1,15 @@
 """Per-call context and deadlines that flow through nested code.
 
-Two pieces of state travel with a call, in :mod:`contextvars` so they follow threads *and* asyncio tasks:
+Two pieces of state travel with a call, in :mod:`contextvars` so they follow threads *and* asyncio
+tasks:
 
-* the **deadline**: an absolute time on a clock's monotonic scale; nested deadlines take the earliest;
-* the optional **call context** (:class:`Context`): operation key, attempt number, free-form properties.
+* the **deadline**: an absolute time on a clock's monotonic scale; nested deadlines take the
+  earliest;
+* the optional **call context** (:class:`Context`): operation key, attempt number, free-form
+  properties.
 
-Neither is set on the hot path unless you ask for it, so a pipeline that nobody inspects pays nothing.
+Neither is set on the hot path unless you ask for it, so a pipeline that nobody inspects pays
+nothing.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ _CONTEXT: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
 class Context:
     """What a policy knows about the call it is guarding.
 
-    ``attempt`` starts at 1 and is advanced by retries; ``deadline`` is absolute, on the monotonic scale of
-    the clock in use (``None``: no deadline); ``properties`` is yours.
+    ``attempt`` starts at 1 and is advanced by retries; ``deadline`` is absolute, on the monotonic
+    scale of the clock in use (``None``: no deadline); ``properties`` is yours.
     """
 
     operation_key: str | None = None
@@ -43,10 +47,15 @@ class Context:
     properties: dict[str, Any] = field(default_factory=dict)
 
     def remaining(self, clock: Clock = SYSTEM_CLOCK) -> float | None:
-        """Seconds left before the deadline (never negative), or ``None`` without one."""
-        if self.deadline is None:
+        """Seconds left before the earlier of this context's deadline and the deadline in force here
+        (never negative), or ``None`` when there is neither."""
+        d = self.deadline
+        outer = _DEADLINE.get()
+        if d is None or (outer is not None and outer < d):
+            d = outer
+        if d is None:
             return None
-        return max(0.0, self.deadline - clock.monotonic())
+        return max(0.0, d - clock.monotonic())
 
 
 def current_deadline() -> float | None:
@@ -55,9 +64,11 @@ def current_deadline() -> float | None:
 
 
 def remaining(clock: Clock = SYSTEM_CLOCK) -> float | None:
-    """Seconds left before the innermost deadline in force (never negative), or ``None`` without one.
+    """Seconds left before the innermost deadline in force (never negative), or ``None`` without
+    one.
 
-    Integrations read this to pass the remaining time on (a header, a socket timeout, a query timeout).
+    Integrations read this to pass the remaining time on (a header, a socket timeout, a query
+    timeout).
     """
     d = _DEADLINE.get()
     if d is None:
@@ -66,28 +77,46 @@ def remaining(clock: Clock = SYSTEM_CLOCK) -> float | None:
 
 
 def current_context() -> Context:
-    """The call context set by :func:`use_context` (or a pipeline), or a fresh one reflecting the deadline."""
+    """The call context set by :func:`use_context` (or a pipeline), or a fresh one reflecting the
+    deadline."""
     ctx = _CONTEXT.get()
     if ctx is None:
         return Context(deadline=_DEADLINE.get())
     return ctx
 
 
-class use_context:  # noqa: N801 - used like a function: ``with use_context(ctx):``
-    """Make ``ctx`` the current call context for the block (sync or async)."""
+class use_context:
+    """Make ``ctx`` the current call context for the block (sync or async).
 
-    __slots__ = ("_ctx", "_token")
+    When ``ctx.deadline`` is set and earlier than the deadline in force, it becomes the deadline in
+    force for the block (nested deadlines take the earliest), so retries and integrations respect
+    it.
+    """
+
+    __slots__ = ("_ctx", "_deadline_token", "_token")
 
     def __init__(self, ctx: Context) -> None:
+        if not isinstance(ctx, Context):
+            raise ConfigError("ctx", ctx, "must be a buttress.Context")
         self._ctx = ctx
         self._token: contextvars.Token[Context | None] | None = None
+        self._deadline_token: contextvars.Token[float | None] | None = None
 
     def __enter__(self) -> Context:
-        self._token = _CONTEXT.set(self._ctx)
-        return self._ctx
+        ctx = self._ctx
+        self._token = _CONTEXT.set(ctx)
+        d = ctx.deadline
+        if d is not None:
+            outer = _DEADLINE.get()
+            if outer is None or d < outer:
+                self._deadline_token = _DEADLINE.set(d)
+        return ctx
 
     def __exit__(self, *exc: object) -> None:
         assert self._token is not None
+        if self._deadline_token is not None:
+            _DEADLINE.reset(self._deadline_token)
+            self._deadline_token = None
         _CONTEXT.reset(self._token)
 
     async def __aenter__(self) -> Context:
@@ -97,21 +126,25 @@ class use_context:  # noqa: N801 - used like a function: ``with use_context(ctx)
         self.__exit__()
 
 
-class deadline:  # noqa: N801 - reads as a function: ``with deadline(2.0):``
+class deadline:
     """Bound everything inside the block by ``seconds`` from now.
 
     Nested deadlines take the earliest.  In ``async with`` the awaited work is cancelled when the
-    deadline passes and :class:`~buttress.errors.DeadlineExceeded` is raised.  In ``with`` the deadline is
-    *cooperative*: retries stop sleeping past it, integrations read :func:`remaining`, and leaving the
-    block after the deadline raises nothing by itself (work already done is not thrown away).
-    Use :meth:`expired` or :func:`remaining` to check.
+    deadline passes and :class:`~buttress.errors.DeadlineExceeded` is raised.  In ``with`` the
+    deadline is *cooperative*: retries stop sleeping past it, integrations read :func:`remaining`,
+    and leaving the block after the deadline raises nothing by itself (work already done is not
+    thrown away). Use :meth:`expired` or :func:`remaining` to check.
     """
 
     __slots__ = ("_at", "_clock", "_seconds", "_timeout_cm", "_token")
 
     def __init__(self, seconds: float, *, clock: Clock = SYSTEM_CLOCK) -> None:
-        if not seconds >= 0:  # also rejects NaN
-            raise ConfigError("seconds", seconds, "a deadline must be >= 0 seconds")
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not seconds >= 0  # also rejects NaN
+        ):
+            raise ConfigError("seconds", seconds, "a deadline must be a number of seconds >= 0")
         self._seconds = float(seconds)
         self._clock = clock
         self._token: contextvars.Token[float | None] | None = None
@@ -124,7 +157,12 @@ class deadline:  # noqa: N801 - reads as a function: ``with deadline(2.0):``
         return self._at
 
     def expired(self) -> bool:
+        """Whether the deadline in force inside the block has passed."""
         return self._clock.monotonic() >= self._at
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline in force inside the block (never negative)."""
+        return max(0.0, self._at - self._clock.monotonic())
 
     def __enter__(self) -> deadline:
         at = self._clock.monotonic() + self._seconds

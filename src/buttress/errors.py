@@ -1,8 +1,8 @@
 """The error hierarchy.
 
-Everything Buttress raises derives from :class:`ButtressError`.  Anything a policy *refuses* to do raises
-a :class:`Rejected` subclass: retries and hedges never retry those by default and breakers do not count
-them, because a refusal is not evidence that the dependency is failing.
+Everything Buttress raises derives from :class:`ButtressError`.  Anything a policy *refuses* to do
+raises a :class:`Rejected` subclass: retries and hedges never retry those by default and breakers do
+not count them, because a refusal is not evidence that the dependency is failing.
 """
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ class RateLimited(Rejected):
 class RetryBudgetExhausted(Rejected):
     """The retry budget has no token left.
 
-    A retry that runs out of budget re-raises the *last error*, not this; this exists for code that asks
-    the budget directly (hedging, custom loops).
+    A retry that runs out of budget re-raises the *last error*, not this; this exists for code that
+    asks the budget directly (hedging, custom loops).
     """
 
 
@@ -109,8 +109,8 @@ class AttemptTimeout(ButtressError, TimeoutError):
 class SpecError(ButtressError, ValueError):
     """``reliability.yaml`` (or another spec file) is invalid.
 
-    Carries the file, line and column (1-based) and the dotted field path, so the message can point at
-    the exact spot: ``reliability.yaml:12:5: policies.payments.retry.attempts: must be >= 1``.
+    Carries the file, line and column (1-based) and the dotted field path, so the message can point
+    at the exact spot: ``reliability.yaml:12:5: policies.payments.retry.attempts: must be >= 1``.
     """
 
     def __init__(

@@ -1,8 +1,8 @@
 """Typed events and the listener registry.
 
 Every policy reports what it does as a frozen, slotted event record.  Events are only *constructed*
-when someone listens: policies check :attr:`Emitter.active` first, so with no listener the cost is one
-attribute read on paths that are not the success path, and nothing at all on the success path.
+when someone listens: policies check :attr:`Emitter.active` first, so with no listener the cost is
+one attribute read on paths that are not the success path, and nothing at all on the success path.
 
 Names follow one scheme everywhere (logs, metrics, docs, dashboard): ``buttress_<policy>_<event>``,
 labelled by ``pipeline`` and ``policy`` (the policy instance's name).
@@ -52,7 +52,7 @@ class Event:
         return f"buttress_{self.policy_type}_{self.kind}"
 
 
-# --- pipeline-level outcomes (emitted by the pipeline around the whole call) -------------------------
+# --- pipeline-level outcomes (emitted by the pipeline around the whole call) ----------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,7 @@ class CallFailed(Event):
     error: BaseException
 
 
-# --- retry -------------------------------------------------------------------------------------------
+# --- retry ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +115,7 @@ class RetryBudgetExhaustedEvent(Event):
     attempt: int
 
 
-# --- timeout / deadline / fallback ---------------------------------------------------------------------
+# --- timeout / deadline / fallback ----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +149,9 @@ _emitters: weakref.WeakSet[Emitter] = weakref.WeakSet()
 class Emitter:
     """Where one pipeline's policies send events.
 
-    ``active`` is ``True`` only while at least one listener (global or for this pipeline) exists; check it
-    before building an event.  A listener that raises is reported once via :mod:`logging` and never breaks
-    the call it observes.
+    ``active`` is ``True`` only while at least one listener (global or for this pipeline) exists;
+    check it before building an event.  A listener that raises is logged (with its traceback) on the
+    ``buttress.events`` logger and never breaks the call it observes.
     """
 
     __slots__ = ("__weakref__", "_own", "active", "listeners", "pipeline")
@@ -205,6 +205,7 @@ def add_listener(listener: Listener) -> Callable[[], None]:
 
 
 def remove_listener(listener: Listener) -> None:
+    """Stop ``listener`` (added with :func:`add_listener`) from receiving events."""
     with _lock:
         if listener in _global:
             _global.remove(listener)

@@ -6,10 +6,11 @@ Default order, outermost first (each policy's ``order``)::
     > rate limiter (50) > load shedding (55) > adaptive limit (58) > bulkhead (60)
     > attempt timeout (70) > injected faults (90)
 
-Why this order: the fallback sees every failure, including a blown deadline; the total timeout bounds
-the retries' sleeps; each retry attempt passes the breaker, so an open breaker stops retries at once
-(:class:`~buttress.errors.Rejected` is never retried); limits and bulkheads count attempts, not calls; an
-attempt timeout bounds one attempt only; injected faults sit innermost so the real policies react to them.
+Why this order: the fallback sees every failure, including a blown deadline; the total timeout
+bounds the retries' sleeps; each retry attempt passes the breaker, so an open breaker stops retries
+at once (:class:`~buttress.errors.Rejected` is never retried); limits and bulkheads count attempts,
+not calls; an attempt timeout bounds one attempt only; injected faults sit innermost so the real
+policies react to them.
 
 ``order="given"`` keeps the order you list instead.
 """
@@ -37,6 +38,8 @@ __all__ = ["Pipeline", "PipelineBuilder"]
 P = ParamSpec("P")
 T = TypeVar("T")
 
+_DEFAULT_BUDGET = object()
+
 
 def _order_of(policy: Policy) -> int:
     return int(policy.order)
@@ -45,8 +48,8 @@ def _order_of(policy: Policy) -> int:
 class Pipeline:
     """An ordered chain of policies.
 
-    Call it as ``pipeline.call(fn, *args, **kwargs)`` or ``await pipeline.call_async(fn, ...)``, or use it
-    as a decorator on ``def`` and ``async def`` functions (the same object serves both).
+    Call it as ``pipeline.call(fn, *args, **kwargs)`` or ``await pipeline.call_async(fn, ...)``, or
+    use it as a decorator on ``def`` and ``async def`` functions (the same object serves both).
     """
 
     __slots__ = ("_async", "_sync", "clock", "emitter", "name", "policies")
@@ -80,21 +83,22 @@ class Pipeline:
         self._async = asyn
 
     @staticmethod
-    def builder(name: str = "pipeline") -> PipelineBuilder:
-        return PipelineBuilder(name)
+    def builder(name: str = "pipeline", *, clock: Clock = SYSTEM_CLOCK) -> PipelineBuilder:
+        """A :class:`PipelineBuilder` whose policies all read ``clock``."""
+        return PipelineBuilder(name, clock=clock)
 
     def __repr__(self) -> str:
         inner = " > ".join(f"{p.kind}:{p.name}" for p in self.policies) or "(empty)"
         return f"<Pipeline {self.name!r}: {inner}>"
 
-    # -- listeners ------------------------------------------------------------------------------------
+    # -- listeners ---------------------------------------------------------------------------------
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Listen to this pipeline's events only.  Returns a function that removes the listener."""
         self.emitter.add_listener(listener)
         return functools.partial(self.emitter.remove_listener, listener)
 
-    # -- calling --------------------------------------------------------------------------------------
+    # -- calling -----------------------------------------------------------------------------------
 
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` through the pipeline."""
@@ -127,7 +131,9 @@ class Pipeline:
         with use_context(context):
             return await self.call_async(fn, *args, **kwargs)
 
-    def _observed(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _observed(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         mono = self.clock.monotonic
         em = self.emitter
         t0 = mono()
@@ -191,7 +197,8 @@ class Pipeline:
 
 
 class PipelineBuilder:
-    """Fluent construction: ``Pipeline.builder("payments").timeout(2).retry(attempts=3).build()``."""
+    """Fluent construction:
+    ``Pipeline.builder("payments").timeout(2).retry(attempts=3).build()``."""
 
     __slots__ = ("_clock", "_name", "_policies")
 
@@ -211,24 +218,33 @@ class PipelineBuilder:
         *,
         attempts: int = 3,
         backoff: Backoff | None = None,
-        budget: Budget | None | object = None,
+        budget: Budget | object | None = _DEFAULT_BUDGET,
         **options: Any,
     ) -> PipelineBuilder:
+        """Add a :class:`~buttress.Retry`; ``budget`` defaults to a fresh
+        :class:`~buttress.RetryBudget` on the builder's clock, ``None`` turns budgeting off."""
         kw: dict[str, Any] = {"attempts": attempts, "backoff": backoff, "clock": self._clock}
-        if budget is not None:
+        if budget is not _DEFAULT_BUDGET:
             kw["budget"] = budget
         return self.add(Retry(**kw, **options))
 
     def timeout(self, seconds: float, **options: Any) -> PipelineBuilder:
+        """Add a total :class:`~buttress.Timeout` (a deadline for the whole call, retries
+        included)."""
         return self.add(Timeout(seconds, scope="total", clock=self._clock, **options))
 
     def attempt_timeout(self, seconds: float, **options: Any) -> PipelineBuilder:
+        """Add a per-attempt :class:`~buttress.Timeout` (innermost by default; retryable)."""
         return self.add(Timeout(seconds, scope="attempt", clock=self._clock, **options))
 
     def fallback(self, value: Any = None, **options: Any) -> PipelineBuilder:
+        """Add a :class:`~buttress.Fallback` answering ``value``, or ``handler=(context,
+        error)``."""
+        options.setdefault("clock", self._clock)
         if "handler" in options:
             return self.add(Fallback(**options))
         return self.add(Fallback(value, **options))
 
     def build(self, *, order: Literal["default", "given"] = "default") -> Pipeline:
+        """The pipeline: policies in the default order (outermost first), or ``order="given"``."""
         return Pipeline(self._policies, name=self._name, order=order, clock=self._clock)

@@ -1,2 +1,3 @@
-"""One module per policy.  Each policy is a plain, validated configuration object whose decisions are
-sans-I/O; its ``_sync_layer`` / ``_async_layer`` methods build the thin executors the pipeline chains."""
+"""One module per policy.  Each policy is a plain, validated configuration object whose decisions
+are sans-I/O; its ``sync_layer`` / ``async_layer`` methods build the thin executors the pipeline
+chains."""

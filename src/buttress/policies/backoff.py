@@ -1,7 +1,7 @@
 """Backoff: how long to wait before retry number *n*.
 
-The formulas are those of Marc Brooker's "Exponential Backoff and Jitter" (AWS Architecture Blog, 2015).
-With ``n`` the number of failures so far (1 before the first retry) the *base curve* is
+The formulas are those of Marc Brooker's "Exponential Backoff and Jitter" (AWS Architecture Blog,
+2015). With ``n`` the number of failures so far (1 before the first retry) the *base curve* is
 
 * constant:     ``d(n) = base``
 * linear:       ``d(n) = base + step * (n - 1)``
@@ -25,7 +25,7 @@ import math
 import random
 from typing import Literal
 
-from ..errors import ConfigError
+from buttress.errors import ConfigError
 
 __all__ = ["Backoff", "Jitter"]
 
@@ -34,8 +34,12 @@ _KINDS = ("constant", "linear", "exponential")
 _JITTERS = ("none", "full", "equal", "decorrelated")
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _check_nonneg(name: str, value: float) -> float:
-    if not isinstance(value, int | float) or not value >= 0 or math.isinf(value):
+    if not _is_number(value) or not value >= 0 or math.isinf(value):
         raise ConfigError(name, value, "must be a finite number >= 0")
     return float(value)
 
@@ -43,8 +47,11 @@ def _check_nonneg(name: str, value: float) -> float:
 class Backoff:
     """A delay schedule.  Build it with :meth:`constant`, :meth:`linear` or :meth:`exponential`.
 
-    ``rng`` (a :class:`random.Random`) makes the jitter reproducible; by default each schedule has its own
-    generator seeded from the system.
+    Defaults: exponential, ``base=0.1`` s, ``multiplier=2``, ``cap=10`` s, full jitter.  All
+    durations are seconds; ``cap`` must be ``>= base``.
+
+    ``rng`` (a :class:`random.Random`) makes the jitter reproducible; by default each schedule has
+    its own generator seeded from the system.
     """
 
     __slots__ = ("base", "cap", "jitter", "kind", "multiplier", "rng", "step")
@@ -68,12 +75,14 @@ class Backoff:
         self.base = _check_nonneg("base", base)
         self.step = _check_nonneg("step", step)
         self.cap = _check_nonneg("cap", cap)
-        if not isinstance(multiplier, int | float) or not multiplier >= 1 or math.isinf(multiplier):
+        if not _is_number(multiplier) or not multiplier >= 1 or math.isinf(multiplier):
             raise ConfigError("multiplier", multiplier, "must be a finite number >= 1")
         self.multiplier = float(multiplier)
         if self.cap < self.base:
             raise ConfigError("cap", cap, f"must be >= base ({base})")
         self.jitter: Jitter = jitter
+        if rng is not None and not isinstance(rng, random.Random):
+            raise ConfigError("rng", rng, "must be a random.Random")
         self.rng = rng if rng is not None else random.Random()
 
     @classmethod
@@ -121,7 +130,8 @@ class Backoff:
         return d if d < self.cap else self.cap
 
     def delay(self, n: int, previous: float | None = None) -> float:
-        """The delay before retry ``n``; ``previous`` is the last delay returned (for decorrelated)."""
+        """The delay before retry ``n``; ``previous`` is the last delay returned (for
+        decorrelated)."""
         j = self.jitter
         if j == "decorrelated":
             prev = self.base if previous is None else previous
@@ -137,7 +147,8 @@ class Backoff:
         return half + self.rng.uniform(0.0, half)
 
     def bounds(self, n: int, previous: float | None = None) -> tuple[float, float]:
-        """The closed interval the delay before retry ``n`` always falls in (used by the tests and docs)."""
+        """The closed interval the delay before retry ``n`` always falls in (used by the tests and
+        docs)."""
         j = self.jitter
         if j == "decorrelated":
             prev = self.base if previous is None else previous

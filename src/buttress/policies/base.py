@@ -1,9 +1,9 @@
 """What every policy provides to the pipeline.
 
 A policy is an immutable, validated configuration object plus two *layer builders*.  A layer is a
-function ``(fn, args, kwargs) -> result`` that does the policy's work around a call to the next layer;
-the pipeline chains them once, at build time, so a call costs one plain function call per policy and
-the arguments are never re-packed on the way in.
+function ``(fn, args, kwargs) -> result`` that does the policy's work around a call to the next
+layer; the pipeline chains them once, at build time, so a call costs one plain function call per
+policy and the arguments are never re-packed on the way in.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ import abc
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from ..events import Emitter
+from buttress.events import Emitter
 
 __all__ = ["AsyncNext", "Policy", "SyncNext", "invoke_async", "invoke_sync"]
 
 SyncNext = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
-AsyncNext = Callable[[Callable[..., Awaitable[Any]], tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
+AsyncNext = Callable[
+    [Callable[..., Awaitable[Any]], tuple[Any, ...], dict[str, Any]], Awaitable[Any]
+]
 
 
 def invoke_sync(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -35,8 +37,8 @@ async def invoke_async(
 class Policy(abc.ABC):
     """Base of all policies.
 
-    ``kind`` names the policy type in events and metrics; ``order`` places it in the default pipeline
-    order (smaller is outer).  ``name`` distinguishes instances (the ``policy`` label).
+    ``kind`` names the policy type in events and metrics; ``order`` places it in the default
+    pipeline order (smaller is outer).  ``name`` distinguishes instances (the ``policy`` label).
     """
 
     kind: ClassVar[str] = "policy"
@@ -53,6 +55,6 @@ class Policy(abc.ABC):
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Use the policy alone as a decorator (a one-policy pipeline)."""
-        from ..pipeline import Pipeline
+        from buttress.pipeline import Pipeline
 
         return Pipeline([self], name=getattr(fn, "__qualname__", self.name))(fn)

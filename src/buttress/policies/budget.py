@@ -4,18 +4,23 @@ Two designs, both shared by every caller of one dependency and safe under thread
 
 :class:`RetryBudget` (Finagle's design)
     Every original request deposits one token; a retry withdraws ``1 / ratio`` tokens.  A reserve of
-    ``min_per_second * ttl`` retries keeps low-traffic callers able to retry at all.  Over the ``ttl``
-    window that ends at any grant::
+    ``min_per_second * ttl`` retries keeps low-traffic callers able to retry at all.  Over the
+    ``ttl`` window that ends at any grant::
 
         retries granted <= ratio * requests + min_per_second * ttl
 
-    Deposits and withdrawals are kept in ``slices`` time slices of ``ttl / slices`` seconds.  To keep the
-    promise exact, a grant counts the deposits only of slices *wholly* inside the window and the
-    withdrawals of every slice that touches it: the window is judged pessimistically.
+    Deposits and withdrawals are kept in ``slices`` time slices of ``ttl / slices`` seconds.  To
+    keep the promise exact, a grant counts the deposits only of slices that *began* inside the
+    window (a slice records the time of its first event, so no deposit older than the window is ever
+    counted) and the withdrawals of every slice that reaches into it: the window is judged
+    pessimistically, and at most one slice's worth of deposits (``ttl / slices`` seconds) is left
+    out.
 
 :class:`TokenBucketBudget` (gRPC's ``retryThrottling``)
-    ``tokens`` starts at ``max_tokens``; each failed attempt takes 1, each success gives ``token_ratio``
-    back (never above ``max_tokens``); retries are allowed only while ``tokens > max_tokens / 2``.
+    ``tokens`` starts at ``max_tokens``; each retryable failed attempt takes 1 (never below 0), each
+    success gives ``token_ratio`` back (never above ``max_tokens``); a retry is allowed only while
+    ``tokens > max_tokens / 2``.  Like gRPC, tokens are counted in integer thousandths, so
+    ``token_ratio`` keeps three decimal places and long runs accumulate no rounding error.
 
 Hot path: the Finagle budget's deposit is a lock-free increment of the current slice's counter.  A
 concurrent increment can (rarely) be lost, which only ever *reduces* what the budget grants.
@@ -27,8 +32,8 @@ import math
 import threading
 from typing import Protocol, runtime_checkable
 
-from ..clock import SYSTEM_CLOCK, Clock
-from ..errors import ConfigError
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.errors import ConfigError
 
 __all__ = ["Budget", "RetryBudget", "TokenBucketBudget"]
 
@@ -38,7 +43,8 @@ class Budget(Protocol):
     """What a retry (or a hedge) needs from a budget.
 
     ``counts_requests``: call :meth:`on_request` once per original call.  ``counts_outcomes``: call
-    :meth:`on_success` / :meth:`on_failure` after every attempt.  :meth:`try_withdraw` asks for one retry.
+    :meth:`on_success` / :meth:`on_failure` after every attempt.  :meth:`try_withdraw` asks for one
+    retry.
     """
 
     counts_requests: bool
@@ -51,18 +57,21 @@ class Budget(Protocol):
 
 
 class _Slice:
-    """One time slice: its end time and its counters (objects, so a late increment lands here)."""
+    """One time slice: when its first event happened, when it ends, and its counters (an object, so
+    a late increment still lands in the right slice)."""
 
-    __slots__ = ("deposits", "end", "withdrawals")
+    __slots__ = ("deposits", "end", "start", "withdrawals")
 
-    def __init__(self, end: float) -> None:
+    def __init__(self, start: float, end: float) -> None:
+        self.start = start
         self.end = end
         self.deposits = 0
         self.withdrawals = 0
 
 
 class RetryBudget:
-    """Finagle-style retry budget.  Defaults: ``ratio=0.2``, ``min_per_second=10``, ``ttl=10`` seconds.
+    """Finagle-style retry budget.  Defaults: ``ratio=0.2``, ``min_per_second=10``, ``ttl=10``
+    seconds.
 
     :param ratio: retries allowed per original request, in ``[0, 1]``.
     :param min_per_second: a floor of retries per second, for low traffic (``>= 0``).
@@ -84,13 +93,13 @@ class RetryBudget:
         slices: int = 10,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        if not isinstance(ratio, int | float) or not 0.0 <= ratio <= 1.0:
+        if not _is_number(ratio) or not 0.0 <= ratio <= 1.0:
             raise ConfigError("ratio", ratio, "must be within [0, 1]")
-        if not isinstance(min_per_second, int | float) or not 0 <= min_per_second < math.inf:
+        if not _is_number(min_per_second) or not 0 <= min_per_second < math.inf:
             raise ConfigError("min_per_second", min_per_second, "must be a finite number >= 0")
-        if not isinstance(ttl, int | float) or not 0 < ttl < math.inf:
+        if not _is_number(ttl) or not 0 < ttl < math.inf:
             raise ConfigError("ttl", ttl, "must be a finite number of seconds > 0")
-        if not isinstance(slices, int) or slices < 1:
+        if isinstance(slices, bool) or not isinstance(slices, int) or slices < 1:
             raise ConfigError("slices", slices, "must be an integer >= 1")
         self.ratio = float(ratio)
         self.min_per_second = float(min_per_second)
@@ -98,12 +107,15 @@ class RetryBudget:
         self.clock = clock
         self._slice_len = self.ttl / slices
         self._lock = threading.Lock()
-        now = clock.monotonic()
-        self._cur = _Slice(self._slice_end(now))
+        # No slice yet: the first event opens one (so the budget never depends on when it was built,
+        # nor on which clock built it).
+        self._cur = _Slice(-math.inf, -math.inf)
         self._ring: list[_Slice] = []  # older slices, oldest first
 
     def _slice_end(self, now: float) -> float:
-        return (math.floor(now / self._slice_len) + 1) * self._slice_len
+        """The end of the grid slice holding ``now``: the next multiple of the slice length."""
+        end = (math.floor(now / self._slice_len) + 1) * self._slice_len
+        return end if end > now else now + self._slice_len  # guard float rounding at the edge
 
     @property
     def reserve(self) -> float:
@@ -127,11 +139,16 @@ class RetryBudget:
         with self._lock:
             cur = self._cur
             if now >= cur.end:
-                self._ring.append(cur)
-                cur = _Slice(self._slice_end(now))
-                self._cur = cur
-                self._expire_locked(now)
+                self._open_locked(now)
+                cur = self._cur
             return cur
+
+    def _open_locked(self, now: float) -> None:
+        """Close the current slice and open one that starts at ``now``."""
+        if self._cur.end > -math.inf:
+            self._ring.append(self._cur)
+        self._cur = _Slice(now, self._slice_end(now))
+        self._expire_locked(now)
 
     def _expire_locked(self, now: float) -> None:
         # A slice can be forgotten once it ends at or before the window's start.
@@ -144,25 +161,26 @@ class RetryBudget:
             del ring[:drop]
 
     def _window_locked(self, now: float) -> tuple[int, int]:
+        """(deposits, withdrawals) in the window ``[now - ttl, now]``, judged pessimistically."""
         start = now - self.ttl
-        slice_len = self._slice_len
         deposits = 0
         withdrawals = 0
         for s in (*self._ring, self._cur):
-            if s.end <= start:
+            if s.end <= start:  # every event in it happened before the window
                 continue
             withdrawals += s.withdrawals
-            if s.end - slice_len >= start:  # wholly inside the window
+            if s.start >= start:  # every event in it happened inside the window
                 deposits += s.deposits
         return deposits, withdrawals
 
     def try_withdraw(self, now: float) -> bool:
-        """Take one retry if the window allows it."""
+        """Take one retry if ``withdrawals + 1 <= ratio * deposits + min_per_second * ttl`` over the
+        window ``[now - ttl, now]`` (with a 1e-9 allowance for floating-point rounding)."""
         with self._lock:
             if now >= self._cur.end:
-                self._ring.append(self._cur)
-                self._cur = _Slice(self._slice_end(now))
-            self._expire_locked(now)
+                self._open_locked(now)
+            else:
+                self._expire_locked(now)
             deposits, withdrawals = self._window_locked(now)
             if withdrawals + 1 <= self.ratio * deposits + self.reserve + 1e-9:
                 self._cur.withdrawals += 1
@@ -185,43 +203,61 @@ class RetryBudget:
 
 
 class TokenBucketBudget:
-    """gRPC ``retryThrottling``: ``max_tokens`` in (0, 1000], ``token_ratio`` in (0, 1].
+    """gRPC ``retryThrottling``.  ``max_tokens`` in (0, 1000] (default 10), ``token_ratio`` >= 0.001
+    (default 0.1; digits past the third decimal are ignored, as in gRPC).
 
-    Retries are allowed while ``tokens > max_tokens / 2``; failures take a token, successes give back
-    ``token_ratio``.
+    ``tokens`` starts at ``max_tokens``.  Each retryable failed attempt takes one token (never below
+    0), each successful attempt gives back ``token_ratio`` (never above ``max_tokens``), and a retry
+    is allowed only while ``tokens > max_tokens / 2``.  The retry records the failure first and then
+    asks (:meth:`on_failure`, then :meth:`try_withdraw`), as gRPC does.
     """
 
     counts_requests = False
     counts_outcomes = True
 
-    __slots__ = ("_lock", "max_tokens", "token_ratio", "tokens")
+    __slots__ = ("_lock", "_max_milli", "_milli", "_ratio_milli", "max_tokens", "token_ratio")
 
     def __init__(self, *, max_tokens: float = 10.0, token_ratio: float = 0.1) -> None:
-        if not isinstance(max_tokens, int | float) or not 0 < max_tokens <= 1000:
+        if not _is_number(max_tokens) or not 0 < max_tokens <= 1000:
             raise ConfigError("max_tokens", max_tokens, "must be within (0, 1000]")
-        if not isinstance(token_ratio, int | float) or not 0 < token_ratio <= 1:
-            raise ConfigError("token_ratio", token_ratio, "must be within (0, 1]")
-        self.max_tokens = float(max_tokens)
-        self.token_ratio = float(token_ratio)
-        self.tokens = self.max_tokens
+        if not _is_number(token_ratio) or not 0.001 <= token_ratio < math.inf:
+            raise ConfigError("token_ratio", token_ratio, "must be a finite number >= 0.001")
+        self._max_milli = round(max_tokens * 1000)
+        self._ratio_milli = math.floor(token_ratio * 1000 + 1e-6)
+        self.max_tokens = self._max_milli / 1000
+        self.token_ratio = self._ratio_milli / 1000
+        self._milli = self._max_milli
         self._lock = threading.Lock()
+
+    @property
+    def tokens(self) -> float:
+        """The tokens left now."""
+        return self._milli / 1000
 
     def on_request(self, now: float) -> None:  # pragma: no cover - counts_requests is False
         pass
 
     def on_success(self) -> None:
+        """A successful attempt: ``tokens = min(max_tokens, tokens + token_ratio)``."""
         with self._lock:
-            t = self.tokens + self.token_ratio
-            self.tokens = t if t < self.max_tokens else self.max_tokens
+            t = self._milli + self._ratio_milli
+            self._milli = t if t < self._max_milli else self._max_milli
 
     def on_failure(self) -> None:
+        """A retryable failed attempt: ``tokens = max(0, tokens - 1)``."""
         with self._lock:
-            t = self.tokens - 1.0
-            self.tokens = t if t > 0.0 else 0.0
+            t = self._milli - 1000
+            self._milli = t if t > 0 else 0
 
     def try_withdraw(self, now: float) -> bool:
-        with self._lock:
-            return self.tokens > self.max_tokens / 2.0
+        """Whether a retry is allowed: ``tokens > max_tokens / 2``.  Takes nothing."""
+        return self._milli * 2 > self._max_milli
 
     def __repr__(self) -> str:
-        return f"TokenBucketBudget(max_tokens={self.max_tokens:g}, token_ratio={self.token_ratio:g})"
+        return (
+            f"TokenBucketBudget(max_tokens={self.max_tokens:g}, token_ratio={self.token_ratio:g})"
+        )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,26 +1,35 @@
 """Retry: try again, a bounded number of times, with backoff, within budget and deadline.
 
-The decision (:meth:`Retry.decide`) is sans-I/O: given the attempt number, the times and the outcome it
-returns a delay or the reason to give up.  Thin sync and asyncio executors drive it.
+The decision (:meth:`Retry.decide`) is sans-I/O: given the attempt number, the times and the outcome
+it returns a delay or the reason to give up.  Thin sync and asyncio executors drive it.
 
 Order of checks after a failed attempt:
 
 1. is the outcome retryable?  (``on`` types, ``retry_if`` / ``retry_if_result`` predicates; never a
-   :class:`~buttress.errors.Rejected` unless ``retry_rejected=True``; never cancellation, interrupts or
-   exits);
-2. is this retry nested inside another one?  By default (``nested="single"``) the inner retry makes one
-   attempt and leaves the decision to the outer one, so nested retries never multiply;
+   :class:`~buttress.errors.Rejected` unless ``retry_rejected=True``; never cancellation, interrupts
+   or exits);
+2. is this retry nested inside another one?  By default (``nested="single"``) the inner retry makes
+   one attempt and leaves the decision to the outer one, so nested retries never multiply;
 3. attempts left?  (``attempts`` counts *all* attempts, the first included);
 4. the delay: the predicate's own delay (e.g. from ``Retry-After``) or the backoff's;
-5. would sleeping pass ``max_elapsed`` or the deadline in force?  Then give up *now* with the last error;
+5. would sleeping pass ``max_elapsed`` or the deadline in force?  Then give up *now* with the last
+   error;
 6. does the retry budget allow one more retry?  If not, give up with the last error and emit
    ``retry_budget_exhausted``.
 
 The success path reads the clock once, makes one budget deposit and calls the function: no context
-variable is set, no lock is taken, no event is built unless somebody listens.  Nesting is detected on
-the failure path only, by looking for an enclosing retry on the call stack (same thread, same task) and,
-for work handed to child tasks or threads with a copied context, in a context variable that the async
-executor sets.
+variable is set, no lock is taken, no event is built unless somebody listens.  Nesting is detected
+on the failure path only, by looking for an enclosing retry on the call stack (same thread, same
+task) and, for work handed to child tasks or threads with a copied context, in a context variable
+that the async executor and the hard :class:`~buttress.Timeout` set.  An enclosing retry that cannot
+retry (``attempts=1``) does not count.  Not detected: a *sync* retry whose work runs in a thread you
+start yourself (the new thread has its own stack and the sync success path sets no context
+variable).
+
+Outcome-counting budgets (:class:`~buttress.policies.budget.TokenBucketBudget`) hear every success
+and every *retryable* failure (as gRPC counts only failures with a retryable status); a nested retry
+that leaves the decision to the outer one does not count its failure, so one failure is counted
+once.
 """
 
 from __future__ import annotations
@@ -33,10 +42,10 @@ from collections.abc import Awaitable, Callable
 from types import CodeType
 from typing import Any, ClassVar, Literal
 
-from ..clock import SYSTEM_CLOCK, Clock
-from ..context import _CONTEXT, _DEADLINE
-from ..errors import ConfigError, Rejected
-from ..events import (
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.context import _CONTEXT, _DEADLINE
+from buttress.errors import ConfigError, Rejected
+from buttress.events import (
     AttemptFailed,
     AttemptSucceeded,
     Emitter,
@@ -44,23 +53,37 @@ from ..events import (
     RetryBudgetExhaustedEvent,
     RetryScheduled,
 )
+
 from .backoff import Backoff
 from .base import AsyncNext, Policy, SyncNext, invoke_sync
 from .budget import Budget, RetryBudget
 
 __all__ = ["Retry"]
 
-# A predicate may answer: retry with backoff (True), do not retry (False / None), or retry after this
-# many seconds (a float, e.g. parsed from Retry-After).
+# A predicate may answer: retry with backoff (True), do not retry (False / None), or retry after
+# this many seconds (a float, e.g. parsed from Retry-After).
 Verdict = bool | float | None
 ExceptionPredicate = Callable[[BaseException], Verdict]
 ResultPredicate = Callable[[Any], Verdict]
 
 _NEVER_RETRY = (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit)
 
-# Set by the async executor while an attempt runs, so retries in child tasks / copied contexts see it.
-_ASYNC_RETRY_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar(
-    "buttress_retry_depth", default=0
+
+class _Mark:
+    """Set in the context while an enclosing retry's attempt runs (by the async executor, and by the
+    hard timeout for its worker thread), so retries in child tasks and copied contexts see that they
+    are nested.  A child task that outlives the attempt (fire and forget) must not stay "nested"
+    forever, hence ``active``, cleared when the attempt ends; ``parent`` is the mark it shadows."""
+
+    __slots__ = ("active", "parent")
+
+    def __init__(self, parent: _Mark | None) -> None:
+        self.active = True
+        self.parent = parent
+
+
+_RETRY_MARK: contextvars.ContextVar[_Mark | None] = contextvars.ContextVar(
+    "buttress_retry_mark", default=None
 )
 # Code objects of the executors' frames; filled in below, after the executors are defined.
 _RETRY_CODES: set[CodeType] = set()
@@ -69,14 +92,21 @@ _DEFAULT = object()
 
 
 def _in_outer_retry(frame: Any) -> bool:
-    """Is an enclosing retry executor on the stack above ``frame`` (or marked in the context)?"""
-    if _ASYNC_RETRY_DEPTH.get():
-        return True
+    """Is an enclosing retry that may retry (``attempts > 1``) on the stack above ``frame``, or
+    marked in the context?  Failure path only: it walks the stack."""
+    m = _RETRY_MARK.get()
+    while m is not None:
+        if m.active:
+            return True
+        m = m.parent
     codes = _RETRY_CODES
     f = frame
     while f is not None:
         if f.f_code in codes:
-            return True
+            # Every executor closure refers to its policy as ``self`` (a free variable).
+            outer = f.f_locals.get("self")
+            if not isinstance(outer, Retry) or outer.attempts > 1:
+                return True
         f = f.f_back
     return False
 
@@ -85,18 +115,27 @@ class Retry(Policy):
     """Retry failed calls.
 
     :param attempts: total attempts, the first included (``>= 1``).  Default 3.
-    :param max_elapsed: give up rather than start a retry later than this many seconds after the first
-        attempt started (``None``: no limit).
+    :param max_elapsed: give up rather than start a retry later than this many seconds after the
+        first attempt started (``None``: no limit).
     :param on: exception type(s) to retry.  Default :class:`Exception`.
-    :param retry_if: ``exc -> True | False | None | delay``; refines ``on``.
-    :param retry_if_result: ``result -> True | False | None | delay``; retry on results too.  When the
-        retries run out the last result is returned.
+    :param retry_if: ``exc -> True | False | None | delay``; refines ``on``.  A number is the delay
+        in seconds before the next attempt (for ``Retry-After``), used instead of the backoff's; a
+        negative or NaN delay means "at once", ``math.inf`` means "do not retry".
+    :param retry_if_result: ``result -> True | False | None | delay``; retry on results too.  When
+        the retries run out the last result is returned.
     :param backoff: a :class:`Backoff`; default exponential, base 0.1 s, x2, cap 10 s, full jitter.
     :param budget: a :class:`Budget` shared by the callers of one dependency; default a fresh
         :class:`RetryBudget` for this policy (pass the same budget to share it; ``None`` for none).
-    :param nested: ``"single"`` (default): inside another retry make one attempt and let the outer one
-        decide; ``"multiply"``: retry independently.
+    :param nested: ``"single"`` (default): inside another retry make one attempt and let the outer
+        one decide; ``"multiply"``: retry independently.
     :param retry_rejected: also retry :class:`~buttress.errors.Rejected` errors (default ``False``).
+    :param clock: where time is read and waits happen (default the system clock; tests pass a
+        :class:`~buttress.testing.FakeClock`).
+    :param name: the ``policy`` label of its events (default ``"retry"``).
+
+    Events (``buttress_retry_<kind>``): ``attempt_succeeded``, ``attempt_failed``,
+    ``retry_scheduled`` (with the delay), ``retry_budget_exhausted``, ``gave_up`` (with the reason:
+    ``attempts``, ``elapsed``, ``deadline``, ``budget``, ``not_retryable`` or ``nested``).
     """
 
     kind: ClassVar[str] = "retry"
@@ -125,7 +164,7 @@ class Retry(Policy):
         retry_if: ExceptionPredicate | None = None,
         retry_if_result: ResultPredicate | None = None,
         backoff: Backoff | None = None,
-        budget: Budget | None | object = _DEFAULT,
+        budget: Budget | object | None = _DEFAULT,
         nested: Literal["single", "multiply"] = "single",
         retry_rejected: bool = False,
         clock: Clock = SYSTEM_CLOCK,
@@ -134,15 +173,31 @@ class Retry(Policy):
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             raise ConfigError("attempts", attempts, "must be an integer >= 1")
         if max_elapsed is not None and (
-            not isinstance(max_elapsed, int | float) or not 0 <= max_elapsed < math.inf
+            isinstance(max_elapsed, bool)
+            or not isinstance(max_elapsed, int | float)
+            or not 0 <= max_elapsed < math.inf
         ):
             raise ConfigError("max_elapsed", max_elapsed, "must be a finite number of seconds >= 0")
         on_t = on if isinstance(on, tuple) else (on,)
         for t in on_t:
             if not (isinstance(t, type) and issubclass(t, BaseException)):
                 raise ConfigError("on", on, "must be an exception type or a tuple of them")
+        if retry_if is not None and not callable(retry_if):
+            raise ConfigError("retry_if", retry_if, "must be callable: exc -> bool | delay | None")
+        if retry_if_result is not None and not callable(retry_if_result):
+            raise ConfigError(
+                "retry_if_result",
+                retry_if_result,
+                "must be callable: result -> bool | delay | None",
+            )
+        if backoff is not None and not isinstance(backoff, Backoff):
+            raise ConfigError("backoff", backoff, "must be a Backoff")
         if nested not in ("single", "multiply"):
             raise ConfigError("nested", nested, "must be 'single' or 'multiply'")
+        if not isinstance(clock, Clock):
+            raise ConfigError(
+                "clock", clock, "must provide monotonic(), wall(), sleep(), sleep_async()"
+            )
         if budget is _DEFAULT:
             budget = RetryBudget(clock=clock)
         if budget is not None and not isinstance(budget, Budget):
@@ -153,7 +208,7 @@ class Retry(Policy):
         self.retry_if = retry_if
         self.retry_if_result = retry_if_result
         self.backoff = backoff if backoff is not None else Backoff.exponential()
-        self.budget: Budget | None = budget  # type: ignore[assignment]
+        self.budget: Budget | None = budget
         self.nested = nested
         self.retry_rejected = retry_rejected
         self.clock = clock
@@ -165,10 +220,11 @@ class Retry(Policy):
             f"backoff={self.backoff!r}, budget={self.budget!r}, nested={self.nested!r})"
         )
 
-    # -- the decision (sans-I/O) ----------------------------------------------------------------------
+    # -- the decision (sans-I/O) -------------------------------------------------------------------
 
     def verdict(self, exc: BaseException | None, result: Any) -> Verdict:
-        """Is this outcome worth retrying?  ``exc`` is the error, or ``None`` for a returned result."""
+        """Is this outcome worth retrying?  ``exc`` is the error, or ``None`` for a returned
+        result."""
         if exc is not None:
             if isinstance(exc, _NEVER_RETRY) or not isinstance(exc, self.on):
                 return False
@@ -192,10 +248,12 @@ class Retry(Policy):
         deadline: float | None = None,
         nested: bool = False,
     ) -> float | str:
-        """After failed attempt number ``attempt``: the delay before the next one, or why to give up.
+        """After failed attempt number ``attempt``: the delay before the next one, or why to give
+        up.
 
-        Reasons: ``not_retryable``, ``nested``, ``attempts``, ``elapsed``, ``deadline``.  The budget is
-        asked separately (:meth:`_withdraw`), last, so that giving up for another reason costs no token.
+        Reasons: ``not_retryable``, ``nested``, ``attempts``, ``elapsed``, ``deadline``.  The budget
+        is asked separately (:meth:`_withdraw`), last, so that giving up for another reason costs no
+        token.
         """
         if verdict is None or verdict is False:
             return "not_retryable"
@@ -207,7 +265,9 @@ class Retry(Policy):
             delay = self.backoff.delay(attempt, previous_delay)
         else:
             delay = float(verdict)
-            if not delay >= 0:
+            if delay == math.inf:
+                return "not_retryable"
+            if not delay >= 0:  # negative or NaN: at once
                 delay = 0.0
         at = now + delay
         if self.max_elapsed is not None and at - started > self.max_elapsed:
@@ -216,7 +276,7 @@ class Retry(Policy):
             return "deadline"
         return delay
 
-    # -- executors ------------------------------------------------------------------------------------
+    # -- executors ---------------------------------------------------------------------------------
 
     def sync_layer(self, nxt: SyncNext, emitter: Emitter) -> SyncNext:
         mono = self.clock.monotonic
@@ -234,7 +294,9 @@ class Retry(Policy):
         if ring is not None:
             deposit = None
 
-        def retry_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        def retry_call(
+            fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
             now = mono()
             if ring is not None:
                 # RetryBudget.on_request, inlined: a lock-free increment of the current slice.
@@ -248,12 +310,12 @@ class Retry(Policy):
             try:
                 result = fn(*args, **kwargs) if direct else nxt(fn, args, kwargs)
             except on as exc:
-                return slow(fn, args, kwargs, now, exc, None)
+                return slow(fn, args, kwargs, now, exc)
             if not plain:
                 if rif is not None:
                     v = rif(result)
                     if v is not None and v is not False:
-                        return slow(fn, args, kwargs, now, None, result, v)
+                        return slow(fn, args, kwargs, now, None, result=result, verdict=v)
                 if outcomes:
                     budget.on_success()  # type: ignore[union-attr]
             if em.active:
@@ -278,18 +340,22 @@ class Retry(Policy):
             kwargs: dict[str, Any],
             started: float,
             exc: BaseException | None,
-            result: Any,
+            *,
+            result: Any = None,
             verdict: Verdict = None,
         ) -> Any:
             nested = _in_outer_retry(sys._getframe(2))
+            counts_failures = outcomes and not (nested and self.nested == "single")
             attempt = 1
             prev: float | None = None
             ctx = _CONTEXT.get()
             while True:
-                now = mono()
                 if exc is not None:
+                    if isinstance(exc, _NEVER_RETRY):
+                        raise exc
                     verdict = self.verdict(exc, None)
-                if outcomes:
+                now = mono()
+                if counts_failures and verdict is not None and verdict is not False:
                     budget.on_failure()  # type: ignore[union-attr]
                 if em.active:
                     em.emit(AttemptFailed(em.pipeline, name, now, attempt, exc, result))
@@ -354,7 +420,9 @@ class Retry(Policy):
         outcomes = budget is not None and budget.counts_outcomes
         em = emitter
         name = self.name
-        depth_var = _ASYNC_RETRY_DEPTH
+        mark_var = _RETRY_MARK
+        # Only a retry that can retry marks its attempts as nested territory.
+        marks = self.attempts > 1
 
         async def retry_call_async(
             fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -370,13 +438,19 @@ class Retry(Policy):
                 exc: BaseException | None = None
                 result: Any = None
                 verdict: Verdict = None
-                token = depth_var.set(depth_var.get() + 1)
+                if marks:
+                    mark = _Mark(mark_var.get())
+                    token = mark_var.set(mark)
                 try:
                     result = await nxt(fn, args, kwargs)
                 except on as e:
+                    if isinstance(e, _NEVER_RETRY):
+                        raise
                     exc = e
                 finally:
-                    depth_var.reset(token)
+                    if marks:
+                        mark.active = False
+                        mark_var.reset(token)
                 if exc is None:
                     if rif is not None:
                         verdict = rif(result)
@@ -391,7 +465,12 @@ class Retry(Policy):
                 now = mono()
                 if nested is None:
                     nested = _in_outer_retry(sys._getframe(1))
-                if outcomes:
+                if (
+                    outcomes
+                    and verdict is not None
+                    and verdict is not False
+                    and not (nested and self.nested == "single")
+                ):
                     budget.on_failure()  # type: ignore[union-attr]
                 if em.active:
                     em.emit(AttemptFailed(em.pipeline, name, now, attempt, exc, result))
@@ -433,7 +512,11 @@ def _register_codes() -> None:
     async def anop(fn: Any, args: Any, kwargs: Any) -> None:
         return None
 
-    for layer in (probe.sync_layer(nop, em), probe._sync_slow(nop, em), probe.async_layer(anop, em)):
+    for layer in (
+        probe.sync_layer(nop, em),
+        probe._sync_slow(nop, em),
+        probe.async_layer(anop, em),
+    ):
         _RETRY_CODES.add(layer.__code__)
 
 

@@ -1,19 +1,29 @@
 """Timeouts: a bound on one attempt or on the whole call, carried as a deadline.
 
-``Timeout(seconds)`` sets a deadline of ``now + seconds`` (or keeps an earlier one already in force) for
-everything nested under it, so retries stop sleeping past it and integrations pass the remaining time on.
+``Timeout(seconds)`` sets a deadline of ``now + seconds`` (or keeps an earlier one already in force)
+for everything nested under it, so retries stop sleeping past it and integrations pass the remaining
+time on.
 
 * **asyncio**: the awaited work is cancelled when the time is up, and the policy raises
   :class:`~buttress.errors.DeadlineExceeded` (``scope="total"``) or
   :class:`~buttress.errors.AttemptTimeout` (``scope="attempt"``, retryable).
-* **threads, cooperative** (default): Python cannot interrupt a running function, so the deadline bounds
-  every *wait* inside it (retry sleeps, bulkhead queues, integrations that read
-  :func:`buttress.remaining`).  If the deadline has already passed when the layer is entered, the call is
-  not started.
-* **threads, hard** (``hard=True``): the call runs in a worker thread and the caller stops waiting at the
-  deadline.  The worker is *not* stopped: it runs to completion in the background and its result is
-  discarded; at most ``max_workers`` such calls run at once, further calls queue.  Use it only for calls
-  that are safe to abandon.
+* **threads, cooperative** (default): Python cannot interrupt a running function, so the deadline
+  bounds every *wait* inside it (retry sleeps, bulkhead queues, integrations that read
+  :func:`buttress.remaining`).  If the deadline has already passed when the layer is entered, the
+  call is not started.
+* **threads, hard** (``hard=True``): the call runs in a worker thread and the caller stops waiting
+  at the deadline.  Limits, by design of CPython (a thread cannot be killed):
+
+  - the worker is *not* stopped: it runs to completion in the background and its result or error is
+    discarded, so use it only for calls that are safe to abandon (reads, idempotent requests);
+  - at most ``max_workers`` calls run at once per policy; further calls queue, and time spent queued
+    counts against their timeout;
+  - each call costs a thread hand-off (tens of microseconds), so keep it for calls that may hang;
+  - the workers are daemon threads: an abandoned call never keeps the process from exiting, and is
+    cut short if the process exits;
+  - the call sees the deadline (:func:`buttress.remaining`) and, when the timeout sits inside a
+    retry, knows it is nested, through a copy of the caller's context variables; thread-locals do
+    not follow.
 """
 
 from __future__ import annotations
@@ -21,29 +31,106 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import math
+import queue
+import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Literal
 
-from ..clock import SYSTEM_CLOCK, Clock
-from ..context import _DEADLINE
-from ..errors import AttemptTimeout, ConfigError, DeadlineExceeded
-from ..events import DeadlineHit, Emitter, TimeoutEvent
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.context import _DEADLINE
+from buttress.errors import AttemptTimeout, ConfigError, DeadlineExceeded
+from buttress.events import DeadlineHit, Emitter, TimeoutEvent
+
 from .base import AsyncNext, Policy, SyncNext, invoke_sync
+from .retry import _RETRY_MARK, _in_outer_retry, _Mark
 
 __all__ = ["Timeout"]
+
+_IDLE_EXIT = 30.0  # seconds an idle hard-timeout worker waits for work before it exits
+
+
+class _DaemonPool:
+    """A minimal thread pool of *daemon* workers for hard timeouts.
+
+    :class:`concurrent.futures.ThreadPoolExecutor` joins its workers at interpreter exit, so one
+    hung call would hang the process; these workers never hold the process.  Workers start on demand
+    (up to ``max_workers``) and exit after ``_IDLE_EXIT`` seconds without work.
+    """
+
+    __slots__ = ("_idle", "_lock", "_max", "_name", "_queue", "_threads")
+
+    def __init__(self, max_workers: int, name: str) -> None:
+        self._max = max_workers
+        self._name = name
+        self._queue: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]]] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._threads = 0
+
+    def submit(self, call: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._queue.put((future, call))
+        # _idle counts waiting workers minus queued items no worker has claimed yet; a new worker
+        # takes the item it was started for.
+        with self._lock:
+            start = self._idle <= 0 and self._threads < self._max
+            if start:
+                self._threads += 1
+            else:
+                self._idle -= 1
+        if start:
+            threading.Thread(
+                target=self._work, name=f"buttress-{self._name}-{self._threads}", daemon=True
+            ).start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            try:
+                future, call = self._queue.get(timeout=_IDLE_EXIT)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._idle -= 1
+                        self._threads -= 1
+                        return
+                continue
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = call()
+                except BaseException as exc:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+                del future, call
+            with self._lock:
+                self._idle += 1
+
+    @property
+    def threads(self) -> int:
+        """Worker threads alive now."""
+        return self._threads
 
 
 class Timeout(Policy):
     """Bound a call (``scope="total"``, the default) or each attempt (``scope="attempt"``).
 
     :param seconds: the bound, ``> 0``.
-    :param hard: sync only; run the call in a worker thread and stop waiting at the bound.
-    :param max_workers: worker threads for ``hard`` timeouts.
+    :param scope: ``"total"`` (default order 20: outside the retry, bounds its sleeps) or
+        ``"attempt"`` (default order 70: innermost, each attempt gets its own bound, retryable
+        :class:`~buttress.errors.AttemptTimeout`).
+    :param hard: sync only (default ``False``); run the call in a worker thread and stop waiting at
+        the bound (see the module docs for its limits).  Async calls are always cancelled.
+    :param max_workers: worker threads for ``hard`` timeouts (default 32), per policy.
     """
 
     kind: ClassVar[str] = "timeout"
-    __slots__ = ("_pool", "clock", "hard", "max_workers", "name", "scope", "seconds")
+    __slots__ = ("_pool", "_pool_lock", "clock", "hard", "max_workers", "name", "scope", "seconds")
 
     def __init__(
         self,
@@ -63,7 +150,9 @@ class Timeout(Policy):
             raise ConfigError("seconds", seconds, "a timeout must be a finite number > 0")
         if scope not in ("total", "attempt"):
             raise ConfigError("scope", scope, "must be 'total' or 'attempt'")
-        if not isinstance(max_workers, int) or max_workers < 1:
+        if not isinstance(hard, bool):
+            raise ConfigError("hard", hard, "must be True or False")
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise ConfigError("max_workers", max_workers, "must be an integer >= 1")
         self.seconds = float(seconds)
         self.scope = scope
@@ -71,7 +160,8 @@ class Timeout(Policy):
         self.max_workers = max_workers
         self.clock = clock
         self.name = name or ("timeout" if scope == "total" else "attempt_timeout")
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: _DaemonPool | None = None
+        self._pool_lock = threading.Lock()
 
     @property
     def order(self) -> int:  # type: ignore[override]
@@ -99,7 +189,9 @@ class Timeout(Policy):
             return self._hard_layer(nxt, emitter)
         direct = nxt is invoke_sync
 
-        def timeout_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        def timeout_call(
+            fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
             now = mono()
             at = now + seconds
             outer = var.get()
@@ -134,16 +226,20 @@ class Timeout(Policy):
                 if emitter.active:
                     self._event(emitter)
                 raise self._error()
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    self.max_workers, thread_name_prefix=f"buttress-{self.name}"
-                )
-            token = var.set(at)
-            try:
-                ctx = contextvars.copy_context()
-            finally:
-                var.reset(token)
-            future = self._pool.submit(ctx.run, nxt, fn, args, kwargs)
+            pool = self._pool
+            if pool is None:
+                with self._pool_lock:
+                    if self._pool is None:
+                        self._pool = _DaemonPool(self.max_workers, self.name)
+                    pool = self._pool
+            # The worker runs in a copy of our context, with the deadline set and, inside a retry,
+            # the mark that tells retries in the call that they are nested.
+            ctx = contextvars.copy_context()
+            ctx.run(var.set, at)
+            mark = _Mark(_RETRY_MARK.get()) if _in_outer_retry(sys._getframe(1)) else None
+            if mark is not None:
+                ctx.run(_RETRY_MARK.set, mark)
+            future = pool.submit(functools.partial(ctx.run, nxt, fn, args, kwargs))
             try:
                 return future.result(timeout=max(0.0, at - mono()))
             except concurrent.futures.TimeoutError:
@@ -151,6 +247,9 @@ class Timeout(Policy):
                 if emitter.active:
                     self._event(emitter)
                 raise self._error() from None
+            finally:
+                if mark is not None:  # an abandoned call is no longer inside our retry
+                    mark.active = False
 
         return hard_timeout_call
 

@@ -2,92 +2,111 @@
 
 from __future__ import annotations
 
-from ..clock import SYSTEM_CLOCK, Clock
-from ..errors import SpecError
-from ..pipeline import Pipeline
-from ..policies.backoff import Backoff
-from ..policies.base import Policy
-from ..policies.budget import Budget, RetryBudget, TokenBucketBudget
-from ..policies.fallback import Fallback
-from ..policies.retry import Retry
-from ..policies.timeout import Timeout
+from typing import Any
+
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.errors import ConfigError, SpecError
+from buttress.pipeline import Pipeline
+from buttress.policies.backoff import Backoff
+from buttress.policies.base import Policy
+from buttress.policies.budget import Budget, RetryBudget, TokenBucketBudget
+from buttress.policies.fallback import Fallback
+from buttress.policies.retry import Retry
+from buttress.policies.timeout import Timeout
+
 from .document import ReliabilitySpec
-from .policies import PipelineSpec, resolve_exception
+from .policies import BudgetSpec, FallbackSpec, PipelineSpec, RetrySpec, TimeoutSpec
+from .policies import resolve_exception as _exc
+from .source import Document
 
 __all__ = ["build_pipeline", "build_pipelines"]
 
 
-def _policies(name: str, spec: PipelineSpec, clock: Clock) -> list[Policy]:
+def _fallback(spec: FallbackSpec, clock: Clock) -> Fallback:
+    return Fallback(
+        spec.value,
+        on=tuple(_exc(n) for n in spec.on),
+        on_rejected=spec.on_rejected,
+        clock=clock,
+    )
+
+
+def _timeout(spec: TimeoutSpec, scope: str, clock: Clock) -> Timeout:
+    return Timeout(
+        spec.seconds, scope="total" if scope == "total" else "attempt", hard=spec.hard, clock=clock
+    )
+
+
+def _budget(spec: BudgetSpec | None, clock: Clock) -> Budget | None:
+    if spec is None:
+        return None
+    if spec.mode == "token_bucket":
+        return TokenBucketBudget(max_tokens=spec.max_tokens, token_ratio=spec.token_ratio)
+    return RetryBudget(
+        ratio=spec.ratio, min_per_second=spec.min_per_second, ttl=spec.ttl, clock=clock
+    )
+
+
+def _retry(spec: RetrySpec, clock: Clock) -> Retry:
+    b = spec.backoff
+    return Retry(
+        attempts=spec.attempts,
+        max_elapsed=spec.max_elapsed,
+        on=tuple(_exc(n) for n in spec.on),
+        backoff=Backoff(
+            b.kind,
+            base=b.base,
+            multiplier=b.multiplier,
+            step=b.step,
+            cap=b.cap,
+            jitter=b.jitter,
+        ),
+        budget=_budget(spec.budget, clock),
+        nested=spec.nested,
+        retry_rejected=spec.retry_rejected,
+        clock=clock,
+    )
+
+
+def _policy(key: str, value: Any, clock: Clock) -> Policy:
+    if key == "fallback":
+        return _fallback(value, clock)
+    if key == "timeout":
+        return _timeout(value, "total", clock)
+    if key == "attempt_timeout":
+        return _timeout(value, "attempt", clock)
+    if key == "retry":
+        return _retry(value, clock)
+    raise SpecError(f"no builder for policy key {key!r}", field=key)
+
+
+def _policies(name: str, spec: PipelineSpec, clock: Clock, doc: Document | None) -> list[Policy]:
     out: list[Policy] = []
     # Keys in declaration order, so `order: given` keeps the file's order.
-    declared = [k for k in spec.declared_keys() if getattr(spec, k, None) is not None]
-    for key in declared:
-        value = getattr(spec, key)
-        if key == "order":
+    for key in spec.declared_keys():
+        if key == "order" or getattr(spec, key, None) is None:
             continue
-        if key == "fallback":
-            out.append(
-                Fallback(
-                    value.value,
-                    on=tuple(resolve_exception(n) for n in value.on),
-                    on_rejected=value.on_rejected,
-                )
-            )
-        elif key in ("timeout", "attempt_timeout"):
-            out.append(
-                Timeout(
-                    value.seconds,
-                    scope="total" if key == "timeout" else "attempt",
-                    hard=value.hard,
-                    clock=clock,
-                )
-            )
-        elif key == "retry":
-            b = value.backoff
-            budget: Budget | None
-            if value.budget is None or value.budget is False:
-                budget = None
-            elif value.budget.mode == "token_bucket":
-                budget = TokenBucketBudget(
-                    max_tokens=value.budget.max_tokens, token_ratio=value.budget.token_ratio
-                )
-            else:
-                budget = RetryBudget(
-                    ratio=value.budget.ratio,
-                    min_per_second=value.budget.min_per_second,
-                    ttl=value.budget.ttl,
-                    clock=clock,
-                )
-            out.append(
-                Retry(
-                    attempts=value.attempts,
-                    max_elapsed=value.max_elapsed,
-                    on=tuple(resolve_exception(n) for n in value.on),
-                    backoff=Backoff(
-                        b.kind,
-                        base=b.base,
-                        multiplier=b.multiplier,
-                        step=b.step,
-                        cap=b.cap,
-                        jitter=b.jitter,
-                    ),
-                    budget=budget,
-                    nested=value.nested,
-                    retry_rejected=value.retry_rejected,
-                    clock=clock,
-                )
-            )
+        try:
+            out.append(_policy(key, getattr(spec, key), clock))
+        except ConfigError as e:
+            # The models check what they can; whatever a policy still refuses points at the file.
+            loc = ("policies", name, key)
+            message = f"invalid {e.parameter}={e.value!r}: {e.reason}"
+            if doc is not None:
+                raise doc.error(loc, message) from None
+            raise SpecError(message, field=".".join(loc)) from None
     return out
 
 
 def build_pipeline(spec: ReliabilitySpec, name: str, *, clock: Clock = SYSTEM_CLOCK) -> Pipeline:
-    """Build the pipeline declared as ``policies.<name>``."""
+    """Build the pipeline declared as ``policies.<name>``; its policies read ``clock``."""
     try:
         pspec = spec.policies[name]
     except KeyError:
         known = ", ".join(sorted(spec.policies)) or "none declared"
         raise SpecError(f"no pipeline named {name!r} (known: {known})", field="policies") from None
-    return Pipeline(_policies(name, pspec, clock), name=name, order=pspec.order, clock=clock)
+    policies = _policies(name, pspec, clock, spec.document)
+    return Pipeline(policies, name=name, order=pspec.order, clock=clock)
 
 
 def build_pipelines(spec: ReliabilitySpec, *, clock: Clock = SYSTEM_CLOCK) -> dict[str, Pipeline]:

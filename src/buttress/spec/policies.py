@@ -44,25 +44,53 @@ class _Strict(BaseModel):
 
 
 class BackoffSpec(_Strict):
+    """``backoff:``: the delay curve and its jitter (see :class:`buttress.Backoff`)."""
+
     kind: Literal["constant", "linear", "exponential"] = "exponential"
     base: Duration = 0.1
-    multiplier: float = Field(2.0, ge=1)
+    multiplier: float = Field(default=2.0, ge=1)
     step: Duration = 0.0
     cap: Duration = 10.0
     jitter: Literal["none", "full", "equal", "decorrelated"] = "full"
 
+    @model_validator(mode="after")
+    def _cap_not_below_base(self) -> BackoffSpec:
+        if self.cap < self.base:
+            raise ValueError(f"cap ({self.cap:g}s) must be >= base ({self.base:g}s)")
+        return self
+
+
+_RATIO_KEYS = frozenset({"ratio", "min_per_second", "ttl"})
+_BUCKET_KEYS = frozenset({"max_tokens", "token_ratio"})
+
 
 class BudgetSpec(_Strict):
+    """``budget:``: Finagle's ratio budget (default) or gRPC's token bucket (``mode:
+    token_bucket``). ``budget: false`` (or ``null``) turns budgeting off."""
+
     mode: Literal["ratio", "token_bucket"] = "ratio"
-    ratio: float = Field(0.2, ge=0, le=1)
-    min_per_second: float = Field(10.0, ge=0)
+    ratio: float = Field(default=0.2, ge=0, le=1)
+    min_per_second: float = Field(default=10.0, ge=0)
     ttl: PositiveDuration = 10.0
-    max_tokens: float = Field(10.0, gt=0, le=1000)
-    token_ratio: float = Field(0.1, gt=0, le=1)
+    max_tokens: float = Field(default=10.0, gt=0, le=1000)
+    token_ratio: float = Field(default=0.1, ge=0.001, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _keys_match_mode(self) -> BudgetSpec:
+        foreign = _BUCKET_KEYS if self.mode == "ratio" else _RATIO_KEYS
+        given = sorted(foreign & self.model_fields_set)
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} do(es) not apply to mode {self.mode!r}; "
+                f"mode 'ratio' takes ratio, min_per_second, ttl; "
+                f"mode 'token_bucket' takes max_tokens, token_ratio"
+            )
+        return self
 
 
 def resolve_exception(name: str) -> type[BaseException]:
-    """``ConnectionError`` or ``package.module.Error`` to the class; ``ValueError`` if it is none."""
+    """``ConnectionError`` or ``package.module.Error`` to the class; ``ValueError`` if it is
+    none."""
     obj: Any
     if "." not in name:
         obj = getattr(builtins, name, None)
@@ -78,13 +106,20 @@ def resolve_exception(name: str) -> type[BaseException]:
 
 
 class RetrySpec(_Strict):
-    attempts: int = Field(3, ge=1)
+    attempts: int = Field(default=3, ge=1)
     max_elapsed: Duration | None = None
     on: list[str] = Field(default_factory=lambda: ["Exception"])
     backoff: BackoffSpec = BackoffSpec()
-    budget: BudgetSpec | None | Literal[False] = BudgetSpec()
+    budget: BudgetSpec | None = BudgetSpec()
     nested: Literal["single", "multiply"] = "single"
     retry_rejected: bool = False
+
+    @field_validator(
+        "budget", mode="before", json_schema_input_type=BudgetSpec | None | Literal[False]
+    )
+    @classmethod
+    def _budget_off(cls, v: Any) -> Any:
+        return None if v is False else v
 
     @field_validator("on", mode="before")
     @classmethod
@@ -105,9 +140,12 @@ class TimeoutSpec(_Strict):
 
 
 class FallbackSpec(_Strict):
+    """``fallback:``: the value to answer with, and which errors trigger it (see
+    :class:`buttress.Fallback`; ``on_rejected`` unset: rejections count when they match ``on``)."""
+
     value: Any = None
     on: list[str] = Field(default_factory=lambda: ["Exception"])
-    on_rejected: bool = True
+    on_rejected: bool | None = None
 
     @field_validator("on", mode="before")
     @classmethod

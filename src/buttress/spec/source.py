@@ -1,9 +1,9 @@
 """Line-aware YAML loading and validation.
 
-:func:`load_yaml` parses a YAML file into plain Python data *and* remembers where every key and value
-sits (line and column).  :func:`validate` runs a pydantic model over that data and turns every
-validation error into a :class:`~buttress.errors.SpecError` that names the file, line, column and dotted
-field path, suggesting the closest valid key when a key is unknown.  Every section of
+:func:`load_yaml` parses a YAML file into plain Python data *and* remembers where every key and
+value sits (line and column).  :func:`validate` runs a pydantic model over that data and turns every
+validation error into a :class:`~buttress.errors.SpecError` that names the file, line, column and
+dotted field path, suggesting the closest valid key when a key is unknown.  Every section of
 ``reliability.yaml`` (and the other spec formats: OpenSLO, sloth, experiments) is read through here.
 """
 
@@ -21,7 +21,7 @@ from typing import Any, TypeVar, Union
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..errors import SpecError
+from buttress.errors import SpecError
 
 __all__ = ["Document", "Loc", "load_yaml", "load_yaml_text", "spec_error", "validate"]
 
@@ -54,10 +54,13 @@ class Document:
         """A :class:`SpecError` for the node at ``loc`` in this document."""
         path = tuple(loc)
         line, col = self.position(path)
-        return SpecError(message, file=self.file, line=line, column=col, field=_dotted(path) or None)
+        return SpecError(
+            message, file=self.file, line=line, column=col, field=_dotted(path) or None
+        )
 
     def sub(self, loc: Iterable[str | int]) -> Document:
-        """A view of the node at ``loc`` as a document of its own (positions keep pointing at the file)."""
+        """A view of the node at ``loc`` as a document of its own (positions keep pointing at the
+        file)."""
         prefix = tuple(loc)
         n = len(prefix)
         data: Any = self.data
@@ -160,7 +163,7 @@ def _build(loader: _Loader, node: yaml.Node, path: Loc, doc: Document) -> Any:
                     file=doc.file,
                     line=key_node.start_mark.line + 1,
                     column=key_node.start_mark.column + 1,
-                    field=_dotted((*path, key)),
+                    field=_dotted((*path, str(key))),
                 )
             sub = (*path, key) if isinstance(key, str) else (*path, str(key))
             doc.keys[sub] = _mark(key_node)
@@ -252,10 +255,9 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> Loc:
     out: list[str | int] = []
     cur = data
     for part in loc:
-        if isinstance(cur, Mapping) and part in cur:
-            out.append(part)
-            cur = cur[part]
-        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+        if (isinstance(cur, Mapping) and part in cur) or (
+            isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+        ):
             out.append(part)
             cur = cur[part]
         elif isinstance(cur, Mapping) and not isinstance(part, int):
@@ -272,13 +274,17 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> Loc:
     return tuple(out)
 
 
+def _is_scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
 def spec_error(doc: Document, loc: Iterable[str | int], message: str) -> SpecError:
     return doc.error(loc, message)
 
 
 def validate(model: type[M], doc: Document, loc: Loc = (), *, context: Any = None) -> M:
-    """Validate the node at ``loc`` of ``doc`` as ``model``; raise one :class:`SpecError` listing all
-    problems, each with its line, column and field."""
+    """Validate the node at ``loc`` of ``doc`` as ``model``; raise one :class:`SpecError` listing
+    all problems, each with its line, column and field."""
     data: Any = doc.data
     for part in loc:
         data = data[part]
@@ -286,7 +292,11 @@ def validate(model: type[M], doc: Document, loc: Loc = (), *, context: Any = Non
         return model.model_validate(data, context=context)
     except ValidationError as e:
         problems: list[SpecError] = []
-        for err in e.errors(include_url=False):
+        # A misspelt required key shows up twice: as an unknown key and as a missing field.  Keep
+        # the first (it says what to fix) and drop the second.
+        suggested: set[Loc] = set()
+        errors = e.errors(include_url=False)
+        for err in errors:
             rel = _clean_loc(tuple(err["loc"]), data)
             full = (*loc, *rel)
             msg = err["msg"]
@@ -299,6 +309,7 @@ def validate(model: type[M], doc: Document, loc: Loc = (), *, context: Any = Non
                 close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
                 if close:
                     msg += f"; did you mean {close[0]!r}?"
+                    suggested.add((*rel[:-1], close[0]))
                 elif valid:
                     msg += f" (valid keys: {', '.join(sorted(valid))})"
             elif etype == "missing":
@@ -307,7 +318,18 @@ def validate(model: type[M], doc: Document, loc: Loc = (), *, context: Any = Non
                 msg = msg[len("Value error, ") :]
             elif msg.startswith("Assertion failed, "):
                 msg = msg[len("Assertion failed, ") :]
+            elif _is_scalar(err.get("input")) and "got" not in msg:
+                msg += f" (got {err['input']!r})"
             problems.append(doc.error(full, msg))
+        if suggested:
+            problems = [
+                p
+                for p in problems
+                if not (
+                    p.message == "required field is missing"
+                    and any(p.field == _dotted((*loc, *s)) for s in suggested)
+                )
+            ]
         # Deduplicate (unions report the same problem once per member).
         seen: set[str] = set()
         unique = []

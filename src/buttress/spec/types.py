@@ -45,7 +45,7 @@ def parse_duration(value: Any) -> float:
                 pos = m.end()
             if pos != len(text):
                 raise ValueError(
-                    f"cannot read {value!r} as a duration; use e.g. '250ms', '2s', '5m', '1h', '30d'"
+                    f"cannot read {value!r} as a duration; use e.g. '250ms', '2s', '5m', '1h'"
                 ) from None
     else:
         raise ValueError(f"expected a duration, got {type(value).__name__}")
