@@ -1,0 +1,126 @@
+"""Reading SLOs from any of the three formats, with line-aware errors.
+
+``reliability.yaml`` (its ``slos:`` section), OpenSLO v1 (one or more YAML documents) and sloth
+``prometheus/v1``.  The format is recognised from the content: ``apiVersion: openslo/v1`` or
+``version: prometheus/v1``; anything else is read as ``reliability.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from buttress.errors import SpecError
+from buttress.spec.document import ReliabilitySpec
+from buttress.spec.source import Document, _build, _Loader, validate
+
+from .spec import SLOSpec
+
+__all__ = ["detect_format", "load_documents", "load_documents_text", "load_slos", "resolve_slos"]
+
+
+def load_documents_text(text: str, file: str = "<string>") -> list[Document]:
+    """Parse every YAML document in ``text`` (``---`` separated), keeping positions like
+    ``load_yaml``."""
+    loader = _Loader(text)
+    docs: list[Document] = []
+    try:
+        try:
+            while loader.check_node():
+                node = loader.get_node()
+                doc = Document(file, None)
+                if node is not None:
+                    doc.data = _build(loader, node, (), doc)
+                docs.append(doc)
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            raise SpecError(
+                f"YAML syntax error: {e.problem or e.context}",
+                file=file,
+                line=mark.line + 1 if mark else None,
+                column=mark.column + 1 if mark else None,
+            ) from None
+        except yaml.YAMLError as e:
+            raise SpecError(f"YAML error: {e}", file=file) from None
+    finally:
+        loader.dispose()
+    return [d for d in docs if d.data is not None]
+
+
+def load_documents(path: str | Path) -> list[Document]:
+    """Read a (possibly multi-document) YAML file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise SpecError("is a directory, expected a YAML file", file=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"not UTF-8 text ({e.reason})", file=str(path)) from None
+    return load_documents_text(text, str(path))
+
+
+def detect_format(docs: list[Document]) -> str:
+    """``openslo``, ``sloth`` or ``reliability``."""
+    for d in docs:
+        data = d.data
+        items = data if isinstance(data, list) else [data]
+        for item in items:
+            if isinstance(item, dict):
+                api = str(item.get("apiVersion", ""))
+                if api.startswith("openslo/"):
+                    return "openslo"
+                if str(item.get("version", "")) == "prometheus/v1":
+                    return "sloth"
+    return "reliability"
+
+
+def resolve_slos(spec: ReliabilitySpec, doc: Document | None = None) -> list[SLOSpec]:
+    """The SLOs of ``spec`` with ``service`` filled from the top level; names must be unique."""
+    out: list[SLOSpec] = []
+    seen: dict[str, int] = {}
+    for i, slo in enumerate(spec.slos):
+        if slo.name in seen:
+            msg = f"SLO name {slo.name!r} is used twice (also slos[{seen[slo.name]}])"
+            if doc is not None:
+                raise doc.error(("slos", i, "name"), msg)
+            raise SpecError(msg, field=f"slos[{i}].name")
+        seen[slo.name] = i
+        if slo.service is None:
+            if spec.service is None:
+                msg = "no service: set 'service:' at the top level or on the SLO"
+                if doc is not None:
+                    raise doc.error(("slos", i), msg)
+                raise SpecError(msg, field=f"slos[{i}]")
+            slo = slo.with_service(spec.service)
+        out.append(slo)
+    return out
+
+
+def load_slos(path: str | Path) -> list[SLOSpec]:
+    """Every SLO in ``path`` (reliability.yaml, OpenSLO v1 or sloth prometheus/v1), validated."""
+    docs = load_documents(path)
+    fmt = detect_format(docs)
+    if fmt == "openslo":
+        from .openslo import slos_from_openslo
+
+        return slos_from_openslo(docs)
+    if fmt == "sloth":
+        from .sloth import slos_from_sloth
+
+        if len(docs) != 1:
+            raise SpecError("a sloth file holds one YAML document", file=str(path))
+        return slos_from_sloth(docs[0])
+    if len(docs) > 1:
+        raise SpecError(
+            "reliability.yaml holds one YAML document (found several); OpenSLO files need "
+            "apiVersion: openslo/v1",
+            file=str(path),
+        )
+    doc = docs[0] if docs else Document(str(path), {})
+    if not isinstance(doc.data, dict):
+        raise doc.error((), "the top level must be a mapping (keys such as 'service:', 'slos:')")
+    spec = validate(ReliabilitySpec, doc)
+    return resolve_slos(spec, doc)

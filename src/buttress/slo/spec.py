@@ -1,0 +1,674 @@
+"""The ``slos:`` section of ``reliability.yaml``: service level objectives, declared.
+
+.. code-block:: yaml
+
+    service: checkout
+    slos:
+      - name: checkout-availability
+        objective: 99.9                 # percent, 0 < objective < 100
+        window: 30d                     # rolling; or {calendar: month, timezone: Europe/Paris}
+        sli:
+          kind: ratio
+          bad: sum(rate(http_requests_total{job="checkout",code=~"5.."}[{{.window}}]))
+          total: sum(rate(http_requests_total{job="checkout"}[{{.window}}]))
+        alerting:
+          disable: [ticket-3d]          # the Workbook tiers, minus one
+          min_events: 100               # low-traffic guard
+        exclusions:
+          - {start: 2024-03-01T02:00:00Z, end: 2024-03-01T04:00:00Z, reason: planned migration}
+
+SLI kinds (``sli.kind``):
+
+``ratio``
+    Good (or bad) events over total events: Prometheus queries using the ``{{.window}}`` placeholder
+    (sloth's convention), a precomputed ``error_ratio`` query, and/or a Buttress ``pipeline`` whose
+    calls
+    the recorder counts (success = good, failure = bad).
+``latency``
+    A threshold on a histogram: good events are those at or below ``threshold``
+    (``<histogram>_bucket{le="<threshold>"}`` over ``<histogram>_count``).
+``window``
+    Window-based (timeslices): the time is cut into slices of ``slice``; a slice is good when the
+    ratio of
+    the inner SLI (``of:``, a ratio or latency SLI) over the slice meets ``target``.
+
+Budgeting methods use OpenSLO's terms: ``Occurrences`` (good events / all events; ratio and latency
+SLIs),
+``Timeslices`` (good slices / slices; needs a window SLI with a ``target``) and ``RatioTimeslices``
+(the mean of the slices' ratios; a window SLI).
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from buttress.spec.types import PositiveDuration
+
+from . import math as slomath
+
+__all__ = [
+    "DEFAULT_TIERS",
+    "SLI",
+    "AlertingSpec",
+    "ExclusionSpec",
+    "LatencySLI",
+    "RatioSLI",
+    "SLOSpec",
+    "TierSpec",
+    "WindowSLI",
+    "WindowSpec",
+    "format_duration",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CALENDAR_NOMINAL = {"week": 7 * 86400.0, "month": 30 * 86400.0, "quarter": 90 * 86400.0}
+"""Nominal lengths (seconds) of calendar windows, used where a fixed length is needed (Prometheus
+rules
+and burn-rate thresholds): a week is 7 days, a month 30 days, a quarter 90 days."""
+
+
+def format_duration(seconds: float) -> str:
+    """The duration text for ``seconds`` in the largest unit that divides it exactly.
+
+    ``3600`` -> ``1h``, ``5400`` -> ``90m``, ``28 x 86400`` -> ``28d`` (units d, h, m, s, ms; the
+    text is valid in PromQL range selectors and in YAML).
+    """
+    ms = round(seconds * 1000)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- SLIs ------------------------------------------------------------------------------------------
+
+_WINDOW_PLACEHOLDER = "{{.window}}"
+
+
+def _check_query(v: str | None) -> str | None:
+    if v is not None:
+        if not v.strip():
+            raise ValueError("must be a non-empty PromQL query")
+        if _WINDOW_PLACEHOLDER not in v:
+            raise ValueError(
+                "a Prometheus query must use the {{.window}} placeholder in its range selectors, "
+                'e.g. sum(rate(http_requests_total{code=~"5.."}[{{.window}}]))'
+            )
+    return v
+
+
+class RatioSLI(_Strict):
+    """Good (or bad) events over all events."""
+
+    kind: Literal["ratio"] = Field(description="SLI kind: good/bad events over total events.")
+    good: str | None = Field(
+        default=None, description="PromQL: rate of good events, with [{{.window}}] range selectors."
+    )
+    bad: str | None = Field(
+        default=None, description="PromQL: rate of bad events, with [{{.window}}] range selectors."
+    )
+    total: str | None = Field(
+        default=None, description="PromQL: rate of all events, with [{{.window}}] range selectors."
+    )
+    error_ratio: str | None = Field(
+        default=None,
+        description="PromQL: a precomputed error ratio (0-1) over [{{.window}}]; instead of "
+        "good/bad/total (no low-traffic guard is possible then).",
+    )
+    pipeline: str | None = Field(
+        default=None,
+        description="A Buttress pipeline whose calls are the events: the recorder counts successes "
+        "as good and failures as bad; without queries, the rules use Buttress's own metric "
+        "buttress_events_total{pipeline, event} (buttress.telemetry.prometheus).",
+    )
+
+    @field_validator("good", "bad", "total", "error_ratio")
+    @classmethod
+    def _query(cls, v: str | None) -> str | None:
+        return _check_query(v)
+
+    @model_validator(mode="after")
+    def _forms(self) -> RatioSLI:
+        if self.good is not None and self.bad is not None:
+            raise ValueError("give either 'good' or 'bad' with 'total', not both")
+        if self.error_ratio is not None and (self.good or self.bad or self.total):
+            raise ValueError("'error_ratio' replaces good/bad/total; give one form")
+        if (self.good or self.bad) and self.total is None:
+            raise ValueError("'total' is required with 'good' or 'bad'")
+        if self.total is not None and not (self.good or self.bad):
+            raise ValueError("'total' needs 'good' or 'bad'")
+        return self
+
+    def queries(self) -> tuple[str | None, str | None, str | None]:
+        """``(bad, good, total)`` Prometheus queries, derived from ``pipeline`` if none were
+        given."""
+        if self.good or self.bad or self.total:
+            return (self.bad, self.good, self.total)
+        if self.error_ratio is None and self.pipeline is not None:
+            m = "buttress_events_total"
+            p = f'pipeline="{self.pipeline}"'
+            rng = "[{{.window}}]"
+            bad = f'(sum(rate({m}{{{p},event="buttress_pipeline_call_failed"}}{rng})) or vector(0))'
+            total = f'sum(rate({m}{{{p},event=~"buttress_pipeline_call_(succeeded|failed)"}}{rng}))'
+            return (bad, None, total)
+        return (None, None, None)
+
+    @property
+    def has_prometheus(self) -> bool:
+        """Whether Prometheus rules can be generated for this SLI."""
+        return any(self.queries()) or self.error_ratio is not None
+
+
+class LatencySLI(_Strict):
+    """A threshold on a histogram: good events are those no slower than ``threshold``."""
+
+    kind: Literal["latency"] = Field(description="SLI kind: requests at or below a latency.")
+    threshold: PositiveDuration = Field(
+        description="Latency (seconds or a duration such as '300ms'); must be a histogram bucket."
+    )
+    histogram: str | None = Field(
+        default=None,
+        description="Prometheus histogram base name (e.g. http_request_duration_seconds); "
+        "the rules "
+        "use <histogram>_bucket and <histogram>_count.",
+    )
+    selector: str = Field(
+        default="", description='Label matchers for the histogram, e.g. job="api",route!="/health".'
+    )
+    le: str | None = Field(
+        default=None,
+        description="The 'le' label value of the threshold bucket as your client writes it "
+        "(default: Python's repr of threshold, e.g. '0.3', '1.0').",
+    )
+    pipeline: str | None = Field(
+        default=None,
+        description="A Buttress pipeline whose calls are the events: good = succeeded within "
+        "threshold.",
+    )
+
+    @field_validator("histogram")
+    @classmethod
+    def _metric(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", v):
+            raise ValueError(f"{v!r} is not a Prometheus metric name")
+        return v
+
+    @model_validator(mode="after")
+    def _source(self) -> LatencySLI:
+        if self.histogram is None and self.pipeline is None:
+            raise ValueError(
+                "a latency SLI needs 'histogram' (Prometheus) or 'pipeline' (recorded)"
+            )
+        return self
+
+    def queries(self) -> tuple[str | None, str | None, str | None]:
+        """``(bad, good, total)`` Prometheus queries built from the histogram."""
+        if self.histogram is None:
+            return (None, None, None)
+        le = self.le if self.le is not None else repr(float(self.threshold))
+        sel = self.selector.strip().strip("{}").strip()
+        bucket_sel = f'{sel},le="{le}"' if sel else f'le="{le}"'
+        total_sel = f"{{{sel}}}" if sel else ""
+        good = f"sum(rate({self.histogram}_bucket{{{bucket_sel}}}[{{{{.window}}}}]))"
+        total = f"sum(rate({self.histogram}_count{total_sel}[{{{{.window}}}}]))"
+        return (None, good, total)
+
+    @property
+    def has_prometheus(self) -> bool:
+        return self.histogram is not None
+
+
+InnerSLI = Annotated[RatioSLI | LatencySLI, Field(discriminator="kind")]
+
+
+class WindowSLI(_Strict):
+    """Window-based (timeslices): a slice is good when the inner SLI's ratio meets ``target``."""
+
+    kind: Literal["window"] = Field(description="SLI kind: good time slices.")
+    slice: PositiveDuration = Field(
+        default=60.0, description="Length of a time slice (a whole number of minutes; default 1m)."
+    )
+    target: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="A slice is good when its good/total ratio is >= target (0 < target <= 1). "
+        "Required for Timeslices budgeting; omitted for RatioTimeslices.",
+    )
+    of: InnerSLI = Field(description="The SLI measured in each slice (ratio or latency).")
+
+    @field_validator("slice")
+    @classmethod
+    def _whole_minutes(cls, v: float) -> float:
+        if v % 60 != 0:
+            raise ValueError(f"a slice must be a whole number of minutes, got {format_duration(v)}")
+        return v
+
+    def queries(self) -> tuple[str | None, str | None, str | None]:
+        return self.of.queries()
+
+    @property
+    def pipeline(self) -> str | None:
+        return self.of.pipeline
+
+    @property
+    def has_prometheus(self) -> bool:
+        return self.of.has_prometheus and self.of.queries()[2] is not None
+
+
+SLI = Annotated[RatioSLI | LatencySLI | WindowSLI, Field(discriminator="kind")]
+
+
+# -- windows, tiers, exclusions -------------------------------------------------------------------
+
+
+class WindowSpec(_Strict):
+    """The SLO period: rolling (``window: 30d``) or calendar-aligned (``{calendar: month}``)."""
+
+    rolling: PositiveDuration | None = Field(
+        default=None, description="A rolling window of this length (e.g. 30d, 28d, 7d)."
+    )
+    calendar: Literal["week", "month", "quarter"] | None = Field(
+        default=None, description="A calendar-aligned window: week (from Monday), month or quarter."
+    )
+    timezone: str = Field(default="UTC", description="IANA time zone of calendar boundaries.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        if isinstance(v, str | int | float) and not isinstance(v, bool):
+            if v in CALENDAR_NOMINAL:
+                return {"calendar": v}
+            return {"rolling": v}
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {v!r} (use an IANA name such as 'Europe/Paris')"
+            ) from None
+        return v
+
+    @model_validator(mode="after")
+    def _one(self) -> WindowSpec:
+        if (self.rolling is None) == (self.calendar is None):
+            raise ValueError(
+                "give exactly one of 'rolling' (e.g. 30d) or 'calendar' (week/month/quarter)"
+            )
+        return self
+
+    @property
+    def seconds(self) -> float:
+        """Length in seconds (calendar windows: their nominal length, see ``CALENDAR_NOMINAL``)."""
+        if self.rolling is not None:
+            return self.rolling
+        assert self.calendar is not None
+        return CALENDAR_NOMINAL[self.calendar]
+
+    def describe(self) -> str:
+        if self.rolling is not None:
+            return f"rolling {format_duration(self.rolling)}"
+        return f"calendar {self.calendar} ({self.timezone})"
+
+
+class TierSpec(_Strict):
+    """One multiwindow burn-rate alert: fire when both windows burn faster than the threshold.
+
+    The threshold is ``burn_rate`` if given, else ``budget_fraction x period / long_window``
+    (the Workbook's BR = f x P / W): the burn rate that spends ``budget_fraction`` of the period's
+    budget within ``long_window``.
+    """
+
+    name: str = Field(description="Tier name (label burn_tier), e.g. page-1h.")
+    severity: str = Field(default="page", description="Label severity, e.g. page or ticket.")
+    long_window: PositiveDuration = Field(description="Long window (e.g. 1h).")
+    short_window: PositiveDuration = Field(
+        description="Short window (e.g. 5m, 1/12 of the long one): makes the alert reset quickly."
+    )
+    budget_fraction: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Fraction of the period's budget spent in long_window.",
+    )
+    burn_rate: float | None = Field(
+        default=None, gt=0, description="Explicit burn-rate threshold (instead of budget_fraction)."
+    )
+    min_events: int | None = Field(
+        default=None,
+        ge=0,
+        description="Low-traffic guard for this tier (default: alerting.min_events).",
+    )
+    labels: dict[str, str] = Field(default_factory=dict, description="Extra alert labels.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations.")
+
+    @field_validator("name")
+    @classmethod
+    def _tier_name(cls, v: str) -> str:
+        if not _NAME.fullmatch(v):
+            raise ValueError(f"{v!r}: use letters, digits, '-', '_' or '.'")
+        return v
+
+    @field_validator("short_window")
+    @classmethod
+    def _short_le_long(cls, v: float, info: ValidationInfo) -> float:
+        long = info.data.get("long_window")
+        if long is not None and v > long:
+            raise ValueError(
+                f"the short window ({format_duration(v)}) is longer than the long window "
+                f"({format_duration(long)}); it must be shorter (the Workbook uses 1/12)"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _threshold(self) -> TierSpec:
+        if (self.budget_fraction is None) == (self.burn_rate is None):
+            raise ValueError("give exactly one of 'budget_fraction' or 'burn_rate'")
+        return self
+
+    def threshold(self, period: float) -> float:
+        """The burn-rate threshold for an SLO period of ``period`` seconds."""
+        if self.burn_rate is not None:
+            return self.burn_rate
+        assert self.budget_fraction is not None
+        return slomath.burn_rate_threshold(self.budget_fraction, period, self.long_window)
+
+
+DEFAULT_TIERS: tuple[TierSpec, ...] = (
+    TierSpec(
+        name="page-1h", severity="page", long_window=3600, short_window=300, budget_fraction=0.02
+    ),
+    TierSpec(
+        name="page-6h", severity="page", long_window=21600, short_window=1800, budget_fraction=0.05
+    ),
+    TierSpec(
+        name="ticket-1d",
+        severity="ticket",
+        long_window=86400,
+        short_window=7200,
+        budget_fraction=0.10,
+    ),
+    TierSpec(
+        name="ticket-3d",
+        severity="ticket",
+        long_window=259200,
+        short_window=21600,
+        budget_fraction=0.10,
+    ),
+)
+"""The SRE Workbook's tiers: page on 2% of the budget in 1h (5m) or 5% in 6h (30m); ticket on 10% in
+1d (2h) or 10% in 3d (6h).  For a 30-day window these are burn rates 14.4, 6, 3 and 1."""
+
+
+class AlertingSpec(_Strict):
+    """Burn-rate alerts of one SLO."""
+
+    name: str | None = Field(
+        default=None,
+        description="Alert name for every tier (default: the SLO name in CamelCase + BurnRate).",
+    )
+    tiers: list[TierSpec] = Field(
+        default_factory=lambda: list(DEFAULT_TIERS),
+        description="Alert tiers (default: the Workbook's page-1h, page-6h, ticket-1d, ticket-3d).",
+    )
+    disable: list[str] = Field(default_factory=list, description="Tier names to leave out.")
+    min_events: int = Field(
+        default=0,
+        ge=0,
+        description="Low-traffic guard: no alert until the long window holds this many events.",
+    )
+    absent_for: PositiveDuration | None = Field(
+        default=600.0,
+        description="Alert when the SLI has no data for this long (null: no absent alert).",
+    )
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels on every alert.")
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Annotations on every alert."
+    )
+
+    @field_validator("tiers")
+    @classmethod
+    def _unique(cls, v: list[TierSpec]) -> list[TierSpec]:
+        seen: set[str] = set()
+        for t in v:
+            if t.name in seen:
+                raise ValueError(f"tier name {t.name!r} appears twice")
+            seen.add(t.name)
+        return v
+
+    @field_validator("disable")
+    @classmethod
+    def _known(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        tiers = info.data.get("tiers")
+        if tiers is not None:
+            names = [t.name for t in tiers]
+            for name in v:
+                if name not in names:
+                    raise ValueError(f"no tier named {name!r} (tiers: {', '.join(names)})")
+        return v
+
+    @property
+    def active_tiers(self) -> list[TierSpec]:
+        """The tiers left after ``disable``."""
+        return [t for t in self.tiers if t.name not in self.disable]
+
+
+class ExclusionSpec(_Strict):
+    """A maintenance window: its minutes count neither as good nor as bad, and alerts stay
+    silent."""
+
+    start: datetime = Field(description="Start (ISO 8601; without an offset it is UTC).")
+    end: datetime = Field(description="End (exclusive).")
+    reason: str = Field(default="", description="Why (shown in status output).")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return v if v.tzinfo is not None else v.replace(tzinfo=UTC)
+
+    @model_validator(mode="after")
+    def _order(self) -> ExclusionSpec:
+        if self.end <= self.start:
+            raise ValueError("'end' must be after 'start'")
+        return self
+
+
+Budgeting = Literal["Occurrences", "Timeslices", "RatioTimeslices"]
+
+
+class SLOSpec(_Strict):
+    """One service level objective."""
+
+    name: str = Field(description="SLO name, unique in the file (label slo).")
+    service: str | None = Field(
+        default=None,
+        description="Service (label service); defaults to the file's top-level service.",
+    )
+    description: str = Field(default="", description="What the SLO promises, for people.")
+    objective: float = Field(
+        description="Target in percent of good events (or slices): 0 < objective < 100, e.g. 99.9."
+    )
+    sli: SLI = Field(description="The indicator: kind ratio, latency or window.")
+    budgeting: Budgeting | None = Field(
+        default=None,
+        description="Occurrences (ratio/latency SLIs), Timeslices or RatioTimeslices "
+        "(window SLIs); "
+        "derived from the SLI when omitted.",
+    )
+    alerting: AlertingSpec = Field(
+        default_factory=lambda: AlertingSpec(),  # noqa: PLW0108 (mypy needs a callable)
+        description="Burn-rate alert tiers and the low-traffic guard.",
+    )
+    window: WindowSpec = Field(
+        default=WindowSpec(rolling=30 * 86400.0),
+        validate_default=True,
+        description="The SLO period: a duration (rolling, default 30d) or "
+        "{calendar: week|month|quarter, timezone: ...}.",
+    )
+    exclusions: list[ExclusionSpec] = Field(
+        default_factory=list, description="Maintenance windows excluded from the budget."
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels on every generated rule."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _slo_name(cls, v: str) -> str:
+        if not _NAME.fullmatch(v):
+            raise ValueError(f"{v!r}: an SLO name uses letters, digits, '-', '_' or '.'")
+        return v
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _percent(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().endswith("%"):
+            return v.strip()[:-1]
+        return v
+
+    @field_validator("objective")
+    @classmethod
+    def _objective(cls, v: float) -> float:
+        if v >= 100:
+            raise ValueError(
+                f"objective {v:g}% leaves no error budget; it must be below 100 (e.g. 99.9)"
+            )
+        if v <= 0:
+            raise ValueError(f"objective {v:g}% must be above 0 (it is a percentage, e.g. 99.9)")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for k in v:
+            if not _LABEL.fullmatch(k) or k.startswith("__"):
+                raise ValueError(f"{k!r} is not a valid Prometheus label name")
+        return v
+
+    @field_validator("sli", mode="before")
+    @classmethod
+    def _kind(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            kind = v.get("kind")
+            if kind is None:
+                raise ValueError("sli.kind is required: ratio, latency or window")
+            if kind not in ("ratio", "latency", "window"):
+                raise ValueError(f"unknown SLI kind {kind!r}; use ratio, latency or window")
+        return v
+
+    @field_validator("budgeting")
+    @classmethod
+    def _budgeting(cls, v: Budgeting | None, info: ValidationInfo) -> Budgeting | None:
+        sli = info.data.get("sli")
+        if v is None or sli is None:
+            return v
+        if isinstance(sli, WindowSLI):
+            if v == "Occurrences":
+                raise ValueError("a window SLI is budgeted by Timeslices or RatioTimeslices")
+            if v == "Timeslices" and sli.target is None:
+                raise ValueError("Timeslices budgeting needs sli.target (when a slice is good)")
+        elif v != "Occurrences":
+            raise ValueError(f"{v} budgeting needs a window SLI (kind: window, slice, target)")
+        return v
+
+    @field_validator("window")
+    @classmethod
+    def _window_covers_tiers(cls, v: WindowSpec, info: ValidationInfo) -> WindowSpec:
+        alerting = info.data.get("alerting")
+        if alerting is None:
+            return v
+        for tier in alerting.active_tiers:
+            if tier.long_window > v.seconds:
+                raise ValueError(
+                    f"the window ({format_duration(v.seconds)}) is shorter than the long window "
+                    f"of alert tier {tier.name!r} ({format_duration(tier.long_window)}); "
+                    "lengthen the window or disable/replace that tier"
+                )
+        return v
+
+    # -- derived values ---------------------------------------------------------------------------
+
+    @property
+    def method(self) -> Budgeting:
+        """The budgeting method (explicit or derived from the SLI)."""
+        if self.budgeting is not None:
+            return self.budgeting
+        if isinstance(self.sli, WindowSLI):
+            return "Timeslices" if self.sli.target is not None else "RatioTimeslices"
+        return "Occurrences"
+
+    @property
+    def target(self) -> float:
+        """The objective as a ratio (99.9 -> 0.999), computed in decimal so it prints cleanly."""
+        return float(Decimal(repr(self.objective)) / 100)
+
+    @property
+    def budget_ratio(self) -> float:
+        """The error budget as a ratio: ``1 - target`` (99.9 -> 0.001), computed in decimal."""
+        return float((100 - Decimal(repr(self.objective))) / 100)
+
+    @property
+    def period(self) -> float:
+        """Length of the SLO window in seconds (nominal for calendar windows)."""
+        return self.window.seconds
+
+    @property
+    def alert_name(self) -> str:
+        if self.alerting.name:
+            return self.alerting.name
+        words = re.split(r"[-_.]", self.name)
+        return "".join(w[:1].upper() + w[1:] for w in words if w) + "BurnRate"
+
+    def tiers(self) -> list[slomath.AlertTier]:
+        """The active tiers as math-module tiers, with thresholds for this SLO's period."""
+        out = []
+        for t in self.alerting.active_tiers:
+            out.append(
+                slomath.AlertTier(
+                    name=t.name,
+                    severity=t.severity,
+                    long_window=t.long_window,
+                    short_window=t.short_window,
+                    threshold=t.threshold(self.period),
+                    min_events=t.min_events
+                    if t.min_events is not None
+                    else self.alerting.min_events,
+                )
+            )
+        return out
+
+    def warnings(self) -> list[str]:
+        """Tiers that can never fire: threshold x (1 - target) >= 1 (an error ratio above 100%)."""
+        out = []
+        for t in self.tiers():
+            if not slomath.can_fire(t.threshold, self.budget_ratio):
+                out.append(
+                    f"slo {self.name!r}: tier {t.name!r} can never fire: burn rate {t.threshold:g} "
+                    f"needs an error ratio of {t.threshold * self.budget_ratio:.3g} (> 100%)"
+                )
+        return out
+
+    def with_service(self, service: str) -> SLOSpec:
+        return self.model_copy(update={"service": service})

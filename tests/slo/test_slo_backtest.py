@@ -1,0 +1,135 @@
+"""The backtest: incidents found in history, the Workbook's four criteria per tier."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from buttress.cli import main
+from buttress.errors import SpecError
+from buttress.slo.backtest import backtest, read_csv
+from buttress.slo.spec import SLOSpec
+from buttress.slo.store import SLIStore
+
+SLO = {
+    "name": "api",
+    "service": "svc",
+    "objective": 99.9,
+    "sli": {"kind": "ratio", "pipeline": "p"},
+}
+
+
+def _history() -> tuple[np.ndarray, np.ndarray]:
+    n = 5 * 1440
+    total = np.full(n, 1000)
+    bad = np.zeros(n, dtype=np.int64)
+    bad[1440 : 1440 + 30] = 500  # day 1: 30-minute half outage (~17% of the 30-day budget)
+    bad[3000:3003] = 20  # a 3-minute blip: 2% errors, consumes 0.14% of the budget
+    return total - bad, total
+
+
+def test_an_outage_is_caught_by_the_pages_and_a_blip_by_nothing():
+    good, total = _history()
+    r = backtest(SLOSpec.model_validate(SLO), good, total, start_minute=100)
+    assert [(1540, 1570), (3100, 3103)] == [(i.start_minute, i.end_minute) for i in r.incidents]
+    assert pytest.approx(15000 / (0.001 * 1000 * 43200)) == r.incidents[0].budget_consumed
+    page = r.tiers[0]
+    assert ("page-1h", 1, 1, 1, 1.0, 1.0) == (
+        page.tier,
+        page.episodes,
+        page.true_positives,
+        page.significant_incidents,
+        page.precision,
+        page.recall,
+    )
+    # 50% errors against a 1.44% threshold: over both windows after 2 minutes (short: 5m x 1.44/50).
+    assert 120.0 == page.detection_time_mean
+    # It stops once the 5-minute window is clean again: 5 minutes after the incident.
+    assert 300.0 == page.reset_time_mean
+    assert all(t.significant_incidents == 1 for t in r.tiers)  # the blip is below every tier
+
+
+def test_a_tier_below_1x_fires_on_background_noise_and_loses_precision():
+    # Steady 0.08% errors: burning 0.8x, never an incident; a 0.5x tier fires all the time.
+    total = np.full(2 * 1440, 10_000)
+    good = total - 8
+    slo = SLOSpec.model_validate(
+        {
+            **SLO,
+            "alerting": {
+                "tiers": [
+                    {
+                        "name": "twitchy",
+                        "long_window": "1h",
+                        "short_window": "5m",
+                        "burn_rate": 0.5,
+                    },
+                    {
+                        "name": "page-1h",
+                        "long_window": "1h",
+                        "short_window": "5m",
+                        "burn_rate": 14.4,
+                    },
+                ]
+            },
+        }
+    )
+    r = backtest(slo, good, total)
+    twitchy, page = r.tiers
+    assert [] == r.incidents
+    assert (1, 0, 0.0, None) == (
+        twitchy.episodes,
+        twitchy.true_positives,
+        twitchy.precision,
+        twitchy.recall,
+    )
+    assert (0, None, None) == (page.episodes, page.precision, page.recall)
+
+
+def test_csv_history_and_the_command(tmp_path, write):
+    good, total = _history()
+    rows = ["minute,good,total"] + [
+        f"{(1_700_000_000 // 60 + i) * 60},{g},{t}"
+        for i, (g, t) in enumerate(zip(good, total, strict=False))
+    ]
+    csv_path = write("history.csv", "\n".join(rows) + "\n")
+    start, g2, t2 = read_csv(csv_path)
+    assert (1_700_000_000 // 60, good.tolist(), total.tolist()) == (start, g2.tolist(), t2.tolist())
+    spec = write(
+        "reliability.yaml",
+        "service: svc\nslos:\n  - name: api\n    objective: 99.9\n"
+        "    sli: {kind: ratio, pipeline: p}\n",
+    )
+    result = CliRunner().invoke(
+        main, ["slo", "backtest", str(spec), "--slo", "api", "--csv", str(csv_path), "--json"]
+    )
+    assert 0 == result.exit_code, result.output
+    data = json.loads(result.output)
+    assert (2, [1, 1, 1, 1]) == (len(data["incidents"]), [t["detected"] for t in data["tiers"]])
+    # The same history from the store gives the same report.
+    db = tmp_path / "s.db"
+    with SLIStore(db) as store:
+        store.add(
+            ("api", start + i, int(g), int(t))
+            for i, (g, t) in enumerate(zip(good, total, strict=False))
+        )
+    from_db = CliRunner().invoke(
+        main, ["slo", "backtest", str(spec), "--slo", "api", "--db", str(db), "--json"]
+    )
+    assert data == json.loads(from_db.output)
+    table = CliRunner().invoke(
+        main, ["slo", "backtest", str(spec), "--slo", "api", "--csv", str(csv_path)]
+    )
+    assert "page-1h" in table.output and "precision  100%" in table.output
+
+
+def test_bad_csv_rows_name_the_line(write):
+    path = write("h.csv", "minute,good,total\n60,1,1\n120,5,4\n")
+    with pytest.raises(SpecError) as info:
+        read_csv(path)
+    assert (3, "need 0 <= good <= total") == (info.value.line, info.value.message)
+    with pytest.raises(SpecError, match="missing column"):
+        read_csv(write("h2.csv", "t,good\n"))
