@@ -245,6 +245,34 @@ class PipelineBuilder:
             return self.add(Fallback(**options))
         return self.add(Fallback(value, **options))
 
+    def bulkhead(self, max_concurrent: int = 10, **options: Any) -> PipelineBuilder:
+        """Add a :class:`~buttress.Bulkhead` (``max_queue=``, ``max_wait=``)."""
+        from .policies.bulkhead import Bulkhead
+
+        options.setdefault("clock", self._clock)
+        return self.add(Bulkhead(max_concurrent, **options))
+
+    def rate_limit(self, rate: float, **options: Any) -> PipelineBuilder:
+        """Add a :class:`~buttress.RateLimiter`: ``rate`` calls per ``per=`` seconds, ``burst=``."""
+        from .policies.ratelimit import RateLimiter
+
+        options.setdefault("clock", self._clock)
+        return self.add(RateLimiter(rate, **options))
+
+    def adaptive_limit(self, algorithm: Any = None, **options: Any) -> PipelineBuilder:
+        """Add an :class:`~buttress.AdaptiveLimit` (Vegas unless ``algorithm`` says otherwise)."""
+        from .policies.limits import AdaptiveLimit
+
+        options.setdefault("clock", self._clock)
+        return self.add(AdaptiveLimit(algorithm, **options))
+
+    def load_shedding(self, capacity: Any = 100, **options: Any) -> PipelineBuilder:
+        """Add a :class:`~buttress.LoadShedder` over ``capacity`` (a number or a limit)."""
+        from .policies.shed import LoadShedder
+
+        options.setdefault("clock", self._clock)
+        return self.add(LoadShedder(capacity, **options))
+
     def build(self, *, order: Literal["default", "given"] = "default") -> Pipeline:
         """The pipeline: policies in the default order (outermost first), or ``order="given"``."""
         return Pipeline(self._policies, name=self._name, order=order, clock=self._clock)

@@ -10,12 +10,24 @@ from buttress.pipeline import Pipeline
 from buttress.policies.backoff import Backoff
 from buttress.policies.base import Policy
 from buttress.policies.budget import Budget, RetryBudget, TokenBucketBudget
+from buttress.policies.bulkhead import Bulkhead
 from buttress.policies.fallback import Fallback
+from buttress.policies.limits import AIMD, AdaptiveLimit, Gradient2, LimitAlgorithm, Vegas
+from buttress.policies.ratelimit import RateLimiter
 from buttress.policies.retry import Retry
+from buttress.policies.shed import LoadShedder
 from buttress.policies.timeout import Timeout
 
 from .document import ReliabilitySpec
-from .policies import BudgetSpec, FallbackSpec, PipelineSpec, RetrySpec, TimeoutSpec
+from .policies import (
+    AdaptiveLimitSpec,
+    BudgetSpec,
+    FallbackSpec,
+    LoadSheddingSpec,
+    PipelineSpec,
+    RetrySpec,
+    TimeoutSpec,
+)
 from .policies import resolve_exception as _exc
 from .source import Document
 
@@ -68,7 +80,44 @@ def _retry(spec: RetrySpec, clock: Clock) -> Retry:
     )
 
 
-def _policy(key: str, value: Any, clock: Clock) -> Policy:
+def _adaptive(spec: AdaptiveLimitSpec, clock: Clock) -> AdaptiveLimit:
+    algorithm: LimitAlgorithm
+    if spec.algorithm == "aimd":
+        algorithm = AIMD(
+            initial_limit=spec.initial_limit, min_limit=spec.min_limit, max_limit=spec.max_limit
+        )
+    elif spec.algorithm == "gradient2":
+        algorithm = Gradient2(
+            initial_limit=spec.initial_limit, min_limit=spec.min_limit, max_limit=spec.max_limit
+        )
+    else:
+        algorithm = Vegas(initial_limit=spec.initial_limit, max_limit=spec.max_limit)
+    return AdaptiveLimit(algorithm, clock=clock)
+
+
+def _shedder(spec: LoadSheddingSpec, adaptive: AdaptiveLimit | None, clock: Clock) -> LoadShedder:
+    if spec.capacity == "adaptive_limit":
+        if adaptive is None:
+            raise ConfigError(
+                "capacity", spec.capacity, "needs an adaptive_limit: in the same pipeline"
+            )
+        return LoadShedder(
+            adaptive,
+            thresholds=spec.thresholds,
+            default=spec.default,
+            retry_after=spec.retry_after,
+            clock=clock,
+        )
+    return LoadShedder(
+        spec.capacity,
+        thresholds=spec.thresholds,
+        default=spec.default,
+        retry_after=spec.retry_after,
+        clock=clock,
+    )
+
+
+def _policy(key: str, value: Any, clock: Clock, built: dict[str, Policy]) -> Policy:
     if key == "fallback":
         return _fallback(value, clock)
     if key == "timeout":
@@ -77,17 +126,36 @@ def _policy(key: str, value: Any, clock: Clock) -> Policy:
         return _timeout(value, "attempt", clock)
     if key == "retry":
         return _retry(value, clock)
+    if key == "bulkhead":
+        return Bulkhead(
+            value.max_concurrent, max_queue=value.max_queue, max_wait=value.max_wait, clock=clock
+        )
+    if key == "rate_limit":
+        return RateLimiter(
+            value.rate,
+            per=value.per,
+            burst=value.burst,
+            mode=value.mode,
+            max_wait=value.max_wait,
+            max_keys=value.max_keys,
+            clock=clock,
+        )
+    if key == "adaptive_limit":
+        return _adaptive(value, clock)
+    if key == "load_shedding":
+        adaptive = built.get("adaptive_limit")
+        return _shedder(value, adaptive if isinstance(adaptive, AdaptiveLimit) else None, clock)
     raise SpecError(f"no builder for policy key {key!r}", field=key)
 
 
 def _policies(name: str, spec: PipelineSpec, clock: Clock, doc: Document | None) -> list[Policy]:
-    out: list[Policy] = []
-    # Keys in declaration order, so `order: given` keeps the file's order.
-    for key in spec.declared_keys():
-        if key == "order" or getattr(spec, key, None) is None:
-            continue
+    built: dict[str, Policy] = {}
+    # Keys in declaration order, so `order: given` keeps the file's order.  The adaptive limit is
+    # built first: load shedding may follow it.
+    keys = [k for k in spec.declared_keys() if k != "order" and getattr(spec, k, None) is not None]
+    for key in sorted(keys, key=lambda k: k != "adaptive_limit"):
         try:
-            out.append(_policy(key, getattr(spec, key), clock))
+            built[key] = _policy(key, getattr(spec, key), clock, built)
         except ConfigError as e:
             # The models check what they can; whatever a policy still refuses points at the file.
             loc = ("policies", name, key)
@@ -95,7 +163,7 @@ def _policies(name: str, spec: PipelineSpec, clock: Clock, doc: Document | None)
             if doc is not None:
                 raise doc.error(loc, message) from None
             raise SpecError(message, field=".".join(loc)) from None
-    return out
+    return [built[k] for k in keys]
 
 
 def build_pipeline(spec: ReliabilitySpec, name: str, *, clock: Clock = SYSTEM_CLOCK) -> Pipeline:

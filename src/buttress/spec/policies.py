@@ -164,14 +164,59 @@ def _timeout(v: Any) -> Any:
     return {"seconds": v} if isinstance(v, int | float | str) and not isinstance(v, bool) else v
 
 
+class BulkheadSpec(_Strict):
+    """``bulkhead:``: at most ``max_concurrent`` calls at once, ``max_queue`` waiting."""
+
+    max_concurrent: int = Field(10, ge=1)
+    max_queue: int = Field(0, ge=0)
+    max_wait: Duration | None = None
+
+
+class RateLimitSpec(_Strict):
+    """``rate_limit:``: GCRA, ``rate`` calls per ``per`` seconds with a ``burst``."""
+
+    rate: float = Field(gt=0)
+    per: PositiveDuration = 1.0
+    burst: int | None = Field(None, ge=1)
+    mode: Literal["reject", "wait"] = "reject"
+    max_wait: Duration = 1.0
+    max_keys: int = Field(10_000, ge=1)
+
+
+class AdaptiveLimitSpec(_Strict):
+    """``adaptive_limit:``: a concurrency limit that follows latency (Netflix's algorithms)."""
+
+    algorithm: Literal["vegas", "aimd", "gradient2"] = "vegas"
+    initial_limit: int = Field(20, ge=1)
+    min_limit: int = Field(1, ge=1)
+    max_limit: int = Field(1000, ge=1)
+
+
+class LoadSheddingSpec(_Strict):
+    """``load_shedding:``: shed the least critical classes first as utilisation rises.
+
+    ``capacity`` is a number of concurrent calls, or ``adaptive_limit`` to follow the pipeline's
+    adaptive limit.  ``thresholds`` maps a class to the utilisation above which it is shed.
+    """
+
+    capacity: int | Literal["adaptive_limit"] = 100
+    thresholds: dict[str, float] | None = None
+    default: str = "critical"
+    retry_after: Duration = 1.0
+
+
 class PipelineSpec(_Strict):
-    """One named pipeline.  Later issues add more policy keys (breaker, bulkhead, ...)."""
+    """One named pipeline: each key is a policy; ``order`` says how they nest."""
 
     order: Literal["default", "given"] = "default"
     fallback: FallbackSpec | None = None
     timeout: TimeoutSpec | None = None
     retry: RetrySpec | None = None
     attempt_timeout: TimeoutSpec | None = None
+    rate_limit: RateLimitSpec | None = None
+    load_shedding: LoadSheddingSpec | None = None
+    adaptive_limit: AdaptiveLimitSpec | None = None
+    bulkhead: BulkheadSpec | None = None
 
     _declared: list[str] = PrivateAttr(default_factory=list)
 

@@ -1,0 +1,510 @@
+"""Hedging: when a call is slow, start another copy of it and take whichever answers first.
+
+Algorithm (for one call)::
+
+    start attempt 1
+    loop:
+        wait until an attempt finishes, or ``delay`` has passed since the last attempt started
+        a success                      -> the winner: cancel every other attempt, return its result
+        a failure (an ``on`` error)    -> start the next attempt now (if any are left and the budget
+        allows) a rejection (Rejected)         -> start no more attempts; keep waiting for those in
+        flight any other error                -> final: cancel the others and raise it
+        the delay passed               -> start the next attempt (if any are left and the budget
+        allows) nothing in flight, none left   -> raise the last error (a real failure before a
+        rejection)
+
+At most ``1 + max_hedges`` attempts run for one call.  Each extra attempt takes one token from the
+retry budget (:meth:`~buttress.policies.budget.Budget.try_withdraw`); without a token no more hedges
+start for this call and a ``budget_exhausted`` event is emitted.  The call deposits one request into
+the budget (``counts_requests`` budgets), unless ``count_requests=False`` (use that when the same
+budget is shared with a :class:`~buttress.policies.retry.Retry` in the same pipeline, which already
+deposits).
+
+The delay is fixed (``delay``), or adaptive (``percentile=p``): the p-quantile (nearest rank) of the
+latencies of the last ``samples`` winning attempts, clamped to ``[min_delay, max_delay]``; ``delay``
+is used until ``min_samples`` latencies are known.  The quantile is recomputed every
+``refresh_every`` observations, so observing costs O(1) amortised plus a sort of ``samples`` values
+per refresh.
+
+asyncio: each attempt is a task; losers are cancelled and awaited, so nothing is left running.
+
+Threads (``threads=True``): attempts run in a thread pool of ``max_workers``.  A loser that has not
+started is cancelled; one already running **cannot be stopped** (Python has no way to kill a
+thread): it runs to the end in the background and its result is discarded.  Hedge only idempotent
+calls whose abandoned copies are harmless.  Without ``threads=True`` the sync path does not hedge
+(it calls straight through).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import math
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.errors import ConfigError, Rejected
+from buttress.events import Emitter, Event
+
+from .base import AsyncNext, Policy, SyncNext
+from .budget import Budget, RetryBudget
+
+__all__ = [
+    "AdaptiveDelay",
+    "Hedge",
+    "HedgeBudgetExhausted",
+    "HedgeLaunched",
+    "HedgeLosersCancelled",
+    "HedgeWon",
+]
+
+_DEFAULT = object()
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeLaunched(Event):
+    """Attempt number ``attempt`` (2 = the first hedge) started; ``reason``: ``delay`` or
+    ``failure``."""
+
+    policy_type: ClassVar[str] = "hedge"
+    kind: ClassVar[str] = "launched"
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeWon(Event):
+    """Attempt ``attempt`` answered first, out of ``launched`` attempts (emitted when hedges
+    ran)."""
+
+    policy_type: ClassVar[str] = "hedge"
+    kind: ClassVar[str] = "won"
+    attempt: int
+    launched: int
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeLosersCancelled(Event):
+    policy_type: ClassVar[str] = "hedge"
+    kind: ClassVar[str] = "losers_cancelled"
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeBudgetExhausted(Event):
+    policy_type: ClassVar[str] = "hedge"
+    kind: ClassVar[str] = "budget_exhausted"
+    attempt: int
+
+
+def _seconds(name: str, value: object, *, allow_zero: bool = True) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value < math.inf
+    if ok:
+        ok = value >= 0 if allow_zero else value > 0  # type: ignore[operator]
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(name, value, f"must be a finite number of seconds {bound}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(name, value, "must be an integer >= 1")
+    return value
+
+
+class AdaptiveDelay:
+    """The hedge delay from recent latencies (sans-I/O; thread-safe).
+
+    ``current()`` is the ``percentile`` quantile (nearest rank: the value at index
+    ``ceil(p * n) - 1`` of the sorted samples) of the last ``samples`` observed latencies, clamped
+    to ``[min_delay, max_delay]``; ``initial`` until ``min_samples`` latencies have been observed.
+    """
+
+    __slots__ = (
+        "_count",
+        "_current",
+        "_i",
+        "_lock",
+        "_ring",
+        "max_delay",
+        "min_delay",
+        "min_samples",
+        "percentile",
+        "refresh_every",
+        "samples",
+    )
+
+    def __init__(
+        self,
+        *,
+        percentile: float = 0.95,
+        initial: float = 0.05,
+        samples: int = 1000,
+        min_samples: int = 20,
+        refresh_every: int = 50,
+        min_delay: float = 0.0,
+        max_delay: float | None = None,
+    ) -> None:
+        if (
+            isinstance(percentile, bool)
+            or not isinstance(percentile, int | float)
+            or not 0 < percentile <= 1
+        ):
+            raise ConfigError("percentile", percentile, "must be within (0, 1]")
+        self.percentile = float(percentile)
+        self.samples = _count("samples", samples)
+        self.min_samples = _count("min_samples", min_samples)
+        self.refresh_every = _count("refresh_every", refresh_every)
+        self.min_delay = _seconds("min_delay", min_delay)
+        self.max_delay = None if max_delay is None else _seconds("max_delay", max_delay)
+        if self.max_delay is not None and self.max_delay < self.min_delay:
+            raise ConfigError("max_delay", max_delay, f"must be >= min_delay ({min_delay})")
+        self._current = self._clamp(_seconds("delay", initial))
+        self._ring: list[float] = []
+        self._i = 0
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def _clamp(self, d: float) -> float:
+        d = max(d, self.min_delay)
+        if self.max_delay is not None and d > self.max_delay:
+            d = self.max_delay
+        return d
+
+    def current(self) -> float:
+        return self._current
+
+    def observe(self, latency: float) -> None:
+        """Add one latency (seconds)."""
+        with self._lock:
+            ring = self._ring
+            if len(ring) < self.samples:
+                ring.append(latency)
+            else:
+                ring[self._i] = latency
+                self._i = (self._i + 1) % self.samples
+            self._count += 1
+            if len(ring) >= self.min_samples and (
+                self._count % self.refresh_every == 0 or len(ring) == self.min_samples
+            ):
+                self._current = self._clamp(self.quantile(ring, self.percentile))
+
+    @staticmethod
+    def quantile(values: list[float], p: float) -> float:
+        """Nearest-rank quantile: ``sorted(values)[ceil(p * n) - 1]``."""
+        s = sorted(values)
+        k = max(1, math.ceil(p * len(s)))
+        return s[k - 1]
+
+
+class Hedge(Policy):
+    """Hedged requests (default pipeline rank 35: inside retries, outside the circuit breaker, so
+    every hedge passes the breaker).
+
+    :param delay: seconds to wait before each extra attempt (``>= 0``); with ``percentile``, the
+        delay used until enough latencies are known.  Default 0.05.
+    :param max_hedges: extra attempts at most (``>= 1``).  Default 1.
+    :param percentile: make the delay adaptive: this quantile of recent winning latencies, in
+        (0, 1].
+    :param samples, min_samples, min_delay, max_delay: see :class:`AdaptiveDelay`.
+    :param on: exception types that count as a failed attempt and start the next one at once.
+        Default :class:`Exception` (never a :class:`~buttress.errors.Rejected`).
+    :param budget: the retry budget hedges draw on; default a fresh
+        :class:`~buttress.policies.budget.RetryBudget`; ``None``: unlimited.
+    :param count_requests: deposit one request per call into the budget (default ``True``).
+    :param threads: hedge sync calls too, in a thread pool of ``max_workers`` (default ``False``).
+    """
+
+    kind: ClassVar[str] = "hedge"
+    order: ClassVar[int] = 35
+
+    __slots__ = (
+        "_fixed",
+        "_pool",
+        "_pool_lock",
+        "budget",
+        "clock",
+        "count_requests",
+        "delays",
+        "max_hedges",
+        "max_workers",
+        "name",
+        "on",
+        "threads",
+    )
+
+    def __init__(
+        self,
+        *,
+        delay: float = 0.05,
+        max_hedges: int = 1,
+        percentile: float | None = None,
+        samples: int = 1000,
+        min_samples: int = 20,
+        min_delay: float = 0.0,
+        max_delay: float | None = None,
+        on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        budget: Budget | object | None = _DEFAULT,
+        count_requests: bool = True,
+        threads: bool = False,
+        max_workers: int = 32,
+        clock: Clock = SYSTEM_CLOCK,
+        name: str = "hedge",
+    ) -> None:
+        d = _seconds("delay", delay)
+        self.max_hedges = _count("max_hedges", max_hedges)
+        self.max_workers = _count("max_workers", max_workers)
+        if percentile is None:
+            self.delays: AdaptiveDelay | None = None
+            _seconds("min_delay", min_delay)
+            if max_delay is not None:
+                _seconds("max_delay", max_delay)
+        else:
+            self.delays = AdaptiveDelay(
+                percentile=percentile,
+                initial=d,
+                samples=samples,
+                min_samples=min_samples,
+                min_delay=min_delay,
+                max_delay=max_delay,
+            )
+        self._fixed = d
+        on_t = on if isinstance(on, tuple) else (on,)
+        for t in on_t:
+            if not (isinstance(t, type) and issubclass(t, BaseException)):
+                raise ConfigError("on", on, "must be an exception type or a tuple of them")
+        self.on: tuple[type[BaseException], ...] = on_t
+        if budget is _DEFAULT:
+            budget = RetryBudget(clock=clock)
+        if budget is not None and not isinstance(budget, Budget):
+            raise ConfigError("budget", budget, "must be a RetryBudget, TokenBucketBudget or None")
+        self.budget: Budget | None = budget
+        self.count_requests = bool(count_requests)
+        self.threads = bool(threads)
+        self.clock = clock
+        self.name = name
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        how = f"percentile={self.delays.percentile:g}" if self.delays else f"delay={self._fixed:g}"
+        return f"Hedge(name={self.name!r}, {how}, max_hedges={self.max_hedges})"
+
+    def current_delay(self) -> float:
+        """The delay the next call will use."""
+        return self.delays.current() if self.delays is not None else self._fixed
+
+    # -- shared decisions --------------------------------------------------------------------------
+
+    def _deposit(self) -> None:
+        b = self.budget
+        if b is not None and self.count_requests and b.counts_requests:
+            b.on_request(self.clock.monotonic())
+
+    def _may_hedge(self, em: Emitter, attempt: int, reason: str) -> bool:
+        """Take a budget token for attempt number ``attempt`` (>= 2); emit what happened."""
+        now = self.clock.monotonic()
+        b = self.budget
+        if b is not None and not b.try_withdraw(now):
+            if em.active:
+                em.emit(HedgeBudgetExhausted(em.pipeline, self.name, now, attempt))
+            return False
+        if em.active:
+            em.emit(HedgeLaunched(em.pipeline, self.name, now, attempt, reason))
+        return True
+
+    def _kind_of(self, exc: BaseException) -> str:
+        if isinstance(exc, Rejected):
+            return "rejected"
+        if isinstance(exc, self.on) and isinstance(exc, Exception):
+            return "failure"
+        return "final"
+
+    # -- asyncio -----------------------------------------------------------------------------------
+
+    def async_layer(self, nxt: AsyncNext, emitter: Emitter) -> AsyncNext:
+        em = emitter
+        mono = self.clock.monotonic
+        total = 1 + self.max_hedges
+        delays = self.delays
+
+        async def attempt(
+            fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            t0 = mono()
+            result = await nxt(fn, args, kwargs)
+            if delays is not None:
+                delays.observe(mono() - t0)
+            return result
+
+        async def hedge_call_async(
+            fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            self._deposit()
+            delay = self.current_delay()
+            first = asyncio.ensure_future(attempt(fn, args, kwargs))
+            number: dict[asyncio.Future[Any], int] = {first: 1}
+            pending: set[asyncio.Future[Any]] = {first}
+            launched = 1
+            more = True  # may more attempts start?
+            errors: list[BaseException] = []
+            try:
+                while True:
+                    can = more and launched < total
+                    done, pending = await asyncio.wait(
+                        pending,
+                        timeout=delay if can else None,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    start_now = "delay" if not done else ""
+                    for t in sorted(done, key=_failed_first_last):  # a success wins first
+                        if t.cancelled():
+                            errors.append(asyncio.CancelledError())
+                            continue
+                        exc = t.exception()
+                        if exc is None:
+                            if launched > 1 and em.active:
+                                em.emit(
+                                    HedgeWon(em.pipeline, self.name, mono(), number[t], launched)
+                                )
+                            return t.result()
+                        errors.append(exc)
+                        k = self._kind_of(exc)
+                        if k == "final":
+                            raise exc
+                        if k == "rejected":
+                            more = False
+                        else:
+                            start_now = "failure"
+                    if start_now and more and launched < total:
+                        if self._may_hedge(em, launched + 1, start_now):
+                            launched += 1
+                            t = asyncio.ensure_future(attempt(fn, args, kwargs))
+                            number[t] = launched
+                            pending.add(t)
+                        else:
+                            more = False
+                    if not pending:
+                        raise _last_error(errors)
+            finally:
+                if pending:
+                    for t in pending:
+                        t.cancel()
+                    await asyncio.gather(*pending, return_exceptions=True)
+                    if em.active:
+                        em.emit(HedgeLosersCancelled(em.pipeline, self.name, mono(), len(pending)))
+
+        return hedge_call_async
+
+    # -- threads -----------------------------------------------------------------------------------
+
+    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        pool = self._pool
+        if pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = concurrent.futures.ThreadPoolExecutor(
+                        self.max_workers, thread_name_prefix=f"buttress-{self.name}"
+                    )
+                pool = self._pool
+        return pool
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the thread pool of ``threads=True`` hedges (a new one starts on the next call)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=True)
+
+    def sync_layer(self, nxt: SyncNext, emitter: Emitter) -> SyncNext:
+        if not self.threads:
+            return nxt
+        em = emitter
+        mono = self.clock.monotonic
+        total = 1 + self.max_hedges
+        delays = self.delays
+        wait = concurrent.futures.wait
+        first_completed = concurrent.futures.FIRST_COMPLETED
+
+        def attempt(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            t0 = mono()
+            result = nxt(fn, args, kwargs)
+            if delays is not None:
+                delays.observe(mono() - t0)
+            return result
+
+        def submit(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            ctx = contextvars.copy_context()
+            return self._executor().submit(ctx.run, attempt, fn, args, kwargs)
+
+        def hedge_call(
+            fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            self._deposit()
+            delay = self.current_delay()
+            first = submit(fn, args, kwargs)
+            number = {first: 1}
+            pending = {first}
+            launched = 1
+            more = True
+            errors: list[BaseException] = []
+            try:
+                while True:
+                    can = more and launched < total
+                    done, pending = wait(
+                        pending, timeout=delay if can else None, return_when=first_completed
+                    )
+                    start_now = "delay" if not done else ""
+                    for f in sorted(done, key=_failed_first_last):
+                        exc = f.exception()
+                        if exc is None:
+                            if launched > 1 and em.active:
+                                em.emit(
+                                    HedgeWon(em.pipeline, self.name, mono(), number[f], launched)
+                                )
+                            return f.result()
+                        errors.append(exc)
+                        k = self._kind_of(exc)
+                        if k == "final":
+                            raise exc
+                        if k == "rejected":
+                            more = False
+                        else:
+                            start_now = "failure"
+                    if start_now and more and launched < total:
+                        if self._may_hedge(em, launched + 1, start_now):
+                            launched += 1
+                            f = submit(fn, args, kwargs)
+                            number[f] = launched
+                            pending.add(f)
+                        else:
+                            more = False
+                    if not pending:
+                        raise _last_error(errors)
+            finally:
+                if pending:
+                    for f in pending:
+                        f.cancel()  # stops only those not yet running; running ones finish unseen
+                    if em.active:
+                        em.emit(HedgeLosersCancelled(em.pipeline, self.name, mono(), len(pending)))
+
+        return hedge_call
+
+
+def _failed_first_last(f: asyncio.Future[Any] | concurrent.futures.Future[Any]) -> bool:
+    """Sort key putting the successes of a batch of finished attempts first."""
+    return f.cancelled() or f.exception() is not None
+
+
+def _last_error(errors: list[BaseException]) -> BaseException:
+    """The error to raise when every attempt failed: the last real failure, else the last
+    rejection."""
+    for e in reversed(errors):
+        if not isinstance(e, Rejected | asyncio.CancelledError):
+            return e
+    return errors[-1]
