@@ -245,6 +245,20 @@ class PipelineBuilder:
             return self.add(Fallback(**options))
         return self.add(Fallback(value, **options))
 
+    def circuit_breaker(self, **options: Any) -> PipelineBuilder:
+        """Add a :class:`~buttress.CircuitBreaker` (see its parameters)."""
+        from .policies.breaker import CircuitBreaker
+
+        options.setdefault("clock", self._clock)
+        return self.add(CircuitBreaker(**options))
+
+    def hedge(self, **options: Any) -> PipelineBuilder:
+        """Add a :class:`~buttress.Hedge` (``delay=`` or ``percentile=``, ``max_hedges=``)."""
+        from .policies.hedge import Hedge
+
+        options.setdefault("clock", self._clock)
+        return self.add(Hedge(**options))
+
     def bulkhead(self, max_concurrent: int = 10, **options: Any) -> PipelineBuilder:
         """Add a :class:`~buttress.Bulkhead` (``max_queue=``, ``max_wait=``)."""
         from .policies.bulkhead import Bulkhead

@@ -9,19 +9,22 @@ from buttress.errors import ConfigError, SpecError
 from buttress.pipeline import Pipeline
 from buttress.policies.backoff import Backoff
 from buttress.policies.base import Policy
+from buttress.policies.breaker import CircuitBreaker
 from buttress.policies.budget import Budget, RetryBudget, TokenBucketBudget
 from buttress.policies.bulkhead import Bulkhead
 from buttress.policies.fallback import Fallback
+from buttress.policies.hedge import Hedge
 from buttress.policies.limits import AIMD, AdaptiveLimit, Gradient2, LimitAlgorithm, Vegas
 from buttress.policies.ratelimit import RateLimiter
 from buttress.policies.retry import Retry
-from buttress.policies.shed import LoadShedder
+from buttress.policies.shed import Criticality, LoadShedder
 from buttress.policies.timeout import Timeout
 
 from .document import ReliabilitySpec
 from .policies import (
     AdaptiveLimitSpec,
     BudgetSpec,
+    CircuitBreakerSpec,
     FallbackSpec,
     LoadSheddingSpec,
     PipelineSpec,
@@ -80,6 +83,32 @@ def _retry(spec: RetrySpec, clock: Clock) -> Retry:
     )
 
 
+def _breaker(spec: CircuitBreakerSpec, clock: Clock) -> CircuitBreaker:
+    bd = spec.break_duration
+    duration: Any
+    if isinstance(bd, float | int):
+        duration = float(bd)
+    else:
+        duration = Backoff(
+            "exponential", base=bd.base, multiplier=bd.multiplier, cap=bd.cap, jitter="none"
+        )
+    return CircuitBreaker(
+        failure_rate_threshold=spec.failure_rate_threshold,
+        slow_call_rate_threshold=spec.slow_call_rate_threshold,
+        slow_call_duration=spec.slow_call_duration,
+        minimum_calls=spec.minimum_calls,
+        window_type=spec.window_type,
+        window_size=spec.window_size,
+        window_buckets=spec.window_buckets,
+        permitted_calls_in_half_open=spec.permitted_calls_in_half_open,
+        half_open_timeout=spec.half_open_timeout,
+        break_duration=duration,
+        record_on=tuple(_exc(n) for n in spec.record_on),
+        ignore_on=tuple(_exc(n) for n in spec.ignore_on),
+        clock=clock,
+    )
+
+
 def _adaptive(spec: AdaptiveLimitSpec, clock: Clock) -> AdaptiveLimit:
     algorithm: LimitAlgorithm
     if spec.algorithm == "aimd":
@@ -96,6 +125,9 @@ def _adaptive(spec: AdaptiveLimitSpec, clock: Clock) -> AdaptiveLimit:
 
 
 def _shedder(spec: LoadSheddingSpec, adaptive: AdaptiveLimit | None, clock: Clock) -> LoadShedder:
+    thresholds: dict[str | Criticality, float] | None = None
+    if spec.thresholds is not None:
+        thresholds = {str(k): v for k, v in spec.thresholds.items()}
     if spec.capacity == "adaptive_limit":
         if adaptive is None:
             raise ConfigError(
@@ -103,14 +135,14 @@ def _shedder(spec: LoadSheddingSpec, adaptive: AdaptiveLimit | None, clock: Cloc
             )
         return LoadShedder(
             adaptive,
-            thresholds=spec.thresholds,
+            thresholds=thresholds,
             default=spec.default,
             retry_after=spec.retry_after,
             clock=clock,
         )
     return LoadShedder(
         spec.capacity,
-        thresholds=spec.thresholds,
+        thresholds=thresholds,
         default=spec.default,
         retry_after=spec.retry_after,
         clock=clock,
@@ -126,6 +158,20 @@ def _policy(key: str, value: Any, clock: Clock, built: dict[str, Policy]) -> Pol
         return _timeout(value, "attempt", clock)
     if key == "retry":
         return _retry(value, clock)
+    if key == "circuit_breaker":
+        return _breaker(value, clock)
+    if key == "hedge":
+        # Hedges draw on the same budget as the pipeline's retries, when there is one.
+        retry = built.get("retry")
+        budget: Any = retry.budget if isinstance(retry, Retry) else None
+        return Hedge(
+            delay=value.delay,
+            max_hedges=value.max_hedges,
+            percentile=value.percentile,
+            threads=value.threads,
+            budget=budget if budget is not None else RetryBudget(clock=clock),
+            clock=clock,
+        )
     if key == "bulkhead":
         return Bulkhead(
             value.max_concurrent, max_queue=value.max_queue, max_wait=value.max_wait, clock=clock
@@ -150,10 +196,12 @@ def _policy(key: str, value: Any, clock: Clock, built: dict[str, Policy]) -> Pol
 
 def _policies(name: str, spec: PipelineSpec, clock: Clock, doc: Document | None) -> list[Policy]:
     built: dict[str, Policy] = {}
-    # Keys in declaration order, so `order: given` keeps the file's order.  The adaptive limit is
-    # built first: load shedding may follow it.
+    # Keys in declaration order, so `order: given` keeps the file's order.  Some policies are built
+    # first because others refer to them: load shedding may follow the adaptive limit, hedges share
+    # the retry's budget.
     keys = [k for k in spec.declared_keys() if k != "order" and getattr(spec, k, None) is not None]
-    for key in sorted(keys, key=lambda k: k != "adaptive_limit"):
+    first = ("adaptive_limit", "retry")
+    for key in sorted(keys, key=lambda k: k not in first):
         try:
             built[key] = _policy(key, getattr(spec, key), clock, built)
         except ConfigError as e:

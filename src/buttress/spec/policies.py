@@ -164,6 +164,54 @@ def _timeout(v: Any) -> Any:
     return {"seconds": v} if isinstance(v, int | float | str) and not isinstance(v, bool) else v
 
 
+class BreakDurationSpec(_Strict):
+    """A break duration that grows with consecutive opens: ``base * multiplier ** (n - 1)``,
+    capped."""
+
+    base: PositiveDuration = 30.0
+    multiplier: float = Field(2.0, ge=1)
+    cap: PositiveDuration = 300.0
+
+
+class CircuitBreakerSpec(_Strict):
+    """``circuit_breaker:``: opens on failure rate or slow-call rate over a sliding window."""
+
+    failure_rate_threshold: float = Field(0.5, gt=0, le=1)
+    slow_call_rate_threshold: float = Field(1.0, gt=0, le=1)
+    slow_call_duration: PositiveDuration = 60.0
+    minimum_calls: int = Field(100, ge=1)
+    window_type: Literal["count", "time"] = "count"
+    window_size: float = Field(100, gt=0)
+    window_buckets: int | None = Field(None, ge=1)
+    permitted_calls_in_half_open: int = Field(10, ge=1)
+    half_open_timeout: PositiveDuration = 60.0
+    break_duration: PositiveDuration | BreakDurationSpec = 60.0
+    record_on: list[str] = Field(default_factory=lambda: ["Exception"])
+    ignore_on: list[str] = Field(default_factory=list)
+
+    @field_validator("record_on", "ignore_on", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("record_on", "ignore_on")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        for name in v:
+            resolve_exception(name)
+        return v
+
+
+class HedgeSpec(_Strict):
+    """``hedge:``: after ``delay`` (or a latency ``percentile``), start up to ``max_hedges`` more
+    attempts; the first success wins.  Hedges draw on the pipeline's retry budget."""
+
+    delay: Duration = 0.05
+    max_hedges: int = Field(1, ge=1)
+    percentile: float | None = Field(None, gt=0, lt=100)
+    threads: bool = False
+
+
 class BulkheadSpec(_Strict):
     """``bulkhead:``: at most ``max_concurrent`` calls at once, ``max_queue`` waiting."""
 
@@ -213,6 +261,8 @@ class PipelineSpec(_Strict):
     timeout: TimeoutSpec | None = None
     retry: RetrySpec | None = None
     attempt_timeout: TimeoutSpec | None = None
+    hedge: HedgeSpec | None = None
+    circuit_breaker: CircuitBreakerSpec | None = None
     rate_limit: RateLimitSpec | None = None
     load_shedding: LoadSheddingSpec | None = None
     adaptive_limit: AdaptiveLimitSpec | None = None
