@@ -1,0 +1,91 @@
+"""``buttress assess FILE``: availability, single points of failure, risks and RTO/RPO verdicts.
+
+Reads the ``architecture:`` section of FILE and prints terminal tables; ``--json`` and
+``--markdown`` print those formats instead, ``--html OUT`` also writes a self-contained page, and
+``--simulate`` adds a Monte Carlo cross-check beside every exact figure.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from buttress.errors import ConfigError
+
+__all__ = ["assess"]
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the assessment as JSON.")
+@click.option("--markdown", is_flag=True, help="Print the assessment as Markdown.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write an HTML report.")
+@click.option("--simulate", is_flag=True, help="Cross-check with a Monte Carlo simulation.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the simulation.")
+@click.option(
+    "--precision",
+    default=0.1,
+    show_default=True,
+    help="Stop simulating when the 95% interval is within this share of the estimate.",
+)
+@click.option(
+    "--max-seconds", default=30.0, show_default=True, help="Time limit of the simulation."
+)
+@click.option(
+    "--order",
+    "max_order",
+    default=2,
+    show_default=True,
+    help="Largest minimal cut sets to list (1: single points of failure only).",
+)
+def assess(
+    *,
+    file: str,
+    as_json: bool,
+    markdown: bool,
+    html_out: str | None,
+    simulate: bool,
+    seed: int,
+    precision: float,
+    max_seconds: float,
+    max_order: int,
+) -> None:
+    """Assess the architecture in FILE: availability per journey, single points of failure,
+    dependency budget, risk register, recommendations and RTO/RPO verdicts."""
+    from .model import load_architecture
+    from .report import assess as run
+    from .report import render_markdown, render_text
+    from .system import System
+
+    if as_json and markdown:
+        raise ConfigError("--json/--markdown", "both", "choose one output format")
+    if not 1 <= max_order <= 4:
+        raise ConfigError("--order", max_order, "must be between 1 and 4")
+    if not 0 < precision < 1:
+        raise ConfigError("--precision", precision, "must be in (0, 1)")
+    if max_seconds <= 0:
+        raise ConfigError("--max-seconds", max_seconds, "must be > 0")
+    arch, _ = load_architecture(file)
+    report = run(
+        System.from_spec(arch),
+        simulate_model=simulate,
+        seed=seed,
+        max_order=max_order,
+        rel_precision=precision,
+        max_seconds=max_seconds,
+        source=file,
+    )
+    if html_out:
+        from .html import render_html
+
+        Path(html_out).write_text(render_html(report), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    elif markdown:
+        click.echo(render_markdown(report), nl=False)
+    else:
+        click.echo(render_text(report), nl=False)
+        if html_out:
+            click.echo(f"\nwrote {html_out}")

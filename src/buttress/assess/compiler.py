@@ -1,0 +1,173 @@
+"""Compile an architecture into fault trees: one top event per user journey.
+
+Basic events are independent (that is what makes the evaluation exact):
+
+* ``unit:C[i]``: replica ``i`` of component ``C`` fails by itself (MTBF/MTTR of a unit);
+* ``ap:C``: the active-passive group ``C`` is down for reasons internal to it (unit failures,
+  failover time, failed failovers), with the probability of its Markov chain;
+* ``domain:D``: failure domain ``D`` (zone, region, shared-fate dependency) is down.
+
+Gates, for a component ``C`` with replicas ``0..n-1`` and hard dependencies ``H``:
+
+    replica_down(i) = OR(unit:C[i], domain:zone(i), domain:parent(zone(i)), ...)
+    active-active:   intrinsic(C) = AT_LEAST(n - k + 1, replica_down(0..n-1))
+    active-passive:  intrinsic(C) = OR(ap:C, AND(domain chain of every replica is down))
+    fails(C)         = OR(intrinsic(C), shared domains of C and their parents, fails(h) for h in H)
+    top(journey)     = fails(entry)
+
+A zone holding two replicas is the *same* event under both, so the tree captures common cause;
+the BDD then evaluates it exactly.  Soft dependencies do not fail the caller: they appear only in
+``degraded(journey) = OR(top, fails(s) for soft s of any component on the hard path)``.
+Asynchronous dependencies appear in neither (they matter for RPO and backlogs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .faulttree import AtLeast, Event, Node, Or, postorder
+from .system import Component, System
+
+__all__ = ["Compiled", "EventInfo", "compile_system", "occurs"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventInfo:
+    """What a basic event stands for."""
+
+    kind: str  # "unit" | "ap" | "domain"
+    component: str | None = None
+    replica: int | None = None
+    domain: str | None = None
+
+
+@dataclass
+class Compiled:
+    """The fault trees of a :class:`System` and what their basic events mean."""
+
+    system: System
+    events: dict[str, Event] = field(default_factory=dict)
+    info: dict[Event, EventInfo] = field(default_factory=dict)
+    fails: dict[str, Node] = field(default_factory=dict)
+    intrinsic: dict[str, Node] = field(default_factory=dict)
+    tops: dict[str, Node] = field(default_factory=dict)
+    degraded: dict[str, Node] = field(default_factory=dict)
+    hosted: dict[str, set[str]] | None = None
+
+    def domain_events(self) -> list[Event]:
+        """Domain events, parents (regions) before children (zones): a good head of a BDD order."""
+
+        def depth(e: Event) -> int:
+            name = self.info[e].domain
+            return len(self.system.chain(name)) if name else 0
+
+        return sorted(
+            (e for e, i in self.info.items() if i.kind == "domain"),
+            key=lambda e: (depth(e), e.name),
+        )
+
+
+def _event(c: Compiled, name: str, label: str, info: EventInfo) -> Event:
+    ev = c.events.get(name)
+    if ev is None:
+        ev = Event(name, label)
+        c.events[name] = ev
+        c.info[ev] = info
+    return ev
+
+
+def _domain(c: Compiled, name: str) -> Event:
+    d = c.system.domains[name]
+    kind = "shared dependency" if d.kind == "shared" else d.kind
+    return _event(c, f"domain:{name}", f"{kind} {name} fails", EventInfo("domain", domain=name))
+
+
+def _chain(c: Compiled, zone: str | None) -> list[Node]:
+    return [_domain(c, d) for d in c.system.chain(zone)]
+
+
+def _intrinsic(c: Compiled, comp: Component) -> Node:
+    n = comp.replicas
+    if comp.active_passive:
+        ap = _event(
+            c,
+            f"ap:{comp.name}",
+            f"{comp.name}'s failover pair is down",
+            EventInfo("ap", component=comp.name),
+        )
+        chains = [_chain(c, comp.zone_of(i)) for i in range(n)]
+        if all(chains):
+            per_unit: list[Node] = [ch[0] if len(ch) == 1 else Or(*ch) for ch in chains]
+            return Or(ap, AtLeast(n, *per_unit), name=f"intrinsic:{comp.name}")
+        return ap
+    replicas: list[Node] = []
+    for i in range(n):
+        zone = comp.zone_of(i)
+        where = f" ({zone})" if zone else ""
+        label = (
+            f"{comp.name} replica {i + 1}{where} fails" if n > 1 else f"{comp.name}{where} fails"
+        )
+        unit = _event(
+            c, f"unit:{comp.name}[{i}]", label, EventInfo("unit", component=comp.name, replica=i)
+        )
+        doms = _chain(c, zone)
+        replicas.append(Or(unit, *doms, name=f"replica:{comp.name}[{i}]") if doms else unit)
+    if n == 1:
+        return replicas[0]
+    return AtLeast(n - comp.required + 1, *replicas, name=f"intrinsic:{comp.name}")
+
+
+def compile_system(system: System) -> Compiled:
+    """Fault trees for every component and journey of ``system`` (dependencies first)."""
+    c = Compiled(system)
+    # Components in dependency order (hard edges are acyclic: checked at load time).
+    order: list[str] = []
+    state: dict[str, int] = {}
+    for root in system.components:
+        stack = [(root, False)]
+        while stack:
+            name, done = stack.pop()
+            if done:
+                if state.get(name) != 2:
+                    state[name] = 2
+                    order.append(name)
+                continue
+            if state.get(name):
+                continue
+            state[name] = 1
+            stack.append((name, True))
+            stack.extend(
+                (d, False) for d in system.components[name].hard_deps() if not state.get(d)
+            )
+    for name in order:
+        comp = system.components[name]
+        intr = _intrinsic(c, comp)
+        shared: list[Node] = []
+        for s in comp.shared:
+            shared.extend(_chain(c, s))
+        c.intrinsic[name] = Or(intr, *shared, name=f"own:{name}") if shared else intr
+        deps = [c.fails[d] for d in comp.hard_deps()]
+        c.fails[name] = (
+            Or(c.intrinsic[name], *deps, name=f"fails:{name}") if deps else c.intrinsic[name]
+        )
+    for jname, j in system.journeys.items():
+        top = c.fails[j.entry]
+        c.tops[jname] = top
+        soft: list[Node] = []
+        for caller in system.hard_closure(j.entry):
+            soft.extend(c.fails[s] for s in system.components[caller].deps_of("soft"))
+        c.degraded[jname] = Or(top, *soft, name=f"degraded:{jname}") if soft else top
+    return c
+
+
+def occurs(root: Node, occurred: frozenset[Event] | set[Event], memo: dict[int, bool]) -> bool:
+    """Whether ``root`` occurs when exactly the events ``occurred`` have (structure function).
+
+    ``memo`` (keyed by node id) may be shared between calls with the same ``occurred``.
+    """
+    for node in postorder(root, skip=memo):
+        if isinstance(node, Event):
+            memo[id(node)] = node in occurred
+        else:
+            memo[id(node)] = sum(memo[id(ch)] for ch in node.children) >= node.m
+    return memo[id(root)]

@@ -1,0 +1,394 @@
+"""The ``architecture:`` section of ``reliability.yaml``: components, failure domains, journeys.
+
+.. code-block:: yaml
+
+    architecture:
+      defaults: {mttr: 1h, detect: 5m}
+      domains:
+        us-east:  {kind: region, mtbf: 8760h, mttr: 4h}
+        zone-a:   {kind: zone, parent: us-east, mtbf: 4380h, mttr: 1h}
+        dns:      {kind: shared, availability: 0.99999}
+      components:
+        web:
+          replicas: 3
+          placement: [zone-a, zone-b, zone-c]     # replica i goes to placement[i % len]
+          mtbf: 720h
+          mttr: 20m                                # includes detection time
+          detect: 2m
+          redundancy: {mode: active-active, required: 2}
+          shared: [dns]                            # shared-fate domains of the whole component
+          depends_on: {api: hard, recs: soft, events: async}
+        db:
+          kind: datastore
+          replicas: 2
+          placement: [zone-a, zone-b]
+          availability: 0.999
+          redundancy: {mode: active-passive, detection: 30s, switchover: 1m, coverage: 0.98}
+          data: {replication: async, lag: 2s, backup_interval: 1h}
+      journeys:
+        checkout:
+          entry: web
+          target: 0.9995
+          criticality: high
+          rto: {instance: 1m, zone: 5m, region: 1h, deploy: 15m}
+          rpo: {instance: 0s, zone: 5s, region: 5m, deploy: 1h}
+
+Units of time: durations as in the rest of the spec (``30s``, ``1h30m``, plain numbers are seconds).
+Per-unit failure behaviour is given either as ``availability`` (then ``mttr`` defaults to
+``defaults.mttr``, one hour, and ``mtbf = mttr * A / (1 - A)``) or as ``mtbf`` and ``mttr``.
+
+Field checks (ranges, negative times, unknown keys) are pydantic's and point at the exact field.
+Cross-references (unknown components or domains, ``required`` greater than ``replicas``, cycles
+among hard dependencies, parent cycles among domains) are checked by :func:`check_architecture`,
+which reports through an ``error(loc, message)`` callback so that :func:`load_architecture` can name
+the file, line and field of the offending node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from buttress.errors import SpecError
+from buttress.spec.source import Document, load_yaml, validate
+from buttress.spec.types import Duration, PositiveDuration
+
+__all__ = [
+    "ArchitectureSpec",
+    "ComponentSpec",
+    "DataSpec",
+    "DefaultsSpec",
+    "DependencySpec",
+    "DomainSpec",
+    "JourneySpec",
+    "RedundancySpec",
+    "check_architecture",
+    "load_architecture",
+    "DISRUPTIONS",
+]
+
+DISRUPTIONS: tuple[str, ...] = ("instance", "zone", "region", "deploy")
+"""Disruption types that RTO/RPO targets may name."""
+
+Loc = tuple[str | int, ...]
+ErrorFactory = Callable[[Loc, str], Exception]
+
+_DEFER = "buttress.assess.defer_checks"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Reliability(_Strict):
+    """Failure behaviour of one unit: ``availability`` or ``mtbf``/``mttr``, plus detection time."""
+
+    availability: float | None = Field(
+        default=None, gt=0, le=1, description="Steady-state availability of one unit, in (0, 1]."
+    )
+    mtbf: PositiveDuration | None = Field(default=None, description="Mean time between failures.")
+    mttr: Duration | None = Field(
+        default=None,
+        description="Mean time to restore, detection included (default defaults.mttr).",
+    )
+    detect: Duration | None = Field(
+        default=None,
+        description="Part of mttr spent detecting the failure (default defaults.detect).",
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> _Reliability:
+        if self.availability is not None and self.mtbf is not None:
+            raise ValueError("give either availability or mtbf (with mttr), not both")
+        return self
+
+
+class DefaultsSpec(_Strict):
+    """Defaults for units that leave fields out."""
+
+    mttr: Duration = Field(default=3600.0, description="MTTR when only availability is given (1h).")
+    detect: Duration = Field(default=300.0, description="Detection time when not given (5m).")
+    availability: float = Field(
+        default=0.999,
+        gt=0,
+        le=1,
+        description="Unit availability when neither it nor mtbf is given.",
+    )
+
+
+class DomainSpec(_Reliability):
+    """A failure domain: a zone, a region or a shared-fate dependency (DNS, identity, deploys)."""
+
+    kind: Literal["zone", "region", "shared"] = "zone"
+    parent: str | None = Field(default=None, description="Enclosing domain (a zone's region).")
+    description: str = ""
+
+
+class RedundancySpec(_Strict):
+    """How the replicas of a component back each other up.
+
+    ``active-active``: all replicas serve; the component is up while at least ``required`` (k) of
+    its ``replicas`` (n) are up (k-of-n).  ``active-passive``: one active, the others on standby;
+    when the active fails the failure is detected and switched over (``detection + switchover``,
+    down meanwhile)
+    with probability ``coverage``, otherwise the component stays down until a repair.
+    """
+
+    mode: Literal["active-active", "active-passive"] = "active-active"
+    required: int = Field(default=1, ge=1, description="k of k-of-n (active-active).")
+    detection: Duration = Field(
+        default=30.0, description="Failover detection time (active-passive)."
+    )
+    switchover: Duration = Field(default=60.0, description="Switchover time (active-passive).")
+    coverage: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Probability that a failover succeeds (active-passive).",
+    )
+    standby: Literal["hot", "cold"] = Field(
+        default="hot",
+        description="hot standbys fail like the active unit; cold ones do not fail idle.",
+    )
+
+
+class DependencySpec(_Strict):
+    """An edge: ``hard`` (the caller fails), ``soft`` (the caller degrades) or ``async``."""
+
+    type: Literal["hard", "soft", "async"] = "hard"
+    fallback: str | None = Field(
+        default=None, description="What the caller does without it (soft)."
+    )
+
+
+class DataSpec(_Strict):
+    """Data durability of a datastore, for RPO."""
+
+    replication: Literal["none", "sync", "async"] = "async"
+    lag: Duration = Field(default=1.0, description="Replication lag (async).")
+    backup_interval: Duration = Field(
+        default=86400.0, description="Time between restorable backups."
+    )
+    restore: Duration | None = Field(default=None, description="Time to restore from backup.")
+
+
+class ComponentSpec(_Reliability):
+    """A service, datastore, queue or external dependency."""
+
+    kind: Literal["service", "datastore", "queue", "external"] = "service"
+    replicas: int = Field(default=1, ge=1, le=64)
+    placement: list[str] = Field(
+        default_factory=list, description="Domains (zones) replica i is placed in, round-robin."
+    )
+    shared: list[str] = Field(
+        default_factory=list, description="Shared-fate domains the whole component depends on."
+    )
+    redundancy: RedundancySpec = Field(default_factory=RedundancySpec)
+    depends_on: dict[str, DependencySpec] = Field(default_factory=dict)
+    rollback: Duration | None = Field(default=None, description="Time to roll back a bad deploy.")
+    data: DataSpec | None = None
+    description: str = ""
+
+    @field_validator("placement", "shared", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _edges(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return {name: {"type": "hard"} for name in v}
+        if isinstance(v, dict):
+            return {k: ({"type": e} if isinstance(e, str) else e) for k, e in v.items()}
+        return v
+
+
+class TargetsSpec(_Strict):
+    """Recovery targets per disruption type."""
+
+    instance: Duration | None = None
+    zone: Duration | None = None
+    region: Duration | None = None
+    deploy: Duration | None = None
+
+
+class JourneySpec(_Strict):
+    """A user journey: an entry component, an availability target and recovery targets."""
+
+    entry: str
+    target: float = Field(default=0.999, gt=0, lt=1, description="Availability target (SLO).")
+    criticality: Literal["low", "medium", "high", "critical"] = "medium"
+    users: float = Field(default=1.0, gt=0, le=1, description="Share of users this journey serves.")
+    rto: TargetsSpec = Field(default_factory=TargetsSpec)
+    rpo: TargetsSpec = Field(default_factory=TargetsSpec)
+    description: str = ""
+
+
+class ArchitectureSpec(_Strict):
+    """Root of the ``architecture:`` section."""
+
+    defaults: DefaultsSpec = Field(default_factory=DefaultsSpec)
+    domains: dict[str, DomainSpec] = Field(default_factory=dict)
+    components: dict[str, ComponentSpec] = Field(min_length=1)
+    journeys: dict[str, JourneySpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _cross_references(self, info: ValidationInfo) -> ArchitectureSpec:
+        ctx = info.context
+        if isinstance(ctx, dict) and ctx.get(_DEFER):
+            return self
+
+        def error(loc: Loc, message: str) -> Exception:
+            return ValueError(f"{_dotted(loc)}: {message}")
+
+        check_architecture(self, error)
+        return self
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
+    return out
+
+
+def _close(name: str, options: Sequence[str]) -> str:
+    import difflib
+
+    near = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
+    if near:
+        return f"; did you mean {near[0]!r}?"
+    if options:
+        return f" (known: {', '.join(sorted(options))})"
+    return ""
+
+
+def check_architecture(arch: ArchitectureSpec, error: ErrorFactory) -> None:
+    """Check cross-references; raise ``error(loc, message)`` (loc relative to the section).
+
+    Checks: domain parents exist and form no cycle; placements and shared domains exist;
+    ``required <= replicas``; an active-passive component keeps ``required == 1``; dependencies name
+    known components and not themselves; hard dependencies form no cycle; journeys enter at known
+    components.
+    """
+    domains = arch.domains
+    for name, d in domains.items():
+        if d.parent is not None and d.parent not in domains:
+            raise error(
+                ("domains", name, "parent"),
+                f"unknown domain {d.parent!r}{_close(d.parent, list(domains))}",
+            )
+    for name in domains:
+        seen = [name]
+        cur = domains[name].parent
+        while cur is not None:
+            if cur in seen:
+                chain = " -> ".join([*seen, cur])
+                raise error(("domains", name, "parent"), f"domain parents form a cycle: {chain}")
+            seen.append(cur)
+            cur = domains[cur].parent
+    comps = arch.components
+    for name, c in comps.items():
+        for field in ("placement", "shared"):
+            for i, dom in enumerate(getattr(c, field)):
+                if dom not in domains:
+                    raise error(
+                        ("components", name, field, i),
+                        f"unknown domain {dom!r}{_close(dom, list(domains))}",
+                    )
+        r = c.redundancy
+        if r.required > c.replicas:
+            raise error(
+                ("components", name, "redundancy", "required"),
+                f"k of k-of-n must not exceed n: required={r.required} > replicas={c.replicas}",
+            )
+        if r.mode == "active-passive" and r.required != 1:
+            raise error(
+                ("components", name, "redundancy", "required"),
+                "active-passive serves from one unit: required must be 1",
+            )
+        for dep in c.depends_on:
+            if dep == name:
+                raise error(
+                    ("components", name, "depends_on", dep), "a component cannot depend on itself"
+                )
+            if dep not in comps:
+                raise error(
+                    ("components", name, "depends_on", dep),
+                    f"unknown component {dep!r}{_close(dep, list(comps))}",
+                )
+    cycle = _hard_cycle(arch)
+    if cycle is not None:
+        chain = " -> ".join(cycle)
+        raise error(
+            ("components", cycle[-2], "depends_on", cycle[-1]),
+            f"hard dependencies form a cycle: {chain} (make one edge soft or async)",
+        )
+    for jname, j in arch.journeys.items():
+        if j.entry not in comps:
+            raise error(
+                ("journeys", jname, "entry"),
+                f"unknown component {j.entry!r}{_close(j.entry, list(comps))}",
+            )
+
+
+def _hard_cycle(arch: ArchitectureSpec) -> list[str] | None:
+    """A cycle among hard edges as a list ``[a, b, ..., a]``, or ``None``."""
+    white, grey, black = 0, 1, 2
+    colour = dict.fromkeys(arch.components, white)
+    for start in arch.components:
+        if colour[start] != white:
+            continue
+        stack: list[tuple[str, list[str]]] = [(start, _hard(arch, start))]
+        path = [start]
+        colour[start] = grey
+        while stack:
+            node, todo = stack[-1]
+            if not todo:
+                stack.pop()
+                path.pop()
+                colour[node] = black
+                continue
+            nxt = todo.pop(0)
+            if colour[nxt] == grey:
+                return [*path[path.index(nxt) :], nxt]
+            if colour[nxt] == white:
+                colour[nxt] = grey
+                path.append(nxt)
+                stack.append((nxt, _hard(arch, nxt)))
+    return None
+
+
+def _hard(arch: ArchitectureSpec, name: str) -> list[str]:
+    return [
+        d
+        for d, e in arch.components[name].depends_on.items()
+        if e.type == "hard" and d in arch.components
+    ]
+
+
+def load_architecture(path: str | Path) -> tuple[ArchitectureSpec, Document]:
+    """Read the ``architecture:`` section of the YAML file at ``path``.
+
+    Every problem raises :class:`~buttress.errors.SpecError` naming the file, line, column and
+    field,
+    including the cross-reference checks of :func:`check_architecture`.
+    """
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise doc.error((), "the top level must be a mapping with an 'architecture:' section")
+    if "architecture" not in doc.data:
+        raise SpecError("no 'architecture:' section to assess", file=doc.file, line=1)
+    if not isinstance(doc.data["architecture"], dict):
+        raise doc.error(("architecture",), "must be a mapping (components:, domains:, journeys:)")
+    arch = validate(ArchitectureSpec, doc, ("architecture",), context={_DEFER: True})
+
+    def error(loc: Loc, message: str) -> Exception:
+        return doc.error(("architecture", *loc), message)
+
+    check_architecture(arch, error)
+    return arch, doc

@@ -1,0 +1,500 @@
+"""Assemble an assessment and render it: JSON-ready data, terminal tables, Markdown.
+
+:func:`assess` runs every analysis on a :class:`~buttress.assess.system.System` and returns one
+plain ``dict`` (the ``--json`` output); :func:`render_text` and :func:`render_markdown` render that
+dict, so every output format shows the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .analysis import Analysis, analyse
+from .analytic import MINUTES_PER_YEAR, nines
+from .budget import dependency_budget
+from .faulttree import minimal_cut_sets
+from .montecarlo import simulate
+from .recovery import recovery_verdicts
+from .risk import risk_register
+from .system import System
+from .whatif import recommend
+
+__all__ = ["assess", "render_markdown", "render_text"]
+
+
+def _own_availability(analysis: Analysis, name: str) -> float:
+    """Availability of a component by itself: its units and redundancy, with every failure domain
+    and dependency taken as up (domains are budgeted as dependencies of their own)."""
+    compiled = analysis.compiled
+    p = dict(analysis.probabilities)
+    for ev, info in compiled.info.items():
+        if info.kind == "domain":
+            p[ev] = 0.0
+    root = analysis.bdd.build(compiled.intrinsic[name])
+    return 1.0 - analysis.bdd.probability(root, p)
+
+
+def _has_own_spof(analysis: Analysis, name: str) -> bool:
+    """Whether a component fails on one event of its own: a unit, its failover pair, a zone it is
+    confined to or a shared-fate domain (not a region every component shares)."""
+    compiled = analysis.compiled
+    for cut in minimal_cut_sets(compiled.intrinsic[name], max_order=1):
+        info = compiled.info[next(iter(cut))]
+        if info.kind != "domain" or info.domain is None:
+            return True
+        if analysis.system.domains[info.domain].kind != "region":
+            return True
+    return False
+
+
+def _hours(h: float | None) -> float | None:
+    return None if h is None else h * 3600.0
+
+
+def assess(
+    system: System,
+    *,
+    simulate_model: bool = False,
+    seed: int = 0,
+    max_order: int = 2,
+    rel_precision: float = 0.1,
+    max_seconds: float = 30.0,
+    source: str = "",
+) -> dict[str, Any]:
+    """The whole assessment as JSON-ready data (times in seconds, downtime in minutes)."""
+    analysis = analyse(system, max_order=max_order)
+    sim = (
+        simulate(analysis, seed=seed, rel_precision=rel_precision, max_seconds=max_seconds)
+        if simulate_model
+        else {}
+    )
+    recs = recommend(analysis)
+    journeys: list[dict[str, Any]] = []
+    for name, res in analysis.journeys.items():
+        j = system.journeys[name]
+        path = system.hard_closure(j.entry)
+        deps: list[tuple[str, float]] = []
+        for comp in path[1:]:
+            deps.append((comp, _own_availability(analysis, comp)))
+        for comp in path:
+            for s in system.components[comp].shared:
+                for d in system.chain(s):
+                    deps.append((d, system.domains[d].unit.availability))
+        for cut in res.spofs:
+            ev = analysis.compiled.events[cut.events[0]]
+            info = analysis.compiled.info[ev]
+            if info.kind == "domain" and info.domain is not None:
+                deps.append((info.domain, system.domains[info.domain].unit.availability))
+        budget = dependency_budget(j.target, deps)
+        entry: dict[str, Any] = {
+            "name": name,
+            "entry": j.entry,
+            "criticality": j.criticality,
+            "users": j.users,
+            "target": j.target,
+            "availability": res.availability,
+            "unavailability": res.unavailability,
+            "nines": _finite(res.nines),
+            "downtime_minutes_per_year": res.downtime_year,
+            "downtime_minutes_per_month": res.downtime_month,
+            "meets_target": res.meets_target,
+            "full_service_availability": res.full_service,
+            "availability_after_1h": analysis.availability_at(name, 1.0),
+            "path": path,
+            "spofs": [_cut(c) for c in res.spofs],
+            "cut_sets": [_cut(c) for c in res.cut_sets],
+            "downtime_sources": [
+                {"source": s, "minutes_per_year": m} for s, m in res.sources if m > 1e-3
+            ],
+            "budget": {
+                "target": budget.target,
+                "budget_minutes_per_year": budget.budget_minutes,
+                "dependency_minutes_per_year": budget.dependency_minutes,
+                "remaining_minutes_per_year": budget.remaining_minutes,
+                "bound": budget.bound,
+                "dependencies": [
+                    {
+                        "name": line.name,
+                        "availability": line.availability,
+                        "minutes_per_year": line.minutes,
+                        "share": line.share,
+                        "extra_nine": line.extra_nine,
+                    }
+                    for line in budget.lines
+                ],
+            },
+            "risks": [
+                {
+                    "mode": r.mode,
+                    "event": r.event,
+                    "source": r.source,
+                    "frequency_per_year": r.frequency,
+                    "detect_seconds": r.detect * 3600,
+                    "recover_seconds": r.recover * 3600,
+                    "share_of_users": r.share,
+                    "share_while_detecting": r.share_detect,
+                    "bad_minutes_per_year": r.bad_minutes,
+                    "budget_share": r.budget_share,
+                    "severity": r.severity,
+                    "occurrence": r.occurrence,
+                    "detection": r.detection,
+                    "rpn": r.rpn,
+                }
+                for r in risk_register(analysis, name, limit=25)
+            ],
+            "recovery": [
+                {
+                    "disruption": v.disruption,
+                    "rto_seconds": _hours(v.rto),
+                    "rto_target_seconds": _hours(v.rto_target),
+                    "rto_met": v.rto_met,
+                    "rto_driver": v.rto_driver,
+                    "rpo_seconds": _hours(v.rpo),
+                    "rpo_target_seconds": _hours(v.rpo_target),
+                    "rpo_met": v.rpo_met,
+                    "rpo_driver": v.rpo_driver,
+                }
+                for v in recovery_verdicts(system, name)
+            ],
+            "recommendations": [
+                {
+                    "title": r.title,
+                    "kind": r.kind,
+                    "availability": r.availability[name],
+                    "gain": r.gain[name],
+                    "minutes_saved_per_year": r.gain[name] * MINUTES_PER_YEAR,
+                    "reaches_target": r.reaches(name, j.target),
+                }
+                for r in sorted(recs, key=lambda r: -r.gain[name])
+                if r.gain[name] > 0
+            ],
+        }
+        if name in sim:
+            mc = sim[name]
+            entry["simulation"] = {
+                "unavailability": mc.unavailability,
+                "availability": mc.availability,
+                "ci95": [mc.low, mc.high],
+                "relative_half_width": _finite(mc.relative_half_width),
+                "replicate_years": mc.years,
+                "outages": mc.outages,
+                "seconds": mc.seconds,
+                "agrees": mc.contains(res.unavailability),
+            }
+        journeys.append(entry)
+    comps = []
+    single_points = []
+    for name, c in system.components.items():
+        if _has_own_spof(analysis, name):
+            single_points.append(name)
+        comps.append(
+            {
+                "name": name,
+                "kind": c.kind,
+                "replicas": c.replicas,
+                "mode": c.mode if c.replicas > 1 else "single",
+                "required": c.required,
+                "placement": [c.zone_of(i) for i in range(c.replicas)],
+                "shared": list(c.shared),
+                "unit_availability": c.unit.availability,
+                "availability": _own_availability(analysis, name),
+                "depends_on": [{"name": d, "type": t} for d, t in c.deps],
+            }
+        )
+    return {
+        "source": source,
+        "journeys": journeys,
+        "components": comps,
+        "domains": [
+            {
+                "name": d.name,
+                "kind": d.kind,
+                "parent": d.parent,
+                "availability": d.unit.availability,
+            }
+            for d in system.domains.values()
+        ],
+        "single_points": single_points,
+        "recommendations": [
+            {
+                "title": r.title,
+                "kind": r.kind,
+                "target": r.target,
+                "minutes_saved_per_year": r.minutes_saved,
+                "availability": r.availability,
+            }
+            for r in recs
+        ],
+        "model": {
+            "events": len(analysis.compiled.info),
+            "bdd_nodes": len(analysis.bdd),
+            "max_cut_set_order": max_order,
+        },
+    }
+
+
+def _finite(x: float) -> float | None:
+    return None if math.isinf(x) or math.isnan(x) else x
+
+
+def _cut(c: Any) -> dict[str, Any]:
+    return {
+        "events": list(c.events),
+        "order": c.order,
+        "probability": c.probability,
+        "explanation": c.explanation,
+    }
+
+
+# -- rendering ------------------------------------------------------------------------------------
+
+
+def pct(a: float) -> str:
+    """An availability as a percentage with enough digits to see the nines."""
+    if a >= 1.0:
+        return "100%"
+    digits = max(2, min(8, math.ceil(nines(a)) + 1))
+    return f"{a * 100:.{digits}f}%"
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds as ``45s``, ``12m``, ``3.5h``, ``2d``; ``-`` for ``None``."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return "0s" if seconds == 0 else f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f}m".replace(".0m", "m")
+    if seconds < 86400 * 2:
+        return f"{seconds / 3600:.1f}h".replace(".0h", "h")
+    return f"{seconds / 86400:.1f}d".replace(".0d", "d")
+
+
+def _verdict(met: bool | None) -> str:
+    return "-" if met is None else ("met" if met else "BREACHED")
+
+
+def _table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
+    right = right or set()
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+
+    def line(cells: list[str]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            out.append(cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), sep, *(line(r) for r in rows)])
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> str:
+    esc = [[c.replace("|", "\\|") for c in r] for r in rows]
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in esc]
+    return "\n".join(out)
+
+
+def _sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """(title, headers, rows, note) for every table, shared by text and Markdown."""
+    out: list[tuple[str, list[str], list[list[str]], str]] = []
+    rows = []
+    for j in report["journeys"]:
+        sim = j.get("simulation")
+        mc = "-"
+        if sim:
+            lo, hi = sim["ci95"]
+            mc = f"{pct(sim['availability'])} [{pct(1 - hi)}, {pct(1 - lo)}]"
+        rows.append(
+            [
+                j["name"],
+                pct(j["target"]),
+                pct(j["availability"]),
+                f"{j['nines']:.2f}" if j["nines"] is not None else "inf",
+                f"{j['downtime_minutes_per_year']:.1f}",
+                f"{j['downtime_minutes_per_month']:.1f}",
+                "yes" if j["meets_target"] else "NO",
+                pct(j["full_service_availability"]),
+                mc,
+            ]
+        )
+    out.append(
+        (
+            "Availability (exact, steady state)",
+            [
+                "journey",
+                "target",
+                "availability",
+                "nines",
+                "min/yr",
+                "min/mo",
+                "meets",
+                "full service",
+                "Monte Carlo (95% CI)",
+            ],
+            rows,
+            "full service: no soft dependency degraded either.",
+        )
+    )
+    for j in report["journeys"]:
+        n = j["name"]
+        spofs = [[c["explanation"]] for c in j["spofs"]] or [["none"]]
+        out.append((f"{n}: single points of failure", ["explanation"], spofs, ""))
+        pairs = [
+            [f"{c['probability']:.2e}", c["explanation"]] for c in j["cut_sets"] if c["order"] > 1
+        ][:8]
+        if pairs:
+            out.append(
+                (f"{n}: most likely double failures", ["probability", "explanation"], pairs, "")
+            )
+        src = [
+            [
+                s["source"],
+                f"{s['minutes_per_year']:.1f}",
+                f"{s['minutes_per_year'] / max(j['downtime_minutes_per_year'], 1e-12):.0%}",
+            ]
+            for s in j["downtime_sources"][:10]
+        ]
+        out.append((f"{n}: where the downtime comes from", ["source", "min/yr", "share"], src, ""))
+        b = j["budget"]
+        brows = [
+            [
+                d["name"],
+                pct(d["availability"]),
+                f"{d['minutes_per_year']:.2f}",
+                f"{d['share']:.0%}",
+                "yes" if d["extra_nine"] else "no",
+            ]
+            for d in b["dependencies"]
+        ]
+        note = (
+            f"budget at {pct(b['target'])}: {b['budget_minutes_per_year']:.2f} min/yr; critical "
+            f"dependencies use {b['dependency_minutes_per_year']:.2f}, leaving "
+            f"{b['remaining_minutes_per_year']:.2f}; best reachable {pct(b['bound'])}."
+        )
+        out.append(
+            (
+                f"{n}: dependency budget (Treynor)",
+                ["dependency", "availability", "min/yr", "of budget", "extra nine"],
+                brows,
+                note,
+            )
+        )
+        rrows = [
+            [
+                r["mode"],
+                f"{r['frequency_per_year']:.2f}",
+                duration(r["detect_seconds"]),
+                duration(r["recover_seconds"]),
+                f"{r['share_of_users']:.3f}",
+                f"{r['bad_minutes_per_year']:.1f}",
+                f"{r['budget_share']:.0%}",
+                f"{r['severity']}/{r['occurrence']}/{r['detection']}",
+                str(r["rpn"]),
+            ]
+            for r in j["risks"][:12]
+        ]
+        out.append(
+            (
+                f"{n}: risk register",
+                [
+                    "failure mode",
+                    "per yr",
+                    "detect",
+                    "recover",
+                    "users hit",
+                    "bad min/yr",
+                    "of budget",
+                    "S/O/D",
+                    "RPN",
+                ],
+                rrows,
+                "",
+            )
+        )
+        vrows = [
+            [
+                v["disruption"],
+                duration(v["rto_seconds"]),
+                duration(v["rto_target_seconds"]),
+                _verdict(v["rto_met"]),
+                duration(v["rpo_seconds"]),
+                duration(v["rpo_target_seconds"]),
+                _verdict(v["rpo_met"]),
+                v["rto_driver"] or v["rpo_driver"],
+            ]
+            for v in j["recovery"]
+        ]
+        out.append(
+            (
+                f"{n}: RTO / RPO",
+                ["disruption", "RTO", "target", "verdict", "RPO", "target", "verdict", "driven by"],
+                vrows,
+                "",
+            )
+        )
+        recs = [
+            [
+                r["title"],
+                pct(r["availability"]),
+                f"+{r['minutes_saved_per_year']:.1f}",
+                "yes" if r["reaches_target"] else "no",
+            ]
+            for r in j["recommendations"][:6]
+        ]
+        if recs:
+            out.append(
+                (
+                    f"{n}: what would help most",
+                    ["change", "availability", "min/yr saved", "reaches target"],
+                    recs,
+                    "",
+                )
+            )
+    return out
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """Terminal tables."""
+    parts = []
+    if report.get("source"):
+        parts.append(f"Assessment of {report['source']}")
+    for title, headers, rows, note in _sections(report):
+        right = {
+            i
+            for i, h in enumerate(headers)
+            if h
+            in {
+                "nines",
+                "min/yr",
+                "min/mo",
+                "per yr",
+                "bad min/yr",
+                "RPN",
+                "probability",
+                "min/yr saved",
+                "share",
+                "of budget",
+            }
+        }
+        block = f"\n{title}\n" + _table(headers, rows, right)
+        if note:
+            block += f"\n{note}"
+        parts.append(block)
+    return "\n".join(parts).lstrip("\n") + "\n"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The same tables as Markdown."""
+    parts = [f"# Availability assessment{': ' + report['source'] if report.get('source') else ''}"]
+    for title, headers, rows, note in _sections(report):
+        parts.append(f"## {title}\n\n{_md_table(headers, rows)}")
+        if note:
+            parts.append(note)
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,229 @@
+"""The architecture as plain data the analyses work on (and what-if changes copy and edit).
+
+:func:`System.from_spec` turns a validated :class:`~buttress.assess.model.ArchitectureSpec` into
+dataclasses with times in hours and defaults resolved:
+
+* a unit given ``availability`` A and ``mttr`` R (default ``defaults.mttr``) gets
+  ``MTBF = R * A / (1 - A)`` (infinite when A = 1);
+* a unit given nothing gets ``defaults.availability`` (0.999);
+* ``detect`` defaults to ``defaults.detect`` and is capped at ``mttr``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from .analytic import ActivePassive
+from .model import ArchitectureSpec, DataSpec, DefaultsSpec, _Reliability
+
+__all__ = ["Component", "Domain", "Journey", "System", "UnitParams"]
+
+H = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class UnitParams:
+    """Failure and repair of one unit, in hours.  ``mtbf`` may be ``inf`` (never fails)."""
+
+    mtbf: float
+    mttr: float
+    detect: float
+
+    @property
+    def lam(self) -> float:
+        """Failure rate per hour."""
+        return 0.0 if math.isinf(self.mtbf) else 1.0 / self.mtbf
+
+    @property
+    def mu(self) -> float:
+        """Repair rate per hour (very large when mttr = 0)."""
+        return 1.0 / max(self.mttr, 1e-12)
+
+    @property
+    def q(self) -> float:
+        """Steady-state unavailability ``MTTR / (MTBF + MTTR)``."""
+        if math.isinf(self.mtbf):
+            return 0.0
+        return self.mttr / (self.mtbf + self.mttr)
+
+    @property
+    def availability(self) -> float:
+        return 1.0 - self.q
+
+    @classmethod
+    def resolve(cls, spec: _Reliability, defaults: DefaultsSpec) -> UnitParams:
+        mttr = (spec.mttr if spec.mttr is not None else defaults.mttr) / H
+        if spec.mtbf is not None:
+            mtbf = spec.mtbf / H
+        else:
+            a = spec.availability if spec.availability is not None else defaults.availability
+            mtbf = math.inf if a >= 1.0 else mttr * a / (1.0 - a)
+            if mttr == 0:
+                mtbf = math.inf
+        detect = (spec.detect if spec.detect is not None else defaults.detect) / H
+        return cls(mtbf, mttr, min(detect, mttr))
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    name: str
+    kind: str
+    parent: str | None
+    unit: UnitParams
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    name: str
+    kind: str
+    replicas: int
+    placement: tuple[str, ...]
+    shared: tuple[str, ...]
+    mode: str
+    required: int
+    detection: float
+    switchover: float
+    coverage: float
+    standby: str
+    unit: UnitParams
+    deps: tuple[tuple[str, str], ...]
+    fallbacks: tuple[tuple[str, str], ...] = ()
+    rollback: float | None = None
+    data: DataSpec | None = None
+
+    def zone_of(self, i: int) -> str | None:
+        """The domain replica ``i`` is placed in, or ``None``."""
+        return self.placement[i % len(self.placement)] if self.placement else None
+
+    def hard_deps(self) -> list[str]:
+        return [d for d, t in self.deps if t == "hard"]
+
+    def deps_of(self, kind: str) -> list[str]:
+        return [d for d, t in self.deps if t == kind]
+
+    @property
+    def active_passive(self) -> bool:
+        return self.mode == "active-passive" and self.replicas >= 2
+
+    def ap_params(self) -> ActivePassive:
+        u = self.unit
+        return ActivePassive(
+            n=self.replicas,
+            lam=u.lam,
+            mu=u.mu,
+            tau=self.detection + self.switchover,
+            coverage=self.coverage,
+            lam_standby=u.lam if self.standby == "hot" else 0.0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Journey:
+    name: str
+    entry: str
+    target: float
+    criticality: str
+    users: float
+    rto: dict[str, float | None] = field(default_factory=dict)
+    rpo: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class System:
+    domains: dict[str, Domain]
+    components: dict[str, Component]
+    journeys: dict[str, Journey]
+
+    @classmethod
+    def from_spec(cls, arch: ArchitectureSpec) -> System:
+        d = arch.defaults
+        domains = {
+            n: Domain(n, s.kind, s.parent, UnitParams.resolve(s, d))
+            for n, s in arch.domains.items()
+        }
+        comps = {}
+        for n, c in arch.components.items():
+            r = c.redundancy
+            comps[n] = Component(
+                name=n,
+                kind=c.kind,
+                replicas=c.replicas,
+                placement=tuple(c.placement),
+                shared=tuple(c.shared),
+                mode=r.mode,
+                required=r.required,
+                detection=r.detection / H,
+                switchover=r.switchover / H,
+                coverage=r.coverage,
+                standby=r.standby,
+                unit=UnitParams.resolve(c, d),
+                deps=tuple((k, e.type) for k, e in c.depends_on.items()),
+                fallbacks=tuple((k, e.fallback) for k, e in c.depends_on.items() if e.fallback),
+                rollback=None if c.rollback is None else c.rollback / H,
+                data=c.data,
+            )
+        journeys = {
+            n: Journey(
+                n,
+                j.entry,
+                j.target,
+                j.criticality,
+                j.users,
+                {k: (None if v is None else v / H) for k, v in j.rto.model_dump().items()},
+                {k: (None if v is None else v / H) for k, v in j.rpo.model_dump().items()},
+            )
+            for n, j in arch.journeys.items()
+        }
+        if not journeys:
+            # No journey declared: assess every component nobody depends on as an entry point.
+            called = {dep for c in comps.values() for dep, _ in c.deps}
+            for n in comps:
+                if n not in called:
+                    journeys[n] = Journey(n, n, 0.999, "medium", 1.0)
+        return cls(domains, comps, journeys)
+
+    def chain(self, domain: str | None) -> list[str]:
+        """``domain`` and its ancestors (zone, region, ...)."""
+        out: list[str] = []
+        while domain is not None:
+            out.append(domain)
+            domain = self.domains[domain].parent
+        return out
+
+    def hard_closure(self, entry: str) -> list[str]:
+        """``entry`` and every component it reaches through hard dependencies (breadth first)."""
+        out = [entry]
+        seen = {entry}
+        i = 0
+        while i < len(out):
+            for dep in self.components[out[i]].hard_deps():
+                if dep not in seen:
+                    seen.add(dep)
+                    out.append(dep)
+            i += 1
+        return out
+
+    def closure(self, entry: str) -> list[str]:
+        """``entry`` and every component reachable through any dependency."""
+        out = [entry]
+        seen = {entry}
+        i = 0
+        while i < len(out):
+            for dep, _ in self.components[out[i]].deps:
+                if dep not in seen:
+                    seen.add(dep)
+                    out.append(dep)
+            i += 1
+        return out
+
+    def with_component(self, comp: Component) -> System:
+        """A copy with ``comp`` replacing the component of the same name."""
+        comps = dict(self.components)
+        comps[comp.name] = comp
+        return replace(self, components=comps)
+
+    def with_domain(self, dom: Domain) -> System:
+        doms = dict(self.domains)
+        doms[dom.name] = dom
+        return replace(self, domains=doms)

@@ -1,0 +1,177 @@
+"""What-if recommendations: candidate changes, each evaluated exactly, ranked by predicted gain.
+
+Candidates are generated for the components and domains that carry a journey's downtime (the
+top ``focus`` sources by Fussell-Vesely share), then each is applied to a copy of the system and
+the whole model re-evaluated with the BDD, so the gain accounts for common cause and for every
+journey at once:
+
+* **spread replicas**: replicas sharing a zone while another zone is free move there;
+* **add a replica in another zone**: ``n + 1`` replicas, the new one in the least used zone
+  (for a single instance: a datastore gets an active-passive standby, anything else a second
+  active replica);
+* **make a dependency soft**: a hard edge becomes soft with a fallback (the caller degrades);
+* **cut MTTR by alerting**: detection time down to one minute for units and domains that take
+  longer (MTTR shrinks by the same amount);
+* **improve failover coverage**: an active-passive group with coverage below 0.999 gets 0.999.
+
+The gain of a change for a journey is ``A_new - A_now``; candidates are ranked by the minutes of
+downtime per year they save, summed over journeys weighted by each journey's share of users.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, replace
+
+from .analysis import Analysis, analyse
+from .analytic import MINUTES_PER_YEAR
+from .system import Component, System, UnitParams
+
+__all__ = ["Recommendation", "recommend"]
+
+ALERT_DETECT = 1.0 / 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """A change and the availability each journey would reach with it."""
+
+    title: str
+    kind: str
+    target: str
+    availability: dict[str, float]
+    gain: dict[str, float]
+    minutes_saved: float
+
+    def reaches(self, journey: str, target: float) -> bool:
+        return self.availability[journey] >= target
+
+
+def _zones(system: System) -> list[str]:
+    return [d.name for d in system.domains.values() if d.kind == "zone"]
+
+
+def _placement(c: Component) -> list[str | None]:
+    return [c.zone_of(i) for i in range(c.replicas)]
+
+
+def _candidates(system: System, comp: Component) -> list[tuple[str, str, System]]:
+    out: list[tuple[str, str, System]] = []
+    zones = _zones(system)
+    used = [z for z in _placement(comp) if z is not None]
+    counts = Counter(used)
+    free = [z for z in zones if z not in counts]
+    if free and any(v > 1 for v in counts.values()):
+        new: list[str] = []
+        spare = list(free)
+        seen: set[str] = set()
+        for z in used:
+            if z in seen and spare:
+                new.append(spare.pop(0))
+            else:
+                new.append(z)
+                seen.add(z)
+        moved = replace(comp, placement=tuple(new))
+        out.append(
+            (
+                f"spread {comp.name}'s replicas across zones ({', '.join(new)})",
+                "spread",
+                system.with_component(moved),
+            )
+        )
+    if comp.placement or zones:
+        pool = zones or list(comp.placement)
+        least = min(pool, key=lambda z: (counts.get(z, 0), pool.index(z)))
+        place = (*[z or least for z in _placement(comp)], least) if used or zones else ()
+    else:
+        least, place = "", ()
+    where = f" in {least}" if least else ""
+    if comp.replicas == 1 and comp.kind == "datastore":
+        added = replace(
+            comp,
+            replicas=2,
+            placement=place,
+            mode="active-passive",
+            detection=30 / 3600,
+            switchover=60 / 3600,
+            coverage=0.99,
+            required=1,
+        )
+        title = f"add a failover standby for {comp.name}{where} (active-passive)"
+        out.append((title, "failover", system.with_component(added)))
+    elif comp.kind != "external" or comp.replicas > 1:
+        added = replace(comp, replicas=comp.replicas + 1, placement=place)
+        title = f"add a replica of {comp.name}{where}"
+        out.append((title, "replica", system.with_component(added)))
+    if comp.unit.detect > ALERT_DETECT * 1.0001 and comp.unit.lam > 0:
+        u = comp.unit
+        faster = UnitParams(u.mtbf, u.mttr - u.detect + ALERT_DETECT, ALERT_DETECT)
+        title = (
+            f"alert on {comp.name} within 1 minute "
+            f"(MTTR {u.mttr * 60:.0f}m -> {faster.mttr * 60:.0f}m)"
+        )
+        out.append((title, "alerting", system.with_component(replace(comp, unit=faster))))
+    if comp.active_passive and comp.coverage < 0.999:
+        better = replace(comp, coverage=0.999)
+        title = (
+            f"test {comp.name}'s failover until coverage reaches 99.9% (now {comp.coverage:.1%})"
+        )
+        out.append((title, "coverage", system.with_component(better)))
+    return out
+
+
+def _soften(system: System, dep: str) -> list[tuple[str, str, System]]:
+    out = []
+    for caller in system.components.values():
+        if dep in caller.hard_deps():
+            deps = tuple((d, "soft" if d == dep else t) for d, t in caller.deps)
+            title = f"make {caller.name} -> {dep} soft, with a fallback"
+            out.append((title, "soften", system.with_component(replace(caller, deps=deps))))
+    return out
+
+
+def _domain_alerting(system: System, name: str) -> list[tuple[str, str, System]]:
+    d = system.domains[name]
+    u = d.unit
+    if u.detect <= ALERT_DETECT * 1.0001 or u.lam == 0:
+        return []
+    faster = UnitParams(u.mtbf, u.mttr - u.detect + ALERT_DETECT, ALERT_DETECT)
+    title = (
+        f"detect {d.kind} {name} outages within 1 minute "
+        f"(MTTR {u.mttr * 60:.0f}m -> {faster.mttr * 60:.0f}m)"
+    )
+    return [(title, "alerting", system.with_domain(replace(d, unit=faster)))]
+
+
+def recommend(analysis: Analysis, *, focus: int = 6, limit: int = 10) -> list[Recommendation]:
+    """Ranked recommendations for ``analysis``'s system (at most ``limit``)."""
+    system = analysis.system
+    targets: list[str] = []
+    for res in analysis.journeys.values():
+        for name, _ in res.sources[:focus]:
+            if name not in targets:
+                targets.append(name)
+    cands: list[tuple[str, str, str, System]] = []
+    for name in targets:
+        if name in system.components:
+            found = _candidates(system, system.components[name]) + _soften(system, name)
+        else:
+            found = _domain_alerting(system, name)
+        cands.extend((t, k, name, s) for t, k, s in found)
+    now = {j: r.availability for j, r in analysis.journeys.items()}
+    users = {j: system.journeys[j].users for j in system.journeys}
+    out: list[Recommendation] = []
+    seen: set[str] = set()
+    for title, kind, target, changed in cands:
+        if title in seen:
+            continue
+        seen.add(title)
+        new = analyse(changed, cut_sets=False, explain=False)
+        avail = {j: r.availability for j, r in new.journeys.items()}
+        gain = {j: avail[j] - now[j] for j in avail}
+        saved = sum(gain[j] * users[j] for j in gain) * MINUTES_PER_YEAR
+        if saved <= 1e-9:
+            continue
+        out.append(Recommendation(title, kind, target, avail, gain, saved))
+    out.sort(key=lambda r: (-r.minutes_saved, r.title))
+    return out[:limit]
