@@ -23,6 +23,11 @@ __all__ = ["main"]
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "spec": ("buttress.spec.cli:spec", "validate reliability.yaml, print its JSON Schema"),
     "lab": ("buttress.lab.cli:lab", "run a scenario and compare strategies side by side"),
+    "assess": ("buttress.assess.cli:assess", "availability, SPOFs, risks, RTO/RPO of a design"),
+    "slo": ("buttress.slo.cli:slo", "SLOs: Prometheus rules, promtool tests, status, backtest"),
+    "chaos": ("buttress.chaos.cli:chaos", "run and validate chaos experiments, check histories"),
+    "proxy": ("buttress.chaos.cli:proxy", "serve the TCP/HTTP fault proxy (toxiproxy API)"),
+    "dashboard": ("buttress.dashboard.cli:dashboard", "serve the live web UI for a store"),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from .policies import PipelineSpec
 from .source import Document, load_yaml, load_yaml_text, validate
@@ -23,6 +23,22 @@ class ReliabilitySpec(BaseModel):
     policies: dict[str, PipelineSpec] = Field(
         default_factory=dict, description="Named pipelines of resilience policies."
     )
+    slos: list[SLOSpec] = Field(
+        default_factory=list, description="Service level objectives (see docs/slo.md)."
+    )
+    architecture: ArchitectureSpec | None = Field(
+        None, description="Components, failure domains and journeys (see docs/assess.md)."
+    )
+
+    # The parsed file, kept so that errors found after validation (when building runtime objects)
+    # can still point at a line and column.
+    _document: Document | None = PrivateAttr(default=None)
+
+    @property
+    def document(self) -> Document | None:
+        """The parsed YAML this spec came from (positions of every key), if loaded from
+        text/file."""
+        return self._document
 
 
 def _check_root(doc: Document) -> None:
@@ -37,14 +53,17 @@ def load_spec(path: str | Path) -> ReliabilitySpec:
     doc = load_yaml(path)
     _check_root(doc)
     spec = validate(ReliabilitySpec, doc)
-    spec.__dict__["_document"] = doc
+    spec._document = doc
     return spec
 
 
 def load_spec_text(text: str, file: str = "<string>") -> ReliabilitySpec:
+    """Like :func:`load_spec`, from a string; ``file`` names it in error messages."""
     doc = load_yaml_text(text, file)
     _check_root(doc)
-    return validate(ReliabilitySpec, doc)
+    spec = validate(ReliabilitySpec, doc)
+    spec._document = doc
+    return spec
 
 
 def json_schema() -> dict[str, Any]:
@@ -53,3 +72,12 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Buttress reliability.yaml"
     return schema
+
+
+# Section models come last, on purpose: a section's package may import this module itself (to load
+# reliability.yaml), and by now ReliabilitySpec exists for it; model_rebuild() then resolves the
+# annotations above.  Add new sections' imports here.
+from buttress.assess.model import ArchitectureSpec  # noqa: E402
+from buttress.slo.spec import SLOSpec  # noqa: E402
+
+ReliabilitySpec.model_rebuild()
