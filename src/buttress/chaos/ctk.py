@@ -1,0 +1,341 @@
+"""Chaos Toolkit extension: actions and probes for the Buttress proxy, failpoints and SLO burn.
+
+Use from any Chaos Toolkit experiment (``chaos run``) with a python provider::
+
+    {"type": "action", "name": "slow-db",
+     "provider": {"type": "python", "module": "buttress.chaos.ctk", "func": "add_toxic",
+                  "arguments": {"proxy": "db", "type": "latency", "attributes": {"latency": 300}}}}
+
+or, in ``buttress chaos run``, with the shorter ``{"type": "buttress", "func": "add_toxic", ...}``.
+
+The proxy's control API address comes from the ``api_url`` argument, else the experiment's
+configuration key ``buttress_proxy_url``, else ``$BUTTRESS_PROXY_URL``, else toxiproxy's default
+``http://127.0.0.1:8474``, so these functions also drive a real toxiproxy.  Failpoints in another
+process are reached through its failpoint control endpoint (``failpoints_url``,
+``buttress_failpoints_url``, ``$BUTTRESS_FAILPOINTS_URL``; see
+:func:`buttress.chaos.failpoints.serve_control`); without one they act on this process.
+
+``discover()`` lists the activities for ``chaos discover``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import time
+from typing import Any
+
+import httpx
+
+from buttress.chaos import failpoints
+from buttress.chaos.client import Client
+from buttress.errors import ButtressError
+
+__all__ = [
+    "add_toxic",
+    "configure_failpoint",
+    "create_proxy",
+    "delete_proxy",
+    "disable_failpoint",
+    "disable_proxy",
+    "discover",
+    "enable_proxy",
+    "failpoint_hits",
+    "list_toxics",
+    "proxy_exists",
+    "remove_toxic",
+    "reset_proxies",
+    "slo_burn",
+    "update_toxic",
+]
+
+DEFAULT_API = "http://127.0.0.1:8474"
+Configuration = dict[str, Any] | None
+
+
+def _api(api_url: str | None, configuration: Configuration) -> Client:
+    url = (
+        api_url
+        or (configuration or {}).get("buttress_proxy_url")
+        or os.environ.get("BUTTRESS_PROXY_URL")
+        or DEFAULT_API
+    )
+    return Client(str(url))
+
+
+# -- proxy actions -----------------------------------------------------------
+
+
+def create_proxy(
+    *,
+    name: str,
+    upstream: str,
+    listen: str = "127.0.0.1:0",
+    enabled: bool = True,
+    api_url: str | None = None,
+    configuration: Configuration = None,
+) -> dict[str, Any]:
+    """Create a proxy ``name`` listening on ``listen`` and forwarding to ``upstream``."""
+    with _api(api_url, configuration) as api:
+        p = api.create(name, upstream, listen=listen, enabled=enabled)
+        return {"name": p.name, "listen": p.listen, "upstream": p.upstream, "enabled": p.enabled}
+
+
+def delete_proxy(
+    name: str, api_url: str | None = None, configuration: Configuration = None
+) -> None:
+    """Delete proxy ``name``."""
+    with _api(api_url, configuration) as api:
+        api.get(name).destroy()
+
+
+def add_toxic(
+    *,
+    proxy: str,
+    type: str,
+    name: str | None = None,
+    stream: str = "downstream",
+    toxicity: float = 1.0,
+    attributes: dict[str, Any] | None = None,
+    api_url: str | None = None,
+    configuration: Configuration = None,
+) -> dict[str, Any]:
+    """Add a toxic to ``proxy``; returns the toxic as the API reports it."""
+    with _api(api_url, configuration) as api:
+        return api.get(proxy).add_toxic(
+            type, name=name, stream=stream, toxicity=toxicity, **(attributes or {})
+        )
+
+
+def update_toxic(
+    *,
+    proxy: str,
+    name: str,
+    toxicity: float | None = None,
+    attributes: dict[str, Any] | None = None,
+    api_url: str | None = None,
+    configuration: Configuration = None,
+) -> dict[str, Any]:
+    """Change a toxic's toxicity or attributes."""
+    with _api(api_url, configuration) as api:
+        return api.get(proxy).update_toxic(name, toxicity=toxicity, **(attributes or {}))
+
+
+def remove_toxic(
+    *,
+    proxy: str,
+    name: str,
+    missing_ok: bool = True,
+    api_url: str | None = None,
+    configuration: Configuration = None,
+) -> bool:
+    """Remove a toxic; with ``missing_ok`` (default, for rollbacks) a missing one is not an error.
+
+    Returns True if a toxic was removed."""
+    from buttress.chaos.client import ProxyAPIError
+
+    with _api(api_url, configuration) as api:
+        try:
+            api.get(proxy).remove_toxic(name)
+        except ProxyAPIError as e:
+            if missing_ok and e.status == 404:
+                return False
+            raise
+        return True
+
+
+def list_toxics(
+    proxy: str, api_url: str | None = None, configuration: Configuration = None
+) -> list[dict[str, Any]]:
+    """The toxics of ``proxy`` (a probe)."""
+    with _api(api_url, configuration) as api:
+        return api.get(proxy).toxics()
+
+
+def proxy_exists(
+    name: str, api_url: str | None = None, configuration: Configuration = None
+) -> bool:
+    """Does proxy ``name`` exist (a probe)?"""
+    with _api(api_url, configuration) as api:
+        return name in api.proxies()
+
+
+def disable_proxy(
+    name: str, api_url: str | None = None, configuration: Configuration = None
+) -> None:
+    """Take proxy ``name`` down: it stops listening and drops its connections."""
+    with _api(api_url, configuration) as api:
+        api.get(name).disable()
+
+
+def enable_proxy(
+    name: str, api_url: str | None = None, configuration: Configuration = None
+) -> None:
+    """Bring proxy ``name`` back up."""
+    with _api(api_url, configuration) as api:
+        api.get(name).enable()
+
+
+def reset_proxies(api_url: str | None = None, configuration: Configuration = None) -> None:
+    """Enable every proxy and remove every toxic (the catch-all rollback)."""
+    with _api(api_url, configuration) as api:
+        api.reset()
+
+
+# -- failpoints --------------------------------------------------------------
+
+
+def _fp_url(failpoints_url: str | None, configuration: Configuration) -> str | None:
+    return (
+        failpoints_url
+        or (configuration or {}).get("buttress_failpoints_url")
+        or os.environ.get("BUTTRESS_FAILPOINTS_URL")
+        or None
+    )
+
+
+def configure_failpoint(
+    *,
+    name: str,
+    spec: str,
+    failpoints_url: str | None = None,
+    configuration: Configuration = None,
+) -> dict[str, Any]:
+    """Configure failpoint ``name`` with ``spec`` (fail(9)-style, e.g.
+    ``"30%raise(TimeoutError)"``)."""
+    url = _fp_url(failpoints_url, configuration)
+    if url is None:
+        failpoints.configure(name, spec)
+        return {"name": name, "spec": spec}
+    resp = httpx.put(f"{url.rstrip('/')}/failpoints/{name}", content=spec.encode(), timeout=5)
+    if resp.status_code >= 400:
+        raise ButtressError(f"failpoint {name!r}: {resp.json().get('error', resp.text)}")
+    out: dict[str, Any] = resp.json()
+    return out
+
+
+def disable_failpoint(
+    name: str, failpoints_url: str | None = None, configuration: Configuration = None
+) -> bool:
+    """Switch failpoint ``name`` off; True if it was on."""
+    url = _fp_url(failpoints_url, configuration)
+    if url is None:
+        return failpoints.disable(name)
+    resp = httpx.delete(f"{url.rstrip('/')}/failpoints/{name}", timeout=5)
+    return resp.status_code == 204
+
+
+def failpoint_hits(
+    name: str, failpoints_url: str | None = None, configuration: Configuration = None
+) -> int:
+    """How many times failpoint ``name`` fired (a probe); 0 when it is not configured."""
+    url = _fp_url(failpoints_url, configuration)
+    if url is None:
+        fp = failpoints.get(name)
+        return fp.fired if fp is not None else 0
+    resp = httpx.get(f"{url.rstrip('/')}/failpoints/{name}", timeout=5)
+    if resp.status_code == 404:
+        return 0
+    return int(resp.json()["fired"])
+
+
+# -- SLO burn ----------------------------------------------------------------
+
+
+def slo_burn(
+    *,
+    url: str,
+    objective: float = 0.99,
+    samples: int = 20,
+    timeout: float = 1.0,
+    method: str = "GET",
+    latency_threshold: float | None = None,
+    interval: float = 0.0,
+) -> float:
+    """Burn rate of an SLO measured live: send ``samples`` requests to ``url``.
+
+    A request is *bad* when it fails, answers 5xx, or (with ``latency_threshold``, seconds) takes
+    longer than that.  ``burn = error_ratio / (1 - objective)`` (so 1.0 spends the error budget
+    exactly
+    over the SLO period; 14.4 would spend a 30-day budget in 2 days).  Uses
+    :func:`buttress.slo.math.burn_rate` when the ``buttress.slo`` package is importable.
+
+    Use it as a probe with a tolerance such as ``{"type": "range", "range": [0, 2]}``.
+    """
+    if not 0 < objective < 1:
+        raise ButtressError(f"slo_burn: objective must be in (0, 1), got {objective!r}")
+    if samples < 1:
+        raise ButtressError(f"slo_burn: samples must be >= 1, got {samples!r}")
+    bad = 0
+    with httpx.Client(timeout=timeout) as http:
+        for i in range(samples):
+            t0 = time.perf_counter()
+            try:
+                r = http.request(method, url)
+                failed = r.status_code >= 500
+            except httpx.HTTPError:
+                failed = True
+            if latency_threshold is not None and time.perf_counter() - t0 > latency_threshold:
+                failed = True
+            bad += failed
+            if interval and i + 1 < samples:
+                time.sleep(interval)
+    error_ratio = bad / samples
+    budget = 1.0 - objective
+    if importlib.util.find_spec("buttress.slo") is not None:
+        from buttress.slo.math import burn_rate
+
+        return float(burn_rate(error_ratio, budget))
+    return error_ratio / budget
+
+
+# -- discovery ---------------------------------------------------------------
+
+_ACTIONS = (
+    create_proxy,
+    delete_proxy,
+    add_toxic,
+    update_toxic,
+    remove_toxic,
+    disable_proxy,
+    enable_proxy,
+    reset_proxies,
+    configure_failpoint,
+    disable_failpoint,
+)
+_PROBES = (list_toxics, proxy_exists, failpoint_hits, slo_burn)
+FUNCTIONS = {f.__name__: f for f in (*_ACTIONS, *_PROBES)}
+
+
+def _describe(fn: Any, kind: str) -> dict[str, Any]:
+    sig = inspect.signature(fn)
+    args = []
+    for p in sig.parameters.values():
+        if p.name == "configuration":
+            continue
+        arg: dict[str, Any] = {"name": p.name, "type": str(p.annotation)}
+        if p.default is not inspect.Parameter.empty:
+            arg["default"] = p.default
+        args.append(arg)
+    return {
+        "type": kind,
+        "name": fn.__name__,
+        "mod": __name__,
+        "doc": inspect.getdoc(fn) or "",
+        "arguments": args,
+    }
+
+
+def discover(discover_system: bool = True) -> dict[str, Any]:
+    """What ``chaos discover`` reports: this extension's actions and probes."""
+    from buttress import __version__
+
+    activities = [_describe(f, "action") for f in _ACTIONS] + [
+        _describe(f, "probe") for f in _PROBES
+    ]
+    return {
+        "extension": {"name": "buttress", "version": __version__},
+        "activities": activities,
+        "system": None,
+    }

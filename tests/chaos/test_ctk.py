@@ -1,0 +1,152 @@
+"""The Chaos Toolkit extension, driven by the real `chaos` CLI from PyPI against our proxy."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from buttress.chaos import ctk, failpoints
+from buttress.chaos.client import Client
+from buttress.chaos.proxy import ProxyThread
+
+from .servers import EchoServer, recv_exact
+
+CHAOS = str(Path(sys.executable).with_name("chaos"))
+
+
+def test_chaostoolkit_cli_runs_an_experiment_with_our_extension(
+    tmp_path: Path, px: ProxyThread, api: Client, echo: EchoServer
+) -> None:
+    p = api.create("echo", echo.addr)
+    mod = "buttress.chaos.ctk"
+    experiment = {
+        "version": "1.0.0",
+        "title": "latency on the echo service is survivable",
+        "description": "adds 100 ms to the echo proxy, checks it, takes it away",
+        "configuration": {"buttress_proxy_url": px.url},
+        "steady-state-hypothesis": {
+            "title": "the proxy exists",
+            "probes": [
+                {
+                    "type": "probe",
+                    "name": "proxy-exists",
+                    "tolerance": True,
+                    "provider": {
+                        "type": "python",
+                        "module": mod,
+                        "func": "proxy_exists",
+                        "arguments": {"name": "echo"},
+                    },
+                }
+            ],
+        },
+        "method": [
+            {
+                "type": "action",
+                "name": "add-latency",
+                "provider": {
+                    "type": "python",
+                    "module": mod,
+                    "func": "add_toxic",
+                    "arguments": {
+                        "proxy": "echo",
+                        "type": "latency",
+                        "name": "slow",
+                        "attributes": {"latency": 100},
+                    },
+                },
+            },
+            {
+                "type": "probe",
+                "name": "toxics-now",
+                "provider": {
+                    "type": "python",
+                    "module": mod,
+                    "func": "list_toxics",
+                    "arguments": {"proxy": "echo"},
+                },
+            },
+        ],
+        "rollbacks": [
+            {
+                "type": "action",
+                "name": "remove-latency",
+                "provider": {
+                    "type": "python",
+                    "module": mod,
+                    "func": "remove_toxic",
+                    "arguments": {"proxy": "echo", "name": "slow"},
+                },
+            }
+        ],
+    }
+    path = tmp_path / "experiment.json"
+    path.write_text(json.dumps(experiment))
+    journal = tmp_path / "journal.json"
+    out = subprocess.run(
+        [
+            CHAOS,
+            "--no-version-check",
+            "--no-log-file",
+            "run",
+            "--journal-path",
+            str(journal),
+            str(path),
+        ],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert 0 == out.returncode, out.stdout + out.stderr
+    d = json.loads(journal.read_text())
+    assert "completed" == d["status"]
+    assert d["steady_states"]["before"]["steady_state_met"] is True
+    toxics = d["run"][1]["output"]
+    assert [("slow", "latency", 100)] == [
+        (t["name"], t["type"], t["attributes"]["latency"]) for t in toxics
+    ]
+    assert [True] == [r["output"] for r in d["rollbacks"]]
+    assert [] == p.toxics()  # the rollback really removed it
+    with socket.create_connection((p.host, p.port), timeout=5) as s:
+        t0 = time.perf_counter()
+        s.sendall(b"x")
+        assert b"x" == recv_exact(s, 1)
+        assert time.perf_counter() - t0 < 0.05
+
+
+def test_discover_lists_actions_and_probes() -> None:
+    d = ctk.discover()
+    kinds = {a["name"]: a["type"] for a in d["activities"]}
+    assert "action" == kinds["add_toxic"]
+    assert "probe" == kinds["slo_burn"]
+    assert "buttress" == d["extension"]["name"]
+    add = next(a for a in d["activities"] if a["name"] == "add_toxic")
+    assert "proxy" in [arg["name"] for arg in add["arguments"]]
+
+
+def test_failpoint_actions_local_and_remote() -> None:
+    failpoints.clear()
+    try:
+        ctk.configure_failpoint(name="x", spec="return(5)")
+        assert 5 == failpoints.failpoint("x")
+        assert 1 == ctk.failpoint_hits(name="x")
+        assert ctk.disable_failpoint(name="x") is True
+        server = failpoints.serve_control()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            ctk.configure_failpoint(name="y", spec="return(6)", failpoints_url=url)
+            assert 6 == failpoints.failpoint("y")
+            assert 1 == ctk.failpoint_hits(name="y", failpoints_url=url)
+            assert ctk.disable_failpoint(name="y", failpoints_url=url) is True
+            assert 0 == ctk.failpoint_hits(name="y", failpoints_url=url)
+        finally:
+            server.shutdown()
+            server.server_close()
+    finally:
+        failpoints.clear()
