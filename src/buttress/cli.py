@@ -1,9 +1,9 @@
 """The ``buttress`` command.
 
-Each subpackage contributes its own command group from its ``cli.py``; groups are imported only when
-used, so ``buttress --version`` stays instant and a missing extra only affects its own command.
-Errors Buttress anticipates (bad spec, bad parameter, missing extra) are printed as one clear message
-with exit status 2, never as a traceback.
+Each subpackage contributes its own command group from its ``cli.py``; groups are imported only
+when used, so ``buttress --version`` stays instant and a missing extra only affects its own command.
+Errors Buttress anticipates (bad spec, bad parameter, missing extra) are printed as one clear
+message with exit status 2, never as a traceback.
 """
 
 from __future__ import annotations
