@@ -1,0 +1,315 @@
+"""What the dashboard shows, assembled from the store, the spec and the journals directory.
+
+:class:`DashboardData` is synchronous and thread-safe; the web app calls it from worker threads.
+Each ``*_payload`` method returns JSON-ready data (NaN and infinities as ``null``):
+
+* :meth:`~DashboardData.slos_payload`: the SLO board (:func:`buttress.dashboard.slos.slo_board`)
+  and SLIs in the store that no SLO describes;
+* :meth:`~DashboardData.states_payload`: the latest state of every published component (stale ones
+  flagged), the publishing sources with their heartbeat age, the newest events and, per circuit
+  breaker, its state over the last ``timeline_minutes`` as a step series;
+* :meth:`~DashboardData.journals_payload`: experiment runs (:mod:`buttress.dashboard.journals`);
+* :attr:`~DashboardData.assessment`: the assessment summary of the spec's ``architecture:``,
+  computed once at start-up (it depends only on the spec).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from buttress.errors import ButtressError
+
+from .feed import FeedReader, StateRow, _clean
+
+__all__ = ["BREAKER_LEVELS", "DashboardConfig", "DashboardData", "summarise_assessment"]
+
+BREAKER_LEVELS = {"closed": 0, "metrics_only": 0, "disabled": 0, "half_open": 1, "open": 2}
+"""Breaker states as step-chart values: 0 closed, 1 half-open, 2 open (forced open counts as
+open)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardConfig:
+    """Where the data lives and how fresh it is kept.
+
+    :param store: the SQLite store (SLI counts and the state feed); must exist.
+    :param spec: a ``reliability.yaml`` (or OpenSLO / sloth file) with the SLOs, and optionally the
+        ``architecture:`` section for the assessment summary.  ``None``: SLIs only.
+    :param journals: a directory of Chaos Toolkit journals.  ``None``: no experiments section.
+    :param stale_after: seconds without a heartbeat after which a source's states are stale
+        (default 5).
+    :param poll: seconds between checks of the store for changes (default 0.2).
+    :param slo_every: seconds between SLO re-evaluations while data changes (default 2).
+    :param journals_every: seconds between rescans of the journals directory (default 3).
+    :param timeline_minutes: minutes of breaker history shown (default 15).
+    :param settle: seconds after a minute boundary during which the SLO board is fully
+        re-evaluated on every refresh (default 15); later in the minute only the recent-traffic
+        series is refreshed, because the evaluator does not count the minute still filling.  Set it
+        above the recorders' ``flush_every`` (default 5 s) so late counts of the last minute are
+        seen.
+    """
+
+    store: Path
+    spec: Path | None = None
+    journals: Path | None = None
+    stale_after: float = 5.0
+    poll: float = 0.2
+    slo_every: float = 2.0
+    journals_every: float = 3.0
+    timeline_minutes: int = 15
+    settle: float = 15.0
+
+
+def summarise_assessment(report: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard's view of :func:`buttress.assess.report.assess` output: per journey its
+    target, availability, nines, downtime, single points of failure and top risks."""
+    journeys = []
+    for j in report.get("journeys", []):
+        journeys.append(
+            {
+                "name": j["name"],
+                "entry": j.get("entry"),
+                "target": j.get("target"),
+                "availability": j.get("availability"),
+                "nines": j.get("nines"),
+                "downtime_minutes_per_year": j.get("downtime_minutes_per_year"),
+                "meets_target": j.get("meets_target"),
+                "spofs": [", ".join(c.get("events", [])) for c in j.get("spofs", [])],
+                "risks": [
+                    {
+                        "mode": r.get("mode"),
+                        "event": r.get("event"),
+                        "bad_minutes_per_year": r.get("bad_minutes_per_year"),
+                        "rpn": r.get("rpn"),
+                    }
+                    for r in j.get("risks", [])[:5]
+                ],
+                "recommendations": [r.get("title") for r in j.get("recommendations", [])[:3]],
+            }
+        )
+    return {
+        "source": report.get("source"),
+        "journeys": journeys,
+        "single_points": list(report.get("single_points", [])),
+        "components": len(report.get("components", [])),
+    }
+
+
+def _has_architecture(path: Path) -> bool:
+    from buttress.spec.source import load_yaml
+
+    doc = load_yaml(path)
+    return isinstance(doc.data, dict) and "architecture" in doc.data
+
+
+class DashboardData:
+    """Reads everything the dashboard shows.  Raises :class:`~buttress.errors.ButtressError` (or
+    :class:`~buttress.errors.SpecError` for a bad spec) at construction, never later."""
+
+    def __init__(self, config: DashboardConfig) -> None:
+        from buttress.slo.load import load_slos
+        from buttress.slo.spec import SLOSpec
+        from buttress.slo.store import SLIStore
+
+        self.config = config
+        store = Path(config.store)
+        if not store.exists():
+            raise ButtressError(
+                f"--store {store}: no such store (start the service or lab that records into it, "
+                "or give the right path)"
+            )
+        if store.is_dir():
+            raise ButtressError(f"--store {store}: is a directory, expected the SQLite store file")
+        if config.journals is not None and not Path(config.journals).is_dir():
+            raise ButtressError(f"--journals {config.journals}: no such directory")
+        self.slos: list[SLOSpec] = []
+        self.assessment: dict[str, Any] | None = None
+        self.assessment_error: str | None = None
+        if config.spec is not None:
+            self.slos = load_slos(config.spec)
+            if _has_architecture(Path(config.spec)):
+                self.assessment = self._assess(Path(config.spec))
+        self.reader = FeedReader(store)
+        try:
+            self.store = SLIStore(store)
+        except Exception as e:
+            self.reader.close()
+            raise ButtressError(f"--store {store}: cannot open as an SLI store ({e})") from None
+        self._lock = threading.Lock()
+        self._board: list[dict[str, Any]] | None = None
+        self._board_minute = -1
+        self._journals: dict[str, Any] = {}
+
+    def _assess(self, spec: Path) -> dict[str, Any] | None:
+        from buttress.assess.model import load_architecture
+        from buttress.assess.report import assess
+        from buttress.assess.system import System
+
+        arch, _ = load_architecture(spec)
+        try:
+            report = assess(System.from_spec(arch), source=str(spec))
+        except ButtressError as e:  # the spec validated; an analysis limit is shown, not fatal
+            self.assessment_error = str(e)
+            return None
+        return _clean(summarise_assessment(report))  # type: ignore[no-any-return]
+
+    # -- payloads ----------------------------------------------------------------------------------
+
+    def slos_payload(self, at: float | None = None) -> dict[str, Any]:
+        from .slos import recent_traffic, slo_board, unmeasured_slis
+
+        now = time.time() if at is None else at
+        minute = int(now // 60)
+        with self._lock:
+            if (
+                at is not None
+                or self._board is None
+                or minute != self._board_minute
+                or now - minute * 60 < self.config.settle
+            ):
+                board = slo_board(self.slos, self.store, now) if self.slos else []
+                if at is None:
+                    self._board, self._board_minute = board, minute
+            else:  # the evaluated minutes cannot have changed: refresh the filling minute only
+                board = [
+                    {**e, "recent": recent_traffic(self.store, e["name"], now)} for e in self._board
+                ]
+            other = unmeasured_slis(self.slos, self.store, now)
+        return _clean(  # type: ignore[no-any-return]
+            {
+                "at": now,
+                "slos": board,
+                "unmeasured": other,
+                "has_spec": self.config.spec is not None,
+            }
+        )
+
+    def states_payload(self, now: float | None = None, *, events: int = 200) -> dict[str, Any]:
+        now = time.time() if now is None else now
+        rows = self.reader.states()
+        heartbeats = {r.name: r for r in rows if r.policy_type == "source"}
+        stale_after = self.config.stale_after
+
+        def stale(r: StateRow) -> bool:
+            hb = heartbeats.get(r.source)
+            if hb is None:
+                return False  # written by something that keeps no heartbeat: trust its rows
+            return hb.state != "up" or now - hb.updated > stale_after
+
+        states = []
+        for r in rows:
+            if r.policy_type == "source":
+                continue
+            d = r.to_json()
+            d["stale"] = stale(r)
+            states.append(d)
+        sources = [
+            {
+                "source": hb.name,
+                "state": hb.state,
+                "age": now - hb.updated,
+                "alive": hb.state == "up" and now - hb.updated <= stale_after,
+                "fields": hb.fields,
+            }
+            for hb in heartbeats.values()
+        ]
+        since = now - self.config.timeline_minutes * 60
+        log = self.reader.events(since=since, limit=5000)
+        timelines = self._breaker_timelines(rows, log, since, now)
+        recent = [e.to_json() for e in log[-events:] if e.policy_type != "source"]
+        recent.reverse()
+        return _clean(  # type: ignore[no-any-return]
+            {
+                "at": now,
+                "seq": self.reader.last_seq(),
+                "states": states,
+                "sources": sources,
+                "events": recent,
+                "timelines": timelines,
+            }
+        )
+
+    def _breaker_timelines(
+        self, rows: list[StateRow], log: list[Any], since: float, now: float
+    ) -> list[dict[str, Any]]:
+        out = []
+        for r in rows:
+            if r.policy_type != "circuit_breaker":
+                continue
+            evs = [
+                e
+                for e in log
+                if e.policy_type == "circuit_breaker"
+                and (e.source, e.scope, e.name) == (r.source, r.scope, r.name)
+            ]
+            # Before the first change in the window the breaker was in that change's "from"
+            # state; a first record without one (the publisher's first sample) starts the line.
+            # Without any change in the window, it has been in its current state all along.
+            xs: list[float] = []
+            ys: list[int] = []
+            first = evs[0].fields.get("from_state") if evs else None
+            if not evs or isinstance(first, str):
+                xs.append(since)
+                ys.append(BREAKER_LEVELS.get(first if isinstance(first, str) else r.state, 2))
+            for e in evs:
+                xs.append(max(e.time, since))
+                ys.append(BREAKER_LEVELS.get(e.state, 2))
+            xs.append(now)
+            ys.append(BREAKER_LEVELS.get(r.state, 2))
+            out.append(
+                {
+                    "key": f"{r.source}|{r.scope}|{r.name}",
+                    "source": r.source,
+                    "scope": r.scope,
+                    "name": r.name,
+                    "x": xs,
+                    "y": ys,
+                }
+            )
+        return out
+
+    def journals_payload(self) -> dict[str, Any]:
+        from .journals import find_journals
+
+        if self.config.journals is None:
+            return {"enabled": False, "runs": []}
+        runs = [s.to_json() for s in find_journals(self.config.journals, cache=self._journals)]
+        return _clean({"enabled": True, "runs": runs})  # type: ignore[no-any-return]
+
+    def journal(self, name: str) -> dict[str, Any]:
+        """The full journal ``name`` (a path relative to the journals directory)."""
+        from .journals import load_journal
+
+        if self.config.journals is None:
+            raise ButtressError("no journals directory configured")
+        root = Path(self.config.journals).resolve()
+        target = (root / name).resolve()
+        if root not in target.parents or target.suffix != ".json" or not target.is_file():
+            raise ButtressError(f"journal {name!r}: not found")
+        return load_journal(target)
+
+    def assessment_payload(self) -> dict[str, Any]:
+        return {
+            "enabled": self.assessment is not None or self.assessment_error is not None,
+            "summary": self.assessment,
+            "error": self.assessment_error,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything at once (``GET /api/snapshot`` and the first SSE message)."""
+        return {
+            "store": str(self.config.store),
+            "spec": str(self.config.spec) if self.config.spec else None,
+            "slos": self.slos_payload(),
+            "states": self.states_payload(),
+            "journals": self.journals_payload(),
+            "assessment": self.assessment_payload(),
+        }
+
+    def close(self) -> None:
+        self.reader.close()
+        self.store.close()
