@@ -1,0 +1,59 @@
+"""Endpoint pools with Envoy's failover semantics: priorities and panic routing, weights, active
+health checking, passive outlier ejection, power-of-two-choices or weighted round-robin selection.
+
+Everything except :mod:`buttress.failover.driver` (the probes) is sans-I/O and reads time from an
+injected clock.  See ``docs/failover.md``.
+"""
+
+from __future__ import annotations
+
+from .active import ActiveHealth, HealthCheck, ProbeResult
+from .driver import HealthCheckDriver, probe, probe_async
+from .events import (
+    EjectionSkipped,
+    EndpointEjected,
+    EndpointHealthChanged,
+    EndpointReturned,
+    PanicChanged,
+    PriorityLoadChanged,
+)
+from .outlier import OutlierDetection, OutlierDetector, success_rate_threshold
+from .pool import Endpoint, EndpointPool, EndpointStatus, PoolSnapshot, parse_endpoint
+from .priority import PriorityLoad, choose_priority, compute_priority_load, level_health
+from .selection import LeastRequest, Selector, WeightedRoundRobin
+
+__all__ = [
+    # pool
+    "Endpoint",
+    "EndpointPool",
+    "EndpointStatus",
+    "PoolSnapshot",
+    "parse_endpoint",
+    # priorities
+    "PriorityLoad",
+    "choose_priority",
+    "compute_priority_load",
+    "level_health",
+    # outlier detection
+    "OutlierDetection",
+    "OutlierDetector",
+    "success_rate_threshold",
+    # active health checking
+    "ActiveHealth",
+    "HealthCheck",
+    "HealthCheckDriver",
+    "ProbeResult",
+    "probe",
+    "probe_async",
+    # selection
+    "LeastRequest",
+    "Selector",
+    "WeightedRoundRobin",
+    # events
+    "EjectionSkipped",
+    "EndpointEjected",
+    "EndpointHealthChanged",
+    "EndpointReturned",
+    "PanicChanged",
+    "PriorityLoadChanged",
+]

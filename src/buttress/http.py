@@ -1,0 +1,585 @@
+"""httpx transports that spread requests over an endpoint pool and apply a pipeline per request.
+
+::
+
+    import httpx
+    from buttress.http import ResilientTransport
+
+    transport = ResilientTransport(
+        [{"url": "http://10.0.0.1:8080"}, {"url": "http://10.0.1.1:8080", "priority": 1}],
+    )
+    with httpx.Client(transport=transport, base_url="http://orders") as client:
+        client.get("/orders/42")      # to 10.0.0.1, or to 10.0.1.1 when the first one fails
+
+:class:`ResilientTransport` wraps :class:`httpx.HTTPTransport`; :class:`AsyncResilientTransport`
+wraps :class:`httpx.AsyncHTTPTransport`.  The two share every decision (:class:`_Shared`) and
+differ only in how they wait; their bodies sit side by side below and are tested on the same cases.
+
+**Per request**, through the pipeline (a :class:`~buttress.Retry` plus the ``policies`` you add, in
+the default pipeline order: a total :class:`~buttress.Timeout` outside the retry, a
+:class:`~buttress.CircuitBreaker` or :class:`~buttress.Bulkhead` around each attempt)::
+
+    attempt:  deadline passed?           -> DeadlineExceeded (nothing sent)
+              endpoint = pool.acquire(exclude=endpoints already tried by this request)
+              rewrite the URL onto the endpoint's base URL (Host header too, unless preserve_host)
+              X-Buttress-Deadline-Ms: remaining deadline, socket timeouts capped by it
+              send
+              5xx or 429              -> failure (the body is read; Retry-After parsed)
+              transport error         -> failure
+              anything else           -> success
+
+**What is retried** (by default 3 attempts in all, exponential backoff with full jitter, a retry
+budget):
+
+* a failed *connection* (refused, connect timeout): always, any method, since nothing was sent;
+* a 5xx/429 response or an error after sending: only for idempotent methods (``GET HEAD OPTIONS PUT
+  DELETE TRACE``; ``retry_methods`` changes the set);
+* a ``Retry-After`` (seconds or an HTTP date) replaces the backoff's delay; one longer than
+  ``max_retry_after`` (30 s) is not waited for: the response is returned;
+* a request whose body cannot be replayed (a generator) is never retried.
+
+When the retries run out on a 5xx/429 the last response is returned, as plain httpx would return
+it; errors are raised.  A retry goes to an endpoint this request has not tried yet when there is
+one, so a dead primary costs one connection attempt, not a failed request.  Rejections
+(:class:`~buttress.CircuitOpen`, :class:`~buttress.BulkheadFull`...) are raised as they are.
+
+**Deadline header.** With a deadline in force (:func:`buttress.deadline`, a total
+:class:`~buttress.Timeout`), every attempt carries ``X-Buttress-Deadline-Ms``: the milliseconds left
+(rounded down), which :class:`buttress.integrations.asgi.ResilienceMiddleware` turns back into a
+deadline on the server.  ``deadline_header=None`` turns it off.
+
+**Outcomes fed to the pool** (outlier detection, least-request counts): 502/503/504 are gateway
+errors, other 5xx server errors, transport errors local failures, everything else (429 included: an
+overloaded endpoint is not a broken one) a success.  A response stays "in flight" on its endpoint
+until its body is closed.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import email.utils
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.context import _DEADLINE
+from buttress.errors import ButtressError, ConfigError, DeadlineExceeded, MissingExtra
+from buttress.failover.active import HealthCheck
+from buttress.failover.driver import HealthCheckDriver
+from buttress.failover.pool import Endpoint, EndpointPool
+from buttress.pipeline import Pipeline
+from buttress.policies.backoff import Backoff
+from buttress.policies.base import Policy
+from buttress.policies.retry import Retry
+
+try:
+    import httpx
+except ImportError:  # pragma: no cover - exercised only without the extra
+    raise MissingExtra("buttress.http", "http", "httpx") from None
+
+__all__ = [
+    "DEADLINE_HEADER",
+    "DEFAULT_FAILURE_STATUSES",
+    "IDEMPOTENT_METHODS",
+    "AsyncResilientTransport",
+    "HTTPStatusFailure",
+    "ResilientTransport",
+    "parse_retry_after",
+]
+
+DEADLINE_HEADER = "X-Buttress-Deadline-Ms"
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+DEFAULT_FAILURE_STATUSES = frozenset({429, *range(500, 600)})
+_GATEWAY = frozenset({502, 503, 504})
+_TIMEOUT_KEYS = ("connect", "read", "write", "pool")
+_DEFAULT = object()
+
+# The method of the request in progress ("" when its body cannot be replayed): the retry predicate
+# reads it, since exceptions do not carry their request at the transport level.
+_METHOD: contextvars.ContextVar[str] = contextvars.ContextVar("buttress_http_method", default="")
+
+
+class HTTPStatusFailure(ButtressError):
+    """A response with a failure status (5xx or 429 by default), raised inside the pipeline so that
+    retries and breakers see it.  The transport returns ``response`` when the retries run out.
+
+    ``retry_after``: seconds from its ``Retry-After`` header, or ``None``.
+    """
+
+    def __init__(
+        self, response: httpx.Response, endpoint: Endpoint, retry_after: float | None
+    ) -> None:
+        self.response = response
+        self.endpoint = endpoint
+        self.status_code = response.status_code
+        self.retry_after = retry_after
+        super().__init__(f"{endpoint.label} answered {response.status_code}")
+
+
+def parse_retry_after(value: str | None, now_wall: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date (``None`` if
+    absent or unparsable; never negative)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now_wall)
+
+
+def _outcome(status: int) -> str:
+    if status >= 500:
+        return "gateway_error" if status in _GATEWAY else "server_error"
+    return "success"
+
+
+class _Target:
+    """A pool endpoint as httpx needs it: URL parts (normalized by httpx once, at build time) and
+    the Host header value."""
+
+    __slots__ = ("base", "host", "netloc", "port", "ref", "scheme")
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        url = httpx.URL(endpoint.url)
+        self.scheme = url.scheme
+        self.host = url.host
+        self.port = url.port
+        self.base = url.raw_path.rstrip(b"/")
+        self.netloc = url.netloc.decode("ascii")
+        # httpx keeps a URL's parts in a named tuple; replacing fields of it costs ~2 us where
+        # URL.copy_with re-parses and re-validates the whole URL (~45 us).  Fall back to
+        # copy_with if a future httpx drops it.
+        self.ref = getattr(url, "_uri_reference", None)
+
+    def url(self, original: httpx.URL) -> httpx.URL:
+        ref = getattr(original, "_uri_reference", None)
+        mine = self.ref
+        if ref is not None and mine is not None and hasattr(ref, "_replace"):
+            out = httpx.URL.__new__(httpx.URL)
+            out._uri_reference = ref._replace(
+                scheme=mine.scheme,
+                host=mine.host,
+                port=mine.port,
+                path=mine.path.rstrip("/") + ref.path,
+            )
+            return out
+        return original.copy_with(
+            scheme=self.scheme,
+            host=self.host,
+            port=self.port,
+            raw_path=self.base + original.raw_path,
+        )
+
+
+class _Shared:
+    """Configuration and every decision both transports make."""
+
+    pool: EndpointPool
+    pipeline: Pipeline
+
+    def _setup(
+        self,
+        endpoints: EndpointPool | Iterable[str | Endpoint | Mapping[str, Any]],
+        *,
+        attempts: int,
+        backoff: Backoff | None,
+        budget: Any,
+        retry_methods: Iterable[str],
+        failure_statuses: Iterable[int],
+        max_retry_after: float,
+        policies: Iterable[Policy],
+        deadline_header: str | None,
+        health_check: HealthCheck | None,
+        preserve_host: bool,
+        clock: Clock,
+        name: str,
+    ) -> None:
+        if isinstance(endpoints, EndpointPool):
+            pool = endpoints
+            if health_check is not None and pool.health_check is None:
+                pool.health_check = health_check
+        else:
+            pool = EndpointPool(endpoints, health_check=health_check, clock=clock, name=name)
+        for i, ep in enumerate(pool.endpoints):
+            if not ep.url.startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"endpoints[{i}].url", ep.url, "an HTTP transport needs http:// or https://"
+                )
+        methods = frozenset(m.upper() for m in retry_methods) if retry_methods else frozenset()
+        if isinstance(retry_methods, str):
+            raise ConfigError("retry_methods", retry_methods, "must be a collection of methods")
+        statuses = frozenset(failure_statuses)
+        if not all(isinstance(s, int) and 100 <= s <= 599 for s in statuses):
+            raise ConfigError("failure_statuses", failure_statuses, "must be HTTP statuses")
+        if (
+            isinstance(max_retry_after, bool)
+            or not isinstance(max_retry_after, int | float)
+            or not max_retry_after >= 0
+        ):
+            raise ConfigError("max_retry_after", max_retry_after, "must be seconds >= 0")
+        if deadline_header is not None and (
+            not isinstance(deadline_header, str) or not deadline_header.strip()
+        ):
+            raise ConfigError("deadline_header", deadline_header, "must be a header name or None")
+        if not isinstance(preserve_host, bool):
+            raise ConfigError("preserve_host", preserve_host, "must be True or False")
+        extra = list(policies)
+        for i, p in enumerate(extra):
+            if not isinstance(p, Policy):
+                raise ConfigError(f"policies[{i}]", p, "is not a buttress policy")
+            if isinstance(p, Retry):
+                raise ConfigError(
+                    f"policies[{i}]", p, "the transport adds its own Retry; set attempts= instead"
+                )
+        self.pool = pool
+        self.retry_methods = methods
+        self.failure_statuses = statuses
+        self.max_retry_after = float(max_retry_after)
+        self.deadline_header = deadline_header.strip() if deadline_header else None
+        self.preserve_host = preserve_host
+        self.clock = clock
+        self.name = name
+        self._targets = {ep: _Target(ep) for ep in pool.endpoints}
+        retry_kw: dict[str, Any] = {
+            "attempts": attempts,
+            "backoff": backoff,
+            "retry_if": self._retry_if,
+            "clock": clock,
+            "name": f"{name}_retry",
+        }
+        if budget is not _DEFAULT:
+            retry_kw["budget"] = budget
+        self.retry = Retry(**retry_kw)
+        self.pipeline = Pipeline([self.retry, *extra], name=name, clock=clock)
+        self.driver = HealthCheckDriver(pool) if pool.health_check is not None else None
+
+    # -- decisions ---------------------------------------------------------------------------------
+
+    def _retry_if(self, exc: BaseException) -> bool | float | None:
+        method = _METHOD.get()
+        if not method:
+            return False
+        if isinstance(exc, HTTPStatusFailure):
+            if method not in self.retry_methods:
+                return False
+            ra = exc.retry_after
+            if ra is None:
+                return True
+            return ra if ra <= self.max_retry_after else False
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return True  # nothing was sent: safe for every method
+        if isinstance(exc, httpx.TransportError | TimeoutError):
+            return method in self.retry_methods
+        return False
+
+    def _prepare(self, request: httpx.Request, endpoint: Endpoint) -> httpx.Request:
+        t = self._targets[endpoint]
+        headers = request.headers.copy()
+        if not self.preserve_host:
+            headers["Host"] = t.netloc
+        extensions = request.extensions
+        d = _DEADLINE.get()
+        if d is not None:
+            left = d - self.clock.monotonic()
+            if left <= 0:
+                raise DeadlineExceeded("deadline passed before the request was sent", policy="http")
+            if self.deadline_header is not None:
+                headers[self.deadline_header] = str(int(left * 1000))
+            timeouts = extensions.get("timeout") or dict.fromkeys(_TIMEOUT_KEYS)
+            capped = {k: left if v is None else min(v, left) for k, v in timeouts.items()}
+            extensions = {**extensions, "timeout": capped}
+        # A shallow copy of the request (same body stream), cheaper than httpx.Request(...), which
+        # re-validates everything the client already validated.
+        out = object.__new__(httpx.Request)
+        out.__dict__.update(request.__dict__)
+        out.url = t.url(request.url)
+        out.headers = headers
+        out.extensions = extensions
+        return out
+
+    def _failure(self, response: httpx.Response, endpoint: Endpoint) -> HTTPStatusFailure:
+        ra = parse_retry_after(response.headers.get("retry-after"), self.clock.wall())
+        return HTTPStatusFailure(response, endpoint, ra)
+
+    @staticmethod
+    def _replayable(request: httpx.Request) -> bool:
+        return isinstance(request.stream, httpx.ByteStream)
+
+
+class _ReleasingStream(httpx.SyncByteStream):
+    """A response body that tells the pool the request is over when it is closed."""
+
+    __slots__ = ("_release", "_stream")
+
+    def __init__(self, stream: httpx.SyncByteStream, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release: Callable[[], None] | None = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._stream)
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
+
+
+class _AsyncReleasingStream(httpx.AsyncByteStream):
+    """The asyncio twin of :class:`_ReleasingStream`."""
+
+    __slots__ = ("_release", "_stream")
+
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release: Callable[[], None] | None = release
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream.__aiter__()
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
+
+
+def _releaser(pool: EndpointPool, endpoint: Endpoint) -> Callable[[], None]:
+    def release() -> None:
+        pool.release(endpoint, "success")
+
+    return release
+
+
+class ResilientTransport(_Shared, httpx.BaseTransport):
+    """A sync httpx transport over an endpoint pool (wraps :class:`httpx.HTTPTransport`).
+
+    :param endpoints: an :class:`~buttress.failover.EndpointPool`, or base URLs / endpoint
+        mappings to build one from (``url``, ``priority``, ``weight``, ``name``).
+    :param attempts: attempts per request, the first included (default 3).
+    :param backoff: the retry backoff (default exponential, 0.1 s base, full jitter).
+    :param budget: the retry budget (default a fresh :class:`~buttress.RetryBudget`; ``None``:
+        none).
+    :param retry_methods: methods whose failures are retried (default the idempotent ones).
+    :param failure_statuses: statuses that are failures (default 429 and 500-599).
+    :param max_retry_after: longest ``Retry-After`` waited for, in seconds (default 30).
+    :param policies: more policies for the pipeline (breaker, bulkhead, timeout...).
+    :param deadline_header: the header carrying the remaining deadline in milliseconds (default
+        ``X-Buttress-Deadline-Ms``; ``None``: not sent).
+    :param health_check: active health checking; a thread probes the endpoints from the first
+        request (or :meth:`start_health_checks`) until :meth:`close`.
+    :param preserve_host: keep the request's ``Host`` header instead of the endpoint's.
+    :param transport: the transport that sends (default a fresh :class:`httpx.HTTPTransport`).
+    :param clock: where time is read.
+    :param name: the pipeline's and the pool's name (default ``"http"``).
+    """
+
+    def __init__(
+        self,
+        endpoints: EndpointPool | Iterable[str | Endpoint | Mapping[str, Any]],
+        *,
+        attempts: int = 3,
+        backoff: Backoff | None = None,
+        budget: Any = _DEFAULT,
+        retry_methods: Iterable[str] = IDEMPOTENT_METHODS,
+        failure_statuses: Iterable[int] = DEFAULT_FAILURE_STATUSES,
+        max_retry_after: float = 30.0,
+        policies: Iterable[Policy] = (),
+        deadline_header: str | None = DEADLINE_HEADER,
+        health_check: HealthCheck | None = None,
+        preserve_host: bool = False,
+        transport: httpx.BaseTransport | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        name: str = "http",
+    ) -> None:
+        self._setup(
+            endpoints,
+            attempts=attempts,
+            backoff=backoff,
+            budget=budget,
+            retry_methods=retry_methods,
+            failure_statuses=failure_statuses,
+            max_retry_after=max_retry_after,
+            policies=policies,
+            deadline_header=deadline_header,
+            health_check=health_check,
+            preserve_host=preserve_host,
+            clock=clock,
+            name=name,
+        )
+        if transport is not None and not isinstance(transport, httpx.BaseTransport):
+            raise ConfigError("transport", transport, "must be a sync httpx transport")
+        self.transport = transport if transport is not None else httpx.HTTPTransport()
+        self._checks_started = False
+
+    def __repr__(self) -> str:
+        return f"ResilientTransport({self.pool!r}, {self.pipeline!r})"
+
+    def start_health_checks(self) -> None:
+        """Start the active health-check thread now (it starts with the first request anyway)."""
+        if self.driver is not None and not self._checks_started:
+            self._checks_started = True
+            self.driver.start()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.driver is not None and not self._checks_started:
+            self.start_health_checks()
+        token = _METHOD.set(request.method if self._replayable(request) else "")
+        tried: list[Endpoint] = []
+        try:
+            response: httpx.Response = self.pipeline.call(self._attempt, request, tried)
+            return response
+        except HTTPStatusFailure as e:
+            return e.response
+        finally:
+            _METHOD.reset(token)
+
+    def _attempt(self, request: httpx.Request, tried: list[Endpoint]) -> httpx.Response:
+        pool = self.pool
+        endpoint = pool.acquire(tried)
+        tried.append(endpoint)
+        try:
+            outgoing = self._prepare(request, endpoint)
+            response = self.transport.handle_request(outgoing)
+        except httpx.TransportError:
+            pool.release(endpoint, "local_failure")
+            raise
+        except BaseException:
+            pool.release(endpoint, None)
+            raise
+        status = response.status_code
+        if status in self.failure_statuses:
+            try:
+                response.read()
+            except httpx.TransportError:
+                pool.release(endpoint, "local_failure")
+                raise
+            finally:
+                response.close()
+            pool.release(endpoint, _outcome(status))
+            raise self._failure(response, endpoint)
+        if status >= 500:
+            pool.release(endpoint, _outcome(status))
+            return response
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        response.stream = _ReleasingStream(response.stream, _releaser(pool, endpoint))
+        return response
+
+    def close(self) -> None:
+        if self.driver is not None:
+            self.driver.stop()
+            self._checks_started = False
+        self.transport.close()
+
+
+class AsyncResilientTransport(_Shared, httpx.AsyncBaseTransport):
+    """The asyncio twin of :class:`ResilientTransport` (wraps :class:`httpx.AsyncHTTPTransport`);
+    the same parameters.  Health checks run in a task of the loop of the first request, until
+    :meth:`aclose`."""
+
+    def __init__(
+        self,
+        endpoints: EndpointPool | Iterable[str | Endpoint | Mapping[str, Any]],
+        *,
+        attempts: int = 3,
+        backoff: Backoff | None = None,
+        budget: Any = _DEFAULT,
+        retry_methods: Iterable[str] = IDEMPOTENT_METHODS,
+        failure_statuses: Iterable[int] = DEFAULT_FAILURE_STATUSES,
+        max_retry_after: float = 30.0,
+        policies: Iterable[Policy] = (),
+        deadline_header: str | None = DEADLINE_HEADER,
+        health_check: HealthCheck | None = None,
+        preserve_host: bool = False,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        name: str = "http",
+    ) -> None:
+        self._setup(
+            endpoints,
+            attempts=attempts,
+            backoff=backoff,
+            budget=budget,
+            retry_methods=retry_methods,
+            failure_statuses=failure_statuses,
+            max_retry_after=max_retry_after,
+            policies=policies,
+            deadline_header=deadline_header,
+            health_check=health_check,
+            preserve_host=preserve_host,
+            clock=clock,
+            name=name,
+        )
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise ConfigError("transport", transport, "must be an async httpx transport")
+        self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self._checks_started = False
+
+    def __repr__(self) -> str:
+        return f"AsyncResilientTransport({self.pool!r}, {self.pipeline!r})"
+
+    def start_health_checks(self) -> None:
+        """Start the active health-check task in the running loop now."""
+        if self.driver is not None and not self._checks_started:
+            self._checks_started = True
+            self.driver.start_async()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.driver is not None and not self._checks_started:
+            self.start_health_checks()
+        token = _METHOD.set(request.method if self._replayable(request) else "")
+        tried: list[Endpoint] = []
+        try:
+            response: httpx.Response = await self.pipeline.call_async(self._attempt, request, tried)
+            return response
+        except HTTPStatusFailure as e:
+            return e.response
+        finally:
+            _METHOD.reset(token)
+
+    async def _attempt(self, request: httpx.Request, tried: list[Endpoint]) -> httpx.Response:
+        pool = self.pool
+        endpoint = pool.acquire(tried)
+        tried.append(endpoint)
+        try:
+            outgoing = self._prepare(request, endpoint)
+            response = await self.transport.handle_async_request(outgoing)
+        except httpx.TransportError:
+            pool.release(endpoint, "local_failure")
+            raise
+        except BaseException:
+            pool.release(endpoint, None)
+            raise
+        status = response.status_code
+        if status in self.failure_statuses:
+            try:
+                await response.aread()
+            except httpx.TransportError:
+                pool.release(endpoint, "local_failure")
+                raise
+            finally:
+                await response.aclose()
+            pool.release(endpoint, _outcome(status))
+            raise self._failure(response, endpoint)
+        if status >= 500:
+            pool.release(endpoint, _outcome(status))
+            return response
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _AsyncReleasingStream(response.stream, _releaser(pool, endpoint))
+        return response
+
+    async def aclose(self) -> None:
+        if self.driver is not None:
+            await self.driver.stop_async()
+            self._checks_started = False
+        await self.transport.aclose()
