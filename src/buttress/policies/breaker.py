@@ -423,6 +423,12 @@ class BreakerMachine:
             self._break = lambda n: fixed
         if store is None:
             store = MemoryBreakerStore(BreakerData(window, now))
+        else:
+            # A shared store (buttress.state) learns the configuration and gets a local copy of
+            # the state to decide from while it is unavailable.
+            bind = getattr(store, "bind", None)
+            if bind is not None:
+                bind(self, BreakerData(window, now))
         self.store = store
 
     # -- public, sans-I/O --------------------------------------------------------------------------
@@ -489,6 +495,13 @@ class BreakerMachine:
         d.state = to
         d.generation += 1
         return Transition(now, frm, to, trigger, calls, failures, slow, brk)
+
+    def _manual_locked(self, d: BreakerData, now: float, trigger: Trigger) -> Transition | None:
+        """A change made by hand (``reset()``, ``force_open()``...); ``None`` when the breaker is
+        already in that state (a reset always applies: it clears the window)."""
+        if d.state is _MANUAL[trigger] and trigger is not Trigger.RESET:
+            return None
+        return self._move_locked(d, now, trigger)
 
     def _above(self, calls: int, failures: int, slow: int) -> bool:
         # Rates by division, as the docs define them (``f >= t * n`` can differ by a rounding).
@@ -817,14 +830,7 @@ class CircuitBreaker(Policy):
 
     def _manual(self, trigger: Trigger) -> None:
         m = self.machine
-        now = self.clock.monotonic()
-
-        def move(d: BreakerData) -> Transition | None:
-            if d.state is _MANUAL[trigger] and trigger is not Trigger.RESET:
-                return None  # already there
-            return m._move_locked(d, now, trigger)
-
-        t = m.store.atomically(move)
+        t = m.store.atomically(m._manual_locked, self.clock.monotonic(), trigger)
         if t is not None:
             for em in list(self._emitters):
                 if em.active:

@@ -9,7 +9,7 @@ from buttress.errors import ConfigError, SpecError
 from buttress.pipeline import Pipeline
 from buttress.policies.backoff import Backoff
 from buttress.policies.base import Policy
-from buttress.policies.breaker import CircuitBreaker
+from buttress.policies.breaker import BreakerStore, CircuitBreaker
 from buttress.policies.budget import Budget, RetryBudget, TokenBucketBudget
 from buttress.policies.bulkhead import Bulkhead
 from buttress.policies.fallback import Fallback
@@ -19,6 +19,7 @@ from buttress.policies.ratelimit import RateLimiter
 from buttress.policies.retry import Retry
 from buttress.policies.shed import Criticality, LoadShedder
 from buttress.policies.timeout import Timeout
+from buttress.state.base import StateStore
 
 from .document import ReliabilitySpec
 from .policies import (
@@ -52,9 +53,19 @@ def _timeout(spec: TimeoutSpec, scope: str, clock: Clock) -> Timeout:
     )
 
 
-def _budget(spec: BudgetSpec | None, clock: Clock) -> Budget | None:
+def _budget(
+    spec: BudgetSpec | None, clock: Clock, state: StateStore | None = None, scope: str = ""
+) -> Budget | None:
     if spec is None:
         return None
+    if state is not None:  # shared state (buttress.state): same rules, fleet-wide
+        if spec.mode == "token_bucket":
+            return state.token_bucket_budget(
+                scope, max_tokens=spec.max_tokens, token_ratio=spec.token_ratio, clock=clock
+            )
+        return state.retry_budget(
+            scope, ratio=spec.ratio, min_per_second=spec.min_per_second, ttl=spec.ttl, clock=clock
+        )
     if spec.mode == "token_bucket":
         return TokenBucketBudget(max_tokens=spec.max_tokens, token_ratio=spec.token_ratio)
     return RetryBudget(
@@ -62,7 +73,9 @@ def _budget(spec: BudgetSpec | None, clock: Clock) -> Budget | None:
     )
 
 
-def _retry(spec: RetrySpec, clock: Clock) -> Retry:
+def _retry(
+    spec: RetrySpec, clock: Clock, state: StateStore | None = None, scope: str = ""
+) -> Retry:
     b = spec.backoff
     return Retry(
         attempts=spec.attempts,
@@ -76,14 +89,16 @@ def _retry(spec: RetrySpec, clock: Clock) -> Retry:
             cap=b.cap,
             jitter=b.jitter,
         ),
-        budget=_budget(spec.budget, clock),
+        budget=_budget(spec.budget, clock, state, scope),
         nested=spec.nested,
         retry_rejected=spec.retry_rejected,
         clock=clock,
     )
 
 
-def _breaker(spec: CircuitBreakerSpec, clock: Clock) -> CircuitBreaker:
+def _breaker(
+    spec: CircuitBreakerSpec, clock: Clock, store: BreakerStore | None = None
+) -> CircuitBreaker:
     bd = spec.break_duration
     duration: Any
     if isinstance(bd, float | int):
@@ -105,6 +120,7 @@ def _breaker(spec: CircuitBreakerSpec, clock: Clock) -> CircuitBreaker:
         break_duration=duration,
         record_on=tuple(_exc(n) for n in spec.record_on),
         ignore_on=tuple(_exc(n) for n in spec.ignore_on),
+        store=store,
         clock=clock,
     )
 
@@ -149,7 +165,15 @@ def _shedder(spec: LoadSheddingSpec, adaptive: AdaptiveLimit | None, clock: Cloc
     )
 
 
-def _policy(key: str, value: Any, clock: Clock, built: dict[str, Policy]) -> Policy:
+def _policy(
+    key: str,
+    value: Any,
+    clock: Clock,
+    built: dict[str, Policy],
+    *,
+    state: StateStore | None = None,
+    pipeline: str = "",
+) -> Policy:
     if key == "fallback":
         return _fallback(value, clock)
     if key == "timeout":
@@ -157,9 +181,10 @@ def _policy(key: str, value: Any, clock: Clock, built: dict[str, Policy]) -> Pol
     if key == "attempt_timeout":
         return _timeout(value, "attempt", clock)
     if key == "retry":
-        return _retry(value, clock)
+        return _retry(value, clock, state, f"{pipeline}/retry")
     if key == "circuit_breaker":
-        return _breaker(value, clock)
+        store = None if state is None else state.breaker_store(f"{pipeline}/circuit_breaker")
+        return _breaker(value, clock, store)
     if key == "hedge":
         # Hedges draw on the same budget as the pipeline's retries, when there is one.
         retry = built.get("retry")
@@ -184,6 +209,11 @@ def _policy(key: str, value: Any, clock: Clock, built: dict[str, Policy]) -> Pol
             mode=value.mode,
             max_wait=value.max_wait,
             max_keys=value.max_keys,
+            store=(
+                None
+                if state is None
+                else state.bucket_store(f"{pipeline}/rate_limit", max_keys=value.max_keys)
+            ),
             clock=clock,
         )
     if key == "adaptive_limit":
@@ -194,16 +224,26 @@ def _policy(key: str, value: Any, clock: Clock, built: dict[str, Policy]) -> Pol
     raise SpecError(f"no builder for policy key {key!r}", field=key)
 
 
-def _policies(name: str, spec: PipelineSpec, clock: Clock, doc: Document | None) -> list[Policy]:
+def _policies(
+    name: str,
+    spec: PipelineSpec,
+    clock: Clock,
+    doc: Document | None,
+    state: StateStore | None = None,
+) -> list[Policy]:
     built: dict[str, Policy] = {}
     # Keys in declaration order, so `order: given` keeps the file's order.  Some policies are built
     # first because others refer to them: load shedding may follow the adaptive limit, hedges share
     # the retry's budget.
-    keys = [k for k in spec.declared_keys() if k != "order" and getattr(spec, k, None) is not None]
+    keys = [
+        k
+        for k in spec.declared_keys()
+        if k not in ("order", "state") and getattr(spec, k, None) is not None
+    ]
     first = ("adaptive_limit", "retry")
     for key in sorted(keys, key=lambda k: k not in first):
         try:
-            built[key] = _policy(key, getattr(spec, key), clock, built)
+            built[key] = _policy(key, getattr(spec, key), clock, built, state=state, pipeline=name)
         except ConfigError as e:
             # The models check what they can; whatever a policy still refuses points at the file.
             loc = ("policies", name, key)
@@ -214,6 +254,30 @@ def _policies(name: str, spec: PipelineSpec, clock: Clock, doc: Document | None)
     return [built[k] for k in keys]
 
 
+def _state(
+    spec: ReliabilitySpec, name: str, pspec: PipelineSpec, clock: Clock
+) -> StateStore | None:
+    """The pipeline's shared state store (its own ``state:``, else the file's); ``None`` for the
+    default in-memory state, so the policies keep their own stores."""
+    from buttress.state.memory import MemoryState
+    from buttress.state.spec import build_state
+
+    sspec = pspec.state if pspec.state is not None else getattr(spec, "state", None)
+    if sspec is None:
+        return None
+    try:
+        state = build_state(sspec, service=spec.service, clock=clock)
+    except ConfigError as e:
+        loc: tuple[str, ...] = (
+            ("policies", name, "state") if pspec.state is not None else ("state",)
+        )
+        message = f"invalid {e.parameter}={e.value!r}: {e.reason}"
+        if spec.document is not None:
+            raise spec.document.error((*loc, e.parameter), message) from None
+        raise SpecError(message, field=".".join((*loc, e.parameter))) from None
+    return None if isinstance(state, MemoryState) else state
+
+
 def build_pipeline(spec: ReliabilitySpec, name: str, *, clock: Clock = SYSTEM_CLOCK) -> Pipeline:
     """Build the pipeline declared as ``policies.<name>``; its policies read ``clock``."""
     try:
@@ -221,7 +285,7 @@ def build_pipeline(spec: ReliabilitySpec, name: str, *, clock: Clock = SYSTEM_CL
     except KeyError:
         known = ", ".join(sorted(spec.policies)) or "none declared"
         raise SpecError(f"no pipeline named {name!r} (known: {known})", field="policies") from None
-    policies = _policies(name, pspec, clock, spec.document)
+    policies = _policies(name, pspec, clock, spec.document, _state(spec, name, pspec, clock))
     return Pipeline(policies, name=name, order=pspec.order, clock=clock)
 
 

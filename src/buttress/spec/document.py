@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from .policies import PipelineSpec
+from .policies import PipelineSpec, StateSpec
 from .source import Document, load_yaml, load_yaml_text, validate
 
 __all__ = ["ReliabilitySpec", "load_spec", "load_spec_text"]
@@ -23,11 +23,20 @@ class ReliabilitySpec(BaseModel):
     policies: dict[str, PipelineSpec] = Field(
         default_factory=dict, description="Named pipelines of resilience policies."
     )
+    state: StateSpec | None = Field(
+        None, description="Where policies keep state: memory or redis (see docs/shared-state.md)."
+    )
     slos: list[SLOSpec] = Field(
         default_factory=list, description="Service level objectives (see docs/slo.md)."
     )
     architecture: ArchitectureSpec | None = Field(
         None, description="Components, failure domains and journeys (see docs/assess.md)."
+    )
+    health: HealthSpec | None = Field(
+        None, description="Health checks, probe groups and drain (see docs/health.md)."
+    )
+    experiments: ExperimentsSpec | None = Field(
+        None, description="A real system, its load and a fault plan (see docs/shop-lab.md)."
     )
 
     # The parsed file, kept so that errors found after validation (when building runtime objects)
@@ -78,6 +87,8 @@ def json_schema() -> dict[str, Any]:
 # reliability.yaml), and by now ReliabilitySpec exists for it; model_rebuild() then resolves the
 # annotations above.  Add new sections' imports here.
 from buttress.assess.model import ArchitectureSpec  # noqa: E402
+from buttress.health.spec import HealthSpec  # noqa: E402
+from buttress.lab.system.spec import ExperimentsSpec  # noqa: E402
 from buttress.slo.spec import SLOSpec  # noqa: E402
 
 ReliabilitySpec.model_rebuild()

@@ -34,6 +34,7 @@ __all__ = [
     "FallbackSpec",
     "PipelineSpec",
     "RetrySpec",
+    "StateSpec",
     "TimeoutSpec",
     "resolve_exception",
 ]
@@ -253,6 +254,46 @@ class LoadSheddingSpec(_Strict):
     retry_after: Duration = 1.0
 
 
+_UNAVAILABLE = Literal["local", "fail_open", "fail_closed"]
+_STATE_KINDS = Literal["circuit_breaker", "rate_limiter", "retry_budget"]
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+class StateSpec(_Strict):
+    """``state:``: where the breaker, rate limiter and retry budget keep their state (see
+    ``docs/shared-state.md``): ``store: memory`` (default) or ``store: redis`` with a ``url``.
+    ``on_unavailable`` (``local``, ``fail_open``, ``fail_closed``, or a mapping by policy kind)
+    says how each policy decides while Redis is unavailable."""
+
+    store: Literal["memory", "redis"] = "memory"
+    url: str | None = None
+    service: str | None = None
+    prefix: str = Field("buttress", min_length=1)
+    timeout: PositiveDuration = 0.05
+    retry_interval: Duration = 1.0
+    ttl: PositiveDuration = 86_400.0
+    on_unavailable: _UNAVAILABLE | dict[_STATE_KINDS, _UNAVAILABLE] = "local"
+    local_share: float = Field(1.0, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _url_fits_store(self) -> StateSpec:
+        if self.store == "redis":
+            if self.url is None:
+                raise ValueError("store: redis needs a url (e.g. redis://127.0.0.1:6379/0)")
+            if not self.url.startswith(_REDIS_SCHEMES):
+                raise ValueError(
+                    f"url {self.url!r} is not a Redis URL: it must start with "
+                    f"{', '.join(_REDIS_SCHEMES)}"
+                )
+        elif self.url is not None:
+            raise ValueError("url applies to store: redis only")
+        for name in ("service", "prefix"):
+            v = getattr(self, name)
+            if v is not None and ("{" in v or "}" in v):
+                raise ValueError(f"{name} must not contain '{{' or '}}'")
+        return self
+
+
 class PipelineSpec(_Strict):
     """One named pipeline: each key is a policy; ``order`` says how they nest."""
 
@@ -267,6 +308,7 @@ class PipelineSpec(_Strict):
     load_shedding: LoadSheddingSpec | None = None
     adaptive_limit: AdaptiveLimitSpec | None = None
     bulkhead: BulkheadSpec | None = None
+    state: StateSpec | None = None
 
     _declared: list[str] = PrivateAttr(default_factory=list)
 

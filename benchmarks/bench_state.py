@@ -1,0 +1,261 @@
+"""Shared state on Redis: the cost of a decision, and how exactly a fleet keeps one rate limit.
+
+Starts its own ``redis-server`` (no persistence) on a free 127.0.0.1 port and stops it.
+
+Groups:
+
+* ``state-redis-ratelimit``: decisions per second from one process.  Baseline: bare redis-py
+  ``INCR`` calls, one round trip each; row: :class:`RateLimiter` on a :class:`RedisBucketStore`
+  (``try_acquire``: one ``EVALSHA`` of the GCRA script, never refused: the rate is huge).
+* ``state-redis-breaker``: decisions (a whole guarded call: acquire + record, two round trips) per
+  second.  Baseline: two bare ``INCR`` calls per decision; row: a :class:`CircuitBreaker` on a
+  :class:`RedisBreakerStore` in a pipeline, calling a function that returns at once.
+* ``state-memory``: the default in-memory stores, ns per call (the path that must not get slower).
+* ``state-fleet-accuracy``: 4 processes saturate one shared limit of 500 calls/s (burst 5) for
+  10 s (2 s with ``--quick``); baseline the limit, row the observed fleet-wide rate.
+
+Each timing is the best of several runs of a timed loop (``time.perf_counter``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from buttress import CircuitBreaker, Pipeline, RateLimiter
+from buttress.state import RedisState
+
+RUNS, QUICK_RUNS = 5, 3
+N, QUICK_N = 4000, 1000
+
+
+class _Server:
+    def __init__(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.dir = tempfile.mkdtemp(prefix="bench-redis-")
+        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        c = redis.Redis(port=self.port)
+        for _ in range(500):
+            try:
+                c.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.01)
+        c.close()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _best_rates(fns: list[Callable[[], Any]], n: int, runs: int) -> list[float]:
+    """Best calls per second of each function over ``runs`` rounds of ``n`` calls; the functions
+    take turns within each round, so a noisy moment hurts them alike."""
+    best = [0.0] * len(fns)
+    for _ in range(runs):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            best[i] = max(best[i], n / (time.perf_counter() - t0))
+    return best
+
+
+def _best_ns(fn: Callable[[], Any], n: int, runs: int) -> float:
+    return 1e9 / _best_rates([fn], n, runs)[0]
+
+
+def _fleet_worker(url: str, seconds: float, start: Any, out: Any) -> None:
+    rl = RateLimiter(500, burst=5, store=RedisState(url, service="fleet").bucket_store("rl"))
+    start.wait()
+    end = time.time() + seconds
+    n = 0
+    while time.time() < end:
+        n += rl.try_acquire()
+    out.put(n)
+
+
+def _fleet(url: str, seconds: float) -> float:
+    ctx = mp.get_context("fork")
+    start, out = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_fleet_worker, args=(url, seconds, start, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    total = sum(out.get(timeout=seconds + 30) for _ in procs)
+    for p in procs:
+        p.join()
+    return total / seconds
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    runs, n = (QUICK_RUNS, QUICK_N) if quick else (RUNS, N)
+    server = _Server()
+    rows: list[dict[str, Any]] = []
+    try:
+        bare = redis.Redis.from_url(server.url)
+        state = RedisState(server.url, service="bench")
+
+        def incr() -> None:
+            bare.incr("bench:bare")
+
+        def incr2() -> None:
+            bare.incr("bench:bare")
+            bare.incr("bench:bare")
+
+        # The same scripts with the same arguments, called straight through redis-py: the round
+        # trips our stores make, without our code around them.
+        rl_store = state.bucket_store("rl")
+        rl_sha = state._link.scripts["ratelimit"].sha
+        rl_key = rl_store.redis_key(None)
+        inc, tol = 1e-9, 1.0
+
+        def bare_gcra() -> None:
+            bare.evalsha(rl_sha, 1, rl_key, b"", inc, tol, 0.0)
+
+        rl = RateLimiter(1e9, burst=10**9, store=rl_store)
+        rl.try_acquire()  # loads the script
+        base1, ours1, trivial1 = _best_rates([bare_gcra, rl.try_acquire, incr], n, runs)
+        g = "state-redis-ratelimit"
+        rows += [
+            _row(g, "redis-py evalsha, same script (1 round trip)", base1, "calls/s", True),
+            _row(
+                g,
+                "RateLimiter on RedisBucketStore",
+                ours1,
+                "calls/s",
+                False,
+                f"{ours1 / base1:.0%} of bare redis-py",
+            ),
+            _row(g, "redis-py INCR (1 round trip, trivial)", trivial1, "calls/s", False),
+        ]
+        br = CircuitBreaker(store=state.breaker_store("cb"), minimum_calls=10**6)
+        pipe = Pipeline([br], name="bench")
+        store = br.machine.store
+        pipe.call(int)  # loads the script
+        bkeys = store._keys  # type: ignore[attr-defined]
+        bargs = store._args  # type: ignore[attr-defined]
+        bsha = state._link.scripts["breaker"].sha
+
+        def bare_breaker() -> None:
+            r = bare.evalsha(bsha, 2, *bkeys, b"acquire", b"", *bargs)
+            bare.evalsha(bsha, 2, *bkeys, b"record", b"", *bargs, r[1], 0, 1)
+
+        def guarded() -> None:
+            pipe.call(int)
+
+        base2, ours2, trivial2 = _best_rates([bare_breaker, guarded, incr2], n, runs)
+        g = "state-redis-breaker"
+        rows += [
+            _row(
+                g, "redis-py evalsha acquire + record (2 round trips)", base2, "decisions/s", True
+            ),
+            _row(
+                g,
+                "CircuitBreaker on RedisBreakerStore",
+                ours2,
+                "decisions/s",
+                False,
+                f"{ours2 / base2:.0%} of bare redis-py",
+            ),
+            _row(g, "redis-py 2 x INCR (2 round trips, trivial)", trivial2, "decisions/s", False),
+        ]
+        g = "state-memory"
+        mem_pipe = Pipeline([CircuitBreaker()], name="mem")
+        mem_rl = RateLimiter(1e12, burst=10**9)
+        rows += [
+            _row(g, "bare call", _best_ns(int, n * 25, runs), "ns/call", True, lower=True),
+            _row(
+                g,
+                "CircuitBreaker (memory) in a pipeline",
+                _best_ns(lambda: mem_pipe.call(int), n * 25, runs),
+                "ns/call",
+                False,
+                lower=True,
+            ),
+            _row(
+                g,
+                "RateLimiter.try_acquire (memory)",
+                _best_ns(mem_rl.try_acquire, n * 25, runs),
+                "ns/call",
+                False,
+                lower=True,
+            ),
+        ]
+        seconds = 2.0 if quick else 10.0
+        observed = _fleet(server.url, seconds)
+        g = "state-fleet-accuracy"
+        rows += [
+            _row(g, "limit (500/s, burst 5)", 500.0, "calls/s", True),
+            _row(
+                g,
+                f"observed, 4 processes, {seconds:g} s",
+                observed,
+                "calls/s",
+                False,
+                f"{(observed - 500) / 500:+.2%} from the limit",
+            ),
+        ]
+        bare.close()
+        state.close()
+    finally:
+        server.stop()
+    return rows
+
+
+def _row(
+    group: str,
+    name: str,
+    value: float,
+    unit: str,
+    baseline: bool,
+    note: str = "",
+    *,
+    lower: bool = False,
+) -> dict[str, Any]:
+    return {
+        "group": group,
+        "name": name,
+        "value": value,
+        "unit": unit,
+        "baseline": baseline,
+        "lower_is_better": lower,
+        "note": note,
+    }
+
+
+if __name__ == "__main__":
+    import sys
+
+    for r in run(quick="--quick" in sys.argv):
+        print(f"{r['group']:24} {r['name']:44} {r['value']:>12.1f} {r['unit']:12} {r['note']}")
+    os._exit(0)

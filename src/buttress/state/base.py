@@ -1,0 +1,186 @@
+"""The state-store interface: where the circuit breaker, the rate limiter and the retry budget keep
+their mutable state.
+
+A :class:`StateStore` is a factory.  Given a *scope* (a name unique within the service, such as
+``"payments/circuit_breaker"``) it hands out the narrow store each policy already decides through:
+
+==========================  =====================================================================
+policy                      store (one atomic step per decision)
+==========================  =====================================================================
+:class:`CircuitBreaker`     :class:`~buttress.policies.breaker.BreakerStore` (``atomically``)
+:class:`RateLimiter`        :class:`~buttress.policies.ratelimit.BucketStore` (``acquire``)
+:class:`Retry` / hedges     a :class:`~buttress.policies.budget.Budget`
+==========================  =====================================================================
+
+:class:`~buttress.state.memory.MemoryState` (the default) keeps everything in this process;
+:class:`~buttress.state.redis.RedisState` shares it through Redis, one round trip per decision.
+
+**When the shared store is unavailable** (unreachable, slow beyond its timeout, or answering with
+an error such as ``READONLY``, ``OOM`` or ``WRONGTYPE``), each policy keeps deciding by an explicit
+rule, :data:`OnUnavailable`, chosen per policy:
+
+``local`` (default)
+    decide from this process's own state, exactly as the in-memory store would (the breaker's own
+    window and transitions, a local bucket at ``local_share`` of the rate, a local budget that has
+    seen every deposit made here all along);
+``fail_open``
+    admit every call (breaker permits, limiter admits, budget grants);
+``fail_closed``
+    refuse every call (:class:`~buttress.errors.CircuitOpen` / :class:`~buttress.errors.RateLimited`
+    with ``retry_after`` = time until the store is tried again; the budget grants no retry).
+
+The first fallback emits :class:`StateUnavailable` and the first decision taken by the shared store
+again emits :class:`StateRestored`; nothing is ever raised into the caller's code.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Literal, get_args
+
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.errors import ConfigError
+from buttress.events import Event
+from buttress.policies.breaker import BreakerStore
+from buttress.policies.budget import Budget
+from buttress.policies.ratelimit import BucketStore
+
+__all__ = [
+    "POLICY_KINDS",
+    "OnUnavailable",
+    "StateRestored",
+    "StateStore",
+    "StateUnavailable",
+    "check_on_unavailable",
+    "check_scope",
+]
+
+OnUnavailable = Literal["local", "fail_open", "fail_closed"]
+"""What a policy does while its shared store is unavailable (see the module docstring)."""
+
+POLICY_KINDS = ("circuit_breaker", "rate_limiter", "retry_budget")
+"""The policies that keep state in a store; ``on_unavailable`` mappings are keyed by these."""
+
+_MODES = get_args(OnUnavailable)
+
+
+def check_on_unavailable(parameter: str, value: object) -> OnUnavailable:
+    """``value`` as an :data:`OnUnavailable`, or :class:`~buttress.errors.ConfigError`."""
+    if value not in _MODES:
+        raise ConfigError(parameter, value, f"must be one of {', '.join(map(repr, _MODES))}")
+    return value  # type: ignore[return-value]
+
+
+def check_scope(scope: object) -> str:
+    """A scope is a non-empty string without braces (they are Redis Cluster hash tags)."""
+    if not isinstance(scope, str) or not scope or "{" in scope or "}" in scope:
+        raise ConfigError("scope", scope, "must be a non-empty string without '{' or '}'")
+    return scope
+
+
+def resolve_modes(
+    value: OnUnavailable | Mapping[str, OnUnavailable],
+) -> dict[str, OnUnavailable]:
+    """One mode for every policy kind, or a mapping by kind (missing kinds: ``local``)."""
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(POLICY_KINDS))
+        if unknown:
+            raise ConfigError(
+                "on_unavailable", dict(value), f"unknown policy {unknown[0]!r}; use {POLICY_KINDS}"
+            )
+        return {
+            k: check_on_unavailable(f"on_unavailable.{k}", value.get(k, "local"))
+            for k in POLICY_KINDS
+        }
+    mode = check_on_unavailable("on_unavailable", value)
+    return dict.fromkeys(POLICY_KINDS, mode)
+
+
+@dataclass(frozen=True, slots=True)
+class StateUnavailable(Event):
+    """A policy's shared store failed; it now decides by ``fallback`` (its :data:`OnUnavailable`).
+
+    ``pipeline`` is the store's scope, ``policy`` the policy kind, ``error`` what the store said.
+    """
+
+    policy_type: ClassVar[str] = "state"
+    kind: ClassVar[str] = "unavailable"
+    backend: str
+    error: str
+    fallback: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateRestored(Event):
+    """The shared store answers again; the policy decides through it.  ``down_for``: seconds of
+    fallback (on the policy's clock)."""
+
+    policy_type: ClassVar[str] = "state"
+    kind: ClassVar[str] = "restored"
+    backend: str
+    down_for: float
+
+
+class StateStore(abc.ABC):
+    """Hands out the stores policies keep their state in, one per *scope*.
+
+    A scope names one policy instance within the service (``"<pipeline>/<policy>"`` when built
+    from ``reliability.yaml``); two processes using the same scope (and service) share state.
+    """
+
+    backend: ClassVar[str] = "state"
+
+    @abc.abstractmethod
+    def breaker_store(
+        self, scope: str, *, on_unavailable: OnUnavailable | None = None
+    ) -> BreakerStore | None:
+        """A store for one :class:`~buttress.policies.breaker.CircuitBreaker`, passed as its
+        ``store=``; ``None`` means the breaker's own in-memory store."""
+
+    @abc.abstractmethod
+    def bucket_store(
+        self,
+        scope: str,
+        *,
+        max_keys: int = 10_000,
+        local_share: float | None = None,
+        on_unavailable: OnUnavailable | None = None,
+    ) -> BucketStore:
+        """A store for one :class:`~buttress.policies.ratelimit.RateLimiter` (every key's bucket).
+
+        ``local_share``: the fraction of the rate one process may use when it decides locally
+        (``1 / replicas`` keeps the fleet at the limit during an outage).  Default: the state
+        store's own default (1).
+        """
+
+    @abc.abstractmethod
+    def retry_budget(
+        self,
+        scope: str,
+        *,
+        ratio: float = 0.2,
+        min_per_second: float = 10.0,
+        ttl: float = 10.0,
+        slices: int = 10,
+        clock: Clock = SYSTEM_CLOCK,
+        on_unavailable: OnUnavailable | None = None,
+    ) -> Budget:
+        """A Finagle-style ratio budget (:class:`~buttress.policies.budget.RetryBudget` rules)."""
+
+    @abc.abstractmethod
+    def token_bucket_budget(
+        self,
+        scope: str,
+        *,
+        max_tokens: float = 10.0,
+        token_ratio: float = 0.1,
+        clock: Clock = SYSTEM_CLOCK,
+        on_unavailable: OnUnavailable | None = None,
+    ) -> Budget:
+        """A gRPC-style token bucket budget (:class:`~buttress.policies.budget.TokenBucketBudget`
+        rules)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release in memory
+        """Release connections (idempotent)."""

@@ -1,0 +1,332 @@
+-- Circuit breaker: one decision per call, atomically, for every process sharing the breaker.
+-- The same rules as buttress.policies.breaker.BreakerMachine (read its docstring), on a hash.
+--
+-- KEYS[1]  hash: st gen ou hd pl pc pf ps co al n f s i k cfg, and time buckets c<j> x<j> y<j>
+-- KEYS[2]  string: the count window's ring, one byte per call ('1'..'4'; anything else: empty)
+-- ARGV     op, now ('' = server TIME), failure threshold, slow threshold, minimum calls,
+--          window type ('c' or 't'), window size, buckets, probes, half-open timeout,
+--          break durations (comma separated, for 1, 2, ... consecutive opens), ttl (s), op args
+-- Times are seconds since 1700000000 (so a double keeps microseconds); floats go back as strings.
+
+local H, RING = KEYS[1], KEYS[2]
+local op = ARGV[1]
+local now
+if ARGV[2] == '' then
+  local t = redis.call('TIME')
+  now = (tonumber(t[1]) - 1700000000) + tonumber(t[2]) / 1000000
+else
+  now = tonumber(ARGV[2])
+end
+local FTHR, STHR, MINC = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local WT, WSIZE, NB = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
+local PROBES, HOT, BREAKS, TTL = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11], tonumber(ARGV[12])
+local CFG = WT .. ':' .. ARGV[7] .. ':' .. ARGV[8]
+local WIDTH = WSIZE / NB
+
+local CLOSED, OPEN, HALF, DISABLED, FORCED, METRICS = 0, 1, 2, 3, 4, 5
+local CALL = {[0] = 0, 1, 1, 1, 1}
+local FAIL = {[0] = 0, 0, 1, 0, 1}
+local SLOW = {[0] = 0, 0, 0, 1, 1}
+
+local function fmt(x)
+  return string.format('%.17g', x)
+end
+
+local NAMES = {'st', 'gen', 'ou', 'hd', 'pl', 'pc', 'pf', 'ps', 'co', 'al', 'n', 'f', 's', 'i', 'k',
+               'cfg'}
+local raw = redis.call('HMGET', H, unpack(NAMES))
+local d, dirty = {}, {}
+for j = 1, 15 do
+  d[NAMES[j]] = tonumber(raw[j]) or 0
+end
+if raw[15] == false then
+  d.k = -1e18
+end
+
+local function set(name, value)
+  d[name] = value
+  dirty[name] = true
+end
+
+local function clear_buckets()
+  local del = {}
+  for j = 0, NB - 1 do
+    del[#del + 1] = 'c' .. j
+    del[#del + 1] = 'x' .. j
+    del[#del + 1] = 'y' .. j
+  end
+  redis.call('HDEL', H, unpack(del))
+end
+
+local function reset_window()
+  if WT == 'c' then
+    redis.call('DEL', RING)
+    set('i', 0)
+  else
+    clear_buckets()
+  end
+  set('n', 0)
+  set('f', 0)
+  set('s', 0)
+end
+
+-- A breaker re-declared with another window shape starts with an empty window.
+if raw[16] ~= CFG then
+  if raw[16] ~= false then
+    reset_window()
+    set('k', -1e18)
+  end
+  redis.call('HSET', H, 'cfg', CFG)
+end
+
+local function advance(k)
+  local steps = k - d.k
+  if steps >= NB then
+    clear_buckets()
+    set('n', 0)
+    set('f', 0)
+    set('s', 0)
+  else
+    local j = d.k % NB
+    for _ = 1, steps do
+      j = (j + 1) % NB
+      local b = redis.call('HMGET', H, 'c' .. j, 'x' .. j, 'y' .. j)
+      set('n', d.n - (tonumber(b[1]) or 0))
+      set('f', d.f - (tonumber(b[2]) or 0))
+      set('s', d.s - (tonumber(b[3]) or 0))
+      redis.call('HDEL', H, 'c' .. j, 'x' .. j, 'y' .. j)
+    end
+  end
+  set('k', k)
+end
+
+local function totals()
+  if WT == 't' then
+    local k = math.floor(now / WIDTH)
+    if k > d.k then
+      advance(k)
+    end
+  end
+  return d.n, d.f, d.s
+end
+
+local function add(code)
+  if WT == 'c' then
+    local j = d.i
+    local old = tonumber(redis.call('GETRANGE', RING, j, j)) or 0
+    if old < 1 or old > 4 then
+      old = 0
+    end
+    redis.call('SETRANGE', RING, j, tostring(code))
+    set('i', (j + 1) % WSIZE)
+    set('n', d.n + CALL[code] - CALL[old])
+    set('f', d.f + FAIL[code] - FAIL[old])
+    set('s', d.s + SLOW[code] - SLOW[old])
+  else
+    local k = math.floor(now / WIDTH)
+    if k > d.k then
+      advance(k)
+    end
+    local j = k % NB
+    redis.call('HINCRBY', H, 'c' .. j, 1)
+    set('n', d.n + 1)
+    if FAIL[code] == 1 then
+      redis.call('HINCRBY', H, 'x' .. j, 1)
+      set('f', d.f + 1)
+    end
+    if SLOW[code] == 1 then
+      redis.call('HINCRBY', H, 'y' .. j, 1)
+      set('s', d.s + 1)
+    end
+  end
+end
+
+local function break_for(n)
+  local list = {}
+  for x in string.gmatch(BREAKS, '[^,]+') do
+    list[#list + 1] = tonumber(x)
+  end
+  if n > #list then
+    n = #list
+  end
+  return list[n]
+end
+
+local AUTO = {
+  threshold = {[CLOSED] = OPEN},
+  break_elapsed = {[OPEN] = HALF},
+  probes_passed = {[HALF] = CLOSED},
+  probes_failed = {[HALF] = OPEN},
+  probe_timeout = {[HALF] = OPEN},
+}
+local MANUAL = {reset = CLOSED, disable = DISABLED, force_open = FORCED, metrics_only = METRICS}
+
+-- The one place where the state changes; nil when the table has no such transition.
+local function move(trig)
+  local frm = d.st
+  local to = MANUAL[trig]
+  if to == nil then
+    local a = AUTO[trig]
+    to = a and a[frm]
+  elseif to == frm and trig ~= 'reset' then
+    to = nil
+  end
+  if to == nil then
+    return nil
+  end
+  local calls, fails, slow = totals()
+  if frm == HALF then
+    calls, fails, slow = d.pc, d.pf, d.ps
+  end
+  local brk = ''
+  if to == OPEN then
+    set('co', d.co + 1)
+    local b = break_for(d.co)
+    set('ou', now + b)
+    brk = fmt(b)
+  elseif to == HALF then
+    set('pl', PROBES)
+    set('pc', 0)
+    set('pf', 0)
+    set('ps', 0)
+    set('hd', now + HOT)
+  elseif to == CLOSED then
+    reset_window()
+    set('co', 0)
+  elseif to == METRICS then
+    set('al', 0)
+  end
+  set('st', to)
+  set('gen', d.gen + 1)
+  return {'t', frm, to, trig, calls, fails, slow, brk}
+end
+
+local function above(calls, fails, slow)
+  return calls >= MINC and (fails / calls >= FTHR or slow / calls >= STHR)
+end
+
+local function acquire()
+  local s = d.st
+  if s == CLOSED or s == METRICS or s == DISABLED then
+    return {1, d.gen, 0}
+  end
+  if s == FORCED then
+    return {0, s, ''}
+  end
+  local notes = {}
+  if s == OPEN then
+    if now < d.ou then
+      return {0, s, fmt(d.ou - now)}
+    end
+    notes[1] = move('break_elapsed')
+  end
+  if now >= d.hd then
+    local t = move('probe_timeout')
+    local r = {0, OPEN, fmt(d.ou - now)}
+    for _, x in ipairs(notes) do
+      r[#r + 1] = x
+    end
+    r[#r + 1] = t
+    return r
+  end
+  local r
+  if d.pl > 0 then
+    set('pl', d.pl - 1)
+    r = {1, d.gen, 1}
+  else
+    r = {0, HALF, ''}
+  end
+  for _, x in ipairs(notes) do
+    r[#r + 1] = x
+  end
+  return r
+end
+
+local function record(gen, probe, code)
+  if gen ~= d.gen then
+    return {}
+  end
+  local s = d.st
+  if s == CLOSED or s == METRICS then
+    if code == 0 then
+      return {}
+    end
+    add(code)
+    local calls, fails, slow = totals()
+    if not above(calls, fails, slow) then
+      if s == METRICS then
+        set('al', 0)
+      end
+      return {}
+    end
+    if s == CLOSED then
+      return {move('threshold')}
+    end
+    if d.al == 1 then
+      return {}
+    end
+    set('al', 1)
+    return {{'a', calls, fails, slow}}
+  end
+  if s == HALF and probe == 1 then
+    if code == 0 then
+      set('pl', d.pl + 1)
+      return {}
+    end
+    set('pc', d.pc + 1)
+    if FAIL[code] == 1 then
+      set('pf', d.pf + 1)
+    end
+    if SLOW[code] == 1 then
+      set('ps', d.ps + 1)
+    end
+    set('hd', now + HOT)
+    if d.pc < PROBES then
+      return {}
+    end
+    local bad = d.pf / d.pc >= FTHR or d.ps / d.pc >= STHR
+    return {move(bad and 'probes_failed' or 'probes_passed')}
+  end
+  return {}
+end
+
+local result
+if op == 'acquire' then
+  result = acquire()
+elseif op == 'record' then
+  result = record(tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]))
+elseif op == 'move' or op == 'manual' then
+  local t = move(ARGV[13])
+  if t == nil then
+    result = {op == 'move' and 'illegal' or 'same', d.st}
+  else
+    result = {'ok', t}
+  end
+elseif op == 'snapshot' then
+  local calls, fails, slow = totals()
+  local ra = ''
+  if d.st == OPEN then
+    ra = fmt(math.max(0, d.ou - now))
+  end
+  local avail = 0
+  if d.st == HALF then
+    avail = d.pl
+  end
+  result = {d.st, calls, fails, slow, ra, avail, d.pc, d.pf, d.ps, d.co, d.gen}
+else
+  return redis.error_reply('ERR buttress breaker: unknown op ' .. tostring(op))
+end
+
+local out = {}
+for name, _ in pairs(dirty) do
+  out[#out + 1] = name
+  out[#out + 1] = fmt(d[name])
+end
+if #out > 0 then
+  redis.call('HSET', H, unpack(out))
+end
+redis.call('EXPIRE', H, TTL)
+if WT == 'c' then
+  redis.call('EXPIRE', RING, TTL)
+end
+return result

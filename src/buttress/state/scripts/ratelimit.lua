@@ -1,0 +1,31 @@
+-- GCRA rate limit: one decision per call, atomically, for every process sharing the bucket.
+-- The arithmetic of buttress.policies.ratelimit (read its docstring), on one string key.
+--
+-- KEYS[1]  the bucket: its theoretical arrival time TAT (seconds since 1700000000)
+-- ARGV     now ('' = server TIME), increment (cost * T), tolerance (burst * T), max_wait
+-- Returns  the wait in seconds (>= 0: admitted, counted) or -retry_after (< 0: refused, not
+--          counted), as a string.  The key expires when the bucket is full again (TAT <= now), so
+--          forgetting it changes no decision.
+
+local now
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = (tonumber(t[1]) - 1700000000) + tonumber(t[2]) / 1000000
+else
+  now = tonumber(ARGV[1])
+end
+local inc, tol, max_wait = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil or tat < now then
+  tat = now
+end
+local new_tat = tat + inc
+local wait = new_tat - tol - now
+if wait > max_wait then
+  return string.format('%.17g', -wait)
+end
+redis.call('SET', KEYS[1], string.format('%.17g', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1)
+if wait < 0 then
+  wait = 0
+end
+return string.format('%.17g', wait)

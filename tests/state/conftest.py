@@ -1,0 +1,140 @@
+"""A real Redis for the state tests: /usr/bin/redis-server on a free 127.0.0.1 port, with no
+persistence (``--save '' --appendonly no``), stopped at the end.  :class:`RedisServer` can also be
+killed and restarted on the same port, for the outage tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """One redis-server process on 127.0.0.1:``port``."""
+
+    def __init__(self) -> None:
+        if not os.path.exists(REDIS_SERVER):
+            raise RuntimeError(
+                f"redis-server not found at {REDIS_SERVER}: "
+                "install it (apt-get install redis-server)"
+            )
+        self.dir = tempfile.mkdtemp(prefix="buttress-redis-")
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start (on a new free port the first time, on the same port after :meth:`kill`)."""
+        for _ in range(5):
+            port = self.port or free_port()
+            self.proc = subprocess.Popen(
+                [
+                    REDIS_SERVER,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    self.dir,
+                    "--daemonize",
+                    "no",
+                    "--loglevel",
+                    "warning",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if self._wait_ready(port):
+                self.port = port
+                return
+            self.proc.kill()
+            self.proc.wait()
+        raise RuntimeError("could not start redis-server")
+
+    def _wait_ready(self, port: int) -> bool:
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.2)
+        try:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                if self.proc is not None and self.proc.poll() is not None:
+                    return False
+                try:
+                    if client.ping():
+                        return True
+                except redis.exceptions.RedisError:
+                    time.sleep(0.01)
+            return False
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        """SIGKILL: the data (and the loaded scripts) are gone."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One server for the whole session (per xdist worker); tests use their own service names."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A server of this test's own, which the test may kill and restart."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def service() -> str:
+    """A service name no other test uses, so tests sharing a server never share keys."""
+    return f"t{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,340 @@
+"""The Redis breaker script against the in-memory machine: same configuration, same calls, same
+times (``server_time=False`` sends the fake clock's readings), so every decision, transition and
+snapshot must be equal.  Then what happens when Redis is away or answers with errors."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, rule
+
+from buttress import Pipeline
+from buttress.errors import CircuitOpen
+from buttress.events import Event, add_listener
+from buttress.policies.breaker import (
+    BreakerMachine,
+    BreakerState,
+    CircuitBreaker,
+    IllegalTransition,
+    Permit,
+    Trigger,
+)
+from buttress.state import RedisState, StateRestored, StateUnavailable
+from buttress.testing import FakeClock
+
+from .conftest import RedisServer, free_port
+
+CONFIGS = st.fixed_dictionaries(
+    {
+        "failure_rate_threshold": st.sampled_from([0.25, 0.5, 1.0]),
+        "slow_call_rate_threshold": st.sampled_from([0.5, 1.0]),
+        "minimum_calls": st.integers(1, 5),
+        "window": st.sampled_from(
+            [("count", 4, None), ("count", 7, None), ("time", 4, 4), ("time", 2, 8)]
+        ),
+        "permitted": st.integers(1, 3),
+        "half_open_timeout": st.sampled_from([1.5, 3.0]),
+        "break_duration": st.sampled_from([1.0, 2.5]),
+    }
+)
+
+
+def _kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
+    wtype, size, buckets = cfg["window"]
+    return {
+        "failure_rate_threshold": cfg["failure_rate_threshold"],
+        "slow_call_rate_threshold": cfg["slow_call_rate_threshold"],
+        "slow_call_duration": 2.0,
+        "minimum_calls": cfg["minimum_calls"],
+        "window_type": wtype,
+        "window_size": size,
+        "window_buckets": buckets,
+        "permitted_calls_in_half_open": cfg["permitted"],
+        "half_open_timeout": cfg["half_open_timeout"],
+        "break_duration": cfg["break_duration"],
+    }
+
+
+URL: list[str] = []
+
+
+class RedisVsMemory(RuleBasedStateMachine):
+    """Both machines see the same operations; their answers must match exactly."""
+
+    permits = Bundle("permits")
+
+    @initialize(cfg=CONFIGS)
+    def build(self, cfg: dict[str, Any]) -> None:
+        self.now = 1000.0
+        self.state = RedisState(URL[0], service=f"m{uuid.uuid4().hex[:10]}", server_time=False)
+        self.mem = BreakerMachine(now=self.now, **_kwargs(cfg))
+        self.red = BreakerMachine(
+            now=self.now, store=self.state.breaker_store("p/cb"), **_kwargs(cfg)
+        )
+
+    def teardown(self) -> None:
+        if hasattr(self, "state"):
+            assert self.state.available  # every step went to Redis, none fell back
+            self.state.close()
+
+    @rule(dt=st.sampled_from([0.0, 0.25, 0.5, 1.0, 1.75, 3.0]))
+    def advance(self, dt: float) -> None:
+        self.now += dt
+
+    @rule(target=permits)
+    def before_call(self) -> Any:
+        a = self.mem.before_call(self.now)
+        b = self.red.before_call(self.now)
+        assert a == b
+        return (a, b) if isinstance(a, Permit) else None
+
+    @rule(
+        p=consumes(permits),
+        outcome=st.sampled_from(["success", "failure", "ignored"]),
+        duration=st.sampled_from([0.1, 3.0]),
+    )
+    def on_result(self, p: Any, outcome: str, duration: float) -> None:
+        if p is None:
+            return
+        a = self.mem.on_result(self.now, p[0], outcome, duration)  # type: ignore[arg-type]
+        b = self.red.on_result(self.now, p[1], outcome, duration)  # type: ignore[arg-type]
+        assert a == b
+
+    @rule(trigger=st.sampled_from(list(Trigger)))
+    def apply(self, trigger: Trigger) -> None:
+        try:
+            a: Any = self.mem.apply(self.now, trigger)
+        except IllegalTransition as e:
+            a = ("illegal", e.state, e.trigger)
+        try:
+            b: Any = self.red.apply(self.now, trigger)
+        except IllegalTransition as e:
+            b = ("illegal", e.state, e.trigger)
+        assert a == b
+
+    @rule()
+    def snapshot(self) -> None:
+        assert self.mem.snapshot(self.now) == self.red.snapshot(self.now)
+
+
+TestRedisVsMemory = RedisVsMemory.TestCase
+TestRedisVsMemory.settings = settings(
+    max_examples=40,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+@pytest.fixture(autouse=True)
+def _url(redis_server: RedisServer) -> None:
+    URL[:] = [redis_server.url]
+
+
+# --- one fleet-wide state ---------------------------------------------------------------------
+
+
+def test_two_breakers_on_one_scope_share_state(redis_server: RedisServer, service: str) -> None:
+    """What one replica learns (the dependency fails) the other acts on at once."""
+    a = RedisState(redis_server.url, service=service)
+    b = RedisState(redis_server.url, service=service)
+    kw: dict[str, Any] = {"minimum_calls": 4, "window_size": 4, "break_duration": 30}
+    ba = CircuitBreaker(store=a.breaker_store("pay/cb"), **kw)
+    bb = CircuitBreaker(store=b.breaker_store("pay/cb"), **kw)
+
+    def boom() -> None:
+        raise ConnectionError("down")
+
+    pa = Pipeline([ba], name="pay")
+    for _ in range(4):
+        with pytest.raises(ConnectionError):
+            pa.call(boom)
+    assert BreakerState.OPEN == bb.state
+    calls = []
+    with pytest.raises(CircuitOpen) as info:
+        Pipeline([bb], name="pay").call(lambda: calls.append(1))
+    assert [] == calls
+    assert info.value.retry_after is not None and 29 < info.value.retry_after <= 30
+    bb.reset()
+    assert BreakerState.CLOSED == ba.state
+
+
+def test_a_store_serves_one_breaker(redis_server: RedisServer, service: str) -> None:
+    store = RedisState(redis_server.url, service=service).breaker_store("x")
+    CircuitBreaker(store=store)
+    with pytest.raises(Exception, match="already serves another breaker"):
+        CircuitBreaker(store=store)
+
+
+def test_keys_are_namespaced_and_expire(redis_server: RedisServer, service: str) -> None:
+    state = RedisState(redis_server.url, service=service, ttl=120)
+    br = CircuitBreaker(store=state.breaker_store("orders/circuit_breaker"))
+    Pipeline([br], name="orders").call(lambda: 1)
+    r = redis_server.client()
+    keys = sorted(k.decode() for k in r.keys(f"buttress:{{{service}/*"))
+    assert [
+        f"buttress:{{{service}/orders/circuit_breaker}}:b",
+        f"buttress:{{{service}/orders/circuit_breaker}}:r",
+    ] == keys
+    for k in keys:
+        assert 0 < r.ttl(k) <= 120
+
+
+def test_script_flush_reloads_without_falling_back(redis_server: RedisServer, service: str) -> None:
+    state = RedisState(redis_server.url, service=service)
+    br = CircuitBreaker(store=state.breaker_store("cb"), minimum_calls=2, window_size=2)
+    p = Pipeline([br], name="p")
+    p.call(lambda: 1)
+    redis_server.client().script_flush()
+    seen: list[Event] = []
+    remove = add_listener(seen.append)
+    try:
+        p.call(lambda: 1)
+    finally:
+        remove()
+    assert state.available
+    assert [] == [e for e in seen if isinstance(e, StateUnavailable)]
+    assert 2 == br.snapshot().calls
+
+
+# --- Redis unavailable --------------------------------------------------------------------------
+
+
+def _failing() -> None:
+    raise ConnectionError("dependency down")
+
+
+@pytest.mark.parametrize("mode", ["local", "fail_open", "fail_closed"])
+def test_unreachable_redis_never_raises_into_the_caller(mode: str) -> None:
+    clock = FakeClock()
+    state = RedisState(
+        f"redis://127.0.0.1:{free_port()}/0", on_unavailable=mode, clock=clock, timeout=0.2
+    )  # type: ignore[arg-type]
+    br = CircuitBreaker(
+        store=state.breaker_store("p/cb"), minimum_calls=3, window_size=3, clock=clock
+    )
+    p = Pipeline([br], name="p", clock=clock)
+    seen: list[Event] = []
+    remove = add_listener(seen.append)
+    try:
+        outcomes = []
+        for _ in range(5):
+            try:
+                p.call(_failing)
+                outcomes.append("ok")
+            except CircuitOpen:
+                outcomes.append("rejected")
+            except ConnectionError:
+                outcomes.append("called")
+    finally:
+        remove()
+    expected = {
+        "local": ["called"] * 3 + ["rejected"] * 2,  # the local breaker opened after 3 failures
+        "fail_open": ["called"] * 5,
+        "fail_closed": ["rejected"] * 5,
+    }[mode]
+    assert expected == outcomes
+    unavailable = [e for e in seen if isinstance(e, StateUnavailable)]
+    assert 1 == len(unavailable)  # one event per outage, not per call
+    assert mode == unavailable[0].fallback
+    assert "ConnectionError" in unavailable[0].error
+    assert "buttress_state_unavailable" == unavailable[0].name
+
+
+def test_fail_closed_retry_after_is_the_time_to_the_next_attempt() -> None:
+    clock = FakeClock()
+    state = RedisState(
+        f"redis://127.0.0.1:{free_port()}/0",
+        on_unavailable="fail_closed",
+        retry_interval=2.0,
+        clock=clock,
+    )
+    br = CircuitBreaker(store=state.breaker_store("cb"), clock=clock)
+    p = Pipeline([br], name="p", clock=clock)
+    with pytest.raises(CircuitOpen) as info:
+        p.call(lambda: 1)
+    assert 2.0 == info.value.retry_after
+    clock.advance(0.5)
+    with pytest.raises(CircuitOpen) as info:
+        p.call(lambda: 1)
+    assert 1.5 == info.value.retry_after
+
+
+def _restore_events(seen: list[Event]) -> list[str]:
+    return [e.kind for e in seen if isinstance(e, StateUnavailable | StateRestored)]
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        ("wrongtype", "WRONGTYPE"),
+        ("readonly", "ReadOnlyError"),
+        ("oom", "OutOfMemoryError"),
+    ],
+)
+def test_redis_errors_count_as_unavailable(
+    own_redis: RedisServer, service: str, breakage: str, message: str
+) -> None:
+    """A Redis that answers with errors is unavailable, not a crash; fixing it restores sharing."""
+    clock = FakeClock()
+    state = RedisState(own_redis.url, service=service, clock=clock, retry_interval=1.0)
+    br = CircuitBreaker(
+        store=state.breaker_store("cb"), minimum_calls=2, window_size=2, clock=clock
+    )
+    p = Pipeline([br], name="p", clock=clock)
+    assert 1 == p.call(lambda: 1)
+    admin = own_redis.client()
+    key = f"buttress:{{{service}/cb}}:b"
+    if breakage == "wrongtype":
+        admin.delete(key)
+        admin.set(key, "not a hash")
+    elif breakage == "readonly":
+        admin.config_set("replica-read-only", "yes")
+        admin.replicaof("127.0.0.1", free_port())
+    else:
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")
+    seen: list[Event] = []
+    remove = add_listener(seen.append)
+    try:
+        assert 2 == p.call(lambda: 2)  # decided locally
+        assert message in state._link.error
+        assert not state.available
+        if breakage == "wrongtype":
+            admin.delete(key)
+        elif breakage == "readonly":
+            admin.replicaof("NO", "ONE")
+        else:
+            admin.config_set("maxmemory", "0")
+        clock.advance(1.0)
+        assert 3 == p.call(lambda: 3)  # back on Redis
+    finally:
+        remove()
+    assert ["unavailable", "restored"] == _restore_events(seen)
+    assert state.available
+    assert 1.0 == next(e for e in seen if isinstance(e, StateRestored)).down_for
+
+
+def test_local_permits_report_to_the_local_state_after_redis_returns(
+    own_redis: RedisServer, service: str
+) -> None:
+    """A call admitted locally during an outage that ends while it runs is recorded locally (not
+    counted against the shared window with a generation that means something else there)."""
+    clock = FakeClock()
+    state = RedisState(own_redis.url, service=service, clock=clock, retry_interval=0.5)
+    m = BreakerMachine(minimum_calls=1, window_size=1, store=state.breaker_store("cb"))
+    own_redis.kill()
+    local = m.before_call(clock.monotonic())
+    assert isinstance(local, Permit) and local.generation < 0
+    own_redis.start()
+    clock.advance(0.5)
+    shared = m.before_call(clock.monotonic())
+    assert isinstance(shared, Permit) and shared.generation >= 0
+    assert () == m.on_result(clock.monotonic(), local, "failure", 0.1)
+    assert BreakerState.CLOSED == m.snapshot(clock.monotonic()).state  # shared: untouched
+    notes = m.on_result(clock.monotonic(), shared, "failure", 0.1)
+    assert [BreakerState.OPEN] == [n.to_state for n in notes]  # type: ignore[union-attr]
