@@ -1,10 +1,10 @@
-"""One full retry-storm run per test session (per xdist worker), shared by its readers."""
+"""One full run of each scenario per test session (per xdist worker), shared by its readers."""
 
 from __future__ import annotations
 
 import pytest
 
-from buttress.lab import RetryStorm, ScenarioReport
+from buttress.lab import RetryStorm, ScenarioReport, SlowDependency
 
 SEED = 1
 
@@ -12,3 +12,8 @@ SEED = 1
 @pytest.fixture(scope="session")
 def storm_report() -> ScenarioReport:
     return RetryStorm().run(SEED)
+
+
+@pytest.fixture(scope="session")
+def slow_report() -> ScenarioReport:
+    return SlowDependency().run(SEED)

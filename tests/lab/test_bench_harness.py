@@ -174,3 +174,26 @@ def test_the_retry_benchmark_measures_working_wrappers() -> None:
         return [await fn(7) for fn in bench_retry.async_wrappers().values()]
 
     assert [7] * 5 == asyncio.run(call_all())
+
+
+def test_the_pipeline_benchmark_times_working_pipelines() -> None:
+    """Every pipeline the benchmark times really calls through (timing is never asserted); the
+    five-policy one has the five policies in the documented order."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_pipeline
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    from buttress import Pipeline
+
+    rows = bench_pipeline.contenders()
+    assert 2 + len(bench_pipeline.NAMES) - 1 == len(rows)
+    assert [True] + [False] * (len(rows) - 1) == [b for _, _, b in rows]
+    full = Pipeline(rows[0][1])
+    kinds = [p.kind for p in full.policies]
+    assert ["timeout", "retry", "circuit_breaker", "rate_limiter", "bulkhead"] == kinds
+    import asyncio
+
+    for _, policies, _ in rows:
+        assert 7 == Pipeline(policies)(bench_pipeline.work)(7)
+        assert 7 == asyncio.run(Pipeline(policies)(bench_pipeline.awork)(7))

@@ -30,9 +30,35 @@ def test_default_recovers_at_least_as_fast_as_backoff_without_budget(
     storm_report: ScenarioReport,
 ) -> None:
     assert _recovery(storm_report, "buttress") <= _recovery(storm_report, "backoff")
-    # ...and it does recover within the run, as fast as not retrying at all.
+    # ...and it does recover within the run: the retry budget alone as fast as not retrying at
+    # all; the breaker adds at most one break (1 s) plus its probes' round trip.
     assert storm_report.result("buttress").recovery_seconds is not None
-    assert _recovery(storm_report, "buttress") <= _recovery(storm_report, "no-retry")
+    assert _recovery(storm_report, "budget") <= _recovery(storm_report, "no-retry")
+    assert _recovery(storm_report, "buttress") <= _recovery(storm_report, "no-retry") + 1.5
+
+
+def test_the_breaker_takes_the_failing_load_off_the_dependency(
+    storm_report: ScenarioReport,
+) -> None:
+    """With the breaker, most attempts during the outage are refused locally: fewer server calls
+    than requests, the peak stays under capacity, the queue stays short, and the success rate
+    pays at most the requests refused while the breaker waits out its last break."""
+    p = RetryStormParams()
+    budget, guarded = storm_report.result("budget"), storm_report.result("buttress")
+    assert guarded.load_amplification < 1.0 < budget.load_amplification
+    assert guarded.peak_load_over_capacity < 1.0
+    assert guarded.extra["max_queue"] < budget.extra["max_queue"]
+    assert guarded.extra["breaker_opens"] >= p.instances  # every instance's breaker opened
+    refused = guarded.extra["local_refusals"]
+    assert (
+        refused
+        == guarded.extra["breaker_rejections"]
+        == guarded.extra["give_up_reasons"]["not_retryable"]
+    )
+    # Each refusal ends its request (CircuitOpen is never retried); a refused request would have
+    # failed anyway during the outage, so the cost is the refusals after it: under 1 s of traffic.
+    lost = budget.success_rate - guarded.success_rate
+    assert 0 <= lost < p.offered_rate * 1.0 / guarded.extra["client_requests"]
 
 
 def test_the_storm_is_what_the_model_says(storm_report: ScenarioReport) -> None:
@@ -60,11 +86,15 @@ def test_the_storm_is_what_the_model_says(storm_report: ScenarioReport) -> None:
 def test_the_budget_bounds_retries_by_its_formula(storm_report: ScenarioReport) -> None:
     """retries <= ratio x requests + min_per_second x ttl per window, summed over the windows."""
     p = RetryStormParams()
-    r = storm_report.result("buttress")
-    retries = r.extra["server_calls"] - r.extra["client_requests"]
-    windows = math.ceil(r.extra["simulated_until"] / 10.0) + 1
-    assert 0 < retries <= 0.2 * r.extra["client_requests"] + 10 * 10.0 * p.instances * windows
-    assert r.extra["give_up_reasons"]["budget"] > 0  # the budget, not the attempts, stopped most
+    for name in ("budget", "buttress"):
+        r = storm_report.result(name)
+        attempts = r.extra["server_calls"] + r.extra["local_refusals"]
+        retries = attempts - r.extra["client_requests"]
+        windows = math.ceil(r.extra["simulated_until"] / 10.0) + 1
+        assert 0 < retries <= 0.2 * r.extra["client_requests"] + 10 * 10.0 * p.instances * windows
+    # Without a breaker the budget, not the attempts, stopped most retries.
+    reasons = storm_report.result("budget").extra["give_up_reasons"]
+    assert reasons["budget"] > reasons["attempts"]
 
 
 def test_same_seed_same_figures_other_seed_other_figures(storm_report: ScenarioReport) -> None:
@@ -80,7 +110,9 @@ def test_same_seed_same_figures_other_seed_other_figures(storm_report: ScenarioR
 
 def test_json_carries_the_table_figures(storm_report: ScenarioReport) -> None:
     doc = storm_report.as_dict()
-    assert ["no-retry", "naive", "backoff", "buttress"] == [s["name"] for s in doc["strategies"]]
+    assert ["no-retry", "naive", "backoff", "budget", "buttress"] == [
+        s["name"] for s in doc["strategies"]
+    ]
     for row, r in zip(doc["strategies"], storm_report.results, strict=True):
         assert round(r.success_rate, 6) == row["success_rate"]
         assert round(r.load_amplification, 6) == row["load_amplification"]
@@ -99,7 +131,7 @@ def test_a_short_queue_cannot_hold_a_storm() -> None:
     the overload self-sustaining), on a scaled-down system: 200 clients, 8 workers, one instance.
     """
     small = RetryStormParams(clients=200, instances=1, workers=8, queue_limit=100)
-    storm = RetryStorm(small, [s for s in STRATEGIES if s.name in ("backoff", "buttress")])
+    storm = RetryStorm(small, [s for s in STRATEGIES if s.name in ("backoff", "budget")])
     report = storm.run(5)
     assert report.result("backoff").recovery_seconds is not None
     long_queue = RetryStorm(

@@ -1,7 +1,8 @@
 """The lab: deterministic experiments on simulated time that compare reliability strategies.
 
-``buttress lab`` runs a registered scenario (default ``retry-storm``) and prints one row per
-strategy. The pieces are public so that tests, notebooks and later scenarios can reuse them:
+``buttress lab`` runs a registered scenario (default ``retry-storm``; also ``slow-dependency``)
+and prints one row per strategy.  The pieces are public so that tests, notebooks and later
+scenarios can reuse them:
 
 * :mod:`buttress.lab.sim`: the discrete-event engine (:class:`Simulation`, :class:`SimClock`,
   :class:`Server`);
@@ -13,15 +14,26 @@ strategy. The pieces are public so that tests, notebooks and later scenarios can
 from __future__ import annotations
 
 from .registry import LabError, Scenario, get_scenario, register, scenarios
-from .report import ScenarioReport, StrategyResult, render_table, to_json
+from .report import Column, ScenarioReport, StrategyResult, render_table, to_json
 from .scenarios.retry_storm import RetryStorm, RetryStormParams
+from .scenarios.slow_dependency import (
+    SLOW_STRATEGIES,
+    ProtectedCalls,
+    SlowDependency,
+    SlowDependencyParams,
+    SlowStrategy,
+)
 from .sim import Server, SimClock, Simulation, SimulationError
-from .strategies import STRATEGIES, ClientPolicy, RetryDriver, Strategy
+from .strategies import STRATEGIES, BreakerRetryDriver, ClientPolicy, RetryDriver, Strategy
 
 __all__ = [
+    "SLOW_STRATEGIES",
     "STRATEGIES",
+    "BreakerRetryDriver",
     "ClientPolicy",
+    "Column",
     "LabError",
+    "ProtectedCalls",
     "RetryDriver",
     "RetryStorm",
     "RetryStormParams",
@@ -31,6 +43,9 @@ __all__ = [
     "SimClock",
     "Simulation",
     "SimulationError",
+    "SlowDependency",
+    "SlowDependencyParams",
+    "SlowStrategy",
     "Strategy",
     "StrategyResult",
     "get_scenario",

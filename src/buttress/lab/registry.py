@@ -10,6 +10,8 @@ from buttress.errors import ButtressError
 
 from .report import ScenarioReport
 from .scenarios.retry_storm import RetryStorm
+from .scenarios.shared_breaker import SharedBreaker
+from .scenarios.slow_dependency import SlowDependency
 
 __all__ = ["LabError", "Progress", "Scenario", "get_scenario", "register", "scenarios"]
 
@@ -62,3 +64,5 @@ def get_scenario(name: str) -> Scenario:
 
 
 register(RetryStorm())
+register(SharedBreaker())
+register(SlowDependency())

@@ -6,7 +6,40 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ScenarioReport", "StrategyResult", "render_table", "to_json"]
+__all__ = [
+    "DEFAULT_COLUMNS",
+    "Column",
+    "ScenarioReport",
+    "StrategyResult",
+    "render_table",
+    "to_json",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of the text table: ``header``, the ``key`` of the figure in
+    :meth:`StrategyResult.as_dict`, and how to show it (``fmt``):
+
+    ``"text"`` as is; ``"percent"`` a fraction as ``97.5%``; ``"times"`` ``1.07x``; ``"ms"``
+    seconds as milliseconds; ``"recovery"`` seconds, or ``never (> horizon)`` for ``None``.
+    Missing figures show as ``-``.
+    """
+
+    header: str
+    key: str
+    fmt: str = "text"
+
+
+DEFAULT_COLUMNS: tuple[Column, ...] = (
+    Column("strategy", "name"),
+    Column("success", "success_rate", "percent"),
+    Column("load amplif.", "load_amplification", "times"),
+    Column("peak load/capacity", "peak_load_over_capacity", "times"),
+    Column("recovery", "recovery_seconds", "recovery"),
+    Column("how", "summary"),
+)
+"""The retry-storm table."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +88,7 @@ class ScenarioReport:
     parameters: dict[str, Any]
     results: tuple[StrategyResult, ...]
     notes: tuple[str, ...] = ()
+    columns: tuple[Column, ...] = DEFAULT_COLUMNS
 
     def result(self, name: str) -> StrategyResult:
         """The row of strategy ``name`` (``KeyError`` when absent)."""
@@ -79,29 +113,34 @@ def to_json(report: ScenarioReport, indent: int | None = 2) -> str:
     return json.dumps(report.as_dict(), indent=indent)
 
 
-def _recovery(r: StrategyResult, horizon: float | None) -> str:
-    if r.recovery_seconds is not None:
-        return f"{r.recovery_seconds:.1f} s"
-    return f"never (> {horizon:g} s)" if horizon is not None else "never"
+def _cell(col: Column, row: dict[str, Any], horizon: float | None) -> str:
+    v = row.get(col.key)
+    fmt = col.fmt
+    if fmt == "recovery":
+        if v is not None:
+            return f"{v:.1f} s"
+        return f"never (> {horizon:g} s)" if horizon is not None else "never"
+    if v is None:
+        return "-"
+    if fmt == "percent":
+        return f"{v * 100:.1f}%"
+    if fmt == "times":
+        return f"{v:.2f}x"
+    if fmt == "ms":
+        return f"{v * 1000:.0f} ms"
+    return str(v)
 
 
 def render_table(report: ScenarioReport) -> str:
-    """The report as text: the description, a table, then the notes."""
-    horizon = report.parameters.get("observed_after_recovery")
-    headers = ("strategy", "success", "load amplif.", "peak load/capacity", "recovery", "how")
-    rows = [
-        (
-            r.name,
-            f"{r.success_rate * 100:.1f}%",
-            f"{r.load_amplification:.2f}x",
-            f"{r.peak_load_over_capacity:.2f}x",
-            _recovery(r, horizon if isinstance(horizon, int | float) else None),
-            r.summary,
-        )
-        for r in report.results
-    ]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
-    right = (False, True, True, True, True, False)
+    """The report as text: the description, a table (``report.columns``), then the notes."""
+    h = report.parameters.get("observed_after_recovery")
+    horizon = float(h) if isinstance(h, int | float) else None
+    cols = report.columns
+    headers = tuple(c.header for c in cols)
+    dicts = [r.as_dict() for r in report.results]
+    rows = [tuple(_cell(c, d, horizon) for c in cols) for d in dicts]
+    widths = [max(len(hd), *(len(row[i]) for row in rows)) for i, hd in enumerate(headers)]
+    right = tuple(c.fmt != "text" for c in cols)
 
     def line(cells: tuple[str, ...]) -> str:
         out = [

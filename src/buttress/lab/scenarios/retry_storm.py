@@ -181,10 +181,12 @@ class _Request:
 
 
 class _Attempt:
-    __slots__ = ("error", "open", "request")
+    __slots__ = ("error", "open", "request", "sent", "ticket")
 
-    def __init__(self, request: _Request) -> None:
+    def __init__(self, request: _Request, ticket: object, sent: float) -> None:
         self.request = request
+        self.ticket = ticket
+        self.sent = sent
         self.open = True
         self.error: BaseException | None = None
 
@@ -302,7 +304,8 @@ class RetryStorm:
         outage_start, outage_end = p.outage_start, p.outage_end
         timeout, net = p.client_timeout, p.network_delay
         after = sim.after
-        counts = [0, 0, 0]  # server calls, attempts timed out at the client, wasted services
+        # server calls, attempts timed out at the client, wasted services, local refusals
+        counts = [0, 0, 0, 0]
         instances = p.instances
 
         def on_response(att: _Attempt) -> None:
@@ -311,7 +314,7 @@ class RetryStorm:
             att.open = False
             req = att.request
             err = att.error
-            req.policy.on_result(sim.now, err)
+            req.policy.on_result(sim.now, err, att.ticket, att.sent)
             if err is None:
                 succeeded[req.bucket] += 1
             else:
@@ -335,7 +338,7 @@ class RetryStorm:
                     att.open = False
                     counts[1] += 1
                     err = AttemptTimeout(timeout, policy="client")
-                    att.request.policy.on_result(now, err)
+                    att.request.policy.on_result(now, err, att.ticket, att.sent)
                     fail(att.request, err)
             sweeper[0] = False
 
@@ -358,17 +361,17 @@ class RetryStorm:
 
         def send(req: _Request) -> None:
             now = sim.now
-            refusal = req.policy.admit(now)
-            if refusal is not None:
-                req.policy.on_result(now, refusal)
-                fail(req, refusal)
+            ticket = req.policy.admit(now)
+            if isinstance(ticket, BaseException):
+                counts[3] += 1  # refused locally: never reaches the server, fails at once
+                fail(req, ticket)
                 return
             counts[0] += 1
             second = int(now)
             if second >= len(calls_per_second):
                 calls_per_second.extend([0] * (second + 1 - len(calls_per_second)))
             calls_per_second[second] += 1
-            att = _Attempt(req)
+            att = _Attempt(req, ticket, now)
             if server.submit(att):
                 waiting.append((now + timeout, att))
                 if not sweeper[0]:
@@ -418,8 +421,10 @@ class RetryStorm:
         n_requests = len(arrivals)
         calls = counts[0]
         give_ups: Counter[str] = Counter()
+        stats: Counter[str] = Counter()
         for pol in policies:
             give_ups.update(pol.give_ups)
+            stats.update(pol.stats())
         peak = max(calls_per_second)
         extra = {
             "client_requests": n_requests,
@@ -428,8 +433,10 @@ class RetryStorm:
             "server_rejections": server.rejections,
             "client_timeouts": counts[1],
             "wasted_services": counts[2],
+            "local_refusals": counts[3],
             "max_queue": server.max_queue,
             "give_up_reasons": dict(sorted(give_ups.items())),
+            **{k: stats[k] for k in sorted(stats)},
             "simulated_until": round(sim.now, 6),
             "events": sim.processed,
         }
