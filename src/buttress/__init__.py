@@ -24,6 +24,7 @@ from .errors import (
     SpecError,
 )
 from .events import Event, add_listener, remove_listener
+from .health import HealthApp, HealthRegistry
 from .pipeline import Pipeline, PipelineBuilder
 from .policies.backoff import Backoff
 from .policies.breaker import BreakerSnapshot, BreakerState, CircuitBreaker
@@ -68,6 +69,9 @@ __all__ = [
     "Event",
     "add_listener",
     "remove_listener",
+    # health
+    "HealthApp",
+    "HealthRegistry",
     # chaos
     "failpoint",
     "failpoint_async",

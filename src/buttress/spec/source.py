@@ -254,7 +254,8 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> Loc:
     """Drop the union/tag entries pydantic inserts into ``loc`` that are not keys of the data."""
     out: list[str | int] = []
     cur = data
-    for part in loc:
+    last = len(loc) - 1
+    for i, part in enumerate(loc):
         if (isinstance(cur, Mapping) and part in cur) or (
             isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
         ):
@@ -262,9 +263,11 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> Loc:
             cur = cur[part]
         elif isinstance(cur, Mapping) and not isinstance(part, int):
             # An unknown key (extra_forbidden) or a missing one: keep it, it names the field.
+            # A non-key with more parts after it is a discriminated union's tag: skip it.
             if isinstance(part, str) and (
                 part.startswith(("function-", "tagged-union[", "union[", "json-or-python["))
                 or "[" in part
+                or i < last
             ):
                 continue
             out.append(part)

@@ -1,0 +1,74 @@
+"""``buttress health``: probe a health endpoint from the command line.
+
+``buttress health probe URL`` is an exec probe for images without curl (Docker ``HEALTHCHECK``,
+Kubernetes ``exec`` probes): it GETs the URL and exits 0 when the answer is 2xx/3xx (``pass`` or
+``warn``), 1 otherwise (``fail``, another status, no answer in time).  It prints one line:
+``pass 200 http://...`` (with ``--verbose``, the failing checks' keys too).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from urllib.parse import urlsplit
+
+import click
+
+from buttress.errors import ConfigError, MissingExtra
+
+__all__ = ["health"]
+
+
+@click.group()
+def health() -> None:
+    """Health endpoints: probe them from the command line."""
+
+
+@health.command()
+@click.argument("url")
+@click.option(
+    "--timeout",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Seconds to wait for the answer (the kubelet's default timeoutSeconds is 1).",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Also print the keys of non-passing checks.")
+def probe(url: str, timeout: float, verbose: bool) -> None:
+    """GET URL; exit 0 on 2xx/3xx (pass, warn), 1 otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("url", url, "must be an absolute http:// or https:// URL")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ConfigError("timeout", timeout, "must be a number of seconds > 0")
+    try:
+        import httpx
+    except ImportError:
+        raise MissingExtra("buttress health probe", "health", "httpx") from None
+    try:
+        r = httpx.get(url, timeout=timeout, follow_redirects=False)
+    except httpx.HTTPError as e:
+        click.echo(f"fail no answer ({type(e).__name__}) {url}")
+        raise SystemExit(1) from None
+    status = "pass" if r.status_code < 400 else "fail"
+    detail = ""
+    if "json" in r.headers.get("content-type", ""):
+        try:
+            doc = json.loads(r.content)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and doc.get("status") in ("pass", "warn", "fail"):
+            status = str(doc["status"])
+            if verbose and isinstance(doc.get("checks"), dict):
+                bad = [
+                    f"{key}={item.get('status')}"
+                    for key, items in doc["checks"].items()
+                    if isinstance(items, list)
+                    for item in items
+                    if isinstance(item, dict) and item.get("status") != "pass"
+                ]
+                if bad:
+                    detail = " [" + ", ".join(bad) + "]"
+    click.echo(f"{status} {r.status_code} {url}{detail}")
+    if r.status_code >= 400:
+        raise SystemExit(1)

@@ -1,0 +1,120 @@
+"""Helpers for the health tests: free ports and uvicorn in a thread on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+class UvicornThread:
+    """uvicorn serving ``app`` in a thread on a free port of 127.0.0.1; stopped on exit."""
+
+    def __init__(self, app: Any, *, lifespan: str = "off") -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", lifespan=lifespan)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> UvicornThread:
+        self.thread.start()
+        end = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > end or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+# --- draft-inadarei-api-health-check: what a response must look like ------------------------------
+
+TOP_LEVEL_FIELDS = {
+    "status",
+    "version",
+    "releaseId",
+    "notes",
+    "output",
+    "checks",
+    "links",
+    "serviceId",
+    "description",
+}
+CHECK_FIELDS = {
+    "componentId",
+    "componentType",
+    "observedValue",
+    "observedUnit",
+    "status",
+    "affectedEndpoints",
+    "time",
+    "output",
+    "links",
+}
+STATUSES = {"pass", "warn", "fail"}
+
+
+def assert_health_json(status_code: int, headers: Any, body: bytes) -> dict[str, Any]:
+    """Check one response against the draft; return the parsed document."""
+    import json
+    from datetime import datetime, timedelta
+
+    assert "application/health+json" == headers["content-type"]
+    assert "no-cache" == headers["cache-control"]
+    doc = json.loads(body)
+    assert isinstance(doc, dict)
+    assert set(doc) <= TOP_LEVEL_FIELDS, set(doc) - TOP_LEVEL_FIELDS
+    assert doc["status"] in STATUSES
+    # pass and warn: 2xx-3xx (we use 200); fail: 4xx-5xx (we use 503)
+    assert (503 if doc["status"] == "fail" else 200) == status_code
+    if doc["status"] == "pass":
+        assert "output" not in doc
+    for key, items in doc.get("checks", {}).items():
+        parts = key.split(":")
+        assert 1 <= len(parts) <= 2 and all(parts), key
+        assert isinstance(items, list) and items
+        for item in items:
+            assert set(item) <= CHECK_FIELDS, set(item) - CHECK_FIELDS
+            assert item["status"] in STATUSES
+            when = datetime.fromisoformat(item["time"].replace("Z", "+00:00"))
+            assert timedelta(0) == when.utcoffset()
+            ctype = item.get("componentType")
+            assert ctype in ("component", "datastore", "system") or ":" in ctype
+            if "observedUnit" in item:
+                assert "observedValue" in item
+            if item["status"] == "pass":
+                assert "output" not in item
+            else:
+                assert isinstance(item["output"], str) and item["output"]
+    return doc
