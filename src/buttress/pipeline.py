@@ -253,10 +253,22 @@ class PipelineBuilder:
         return self.add(CircuitBreaker(**options))
 
     def hedge(self, **options: Any) -> PipelineBuilder:
-        """Add a :class:`~buttress.Hedge` (``delay=`` or ``percentile=``, ``max_hedges=``)."""
+        """Add a :class:`~buttress.Hedge` (``delay=`` or ``percentile=``, ``max_hedges=``).
+
+        Without ``budget=``, hedges draw on the budget of a retry already added to this builder
+        (counting each call once: the retry deposits, the hedge only withdraws), else on a fresh
+        :class:`~buttress.RetryBudget`.
+        """
         from .policies.hedge import Hedge
 
         options.setdefault("clock", self._clock)
+        if "budget" not in options:
+            shared = next(
+                (p.budget for p in self._policies if isinstance(p, Retry) and p.budget), None
+            )
+            if shared is not None:
+                options["budget"] = shared
+                options.setdefault("count_requests", False)
         return self.add(Hedge(**options))
 
     def bulkhead(self, max_concurrent: int = 10, **options: Any) -> PipelineBuilder:

@@ -80,6 +80,8 @@ def test_default_order_puts_breaker_inside_retry_and_bulkhead_innermost() -> Non
         ("bulkhead: {max_concurrent: 0}", "r.yaml:3:", "max_concurrent"),
         ("rate_limit: {rate: -1}", "r.yaml:3:", "rate"),
         ("hedge: {delay: -5ms}", "r.yaml:3:", "must not be negative"),
+        ("hedge: {percentile: 99}", "r.yaml:3:", "less than or equal to 1"),
+        ("circuit_breaker: {window_size: 2.5}", "r.yaml:3:23:", "window_size"),
         ("load_shedding: {thresholds: {shedable: 0.5}}", "r.yaml:3:", "unknown criticality"),
         ("load_shedding: {capacity: adaptive_limit}", "r.yaml:3:", "needs an adaptive_limit"),
     ],
@@ -91,3 +93,39 @@ def test_bad_values_name_file_line_and_field(snippet: str, where: str, needle: s
     message = str(info.value)
     assert message.startswith(where), message
     assert needle in message
+
+
+def test_a_hedge_sharing_the_retry_budget_counts_each_call_once() -> None:
+    from buttress import Pipeline
+
+    pipeline = build_pipeline(load_spec_text(FULL, "r.yaml"), "api")
+    retry, hedge = pipeline.policies[:2]
+    assert isinstance(retry, Retry)
+    assert isinstance(hedge, Hedge)
+    assert retry.budget is hedge.budget
+    assert hedge.count_requests is False
+    built = Pipeline.builder("b").retry().hedge(delay=0.01).build()
+    r2, h2 = built.policies
+    assert isinstance(r2, Retry)
+    assert isinstance(h2, Hedge)
+    assert r2.budget is h2.budget
+    assert h2.count_requests is False
+
+
+def test_validate_command_builds_pipelines(tmp_path: object) -> None:
+    import pathlib
+    import subprocess
+    import sys
+
+    assert isinstance(tmp_path, pathlib.Path)
+    bad = tmp_path / "reliability.yaml"
+    bad.write_text("policies:\n  api:\n    load_shedding: {thresholds: {critcal: 0.9}}\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "buttress.cli", "spec", "validate", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert 2 == out.returncode
+    assert f"{bad}:3:21: policies.api.load_shedding.thresholds:" in out.stderr
+    assert "unknown criticality" in out.stderr

@@ -195,6 +195,9 @@ def _policy(
             percentile=value.percentile,
             threads=value.threads,
             budget=budget if budget is not None else RetryBudget(clock=clock),
+            # A shared budget already counts each call through the retry; counting it again in
+            # the hedge would double the retries the budget allows.
+            count_requests=budget is None,
             clock=clock,
         )
     if key == "bulkhead":
@@ -246,7 +249,10 @@ def _policies(
             built[key] = _policy(key, getattr(spec, key), clock, built, state=state, pipeline=name)
         except ConfigError as e:
             # The models check what they can; whatever a policy still refuses points at the file.
-            loc = ("policies", name, key)
+            loc: tuple[str, ...] = ("policies", name, key)
+            param = str(e.parameter).split("[", 1)[0].split(".", 1)[0]
+            if doc is not None and (*loc, param) in doc.keys:
+                loc = (*loc, param)
             message = f"invalid {e.parameter}={e.value!r}: {e.reason}"
             if doc is not None:
                 raise doc.error(loc, message) from None

@@ -19,9 +19,19 @@ def spec() -> None:
 @spec.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 def validate(file: str) -> None:
-    """Check FILE; print every problem with its line, column and field."""
+    """Check FILE; print every problem with its line, column and field.
+
+    Beyond the schema, every declared pipeline is built, so values only a policy can judge (a
+    criticality name, a window that must be whole calls) are checked too.
+    """
+    from .build import build_pipelines
+
     s = load_spec(file)
-    click.echo(f"{file}: ok ({len(s.policies)} pipeline(s))")
+    build_pipelines(s)
+    parts = [f"{len(s.policies)} pipeline(s)", f"{len(s.slos)} SLO(s)"]
+    if s.architecture is not None:
+        parts.append("an architecture")
+    click.echo(f"{file}: ok ({', '.join(parts)})")
 
 
 @spec.command()

@@ -209,7 +209,9 @@ class HedgeSpec(_Strict):
 
     delay: Duration = 0.05
     max_hedges: int = Field(1, ge=1)
-    percentile: float | None = Field(None, gt=0, lt=100)
+    percentile: float | None = Field(
+        None, gt=0, le=1, description="Hedge at this quantile of recent latency, in (0, 1]."
+    )
     threads: bool = False
 
 
@@ -239,6 +241,12 @@ class AdaptiveLimitSpec(_Strict):
     initial_limit: int = Field(20, ge=1)
     min_limit: int = Field(1, ge=1)
     max_limit: int = Field(1000, ge=1)
+
+    @model_validator(mode="after")
+    def _min_limit_applies(self) -> AdaptiveLimitSpec:
+        if self.algorithm == "vegas" and "min_limit" in self.model_fields_set:
+            raise ValueError("min_limit applies to aimd and gradient2; vegas has no floor setting")
+        return self
 
 
 class LoadSheddingSpec(_Strict):
