@@ -18,7 +18,7 @@ sysdeps:
 	@bash $(SYSDEPS)
 
 demo: $(STAMP)
-	$(VENV)/bin/buttress lab
+	$(VENV)/bin/buttress lab examples/shop
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts

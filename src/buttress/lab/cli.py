@@ -56,6 +56,15 @@ class ProgressLine:
 
 
 @click.command("lab")
+@click.argument("path", required=False, type=click.Path())
+@click.option("--quick", is_flag=True, help="With PATH: the short plan (CI).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="lab-report",
+    show_default=True,
+    help="With PATH: where the report, result.json, stores and logs go.",
+)
 @click.option(
     "--scenario",
     "scenario_name",
@@ -73,13 +82,30 @@ class ProgressLine:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
-def lab(scenario_name: str, seed: int, as_json: bool, list_only: bool) -> None:
-    """Run a scenario on simulated time and compare strategies side by side.
+def lab(
+    *,
+    path: str | None,
+    quick: bool,
+    out: str,
+    scenario_name: str,
+    seed: int,
+    as_json: bool,
+    list_only: bool,
+) -> None:
+    """Run a scenario on simulated time and compare strategies side by side; or, with PATH,
+    run the real system PATH/reliability.yaml describes under load and faults (docs/shop-lab.md).
 
     The default scenario, retry-storm, sends the traffic of 1,000 clients to one dependency that
-    fails for 10 s, once per strategy: no retry, naive retries, backoff with jitter, and Buttress's
-    default (jitter + retry budget).  Progress goes to stderr for runs longer than a second.
+    fails for 10 s, once per strategy: no retry, naive retries, backoff with jitter, a retry
+    budget, and Buttress's default (budget + circuit breaker).  slow-dependency makes a dependency
+    ten times slower for 10 s and compares no protection with bulkhead + adaptive limit + priority
+    shedding, class by class.  Progress goes to stderr for runs longer than a second.
     """
+    if path is not None:
+        from .system.cli import run_system
+
+        run_system(path, quick=quick, out=out, seed=seed, as_json=as_json)
+        return
     if list_only:
         for s in scenarios():
             click.echo(f"{s.name}  {s.summary}")

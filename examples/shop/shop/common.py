@@ -1,0 +1,102 @@
+"""What every shop service shares: its settings from the environment, health, SLI recording.
+
+`buttress lab examples/shop` starts each service with these variables (see docs/shop-lab.md):
+
+    BUTTRESS_LAB_SPEC       the reliability.yaml the service reads its policies and SLOs from
+    BUTTRESS_LAB_POLICIES   "on" (the default) or "off": off replaces every pipeline by a plain call
+    BUTTRESS_LAB_UPSTREAMS  JSON {service: [base URL of each instance, through the fault proxy]}
+    BUTTRESS_LAB_STORE      the SQLite store SLIs and policy states go to (optional)
+    BUTTRESS_LAB_DATA       a directory for the service's own data (the datastore's database)
+    BUTTRESS_LAB_INSTANCE   this instance's name (payments-1, ...)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from buttress.dashboard import Publisher
+from buttress.health import HealthApp, HealthRegistry
+from buttress.slo import SLIRecorder, SLIStore
+from buttress.spec import load_spec
+from buttress.spec.document import ReliabilitySpec
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
+
+
+@dataclass
+class Settings:
+    """The service's view of the lab's environment variables."""
+
+    spec_path: Path
+    policies: bool
+    upstreams: dict[str, list[str]]
+    store: str | None
+    data: Path
+    instance: str
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @classmethod
+    def from_env(cls, service: str, env: Mapping[str, str] = os.environ) -> Settings:
+        here = Path(__file__).resolve().parent.parent
+        policies = env.get("BUTTRESS_LAB_POLICIES", "on").lower()
+        if policies not in ("on", "off"):
+            raise SystemExit(f"BUTTRESS_LAB_POLICIES must be 'on' or 'off', not {policies!r}")
+        raw = env.get("BUTTRESS_LAB_UPSTREAMS", "{}")
+        try:
+            upstreams = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"BUTTRESS_LAB_UPSTREAMS is not JSON: {e.msg}") from None
+        data = Path(env.get("BUTTRESS_LAB_DATA", here / ".data"))
+        data.mkdir(parents=True, exist_ok=True)
+        return cls(
+            spec_path=Path(env.get("BUTTRESS_LAB_SPEC", here / "reliability.yaml")),
+            policies=policies == "on",
+            upstreams={str(k): [str(u) for u in v] for k, v in upstreams.items()},
+            store=env.get("BUTTRESS_LAB_STORE") or None,
+            data=data,
+            instance=env.get("BUTTRESS_LAB_INSTANCE", service),
+        )
+
+    @cached_property
+    def spec(self) -> ReliabilitySpec:
+        return load_spec(self.spec_path)
+
+    def upstream(self, service: str) -> list[str]:
+        """Base URLs of ``service``'s instances; a missing one stops the service with a message."""
+        urls = self.upstreams.get(service)
+        if not urls:
+            raise SystemExit(f"no upstream for {service!r} in BUTTRESS_LAB_UPSTREAMS")
+        return urls
+
+    def recorder(self) -> SLIRecorder | None:
+        """An SLI recorder flushing every second into the store, or None without a store."""
+        if self.store is None:
+            return None
+        rec = SLIRecorder(SLIStore(self.store), self.spec.slos, flush_every=1.0)
+        rec.start()
+        self._closers.append(rec.close)
+        return rec
+
+    def publisher(self) -> Publisher | None:
+        """A publisher of policy states into the store (for the dashboard and the report)."""
+        if self.store is None:
+            return None
+        pub = Publisher(self.store, source=self.instance)
+        self._closers.append(pub.close)
+        return pub
+
+    def close(self) -> None:
+        while self._closers:
+            self._closers.pop()()
+
+
+def with_health(app: ASGIApp, registry: HealthRegistry) -> ASGIApp:
+    """``/health/*`` answered by Buttress's health app, everything else by ``app``."""
+    return HealthApp(registry, app=app)

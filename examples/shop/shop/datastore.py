@@ -1,0 +1,125 @@
+"""The datastore: orders in SQLite (the system of record) and the product catalogue.
+
+    POST /orders      {id, sku, qty, amount, status} -> 200 {"id", "created"}; idempotent on id
+    GET  /orders      -> {"ids": [...]}: every stored order (the nothing-lost checker's final read)
+    GET  /products      -> the catalogue
+    GET  /health/ready  -> the SQLite file answers SELECT 1
+
+An order is acknowledged only after its transaction has committed with ``synchronous=FULL`` (the
+WAL is fsynced), so a 200 means the order survives a crash of this process.
+
+Capacity is modelled the way a database server has it: at most ``POOL`` queries run at once (a
+connection pool) and the catalogue query costs ``CATALOGUE_COST`` seconds (a stand-in for a heavy
+SQL query: SQLite alone answers this tiny catalogue far too fast to be overloaded by a laptop).
+So a burst of browsing queues up here and delays every order behind it, unless the API limits how
+many catalogue queries it lets through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from buttress.health import HealthRegistry, sqlite_check
+
+from .common import Settings, with_health
+
+POOL = int(os.environ.get("SHOP_DB_POOL", "4"))
+CATALOGUE_COST = float(os.environ.get("SHOP_CATALOGUE_COST", "0.06"))
+PRODUCTS = [{"sku": f"sku-{i:02d}", "price": 500 + 125 * i} for i in range(20)]
+
+settings = Settings.from_env("datastore")
+db_path = settings.data / "orders.db"
+_lock = threading.Lock()
+_conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+_conn.execute("PRAGMA journal_mode = WAL")
+_conn.execute("PRAGMA synchronous = FULL")
+_conn.execute(
+    "CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, sku TEXT NOT NULL, "
+    "qty INTEGER NOT NULL, amount INTEGER NOT NULL, status TEXT NOT NULL, created REAL NOT NULL)"
+)
+_pool: asyncio.Semaphore | None = None
+
+
+def pool() -> asyncio.Semaphore:
+    global _pool
+    if _pool is None:
+        _pool = asyncio.Semaphore(POOL)
+    return _pool
+
+
+def _insert(order: dict[str, Any]) -> bool:
+    with _lock:
+        cur = _conn.execute(
+            "INSERT OR IGNORE INTO orders (id, sku, qty, amount, status, created) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                str(order["id"]),
+                str(order["sku"]),
+                int(order["qty"]),
+                int(order["amount"]),
+                str(order.get("status", "confirmed")),
+                time.time(),
+            ),
+        )
+        return cur.rowcount == 1
+
+
+def _ids() -> list[str]:
+    with _lock:
+        return [r[0] for r in _conn.execute("SELECT id FROM orders ORDER BY id")]
+
+
+async def create_order(request: Request) -> JSONResponse:
+    try:
+        order = await request.json()
+        order["id"], order["sku"], order["qty"], order["amount"]
+    except (ValueError, KeyError, TypeError):
+        return JSONResponse({"error": "need id, sku, qty, amount"}, status_code=400)
+    async with pool():
+        created = await asyncio.to_thread(_insert, order)
+    return JSONResponse({"id": order["id"], "created": created})
+
+
+async def list_orders(request: Request) -> JSONResponse:
+    return JSONResponse({"ids": await asyncio.to_thread(_ids)})
+
+
+async def products(request: Request) -> JSONResponse:
+    async with pool():
+        await asyncio.sleep(CATALOGUE_COST)
+    return JSONResponse({"products": PRODUCTS})
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    yield
+    with _lock:
+        _conn.close()
+    settings.close()
+
+
+health = HealthRegistry(service_id="datastore")
+health.add(sqlite_check(db_path, ttl=0.5))
+app = with_health(
+    Starlette(
+        routes=[
+            Route("/orders", create_order, methods=["POST"]),
+            Route("/orders", list_orders, methods=["GET"]),
+            Route("/products", products, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    ),
+    health,
+)

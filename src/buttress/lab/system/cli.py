@@ -1,0 +1,41 @@
+"""The ``buttress lab PATH`` entry: run the lab, print the table (or JSON), set the exit status.
+
+Exit status: 0 when every hypothesis held, 1 when one failed, 2 for bad input or a service that
+did not start (a :class:`~buttress.errors.ButtressError`, printed as one message by ``cli.py``),
+130 when interrupted (Ctrl-C or SIGTERM), after every fault was removed and every process stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from buttress.errors import MissingExtra
+
+__all__ = ["run_system"]
+
+
+def run_system(path: str, *, quick: bool, out: str, seed: int, as_json: bool) -> None:
+    """Run the lab for ``path`` and exit with its status."""
+    try:
+        from .report import render_table
+        from .run import LabOptions, run_lab
+    except ImportError as e:  # httpx, uvicorn, starlette, numpy: the http, slo and chaos extras
+        raise MissingExtra("buttress lab PATH", "all", e.name or str(e)) from None
+
+    options = LabOptions(quick=quick, out=Path(out), seed=seed)
+    echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
+    try:
+        result = run_lab(path, options, stream=sys.stderr, echo=echo)
+    except KeyboardInterrupt:
+        click.echo("interrupted: faults removed, every process stopped", err=True)
+        sys.exit(130)
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+    else:
+        click.echo(render_table(result), nl=False)
+    if not result["passed"]:
+        sys.exit(1)

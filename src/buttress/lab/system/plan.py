@@ -1,0 +1,194 @@
+"""The fault plan: apply each fault at its time, remove it at its end, and always clean up.
+
+Faults and how they are applied (``target`` resolved to fault-proxy routes or instances):
+
+==========  ====================================================  =================================
+kind        apply                                                 remove
+==========  ====================================================  =================================
+latency     a ``latency`` toxic (downstream) on each route        remove the toxic
+outage      disable each route (connections refused)              enable it
+kill        SIGKILL the instance                                  start it again, wait until ready
+burst       (the load driver raises the request kind's rate)      (the driver lowers it)
+==========  ====================================================  =================================
+
+Every applied fault is remembered until removed; :meth:`FaultPlan.cleanup` (synchronous, for
+``finally`` blocks and Ctrl-C) removes what is left, resets the proxy and then *verifies* that no
+toxic is left and every route is enabled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from buttress.chaos.client import AsyncClient, Client, ProxyAPIError
+
+from .spec import FaultSpec
+from .supervisor import Supervisor
+
+__all__ = ["AppliedFault", "FaultPlan", "scaled"]
+
+
+def scaled(fault: FaultSpec, scale: float) -> tuple[float, float]:
+    """``(start, end)`` of ``fault`` in run seconds, every time multiplied by ``scale``."""
+    return fault.at * scale, (fault.at + fault.duration) * scale
+
+
+@dataclass
+class AppliedFault:
+    """A fault of the plan as it really happened (run seconds; ``None``: not yet)."""
+
+    fault: FaultSpec
+    planned: tuple[float, float]
+    routes: list[str]
+    applied_at: float | None = None
+    removed_at: float | None = None
+    error: str | None = None
+    toxics: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.fault.name,
+            "kind": self.fault.kind,
+            "target": self.fault.target,
+            "planned": list(self.planned),
+            "applied_at": self.applied_at,
+            "removed_at": self.removed_at,
+            "error": self.error,
+        }
+
+
+class FaultPlan:
+    """Runs ``plan`` (times multiplied by ``scale``) against the proxy at ``proxy_url``.
+
+    :param routes: target name -> the proxy routes it covers (an instance: its own; a service: all
+        of its instances').
+    :param supervisor: for ``kill`` faults.
+    :param start_timeout: seconds a killed instance gets to be ready again after its restart.
+    """
+
+    def __init__(
+        self,
+        plan: Sequence[FaultSpec],
+        *,
+        scale: float,
+        proxy_url: str,
+        routes: Mapping[str, list[str]],
+        supervisor: Supervisor,
+        start_timeout: float = 20.0,
+        log: Callable[[str], None] = lambda _m: None,
+    ) -> None:
+        self.proxy_url = proxy_url
+        self.supervisor = supervisor
+        self.start_timeout = start_timeout
+        self.log = log
+        self.faults = [
+            AppliedFault(f, scaled(f, scale), list(routes.get(f.target, [f.target]))) for f in plan
+        ]
+        self.t0 = 0.0
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def active(self) -> list[str]:
+        """Names of the faults applied and not yet removed."""
+        return [
+            a.fault.name for a in self.faults if a.applied_at is not None and a.removed_at is None
+        ]
+
+    async def run(self, t0: float) -> None:
+        """Apply and remove every fault on schedule (``t0``: the run's start, monotonic)."""
+        self.t0 = t0
+        steps: list[tuple[float, int, AppliedFault]] = []
+        for a in self.faults:
+            steps.append((a.planned[0], 1, a))
+            steps.append((a.planned[1], 0, a))
+        steps.sort(key=lambda s: (s[0], s[1]))
+        async with AsyncClient(self.proxy_url, timeout=5.0) as client:
+            for at, is_apply, a in steps:
+                delay = at - self.now()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                try:
+                    if is_apply:
+                        await self._apply(client, a)
+                        a.applied_at = self.now()
+                        self.log(
+                            f"fault {a.fault.name}: applied ({a.fault.kind} on {a.fault.target})"
+                        )
+                    elif a.applied_at is not None:
+                        await self._remove(client, a)
+                        a.removed_at = self.now()
+                        self.log(f"fault {a.fault.name}: removed")
+                except (ProxyAPIError, OSError) as e:
+                    a.error = str(e)
+                    self.log(f"fault {a.fault.name}: {e}")
+
+    async def _apply(self, client: AsyncClient, a: AppliedFault) -> None:
+        f = a.fault
+        if f.kind == "latency":
+            for route in a.routes:
+                h = await client.get(route)
+                t = await h.add_toxic(
+                    "latency",
+                    name=f"lab-{f.name}",
+                    latency=round(f.latency * 1000),
+                    jitter=round(f.jitter * 1000),
+                )
+                a.toxics.append((route, str(t["name"])))
+        elif f.kind == "outage":
+            for route in a.routes:
+                await (await client.get(route)).disable()
+        elif f.kind == "kill":
+            for route in a.routes:
+                self.supervisor.kill(route)
+
+    async def _remove(self, client: AsyncClient, a: AppliedFault) -> None:
+        f = a.fault
+        if f.kind == "latency":
+            while a.toxics:
+                route, name = a.toxics.pop()
+                await (await client.get(route)).remove_toxic(name)
+        elif f.kind == "outage":
+            for route in a.routes:
+                await (await client.get(route)).enable()
+        elif f.kind == "kill":
+            for route in a.routes:
+                self.supervisor.spawn(route)
+            for route in a.routes:
+                await self.supervisor.wait_ready_async(route, self.start_timeout)
+
+    def cleanup(self) -> dict[str, Any]:
+        """Remove every fault still applied, reset the proxy and verify it is clean.
+
+        Returns ``{"removed": n, "clean": bool, "detail": str}``; never raises for an unreachable
+        proxy (a proxy that is gone has no fault left either)."""
+        pending = [a for a in self.faults if a.applied_at is not None and a.removed_at is None]
+        detail = ""
+        clean = True
+        try:
+            with Client(self.proxy_url, timeout=3.0) as client:
+                for a in pending:
+                    with contextlib.suppress(ProxyAPIError):
+                        if a.fault.kind == "latency":
+                            for route, name in a.toxics:
+                                client.get(route).remove_toxic(name)
+                        elif a.fault.kind == "outage":
+                            for route in a.routes:
+                                client.get(route).enable()
+                    a.removed_at = self.now()
+                client.reset()
+                leftovers = [
+                    f"{name}: {'disabled' if not h.enabled else ''} {len(h.toxics())} toxic(s)"
+                    for name, h in client.proxies().items()
+                    if not h.enabled or h.toxics()
+                ]
+                clean = not leftovers
+                detail = "; ".join(leftovers) if leftovers else "no toxic left, every route enabled"
+        except ProxyAPIError as e:
+            detail = f"proxy unreachable ({e}); its faults went with it"
+        return {"removed": len(pending), "clean": clean, "detail": detail}

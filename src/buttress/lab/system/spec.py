@@ -1,0 +1,242 @@
+"""The ``experiments:`` section of ``reliability.yaml``: a real system, its load and a fault plan.
+
+.. code-block:: yaml
+
+    experiments:
+      system:                     # the processes `buttress lab PATH` starts, in dependency order
+        datastore: {app: "shop.datastore:app"}
+        payments:  {app: "shop.payments:app", instances: 2}
+        api:       {app: "shop.api:app", depends_on: [payments, datastore]}
+      load:
+        entry: api                # the service the load driver calls
+        duration: 60s             # one run (the same plan runs twice: policies on, then off)
+        quick_duration: 24s       # --quick: every time in the plan is scaled by 24/60
+        timeout: 1s               # the client gives up after this long (a bad event)
+        requests:
+          checkout: {method: POST, path: /checkout, rate: 20, order: true}
+          browse:   {method: GET, path: /browse, rate: 10, criticality: sheddable}
+      plan:
+        - {name: payments-latency, kind: latency, target: payments-1, at: 6s, duration: 10s,
+           latency: 1500ms}
+        - {name: payments-outage, kind: outage, target: payments, at: 20s, duration: 8s}
+        - {name: instance-killed, kind: kill, target: payments-2, at: 32s, duration: 8s}
+        - {name: overload, kind: burst, target: browse, at: 44s, duration: 5s, rate: 120}
+      hypotheses:
+        slos:
+          checkout: {policies_on: held, policies_off: burned}
+        nothing_lost: true
+
+Instances are named after their service (``api``) or, with ``instances: n > 1``, ``payments-1`` ...
+``payments-n``.  Every instance a service depends on is reached through its own fault-proxy route
+of the same name, so a fault's ``target`` is an instance name or a service name (all its instances).
+
+Fault kinds: ``latency`` (a latency toxic on the route's responses), ``outage`` (the route is
+disabled: connections are refused), ``kill`` (the instance gets SIGKILL and is restarted when the
+fault ends), ``burst`` (the request kind named by ``target`` arrives at ``rate`` per second).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from buttress.spec.types import Duration, PositiveDuration
+
+__all__ = [
+    "ExperimentsSpec",
+    "FaultSpec",
+    "FinalReadSpec",
+    "HypothesesSpec",
+    "LoadSpec",
+    "RequestSpec",
+    "SLOExpectation",
+    "ServiceSpec",
+    "instance_names",
+]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*(-[a-z0-9_]+)*$")
+_APP = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _name(v: str, what: str) -> str:
+    if not _NAME.fullmatch(v):
+        raise ValueError(f"{v!r}: a {what} name uses lower-case letters, digits, '_' and '-'")
+    return v
+
+
+class ServiceSpec(_Strict):
+    """One service of the system: an ASGI app run by uvicorn, ``instances`` times."""
+
+    app: str = Field(
+        description="The ASGI app as module:attribute, importable from the example's "
+        "directory (uvicorn --app-dir)."
+    )
+    instances: int = Field(default=1, ge=1, le=8, description="Processes to run (default 1).")
+    depends_on: list[str] = Field(
+        default_factory=list,
+        description="Services this one calls; each instance is reached through a fault proxy.",
+    )
+    ready: str = Field(
+        default="/health/ready", description="The readiness path polled after start (200 = up)."
+    )
+    start_timeout: PositiveDuration = Field(
+        default=20.0, description="Seconds to wait for readiness before giving up (default 20)."
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+
+    @field_validator("app")
+    @classmethod
+    def _app(cls, v: str) -> str:
+        if not _APP.fullmatch(v):
+            raise ValueError(f"{v!r} must be module:attribute, e.g. shop.api:app")
+        return v
+
+    @field_validator("ready")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"{v!r} must be a path starting with '/'")
+        return v
+
+
+class RequestSpec(_Strict):
+    """One kind of request the load driver sends (open loop: arrivals do not wait for answers)."""
+
+    method: Literal["GET", "POST"] = "GET"
+    path: str = Field(description="The path on the entry service.")
+    rate: float = Field(gt=0, le=1000, description="Requests per second (Poisson arrivals).")
+    order: bool = Field(
+        default=False,
+        description="Each request places a new order (a unique id, recorded in the history the "
+        "nothing-lost checker reads).",
+    )
+    criticality: Literal["sheddable", "low", "high", "critical"] | None = Field(
+        default=None, description="Sent as X-Buttress-Criticality."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"{v!r} must be a path starting with '/'")
+        return v
+
+
+class FinalReadSpec(_Strict):
+    """Where the nothing-lost checker reads every stored order once the run is over (directly,
+    not through the fault proxy): ``GET <service><path>`` answering ``{<field>: [ids]}``."""
+
+    service: str
+    path: str = "/orders"
+    field: str = "ids"
+
+
+class LoadSpec(_Strict):
+    """Steady load on the entry service."""
+
+    entry: str = Field(description="The service the driver calls (its first instance).")
+    duration: PositiveDuration = Field(default=60.0, description="Length of one run (default 60s).")
+    quick_duration: PositiveDuration = Field(
+        default=24.0, description="Length of one run with --quick (default 24s)."
+    )
+    timeout: PositiveDuration = Field(
+        default=1.0, description="The client's patience: a slower answer is a failure (1s)."
+    )
+    requests: dict[str, RequestSpec] = Field(min_length=1, description="Request kinds by name.")
+    final_read: FinalReadSpec | None = Field(
+        default=None, description="Where stored orders are read back (needed with order: true)."
+    )
+
+    @model_validator(mode="after")
+    def _quick(self) -> LoadSpec:
+        if self.quick_duration > self.duration:
+            raise ValueError(
+                f"quick_duration ({self.quick_duration:g}s) must not exceed duration "
+                f"({self.duration:g}s)"
+            )
+        return self
+
+
+FaultKind = Literal["latency", "outage", "kill", "burst"]
+
+
+class FaultSpec(_Strict):
+    """One fault of the plan, from ``at`` to ``at + duration`` (seconds from the run's start)."""
+
+    name: str
+    kind: FaultKind
+    target: str = Field(
+        description="Instance or service (latency, outage, kill); request kind (burst)."
+    )
+    at: Duration
+    duration: PositiveDuration
+    latency: Duration = Field(default=0.0, description="latency: added to every response.")
+    jitter: Duration = Field(default=0.0, description="latency: random extra, up to this.")
+    rate: float | None = Field(
+        default=None, gt=0, le=2000, description="burst: arrivals per second during the burst."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _n(cls, v: str) -> str:
+        return _name(v, "fault")
+
+    @model_validator(mode="after")
+    def _fields_match_kind(self) -> FaultSpec:
+        if self.kind == "latency" and self.latency <= 0:
+            raise ValueError("a latency fault needs latency > 0 (e.g. latency: 1500ms)")
+        if self.kind != "latency" and (self.latency or self.jitter):
+            raise ValueError(f"latency/jitter apply to latency faults, not {self.kind!r}")
+        if self.kind == "burst" and self.rate is None:
+            raise ValueError("a burst needs rate: (arrivals per second during the burst)")
+        if self.kind != "burst" and self.rate is not None:
+            raise ValueError(f"rate applies to burst faults, not {self.kind!r}")
+        return self
+
+
+class SLOExpectation(_Strict):
+    """What should happen to one SLO over a run: ``held`` (budget left), ``burned`` (none left)
+    or ``any``."""
+
+    policies_on: Literal["held", "burned", "any"] = "held"
+    policies_off: Literal["held", "burned", "any"] = "any"
+
+
+class HypothesesSpec(_Strict):
+    """What the lab checks after both runs; any failure makes it exit with status 1."""
+
+    slos: dict[str, SLOExpectation] = Field(
+        default_factory=dict, description="SLO name -> expected verdict per run."
+    )
+    nothing_lost: bool = Field(
+        default=True, description="No acknowledged order may be missing from the final read."
+    )
+
+
+class ExperimentsSpec(_Strict):
+    """Root of the ``experiments:`` section."""
+
+    system: dict[str, ServiceSpec] = Field(min_length=1)
+    load: LoadSpec
+    plan: list[FaultSpec] = Field(default_factory=list)
+    hypotheses: HypothesesSpec = HypothesesSpec()
+
+    @field_validator("system")
+    @classmethod
+    def _names(cls, v: dict[str, ServiceSpec]) -> dict[str, ServiceSpec]:
+        for k in v:
+            _name(k, "service")
+        return v
+
+
+def instance_names(name: str, service: ServiceSpec) -> list[str]:
+    """``[name]`` for one instance, else ``[name-1, ..., name-n]``."""
+    if service.instances == 1:
+        return [name]
+    return [f"{name}-{i}" for i in range(1, service.instances + 1)]

@@ -1,0 +1,61 @@
+"""`buttress lab examples/shop --quick` end to end: real processes, real faults, the figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .helpers import SHOP, new_marker, run_lab, wait_no_marked
+
+
+@pytest.mark.usefixtures("lab_lock")
+def test_quick_lab_reaches_the_published_figures(tmp_path: Path) -> None:
+    marker = new_marker()
+    out = tmp_path / "report"
+    done = run_lab(SHOP, out, marker, "--quick", "--json")
+    assert 0 == done.returncode, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+
+    # Nothing left running, every fault removed and verified.
+    assert [] == wait_no_marked(marker)
+    for mode in ("on", "off"):
+        cleanup = result["runs"][mode]["cleanup"]
+        assert cleanup["clean"], cleanup
+        assert [] == result["runs"][mode]["killed_at_stop"]
+
+    on, off = result["runs"]["on"], result["runs"]["off"]
+    checkout_on = next(s for s in on["slos"] if s["name"] == "checkout")
+    checkout_off = next(s for s in off["slos"] if s["name"] == "checkout")
+    # The figures of the issue: 99.5% held with the policies, burned without.
+    assert "held" == checkout_on["verdict"]
+    assert checkout_on["sli"] >= 0.995
+    assert "burned" == checkout_off["verdict"]
+    assert checkout_off["sli"] < 0.995
+    # Through the latency spike and the inventory outage, the policies keep the budget.
+    by_fault = {f["name"]: f for f in on["faults"]}
+    for name in ("payments-latency", "inventory-outage"):
+        assert by_fault[name]["applied_at"] is not None and by_fault[name]["removed_at"] is not None
+        assert by_fault[name]["budget_consumed"]["checkout"] < 1.0
+        off_fault = next(f for f in off["faults"] if f["name"] == name)
+        assert off_fault["budget_consumed"]["checkout"] > 1.0  # alone enough to burn the SLO
+    # Nothing acknowledged lost, in both runs; and both runs acknowledged orders.
+    for run in (on, off):
+        assert run["history"]["valid"] is True
+        assert 0 == run["history"]["lost_count"]
+        assert run["history"]["acknowledged_count"] > 50
+    assert on["history"]["acknowledged_count"] > off["history"]["acknowledged_count"]
+    # The breaker opened during the inventory outage with the policies on.
+    assert "open" in {b["state"] for b in on["breakers"]}
+    # The services recorded SLIs into the run's store too.
+    assert checkout_on["service_total"] > 0
+
+    assert result["passed"] is True
+    assert all(h["passed"] for h in result["hypotheses"])
+    assert 4 == len(result["hypotheses"])
+    report = Path(result["report"]).read_text(encoding="utf-8")
+    assert "uPlot" in report and 'id="err-checkout"' in report and 'id="budget-checkout"' in report
+    assert "<script src=" not in report and "<link " not in report  # self-contained
+    assert (out / "result.json").exists()
+    assert (out / "policies-on" / "history.jsonl").exists()

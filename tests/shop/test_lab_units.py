@@ -1,0 +1,113 @@
+"""The lab's pure parts: hypotheses, the side-by-side table, scaling, load statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from buttress.lab.system.driver import Burst, LoadDriver, Sample, window_stats
+from buttress.lab.system.plan import scaled
+from buttress.lab.system.report import render_table
+from buttress.lab.system.run import _hypotheses, load_lab
+from buttress.lab.system.spec import FaultSpec, ServiceSpec, instance_names
+
+from .helpers import SHOP
+
+
+def _run(verdict: str, lost: int, acked: int = 100, valid: bool | None = True) -> dict[str, Any]:
+    return {
+        "slos": [
+            {
+                "name": "checkout",
+                "objective": 99.5,
+                "sli": 0.999 if verdict == "held" else 0.9,
+                "verdict": verdict,
+                "budget_consumed": 0.2 if verdict == "held" else 20.0,
+            }
+        ],
+        "faults": [{"name": "outage", "budget_consumed": {"checkout": 0.1}}],
+        "requests": {"checkout": {"good": 99, "total": 100, "p99": 0.05}},
+        "history": {
+            "valid": valid,
+            "lost_count": lost,
+            "acknowledged_count": acked,
+        },
+        "breakers": [],
+    }
+
+
+def test_hypotheses_pass_only_when_every_expectation_is_met() -> None:
+    lab = load_lab(SHOP)
+    good = _hypotheses(lab, {"on": _run("held", 0), "off": _run("burned", 0)})
+    assert [True, True, True, True] == [h["passed"] for h in good]
+    # The SLO burned with policies on: the lab must fail.
+    bad = _hypotheses(lab, {"on": _run("burned", 0), "off": _run("burned", 0)})
+    assert [False, True, True, True] == [h["passed"] for h in bad]
+    # An acknowledged order lost fails "nothing lost"; so does an invalid history without loss
+    # (an order read back that was never written, or one reported failed yet stored).
+    lost = _hypotheses(lab, {"on": _run("held", 1), "off": _run("burned", 0, valid=False)})
+    assert [True, True, False, False] == [h["passed"] for h in lost]
+    unread = _hypotheses(lab, {"on": _run("held", 0, valid=None), "off": _run("burned", 0)})
+    assert "no final read" == unread[2]["observed"] and not unread[2]["passed"]
+
+
+def test_the_table_puts_the_runs_side_by_side_and_says_what_failed() -> None:
+    lab = load_lab(SHOP)
+    runs = {"on": _run("burned", 0), "off": _run("burned", 2)}
+    result = {
+        "runs": runs,
+        "hypotheses": _hypotheses(lab, runs),
+        "passed": False,
+        "elapsed": 3.0,
+        "report": "r.html",
+    }
+    text = render_table(result)
+    lines = text.splitlines()
+    assert lines[0].split() == ["policies", "on", "policies", "off"]
+    assert "SLO checkout (99.5%)" in text and "90.00% burned" in text
+    assert "FAIL  SLO checkout held with policies on: burned" in text
+    assert "FAIL  no acknowledged order lost with policies off: 2 lost of 100 acknowledged" in text
+    assert "a hypothesis FAILED" in text
+
+
+@given(
+    at=st.floats(0, 100, allow_nan=False),
+    duration=st.floats(0.1, 100, allow_nan=False),
+    scale=st.floats(0.01, 1, allow_nan=False),
+)
+def test_scaling_a_fault_keeps_its_shape(at: float, duration: float, scale: float) -> None:
+    f = FaultSpec(name="f", kind="outage", target="x", at=at, duration=duration)
+    lo, hi = scaled(f, scale)
+    assert lo == pytest.approx(at * scale)
+    assert hi - lo == pytest.approx(duration * scale)
+
+
+def test_instances_are_named_after_their_service() -> None:
+    assert ["api"] == instance_names("api", ServiceSpec(app="a:b"))
+    assert ["p-1", "p-2", "p-3"] == instance_names("p", ServiceSpec(app="a:b", instances=3))
+
+
+def test_a_burst_changes_the_rate_only_inside_its_window() -> None:
+    lab = load_lab(SHOP)
+    load = lab.experiments.load
+    from buttress.chaos.checker import History
+
+    d = LoadDriver(
+        "http://x", load, duration=10, history=History(), bursts=[Burst("browse", 2, 4, 99)]
+    )
+    assert load.requests["browse"].rate == d.rate("browse", 1.99)
+    assert 99 == d.rate("browse", 2.0) == d.rate("browse", 3.99)
+    assert load.requests["browse"].rate == d.rate("browse", 4.0)
+    assert load.requests["checkout"].rate == d.rate("checkout", 3.0)
+
+
+def test_window_stats_counts_recent_samples_only() -> None:
+    samples = [Sample("k", float(i), 0.01 * (i + 1), 200, i % 4 != 0) for i in range(100)]
+    st_ = window_stats(samples, 50.0)
+    assert 50 == st_["count"]
+    assert pytest.approx(38 / 50) == st_["good"]  # 12 multiples of 4 in 50..99
+    assert pytest.approx(0.01 * 100) == st_["p99"]
+    assert {"count": 0, "good": 1.0, "p99": 0.0} == window_stats(samples, 1000.0)
