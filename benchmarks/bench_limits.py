@@ -16,7 +16,9 @@ Groups:
 * ``bulkhead-sync`` / ``bulkhead-async``: Buttress's :class:`Bulkhead` as a decorator, against the
   standard library's semaphores used the same way (``with sem:``), which offer no queue bound, no
   wait bound, no deadline and no events.
-* ``limits-sync``: the adaptive concurrency limit (Vegas, Gradient2), the load shedder, and the four
+* ``limits-sync``: the adaptive concurrency limit (Vegas, Gradient2; Vegas with windowed samples:
+  Netflix's defaults, where these instant calls fall under ``min_rtt_threshold``, then with the
+  threshold at 0 so every sample is aggregated, average and p90), the load shedder, and the four
   limiting policies in one pipeline (rate limiter + load shedder + adaptive limit + bulkhead).
 """
 
@@ -31,7 +33,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from buttress import AdaptiveLimit, Bulkhead, Gradient2, LoadShedder, Pipeline, RateLimiter, Vegas
+from buttress import (
+    AdaptiveLimit,
+    Bulkhead,
+    Gradient2,
+    LoadShedder,
+    Pipeline,
+    RateLimiter,
+    Vegas,
+    WindowSpec,
+)
 
 RUN_SECONDS = 0.15
 QUICK_RUN_SECONDS = 0.03
@@ -274,6 +285,38 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             g,
             "buttress AdaptiveLimit(Gradient2)",
             time_sync(AdaptiveLimit(Gradient2())(work), secs, runs),
+        )
+    )
+    rows.append(
+        _row(
+            g,
+            "buttress AdaptiveLimit(Vegas, window=True)",
+            time_sync(AdaptiveLimit(Vegas(), window=True)(work), secs, runs),
+            note="Netflix's window defaults: these ~0 s calls fall under min_rtt_threshold",
+        )
+    )
+    rows.append(
+        _row(
+            g,
+            "buttress AdaptiveLimit(Vegas, window, threshold 0)",
+            time_sync(
+                AdaptiveLimit(Vegas(), window=WindowSpec(min_rtt_threshold=0))(work), secs, runs
+            ),
+            note="every sample added to a 1 s window; Vegas updated once per window",
+        )
+    )
+    rows.append(
+        _row(
+            g,
+            "buttress AdaptiveLimit(Vegas, window p90, threshold 0)",
+            time_sync(
+                AdaptiveLimit(Vegas(), window=WindowSpec(percentile=0.9, min_rtt_threshold=0))(
+                    work
+                ),
+                secs,
+                runs,
+            ),
+            note="rtts kept (up to 1,000) and sorted once per window",
         )
     )
     rows.append(_row(g, "buttress LoadShedder(100)", time_sync(LoadShedder(100)(work), secs, runs)))

@@ -32,7 +32,14 @@ from .policies.budget import RetryBudget, TokenBucketBudget
 from .policies.bulkhead import Bulkhead
 from .policies.fallback import Fallback
 from .policies.hedge import AdaptiveDelay, Hedge
-from .policies.limits import AIMD, AdaptiveLimit, ConcurrencyLimitExceeded, Gradient2, Vegas
+from .policies.limits import (
+    AIMD,
+    AdaptiveLimit,
+    ConcurrencyLimitExceeded,
+    Gradient2,
+    Vegas,
+    WindowSpec,
+)
 from .policies.ratelimit import MemoryBucketStore, RateLimiter, context_key
 from .policies.retry import Retry
 from .policies.shed import Criticality, LoadShedder, criticality, current_criticality
@@ -95,6 +102,7 @@ __all__ = [
     "MemoryBucketStore",
     "RateLimiter",
     "Vegas",
+    "WindowSpec",
     "context_key",
     "criticality",
     "current_criticality",

@@ -38,6 +38,21 @@ Gradient2 (delay based, against a long-term average rtt)::
 
 The limit reported is ``floor(L)``.  Gradient2 reacts to drops only through their rtt, as Netflix's
 does.  Samples with ``rtt <= 0`` carry no delay information: Vegas and Gradient2 ignore them.
+
+Windowing (Netflix's ``WindowedLimit``; :class:`WindowSpec`, ``AdaptiveLimit(window=...)``): instead
+of every call's sample, the algorithm sees one sample per window::
+
+    rtt < min_rtt_threshold      -> the sample is discarded (it neither counts nor closes a window)
+    otherwise add it: count += 1, min_rtt = min(min_rtt, rtt), sum += rtt (or keep rtt for a
+                      percentile), max_inflight = max(max_inflight, inflight), dropped |= dropped
+    now > next_update            -> the window (this sample included) closes:
+        next_update = now + clamp(2 * min_rtt, min_window_time, max_window_time)
+        count >= window_size     -> algorithm.update(sum / count or the percentile, max_inflight,
+                                                     dropped)
+        else                     -> discarded (too few samples to say anything)
+
+``next_update`` starts in the past, so the very first sample closes a window of one (discarded
+unless ``window_size`` is 1) and starts the clock.
 """
 
 from __future__ import annotations
@@ -65,7 +80,10 @@ __all__ = [
     "LimitAlgorithm",
     "LimitChanged",
     "LimitRejected",
+    "SampleWindow",
     "Vegas",
+    "WindowSample",
+    "WindowSpec",
     "log10_root",
 ]
 
@@ -105,11 +123,12 @@ class LimitRejected(Event):
 
 
 def log10_root(limit: int) -> int:
-    """Netflix's ``Log10RootFunction``: ``max(1, floor(log10(limit)))`` below 1000,
-    ``floor(sqrt(limit))`` from 1000 on (their table covers 0..999)."""
-    if limit < 1000:
-        return 1 if limit < 100 else 2
-    return math.isqrt(limit)
+    """Netflix's ``Log10RootFunction``: ``max(1, floor(log10(limit)))`` for every limit (their
+    table covers 0..999 and computes ``floor(log10(limit))`` beyond; old releases took a square
+    root there by mistake, which made Vegas's thresholds ten times too wide at large limits)."""
+    if limit < 10:
+        return 1
+    return len(str(int(limit))) - 1  # floor(log10) of an integer, exact (no float rounding)
 
 
 def _int(parameter: str, value: object, low: int) -> int:
@@ -437,6 +456,202 @@ class Gradient2(LimitAlgorithm):
         return self.limit
 
 
+# -- windows ---------------------------------------------------------------------------------------
+
+
+def _seconds(parameter: str, value: object, *, zero_ok: bool) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok:
+        v = float(value)  # type: ignore[arg-type]
+        ok = (v >= 0 if zero_ok else v > 0) and v < math.inf
+    if not ok:
+        bound = ">= 0" if zero_ok else "> 0"
+        raise ConfigError(parameter, value, f"must be a finite number of seconds {bound}")
+    return float(value)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec:
+    """How :class:`AdaptiveLimit` aggregates samples before its algorithm sees them: Netflix's
+    ``WindowedLimit``.
+
+    :param min_window_time: the shortest window, in seconds (``> 0``).  Default 1 s.
+    :param max_window_time: the longest window, in seconds (``>= min_window_time``).  Default 1 s.
+    :param window_size: the fewest samples a window needs to count; windows with fewer are
+        discarded (``>= 1``).  Default 10.
+    :param min_rtt_threshold: samples faster than this (seconds, ``>= 0``) are ignored altogether:
+        cache hits and failed-fast calls say nothing about the dependency's queue.  Default 100 µs.
+    :param percentile: ``None`` (default) feeds the window's *average* rtt to the algorithm
+        (Netflix's ``AverageSampleWindow``); a fraction within ``(0, 1)`` feeds that percentile
+        of the window's rtts instead (``ImmutablePercentileSampleWindow``): the ``k``-th smallest
+        with ``k = max(1, floor(n * percentile + 0.5))``.
+    :param max_samples: with a percentile, how many rtts a window keeps (the first ones; later
+        samples still count and still move the minimum, the in-flight maximum and the drop flag).
+        ``>= 1``; default 1000.
+
+    A window's length is chosen when the previous one closes, from that window's fastest sample:
+    ``clamp(2 * min_rtt, min_window_time, max_window_time)``, so a window spans at least two
+    round trips; with the defaults it is always 1 s.  The algorithm receives the window's average
+    (or percentile) rtt, its *largest* in-flight count and whether *any* sample was a drop.
+
+    Netflix's defaults, with one difference: Netflix's builder refuses windows shorter than 100 ms
+    and ``window_size`` below 10; Buttress accepts any positive value (short windows suit
+    simulations on a fake clock), with the same semantics.
+    """
+
+    min_window_time: float = 1.0
+    max_window_time: float = 1.0
+    window_size: int = 10
+    min_rtt_threshold: float = 100e-6
+    percentile: float | None = None
+    max_samples: int = 1000
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        low = _seconds("min_window_time", self.min_window_time, zero_ok=False)
+        high = _seconds("max_window_time", self.max_window_time, zero_ok=False)
+        if high < low:
+            raise ConfigError(
+                "max_window_time", self.max_window_time, f"must be >= min_window_time ({low:g})"
+            )
+        set_(self, "min_window_time", low)
+        set_(self, "max_window_time", high)
+        _int("window_size", self.window_size, 1)
+        set_(
+            self,
+            "min_rtt_threshold",
+            _seconds("min_rtt_threshold", self.min_rtt_threshold, zero_ok=True),
+        )
+        p = self.percentile
+        if p is not None:
+            if isinstance(p, bool) or not isinstance(p, int | float) or not 0 < p < 1:
+                raise ConfigError("percentile", p, "must be None (the average) or within (0, 1)")
+            set_(self, "percentile", float(p))
+        _int("max_samples", self.max_samples, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSample:
+    """One closed window, as the algorithm sees it (when ``used``).
+
+    ``rtt`` is the average (or the percentile) rtt, ``min_rtt`` the fastest, ``inflight`` the
+    largest in-flight count, ``dropped`` whether any sample was a drop, ``samples`` how many it
+    held, ``closed_at`` the clock reading that closed it; ``used`` is ``False`` for a window
+    discarded for holding fewer than ``window_size`` samples.
+    """
+
+    rtt: float
+    min_rtt: float
+    inflight: int
+    dropped: bool
+    samples: int
+    closed_at: float
+    used: bool
+
+
+class SampleWindow:
+    """The running window of Netflix's ``WindowedLimit``: sans-I/O, not thread-safe by itself
+    (:class:`AdaptiveLimit` drives it under its lock).
+
+    :meth:`add` takes one sample with the clock reading at its end and returns the closed window
+    when one closes with enough samples (then the caller feeds it to the algorithm), else
+    ``None``.  ``windows`` counts closed windows, ``discarded`` those with too few samples,
+    ``last`` is the latest closed window.
+    """
+
+    __slots__ = (
+        "_count",
+        "_dropped",
+        "_inflight",
+        "_min",
+        "_next",
+        "_rtts",
+        "_sum",
+        "discarded",
+        "last",
+        "spec",
+        "threshold",
+        "windows",
+    )
+
+    def __init__(self, spec: WindowSpec) -> None:
+        self.spec = spec
+        self.threshold = spec.min_rtt_threshold
+        self._next = -math.inf
+        self._rtts: list[float] | None = None if spec.percentile is None else []
+        self._count = 0
+        self._sum = 0.0
+        self._min = math.inf
+        self._inflight = 0
+        self._dropped = False
+        self.windows = 0
+        self.discarded = 0
+        self.last: WindowSample | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"SampleWindow(samples={self._count}, next_update={self._next:g}, "
+            f"windows={self.windows}, discarded={self.discarded})"
+        )
+
+    @property
+    def samples(self) -> int:
+        """Samples in the open window."""
+        return self._count
+
+    @property
+    def next_update(self) -> float:
+        """The clock reading after which the next sample closes the window (``-inf`` before the
+        first sample)."""
+        return self._next
+
+    def add(self, now: float, rtt: float, inflight: int, dropped: bool) -> WindowSample | None:
+        """Add one sample that ended at ``now``; return the window it closed, if that window
+        has at least ``window_size`` samples."""
+        if rtt < self.threshold:
+            return None
+        self._count += 1
+        self._sum += rtt
+        # comparisons, not min()/max(): a builtin call costs more on this per-call path
+        if rtt < self._min:  # noqa: PLR1730
+            self._min = rtt
+        if inflight > self._inflight:  # noqa: PLR1730
+            self._inflight = inflight
+        if dropped:
+            self._dropped = True
+        rtts = self._rtts
+        if rtts is not None and len(rtts) < self.spec.max_samples:
+            rtts.append(rtt)
+        if now <= self._next:
+            return None
+        return self._close(now)
+
+    def _close(self, now: float) -> WindowSample | None:
+        spec = self.spec
+        count, low, rtts = self._count, self._min, self._rtts
+        self._next = now + min(max(2 * low, spec.min_window_time), spec.max_window_time)
+        if rtts is None:
+            tracked = self._sum / count
+        else:
+            rtts.sort()
+            k = max(1, math.floor(len(rtts) * spec.percentile + 0.5))  # type: ignore[operator]
+            tracked = rtts[k - 1]
+            self._rtts = []
+        used = count >= spec.window_size
+        window = WindowSample(tracked, low, self._inflight, self._dropped, count, now, used)
+        self._count = 0
+        self._sum = 0.0
+        self._min = math.inf
+        self._inflight = 0
+        self._dropped = False
+        self.windows += 1
+        self.last = window
+        if used:
+            return window
+        self.discarded += 1
+        return None
+
+
 # -- the policy ------------------------------------------------------------------------------------
 
 _NOT_SAMPLED = (Rejected, asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit)
@@ -450,13 +665,24 @@ class AdaptiveLimit(Policy):
         :class:`TimeoutError` (which includes :class:`~buttress.errors.AttemptTimeout`).  Other
         errors are not sampled: their latency says little about capacity.  Refusals by inner
         policies (:class:`~buttress.errors.Rejected`) and cancellations are never sampled.
-    :param clock: the clock rtts are measured on.
+    :param window: ``None`` or ``False`` (default): the algorithm sees every call's sample.  A
+        :class:`WindowSpec`, or ``True`` for ``WindowSpec()`` (Netflix's defaults: 1 s windows of
+        at least 10 samples, samples under 100 µs ignored, the average rtt): the algorithm sees one
+        aggregated sample per window (see :class:`SampleWindow`), which keeps a delay-based
+        algorithm's baseline from chasing single fast or slow calls.
+    :param clock: the clock rtts (and windows) are measured on.
     :param name: the ``policy`` label in events.
 
     A call is admitted when ``inflight < limit`` (checked and counted under one lock) and refused
     with :class:`ConcurrencyLimitExceeded` otherwise.  ``limit`` and ``inflight`` read the state;
     every change of the limit emits :class:`LimitChanged`, and ``on_change`` callbacks (``old,
     new``) run after the lock is released.
+
+    Why per-sample is the default: it is Netflix's default (``WindowedLimit`` is an explicit
+    wrapper there too), it reacts within one call, and it works at any call rate, whereas a
+    window of 10 samples per second never moves the limit of a dependency called fewer than 10
+    times a second.  Turn windowing on for Vegas or Gradient2 in front of a dependency whose
+    latency varies from call to call (see ``docs/adaptive-concurrency.md``).
     """
 
     kind: ClassVar[str] = "adaptive_limit"
@@ -471,6 +697,8 @@ class AdaptiveLimit(Policy):
         "clock",
         "drop_on",
         "name",
+        "sample_window",
+        "window",
     )
 
     def __init__(
@@ -478,6 +706,7 @@ class AdaptiveLimit(Policy):
         algorithm: LimitAlgorithm | None = None,
         *,
         drop_on: type[BaseException] | tuple[type[BaseException], ...] = TimeoutError,
+        window: WindowSpec | bool | None = None,
         clock: Clock = SYSTEM_CLOCK,
         name: str = "adaptive_limit",
     ) -> None:
@@ -493,8 +722,18 @@ class AdaptiveLimit(Policy):
                 raise ConfigError(
                     "drop_on", drop_on, "must be an exception type or a tuple of them"
                 )
+        if window is True:
+            window = WindowSpec()
+        elif window is False:
+            window = None
+        elif window is not None and not isinstance(window, WindowSpec):
+            raise ConfigError("window", window, "must be a WindowSpec, True, False or None")
         self.algorithm = algorithm
         self.drop_on: tuple[type[BaseException], ...] = drops
+        self.window: WindowSpec | None = window
+        """The windowing, or ``None`` when the algorithm sees every sample."""
+        self.sample_window: SampleWindow | None = None if window is None else SampleWindow(window)
+        """The running window (its counters and ``last`` closed window), when windowed."""
         self.clock = clock
         self.name = name
         self._lock = threading.Lock()
@@ -504,7 +743,9 @@ class AdaptiveLimit(Policy):
 
     def __repr__(self) -> str:
         return (
-            f"AdaptiveLimit(name={self.name!r}, limit={self._limit}, algorithm={self.algorithm!r})"
+            f"AdaptiveLimit(name={self.name!r}, limit={self._limit}, algorithm={self.algorithm!r}"
+            + ("" if self.window is None else f", window={self.window!r}")
+            + ")"
         )
 
     @property
@@ -536,15 +777,29 @@ class AdaptiveLimit(Policy):
             self._inflight = n
             return n
 
-    def release(self, rtt: float | None, inflight: int, dropped: bool = False) -> tuple[int, int]:
+    def release(
+        self, rtt: float | None, inflight: int, dropped: bool = False, *, now: float | None = None
+    ) -> tuple[int, int]:
         """End one admitted call; ``rtt=None`` means "not sampled".  Returns ``(old, new)``
-        limits."""
+        limits.
+
+        ``now`` is the clock reading at the call's end, which places the sample in a window
+        (read from the policy's clock when omitted; unused without windowing)."""
+        win = self.sample_window
+        if win is not None and rtt is not None and now is None:
+            now = self.clock.monotonic()
         with self._lock:
             self._inflight -= 1
             old = self._limit
             if rtt is None:
                 return old, old
-            new = self.algorithm.update(rtt, inflight, dropped)
+            if win is None:
+                new = self.algorithm.update(rtt, inflight, dropped)
+            else:
+                closed = win.add(now, rtt, inflight, dropped)  # type: ignore[arg-type]
+                if closed is None:
+                    return old, old
+                new = self.algorithm.update(closed.rtt, closed.inflight, closed.dropped)
             self._limit = new
         return old, new
 
@@ -565,26 +820,25 @@ class AdaptiveLimit(Policy):
             inflight=inflight,
         )
 
-    def _finish(self, em: Emitter, start: float, n: int, exc: BaseException | None) -> None:
-        if exc is None:
-            rtt: float | None = self.clock.monotonic() - start
-            dropped = False
-        elif isinstance(exc, self.drop_on) and not isinstance(exc, _NOT_SAMPLED):
-            rtt = self.clock.monotonic() - start
-            dropped = True
+    def _finish(self, em: Emitter, start: float, n: int, exc: BaseException) -> None:
+        if isinstance(exc, self.drop_on) and not isinstance(exc, _NOT_SAMPLED):
+            end = self.clock.monotonic()
+            old, new = self.release(end - start, n, True, now=end)
         else:
-            rtt = None
-            dropped = False
-        old, new = self.release(rtt, n, dropped)
+            old, new = self.release(None, n)
         if old != new:
             self._changed(em, old, new)
 
     # -- executors ---------------------------------------------------------------------------------
+    # The sync and async layers are twins: the same body around a call and an await.  The success
+    # path feeds the algorithm inline (one lock, no extra call); a windowed limit adds the sample to
+    # its window and updates the algorithm only when a window closes.
 
     def sync_layer(self, nxt: SyncNext, emitter: Emitter) -> SyncNext:
         mono = self.clock.monotonic
         lock = self._lock
-        algo = self.algorithm
+        update = self.algorithm.update
+        add = None if self.sample_window is None else self.sample_window.add
         finish = self._finish
         changed = self._changed
         refuse = self._refuse
@@ -609,11 +863,16 @@ class AdaptiveLimit(Policy):
             except BaseException as exc:
                 finish(em, start, n, exc)
                 raise
-            rtt = mono() - start
+            end = mono()
             with lock:
                 me._inflight -= 1
-                old = me._limit
-                new = me._limit = algo.update(rtt, n, False)
+                old = new = me._limit
+                if add is None:
+                    new = me._limit = update(end - start, n, False)
+                else:
+                    closed = add(end, end - start, n, False)
+                    if closed is not None:
+                        new = me._limit = update(closed.rtt, closed.inflight, closed.dropped)
             if old != new:
                 changed(em, old, new)
             return result
@@ -623,7 +882,8 @@ class AdaptiveLimit(Policy):
     def async_layer(self, nxt: AsyncNext, emitter: Emitter) -> AsyncNext:
         mono = self.clock.monotonic
         lock = self._lock
-        algo = self.algorithm
+        update = self.algorithm.update
+        add = None if self.sample_window is None else self.sample_window.add
         finish = self._finish
         changed = self._changed
         refuse = self._refuse
@@ -648,11 +908,16 @@ class AdaptiveLimit(Policy):
             except BaseException as exc:
                 finish(em, start, n, exc)
                 raise
-            rtt = mono() - start
+            end = mono()
             with lock:
                 me._inflight -= 1
-                old = me._limit
-                new = me._limit = algo.update(rtt, n, False)
+                old = new = me._limit
+                if add is None:
+                    new = me._limit = update(end - start, n, False)
+                else:
+                    closed = add(end, end - start, n, False)
+                    if closed is not None:
+                        new = me._limit = update(closed.rtt, closed.inflight, closed.dropped)
             if old != new:
                 changed(em, old, new)
             return result
