@@ -5,10 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from buttress.assess.model import load_architecture
+from buttress.assess.model import (
+    ArchitectureSpec,
+    ComponentSpec,
+    DefaultsSpec,
+    RedundancySpec,
+    architecture_problems,
+    check_architecture,
+    load_architecture,
+)
+from buttress.cli import main
 from buttress.errors import SpecError
-from buttress.spec.document import load_spec
+from buttress.spec.document import load_spec, load_spec_text
 
 GOOD = """\
 version: 1
@@ -117,11 +127,119 @@ def test_availability_and_mtbf_together_are_refused(tmp_path: Path) -> None:
     assert "architecture.components.db" == err.field
 
 
-def test_the_whole_spec_loader_reports_cross_references_too(tmp_path: Path) -> None:
-    path = write(tmp_path, GOOD.replace("depends_on: {db: hard}", "depends_on: {dbb: hard}"))
+CYCLE = GOOD.replace(
+    "      availability: 0.9995\n",
+    "      availability: 0.9995\n      depends_on: {web: hard}\n",
+)
+K_OVER_N = GOOD.replace(
+    "      replicas: 2\n", "      replicas: 2\n      redundancy: {required: 3}\n"
+)
+UNKNOWN = GOOD.replace("depends_on: {db: hard}", "depends_on: {dbb: hard}")
+
+# (file text, line, column, field, message head) of each semantic error.
+SEMANTIC = {
+    "cycle": (
+        CYCLE,
+        13,
+        20,
+        "architecture.components.db.depends_on.web",
+        "hard dependencies form a cycle: web -> db -> web",
+    ),
+    "k>n": (
+        K_OVER_N,
+        8,
+        20,
+        "architecture.components.web.redundancy.required",
+        "k of k-of-n must not exceed n: required=3 > replicas=2",
+    ),
+    "unknown": (
+        UNKNOWN,
+        10,
+        20,
+        "architecture.components.web.depends_on.dbb",
+        "unknown component 'dbb'; did you mean 'db'?",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SEMANTIC))
+def test_every_loader_names_the_exact_node_of_a_semantic_error(tmp_path: Path, case: str) -> None:
+    """load_architecture (buttress assess), load_spec and load_spec_text (buttress spec validate
+    and every other command) report cross-reference errors at the same line, column and field."""
+    text, line, column, field, message = SEMANTIC[case]
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError) as spec_err:
+        load_spec(path)
+    with pytest.raises(SpecError) as text_err:
+        load_spec_text(text, file="inline.yaml")
+    arch_err = error_of(tmp_path, text)
+    for err, file in ((spec_err.value, str(path)), (arch_err, str(path))):
+        assert (file, line, column, field) == (err.file, err.line, err.column, err.field)
+        assert err.message.startswith(message)
+    t = text_err.value
+    assert ("inline.yaml", line, column, field) == (t.file, t.line, t.column, t.field)
+
+
+@pytest.mark.parametrize("case", sorted(SEMANTIC))
+def test_spec_validate_prints_the_exact_position(tmp_path: Path, case: str) -> None:
+    text, line, column, field, message = SEMANTIC[case]
+    path = write(tmp_path, text)
+    for args in (["spec", "validate", str(path)], ["assess", str(path)]):
+        result = CliRunner().invoke(main, args)
+        assert 2 == result.exit_code
+        assert f"error: {path}:{line}:{column}: {field}: {message}" in result.output
+        assert "Traceback" not in result.output
+
+
+def test_all_semantic_errors_are_listed_at_once_beside_schema_errors(tmp_path: Path) -> None:
+    text = (
+        "version: 1\n"
+        "slos: 3\n"
+        "architecture:\n"
+        "  components:\n"
+        "    web:\n"
+        "      replicas: 2\n"
+        "      redundancy: {required: 3}\n"
+        "      depends_on:\n"
+        "        - db\n"
+        "        - dbx\n"
+        "    db:\n"
+        "      depends_on: {web: hard}\n"
+        "  journeys:\n"
+        "    j: {entry: wbe}\n"
+    )
+    path = write(tmp_path, text)
     with pytest.raises(SpecError) as info:
         load_spec(path)
-    assert "components.web.depends_on.dbb: unknown component 'dbb'" in info.value.message
+    found = [(p.line, p.field) for p in info.value.problems]  # type: ignore[attr-defined]
+    assert [
+        (2, "slos"),
+        (7, "architecture.components.web.redundancy.required"),
+        (10, "architecture.components.web.depends_on[1]"),  # list form: the item's own line
+        (12, "architecture.components.db.depends_on.web"),
+        (14, "architecture.journeys.j.entry"),
+    ] == found
+    # The architecture-only loader reports the same four architecture problems.
+    err = error_of(tmp_path, text)
+    assert found[1:] == [(p.line, p.field) for p in err.problems]  # type: ignore[attr-defined]
+
+
+def test_check_architecture_raises_the_first_problem_through_the_callback() -> None:
+    arch = ArchitectureSpec.model_construct(
+        defaults=DefaultsSpec(),
+        domains={},
+        components={"a": ComponentSpec(replicas=1, redundancy=RedundancySpec(required=2))},
+        journeys={},
+    )
+    assert [
+        (
+            ("components", "a", "redundancy", "required"),
+            "k of k-of-n must not exceed n: required=2 > replicas=1",
+        )
+    ] == architecture_problems(arch)
+    with pytest.raises(KeyError) as info:
+        check_architecture(arch, lambda loc, msg: KeyError((loc, msg)))
+    assert ("components", "a", "redundancy", "required") == info.value.args[0][0]
 
 
 def test_domain_parent_cycle(tmp_path: Path) -> None:

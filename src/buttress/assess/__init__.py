@@ -26,7 +26,7 @@ from .bdd import BDD
 from .budget import DependencyBudget, dependency_budget, yearly_budget
 from .compiler import Compiled, compile_system
 from .faulttree import And, AtLeast, Event, Or, minimal_cut_sets
-from .model import ArchitectureSpec, check_architecture, load_architecture
+from .model import ArchitectureSpec, architecture_problems, check_architecture, load_architecture
 from .montecarlo import SimulationResult, simulate
 from .recovery import RecoveryVerdict, recovery_verdicts
 from .report import assess, render_markdown, render_text
@@ -55,6 +55,7 @@ __all__ = [
     "active_passive",
     "active_passive_2",
     "analyse",
+    "architecture_problems",
     "assess",
     "check_architecture",
     "compile_system",

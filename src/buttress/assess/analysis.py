@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from .analytic import (
@@ -109,9 +109,14 @@ class Analysis:
     probabilities: dict[Event, float]
     journeys: dict[str, JourneyResult]
 
+    point: dict[float, dict[Event, float]] = field(default_factory=dict, repr=False)
+
     def availability_at(self, journey: str, hours: float) -> float:
-        """Point availability of ``journey`` at ``hours`` after a start with everything up."""
-        p = event_probabilities(self.compiled, at=hours)
+        """Point availability of ``journey`` at ``hours`` after a start with everything up (the
+        events' point unavailabilities are computed once per ``hours`` and kept)."""
+        p = self.point.get(hours)
+        if p is None:
+            p = self.point[hours] = event_probabilities(self.compiled, at=hours)
         return 1.0 - self.bdd.probability(self.roots[journey], p)
 
 
@@ -218,14 +223,32 @@ def _hosted(compiled: Compiled) -> dict[str, set[str]]:
     return out
 
 
+def _hard_tree(compiled: Compiled, journey: str) -> tuple[dict[str, int], dict[str, str | None]]:
+    """Breadth-first tree of ``journey``'s hard dependencies: each component's rank in BFS order
+    and its parent (``None`` for the entry); computed once per journey and kept on ``compiled``."""
+    tree = compiled.trees.get(journey)
+    if tree is None:
+        system = compiled.system
+        entry = system.journeys[journey].entry
+        prev: dict[str, str | None] = {entry: None}
+        rank: dict[str, int] = {}
+        queue = [entry]
+        for name in queue:  # the list grows while it is walked: a FIFO queue
+            rank[name] = len(rank)
+            for dep in system.components[name].hard_deps():
+                if dep not in prev:
+                    prev[dep] = name
+                    queue.append(dep)
+        tree = compiled.trees[journey] = (rank, prev)
+    return tree
+
+
 def explain_cut_set(compiled: Compiled, journey: str, cut: frozenset[Event]) -> str:
     """A sentence saying why ``cut`` takes ``journey`` down.
 
     The chain of hard dependencies is followed from the entry to the first component whose own
     redundancy (or shared-fate domain) is exhausted, breadth first, so the shortest chain is told.
     """
-    system = compiled.system
-    entry = system.journeys[journey].entry
     touched: set[str] = set()
     for ev in cut:
         info = compiled.info[ev]
@@ -233,19 +256,20 @@ def explain_cut_set(compiled: Compiled, journey: str, cut: frozenset[Event]) -> 
             touched.add(info.component)
         elif info.domain is not None:
             touched.update(_hosted(compiled).get(info.domain, ()))
+    rank, prev = _hard_tree(compiled, journey)
     memo: dict[int, bool] = {}
-    prev: dict[str, str | None] = {entry: None}
-    queue = [entry]
     culprit: str | None = None
-    while queue:
-        name = queue.pop(0)
-        if name in touched and occurs(compiled.intrinsic[name], cut, memo):
+    # The touched component nearest the entry (breadth first) whose own redundancy is exhausted;
+    # walk whichever is smaller, the touched set (a unit's component) or the journey's path (a
+    # zone touches every component placed in it, most of them on other journeys' paths).
+    if len(touched) < len(rank):
+        candidates = sorted((c for c in touched if c in rank), key=rank.__getitem__)
+    else:
+        candidates = [c for c in rank if c in touched]  # rank's keys are in BFS order
+    for name in candidates:
+        if occurs(compiled.intrinsic[name], cut, memo):
             culprit = name
             break
-        for dep in system.components[name].hard_deps():
-            if dep not in prev:
-                prev[dep] = name
-                queue.append(dep)
     what = " and ".join(sorted(e.label or e.name for e in cut))
     if culprit is None:
         return f"{journey} fails if {what}"
@@ -267,15 +291,22 @@ def analyse(
     max_explained: int = 60,
     explain: bool = True,
     cut_sets: bool = True,
+    journeys: Collection[str] | None = None,
 ) -> Analysis:
-    """Exact steady-state analysis of every journey of ``system``.
+    """Exact steady-state analysis of every journey of ``system`` (or only of ``journeys``).
 
     ``max_order`` bounds the minimal cut sets listed (2: single points of failure and pairs);
     ``max_cut_sets`` the number kept per journey (the most probable first within each order);
     ``cut_sets=False`` skips them (what-if evaluations need only the figures).  Every single
     point of failure is explained in words, and the ``max_explained`` most likely cut sets.
+    ``journeys`` restricts the analysis (and the model compiled for it) to those journeys and
+    the components they need.
+
+    Cost: linear in the size of the journeys' fault trees (the components on each journey's hard
+    path, summed over journeys) for a fixed set of failure domains.
     """
-    compiled = compile_system(system)
+    compiled = compile_system(system, journeys)
+    names = list(compiled.tops)
     order: list[Event] = compiled.domain_events()
     seen = set(order)
     tops: list[Node] = [*compiled.tops.values(), *compiled.degraded.values()]
@@ -306,15 +337,20 @@ def analyse(
 
     roots: dict[str, int] = {}
     degraded: dict[str, int] = {}
-    for jname, j in system.journeys.items():
-        path = system.hard_closure(j.entry)
+    for jname in names:
+        path = system.hard_closure(system.journeys[jname].entry)
         roots[jname] = bdd.or_all(by_order(path))
         extra = [s for c in path for s in system.components[c].deps_of("soft")]
-        reach = {x for s in extra for x in system.hard_closure(s)}
-        degraded[jname] = bdd.or_all(by_order(set(path) | reach))
+        reach = {x for s in extra for x in system.hard_closure(s)} - set(path)
+        # Full service needs the soft dependencies too: the journey's own diagram OR'd with the
+        # components only they bring in (the journey's part is built once, not twice).
+        degraded[jname] = (
+            bdd.or_(roots[jname], bdd.or_all(by_order(reach))) if reach else roots[jname]
+        )
     results: dict[str, JourneyResult] = {}
     own_cuts: dict[str, list[frozenset[Event]]] = {}
-    for jname, j in system.journeys.items():
+    for jname in names:
+        j = system.journeys[jname]
         root = roots[jname]
         q = bdd.probability(root, p)
         q_deg = bdd.probability(degraded[jname], p)

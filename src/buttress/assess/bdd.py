@@ -18,13 +18,16 @@ is multilinear and every path meets ``x`` at most once):
 from which ``P[x=0] = P - p_x I_B(x)`` and ``P[x=1] = P + (1 - p_x) I_B(x)``.
 
 Nodes are numbered in creation order, and a node is only created after its children, so ascending
-index order is a topological order: both passes are plain loops over arrays.
+index order is a topological order: both passes are plain loops over the nodes reachable from the
+root, in index order (never over the whole manager, which also holds every other function built in
+it: the passes cost O(size of the root's diagram) however many journeys share the manager).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .faulttree import Event, Node, events_of
 
@@ -88,55 +91,88 @@ class BDD:
         """The function that is true when ``event`` occurs."""
         return self._mk(self.index[event], FALSE, TRUE)
 
+    @staticmethod
+    def _terminal(is_and: bool, x: int, y: int) -> int:
+        """The result of ``x op y`` (``x <= y``) when a terminal or equal operands decide it, else
+        -1.  Terminals have the two smallest indices, so only ``x`` can be one."""
+        if x == y:
+            return x
+        if x == FALSE:
+            return FALSE if is_and else y
+        if x == TRUE:
+            return y if is_and else TRUE
+        return -1
+
     def _apply(self, is_and: bool, a: int, b: int) -> int:
-        # Iterative apply with an explicit stack: dependency chains can be thousands deep.
+        """``a AND b`` or ``a OR b`` by Shannon expansion on the topmost variable, memoised per
+        operand pair.  Iterative, with an explicit stack (dependency chains can be thousands of
+        variables deep): a frame is expanded once (its cofactor pairs computed and the undecided
+        ones pushed) and completed once (the node made from the two results); pairs a terminal
+        decides never enter the stack or the memo."""
+        x, y = (a, b) if a <= b else (b, a)
+        r = self._terminal(is_and, x, y)
+        if r >= 0:
+            return r
         memo = self._and if is_and else self._or
-        level, lo, hi = self.level, self.lo, self.hi
-        stack: list[tuple[int, int, bool]] = [(a, b, False)]
+        found = memo.get((x, y))
+        if found is not None:
+            return found
+        level, lo, hi, unique = self.level, self.lo, self.hi, self._unique
+        terminal = self._terminal
+        # A fresh frame is the pair (x, y); an expanded one (x, y, v, k0, k1, r0, r1), with r0/r1
+        # the results for the cofactor pairs k0/k1, -1 until known.
+        stack: list[Any] = [(x, y)]
         while stack:
-            x, y, expanded = stack.pop()
-            if x > y:
-                x, y = y, x
-            key = (x, y)
-            if key in memo:
-                continue
-            if is_and:
-                if x == FALSE:
-                    r: int | None = FALSE
-                elif x == TRUE:
-                    r = y
-                elif x == y:
-                    r = x
+            top = stack[-1]
+            if len(top) == 2:
+                if top in memo:
+                    stack.pop()
+                    continue
+                x, y = top
+                lx, ly = level[x], level[y]
+                if lx == ly:
+                    v, x0, x1, y0, y1 = lx, lo[x], hi[x], lo[y], hi[y]
+                elif lx < ly:
+                    v, x0, x1, y0, y1 = lx, lo[x], hi[x], y, y
                 else:
-                    r = None
-            elif x == TRUE:
-                r = TRUE
-            elif x == FALSE:
-                r = y
-            elif x == y:
-                r = x
+                    v, x0, x1, y0, y1 = ly, x, x, lo[y], hi[y]
+                k0 = (x0, y0) if x0 <= y0 else (y0, x0)
+                k1 = (x1, y1) if x1 <= y1 else (y1, x1)
+                r0 = terminal(is_and, *k0)
+                if r0 < 0:
+                    r0 = memo.get(k0, -1)
+                r1 = terminal(is_and, *k1)
+                if r1 < 0:
+                    r1 = memo.get(k1, -1)
+                if r0 < 0 or r1 < 0:
+                    stack[-1] = (x, y, v, k0, k1, r0, r1)
+                    if r1 < 0:
+                        stack.append(k1)
+                    if r0 < 0:
+                        stack.append(k0)
+                    continue
             else:
-                r = None
-            if r is not None:
-                memo[key] = r
-                continue
-            lx, ly = level[x], level[y]
-            v = min(lx, ly)
-            x0, x1 = (lo[x], hi[x]) if lx == v else (x, x)
-            y0, y1 = (lo[y], hi[y]) if ly == v else (y, y)
-            k0 = (min(x0, y0), max(x0, y0))
-            k1 = (min(x1, y1), max(x1, y1))
-            if not expanded:
-                stack.append((x, y, True))
-                if k1 not in memo:
-                    stack.append((x1, y1, False))
-                if k0 not in memo:
-                    stack.append((x0, y0, False))
-                continue
-            node = self._mk(v, memo[k0], memo[k1])
-            memo[key] = node
-        first = (min(a, b), max(a, b))
-        return memo[first]
+                x, y, v, k0, k1, r0, r1 = top
+                if r0 < 0:
+                    r0 = memo[k0]
+                if r1 < 0:
+                    r1 = memo[k1]
+            stack.pop()
+            if r0 == r1:
+                node = r0
+            else:
+                t = (v, r0, r1)
+                got = unique.get(t)
+                if got is None:
+                    node = len(level)
+                    level.append(v)
+                    lo.append(r0)
+                    hi.append(r1)
+                    unique[t] = node
+                else:
+                    node = got
+            memo[(x, y)] = node
+        return memo[(a, b) if a <= b else (b, a)]
 
     def and_(self, a: int, b: int) -> int:
         """Conjunction."""
@@ -204,52 +240,77 @@ class BDD:
 
     # -- evaluation --------------------------------------------------------------------------------
 
-    def _probs(self, p: Mapping[Event, float]) -> list[float]:
-        try:
-            return [float(p[e]) for e in self.order]
-        except KeyError as e:
-            raise KeyError(f"no probability for basic event {e.args[0]!r}") from None
+    def _probs(self, p: Mapping[Event, float], nodes: list[int]) -> dict[int, float]:
+        """``p`` of the variable of every node in ``nodes``, by variable index (only those: the
+        manager may hold far more variables than one root depends on)."""
+        pv: dict[int, float] = {}
+        level, order = self.level, self.order
+        for n in nodes:
+            v = level[n]
+            if v not in pv:
+                try:
+                    pv[v] = float(p[order[v]])
+                except KeyError:
+                    raise KeyError(f"no probability for basic event {order[v]!r}") from None
+        return pv
 
     def probability(self, root: int, p: Mapping[Event, float]) -> float:
         """Exact probability that ``root`` is true when each event ``e`` occurs with ``p[e]``,
-        independently."""
-        return self._node_probs(root, self._probs(p))[root]
+        independently.  Costs O(size of ``root``'s diagram)."""
+        nodes = self.reachable(root)
+        return self._node_probs(nodes, self._probs(p, nodes))[root]
 
-    def _node_probs(self, root: int, pv: list[float]) -> list[float]:
-        prob = [0.0] * (root + 1)
-        if root >= 1:
-            prob[1] = 1.0
+    def reachable(self, root: int) -> list[int]:
+        """Internal nodes reachable from ``root``, in ascending index (children-first) order."""
+        seen = {root} if root > 1 else set()
+        stack = list(seen)
+        lo, hi = self.lo, self.hi
+        while stack:
+            n = stack.pop()
+            for c in (lo[n], hi[n]):
+                if c > 1 and c not in seen:
+                    seen.add(c)
+                    stack.append(c)
+        return sorted(seen)
+
+    def _node_probs(self, nodes: list[int], pv: Mapping[int, float]) -> dict[int, float]:
+        prob: dict[int, float] = {0: 0.0, 1: 1.0}
         level, lo, hi = self.level, self.lo, self.hi
-        for n in range(2, root + 1):
+        for n in nodes:
             px = pv[level[n]]
             prob[n] = px * prob[hi[n]] + (1.0 - px) * prob[lo[n]]
         return prob
 
     def importance(self, root: int, p: Mapping[Event, float]) -> dict[Event, Importance]:
-        """Importance measures of every event in the order (zero for events ``root`` ignores)."""
-        pv = self._probs(p)
-        prob = self._node_probs(root, pv)
+        """Importance measures of the events ``root`` depends on (those labelling a node of its
+        diagram; every other event has zero importance and is left out).  Costs O(size of
+        ``root``'s diagram)."""
+        nodes = self.reachable(root)
+        pv = self._probs(p, nodes)
+        prob = self._node_probs(nodes, pv)
         top = prob[root]
-        reach = [0.0] * (root + 1)
+        reach = dict.fromkeys(nodes, 0.0)
+        reach[0] = reach[1] = 0.0
         reach[root] = 1.0
         level, lo, hi = self.level, self.lo, self.hi
-        birn = [0.0] * len(self.order)
-        for n in range(root, 1, -1):
+        birn = dict.fromkeys(pv, 0.0)
+        for n in reversed(nodes):
             r = reach[n]
             if r == 0.0:
                 continue
             v = level[n]
             px = pv[v]
-            reach[hi[n]] += r * px
-            reach[lo[n]] += r * (1.0 - px)
-            birn[v] += r * (prob[hi[n]] - prob[lo[n]])
+            h, low = hi[n], lo[n]
+            reach[h] += r * px
+            reach[low] += r * (1.0 - px)
+            birn[v] += r * (prob[h] - prob[low])
         out: dict[Event, Importance] = {}
-        for i, e in enumerate(self.order):
-            ib = birn[i]
-            never = top - pv[i] * ib
-            always = top + (1.0 - pv[i]) * ib
+        for v in sorted(birn):
+            ib = birn[v]
+            never = top - pv[v] * ib
+            always = top + (1.0 - pv[v]) * ib
             fv = (top - never) / top if top > 0 else 0.0
-            out[e] = Importance(ib, max(0.0, never), min(1.0, always), fv)
+            out[self.order[v]] = Importance(ib, max(0.0, never), min(1.0, always), fv)
         return out
 
     def evaluate(self, root: int, occurred: set[Event] | frozenset[Event]) -> bool:

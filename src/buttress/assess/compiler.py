@@ -23,6 +23,7 @@ Asynchronous dependencies appear in neither (they matter for RPO and backlogs).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from .faulttree import AtLeast, Event, Node, Or, postorder
@@ -53,6 +54,7 @@ class Compiled:
     tops: dict[str, Node] = field(default_factory=dict)
     degraded: dict[str, Node] = field(default_factory=dict)
     hosted: dict[str, set[str]] | None = None
+    trees: dict[str, tuple[dict[str, int], dict[str, str | None]]] = field(default_factory=dict)
 
     def domain_events(self) -> list[Event]:
         """Domain events, parents (regions) before children (zones): a good head of a BDD order."""
@@ -117,13 +119,27 @@ def _intrinsic(c: Compiled, comp: Component) -> Node:
     return AtLeast(n - comp.required + 1, *replicas, name=f"intrinsic:{comp.name}")
 
 
-def compile_system(system: System) -> Compiled:
-    """Fault trees for every component and journey of ``system`` (dependencies first)."""
+def compile_system(system: System, journeys: Collection[str] | None = None) -> Compiled:
+    """Fault trees for the journeys of ``system`` (all of them, or only ``journeys``) and the
+    components they need: every component, or for a subset of journeys only those on their hard
+    paths and behind their soft dependencies (what-if evaluations re-analyse just the journeys a
+    change touches)."""
     c = Compiled(system)
+    names = list(system.journeys) if journeys is None else list(journeys)
+    roots: Iterable[str] = system.components
+    if journeys is not None:
+        needed: set[str] = set()
+        for jname in names:
+            path = system.hard_closure(system.journeys[jname].entry)
+            needed.update(path)
+            for caller in path:
+                for dep in system.components[caller].deps_of("soft"):
+                    needed.update(system.hard_closure(dep))
+        roots = [name for name in system.components if name in needed]
     # Components in dependency order (hard edges are acyclic: checked at load time).
     order: list[str] = []
     state: dict[str, int] = {}
-    for root in system.components:
+    for root in roots:
         stack = [(root, False)]
         while stack:
             name, done = stack.pop()
@@ -150,7 +166,8 @@ def compile_system(system: System) -> Compiled:
         c.fails[name] = (
             Or(c.intrinsic[name], *deps, name=f"fails:{name}") if deps else c.intrinsic[name]
         )
-    for jname, j in system.journeys.items():
+    for jname in names:
+        j = system.journeys[jname]
         top = c.fails[j.entry]
         c.tops[jname] = top
         soft: list[Node] = []

@@ -39,9 +39,13 @@ Per-unit failure behaviour is given either as ``availability`` (then ``mttr`` de
 
 Field checks (ranges, negative times, unknown keys) are pydantic's and point at the exact field.
 Cross-references (unknown components or domains, ``required`` greater than ``replicas``, cycles
-among hard dependencies, parent cycles among domains) are checked by :func:`check_architecture`,
-which reports through an ``error(loc, message)`` callback so that :func:`load_architecture` can name
-the file, line and field of the offending node.
+among hard dependencies, parent cycles among domains) are found by :func:`architecture_problems`
+and raised from :class:`ArchitectureSpec`'s model validator as ordinary pydantic errors, each with
+the location of the offending node (``components.db.depends_on.web``).  Pydantic prefixes that
+location with wherever the section sits, so :func:`buttress.spec.source.validate` turns each of
+them into ``file:line:column: architecture.components.db.depends_on.web: ...`` whichever loader
+read the file: ``buttress assess`` (:func:`load_architecture`), ``buttress spec validate`` and every
+other command that loads ``reliability.yaml`` (:func:`buttress.spec.load_spec`).
 """
 
 from __future__ import annotations
@@ -50,7 +54,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from buttress.errors import SpecError
 from buttress.spec.source import Document, load_yaml, validate
@@ -65,6 +78,7 @@ __all__ = [
     "DomainSpec",
     "JourneySpec",
     "RedundancySpec",
+    "architecture_problems",
     "check_architecture",
     "load_architecture",
     "DISRUPTIONS",
@@ -75,8 +89,6 @@ DISRUPTIONS: tuple[str, ...] = ("instance", "zone", "region", "deploy")
 
 Loc = tuple[str | int, ...]
 ErrorFactory = Callable[[Loc, str], Exception]
-
-_DEFER = "buttress.assess.defer_checks"
 
 
 class _Strict(BaseModel):
@@ -236,24 +248,44 @@ class ArchitectureSpec(_Strict):
     components: dict[str, ComponentSpec] = Field(min_length=1)
     journeys: dict[str, JourneySpec] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _cross_references(self, info: ValidationInfo) -> ArchitectureSpec:
-        ctx = info.context
-        if isinstance(ctx, dict) and ctx.get(_DEFER):
-            return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _cross_references(
+        cls, data: Any, handler: ModelWrapValidatorHandler[ArchitectureSpec]
+    ) -> ArchitectureSpec:
+        """Run :func:`architecture_problems` once the fields are valid; report every problem as a
+        pydantic error located at the offending node (so loaders can name its line)."""
+        arch = handler(data)
+        problems = architecture_problems(arch)
+        if problems:
+            raise ValidationError.from_exception_data(
+                cls.__name__,
+                [
+                    {
+                        "type": PydanticCustomError("architecture", "{message}", {"message": msg}),
+                        "loc": _raw_loc(data, loc),
+                        "input": data,
+                    }
+                    for loc, msg in problems
+                ],
+            )
+        return arch
 
-        def error(loc: Loc, message: str) -> Exception:
-            return ValueError(f"{_dotted(loc)}: {message}")
 
-        check_architecture(self, error)
-        return self
-
-
-def _dotted(loc: Sequence[str | int]) -> str:
-    out = ""
+def _raw_loc(data: Any, loc: Loc) -> Loc:
+    """``loc`` as it addresses the raw input: a dependency given in list form (``depends_on:
+    [db, cache]``) is addressed by its index, so the error points at its own line."""
+    out: list[str | int] = []
+    cur = data
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
-    return out
+        if isinstance(cur, list) and isinstance(part, str) and part in cur:
+            part = cur.index(part)
+        out.append(part)
+        present = (isinstance(cur, dict) and part in cur) or (
+            isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+        )
+        cur = cur[part] if present else None
+    return tuple(out)
 
 
 def _close(name: str, options: Sequence[str]) -> str:
@@ -268,27 +300,47 @@ def _close(name: str, options: Sequence[str]) -> str:
 
 
 def check_architecture(arch: ArchitectureSpec, error: ErrorFactory) -> None:
-    """Check cross-references; raise ``error(loc, message)`` (loc relative to the section).
+    """Raise ``error(loc, message)`` for the first problem :func:`architecture_problems` finds
+    (``loc`` relative to the section); return quietly when there is none."""
+    problems = architecture_problems(arch)
+    if problems:
+        loc, message = problems[0]
+        raise error(loc, message)
+
+
+def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
+    """Every cross-reference problem of ``arch`` as ``(loc, message)``, ``loc`` relative to the
+    section, in file order of the checks below.
 
     Checks: domain parents exist and form no cycle; placements and shared domains exist;
     ``required <= replicas``; an active-passive component keeps ``required == 1``; dependencies name
-    known components and not themselves; hard dependencies form no cycle; journeys enter at known
-    components.
+    known components and not themselves; hard dependencies form no cycle (reported once, at the
+    edge that closes it); journeys enter at known components.
     """
+    out: list[tuple[Loc, str]] = []
     domains = arch.domains
     for name, d in domains.items():
         if d.parent is not None and d.parent not in domains:
-            raise error(
-                ("domains", name, "parent"),
-                f"unknown domain {d.parent!r}{_close(d.parent, list(domains))}",
+            out.append(
+                (
+                    ("domains", name, "parent"),
+                    f"unknown domain {d.parent!r}{_close(d.parent, list(domains))}",
+                )
             )
+    in_cycle: set[str] = set()
     for name in domains:
         seen = [name]
         cur = domains[name].parent
-        while cur is not None:
+        while cur is not None and cur in domains:
             if cur in seen:
-                chain = " -> ".join([*seen, cur])
-                raise error(("domains", name, "parent"), f"domain parents form a cycle: {chain}")
+                # Report each cycle once, at the parent field of its first member.
+                if cur == name and name not in in_cycle:
+                    in_cycle.update(seen)
+                    chain = " -> ".join([*seen, cur])
+                    out.append(
+                        (("domains", name, "parent"), f"domain parents form a cycle: {chain}")
+                    )
+                break
             seen.append(cur)
             cur = domains[cur].parent
     comps = arch.components
@@ -296,44 +348,57 @@ def check_architecture(arch: ArchitectureSpec, error: ErrorFactory) -> None:
         for field in ("placement", "shared"):
             for i, dom in enumerate(getattr(c, field)):
                 if dom not in domains:
-                    raise error(
-                        ("components", name, field, i),
-                        f"unknown domain {dom!r}{_close(dom, list(domains))}",
+                    out.append(
+                        (
+                            ("components", name, field, i),
+                            f"unknown domain {dom!r}{_close(dom, list(domains))}",
+                        )
                     )
         r = c.redundancy
         if r.required > c.replicas:
-            raise error(
-                ("components", name, "redundancy", "required"),
-                f"k of k-of-n must not exceed n: required={r.required} > replicas={c.replicas}",
+            out.append(
+                (
+                    ("components", name, "redundancy", "required"),
+                    f"k of k-of-n must not exceed n: required={r.required} > replicas={c.replicas}",
+                )
             )
         if r.mode == "active-passive" and r.required != 1:
-            raise error(
-                ("components", name, "redundancy", "required"),
-                "active-passive serves from one unit: required must be 1",
+            out.append(
+                (
+                    ("components", name, "redundancy", "required"),
+                    "active-passive serves from one unit: required must be 1",
+                )
             )
         for dep in c.depends_on:
             if dep == name:
-                raise error(
-                    ("components", name, "depends_on", dep), "a component cannot depend on itself"
+                out.append(
+                    (("components", name, "depends_on", dep), "a component cannot depend on itself")
                 )
-            if dep not in comps:
-                raise error(
-                    ("components", name, "depends_on", dep),
-                    f"unknown component {dep!r}{_close(dep, list(comps))}",
+            elif dep not in comps:
+                out.append(
+                    (
+                        ("components", name, "depends_on", dep),
+                        f"unknown component {dep!r}{_close(dep, list(comps))}",
+                    )
                 )
     cycle = _hard_cycle(arch)
     if cycle is not None:
         chain = " -> ".join(cycle)
-        raise error(
-            ("components", cycle[-2], "depends_on", cycle[-1]),
-            f"hard dependencies form a cycle: {chain} (make one edge soft or async)",
+        out.append(
+            (
+                ("components", cycle[-2], "depends_on", cycle[-1]),
+                f"hard dependencies form a cycle: {chain} (make one edge soft or async)",
+            )
         )
     for jname, j in arch.journeys.items():
         if j.entry not in comps:
-            raise error(
-                ("journeys", jname, "entry"),
-                f"unknown component {j.entry!r}{_close(j.entry, list(comps))}",
+            out.append(
+                (
+                    ("journeys", jname, "entry"),
+                    f"unknown component {j.entry!r}{_close(j.entry, list(comps))}",
+                )
             )
+    return out
 
 
 def _hard_cycle(arch: ArchitectureSpec) -> list[str] | None:
@@ -375,8 +440,8 @@ def load_architecture(path: str | Path) -> tuple[ArchitectureSpec, Document]:
     """Read the ``architecture:`` section of the YAML file at ``path``.
 
     Every problem raises :class:`~buttress.errors.SpecError` naming the file, line, column and
-    field,
-    including the cross-reference checks of :func:`check_architecture`.
+    field, including the cross-reference checks of :func:`architecture_problems` (all of them at
+    once, the first in the message head).
     """
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
@@ -385,10 +450,5 @@ def load_architecture(path: str | Path) -> tuple[ArchitectureSpec, Document]:
         raise SpecError("no 'architecture:' section to assess", file=doc.file, line=1)
     if not isinstance(doc.data["architecture"], dict):
         raise doc.error(("architecture",), "must be a mapping (components:, domains:, journeys:)")
-    arch = validate(ArchitectureSpec, doc, ("architecture",), context={_DEFER: True})
-
-    def error(loc: Loc, message: str) -> Exception:
-        return doc.error(("architecture", *loc), message)
-
-    check_architecture(arch, error)
+    arch = validate(ArchitectureSpec, doc, ("architecture",))
     return arch, doc

@@ -8,6 +8,7 @@ dict, so every output format shows the same numbers.
 from __future__ import annotations
 
 import math
+from collections import ChainMap
 from typing import Any
 
 from .analysis import Analysis, analyse
@@ -23,16 +24,18 @@ from .whatif import recommend
 __all__ = ["assess", "render_markdown", "render_text"]
 
 
-def _own_availability(analysis: Analysis, name: str) -> float:
+def _own_availability(analysis: Analysis, name: str, cache: dict[str, float]) -> float:
     """Availability of a component by itself: its units and redundancy, with every failure domain
-    and dependency taken as up (domains are budgeted as dependencies of their own)."""
+    and dependency taken as up (domains are budgeted as dependencies of their own).  ``cache``
+    keeps the figures (one per component, whatever the number of journeys that ask)."""
+    if name in cache:
+        return cache[name]
     compiled = analysis.compiled
-    p = dict(analysis.probabilities)
-    for ev, info in compiled.info.items():
-        if info.kind == "domain":
-            p[ev] = 0.0
+    domains_up = {ev: 0.0 for ev, info in compiled.info.items() if info.kind == "domain"}
+    p = ChainMap(domains_up, analysis.probabilities)
     root = analysis.bdd.build(compiled.intrinsic[name])
-    return 1.0 - analysis.bdd.probability(root, p)
+    cache[name] = 1.0 - analysis.bdd.probability(root, p)
+    return cache[name]
 
 
 def _has_own_spof(analysis: Analysis, name: str) -> bool:
@@ -70,13 +73,14 @@ def assess(
         else {}
     )
     recs = recommend(analysis)
+    own: dict[str, float] = {}
     journeys: list[dict[str, Any]] = []
     for name, res in analysis.journeys.items():
         j = system.journeys[name]
         path = system.hard_closure(j.entry)
         deps: list[tuple[str, float]] = []
         for comp in path[1:]:
-            deps.append((comp, _own_availability(analysis, comp)))
+            deps.append((comp, _own_availability(analysis, comp, own)))
         for comp in path:
             for s in system.components[comp].shared:
                 for d in system.chain(s):
@@ -132,8 +136,10 @@ def assess(
                     "frequency_per_year": r.frequency,
                     "detect_seconds": r.detect * 3600,
                     "recover_seconds": r.recover * 3600,
-                    "share_of_users": r.share,
-                    "share_while_detecting": r.share_detect,
+                    "outage_minutes": r.outage_minutes,
+                    "users_hit_detecting": r.hit_detect,
+                    "users_hit_recovering": r.hit_recover,
+                    "users_hit": r.hit,
                     "bad_minutes_per_year": r.bad_minutes,
                     "budget_share": r.budget_share,
                     "severity": r.severity,
@@ -198,7 +204,7 @@ def assess(
                 "placement": [c.zone_of(i) for i in range(c.replicas)],
                 "shared": list(c.shared),
                 "unit_availability": c.unit.availability,
-                "availability": _own_availability(analysis, name),
+                "availability": _own_availability(analysis, name, own),
                 "depends_on": [{"name": d, "type": t} for d, t in c.deps],
             }
         )
@@ -256,6 +262,19 @@ def pct(a: float) -> str:
         return "100%"
     digits = max(2, min(8, math.ceil(nines(a)) + 1))
     return f"{a * 100:.{digits}f}%"
+
+
+RISK_NOTE = (
+    "bad min/yr = per yr x (detect x hit (detect) + recover x hit (recover)), times in minutes.\n"
+    "hit: share of the journey's users failing in that phase. Until a failure is detected,\n"
+    "requests routed to the failed replicas fail (1/n for one replica of n); after that they are\n"
+    "routed around, and only the chance that the rest of the redundancy is also gone remains."
+)
+
+
+def share(x: float) -> str:
+    """A share of users as a percentage with three significant digits (``50%``, ``0.123%``)."""
+    return f"{x * 100:.3g}%"
 
 
 def duration(seconds: float | None) -> str:
@@ -391,8 +410,9 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
                 r["mode"],
                 f"{r['frequency_per_year']:.2f}",
                 duration(r["detect_seconds"]),
+                share(r["users_hit_detecting"]),
                 duration(r["recover_seconds"]),
-                f"{r['share_of_users']:.3f}",
+                share(r["users_hit_recovering"]),
                 f"{r['bad_minutes_per_year']:.1f}",
                 f"{r['budget_share']:.0%}",
                 f"{r['severity']}/{r['occurrence']}/{r['detection']}",
@@ -407,15 +427,16 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
                     "failure mode",
                     "per yr",
                     "detect",
+                    "hit (detect)",
                     "recover",
-                    "users hit",
+                    "hit (recover)",
                     "bad min/yr",
                     "of budget",
                     "S/O/D",
                     "RPN",
                 ],
                 rrows,
-                "",
+                RISK_NOTE,
             )
         )
         vrows = [
@@ -480,6 +501,8 @@ def render_text(report: dict[str, Any]) -> str:
                 "probability",
                 "min/yr saved",
                 "share",
+                "hit (detect)",
+                "hit (recover)",
                 "of budget",
             }
         }

@@ -2,8 +2,12 @@
 
 Candidates are generated for the components and domains that carry a journey's downtime (the
 top ``focus`` sources by Fussell-Vesely share), then each is applied to a copy of the system and
-the whole model re-evaluated with the BDD, so the gain accounts for common cause and for every
-journey at once:
+the model re-evaluated exactly with the BDD, so the gain accounts for common cause and for every
+journey at once.  Only the journeys a change can touch are re-evaluated: those with a changed
+component on their hard path, or a component placed in (or sharing the fate of) a changed domain;
+every other journey keeps its availability exactly (no candidate adds a hard dependency, so the
+paths of the system as it is bound the paths after the change).  That keeps the cost of all
+recommendations linear in the size of the system rather than in components x journeys:
 
 * **spread replicas**: replicas sharing a zone while another zone is free move there;
 * **add a replica in another zone**: ``n + 1`` replicas, the new one in the least used zone
@@ -143,6 +147,22 @@ def _domain_alerting(system: System, name: str) -> list[tuple[str, str, System]]
     return [(title, "alerting", system.with_domain(replace(d, unit=faster)))]
 
 
+def _journey_index(system: System) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Component -> journeys with it on their hard path; domain -> journeys with a component on
+    their hard path placed in it (or beneath it) or sharing its fate."""
+    on_path: dict[str, set[str]] = {}
+    in_domain: dict[str, set[str]] = {}
+    for jname, j in system.journeys.items():
+        for name in system.hard_closure(j.entry):
+            on_path.setdefault(name, set()).add(jname)
+            comp = system.components[name]
+            doms = {d for i in range(comp.replicas) for d in system.chain(comp.zone_of(i))}
+            doms.update(d for s in comp.shared for d in system.chain(s))
+            for d in doms:
+                in_domain.setdefault(d, set()).add(jname)
+    return on_path, in_domain
+
+
 def recommend(analysis: Analysis, *, focus: int = 6, limit: int = 10) -> list[Recommendation]:
     """Ranked recommendations for ``analysis``'s system (at most ``limit``)."""
     system = analysis.system
@@ -160,15 +180,26 @@ def recommend(analysis: Analysis, *, focus: int = 6, limit: int = 10) -> list[Re
         cands.extend((t, k, name, s) for t, k, s in found)
     now = {j: r.availability for j, r in analysis.journeys.items()}
     users = {j: system.journeys[j].users for j in system.journeys}
+    on_path, in_domain = _journey_index(system)
     out: list[Recommendation] = []
     seen: set[str] = set()
     for title, kind, target, changed in cands:
         if title in seen:
             continue
         seen.add(title)
-        new = analyse(changed, cut_sets=False, explain=False)
-        avail = {j: r.availability for j, r in new.journeys.items()}
-        gain = {j: avail[j] - now[j] for j in avail}
+        touched: set[str] = set()
+        for name, comp in changed.components.items():
+            if system.components.get(name) is not comp:
+                touched |= on_path.get(name, set())
+        for name, dom in changed.domains.items():
+            if system.domains.get(name) is not dom:
+                touched |= in_domain.get(name, set())
+        avail = dict(now)
+        if touched:
+            new = analyse(changed, cut_sets=False, explain=False, journeys=sorted(touched))
+            avail.update({j: r.availability for j, r in new.journeys.items()})
+        # Differences below 1e-12 are rounding (another variable order), not a gain.
+        gain = {j: d if abs(d := avail[j] - now[j]) > 1e-12 else 0.0 for j in avail}
         saved = sum(gain[j] * users[j] for j in gain) * MINUTES_PER_YEAR
         if saved <= 1e-9:
             continue
