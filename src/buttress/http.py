@@ -49,9 +49,15 @@ one, so a dead primary costs one connection attempt, not a failed request.  Reje
 deadline on the server.  ``deadline_header=None`` turns it off.
 
 **Outcomes fed to the pool** (outlier detection, least-request counts): 502/503/504 are gateway
-errors, other 5xx server errors, transport errors local failures, everything else (429 included: an
-overloaded endpoint is not a broken one) a success.  A response stays "in flight" on its endpoint
-until its body is closed.
+errors, other 5xx server errors, everything else (429 included: an overloaded endpoint is not a
+broken one) a success.  Without an answer: a **timed-out attempt** is a gateway error, as Envoy
+counts an upstream timeout as a 504, whether httpx's read/write timeout fired or a
+:class:`~buttress.Timeout` (attempt or total) cancelled the attempt at its deadline, so a
+slow-but-alive endpoint is ejected like a failing one; refused or reset connections and connect
+timeouts are local failures (counted as a 503); an attempt the *caller* cancelled before the
+deadline, one never sent (the deadline had passed) and a wait for a connection of the local pool
+(``PoolTimeout``) are not counted.  A response stays "in flight" on its endpoint until its body is
+closed.
 """
 
 from __future__ import annotations
@@ -92,6 +98,8 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRAC
 DEFAULT_FAILURE_STATUSES = frozenset({429, *range(500, 600)})
 _GATEWAY = frozenset({502, 503, 504})
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
+_DEADLINE_SLACK = 0.001
+"""A cancellation this close to the deadline is the deadline's: timers may fire a hair early."""
 _DEFAULT = object()
 
 # The method of the request in progress ("" when its body cannot be replayed): the retry predicate
@@ -137,6 +145,18 @@ def _outcome(status: int) -> str:
     if status >= 500:
         return "gateway_error" if status in _GATEWAY else "server_error"
     return "success"
+
+
+def _error_outcome(exc: httpx.TransportError) -> str | None:
+    """What a transport error says about the endpoint: a read or write timeout is a gateway failure
+    (Envoy counts an upstream timeout as a 504); waiting for a connection from *our* pool says
+    nothing about it (``None``); anything else (refused, reset, connect timeout) is a local
+    failure, counted as a 503."""
+    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
+        return "gateway_error"
+    if isinstance(exc, httpx.PoolTimeout):
+        return None
+    return "local_failure"
 
 
 class _Target:
@@ -303,6 +323,16 @@ class _Shared:
         out.extensions = extensions
         return out
 
+    def _interrupted(self) -> str | None:
+        """The outcome of an attempt interrupted before it had an answer (an asyncio cancellation,
+        a ``KeyboardInterrupt``): ``gateway_error`` when the deadline in force has passed (a
+        :class:`~buttress.Timeout` cut it short: the endpoint was too slow, as a 504), else
+        ``None`` (the caller gave up; nothing is learnt about the endpoint)."""
+        d = _DEADLINE.get()
+        if d is not None and self.clock.monotonic() >= d - _DEADLINE_SLACK:
+            return "gateway_error"
+        return None
+
     def _failure(self, response: httpx.Response, endpoint: Endpoint) -> HTTPStatusFailure:
         ra = parse_retry_after(response.headers.get("retry-after"), self.clock.wall())
         return HTTPStatusFailure(response, endpoint, ra)
@@ -450,19 +480,26 @@ class ResilientTransport(_Shared, httpx.BaseTransport):
         tried.append(endpoint)
         try:
             outgoing = self._prepare(request, endpoint)
+        except BaseException:  # nothing was sent (the deadline had passed): not its fault
+            pool.release(endpoint, None)
+            raise
+        try:
             response = self.transport.handle_request(outgoing)
-        except httpx.TransportError:
-            pool.release(endpoint, "local_failure")
+        except httpx.TransportError as exc:
+            pool.release(endpoint, _error_outcome(exc))
             raise
         except BaseException:
-            pool.release(endpoint, None)
+            pool.release(endpoint, self._interrupted())
             raise
         status = response.status_code
         if status in self.failure_statuses:
             try:
                 response.read()
-            except httpx.TransportError:
-                pool.release(endpoint, "local_failure")
+            except httpx.TransportError as exc:
+                pool.release(endpoint, _error_outcome(exc))
+                raise
+            except BaseException:
+                pool.release(endpoint, self._interrupted())
                 raise
             finally:
                 response.close()
@@ -553,19 +590,28 @@ class AsyncResilientTransport(_Shared, httpx.AsyncBaseTransport):
         tried.append(endpoint)
         try:
             outgoing = self._prepare(request, endpoint)
+        except BaseException:  # nothing was sent (the deadline had passed): not its fault
+            pool.release(endpoint, None)
+            raise
+        try:
             response = await self.transport.handle_async_request(outgoing)
-        except httpx.TransportError:
-            pool.release(endpoint, "local_failure")
+        except httpx.TransportError as exc:
+            pool.release(endpoint, _error_outcome(exc))
             raise
         except BaseException:
-            pool.release(endpoint, None)
+            # Cancelled: by a Timeout at its deadline (a timed-out attempt, which counts), or by
+            # the caller (which does not).
+            pool.release(endpoint, self._interrupted())
             raise
         status = response.status_code
         if status in self.failure_statuses:
             try:
                 await response.aread()
-            except httpx.TransportError:
-                pool.release(endpoint, "local_failure")
+            except httpx.TransportError as exc:
+                pool.release(endpoint, _error_outcome(exc))
+                raise
+            except BaseException:  # cancelled while reading the body: released all the same
+                pool.release(endpoint, self._interrupted())
                 raise
             finally:
                 await response.aclose()

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from .servers import free_port, wait_port
+from .servers import find_postgres_bin, find_redis_server, free_port, wait_port
 
-REDIS_SERVER = "/usr/bin/redis-server"
-PG_BIN = "/usr/lib/postgresql/15/bin"
 PG_PASSWORD = "s3cret-Pa55word"
 
 
@@ -37,7 +35,7 @@ def redis_server() -> Iterator[RedisServer]:
     port = free_port()
     proc = subprocess.Popen(
         [
-            REDIS_SERVER,
+            find_redis_server(),
             "--port",
             str(port),
             "--bind",
@@ -81,7 +79,9 @@ def _as_postgres_user(cmd: list[str]) -> list[str]:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    """A real PostgreSQL 15 in a temporary directory; password authentication over TCP."""
+    """A real PostgreSQL (the newest installed) in a temporary directory; password
+    authentication over TCP."""
+    pg_bin = find_postgres_bin()
     base = tempfile.mkdtemp(prefix="buttress-pg-")
     data = os.path.join(base, "data")
     pwfile = os.path.join(base, "pw")
@@ -94,7 +94,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     subprocess.run(
         _as_postgres_user(
             [
-                f"{PG_BIN}/initdb",
+                str(pg_bin / "initdb"),
                 "-D",
                 data,
                 "-U",
@@ -112,7 +112,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         stderr=subprocess.DEVNULL,
     )
     opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg_ctl = f"{PG_BIN}/pg_ctl"
+    pg_ctl = str(pg_bin / "pg_ctl")
     subprocess.run(
         _as_postgres_user(
             [pg_ctl, "-D", data, "-o", opts, "-w", "-t", "30", "-l", f"{base}/log", "start"]

@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import uvicorn
+
+
+def find_redis_server() -> str:
+    """The ``redis-server`` on ``PATH`` (Debian: ``/usr/bin/redis-server``)."""
+    found = shutil.which("redis-server")
+    if found is None:
+        raise RuntimeError("redis-server is not on PATH: install it (apt-get install redis-server)")
+    return found
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    # /usr/lib/postgresql/<version>/bin: "16" > "15" > "9.6", as numbers, not as strings.
+    return tuple(int(p) if p.isdigit() else -1 for p in path.parent.name.split("."))
+
+
+def find_postgres_bin(root: str | Path = "/usr/lib/postgresql") -> Path:
+    """The directory holding PostgreSQL's ``initdb`` and ``pg_ctl``: from ``PATH`` when both are
+    there, else the newest ``<root>/<version>/bin`` that has both (Debian keeps them off PATH)."""
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb and pg_ctl and Path(initdb).parent == Path(pg_ctl).parent:
+        return Path(initdb).parent
+    candidates = [
+        d for d in Path(root).glob("*/bin") if (d / "initdb").is_file() and (d / "pg_ctl").is_file()
+    ]
+    if not candidates:
+        raise RuntimeError(
+            f"PostgreSQL's initdb and pg_ctl are neither on PATH nor in {root}/*/bin: "
+            "install it (apt-get install postgresql)"
+        )
+    return max(candidates, key=_version_key)
 
 
 def free_port() -> int:

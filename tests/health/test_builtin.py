@@ -108,10 +108,22 @@ async def test_http_check_refused_connection_does_not_reveal_the_url() -> None:
 
 
 def test_http_check_bad_url() -> None:
-    for url in ("ftp://x/", "not a url", "http://", "http://h:99999/"):
+    for url in ("ftp://x/", "not a url", "http://", "http://h:99999/", "http://h:0/"):
         with pytest.raises(ConfigError) as e:
             http_check(url)
         assert "url" == e.value.parameter
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://user:hunter2@[::1/x", "https://user:hunter2@h:port/"]
+)
+def test_http_check_url_that_does_not_parse_is_a_config_error(url: str) -> None:
+    """urlsplit raises a bare ValueError for an unclosed IPv6 bracket: it must come out as a
+    ConfigError for ``url``, with the password never shown."""
+    with pytest.raises(ConfigError) as e:
+        http_check(url)
+    assert "url" == e.value.parameter
+    assert "hunter2" not in str(e.value)
     with pytest.raises(ConfigError) as e:
         http_check("http://h/", expect=[99])
     assert "expect" == e.value.parameter
@@ -152,6 +164,29 @@ def test_redis_check_bad_target() -> None:
     assert "pw" not in str(e.value)
     with pytest.raises(ConfigError):
         redis_check(42)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("redis://:hunter2@db.internal:notaport/0", "port"),
+        ("redis://:hunter2@db.internal:70000/0", "port"),
+        ("redis://:hunter2@db.internal/notadb", "database"),
+        ("redis://:hunter2@db.internal/0?db=x", "database"),
+        ("rediss://:hunter2@[::1/0", "parse"),
+        ("unix://", "path"),
+        ("unix://:hunter2@", "path"),
+        ("unix:///run/redis.sock?db=one&password=hunter2", "database"),
+    ],
+)
+def test_redis_check_url_is_read_at_build_time(url: str, reason: str) -> None:
+    """Every part redis-py would read at the first probe (port, db, socket path) is read when the
+    check is built; the error names the part and never shows the password."""
+    with pytest.raises(ConfigError) as e:
+        redis_check(url)
+    assert "target" == e.value.parameter
+    assert reason in e.value.reason
+    assert "hunter2" not in str(e.value)
 
 
 # --- SQL ------------------------------------------------------------------------------------------

@@ -35,9 +35,10 @@ def test_probe_exit_codes() -> None:
         state["status"] = Status.FAIL
         bad = probe(f"{server.url}/health/ready")
         assert (1, f"fail 503 {server.url}/health/ready\n") == (bad.returncode, bad.stdout)
-    gone = probe(f"http://127.0.0.1:{free_port()}/health/ready", "--timeout", "2")
+    gone = probe(f"http://user:hunter2@127.0.0.1:{free_port()}/health/ready", "--timeout", "2")
     assert 1 == gone.returncode
-    assert gone.stdout.startswith("fail no answer (ConnectError)")
+    assert gone.stdout.startswith("fail no answer (ConnectError) http://***@127.0.0.1:")
+    assert "hunter2" not in gone.stdout + gone.stderr
 
 
 def test_probe_bad_input_is_one_message() -> None:
@@ -48,3 +49,8 @@ def test_probe_bad_input_is_one_message() -> None:
     out = probe("http://127.0.0.1:1/x", "--timeout", "0")
     assert 2 == out.returncode
     assert "invalid timeout=0.0" in out.stderr
+    out = probe("http://user:hunter2@[::1/health")  # urlsplit raises ValueError on it
+    assert (2, "") == (out.returncode, out.stdout)
+    assert "error: invalid url='http://***@[::1/health': is not a URL that parses" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert "hunter2" not in out.stderr

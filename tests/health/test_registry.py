@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import logging
 import threading
 import time
 
@@ -332,6 +334,54 @@ async def test_a_check_returning_garbage_fails_clearly() -> None:
     report = await reg.evaluate()
     assert Status.FAIL == report.status
     assert "check returned int, not a Result" == report.entries[0].report.output
+
+
+@pytest.mark.parametrize("how", ["constructed", "forced"])
+async def test_an_invalid_status_is_a_failure_cached_for_the_ttl(
+    how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``Result(status="ok")`` is not a status: the run fails like any broken check, its report is
+    cached for the TTL (one call per TTL, not one per probe), and no task error is left for the
+    event loop to log."""
+    clock = FakeClock()
+    calls = 0
+
+    def fn() -> Result:
+        nonlocal calls
+        calls += 1
+        if how == "constructed":
+            return Result(status="ok")  # type: ignore[arg-type]
+        out = Result()
+        object.__setattr__(out, "status", "ok")  # past the validation: the run still copes
+        return out
+
+    check = Check("dep", fn, ttl=5.0, in_thread=False, clock=clock)
+    reg = HealthRegistry(clock=clock)
+    reg.add(check)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        for _ in range(10):
+            assert Status.FAIL == (await reg.evaluate()).status
+        assert 1 == calls
+        clock.advance(5.0)
+        assert Status.FAIL == (await reg.evaluate()).status
+        assert 2 == calls
+        await asyncio.sleep(0)
+        gc.collect()
+    assert [] == [r.getMessage() for r in caplog.records]
+    report = check.last
+    assert report is not None
+    expected = {
+        "constructed": "check raised ConfigError",
+        "forced": "check returned a Result with an invalid status",
+    }[how]
+    assert expected == report.output
+
+
+def test_result_accepts_status_strings_and_refuses_others() -> None:
+    assert Status.WARN is Result("warn").status  # type: ignore[arg-type]
+    with pytest.raises(ConfigError) as e:
+        Result(status="ok")  # type: ignore[arg-type]
+    assert "status" == e.value.parameter
 
 
 async def test_draining_fails_readiness_only() -> None:

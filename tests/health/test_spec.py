@@ -94,6 +94,18 @@ def test_no_section_is_an_empty_registry() -> None:
             "must be an absolute http:// or https:// URL",
         ),
         (
+            "    - {type: http, url: 'http://[::1'}\n",
+            4,
+            "health.checks[0].url",
+            "is not a URL that parses",
+        ),
+        (
+            "    - {type: redis, url: 'redis://:pw@db.internal:notaport/0'}\n",
+            4,
+            "health.checks[0].url",
+            "the port must be an integer",
+        ),
+        (
             "    - {type: postgres, dsn_env: NOPE}\n",
             4,
             "health.checks[0].dsn_env",
@@ -141,6 +153,16 @@ def test_errors_point_at_the_line_and_field(
     assert line == e.value.line
     assert e.value.field is not None and e.value.field.startswith(field)
     assert message in str(e.value)
+
+
+def test_a_redis_url_from_the_environment_is_checked_and_redacted() -> None:
+    text = spec("  checks:\n    - {type: redis, url_env: CACHE}\n")
+    with pytest.raises(SpecError) as e:
+        build_health(load_spec_text(text, "r.yaml"), env={"CACHE": "redis://:hunter2@h/notadb"})
+    assert "hunter2" not in str(e.value)
+    assert ("r.yaml", 4) == (e.value.file, e.value.line)
+    assert "health.checks[0].url_env" == e.value.field
+    assert "the database in the path must be a number" in str(e.value)
 
 
 def test_secrets_from_the_environment_never_reach_errors() -> None:

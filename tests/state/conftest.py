@@ -18,6 +18,12 @@ import redis
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
+LIVE_TIMEOUT = 1.0
+"""The Redis timeout of tests that check what *shared* decisions do against a live server.  The
+default (50 ms) is a stalled server on a LAN; on a loaded 2-core test machine one answer in a
+thousand can take longer, and since a timeout is never retried, that one call would fall back to
+local decisions.  Tests of the fallback itself use short timeouts or a dead port."""
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -26,7 +26,7 @@ from buttress.policies.breaker import (
 from buttress.state import RedisState, StateRestored, StateUnavailable
 from buttress.testing import FakeClock
 
-from .conftest import RedisServer, free_port
+from .conftest import LIVE_TIMEOUT, RedisServer, free_port
 
 CONFIGS = st.fixed_dictionaries(
     {
@@ -70,7 +70,9 @@ class RedisVsMemory(RuleBasedStateMachine):
     @initialize(cfg=CONFIGS)
     def build(self, cfg: dict[str, Any]) -> None:
         self.now = 1000.0
-        self.state = RedisState(URL[0], service=f"m{uuid.uuid4().hex[:10]}", server_time=False)
+        self.state = RedisState(
+            URL[0], service=f"m{uuid.uuid4().hex[:10]}", server_time=False, timeout=LIVE_TIMEOUT
+        )
         self.mem = BreakerMachine(now=self.now, **_kwargs(cfg))
         self.red = BreakerMachine(
             now=self.now, store=self.state.breaker_store("p/cb"), **_kwargs(cfg)
@@ -140,8 +142,8 @@ def _url(redis_server: RedisServer) -> None:
 
 def test_two_breakers_on_one_scope_share_state(redis_server: RedisServer, service: str) -> None:
     """What one replica learns (the dependency fails) the other acts on at once."""
-    a = RedisState(redis_server.url, service=service)
-    b = RedisState(redis_server.url, service=service)
+    a = RedisState(redis_server.url, service=service, timeout=LIVE_TIMEOUT)
+    b = RedisState(redis_server.url, service=service, timeout=LIVE_TIMEOUT)
     kw: dict[str, Any] = {"minimum_calls": 4, "window_size": 4, "break_duration": 30}
     ba = CircuitBreaker(store=a.breaker_store("pay/cb"), **kw)
     bb = CircuitBreaker(store=b.breaker_store("pay/cb"), **kw)
@@ -164,14 +166,14 @@ def test_two_breakers_on_one_scope_share_state(redis_server: RedisServer, servic
 
 
 def test_a_store_serves_one_breaker(redis_server: RedisServer, service: str) -> None:
-    store = RedisState(redis_server.url, service=service).breaker_store("x")
+    store = RedisState(redis_server.url, service=service, timeout=LIVE_TIMEOUT).breaker_store("x")
     CircuitBreaker(store=store)
     with pytest.raises(Exception, match="already serves another breaker"):
         CircuitBreaker(store=store)
 
 
 def test_keys_are_namespaced_and_expire(redis_server: RedisServer, service: str) -> None:
-    state = RedisState(redis_server.url, service=service, ttl=120)
+    state = RedisState(redis_server.url, service=service, ttl=120, timeout=LIVE_TIMEOUT)
     br = CircuitBreaker(store=state.breaker_store("orders/circuit_breaker"))
     Pipeline([br], name="orders").call(lambda: 1)
     r = redis_server.client()
@@ -185,7 +187,7 @@ def test_keys_are_namespaced_and_expire(redis_server: RedisServer, service: str)
 
 
 def test_script_flush_reloads_without_falling_back(redis_server: RedisServer, service: str) -> None:
-    state = RedisState(redis_server.url, service=service)
+    state = RedisState(redis_server.url, service=service, timeout=LIVE_TIMEOUT)
     br = CircuitBreaker(store=state.breaker_store("cb"), minimum_calls=2, window_size=2)
     p = Pipeline([br], name="p")
     p.call(lambda: 1)
@@ -281,7 +283,9 @@ def test_redis_errors_count_as_unavailable(
 ) -> None:
     """A Redis that answers with errors is unavailable, not a crash; fixing it restores sharing."""
     clock = FakeClock()
-    state = RedisState(own_redis.url, service=service, clock=clock, retry_interval=1.0)
+    state = RedisState(
+        own_redis.url, service=service, clock=clock, retry_interval=1.0, timeout=LIVE_TIMEOUT
+    )
     br = CircuitBreaker(
         store=state.breaker_store("cb"), minimum_calls=2, window_size=2, clock=clock
     )
@@ -325,7 +329,9 @@ def test_local_permits_report_to_the_local_state_after_redis_returns(
     """A call admitted locally during an outage that ends while it runs is recorded locally (not
     counted against the shared window with a generation that means something else there)."""
     clock = FakeClock()
-    state = RedisState(own_redis.url, service=service, clock=clock, retry_interval=0.5)
+    state = RedisState(
+        own_redis.url, service=service, clock=clock, retry_interval=0.5, timeout=LIVE_TIMEOUT
+    )
     m = BreakerMachine(minimum_calls=1, window_size=1, store=state.breaker_store("cb"))
     own_redis.kill()
     local = m.before_call(clock.monotonic())

@@ -13,7 +13,7 @@ from buttress.policies.breaker import BreakerState, CircuitBreaker, Permit
 from buttress.policies.ratelimit import RateLimiter
 from buttress.state import RedisState, StateRestored, StateUnavailable
 
-from .conftest import RedisServer
+from .conftest import LIVE_TIMEOUT, RedisServer
 
 PROCS = 4
 CTX = mp.get_context("fork")
@@ -30,7 +30,7 @@ def _breaker_kw() -> dict[str, Any]:
 
 
 def _probe_worker(url: str, service: str, start: Any, out: Any) -> None:
-    state = RedisState(url, service=service)
+    state = RedisState(url, service=service, timeout=LIVE_TIMEOUT)
     br = CircuitBreaker(store=state.breaker_store("dep/cb"), **_breaker_kw())
     m = br.machine
     start.wait()
@@ -46,7 +46,7 @@ def _probe_worker(url: str, service: str, start: Any, out: Any) -> None:
 
 
 def test_exactly_n_half_open_probes_fleet_wide(redis_server: RedisServer, service: str) -> None:
-    state = RedisState(redis_server.url, service=service)
+    state = RedisState(redis_server.url, service=service, timeout=LIVE_TIMEOUT)
     br = CircuitBreaker(store=state.breaker_store("dep/cb"), **_breaker_kw())
     p = Pipeline([br], name="dep")
     for _ in range(4):
@@ -84,7 +84,7 @@ BURST = 5
 
 
 def _limit_worker(url: str, service: str, start: Any, out: Any) -> None:
-    state = RedisState(url, service=service)
+    state = RedisState(url, service=service, timeout=LIVE_TIMEOUT)
     rl = RateLimiter(RATE, burst=BURST, store=state.bucket_store("api/rate_limit"))
     start.wait()
     admitted: list[tuple[float, float]] = []
@@ -133,7 +133,7 @@ def test_global_rate_is_never_exceeded_over_any_window(
 
 
 def _outage_worker(url: str, service: str, start: Any, out: Any) -> None:
-    state = RedisState(url, service=service, retry_interval=0.1)
+    state = RedisState(url, service=service, retry_interval=0.1, timeout=LIVE_TIMEOUT)
     br = CircuitBreaker(store=state.breaker_store("dep/cb"), minimum_calls=1000, window_size=1000)
     rl = RateLimiter(1000, store=state.bucket_store("dep/rl"))
     pipe = Pipeline([br, rl], name="dep")
@@ -147,8 +147,13 @@ def _outage_worker(url: str, service: str, start: Any, out: Any) -> None:
     start.wait()
     ok = rejected = 0
     unexpected: list[str] = []
-    end = time.monotonic() + 2.0
-    while time.monotonic() < end:
+    t0 = time.monotonic()
+    end, cap = t0 + 2.0, t0 + 10.0
+    # At least 2 s; longer (up to 10 s) while the restart has not been seen yet, since a loaded
+    # machine may take a while to bring redis-server back.
+    while time.monotonic() < end or (
+        time.monotonic() < cap and sum(k.endswith(":restored") for k in kinds) < 2
+    ):
         try:
             pipe.call(lambda: None)
             ok += 1

@@ -19,7 +19,7 @@ from buttress.spec import build_pipelines, load_spec_text
 from buttress.state import MemoryState, RedisState, StateUnavailable
 from buttress.testing import FakeClock
 
-from .conftest import RedisServer, free_port
+from .conftest import LIVE_TIMEOUT, RedisServer, free_port
 
 URL: list[str] = []
 
@@ -46,7 +46,9 @@ def _url(redis_server: RedisServer) -> None:
 def test_bucket_script_matches_memory_store(
     rate: float, burst: int, ops: list[tuple[float, object, float]]
 ) -> None:
-    state = RedisState(URL[0], service=f"b{uuid.uuid4().hex[:10]}", server_time=False)
+    state = RedisState(
+        URL[0], service=f"b{uuid.uuid4().hex[:10]}", server_time=False, timeout=LIVE_TIMEOUT
+    )
     red = state.bucket_store("rl")
     mem = MemoryBucketStore()
     now, t = 1000.0, 1.0 / rate
@@ -59,7 +61,7 @@ def test_bucket_script_matches_memory_store(
 
 
 def test_per_key_buckets_and_ttl(redis_server: RedisServer, service: str) -> None:
-    state = RedisState(redis_server.url, service=service)
+    state = RedisState(redis_server.url, service=service, timeout=LIVE_TIMEOUT)
     store = state.bucket_store("api/rate_limit")
     rl = RateLimiter(2, burst=2, per=10, store=store)
     assert [True, True, False] == [rl.try_acquire("acme") for _ in range(3)]
@@ -112,9 +114,9 @@ def test_shared_ratio_budget_holds_the_bound_across_replicas(
 ) -> None:
     """Two replicas deposit 50 requests each; ratio 0.2 and no reserve: 20 retries fleet-wide."""
     budgets = [
-        RedisState(redis_server.url, service=service, server_time=False).retry_budget(
-            "p/retry", ratio=0.2, min_per_second=0, ttl=10
-        )
+        RedisState(
+            redis_server.url, service=service, server_time=False, timeout=LIVE_TIMEOUT
+        ).retry_budget("p/retry", ratio=0.2, min_per_second=0, ttl=10)
         for _ in range(2)
     ]
     for i in range(50):
@@ -128,9 +130,9 @@ def test_shared_ratio_budget_holds_the_bound_across_replicas(
 
 
 def test_shared_budget_matches_local_rules_exactly(redis_server: RedisServer, service: str) -> None:
-    shared = RedisState(redis_server.url, service=service, server_time=False).retry_budget(
-        "p/retry", ratio=0.5, min_per_second=0.2, ttl=5, slices=5
-    )
+    shared = RedisState(
+        redis_server.url, service=service, server_time=False, timeout=LIVE_TIMEOUT
+    ).retry_budget("p/retry", ratio=0.5, min_per_second=0.2, ttl=5, slices=5)
     local = RetryBudget(ratio=0.5, min_per_second=0.2, ttl=5, slices=5)
     now = 100.0
     for step in range(60):
@@ -143,7 +145,7 @@ def test_shared_budget_matches_local_rules_exactly(redis_server: RedisServer, se
 
 def test_shared_token_bucket(redis_server: RedisServer, service: str) -> None:
     a, b = (
-        RedisState(redis_server.url, service=service).token_bucket_budget(
+        RedisState(redis_server.url, service=service, timeout=LIVE_TIMEOUT).token_bucket_budget(
             "p/retry", max_tokens=4, token_ratio=0.5
         )
         for _ in range(2)
@@ -181,6 +183,43 @@ def test_bad_urls_are_refused_at_build_time() -> None:
         RedisState("redis://127.0.0.1:1/0", on_unavailable={"breaker": "local"})  # type: ignore[dict-item]
     with pytest.raises(ConfigError, match="scope"):
         MemoryState().breaker_store("a{b}")
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("redis://:hunter2@db.internal:notaport/0", "port"),
+        ("redis://:hunter2@db.internal:0/0", "port"),
+        ("redis://:hunter2@db.internal/notadb", "database"),
+        ("redis://:hunter2@db.internal/0?db=two", "database"),
+        ("rediss://:hunter2@[::1/0", "parse"),
+        ("unix://", "path"),
+        ("unix://:hunter2@", "path"),
+        ("unix:///run/redis.sock?db=x&password=hunter2", "database"),
+    ],
+)
+def test_bad_url_parts_are_refused_and_the_password_never_shown(url: str, reason: str) -> None:
+    """redis-py reads some parts only when it connects and silently ignores others (``/notadb``
+    means db 0 to it): every part is read at build time, and the error hides the password."""
+    with pytest.raises(ConfigError) as e:
+        RedisState(url)
+    assert "url" == e.value.parameter
+    assert reason in e.value.reason
+    assert "hunter2" not in str(e.value)
+    assert "hunter2" not in repr(e.value.value)
+
+
+def test_repr_and_url_errors_hide_the_password(redis_server: RedisServer) -> None:
+    url = redis_server.url.replace("redis://", "redis://default:hunter2@")
+    state = RedisState(url, service="repr")
+    try:
+        assert "hunter2" not in repr(state)
+        assert f"redis://***@127.0.0.1:{redis_server.port}/0" in repr(state)
+    finally:
+        state.close()
+    with pytest.raises(ConfigError) as e:
+        RedisState(url, client=redis_server.client())
+    assert "hunter2" not in str(e.value)
 
 
 def test_missing_extra_is_a_clear_message() -> None:
@@ -247,6 +286,26 @@ def test_state_in_reliability_yaml(redis_server: RedisServer) -> None:
             "invalid url='redis://h:port/0'",
         ),
         ("{store: redis, url: 'redis://h/0', on_unavailable: maybe}", "on_unavailable", "local"),
+        (
+            "{store: redis, url: 'http://:hunter2@h/0'}",
+            "reliability.yaml:2:1: state:",
+            "url is not a Redis URL",
+        ),
+        (
+            "{store: redis, url: 'redis://:hunter2@h:port/0'}",
+            "reliability.yaml:2:23: state.url:",
+            "invalid url='redis://***@h:port/0': the port must be an integer",
+        ),
+        (
+            "{store: redis, url: 'redis://:hunter2@h/notadb'}",
+            "reliability.yaml:2:23: state.url:",
+            "the database in the path must be a number",
+        ),
+        (
+            "{store: redis, url: 'unix://'}",
+            "reliability.yaml:2:23: state.url:",
+            "needs the socket's path",
+        ),
     ],
 )
 def test_bad_state_spec_names_the_line(state: str, where: str, message: str) -> None:
@@ -257,3 +316,4 @@ def test_bad_state_spec_names_the_line(state: str, where: str, message: str) -> 
         build_pipelines(load_spec_text(text, "reliability.yaml"))
     assert where in str(info.value)
     assert message in str(info.value)
+    assert "hunter2" not in str(info.value)

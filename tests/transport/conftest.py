@@ -27,7 +27,8 @@ class Backend:
     ``mode``: ``ok`` (200, body = name), or a status to answer with (``503``...);
     ``fail_next``: answer ``fail_status`` to that many requests first; ``retry_after``: a
     Retry-After header on failures.  ``/healthz`` answers 200 when ``mode == "ok"``, else 503;
-    ``/slow?ms=N`` waits N ms.  Every request is recorded in ``seen`` (method, path, headers).
+    ``/slow?ms=N`` waits N ms; ``delay``: seconds every other request waits before it is answered
+    (a slow-but-alive instance).  Every request is recorded in ``seen`` (method, path, headers).
     """
 
     def __init__(self, name: str) -> None:
@@ -36,6 +37,7 @@ class Backend:
         self.fail_next = 0
         self.fail_status = 503
         self.retry_after: str | None = None
+        self.delay = 0.0
         self.seen: list[tuple[str, str, dict[str, str]]] = []
         self.lock = threading.Lock()
 
@@ -68,6 +70,8 @@ class Backend:
             status = int(self.mode)
         if status >= 400 and self.retry_after is not None and path != "/healthz":
             extra.append((b"retry-after", self.retry_after.encode()))
+        if self.delay and path != "/healthz":
+            await asyncio.sleep(self.delay)
         if path == "/slow":
             ms = int(parse_qs(scope["query_string"].decode()).get("ms", ["100"])[0])
             await asyncio.sleep(ms / 1000)
@@ -176,6 +180,21 @@ def backends() -> Iterator[Any]:
             started.append(s)
             out.append((b, s))
         return out
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    """``serve(app)`` -> a started ThreadServer for any ASGI app; stopped after the test."""
+    started: list[ThreadServer] = []
+
+    def make(app: Any) -> ThreadServer:
+        s = ThreadServer(app).start()
+        started.append(s)
+        return s
 
     yield make
     for s in started:

@@ -218,6 +218,82 @@ def test_outlier_ejection_and_return_with_real_servers(backends: Any, client_fac
     assert s0.url in [e.endpoint for e in seen if isinstance(e, EndpointReturned)]
 
 
+def test_a_slow_endpoint_is_ejected_by_attempt_timeouts(backends: Any, client_factory: Any) -> None:
+    """A slow-but-alive endpoint: every attempt to it hits the attempt timeout.  Timeouts count as
+    gateway failures (as Envoy's 504), so it is ejected after ``consecutive_5xx`` of them; every
+    request is answered by the fast endpoint (GET: the timed-out attempt is retried there)."""
+    (slow, s0), (fast, s1) = backends(2)
+    od = OutlierDetection(consecutive_5xx=3, base_ejection_time=30, interval=60)
+    pool = EndpointPool([s0.url, s1.url], outlier_detection=od)
+    seen: list[Event] = []
+    pool.emitter.add_listener(seen.append)
+    c = client_factory(pool, policies=[buttress.Timeout(0.15, scope="attempt")])
+    assert {"b0", "b1"} == {c.request("GET", "/warm").text for _ in range(10)}
+    slow.delay = 0.6
+    t0 = time.monotonic()
+    bodies = [c.request("GET", "/w").text for _ in range(30)]
+    assert ["b1"] * 30 == bodies
+    ejections = [e for e in seen if isinstance(e, EndpointEjected)]
+    assert [(s0.url, "consecutive_5xx")] == [(e.endpoint, e.reason) for e in ejections]
+    assert 3 == slow.requests("/w")  # three timed-out attempts, then nothing while ejected
+    assert 30 == fast.requests("/w")
+    assert not pool.is_healthy(pool.endpoints[0])
+    # Three timeouts of 0.15 s, the rest fast: the requests never waited for the slow endpoint.
+    assert time.monotonic() - t0 < 3 * 0.6
+
+
+async def test_a_request_the_caller_cancels_is_not_held_against_the_endpoint(
+    backends: Any,
+) -> None:
+    """Cancelled before any deadline (the caller gave up): nothing is learnt about the endpoint,
+    so even ``consecutive_5xx=1`` ejects nothing; the same request cut by a Timeout is counted."""
+    ((b, s),) = backends(1)
+    b.delay = 0.5
+    pool = EndpointPool([s.url], outlier_detection=OutlierDetection(consecutive_5xx=1))
+    seen: list[Event] = []
+    pool.emitter.add_listener(seen.append)
+    transport = AsyncResilientTransport(pool, attempts=1)
+    async with httpx.AsyncClient(transport=transport) as client:
+        task = asyncio.ensure_future(client.get("http://svc/c"))
+        while b.requests("/c") == 0:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert [] == [e for e in seen if isinstance(e, EndpointEjected)]
+        assert pool.is_healthy(pool.endpoints[0])
+        outer = buttress.Pipeline([buttress.Timeout(0.05)], name="outer")
+        with pytest.raises(DeadlineExceeded):
+            await outer.call_async(client.get, "http://svc/t")
+    assert [s.url] == [e.endpoint for e in seen if isinstance(e, EndpointEjected)]
+
+
+async def test_an_attempt_timed_out_while_reading_a_failure_body_is_released(serve: Any) -> None:
+    """A 503 whose body never finishes: the attempt timeout cancels the body read.  The endpoint is
+    released (no request left counted in flight) and the timeout counts against it."""
+
+    async def stalls(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send(
+            {"type": "http.response.start", "status": 503, "headers": [(b"content-length", b"9")]}
+        )
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        await asyncio.sleep(1.0)
+        await send({"type": "http.response.body", "body": b"rest!"})
+
+    server = serve(stalls)
+    pool = EndpointPool([server.url], outlier_detection=OutlierDetection(consecutive_5xx=1))
+    transport = AsyncResilientTransport(
+        pool, attempts=1, policies=[buttress.Timeout(0.1, scope="attempt")]
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(buttress.AttemptTimeout):
+            await client.get("http://svc/")
+    (status,) = pool.snapshot().endpoints
+    assert (0, True, 1) == (status.active, status.ejected, status.ejections)
+
+
 def test_panic_when_most_endpoints_fail(backends: Any) -> None:
     servers = backends(4)
     for b, _ in servers[:3]:
@@ -284,6 +360,12 @@ def test_a_primary_killed_mid_load_fails_over(processes: Any) -> None:
                 killed_at = time.monotonic()
             if killed_at and time.monotonic() - killed_at > 3 * interval:
                 break
+    _assert_failed_over(log, killed_at, interval, transport.pool)
+
+
+def _assert_failed_over(
+    log: list[tuple[float, float, str]], killed_at: float, interval: float, pool: EndpointPool
+) -> None:
     assert killed_at
     assert [] == [r for _, _, r in log if r.startswith("error")]  # no request failed at all
     started, answered = next((t0, t1) for t0, t1, r in log if r == "secondary")
@@ -293,7 +375,38 @@ def test_a_primary_killed_mid_load_fails_over(processes: Any) -> None:
     assert answered - started < 1.0
     after = [r for t0, _, r in log if t0 >= started]
     assert {"secondary"} == set(after)  # nothing went back to the dead primary
-    assert not transport.pool.is_healthy(transport.pool.endpoints[0])
+    assert not pool.is_healthy(pool.endpoints[0])
+
+
+async def test_async_transport_fails_over_when_the_primary_is_killed(processes: Any) -> None:
+    """The asyncio twin of the test above: AsyncResilientTransport, its health checks in a task of
+    the loop, the primary killed with SIGKILL mid-load."""
+    primary = processes("primary")
+    secondary = processes("secondary")
+    interval = 0.3
+    transport = AsyncResilientTransport(
+        [{"url": primary.url}, {"url": secondary.url, "priority": 1}],
+        health_check=HealthCheck(interval=interval, timeout=0.2, unhealthy_threshold=1),
+        backoff=FAST,
+    )
+    log: list[tuple[float, float, str]] = []
+    killed_at = 0.0
+    async with httpx.AsyncClient(transport=transport) as client:
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            t = time.monotonic()
+            try:
+                body = (await client.get("http://svc/")).text
+            except httpx.HTTPError as e:
+                body = f"error {type(e).__name__}"
+            log.append((t, time.monotonic(), body))
+            if not killed_at and len(log) == 50:
+                primary.kill()
+                killed_at = time.monotonic()
+            if killed_at and time.monotonic() - killed_at > 3 * interval:
+                break
+    assert {"primary"} == {r for t0, _, r in log if t0 < killed_at}
+    _assert_failed_over(log, killed_at, interval, transport.pool)
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 from urllib.parse import urlsplit
 
 from buttress.errors import ConfigError, MissingExtra
+from buttress.state.urls import check_redis_url, redact_url
 
 from .checks import Check, CheckFunction, CheckOptions, Result, Status
 
@@ -102,14 +103,20 @@ def tcp_check(host: str, port: int, *, name: str = "tcp", **options: Unpack[Chec
 
 def _http_url(url: object) -> str:
     if not isinstance(url, str):
-        raise ConfigError("url", url, "must be an http:// or https:// URL string")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("url", url, "must be an absolute http:// or https:// URL with a host")
+        raise ConfigError("url", redact_url(url), "must be an http:// or https:// URL string")
+    shown = redact_url(url)  # user:password@ never reaches a message
     try:
-        _ = parts.port
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unclosed IPv6 bracket, for one
+        raise ConfigError("url", shown, f"is not a URL that parses ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("url", shown, "must be an absolute http:// or https:// URL with a host")
+    try:
+        port = parts.port
     except ValueError:
-        raise ConfigError("url", url, "has an invalid port") from None
+        port = 0
+    if port == 0:
+        raise ConfigError("url", shown, "has an invalid port (an integer in 1..65535)")
     return url
 
 
@@ -128,6 +135,8 @@ def http_check(
     Observes the response time in ms; key ``<name>:responseTime``.  ``client``: an
     :class:`httpx.AsyncClient` to reuse (default: a new one per run, closed after it).
     A failure's output is ``"HTTP <status>"`` or the exception's type name, never the URL.
+    A URL that does not parse (``http://[::1``), has no host, another scheme or a bad port raises
+    :class:`~buttress.errors.ConfigError` for ``url`` now, with ``user:password@`` shown as ``***``.
     """
     _http_url(url)
     try:
@@ -170,17 +179,24 @@ def redis_check(
 
     ``target``: a ``redis://`` / ``rediss://`` / ``unix://`` URL (a connection is opened per run
     and closed after it) or a ``redis.asyncio.Redis`` client to reuse (used from one event loop).
+    A URL is read part by part now (:func:`buttress.state.urls.check_redis_url`: the port and the
+    database are integers, a ``unix://`` URL has a path); a bad one raises
+    :class:`~buttress.errors.ConfigError` for ``target`` with the password shown as ``***``.
     Key ``<name>:ping``; componentType ``datastore``.
     """
     try:
         import redis.asyncio as aioredis
+        from redis import connection as redis_connection
     except ImportError:
         raise MissingExtra("redis_check", "health", "redis") from None
     if isinstance(target, str):
-        if urlsplit(target).scheme not in ("redis", "rediss", "unix"):
+        check_redis_url(target, "target")
+        try:  # what redis-py will connect with, read now rather than at the first probe
+            redis_connection.parse_url(target)
+        except ValueError:
             raise ConfigError(
-                "target", "<redacted url>", "must be a redis://, rediss:// or unix:// URL"
-            )
+                "target", redact_url(target), "is not a Redis URL redis-py accepts"
+            ) from None
     elif not hasattr(target, "ping"):
         raise ConfigError("target", type(target).__name__, "must be a URL or a redis client")
 

@@ -80,7 +80,8 @@ def worst(a: Status, b: Status) -> Status:
 class Result:
     """What a check function returns: a status and, optionally, what it observed.
 
-    :param status: default ``pass``.
+    :param status: default ``pass``; a :class:`Status` or its string (``"pass"``, ``"warn"``,
+        ``"fail"``).  Anything else raises :class:`~buttress.errors.ConfigError` for ``status``.
     :param observed_value: any JSON value (a latency, a count, a state name).
     :param observed_unit: the unit of ``observed_value`` (``"ms"``, ``"percent"``, ``"bytes"``).
     :param output: a short, safe message for people (never a secret; shown in the response).
@@ -90,6 +91,19 @@ class Result:
     observed_value: JSONValue = None
     observed_unit: str | None = None
     output: str | None = None
+
+    def __post_init__(self) -> None:
+        # A plain string spelled as a Status ("warn") becomes one; anything else ("ok", True) is
+        # refused here, inside the check function, so the run fails (and is cached) like any other
+        # error instead of failing later, outside it.
+        status = self.status
+        if type(status) is not Status:
+            try:
+                object.__setattr__(self, "status", Status(status))
+            except (ValueError, TypeError):
+                raise ConfigError(
+                    "status", status, "must be a Status: 'pass', 'warn' or 'fail'"
+                ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +303,9 @@ class Check:
     async def _run_and_store(self, fut: concurrent.futures.Future[CheckReport]) -> None:
         try:
             report = await self._execute()
+        except Exception as e:  # a bug past _execute's own guards: still a cached failure
+            now = self.clock.monotonic()
+            report = self._failed(self.clock.wall(), now, 0.0, e, None)
         except BaseException as e:  # cancellation of the loop: release the waiters
             report = self._failed(self.clock.wall(), self.clock.monotonic(), 0.0, e, None)
             with self._lock:
@@ -345,8 +362,16 @@ class Check:
             return self._failed(
                 wall, now, now - t0, None, f"check returned {type(out).__name__}, not a Result"
             )
+        status = out.status
+        if type(status) is not Status:  # Result validates; a subclass or a hack may not
+            try:
+                status = Status(status)
+            except (ValueError, TypeError) as e:
+                return self._failed(
+                    wall, now, now - t0, e, "check returned a Result with an invalid status"
+                )
         return CheckReport(
-            Status(out.status),
+            status,
             out.observed_value,
             out.observed_unit,
             out.output,

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-from urllib.parse import urlsplit
 
 import click
 
 from buttress.errors import ConfigError, MissingExtra
+from buttress.state.urls import redact_url
+
+from .builtin import _http_url
 
 __all__ = ["health"]
 
@@ -36,9 +38,8 @@ def health() -> None:
 @click.option("--verbose", "-v", is_flag=True, help="Also print the keys of non-passing checks.")
 def probe(url: str, timeout: float, verbose: bool) -> None:
     """GET URL; exit 0 on 2xx/3xx (pass, warn), 1 otherwise."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("url", url, "must be an absolute http:// or https:// URL")
+    _http_url(url)  # a URL that does not parse, or a bad port: one message, exit status 2
+    shown = redact_url(url)  # user:password@ is printed as ***@
     if not (math.isfinite(timeout) and timeout > 0):
         raise ConfigError("timeout", timeout, "must be a number of seconds > 0")
     try:
@@ -48,7 +49,7 @@ def probe(url: str, timeout: float, verbose: bool) -> None:
     try:
         r = httpx.get(url, timeout=timeout, follow_redirects=False)
     except httpx.HTTPError as e:
-        click.echo(f"fail no answer ({type(e).__name__}) {url}")
+        click.echo(f"fail no answer ({type(e).__name__}) {shown}")
         raise SystemExit(1) from None
     status = "pass" if r.status_code < 400 else "fail"
     detail = ""
@@ -69,6 +70,6 @@ def probe(url: str, timeout: float, verbose: bool) -> None:
                 ]
                 if bad:
                     detail = " [" + ", ".join(bad) + "]"
-    click.echo(f"{status} {r.status_code} {url}{detail}")
+    click.echo(f"{status} {r.status_code} {shown}{detail}")
     if r.status_code >= 400:
         raise SystemExit(1)

@@ -14,7 +14,14 @@ from buttress.policies.budget import Budget, RetryBudget, TokenBucketBudget
 from buttress.policies.bulkhead import Bulkhead
 from buttress.policies.fallback import Fallback
 from buttress.policies.hedge import Hedge
-from buttress.policies.limits import AIMD, AdaptiveLimit, Gradient2, LimitAlgorithm, Vegas
+from buttress.policies.limits import (
+    AIMD,
+    AdaptiveLimit,
+    Gradient2,
+    LimitAlgorithm,
+    Vegas,
+    WindowSpec,
+)
 from buttress.policies.ratelimit import RateLimiter
 from buttress.policies.retry import Retry
 from buttress.policies.shed import Criticality, LoadShedder
@@ -137,7 +144,8 @@ def _adaptive(spec: AdaptiveLimitSpec, clock: Clock) -> AdaptiveLimit:
         )
     else:
         algorithm = Vegas(initial_limit=spec.initial_limit, max_limit=spec.max_limit)
-    return AdaptiveLimit(algorithm, clock=clock)
+    window = None if spec.window is None else WindowSpec(**spec.window.model_dump())
+    return AdaptiveLimit(algorithm, window=window, clock=clock)
 
 
 def _shedder(spec: LoadSheddingSpec, adaptive: AdaptiveLimit | None, clock: Clock) -> LoadShedder:

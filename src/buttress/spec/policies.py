@@ -234,13 +234,51 @@ class RateLimitSpec(_Strict):
     max_keys: int = Field(10_000, ge=1)
 
 
+class AdaptiveWindowSpec(_Strict):
+    """``adaptive_limit.window:``: samples aggregated per window before the algorithm sees them
+    (Netflix's ``WindowedLimit``; see :class:`buttress.policies.limits.WindowSpec`)."""
+
+    min_window_time: PositiveDuration = 1.0
+    max_window_time: PositiveDuration = 1.0
+    window_size: int = Field(10, ge=1)
+    min_rtt_threshold: Duration = 0.0001
+    percentile: float | None = Field(None, gt=0, lt=1)
+    max_samples: int = Field(1000, ge=1)
+
+    @model_validator(mode="after")
+    def _max_not_below_min(self) -> AdaptiveWindowSpec:
+        if self.max_window_time < self.min_window_time:
+            raise ValueError(
+                f"max_window_time ({self.max_window_time:g}s) must be >= min_window_time"
+                f" ({self.min_window_time:g}s)"
+            )
+        return self
+
+
 class AdaptiveLimitSpec(_Strict):
-    """``adaptive_limit:``: a concurrency limit that follows latency (Netflix's algorithms)."""
+    """``adaptive_limit:``: a concurrency limit that follows latency (Netflix's algorithms).
+
+    ``window: true`` aggregates samples in Netflix's default windows (1 s, at least 10 samples,
+    the average rtt); a mapping sets the window's fields; ``false`` or absent (default) feeds
+    every sample to the algorithm.
+    """
 
     algorithm: Literal["vegas", "aimd", "gradient2"] = "vegas"
     initial_limit: int = Field(20, ge=1)
     min_limit: int = Field(1, ge=1)
     max_limit: int = Field(1000, ge=1)
+    window: AdaptiveWindowSpec | None = None
+
+    @field_validator(
+        "window", mode="before", json_schema_input_type=bool | AdaptiveWindowSpec | None
+    )
+    @classmethod
+    def _window_flag(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        if value is False or value is None or isinstance(value, dict | AdaptiveWindowSpec):
+            return None if value is False else value
+        raise ValueError("expected true, false or a mapping of window fields")
 
     @model_validator(mode="after")
     def _min_limit_applies(self) -> AdaptiveLimitSpec:
@@ -289,9 +327,8 @@ class StateSpec(_Strict):
             if self.url is None:
                 raise ValueError("store: redis needs a url (e.g. redis://127.0.0.1:6379/0)")
             if not self.url.startswith(_REDIS_SCHEMES):
-                raise ValueError(
-                    f"url {self.url!r} is not a Redis URL: it must start with "
-                    f"{', '.join(_REDIS_SCHEMES)}"
+                raise ValueError(  # the URL itself is not echoed: it may hold a password
+                    f"url is not a Redis URL: it must start with {', '.join(_REDIS_SCHEMES)}"
                 )
         elif self.url is not None:
             raise ValueError("url applies to store: redis only")

@@ -23,8 +23,19 @@ connection *down* for ``retry_interval`` (default 1 s): meanwhile each policy de
 ``on_unavailable`` rule without touching the network; then the next decision tries Redis again.
 See :mod:`buttress.state.base` for the rules and the events.  Nothing raises into the caller.
 
-Calls are blocking (redis-py's synchronous client), also from the policies' asyncio layers: each is
-bounded by ``timeout``.
+**How long a decision can wait.**  A decision is one ``EVALSHA`` on a pooled connection: it waits
+at most ``timeout`` for the answer, plus at most ``timeout`` to connect when it must open a
+connection first.  A *stalled* Redis (a stopped process, a full ``SLOWLOG`` of work, a dropped
+link) accepts or keeps the connection and never answers, so the decision that finds it costs one
+``timeout`` (50 ms by default) and the decisions after it, for ``retry_interval``, none.  A timeout
+is never retried (that would double the wait); a *connection* error is retried once at once, since a
+pooled connection is stale after a Redis restart and the retry reconnects.
+
+**Blocking.**  Calls use redis-py's synchronous client, also from the policies' asyncio layers
+(the store interface is synchronous: a breaker decides under its lock).  In an ``async def``
+pipeline a decision therefore blocks the event loop for one round trip: well under a millisecond on
+a healthy LAN, and at most the bound above (``timeout``, 50 ms) when Redis stalls, once per
+``retry_interval``.  Keep ``timeout`` short for that reason.
 """
 
 from __future__ import annotations
@@ -67,6 +78,7 @@ from .base import (
     check_scope,
     resolve_modes,
 )
+from .urls import check_redis_url, redact_url
 
 __all__ = [
     "DEFAULT_RETRY_INTERVAL",
@@ -839,7 +851,9 @@ class RedisState(StateStore):
         self.clock = clock
         self.url = url
         if (url is None) == (client is None):
-            raise ConfigError("url", url, "give a Redis URL or a client, not both nor neither")
+            raise ConfigError(
+                "url", redact_url(url), "give a Redis URL or a client, not both nor neither"
+            )
         self._own = client is None
         if client is None:
             client = _client_from_url(redis, url, self.timeout)
@@ -847,7 +861,7 @@ class RedisState(StateStore):
         self._link = _Link(client, self.retry_interval, clock)
 
     def __repr__(self) -> str:
-        where = self.url if self.url is not None else type(self.client).__name__
+        where = redact_url(self.url) if self.url is not None else type(self.client).__name__
         return f"RedisState({where!r}, service={self.service!r})"
 
     @property
@@ -951,12 +965,7 @@ class RedisState(StateStore):
 
 
 def _client_from_url(redis: Any, url: object, timeout: float) -> Any:
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigError(
-            "url",
-            url,
-            "must be a Redis URL such as redis://127.0.0.1:6379/0 (or rediss://, unix://)",
-        )
+    url = check_redis_url(url)  # port, db and socket path read now; ConfigError shows no secret
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
@@ -965,8 +974,10 @@ def _client_from_url(redis: Any, url: object, timeout: float) -> Any:
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            # One immediate retry: a pooled connection may be stale after a Redis restart.
-            retry=Retry(NoBackoff(), 1),
+            # One immediate retry, on a *connection* error only: a pooled connection may be stale
+            # after a Redis restart (the retry reconnects).  Never on a timeout: a stalled server
+            # would cost two timeouts per decision instead of one.
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
             health_check_interval=0,
         )
         # from_url parses lazily in places (the port); make every part of the URL be read now.
@@ -974,6 +985,6 @@ def _client_from_url(redis: Any, url: object, timeout: float) -> Any:
         if "path" not in kw:
             int(kw.get("port", 6379))
             str(kw.get("host", ""))
-    except (ValueError, TypeError) as exc:
-        raise ConfigError("url", url, f"not a valid Redis URL: {exc}") from None
+    except (ValueError, TypeError):
+        raise ConfigError("url", redact_url(url), "is not a Redis URL redis-py accepts") from None
     return client

@@ -61,7 +61,11 @@ def _replica(url: str | None, p: SharedBreakerParams, barrier: Any, out: Any) ->
     if url is not None:
         from buttress.state import RedisState
 
-        store = RedisState(url, service="lab-shared-breaker").breaker_store("dependency/cb")
+        # A generous timeout: the lab compares shared against local state, so a slow answer on a
+        # busy machine must not silently fall back to local decisions.
+        store = RedisState(url, service="lab-shared-breaker", timeout=1.0).breaker_store(
+            "dependency/cb"
+        )
     breaker = CircuitBreaker(
         minimum_calls=p.minimum_calls,
         window_size=p.minimum_calls,
