@@ -133,3 +133,92 @@ def test_bad_csv_rows_name_the_line(write):
     assert (3, "need 0 <= good <= total") == (info.value.line, info.value.message)
     with pytest.raises(SpecError, match="missing column"):
         read_csv(write("h2.csv", "t,good\n"))
+
+
+def _timeslices(slice_: str = "1m", target: float | None = 0.95) -> SLOSpec:
+    sli: dict = {"kind": "window", "slice": slice_, "of": {"kind": "ratio", "pipeline": "p"}}
+    if target is not None:
+        sli["target"] = target
+    return SLOSpec.model_validate(
+        {
+            **SLO,
+            "objective": 99,
+            "window": "7d",
+            "sli": sli,
+            "alerting": {"disable": ["ticket-3d"]},
+        }
+    )
+
+
+def test_timeslices_are_replayed_on_slices():
+    n = 3 * 1440
+    total = np.full(n, 100)
+    good = total.copy()
+    good[2000:2060] = 50  # an hour of bad slices (50% < 95%)
+    good[3000] = 94  # one bad slice on its own: 1% of the budget of 100.8 slices
+    r = backtest(_timeslices(), good, total, start_minute=0)
+    assert ("slices", float(n), 61.0) == (r.unit, r.total, r.bad)
+    assert [(2000, 2060, 60.0), (3000, 3001, 1.0)] == [
+        (i.start_minute, i.end_minute, i.bad) for i in r.incidents
+    ]
+    # The budget is 1% of the 7 x 1440 slices in the period (OpenSLO's Timeslices).
+    assert pytest.approx(60 / (0.01 * 7 * 1440)) == r.incidents[0].budget_consumed
+    page = r.tiers[0]
+    assert ("page-1h", 1, 1, 1.0, 1.0) == (
+        page.tier,
+        page.episodes,
+        page.significant_incidents,
+        page.precision,
+        page.recall,
+    )
+    # page-1h at 7 days: 3.36x of 1% -> 3.36% of a 60-slice window, i.e. more than 2.016 bad
+    # slices: it fires after the third bad minute.
+    assert 180.0 == page.detection_time_mean
+
+
+def test_slices_longer_than_a_minute_and_ratio_timeslices():
+    n = 2 * 1440
+    total = np.full(n, 100)
+    good = total.copy()
+    good[1000:1030] = 90  # 30 minutes at 90%: 6 bad 5-minute slices
+    r = backtest(_timeslices("5m"), good, total, start_minute=3)  # slices start at minute 5
+    # Minutes 1003-1032 are bad; slice 1000-1004 holds two of them (96% good), 1030-1034 three
+    # (94%): six bad slices from 1005 to 1035.
+    assert [(1005, 1035)] == [(i.start_minute, i.end_minute) for i in r.incidents]
+    assert (n // 5 - 1, 6.0) == (r.total, r.bad)
+    ratio = backtest(_timeslices(target=None), good, total)
+    assert ("RatioTimeslices", pytest.approx(30 * 0.1)) == (
+        _timeslices(target=None).method,
+        ratio.bad,
+    )
+    assert pytest.approx(3 / (0.01 * 7 * 1440)) == ratio.incidents[0].budget_consumed
+
+
+def test_backtest_command_on_a_timeslices_slo(tmp_path, write):
+    spec = write(
+        "reliability.yaml",
+        "service: svc\nslos:\n  - name: mins\n    objective: 99\n    window: 7d\n"
+        "    sli:\n      kind: window\n      target: 0.95\n      of: {kind: ratio, pipeline: p}\n",
+    )
+    db = tmp_path / "s.db"
+    with SLIStore(db) as store:
+        store.add(("mins", 1000 + i, 50 if 100 <= i < 160 else 100, 100) for i in range(600))
+    result = CliRunner().invoke(
+        main, ["slo", "backtest", str(spec), "--slo", "mins", "--db", str(db)]
+    )
+    assert 0 == result.exit_code, result.output
+    assert "600 minutes, 600 slices, 60 bad, 1 incident(s)" in result.output
+
+
+def test_exclusions_are_left_out_of_the_backtest():
+    good, total = _history()
+    slo = SLOSpec.model_validate(
+        {
+            **SLO,
+            "exclusions": [
+                {"start": "1970-01-02T00:00:00Z", "end": "1970-01-02T01:00:00Z"},  # minute 1440
+            ],
+        }
+    )
+    r = backtest(slo, good, total)
+    assert [(3000, 3003)] == [(i.start_minute, i.end_minute) for i in r.incidents]

@@ -11,7 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from buttress.cli import main
-from buttress.slo.evaluator import evaluate, period_bounds, status_batch, status_reference
+from buttress.slo.evaluator import (
+    evaluate,
+    evaluate_reference,
+    period_bounds,
+    status_batch,
+    status_reference,
+)
 from buttress.slo.spec import SLOSpec
 from buttress.slo.store import SLIStore
 
@@ -142,6 +148,34 @@ def test_calendar_window_starts_at_the_local_month(tmp_path):
     assert (50.0, 40.0) == (st.total, st.good)
 
 
+def test_status_table_shows_the_windows_of_custom_tiers(tmp_path, write):
+    spec = write(
+        "reliability.yaml",
+        "service: svc\nslos:\n  - name: api\n    objective: 99\n    window: 7d\n"
+        "    sli: {kind: ratio, pipeline: p}\n    alerting:\n      tiers:\n"
+        "        - {name: fast, long_window: 2h, short_window: 10m, burn_rate: 10}\n"
+        "        - {name: slow, long_window: 12h, short_window: 1h, burn_rate: 2}\n"
+        "  - name: quiet\n    objective: 99\n    sli: {kind: ratio, pipeline: q}\n"
+        "    alerting: {tiers: []}\n",
+    )
+    db = tmp_path / "s.db"
+    at = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    m = int(at.timestamp() // 60)
+    with SLIStore(db) as store:
+        # 5% errors over the last 10 minutes, clean before that (2 hours of data).
+        store.add(("api", m - 1 - i, 95 if i < 10 else 100, 100) for i in range(120))
+        store.add(("quiet", m - 1 - i, 99, 100) for i in range(5))
+    result = CliRunner().invoke(
+        main, ["slo", "status", str(spec), "--db", str(db), "--at", at.isoformat()]
+    )
+    assert 0 == result.exit_code, result.output
+    lines = result.output.splitlines()
+    assert "burn rate (long/short)" in lines[0]
+    # 2h: 50 bad of 12,000 -> 0.42%, 0.42x of a 1% budget; 10m: 5% -> 5x; 12h and 1h likewise.
+    assert "2h/10m 0.42/5.00, 12h/1h 0.42/0.83" in lines[1]
+    assert "5m 1.00" in lines[2]
+
+
 def test_status_command_table_and_json(tmp_path, write):
     spec = write(
         "reliability.yaml",
@@ -170,7 +204,94 @@ def test_status_command_table_and_json(tmp_path, write):
     )
     assert 0 == table.exit_code
     assert "svc/api" in table.output and "page-1h" in table.output and "never" not in table.output
+    # Every alert window of every tier, long/short: 30 bad minutes out of the last 120.
+    assert "1h/5m 500/1000, 6h/30m 250/1000, 1d/2h 250/250, 3d/6h 250/250" in table.output
     missing = runner.invoke(main, ["slo", "status", str(spec), "--db", str(tmp_path / "no.db")])
     assert 2 == missing.exit_code and "no such store" in missing.output
     bad_at = runner.invoke(main, ["slo", "status", str(spec), "--db", str(db), "--at", "noon"])
     assert 2 == bad_at.exit_code and "ISO 8601" in bad_at.output
+
+
+def test_evaluate_from_the_store_matches_the_pure_python_reference(tmp_path):
+    """End to end: 30 days of per-minute data per SLO read from SQLite (per-day sums for the
+    period, day blocks for the alert windows) agree with reading every minute into lists."""
+    now = 28_000_000 + 777  # not on a day boundary
+    minutes = 31 * 1440
+    rng = np.random.default_rng(11)
+    slos = []
+    with SLIStore(tmp_path / "s.db") as store:
+        for i in range(6):
+            total = rng.integers(0, 40, minutes)
+            bad = rng.binomial(total, [0.0005, 0.002, 0.02][i % 3])
+            if i == 4:
+                bad[-50:] = total[-50:]  # an outage in the last hour: pages fire
+            store.add_series(f"s{i}", now - minutes, total - bad, total)
+            extra: dict = {"objective": [99.9, 99.5, 99][i % 3]}
+            if i == 1:
+                extra["window"] = "7d"
+                extra["alerting"] = {"disable": ["ticket-3d"]}
+            if i == 5:
+                extra["window"] = {"calendar": "month", "timezone": "Europe/Paris"}
+            slos.append(SLOSpec.model_validate(_slo(f"s{i}", **extra)))
+        fast = evaluate(slos, store, now * 60)
+        ref = evaluate_reference(slos, store, now * 60)
+    assert {"page-1h", "page-6h"} <= set(fast[4].firing)
+    for st, r in zip(fast, ref, strict=True):
+        assert (r["good"], r["total"]) == (st.good, st.total)
+        assert r["remaining"] == pytest.approx(st.budget_remaining)
+        assert r["firing"] == st.firing
+        tte = st.time_to_exhaustion
+        assert r["tte"] == pytest.approx(float("inf") if tte is None else tte)
+        for w, v in r["burn"].items():
+            key = f"{w}m" if w < 60 else f"{w // 60}h" if w < 1440 else f"{w // 1440}d"
+            assert v == pytest.approx(st.burn_rates[key], nan_ok=True) or (
+                v != v and st.burn_rates[key] is None
+            )
+
+
+def test_exclusions_are_subtracted_from_the_period_sums(tmp_path):
+    """An exclusion far back in the period (read from per-day sums) and one inside the alert
+    windows (read from blocks) give the figures of masking every minute."""
+    now = 28_000_000
+    n = 30 * 1440
+    rng = np.random.default_rng(5)
+    total = rng.integers(1, 30, n)
+    bad = rng.binomial(total, 0.01)
+    t0 = (now - n) * 60
+    spans = [(t0 + 3 * 86400 + 1234, t0 + 5 * 86400), (now * 60 - 7200, now * 60 - 3000)]
+    slo = SLOSpec.model_validate(
+        _slo(
+            "x",
+            exclusions=[
+                {
+                    "start": datetime.fromtimestamp(a, UTC).isoformat(),
+                    "end": datetime.fromtimestamp(b, UTC).isoformat(),
+                }
+                for a, b in spans
+            ],
+        )
+    )
+    with SLIStore(tmp_path / "s.db") as store:
+        store.add_series("x", now - n, total - bad, total)
+        (st,) = evaluate([slo], store, now * 60)
+    minute = np.arange(now - n, now)
+    keep = np.ones(n, dtype=bool)
+    for a, b in spans:
+        keep &= ~((minute >= a // 60) & (minute < -(-b // 60)))
+    g, t = np.where(keep, total - bad, 0), np.where(keep, total, 0)
+    (ref,) = status_reference(
+        [g.tolist()],
+        [t.tolist()],
+        [0.001],
+        windows=[5, 30, 60, 120, 360, 1440, 4320],
+        tiers=_tiers(),
+        ref_window=60,
+        period_seconds=PERIOD,
+    )
+    assert (int((~keep).sum()), ref["total"], ref["good"]) == (
+        st.excluded_minutes,
+        st.total,
+        st.good,
+    )
+    assert ref["remaining"] == pytest.approx(st.budget_remaining)
+    assert ref["burn"][120] == pytest.approx(st.burn_rates["2h"])

@@ -69,8 +69,8 @@ def test_tier_with_a_short_window_longer_than_its_long_window(write):
 
 def test_unknown_sli_kind(write):
     e = _error(write, GOOD.replace("kind: ratio", "kind: availability"))
-    assert (5, "slos[0].sli") == (e.line, e.field)
-    assert "unknown SLI kind 'availability'" in e.message
+    assert (6, "slos[0].sli.kind") == (e.line, e.field)
+    assert "unknown SLI kind; use ratio, latency or window (got 'availability')" == e.message
 
 
 def test_typo_in_a_key_suggests_the_right_one(write):

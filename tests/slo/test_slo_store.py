@@ -7,7 +7,10 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from buttress.errors import ConfigError
 from buttress.pipeline import Pipeline
@@ -134,3 +137,91 @@ def test_background_flusher_thread(tmp_path: Path):
         rec.record("x", 1, 1, at=120.0)
         rec.close()
         assert [(2, 1, 1)] == store.rows("x", 0, 10)
+
+
+# -- day blocks: every read agrees with a plain dictionary of the rows written
+
+_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.integers(0, 4 * 1440 - 1),  # four days of minutes
+        st.integers(0, 50),
+        st.integers(0, 50),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batches=st.lists(_rows, min_size=1, max_size=3),
+    big=st.booleans(),
+    lo=st.integers(0, 4 * 1440),
+    length=st.integers(0, 4 * 1440),
+)
+def test_blocks_read_back_what_was_written(batches, big, lo, length, tmp_path_factory):
+    model: dict[tuple[str, int], list[int]] = {}
+    db = tmp_path_factory.mktemp("blocks") / "sli.db"
+    with SLIStore(db) as store:
+        for batch in batches:
+            if big:  # counts beyond 32 bits widen their block to 64-bit integers
+                batch = [(s, m, g * 10**9, (g + t) * 10**9) for s, m, g, t in batch]
+            else:
+                batch = [(s, m, g, g + t) for s, m, g, t in batch]
+            store.add(batch)
+            for s, m, g, t in batch:
+                cell = model.setdefault((s, m), [0, 0])
+                cell[0] += g
+                cell[1] += t
+        hi = lo + length
+        names = ["b", "a", "zz", "b"]  # unknown and repeated names too
+        good, total = store.series_many(names, lo, hi)
+        for i, name in enumerate(names):
+            expected = [model.get((name, m), [0, 0]) for m in range(lo, hi)]
+            assert [e[0] for e in expected] == good[i].tolist()
+            assert [e[1] for e in expected] == total[i].tolist()
+        sums = store.totals(names, lo, hi)
+        assert ([int(x) for x in good.sum(axis=1)], [int(x) for x in total.sum(axis=1)]) == sums
+        for name in ("a", "b"):
+            # Every recorded minute, zero counts included (dashboard burn-downs start there).
+            rows = sorted((m, *v) for (s, m), v in model.items() if s == name)
+            assert [r for r in rows if lo <= r[0] < hi] == store.rows(name, lo, hi)
+            assert ((rows[0][0], rows[-1][0]) if rows else None) == store.bounds(name)
+
+
+def test_add_series_is_the_same_as_adding_rows(tmp_path):
+    rng = np.random.default_rng(3)
+    total = rng.integers(0, 100, 3000)
+    good = total - rng.integers(0, 2, 3000) * (total > 0)
+    with SLIStore(tmp_path / "a.db") as a, SLIStore(tmp_path / "b.db") as b:
+        a.add_series("x", 1000, good, total)
+        a.add_series("x", 1500, good[:10], total[:10])  # adds up with what is there
+        rows = [("x", 1000 + i, int(g), int(total[i])) for i, g in enumerate(good)]
+        b.add(rows)
+        b.add(("x", m + 500, g, t) for _, m, g, t in rows[:10])
+        assert b.rows("x", 0, 10**6) == a.rows("x", 0, 10**6)
+        assert b.totals(["x"], 0, 10**6) == a.totals(["x"], 0, 10**6)
+        with pytest.raises(ConfigError, match="one length"):
+            a.add_series("x", 0, [1, 2], [1])
+
+
+def test_a_store_with_rows_per_minute_is_converted_to_blocks(tmp_path):
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as c:  # the layout of the first version
+        c.execute(
+            "CREATE TABLE sli_minutes (sli TEXT NOT NULL, minute INTEGER NOT NULL, "
+            "good INTEGER NOT NULL, total INTEGER NOT NULL, PRIMARY KEY (sli, minute)) "
+            "WITHOUT ROWID"
+        )
+        c.executemany(
+            "INSERT INTO sli_minutes VALUES (?, ?, ?, ?)",
+            [("a", 10, 5, 6), ("a", 2000, 1, 1), ("b", 7, 0, 3)],
+        )
+    with SLIStore(db) as store:
+        assert [(10, 5, 6), (2000, 1, 1)] == store.rows("a", 0, 10**6)
+        assert ["a", "b"] == store.slis()
+    with sqlite3.connect(db) as c:
+        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        columns = [r[1] for r in c.execute("PRAGMA table_info(sli_minutes)")]
+    assert {"sli_minutes"} == tables
+    assert ["sli", "day", "good", "total", "width", "counts", "seen"] == columns

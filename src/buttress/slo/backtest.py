@@ -13,6 +13,12 @@ minutes -- and scores each tier with the SRE Workbook's four criteria:
 An incident is significant for a tier when it consumed at least the fraction of the period's budget
 the tier is meant to catch: ``f = BR x W / P`` (2% for the 14.4x/1h page of a 30-day SLO).  The
 period's budget in events is ``b x (mean events per minute) x (minutes in the period)``.
+
+Timeslices and RatioTimeslices SLOs are replayed on their slices (aligned to multiples of the slice
+length, like the evaluator): a step is one slice, a bad slice (or ``1 - ratio`` of a slice) is the
+bad unit, a slice with events the counted unit, and the period's budget is ``b x (slices in the
+period)`` -- the OpenSLO semantics the evaluator and the rules use.  Minutes inside the SLO's
+``exclusions`` count as minutes without events.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 from buttress.errors import SpecError
 
 from ._np import numpy
+from .evaluator import _excluded_mask
 from .spec import SLOSpec, WindowSLI
 
 __all__ = ["BacktestReport", "Incident", "TierReport", "backtest", "read_csv"]
@@ -64,6 +71,7 @@ class BacktestReport:
     minutes: int
     total: float
     bad: float
+    unit: str = "events"  # what total and bad count: events, or slices for window SLIs
     incidents: list[Incident] = field(default_factory=list)
     tiers: list[TierReport] = field(default_factory=list)
 
@@ -81,20 +89,57 @@ def _runs(mask: Any) -> list[tuple[int, int]]:
     return [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
 
 
+def _units(slo: SLOSpec, good: Any, total: Any, start_minute: int) -> tuple[Any, Any, int, int]:
+    """``(bad, total, step, origin)``: what the alerts count, per step of ``step`` minutes from
+    minute ``origin``.
+
+    Occurrences: events per minute.  Timeslices: per slice (aligned to multiples of the slice
+    length, as in the evaluator), 1 bad unit for a bad slice and 1 counted unit for a slice with
+    events; RatioTimeslices: ``1 - good/total`` bad units per counted slice.
+    """
+    np_ = numpy()
+    g = np_.asarray(good, dtype=np_.float64)
+    t = np_.asarray(total, dtype=np_.float64)
+    sli = slo.sli
+    if not isinstance(sli, WindowSLI):
+        return t - g, t, 1, start_minute
+    k = round(sli.slice / 60)
+    first = -(-start_minute // k) * k
+    off = first - start_minute
+    n_sl = max(0, (len(t) - off) // k)
+    gs = g[off : off + n_sl * k].reshape(n_sl, k).sum(axis=1)
+    ts = t[off : off + n_sl * k].reshape(n_sl, k).sum(axis=1)
+    seen = ts > 0
+    with np_.errstate(divide="ignore", invalid="ignore"):
+        ratio = np_.where(seen, gs / ts, 1.0)
+    if slo.method == "Timeslices":
+        assert sli.target is not None
+        bad = (seen & (ratio < sli.target)).astype(np_.float64)
+    else:
+        bad = np_.where(seen, 1.0 - ratio, 0.0)
+    return bad, seen.astype(np_.float64), k, first
+
+
 def backtest(
     slo: SLOSpec, good: Any, total: Any, start_minute: int = 0, *, merge_gap: int = 10
 ) -> BacktestReport:
     """Replay ``slo``'s tiers over per-minute ``good``/``total`` counts starting at
-    ``start_minute``."""
-    if isinstance(slo.sli, WindowSLI):
-        raise SpecError(
-            f"backtest replays Occurrences SLOs; {slo.name!r} uses {slo.method}", field="budgeting"
-        )
+    ``start_minute``.
+
+    Minutes inside the SLO's ``exclusions`` are dropped (no events).  For Timeslices and
+    RatioTimeslices SLOs the replay runs on slices (see the module docstring): incidents are runs
+    of bad slices, the budget is ``b x (slices in the period)``, and ``total``/``bad`` in the report
+    count slices (``unit``).
+    """
     np_ = numpy()
-    g = np_.asarray(good, dtype=np_.float64)
-    t = np_.asarray(total, dtype=np_.float64)
+    g_in = np_.asarray(good, dtype=np_.float64)
+    t_in = np_.asarray(total, dtype=np_.float64)
+    mask = _excluded_mask(slo, start_minute, len(t_in))
+    if mask is not None:
+        g_in = np_.where(mask, 0.0, g_in)
+        t_in = np_.where(mask, 0.0, t_in)
+    bad, t, step, origin = _units(slo, g_in, t_in, start_minute)
     n = len(t)
-    bad = t - g
     b = slo.budget_ratio
     cb = np_.concatenate(([0.0], np_.cumsum(bad)))
     ct = np_.concatenate(([0.0], np_.cumsum(t)))
@@ -104,33 +149,35 @@ def backtest(
         lo = np_.maximum(ks - w, 0)
         return cb[ks] - cb[lo], ct[ks] - ct[lo]
 
-    # Incidents: minutes burning faster than 1x, merged across short quiet gaps.
+    # Incidents: steps burning faster than 1x, merged across short quiet gaps.
     with np_.errstate(divide="ignore", invalid="ignore"):
         burning = (t > 0) & (bad / t > b)
     raw = _runs(burning)
     merged: list[list[int]] = []
     for s, e in raw:
-        if merged and s - merged[-1][1] <= merge_gap:
+        if merged and (s - merged[-1][1]) * step <= merge_gap:
             merged[-1][1] = e
         else:
             merged.append([s, e])
-    period_minutes = slo.period / 60
-    per_minute = float(t.sum()) / n if n else 0.0
-    budget_events = b * per_minute * period_minutes
+    if not isinstance(slo.sli, WindowSLI):
+        per_step = float(t.sum()) / n if n else 0.0
+        budget_units = b * per_step * (slo.period / 60)
+    else:
+        budget_units = b * slo.period / (step * 60)  # every slice of the period
     incidents = [
         Incident(
-            start_minute=start_minute + s,
-            end_minute=start_minute + e,
+            start_minute=origin + s * step,
+            end_minute=origin + e * step,
             bad=float(bad[s:e].sum()),
             total=float(t[s:e].sum()),
-            budget_consumed=float(bad[s:e].sum()) / budget_events if budget_events > 0 else 0.0,
+            budget_consumed=float(bad[s:e].sum()) / budget_units if budget_units > 0 else 0.0,
         )
         for s, e in merged
     ]
     reports = []
     for tier in slo.tiers():
-        lw = max(1, round(tier.long_window / 60))
-        sw = max(1, round(tier.short_window / 60))
+        lw = max(1, round(tier.long_window / 60) // step)
+        sw = max(1, round(tier.short_window / 60) // step)
         lb, lt = win(lw)
         sb, st = win(sw)
         limit = tier.threshold * b
@@ -142,7 +189,7 @@ def backtest(
                 & (lb / lt > limit)
                 & (sb / st > limit)
             )
-        episodes = _runs(firing)  # boundary indices k: time = start_minute + k
+        episodes = _runs(firing)  # boundary indices k: time = origin + k x step
         fraction = tier.threshold * tier.long_window / slo.period
         significant = [
             (s, e)
@@ -160,8 +207,8 @@ def backtest(
             hits = [(es, ee) for es, ee in episodes if es <= e + lw and ee > s]
             if hits:
                 first = max(hits[0][0], s)
-                detections.append((first - s) * 60.0)
-                resets.append(max(0, hits[-1][1] - e) * 60.0)
+                detections.append((first - s) * step * 60.0)
+                resets.append(max(0, hits[-1][1] - e) * step * 60.0)
         reports.append(
             TierReport(
                 tier=tier.name,
@@ -182,9 +229,10 @@ def backtest(
     return BacktestReport(
         slo=slo.name,
         start_minute=start_minute,
-        minutes=n,
+        minutes=len(t_in),
         total=float(t.sum()),
         bad=float(bad.sum()),
+        unit="slices" if isinstance(slo.sli, WindowSLI) else "events",
         incidents=incidents,
         tiers=reports,
     )

@@ -121,26 +121,17 @@ def status(file: str, db: str, at: str | None, name: str | None, as_json: bool) 
     if as_json:
         click.echo(json.dumps([r.to_json() for r in result], indent=2))
         return
-    head = [
-        "SLO",
-        "objective",
-        "SLI",
-        "budget left",
-        "burn 5m",
-        "burn 1h",
-        "firing",
-        "exhausted in",
-    ]
+    head = ["SLO", "objective", "SLI", "budget left", "burn rate (long/short)", "firing"]
+    head.append("exhausted in")
     rows = []
-    for r in result:
+    for spec, r in zip(slos, result, strict=True):
         rows.append(
             [
                 f"{r.service}/{r.name}",
                 f"{r.objective:g}%",
                 "-" if r.sli is None else f"{r.sli * 100:.3f}%",
                 f"{r.budget_remaining * 100:.1f}%",
-                _burn(r.burn_rates.get("5m")),
-                _burn(r.burn_rates.get("1h")),
+                _burns(spec, r.burn_rates),
                 ",".join(r.firing) or "-",
                 _fmt_seconds(r.time_to_exhaustion),
             ]
@@ -150,8 +141,25 @@ def status(file: str, db: str, at: str | None, name: str | None, as_json: bool) 
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
 
 
-def _burn(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}x"
+def _burns(spec: SLOSpec, rates: dict[str, float | None]) -> str:
+    """Every alert window's burn rate, one ``long/short a/b`` pair per tier (``1h/5m 0.40/0.21``);
+    ``5m`` alone for an SLO without tiers."""
+    from .spec import format_duration
+
+    def key(seconds: float) -> str:
+        return format_duration(max(1, round(seconds / 60)) * 60)
+
+    pairs = []
+    for t in spec.alerting.active_tiers:
+        lw, sw = key(t.long_window), key(t.short_window)
+        pairs.append(f"{lw}/{sw} {_rate(rates.get(lw))}/{_rate(rates.get(sw))}")
+    return ", ".join(pairs) or f"5m {_rate(rates.get('5m'))}"
+
+
+def _rate(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.2f}" if v < 100 else f"{v:.0f}"
 
 
 @slo.command()
@@ -200,8 +208,9 @@ def backtest(
         click.echo(json.dumps(report.to_json(), indent=2))
         return
     click.echo(
-        f"{report.slo}: {report.minutes} minutes, {report.total:.0f} events, "
-        f"{report.bad:.0f} bad, {len(report.incidents)} incident(s)"
+        f"{report.slo}: {report.minutes} minutes, {report.total:.0f} {report.unit}, "
+        f"{report.bad:.{0 if report.bad == int(report.bad) else 2}f} bad, "
+        f"{len(report.incidents)} incident(s)"
     )
     for t in report.tiers:
         click.echo(

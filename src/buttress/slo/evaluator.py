@@ -5,12 +5,15 @@ At time ``t`` (rounded down to a minute) a window of ``W`` minutes covers the mi
 evaluator, the math module and the generated rules agree (the tests check it).
 
 For each SLO: the SLI over the period, budget consumed and remaining, the burn rate over 5m and
-every
-tier window, the firing tiers and the time to exhaustion at the burn rate of the shortest long
-window
-(1h with the default tiers).  Occurrences SLOs sharing a period and tiers are computed together as
-one
-2-D numpy array (rows = SLOs, columns = minutes); see :func:`status_batch`.
+every tier window, the firing tiers and the time to exhaustion at the burn rate of the shortest
+long window (1h with the default tiers).  Occurrences SLOs sharing a period and tiers are computed
+together, in chunks, as 2-D numpy arrays (rows = SLOs, columns = the minutes of the longest alert
+window) read from the store's day blocks in one query, with the period's sums from its per-day
+sums; see :func:`evaluate` and :func:`status_batch`.
+
+Timeslices and RatioTimeslices follow OpenSLO: the budget is ``b x`` every slice of the period
+(slices without events spend nothing and count in the period), the SLI is good slices over slices
+with events; the Prometheus rules compute the same budget.
 """
 
 from __future__ import annotations
@@ -25,13 +28,20 @@ from zoneinfo import ZoneInfo
 from . import math as slomath
 from ._np import numpy
 from .spec import SLOSpec, WindowSLI, format_duration
-from .store import SLIStore
+from .store import DAY, SLIStore
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["SLOStatus", "evaluate", "period_bounds", "status_batch", "status_reference"]
+__all__ = [
+    "SLOStatus",
+    "evaluate",
+    "evaluate_reference",
+    "period_bounds",
+    "status_batch",
+    "status_reference",
+]
 
 
 @dataclass
@@ -105,9 +115,9 @@ def _excluded_mask(slo: SLOSpec, start_minute: int, n: int) -> npt.NDArray[np.bo
     return mask  # type: ignore[no-any-return]
 
 
-def _window_minutes(slo: SLOSpec) -> list[int]:
+def _window_minutes(slo: SLOSpec, tiers: Sequence[slomath.AlertTier] | None = None) -> list[int]:
     ws = {5}
-    for t in slo.tiers():
+    for t in slo.tiers() if tiers is None else tiers:
         ws.add(max(1, round(t.long_window / 60)))
         ws.add(max(1, round(t.short_window / 60)))
     return sorted(ws)
@@ -127,13 +137,16 @@ def status_batch(
     tiers: Sequence[slomath.AlertTier],
     ref_window: int,
     period_seconds: float,
+    period_sums: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
     """Occurrences status of many SLOs at once.
 
     ``good`` and ``total`` are ``(n_slos, n_minutes)`` arrays whose last column is the minute just
-    before "now"; the period is all columns.  Returns arrays (one value per SLO): ``good``,
-    ``total``, ``consumed``, ``remaining``, ``burn`` (a dict window -> array; NaN without events),
-    ``firing`` (a dict tier name -> bool array) and ``tte`` (seconds; inf when not burning).
+    before "now"; the period is all columns, unless ``period_sums`` gives the period's
+    ``(good, total)`` per SLO (then the arrays need only cover the longest window).  Returns arrays
+    (one value per SLO): ``good``, ``total``, ``consumed``, ``remaining``, ``burn`` (a dict window
+    -> array; NaN without events), ``firing`` (a dict tier name -> bool array) and ``tte``
+    (seconds; inf when not burning).
     """
     np_ = numpy()
     # One pass over the data: the windows are nested (all end at "now"), so each window's sums are
@@ -152,8 +165,12 @@ def status_batch(
             prev = cut
         tw = acc_t.astype(np_.float64)
         sums[w] = (tw - acc_g.astype(np_.float64), tw)
-    g_p = (acc_g + good[:, : n - prev].sum(axis=1)).astype(np_.float64)
-    t_p = (acc_t + total[:, : n - prev].sum(axis=1)).astype(np_.float64)
+    if period_sums is not None:
+        g_p = np_.asarray(period_sums[0], dtype=np_.float64)
+        t_p = np_.asarray(period_sums[1], dtype=np_.float64)
+    else:
+        g_p = (acc_g + good[:, : n - prev].sum(axis=1)).astype(np_.float64)
+        t_p = (acc_t + total[:, : n - prev].sum(axis=1)).astype(np_.float64)
     bad_p = t_p - g_p
     with np_.errstate(divide="ignore", invalid="ignore"):
         consumed = np_.where(t_p > 0, bad_p / (budget_ratio * t_p), 0.0)
@@ -328,28 +345,60 @@ def _num(x: float) -> float | None:
     return None if math.isnan(x) or math.isinf(x) else float(x)
 
 
+def _excluded_intervals(slo: SLOSpec, start: int, end: int) -> list[tuple[int, int]]:
+    """The SLO's exclusions as merged minute intervals ``[lo, hi)`` clipped to ``[start, end)``
+    (a minute partly inside an exclusion is excluded, as in :func:`_excluded_mask`)."""
+    spans = sorted(
+        (
+            max(start, math.floor(e.start.timestamp() / 60)),
+            min(end, math.ceil(e.end.timestamp() / 60)),
+        )
+        for e in slo.exclusions
+    )
+    out: list[tuple[int, int]] = []
+    for lo, hi in spans:
+        if hi <= lo:
+            continue
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+CHUNK = 256
+"""SLOs evaluated together (one store query and one numpy pass); bounds memory to
+``CHUNK x longest window x 16`` bytes."""
+
+
 def evaluate(
     slos: Sequence[SLOSpec], store: SLIStore, at: datetime | float | None = None
 ) -> list[SLOStatus]:
     """Status of every SLO at ``at`` from the counts in ``store``.
 
     ``at`` is rounded down to a minute; the default (now) counts the minute in progress too.
+
+    Occurrences SLOs sharing a period and tiers are evaluated in chunks of :data:`CHUNK`: one
+    :meth:`~SLIStore.series_many` read of the minutes their longest window covers, one
+    :meth:`~SLIStore.totals` read of the period's sums (per-day sums plus the partial days), and one
+    :func:`status_batch` pass.  Excluded minutes are zeroed in the windows and subtracted from the
+    period's sums.  Timeslices SLOs read their whole period (every slice counts).
     """
     np_ = numpy()
     now = _to_minute(at)
     at_text = datetime.fromtimestamp(now * 60, tz=UTC).isoformat()
     results: dict[int, SLOStatus] = {}
-    groups: dict[tuple[Any, ...], list[tuple[int, SLOSpec, Any, Any, int, int, float]]] = {}
+    groups: dict[tuple[Any, ...], list[tuple[int, SLOSpec]]] = {}
     for i, slo in enumerate(slos):
         start, end, period = period_bounds(slo, now)
-        good, total = store.series(slo.name, start, end)
-        mask = _excluded_mask(slo, start, end - start)
-        excluded = 0
-        if mask is not None:
-            excluded = int(mask.sum())
-            good = np_.where(mask, 0, good)
-            total = np_.where(mask, 0, total)
+        excluded = _excluded_intervals(slo, start, end)
+        n_excluded = sum(hi - lo for lo, hi in excluded)
         if slo.method != "Occurrences":
+            good, total = store.series(slo.name, start, end)
+            mask = _excluded_mask(slo, start, end - start)
+            if mask is not None:
+                good = np_.where(mask, 0, good)
+                total = np_.where(mask, 0, total)
             r = _timeslice_status(slo, good, total, start=start, now=end, period=period)
             results[i] = _make(
                 slo,
@@ -357,49 +406,109 @@ def evaluate(
                 sli=r["sli"],
                 at_text=at_text,
                 start=start,
-                excluded=excluded,
+                excluded=n_excluded,
                 burns={w: r["burn"][w] for w in _window_minutes(slo)},
                 firing=r["firing"],
             )
             continue
-        key = (end - start, period, tuple(slo.tiers()), tuple(_window_minutes(slo)))
-        groups.setdefault(key, []).append((i, slo, good, total, start, excluded, period))
-    for (_, period, tiers, windows), members in groups.items():
-        g2 = np_.stack([m[2] for m in members])
-        t2 = np_.stack([m[3] for m in members])
-        b = np_.array([m[1].budget_ratio for m in members])
-        r = status_batch(
-            g2,
-            t2,
-            b,
-            windows=list(windows),
-            tiers=list(tiers),
-            ref_window=_ref_window(members[0][1]),
+        tiers = tuple(slo.tiers())
+        key = (start, end, period, tiers, tuple(_window_minutes(slo, tiers)))
+        groups.setdefault(key, []).append((i, slo))
+    for (start, end, period, tiers, windows), members in groups.items():
+        ref = max(1, round(min(t.long_window for t in tiers) / 60)) if tiers else 60
+        span = min(end - start, max(*windows, ref, *_tier_windows(tiers)))
+        # Per-minute data from the start of the day the longest window begins in; the period's
+        # earlier part from the store's per-day sums (only its first, partial day is read).
+        recent = max(start, (end - span) // DAY * DAY)
+        keys = {w: format_duration(w * 60) for w in windows}
+        start_text = datetime.fromtimestamp(start * 60, tz=UTC).isoformat()
+        for c in range(0, len(members), CHUNK):
+            chunk = members[c : c + CHUNK]
+            names = [slo.name for _, slo in chunk]
+            good, total = store._series_many(names, recent, end, narrow=True)
+            head_g, head_t = store.totals(names, start, recent)
+            n_excl = []
+            for j, (_, slo) in enumerate(chunk):
+                excluded = _excluded_intervals(slo, start, end)
+                n_excl.append(sum(hi - lo for lo, hi in excluded))
+                for lo, hi in excluded:
+                    if lo < recent:
+                        (eg,), (et,) = store.totals([slo.name], lo, min(hi, recent))
+                        head_g[j] -= eg
+                        head_t[j] -= et
+                    a, b = max(lo - recent, 0), max(hi - recent, 0)
+                    good[j, a:b] = 0
+                    total[j, a:b] = 0
+            pg = np_.asarray(head_g, dtype=np_.float64) + good.sum(axis=1)
+            pt = np_.asarray(head_t, dtype=np_.float64) + total.sum(axis=1)
+            r = status_batch(
+                good,
+                total,
+                np_.array([slo.budget_ratio for _, slo in chunk]),
+                windows=list(windows),
+                tiers=list(tiers),
+                ref_window=ref,
+                period_seconds=period,
+                period_sums=(pg, pt),
+            )
+            # Plain Python values once per chunk, then one SLOStatus per SLO.
+            cols = {k: r[k].tolist() for k in ("good", "total", "consumed", "remaining", "tte")}
+            burn_cols = [(keys[w], r["burn"][w].tolist()) for w in windows]
+            fire_cols = [(t.name, r["firing"][t.name].tolist()) for t in tiers]
+            for j, (i, slo) in enumerate(chunk):
+                tot = cols["total"][j]
+                results[i] = SLOStatus(
+                    name=slo.name,
+                    service=slo.service or "",
+                    objective=slo.objective,
+                    budgeting="Occurrences",
+                    window=slo.window.describe(),
+                    at=at_text,
+                    period_start=start_text,
+                    good=cols["good"][j],
+                    total=tot,
+                    sli=cols["good"][j] / tot if tot > 0 else None,
+                    budget_consumed=cols["consumed"][j],
+                    budget_remaining=cols["remaining"][j],
+                    burn_rates={k: _num(v[j]) for k, v in burn_cols},
+                    firing=[name for name, f in fire_cols if f[j]],
+                    time_to_exhaustion=_num(cols["tte"][j]),
+                    excluded_minutes=n_excl[j],
+                )
+    return [results[i] for i in range(len(slos))]
+
+
+def evaluate_reference(
+    slos: Sequence[SLOSpec], store: SLIStore, at: datetime | float | None = None
+) -> list[dict[str, Any]]:
+    """The figures of :func:`evaluate` for Occurrences SLOs without exclusions, the
+    straightforward way: every SLO's whole period read from the store into Python lists, then
+    :func:`status_reference` (plain loops).  The reference the tests and the benchmark use."""
+    from .store import _unpack
+
+    now = _to_minute(at)
+    out = []
+    for slo in slos:
+        start, end, period = period_bounds(slo, now)
+        n = end - start
+        good, total = [0] * n, [0] * n
+        for _, day, width, blob in store._blocks([slo.name], start // DAY, (end - 1) // DAY):
+            arr = _unpack(width, blob)
+            lo, hi = max(start - day * DAY, 0), min(end - day * DAY, DAY)
+            m = day * DAY + lo - start
+            good[m : m + hi - lo] = arr[lo:hi]
+            total[m : m + hi - lo] = arr[DAY + lo : DAY + hi]
+        (r,) = status_reference(
+            [good],
+            [total],
+            [slo.budget_ratio],
+            windows=_window_minutes(slo),
+            tiers=slo.tiers(),
+            ref_window=_ref_window(slo),
             period_seconds=period,
         )
-        for j, (i, slo, _, _, start, excluded, _) in enumerate(members):
-            tot = float(r["total"][j])
-            row = {
-                "good": float(r["good"][j]),
-                "total": tot,
-                "consumed": float(r["consumed"][j]),
-                "remaining": float(r["remaining"][j]),
-                "tte": float(r["tte"][j]),
-            }
-            sli = row["good"] / tot if tot > 0 else None
-            burns = {w: float(r["burn"][w][j]) for w in windows}
-            firing = [t.name for t in tiers if bool(r["firing"][t.name][j])]
-            results[i] = _make(
-                slo,
-                row,
-                sli=sli,
-                at_text=at_text,
-                start=start,
-                excluded=excluded,
-                burns=burns,
-                firing=firing,
-            )
-    return [results[i] for i in range(len(slos))]
+        out.append(r)
+    return out
 
 
 def _make(

@@ -43,7 +43,7 @@ def build_outputs(slos: list[SLOSpec], *, with_tests: bool = True) -> Generated:
         out.files[rule_file] = to_yaml({"groups": [group]})
         if with_tests:
             try:
-                tf = test_file(slo, group, rule_file)
+                tf = test_file(slo, group, rule_file, out.notes)
             except UnsupportedQuery as e:
                 out.notes.append(f"slo {slo.name!r}: no promtool test generated: {e}")
                 continue

@@ -7,17 +7,29 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
 from buttress.errors import SpecError
 from buttress.spec.document import ReliabilitySpec
-from buttress.spec.source import Document, _build, _Loader, validate
+from buttress.spec.source import Document, _build, _dotted, _Loader, validate
 
 from .spec import SLOSpec
 
-__all__ = ["detect_format", "load_documents", "load_documents_text", "load_slos", "resolve_slos"]
+__all__ = [
+    "detect_format",
+    "load_documents",
+    "load_documents_text",
+    "load_slos",
+    "resolve_slos",
+    "validate_slo_at",
+]
+
+Loc = tuple[str | int, ...]
+_PART = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
 
 
 def load_documents_text(text: str, file: str = "<string>") -> list[Document]:
@@ -97,6 +109,56 @@ def resolve_slos(spec: ReliabilitySpec, doc: Document | None = None) -> list[SLO
             slo = slo.with_service(spec.service)
         out.append(slo)
     return out
+
+
+def _parts(dotted: str) -> Loc:
+    return tuple(int(i) if i else name for i, name in _PART.findall(dotted))
+
+
+def validate_slo_at(
+    doc: Document,
+    data: dict[str, object],
+    fields: Mapping[str, tuple[Loc, bool]],
+    default: Loc,
+) -> SLOSpec:
+    """Validate ``data`` (an SLO translated from another format) as an :class:`SLOSpec`, reporting
+    each problem where the user wrote the value in ``doc``.
+
+    ``fields`` maps an SLOSpec field path (``objective``, ``sli.total``; the longest match wins) to
+    ``(loc in doc, same shape)``: when the shape is the same, the rest of the field path is appended
+    to ``loc`` (sloth's ``slos[0].objective``); otherwise the error points at ``loc`` and, if the
+    match was a prefix, the message names the Buttress field.  Other fields point at ``default``.
+    """
+    try:
+        return validate(SLOSpec, Document(doc.file, data))
+    except SpecError as e:
+        problems: list[SpecError] = getattr(e, "problems", None) or [e]
+        mapped = []
+        for p in problems:
+            parts = _parts(p.field or "")
+            loc, same, rest = default, False, parts
+            for n in range(len(parts), 0, -1):
+                hit = fields.get(_dotted(parts[:n]))
+                if hit is not None:
+                    (loc, same), rest = hit, parts[n:]
+                    break
+            if same:
+                mapped.append(doc.error((*loc, *rest), p.message))
+            else:
+                sub = _dotted(parts) if rest else ""
+                mapped.append(doc.error(loc, f"{sub}: {p.message}" if sub else p.message))
+        first = mapped[0]
+        if len(mapped) > 1:
+            rest_text = "\n".join("  " + m.render() for m in mapped[1:])
+            first = SpecError(
+                f"{first.message}\n(and {len(mapped) - 1} more)\n{rest_text}",
+                file=first.file,
+                line=first.line,
+                column=first.column,
+                field=first.field,
+            )
+        first.problems = mapped  # type: ignore[attr-defined]
+        raise first from None
 
 
 def load_slos(path: str | Path) -> list[SLOSpec]:

@@ -29,10 +29,10 @@ import json
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from buttress.errors import SpecError
-from buttress.spec.source import Document, validate
+from buttress.spec.source import Document, _dotted, validate
 from buttress.spec.types import parse_duration
 
 from .spec import (
@@ -232,6 +232,97 @@ class _Ctx:
         return self.objects[key]
 
 
+Loc = tuple[str | int, ...]
+
+
+class _Ann:
+    """``buttress.dev/`` annotations gathered from several objects, each remembering where it was
+    written, so that a malformed value is reported at its own line (later sources override)."""
+
+    def __init__(self) -> None:
+        self.where: dict[str, tuple[str, Document, Loc]] = {}
+
+    def add(self, meta: Metadata, doc: Document, meta_loc: Loc) -> _Ann:
+        for key, value in meta.annotations.items():
+            self.where[key] = (value, doc, (*meta_loc, "annotations", key))
+        return self
+
+    def merged(self, other: _Ann) -> _Ann:
+        out = _Ann()
+        out.where = {**self.where, **other.where}
+        return out
+
+    def __contains__(self, key: str) -> bool:
+        return ANN + key in self.where
+
+    def get(self, key: str) -> str | None:
+        hit = self.where.get(ANN + key)
+        return hit[0] if hit is not None else None
+
+    def error(self, key: str, message: str) -> SpecError:
+        _, doc, loc = self.where[ANN + key]
+        return doc.error(loc, message)
+
+    def json(self, key: str, expect: type[dict[str, Any]] | type[list[Any]]) -> Any:
+        """The JSON value of annotation ``key`` (``None`` when absent): an object (``dict``) or
+        an array (``list``)."""
+        text = self.get(key)
+        if text is None:
+            return None
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise self.error(key, f"not valid JSON ({e.msg} at character {e.pos})") from None
+        if not isinstance(value, expect):
+            want = "a JSON object" if expect is dict else "a JSON array"
+            raise self.error(key, f"must be {want}, got {type(value).__name__}")
+        return value
+
+    def string_map(self, key: str) -> dict[str, str] | None:
+        value = self.json(key, dict)
+        if value is None:
+            return None
+        for k, v in value.items():
+            if not isinstance(v, str):
+                raise self.error(key, f"value of {k!r} must be a string, got {v!r}")
+        return dict(value)
+
+    def count(self, key: str) -> int | None:
+        text = self.get(key)
+        if text is None:
+            return None
+        try:
+            n = int(text.strip())
+        except ValueError:
+            raise self.error(key, f"must be a whole number of events >= 0, got {text!r}") from None
+        if n < 0:
+            raise self.error(key, f"must be >= 0, got {n}")
+        return n
+
+    def duration(self, key: str) -> float | None:
+        text = self.get(key)
+        if text is None:
+            return None
+        try:
+            seconds = parse_duration(text)
+        except ValueError as e:
+            raise self.error(key, str(e)) from None
+        if seconds <= 0:
+            raise self.error(key, f"must be a duration > 0, got {text!r}")
+        return seconds
+
+    def model(self, key: str, adapter: TypeAdapter[Any], data: Any) -> Any:
+        """``data`` (read from annotation ``key``) validated by ``adapter``; errors name the inner
+        field."""
+        try:
+            return adapter.validate_python(data)
+        except ValidationError as e:
+            err = e.errors(include_url=False)[0]
+            where = _dotted(err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            raise self.error(key, f"{where}: {msg}" if where else msg) from None
+
+
 def _collect(docs: list[Document]) -> _Ctx:
     ctx = _Ctx()
     for doc in docs:
@@ -297,12 +388,15 @@ def _query(
 
 
 def _sli(
-    s: SLISpecO, ann: dict[str, str], ctx: _Ctx, doc: Document, loc: tuple[str | int, ...]
+    s: SLISpecO, ann: _Ann, ctx: _Ctx, doc: Document, loc: tuple[str | int, ...]
 ) -> RatioSLI | LatencySLI:
-    if ANN + "latency" in ann:
-        data = json.loads(ann[ANN + "latency"])
-        return LatencySLI.model_validate({"kind": "latency", **data})
-    pipeline = ann.get(ANN + "pipeline")
+    latency = ann.json("latency", dict)
+    pipeline = ann.get("pipeline")
+    if latency is not None:
+        data = {"kind": "latency", **latency}
+        if pipeline is not None and "pipeline" not in latency:
+            data["pipeline"] = pipeline
+        return ann.model("latency", _LATENCY, data)  # type: ignore[no-any-return]
     if s.thresholdMetric is not None:
         raise doc.error(
             (*loc, "thresholdMetric"),
@@ -349,19 +443,44 @@ def _window(tw: TimeWindowO, doc: Document, loc: tuple[str | int, ...]) -> Windo
                     f"calendar window {tw.duration!r} is not supported (use 1w, 1M or 1Q)",
                 )
             tz = tw.calendar.timeZone if tw.calendar else "UTC"
-            return WindowSpec(calendar=cal, timezone=tz)  # type: ignore[arg-type]
+            try:
+                return WindowSpec(calendar=cal, timezone=tz)  # type: ignore[arg-type]
+            except ValueError as e:
+                raise doc.error((*loc, "calendar", "timeZone"), _first(e)) from None
         return WindowSpec(rolling=parse_shorthand(tw.duration))
     except ValueError as e:
         if isinstance(e, SpecError):
             raise
-        raise doc.error((*loc, "duration"), str(e).splitlines()[-1]) from None
+        raise doc.error((*loc, "duration"), _first(e)) from None
+
+
+def _first(e: ValueError) -> str:
+    """The message of a (pydantic) error, without pydantic's decoration."""
+    if isinstance(e, ValidationError):
+        return str(e.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
+    return str(e).splitlines()[-1]
+
+
+# Where a TierSpec field comes from in an AlertCondition (annotation keys without the prefix).
+_TIER_ANN = {
+    "name": "tier",
+    "short_window": "short-window",
+    "min_events": "min-events",
+    "labels": "labels",
+    "annotations": "annotations",
+}
+_TIER_SPEC = {
+    "long_window": ("condition", "lookbackWindow"),
+    "burn_rate": ("condition", "threshold"),
+    "severity": ("severity",),
+}
 
 
 def _tiers(
     slo: SLOSpecO, ctx: _Ctx, doc: Document, loc: tuple[str | int, ...]
-) -> tuple[list[TierSpec], dict[str, str]]:
+) -> tuple[list[TierSpec], _Ann]:
     tiers: list[TierSpec] = []
-    policy_ann: dict[str, str] = {}
+    policy_ann = _Ann()
     for i, p in enumerate(slo.alertPolicies):
         ploc = (*loc, "alertPolicies", i)
         if p.alertPolicyRef:
@@ -375,7 +494,7 @@ def _tiers(
                     ploc, "an alert policy needs alertPolicyRef, or kind/metadata/spec inline"
                 )
             pspec, pmeta, pdoc, pl = p.spec, p.metadata, doc, ploc
-        policy_ann.update(pmeta.annotations)
+        policy_ann.add(pmeta, pdoc, (*pl, "metadata"))
         for j, c in enumerate(pspec.conditions):
             cloc = (*pl, "spec", "conditions", j)
             if c.conditionRef:
@@ -383,6 +502,7 @@ def _tiers(
                     "AlertCondition", c.conditionRef, pdoc, (*cloc, "conditionRef")
                 )
                 cmeta = cobj.metadata
+                meta_loc = (*cl, "metadata")
                 cl = (*cl, "spec")
             else:
                 if c.spec is None or c.metadata is None:
@@ -390,6 +510,8 @@ def _tiers(
                         cloc, "a condition needs conditionRef, or kind/metadata/spec inline"
                     )
                 cspec, cmeta, cdoc, cl = c.spec, c.metadata, pdoc, (*cloc, "spec")
+                meta_loc = (*cloc, "metadata")
+            cann = _Ann().add(cmeta, cdoc, meta_loc)
             cond = cspec.condition
             if cond.op not in ("gt", "gte"):
                 raise cdoc.error(
@@ -399,32 +521,42 @@ def _tiers(
                 )
             try:
                 long_w = parse_shorthand(cond.lookbackWindow)
-                short_txt = cmeta.annotations.get(ANN + "short-window")
-                short_w = parse_duration(short_txt) if short_txt else long_w / 12
-                me = cmeta.annotations.get(ANN + "min-events")
-                tier_labels = json.loads(cmeta.annotations.get(ANN + "labels", "{}"))
-                tier_ann = json.loads(cmeta.annotations.get(ANN + "annotations", "{}"))
-                tiers.append(
-                    TierSpec(
-                        name=cmeta.annotations.get(ANN + "tier", cmeta.name),
-                        severity=cspec.severity,
-                        long_window=long_w,
-                        short_window=short_w,
-                        burn_rate=cond.threshold,
-                        min_events=int(me) if me is not None else None,
-                        labels=tier_labels,
-                        annotations=tier_ann,
-                    )
-                )
             except ValueError as e:
-                if isinstance(e, SpecError):
-                    raise
-                raise cdoc.error((*cl, "condition"), str(e).splitlines()[-1]) from None
+                raise cdoc.error((*cl, "condition", "lookbackWindow"), _first(e)) from None
+            short_w = cann.duration("short-window")
+            data: dict[str, Any] = {
+                "name": cann.get("tier") or cmeta.name,
+                "severity": cspec.severity,
+                "long_window": long_w,
+                "short_window": short_w if short_w is not None else long_w / 12,
+                "burn_rate": cond.threshold,
+                "min_events": cann.count("min-events"),
+                "labels": cann.string_map("labels") or {},
+                "annotations": cann.string_map("annotations") or {},
+            }
+            try:
+                tiers.append(TierSpec.model_validate(data))
+            except ValidationError as e:
+                err = e.errors(include_url=False)[0]
+                field = str(err["loc"][0]) if err["loc"] else ""
+                msg = _first(e)
+                key = _TIER_ANN.get(field)
+                if key is not None and key in cann:
+                    raise cann.error(key, msg) from None
+                if field == "name":
+                    raise cdoc.error((*meta_loc, "name"), msg) from None
+                raise cdoc.error((*cl, *_TIER_SPEC.get(field, ("condition",))), msg) from None
     return tiers, policy_ann
+
+
+_LATENCY: TypeAdapter[LatencySLI] = TypeAdapter(LatencySLI)
+_EXCLUSIONS: TypeAdapter[list[ExclusionSpec]] = TypeAdapter(list[ExclusionSpec])
 
 
 def slos_from_openslo(docs: list[Document]) -> list[SLOSpec]:
     """Buttress SLOs from OpenSLO v1 documents; every problem names its file, line and field."""
+    from .load import validate_slo_at
+
     ctx = _collect(docs)
     out: list[SLOSpec] = []
     for key in ctx.order:
@@ -433,20 +565,26 @@ def slos_from_openslo(docs: list[Document]) -> list[SLOSpec]:
         spec, obj, doc, loc = ctx.objects[key]
         sl = (*loc, "spec")
         assert isinstance(spec, SLOSpecO)
-        ann = obj.metadata.annotations
+        ann = _Ann().add(obj.metadata, doc, (*loc, "metadata"))
         if spec.indicator is not None:
             sli_spec, sli_loc = spec.indicator.spec, (*sl, "indicator", "spec")
-            sli_ann = {**spec.indicator.metadata.annotations, **ann}
+            sli_ann = _Ann().add(spec.indicator.metadata, doc, (*sl, "indicator", "metadata"))
             sli_doc = doc
         elif spec.indicatorRef:
             s2, o2, sli_doc, l2 = ctx.get("SLI", spec.indicatorRef, doc, (*sl, "indicatorRef"))
-            sli_spec, sli_loc, sli_ann = s2, (*l2, "spec"), {**o2.metadata.annotations, **ann}
+            sli_spec, sli_loc = s2, (*l2, "spec")
+            sli_ann = _Ann().add(o2.metadata, sli_doc, (*l2, "metadata"))
         else:
             raise doc.error(sl, "an SLO needs indicator (inline) or indicatorRef")
-        inner = _sli(sli_spec, sli_ann, ctx, sli_doc, sli_loc)
-        window = _window(spec.timeWindow[0], doc, (*sl, "timeWindow", 0))
+        inner = _sli(sli_spec, sli_ann.merged(ann), ctx, sli_doc, sli_loc)
+        tw_loc = (*sl, "timeWindow", 0)
+        window = _window(spec.timeWindow[0], doc, tw_loc)
         tiers, policy_ann = _tiers(spec, ctx, doc, sl)
-        all_ann = {**policy_ann, **ann}
+        all_ann = policy_ann.merged(ann)
+        alerting = _alerting(tiers, all_ann)
+        exclusions = ann.json("exclusions", list)
+        if exclusions is not None:
+            ann.model("exclusions", _EXCLUSIONS, exclusions)
         for i, objective in enumerate(spec.objectives):
             ol = (*sl, "objectives", i)
             if objective.target is None and objective.targetPercent is None:
@@ -464,9 +602,13 @@ def slos_from_openslo(docs: list[Document]) -> list[SLOSpec]:
                     raise doc.error(ol, f"{spec.budgetingMethod} needs timeSliceWindow")
                 if spec.budgetingMethod == "Timeslices" and objective.timeSliceTarget is None:
                     raise doc.error(ol, "Timeslices needs timeSliceTarget")
+                try:
+                    slice_s = parse_shorthand(objective.timeSliceWindow)
+                except ValueError as e:
+                    raise doc.error((*ol, "timeSliceWindow"), _first(e)) from None
                 sli = {
                     "kind": "window",
-                    "slice": parse_shorthand(objective.timeSliceWindow),
+                    "slice": slice_s,
                     "target": objective.timeSliceTarget
                     if spec.budgetingMethod == "Timeslices"
                     else None,
@@ -485,33 +627,60 @@ def slos_from_openslo(docs: list[Document]) -> list[SLOSpec]:
                 "budgeting": spec.budgetingMethod,
                 "window": window.model_dump(exclude_none=True),
                 "labels": {k: v for k, v in obj.metadata.labels.items() if isinstance(v, str)},
-                "alerting": _alerting(tiers, all_ann),
-                "exclusions": json.loads(ann.get(ANN + "exclusions", "[]")),
+                "alerting": alerting,
+                "exclusions": exclusions or [],
             }
-            sub = Document(doc.file, data, {(): doc.position(ol)}, {})  # type: ignore[dict-item]
-            out.append(validate(SLOSpec, sub))
+            target_key = "targetPercent" if objective.targetPercent is not None else "target"
+            ann_loc = (*loc, "metadata", "annotations")
+            fields: dict[str, tuple[Loc, bool]] = {
+                "name": ((*loc, "metadata", "name"), False),
+                "service": ((*sl, "service"), False),
+                "description": ((*sl, "description"), False),
+                "objective": ((*ol, target_key), False),
+                "sli": (sli_loc, False),
+                "budgeting": ((*sl, "budgetingMethod"), False),
+                "window": ((*sl, "timeWindow"), False),
+                "labels": ((*loc, "metadata", "labels"), True),
+                "alerting": ((*sl, "alertPolicies") if spec.alertPolicies else ann_loc, False),
+                "exclusions": ((*ann_loc, ANN + "exclusions"), False),
+            }
+            if spec.budgetingMethod != "Occurrences":
+                fields["sli"] = (ol, False)
+            elif sli_doc is not doc:  # the SLI is another YAML document: point at the reference
+                fields["sli"] = ((*sl, "indicatorRef"), False)
+            else:
+                for part in ("good", "bad", "total"):
+                    fields[f"sli.{part}"] = ((*sli_loc, "ratioMetric", part), False)
+            out.append(validate_slo_at(doc, data, fields, ol))
     if not out:
         raise SpecError("no SLO objects (kind: SLO) found", file=docs[0].file if docs else None)
     return out
 
 
-def _alerting(tiers: list[TierSpec], ann: dict[str, str]) -> dict[str, Any]:
+def _alerting(tiers: list[TierSpec], ann: _Ann) -> dict[str, Any]:
     data: dict[str, Any] = {}
-    if ann.get(ANN + "no-alerts") == "true":
+    no_alerts = ann.get("no-alerts")
+    if no_alerts is not None and no_alerts not in ("true", "false"):
+        raise ann.error("no-alerts", f"must be 'true' or 'false', got {no_alerts!r}")
+    if no_alerts == "true":
         data["tiers"] = []
     elif tiers:
         data["tiers"] = [t.model_dump(exclude_none=True) for t in tiers]
-    if ANN + "alert-name" in ann:
-        data["name"] = ann[ANN + "alert-name"]
-    if ANN + "min-events" in ann:
-        data["min_events"] = int(ann[ANN + "min-events"])
-    if ANN + "absent-for" in ann:
-        v = ann[ANN + "absent-for"]
-        data["absent_for"] = None if v == "off" else v
-    if ANN + "alert-labels" in ann:
-        data["labels"] = json.loads(ann[ANN + "alert-labels"])
-    if ANN + "alert-annotations" in ann:
-        data["annotations"] = json.loads(ann[ANN + "alert-annotations"])
+    name = ann.get("alert-name")
+    if name is not None:
+        data["name"] = name
+    min_events = ann.count("min-events")
+    if min_events is not None:
+        data["min_events"] = min_events
+    absent = ann.get("absent-for")
+    if absent is not None:
+        data["absent_for"] = None if absent == "off" else ann.duration("absent-for")
+    labels = ann.string_map("alert-labels")
+    if labels is not None:
+        data["labels"] = labels
+    annotations = ann.string_map("alert-annotations")
+    if annotations is not None:
+        data["annotations"] = annotations
     return data
 
 

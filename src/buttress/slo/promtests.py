@@ -328,7 +328,158 @@ def _robust(slo: SLOSpec, ub: list[float], ut: list[float], k: int) -> bool:
     return True
 
 
-def _scenarios(slo: SLOSpec) -> list[Scenario]:
+def _minutes(seconds: float) -> int:
+    return max(1, round(seconds / 60))
+
+
+def _divisors_desc(x: int) -> list[int]:
+    small, large = [], []
+    i = 1
+    while i * i <= x:
+        if x % i == 0:
+            small.append(i)
+            if i * i != x:
+                large.append(x // i)
+        i += 1
+    return large + small[::-1]
+
+
+def _spread_fires(
+    tiers: Sequence[slomath.AlertTier], b: float, *, n: int, d: int, q: int, unit: int
+) -> frozenset[str]:
+    """Tiers firing at minute ``n`` when minutes ``n - 1 - d - j x q`` (``j >= 0``) are all bad and
+    every minute holds ``unit`` counted units (events, or one slice): the math module's decision,
+    with window sums counted in closed form."""
+    out = set()
+    for t in tiers:
+        ok = True
+        for w in (_minutes(t.long_window), _minutes(t.short_window)):
+            m = min(w, n)
+            bad = 0 if m <= d else (m - d - 1) // q + 1
+            if w == _minutes(t.long_window) and m * unit < t.min_events:
+                ok = False
+            if not bad / m > slomath.error_ratio_threshold(t.threshold, b):
+                ok = False
+        if ok:
+            out.add(t.name)
+    return frozenset(out)
+
+
+def _page_fires_anyway(t: slomath.AlertTier, b: float, d: int, unit: int) -> bool:
+    """Whether page ``t`` fires whatever the spacing when the last bad minute is ``d`` minutes
+    before the check: one bad minute inside its short window already exceeds its limit in both
+    windows (and the long window can hold enough events)."""
+    lw, sw = _minutes(t.long_window), _minutes(t.short_window)
+    limit = slomath.error_ratio_threshold(t.threshold, b)
+    return sw > d and 1 / lw > limit and lw * unit >= t.min_events
+
+
+def _spread(n: int, d: int, q: int, traffic: int) -> tuple[list[int], list[int]]:
+    bad = [0] * n
+    for pos in range(n - 1 - d, -1, -q):
+        bad[pos] = traffic
+    return bad, [traffic] * n
+
+
+def _slow_burn(slo: SLOSpec, traffic: int) -> tuple[Scenario | None, str | None]:
+    """A burn that fires the ticket tiers and no page, or ``(None, why)``.
+
+    First a constant error ratio between the highest ticket threshold below the lowest page
+    threshold and that page threshold (Occurrences and RatioTimeslices: every window sees the same
+    ratio); the traffic is raised until an integer count of bad events per minute lands strictly
+    between the two.  Otherwise (Timeslices, where a slice is wholly good or bad, or tiers whose
+    thresholds overlap) bad minutes are spread: one every ``q`` minutes, the last ``d`` minutes ago
+    (``d`` = 0 or past a page's short window), over ``n`` minutes, searched in that order (ongoing
+    burns first, then the shortest series, then the sparsest spacing), so that both windows of the
+    ticket tiers exceed their thresholds while every page has a window below its own.  Each
+    candidate is checked with :func:`buttress.slo.math.alert_timeline` and kept away from exact
+    ties with a limit.
+    """
+    tiers = slo.tiers()
+    b = slo.budget_ratio
+    pages = [t for t in tiers if t.severity == "page"]
+    page_names = {t.name for t in pages}
+    tickets = [t for t in tiers if t.severity != "page" and slomath.can_fire(t.threshold, b)]
+    if not tickets:
+        return None, None
+    why = (
+        "no slow-burn test: no series fires a ticket tier without a page "
+        f"(tickets {sorted(t.name for t in tickets)}, pages {sorted(page_names)})"
+    )
+    # A ticket whose windows a page shares, with a page threshold no higher, never fires alone.
+    tickets = [
+        t
+        for t in tickets
+        if not any(
+            (p.long_window, p.short_window) == (t.long_window, t.short_window)
+            and p.threshold <= t.threshold
+            and p.min_events <= t.min_events
+            for p in pages
+        )
+    ]
+    if not tickets:
+        return None, why
+    want = frozenset(t.name for t in tickets)
+
+    def accept(bad: list[int], total: list[int], checks: list[int], full: bool) -> Scenario | None:
+        ub, ut = timeline_units(slo, bad, total)
+        timeline = slomath.alert_timeline(ub, ut, b, tiers)
+        for k in checks:
+            fired = timeline[k]
+            good = fired == want if full else bool(fired) and not fired & page_names
+            if not good or not _robust(slo, ub, ut, k):
+                return None
+        return Scenario("slow burn", bad, total, checks)
+
+    low_page = min((t.threshold for t in pages), default=math.inf)
+    below = [t.threshold for t in tickets if t.threshold < low_page]
+    if slo.method != "Timeslices" and below:
+        lo, hi = max(below) * b, min(1.0, low_page * b)
+        ratio = (lo + hi) / 2
+        need_events = max(t.min_events for t in tickets)
+        volume = max(traffic, math.ceil(4 / (hi - lo)), math.ceil(need_events / 30) + 1)
+        x = round(ratio * volume)
+        if lo < x / volume < hi:
+            n = 60
+            sc = accept([x] * n, [volume] * n, [30, n], full=len(below) == len(tickets))
+            if sc is not None:
+                return sc, None
+    # Spread whole bad minutes (every event bad: a bad slice, or an outage minute).
+    unit = 1 if isinstance(slo.sli, WindowSLI) else traffic
+    n_min = max(_minutes(t.short_window) for t in tickets)
+    n_max = min(max(_minutes(t.long_window) for t in tickets) + n_min, 5000)
+    fallback: tuple[int, int, int] | None = None
+    budget = 200_000  # candidate evaluations before giving up (about a second)
+    for d in sorted({0, *(_minutes(t.short_window) for t in pages)}):
+        if any(_page_fires_anyway(t, b, d, unit) for t in pages):
+            continue
+        for n in range(max(n_min, d + 1), n_max + 1):
+            budget -= 1
+            if budget < 0:
+                break
+            for q in _divisors_desc(n - 1 - d) if n - 1 - d > 0 else [1]:
+                budget -= 1
+                fired = _spread_fires(tiers, b, n=n, d=d, q=q, unit=unit)
+                if not fired or fired & page_names:
+                    continue
+                if fired != want:
+                    fallback = fallback or (n, d, q)
+                    continue
+                sc = accept(*_spread(n, d, q, traffic), [n], full=True)
+                if sc is not None:
+                    return sc, None
+    if fallback is not None:
+        n, d, q = fallback
+        sc = accept(*_spread(n, d, q, traffic), [n], full=False)
+        if sc is not None:
+            return sc, None
+    return None, why
+
+
+def _scenarios(slo: SLOSpec) -> tuple[list[Scenario], list[str]]:
+    """The outage, slow-burn and healthy scenarios of ``slo``, and notes on those that cannot be
+    built (a scenario with nothing to test -- no tier can fire, no ticket tier -- is left out
+    without a note)."""
     tiers = slo.tiers()
     b = slo.budget_ratio
     timeslices = isinstance(slo.sli, WindowSLI)
@@ -338,11 +489,19 @@ def _scenarios(slo: SLOSpec) -> list[Scenario]:
     if tiers:
         traffic = max(traffic, math.ceil(max(t.min_events for t in tiers) / 30) + 1)
     out: list[Scenario] = []
+    notes: list[str] = []
 
     def per_minute_bad(ratio: float) -> int:
         return min(traffic, round(ratio * traffic))
 
-    fireable = [t for t in tiers if slomath.can_fire(t.threshold, b)]
+    # Tiers some error ratio can fire (and whose long window can hold min_events: for window SLIs
+    # the guard counts slices, at most one a minute).
+    per_minute = 1 if timeslices else traffic
+    fireable = [
+        t
+        for t in tiers
+        if slomath.can_fire(t.threshold, b) and _minutes(t.long_window) * per_minute >= t.min_events
+    ]
     if fireable:
         first = fireable[0]
         limit = slomath.error_ratio_threshold(first.threshold, b)
@@ -350,8 +509,11 @@ def _scenarios(slo: SLOSpec) -> list[Scenario]:
         if timeslices:
             target = slo.sli.target or 0.5  # type: ignore[union-attr]
             ratio = min(1.0, (1 - target) + 0.5 * target)
-        for _attempt in range(20):
-            healthy = 10
+        # Healthy traffic first, long enough for the low-traffic guard to be met before the errors
+        # start (so that the ratios, not the guard, decide the minute the page fires).
+        guard = math.ceil(first.min_events / per_minute)
+        for attempt in range(20):
+            healthy = 10 + guard + attempt  # a different start moves every ratio off a tie
             span = round(first.long_window / 60) + 30
             bad = [0] * healthy + [per_minute_bad(ratio)] * span
             total = [traffic] * len(bad)
@@ -363,27 +525,13 @@ def _scenarios(slo: SLOSpec) -> list[Scenario]:
                 out.append(Scenario("outage", bad[:end], total[:end], [hit - 1, hit, end], True))
                 break
             ratio = min(1.0, ratio * 1.07)
-    pages = [t for t in fireable if t.severity == "page"]
-    tickets = [t for t in fireable if t.severity != "page"]
-    if tickets:
-        low_page = min((t.threshold for t in pages), default=math.inf)
-        below = [t.threshold for t in tickets if t.threshold < low_page]
-        if below:
-            burn = (max(below) + low_page) / 2 if pages else max(below) * 2
-            ratio = min(1.0, burn * b)
-            n = 60
-            if timeslices:
-                period = max(1, round(1 / ratio))
-                bad = [traffic if i % period == period - 1 else 0 for i in range(n)]
-            else:
-                bad = [per_minute_bad(ratio)] * n
-            total = [traffic] * n
-            ub, ut = timeline_units(slo, bad, total)
-            tl = slomath.alert_timeline(ub, ut, b, tiers)
-            checks = [k for k in (30, 60) if _robust(slo, ub, ut, k)]
-            page_names = {t.name for t in pages}
-            if checks and all(tl[k] and not (tl[k] & page_names) for k in checks):
-                out.append(Scenario("slow burn", bad, total, checks))
+        else:
+            notes.append(f"no outage test: no error ratio fires {first.name!r} robustly")
+    slow, why = _slow_burn(slo, traffic)
+    if slow is not None:
+        out.append(slow)
+    if why is not None:
+        notes.append(why)
     if tiers:
         low = min(t.threshold for t in tiers)
         ratio = 0.25 * low * b
@@ -393,7 +541,7 @@ def _scenarios(slo: SLOSpec) -> list[Scenario]:
         ub, ut = timeline_units(slo, bad, total)
         checks = [k for k in (15, 30) if _robust(slo, ub, ut, k)]
         out.append(Scenario("healthy", bad, total, checks))
-    return out
+    return out, notes
 
 
 def _alert_labels(slo: SLOSpec, tier_name: str) -> dict[str, str]:
@@ -467,9 +615,13 @@ def scenario_test(
                 exprs.append(
                     (f"slo:burn_rate:ratio_rate{format_duration(w)}", slomath.burn_rate(tb / tt, b))
                 )
+        pb, pt = sum(ub[:k]), sum(ut[:k])
         if not isinstance(slo.sli, WindowSLI):
-            pb, pt = sum(ub[:k]), sum(ut[:k])
             exprs.append(("slo:error_budget:remaining", slomath.budget_remaining(pb, pt, b)))
+        elif pt > 0:
+            # Timeslices: b x every slice of the period (see rules.py), as in the evaluator.
+            slices = slo.period / slo.sli.slice
+            exprs.append(("slo:error_budget:remaining", 1.0 - pb / (b * slices)))
         test["promql_expr_test"] = [
             {
                 "expr": f"abs({name}{{{sel}}} - {value!r}) < bool {1e-6 * max(1.0, abs(value))!r}",
@@ -481,10 +633,16 @@ def scenario_test(
     return test
 
 
-def tests_for(slo: SLOSpec, rules: dict[str, Any]) -> list[dict[str, Any]]:
-    """promtool ``tests:`` entries for one SLO (``rules`` is its generated group)."""
+def tests_for(
+    slo: SLOSpec, rules: dict[str, Any], notes: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """promtool ``tests:`` entries for one SLO (``rules`` is its generated group); a scenario that
+    cannot be built is left out with a note appended to ``notes``."""
     synth = series_for(slo)
-    out = [scenario_test(slo, rules, sc, synth) for sc in _scenarios(slo)]
+    scenarios, why = _scenarios(slo)
+    if notes is not None:
+        notes.extend(f"slo {slo.name!r}: {w}" for w in why)
+    out = [scenario_test(slo, rules, sc, synth) for sc in scenarios]
     if slo.alerting.absent_for is not None:
         k = math.ceil(slo.alerting.absent_for / 60) + 1
         absent_name = slo.alert_name.removesuffix("BurnRate") + "SLIAbsent"
@@ -519,13 +677,16 @@ def tests_for(slo: SLOSpec, rules: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def test_file(slo: SLOSpec, rules: dict[str, Any], rule_file: str) -> dict[str, Any]:
-    """A complete promtool test file for ``slo`` against ``rule_file`` (a path relative to it)."""
+def test_file(
+    slo: SLOSpec, rules: dict[str, Any], rule_file: str, notes: list[str] | None = None
+) -> dict[str, Any]:
+    """A complete promtool test file for ``slo`` against ``rule_file`` (a path relative to it);
+    notes on scenarios left out go to ``notes``."""
     return {
         "rule_files": [rule_file],
         "evaluation_interval": "1m",
         "group_eval_order": [group_name(slo)],
-        "tests": tests_for(slo, rules),
+        "tests": tests_for(slo, rules, notes),
     }
 
 

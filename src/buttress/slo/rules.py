@@ -10,13 +10,15 @@ and the period ``P``):
 ``slo:sli_error:ratio_rate<W>``              ``bad[W] / total[W]`` (or ``1 - good[W] / total[W]``)
 ``slo:sli_total:rate<W>``                    ``total[W]`` (events per second; the low-traffic guard)
 ``slo:burn_rate:ratio_rate<W>``              ``slo:sli_error:ratio_rate<W> / b``
-``slo:error_budget:remaining``               ``1 - slo:sli_error:ratio_rate<P> / b``
+``slo:error_budget:remaining``               ``1 - slo:sli_error:ratio_rate<P> / b`` (slices: below)
 ``slo:objective:ratio``                      the target, for dashboards
 ===========================================  =====================================================
 
 The period ratio is ``bad[P] / total[P]`` computed from the counters over the whole period, not an
 average of short ratios.  Window-based SLIs record each evaluation's slice indicator
-(``slo:sli_slice:good``) and average it over each window.
+(``slo:sli_slice:good``) and average it over each window; their budget follows OpenSLO's
+Timeslices semantics, ``1 - bad slices / (b x slices in the period)``, where slices without events
+count as neither good nor bad (the same figure as the embedded evaluator).
 
 Alerts: one rule per tier, named after the SLO (``alerting.name``), labelled ``severity``, ``slo``,
 ``burn_tier`` (and ``service``) for Alertmanager routing and inhibition:
@@ -188,16 +190,21 @@ def rules_for(slo: SLOSpec, *, evaluation_interval: float = 60.0) -> dict[str, A
         )
     fp = format_duration(slo.period)
     period_ratio = f"slo:sli_error:ratio_rate{fp}{sel}"
-    if has_total:
+    if isinstance(sli, WindowSLI):
+        # OpenSLO's Timeslices: the budget is b x (every slice in the period), so a slice without
+        # events neither spends budget nor shrinks it.  Bad slices = (1 - avg) x count of the
+        # evaluations (each covers interval/slice of a slice); slices = P / slice:
+        # consumed = ratio[P] x (count[P] / P) x interval / b.
+        budget = (
+            f"1 - ({period_ratio} * slo:sli_total:rate{fp}{sel})"
+            f" * {_lit(evaluation_interval)} / {_lit(b)}"
+        )
+    elif has_total:
         # No events in the period (0/0) means nothing consumed, as in the evaluator.
-        period_ratio = f"(({period_ratio} >= 0) or (slo:sli_total:rate{fp}{sel} * 0))"
-    rules.append(
-        {
-            "record": "slo:error_budget:remaining",
-            "expr": f"1 - {period_ratio} / {_lit(b)}",
-            "labels": labels,
-        }
-    )
+        budget = f"1 - (({period_ratio} >= 0) or (slo:sli_total:rate{fp}{sel} * 0)) / {_lit(b)}"
+    else:
+        budget = f"1 - {period_ratio} / {_lit(b)}"
+    rules.append({"record": "slo:error_budget:remaining", "expr": budget, "labels": labels})
     rules.append(
         {"record": "slo:objective:ratio", "expr": f"vector({_lit(slo.target)})", "labels": labels}
     )

@@ -84,6 +84,8 @@ class Spec(_S):
 
 def slos_from_sloth(doc: Document) -> list[SLOSpec]:
     """Buttress SLOs from a sloth ``prometheus/v1`` document."""
+    from .load import validate_slo_at
+
     if not isinstance(doc.data, dict):
         raise doc.error((), "a sloth file is a mapping with version, service and slos")
     spec = validate(Spec, doc)
@@ -132,16 +134,17 @@ def slos_from_sloth(doc: Document) -> list[SLOSpec]:
                 "disable": disable,
             },
         }
-        sub = Document(doc.file, data, {(): doc.position(loc)}, {})  # type: ignore[dict-item]
-        # Point errors in fields sloth shares at their own line.
-        for key in ("name", "objective", "labels", "description"):
-            pos = doc.position((*loc, key))
-            if pos[0] is not None:
-                sub.keys[(key,)] = pos  # type: ignore[assignment]
-        sli_pos = doc.position((*loc, "sli"))
-        if sli_pos[0] is not None:
-            sub.keys[("sli",)] = sli_pos  # type: ignore[assignment]
-        out.append(validate(SLOSpec, sub))
+        # Errors name sloth's own fields (slos[0].objective) at their lines.
+        same = {k: ((*loc, k), True) for k in ("name", "objective", "description", "labels")}
+        fields: dict[str, tuple[tuple[str | int, ...], bool]] = {
+            **same,
+            "sli": ((*loc, "sli"), False),
+            "sli.bad": ((*loc, "sli", "events", "error_query"), False),
+            "sli.total": ((*loc, "sli", "events", "total_query"), False),
+            "sli.error_ratio": ((*loc, "sli", "raw", "error_ratio_query"), False),
+            "alerting": ((*loc, "alerting"), False),
+        }
+        out.append(validate_slo_at(doc, data, fields, loc))
     return out
 
 

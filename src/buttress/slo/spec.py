@@ -50,10 +50,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from buttress.spec.types import PositiveDuration
 
@@ -113,6 +115,29 @@ def _check_query(v: str | None) -> str | None:
                 'e.g. sum(rate(http_requests_total{code=~"5.."}[{{.window}}]))'
             )
     return v
+
+
+def _check_kind(v: Any, kinds: tuple[str, ...]) -> Any:
+    """Reject a missing or unknown ``kind`` with an error located at the ``kind`` key itself."""
+    if not isinstance(v, dict):
+        return v
+    kind = v.get("kind")
+    choices = ", ".join(kinds[:-1]) + f" or {kinds[-1]}"
+    if kind is None:
+        msg, shown = f"the SLI kind is required: {choices}", v
+    elif kind not in kinds:
+        msg, shown = f"unknown SLI kind; use {choices}", kind  # validation adds "(got ...)"
+    else:
+        return v
+    # A ValidationError raised in a validator nests under the field: its loc becomes (sli, kind).
+    raise ValidationError.from_exception_data(
+        "SLI",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", msg), loc=("kind",), input=shown
+            )
+        ],
+    )
 
 
 class RatioSLI(_Strict):
@@ -254,6 +279,11 @@ class WindowSLI(_Strict):
         "Required for Timeslices budgeting; omitted for RatioTimeslices.",
     )
     of: InnerSLI = Field(description="The SLI measured in each slice (ratio or latency).")
+
+    @field_validator("of", mode="before")
+    @classmethod
+    def _inner_kind(cls, v: Any) -> Any:
+        return _check_kind(v, ("ratio", "latency"))
 
     @field_validator("slice")
     @classmethod
@@ -570,13 +600,7 @@ class SLOSpec(_Strict):
     @field_validator("sli", mode="before")
     @classmethod
     def _kind(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            kind = v.get("kind")
-            if kind is None:
-                raise ValueError("sli.kind is required: ratio, latency or window")
-            if kind not in ("ratio", "latency", "window"):
-                raise ValueError(f"unknown SLI kind {kind!r}; use ratio, latency or window")
-        return v
+        return _check_kind(v, ("ratio", "latency", "window"))
 
     @field_validator("budgeting")
     @classmethod
