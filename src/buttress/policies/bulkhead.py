@@ -3,25 +3,41 @@
 A bulkhead isolates one dependency's concurrency so that a slow dependency cannot take every thread
 or task of the service with it.  It serves threads and asyncio tasks alike, from one shared count.
 
-State (under one lock, never held across user code)::
+State::
 
-    active   calls running now            0 <= active <= max_concurrent
-    waiters  FIFO of queued callers       0 <= len(waiters) <= max_queue
+    pool     free permits, a list of ``None``          len(pool) + spare + held == max_concurrent
+    spare    permits never handed out yet (lock)       (held: running calls and granted waiters)
+    waiters  FIFO of queued callers (lock)             0 <= len(waiters) <= max_queue
 
 Decisions::
 
-    enter:  active < max_concurrent            -> active += 1, run
-            len(waiters) < max_queue, wait > 0 -> queue, wait up to min(max_wait, deadline left)
-            otherwise                          -> BulkheadFull
-    leave:  a waiter is queued                 -> hand the slot to the oldest waiter
-                                                  (active unchanged)
-            otherwise                          -> active -= 1
+    enter:  nobody queued and pool.pop() succeeds      -> run                (no lock)
+            else, under the lock:
+              nobody queued, a permit or a spare       -> run
+              len(waiters) < max_queue, wait > 0       -> queue, then drain; wait up to
+                                                          min(max_wait, deadline - now)
+              otherwise                                -> BulkheadFull
+    leave:  nobody queued                              -> pool.append(None)  (no lock); then, if
+                                                          someone queued meanwhile, drain (below)
+            else, under the lock                       -> hand the permit to the oldest waiter
+
+The success path takes no lock: under the GIL ``list.pop()`` and ``list.append()`` are atomic, so
+a permit is held by exactly one caller and at most ``max_concurrent`` calls run at once.  The only
+race is a caller queueing while a permit is being put back; both sides publish first and look
+second (the waiter queues, then looks at the pool; the releaser fills the pool, then looks at the
+queue), so at least one of them sees the other and *drains* under the lock (while someone is
+queued and the pool has a permit: pop it and grant it to the oldest waiter).  No wake-up is lost:
+once the releases and enqueues in progress are done, no permit sits in the pool while a caller
+waits.
 
 The slot is *handed over* on release rather than freed and raced for, so the queue is served in
-order and a newcomer can never overtake a waiter; while anyone waits, ``active == max_concurrent``.
-A waiter whose wait runs out after it was handed a slot keeps the slot (the grant wins the race),
-and an asyncio waiter cancelled after its grant passes the slot on, so a slot is never lost or
-doubled.
+order, and a caller that arrives after a waiter has queued never overtakes it (it finds the queue
+non-empty and queues behind it).  A waiter whose wait runs out after it was handed a slot keeps the
+slot (the grant wins the race), and an asyncio waiter cancelled after its grant passes the slot on,
+so a slot is never lost or doubled (an exception raised just after the permit's pop returned, as
+a signal handler's ``KeyboardInterrupt`` can be, gives the permit back).  The pool starts with
+``min(max_concurrent, 1024)`` permits and the rest are issued under the lock on first need, so
+memory follows the concurrency reached.
 """
 
 from __future__ import annotations
@@ -47,6 +63,7 @@ DEFAULT_MAX_CONCURRENT = 10
 DEFAULT_MAX_QUEUE = 0
 DEFAULT_MAX_WAIT = 1.0
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
+_PREFILL = 1024  # permits put in the pool at construction; the rest are issued on first need
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +143,23 @@ class Bulkhead(Policy):
     Refusals raise :class:`~buttress.errors.BulkheadFull` (a :class:`~buttress.errors.Rejected`:
     retries do not retry it, breakers do not count it).  ``active``, ``queued`` and ``available``
     read the state; ``limit`` and ``inflight`` let a :class:`~buttress.policies.shed.LoadShedder`
-    measure utilisation from this bulkhead.
+    measure utilisation from this bulkhead.  Per call on the success path (nobody queued): one
+    ``list.pop()`` and one ``list.append()``, no lock.
     """
 
     kind: ClassVar[str] = "bulkhead"
     order: ClassVar[int] = 60
 
-    __slots__ = ("_active", "_lock", "_waiters", "clock", "max_concurrent", "max_queue", "max_wait")
+    __slots__ = (
+        "_lock",
+        "_pool",
+        "_spare",
+        "_waiters",
+        "clock",
+        "max_concurrent",
+        "max_queue",
+        "max_wait",
+    )
 
     def __init__(
         self,
@@ -157,7 +184,8 @@ class Bulkhead(Policy):
         self.clock = clock
         self.name = name
         self._lock = threading.Lock()
-        self._active = 0
+        self._pool: list[None] = [None] * min(max_concurrent, _PREFILL)
+        self._spare = max_concurrent - len(self._pool)
         self._waiters: deque[_Waiter] = deque()
 
     def __repr__(self) -> str:
@@ -170,8 +198,9 @@ class Bulkhead(Policy):
 
     @property
     def active(self) -> int:
-        """Calls holding a slot now."""
-        return self._active
+        """Calls holding a slot now (``max_concurrent - free``; a slot being handed to a waiter
+        counts as held)."""
+        return self.max_concurrent - len(self._pool) - self._spare
 
     @property
     def queued(self) -> int:
@@ -181,7 +210,7 @@ class Bulkhead(Policy):
     @property
     def available(self) -> int:
         """Free slots now."""
-        return self.max_concurrent - self._active
+        return len(self._pool) + self._spare
 
     @property
     def limit(self) -> int:
@@ -191,29 +220,82 @@ class Bulkhead(Policy):
     @property
     def inflight(self) -> int:
         """``active`` (for utilisation readers)."""
-        return self._active
+        return self.max_concurrent - len(self._pool) - self._spare
 
     # -- the decisions -----------------------------------------------------------------------------
 
-    def try_acquire(self) -> bool:
-        """Take a slot if one is free now (never waits).  Pair every ``True`` with
-        :meth:`release`."""
-        with self._lock:
-            if self._active < self.max_concurrent:
-                self._active += 1
-                return True
+    def _take_locked(self) -> bool:
+        """Under the lock: take a free permit if nobody is queued."""
+        if self._waiters:
             return False
+        try:
+            self._pool.pop()
+        except IndexError:
+            if self._spare <= 0:
+                return False
+            self._spare -= 1
+        return True
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now and nobody is queued (never waits).  Pair every ``True``
+        with :meth:`release`."""
+        if self._waiters:
+            return False
+        try:
+            self._pool.pop()
+        except IndexError:
+            if self._spare <= 0:
+                return False
+            with self._lock:
+                return self._take_locked()
+        except BaseException:  # raised after the pop returned (a signal): give the permit back
+            self.release()
+            raise
+        return True
 
     def release(self) -> None:
         """Give a slot back: to the oldest waiter if any, else to the pool."""
+        if self._waiters:
+            self._hand_over()
+        else:
+            self._pool.append(None)
+            if self._waiters:
+                self._drain()
+
+    def _hand_over(self) -> None:
+        """Release with someone queued: under the lock, grant the permit to the oldest waiter (or
+        put it in the pool if the queue emptied meanwhile); wake the waiter after the lock."""
         with self._lock:
             waiters = self._waiters
             if not waiters:
-                self._active -= 1
+                self._pool.append(None)
                 return
             w = waiters.popleft()
             w.granted = True
         w.wake()
+
+    def _drain_locked(self) -> list[_Waiter]:
+        """Under the lock: while someone is queued and the pool holds a permit, grant a permit to
+        the oldest waiter.  Returns the waiters granted (to wake once the lock is released)."""
+        waiters = self._waiters
+        pool = self._pool
+        granted: list[_Waiter] = []
+        while waiters and pool:
+            try:
+                pool.pop()
+            except IndexError:  # a caller arriving before the waiters queued took it
+                break
+            w = waiters.popleft()
+            w.granted = True
+            granted.append(w)
+        return granted
+
+    def _drain(self) -> None:
+        """A permit went back to the pool while someone queued: serve the queue from the pool."""
+        with self._lock:
+            granted = self._drain_locked()
+        for w in granted:
+            w.wake()
 
     def _wait_bound(self, now: float) -> float | None:
         """How long a caller may wait: ``min(max_wait, deadline - now)``; ``None`` is unbounded."""
@@ -225,18 +307,24 @@ class Bulkhead(Policy):
                 bound = left
         return bound
 
-    def _queue_locked(self, bound: float | None, w: _Waiter) -> str:
+    def _queue_locked(self, bound: float | None, w: _Waiter) -> tuple[str, list[_Waiter]]:
         """Under the lock: take a slot (``"slot"``), queue ``w`` (``"queued"``), or say why to
-        refuse."""
-        if self._active < self.max_concurrent:
-            self._active += 1
-            return "slot"
+        refuse; with the waiters granted by the drain that follows queueing (to wake after the
+        lock)."""
+        if self._take_locked():
+            return "slot", []
         if len(self._waiters) >= self.max_queue:
-            return "full"
+            return "full", []
         if bound is not None and bound <= 0:
-            return "deadline" if self._deadline_bound(bound) else "full"
+            return "deadline" if self._deadline_bound(bound) else "full", []
         self._waiters.append(w)
-        return "queued"
+        # Queued first, then look at the pool: a permit put back by a releaser that looked at the
+        # queue before we joined it is granted now, oldest waiter first.
+        granted = self._drain_locked()
+        if w.granted:
+            granted.remove(w)
+            return "slot", granted
+        return "queued", granted
 
     def _deadline_bound(self, bound: float) -> bool:
         """Did the deadline (rather than ``max_wait``) set this bound?"""
@@ -258,7 +346,7 @@ class Bulkhead(Policy):
                     self.name,
                     self.clock.monotonic(),
                     reason,
-                    self._active,
+                    self.active,
                     len(self._waiters),
                 )
             )
@@ -278,6 +366,7 @@ class Bulkhead(Policy):
     # -- executors ---------------------------------------------------------------------------------
 
     def _acquire_slow(self, em: Emitter) -> None:
+        """Enter when the lock-free path found someone queued or no permit in the pool."""
         mono = self.clock.monotonic
         start = mono()
         bound = self._wait_bound(start)
@@ -285,20 +374,23 @@ class Bulkhead(Policy):
         signal = w.signal = threading.Lock()
         signal.acquire()
         with self._lock:
-            outcome = self._queue_locked(bound, w)
+            outcome, granted = self._queue_locked(bound, w)
+        for g in granted:
+            g.wake()
         if outcome != "queued":
             if outcome != "slot":
                 raise self._reject(outcome, em, bound)
             return
         if not signal.acquire(timeout=-1 if bound is None else min(max(0.0, bound), _TIMEOUT_MAX)):
             with self._lock:
-                granted = self._give_up_locked(w)
-            if not granted:
+                got = self._give_up_locked(w)
+            if not got:
                 raise self._reject(self._reason_for(bound), em, bound)
         if em.active:
             em.emit(BulkheadWaited(em.pipeline, self.name, mono(), mono() - start))
 
     async def _acquire_slow_async(self, em: Emitter) -> None:
+        """:meth:`_acquire_slow` for asyncio tasks."""
         mono = self.clock.monotonic
         start = mono()
         bound = self._wait_bound(start)
@@ -309,7 +401,9 @@ class Bulkhead(Policy):
         w.loop = loop
         w.thread = threading.get_ident()
         with self._lock:
-            outcome = self._queue_locked(bound, w)
+            outcome, granted = self._queue_locked(bound, w)
+        for g in granted:
+            g.wake()
         if outcome != "queued":
             if outcome != "slot":
                 raise self._reject(outcome, em, bound)
@@ -321,79 +415,90 @@ class Bulkhead(Policy):
                 await asyncio.wait_for(fut, max(0.0, bound))
         except TimeoutError:
             with self._lock:
-                granted = self._give_up_locked(w)
-            if not granted:
+                got = self._give_up_locked(w)
+            if not got:
                 raise self._reject(self._reason_for(bound), em, bound) from None
         except BaseException:
             with self._lock:
-                granted = self._give_up_locked(w)
-            if granted:
+                got = self._give_up_locked(w)
+            if got:
                 self.release()
             raise
         if em.active:
             em.emit(BulkheadWaited(em.pipeline, self.name, mono(), mono() - start))
 
     def sync_layer(self, nxt: SyncNext, emitter: Emitter) -> SyncNext:
-        lock = self._lock
-        limit = self.max_concurrent
+        pool = self._pool
+        take = pool.pop
+        put = pool.append
         waiters = self._waiters
         slow = self._acquire_slow
+        hand_over = self._hand_over
+        drain = self._drain
+        release = self.release
         direct = nxt is invoke_sync
         em = emitter
-        me = self
 
         def bulkhead_call(
             fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
         ) -> Any:
-            with lock:
-                fast = me._active < limit
-                if fast:
-                    me._active += 1
-            if not fast:
+            if waiters:
                 slow(em)
+            else:
+                try:
+                    take()
+                except IndexError:
+                    slow(em)
+                except BaseException:  # raised after the pop returned (a signal): give it back
+                    release()
+                    raise
             try:
                 return fn(*args, **kwargs) if direct else nxt(fn, args, kwargs)
             finally:
-                # release(), inlined: hand the slot to the oldest waiter, or free it
-                with lock:
-                    w = waiters.popleft() if waiters else None
-                    if w is None:
-                        me._active -= 1
-                    else:
-                        w.granted = True
-                if w is not None:
-                    w.wake()
+                # release(), inlined
+                if waiters:
+                    hand_over()
+                else:
+                    put(None)
+                    if waiters:
+                        drain()
 
         return bulkhead_call
 
     def async_layer(self, nxt: AsyncNext, emitter: Emitter) -> AsyncNext:
-        lock = self._lock
-        limit = self.max_concurrent
+        pool = self._pool
+        take = pool.pop
+        put = pool.append
         waiters = self._waiters
         slow = self._acquire_slow_async
+        hand_over = self._hand_over
+        drain = self._drain
+        release = self.release
         direct = nxt is invoke_async
         em = emitter
-        me = self
 
         async def bulkhead_call_async(
             fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
         ) -> Any:
-            with lock:
-                fast = me._active < limit
-                if fast:
-                    me._active += 1
-            if not fast:
+            if waiters:
                 await slow(em)
+            else:
+                try:
+                    take()
+                except IndexError:
+                    await slow(em)
+                except BaseException:  # raised after the pop returned (a signal): give it back
+                    release()
+                    raise
             try:
                 return await (fn(*args, **kwargs) if direct else nxt(fn, args, kwargs))
             finally:
-                with lock:
-                    w = waiters.popleft() if waiters else None
-                    if w is None:
-                        me._active -= 1
-                    else:
-                        w.granted = True
-                if w is not None:
-                    w.wake()
+                # release(), inlined
+                if waiters:
+                    hand_over()
+                else:
+                    put(None)
+                    if waiters:
+                        drain()
 
         return bulkhead_call_async

@@ -25,12 +25,23 @@ proceeding time plus ``burst * T``.
 so the in-memory store here and a shared store (one Redis round trip running the same arithmetic in
 a script) are interchangeable.  :class:`MemoryBucketStore` bounds its memory: at most ``max_keys``
 buckets, full buckets are swept first, then the least recently used is dropped.
+
+**The shared bucket without a lock.**  The bucket of key ``None`` (one limit for all callers) is
+guarded by a *gate*: a list holding one item.  A decision takes the item with ``list.pop()``,
+reads and writes the ``TAT``, and puts the item back with ``list.append()``; under the GIL both are
+atomic, so one decision at a time holds the gate, exactly as under a lock, for the cost of two list
+operations.  A decision that finds the gate empty (its holder was switched out in the middle of a
+few bytecodes) yields the GIL until the item is back.  An exception raised between the pop and the
+block that puts the item back (a signal handler's ``KeyboardInterrupt`` lands at the end of a call)
+is caught by the ``except BaseException`` of the pop's own ``try``, which puts the item back, so the
+gate is never lost.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -106,7 +117,7 @@ class MemoryBucketStore:
         dropped (which can only make the limiter more lenient for that one key, never stricter).
     """
 
-    __slots__ = ("_lock", "_shared", "_since_sweep", "_tat", "evicted", "max_keys")
+    __slots__ = ("_gate", "_lock", "_shared", "_since_sweep", "_tat", "evicted", "max_keys")
 
     def __init__(self, max_keys: int = DEFAULT_MAX_KEYS) -> None:
         if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
@@ -115,7 +126,10 @@ class MemoryBucketStore:
         self._lock = threading.Lock()
         self._tat: OrderedDict[Hashable, float] = OrderedDict()
         self._since_sweep = max_keys  # the first overflow may sweep at once
-        self._shared = -math.inf  # the bucket of key None, kept out of the LRU
+        # The bucket of key None, kept out of the LRU: its TAT, read and written only by the holder
+        # of the gate, a list of one item that a decision pops and appends (see the module docs).
+        self._shared = -math.inf
+        self._gate: list[None] = [None]
         self.evicted = 0
         """Buckets dropped while not full (each made one key's limit briefly more lenient)."""
 
@@ -126,7 +140,8 @@ class MemoryBucketStore:
     def tat(self, key: Hashable) -> float | None:
         """The stored theoretical arrival time of ``key`` (``None``: no bucket, i.e. full)."""
         if key is None:
-            return None if self._shared == -math.inf else self._shared
+            tat = self._shared
+            return None if tat == -math.inf else tat
         return self._tat.get(key)
 
     def acquire(
@@ -138,14 +153,7 @@ class MemoryBucketStore:
         max_wait: float,
     ) -> float:
         if key is None:
-            with self._lock:
-                shared = self._shared
-                new_tat = (shared if shared > now else now) + increment
-                wait = new_tat - tolerance - now
-                if wait > max_wait:
-                    return -wait
-                self._shared = new_tat
-            return wait if wait > 0.0 else 0.0
+            return self._acquire_shared(now, increment, tolerance, max_wait)
         with self._lock:
             d = self._tat
             tat = d.get(key)
@@ -166,6 +174,63 @@ class MemoryBucketStore:
                 d[key] = new_tat
                 d.move_to_end(key)
             return wait if wait > 0.0 else 0.0
+
+    def _acquire_shared(
+        self, now: float, increment: float, tolerance: float, max_wait: float
+    ) -> float:
+        """``acquire(None, ...)``: one decision on the shared bucket, without a lock."""
+        gate = self._gate
+        try:
+            gate.pop()
+        except IndexError:
+            return self._acquire_shared_contended(now, increment, tolerance, max_wait)
+        except BaseException:  # raised after the pop returned: the gate is ours, give it back
+            gate.append(None)
+            raise
+        else:
+            try:
+                tat = self._shared
+                new_tat = (tat if tat > now else now) + increment
+                wait = new_tat - tolerance - now
+                if wait > max_wait:
+                    return -wait
+                self._shared = new_tat
+            finally:
+                gate.append(None)
+            return wait if wait > 0.0 else 0.0
+
+    def _acquire_shared_contended(
+        self, now: float, increment: float, tolerance: float, max_wait: float
+    ) -> float:
+        """:meth:`_acquire_shared` when another decision holds the gate: yield the GIL until it
+        is back (its holder needs a few bytecodes), then decide."""
+        gate = self._gate
+        while True:
+            time.sleep(0)  # not a wait: hands the GIL to the holder
+            try:
+                gate.pop()
+            except IndexError:
+                continue
+            except BaseException:
+                gate.append(None)
+                raise
+            else:
+                try:
+                    return self._decide_gated(now, increment, tolerance, max_wait)
+                finally:
+                    gate.append(None)
+
+    def _decide_gated(
+        self, now: float, increment: float, tolerance: float, max_wait: float
+    ) -> float:
+        """Holding the gate: the GCRA step on the shared bucket."""
+        tat = self._shared
+        new_tat = (tat if tat > now else now) + increment
+        wait = new_tat - tolerance - now
+        if wait > max_wait:
+            return -wait
+        self._shared = new_tat
+        return wait if wait > 0.0 else 0.0
 
     def _shrink_locked(self, now: float) -> None:
         d = self._tat
@@ -220,7 +285,8 @@ class RateLimiter(Policy):
     :param max_keys: the default store's bound on buckets.  Default 10,000.
     :param clock: the clock the buckets run on.
 
-    Per call (one bucket, reject mode): one clock read, one lock, one dict lookup.
+    Per call with the shared in-memory bucket (no ``key``): one clock read, a list pop and append,
+    no lock; with keyed buckets, one lock and one dict lookup more.
     """
 
     kind: ClassVar[str] = "rate_limiter"
@@ -337,16 +403,60 @@ class RateLimiter(Policy):
     def sync_layer(self, nxt: SyncNext, emitter: Emitter) -> SyncNext:
         mono = self.clock.monotonic
         sleep = self.clock.sleep
-        acquire = self.store.acquire
         interval = self.interval
         tolerance = self.tolerance
-        keyf = self.key
         waits = self.mode == "wait"
         wait_limit = self._wait_limit
         refuse = self._refuse
         direct = nxt is invoke_sync
         em = emitter
         name = self.name
+        store = self.store
+        if self.key is None and type(store) is MemoryBucketStore:
+            # The shared in-memory bucket: the store's _acquire_shared, inlined (one clock read, the
+            # gate's pop and append); waits go through the store.
+            shared = store._acquire_shared
+            take = store._gate.pop
+            put = store._gate.append
+            contended = store._acquire_shared_contended
+
+            def rate_limit_shared(
+                fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+            ) -> Any:
+                now = mono()
+                if waits:
+                    w = shared(now, interval, tolerance, wait_limit(now))
+                    if w != 0.0:
+                        if w < 0.0:
+                            raise refuse(em, None, -w, True)
+                        if em.active:
+                            em.emit(RateLimitWaited(em.pipeline, name, now, None, w))
+                        sleep(w)
+                else:
+                    # store._acquire_shared(now, interval, tolerance, 0.0), inlined
+                    try:
+                        take()
+                    except IndexError:  # the store's sign: < 0 refused (-retry_after), 0 admitted
+                        w = -contended(now, interval, tolerance, 0.0)
+                    except BaseException:
+                        put(None)
+                        raise
+                    else:
+                        try:
+                            tat = store._shared
+                            new_tat = (tat if tat > now else now) + interval
+                            w = new_tat - tolerance - now
+                            if w <= 0.0:
+                                store._shared = new_tat
+                        finally:
+                            put(None)
+                    if w > 0.0:
+                        raise refuse(em, None, w, False)
+                return fn(*args, **kwargs) if direct else nxt(fn, args, kwargs)
+
+            return rate_limit_shared
+        acquire = store.acquire
+        keyf = self.key
 
         def rate_limit_call(
             fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -367,16 +477,59 @@ class RateLimiter(Policy):
     def async_layer(self, nxt: AsyncNext, emitter: Emitter) -> AsyncNext:
         mono = self.clock.monotonic
         asleep = self.clock.sleep_async
-        acquire = self.store.acquire
         interval = self.interval
         tolerance = self.tolerance
-        keyf = self.key
         waits = self.mode == "wait"
         wait_limit = self._wait_limit
         refuse = self._refuse
         direct = nxt is invoke_async
         em = emitter
         name = self.name
+        store = self.store
+        if self.key is None and type(store) is MemoryBucketStore:
+            # The sync layer's shared-bucket twin.
+            shared = store._acquire_shared
+            take = store._gate.pop
+            put = store._gate.append
+            contended = store._acquire_shared_contended
+
+            async def rate_limit_shared_async(
+                fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+            ) -> Any:
+                now = mono()
+                if waits:
+                    w = shared(now, interval, tolerance, wait_limit(now))
+                    if w != 0.0:
+                        if w < 0.0:
+                            raise refuse(em, None, -w, True)
+                        if em.active:
+                            em.emit(RateLimitWaited(em.pipeline, name, now, None, w))
+                        await asleep(w)
+                else:
+                    # store._acquire_shared(now, interval, tolerance, 0.0), inlined
+                    try:
+                        take()
+                    except IndexError:  # the store's sign: < 0 refused (-retry_after), 0 admitted
+                        w = -contended(now, interval, tolerance, 0.0)
+                    except BaseException:
+                        put(None)
+                        raise
+                    else:
+                        try:
+                            tat = store._shared
+                            new_tat = (tat if tat > now else now) + interval
+                            w = new_tat - tolerance - now
+                            if w <= 0.0:
+                                store._shared = new_tat
+                        finally:
+                            put(None)
+                    if w > 0.0:
+                        raise refuse(em, None, w, False)
+                return await (fn(*args, **kwargs) if direct else nxt(fn, args, kwargs))
+
+            return rate_limit_shared_async
+        acquire = store.acquire
+        keyf = self.key
 
         async def rate_limit_call_async(
             fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -6,7 +6,14 @@ time on.
 
 * **asyncio**: the awaited work is cancelled when the time is up, and the policy raises
   :class:`~buttress.errors.DeadlineExceeded` (``scope="total"``) or
-  :class:`~buttress.errors.AttemptTimeout` (``scope="attempt"``, retryable).
+  :class:`~buttress.errors.AttemptTimeout` (``scope="attempt"``, retryable).  The semantics are
+  those of :func:`asyncio.timeout` (the task is cancelled at the deadline; on the way out the
+  cancellation is withdrawn with :meth:`asyncio.Task.uncancel`, and only a ``CancelledError``
+  that no other cancellation request stands behind becomes the timeout error, so an outer
+  cancellation is never swallowed), with a cheaper timer: every call of one layer has the same
+  timeout, so due times arrive in order, and one timer per event loop and layer, armed for the
+  oldest call still running, serves them all (see :class:`_Expiries`).  A call whose deadline is
+  cut short by an earlier one in force gets a timer of its own.
 * **threads, cooperative** (default): Python cannot interrupt a running function, so the deadline
   bounds every *wait* inside it (retry sleeps, bulkhead queues, integrations that read
   :func:`buttress.remaining`).  If the deadline has already passed when the layer is entered, the
@@ -36,6 +43,9 @@ import math
 import queue
 import sys
 import threading
+import time
+from asyncio import base_events
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Literal
 
@@ -44,12 +54,25 @@ from buttress.context import _DEADLINE
 from buttress.errors import AttemptTimeout, ConfigError, DeadlineExceeded
 from buttress.events import DeadlineHit, Emitter, TimeoutEvent
 
-from .base import AsyncNext, Policy, SyncNext, invoke_sync
+from .base import AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
 from .retry import _RETRY_MARK, _in_outer_retry, _Mark
 
 __all__ = ["Timeout"]
 
 _IDLE_EXIT = 30.0  # seconds an idle hard-timeout worker waits for work before it exits
+_COMPACT_AT = 64  # the least number of entries an _Expiries holds before it sweeps finished ones
+# When asyncio.timeout turns the CancelledError into TimeoutError, by interpreter version: once
+# withdrawing its own request leaves no request at all (uncancel() == 0) before 3.11.3; from 3.11.3
+# (gh-102780) none beyond those standing when the block was entered; the exception must be a
+# CancelledError exactly, or from 3.13 any subclass.
+_FROM_ENTRY = sys.version_info >= (3, 11, 3)
+_SUBCLASS = sys.version_info >= (3, 13)
+_BASE_TIME = base_events.BaseEventLoop.time
+# In 3.11, asyncio.current_task(loop) is a Python function returning this mapping's entry for the
+# loop (the tasks' C code keeps it); reading it directly saves a call.  From 3.12 it is C itself.
+_TASK_OF_LOOP: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = (
+    getattr(asyncio.tasks, "_current_tasks", None) if sys.version_info < (3, 12) else None
+)
 
 
 class _DaemonPool:
@@ -115,6 +138,79 @@ class _DaemonPool:
     def threads(self) -> int:
         """Worker threads alive now."""
         return self._threads
+
+
+class _Expiries:
+    """The due times of one async timeout layer's calls on one event loop, oldest first.
+
+    An entry is ``[when, task, fired]`` (``when`` on the loop's clock; ``task`` set to ``None``
+    when the call leaves the layer; ``fired`` once the task was cancelled for it).  Every call of
+    the layer has the same timeout, so ``when`` never decreases along the queue: one timer, armed
+    for the oldest entry, serves them all.  When it fires, every entry due is fired (its task
+    cancelled, as :func:`asyncio.timeout` does) and the timer is armed again for the oldest entry
+    left.  A call leaving the layer marks its entry and drops finished entries from the front; when
+    a long call holds the front, finished entries behind it are swept whenever the queue grows past
+    ``max(_COMPACT_AT, 2 * calls running at the last sweep)``, which keeps memory proportional to
+    the calls running at an amortised O(1) per call.
+
+    Cost per call: a small list, a deque append and pop, instead of a ``TimerHandle`` in the loop's
+    heap and an async context manager.  Each thread keeps the instance of the loop it last ran.
+    """
+
+    __slots__ = ("armed", "entries", "limit", "loop", "same_clock")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, mono: Callable[[], float]) -> None:
+        self.loop = loop
+        self.entries: deque[list[Any]] = deque()
+        self.armed = False
+        self.limit = _COMPACT_AT
+        # The loop's clock is time.monotonic, as the policy's: one reading serves both.
+        self.same_clock = mono is time.monotonic and type(loop).time is _BASE_TIME
+
+    def fire(self, armed_at: float) -> None:
+        """The timer: cancel the task of every entry due (the loop ran this timer, so whatever was
+        due by ``armed_at`` is, and so is whatever is due by now), then arm for the oldest left."""
+        self.armed = False
+        due = max(self.loop.time(), armed_at)
+        while True:
+            entries = self.entries  # read again: a cancellation may run code that sweeps it
+            if not entries:
+                return
+            entry = entries[0]
+            task = entry[1]
+            if task is not None:
+                if entry[0] > due:
+                    self.arm(entry[0])
+                    return
+                entry[2] = True
+                entries.popleft()
+                task.cancel()
+            else:
+                entries.popleft()
+
+    def arm(self, when: float) -> None:
+        """Set the timer for ``when`` (the oldest entry's due time)."""
+        self.armed = True
+        self.loop.call_at(when, self.fire, when)
+
+    def leave(self, entry: list[Any]) -> None:
+        """A call left the layer: forget its entry."""
+        entry[1] = None
+        entries = self.entries
+        while entries and entries[0][1] is None:
+            entries.popleft()
+        if len(entries) > self.limit:
+            live = deque(e for e in entries if e[1] is not None)
+            self.entries = live
+            self.limit = max(_COMPACT_AT, 2 * len(live))
+
+
+def _expire_one(entry: list[Any]) -> None:
+    """The own timer of a call whose deadline was cut short: cancel its task if still inside."""
+    task = entry[1]
+    if task is not None:
+        entry[2] = True
+        task.cancel()
 
 
 class Timeout(Policy):
@@ -258,6 +354,16 @@ class Timeout(Policy):
         seconds = self.seconds
         var = _DEADLINE
         em = emitter
+        error = self._error
+        event = self._event
+        running_loop = asyncio.get_running_loop
+        current_task = asyncio.current_task
+        task_of_loop = None if _TASK_OF_LOOP is None else _TASK_OF_LOOP.get
+        cancelled_error = asyncio.CancelledError
+        direct = nxt is invoke_async
+        # Per thread: the _Expiries of the event loop last run there (a thread runs one loop at a
+        # time; a new loop replaces the old one's).
+        local = threading.local()
 
         async def timeout_call_async(
             fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -265,24 +371,70 @@ class Timeout(Policy):
             now = mono()
             at = now + seconds
             outer = var.get()
+            cut = False
             if outer is not None and outer < at:
                 at = outer
-            left = at - now
-            if left <= 0:
+                cut = True
+            if at <= now:
                 if em.active:
-                    self._event(em)
-                raise self._error()
+                    event(em)
+                raise error()
+            loop = running_loop()
+            task = current_task(loop) if task_of_loop is None else task_of_loop(loop)
+            if task is None:
+                raise RuntimeError("Timeout should be used inside a task")
+            try:
+                q = local.q
+            except AttributeError:
+                q = None
+            if q is None or q.loop is not loop:
+                q = local.q = _Expiries(loop, mono)
+            # The timer, on the loop's clock: asyncio.timeout(at - now) would set the same.
+            when = (now if q.same_clock else loop.time()) + (at - now if cut else seconds)
+            entry = [when, task, False]
+            if cut:
+                handle: asyncio.TimerHandle | None = loop.call_at(when, _expire_one, entry)
+            else:
+                handle = None
+                q.entries.append(entry)
+                if not q.armed:
+                    q.arm(when)
+            cancelling = task.cancelling() if _FROM_ENTRY else 0
             token = var.set(at)
             try:
-                async with asyncio.timeout(left) as cm:
-                    return await nxt(fn, args, kwargs)
-            except TimeoutError:
-                if cm.expired():
-                    if em.active:
-                        self._event(em)
-                    raise self._error() from None
-                raise
-            finally:
+                result = await (fn(*args, **kwargs) if direct else nxt(fn, args, kwargs))
+            except BaseException as exc:
                 var.reset(token)
+                if handle is None:
+                    q.leave(entry)
+                else:
+                    handle.cancel()
+                    entry[1] = None
+                if entry[2]:
+                    # Our timer cancelled the task: withdraw that request, as asyncio.timeout does;
+                    # the CancelledError is ours only if no other request stands behind it.
+                    ours = task.uncancel() <= cancelling and (
+                        isinstance(exc, cancelled_error)
+                        if _SUBCLASS
+                        else type(exc) is cancelled_error
+                    )
+                    if ours or isinstance(exc, TimeoutError):
+                        if em.active:
+                            event(em)
+                        raise error() from None
+                raise
+            var.reset(token)
+            if handle is None:
+                entries = q.entries
+                if len(entries) == 1 and entries[0] is entry:  # the only call in flight
+                    entries.pop()
+                else:
+                    q.leave(entry)
+            else:
+                handle.cancel()
+                entry[1] = None
+            if entry[2]:
+                task.uncancel()
+            return result
 
         return timeout_call_async
