@@ -22,7 +22,8 @@ def exists(path: str) -> bool:
     return Path(path).exists()
 
 
-def boom(message: str = "the action failed") -> None:
+def boom(message: str = "the action failed", value: Any = None) -> None:
+    """Always raises (``value``: what a tolerance probe is given, ignored)."""
     raise RuntimeError(message)
 
 

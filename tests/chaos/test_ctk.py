@@ -9,9 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from buttress.chaos import ctk, failpoints
 from buttress.chaos.client import Client
 from buttress.chaos.proxy import ProxyThread
+from buttress.slo.recorder import SLIRecorder
+from buttress.slo.store import SLIStore
 
 from .servers import EchoServer, recv_exact
 
@@ -23,6 +27,40 @@ def test_chaostoolkit_cli_runs_an_experiment_with_our_extension(
 ) -> None:
     p = api.create("echo", echo.addr)
     mod = "buttress.chaos.ctk"
+    # A declared SLO and its SLI store, filled through the recorder: 2 bad of 1000 now (burn 0.2).
+    spec = tmp_path / "reliability.yaml"
+    spec.write_text(
+        "service: shop\nslos:\n  - name: echo-availability\n    objective: 99\n"
+        "    sli: {kind: ratio, pipeline: echo}\n"
+    )
+    db = tmp_path / "sli.db"
+    with SLIStore(db) as store, SLIRecorder(store) as rec:
+        rec.record("echo-availability", 998, 1000)
+    slo_probe = {
+        "type": "probe",
+        "name": "echo-budget",
+        "tolerance": {
+            "type": "probe",
+            "name": "burning-slowly",
+            "provider": {
+                "type": "python",
+                "module": mod,
+                "func": "burn_rate_at_most",
+                "arguments": {"limit": 2},
+            },
+        },
+        "provider": {
+            "type": "python",
+            "module": mod,
+            "func": "slo_burn_rate",
+            "arguments": {
+                "spec": str(spec),
+                "store": str(db),
+                "slo": "echo-availability",
+                "window": "5m",
+            },
+        },
+    }
     experiment = {
         "version": "1.0.0",
         "title": "latency on the echo service is survivable",
@@ -41,7 +79,8 @@ def test_chaostoolkit_cli_runs_an_experiment_with_our_extension(
                         "func": "proxy_exists",
                         "arguments": {"name": "echo"},
                     },
-                }
+                },
+                slo_probe,
             ],
         },
         "method": [
@@ -107,6 +146,9 @@ def test_chaostoolkit_cli_runs_an_experiment_with_our_extension(
     d = json.loads(journal.read_text())
     assert "completed" == d["status"]
     assert d["steady_states"]["before"]["steady_state_met"] is True
+    budget = d["steady_states"]["before"]["probes"][1]
+    assert ("echo-budget", True) == (budget["activity"]["name"], budget["tolerance_met"])
+    assert 0.2 == pytest.approx(budget["output"])
     toxics = d["run"][1]["output"]
     assert [("slow", "latency", 100)] == [
         (t["name"], t["type"], t["attributes"]["latency"]) for t in toxics

@@ -475,3 +475,86 @@ def test_sigint_during_the_method_still_runs_rollbacks(tmp_path: Path) -> None:
     assert "back\n" == (tmp_path / "rolled").read_text()
     assert not (tmp_path / "never").exists()
     assert "rollbacks are running and will finish" in stdout
+
+
+# -- a tolerance that raises -----------------------------------------------------------------------
+
+
+def raising_tolerance() -> dict[str, Any]:
+    return {"type": "probe", "name": "judge", "provider": py("boom", message="judge is broken")}
+
+
+def test_a_tolerance_probe_that_raises_is_not_met_and_recorded(tmp_path: Path) -> None:
+    exp = base(tmp_path)
+    exp["steady-state-hypothesis"]["probes"].append(
+        probe("judged", "give", raising_tolerance(), value=1)
+    )
+    d = run(exp).to_dict()
+    assert ("failed", False) == (d["status"], d["deviated"])
+    judged = d["steady_states"]["before"]["probes"][1]
+    assert ("succeeded", False) == (judged["status"], judged["tolerance_met"])
+    assert "RuntimeError: judge is broken" in "".join(judged["tolerance_exception"])
+    assert [] == d["run"]
+    assert "back\n" == (tmp_path / "rolled").read_text()
+
+
+def test_a_continuous_probe_whose_tolerance_raises_aborts_the_run(tmp_path: Path) -> None:
+    exp = base(
+        tmp_path,
+        method=[
+            {**act("long", "nap", seconds=0.01), "pauses": {"after": 5}},
+            act("never", "touch", path=str(tmp_path / "never")),
+        ],
+    )
+    exp["continuous-probes"] = [
+        {**probe("watch", "give", raising_tolerance(), value=1), "interval": "20ms"}
+    ]
+    t0 = time.monotonic()
+    d = run(exp).to_dict()
+    assert time.monotonic() - t0 < 3
+    assert ("aborted", True) == (d["status"], d["deviated"])
+    assert "judge is broken" in "".join(d["steady_states"]["during"][-1]["tolerance_exception"])
+    assert not (tmp_path / "never").exists()
+    assert "back\n" == (tmp_path / "rolled").read_text()
+
+
+def test_the_cli_writes_the_journal_when_a_tolerance_raises(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from buttress.cli import main
+
+    exp = base(tmp_path)
+    exp["steady-state-hypothesis"]["probes"].append(
+        probe("judged", "give", raising_tolerance(), value=1)
+    )
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(exp, sort_keys=False))
+    journal = tmp_path / "journal.json"
+    result = CliRunner().invoke(main, ["chaos", "run", str(path), "--journal", str(journal), "-q"])
+    assert (1, SystemExit) == (result.exit_code, type(result.exception)), result.output
+    assert "failed: the steady state was not met before the method" in result.output
+    d = json.loads(journal.read_text())
+    assert ("failed", 1) == (d["status"], len(d["rollbacks"]))
+    assert "back\n" == (tmp_path / "rolled").read_text()
+
+
+def test_rollbacks_all_run_and_the_journal_is_written_on_an_unforeseen_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exp = base(
+        tmp_path,
+        rollbacks=[
+            act("first", "append", path=str(tmp_path / "rolled"), line="one"),
+            act("second", "append", path=str(tmp_path / "rolled"), line="two"),
+        ],
+    )
+    loaded = load_experiment_text(yaml.safe_dump(exp, sort_keys=False), "exp.yaml")
+    runner = Runner(loaded)
+
+    def broken(phase: str) -> None:
+        raise KeyError(phase)  # a bug anywhere in the run, not a provider's failure
+
+    monkeypatch.setattr(runner, "hypothesis", broken)
+    d = runner.run().to_dict()
+    assert ("failed", "internal error: KeyError: 'before'") == (d["status"], d["abort_reason"])
+    assert "one\ntwo\n" == (tmp_path / "rolled").read_text()

@@ -10,7 +10,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -87,7 +90,12 @@ def test_raise_with_message_and_dotted_exception() -> None:
         ("30%3*rais(ConnectionError)", 6, "unknown action 'rais'"),
         ("150%off", 1, "percentage must be in [0, 100]"),
         ("0*off", 1, "count must be an integer >= 1"),
-        ("sleep(soon)", 7, "sleep needs milliseconds"),
+        ("sleep(soon)", 7, "sleep needs a finite number of milliseconds"),
+        ("sleep(nan)", 7, "sleep needs a finite number of milliseconds"),
+        ("off->sleep(inf)", 12, "sleep needs a finite number of milliseconds"),
+        ("sleep(-inf)", 7, "sleep needs a finite number of milliseconds"),
+        ("sleep(-5)", 7, "sleep needs a finite number of milliseconds"),
+        ("sleep(1e300)", 7, "sleep needs a finite number of milliseconds"),
         ("raise(NoSuchError)", 7, "not an exception class"),
         ("return(1) off", 11, "expected '->'"),
         ("return(1->off", 7, "'(' is never closed"),
@@ -201,3 +209,148 @@ def test_http_control_configures_lists_and_rejects_bad_specs() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- imports: a spec never makes the process import a module unless allowed ------------------------
+
+
+def _marker_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    """A module on sys.path whose import leaves a marker file (a side effect we can see)."""
+    name = f"fp_marker_{uuid.uuid4().hex[:12]}"
+    marker = tmp_path / "imported"
+    (tmp_path / f"{name}.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).write_text('yes')\n"
+        "class Boom(Exception):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name, marker
+
+
+def test_raise_never_imports_a_module_that_is_not_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, marker = _marker_module(tmp_path, monkeypatch)
+    with pytest.raises(FailpointSyntaxError) as info:
+        fps.configure("p", f"raise({name}.Boom)")
+    assert 7 == info.value.position + 1
+    assert "is not imported" in str(info.value)
+    assert "BUTTRESS_FAILPOINTS_IMPORTS" in str(info.value)
+    assert (False, False) == (marker.exists(), name in sys.modules)
+    assert {} == fps.active()
+
+
+def test_raise_over_http_cannot_import_a_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, marker = _marker_module(tmp_path, monkeypatch)
+    server = fps.serve_control()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/failpoints/p"
+        req = urllib.request.Request(url, data=f"raise({name}.Boom)".encode(), method="PUT")
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(req)
+        assert 400 == info.value.code
+        assert "is not imported" in json.loads(info.value.read())["error"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (False, False) == (marker.exists(), name in sys.modules)
+
+
+def test_allow_list_permits_the_import_and_loaded_modules_need_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, marker = _marker_module(tmp_path, monkeypatch)
+    previous = fps.allow_imports([name])
+    try:
+        fps.configure("p", f"raise({name}.Boom, 'boom')")
+    finally:
+        fps.allow_imports(previous)
+    assert marker.exists()
+    boom = sys.modules[name].Boom
+    with pytest.raises(boom, match="boom"):
+        buttress.failpoint("p")
+    # Now that the module is loaded, no allow-list is needed; a bad allow-list entry is refused.
+    fps.configure("q", f"raise({name}.Boom)")
+    with pytest.raises(ConfigError, match="dotted module name"):
+        fps.allow_imports(["not a module"])
+    monkeypatch.delitem(sys.modules, name)
+
+
+# -- the environment never breaks the import -----------------------------------------------------
+
+
+def test_a_malformed_env_entry_is_skipped_and_reported_with_its_position(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    text = "a=sleep(nan);b=return(7);c=bogus"
+    with pytest.warns(fps.FailpointEnvWarning) as warned:
+        found = fps.load_env({fps.ENV_VAR: text})
+    assert {"b": "return(7)"} == found
+    assert 7 == buttress.failpoint("b")
+    assert buttress.failpoint("a") is None
+    first, second = (str(w.message) for w in warned)
+    assert f"'a=sleep(nan)': at position {text.index('nan') + 1}: sleep needs" in first
+    assert f"'c=bogus': at position {text.index('bogus') + 1}: unknown action" in second
+    logged = [r.getMessage() for r in caplog.records if r.name == "buttress.failpoints.env"]
+    assert 2 == len(logged)
+    assert "skipped failpoint entry 'c=bogus'" in logged[1]
+
+
+def test_load_env_strict_raises_and_configures_nothing() -> None:
+    with pytest.raises(FailpointSyntaxError) as info:
+        fps.load_env({fps.ENV_VAR: "b=return(7);a=sleep(nan)"}, strict=True)
+    assert "b=return(7);a=sleep(nan)".index("nan") == info.value.position
+    assert {} == fps.active()
+    with pytest.raises(ConfigError, match="expected host:port"):
+        fps.load_env({fps.ENV_HTTP: "nowhere"}, strict=True)
+
+
+def test_a_bad_http_address_in_the_env_is_reported_not_raised() -> None:
+    with pytest.warns(fps.FailpointEnvWarning, match="expected host:port"):
+        assert {} == fps.load_env({fps.ENV_HTTP: "127.0.0.1:http"})
+
+
+def test_import_and_the_cli_survive_a_malformed_env_in_a_real_process() -> None:
+    env = dict(os.environ, BUTTRESS_FAILPOINTS="a=sleep(nan);b=return(7);=oops")
+    env.pop("PYTHONWARNINGS", None)
+    out = subprocess.run(
+        [sys.executable, "-c", "import buttress; print(buttress.failpoint('b'))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (0, "7") == (out.returncode, out.stdout.strip())
+    lines = out.stderr.splitlines()
+    assert 2 == len(lines), out.stderr
+    assert lines[0].startswith("$BUTTRESS_FAILPOINTS:9: FailpointEnvWarning: skipped")
+    assert "at position 9: sleep needs a finite number" in lines[0]
+    assert "entry '=oops': at position 26: expected 'name=spec'" in lines[1]
+    cli = Path(sys.executable).parent / "buttress"
+    out = subprocess.run(
+        [str(cli), "--version"], env=env, capture_output=True, text=True, check=False
+    )
+    assert (0, "buttress, version") == (out.returncode, out.stdout[: len("buttress, version")])
+    assert "Traceback" not in out.stderr
+    assert 2 == len(out.stderr.splitlines())
+
+
+def test_warnings_as_errors_still_do_not_break_the_import() -> None:
+    env = dict(
+        os.environ,
+        BUTTRESS_FAILPOINTS="a=bogus",
+        BUTTRESS_FAILPOINTS_HTTP="x",
+        BUTTRESS_FAILPOINTS_IMPORTS="not a module",
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", "import buttress; print('imported')"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (0, "imported") == (out.returncode, out.stdout.strip())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert {} == fps.load_env({fps.ENV_VAR: "a=bogus"})

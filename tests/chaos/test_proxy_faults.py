@@ -251,9 +251,15 @@ def test_non_http_bytes_pass_an_http_toxic_untouched(api: Client, echo: EchoServ
         assert payload == recv_exact(s, len(payload))
 
 
+@pytest.mark.parametrize("splice", [True, False], ids=["splice", "copy"])
 def test_live_toggling_between_fast_and_toxic_paths_keeps_the_stream_intact(
-    api: Client, echo: EchoServer
+    echo: EchoServer, splice: bool
 ) -> None:
+    with ProxyThread(splice=splice) as px, Client(px.url) as api:
+        _toggle_while_streaming(api, echo)
+
+
+def _toggle_while_streaming(api: Client, echo: EchoServer) -> None:
     p = api.create("echo", echo.addr)
     blob = bytes(i * 7 % 256 for i in range(2_000_000))
     with connect(p.listen) as s:
@@ -275,6 +281,24 @@ def test_live_toggling_between_fast_and_toxic_paths_keeps_the_stream_intact(
         sender.join()
         reader.join()
     assert hashlib.sha256(blob).hexdigest() == hashlib.sha256(got).hexdigest()
+
+
+def test_each_direction_switches_between_the_fast_and_the_toxic_path(echo: EchoServer) -> None:
+    with ProxyThread(splice=False) as px, Client(px.url) as api:
+        p = api.create("echo", echo.addr)
+
+        def phases() -> list[tuple[str, str]]:
+            (link,) = px.proxies.proxies["echo"].links
+            return [(link.up.phase, link.down.phase)]
+
+        with connect(p.listen) as s:
+            round_trip(s)
+            assert [("copy", "copy")] == px.call(phases)
+            with p.toxic("latency", latency=1):
+                round_trip(s)
+                assert [("copy", "toxic")] == px.call(phases)
+            round_trip(s)
+            assert [("copy", "copy")] == px.call(phases)
 
 
 def test_plain_asyncio_fallback_path(echo: EchoServer) -> None:

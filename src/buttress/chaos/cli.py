@@ -50,11 +50,13 @@ def run(file: str, journal_path: str, dry_run: bool, quiet: bool) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, term)
+    runner = Runner(loaded, dry=dry_run, log=log)
     try:
-        journal = Runner(loaded, dry=dry_run, log=log).run()
+        runner.run()
     finally:
         signal.signal(signal.SIGTERM, previous)
-    journal.write(journal_path)
+        runner.journal.write(journal_path)  # always, whatever happened
+    journal = runner.journal
     verdict = journal.status + (" (deviated)" if journal.deviated else "")
     reason = f": {journal.abort_reason}" if journal.abort_reason else ""
     click.echo(f"{verdict}{reason}; {len(journal.rollbacks)} rollback(s); journal: {journal_path}")

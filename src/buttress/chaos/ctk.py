@@ -34,6 +34,7 @@ from buttress.errors import ButtressError
 
 __all__ = [
     "add_toxic",
+    "burn_rate_at_most",
     "configure_failpoint",
     "create_proxy",
     "delete_proxy",
@@ -47,6 +48,7 @@ __all__ = [
     "remove_toxic",
     "reset_proxies",
     "slo_burn",
+    "slo_burn_rate",
     "update_toxic",
 ]
 
@@ -290,6 +292,86 @@ def slo_burn(
     return error_ratio / budget
 
 
+def slo_burn_rate(
+    *,
+    spec: str,
+    store: str,
+    slo: str,
+    window: str | float = "1h",
+    at: str | float | None = None,
+) -> float:
+    """Burn rate of a *declared* SLO over one of its alert windows, from the SLI store.
+
+    Reads the SLOs of ``spec`` (``reliability.yaml``, OpenSLO or sloth, as
+    :func:`buttress.slo.load.load_slos` does), opens the SQLite store ``store`` (an
+    :class:`buttress.slo.store.SLIStore`, as the SLI recorder fills it) and asks the evaluator
+    (:func:`buttress.slo.evaluator.evaluate`) for the status of SLO ``slo`` at ``at`` (epoch
+    seconds or ISO 8601 with an offset; default now, which counts the minute in progress).
+    Returns its burn rate over ``window`` (a duration: ``"5m"``, ``"1h"``, seconds)::
+
+        burn = (bad / total over the window) / (1 - objective)
+
+    so 1.0 spends the budget exactly over the SLO period and 14.4 spends 30 days' budget in 2.
+    ``window`` must be one the evaluator computes for this SLO: 5m and the long and short windows
+    of its alert tiers (5m, 30m, 1h, 2h, 6h, 1d, 3d with the default tiers).  A window without
+    events burned nothing: 0.0.  Errors (no such file, SLO or window) raise
+    :class:`~buttress.errors.ButtressError` naming what exists.
+
+    As a continuous probe in ``buttress chaos run``, pair it with the tolerance
+    ``{type: burn-rate, max: X}`` to abort the run when the SLO burns faster than X.
+    """
+    from pathlib import Path
+
+    from buttress.slo.evaluator import evaluate
+    from buttress.slo.load import load_slos
+    from buttress.slo.spec import format_duration
+    from buttress.slo.store import SLIStore
+    from buttress.spec.types import parse_duration
+
+    try:
+        seconds = parse_duration(window)
+    except ValueError as e:
+        raise ButtressError(f"slo_burn_rate: window: {e}") from None
+    when: float | None
+    if at is None or isinstance(at, int | float):
+        when = None if at is None else float(at)
+    else:
+        from datetime import datetime
+
+        try:
+            stamp = datetime.fromisoformat(str(at))
+        except ValueError:
+            stamp = None
+        if stamp is None or stamp.tzinfo is None:
+            raise ButtressError(
+                f"slo_burn_rate: at={at!r}: use epoch seconds or ISO 8601 with an offset"
+            )
+        when = stamp.timestamp()
+    slos = load_slos(spec)
+    chosen = [s for s in slos if s.name == slo]
+    if not chosen:
+        names = ", ".join(s.name for s in slos) or "none"
+        raise ButtressError(f"slo_burn_rate: no SLO named {slo!r} in {spec} (SLOs: {names})")
+    if not Path(store).is_file():
+        raise ButtressError(f"slo_burn_rate: store {store}: no such file (record some events)")
+    with SLIStore(store) as sli_store:
+        (status,) = evaluate(chosen, sli_store, when)
+    key = format_duration(seconds)
+    if key not in status.burn_rates:
+        have = ", ".join(status.burn_rates)
+        raise ButtressError(
+            f"slo_burn_rate: SLO {slo!r} has no {key} window; its alert windows are: {have}"
+        )
+    burn = status.burn_rates[key]
+    return 0.0 if burn is None else float(burn)
+
+
+def burn_rate_at_most(value: Any = None, *, limit: float) -> bool:
+    """A tolerance for Chaos Toolkit (``{"type": "probe", ...}``): is the burn rate ``value``
+    (the output of :func:`slo_burn_rate`, passed in by Chaos Toolkit) a number <= ``limit``?"""
+    return isinstance(value, int | float) and not isinstance(value, bool) and value <= limit
+
+
 # -- discovery ---------------------------------------------------------------
 
 _ACTIONS = (
@@ -304,7 +386,14 @@ _ACTIONS = (
     configure_failpoint,
     disable_failpoint,
 )
-_PROBES = (list_toxics, proxy_exists, failpoint_hits, slo_burn)
+_PROBES = (
+    list_toxics,
+    proxy_exists,
+    failpoint_hits,
+    slo_burn,
+    slo_burn_rate,
+    burn_rate_at_most,
+)
 FUNCTIONS = {f.__name__: f for f in (*_ACTIONS, *_PROBES)}
 
 

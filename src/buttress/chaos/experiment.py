@@ -16,8 +16,10 @@ What Buttress adds to Chaos Toolkit's semantics:
   Ctrl-C / SIGTERM (a second Ctrl-C while they run does not stop them); each is recorded;
 * **continuous probes** (``continuous-probes:``, each with a ``tolerance`` and an ``interval``,
   default 1 s) run during the method; the first whose tolerance fails aborts the method (status
-  ``aborted``) and the rollbacks run.  An SLO burn probe (``func: slo_burn``) with a tolerance
-  ``{type: range, range: [0, 2]}`` stops the run when the budget burns faster than 2x;
+  ``aborted``) and the rollbacks run.  A declared SLO's burn rate (``func: slo_burn_rate``:
+  ``reliability.yaml``, the SLI store, the SLO, an alert window) with the tolerance
+  ``{type: burn-rate, max: 2}`` stops the run when the budget burns faster than 2x (the live
+  ``func: slo_burn`` probe samples a URL instead);
 * **outputs** of earlier activities can be referenced in later arguments: ``${outputs.NAME}`` or
   ``${outputs.NAME.key.sub}`` (a string that is exactly one reference keeps the value's type);
   ``${KEY}`` refers to configuration and secrets, as in Chaos Toolkit;
@@ -26,7 +28,9 @@ What Buttress adds to Chaos Toolkit's semantics:
 Tolerances: ``true``/``false``, an int (an HTTP or process status, or the value), a string, a list
 (the value or status is in it), ``{type: range, range: [lo, hi], target?}``,
 ``{type: regex, pattern, target?}`` and ``{type: probe, ...}`` (a probe given the output as
-``value``; met when it returns a truthy value).  ``target`` is a dotted path into the output.
+``value``; met when it returns a truthy value; not met when it raises, the exception recorded as
+``tolerance_exception``) and ``{type: burn-rate, max: X}`` (met while the output is a number
+<= X: an SLO burn rate from ``slo_burn_rate``).  ``target`` is a dotted path into the output.
 
 Statuses as in Chaos Toolkit: ``completed`` (the hypothesis held), ``failed`` (it did not, before or
 after: ``deviated`` is true when it broke after the method), ``aborted`` (a continuous probe),
@@ -212,7 +216,7 @@ class Loaded:
 
 
 _REF = re.compile(r"\$\{([A-Za-z_][\w.\-]*)\}")
-_TOL_TYPES = ("range", "regex", "probe")
+_TOL_TYPES = ("range", "regex", "probe", "burn-rate")
 
 
 def _check_tolerance(doc: Document, loc: tuple[str | int, ...], tol: Any) -> None:
@@ -249,6 +253,12 @@ def _check_tolerance(doc: Document, loc: tuple[str | int, ...], tol: Any) -> Non
             raise doc.error((*loc, "pattern"), f"not a valid regular expression: {e}") from None
     if kind == "probe":
         validate(Activity, doc, loc)
+    if kind == "burn-rate":
+        limit = tol.get("max")
+        if isinstance(limit, bool) or not isinstance(limit, int | float) or not limit >= 0:
+            raise doc.error(
+                (*loc, "max"), "a burn-rate tolerance needs max: a number >= 0 (e.g. 2)"
+            )
 
 
 def _semantic_checks(exp: Experiment, doc: Document) -> None:
@@ -381,6 +391,9 @@ def tolerance_met(
             return re.search(tolerance["pattern"], "" if value is None else str(value)) is not None
         if kind == "probe" and run_probe is not None:
             return bool(run_probe(Activity.model_validate(tolerance), output))
+        if kind == "burn-rate":
+            limit = tolerance["max"]
+            return isinstance(value, int | float) and not isinstance(value, bool) and value <= limit
     return False
 
 
@@ -585,9 +598,16 @@ class Runner:
                 self.outputs[act.name] = output
                 self.log(f"  {act.type} {act.name!r}: ok")
             if act.tolerance is not None and act.type == "probe":
-                met = record["status"] == "succeeded" and tolerance_met(
-                    act.tolerance, record["output"], self._tolerance_probe
-                )
+                try:
+                    met = record["status"] == "succeeded" and tolerance_met(
+                        act.tolerance, record["output"], self._tolerance_probe
+                    )
+                except Exception as e:
+                    # A tolerance that cannot be judged is not met; the run goes on to its end
+                    # (and its rollbacks), with the reason in the journal.
+                    met = False
+                    record["tolerance_exception"] = traceback.format_exception_only(type(e), e)
+                    self.log(f"  probe {act.name!r}: tolerance check failed: {e}")
                 record["tolerance_met"] = met
                 if not met:
                     self.log(f"  probe {act.name!r}: tolerance {act.tolerance!r} not met")
@@ -614,6 +634,13 @@ class Runner:
     # ----------------------------------------------------------------------------------
 
     def _watch(self) -> None:
+        try:
+            self._watch_loop()
+        except Exception as e:  # a watcher that cannot watch stops the run rather than go blind
+            self.journal.abort_reason = f"continuous probes failed: {type(e).__name__}: {e}"
+            self.abort.set()
+
+    def _watch_loop(self) -> None:
         probes = self.exp.continuous_probes
         due = [time.monotonic()] * len(probes)
         while not self._stop_watch.is_set():
@@ -625,9 +652,16 @@ class Runner:
                 rec = self.run_activity(probe, check_abort=False)
                 self.journal.during.append(rec)
                 if not rec.get("tolerance_met", True):
-                    self.journal.abort_reason = (
-                        f"continuous probe {probe.name!r}: tolerance {probe.tolerance!r} not met"
-                    )
+                    tol = probe.tolerance
+                    if isinstance(tol, dict) and tol.get("type") == "burn-rate":
+                        self.journal.abort_reason = (
+                            f"continuous probe {probe.name!r}: SLO burn rate "
+                            f"{rec.get('output')!r} is above {tol['max']!r}"
+                        )
+                    else:
+                        self.journal.abort_reason = (
+                            f"continuous probe {probe.name!r}: tolerance {tol!r} not met"
+                        )
                     self.abort.set()
                     return
             wait = min(due) - time.monotonic()
@@ -693,6 +727,11 @@ class Runner:
             j.abort_reason = str(e)
             self.log(f"failed: {e}")
             return j
+        except Exception as e:  # unforeseen: still a journal, still the rollbacks
+            j.status = "failed"
+            j.abort_reason = f"internal error: {type(e).__name__}: {e}"
+            self.log(f"failed: {j.abort_reason}")
+            return j
         finally:
             self._stop_watch.set()
             self.abort.set()  # background activities stop at their next pause
@@ -709,7 +748,17 @@ class Runner:
         self.log("rollbacks")
         with _rollback_shield(self.log):
             for step in self.exp.rollbacks:
-                self.journal.rollbacks.append(self.run_activity(step, check_abort=False))
+                try:
+                    record = self.run_activity(step, check_abort=False)
+                except Exception as e:  # one rollback's failure never skips the next
+                    record = {
+                        "activity": {"name": getattr(step, "name", getattr(step, "ref", "?"))},
+                        "status": "failed",
+                        "output": None,
+                        "exception": traceback.format_exception_only(type(e), e),
+                    }
+                    self.log(f"  rollback failed: {e}")
+                self.journal.rollbacks.append(record)
 
 
 @contextlib.contextmanager
@@ -742,7 +791,9 @@ def run_experiment(
     """Load, check and run the experiment at ``path``; write the journal to ``journal_path``."""
     loaded = load_experiment(path)
     runner = Runner(loaded, dry=dry, log=log)
-    journal = runner.run()
-    if journal_path is not None:
-        journal.write(journal_path)
-    return journal
+    try:
+        runner.run()
+    finally:
+        if journal_path is not None:
+            runner.journal.write(journal_path)
+    return runner.journal

@@ -20,8 +20,9 @@ Grammar (after FreeBSD's fail(9)), one *spec* per failpoint::
     off                     do nothing (useful as the last term)
     return(value)           failpoint() returns value (int, float, true/false/null, "string", word);
                             return() returns True
-    raise(Name[, "msg"])    raise the exception class Name (built-in or dotted path) with msg
-    sleep(ms)               sleep ms milliseconds, then go on
+    raise(Name[, "msg"])    raise the exception class Name (built-in, or a dotted path into a module
+                            that is already imported; see "Imports" below) with msg
+    sleep(ms)               sleep ms milliseconds (finite, >= 0), then go on
     print("msg")            log msg at WARNING on the ``buttress.failpoints`` logger
     pause                   block until the failpoint is reconfigured or disabled
 
@@ -35,6 +36,16 @@ sleeps 200 ms on every other pass.  ``0%`` never fires and ``100%`` always does:
 ``random() < pct/100`` with ``random()`` in [0, 1).
 
 Errors in a spec name the failpoint and the position in the string.
+
+**Imports.** A spec can arrive from outside (the environment, the HTTP control), so it never makes
+the process import a module: ``raise(pkg.mod.Error)`` resolves only against modules already in
+``sys.modules``, unless the module is on the allow-list set with :func:`allow_imports` or
+``$BUTTRESS_FAILPOINTS_IMPORTS`` (comma-separated; a module allows its submodules).
+
+**The environment never breaks the import.** ``import buttress`` reads ``$BUTTRESS_FAILPOINTS``;
+a malformed entry is skipped and reported once (a WARNING on the ``buttress.failpoints.env``
+logger and a one-line :class:`FailpointEnvWarning` naming its position) while the valid entries
+are configured.  ``load_env(strict=True)`` raises instead.
 """
 
 from __future__ import annotations
@@ -44,11 +55,14 @@ import builtins
 import importlib
 import json
 import logging
+import math
 import os
 import random
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,11 +72,14 @@ from urllib.parse import unquote
 from buttress.errors import ConfigError
 
 __all__ = [
+    "ENV_IMPORTS",
     "ENV_VAR",
     "Failpoint",
+    "FailpointEnvWarning",
     "FailpointSyntaxError",
     "Term",
     "active",
+    "allow_imports",
     "clear",
     "configure",
     "configured",
@@ -72,6 +89,8 @@ __all__ = [
     "get",
     "load_env",
     "parse",
+    "parse_env",
+    "resolve_exception",
     "serve_control",
 ]
 
@@ -81,13 +100,27 @@ ENV_VAR = "BUTTRESS_FAILPOINTS"
 ENV_HTTP = "BUTTRESS_FAILPOINTS_HTTP"
 """When set to ``host:port``, :func:`serve_control` is started at import on that address."""
 
+ENV_IMPORTS = "BUTTRESS_FAILPOINTS_IMPORTS"
+"""Comma-separated modules ``raise(module.Error)`` may import (see :func:`allow_imports`)."""
+
 _log = logging.getLogger("buttress.failpoints")
+# Problems in the environment are logged here; the NullHandler keeps logging's last-resort handler
+# quiet, so a process without logging set up shows each problem once (as a warning), not twice.
+_env_log = logging.getLogger("buttress.failpoints.env")
+_env_log.addHandler(logging.NullHandler())
+
+# Modules (and their submodules) that raise(module.Error) may import; empty: import nothing.
+_IMPORTS_ALLOWED: tuple[str, ...] = ()
 
 # The one structure the disabled fast path touches: name -> Failpoint, only for configured points.
 _ACTIVE: dict[str, Failpoint] = {}
 _lock = threading.Lock()
 
 ACTIONS = ("off", "return", "raise", "sleep", "print", "pause")
+
+
+class FailpointEnvWarning(UserWarning):
+    """A ``$BUTTRESS_FAILPOINTS`` entry was skipped (shown once per entry, naming the position)."""
 
 
 class FailpointSyntaxError(ConfigError):
@@ -255,21 +288,59 @@ def _find_close(name: str, spec: str, open_at: int) -> int:
     raise FailpointSyntaxError(name, spec, open_at, "'(' is never closed")
 
 
+def allow_imports(modules: Iterable[str]) -> tuple[str, ...]:
+    """Let ``raise(module.Error)`` import ``modules`` (each also allows its submodules).
+
+    By default a failpoint never imports anything: ``raise(Name)`` takes a built-in exception and
+    ``raise(pkg.mod.Error)`` one from a module that is *already imported* (in ``sys.modules``), so a
+    spec (which may arrive over HTTP) cannot run a module's import-time code.  Replaces the list
+    (an empty one restores the default) and returns the previous list.  At import the list is read
+    from ``$BUTTRESS_FAILPOINTS_IMPORTS`` (comma-separated).
+    """
+    global _IMPORTS_ALLOWED
+    cleaned = tuple(m.strip() for m in modules if m.strip())
+    for m in cleaned:
+        if not all(part.isidentifier() for part in m.split(".")):
+            raise ConfigError("modules", m, "expected a dotted module name such as 'myapp.errors'")
+    previous, _IMPORTS_ALLOWED = _IMPORTS_ALLOWED, cleaned
+    return previous
+
+
+def _import_allowed(module: str) -> bool:
+    return any(module == m or module.startswith(m + ".") for m in _IMPORTS_ALLOWED)
+
+
 def resolve_exception(name: str) -> type[BaseException]:
-    """``ConnectionError`` or ``package.module.Error`` to the class; ``ValueError`` if it is
-    none."""
+    """``ConnectionError`` or ``package.module.Error`` to the class; ``ValueError`` if it is none.
+
+    A dotted name is looked up in ``sys.modules``; a module that is not imported yet is imported
+    only when :func:`allow_imports` (or ``$BUTTRESS_FAILPOINTS_IMPORTS``) lists it.
+    """
     obj: Any
     if "." not in name:
         obj = getattr(builtins, name, None)
     else:
         module, _, attr = name.rpartition(".")
-        try:
-            obj = getattr(importlib.import_module(module), attr, None)
-        except ImportError:
-            obj = None
+        mod = sys.modules.get(module)
+        if mod is None:
+            if not _import_allowed(module):
+                raise ValueError(
+                    f"module {module!r} is not imported, and failpoints import only the modules "
+                    f"allowed by ${ENV_IMPORTS} or buttress.chaos.failpoints.allow_imports()"
+                )
+            try:
+                mod = importlib.import_module(module)
+            except Exception as e:
+                raise ValueError(f"cannot import {module!r}: {e}") from None
+        obj = getattr(mod, attr, None)
     if not (isinstance(obj, type) and issubclass(obj, BaseException)):
         raise ValueError(f"{name!r} is not an exception class (built-in name or dotted path)")
     return obj
+
+
+# The longest sleep both time.sleep and asyncio accept on every platform (threading.TIMEOUT_MAX
+# is the smallest of the limits), in milliseconds.
+_MAX_SLEEP_MS = min(threading.TIMEOUT_MAX, 1e9) * 1000.0
 
 
 def _make_term(  # noqa: PLR0917 - internal
@@ -301,9 +372,18 @@ def _make_term(  # noqa: PLR0917 - internal
             where = args[1][1] if len(args) > 1 else spec.find("sleep", spec.find(text)) + 5
             raise FailpointSyntaxError(name, spec, where, "sleep takes one argument: milliseconds")
         ms = _parse_value(args[0][0])
-        if isinstance(ms, bool) or not isinstance(ms, int | float) or ms < 0:
+        if (
+            isinstance(ms, bool)
+            or not isinstance(ms, int | float)
+            or not math.isfinite(ms)
+            or not 0 <= ms <= _MAX_SLEEP_MS
+        ):
             raise FailpointSyntaxError(
-                name, spec, args[0][1], f"sleep needs milliseconds >= 0, got {args[0][0].strip()!r}"
+                name,
+                spec,
+                args[0][1],
+                f"sleep needs a finite number of milliseconds from 0 to {_MAX_SLEEP_MS:.3g}, "
+                f"got {args[0][0].strip()!r}",
             )
         values.append(float(ms) / 1000.0)
     elif action == "return":
@@ -518,10 +598,11 @@ def configured(
         fp.release()
 
 
-def parse_env(text: str) -> dict[str, str]:
-    """``name=spec;name=spec`` to a dict, checking every spec; errors name the position in
-    ``text``."""
+def _env_entries(text: str) -> tuple[dict[str, str], list[FailpointSyntaxError]]:
+    """Every ``name=spec`` entry of ``text``: the valid ones, and an error (positioned in ``text``)
+    for each invalid one."""
     out: dict[str, str] = {}
+    problems: list[FailpointSyntaxError] = []
     pos = 0
     for part in text.split(";"):
         start = pos
@@ -530,36 +611,116 @@ def parse_env(text: str) -> dict[str, str]:
             continue
         name, eq, spec = part.partition("=")
         if not eq or not name.strip():
-            raise FailpointSyntaxError(
-                ENV_VAR, text, start, "expected 'name=spec' (pairs separated by ';')"
+            problems.append(
+                FailpointSyntaxError(
+                    ENV_VAR, text, start, "expected 'name=spec' (pairs separated by ';')"
+                )
             )
+            continue
         try:
             parse(spec, name.strip())
         except FailpointSyntaxError as e:
-            raise FailpointSyntaxError(
-                name.strip(), text, start + len(name) + 1 + e.position, _reason(e)
-            ) from None
+            problems.append(
+                FailpointSyntaxError(
+                    name.strip(), text, start + len(name) + 1 + e.position, e.detail
+                )
+            )
+            continue
         out[name.strip()] = spec.strip()
-    return out
+    return out, problems
 
 
-def _reason(e: FailpointSyntaxError) -> str:
-    return e.detail
+def parse_env(text: str) -> dict[str, str]:
+    """``name=spec;name=spec`` to a dict, checking every spec; raises
+    :class:`FailpointSyntaxError` for the first bad entry, naming its position in ``text``."""
+    found, problems = _env_entries(text)
+    if problems:
+        raise problems[0]
+    return found
 
 
-def load_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+def _report_env(problem: ConfigError, position: int | None) -> None:
+    """Tell about a skipped environment entry: a log record and a one-line warning."""
+    if isinstance(problem, FailpointSyntaxError):
+        entry = problem.spec.split(";")
+        start = 0
+        text = problem.spec
+        for part in entry:
+            if start + len(part) >= problem.position:
+                text = part.strip()
+                break
+            start += len(part) + 1
+        message = (
+            f"skipped failpoint entry {text!r}: at position {problem.position + 1}: "
+            f"{problem.detail}"
+        )
+        var = ENV_VAR
+    else:
+        message = f"ignored: {problem.reason} (got {problem.value!r})"
+        var = str(problem.parameter)
+    _env_log.warning("$%s: %s", var, message)
+    try:
+        # An explicit "file" and line make the standard warning display a single line:
+        # "$BUTTRESS_FAILPOINTS:17: FailpointEnvWarning: skipped failpoint entry ...".
+        warnings.warn_explicit(
+            message, FailpointEnvWarning, f"${var}", (position or 0) + 1, module=__name__
+        )
+    except Exception:
+        # -W error turns the warning into an exception: it was logged, and import must not fail.
+        pass
+
+
+def load_env(environ: Mapping[str, str] | None = None, *, strict: bool = False) -> dict[str, str]:
     """Configure the failpoints named in ``$BUTTRESS_FAILPOINTS`` (and start the HTTP control if
-    ``$BUTTRESS_FAILPOINTS_HTTP`` is set).  Returns what was configured."""
+    ``$BUTTRESS_FAILPOINTS_HTTP`` is set).  Returns what was configured.
+
+    ``strict=False`` (the default, and what ``import buttress`` does): a malformed entry is
+    skipped and reported once -- a WARNING on the ``buttress.failpoints.env`` logger and a
+    :class:`FailpointEnvWarning` naming its position -- while the valid entries are configured.
+    ``strict=True``: raise :class:`FailpointSyntaxError` for the first malformed entry before
+    configuring any (or :class:`ConfigError` for a bad ``$BUTTRESS_FAILPOINTS_HTTP``).
+    """
     env = os.environ if environ is None else environ
     text = env.get(ENV_VAR, "")
-    found = parse_env(text) if text.strip() else {}
-    for name, spec in found.items():
-        configure(name, spec)
+    found, problems = _env_entries(text) if text.strip() else ({}, [])
+    if problems and strict:
+        raise problems[0]
+    server: tuple[str, int] | None = None
     addr = env.get(ENV_HTTP, "")
     if addr:
-        host, _, port = addr.rpartition(":")
-        serve_control(host or "127.0.0.1", int(port or 0))
+        host, sep, port = addr.rpartition(":")
+        if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+            bad = ConfigError(ENV_HTTP, addr, "expected host:port, e.g. 127.0.0.1:7070")
+            if strict:
+                raise bad
+            _report_env(bad, None)
+        else:
+            server = (host or "127.0.0.1", int(port))
+    for problem in problems:
+        _report_env(problem, problem.position)
+    for name, spec in found.items():
+        configure(name, spec)
+    if server is not None:
+        try:
+            serve_control(*server)
+        except OSError as e:
+            bad = ConfigError(ENV_HTTP, addr, f"cannot serve there: {e.strerror or e}")
+            if strict:
+                raise bad from None
+            _report_env(bad, None)
     return found
+
+
+def _load_env_at_import() -> None:
+    """``import buttress`` never fails because of the environment: problems are reported."""
+    try:
+        allow_imports(os.environ.get(ENV_IMPORTS, "").split(","))
+    except ConfigError as e:
+        _report_env(ConfigError(ENV_IMPORTS, e.value, e.reason), None)
+    try:
+        load_env()
+    except Exception as e:  # anything unforeseen: report it, never break the import
+        _report_env(ConfigError(ENV_VAR, os.environ.get(ENV_VAR, ""), f"not loaded: {e}"), None)
 
 
 # -- HTTP control, for failpoints in another process -------------------------
@@ -607,7 +768,13 @@ class _Handler(BaseHTTPRequestHandler):
         if name is None:
             self._send(404, {"error": "use PUT /failpoints/{name}", "status": 404})
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= 65536:
+            self._send(400, {"error": "Content-Length must be 0..65536", "status": 400})
+            return
         spec = self.rfile.read(length).decode("utf-8", "replace").strip()
         try:
             configure(name, spec)
@@ -642,4 +809,4 @@ def serve_control(host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer
     return server
 
 
-load_env()
+_load_env_at_import()

@@ -5,7 +5,8 @@ Top-level keys, as Chaos Toolkit writes them: ``chaoslib-version``, ``platform``
 ``deviated``, ``steady_states`` (``before``, ``after``, ``during``), ``run`` (one record per method
 activity), ``rollbacks``, ``end``, ``duration``.  Each activity record has ``activity``, ``status``
 (``succeeded`` / ``failed``), ``output``, ``start``, ``end``, ``duration`` and, on failure,
-``exception`` (lines of text); probes checked against a tolerance add ``tolerance_met``.
+``exception`` (lines of text); probes checked against a tolerance add ``tolerance_met`` (and
+``tolerance_exception``, lines of text, when judging the tolerance raised).
 
 Buttress adds ``buttress-version``, ``dry`` and ``abort_reason`` (what stopped the run, if
 anything).

@@ -64,6 +64,13 @@ class _BadRequest(Exception):
     pass
 
 
+async def _readline(reader: asyncio.StreamReader, what: str) -> bytes:
+    try:
+        return await reader.readline()
+    except (asyncio.LimitOverrunError, ValueError):
+        raise _BadRequest(f"bad request: {what} too long") from None
+
+
 class ControlAPI:
     """Serves the control API of one :class:`ProxyServer` (on its event loop)."""
 
@@ -103,6 +110,9 @@ class ControlAPI:
                 if not keep:
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        except Exception:  # a bug: log it, drop this connection, keep serving the others
+            _log.exception("control API: connection failed")
             return
         finally:
             with contextlib.suppress(Exception):
@@ -145,12 +155,12 @@ class ControlAPI:
         if "chunked" in headers.get("transfer-encoding", "").lower():
             body = await self._read_chunked(reader)
         elif "content-length" in headers:
-            try:
-                length = int(headers["content-length"])
-            except ValueError:
-                raise _BadRequest("bad request: Content-Length is not a number") from None
-            if length < 0:
-                raise _BadRequest("bad request: negative Content-Length")
+            text = headers["content-length"]
+            if not (text.isascii() and text.isdigit()):
+                if text.startswith("-") and text[1:].isdigit():
+                    raise _BadRequest("bad request: negative Content-Length")
+                raise _BadRequest("bad request: Content-Length is not a number")
+            length = int(text) if len(text) <= 9 else MAX_BODY + 1
             if length > MAX_BODY:
                 raise _BadRequest("bad request: body over 1 MiB")
             body = await reader.readexactly(length)
@@ -159,21 +169,23 @@ class ControlAPI:
         return method, target, headers, body, keep
 
     async def _read_chunked(self, reader: asyncio.StreamReader) -> bytes:
+        """A chunked body; each chunk size is checked against ``MAX_BODY`` before it is read."""
         out = bytearray()
         while True:
-            size_line = await reader.readline()
-            try:
-                size = int(size_line.split(b";", 1)[0].strip() or b"x", 16)
-            except ValueError:
-                raise _BadRequest("bad request: malformed chunk size") from None
+            size_line = await _readline(reader, "chunk size line")
+            digits = size_line.split(b";", 1)[0].strip()
+            if not digits or digits.strip(b"0123456789abcdefABCDEF"):
+                raise _BadRequest(f"bad request: malformed chunk size {digits[:20]!r}")
+            if len(digits) > 8 or len(out) + int(digits, 16) > MAX_BODY:
+                raise _BadRequest("bad request: body over 1 MiB")
+            size = int(digits, 16)
             if size == 0:
-                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                while (await _readline(reader, "trailer")) not in (b"\r\n", b"\n", b""):
                     pass
                 return bytes(out)
             out += await reader.readexactly(size)
-            await reader.readexactly(2)
-            if len(out) > MAX_BODY:
-                raise _BadRequest("bad request: body over 1 MiB")
+            if await _readline(reader, "chunk end") not in (b"\r\n", b"\n"):
+                raise _BadRequest("bad request: a chunk is not followed by CRLF")
 
     async def _write(
         self, writer: asyncio.StreamWriter, status: int, payload: Any, *, close: bool
@@ -212,7 +224,7 @@ class ControlAPI:
             raise ApiError("bad request body: empty, expected JSON")
         try:
             return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        except (ValueError, RecursionError) as e:  # also over-long integers, too deep nesting
             raise ApiError(f"bad request body: {e}") from None
 
     def _route(self, method: str, path: str, body: bytes) -> tuple[int, Any]:

@@ -8,8 +8,12 @@ affected at once, as in toxiproxy):
 
 * **fast path**, no toxic on the direction: on Linux the bytes go socket -> pipe -> socket with
   :func:`os.splice`, never entering Python; readiness comes from the event loop (``add_reader`` /
-  ``add_writer``), so one thread serves every connection.  Elsewhere, or with ``splice=False``, a
-  plain ``recv`` / ``sendall`` loop.
+  ``add_writer``), so one thread serves every connection.  Elsewhere, or with ``splice=False``, the
+  same readiness-driven loop with ``recv_into`` a shared scratch buffer (``COPY_BUFFER``, 1 MiB)
+  and ``send`` from it: two copies, but no per-chunk object, task or event-loop round trip.
+  Either way each readiness event moves what is ready (at most ``SPLICE_ROUNDS`` buffer-loads, so
+  one busy connection cannot starve the others) and only a destination that is full makes the
+  direction wait for writability.
 * **toxic path**: a readiness callback reads chunks (stamped with their arrival time) into a bounded
   buffer; a writer coroutine runs each chunk through the direction's active toxics in order and
   sends
@@ -37,7 +41,15 @@ from typing import Any
 
 from .toxics import ApiError, CloseLink, Toxic, ToxicState, make_toxic, process
 
-__all__ = ["BUFFER_LIMIT", "Direction", "Link", "Proxy", "ProxyServer", "SPLICE_AVAILABLE"]
+__all__ = [
+    "BUFFER_LIMIT",
+    "COPY_BUFFER",
+    "Direction",
+    "Link",
+    "Proxy",
+    "ProxyServer",
+    "SPLICE_AVAILABLE",
+]
 
 _log = logging.getLogger("buttress.proxy")
 
@@ -46,6 +58,7 @@ CHUNK = 64 * 1024
 PIPE_SIZE = 1024 * 1024
 SPLICE_ROUNDS = 16
 BUFFER_LIMIT = 256 * 1024
+COPY_BUFFER = 1024 * 1024
 _SPLICE_FLAGS = (os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK) if SPLICE_AVAILABLE else 0
 _F_SETPIPE_SZ = 1031
 _EOF = "eof"
@@ -62,9 +75,11 @@ def _reset_close(sock: socket.socket) -> None:
 
 def _split_addr(addr: str, what: str) -> tuple[str, int]:
     host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ApiError(f"{what} must be host:port, got {addr!r}")
     host = host.strip("[]") or "127.0.0.1"
+    if not (host.isascii() and host.isprintable()) or " " in host:
+        raise ApiError(f"{what} host must be an IP address or an ASCII name, got {addr!r}")
     return host, int(port)
 
 
@@ -102,6 +117,8 @@ class Direction:
         self._splice_pending = 0
         self._pipe: tuple[int, int] | None = None
         self.bytes = 0
+        # What moves the bytes now: "splice" or "copy" (the fast paths), "toxic" or "idle".
+        self.phase = "idle"
 
     # -- toxics ---------------------------------------------------------------
 
@@ -171,10 +188,12 @@ class Direction:
         use_splice = self.link.proxy.server.splice and SPLICE_AVAILABLE
         try:
             while True:
-                if use_splice and not self.toxics:
-                    result = await self._splice_phase()
+                if not self.toxics:
+                    self.phase = "splice" if use_splice else "copy"
+                    result = await (self._splice_phase() if use_splice else self._copy_phase())
                 else:
-                    result = await self._toxic_phase(use_splice)
+                    self.phase = "toxic"
+                    result = await self._toxic_phase()
                 if result == _EOF:
                     break
             delay = self._slow_close_delay()
@@ -188,6 +207,7 @@ class Direction:
             # A reset or a broken pipe on either side: pass it on as a reset.
             self.link.abort(True)
         finally:
+            self.phase = "idle"
             self._stop_reading()
             self._close_pipe()
 
@@ -285,6 +305,73 @@ class Direction:
             if not fut.done():
                 self._finish_splice(_CHANGED)
 
+    # fast path: copy through a shared buffer
+    # -------------------------------------------------------------------------------
+
+    async def _copy_phase(self) -> str:
+        """The fast path without splice: ``recv_into`` the server's scratch buffer, ``send`` from
+        it at once.  The scratch buffer is free again when each callback returns (the loop runs
+        one callback at a time); only what the destination would not take is kept, as bytes."""
+        scratch = self.link.proxy.server.scratch
+        src, dst = self.src, self.dst
+        src_fd, dst_fd = src.fileno(), dst.fileno()
+        loop = self.loop
+        fut: asyncio.Future[str] = loop.create_future()
+        self._splice_fut = fut
+        self._splice_pending = 0
+        left: list[memoryview] = []  # what the destination has not taken yet
+
+        def flush(data: memoryview) -> bool:
+            """Send ``data``; True when all of it went, else keep the rest and wait."""
+            while data:
+                try:
+                    m = dst.send(data)
+                except (BlockingIOError, InterruptedError):
+                    # Keep the rest (copied out of the shared buffer, once).
+                    left.append(data if data.obj is not scratch.obj else memoryview(bytes(data)))
+                    self._splice_pending = len(data)
+                    loop.remove_reader(src_fd)
+                    loop.add_writer(dst_fd, on_writable)
+                    return False
+                except OSError as e:
+                    self._finish_splice(e)
+                    return False
+                data = data[m:]
+            self._splice_pending = 0
+            if self.toxics:
+                self._finish_splice(_CHANGED)
+                return False
+            return True
+
+        def on_readable() -> None:
+            for _ in range(SPLICE_ROUNDS):
+                try:
+                    n = src.recv_into(scratch)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as e:
+                    self._finish_splice(e)
+                    return
+                if n == 0:
+                    self._finish_splice(_EOF)
+                    return
+                self.bytes += n
+                if not flush(scratch[:n]) or n < len(scratch):
+                    return
+
+        def on_writable() -> None:
+            loop.remove_writer(dst_fd)
+            if flush(left.pop()) and not fut.done():
+                loop.add_reader(src_fd, on_readable)
+
+        loop.add_reader(src_fd, on_readable)
+        try:
+            return await fut
+        finally:
+            self._splice_fut = None
+            if not fut.done():
+                self._finish_splice(_CHANGED)
+
     # toxic path
     # --------------------------------------------------------------------------------------
 
@@ -342,7 +429,9 @@ class Direction:
 
         await stage(0, data)
 
-    async def _toxic_phase(self, use_splice: bool) -> str:
+    async def _toxic_phase(self) -> str:
+        """Until EOF (``_EOF``) or until no toxic is left and nothing is buffered (``_CHANGED``:
+        back to a fast path)."""
         while True:
             if self._buf:
                 data, arrived = self._buf.popleft()
@@ -355,7 +444,7 @@ class Direction:
                     self._start_reading()
                 await self._through(data, arrived)
                 continue
-            if use_splice and not self.toxics:
+            if not self.toxics:
                 self._stop_reading()
                 if not self._buf:
                     return _CHANGED
@@ -469,6 +558,9 @@ class Proxy:
         except OSError as e:
             sock.close()
             raise ApiError(f"cannot listen on {self.listen}: {e.strerror or e}", 409) from None
+        except (ValueError, TypeError) as e:  # what the host check cannot foresee
+            sock.close()
+            raise ApiError(f"cannot listen on {self.listen!r}: {e}") from None
         sock.setblocking(False)
         bound = sock.getsockname()
         self.listen = (
@@ -591,6 +683,8 @@ class ProxyServer:
         self.rng = random.Random(seed)
         self.proxies: dict[str, Proxy] = {}
         self.upstream_errors = 0
+        # The copy fast path's read buffer, shared by every connection of this loop.
+        self.scratch = memoryview(bytearray(COPY_BUFFER))
 
     def get(self, name: str) -> Proxy:
         try:
@@ -612,8 +706,13 @@ class ProxyServer:
             raise ApiError("bad request body: listen must be a string and enabled a boolean")
         if name in self.proxies:
             raise ApiError("proxy already exists", 409)
+        toxics = body.get("toxics")
+        if toxics is None:
+            toxics = []
+        if not isinstance(toxics, list):
+            raise ApiError(f"bad request body: toxics must be a JSON array, got {toxics!r:.80}")
         proxy = Proxy(self, name, listen, upstream, enabled)
-        for i, tbody in enumerate(body.get("toxics") or []):
+        for i, tbody in enumerate(toxics):
             try:
                 t = make_toxic(tbody)
             except ApiError as e:
