@@ -23,13 +23,13 @@ pybreaker's 2-thread figure is shown for contrast.
 from __future__ import annotations
 
 import asyncio
-import gc
 import importlib.metadata
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from _timing import best_async, best_sync
 from buttress import CircuitBreaker
 
 RUN_SECONDS = 0.002
@@ -54,47 +54,6 @@ def _version(dist: str) -> str:
         return "?"
 
 
-def _calibrate(fn: Callable[[int], Any]) -> int:
-    n = 100
-    while True:
-        t0 = time.perf_counter()
-        for i in range(n):
-            fn(i)
-        if time.perf_counter() - t0 >= RUN_SECONDS:
-            return n
-        n *= 2
-
-
-def _best_sync(fn: Callable[[int], Any], runs: int) -> float:
-    """Best seconds per call over ``runs`` timed loops."""
-    n = _calibrate(fn)
-    best = float("inf")
-    gc.disable()
-    try:
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            for i in range(n):
-                fn(i)
-            best = min(best, (time.perf_counter() - t0) / n)
-    finally:
-        gc.enable()
-    return best
-
-
-async def _best_async(fn: Callable[[int], Awaitable[Any]], runs: int, n: int = 2000) -> float:
-    best = float("inf")
-    gc.disable()
-    try:
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            for i in range(n):
-                await fn(i)
-            best = min(best, (time.perf_counter() - t0) / n)
-    finally:
-        gc.enable()
-    return best
-
-
 def _sync_rows(runs: int) -> list[dict[str, Any]]:
     import circuitbreaker
     import pybreaker
@@ -117,10 +76,10 @@ def _sync_rows(runs: int) -> list[dict[str, Any]]:
             False,
         ),
     ]
-    bare = _best_sync(work, runs)
+    bare = best_sync(work, runs, RUN_SECONDS)
     rows = []
     for name, fn, baseline in contenders:
-        value = max(0.0, (_best_sync(fn, runs) - bare) * 1e9)
+        value = max(0.0, (best_sync(fn, runs, RUN_SECONDS) - bare) * 1e9)
         rows.append(
             {
                 "group": "breaker-success-sync",
@@ -155,10 +114,10 @@ def _async_rows(runs: int) -> list[dict[str, Any]]:
                 False,
             ),
         ]
-        bare = await _best_async(awork, runs)
+        bare = await best_async(awork, runs, 2000)
         rows = []
         for name, fn, baseline in contenders:
-            value = max(0.0, (await _best_async(fn, runs) - bare) * 1e9)
+            value = max(0.0, (await best_async(fn, runs, 2000) - bare) * 1e9)
             rows.append(
                 {
                     "group": "breaker-success-async",

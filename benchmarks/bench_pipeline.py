@@ -29,11 +29,9 @@ Groups:
 from __future__ import annotations
 
 import asyncio
-import gc
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from _timing import best_async, best_sync
 from buttress import Bulkhead, CircuitBreaker, Pipeline, RateLimiter, Retry, Timeout
 from buttress.policies.base import Policy
 
@@ -64,48 +62,6 @@ async def awork(x: int) -> int:
     return x
 
 
-def _calibrate(fn: Callable[[int], Any]) -> int:
-    n = 100
-    while True:
-        t0 = time.perf_counter()
-        for i in range(n):
-            fn(i)
-        if time.perf_counter() - t0 >= RUN_SECONDS:
-            return n
-        n *= 2
-
-
-def best_sync(fn: Callable[[int], Any], runs: int) -> float:
-    """Best seconds per call of ``fn`` over ``runs`` timed loops."""
-    n = _calibrate(fn)
-    best = float("inf")
-    gc.disable()
-    try:
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            for i in range(n):
-                fn(i)
-            best = min(best, (time.perf_counter() - t0) / n)
-    finally:
-        gc.enable()
-    return best
-
-
-async def best_async(fn: Callable[[int], Awaitable[Any]], runs: int, n: int = ASYNC_N) -> float:
-    """Best seconds per await of ``fn`` over ``runs`` timed loops of ``n`` awaits."""
-    best = float("inf")
-    gc.disable()
-    try:
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            for i in range(n):
-                await fn(i)
-            best = min(best, (time.perf_counter() - t0) / n)
-    finally:
-        gc.enable()
-    return best
-
-
 def contenders() -> list[tuple[str, list[Policy], bool]]:
     """``(row name, policies, baseline)``: the five, the empty pipeline, then the prefixes."""
     rows: list[tuple[str, list[Policy], bool]] = [
@@ -133,37 +89,45 @@ def _row(group: str, name: str, overhead: float, bare: float, baseline: bool) ->
 
 
 def sync_rows(runs: int) -> list[dict[str, Any]]:
-    bare = best_sync(work, runs)
+    bare = best_sync(work, runs, RUN_SECONDS)
     rows = []
     for name, policies, baseline in contenders():
         fn = Pipeline(policies, name="bench")(work)
         assert fn(7) == 7
-        rows.append(_row("pipeline-sync", name, best_sync(fn, runs) - bare, bare, baseline))
+        rows.append(
+            _row("pipeline-sync", name, best_sync(fn, runs, RUN_SECONDS) - bare, bare, baseline)
+        )
     rows.append(_row("pipeline-layer-sync", "empty pipeline", rows[1]["value"] / 1e9, bare, True))
     for name, policy in zip(NAMES, five(), strict=True):
         fn = Pipeline([policy], name="bench")(work)
         assert fn(7) == 7
         rows.append(
-            _row("pipeline-layer-sync", f"{name} alone", best_sync(fn, runs) - bare, bare, False)
+            _row(
+                "pipeline-layer-sync",
+                f"{name} alone",
+                best_sync(fn, runs, RUN_SECONDS) - bare,
+                bare,
+                False,
+            )
         )
     return rows
 
 
 def async_rows(runs: int) -> list[dict[str, Any]]:
     async def measure() -> list[dict[str, Any]]:
-        bare = await best_async(awork, runs)
+        bare = await best_async(awork, runs, ASYNC_N)
         rows = []
         for name, policies, baseline in contenders():
             fn = Pipeline(policies, name="bench")(awork)
             assert await fn(7) == 7
-            t = await best_async(fn, runs)
+            t = await best_async(fn, runs, ASYNC_N)
             rows.append(_row("pipeline-async", name, t - bare, bare, baseline))
         empty = rows[1]["value"] / 1e9
         rows.append(_row("pipeline-layer-async", "empty pipeline", empty, bare, True))
         for name, policy in zip(NAMES, five(), strict=True):
             fn = Pipeline([policy], name="bench")(awork)
             assert await fn(7) == 7
-            t = await best_async(fn, runs)
+            t = await best_async(fn, runs, ASYNC_N)
             rows.append(_row("pipeline-layer-async", f"{name} alone", t - bare, bare, False))
         return rows
 

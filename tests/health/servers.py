@@ -1,15 +1,15 @@
-"""Helpers for the health tests: free ports and uvicorn in a thread on 127.0.0.1."""
+"""Helpers for the health tests: free ports and uvicorn in a thread on 127.0.0.1 (the thread is
+:class:`_servers.UvicornThread`, shared with the other test packages)."""
 
 from __future__ import annotations
 
 import shutil
 import socket
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import uvicorn
+from _servers import UvicornThread  # noqa: F401  (re-exported for the health tests)
 
 
 def find_redis_server() -> str:
@@ -57,37 +57,6 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
         except OSError:
             time.sleep(0.02)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
-class UvicornThread:
-    """uvicorn serving ``app`` in a thread on a free port of 127.0.0.1; stopped on exit."""
-
-    def __init__(self, app: Any, *, lifespan: str = "off") -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan=lifespan)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> UvicornThread:
-        self.thread.start()
-        end = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > end or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
 
 
 # --- draft-inadarei-api-health-check: what a response must look like ------------------------------

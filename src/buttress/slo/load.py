@@ -11,11 +11,16 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
 from buttress.errors import SpecError
 from buttress.spec.document import ReliabilitySpec
-from buttress.spec.source import Document, _build, _dotted, _Loader, validate
+from buttress.spec.source import (
+    Document,
+    _dotted,
+    combine_errors,
+    load_yaml_documents,
+    load_yaml_documents_text,
+    validate,
+)
 
 from .spec import SLOSpec
 
@@ -32,46 +37,12 @@ Loc = tuple[str | int, ...]
 _PART = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
 
 
-def load_documents_text(text: str, file: str = "<string>") -> list[Document]:
-    """Parse every YAML document in ``text`` (``---`` separated), keeping positions like
-    ``load_yaml``."""
-    loader = _Loader(text)
-    docs: list[Document] = []
-    try:
-        try:
-            while loader.check_node():
-                node = loader.get_node()
-                doc = Document(file, None)
-                if node is not None:
-                    doc.data = _build(loader, node, (), doc)
-                docs.append(doc)
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            raise SpecError(
-                f"YAML syntax error: {e.problem or e.context}",
-                file=file,
-                line=mark.line + 1 if mark else None,
-                column=mark.column + 1 if mark else None,
-            ) from None
-        except yaml.YAMLError as e:
-            raise SpecError(f"YAML error: {e}", file=file) from None
-    finally:
-        loader.dispose()
-    return [d for d in docs if d.data is not None]
+load_documents_text = load_yaml_documents_text
+"""Parse every YAML document in a text (``---`` separated), keeping positions like ``load_yaml``:
+:func:`buttress.spec.source.load_yaml_documents_text`."""
 
-
-def load_documents(path: str | Path) -> list[Document]:
-    """Read a (possibly multi-document) YAML file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError("file not found", file=str(path)) from None
-    except IsADirectoryError:
-        raise SpecError("is a directory, expected a YAML file", file=str(path)) from None
-    except UnicodeDecodeError as e:
-        raise SpecError(f"not UTF-8 text ({e.reason})", file=str(path)) from None
-    return load_documents_text(text, str(path))
+load_documents = load_yaml_documents
+"""Read a (possibly multi-document) YAML file: :func:`buttress.spec.source.load_yaml_documents`."""
 
 
 def detect_format(docs: list[Document]) -> str:
@@ -147,18 +118,7 @@ def validate_slo_at(
             else:
                 sub = _dotted(parts) if rest else ""
                 mapped.append(doc.error(loc, f"{sub}: {p.message}" if sub else p.message))
-        first = mapped[0]
-        if len(mapped) > 1:
-            rest_text = "\n".join("  " + m.render() for m in mapped[1:])
-            first = SpecError(
-                f"{first.message}\n(and {len(mapped) - 1} more)\n{rest_text}",
-                file=first.file,
-                line=first.line,
-                column=first.column,
-                field=first.field,
-            )
-        first.problems = mapped  # type: ignore[attr-defined]
-        raise first from None
+        raise combine_errors(mapped) from None
 
 
 def load_slos(path: str | Path) -> list[SLOSpec]:

@@ -23,7 +23,17 @@ from pydantic import BaseModel, ValidationError
 
 from buttress.errors import SpecError
 
-__all__ = ["Document", "Loc", "load_yaml", "load_yaml_text", "spec_error", "validate"]
+__all__ = [
+    "Document",
+    "Loc",
+    "combine_errors",
+    "load_yaml",
+    "load_yaml_documents",
+    "load_yaml_documents_text",
+    "load_yaml_text",
+    "spec_error",
+    "validate",
+]
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -99,22 +109,39 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _yaml_error(e: yaml.YAMLError, file: str) -> SpecError:
+    """A PyYAML error as a :class:`SpecError` at its mark (1-based), when it has one."""
+    if isinstance(e, yaml.MarkedYAMLError):
+        mark = e.problem_mark or e.context_mark
+        return SpecError(
+            f"YAML syntax error: {e.problem or e.context}",
+            file=file,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        )
+    return SpecError(f"YAML error: {e}", file=file)
+
+
+def _read_text(path: str | Path) -> str:
+    """The UTF-8 text of ``path``; a missing file, a directory or other bytes raise SpecError."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise SpecError("is a directory, expected a YAML file", file=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"not UTF-8 text ({e.reason})", file=str(path)) from None
+
+
 def load_yaml_text(text: str, file: str = "<string>") -> Document:
     """Parse YAML ``text``; syntax errors and duplicate keys become :class:`SpecError`."""
     loader = _Loader(text)
     try:
         try:
             node = loader.get_single_node()
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            raise SpecError(
-                f"YAML syntax error: {e.problem or e.context}",
-                file=file,
-                line=mark.line + 1 if mark else None,
-                column=mark.column + 1 if mark else None,
-            ) from None
         except yaml.YAMLError as e:
-            raise SpecError(f"YAML error: {e}", file=file) from None
+            raise _yaml_error(e, file) from None
         doc = Document(file, None)
         if node is None:
             return doc
@@ -126,16 +153,33 @@ def load_yaml_text(text: str, file: str = "<string>") -> Document:
 
 def load_yaml(path: str | Path) -> Document:
     """Read and parse the YAML file at ``path``."""
-    p = Path(path)
+    return load_yaml_text(_read_text(path), str(path))
+
+
+def load_yaml_documents_text(text: str, file: str = "<string>") -> list[Document]:
+    """Parse every YAML document in ``text`` (``---`` separated), keeping positions like
+    :func:`load_yaml_text`.  Empty documents are dropped; errors are :class:`SpecError`."""
+    loader = _Loader(text)
+    docs: list[Document] = []
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError("file not found", file=str(path)) from None
-    except IsADirectoryError:
-        raise SpecError("is a directory, expected a YAML file", file=str(path)) from None
-    except UnicodeDecodeError as e:
-        raise SpecError(f"not UTF-8 text ({e.reason})", file=str(path)) from None
-    return load_yaml_text(text, str(path))
+        try:
+            while loader.check_node():
+                node = loader.get_node()
+                doc = Document(file, None)
+                if node is not None:
+                    doc.data = _build(loader, node, (), doc)
+                docs.append(doc)
+        except yaml.YAMLError as e:
+            raise _yaml_error(e, file) from None
+    finally:
+        loader.dispose()
+    return [d for d in docs if d.data is not None]
+
+
+def load_yaml_documents(path: str | Path) -> list[Document]:
+    """Read and parse the (possibly multi-document) YAML file at ``path``; see
+    :func:`load_yaml_documents_text`."""
+    return load_yaml_documents_text(_read_text(path), str(path))
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
@@ -281,6 +325,24 @@ def _is_scalar(value: object) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
+def combine_errors(problems: list[SpecError]) -> SpecError:
+    """One :class:`SpecError` for ``problems`` (at least one), in the given order: the first, its
+    message followed by ``(and N more)`` and each other problem rendered on its own indented line.
+    The list is attached as ``.problems``."""
+    first = problems[0]
+    if len(problems) > 1:
+        rest = "\n".join("  " + p.render() for p in problems[1:])
+        first = SpecError(
+            f"{first.message}\n(and {len(problems) - 1} more)\n{rest}",
+            file=first.file,
+            line=first.line,
+            column=first.column,
+            field=first.field,
+        )
+    first.problems = problems  # type: ignore[attr-defined]
+    return first
+
+
 def spec_error(doc: Document, loc: Iterable[str | int], message: str) -> SpecError:
     return doc.error(loc, message)
 
@@ -341,17 +403,4 @@ def validate(model: type[M], doc: Document, loc: Loc = (), *, context: Any = Non
                 seen.add(p.render())
                 unique.append(p)
         unique.sort(key=lambda p: (p.line or 0, p.column or 0))
-        first = unique[0]
-        if len(unique) > 1:
-            rest = "\n".join("  " + p.render() for p in unique[1:])
-            err_all = SpecError(
-                f"{first.message}\n(and {len(unique) - 1} more)\n{rest}",
-                file=first.file,
-                line=first.line,
-                column=first.column,
-                field=first.field,
-            )
-            err_all.problems = unique  # type: ignore[attr-defined]
-            raise err_all from None
-        first.problems = unique  # type: ignore[attr-defined]
-        raise first from None
+        raise combine_errors(unique) from None

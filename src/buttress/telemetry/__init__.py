@@ -34,10 +34,14 @@ import dataclasses
 import itertools
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from buttress.errors import ConfigError
-from buttress.events import Event
+from buttress.events import Event, add_listener
+
+if TYPE_CHECKING:
+    from buttress.pipeline import Pipeline
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -51,6 +55,7 @@ __all__ = [
     "event_fields",
     "event_name",
     "histogram_fields",
+    "listen",
 ]
 
 EVENTS_TOTAL = "buttress_events_total"
@@ -151,3 +156,26 @@ def check_buckets(buckets: Sequence[float]) -> tuple[float, ...]:
     if any(b >= c for b, c in itertools.pairwise(out)):
         raise ConfigError("buckets", buckets, "bounds must be strictly increasing")
     return out
+
+
+def listen(
+    listener: Callable[[Event], None],
+    pipeline: Pipeline | None = None,
+    cleanup: Callable[[], None] | None = None,
+) -> Callable[[], None]:
+    """Add ``listener`` to ``pipeline`` (default: every pipeline, a global listener).
+
+    Returns the function that removes it and then runs ``cleanup``; calling it again does nothing.
+    """
+    stop = add_listener(listener) if pipeline is None else pipeline.add_listener(listener)
+    done = [False]
+
+    def remove() -> None:
+        if done[0]:
+            return
+        done[0] = True
+        stop()
+        if cleanup is not None:
+            cleanup()
+
+    return remove

@@ -35,9 +35,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from buttress.errors import ConfigError
-from buttress.events import Event, add_listener
+from buttress.events import Event
 
-from . import event_fields, event_name
+from . import event_fields, event_name, listen
 
 if TYPE_CHECKING:
     from buttress.pipeline import Pipeline
@@ -205,12 +205,4 @@ def install(
     listener = LoggingListener(
         logger, levels=levels, default_level=default_level, fields_in_message=fields_in_message
     )
-    stop = add_listener(listener) if pipeline is None else pipeline.add_listener(listener)
-    done = [False]
-
-    def remove() -> None:
-        if not done[0]:
-            done[0] = True
-            stop()
-
-    return remove
+    return listen(listener, pipeline)

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from buttress.errors import ConfigError, MissingExtra
-from buttress.events import Event, add_listener
+from buttress.events import Event
 
 from . import (
     DEFAULT_BUCKETS,
@@ -39,6 +39,7 @@ from . import (
     check_buckets,
     event_name,
     histogram_fields,
+    listen,
 )
 
 if TYPE_CHECKING:
@@ -164,15 +165,9 @@ def install(
         with _installed_lock:
             _installed.discard(key)
         raise
-    stop = add_listener(listener) if pipeline is None else pipeline.add_listener(listener)
-    done = [False]
 
-    def remove() -> None:
-        if done[0]:
-            return
-        done[0] = True
-        stop()
+    def forget() -> None:
         with _installed_lock:
             _installed.discard(key)
 
-    return remove
+    return listen(listener, pipeline, forget)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from buttress.errors import ConfigError, MissingExtra
-from buttress.events import Event, add_listener
+from buttress.events import Event
 
 from . import (
     DEFAULT_BUCKETS,
@@ -37,6 +37,7 @@ from . import (
     check_buckets,
     event_name,
     histogram_fields,
+    listen,
 )
 
 if TYPE_CHECKING:
@@ -161,14 +162,4 @@ def install(
     The returned function stops listening and unregisters the metrics; calling it twice is harmless.
     """
     listener = PrometheusListener(registry, buckets=buckets)
-    stop = add_listener(listener) if pipeline is None else pipeline.add_listener(listener)
-    done = [False]
-
-    def remove() -> None:
-        if done[0]:
-            return
-        done[0] = True
-        stop()
-        listener.unregister()
-
-    return remove
+    return listen(listener, pipeline, listener.unregister)

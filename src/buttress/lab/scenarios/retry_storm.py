@@ -41,6 +41,8 @@ from buttress.lab.report import ScenarioReport, StrategyResult
 from buttress.lab.sim import Server, Simulation
 from buttress.lab.strategies import STRATEGIES, ClientPolicy, Strategy
 
+from .common import check_strategies, run_each
+
 __all__ = [
     "DependencyBusy",
     "DependencyError",
@@ -226,12 +228,7 @@ class RetryStorm:
         strategies: Sequence[Strategy] = STRATEGIES,
     ) -> None:
         self.params = params if params is not None else RetryStormParams()
-        if not strategies:
-            raise ConfigError("strategies", strategies, "give at least one strategy")
-        names = [s.name for s in strategies]
-        if len(set(names)) != len(names):
-            raise ConfigError("strategies", names, "strategy names must be unique")
-        self.strategies = tuple(strategies)
+        self.strategies = check_strategies(strategies)
 
     def describe(self) -> str:
         p = self.params
@@ -253,17 +250,11 @@ class RetryStorm:
         """Run every strategy on the same requests; deterministic for a given ``seed``."""
         p = self.params
         arrivals = arrival_times(p, seed)
-        results = []
-        total = len(self.strategies)
-        for i, strategy in enumerate(self.strategies):
-
-            def report(fraction: float, i: int = i, name: str = strategy.name) -> None:
-                if progress is not None:
-                    progress(name, (i + min(1.0, fraction)) / total)
-
-            results.append(self.run_strategy(strategy, seed, arrivals, report))
-        if progress is not None:
-            progress("done", 1.0)
+        results = run_each(
+            self.strategies,
+            lambda s, report: self.run_strategy(s, seed, arrivals, report),
+            progress,
+        )
         params = asdict(p)
         params["offered_rate"] = p.offered_rate
         params["capacity"] = p.capacity

@@ -54,6 +54,8 @@ from buttress.policies.limits import (
 )
 from buttress.policies.shed import Criticality, LoadShedder, parse_criticality
 
+from .common import check_strategies, run_each
+
 __all__ = [
     "SHED_THRESHOLDS",
     "SLOW_STRATEGIES",
@@ -448,12 +450,7 @@ class SlowDependency:
         strategies: Sequence[SlowStrategy] = SLOW_STRATEGIES,
     ) -> None:
         self.params = params if params is not None else SlowDependencyParams()
-        if not strategies:
-            raise ConfigError("strategies", strategies, "give at least one strategy")
-        names = [s.name for s in strategies]
-        if len(set(names)) != len(names):
-            raise ConfigError("strategies", names, "strategy names must be unique")
-        self.strategies = tuple(strategies)
+        self.strategies = check_strategies(strategies)
 
     def describe(self) -> str:
         p = self.params
@@ -476,17 +473,9 @@ class SlowDependency:
         """Run every strategy on the same requests; deterministic for a given ``seed``."""
         p = self.params
         todo = arrivals(p, seed)
-        results = []
-        total = len(self.strategies)
-        for i, strategy in enumerate(self.strategies):
-
-            def report(fraction: float, i: int = i, name: str = strategy.name) -> None:
-                if progress is not None:
-                    progress(name, (i + min(1.0, fraction)) / total)
-
-            results.append(self.run_strategy(strategy, seed, todo, report))
-        if progress is not None:
-            progress("done", 1.0)
+        results = run_each(
+            self.strategies, lambda s, report: self.run_strategy(s, seed, todo, report), progress
+        )
         params: dict[str, Any] = {k: getattr(p, k) for k in p.__dataclass_fields__ if k != "mix"}
         params["mix"] = {c.label: round(s, 6) for c, s in p.shares().items() if s > 0}
         params["capacity"] = p.capacity

@@ -65,7 +65,14 @@ def free_port() -> int:
         return port
 
 
+# Signals held back while forking: a Ctrl-C that lands inside the interpreter's at-fork handlers
+# (logging registers one) is reported as "Exception ignored" and lost, so the lab would carry on.
+# Held back, it is delivered as soon as the fork is done, at a point where it can stop the lab.
+_HELD = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)  # the child must hear SIGINT/SIGTERM
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -135,16 +142,21 @@ class Supervisor:
             raise LabError(f"process {name!r} is already running")
         proc.log.parent.mkdir(parents=True, exist_ok=True)
         env = {**self.base_env, **proc.env}
-        with proc.log.open("ab") as out:
-            proc.popen = subprocess.Popen(
-                proc.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
-            )
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+        try:
+            with proc.log.open("ab") as out:
+                proc.popen = subprocess.Popen(
+                    proc.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,  # noqa: PLW1509
+                )
+        finally:
+            # Restoring the mask delivers a held signal here, after the fork: Ctrl-C still stops.
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         proc.starts += 1
         proc.history.append(("start", time.time()))
         return proc
