@@ -43,6 +43,7 @@ def test_pass_through_is_fast_and_intact(api: Client, echo: EchoServer) -> None:
         assert statistics.median(round_trip(s) for _ in range(20)) < 0.01
 
 
+@pytest.mark.serial  # a latency bound: measured in the serial pass, not beside another worker
 def test_latency_within_jitter_bounds(api: Client, echo: EchoServer) -> None:
     p = api.create("echo", echo.addr)
     with connect(p.listen) as s:
@@ -55,6 +56,7 @@ def test_latency_within_jitter_bounds(api: Client, echo: EchoServer) -> None:
         assert round_trip(s) < 0.03  # removed: fast again, same connection
 
 
+@pytest.mark.serial  # a rate bound: measured in the serial pass, not beside another worker
 def test_bandwidth_within_ten_percent() -> None:
     size = 500_000
     rate = 1_000_000  # 1000 KB/s; the proxy paces 100 ms slices of 100,000 bytes
@@ -167,7 +169,8 @@ def test_connect_refuse_resets_before_any_byte(api: Client, echo: EchoServer) ->
     p = api.create("echo", echo.addr)
     with connect(p.listen) as old:
         p.add_toxic("connect_refuse")
-        with pytest.raises(ConnectionResetError), connect(p.listen) as s:
+        # A write after the RST may surface as EPIPE instead; both are the reset, seen.
+        with pytest.raises((ConnectionResetError, BrokenPipeError)), connect(p.listen) as s:
             # the reset may land during the connect's last steps or on the first read
             s.sendall(b"x")
             recv_exact(s, 1)

@@ -183,16 +183,21 @@ async def test_threads_share_one_run_via_evaluate_sync() -> None:
     async def slow() -> None:
         nonlocal calls
         calls += 1
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
 
     reg = HealthRegistry()
     reg.add(Check("dep", slow, ttl=0.0, timeout=0.8))
     results: list[Status] = []
+    # All 20 threads probe at the same moment: on a loaded machine, threads started one by one
+    # could otherwise arrive after the shared run ended and (rightly, ttl=0) start another.
+    barrier = threading.Barrier(20)
+
+    def probe() -> None:
+        barrier.wait(10)
+        results.append(reg.evaluate_sync().status)
+
     try:
-        threads = [
-            threading.Thread(target=lambda: results.append(reg.evaluate_sync().status))
-            for _ in range(20)
-        ]
+        threads = [threading.Thread(target=probe) for _ in range(20)]
         for t in threads:
             t.start()
         for t in threads:

@@ -21,3 +21,13 @@ def lab_lock() -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every shop-lab test runs in the serial pass of `make test` (`-m serial`), after the parallel
+    pass: the lab's figures are latencies, and a second xdist worker running other tests on the same
+    two cores starves the lab's seven processes."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.serial)

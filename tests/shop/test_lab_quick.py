@@ -15,7 +15,7 @@ def test_quick_lab_reaches_the_published_figures(tmp_path: Path) -> None:
     marker = new_marker()
     out = tmp_path / "report"
     done = run_lab(SHOP, out, marker, "--quick", "--json")
-    assert 0 == done.returncode, done.stderr[-3000:]
+    assert 0 == done.returncode, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(done.stdout)
 
     # Nothing left running, every fault removed and verified.
