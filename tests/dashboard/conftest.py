@@ -17,8 +17,11 @@ from typing import Any
 
 import pytest
 
+from _lab_lock import lab_lock
 from buttress.dashboard.app import create_app, make_server
 from buttress.dashboard.state import DashboardConfig
+
+__all__ = ["lab_lock"]  # one shop lab at a time, shared with tests/shop (tests/_lab_lock.py)
 
 HERE = Path(__file__).parent
 SPEC = HERE / "shop.yaml"

@@ -1,26 +1,15 @@
-"""One shop lab at a time: each starts seven Python processes, and two at once on a small machine
-starve each other (the figures measure latency).  Tests that start a lab hold this lock, across
-pytest-xdist workers too."""
+"""One shop lab at a time (the ``lab_lock`` fixture, shared with tests/dashboard: see
+``tests/_lab_lock.py``), and every shop test in the serial pass."""
 
 from __future__ import annotations
 
-import fcntl
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from _lab_lock import lab_lock
 
-@pytest.fixture
-def lab_lock() -> Iterator[None]:
-    path = Path(tempfile.gettempdir()) / "buttress-tests-shop-lab.lock"
-    with path.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+__all__ = ["lab_lock"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
