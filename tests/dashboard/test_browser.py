@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from buttress.dashboard.report import Chart, Mark, Series, Threshold, chart_html, page, section
 from buttress.dashboard.state import DashboardConfig
 
@@ -117,6 +119,65 @@ def test_live_dashboard_during_a_run(
     )
     assert [] == errors
     assert [] == external  # nothing fetched from anywhere but the dashboard itself
+
+
+def test_a_run_younger_than_a_minute_is_not_an_empty_board(
+    page: Any, served_factory: Any, tmp_path: Path
+) -> None:
+    """Only the minute still filling has counts: the cards show events and SLI so far, marked
+    partial, and the burn-down and error-ratio charts draw the filling minute as a dot."""
+    from buttress.slo.store import SLIStore
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    db = tmp_path / "young.db"
+    m = int(time.time() // 60)
+    with SLIStore(db) as st:  # the next minute too, so a minute boundary mid-test changes nothing
+        st.add(
+            [
+                (n, k, 96, 100)
+                for n in ("checkout-availability", "checkout-latency")
+                for k in (m, m + 1)
+            ]
+        )
+    s = served_factory(DashboardConfig(store=db, spec=SPEC, poll=0.1, slo_every=1.0))
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(s.url + "/")
+    page.wait_for_function(
+        "document.querySelectorAll('#slo-list .slo[data-partial=\"1\"]').length === 2",
+        timeout=10000,
+    )
+    for name in ("checkout-availability", "checkout-latency"):
+        card = page.locator(f'#slo-list .slo[data-slo="{name}"]')
+        assert "100 events so far" == card.locator(".events").inner_text()
+        assert "SLI 96.0% so far" == card.locator(".sli").inner_text()
+        assert "partial" in card.locator(".slo-head").inner_text()
+    dots = page.evaluate(
+        """() => window.ButtressCharts.instances
+             .filter(u => u.root.parentNode.id.endsWith('-burndown'))
+             .map(u => u.data[2].filter(v => v !== null).length)"""
+    )
+    assert [1, 1] == dots  # one "so far" point per burn-down
+    # The filling minute's error ratio is drawn as a dot: pixels of the series colour at its spot.
+    shown = page.evaluate(
+        """() => window.ButtressCharts.instances
+             .filter(u => u.root.parentNode.id.endsWith('-errors'))
+             .map(u => {
+               const i = u.data[0].length - 1;
+               const x = Math.round(u.valToPos(u.data[0][i], 'x', true));
+               const y = Math.round(u.valToPos(u.data[1][i], 'y', true));
+               const d = u.ctx.getImageData(x - 3, y - 3, 4, 7).data;
+               let red = 0;
+               for (let k = 0; k < d.length; k += 4)
+                 if (d[k] > 180 && d[k + 1] < 90 && d[k + 2] < 90 && d[k + 3] > 0) red++;
+               return [u.buttressSpec.series[0].points === true, u.data[1][i], red];
+             })"""
+    )
+    assert 2 == len(shown), shown
+    assert all(pts and 0.04 == pytest.approx(v) and red >= 6 for pts, v, red in shown), shown
+    assert painted(page, "#slo-list") >= 4
+    page.screenshot(path=str(ARTIFACTS / "dashboard-young-run.png"), full_page=True)
+    assert [] == errors
 
 
 def test_report_file_renders_offline(page: Any, tmp_path: Path) -> None:

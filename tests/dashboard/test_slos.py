@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from buttress.dashboard.slos import burndown, recent_traffic, slo_board, unmeasured_slis
+from buttress.dashboard.slos import burndown, recent_traffic, slo_board, so_far, unmeasured_slis
 from buttress.slo.evaluator import evaluate
 from buttress.slo.load import load_slos
 from buttress.slo.spec import SLOSpec
@@ -190,3 +190,49 @@ def test_recent_traffic_includes_the_filling_minute(store: SLIStore) -> None:
     assert [(NOW_MIN - 2) * 60, (NOW_MIN - 1) * 60, NOW_MIN * 60] == r["x"]
     assert [10, 0, 4] == r["total"]
     assert [0.0, None, 0.25] == r["error_ratio"]
+
+
+def test_a_run_younger_than_a_minute_has_headline_figures(tmp_path: Path, store: SLIStore) -> None:
+    """Only the minute still filling has data (a quick lab run): the settled figures are empty,
+    ``so_far`` counts the filling minute and marks it partial."""
+    (slo,) = spec(tmp_path, ROLLING)
+    store.add([("avail", NOW_MIN, 97, 100)])
+    at = NOW_MIN * 60 + 20
+    (e,) = slo_board([slo], store, at)
+    assert (0, None, 1.0) == (e["total"], e["sli"], e["budget_remaining"])
+    assert {"x": [], "remaining": []} == e["burndown"]
+    assert (NOW_MIN * 60, 100, 0.03) == (
+        e["recent"]["x"][-1],
+        e["recent"]["total"][-1],
+        pytest.approx(e["recent"]["error_ratio"][-1]),
+    )
+    sf = e["so_far"]
+    assert (True, at, 97, 100) == (sf["partial"], sf["at"], sf["partial_good"], sf["partial_total"])
+    assert (97, 100) == (sf["good"], sf["total"])
+    assert 0.97 == pytest.approx(sf["sli"])
+    # consumed = bad / (b x total) = 3 / (0.01 x 100) = 3: the budget is overspent so far.
+    assert -2.0 == pytest.approx(sf["budget_remaining"])
+
+
+def test_so_far_is_the_evaluator_at_the_end_of_the_filling_minute(
+    tmp_path: Path, store: SLIStore
+) -> None:
+    (slo,) = spec(tmp_path, ROLLING)
+    store.add([("avail", NOW_MIN - k, 100 - (k % 3), 100) for k in range(1, 50)])
+    at = NOW_MIN * 60 + 45
+    (quiet,) = so_far([slo], store, at)
+    (settled,) = evaluate([slo], store, NOW_MIN * 60)
+    assert (False, 0) == (quiet["partial"], quiet["partial_total"])
+    assert (settled.total, settled.sli) == (quiet["total"], quiet["sli"])
+    store.add([("avail", NOW_MIN, 5, 10)])
+    (busy,) = so_far([slo], store, at)
+    (oracle,) = evaluate([slo], store, (NOW_MIN + 1) * 60)
+    assert (True, 10) == (busy["partial"], busy["partial_total"])
+    assert (settled.total + 10, oracle.total) == (busy["total"], busy["total"])
+    assert oracle.sli == busy["sli"]
+    assert oracle.budget_remaining == busy["budget_remaining"]
+    # The settled figures and the burn-down ignore the filling minute.
+    (e,) = slo_board([slo], store, at)
+    assert settled.budget_remaining == e["budget_remaining"]
+    assert NOW_MIN * 60 == e["burndown"]["x"][-1]
+    assert [] == so_far([], store, at)

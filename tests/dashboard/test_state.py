@@ -117,6 +117,8 @@ def test_board_is_reused_within_a_minute_after_it_settles(db: Path) -> None:
             s.add([("checkout-availability", now_min, 1, 2)])  # the minute still filling
             after = {e["name"]: e for e in d.slos_payload()["slos"]}["checkout-availability"]
         assert 2 == after["recent"]["total"][-1]  # the filling minute is always fresh
+        assert (True, 2) == (after["so_far"]["partial"], after["so_far"]["partial_total"])
+        assert 202 == after["so_far"]["total"]  # the late count is in the figures so far
         if expect_reuse:
             assert before["budget_remaining"] == after["budget_remaining"]
         else:

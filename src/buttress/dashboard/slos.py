@@ -41,6 +41,7 @@ __all__ = [
     "burndown",
     "recent_traffic",
     "slo_board",
+    "so_far",
     "unmeasured_slis",
 ]
 
@@ -164,6 +165,40 @@ def recent_traffic(
     return {"x": xs, "good": good, "total": total, "error_ratio": ratio}
 
 
+def so_far(
+    slos: Sequence[SLOSpec], store: SLIStore, at: float | None = None
+) -> list[dict[str, Any]]:
+    """Per SLO (in ``slos`` order) its figures with the minute still filling counted so far.
+
+    The evaluator at ``(m + 1) x 60`` for the current minute ``m`` (window ``[m + 1 - W, m + 1)``
+    rolling, ``[period_start, m + 1)`` calendar): ``good``, ``total`` (events so far), ``sli`` (so
+    far, ``None`` without events), ``budget_remaining`` (so far), plus ``at`` (the time the figures
+    are shown at, ``at`` itself), ``partial_total`` and ``partial_good`` (the current minute's
+    counts so far) and ``partial`` (whether the current minute has events yet).
+    """
+    t = datetime.now(UTC).timestamp() if at is None else float(at)
+    now = _now_minute(t)
+    statuses = evaluate(list(slos), store, (now + 1) * 60) if slos else []
+    out: list[dict[str, Any]] = []
+    for st in statuses:
+        rows = store.rows(st.name, now, now + 1)
+        pg = sum(int(g) for _, g, _ in rows)
+        pt = sum(int(n) for _, _, n in rows)
+        out.append(
+            {
+                "at": t,
+                "good": st.good,
+                "total": st.total,
+                "sli": st.sli,
+                "budget_remaining": st.budget_remaining,
+                "partial_good": pg,
+                "partial_total": pt,
+                "partial": pt > 0,
+            }
+        )
+    return out
+
+
 def _tiers(slo: SLOSpec, burn_rates: dict[str, float | None], firing: list[str]) -> list[Any]:
     out = []
     for t in slo.tiers():
@@ -198,12 +233,16 @@ def slo_board(
     Each entry is the evaluator's status (:meth:`~buttress.slo.evaluator.SLOStatus.to_json`) plus
     ``target``, ``description``, ``tiers`` (the alert table: each tier's windows, threshold, the
     burn rates over its long and short windows and whether it fires), ``burndown``
-    (:func:`burndown`) and ``recent`` (:func:`recent_traffic`).
+    (:func:`burndown`), ``recent`` (:func:`recent_traffic`) and ``so_far`` (:func:`so_far`: the
+    figures with the minute still filling counted).  The settled figures and the sort order ignore
+    the filling minute.
     """
-    now = _now_minute(at)
+    t = datetime.now(UTC).timestamp() if at is None else float(at)
+    now = _now_minute(t)
     statuses = evaluate(list(slos), store, now * 60)
+    fresh = so_far(slos, store, t)
     out: list[dict[str, Any]] = []
-    for slo, st in zip(slos, statuses, strict=True):
+    for slo, st, sf in zip(slos, statuses, fresh, strict=True):
         entry = st.to_json()
         entry["target"] = slo.target
         entry["description"] = slo.description
@@ -211,6 +250,7 @@ def slo_board(
         entry["tiers"] = _tiers(slo, st.burn_rates, st.firing)
         entry["burndown"] = burndown(slo, store, now * 60, max_points=max_points)
         entry["recent"] = recent_traffic(store, slo.name, now * 60, minutes=recent_minutes)
+        entry["so_far"] = sf
         out.append(entry)
     out.sort(key=lambda e: (e["budget_remaining"], e["name"]))
     return out

@@ -48,7 +48,8 @@ class DashboardConfig:
     :param timeline_minutes: minutes of breaker history shown (default 15).
     :param settle: seconds after a minute boundary during which the SLO board is fully
         re-evaluated on every refresh (default 15); later in the minute only the recent-traffic
-        series is refreshed, because the evaluator does not count the minute still filling.  Set it
+        series and the ``so_far`` figures (the minute still filling counted) are refreshed,
+        because the settled evaluation does not count the minute still filling.  Set it
         above the recorders' ``flush_every`` (default 5 s) so late counts of the last minute are
         seen.
     """
@@ -160,7 +161,7 @@ class DashboardData:
     # -- payloads ----------------------------------------------------------------------------------
 
     def slos_payload(self, at: float | None = None) -> dict[str, Any]:
-        from .slos import recent_traffic, slo_board, unmeasured_slis
+        from .slos import recent_traffic, slo_board, so_far, unmeasured_slis
 
         now = time.time() if at is None else at
         minute = int(now // 60)
@@ -175,8 +176,11 @@ class DashboardData:
                 if at is None:
                     self._board, self._board_minute = board, minute
             else:  # the evaluated minutes cannot have changed: refresh the filling minute only
+                by_name = {s.name: s for s in self.slos}
+                fresh = so_far([by_name[e["name"]] for e in self._board], self.store, now)
                 board = [
-                    {**e, "recent": recent_traffic(self.store, e["name"], now)} for e in self._board
+                    {**e, "recent": recent_traffic(self.store, e["name"], now), "so_far": f}
+                    for e, f in zip(self._board, fresh, strict=True)
                 ]
             other = unmeasured_slis(self.slos, self.store, now)
         return _clean(  # type: ignore[no-any-return]

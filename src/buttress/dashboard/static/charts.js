@@ -5,7 +5,7 @@
  *
  * Spec (see buttress.dashboard.report.Chart):
  *   {id, title, height, time, x: [...], series: [{label, values, color, unit, step, fill, width,
- *    dash}], y: {label, unit, min, max}, marks: [{start, end, label, color}],
+ *    dash, points, pointSize}], y: {label, unit, min, max}, marks: [{start, end, label, color}],
  *    thresholds: [{value, label, color}]}
  * Units: "fraction" shows 0.995 as 99.5%, "percent" shows 12 as 12%, "s" seconds, "ms", "" plain.
  */
@@ -86,6 +86,10 @@
       if (s.fill) o.fill = color + "22";
       if (s.dash) o.dash = [6, 4];
       if (s.step) o.paths = uPlot.paths.stepped({ align: 1 });
+      // points: true draws every point as a dot (a lone point, e.g. the minute still filling,
+      // stays visible); points: "only" draws dots without a line.
+      if (s.points) o.points = { show: true, size: s.pointSize || 7, fill: color, stroke: color };
+      if (s.points === "only") o.paths = function () { return null; };
       series.push(o);
     });
     var range;

@@ -93,27 +93,49 @@
       }
       var firing = s.firing.length ? s.firing.map(function (t) { return badge(t, "bad"); })
         .join(" ") : badge("no alert firing", "ok");
+      // Headline events and SLI count the minute still filling (so_far), marked partial, so a
+      // run younger than a minute does not read "0 events"; the budget badge stays settled.
+      var sf = s.so_far || { sli: s.sli, total: s.total, partial: false };
+      var partial = sf.partial ? " " + badge("incl. current minute (partial)", "warn") : "";
       card.querySelector(".slo-head").innerHTML =
         '<span class="name">' + esc(s.name) + "</span>" +
         badge("budget " + pct(s.budget_remaining) + " left", levelOfBudget(s.budget_remaining)) +
-        " " + firing +
+        " " + firing + partial +
         '<span class="figures muted"><span>objective ' + esc(s.objective) + "%</span>" +
-        "<span>SLI " + pct(s.sli) + "</span><span>" + num(s.total) + " events</span>" +
+        '<span class="sli">SLI ' + pct(sf.sli) + (sf.partial ? " so far" : "") + "</span>" +
+        '<span class="events">' + num(sf.total) + " events" + (sf.partial ? " so far" : "") +
+        "</span>" + (sf.partial ? '<span class="budget-so-far">budget so far ' +
+          pct(sf.budget_remaining) + "</span>" : "") +
         "<span>" + esc(s.window) + "</span><span>exhausted in " +
         dur(s.time_to_exhaustion) + "</span></span>";
+      card.dataset.partial = sf.partial ? "1" : "";
       var charts_ = card.querySelector(".charts");
       var bd = s.burndown;
+      // The settled whole-minute series, then one dot for the minute still filling.
+      var bx = bd.x.slice(), bRem = bd.remaining.slice(), bNow = bd.x.map(function () {
+        return null;
+      });
+      if (sf.partial) {
+        if (!bx.length) {  // no whole minute yet: anchor at the minute's start (the settled status)
+          bx.push(Math.floor(sf.at / 60) * 60); bRem.push(s.budget_remaining); bNow.push(null);
+        }
+        var last = bx[bx.length - 1];
+        bx.push(Math.max(sf.at, last + 1)); bRem.push(null); bNow.push(sf.budget_remaining);
+      }
       chart(charts_, {
         id: key + "-burndown", title: "Error budget remaining", time: true, height: 200,
-        x: bd.x, series: [{ label: "budget remaining", values: bd.remaining, color: "#2563eb",
-                            fill: true }],
+        x: bx, series: [{ label: "budget remaining", values: bRem, color: "#2563eb", fill: true },
+                        { label: "so far (minute filling)", values: bNow, color: "#d97706",
+                          points: "only", pointSize: 9 }],
         y: { unit: "fraction", min: 0, max: 1, soft: true },
         thresholds: [{ value: 0, label: "exhausted", color: "#b91c1c" }],
       });
       var r = s.recent;
       chart(charts_, {
-        id: key + "-errors", title: "Error ratio per minute (last hour)", time: true, height: 200,
-        x: r.x, series: [{ label: "error ratio", values: r.error_ratio, color: "#dc2626" }],
+        id: key + "-errors", title: "Error ratio per minute (last hour; last minute filling)",
+        time: true, height: 200,
+        x: r.x, series: [{ label: "error ratio", values: r.error_ratio, color: "#dc2626",
+                           points: true, pointSize: 7 }],
         y: { unit: "fraction", min: 0, max: null },
         thresholds: [{ value: s.budget_ratio, label: "budget rate (burn 1×)", color: "#6b7280" }],
       });
@@ -147,7 +169,8 @@
         seen[key] = true;
         chart(um.querySelector(".grid"), {
           id: key, title: s.name + ": error ratio per minute", time: true, height: 180,
-          x: s.recent.x, series: [{ label: "error ratio", values: s.recent.error_ratio }],
+          x: s.recent.x, series: [{ label: "error ratio", values: s.recent.error_ratio,
+                                    points: true, pointSize: 7 }],
           y: { unit: "fraction", min: 0, max: null },
         });
       });
