@@ -29,6 +29,7 @@ import contextlib
 import json
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -398,8 +399,10 @@ async def serve_forever(
     bound = await api.start(host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+    # Event-loop signal handlers exist on Unix only, and only in the main thread; elsewhere the
+    # server stops through `stop` (Ctrl-C still raises KeyboardInterrupt in the caller).
+    if sys.platform != "win32" and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     if on_ready is not None:
         on_ready(*bound)
