@@ -123,7 +123,22 @@ def proxy() -> None:
 )
 @click.option("--no-splice", is_flag=True, help="Do not use the os.splice fast path.")
 @click.option("--seed", type=int, default=None, help="Seed for toxicity draws and jitter.")
-def serve(host: str, port: int, config: str | None, no_splice: bool, seed: int | None) -> None:
+@click.option(
+    "--congestion",
+    default="auto",
+    show_default=True,
+    help="TCP congestion control on the proxy's sockets: 'auto' (Reno towards loopback peers, "
+    "the system default otherwise), 'system', or an algorithm name.",
+)
+def serve(
+    *,
+    host: str,
+    port: int,
+    config: str | None,
+    no_splice: bool,
+    seed: int | None,
+    congestion: str,
+) -> None:
     """Run the proxy until Ctrl-C or SIGTERM."""
     from buttress.chaos.proxy import ApiError, serve_forever
 
@@ -133,7 +148,13 @@ def serve(host: str, port: int, config: str | None, no_splice: bool, seed: int |
     try:
         asyncio.run(
             serve_forever(
-                host, port, config=config, splice=not no_splice, seed=seed, on_ready=ready
+                host,
+                port,
+                config=config,
+                splice=not no_splice,
+                seed=seed,
+                congestion=congestion,
+                on_ready=ready,
             )
         )
     except ApiError as e:

@@ -304,11 +304,13 @@ class ProxyThread:
         *,
         splice: bool = True,
         seed: int | None = None,
+        congestion: str = "auto",
     ) -> None:
         self.host = host
         self.port = port
         self.splice = splice
         self.seed = seed
+        self.congestion = congestion
         self.loop: asyncio.AbstractEventLoop | None = None
         self.api: ControlAPI | None = None
         self._thread: threading.Thread | None = None
@@ -340,7 +342,9 @@ class ProxyThread:
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         try:
-            self.api = ControlAPI(ProxyServer(splice=self.splice, seed=self.seed))
+            self.api = ControlAPI(
+                ProxyServer(splice=self.splice, seed=self.seed, congestion=self.congestion)
+            )
             self.host, self.port = await self.api.start(self.host, self.port)
         except BaseException as e:
             self._error = e
@@ -379,13 +383,18 @@ async def serve_forever(
     config: str | Path | None = None,
     splice: bool = True,
     seed: int | None = None,
+    congestion: str = "auto",
     on_ready: Callable[[str, int], None] | None = None,
 ) -> None:
     """Run the proxy and its API until SIGINT or SIGTERM (``buttress proxy serve``).
 
     ``config`` is a JSON file with a list of proxies, created at start as by ``POST /populate``.
     """
-    api = ControlAPI(ProxyServer(splice=splice, seed=seed))
+    try:
+        server = ProxyServer(splice=splice, seed=seed, congestion=congestion)
+    except ValueError as e:
+        raise ApiError(str(e)) from None
+    api = ControlAPI(server)
     if config is not None:
         text = Path(config).read_text(encoding="utf-8")
         try:

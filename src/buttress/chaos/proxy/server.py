@@ -39,6 +39,7 @@ import sys
 import time
 from typing import Any
 
+from .congestion import AUTO, apply_congestion, check_congestion
 from .toxics import ApiError, CloseLink, Toxic, ToxicState, make_toxic, process
 
 __all__ = [
@@ -55,7 +56,7 @@ _log = logging.getLogger("buttress.proxy")
 
 SPLICE_AVAILABLE = sys.platform.startswith("linux") and hasattr(os, "splice")
 CHUNK = 64 * 1024
-PIPE_SIZE = 1024 * 1024
+PIPE_SIZE = 256 * 1024
 SPLICE_ROUNDS = 16
 BUFFER_LIMIT = 256 * 1024
 COPY_BUFFER = 1024 * 1024
@@ -619,6 +620,7 @@ class Proxy:
         conn.setblocking(False)
         with contextlib.suppress(OSError):
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            apply_congestion(conn, self.server.congestion, conn.getpeername()[0])
         for t in self.toxic_list():
             if not t.connection_level:
                 continue
@@ -642,6 +644,7 @@ class Proxy:
             up.setblocking(False)
             with contextlib.suppress(OSError):
                 up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            apply_congestion(up, self.server.congestion, str(addr[0]))
             await asyncio.wait_for(self.loop.sock_connect(up, addr), 10.0)
         except (OSError, TimeoutError) as e:
             # The upstream is down: refuse the client cleanly, with a reset, and go on serving.
@@ -673,13 +676,19 @@ class ProxyServer:
 
     :param splice: use the ``os.splice`` fast path where available (default True).
     :param seed: seed for toxicity draws and jitter, for repeatable runs.
+    :param congestion: TCP congestion control for the proxy's own sockets: ``"auto"`` (Reno
+        towards loopback peers, the system default otherwise), ``"system"`` or an algorithm name;
+        see :mod:`buttress.chaos.proxy.congestion`.  :class:`ValueError` if it cannot be used.
 
     Every method must be called on the server's event loop.
     """
 
-    def __init__(self, *, splice: bool = True, seed: int | None = None) -> None:
+    def __init__(
+        self, *, splice: bool = True, seed: int | None = None, congestion: str = AUTO
+    ) -> None:
         self.loop: asyncio.AbstractEventLoop = asyncio.get_running_loop()
         self.splice = splice
+        self.congestion = check_congestion(congestion)
         self.rng = random.Random(seed)
         self.proxies: dict[str, Proxy] = {}
         self.upstream_errors = 0
