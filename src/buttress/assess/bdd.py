@@ -2,10 +2,9 @@
 
 Common-cause failures make basic events appear under many gates (a zone under every replica placed
 there), so multiplying gate probabilities as if their inputs were independent is wrong.  A BDD
-represents the structure function as a DAG of Shannon decompositions
-``f = x ? f[x=1] : f[x=0]`` in a fixed variable order, with shared sub-graphs.  For independent
-basic
-events with probabilities ``p_x`` the exact top-event probability follows in one bottom-up pass:
+represents the structure function as a DAG of Shannon decompositions ``f = x ? f[x=1] : f[x=0]`` in
+a fixed variable order, with shared sub-graphs.  For independent basic events with probabilities
+``p_x`` the exact top-event probability follows in one bottom-up pass:
 
     P(node) = p_x * P(high) + (1 - p_x) * P(low),   P(0) = 0,  P(1) = 1.
 

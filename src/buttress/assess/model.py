@@ -145,8 +145,8 @@ class RedundancySpec(_Strict):
     ``active-active``: all replicas serve; the component is up while at least ``required`` (k) of
     its ``replicas`` (n) are up (k-of-n).  ``active-passive``: one active, the others on standby;
     when the active fails the failure is detected and switched over (``detection + switchover``,
-    down meanwhile)
-    with probability ``coverage``, otherwise the component stays down until a repair.
+    down meanwhile) with probability ``coverage``, otherwise the component stays down until a
+    repair.
     """
 
     mode: Literal["active-active", "active-passive"] = "active-active"

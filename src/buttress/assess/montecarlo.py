@@ -6,9 +6,8 @@ Every basic event is simulated as its own process over ``R`` independent replica
 * ``unit`` and ``domain`` events alternate between up (exponential, mean MTBF) and down (mean MTTR,
   exponential or ``deterministic``); each replicate starts in the stationary state (down with
   probability ``MTTR / (MTBF + MTTR)``, with a residual repair time), so there is no warm-up bias;
-* ``ap`` events run the active-passive semi-Markov chain of :mod:`.analytic` (the switchover may
-  be ``deterministic``: its state has a single exit, so the long-run figure is unchanged),
-  stepped in
+* ``ap`` events run the active-passive semi-Markov chain of :mod:`.analytic` (the switchover may be
+  ``deterministic``: its state has a single exit, so the long-run figure is unchanged), stepped in
   lock-step over all replicates.
 
 The journey is down exactly when its fault tree's structure function is true.  The down intervals of

@@ -4,8 +4,7 @@ Record a *history* of operations against a set-like store while faults are injec
 read of everything the store holds, and compare.  This is Jepsen's set checker:
 
 * every ``add`` is first *invoked*, then completes as ``ok`` (acknowledged), ``fail`` (definitely
-not
-  applied) or ``unknown`` (timed out, connection reset: it may or may not have landed);
+  not applied) or ``unknown`` (timed out, connection reset: it may or may not have landed);
 * the final read is the set of values the store returns once the faults are gone.
 
 From those, with ``A`` = attempted (invoked) values, ``K`` = acknowledged, ``F`` = failed,
@@ -79,8 +78,7 @@ class PendingAdd:
 
     As a context manager: a normal exit records ``ok``; an exception whose type is in the history's
     ``definite_failures`` records ``fail``; any other exception records ``unknown`` (the write may
-    have
-    landed).  An explicit completion inside the block wins.
+    have landed).  An explicit completion inside the block wins.
     """
 
     __slots__ = ("_done", "history", "id", "process", "value")
@@ -162,8 +160,7 @@ class History:
 
     def record_add(self, value: Hashable, write: Callable[[], T], *, process: int | str = 0) -> T:
         """Invoke ``write()`` as ``add(value)``: ``ok`` when it returns, ``fail`` or ``unknown``
-        when it
-        raises (see ``definite_failures``); the error propagates."""
+        when it raises (see ``definite_failures``); the error propagates."""
         with self.add(value, process=process):
             return write()
 

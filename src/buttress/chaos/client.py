@@ -13,8 +13,7 @@
     # the toxic is removed and the proxy re-enabled even if the block raised
 
 :class:`AsyncClient` is the same with ``await`` and ``async with``.  The two are twins kept side by
-side
-in this module and tested against the same cases.  Needs ``buttress[chaos]`` (httpx).
+side in this module and tested against the same cases.  Needs ``buttress[chaos]`` (httpx).
 """
 
 from __future__ import annotations

@@ -259,8 +259,7 @@ def slo_burn(
 
     A request is *bad* when it fails, answers 5xx, or (with ``latency_threshold``, seconds) takes
     longer than that.  ``burn = error_ratio / (1 - objective)`` (so 1.0 spends the error budget
-    exactly
-    over the SLO period; 14.4 would spend a 30-day budget in 2 days).  Uses
+    exactly over the SLO period; 14.4 would spend a 30-day budget in 2 days).  Uses
     :func:`buttress.slo.math.burn_rate` when the ``buttress.slo`` package is importable.
 
     Use it as a probe with a tolerance such as ``{"type": "range", "range": [0, 2]}``.

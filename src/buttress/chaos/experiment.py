@@ -1,10 +1,8 @@
 """Experiments in Chaos Toolkit's format, run by ``buttress chaos run``.
 
 An experiment (YAML or JSON) has a ``title``, a ``description``, a ``steady-state-hypothesis``
-(probes
-with tolerances, checked before and after the method), a ``method`` (actions and probes, in order,
-some
-in the ``background``), ``rollbacks``, ``configuration`` and ``secrets`` (values, or
+(probes with tolerances, checked before and after the method), a ``method`` (actions and probes, in
+order, some in the ``background``), ``rollbacks``, ``configuration`` and ``secrets`` (values, or
 ``{type: env, key: NAME[, default: ...]}``).  Providers: ``python`` (``module``, ``func``,
 ``arguments``), ``http`` (``url``, ``method``, ``headers``, ``arguments``, ``timeout``,
 ``expected_status``), ``process`` (``path``, ``arguments``, ``timeout``) and ``buttress`` (``func``

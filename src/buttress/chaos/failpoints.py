@@ -1,8 +1,7 @@
 """Failpoints: named points in code that do nothing until configured.
 
 Put ``buttress.failpoint("payments.charge")`` (or ``await buttress.failpoint_async(...)``) where a
-fault
-should be able to strike, then switch it on at run time with :func:`configure`, over HTTP with
+fault should be able to strike, then switch it on at run time with :func:`configure`, over HTTP with
 :func:`serve_control`, or before start-up through the environment::
 
     BUTTRESS_FAILPOINTS='payments.charge=30%3*raise(ConnectionError)->sleep(200);db.write=return(0)'
@@ -27,13 +26,11 @@ Grammar (after FreeBSD's fail(9)), one *spec* per failpoint::
     pause                   block until the failpoint is reconfigured or disabled
 
 Evaluation on each pass: the terms are tried left to right; a term whose count is used up is
-skipped;
-a term whose percentage draw fails passes to the next term; the first term that *fires* spends one
-of
-its count, performs its action and ends the evaluation.  When no term fires, nothing happens.  So
-``30%3*raise(ConnectionError)->sleep(200)`` raises on 30% of passes until it has raised 3 times and
-sleeps 200 ms on every other pass.  ``0%`` never fires and ``100%`` always does: the draw is
-``random() < pct/100`` with ``random()`` in [0, 1).
+skipped; a term whose percentage draw fails passes to the next term; the first term that *fires*
+spends one of its count, performs its action and ends the evaluation.  When no term fires, nothing
+happens.  So ``30%3*raise(ConnectionError)->sleep(200)`` raises on 30% of passes until it has raised
+3 times and sleeps 200 ms on every other pass.  ``0%`` never fires and ``100%`` always does: the
+draw is ``random() < pct/100`` with ``random()`` in [0, 1).
 
 Errors in a spec name the failpoint and the position in the string.
 
@@ -516,8 +513,7 @@ def failpoint(name: str, _get: Callable[[str], Failpoint | None] = _ACTIVE.get) 
 
     When configured, performs the action of the first term that fires (see the module docstring) and
     returns the ``return(...)`` value, if any.  (``_get`` is bound at definition for speed; do not
-    pass
-    it.)
+    pass it.)
     """
     fp = _get(name)
     if fp is None:
@@ -535,8 +531,7 @@ async def failpoint_async(name: str, _get: Callable[[str], Failpoint | None] = _
 
 def configure(name: str, spec: str | Callable[[], Any], *, seed: int | None = None) -> Failpoint:
     """Switch failpoint ``name`` on with ``spec`` (a string in the grammar, or a callable run on
-    each
-    pass).  Replaces (and releases) a previous configuration.  ``seed`` makes the draws
+    each pass).  Replaces (and releases) a previous configuration.  ``seed`` makes the draws
     repeatable."""
     if not isinstance(name, str) or not name:
         raise ConfigError("name", name, "a failpoint needs a non-empty name")
@@ -799,8 +794,7 @@ def serve_control(host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer
 
     ``GET /failpoints`` lists them; ``PUT /failpoints/{name}`` with the spec as the body configures
     one (400 with a JSON error when the spec is malformed); ``DELETE /failpoints/{name}`` disables
-    it.
-    Returns the server (``server.server_address`` has the port; ``shutdown()`` stops it).
+    it.  Returns the server (``server.server_address`` has the port; ``shutdown()`` stops it).
     """
     server = ThreadingHTTPServer((host, port), _Handler)
     server.daemon_threads = True

@@ -2,8 +2,7 @@
 
 Each fault is a :class:`~buttress.policies.base.Policy` with order rank 90, so by default it sits
 innermost, right around your function, and the real policies (timeouts, retries, breakers,
-fallbacks)
-react to it exactly as they would to the real failure::
+fallbacks) react to it exactly as they would to the real failure::
 
     pipeline = Pipeline([Retry(attempts=3), FaultError(ConnectionError("chaos"), rate=0.3)])
 
@@ -21,8 +20,7 @@ When a fault acts, on each call:
   (an iterable; once exhausted, never), so a per-call schedule such as ``[True, False, True]`` or
   ``itertools.cycle([False, False, True])`` is exact;
 * else with probability ``rate``: ``rate == 0`` never draws and never acts, ``rate == 1`` never
-draws
-  and always acts, otherwise ``random() < rate`` with ``random()`` uniform on [0, 1).
+  draws and always acts, otherwise ``random() < rate`` with ``random()`` uniform on [0, 1).
 """
 
 from __future__ import annotations
@@ -66,8 +64,7 @@ class Fault(Policy):
 
     :param rate: probability in [0, 1] that a call is hit.  Default 1.0.
     :param when: a per-call schedule instead of ``rate``: a callable returning a bool, or an
-    iterable
-        of bools consumed one per call.
+        iterable of bools consumed one per call.
     :param enabled: the switch; may be flipped at run time (``fault.enabled = False``).
     :param seed: seed for the draws, for repeatable runs.
     """
@@ -180,10 +177,8 @@ class Fault(Policy):
 
 class FaultError(Fault):
     """Raise instead of calling: ``error`` is an exception instance, an exception class
-    (instantiated
-    with no arguments) or a factory returning an exception (a fresh one per call, so tracebacks do
-    not
-    pile up)."""
+    (instantiated with no arguments) or a factory returning an exception (a fresh one per call, so
+    tracebacks do not pile up)."""
 
     fault: ClassVar[str] = "error"
 
@@ -246,9 +241,8 @@ class FaultResult(Fault):
 class FaultLatency(Fault):
     """Wait, then call.  ``seconds`` is fixed, or a ``(low, high)`` pair drawn uniformly per call.
 
-    The wait goes through the clock (``clock.sleep`` / ``clock.sleep_async``), so a fake clock
-    makes it
-    instant in tests and an enclosing asyncio timeout cancels it.
+    The wait goes through the clock (``clock.sleep`` / ``clock.sleep_async``), so a fake clock makes
+    it instant in tests and an enclosing asyncio timeout cancels it.
     """
 
     fault: ClassVar[str] = "latency"

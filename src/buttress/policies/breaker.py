@@ -24,9 +24,8 @@ Rules:
   (:mod:`buttress.policies.windows`); a call is *slow* when ``duration > slow_call_duration``.  The
   breaker opens when ``calls >= minimum_calls`` and either rate is at or above its threshold.
 * Half-open admits exactly ``permitted_calls_in_half_open`` probes (slots handed out under the
-store's
-  lock); further calls are rejected.  When every probe has reported, the same thresholds applied to
-  the probes' outcomes decide.  A probe ending in an ignored error gives its slot back.
+  store's lock); further calls are rejected.  When every probe has reported, the same thresholds
+  applied to the probes' outcomes decide.  A probe ending in an ignored error gives its slot back.
 * Every transition bumps a *generation*; a result reported under an older generation (a call that
   started before the transition) is not counted.
 * Errors that are instances of ``record_on`` (default :class:`Exception`) are failures, unless they
@@ -34,9 +33,8 @@ store's
   (:class:`~buttress.errors.Rejected`), cancellation and interrupts are never counted.
   ``failure_if_result(result) -> bool`` makes results count as failures.
 * The break lasts ``break_duration`` seconds: a number, a
-:class:`~buttress.policies.backoff.Backoff`
-  (``delay(n)``), or a function of ``n``, the number of consecutive opens (1 the first time; reset
-  on closing).
+  :class:`~buttress.policies.backoff.Backoff` (``delay(n)``), or a function of ``n``, the number of
+  consecutive opens (1 the first time; reset on closing).
 
 No lock is held across the protected call.  The success path in the closed state reads the state
 without a lock, calls the function and ticks a counter (``next()`` on an :func:`itertools.count`,

@@ -87,9 +87,8 @@ def period_bounds(slo: SLOSpec, now_minute: int) -> tuple[int, int, float]:
     """``(start_minute, end_minute, period_seconds)`` of the SLO's window at ``now_minute``.
 
     Rolling: the last ``window`` minutes.  Calendar: from the start of the current
-    week/month/quarter
-    in the window's time zone (DST-aware) to now; ``period_seconds`` is that calendar period's real
-    length.
+    week/month/quarter in the window's time zone (DST-aware) to now; ``period_seconds`` is that
+    calendar period's real length.
     """
     w = slo.window
     if w.rolling is not None:

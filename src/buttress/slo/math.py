@@ -1,12 +1,11 @@
 """SLO arithmetic: error budgets, burn rates and multiwindow multi-burn-rate alerts.
 
 Pure functions of numbers (standard library only); the evaluator, the Prometheus rules, the
-generated
-promtool tests and the backtest all use these definitions, and the tests check that they agree.
+generated promtool tests and the backtest all use these definitions, and the tests check that they
+agree.
 
 Notation: ``b`` is the *budget ratio* ``1 - target`` (99.9% -> 0.001), ``P`` the SLO period and
-``W``
-an alert window, both in seconds.
+``W`` an alert window, both in seconds.
 
 - error budget (time):            ``b x P``                 (99.9% over 30 days: 43.2 minutes)
 - error budget (events):          ``b x total``
@@ -123,9 +122,9 @@ def detection_time(error_ratio: float, budget_ratio: float, tier: AlertTier) -> 
     """Seconds until ``tier`` fires after errors jump from 0 to ``error_ratio`` at constant traffic.
 
     Each window's ratio grows as ``error_ratio x t / W`` until ``t = W``, so a window fires after
-    ``BR x b x W / error_ratio``; the tier needs both.  ``inf`` if the ratio never exceeds ``BR x
-    b``.
-    (The Workbook: 15% errors trip the 14.4x/1h alert of a 99.9% SLO after 5.76 minutes.)
+    ``BR x b x W / error_ratio``; the tier needs both.  ``inf`` if the ratio never exceeds
+    ``BR x b``.  (The Workbook: 15% errors trip the 14.4x/1h alert of a 99.9% SLO after 5.76
+    minutes.)
     """
     limit = error_ratio_threshold(tier.threshold, budget_ratio)
     if error_ratio <= limit:

@@ -6,10 +6,9 @@ scenarios, scraped every minute:
 
 ``outage``      healthy traffic, then an error ratio above the first tier's threshold: the page must
                 fire exactly at the minute :func:`buttress.slo.math.alert_timeline` predicts (and
-                not
-                a minute earlier); burn rate and budget remaining are checked too.
+                not a minute earlier); burn rate and budget remaining are checked too.
 ``slow burn``   a constant burn between the ticket and the page thresholds: tickets fire, pages
-never.
+                never.
 ``healthy``     a burn well below every threshold: nothing fires.
 ``no data``     no series at all: the absent-data alert fires after ``absent_for``.
 

@@ -2,19 +2,16 @@
 
 Two ways in:
 
-- :meth:`SLIRecorder.record` -- the direct API: ``record("checkout-availability", good=98,
-total=100)``.
+- :meth:`SLIRecorder.record` -- the direct API:
+  ``record("checkout-availability", good=98, total=100)``.
 - :meth:`SLIRecorder.attach` -- a telemetry listener on pipeline outcomes: for every SLO whose SLI
-names
-  a ``pipeline``, a :class:`~buttress.events.CallSucceeded` is a good event (for a latency SLI only
-  if
-  its duration is within the threshold) and a :class:`~buttress.events.CallFailed` a bad one.
+  names a ``pipeline``, a :class:`~buttress.events.CallSucceeded` is a good event (for a latency SLI
+  only if its duration is within the threshold) and a :class:`~buttress.events.CallFailed` a bad
+  one.
 
 Counts are summed in memory per ``(sli, minute)`` and written in one transaction when
-``flush_every``
-seconds have passed or ``max_pending`` keys are waiting (and on :meth:`flush` / :meth:`close`), so
-the
-cost per event is a dictionary update.
+``flush_every`` seconds have passed or ``max_pending`` keys are waiting (and on :meth:`flush` /
+:meth:`close`), so the cost per event is a dictionary update.
 """
 
 from __future__ import annotations

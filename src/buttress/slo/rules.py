@@ -1,10 +1,8 @@
 """Prometheus recording and alerting rules for SLOs.
 
 One rule group per SLO, evaluated in order (recording rules first, so the alerts of an evaluation
-see
-the ratios of that same evaluation).  For an Occurrences SLO with windows ``W`` (5m, every tier
-window
-and the period ``P``):
+see the ratios of that same evaluation).  For an Occurrences SLO with windows ``W`` (5m, every tier
+window and the period ``P``):
 
 ===========================================  =====================================================
 ``slo:sli_error:ratio_rate<W>``              ``bad[W] / total[W]`` (or ``1 - good[W] / total[W]``)
@@ -23,8 +21,8 @@ count as neither good nor bad (the same figure as the embedded evaluator).
 Alerts: one rule per tier, named after the SLO (``alerting.name``), labelled ``severity``, ``slo``,
 ``burn_tier`` (and ``service``) for Alertmanager routing and inhibition:
 ``ratio_rate<long> > BR x b and ratio_rate<short> > BR x b [and total_rate<long> x long >=
-min_events]``,
-silenced during maintenance windows; plus ``<Name>SLIAbsent`` when the SLI has no data.
+min_events]``, silenced during maintenance windows; plus ``<Name>SLIAbsent`` when the SLI has no
+data.
 """
 
 from __future__ import annotations

@@ -1,14 +1,12 @@
 """sloth ``prometheus/v1`` files: read them, and write them when an SLO fits sloth's model.
 
 Mapping: ``slos[].name/objective/description/labels`` are the same; the service's ``labels`` are
-added
-to every SLO; ``sli.events.error_query``/``total_query`` -> a ratio SLI's ``bad``/``total``;
+added to every SLO; ``sli.events.error_query``/``total_query`` -> a ratio SLI's ``bad``/``total``;
 ``sli.raw.error_ratio_query`` -> ``error_ratio``; ``alerting.name/labels/annotations`` ->
-``alerting``;
-``page_alert``/``ticket_alert`` (``disable``, ``labels``, ``annotations``) -> the two page and the
-two
-ticket tiers of the Workbook.  sloth's period is 30 days (it has no window field), so SLOs read from
-sloth have a 30-day rolling window, and only such SLOs (with the default tiers) can be written back.
+``alerting``; ``page_alert``/``ticket_alert`` (``disable``, ``labels``, ``annotations``) -> the two
+page and the two ticket tiers of the Workbook.  sloth's period is 30 days (it has no window field),
+so SLOs read from sloth have a 30-day rolling window, and only such SLOs (with the default tiers)
+can be written back.
 """
 
 from __future__ import annotations

@@ -22,20 +22,17 @@ SLI kinds (``sli.kind``):
 ``ratio``
     Good (or bad) events over total events: Prometheus queries using the ``{{.window}}`` placeholder
     (sloth's convention), a precomputed ``error_ratio`` query, and/or a Buttress ``pipeline`` whose
-    calls
-    the recorder counts (success = good, failure = bad).
+    calls the recorder counts (success = good, failure = bad).
 ``latency``
     A threshold on a histogram: good events are those at or below ``threshold``
     (``<histogram>_bucket{le="<threshold>"}`` over ``<histogram>_count``).
 ``window``
     Window-based (timeslices): the time is cut into slices of ``slice``; a slice is good when the
-    ratio of
-    the inner SLI (``of:``, a ratio or latency SLI) over the slice meets ``target``.
+    ratio of the inner SLI (``of:``, a ratio or latency SLI) over the slice meets ``target``.
 
 Budgeting methods use OpenSLO's terms: ``Occurrences`` (good events / all events; ratio and latency
-SLIs),
-``Timeslices`` (good slices / slices; needs a window SLI with a ``target``) and ``RatioTimeslices``
-(the mean of the slices' ratios; a window SLI).
+SLIs), ``Timeslices`` (good slices / slices; needs a window SLI with a ``target``) and
+``RatioTimeslices`` (the mean of the slices' ratios; a window SLI).
 """
 
 from __future__ import annotations
@@ -79,8 +76,7 @@ _NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CALENDAR_NOMINAL = {"week": 7 * 86400.0, "month": 30 * 86400.0, "quarter": 90 * 86400.0}
 """Nominal lengths (seconds) of calendar windows, used where a fixed length is needed (Prometheus
-rules
-and burn-rate thresholds): a week is 7 days, a month 30 days, a quarter 90 days."""
+rules and burn-rate thresholds): a week is 7 days, a month 30 days, a quarter 90 days."""
 
 
 def format_duration(seconds: float) -> str:

@@ -2,13 +2,10 @@
 
 The proxy's HTTP toxics need to see each request's method and target, and to know where one request
 ends and the next begins (``Content-Length`` bodies, ``chunked`` bodies, keep-alive), without
-buffering
-whole bodies.  :meth:`HttpRequestScanner.feed` turns the bytes of one direction into an ordered
-list of
-:class:`RequestHead` items (a complete request head, its raw bytes held back) and ``bytes`` (body or
-pass-through data).  Anything that does not parse as HTTP/1.x switches the scanner to pass-through
-for
-the rest of the connection, so non-HTTP traffic is never damaged.
+buffering whole bodies.  :meth:`HttpRequestScanner.feed` turns the bytes of one direction into an
+ordered list of :class:`RequestHead` items (a complete request head, its raw bytes held back) and
+``bytes`` (body or pass-through data).  Anything that does not parse as HTTP/1.x switches the
+scanner to pass-through for the rest of the connection, so non-HTTP traffic is never damaged.
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 
 Each accepted connection becomes a :class:`Link` to the upstream with two :class:`Direction` pumps:
 ``upstream`` (client -> upstream) and ``downstream`` (upstream -> client).  A direction runs in one
-of
-two phases and switches between them whenever the proxy's toxics change (existing connections are
+of two phases and switches between them whenever the proxy's toxics change (existing connections are
 affected at once, as in toxiproxy):
 
 * **fast path**, no toxic on the direction: on Linux the bytes go socket -> pipe -> socket with
@@ -16,9 +15,8 @@ affected at once, as in toxiproxy):
   direction wait for writability.
 * **toxic path**: a readiness callback reads chunks (stamped with their arrival time) into a bounded
   buffer; a writer coroutine runs each chunk through the direction's active toxics in order and
-  sends
-  what comes out.  Reading stops while more than ``BUFFER_LIMIT`` bytes wait, so a slow toxic pushes
-  back on the sender as a slow network would.
+  sends what comes out.  Reading stops while more than ``BUFFER_LIMIT`` bytes wait, so a slow toxic
+  pushes back on the sender as a slow network would.
 
 When one side closes, the close is passed on (``shutdown(SHUT_WR)``) after any ``slow_close`` delay;
 the link ends when both directions have ended.  An error (a reset) on either side resets the other.

@@ -43,8 +43,7 @@ path ("" = any; a prefix, or a glob with ``*?[``), first (0 = every match)
     ``Connection: close``; with ``first`` = N only the first N matching requests are answered.
 
 ``connect_*`` toxics act on new connections whatever their ``stream``; ``http_status`` reads
-requests,
-so it acts on the client -> upstream direction whatever its ``stream``.
+requests, so it acts on the client -> upstream direction whatever its ``stream``.
 """
 
 from __future__ import annotations
