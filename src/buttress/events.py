@@ -90,7 +90,7 @@ class AttemptFailed(Event):
 @dataclass(frozen=True, slots=True)
 class RetryScheduled(Event):
     policy_type: ClassVar[str] = "retry"
-    kind: ClassVar[str] = "retry_scheduled"
+    kind: ClassVar[str] = "scheduled"
     attempt: int
     delay: float
     error: BaseException | None
@@ -111,7 +111,7 @@ class GaveUp(Event):
 @dataclass(frozen=True, slots=True)
 class RetryBudgetExhaustedEvent(Event):
     policy_type: ClassVar[str] = "retry"
-    kind: ClassVar[str] = "retry_budget_exhausted"
+    kind: ClassVar[str] = "budget_exhausted"
     attempt: int
 
 
@@ -121,7 +121,7 @@ class RetryBudgetExhaustedEvent(Event):
 @dataclass(frozen=True, slots=True)
 class TimeoutEvent(Event):
     policy_type: ClassVar[str] = "timeout"
-    kind: ClassVar[str] = "timeout"
+    kind: ClassVar[str] = "exceeded"
     timeout: float
 
 
@@ -135,7 +135,7 @@ class DeadlineHit(Event):
 @dataclass(frozen=True, slots=True)
 class FallbackUsed(Event):
     policy_type: ClassVar[str] = "fallback"
-    kind: ClassVar[str] = "fallback_used"
+    kind: ClassVar[str] = "used"
     error: BaseException | None
 
 

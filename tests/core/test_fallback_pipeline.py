@@ -277,13 +277,13 @@ def test_events_of_a_retried_then_successful_call(fake_clock: FakeClock) -> None
     mine = [e for e in seen if e.pipeline == "evented"]
     assert [
         "buttress_retry_attempt_failed",
-        "buttress_retry_retry_scheduled",
+        "buttress_retry_scheduled",
         "buttress_retry_attempt_failed",
-        "buttress_retry_retry_scheduled",
+        "buttress_retry_scheduled",
         "buttress_retry_attempt_succeeded",
         "buttress_pipeline_call_succeeded",
     ] == [e.name for e in mine]
-    scheduled = [e for e in mine if e.kind == "retry_scheduled"]
+    scheduled = [e for e in mine if e.kind == "scheduled"]
     assert [(1, 0.5), (2, 0.5)] == [(e.attempt, e.delay) for e in scheduled]  # type: ignore[attr-defined]
     assert all(e.policy == "retry" for e in mine[:-1])
 
@@ -306,10 +306,10 @@ def test_events_of_a_call_that_gives_up_into_a_fallback(fake_clock: FakeClock) -
     mine = [e for e in seen if e.pipeline == "gives-up"]
     assert [
         "buttress_retry_attempt_failed",
-        "buttress_retry_retry_scheduled",
+        "buttress_retry_scheduled",
         "buttress_retry_attempt_failed",
         "buttress_retry_gave_up",
-        "buttress_fallback_fallback_used",
+        "buttress_fallback_used",
         "buttress_pipeline_call_succeeded",
     ] == [e.name for e in mine]
     assert "attempts" == mine[3].reason  # type: ignore[attr-defined]

@@ -68,7 +68,7 @@ def test_captured_events_fixture(captured_events: list[Event]) -> None:
         raise ConnectionError
 
     Pipeline([Fallback(0)], name="fixture").call(down)
-    assert ["buttress_fallback_fallback_used", "buttress_pipeline_call_succeeded"] == [
+    assert ["buttress_fallback_used", "buttress_pipeline_call_succeeded"] == [
         e.name for e in captured_events if e.pipeline == "fixture"
     ]
 

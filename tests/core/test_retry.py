@@ -239,7 +239,7 @@ def test_budget_exhaustion_reraises_the_last_error_and_emits(fake_clock: FakeClo
     assert 3 == op.calls
     assert op.raised[-1] is info.value  # the last error, not RetryBudgetExhausted
     names = [e.name for e in seen if e.pipeline == "budgeted"]
-    assert 1 == names.count("buttress_retry_retry_budget_exhausted")
+    assert 1 == names.count("buttress_retry_budget_exhausted")
     gave_up = [e for e in seen if e.name == "buttress_retry_gave_up" and e.pipeline == "budgeted"]
     assert ["budget"] == [e.reason for e in gave_up]  # type: ignore[attr-defined]
 

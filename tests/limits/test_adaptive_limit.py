@@ -75,7 +75,7 @@ async def test_limit_grows_with_concurrency_and_every_change_is_an_event(
     rej = [e for e in captured_events if isinstance(e, LimitRejected)]
     assert [("svc", "db", 4, 4)] == [(e.pipeline, e.policy, e.limit, e.inflight) for e in rej]
     first = next(e for e in captured_events if isinstance(e, LimitChanged))
-    assert "buttress_adaptive_limit_limit_changed" == first.name
+    assert "buttress_adaptive_limit_changed" == first.name
 
 
 def test_drops_shrink_and_other_outcomes_are_not_samples() -> None:

@@ -38,23 +38,23 @@ Key = tuple[str, str, str]
 
 EXPECTED: dict[Key, int] = {
     ("payments", "retry", "buttress_retry_attempt_failed"): 5,
-    ("payments", "retry", "buttress_retry_retry_scheduled"): 4,
+    ("payments", "retry", "buttress_retry_scheduled"): 4,
     ("payments", "retry", "buttress_retry_attempt_succeeded"): 1,
     ("payments", "retry", "buttress_retry_gave_up"): 1,
     ("payments", "payments", "buttress_pipeline_call_succeeded"): 1,
     ("payments", "payments", "buttress_pipeline_call_failed"): 1,
     ("search", "retry", "buttress_retry_attempt_failed"): 1,
-    ("search", "retry", "buttress_retry_retry_budget_exhausted"): 1,
+    ("search", "retry", "buttress_retry_budget_exhausted"): 1,
     ("search", "retry", "buttress_retry_gave_up"): 1,
-    ("search", "fallback", "buttress_fallback_fallback_used"): 1,
+    ("search", "fallback", "buttress_fallback_used"): 1,
     ("search", "search", "buttress_pipeline_call_succeeded"): 1,
-    ("inventory", "attempt_timeout", "buttress_timeout_timeout"): 1,
+    ("inventory", "attempt_timeout", "buttress_timeout_exceeded"): 1,
     ("inventory", "retry", "buttress_retry_attempt_failed"): 1,
     ("inventory", "retry", "buttress_retry_gave_up"): 1,
     ("inventory", "inventory", "buttress_pipeline_call_failed"): 1,
-    ("async_search", "attempt_timeout", "buttress_timeout_timeout"): 2,
+    ("async_search", "attempt_timeout", "buttress_timeout_exceeded"): 2,
     ("async_search", "retry", "buttress_retry_attempt_failed"): 2,
-    ("async_search", "retry", "buttress_retry_retry_scheduled"): 1,
+    ("async_search", "retry", "buttress_retry_scheduled"): 1,
     ("async_search", "retry", "buttress_retry_gave_up"): 1,
     ("async_search", "async_search", "buttress_pipeline_call_failed"): 1,
 }
@@ -68,8 +68,8 @@ EXPECTED_DURATIONS: dict[tuple[str, str], tuple[int, float]] = {
     ("async_search", "buttress_pipeline_call_failed"): (1, 0.5),
 }
 EXPECTED_DELAYS: dict[tuple[str, str], tuple[int, float]] = {
-    ("payments", "buttress_retry_retry_scheduled"): (4, 2.0),
-    ("async_search", "buttress_retry_retry_scheduled"): (1, 0.5),
+    ("payments", "buttress_retry_scheduled"): (4, 2.0),
+    ("async_search", "buttress_retry_scheduled"): (1, 0.5),
 }
 
 

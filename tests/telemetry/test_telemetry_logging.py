@@ -44,12 +44,12 @@ async def test_levels_names_and_fields(
         ("buttress_retry_attempt_failed", "DEBUG"): 9,
         ("buttress_retry_attempt_succeeded", "DEBUG"): 1,
         ("buttress_pipeline_call_succeeded", "DEBUG"): 2,
-        ("buttress_retry_retry_scheduled", "INFO"): 5,
-        ("buttress_fallback_fallback_used", "INFO"): 1,
+        ("buttress_retry_scheduled", "INFO"): 5,
+        ("buttress_fallback_used", "INFO"): 1,
         ("buttress_pipeline_call_failed", "INFO"): 3,
         ("buttress_retry_gave_up", "WARNING"): 4,
-        ("buttress_retry_retry_budget_exhausted", "WARNING"): 1,
-        ("buttress_timeout_timeout", "WARNING"): 3,
+        ("buttress_retry_budget_exhausted", "WARNING"): 1,
+        ("buttress_timeout_exceeded", "WARNING"): 3,
     } == dict(levels)
 
     gave_up = [r for r in records if r.event == "buttress_retry_gave_up"]
@@ -69,7 +69,7 @@ async def test_levels_names_and_fields(
         "error='ConnectionError: dependency down'"
     ) == payments.getMessage()
 
-    scheduled = [r for r in records if r.event == "buttress_retry_retry_scheduled"]
+    scheduled = [r for r in records if r.event == "buttress_retry_scheduled"]
     assert {0.5} == {r.delay for r in scheduled}
     ok = next(r for r in records if r.event == "buttress_pipeline_call_succeeded")
     assert 1.0 == ok.duration
@@ -146,7 +146,7 @@ def test_overrides_by_name_and_kind_and_plain_message(
     )
     remove = blog.install(
         "custom",
-        levels={"buttress_retry_retry_scheduled": "ERROR", "gave_up": logging.CRITICAL},
+        levels={"buttress_retry_scheduled": "ERROR", "gave_up": logging.CRITICAL},
         fields_in_message=False,
         pipeline=p,
     )
@@ -158,7 +158,7 @@ def test_overrides_by_name_and_kind_and_plain_message(
     got = [(r.getMessage(), r.levelname) for r in caplog.records if r.name == "custom"]
     assert [
         ("buttress_retry_attempt_failed", "DEBUG"),
-        ("buttress_retry_retry_scheduled", "ERROR"),
+        ("buttress_retry_scheduled", "ERROR"),
         ("buttress_retry_attempt_failed", "DEBUG"),
         ("buttress_retry_gave_up", "CRITICAL"),
         ("buttress_pipeline_call_failed", "INFO"),

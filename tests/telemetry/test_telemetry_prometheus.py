@@ -76,7 +76,7 @@ async def test_scrape_after_failures_and_retries(clock: FakeClock) -> None:
         assert total == pytest.approx(delays[key]["sum"])
 
     # Buckets are cumulative, with the documented bounds: each 0.5 s delay is <= 0.5, none <= 0.25.
-    payments = delays[("payments", "buttress_retry_retry_scheduled")]
+    payments = delays[("payments", "buttress_retry_scheduled")]
     assert {f"le={b}" for b in DEFAULT_BUCKETS} | {"le=+Inf"} == {
         k for k in payments if k.startswith("le=")
     }

@@ -119,7 +119,7 @@ def test_collects(captured_events, fake_clock):
     assert 7 == p.call(flaky)
     assert [
         "buttress_retry_attempt_failed",
-        "buttress_retry_retry_scheduled",
+        "buttress_retry_scheduled",
         "buttress_retry_attempt_succeeded",
         "buttress_pipeline_call_succeeded",
     ] == [e.name for e in captured_events]

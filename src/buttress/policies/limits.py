@@ -107,7 +107,7 @@ class LimitChanged(Event):
     """The adaptive limit moved from ``old`` to ``new``."""
 
     policy_type: ClassVar[str] = "adaptive_limit"
-    kind: ClassVar[str] = "limit_changed"
+    kind: ClassVar[str] = "changed"
     old: int
     new: int
 

@@ -15,7 +15,7 @@ Order of checks after a failed attempt:
 5. would sleeping pass ``max_elapsed`` or the deadline in force?  Then give up *now* with the last
    error;
 6. does the retry budget allow one more retry?  If not, give up with the last error and emit
-   ``retry_budget_exhausted``.
+   ``budget_exhausted``.
 
 The success path reads the clock once, makes one budget deposit and calls the function: no context
 variable is set, no lock is taken, no event is built unless somebody listens.  Nesting is detected
@@ -134,7 +134,7 @@ class Retry(Policy):
     :param name: the ``policy`` label of its events (default ``"retry"``).
 
     Events (``buttress_retry_<kind>``): ``attempt_succeeded``, ``attempt_failed``,
-    ``retry_scheduled`` (with the delay), ``retry_budget_exhausted``, ``gave_up`` (with the reason:
+    ``scheduled`` (with the delay), ``budget_exhausted``, ``gave_up`` (with the reason:
     ``attempts``, ``elapsed``, ``deadline``, ``budget``, ``not_retryable`` or ``nested``).
     """
 

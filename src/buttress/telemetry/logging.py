@@ -11,8 +11,8 @@ Each event becomes one record on the ``buttress`` logger:
   so any JSON formatter can write them.  A field whose name a :class:`logging.LogRecord` already
   uses is prefixed with ``buttress_``;
 * the level by kind (:data:`DEFAULT_LEVELS`): WARNING when a call is about to fail or was cut short
-  (``gave_up``, ``retry_budget_exhausted``, ``timeout``, ``deadline_exceeded``), INFO for what
-  changed the course of a call (``retry_scheduled``, ``fallback_used``, ``call_failed``), DEBUG for
+  (``gave_up``, ``budget_exhausted``, ``exceeded``, ``deadline_exceeded``), INFO for what
+  changed the course of a call (``scheduled``, ``used``, ``call_failed``), DEBUG for
   the rest (per-attempt and success records, which are as frequent as calls).  A ``gave_up`` with
   reason ``nested`` is DEBUG: the inner retry handed the decision to an outer one, nothing was given
   up.  Event types that define ``log_level: ClassVar[int]`` choose their own level; others default
@@ -24,7 +24,7 @@ Usage::
 
     from buttress.telemetry import logging as blog
     remove = blog.install()                        # logger "buttress"
-    remove = blog.install(levels={"buttress_retry_retry_scheduled": "DEBUG"})
+    remove = blog.install(levels={"buttress_retry_scheduled": "DEBUG"})
 """
 
 from __future__ import annotations
@@ -48,11 +48,10 @@ LOGGER_NAME = "buttress"
 
 DEFAULT_LEVELS: dict[str, int] = {
     "gave_up": logging.WARNING,
-    "retry_budget_exhausted": logging.WARNING,
-    "timeout": logging.WARNING,
+    "exceeded": logging.WARNING,
     "deadline_exceeded": logging.WARNING,
-    "retry_scheduled": logging.INFO,
-    "fallback_used": logging.INFO,
+    "scheduled": logging.INFO,
+    "used": logging.INFO,
     "call_failed": logging.INFO,
     "attempt_failed": logging.DEBUG,
     "attempt_succeeded": logging.DEBUG,

@@ -6,7 +6,7 @@ Metrics (see :mod:`buttress.telemetry` for why there is one counter):
 * ``buttress_duration_seconds{pipeline, policy, event}``: a histogram of the ``duration`` of events
   that carry one (``buttress_pipeline_call_succeeded``, ``buttress_pipeline_call_failed``);
 * ``buttress_delay_seconds{pipeline, policy, event}``: a histogram of the ``delay`` or ``waited`` of
-  events that carry one (``buttress_retry_retry_scheduled``, rate limiter and bulkhead waits).
+  events that carry one (``buttress_retry_scheduled``, rate limiter and bulkhead waits).
 
 Usage::
 
