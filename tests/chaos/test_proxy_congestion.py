@@ -59,7 +59,12 @@ def test_auto_leaves_remote_peers_alone() -> None:
         before = _algorithm(s)
         apply_congestion(s, "auto", "192.0.2.7")  # TEST-NET-1: never loopback
         assert before == _algorithm(s)
+        apply_congestion(s, "auto", "::ffff:192.0.2.7")
+        assert before == _algorithm(s)
         apply_congestion(s, "auto", "::1")
+        assert "reno" == _algorithm(s)
+    with socket.socket() as s:
+        apply_congestion(s, "auto", "::ffff:127.0.0.1")  # an IPv4 client of a dual-stack listener
         assert "reno" == _algorithm(s)
 
 

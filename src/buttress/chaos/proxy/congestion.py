@@ -85,9 +85,14 @@ def check_congestion(setting: str) -> str:
 
 def _is_loopback(host: str) -> bool:
     try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return False
+    # A dual-stack listener sees IPv4 clients as ``::ffff:127.0.0.1``, which Python 3.11 does not
+    # call loopback.
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
 
 
 def apply_congestion(sock: socket.socket, setting: str, peer_host: str) -> None:
