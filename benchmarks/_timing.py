@@ -9,6 +9,7 @@ Each figure is the best (lowest) seconds per call over ``runs`` timed loops
 from __future__ import annotations
 
 import gc
+import importlib.metadata
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -57,3 +58,11 @@ async def best_async(fn: Callable[[int], Awaitable[Any]], runs: int, n: int) -> 
     finally:
         gc.enable()
     return best
+
+
+def dist_version(dist: str) -> str:
+    """The installed version of distribution ``dist``, or ``"?"`` (for the rows' names)."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"

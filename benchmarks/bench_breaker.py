@@ -23,13 +23,12 @@ pybreaker's 2-thread figure is shown for contrast.
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _timing import best_async, best_sync
+from _timing import best_async, best_sync, dist_version
 from buttress import CircuitBreaker
 
 RUN_SECONDS = 0.002
@@ -47,13 +46,6 @@ async def awork(x: int) -> int:
     return x
 
 
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
-
-
 def _sync_rows(runs: int) -> list[dict[str, Any]]:
     import circuitbreaker
     import pybreaker
@@ -66,12 +58,12 @@ def _sync_rows(runs: int) -> list[dict[str, Any]]:
             False,
         ),
         (
-            f"circuitbreaker {_version('circuitbreaker')} @circuit",
+            f"circuitbreaker {dist_version('circuitbreaker')} @circuit",
             circuitbreaker.circuit(work),
             True,
         ),
         (
-            f"pybreaker {_version('pybreaker')} CircuitBreaker()",
+            f"pybreaker {dist_version('pybreaker')} CircuitBreaker()",
             pybreaker.CircuitBreaker()(work),
             False,
         ),
@@ -104,12 +96,12 @@ def _async_rows(runs: int) -> list[dict[str, Any]]:
         contenders: list[tuple[str, Callable[[int], Awaitable[Any]], bool]] = [
             ("buttress CircuitBreaker() (count window)", CircuitBreaker()(awork), True),
             (
-                f"aiobreaker {_version('aiobreaker')} CircuitBreaker()",
+                f"aiobreaker {dist_version('aiobreaker')} CircuitBreaker()",
                 aiobreaker.CircuitBreaker()(awork),
                 False,
             ),
             (
-                f"purgatory {_version('purgatory')} AsyncCircuitBreakerFactory()",
+                f"purgatory {dist_version('purgatory')} AsyncCircuitBreakerFactory()",
                 factory("bench")(awork),
                 False,
             ),
@@ -194,7 +186,7 @@ def _throughput_rows(seconds: float) -> list[dict[str, Any]]:
         },
         {
             "group": group,
-            "name": f"pybreaker {_version('pybreaker')}, 1 thread",
+            "name": f"pybreaker {dist_version('pybreaker')}, 1 thread",
             "value": pb_one,
             "unit": "calls/s",
             "baseline": False,
@@ -202,7 +194,7 @@ def _throughput_rows(seconds: float) -> list[dict[str, Any]]:
         },
         {
             "group": group,
-            "name": f"pybreaker {_version('pybreaker')}, 2 threads",
+            "name": f"pybreaker {dist_version('pybreaker')}, 2 threads",
             "value": pb_two,
             "unit": "calls/s",
             "baseline": False,

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib.metadata
 import itertools
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from _timing import dist_version
 from buttress import (
     AdaptiveLimit,
     Bulkhead,
@@ -57,13 +57,6 @@ def work(x: int) -> int:
 
 async def awork(x: int) -> int:
     return x
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
 
 
 def _loop(fn: Callable[[int], Any], n: int) -> float:
@@ -170,7 +163,7 @@ def ratelimit_contenders() -> tuple[dict[str, Callable[[int], Any]], list[str]]:
             gcra.try_acquire("k", blocking=False)
             return work(x)
 
-        v = _version("pyrate-limiter")
+        v = dist_version("pyrate-limiter")
         made[f"pyrate-limiter {v} in-memory log"] = pyrate_log
         made[f"pyrate-limiter {v} GCRA state bucket"] = pyrate_gcra
     except ImportError:
@@ -179,7 +172,7 @@ def ratelimit_contenders() -> tuple[dict[str, Callable[[int], Any]], list[str]]:
         from limits import RateLimitItemPerSecond, storage, strategies
 
         item = RateLimitItemPerSecond(10**9)
-        v = _version("limits")
+        v = dist_version("limits")
         for label, cls in [
             ("fixed window", strategies.FixedWindowRateLimiter),
             ("moving window", strategies.MovingWindowRateLimiter),

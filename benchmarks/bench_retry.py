@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib.metadata
 import itertools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import buttress
+from _timing import dist_version
 from buttress import Pipeline, Retry
 
 RUN_SECONDS = 0.002
@@ -44,13 +44,6 @@ def work(x: int) -> int:
 
 async def awork(x: int) -> int:
     return x
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
 
 
 def sync_wrappers() -> tuple[dict[str, Callable[[int], int]], list[str]]:
@@ -234,9 +227,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     notes = {
         "buttress Retry()": f"buttress {buttress.__version__}",
         "buttress pipeline (timeout+retry+fallback)": f"buttress {buttress.__version__}",
-        "tenacity @retry(stop_after_attempt(3))": f"tenacity {_version('tenacity')}",
-        "stamina @retry(on=Exception, attempts=3)": f"stamina {_version('stamina')}",
-        "backoff @on_exception(expo, max_tries=3)": f"backoff {_version('backoff')}",
+        "tenacity @retry(stop_after_attempt(3))": f"tenacity {dist_version('tenacity')}",
+        "stamina @retry(on=Exception, attempts=3)": f"stamina {dist_version('stamina')}",
+        "backoff @on_exception(expo, max_tries=3)": f"backoff {dist_version('backoff')}",
     }
 
     sync, missing = sync_wrappers()

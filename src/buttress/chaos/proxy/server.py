@@ -35,6 +35,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .congestion import AUTO, apply_congestion, check_congestion
@@ -237,6 +238,18 @@ class Direction:
             else:
                 fut.set_result(result)
 
+    async def _run_fast_path(
+        self, fut: asyncio.Future[str], src_fd: int, on_readable: Callable[[], None]
+    ) -> str:
+        """Start a fast path's readiness loop and wait for it to end (EOF, error or a change)."""
+        self.loop.add_reader(src_fd, on_readable)
+        try:
+            return await fut
+        finally:
+            self._splice_fut = None
+            if not fut.done():
+                self._finish_splice(_CHANGED)
+
     async def _splice_phase(self) -> str:
         if self._pipe is None:
             r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -296,13 +309,7 @@ class Direction:
             if self._splice_pending == 0 and not fut.done():
                 loop.add_reader(src_fd, on_readable)
 
-        loop.add_reader(src_fd, on_readable)
-        try:
-            return await fut
-        finally:
-            self._splice_fut = None
-            if not fut.done():
-                self._finish_splice(_CHANGED)
+        return await self._run_fast_path(fut, src_fd, on_readable)
 
     # fast path: copy through a shared buffer
     # -------------------------------------------------------------------------------
@@ -363,13 +370,7 @@ class Direction:
             if flush(left.pop()) and not fut.done():
                 loop.add_reader(src_fd, on_readable)
 
-        loop.add_reader(src_fd, on_readable)
-        try:
-            return await fut
-        finally:
-            self._splice_fut = None
-            if not fut.done():
-                self._finish_splice(_CHANGED)
+        return await self._run_fast_path(fut, src_fd, on_readable)
 
     # toxic path
     # --------------------------------------------------------------------------------------
