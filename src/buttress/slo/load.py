@@ -7,22 +7,19 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from pathlib import Path
 
 from buttress.errors import SpecError
 from buttress.spec.document import ReliabilitySpec
 from buttress.spec.source import (
     Document,
-    _dotted,
-    combine_errors,
     load_yaml_documents,
     load_yaml_documents_text,
     validate,
 )
 
 from .spec import SLOSpec
+from .translate import validate_slo_at
 
 __all__ = [
     "detect_format",
@@ -32,10 +29,6 @@ __all__ = [
     "resolve_slos",
     "validate_slo_at",
 ]
-
-Loc = tuple[str | int, ...]
-_PART = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
-
 
 load_documents_text = load_yaml_documents_text
 """Parse every YAML document in a text (``---`` separated), keeping positions like ``load_yaml``:
@@ -80,45 +73,6 @@ def resolve_slos(spec: ReliabilitySpec, doc: Document | None = None) -> list[SLO
             slo = slo.with_service(spec.service)
         out.append(slo)
     return out
-
-
-def _parts(dotted: str) -> Loc:
-    return tuple(int(i) if i else name for i, name in _PART.findall(dotted))
-
-
-def validate_slo_at(
-    doc: Document,
-    data: dict[str, object],
-    fields: Mapping[str, tuple[Loc, bool]],
-    default: Loc,
-) -> SLOSpec:
-    """Validate ``data`` (an SLO translated from another format) as an :class:`SLOSpec`, reporting
-    each problem where the user wrote the value in ``doc``.
-
-    ``fields`` maps an SLOSpec field path (``objective``, ``sli.total``; the longest match wins) to
-    ``(loc in doc, same shape)``: when the shape is the same, the rest of the field path is appended
-    to ``loc`` (sloth's ``slos[0].objective``); otherwise the error points at ``loc`` and, if the
-    match was a prefix, the message names the Buttress field.  Other fields point at ``default``.
-    """
-    try:
-        return validate(SLOSpec, Document(doc.file, data))
-    except SpecError as e:
-        problems: list[SpecError] = getattr(e, "problems", None) or [e]
-        mapped = []
-        for p in problems:
-            parts = _parts(p.field or "")
-            loc, same, rest = default, False, parts
-            for n in range(len(parts), 0, -1):
-                hit = fields.get(_dotted(parts[:n]))
-                if hit is not None:
-                    (loc, same), rest = hit, parts[n:]
-                    break
-            if same:
-                mapped.append(doc.error((*loc, *rest), p.message))
-            else:
-                sub = _dotted(parts) if rest else ""
-                mapped.append(doc.error(loc, f"{sub}: {p.message}" if sub else p.message))
-        raise combine_errors(mapped) from None
 
 
 def load_slos(path: str | Path) -> list[SLOSpec]:

@@ -42,6 +42,7 @@ from .spec import (
     WindowSpec,
     format_duration,
 )
+from .translate import validate_slo_at
 
 __all__ = ["slos_from_openslo", "slos_to_openslo"]
 
@@ -551,8 +552,6 @@ _EXCLUSIONS: TypeAdapter[list[ExclusionSpec]] = TypeAdapter(list[ExclusionSpec])
 
 def slos_from_openslo(docs: list[Document]) -> list[SLOSpec]:
     """Buttress SLOs from OpenSLO v1 documents; every problem names its file, line and field."""
-    from .load import validate_slo_at
-
     ctx = _collect(docs)
     out: list[SLOSpec] = []
     for key in ctx.order:

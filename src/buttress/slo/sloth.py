@@ -19,6 +19,7 @@ from buttress.errors import SpecError
 from buttress.spec.source import Document, validate
 
 from .spec import DEFAULT_TIERS, LatencySLI, RatioSLI, SLOSpec
+from .translate import validate_slo_at
 
 __all__ = ["slos_from_sloth", "slos_to_sloth"]
 
@@ -82,8 +83,6 @@ class Spec(_S):
 
 def slos_from_sloth(doc: Document) -> list[SLOSpec]:
     """Buttress SLOs from a sloth ``prometheus/v1`` document."""
-    from .load import validate_slo_at
-
     if not isinstance(doc.data, dict):
         raise doc.error((), "a sloth file is a mapping with version, service and slos")
     spec = validate(Spec, doc)
