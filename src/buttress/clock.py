@@ -10,7 +10,7 @@ import asyncio
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock", "waits_enabled"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock", "check_clock", "waits_enabled"]
 
 
 @runtime_checkable
@@ -67,3 +67,13 @@ def waits_enabled() -> bool:
 
 
 SYSTEM_CLOCK: Clock = SystemClock()
+
+
+def check_clock(clock: object) -> None:
+    """Refuse, naming the parameter, an object that is not a :class:`Clock`."""
+    if not isinstance(clock, Clock):
+        from buttress.errors import ConfigError
+
+        raise ConfigError(
+            "clock", clock, "must provide monotonic(), wall(), sleep(), sleep_async()"
+        )

@@ -144,8 +144,8 @@ def test_unknown_key_names_file_line_column_field_and_suggests(tmp_path: Path) -
         ),
         (
             "policies:\n  p:\n    retry:\n      backoff: {base: 2s, cap: 1s}\n",
-            "reliability.yaml:4:7: policies.p.retry.backoff",
-            "cap (1s) must be >= base (2s)",
+            "reliability.yaml:4:27: policies.p.retry.backoff.cap",
+            "invalid cap=1.0: must be >= base (2s)",
         ),
         (
             "policies:\n  p:\n    retry:\n      budget: {ratio: 1.5}\n",
@@ -221,12 +221,18 @@ def test_cli_schema_is_json() -> None:
 
 
 def test_what_only_the_policy_refuses_still_points_at_the_file() -> None:
+    # The options type refuses it while loading, at the key itself.
+    with pytest.raises(SpecError) as info:
+        load_spec_text(
+            "policies:\n  p:\n    retry:\n      backoff: {multiplier: .inf}\n", "reliability.yaml"
+        )
+    assert str(info.value).startswith("reliability.yaml:4:17: policies.p.retry.backoff.multiplier")
+    # What needs another key of the pipeline is refused when the pipeline is built.
     spec = load_spec_text(
-        "policies:\n  p:\n    retry:\n      backoff: {multiplier: .inf}\n", "reliability.yaml"
+        "policies:\n  p:\n    load_shedding: {capacity: adaptive_limit}\n", "reliability.yaml"
     )
     with pytest.raises(SpecError) as info:
         build_pipeline(spec, "p")
-    assert (
-        "reliability.yaml:3:5: policies.p.retry: invalid multiplier=inf: "
-        "must be a finite number >= 1"
-    ) == str(info.value)
+    assert str(info.value).startswith(
+        "reliability.yaml:3:21: policies.p.load_shedding.capacity: invalid capacity="
+    ), str(info.value)

@@ -29,7 +29,17 @@ def test_window_fields_arrive() -> None:
         " window_size: 20, min_rtt_threshold: 1ms, percentile: 0.9, max_samples: 64}}"
     )
     assert isinstance(policy.algorithm, Gradient2)
-    assert WindowSpec(0.5, 2.0, 20, 0.001, 0.9, 64) == policy.window
+    assert (
+        WindowSpec(
+            min_window_time=0.5,
+            max_window_time=2.0,
+            window_size=20,
+            min_rtt_threshold=0.001,
+            percentile=0.9,
+            max_samples=64,
+        )
+        == policy.window
+    )
     assert policy.sample_window is not None
 
 

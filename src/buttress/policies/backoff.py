@@ -23,27 +23,42 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Literal
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 from buttress.errors import ConfigError
+from buttress.options import Options, choice, documented, duration, number
 
-__all__ = ["Backoff", "Jitter"]
+__all__ = ["Backoff", "BackoffOptions", "Jitter", "backoff_options"]
 
 Jitter = Literal["none", "full", "equal", "decorrelated"]
-_KINDS = ("constant", "linear", "exponential")
-_JITTERS = ("none", "full", "equal", "decorrelated")
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+@dataclass(frozen=True, kw_only=True)
+class BackoffOptions(Options):
+    """Options of :class:`Backoff` (``backoff:`` in a ``retry:``)."""
+
+    policy: ClassVar[str] = "Backoff"
+
+    kind: Literal["constant", "linear", "exponential"] = choice(
+        "exponential", "The base curve", ("constant", "linear", "exponential")
+    )
+    base: float = duration(0.1, "The first delay, in seconds")
+    multiplier: float = number(2.0, "Growth per retry (exponential)", ge=1)
+    step: float = duration(0.0, "Added per retry (linear), in seconds")
+    cap: float = duration(10.0, "The longest delay, in seconds (>= base)")
+    jitter: Jitter = choice(
+        "full",
+        "How the delay is randomised: full spreads clients best (Brooker, AWS 2015)",
+        ("none", "full", "equal", "decorrelated"),
+    )
+
+    def check(self) -> None:
+        if self.cap < self.base:
+            raise ConfigError("cap", self.cap, f"must be >= base ({self.base:g}s)")
 
 
-def _check_nonneg(name: str, value: float) -> float:
-    if not _is_number(value) or not value >= 0 or math.isinf(value):
-        raise ConfigError(name, value, "must be a finite number >= 0")
-    return float(value)
-
-
+@documented(BackoffOptions)
 class Backoff:
     """A delay schedule.  Build it with :meth:`constant`, :meth:`linear` or :meth:`exponential`.
 
@@ -54,36 +69,36 @@ class Backoff:
     its own generator seeded from the system.
     """
 
-    __slots__ = ("base", "cap", "jitter", "kind", "multiplier", "rng", "step")
+    __slots__ = ("base", "cap", "jitter", "kind", "multiplier", "options", "rng", "step")
 
     def __init__(
         self,
-        kind: Literal["constant", "linear", "exponential"] = "exponential",
+        kind: Literal["constant", "linear", "exponential"] = BackoffOptions.kind,
         *,
-        base: float = 0.1,
-        multiplier: float = 2.0,
-        step: float = 0.0,
-        cap: float = 10.0,
-        jitter: Jitter = "full",
+        base: float = BackoffOptions.base,
+        multiplier: float = BackoffOptions.multiplier,
+        step: float = BackoffOptions.step,
+        cap: float = BackoffOptions.cap,
+        jitter: Jitter = BackoffOptions.jitter,
         rng: random.Random | None = None,
     ) -> None:
-        if kind not in _KINDS:
-            raise ConfigError("kind", kind, f"must be one of {', '.join(_KINDS)}")
-        if jitter not in _JITTERS:
-            raise ConfigError("jitter", jitter, f"must be one of {', '.join(_JITTERS)}")
-        self.kind = kind
-        self.base = _check_nonneg("base", base)
-        self.step = _check_nonneg("step", step)
-        self.cap = _check_nonneg("cap", cap)
-        if not _is_number(multiplier) or not multiplier >= 1 or math.isinf(multiplier):
-            raise ConfigError("multiplier", multiplier, "must be a finite number >= 1")
-        self.multiplier = float(multiplier)
-        if self.cap < self.base:
-            raise ConfigError("cap", cap, f"must be >= base ({base})")
-        self.jitter: Jitter = jitter
+        o = self.options = BackoffOptions(
+            kind=kind, base=base, multiplier=multiplier, step=step, cap=cap, jitter=jitter
+        )
+        self.kind = o.kind
+        self.base = o.base
+        self.step = o.step
+        self.cap = o.cap
+        self.multiplier = o.multiplier
+        self.jitter: Jitter = o.jitter
         if rng is not None and not isinstance(rng, random.Random):
             raise ConfigError("rng", rng, "must be a random.Random")
         self.rng = rng if rng is not None else random.Random()
+
+    @classmethod
+    def from_options(cls, options: BackoffOptions, *, rng: random.Random | None = None) -> Backoff:
+        """The schedule ``options`` declare."""
+        return cls(**options.as_kwargs(), rng=rng)
 
     @classmethod
     def constant(
@@ -165,3 +180,15 @@ class Backoff:
             f"Backoff({self.kind!r}, base={self.base:g}, multiplier={self.multiplier:g}, "
             f"step={self.step:g}, cap={self.cap:g}, jitter={self.jitter!r})"
         )
+
+
+def backoff_options(name: str, v: object) -> BackoffOptions:
+    """An options ``check``: a :class:`Backoff` stands for its options; ``None`` for the
+    defaults."""
+    if v is None:
+        return BackoffOptions()
+    if isinstance(v, Backoff):
+        return v.options
+    if isinstance(v, BackoffOptions):
+        return v
+    raise ConfigError(name, v, "must be a Backoff or BackoffOptions")

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from buttress.events import Emitter
 
+if TYPE_CHECKING:
+    from buttress.options import Options
+
 __all__ = ["AsyncNext", "Policy", "SyncNext", "invoke_async", "invoke_sync"]
+
+P = TypeVar("P", bound="Policy")
 
 SyncNext = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
 AsyncNext = Callable[
@@ -44,6 +49,18 @@ class Policy(abc.ABC):
     kind: ClassVar[str] = "policy"
     order: ClassVar[int] = 50
     name: str = "policy"
+    #: The frozen options type that declares every parameter (set by ``@documented``).
+    options_type: ClassVar[type[Options]]
+    #: This instance's validated parameters.
+    options: Options
+
+    @classmethod
+    def from_options(cls: type[P], options: Options, /, **wiring: Any) -> P:
+        """Build from an options object; ``wiring`` passes what is not an option (``clock``,
+        ``name``, ``store``, or a budget object to share, which wins over its options)."""
+        kwargs = options.as_kwargs()
+        kwargs.update(wiring)
+        return cls(**kwargs)
 
     @abc.abstractmethod
     def sync_layer(self, nxt: SyncNext, emitter: Emitter) -> SyncNext:

@@ -30,12 +30,70 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import ClassVar, Protocol, runtime_checkable
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ConfigError
+from buttress.options import Options, documented, duration, integer, number
 
-__all__ = ["Budget", "RetryBudget", "TokenBucketBudget"]
+__all__ = [
+    "Budget",
+    "BudgetOptions",
+    "RetryBudget",
+    "RetryBudgetOptions",
+    "TokenBucketBudget",
+    "TokenBucketOptions",
+    "budget_options",
+    "build_budget",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryBudgetOptions(Options):
+    """Options of :class:`RetryBudget` (``budget:`` with ``mode: ratio``, the default)."""
+
+    policy: ClassVar[str] = "RetryBudget"
+    mode: ClassVar[str] = "ratio"
+
+    ratio: float = number(
+        0.2,
+        "Retries allowed per original call over the window: 0.2 caps the extra load retries add "
+        "at 20% (Finagle's default)",
+        ge=0,
+        le=1,
+    )
+    min_per_second: float = number(
+        10.0,
+        "Retries always allowed per second, so that a quiet service can still retry",
+        ge=0,
+    )
+    ttl: float = duration(10.0, "How long a deposit counts, in seconds (the window)", gt=0, ge=None)
+    slices: int = integer(
+        10, "Slices the window is kept in: the budget forgets in steps of ttl/slices", ge=1
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenBucketOptions(Options):
+    """Options of :class:`TokenBucketBudget` (``budget:`` with ``mode: token_bucket``)."""
+
+    policy: ClassVar[str] = "TokenBucketBudget"
+    mode: ClassVar[str] = "token_bucket"
+
+    max_tokens: float = number(
+        10.0, "Bucket size; retries are allowed while more than half of it is left", gt=0, le=1000
+    )
+    token_ratio: float = number(
+        0.1,
+        "Tokens a successful attempt gives back (digits past the third decimal are ignored, as "
+        "in gRPC)",
+        ge=0.001,
+    )
+
+
+BudgetOptions = RetryBudgetOptions | TokenBucketOptions
+"""A budget's declaration: what :class:`~buttress.Retry` builds a fresh budget from."""
 
 
 @runtime_checkable
@@ -69,6 +127,7 @@ class _Slice:
         self.withdrawals = 0
 
 
+@documented(RetryBudgetOptions)
 class RetryBudget:
     """Finagle-style retry budget.  Defaults: ``ratio=0.2``, ``min_per_second=10``, ``ttl=10``
     seconds.
@@ -82,30 +141,35 @@ class RetryBudget:
     counts_requests = True
     counts_outcomes = False
 
-    __slots__ = ("_cur", "_lock", "_ring", "_slice_len", "clock", "min_per_second", "ratio", "ttl")
+    __slots__ = (
+        "_cur",
+        "_lock",
+        "_ring",
+        "_slice_len",
+        "clock",
+        "min_per_second",
+        "options",
+        "ratio",
+        "ttl",
+    )
 
     def __init__(
         self,
         *,
-        ratio: float = 0.2,
-        min_per_second: float = 10.0,
-        ttl: float = 10.0,
-        slices: int = 10,
+        ratio: float = RetryBudgetOptions.ratio,
+        min_per_second: float = RetryBudgetOptions.min_per_second,
+        ttl: float = RetryBudgetOptions.ttl,
+        slices: int = RetryBudgetOptions.slices,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        if not _is_number(ratio) or not 0.0 <= ratio <= 1.0:
-            raise ConfigError("ratio", ratio, "must be within [0, 1]")
-        if not _is_number(min_per_second) or not 0 <= min_per_second < math.inf:
-            raise ConfigError("min_per_second", min_per_second, "must be a finite number >= 0")
-        if not _is_number(ttl) or not 0 < ttl < math.inf:
-            raise ConfigError("ttl", ttl, "must be a finite number of seconds > 0")
-        if isinstance(slices, bool) or not isinstance(slices, int) or slices < 1:
-            raise ConfigError("slices", slices, "must be an integer >= 1")
-        self.ratio = float(ratio)
-        self.min_per_second = float(min_per_second)
-        self.ttl = float(ttl)
+        o = self.options = RetryBudgetOptions(
+            ratio=ratio, min_per_second=min_per_second, ttl=ttl, slices=slices
+        )
+        self.ratio = o.ratio
+        self.min_per_second = o.min_per_second
+        self.ttl = o.ttl
         self.clock = clock
-        self._slice_len = self.ttl / slices
+        self._slice_len = o.ttl / o.slices
         self._lock = threading.Lock()
         # No slice yet: the first event opens one (so the budget never depends on when it was built,
         # nor on which clock built it).
@@ -202,6 +266,7 @@ class RetryBudget:
         )
 
 
+@documented(TokenBucketOptions)
 class TokenBucketBudget:
     """gRPC ``retryThrottling``.  ``max_tokens`` in (0, 1000] (default 10), ``token_ratio`` >= 0.001
     (default 0.1; digits past the third decimal are ignored, as in gRPC).
@@ -215,13 +280,23 @@ class TokenBucketBudget:
     counts_requests = False
     counts_outcomes = True
 
-    __slots__ = ("_lock", "_max_milli", "_milli", "_ratio_milli", "max_tokens", "token_ratio")
+    __slots__ = (
+        "_lock",
+        "_max_milli",
+        "_milli",
+        "_ratio_milli",
+        "max_tokens",
+        "options",
+        "token_ratio",
+    )
 
-    def __init__(self, *, max_tokens: float = 10.0, token_ratio: float = 0.1) -> None:
-        if not _is_number(max_tokens) or not 0 < max_tokens <= 1000:
-            raise ConfigError("max_tokens", max_tokens, "must be within (0, 1000]")
-        if not _is_number(token_ratio) or not 0.001 <= token_ratio < math.inf:
-            raise ConfigError("token_ratio", token_ratio, "must be a finite number >= 0.001")
+    def __init__(
+        self,
+        *,
+        max_tokens: float = TokenBucketOptions.max_tokens,
+        token_ratio: float = TokenBucketOptions.token_ratio,
+    ) -> None:
+        self.options = TokenBucketOptions(max_tokens=max_tokens, token_ratio=token_ratio)
         self._max_milli = round(max_tokens * 1000)
         self._ratio_milli = math.floor(token_ratio * 1000 + 1e-6)
         self.max_tokens = self._max_milli / 1000
@@ -259,5 +334,23 @@ class TokenBucketBudget:
         )
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def budget_options(name: str, v: object) -> object:
+    """An options ``check``: a budget object stands for its options (a shared store's budget,
+    which has none, for itself); ``None`` means no budget."""
+    if v is None or isinstance(v, RetryBudgetOptions | TokenBucketOptions):
+        return v
+    if isinstance(v, Budget):
+        return getattr(v, "options", v)
+    raise ConfigError(name, v, "must be a RetryBudget, TokenBucketBudget, their options, or None")
+
+
+def build_budget(given: object, options: object, clock: Clock) -> Budget | None:
+    """The budget a policy uses: ``given`` itself when it is a budget object (shared), else a
+    fresh one built from ``options`` on ``clock``."""
+    if isinstance(given, Budget):
+        return given
+    if isinstance(options, RetryBudgetOptions):
+        return RetryBudget(**options.as_kwargs(), clock=clock)
+    if isinstance(options, TokenBucketOptions):
+        return TokenBucketBudget(**options.as_kwargs())
+    return None

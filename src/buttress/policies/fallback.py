@@ -15,35 +15,64 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.context import current_context
 from buttress.errors import ConfigError, Rejected
 from buttress.events import Emitter, FallbackUsed
+from buttress.options import Options, callable_or_none, custom, documented, exceptions, flag
 
 from .base import AsyncNext, Policy, SyncNext, invoke_sync
 
-__all__ = ["Fallback"]
+__all__ = ["Fallback", "FallbackOptions"]
 
 _MISSING = object()
 _NEVER = (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
-class Fallback(Policy):
-    """Replace a failure with a value.
+def _nonempty(name: str, v: tuple[type[BaseException], ...]) -> tuple[type[BaseException], ...]:
+    if not v:
+        raise ConfigError(name, v, "must name at least one exception type")
+    return v
 
-    :param value: the value to return.
-    :param handler: ``(context, error) -> value`` instead of a fixed value (sync or async).
-    :param on: exception types that trigger the fallback (default :class:`Exception`, which includes
-        every :class:`~buttress.errors.Rejected`).
-    :param on_rejected: ``None`` (default): rejections trigger the fallback when they match ``on``;
-        ``True``: every :class:`~buttress.errors.Rejected` does, whatever ``on`` says (an open
-        breaker, a full bulkhead, a blown deadline...); ``False``: none does, they pass through
-        untouched.
-    :param on_result: ``result -> bool``: results that should be replaced too (the handler then gets
-        ``None`` as the error).
-    """
+
+@dataclass(frozen=True, kw_only=True)
+class FallbackOptions(Options):
+    """Options of :class:`Fallback` (``fallback:`` in ``reliability.yaml``)."""
+
+    policy: ClassVar[str] = "Fallback"
+
+    value: Any = custom(None, "The value to answer with", spec=True)
+    handler: Callable[[Any, BaseException | None], Any] | None = custom(
+        None,
+        "(context, error) -> value, sync or async, instead of a fixed value",
+        check=callable_or_none,
+    )
+    on: tuple[type[BaseException], ...] = exceptions(
+        (Exception,),
+        "Exception types that trigger the fallback (Exception includes every Rejected)",
+    )
+    on_rejected: bool | None = flag(
+        None,
+        "None: rejections trigger the fallback when they match on; True: every Rejected does; "
+        "False: none does, they pass through untouched",
+        optional=True,
+    )
+    on_result: Callable[[Any], bool] | None = custom(
+        None,
+        "result -> bool: results to replace too (the handler then gets None as the error)",
+        check=callable_or_none,
+    )
+
+    def check(self) -> None:
+        _nonempty("on", self.on)
+
+
+@documented(FallbackOptions)
+class Fallback(Policy):
+    """Replace a failure with a value: give ``value`` or ``handler``, not both."""
 
     kind: ClassVar[str] = "fallback"
     order: ClassVar[int] = 10
@@ -56,6 +85,7 @@ class Fallback(Policy):
         "on",
         "on_rejected",
         "on_result",
+        "options",
         "value",
     )
 
@@ -63,10 +93,10 @@ class Fallback(Policy):
         self,
         value: Any = _MISSING,
         *,
-        handler: Callable[[Any, BaseException | None], Any] | None = None,
-        on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
-        on_rejected: bool | None = None,
-        on_result: Callable[[Any], bool] | None = None,
+        handler: Callable[[Any, BaseException | None], Any] | None = FallbackOptions.handler,
+        on: type[BaseException] | tuple[type[BaseException], ...] = FallbackOptions.on,
+        on_rejected: bool | None = FallbackOptions.on_rejected,
+        on_result: Callable[[Any], bool] | None = FallbackOptions.on_result,
         clock: Clock = SYSTEM_CLOCK,
         name: str = "fallback",
     ) -> None:
@@ -76,26 +106,21 @@ class Fallback(Policy):
                 handler if value is _MISSING else value,
                 "give exactly one of value= or handler=",
             )
-        if handler is not None and not callable(handler):
-            raise ConfigError("handler", handler, "must be callable: (context, error) -> value")
-        on_t = on if isinstance(on, tuple) else (on,)
-        if not on_t:
-            raise ConfigError("on", on, "must name at least one exception type")
-        for t in on_t:
-            if not (isinstance(t, type) and issubclass(t, BaseException)):
-                raise ConfigError("on", on, "must be an exception type or a tuple of them")
-        if on_rejected is not None and not isinstance(on_rejected, bool):
-            raise ConfigError("on_rejected", on_rejected, "must be True, False or None")
-        if on_result is not None and not callable(on_result):
-            raise ConfigError("on_result", on_result, "must be callable: result -> bool")
+        o = self.options = FallbackOptions(
+            value=None if value is _MISSING else value,
+            handler=handler,
+            on=on,
+            on_rejected=on_rejected,
+            on_result=on_result,
+        )
         self.value = value
-        self.handler = handler
-        self.on = on_t
-        self.on_rejected = on_rejected
-        self.on_result = on_result
+        self.handler = o.handler
+        self.on = o.on
+        self.on_rejected = o.on_rejected
+        self.on_result = o.on_result
         self.clock = clock
         self.name = name
-        self._catch: tuple[type[BaseException], ...] = (*on_t, Rejected) if on_rejected else on_t
+        self._catch: tuple[type[BaseException], ...] = (*o.on, Rejected) if o.on_rejected else o.on
         self._async_handler = handler is not None and inspect.iscoroutinefunction(handler)
 
     def __repr__(self) -> str:

@@ -49,11 +49,24 @@ from typing import Any, ClassVar
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ConfigError, Rejected
 from buttress.events import Emitter, Event
+from buttress.options import (
+    Options,
+    check_integer,
+    check_seconds,
+    custom,
+    documented,
+    duration,
+    exceptions,
+    flag,
+    integer,
+    number_or_none,
+)
 
 from .base import AsyncNext, Policy, SyncNext
-from .budget import Budget, RetryBudget
+from .budget import Budget, BudgetOptions, RetryBudgetOptions, budget_options, build_budget
 
 __all__ = [
+    "HedgeOptions",
     "AdaptiveDelay",
     "Hedge",
     "HedgeBudgetExhausted",
@@ -61,8 +74,6 @@ __all__ = [
     "HedgeLosersCancelled",
     "HedgeWon",
 ]
-
-_DEFAULT = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,20 +112,12 @@ class HedgeBudgetExhausted(Event):
     attempt: int
 
 
-def _seconds(name: str, value: object, *, allow_zero: bool = True) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and value < math.inf
-    if ok:
-        ok = value >= 0 if allow_zero else value > 0  # type: ignore[operator]
-    if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(name, value, f"must be a finite number of seconds {bound}")
-    return float(value)  # type: ignore[arg-type]
+def _seconds(name: str, value: object) -> float:
+    return check_seconds(name, value)
 
 
 def _count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(name, value, "must be an integer >= 1")
-    return value
+    return check_integer(name, value, ge=1)
 
 
 class AdaptiveDelay:
@@ -202,23 +205,62 @@ class AdaptiveDelay:
         return s[k - 1]
 
 
+def _min_le_max(o: HedgeOptions) -> None:
+    if o.max_delay is not None and o.max_delay < o.min_delay:
+        raise ConfigError("max_delay", o.max_delay, f"must be >= min_delay ({o.min_delay:g})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HedgeOptions(Options):
+    """Options of :class:`Hedge` (``hedge:`` in ``reliability.yaml``)."""
+
+    policy: ClassVar[str] = "Hedge"
+
+    delay: float = duration(
+        0.05,
+        "Seconds to wait before each extra attempt; with percentile, the delay used until "
+        "enough latencies are known",
+    )
+    max_hedges: int = integer(1, "Extra attempts at most", ge=1)
+    percentile: float | None = number_or_none(
+        None, "Hedge at this quantile of recent winning latencies (adaptive delay)", gt=0, le=1
+    )
+    samples: int = integer(1000, "Adaptive delay: latencies remembered", ge=1)
+    min_samples: int = integer(20, "Adaptive delay: latencies needed before it adapts", ge=1)
+    min_delay: float = duration(0.0, "Adaptive delay: the shortest delay, in seconds")
+    max_delay: float | None = duration(
+        None, "Adaptive delay: the longest delay, in seconds; None: no bound", optional=True
+    )
+    on: tuple[type[BaseException], ...] = exceptions(
+        (Exception,),
+        "Exception types that count as a failed attempt and start the next one at once (never a "
+        "Rejected)",
+    )
+    budget: BudgetOptions | None = custom(
+        RetryBudgetOptions(),
+        "The retry budget hedges draw on: a Budget to share, options for a fresh one, or None for "
+        "unlimited.  In a pipeline, hedges share the retry's budget",
+        check=budget_options,
+        optional=True,
+        shown="a fresh RetryBudget",
+    )
+    count_requests: bool = flag(
+        True,
+        "Deposit one request per call into the budget (off when the budget is shared with a "
+        "retry that already counts them)",
+        spec=False,
+    )
+    threads: bool = flag(False, "Hedge sync calls too, in a thread pool of max_workers")
+    max_workers: int = integer(32, "Threads for hedged sync calls", ge=1)
+
+    def check(self) -> None:
+        _min_le_max(self)
+
+
+@documented(HedgeOptions)
 class Hedge(Policy):
     """Hedged requests (default pipeline rank 35: inside retries, outside the circuit breaker, so
-    every hedge passes the breaker).
-
-    :param delay: seconds to wait before each extra attempt (``>= 0``); with ``percentile``, the
-        delay used until enough latencies are known.  Default 0.05.
-    :param max_hedges: extra attempts at most (``>= 1``).  Default 1.
-    :param percentile: make the delay adaptive: this quantile of recent winning latencies, in
-        (0, 1].
-    :param samples, min_samples, min_delay, max_delay: see :class:`AdaptiveDelay`.
-    :param on: exception types that count as a failed attempt and start the next one at once.
-        Default :class:`Exception` (never a :class:`~buttress.errors.Rejected`).
-    :param budget: the retry budget hedges draw on; default a fresh
-        :class:`~buttress.policies.budget.RetryBudget`; ``None``: unlimited.
-    :param count_requests: deposit one request per call into the budget (default ``True``).
-    :param threads: hedge sync calls too, in a thread pool of ``max_workers`` (default ``False``).
-    """
+    every hedge passes the breaker)."""
 
     kind: ClassVar[str] = "hedge"
     order: ClassVar[int] = 35
@@ -235,57 +277,59 @@ class Hedge(Policy):
         "max_workers",
         "name",
         "on",
+        "options",
         "threads",
     )
 
     def __init__(
         self,
         *,
-        delay: float = 0.05,
-        max_hedges: int = 1,
-        percentile: float | None = None,
-        samples: int = 1000,
-        min_samples: int = 20,
-        min_delay: float = 0.0,
-        max_delay: float | None = None,
-        on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
-        budget: Budget | object | None = _DEFAULT,
-        count_requests: bool = True,
-        threads: bool = False,
-        max_workers: int = 32,
+        delay: float = HedgeOptions.delay,
+        max_hedges: int = HedgeOptions.max_hedges,
+        percentile: float | None = HedgeOptions.percentile,
+        samples: int = HedgeOptions.samples,
+        min_samples: int = HedgeOptions.min_samples,
+        min_delay: float = HedgeOptions.min_delay,
+        max_delay: float | None = HedgeOptions.max_delay,
+        on: type[BaseException] | tuple[type[BaseException], ...] = HedgeOptions.on,
+        budget: Budget | BudgetOptions | None = HedgeOptions.budget,
+        count_requests: bool = HedgeOptions.count_requests,
+        threads: bool = HedgeOptions.threads,
+        max_workers: int = HedgeOptions.max_workers,
         clock: Clock = SYSTEM_CLOCK,
         name: str = "hedge",
     ) -> None:
-        d = _seconds("delay", delay)
-        self.max_hedges = _count("max_hedges", max_hedges)
-        self.max_workers = _count("max_workers", max_workers)
-        if percentile is None:
-            self.delays: AdaptiveDelay | None = None
-            _seconds("min_delay", min_delay)
-            if max_delay is not None:
-                _seconds("max_delay", max_delay)
-        else:
+        o = self.options = HedgeOptions(
+            delay=delay,
+            max_hedges=max_hedges,
+            percentile=percentile,
+            samples=samples,
+            min_samples=min_samples,
+            min_delay=min_delay,
+            max_delay=max_delay,
+            on=on,  # type: ignore[arg-type]
+            budget=budget,  # type: ignore[arg-type]
+            count_requests=count_requests,
+            threads=threads,
+            max_workers=max_workers,
+        )
+        self.max_hedges = o.max_hedges
+        self.max_workers = o.max_workers
+        self.delays: AdaptiveDelay | None = None
+        if o.percentile is not None:
             self.delays = AdaptiveDelay(
-                percentile=percentile,
-                initial=d,
-                samples=samples,
-                min_samples=min_samples,
-                min_delay=min_delay,
-                max_delay=max_delay,
+                percentile=o.percentile,
+                initial=o.delay,
+                samples=o.samples,
+                min_samples=o.min_samples,
+                min_delay=o.min_delay,
+                max_delay=o.max_delay,
             )
-        self._fixed = d
-        on_t = on if isinstance(on, tuple) else (on,)
-        for t in on_t:
-            if not (isinstance(t, type) and issubclass(t, BaseException)):
-                raise ConfigError("on", on, "must be an exception type or a tuple of them")
-        self.on: tuple[type[BaseException], ...] = on_t
-        if budget is _DEFAULT:
-            budget = RetryBudget(clock=clock)
-        if budget is not None and not isinstance(budget, Budget):
-            raise ConfigError("budget", budget, "must be a RetryBudget, TokenBucketBudget or None")
-        self.budget: Budget | None = budget
-        self.count_requests = bool(count_requests)
-        self.threads = bool(threads)
+        self._fixed = o.delay
+        self.on: tuple[type[BaseException], ...] = o.on
+        self.budget: Budget | None = build_budget(budget, o.budget, clock)
+        self.count_requests = o.count_requests
+        self.threads = o.threads
         self.clock = clock
         self.name = name
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None

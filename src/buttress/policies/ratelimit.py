@@ -51,10 +51,21 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.context import _CONTEXT, _DEADLINE
 from buttress.errors import ConfigError, RateLimited
 from buttress.events import Emitter, Event
+from buttress.options import (
+    REQUIRED,
+    Options,
+    choice,
+    custom,
+    documented,
+    duration,
+    integer,
+    number,
+)
 
 from .base import AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
 
 __all__ = [
+    "RateLimiterOptions",
     "BucketStore",
     "MemoryBucketStore",
     "RateLimitRejected",
@@ -268,25 +279,51 @@ def _positive(parameter: str, value: object) -> float:
     return float(value)
 
 
+def _key_function(name: str, v: object) -> object:
+    if v is not None and not callable(v):
+        raise ConfigError(name, v, "must be a function of no arguments, or None")
+    return v
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateLimiterOptions(Options):
+    """Options of :class:`RateLimiter` (``rate_limit:`` in ``reliability.yaml``)."""
+
+    policy: ClassVar[str] = "RateLimiter"
+
+    rate: float = number(REQUIRED, "Calls allowed per `per` seconds", gt=0)
+    per: float = duration(1.0, "The period rate is counted over, in seconds", gt=0, ge=None)
+    burst: int | None = integer(
+        None,
+        "Calls allowed back to back after a quiet spell (the bucket's capacity); None: "
+        "max(1, floor(rate)), one period's worth, the classic token bucket",
+        ge=1,
+        optional=True,
+    )
+    mode: Literal["reject", "wait"] = choice(
+        "reject",
+        "reject: refuse at once with RateLimited and its retry_after; wait: reserve the next slot "
+        "and sleep until it, if within max_wait and the deadline in force",
+        ("reject", "wait"),
+    )
+    max_wait: float = duration(DEFAULT_MAX_WAIT, "The longest wait in mode wait, in seconds")
+    key: Callable[[], Hashable] | None = custom(
+        None,
+        "A function of no arguments giving the bucket key of the current call (a tenant, a "
+        "route; None: the shared bucket), e.g. context_key",
+        check=_key_function,
+    )
+    max_keys: int = integer(DEFAULT_MAX_KEYS, "The default store's bound on buckets", ge=1)
+
+
+@documented(RateLimiterOptions)
 class RateLimiter(Policy):
     """Admit at most ``rate`` calls per ``per`` seconds, with bursts of up to ``burst`` calls.
 
-    :param rate: calls allowed per ``per`` seconds (``> 0``).
-    :param per: the period ``rate`` is counted over, in seconds (``> 0``).  Default 1.
-    :param burst: calls allowed back to back after a quiet spell: the bucket's capacity (``>= 1``).
-        Default ``max(1, floor(rate))``: one period's worth, the classic token bucket.
-    :param mode: ``"reject"`` (default): refuse at once with :class:`~buttress.errors.RateLimited`
-        carrying ``retry_after``; ``"wait"``: reserve the next slot and sleep until it, if that is
-        within ``max_wait`` and the deadline in force, else refuse.
-    :param max_wait: the longest wait in ``mode="wait"``, in seconds (``>= 0``).  Default 1 s.
-    :param key: a function of no arguments returning the bucket key for the current call (a tenant,
-        a route; ``None``: the shared bucket), e.g. :func:`context_key`.  Default: one bucket.
-    :param store: where buckets live.  Default a fresh :class:`MemoryBucketStore` (``max_keys``).
-    :param max_keys: the default store's bound on buckets.  Default 10,000.
-    :param clock: the clock the buckets run on.
-
-    Per call with the shared in-memory bucket (no ``key``): one clock read, a list pop and append,
-    no lock; with keyed buckets, one lock and one dict lookup more.
+    ``store`` is where buckets live (default a fresh :class:`MemoryBucketStore` of ``max_keys``);
+    ``clock`` the clock the buckets run on.  Per call with the shared in-memory bucket (no ``key``):
+    one clock read, a list pop and append, no lock; with keyed buckets, one lock and one dict lookup
+    more.
     """
 
     kind: ClassVar[str] = "rate_limiter"
@@ -300,6 +337,7 @@ class RateLimiter(Policy):
         "max_wait",
         "mode",
         "name",
+        "options",
         "per",
         "rate",
         "store",
@@ -310,45 +348,38 @@ class RateLimiter(Policy):
         self,
         rate: float,
         *,
-        per: float = 1.0,
-        burst: int | None = None,
-        mode: Literal["reject", "wait"] = "reject",
-        max_wait: float = DEFAULT_MAX_WAIT,
-        key: Callable[[], Hashable] | None = None,
+        per: float = RateLimiterOptions.per,
+        burst: int | None = RateLimiterOptions.burst,
+        mode: Literal["reject", "wait"] = RateLimiterOptions.mode,
+        max_wait: float = RateLimiterOptions.max_wait,
+        key: Callable[[], Hashable] | None = RateLimiterOptions.key,
         store: BucketStore | None = None,
-        max_keys: int = DEFAULT_MAX_KEYS,
+        max_keys: int = RateLimiterOptions.max_keys,
         clock: Clock = SYSTEM_CLOCK,
         name: str = "rate_limiter",
     ) -> None:
-        rate = _positive("rate", rate)
-        per = _positive("per", per)
-        if burst is None:
-            burst = max(1, math.floor(rate))
-        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
-            raise ConfigError("burst", burst, "must be an integer >= 1")
-        if mode not in ("reject", "wait"):
-            raise ConfigError("mode", mode, "must be 'reject' or 'wait'")
-        if (
-            isinstance(max_wait, bool)
-            or not isinstance(max_wait, int | float)
-            or not 0 <= max_wait < math.inf
-        ):
-            raise ConfigError("max_wait", max_wait, "must be a finite number of seconds >= 0")
-        if key is not None and not callable(key):
-            raise ConfigError("key", key, "must be a function of no arguments, or None")
+        o = self.options = RateLimiterOptions(
+            rate=rate,
+            per=per,
+            burst=burst,
+            mode=mode,
+            max_wait=max_wait,
+            key=key,
+            max_keys=max_keys,
+        )
         if store is not None and not isinstance(store, BucketStore):
             raise ConfigError(
                 "store", store, "must provide acquire(key, now, increment, tolerance, max_wait)"
             )
-        self.rate = rate
-        self.per = per
-        self.burst = burst
-        self.interval = per / rate
-        self.tolerance = burst * self.interval
-        self.mode = mode
-        self.max_wait = float(max_wait)
-        self.key = key
-        self.store: BucketStore = store if store is not None else MemoryBucketStore(max_keys)
+        self.rate = o.rate
+        self.per = o.per
+        self.burst = o.burst if o.burst is not None else max(1, math.floor(o.rate))
+        self.interval = o.per / o.rate
+        self.tolerance = self.burst * self.interval
+        self.mode = o.mode
+        self.max_wait = o.max_wait
+        self.key = o.key
+        self.store: BucketStore = store if store is not None else MemoryBucketStore(o.max_keys)
         self.clock = clock
         self.name = name
 

@@ -39,12 +39,13 @@ import contextvars
 import math
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from types import CodeType
 from typing import Any, ClassVar, Literal
 
-from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.clock import SYSTEM_CLOCK, Clock, check_clock
 from buttress.context import _CONTEXT, _DEADLINE
-from buttress.errors import ConfigError, Rejected
+from buttress.errors import Rejected
 from buttress.events import (
     AttemptFailed,
     AttemptSucceeded,
@@ -53,12 +54,30 @@ from buttress.events import (
     RetryBudgetExhaustedEvent,
     RetryScheduled,
 )
+from buttress.options import (
+    Options,
+    callable_or_none,
+    choice,
+    custom,
+    documented,
+    duration,
+    exceptions,
+    flag,
+    integer,
+)
 
-from .backoff import Backoff
+from .backoff import Backoff, BackoffOptions, backoff_options
 from .base import AsyncNext, Policy, SyncNext, invoke_sync
-from .budget import Budget, RetryBudget
+from .budget import (
+    Budget,
+    BudgetOptions,
+    RetryBudget,
+    RetryBudgetOptions,
+    budget_options,
+    build_budget,
+)
 
-__all__ = ["Retry"]
+__all__ = ["Retry", "RetryOptions"]
 
 # A predicate may answer: retry with backoff (True), do not retry (False / None), or retry after
 # this many seconds (a float, e.g. parsed from Retry-After).
@@ -88,8 +107,6 @@ _RETRY_MARK: contextvars.ContextVar[_Mark | None] = contextvars.ContextVar(
 # Code objects of the executors' frames; filled in below, after the executors are defined.
 _RETRY_CODES: set[CodeType] = set()
 
-_DEFAULT = object()
-
 
 def _in_outer_retry(frame: Any) -> bool:
     """Is an enclosing retry that may retry (``attempts > 1``) on the stack above ``frame``, or
@@ -111,27 +128,66 @@ def _in_outer_retry(frame: Any) -> bool:
     return False
 
 
+@dataclass(frozen=True, kw_only=True)
+class RetryOptions(Options):
+    """Options of :class:`Retry` (``retry:`` in ``reliability.yaml``)."""
+
+    policy: ClassVar[str] = "Retry"
+
+    attempts: int = integer(3, "Total attempts, the first included", ge=1)
+    max_elapsed: float | None = duration(
+        None,
+        "Give up rather than start a retry later than this many seconds after the first attempt "
+        "started; None: no limit",
+        optional=True,
+    )
+    on: tuple[type[BaseException], ...] = exceptions((Exception,), "Exception types to retry")
+    retry_if: ExceptionPredicate | None = custom(
+        None,
+        "exc -> True | False | None | delay; refines on.  A number is the delay before the next "
+        "attempt (for Retry-After); negative or NaN: at once; math.inf: do not retry",
+        check=callable_or_none,
+    )
+    retry_if_result: ResultPredicate | None = custom(
+        None,
+        "result -> True | False | None | delay: retry on results too; when the retries run out "
+        "the last result is returned",
+        check=callable_or_none,
+    )
+    backoff: BackoffOptions = custom(
+        BackoffOptions(),
+        "The delay curve: a Backoff (or its BackoffOptions); exponential from 0.1 s, x2, capped "
+        "at 10 s, full jitter",
+        check=backoff_options,
+        spec=True,
+        shown="exponential 0.1 s x2, cap 10 s, full jitter",
+    )
+    budget: BudgetOptions | None = custom(
+        RetryBudgetOptions(),
+        "The retry budget: a Budget object to share one between policies, options for a fresh "
+        "one, or None for none; default a fresh RetryBudget (20% of calls, at least 10/s)",
+        check=budget_options,
+        optional=True,
+        spec=True,
+        shown="RetryBudget(ratio=0.2, min_per_second=10, ttl=10 s)",
+    )
+    nested: Literal["single", "multiply"] = choice(
+        "single",
+        "Inside another retry: make one attempt and let the outer one decide (single), or retry "
+        "independently (multiply)",
+        ("single", "multiply"),
+    )
+    retry_rejected: bool = flag(
+        False, "Also retry Rejected errors (an open breaker, a full bulkhead)"
+    )
+
+
+@documented(RetryOptions)
 class Retry(Policy):
     """Retry failed calls.
 
-    :param attempts: total attempts, the first included (``>= 1``).  Default 3.
-    :param max_elapsed: give up rather than start a retry later than this many seconds after the
-        first attempt started (``None``: no limit).
-    :param on: exception type(s) to retry.  Default :class:`Exception`.
-    :param retry_if: ``exc -> True | False | None | delay``; refines ``on``.  A number is the delay
-        in seconds before the next attempt (for ``Retry-After``), used instead of the backoff's; a
-        negative or NaN delay means "at once", ``math.inf`` means "do not retry".
-    :param retry_if_result: ``result -> True | False | None | delay``; retry on results too.  When
-        the retries run out the last result is returned.
-    :param backoff: a :class:`Backoff`; default exponential, base 0.1 s, x2, cap 10 s, full jitter.
-    :param budget: a :class:`Budget` shared by the callers of one dependency; default a fresh
-        :class:`RetryBudget` for this policy (pass the same budget to share it; ``None`` for none).
-    :param nested: ``"single"`` (default): inside another retry make one attempt and let the outer
-        one decide; ``"multiply"``: retry independently.
-    :param retry_rejected: also retry :class:`~buttress.errors.Rejected` errors (default ``False``).
-    :param clock: where time is read and waits happen (default the system clock; tests pass a
-        :class:`~buttress.testing.FakeClock`).
-    :param name: the ``policy`` label of its events (default ``"retry"``).
+    ``clock`` is where time is read and waits happen (tests pass a
+    :class:`~buttress.testing.FakeClock`); ``name`` the ``policy`` label of its events.
 
     Events (``buttress_retry_<kind>``): ``attempt_succeeded``, ``attempt_failed``,
     ``scheduled`` (with the delay), ``budget_exhausted``, ``gave_up`` (with the reason:
@@ -150,6 +206,7 @@ class Retry(Policy):
         "name",
         "nested",
         "on",
+        "options",
         "retry_if",
         "retry_if_result",
         "retry_rejected",
@@ -158,59 +215,39 @@ class Retry(Policy):
     def __init__(
         self,
         *,
-        attempts: int = 3,
-        max_elapsed: float | None = None,
-        on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
-        retry_if: ExceptionPredicate | None = None,
-        retry_if_result: ResultPredicate | None = None,
-        backoff: Backoff | None = None,
-        budget: Budget | object | None = _DEFAULT,
-        nested: Literal["single", "multiply"] = "single",
-        retry_rejected: bool = False,
+        attempts: int = RetryOptions.attempts,
+        max_elapsed: float | None = RetryOptions.max_elapsed,
+        on: type[BaseException] | tuple[type[BaseException], ...] = RetryOptions.on,
+        retry_if: ExceptionPredicate | None = RetryOptions.retry_if,
+        retry_if_result: ResultPredicate | None = RetryOptions.retry_if_result,
+        backoff: Backoff | BackoffOptions | None = RetryOptions.backoff,
+        budget: Budget | BudgetOptions | None = RetryOptions.budget,
+        nested: Literal["single", "multiply"] = RetryOptions.nested,
+        retry_rejected: bool = RetryOptions.retry_rejected,
         clock: Clock = SYSTEM_CLOCK,
         name: str = "retry",
     ) -> None:
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-            raise ConfigError("attempts", attempts, "must be an integer >= 1")
-        if max_elapsed is not None and (
-            isinstance(max_elapsed, bool)
-            or not isinstance(max_elapsed, int | float)
-            or not 0 <= max_elapsed < math.inf
-        ):
-            raise ConfigError("max_elapsed", max_elapsed, "must be a finite number of seconds >= 0")
-        on_t = on if isinstance(on, tuple) else (on,)
-        for t in on_t:
-            if not (isinstance(t, type) and issubclass(t, BaseException)):
-                raise ConfigError("on", on, "must be an exception type or a tuple of them")
-        if retry_if is not None and not callable(retry_if):
-            raise ConfigError("retry_if", retry_if, "must be callable: exc -> bool | delay | None")
-        if retry_if_result is not None and not callable(retry_if_result):
-            raise ConfigError(
-                "retry_if_result",
-                retry_if_result,
-                "must be callable: result -> bool | delay | None",
-            )
-        if backoff is not None and not isinstance(backoff, Backoff):
-            raise ConfigError("backoff", backoff, "must be a Backoff")
-        if nested not in ("single", "multiply"):
-            raise ConfigError("nested", nested, "must be 'single' or 'multiply'")
-        if not isinstance(clock, Clock):
-            raise ConfigError(
-                "clock", clock, "must provide monotonic(), wall(), sleep(), sleep_async()"
-            )
-        if budget is _DEFAULT:
-            budget = RetryBudget(clock=clock)
-        if budget is not None and not isinstance(budget, Budget):
-            raise ConfigError("budget", budget, "must be a RetryBudget, TokenBucketBudget or None")
-        self.attempts = attempts
-        self.max_elapsed = None if max_elapsed is None else float(max_elapsed)
-        self.on: tuple[type[BaseException], ...] = on_t
-        self.retry_if = retry_if
-        self.retry_if_result = retry_if_result
-        self.backoff = backoff if backoff is not None else Backoff.exponential()
-        self.budget: Budget | None = budget
-        self.nested = nested
-        self.retry_rejected = retry_rejected
+        o = self.options = RetryOptions(
+            attempts=attempts,
+            max_elapsed=max_elapsed,
+            on=on,
+            retry_if=retry_if,
+            retry_if_result=retry_if_result,
+            backoff=backoff,
+            budget=budget,
+            nested=nested,
+            retry_rejected=retry_rejected,
+        )
+        check_clock(clock)
+        self.attempts = o.attempts
+        self.max_elapsed = o.max_elapsed
+        self.on: tuple[type[BaseException], ...] = o.on
+        self.retry_if = o.retry_if
+        self.retry_if_result = o.retry_if_result
+        self.backoff = backoff if isinstance(backoff, Backoff) else Backoff.from_options(o.backoff)
+        self.budget: Budget | None = build_budget(budget, o.budget, clock)
+        self.nested = o.nested
+        self.retry_rejected = o.retry_rejected
         self.clock = clock
         self.name = name
 

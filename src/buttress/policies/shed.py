@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextvars
 import enum
-import math
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -40,10 +39,12 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.context import _CONTEXT
 from buttress.errors import ConfigError, LoadShed
 from buttress.events import Emitter, Event
+from buttress.options import Options, custom, documented, duration
 
 from .base import AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
 
 __all__ = [
+    "LoadShedderOptions",
     "DEFAULT_THRESHOLDS",
     "Criticality",
     "LimitSource",
@@ -178,21 +179,72 @@ def _thresholds(given: Mapping[str | Criticality, float] | None) -> tuple[float,
     return ordered
 
 
+def _capacity(name: str, v: object) -> object:
+    if isinstance(v, bool):
+        raise ConfigError(name, v, "must be an integer >= 1 or a limit source")
+    if isinstance(v, int):
+        if v < 1:
+            raise ConfigError(name, v, "must be an integer >= 1")
+        return v
+    if isinstance(v, LimitSource):
+        return v
+    raise ConfigError(name, v, "must be an integer >= 1 or have `limit` and `inflight`")
+
+
+def _threshold_table(name: str, v: object) -> object:
+    if v is None:
+        return None
+    ordered = _thresholds(v)  # type: ignore[arg-type]
+    return {c.label: t for c, t in zip(Criticality, ordered, strict=True)}
+
+
+def _criticality(name: str, v: object) -> Criticality:
+    return parse_criticality(v, name)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadShedderOptions(Options):
+    """Options of :class:`LoadShedder` (``load_shedding:`` in ``reliability.yaml``)."""
+
+    policy: ClassVar[str] = "LoadShedder"
+
+    capacity: int | LimitSource = custom(
+        100,
+        "An integer limit of the shedder's own, or a limit source (an AdaptiveLimit, a Bulkhead; "
+        "in reliability.yaml: adaptive_limit, the pipeline's own)",
+        check=_capacity,
+        spec=True,
+    )
+    thresholds: Mapping[str, float] | None = custom(
+        None,
+        "Per-class utilisation thresholds within (0, 1], by name; missing classes keep their "
+        "defaults (sheddable 0.5, low 0.7, high 0.9, critical 1.0); they must not decrease with "
+        "criticality",
+        check=_threshold_table,
+        optional=True,
+        spec=True,
+    )
+    default: Criticality = custom(
+        Criticality.CRITICAL,
+        "The class of calls that carry none",
+        check=_criticality,
+        spec=True,
+        shown="'critical'",
+    )
+    retry_after: float = duration(
+        DEFAULT_RETRY_AFTER,
+        "Seconds suggested to a shed caller (the Retry-After of the ASGI middleware)",
+        gt=0,
+        ge=None,
+    )
+
+
+@documented(LoadShedderOptions)
 class LoadShedder(Policy):
     """Shed calls by criticality as utilisation of a limit rises.
 
-    :param capacity: an integer limit of the shedder's own (``>= 1``), or a :class:`LimitSource`
-        such as an :class:`~buttress.policies.limits.AdaptiveLimit` or a
-        :class:`~buttress.policies.bulkhead.Bulkhead`. Default 100.
-    :param thresholds: per-class utilisation thresholds within ``(0, 1]``, by name or member;
-        missing classes keep their defaults (sheddable 0.5, low 0.7, high 0.9, critical 1.0).  They
-        must not decrease with criticality.
-    :param default: the class of calls that carry none.  Default ``critical``.
-    :param retry_after: seconds suggested to a shed caller (``> 0``, the ``Retry-After`` of the ASGI
-        middleware).  Default 1.
-    :param clock: the clock events are stamped with.
-
-    Refusals raise :class:`~buttress.errors.LoadShed` with ``retry_after``.
+    Refusals raise :class:`~buttress.errors.LoadShed` with ``retry_after``; ``clock`` is the clock
+    events are stamped with.
     """
 
     kind: ClassVar[str] = "load_shedder"
@@ -206,6 +258,7 @@ class LoadShedder(Policy):
         "clock",
         "default",
         "name",
+        "options",
         "retry_after",
         "source",
         "thresholds",
@@ -213,39 +266,31 @@ class LoadShedder(Policy):
 
     def __init__(
         self,
-        capacity: int | LimitSource = 100,
+        capacity: int | LimitSource = LoadShedderOptions.capacity,
         *,
-        thresholds: Mapping[str | Criticality, float] | None = None,
-        default: str | Criticality = Criticality.CRITICAL,
-        retry_after: float = DEFAULT_RETRY_AFTER,
+        thresholds: Mapping[str | Criticality, float] | None = LoadShedderOptions.thresholds,
+        default: str | Criticality = LoadShedderOptions.default,
+        retry_after: float = LoadShedderOptions.retry_after,
         clock: Clock = SYSTEM_CLOCK,
         name: str = "load_shedder",
     ) -> None:
-        if isinstance(capacity, bool):
-            raise ConfigError("capacity", capacity, "must be an integer >= 1 or a limit source")
-        if isinstance(capacity, int):
-            if capacity < 1:
-                raise ConfigError("capacity", capacity, "must be an integer >= 1")
-            self._own = capacity
+        o = self.options = LoadShedderOptions(
+            capacity=capacity,
+            thresholds=thresholds,  # type: ignore[arg-type]
+            default=default,  # type: ignore[arg-type]
+            retry_after=retry_after,
+        )
+        if isinstance(o.capacity, int):
+            self._own = o.capacity
             self.source: LimitSource | None = None
-        elif isinstance(capacity, LimitSource):
-            self._own = 0
-            self.source = capacity
         else:
-            raise ConfigError(
-                "capacity", capacity, "must be an integer >= 1 or have `limit` and `inflight`"
-            )
-        self.thresholds = _thresholds(thresholds)
+            self._own = 0
+            self.source = o.capacity
+        self.thresholds = _thresholds(o.thresholds)  # type: ignore[arg-type]
         # Admission bounds for an own capacity, by class: inflight < thresholds[c] * capacity.
         self._caps = tuple(t * self._own for t in self.thresholds)
-        self.default = parse_criticality(default, "default")
-        if (
-            isinstance(retry_after, bool)
-            or not isinstance(retry_after, int | float)
-            or not 0 < retry_after < math.inf
-        ):
-            raise ConfigError("retry_after", retry_after, "must be a finite number of seconds > 0")
-        self.retry_after = float(retry_after)
+        self.default = o.default
+        self.retry_after = o.retry_after
         self.clock = clock
         self.name = name
         self._lock = threading.Lock()

@@ -39,7 +39,6 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
-import math
 import queue
 import sys
 import threading
@@ -47,17 +46,19 @@ import time
 from asyncio import base_events
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.context import _DEADLINE
-from buttress.errors import AttemptTimeout, ConfigError, DeadlineExceeded
+from buttress.errors import AttemptTimeout, DeadlineExceeded
 from buttress.events import DeadlineHit, Emitter, TimeoutEvent
+from buttress.options import REQUIRED, Options, choice, documented, duration, flag, integer
 
 from .base import AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
 from .retry import _RETRY_MARK, _in_outer_retry, _Mark
 
-__all__ = ["Timeout"]
+__all__ = ["Timeout", "TimeoutOptions"]
 
 _IDLE_EXIT = 30.0  # seconds an idle hard-timeout worker waits for work before it exits
 _COMPACT_AT = 64  # the least number of entries an _Expiries holds before it sweeps finished ones
@@ -213,49 +214,68 @@ def _expire_one(entry: list[Any]) -> None:
         task.cancel()
 
 
+@dataclass(frozen=True, kw_only=True)
+class TimeoutOptions(Options):
+    """Options of :class:`Timeout` (``timeout:`` and ``attempt_timeout:`` in ``reliability.yaml``;
+    the key sets the scope)."""
+
+    policy: ClassVar[str] = "Timeout"
+
+    seconds: float = duration(REQUIRED, "The bound, in seconds", gt=0, ge=None)
+    scope: Literal["total", "attempt"] = choice(
+        "total",
+        "total: a deadline for the whole call, outside the retry (bounds its sleeps); attempt: "
+        "innermost, each attempt gets its own bound and a retryable AttemptTimeout",
+        ("total", "attempt"),
+        spec=False,
+    )
+    hard: bool = flag(
+        False,
+        "Sync only: run the call in a worker thread and stop waiting at the bound; async calls "
+        "are always cancelled",
+    )
+    max_workers: int = integer(32, "Worker threads for hard timeouts, per policy", ge=1)
+
+
+@documented(TimeoutOptions)
 class Timeout(Policy):
     """Bound a call (``scope="total"``, the default) or each attempt (``scope="attempt"``).
 
-    :param seconds: the bound, ``> 0``.
-    :param scope: ``"total"`` (default order 20: outside the retry, bounds its sleeps) or
-        ``"attempt"`` (default order 70: innermost, each attempt gets its own bound, retryable
-        :class:`~buttress.errors.AttemptTimeout`).
-    :param hard: sync only (default ``False``); run the call in a worker thread and stop waiting at
-        the bound (see the module docs for its limits).  Async calls are always cancelled.
-    :param max_workers: worker threads for ``hard`` timeouts (default 32), per policy.
+    ``hard`` has limits (see the module docs): the worker thread cannot be killed, only abandoned.
     """
 
     kind: ClassVar[str] = "timeout"
-    __slots__ = ("_pool", "_pool_lock", "clock", "hard", "max_workers", "name", "scope", "seconds")
+    __slots__ = (
+        "_pool",
+        "_pool_lock",
+        "clock",
+        "hard",
+        "max_workers",
+        "name",
+        "options",
+        "scope",
+        "seconds",
+    )
 
     def __init__(
         self,
         seconds: float,
         *,
-        scope: Literal["total", "attempt"] = "total",
-        hard: bool = False,
-        max_workers: int = 32,
+        scope: Literal["total", "attempt"] = TimeoutOptions.scope,
+        hard: bool = TimeoutOptions.hard,
+        max_workers: int = TimeoutOptions.max_workers,
         clock: Clock = SYSTEM_CLOCK,
         name: str | None = None,
     ) -> None:
-        if (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, int | float)
-            or not 0 < seconds < math.inf
-        ):
-            raise ConfigError("seconds", seconds, "a timeout must be a finite number > 0")
-        if scope not in ("total", "attempt"):
-            raise ConfigError("scope", scope, "must be 'total' or 'attempt'")
-        if not isinstance(hard, bool):
-            raise ConfigError("hard", hard, "must be True or False")
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            raise ConfigError("max_workers", max_workers, "must be an integer >= 1")
-        self.seconds = float(seconds)
-        self.scope = scope
-        self.hard = hard
-        self.max_workers = max_workers
+        o = self.options = TimeoutOptions(
+            seconds=seconds, scope=scope, hard=hard, max_workers=max_workers
+        )
+        self.seconds = o.seconds
+        self.scope = o.scope
+        self.hard = o.hard
+        self.max_workers = o.max_workers
         self.clock = clock
-        self.name = name or ("timeout" if scope == "total" else "attempt_timeout")
+        self.name = name or ("timeout" if o.scope == "total" else "attempt_timeout")
         self._pool: _DaemonPool | None = None
         self._pool_lock = threading.Lock()
 

@@ -19,20 +19,60 @@ Exception names in ``on`` are built-in names or dotted import paths (``httpx.Con
 
 from __future__ import annotations
 
-import builtins
-import importlib
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    Strict,
+    field_validator,
+    model_validator,
+)
 from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
+from buttress.options import Options
+from buttress.policies.backoff import BackoffOptions
+from buttress.policies.breaker import BreakerOptions
+from buttress.policies.budget import RetryBudgetOptions, TokenBucketOptions
+from buttress.policies.bulkhead import BulkheadOptions
+from buttress.policies.fallback import FallbackOptions
+from buttress.policies.hedge import HedgeOptions
+from buttress.policies.limits import (
+    AdaptiveLimitOptions,
+    AIMDOptions,
+    Gradient2Options,
+    VegasOptions,
+    WindowOptions,
+)
+from buttress.policies.ratelimit import RateLimiterOptions
+from buttress.policies.retry import RetryOptions
+from buttress.policies.shed import LoadShedderOptions
+from buttress.policies.timeout import TimeoutOptions
+
+from .options import (
+    ExceptionNames,
+    OptionsModel,
+    VariantModel,
+    resolve_exception,
+    spec_model,
+    variant_model,
+)
 from .types import Duration, PositiveDuration
 
 __all__ = [
+    "AdaptiveLimitSpec",
     "BackoffSpec",
     "BudgetSpec",
+    "BulkheadSpec",
+    "CircuitBreakerSpec",
     "FallbackSpec",
+    "HedgeSpec",
+    "LoadSheddingSpec",
     "PipelineSpec",
+    "RateLimitSpec",
     "RetrySpec",
     "StateSpec",
     "TimeoutSpec",
@@ -44,125 +84,48 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class BackoffSpec(_Strict):
-    """``backoff:``: the delay curve and its jitter (see :class:`buttress.Backoff`)."""
+# Every model below is generated from the policy's options type (buttress.options): the same
+# defaults, bounds and docs as the constructor.  Only the shapes YAML writes differently are
+# spelled out here: a budget or an algorithm chosen by a tag, a break duration as a mapping.
 
-    kind: Literal["constant", "linear", "exponential"] = "exponential"
-    base: Duration = 0.1
-    multiplier: float = Field(default=2.0, ge=1)
-    step: Duration = 0.0
-    cap: Duration = 10.0
-    jitter: Literal["none", "full", "equal", "decorrelated"] = "full"
+BackoffSpec = spec_model(BackoffOptions, "BackoffSpec", doc="``backoff:`` of a ``retry:``.")
 
-    @model_validator(mode="after")
-    def _cap_not_below_base(self) -> BackoffSpec:
-        if self.cap < self.base:
-            raise ValueError(f"cap ({self.cap:g}s) must be >= base ({self.base:g}s)")
-        return self
+BudgetSpec = variant_model(
+    "BudgetSpec",
+    "mode",
+    {"ratio": RetryBudgetOptions, "token_bucket": TokenBucketOptions},
+    doc="``budget:``: Finagle's ratio budget (default) or gRPC's token bucket (``mode: "
+    "token_bucket``).  ``budget: false`` (or ``null``) turns budgeting off.",
+)
 
 
-_RATIO_KEYS = frozenset({"ratio", "min_per_second", "ttl"})
-_BUCKET_KEYS = frozenset({"max_tokens", "token_ratio"})
+def _false_is_none(v: Any) -> Any:
+    return None if v is False else v
 
 
-class BudgetSpec(_Strict):
-    """``budget:``: Finagle's ratio budget (default) or gRPC's token bucket (``mode:
-    token_bucket``). ``budget: false`` (or ``null``) turns budgeting off."""
+RetrySpec = spec_model(
+    RetryOptions,
+    "RetrySpec",
+    doc="``retry:``.",
+    fields={
+        "backoff": (BackoffSpec, BackoffSpec()),
+        "budget": (
+            Annotated[
+                BudgetSpec | None,
+                BeforeValidator(
+                    _false_is_none, json_schema_input_type=BudgetSpec | None | Literal[False]
+                ),
+            ],
+            BudgetSpec(),
+        ),
+    },
+)
 
-    mode: Literal["ratio", "token_bucket"] = "ratio"
-    ratio: float = Field(default=0.2, ge=0, le=1)
-    min_per_second: float = Field(default=10.0, ge=0)
-    ttl: PositiveDuration = 10.0
-    max_tokens: float = Field(default=10.0, gt=0, le=1000)
-    token_ratio: float = Field(default=0.1, ge=0.001, allow_inf_nan=False)
+TimeoutSpec = spec_model(
+    TimeoutOptions, "TimeoutSpec", doc="``timeout:`` or ``attempt_timeout:`` (``2s`` for short)."
+)
 
-    @model_validator(mode="after")
-    def _keys_match_mode(self) -> BudgetSpec:
-        foreign = _BUCKET_KEYS if self.mode == "ratio" else _RATIO_KEYS
-        given = sorted(foreign & self.model_fields_set)
-        if given:
-            raise ValueError(
-                f"{', '.join(given)} do(es) not apply to mode {self.mode!r}; "
-                f"mode 'ratio' takes ratio, min_per_second, ttl; "
-                f"mode 'token_bucket' takes max_tokens, token_ratio"
-            )
-        return self
-
-
-def resolve_exception(name: str) -> type[BaseException]:
-    """``ConnectionError`` or ``package.module.Error`` to the class; ``ValueError`` if it is
-    none."""
-    obj: Any
-    if "." not in name:
-        obj = getattr(builtins, name, None)
-    else:
-        module, _, attr = name.rpartition(".")
-        try:
-            obj = getattr(importlib.import_module(module), attr, None)
-        except ImportError:
-            obj = None
-    if not (isinstance(obj, type) and issubclass(obj, BaseException)):
-        raise ValueError(f"{name!r} is not an exception class (built-in name or dotted path)")
-    return obj
-
-
-class RetrySpec(_Strict):
-    attempts: int = Field(default=3, ge=1)
-    max_elapsed: Duration | None = None
-    on: list[str] = Field(default_factory=lambda: ["Exception"])
-    backoff: BackoffSpec = BackoffSpec()
-    budget: BudgetSpec | None = BudgetSpec()
-    nested: Literal["single", "multiply"] = "single"
-    retry_rejected: bool = False
-
-    @field_validator(
-        "budget", mode="before", json_schema_input_type=BudgetSpec | None | Literal[False]
-    )
-    @classmethod
-    def _budget_off(cls, v: Any) -> Any:
-        return None if v is False else v
-
-    @field_validator("on", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
-
-    @field_validator("on")
-    @classmethod
-    def _known(cls, v: list[str]) -> list[str]:
-        for name in v:
-            resolve_exception(name)
-        return v
-
-
-class TimeoutSpec(_Strict):
-    seconds: PositiveDuration
-    hard: bool = False
-
-
-class FallbackSpec(_Strict):
-    """``fallback:``: the value to answer with, and which errors trigger it (see
-    :class:`buttress.Fallback`; ``on_rejected`` unset: rejections count when they match ``on``)."""
-
-    value: Any = None
-    on: list[str] = Field(default_factory=lambda: ["Exception"])
-    on_rejected: bool | None = None
-
-    @field_validator("on", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
-
-    @field_validator("on")
-    @classmethod
-    def _known(cls, v: list[str]) -> list[str]:
-        for name in v:
-            resolve_exception(name)
-        return v
-
-
-def _timeout(v: Any) -> Any:
-    return {"seconds": v} if isinstance(v, int | float | str) and not isinstance(v, bool) else v
+FallbackSpec = spec_model(FallbackOptions, "FallbackSpec", doc="``fallback:``.")
 
 
 class BreakDurationSpec(_Strict):
@@ -170,134 +133,120 @@ class BreakDurationSpec(_Strict):
     capped."""
 
     base: PositiveDuration = 30.0
-    multiplier: float = Field(2.0, ge=1)
+    multiplier: float = Field(2.0, ge=1, allow_inf_nan=False)
     cap: PositiveDuration = 300.0
 
-
-class CircuitBreakerSpec(_Strict):
-    """``circuit_breaker:``: opens on failure rate or slow-call rate over a sliding window."""
-
-    failure_rate_threshold: float = Field(0.5, gt=0, le=1)
-    slow_call_rate_threshold: float = Field(1.0, gt=0, le=1)
-    slow_call_duration: PositiveDuration = 60.0
-    minimum_calls: int = Field(100, ge=1)
-    window_type: Literal["count", "time"] = "count"
-    window_size: float = Field(100, gt=0)
-    window_buckets: int | None = Field(None, ge=1)
-    permitted_calls_in_half_open: int = Field(10, ge=1)
-    half_open_timeout: PositiveDuration = 60.0
-    break_duration: PositiveDuration | BreakDurationSpec = 60.0
-    record_on: list[str] = Field(default_factory=lambda: ["Exception"])
-    ignore_on: list[str] = Field(default_factory=list)
-
-    @field_validator("record_on", "ignore_on", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
-
-    @field_validator("record_on", "ignore_on")
-    @classmethod
-    def _known(cls, v: list[str]) -> list[str]:
-        for name in v:
-            resolve_exception(name)
-        return v
+    def to_options(self) -> BackoffOptions:
+        return BackoffOptions(
+            kind="exponential",
+            base=self.base,
+            multiplier=self.multiplier,
+            cap=self.cap,
+            jitter="none",
+        )
 
 
-class HedgeSpec(_Strict):
-    """``hedge:``: after ``delay`` (or a latency ``percentile``), start up to ``max_hedges`` more
-    attempts; the first success wins.  Hedges draw on the pipeline's retry budget."""
+CircuitBreakerSpec = spec_model(
+    BreakerOptions,
+    "CircuitBreakerSpec",
+    doc="``circuit_breaker:``: opens on failure rate or slow-call rate over a sliding window.",
+    fields={"break_duration": (PositiveDuration | BreakDurationSpec, 60.0)},
+)
 
-    delay: Duration = 0.05
-    max_hedges: int = Field(1, ge=1)
-    percentile: float | None = Field(
-        None, gt=0, le=1, description="Hedge at this quantile of recent latency, in (0, 1]."
-    )
-    threads: bool = False
+HedgeSpec = spec_model(
+    HedgeOptions,
+    "HedgeSpec",
+    doc="``hedge:``: after ``delay`` (or a latency ``percentile``), start up to ``max_hedges`` "
+    "more attempts; the first success wins.  Hedges draw on the pipeline's retry budget.",
+)
 
+BulkheadSpec = spec_model(
+    BulkheadOptions,
+    "BulkheadSpec",
+    doc="``bulkhead:``: at most ``max_concurrent`` calls at once, ``max_queue`` waiting.",
+)
 
-class BulkheadSpec(_Strict):
-    """``bulkhead:``: at most ``max_concurrent`` calls at once, ``max_queue`` waiting."""
+RateLimitSpec = spec_model(
+    RateLimiterOptions,
+    "RateLimitSpec",
+    doc="``rate_limit:``: GCRA, ``rate`` calls per ``per`` seconds with a ``burst``.",
+)
 
-    max_concurrent: int = Field(10, ge=1)
-    max_queue: int = Field(0, ge=0)
-    max_wait: Duration | None = None
-
-
-class RateLimitSpec(_Strict):
-    """``rate_limit:``: GCRA, ``rate`` calls per ``per`` seconds with a ``burst``."""
-
-    rate: float = Field(gt=0)
-    per: PositiveDuration = 1.0
-    burst: int | None = Field(None, ge=1)
-    mode: Literal["reject", "wait"] = "reject"
-    max_wait: Duration = 1.0
-    max_keys: int = Field(10_000, ge=1)
-
-
-class AdaptiveWindowSpec(_Strict):
-    """``adaptive_limit.window:``: samples aggregated per window before the algorithm sees them
-    (Netflix's ``WindowedLimit``; see :class:`buttress.policies.limits.WindowSpec`)."""
-
-    min_window_time: PositiveDuration = 1.0
-    max_window_time: PositiveDuration = 1.0
-    window_size: int = Field(10, ge=1)
-    min_rtt_threshold: Duration = 0.0001
-    percentile: float | None = Field(None, gt=0, lt=1)
-    max_samples: int = Field(1000, ge=1)
-
-    @model_validator(mode="after")
-    def _max_not_below_min(self) -> AdaptiveWindowSpec:
-        if self.max_window_time < self.min_window_time:
-            raise ValueError(
-                f"max_window_time ({self.max_window_time:g}s) must be >= min_window_time"
-                f" ({self.min_window_time:g}s)"
-            )
-        return self
+AdaptiveWindowSpec = spec_model(
+    WindowOptions,
+    "AdaptiveWindowSpec",
+    doc="``adaptive_limit.window:``: samples aggregated per window before the algorithm sees "
+    "them (Netflix's ``WindowedLimit``).",
+)
 
 
-class AdaptiveLimitSpec(_Strict):
-    """``adaptive_limit:``: a concurrency limit that follows latency (Netflix's algorithms).
-
-    ``window: true`` aggregates samples in Netflix's default windows (1 s, at least 10 samples,
-    the average rtt); a mapping sets the window's fields; ``false`` or absent (default) feeds
-    every sample to the algorithm.
-    """
-
-    algorithm: Literal["vegas", "aimd", "gradient2"] = "vegas"
-    initial_limit: int = Field(20, ge=1)
-    min_limit: int = Field(1, ge=1)
-    max_limit: int = Field(1000, ge=1)
-    window: AdaptiveWindowSpec | None = None
-
-    @field_validator(
-        "window", mode="before", json_schema_input_type=bool | AdaptiveWindowSpec | None
-    )
-    @classmethod
-    def _window_flag(cls, value: Any) -> Any:
-        if value is True:
-            return {}
-        if value is False or value is None or isinstance(value, dict | AdaptiveWindowSpec):
-            return None if value is False else value
-        raise ValueError("expected true, false or a mapping of window fields")
-
-    @model_validator(mode="after")
-    def _min_limit_applies(self) -> AdaptiveLimitSpec:
-        if self.algorithm == "vegas" and "min_limit" in self.model_fields_set:
-            raise ValueError("min_limit applies to aimd and gradient2; vegas has no floor setting")
-        return self
+def _window_flag(value: Any) -> Any:
+    if value is True:
+        return {}
+    if value is False or value is None or isinstance(value, dict | AdaptiveWindowSpec):
+        return None if value is False else value
+    raise ValueError("expected true, false or a mapping of window fields")
 
 
-class LoadSheddingSpec(_Strict):
-    """``load_shedding:``: shed the least critical classes first as utilisation rises.
+class _AdaptiveBase(VariantModel):
+    def to_options(self) -> Options:
+        window = getattr(self, "window", None)
+        return AdaptiveLimitOptions(
+            algorithm=self.chosen()(**self.option_values()),  # type: ignore[arg-type]
+            drop_on=tuple(resolve_exception(n) for n in getattr(self, "drop_on", ["TimeoutError"])),
+            window=None if window is None else window.to_options(),
+        )
 
-    ``capacity`` is a number of concurrent calls, or ``adaptive_limit`` to follow the pipeline's
-    adaptive limit.  ``thresholds`` maps a class to the utilisation above which it is shed.
-    """
 
-    capacity: int | Literal["adaptive_limit"] = 100
-    thresholds: dict[str, float] | None = None
-    default: str = "critical"
-    retry_after: Duration = 1.0
+AdaptiveLimitSpec = variant_model(
+    "AdaptiveLimitSpec",
+    "algorithm",
+    {"vegas": VegasOptions, "aimd": AIMDOptions, "gradient2": Gradient2Options},
+    doc="``adaptive_limit:``: a concurrency limit that follows latency (Netflix's algorithms).  "
+    "``window: true`` aggregates samples in Netflix's default windows (1 s, at least 10 samples, "
+    "the average rtt); a mapping sets the window's fields; ``false`` or absent (default) feeds "
+    "every sample to the algorithm.",
+    fields={
+        "drop_on": (
+            ExceptionNames,
+            Field(["TimeoutError"], description="Exception types that count as drops"),
+        ),
+        "window": (
+            Annotated[
+                AdaptiveWindowSpec | None,
+                BeforeValidator(
+                    _window_flag, json_schema_input_type=bool | AdaptiveWindowSpec | None
+                ),
+            ],
+            Field(None, json_schema_extra=None),
+        ),
+    },
+    base=_AdaptiveBase,
+)
+
+
+class _SheddingBase(OptionsModel):
+    def to_options(self) -> Options:
+        values = self.option_values()
+        if values.get("capacity") == "adaptive_limit":
+            values["capacity"] = 1  # stands in for the pipeline's limit, resolved when built
+        return self.options_type(**values)
+
+
+LoadSheddingSpec = spec_model(
+    LoadShedderOptions,
+    "LoadSheddingSpec",
+    doc="``load_shedding:``: shed the least critical classes first as utilisation rises.  "
+    "``capacity`` is a number of concurrent calls, or ``adaptive_limit`` to follow the "
+    "pipeline's adaptive limit.  ``thresholds`` maps a class to the utilisation above which it "
+    "is shed.",
+    fields={
+        "capacity": (Annotated[int, Strict(), Field(ge=1)] | Literal["adaptive_limit"], 100),
+        "thresholds": (dict[str, float] | None, None),
+        "default": (str, "critical"),
+    },
+    base=_SheddingBase,
+)
 
 
 _UNAVAILABLE = Literal["local", "fail_open", "fail_closed"]
@@ -337,6 +286,10 @@ class StateSpec(_Strict):
             if v is not None and ("{" in v or "}" in v):
                 raise ValueError(f"{name} must not contain '{{' or '}}'")
         return self
+
+
+def _timeout(v: Any) -> Any:
+    return {"seconds": v} if isinstance(v, int | float | str) and not isinstance(v, bool) else v
 
 
 class PipelineSpec(_Strict):

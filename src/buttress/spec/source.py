@@ -379,6 +379,10 @@ def validate(model: type[M], doc: Document, loc: Loc = (), *, context: Any = Non
                     msg += f" (valid keys: {', '.join(sorted(valid))})"
             elif etype == "missing":
                 msg = "required field is missing"
+            elif etype == "buttress_option":  # an options type refused it: point at the key
+                param = str(err["ctx"]["parameter"]).split("[", 1)[0].split(".", 1)[0]
+                if (*full, param) in doc.keys:
+                    full = (*full, param)
             elif msg.startswith("Value error, "):
                 msg = msg[len("Value error, ") :]
             elif msg.startswith("Assertion failed, "):
