@@ -15,9 +15,9 @@ import importlib
 from dataclasses import MISSING
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic_core import PydanticCustomError
 from pydantic import BaseModel, ConfigDict, Field, Strict, create_model, model_validator
 from pydantic.functional_validators import AfterValidator, BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from buttress.errors import ConfigError
 from buttress.options import Option, Options
