@@ -2,7 +2,7 @@
 
 An :class:`EndpointPool` answers one question, *which endpoint should this request go to?*, and
 learns from what happened.  It never does I/O and reads time only from its clock: drivers and
-integrations (:mod:`buttress.failover.driver`, :mod:`buttress.http`) do the talking.
+integrations (:mod:`buttress.failover.driver`, :mod:`buttress.integrations.http`) do the talking.
 
 ::
 
