@@ -50,7 +50,7 @@ import httpx
 
 from buttress.chaos.checker import History, check_set
 from buttress.errors import ButtressError
-from buttress.lab.registry import LabError
+from buttress.lab.errors import LabError
 from buttress.slo import SLIRecorder, SLIStore
 from buttress.slo import math as slomath
 from buttress.slo.evaluator import evaluate
@@ -90,7 +90,7 @@ class LabOptions:
 def load_lab(path: str | Path) -> LoadedLab:
     """Load ``path`` (a directory holding ``reliability.yaml``, or the file) and cross-check its
     ``experiments:`` section; every problem raises :class:`~buttress.errors.SpecError` or
-    :class:`~buttress.lab.registry.LabError` naming the file."""
+    :class:`~buttress.lab.errors.LabError` naming the file."""
     p = Path(path)
     file = p / "reliability.yaml" if p.is_dir() else p
     if not file.exists():

@@ -41,8 +41,8 @@ from typing import Any, Protocol
 
 from buttress.clock import Clock
 from buttress.errors import AttemptTimeout, BulkheadFull, ConfigError, Rejected
-from buttress.lab.report import Column, ScenarioReport, StrategyResult
-from buttress.lab.sim import Server, Simulation
+from buttress.lab.sim.engine import Server, Simulation
+from buttress.lab.sim.report import Column, ScenarioReport, StrategyResult
 from buttress.policies.bulkhead import Bulkhead
 from buttress.policies.limits import (
     AIMD,
@@ -511,7 +511,7 @@ class SlowDependency:
         progress: Callable[[float], object] | None = None,
     ) -> StrategyResult:
         """Run one strategy (on ``todo``, by default the requests of ``seed``) and measure it."""
-        from buttress.lab.scenarios.retry_storm import recovery_time
+        from .retry_storm import recovery_time
 
         p = self.params
         if todo is None:

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from buttress.errors import CircuitOpen, ConfigError
-from buttress.lab.report import ScenarioReport, StrategyResult
+from buttress.lab.sim.report import ScenarioReport, StrategyResult
 
 __all__ = ["SharedBreaker", "SharedBreakerParams"]
 
@@ -97,7 +97,7 @@ class _Redis:
     """A throwaway redis-server on a free loopback port."""
 
     def __init__(self) -> None:
-        from buttress.lab.registry import LabError
+        from buttress.lab.errors import LabError
 
         exe = shutil.which("redis-server") or REDIS_SERVER
         if not os.path.exists(exe):

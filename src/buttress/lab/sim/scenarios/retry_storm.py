@@ -37,9 +37,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from buttress.errors import AttemptTimeout, ConfigError
-from buttress.lab.report import ScenarioReport, StrategyResult
-from buttress.lab.sim import Server, Simulation
-from buttress.lab.strategies import STRATEGIES, ClientPolicy, Strategy
+from buttress.lab.sim.engine import Server, Simulation
+from buttress.lab.sim.report import ScenarioReport, StrategyResult
+from buttress.lab.sim.strategies import STRATEGIES, ClientPolicy, Strategy
 
 from .common import check_strategies, run_each
 

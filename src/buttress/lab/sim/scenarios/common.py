@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from buttress.errors import ConfigError
-from buttress.lab.report import StrategyResult
+from buttress.lab.sim.report import StrategyResult
 
 __all__ = ["check_strategies", "run_each"]
 
