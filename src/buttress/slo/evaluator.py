@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from . import math as slomath
 from ._np import numpy
+from .blocks import unpack
 from .spec import SLOSpec, WindowSLI, format_duration
 from .store import DAY, SLIStore
 
@@ -424,7 +425,7 @@ def evaluate(
         for c in range(0, len(members), CHUNK):
             chunk = members[c : c + CHUNK]
             names = [slo.name for _, slo in chunk]
-            good, total = store._series_many(names, recent, end, narrow=True)
+            good, total = store.series_many_narrow(names, recent, end)
             head_g, head_t = store.totals(names, start, recent)
             n_excl = []
             for j, (_, slo) in enumerate(chunk):
@@ -483,16 +484,14 @@ def evaluate_reference(
     """The figures of :func:`evaluate` for Occurrences SLOs without exclusions, the
     straightforward way: every SLO's whole period read from the store into Python lists, then
     :func:`status_reference` (plain loops).  The reference the tests and the benchmark use."""
-    from .store import _unpack
-
     now = _to_minute(at)
     out = []
     for slo in slos:
         start, end, period = period_bounds(slo, now)
         n = end - start
         good, total = [0] * n, [0] * n
-        for _, day, width, blob in store._blocks([slo.name], start // DAY, (end - 1) // DAY):
-            arr = _unpack(width, blob)
+        for _, day, width, blob in store.blocks([slo.name], start // DAY, (end - 1) // DAY):
+            arr = unpack(width, blob)
             lo, hi = max(start - day * DAY, 0), min(end - day * DAY, DAY)
             m = day * DAY + lo - start
             good[m : m + hi - lo] = arr[lo:hi]
