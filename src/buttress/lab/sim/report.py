@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from buttress.tables import render_table as render
+
 __all__ = [
     "DEFAULT_COLUMNS",
     "Column",
@@ -136,22 +138,14 @@ def render_table(report: ScenarioReport) -> str:
     h = report.parameters.get("observed_after_recovery")
     horizon = float(h) if isinstance(h, int | float) else None
     cols = report.columns
-    headers = tuple(c.header for c in cols)
     dicts = [r.as_dict() for r in report.results]
-    rows = [tuple(_cell(c, d, horizon) for c in cols) for d in dicts]
-    widths = [max(len(hd), *(len(row[i]) for row in rows)) for i, hd in enumerate(headers)]
-    right = tuple(c.fmt != "text" for c in cols)
-
-    def line(cells: tuple[str, ...]) -> str:
-        out = [
-            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)
-        ]
-        return "  ".join(out).rstrip()
-
+    table = render(
+        [c.header for c in cols],
+        [[_cell(c, d, horizon) for c in cols] for d in dicts],
+        right={i for i, c in enumerate(cols) if c.fmt != "text"},
+    )
     parts = [f"buttress lab: {report.scenario} (seed {report.seed})", "", report.description, ""]
-    parts.append(line(headers))
-    parts.append("  ".join("-" * w for w in widths))
-    parts.extend(line(row) for row in rows)
+    parts.append(table)
     if report.notes:
         parts.append("")
         parts.extend(report.notes)

@@ -21,6 +21,7 @@ from buttress.dashboard.report import (
     section,
     table,
 )
+from buttress.tables import render_table as text_table
 
 if TYPE_CHECKING:
     from .run import LoadedLab
@@ -88,14 +89,8 @@ def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
 
 def render_table(result: dict[str, Any]) -> str:
     """The two runs side by side, then the hypotheses, as plain text."""
-    table_rows = rows(result)
-    widths = [max(len(r[i]) for r in table_rows) for i in range(len(table_rows[0]))]
-    lines = []
-    for n, r in enumerate(table_rows):
-        lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    lines.append("")
+    head, *body = rows(result)
+    lines = [text_table(head, body), ""]
     for h in result["hypotheses"]:
         mark = "PASS" if h["passed"] else "FAIL"
         lines.append(f"{mark}  {h['hypothesis']}: {h['observed']}")
