@@ -59,7 +59,7 @@ def resolve_paths(registry: HealthRegistry, paths: Mapping[str, str] | None) -> 
     for path, group in table.items():
         if not isinstance(path, str) or not path.startswith("/"):
             raise ConfigError("paths", path, "each path must start with '/'")
-        registry._known("paths", group, allow_all=True)
+        registry.check_group("paths", group, allow_all=True)
     return table
 
 

@@ -57,7 +57,7 @@ def _services(registry: HealthRegistry, services: Mapping[str, str] | None) -> d
     for name, group in table.items():
         if not isinstance(name, str):
             raise ConfigError("services", name, "service names must be strings")
-        registry._known("services", group, allow_all=True)
+        registry.check_group("services", group, allow_all=True)
     return table
 
 
