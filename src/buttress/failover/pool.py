@@ -43,17 +43,10 @@ from urllib.parse import urlsplit
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ConfigError
-from buttress.events import Emitter, Event
+from buttress.events import Emitter
 
 from .active import ActiveHealth, HealthCheck
-from .events import (
-    EjectionSkipped,
-    EndpointEjected,
-    EndpointHealthChanged,
-    EndpointReturned,
-    PanicChanged,
-    PriorityLoadChanged,
-)
+from .events import BY_NOTE
 from .outlier import OUTCOMES, Ejection, OutlierDetection, OutlierDetector, Return, Skip
 from .priority import (
     DEFAULT_OVERPROVISIONING_FACTOR,
@@ -483,19 +476,5 @@ class EndpointPool:
         if not em.active:
             return
         pipe, me = em.pipeline, self.name
-        for n in notes:
-            kind = n[0]
-            ev: Event
-            if kind == "ejected":
-                ev = EndpointEjected(pipe, me, now, n[1], n[2], n[3], n[4])
-            elif kind == "returned":
-                ev = EndpointReturned(pipe, me, now, n[1], n[2])
-            elif kind == "skipped":
-                ev = EjectionSkipped(pipe, me, now, n[1], n[2], n[3])
-            elif kind == "health":
-                ev = EndpointHealthChanged(pipe, me, now, n[1], n[2], n[3])
-            elif kind == "load":
-                ev = PriorityLoadChanged(pipe, me, now, n[1], n[2], n[3])
-            else:
-                ev = PanicChanged(pipe, me, now, n[1], n[2])
-            em.emit(ev)
+        for kind, *fields in notes:
+            em.emit(BY_NOTE[kind](pipe, me, now, *fields))
