@@ -36,7 +36,8 @@ from buttress.lab.sim import (
     render_table,
     to_json,
 )
-from buttress.lab.sim.scenarios.slow_dependency import arrivals, percentile
+from buttress.lab.sim.measure import percentile
+from buttress.lab.sim.scenarios.slow_dependency import arrivals
 from buttress.testing import FakeClock
 
 CLASSES = ("critical", "high", "low", "sheddable")

@@ -3,6 +3,9 @@
 * :mod:`.engine`: the discrete-event engine (:class:`Simulation`, :class:`SimClock`,
   :class:`Server`);
 * :mod:`.strategies`: the retry strategies compared, each built from real Buttress policies;
+* :mod:`.guards`: the slow-dependency strategies (bulkhead, adaptive limit, shedding);
+* :mod:`.calls`: callers, a dependency behind a network, timeouts (what the scenarios share);
+* :mod:`.measure`, :mod:`.checks`: recovery and percentiles; parameter checks;
 * :mod:`.registry`: scenarios by name (it imports none of them; ``registry.scenarios()`` lists
   them);
 * :mod:`.scenarios`: the built-in scenarios, registered when that package is imported (this
@@ -13,16 +16,11 @@
 from __future__ import annotations
 
 from .engine import Server, SimClock, Simulation, SimulationError
+from .guards import SLOW_STRATEGIES, ProtectedCalls, SlowStrategy
 from .registry import LabError, Scenario, get_scenario, register
 from .report import Column, ScenarioReport, StrategyResult, render_table, to_json
 from .scenarios.retry_storm import RetryStorm, RetryStormParams
-from .scenarios.slow_dependency import (
-    SLOW_STRATEGIES,
-    ProtectedCalls,
-    SlowDependency,
-    SlowDependencyParams,
-    SlowStrategy,
-)
+from .scenarios.slow_dependency import SlowDependency, SlowDependencyParams
 from .strategies import STRATEGIES, BreakerRetryDriver, ClientPolicy, RetryDriver, Strategy
 
 __all__ = [

@@ -32,16 +32,24 @@ from __future__ import annotations
 
 import math
 import random
-from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from buttress.errors import AttemptTimeout, ConfigError
-from buttress.lab.sim.engine import Server, Simulation
-from buttress.lab.sim.report import ScenarioReport, StrategyResult
+from buttress.lab.sim.calls import Call, Dependency
+from buttress.lab.sim.checks import (
+    DependencyParams,
+    check_period,
+    integers,
+    positive,
+)
+from buttress.lab.sim.measure import recovery_time
+from buttress.lab.sim.report import StrategyResult
 from buttress.lab.sim.strategies import STRATEGIES, ClientPolicy, Strategy
 
-from .common import check_strategies, run_each
+from .common import TrafficRun, TrafficScenario
 
 __all__ = [
     "DependencyBusy",
@@ -60,13 +68,8 @@ class DependencyBusy(Exception):
     """The dependency answered 503 at once: its queue was full."""
 
 
-def _positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ConfigError(name, value, "must be a finite number > 0")
-
-
 @dataclass(frozen=True, slots=True)
-class RetryStormParams:
+class RetryStormParams(DependencyParams):
     """The scenario's knobs (all times in seconds of simulated time).  See the module docstring."""
 
     clients: int = 1000
@@ -86,92 +89,27 @@ class RetryStormParams:
     target: float = 0.99
 
     def __post_init__(self) -> None:
-        for name in ("clients", "instances", "workers"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(name, v, "must be an integer >= 1")
+        integers(self, ("clients", "instances"), 1)
         if self.instances > self.clients:
             raise ConfigError("instances", self.instances, f"must be <= clients ({self.clients})")
-        if (
-            isinstance(self.queue_limit, bool)
-            or not isinstance(self.queue_limit, int)
-            or self.queue_limit < 0
-        ):
-            raise ConfigError("queue_limit", self.queue_limit, "must be an integer >= 0")
-        for name in ("request_interval", "client_timeout", "service_time", "duration"):
-            _positive(name, getattr(self, name))
-        _positive("window", self.window)
-        _positive("step", self.step)
+        for name in ("request_interval", "client_timeout"):
+            positive(name, getattr(self, name))
         if not 0 <= self.interval_spread < 1:
             raise ConfigError("interval_spread", self.interval_spread, "must be within [0, 1)")
-        if not 0 <= self.network_delay < math.inf:
-            raise ConfigError("network_delay", self.network_delay, "must be a finite number >= 0")
-        if not 0 <= self.outage_start <= self.outage_end <= self.duration:
-            raise ConfigError(
-                "outage_end",
-                self.outage_end,
-                f"need 0 <= outage_start ({self.outage_start}) <= outage_end <= duration "
-                f"({self.duration})",
-            )
-        ratio = self.window / self.step
-        if abs(ratio - round(ratio)) > 1e-9:
-            raise ConfigError("step", self.step, f"must divide window ({self.window}) evenly")
-        if not 0 < self.target <= 1:
-            raise ConfigError("target", self.target, "must be within (0, 1]")
+        self.check_dependency()
+        check_period(
+            ("outage_start", self.outage_start), ("outage_end", self.outage_end), self.duration
+        )
 
     @property
     def offered_rate(self) -> float:
         """Client requests per second: ``clients / request_interval``."""
         return self.clients / self.request_interval
 
-    @property
-    def capacity(self) -> float:
-        """Requests per second served when saturated: ``workers / service_time``."""
-        return self.workers / self.service_time
-
-
-def recovery_time(
-    issued: Sequence[int],
-    succeeded: Sequence[int],
-    *,
-    step: float,
-    window: float,
-    start: float,
-    end: float,
-    target: float,
-) -> float | None:
-    """How long after ``start`` the success rate stays at or above ``target`` for good.
-
-    ``issued[b]`` / ``succeeded[b]`` count the requests *issued* in bucket ``[b * step, (b + 1) *
-    step)`` and how many of those eventually succeeded.  Windows ``[t, t + window)`` start every
-    ``step`` from ``start`` while they end by ``end``.  The answer is the earliest ``t - start``
-    from which every later window has ``succeeded / issued >= target`` (a window without requests
-    counts as fine); ``None`` when even the last window is below target, that is, no recovery
-    within the run.
-    """
-    per = round(window / step)
-    first = round(start / step)
-    last = round(end / step) - per  # the last window's first bucket
-    if last < first:
-        return None
-    lo = first
-    n_issued = sum(issued[first : first + per])
-    n_ok = sum(succeeded[first : first + per])
-    last_bad: int | None = None
-    for b in range(first, last + 1):
-        if b > first:
-            n_issued += issued[b + per - 1] - issued[b - 1]
-            n_ok += succeeded[b + per - 1] - succeeded[b - 1]
-        if n_issued and n_ok < target * n_issued - 1e-9:
-            last_bad = b
-    if last_bad is None:
-        return 0.0
-    if last_bad == last:
-        return None
-    return (last_bad + 1 - lo) * step
-
 
 class _Request:
+    """One client request, over all its attempts."""
+
     __slots__ = ("attempt", "bucket", "policy", "prev_delay", "started")
 
     def __init__(self, policy: ClientPolicy, started: float, bucket: int) -> None:
@@ -182,15 +120,12 @@ class _Request:
         self.prev_delay: float | None = None
 
 
-class _Attempt:
-    __slots__ = ("error", "open", "request", "sent", "ticket")
+class _Attempt(Call):
+    __slots__ = ("request",)
 
     def __init__(self, request: _Request, ticket: object, sent: float) -> None:
+        super().__init__(ticket, sent)
         self.request = request
-        self.ticket = ticket
-        self.sent = sent
-        self.open = True
-        self.error: BaseException | None = None
 
 
 _E500 = DependencyError("500: dependency outage")
@@ -212,7 +147,7 @@ def arrival_times(params: RetryStormParams, seed: int) -> list[tuple[float, int]
     return out
 
 
-class RetryStorm:
+class RetryStorm(TrafficScenario[RetryStormParams, Strategy, tuple[float, int]]):
     """The ``retry-storm`` scenario (see the module docstring for the model).
 
     :param params: the model's parameters.
@@ -221,14 +156,19 @@ class RetryStorm:
 
     name = "retry-storm"
     summary = "1,000 clients, one dependency, a 10 s outage: how each retry strategy fares"
+    notes = (
+        "success = requests that eventually succeeded / requests issued; "
+        "load amplif. = server calls / requests;",
+        "peak load/capacity = most server calls in any 1 s / capacity per s; "
+        "recovery: see above (docs/lab.md).",
+    )
 
     def __init__(
         self,
         params: RetryStormParams | None = None,
         strategies: Sequence[Strategy] = STRATEGIES,
     ) -> None:
-        self.params = params if params is not None else RetryStormParams()
-        self.strategies = check_strategies(strategies)
+        super().__init__(params if params is not None else RetryStormParams(), strategies)
 
     def describe(self) -> str:
         p = self.params
@@ -244,207 +184,117 @@ class RetryStorm:
             f"of issued requests has >= {p.target:.0%} success."
         )
 
-    def run(
-        self, seed: int, progress: Callable[[str, float], object] | None = None
-    ) -> ScenarioReport:
-        """Run every strategy on the same requests; deterministic for a given ``seed``."""
+    def requests(self, seed: int) -> list[tuple[float, int]]:
+        return arrival_times(self.params, seed)
+
+    def parameters(self) -> dict[str, Any]:
         p = self.params
-        arrivals = arrival_times(p, seed)
-        results = run_each(
-            self.strategies,
-            lambda s, report: self.run_strategy(s, seed, arrivals, report),
-            progress,
-        )
         params = asdict(p)
         params["offered_rate"] = p.offered_rate
         params["capacity"] = p.capacity
         params["observed_after_recovery"] = p.duration - p.outage_end
-        notes = (
-            "success = requests that eventually succeeded / requests issued; "
-            "load amplif. = server calls / requests;",
-            "peak load/capacity = most server calls in any 1 s / capacity per s; "
-            "recovery: see above (docs/lab.md).",
-        )
-        return ScenarioReport(self.name, seed, self.describe(), params, tuple(results), notes=notes)
+        return params
 
-    def run_strategy(
-        self,
-        strategy: Strategy,
-        seed: int,
-        arrivals: Sequence[tuple[float, int]] | None = None,
-        progress: Callable[[float], object] | None = None,
-    ) -> StrategyResult:
-        """Run one strategy (on ``arrivals``, by default those of ``seed``) and measure it."""
-        p = self.params
-        if arrivals is None:
-            arrivals = arrival_times(p, seed)
-        sim = Simulation()
-        clock = sim.clock
-        policies = [
-            strategy.build(clock, random.Random(f"retry-storm:{seed}:{strategy.name}:{k}"))
+    def simulate(self, strategy: Strategy, seed: int) -> _StormRun:
+        return _StormRun(self.params, strategy, seed)
+
+
+class _StormRun(TrafficRun[tuple[float, int], Strategy]):
+    """One strategy's run: the clients' policies, the dependency and the tallies."""
+
+    def __init__(self, p: RetryStormParams, strategy: Strategy, seed: int) -> None:
+        super().__init__(p)
+        self.p = p
+        sim = self.sim
+        self.policies = [
+            strategy.build(sim.clock, random.Random(f"retry-storm:{seed}:{strategy.name}:{k}"))
             for k in range(p.instances)
         ]
-        svc = random.Random(f"retry-storm:{seed}:service")
-        expo = svc.expovariate
+        expo = random.Random(f"retry-storm:{seed}:service").expovariate
         rate = 1.0 / p.service_time
-        step = p.step
-        n_buckets = math.ceil(p.duration / step) + 1
-        issued = [0] * n_buckets
-        succeeded = [0] * n_buckets
-        calls_per_second = [0] * (math.ceil(p.duration) + 1)
-        outage_start, outage_end = p.outage_start, p.outage_end
-        timeout, net = p.client_timeout, p.network_delay
-        after = sim.after
-        # server calls, attempts timed out at the client, wasted services, local refusals
-        counts = [0, 0, 0, 0]
-        instances = p.instances
-
-        def on_response(att: _Attempt) -> None:
-            if not att.open:
-                return
-            att.open = False
-            req = att.request
-            err = att.error
-            req.policy.on_result(sim.now, err, att.ticket, att.sent)
-            if err is None:
-                succeeded[req.bucket] += 1
-            else:
-                fail(req, err)
-
-        # Every attempt has the same timeout, so deadlines expire in the order attempts were sent:
-        # one FIFO of (deadline, attempt) and a single sweeper entry on the event queue replace a
-        # timer per attempt.  Attempts answered in time are skipped when they reach the front.
-        waiting: deque[tuple[float, _Attempt]] = deque()
-        sweeper = [False]  # is a sweep scheduled?
-
-        def sweep(_: object) -> None:
-            now = sim.now
-            while waiting:
-                deadline, att = waiting[0]
-                if att.open and deadline > now:
-                    sim.at(deadline, sweep)
-                    return
-                waiting.popleft()
-                if att.open:
-                    att.open = False
-                    counts[1] += 1
-                    err = AttemptTimeout(timeout, policy="client")
-                    att.request.policy.on_result(now, err, att.ticket, att.sent)
-                    fail(att.request, err)
-            sweeper[0] = False
-
-        def on_served(att: _Attempt) -> None:
-            if not att.open:
-                counts[2] += 1  # the client gave up already: wasted work
-                return
-            now = sim.now
-            if outage_start <= now < outage_end:
-                att.error = _E500
-            after(net, on_response, att)
-
-        server: Server[_Attempt] = Server(
+        outage = (p.outage_start, p.outage_end)
+        self.dependency: Dependency[_Attempt] = Dependency(
             sim,
             workers=p.workers,
             queue_limit=p.queue_limit,
             service_time=lambda: expo(rate),
-            on_done=on_served,
+            timeout=p.client_timeout,
+            network_delay=p.network_delay,
+            busy=_E503,
+            on_answer=self.answer,
+            on_timeout=self.timed_out,
+            failure=lambda now: _E500 if outage[0] <= now < outage[1] else None,
+            seconds=math.ceil(p.duration),
         )
 
-        def send(req: _Request) -> None:
-            now = sim.now
-            ticket = req.policy.admit(now)
-            if isinstance(ticket, BaseException):
-                counts[3] += 1  # refused locally: never reaches the server, fails at once
-                fail(req, ticket)
-                return
-            counts[0] += 1
-            second = int(now)
-            if second >= len(calls_per_second):
-                calls_per_second.extend([0] * (second + 1 - len(calls_per_second)))
-            calls_per_second[second] += 1
-            att = _Attempt(req, ticket, now)
-            if server.submit(att):
-                waiting.append((now + timeout, att))
-                if not sweeper[0]:
-                    sweeper[0] = True
-                    sim.at(now + timeout, sweep)
-            else:
-                att.error = _E503
-                after(net, on_response, att)
+    def arrive(self, item: tuple[float, int]) -> None:
+        now = self.sim.now
+        policy = self.policies[item[1] % self.p.instances]
+        policy.on_request(now)
+        req = _Request(policy, now, int(now / self.p.step))
+        self.issued[req.bucket] += 1
+        self.send(req)
 
-        def fail(req: _Request, err: BaseException) -> None:
-            delay = req.policy.next_delay(
-                sim.now,
-                attempt=req.attempt,
-                started=req.started,
-                error=err,
-                previous_delay=req.prev_delay,
-            )
-            if delay is None:
-                return
-            req.attempt += 1
-            req.prev_delay = delay
-            if delay > 0:
-                after(delay, send, req)
-            else:
-                send(req)
+    def send(self, req: _Request) -> None:
+        now = self.sim.now
+        ticket = req.policy.admit(now)
+        if isinstance(ticket, BaseException):
+            self.refused += 1  # fails at once
+            self.fail(req, ticket)
+            return
+        self.dependency.send(_Attempt(req, ticket, now))
 
-        pos = [0]
+    def answer(self, att: _Attempt) -> None:
+        req = att.request
+        err = att.error
+        req.policy.on_result(self.sim.now, err, att.ticket, att.sent)
+        if err is None:
+            self.succeeded[req.bucket] += 1
+        else:
+            self.fail(req, err)
 
-        def arrive(client: int) -> None:
-            now = sim.now
-            policy = policies[client % instances]
-            policy.on_request(now)
-            req = _Request(policy, now, int(now / step))
-            issued[req.bucket] += 1
-            send(req)
-            i = pos[0] + 1
-            pos[0] = i
-            if i < len(arrivals):
-                t, c = arrivals[i]
-                sim.at(t, arrive, c)
+    def timed_out(self, att: _Attempt) -> None:
+        err = AttemptTimeout(self.p.client_timeout, policy="client")
+        att.request.policy.on_result(self.sim.now, err, att.ticket, att.sent)
+        self.fail(att.request, err)
 
-        if arrivals:
-            sim.at(arrivals[0][0], arrive, arrivals[0][1])
-        duration = p.duration
-        sim.run(progress=None if progress is None else (lambda t: progress(t / duration)))
+    def fail(self, req: _Request, err: BaseException) -> None:
+        delay = req.policy.next_delay(
+            self.sim.now,
+            attempt=req.attempt,
+            started=req.started,
+            error=err,
+            previous_delay=req.prev_delay,
+        )
+        if delay is None:
+            return
+        req.attempt += 1
+        req.prev_delay = delay
+        if delay > 0:
+            self.sim.after(delay, self.send, req)
+        else:
+            self.send(req)
 
-        n_requests = len(arrivals)
-        calls = counts[0]
+    def figures(self, strategy: Strategy, n_requests: int) -> StrategyResult:
+        dep = self.dependency
         give_ups: Counter[str] = Counter()
         stats: Counter[str] = Counter()
-        for pol in policies:
+        for pol in self.policies:
             give_ups.update(pol.give_ups)
             stats.update(pol.stats())
-        peak = max(calls_per_second)
-        extra = {
+        successes = sum(self.succeeded)
+        extra: dict[str, Any] = {
             "client_requests": n_requests,
-            "successes": sum(succeeded),
-            "server_calls": calls,
-            "server_rejections": server.rejections,
-            "client_timeouts": counts[1],
-            "wasted_services": counts[2],
-            "local_refusals": counts[3],
-            "max_queue": server.max_queue,
+            "successes": successes,
+            "server_calls": dep.calls,
+            "server_rejections": dep.server.rejections,
+            "client_timeouts": dep.timeouts,
+            "wasted_services": dep.wasted,
+            "local_refusals": self.refused,
+            "max_queue": dep.server.max_queue,
             "give_up_reasons": dict(sorted(give_ups.items())),
             **{k: stats[k] for k in sorted(stats)},
-            "simulated_until": round(sim.now, 6),
-            "events": sim.processed,
         }
-        return StrategyResult(
-            name=strategy.name,
-            summary=strategy.summary,
-            success_rate=sum(succeeded) / n_requests if n_requests else 1.0,
-            load_amplification=calls / n_requests if n_requests else 0.0,
-            peak_load_over_capacity=peak / p.capacity,
-            recovery_seconds=recovery_time(
-                issued,
-                succeeded,
-                step=step,
-                window=p.window,
-                start=p.outage_end,
-                end=p.duration,
-                target=p.target,
-            ),
-            extra=extra,
+        return self.result(
+            strategy, requests=n_requests, recovery_from=self.p.outage_end, extra=extra
         )
