@@ -173,26 +173,36 @@ class Failpoint:
                 return term
         return None
 
-    def evaluate(self) -> Any:
-        """One pass, sync: perform the firing term's action; the value for ``return``, else None."""
-        if self.action is not None:
-            with self._lock:
-                self.passes += 1
-                self.fired += 1
-            return self.action()
+    def _count_callable_pass(self) -> None:
+        with self._lock:
+            self.passes += 1
+            self.fired += 1
+
+    def _decide(self) -> Term | None:
+        """This pass's firing term (None: none fires), with the actions that need no waiting done
+        (``raise``, ``print``); the caller waits (``sleep``, ``pause``) in its own way."""
         term = self._choose()
         if term is None:
             return None
-        act = term.action
-        if act == "return":
-            return term.args[0]
-        if act == "raise":
+        if term.action == "raise":
             raise term.args[0](*term.args[1:])
-        if act == "sleep":
-            time.sleep(term.args[0])
-        elif act == "print":
+        if term.action == "print":
             _log.warning("%s", term.args[0])
-        elif act == "pause":
+        return term
+
+    def evaluate(self) -> Any:
+        """One pass, sync: perform the firing term's action; the value for ``return``, else None."""
+        if self.action is not None:
+            self._count_callable_pass()
+            return self.action()
+        term = self._decide()
+        if term is None:
+            return None
+        if term.action == "return":
+            return term.args[0]
+        if term.action == "sleep":
+            time.sleep(term.args[0])
+        elif term.action == "pause":
             self._released.wait()
         return None
 
@@ -200,26 +210,19 @@ class Failpoint:
         """One pass in asyncio: like :meth:`evaluate`, but sleeps and pauses do not block the
         loop."""
         if self.action is not None:
-            with self._lock:
-                self.passes += 1
-                self.fired += 1
+            self._count_callable_pass()
             out = self.action()
             if asyncio.iscoroutine(out):
                 out = await out
             return out
-        term = self._choose()
+        term = self._decide()
         if term is None:
             return None
-        act = term.action
-        if act == "return":
+        if term.action == "return":
             return term.args[0]
-        if act == "raise":
-            raise term.args[0](*term.args[1:])
-        if act == "sleep":
+        if term.action == "sleep":
             await asyncio.sleep(term.args[0])
-        elif act == "print":
-            _log.warning("%s", term.args[0])
-        elif act == "pause":
+        elif term.action == "pause":
             while not self._released.is_set():
                 await asyncio.sleep(0.005)
         return None

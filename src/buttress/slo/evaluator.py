@@ -102,7 +102,9 @@ def period_bounds(slo: SLOSpec, now_minute: int) -> tuple[int, int, float]:
     return int(s // 60), now_minute, e - s
 
 
-def _excluded_mask(slo: SLOSpec, start_minute: int, n: int) -> npt.NDArray[np.bool_] | None:
+def excluded_mask(slo: SLOSpec, start_minute: int, n: int) -> npt.NDArray[np.bool_] | None:
+    """True for each of the ``n`` minutes from ``start_minute`` inside one of ``slo``'s
+    exclusions (a minute partly inside counts); None when the SLO has no exclusions."""
     if not slo.exclusions:
         return None
     np_: Any = numpy()
@@ -196,9 +198,16 @@ def status_batch(
             0.0,
             np_.where(ref_burn > 0, remaining * period_seconds / ref_burn, np_.inf),
         )
+    return _figures(g_p, t_p, consumed, remaining, burn, firing, tte)
+
+
+def _figures(  # noqa: PLR0917 - the figures in their documented order
+    good: Any, total: Any, consumed: Any, remaining: Any, burn: Any, firing: Any, tte: Any
+) -> dict[str, Any]:
+    """An SLO's figures as :func:`status_batch` and :func:`status_reference` return them."""
     return {
-        "good": g_p,
-        "total": t_p,
+        "good": good,
+        "total": total,
         "consumed": consumed,
         "remaining": remaining,
         "burn": burn,
@@ -263,17 +272,7 @@ def status_reference(
         rb, rt = window(ref_window)
         ref = slomath.burn_rate(rb / rt, b) if rt > 0 else 0.0
         tte = slomath.time_to_exhaustion(remaining, ref, period_seconds)
-        out.append(
-            {
-                "good": g_p,
-                "total": t_p,
-                "consumed": consumed,
-                "remaining": remaining,
-                "burn": burn,
-                "firing": firing,
-                "tte": tte,
-            }
-        )
+        out.append(_figures(g_p, t_p, consumed, remaining, burn, firing, tte))
     return out
 
 
@@ -347,7 +346,7 @@ def _num(x: float) -> float | None:
 
 def _excluded_intervals(slo: SLOSpec, start: int, end: int) -> list[tuple[int, int]]:
     """The SLO's exclusions as merged minute intervals ``[lo, hi)`` clipped to ``[start, end)``
-    (a minute partly inside an exclusion is excluded, as in :func:`_excluded_mask`)."""
+    (a minute partly inside an exclusion is excluded, as in :func:`excluded_mask`)."""
     spans = sorted(
         (
             max(start, math.floor(e.start.timestamp() / 60)),
@@ -395,7 +394,7 @@ def evaluate(
         n_excluded = sum(hi - lo for lo, hi in excluded)
         if slo.method != "Occurrences":
             good, total = store.series(slo.name, start, end)
-            mask = _excluded_mask(slo, start, end - start)
+            mask = excluded_mask(slo, start, end - start)
             if mask is not None:
                 good = np_.where(mask, 0, good)
                 total = np_.where(mask, 0, total)
