@@ -5,16 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from buttress.slo.spec import (
-    AlertingSpec,
-    ExclusionSpec,
-    LatencySLI,
-    RatioSLI,
-    SLOSpec,
-    TierSpec,
-    WindowSLI,
-    format_duration,
-)
+from buttress.slo.fields import format_duration
+from buttress.slo.sli import LatencySLI, RatioSLI, WindowSLI
+from buttress.slo.spec import AlertingSpec, ExclusionSpec, SLOSpec, TierSpec
 
 from .models import ANN, API
 
