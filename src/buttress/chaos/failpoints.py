@@ -178,33 +178,35 @@ class Failpoint:
             self.passes += 1
             self.fired += 1
 
-    def _decide(self) -> Term | None:
-        """This pass's firing term (None: none fires), with the actions that need no waiting done
-        (``raise``, ``print``); the caller waits (``sleep``, ``pause``) in its own way."""
+    def _decide(self) -> tuple[str, Any]:
+        """This pass, decided: ``("value", v)`` (return ``v``: None when no term fires),
+        ``("sleep", seconds)`` or ``("pause", None)``.  The actions that need no waiting are done
+        here (``raise``, ``print``); the caller waits in its own way."""
         term = self._choose()
         if term is None:
-            return None
-        if term.action == "raise":
+            return "value", None
+        act = term.action
+        if act == "raise":
             raise term.args[0](*term.args[1:])
-        if term.action == "print":
+        if act == "print":
             _log.warning("%s", term.args[0])
-        return term
+        if act == "return":
+            return "value", term.args[0]
+        if act in ("sleep", "pause"):
+            return act, term.args[0] if act == "sleep" else None
+        return "value", None
 
     def evaluate(self) -> Any:
         """One pass, sync: perform the firing term's action; the value for ``return``, else None."""
         if self.action is not None:
             self._count_callable_pass()
             return self.action()
-        term = self._decide()
-        if term is None:
-            return None
-        if term.action == "return":
-            return term.args[0]
-        if term.action == "sleep":
-            time.sleep(term.args[0])
-        elif term.action == "pause":
+        kind, arg = self._decide()
+        if kind == "sleep":
+            time.sleep(arg)
+        elif kind == "pause":
             self._released.wait()
-        return None
+        return arg if kind == "value" else None
 
     async def evaluate_async(self) -> Any:
         """One pass in asyncio: like :meth:`evaluate`, but sleeps and pauses do not block the
@@ -215,17 +217,13 @@ class Failpoint:
             if asyncio.iscoroutine(out):
                 out = await out
             return out
-        term = self._decide()
-        if term is None:
-            return None
-        if term.action == "return":
-            return term.args[0]
-        if term.action == "sleep":
-            await asyncio.sleep(term.args[0])
-        elif term.action == "pause":
+        kind, arg = self._decide()
+        if kind == "sleep":
+            await asyncio.sleep(arg)
+        elif kind == "pause":
             while not self._released.is_set():
                 await asyncio.sleep(0.005)
-        return None
+        return arg if kind == "value" else None
 
     def release(self) -> None:
         """Let every pass blocked in ``pause`` go on (done when the point is replaced or
