@@ -23,7 +23,7 @@ from .risk import risk_register
 from .system import System
 from .whatif import recommend
 
-__all__ = ["assess", "render_markdown", "render_text"]
+__all__ = ["assess", "render_markdown", "render_text", "sections"]
 
 
 def _own_availability(analysis: Analysis, name: str, cache: dict[str, float]) -> float:
@@ -298,7 +298,7 @@ def _verdict(met: bool | None) -> str:
     return "-" if met is None else ("met" if met else "BREACHED")
 
 
-def _sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str]]:
+def sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str]]:
     """(title, headers, rows, note) for every table, shared by text and Markdown."""
     out: list[tuple[str, list[str], list[list[str]], str]] = []
     rows = []
@@ -464,7 +464,7 @@ def render_text(report: dict[str, Any]) -> str:
     parts = []
     if report.get("source"):
         parts.append(f"Assessment of {report['source']}")
-    for title, headers, rows, note in _sections(report):
+    for title, headers, rows, note in sections(report):
         right = {
             i
             for i, h in enumerate(headers)
@@ -494,7 +494,7 @@ def render_text(report: dict[str, Any]) -> str:
 def render_markdown(report: dict[str, Any]) -> str:
     """The same tables as Markdown."""
     parts = [f"# Availability assessment{': ' + report['source'] if report.get('source') else ''}"]
-    for title, headers, rows, note in _sections(report):
+    for title, headers, rows, note in sections(report):
         parts.append(f"## {title}\n\n{markdown_table(headers, rows)}")
         if note:
             parts.append(note)
