@@ -44,6 +44,9 @@ DEFAULT_COLUMNS: tuple[Column, ...] = (
 """The retry-storm table."""
 
 
+_FIGURES = ("success_rate", "load_amplification", "peak_load_over_capacity", "recovery_seconds")
+
+
 @dataclass(frozen=True, slots=True)
 class StrategyResult:
     """The figures of one strategy in one scenario run (definitions in ``docs/lab.md``).
@@ -67,17 +70,12 @@ class StrategyResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "summary": self.summary,
-            "success_rate": round(self.success_rate, 6),
-            "load_amplification": round(self.load_amplification, 6),
-            "peak_load_over_capacity": round(self.peak_load_over_capacity, 6),
-            "recovery_seconds": (
-                None if self.recovery_seconds is None else round(self.recovery_seconds, 6)
-            ),
-            **self.extra,
-        }
+        """The row as JSON-ready data: the figures rounded to 6 places, then ``extra``."""
+        out: dict[str, Any] = {"name": self.name, "summary": self.summary}
+        for key in _FIGURES:
+            value = getattr(self, key)
+            out[key] = None if value is None else round(value, 6)
+        return out | self.extra
 
 
 @dataclass(frozen=True, slots=True)
