@@ -7,9 +7,10 @@ answering ``GET /`` with a 2-byte body; all killed at the end.
 Groups:
 
 * ``http-transport-sync``: time per ``GET`` through one ``httpx.Client`` (keep-alive), plain
-  (baseline) and through :class:`buttress.http.ResilientTransport` over one endpoint and over two
-  (a primary and a standby, so that every request still goes to the same server as the baseline's
-  and only the pool's work differs); microseconds per request, the median over rounds.
+  (baseline) and through :class:`buttress.integrations.http.ResilientTransport` over one endpoint
+  and over two (a primary and a standby, so that every request still goes to the same server as
+  the baseline's and only the pool's work differs); microseconds per request, the median over
+  rounds.
 * ``http-transport-sync-overhead``: what the transport adds, as a percentage of the plain request,
   against the target row (issue 7: at most +10%), each with a note saying whether it is met.  Two
   estimates per transport: wall time, the median over rounds of the *paired* ratio
@@ -18,7 +19,7 @@ Groups:
   is another process, so the client's CPU time is the transport's own work; other load only ever
   adds to it, so the least round is the truest).
 * ``http-transport-async``, ``http-transport-async-overhead``: the same with ``httpx.AsyncClient``
-  and :class:`buttress.http.AsyncResilientTransport`, one request at a time.
+  and :class:`buttress.integrations.http.AsyncResilientTransport`, one request at a time.
 * ``http-transport-cpu-mock``: the transport's own work without a network: the same client over
   :class:`httpx.MockTransport` answering at once, plain (baseline) and wrapped (one and two
   endpoints), in microseconds of CPU time (``time.process_time``) per request, median over rounds.
@@ -55,7 +56,7 @@ from typing import Any
 import httpx
 
 from buttress.failover import HealthCheck
-from buttress.http import AsyncResilientTransport, ResilientTransport
+from buttress.integrations.http import AsyncResilientTransport, ResilientTransport
 
 SERVER = r"""
 import sys, uvicorn

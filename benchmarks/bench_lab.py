@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from buttress.lab import RetryStorm
+from buttress.lab.sim import RetryStorm
 
 SEED = 1
 

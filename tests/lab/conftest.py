@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from buttress.lab import RetryStorm, ScenarioReport, SlowDependency
+from buttress.lab.sim import RetryStorm, ScenarioReport, SlowDependency
 
 SEED = 1
 

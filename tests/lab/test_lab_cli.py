@@ -11,8 +11,8 @@ import sys
 from click.testing import CliRunner
 
 from buttress.cli import main
-from buttress.lab import ScenarioReport, render_table, to_json
 from buttress.lab.cli import ProgressLine
+from buttress.lab.sim import ScenarioReport, render_table, to_json
 
 
 def buttress(*args: str) -> subprocess.CompletedProcess[str]:

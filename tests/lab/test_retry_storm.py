@@ -7,8 +7,9 @@ import math
 import pytest
 
 from buttress import ConfigError
-from buttress.lab import STRATEGIES, RetryStorm, RetryStormParams, ScenarioReport, to_json
-from buttress.lab.scenarios.retry_storm import arrival_times, recovery_time
+from buttress.lab.sim import STRATEGIES, RetryStorm, RetryStormParams, ScenarioReport, to_json
+from buttress.lab.sim.measure import recovery_time
+from buttress.lab.sim.scenarios.retry_storm import arrival_times
 
 
 def _recovery(report: ScenarioReport, name: str) -> float:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from buttress import Clock, ConfigError, Retry, RetryBudget
-from buttress.lab.sim import Server, SimClock, Simulation, SimulationError
+from buttress.lab.sim.engine import Server, SimClock, Simulation, SimulationError
 
 
 @given(st.lists(st.floats(min_value=0, max_value=100, allow_nan=False), max_size=60))

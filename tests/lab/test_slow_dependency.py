@@ -27,7 +27,7 @@ from buttress import (
     Vegas,
     criticality,
 )
-from buttress.lab import (
+from buttress.lab.sim import (
     SLOW_STRATEGIES,
     ProtectedCalls,
     ScenarioReport,
@@ -36,7 +36,8 @@ from buttress.lab import (
     render_table,
     to_json,
 )
-from buttress.lab.scenarios.slow_dependency import arrivals, percentile
+from buttress.lab.sim.measure import percentile
+from buttress.lab.sim.scenarios.slow_dependency import arrivals
 from buttress.testing import FakeClock
 
 CLASSES = ("critical", "high", "low", "sheddable")

@@ -18,8 +18,8 @@ from buttress import (
     RetryBudget,
     TokenBucketBudget,
 )
-from buttress.lab.sim import SimClock
-from buttress.lab.strategies import STRATEGIES, BreakerRetryDriver, RetryDriver, lab_breaker
+from buttress.lab.sim.engine import SimClock
+from buttress.lab.sim.strategies import STRATEGIES, BreakerRetryDriver, RetryDriver, lab_breaker
 from buttress.testing import FakeClock
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from buttress.errors import SpecError
-from buttress.lab.registry import LabError
-from buttress.lab.system.run import load_lab
+from buttress.lab.errors import LabError
+from buttress.lab.system.load import load_lab
 
 from .helpers import copy_shop, new_marker, run_lab, wait_no_marked
 

@@ -9,9 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from buttress.lab.system.driver import Burst, LoadDriver, Sample, window_stats
+from buttress.lab.system.figures import hypotheses as _hypotheses
+from buttress.lab.system.load import load_lab
 from buttress.lab.system.plan import scaled
 from buttress.lab.system.report import render_table
-from buttress.lab.system.run import _hypotheses, load_lab
 from buttress.lab.system.spec import FaultSpec, ServiceSpec, instance_names
 
 from .helpers import SHOP

@@ -223,5 +223,6 @@ def test_a_store_with_rows_per_minute_is_converted_to_blocks(tmp_path):
     with sqlite3.connect(db) as c:
         tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         columns = [r[1] for r in c.execute("PRAGMA table_info(sli_minutes)")]
-    assert {"sli_minutes"} == tables
+    # The per-minute table is gone; the file holds the blocks and the feed's tables (one schema).
+    assert {"sli_minutes", "buttress_state", "buttress_events", "sqlite_sequence"} == tables
     assert ["sli", "day", "good", "total", "width", "counts", "seen"] == columns

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from buttress.lab import get_scenario
+from buttress.lab.sim import get_scenario
 
 
 def test_shared_state_stops_the_fleet_after_the_first_open() -> None:

@@ -19,8 +19,8 @@ import buttress
 from buttress import Bulkhead, LoadShedder
 from buttress.errors import ConfigError
 from buttress.events import Emitter, Event
-from buttress.http import DEADLINE_HEADER, ResilientTransport
 from buttress.integrations.asgi import ResilienceMiddleware, RoutePolicy, slo_recorder
+from buttress.integrations.http import DEADLINE_HEADER, ResilientTransport
 from buttress.policies.bulkhead import BulkheadRejected
 from buttress.policies.shed import Shed
 from buttress.slo import SLIRecorder, SLIStore

@@ -1,4 +1,5 @@
-"""buttress.http transports (sync and async, on the same cases) against real uvicorn servers."""
+"""buttress.integrations.http transports (sync and async, on the same cases) against real uvicorn
+servers."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from buttress.failover import (
     OutlierDetection,
     PanicChanged,
 )
-from buttress.http import (
+from buttress.integrations.http import (
     DEADLINE_HEADER,
     AsyncResilientTransport,
     ResilientTransport,

@@ -12,10 +12,10 @@ pipeline of the same name in reliability.yaml, built by :func:`buttress.spec.bui
 
 * inventory: timeout, retry, circuit breaker, and a fallback that *defers* the reservation: the
   order is accepted as ``reserve_pending`` (stock is plentiful; a reconciler would settle it);
-* payments: an :class:`~buttress.http.AsyncResilientTransport` over every payments instance
-  (least-request selection, outlier ejection, retries on another instance with the pipeline's retry
-  settings; charges are idempotent per order, so a POST may be retried), bounded by the pipeline's
-  total and per-attempt timeouts;
+* payments: an :class:`~buttress.integrations.http.AsyncResilientTransport` over every payments
+  instance (least-request selection, outlier ejection, retries on another instance with the
+  pipeline's retry settings; charges are idempotent per order, so a POST may be retried), bounded
+  by the pipeline's total and per-attempt timeouts;
 * datastore: timeout and retry (the insert is idempotent on the order id);
 * browse: a bulkhead on catalogue queries (at most 3 at once), a timeout, and a fallback that
   serves the last catalogue it read (stale but useful) when the bulkhead is full or the query slow.
@@ -40,8 +40,8 @@ from starlette.routing import Route
 
 from buttress import Pipeline, Retry
 from buttress.health import HealthRegistry, breaker_check
-from buttress.http import AsyncResilientTransport
 from buttress.integrations.asgi import ResilienceMiddleware, RoutePolicy
+from buttress.integrations.http import AsyncResilientTransport
 from buttress.policies.breaker import CircuitBreaker
 from buttress.slo import LatencySLI
 from buttress.spec import build_pipeline

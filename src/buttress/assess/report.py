@@ -11,6 +11,8 @@ import math
 from collections import ChainMap
 from typing import Any
 
+from buttress.tables import markdown_table, render_table
+
 from .analysis import Analysis, analyse
 from .analytic import MINUTES_PER_YEAR, nines
 from .budget import dependency_budget
@@ -21,7 +23,7 @@ from .risk import risk_register
 from .system import System
 from .whatif import recommend
 
-__all__ = ["assess", "render_markdown", "render_text"]
+__all__ = ["assess", "render_markdown", "render_text", "sections"]
 
 
 def _own_availability(analysis: Analysis, name: str, cache: dict[str, float]) -> float:
@@ -296,31 +298,7 @@ def _verdict(met: bool | None) -> str:
     return "-" if met is None else ("met" if met else "BREACHED")
 
 
-def _table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
-    right = right or set()
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-
-    def line(cells: list[str]) -> str:
-        out = []
-        for i, cell in enumerate(cells):
-            out.append(cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]))
-        return "  ".join(out).rstrip()
-
-    sep = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), sep, *(line(r) for r in rows)])
-
-
-def _md_table(headers: list[str], rows: list[list[str]]) -> str:
-    esc = [[c.replace("|", "\\|") for c in r] for r in rows]
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in esc]
-    return "\n".join(out)
-
-
-def _sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str]]:
+def sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str]]:
     """(title, headers, rows, note) for every table, shared by text and Markdown."""
     out: list[tuple[str, list[str], list[list[str]], str]] = []
     rows = []
@@ -486,7 +464,7 @@ def render_text(report: dict[str, Any]) -> str:
     parts = []
     if report.get("source"):
         parts.append(f"Assessment of {report['source']}")
-    for title, headers, rows, note in _sections(report):
+    for title, headers, rows, note in sections(report):
         right = {
             i
             for i, h in enumerate(headers)
@@ -506,7 +484,7 @@ def render_text(report: dict[str, Any]) -> str:
                 "of budget",
             }
         }
-        block = f"\n{title}\n" + _table(headers, rows, right)
+        block = f"\n{title}\n" + render_table(headers, rows, right=right)
         if note:
             block += f"\n{note}"
         parts.append(block)
@@ -516,8 +494,8 @@ def render_text(report: dict[str, Any]) -> str:
 def render_markdown(report: dict[str, Any]) -> str:
     """The same tables as Markdown."""
     parts = [f"# Availability assessment{': ' + report['source'] if report.get('source') else ''}"]
-    for title, headers, rows, note in _sections(report):
-        parts.append(f"## {title}\n\n{_md_table(headers, rows)}")
+    for title, headers, rows, note in sections(report):
+        parts.append(f"## {title}\n\n{markdown_table(headers, rows)}")
         if note:
             parts.append(note)
     return "\n\n".join(parts) + "\n"

@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 from buttress.errors import ButtressError, ConfigError
@@ -111,12 +110,7 @@ class PendingAdd:
     def __enter__(self) -> PendingAdd:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if self._done:
             return
         if exc is None:

@@ -30,6 +30,7 @@ import httpx
 
 from buttress.chaos import failpoints
 from buttress.chaos.client import Client
+from buttress.chaos.versions import buttress_version
 from buttress.errors import ButtressError
 
 __all__ = [
@@ -417,13 +418,11 @@ def _describe(fn: Any, kind: str) -> dict[str, Any]:
 
 def discover(discover_system: bool = True) -> dict[str, Any]:
     """What ``chaos discover`` reports: this extension's actions and probes."""
-    from buttress import __version__
-
     activities = [_describe(f, "action") for f in _ACTIONS] + [
         _describe(f, "probe") for f in _PROBES
     ]
     return {
-        "extension": {"name": "buttress", "version": __version__},
+        "extension": {"name": "buttress", "version": buttress_version()},
         "activities": activities,
         "system": None,
     }

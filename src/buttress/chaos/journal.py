@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from buttress import __version__
+from .versions import buttress_version, dist_version
 
 __all__ = ["Journal", "iso"]
 
@@ -30,15 +30,6 @@ __all__ = ["Journal", "iso"]
 def iso(t: float) -> str:
     """Wall time ``t`` as ISO 8601 in UTC, as Chaos Toolkit writes it."""
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-
-
-def _chaoslib_version() -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version("chaostoolkit-lib")
-    except Exception:
-        return None
 
 
 class Journal:
@@ -61,8 +52,8 @@ class Journal:
     def to_dict(self) -> dict[str, Any]:
         end = self.ended if self.ended is not None else time.time()
         return {
-            "chaoslib-version": _chaoslib_version(),
-            "buttress-version": __version__,
+            "chaoslib-version": dist_version("chaostoolkit-lib"),
+            "buttress-version": buttress_version(),
             "platform": platform.platform(),
             "node": socket.gethostname(),
             "experiment": self.experiment,

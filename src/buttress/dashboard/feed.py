@@ -34,13 +34,14 @@ import math
 import os
 import socket
 import sqlite3
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from buttress.errors import ButtressError, ConfigError
+from buttress.slo.schema import MIGRATIONS
+from buttress.sqlite import Database, NotADatabase, check_version, connect, migrate
 
 __all__ = [
     "DEFAULT_RETAIN",
@@ -61,36 +62,6 @@ DEFAULT_RETAIN = 20_000
 """Rows kept in ``buttress_events`` (default).  A breaker flapping every second for five hours
 still fits; older rows are deleted by the writer, at most once per ``retain // 10`` writes."""
 
-_SCHEMA = (
-    """
-    CREATE TABLE IF NOT EXISTS buttress_state (
-        source      TEXT NOT NULL,
-        policy_type TEXT NOT NULL,
-        scope       TEXT NOT NULL,
-        name        TEXT NOT NULL,
-        state       TEXT NOT NULL,
-        level       TEXT NOT NULL,
-        fields      TEXT NOT NULL,
-        updated     REAL NOT NULL,
-        seq         INTEGER NOT NULL,
-        PRIMARY KEY (source, policy_type, scope, name)
-    ) WITHOUT ROWID
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS buttress_events (
-        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-        time        REAL NOT NULL,
-        source      TEXT NOT NULL,
-        policy_type TEXT NOT NULL,
-        scope       TEXT NOT NULL,
-        name        TEXT NOT NULL,
-        kind        TEXT NOT NULL,
-        state       TEXT NOT NULL,
-        level       TEXT NOT NULL,
-        fields      TEXT NOT NULL
-    )
-    """,
-)
 _UPSERT_STATE = (
     "INSERT INTO buttress_state (source, policy_type, scope, name, state, level, fields, updated, "
     "seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, policy_type, scope, name) DO "
@@ -208,26 +179,18 @@ def _check_level(level: str) -> None:
 
 def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     p = Path(path)
-    if p.is_dir():
-        raise ConfigError("path", path, "is a directory; give the SQLite store file")
-    if not p.parent.exists():
+    if not p.is_dir() and not p.parent.exists():
         raise ConfigError("path", path, f"directory {str(p.parent)!r} does not exist")
+    conn = connect(path, busy_timeout=busy_timeout)
     try:
-        conn = sqlite3.connect(
-            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    except sqlite3.DatabaseError as e:
-        raise ConfigError("path", path, f"not a usable SQLite database ({e})") from None
-    if str(mode).lower() != "wal":
+        migrate(conn, MIGRATIONS, path)
+    except BaseException:
         conn.close()
-        raise ConfigError("path", path, f"SQLite refused WAL mode (got {mode})")
-    conn.execute("PRAGMA synchronous = NORMAL")
+        raise
     return conn
 
 
-class FeedWriter:
+class FeedWriter(Database):
     """Writes state rows and change events into the feed tables of the store at ``path``.
 
     :param path: the SQLite file (created if missing; usually the SLI store).
@@ -256,21 +219,8 @@ class FeedWriter:
         self.path = str(path)
         self.source = source or default_source()
         self.retain = retain
-        self._lock = threading.Lock()
         self._writes = 0
-        self._conn = _connect(self.path, busy_timeout)
-        with self._lock:
-            self._transaction(lambda c: [c.execute(s) for s in _SCHEMA])
-
-    def _transaction(self, fn: Any) -> None:
-        c = self._conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            fn(c)
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        c.execute("COMMIT")
+        self._open(_connect(self.path, busy_timeout))
 
     def write(self, updates: Iterable[Update]) -> int:
         """Apply ``updates`` in one transaction; returns the number of events logged."""
@@ -317,31 +267,21 @@ class FeedWriter:
                 )
 
         with self._lock:
-            self._transaction(apply)
+            self._write(apply)
         return logged
 
     def forget(self) -> None:
         """Delete this source's state rows (a process leaving says so; its events stay)."""
         with self._lock:
-            self._transaction(
+            self._write(
                 lambda c: c.execute("DELETE FROM buttress_state WHERE source = ?", (self.source,))
             )
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> FeedWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"FeedWriter({self.path!r}, source={self.source!r})"
 
 
-class FeedReader:
+class FeedReader(Database):
     """Reads the feed (and notices changes) without writing anything.
 
     :param path: the SQLite store; it must exist (raises :class:`~buttress.errors.ButtressError`).
@@ -358,19 +298,16 @@ class FeedReader:
             raise ButtressError(f"store {self.path}: no such file")
         if p.is_dir():
             raise ButtressError(f"store {self.path}: is a directory, expected a SQLite file")
-        self._lock = threading.Lock()
         try:
-            self._conn = sqlite3.connect(
-                f"{p.resolve().as_uri()}?mode=ro",
-                uri=True,
-                timeout=busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.DatabaseError as e:
-            raise ButtressError(f"store {self.path}: not a SQLite database ({e})") from None
+            conn = connect(self.path, busy_timeout=busy_timeout, read_only=True)
+        except NotADatabase as e:
+            raise ButtressError(f"store {self.path}: not a SQLite database ({e.detail})") from None
+        try:
+            check_version(conn, MIGRATIONS, self.path)
+        except BaseException:
+            conn.close()
+            raise
+        self._open(conn)
         self._has_tables = False
 
     def _tables(self) -> bool:
@@ -438,13 +375,3 @@ class FeedReader:
             )
             for r in rows
         ]
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> FeedReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -21,18 +21,16 @@ Prometheus rules; the *recent traffic* series shows the current minute as it fil
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from buttress.slo.evaluator import evaluate, period_bounds
+from buttress.slo.evaluator import evaluate, excluded_mask, period_bounds
 from buttress.slo.spec import SLOSpec, format_duration
 from buttress.slo.store import SLIStore
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
+    pass
 
 __all__ = [
     "MAX_POINTS",
@@ -67,17 +65,6 @@ def _now_minute(at: float | None) -> int:
     return int(t // 60)
 
 
-def _excluded(slo: SLOSpec, start: int, n: int) -> npt.NDArray[np.bool_]:
-    np_ = _np()
-    minutes = np_.arange(start, start + n, dtype=np_.int64)
-    mask = np_.zeros(n, dtype=bool)
-    for e in slo.exclusions:
-        lo = math.floor(e.start.timestamp() / 60)
-        hi = math.ceil(e.end.timestamp() / 60)
-        mask |= (minutes >= lo) & (minutes < hi)
-    return mask  # type: ignore[no-any-return]
-
-
 def _thin(n: int, max_points: int) -> list[int]:
     """Indices ``0..n-1`` thinned to at most ``max_points``, the last index always kept."""
     if n <= max_points:
@@ -110,8 +97,8 @@ def burndown(
     w = end - start
     lo = (first - w) if rolling else start
     good, total = store.series(slo.name, lo, now)
-    if slo.exclusions:
-        mask = _excluded(slo, lo, now - lo)
+    mask = excluded_mask(slo, lo, now - lo)
+    if mask is not None:
         good = np_.where(mask, 0, good)
         total = np_.where(mask, 0, total)
     cg = np_.concatenate(([0], np_.cumsum(good, dtype=np_.float64)))

@@ -7,16 +7,10 @@ injected clock.  See ``docs/failover.md``.
 
 from __future__ import annotations
 
+from . import events
 from .active import ActiveHealth, HealthCheck, ProbeResult
 from .driver import HealthCheckDriver, probe, probe_async
-from .events import (
-    EjectionSkipped,
-    EndpointEjected,
-    EndpointHealthChanged,
-    EndpointReturned,
-    PanicChanged,
-    PriorityLoadChanged,
-)
+from .events import *  # noqa: F403 - the events, listed once in events.__all__
 from .outlier import OutlierDetection, OutlierDetector, success_rate_threshold
 from .pool import Endpoint, EndpointPool, EndpointStatus, PoolSnapshot, parse_endpoint
 from .priority import PriorityLoad, choose_priority, compute_priority_load, level_health
@@ -49,11 +43,5 @@ __all__ = [
     "LeastRequest",
     "Selector",
     "WeightedRoundRobin",
-    # events
-    "EjectionSkipped",
-    "EndpointEjected",
-    "EndpointHealthChanged",
-    "EndpointReturned",
-    "PanicChanged",
-    "PriorityLoadChanged",
 ]
+__all__ += events.__all__  # the events, listed once in buttress.failover.events

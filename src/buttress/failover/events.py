@@ -6,6 +6,7 @@ name.  Pools build them only when someone listens.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -92,3 +93,15 @@ class PanicChanged(Event):
     kind: ClassVar[str] = "panic"
     panic: tuple[bool, ...]
     previous: tuple[bool, ...]
+
+
+BY_NOTE: Mapping[str, Callable[..., Event]] = {
+    "ejected": EndpointEjected,
+    "returned": EndpointReturned,
+    "skipped": EjectionSkipped,
+    "health": EndpointHealthChanged,
+    "load": PriorityLoadChanged,
+    "panic": PanicChanged,
+}
+"""The event of each kind of note a pool takes under its lock: ``(kind, *fields)`` becomes
+``BY_NOTE[kind](pipeline, pool, time, *fields)`` once the lock is released."""

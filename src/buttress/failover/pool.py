@@ -2,7 +2,7 @@
 
 An :class:`EndpointPool` answers one question, *which endpoint should this request go to?*, and
 learns from what happened.  It never does I/O and reads time only from its clock: drivers and
-integrations (:mod:`buttress.failover.driver`, :mod:`buttress.http`) do the talking.
+integrations (:mod:`buttress.failover.driver`, :mod:`buttress.integrations.http`) do the talking.
 
 ::
 
@@ -43,17 +43,10 @@ from urllib.parse import urlsplit
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ConfigError
-from buttress.events import Emitter, Event
+from buttress.events import Emitter
 
 from .active import ActiveHealth, HealthCheck
-from .events import (
-    EjectionSkipped,
-    EndpointEjected,
-    EndpointHealthChanged,
-    EndpointReturned,
-    PanicChanged,
-    PriorityLoadChanged,
-)
+from .events import BY_NOTE
 from .outlier import OUTCOMES, Ejection, OutlierDetection, OutlierDetector, Return, Skip
 from .priority import (
     DEFAULT_OVERPROVISIONING_FACTOR,
@@ -483,19 +476,5 @@ class EndpointPool:
         if not em.active:
             return
         pipe, me = em.pipeline, self.name
-        for n in notes:
-            kind = n[0]
-            ev: Event
-            if kind == "ejected":
-                ev = EndpointEjected(pipe, me, now, n[1], n[2], n[3], n[4])
-            elif kind == "returned":
-                ev = EndpointReturned(pipe, me, now, n[1], n[2])
-            elif kind == "skipped":
-                ev = EjectionSkipped(pipe, me, now, n[1], n[2], n[3])
-            elif kind == "health":
-                ev = EndpointHealthChanged(pipe, me, now, n[1], n[2], n[3])
-            elif kind == "load":
-                ev = PriorityLoadChanged(pipe, me, now, n[1], n[2], n[3])
-            else:
-                ev = PanicChanged(pipe, me, now, n[1], n[2])
-            em.emit(ev)
+        for kind, *fields in notes:
+            em.emit(BY_NOTE[kind](pipe, me, now, *fields))

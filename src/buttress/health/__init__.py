@@ -15,19 +15,9 @@ there.  See ``docs/health.md`` for what belongs in which probe.
 
 from __future__ import annotations
 
+from . import builtin
 from .asgi import DEFAULT_PATHS, HealthApp
-from .builtin import (
-    LoopLagMonitor,
-    breaker_check,
-    disk_space_check,
-    event_loop_lag_check,
-    http_check,
-    postgres_check,
-    redis_check,
-    sql_check,
-    sqlite_check,
-    tcp_check,
-)
+from .builtin import *  # noqa: F403 - the built-in checks, listed once in builtin.__all__
 from .checks import DEFAULT_TTL, Check, CheckOptions, CheckReport, Result, Status
 from .drain import DEFAULT_DRAIN_DELAY, DEFAULT_GRACE, Drainer, draining_server
 from .healthjson import MEDIA_TYPE, to_health_json
@@ -61,17 +51,6 @@ __all__ = [
     "HealthReport",
     "Result",
     "Status",
-    # built-in checks
-    "LoopLagMonitor",
-    "breaker_check",
-    "disk_space_check",
-    "event_loop_lag_check",
-    "http_check",
-    "postgres_check",
-    "redis_check",
-    "sql_check",
-    "sqlite_check",
-    "tcp_check",
     # serving
     "DEFAULT_PATHS",
     "MEDIA_TYPE",
@@ -84,3 +63,4 @@ __all__ = [
     "Drainer",
     "draining_server",
 ]
+__all__ += builtin.__all__  # the built-in checks

@@ -24,15 +24,16 @@ Starlette, so the refresh also starts on the first probe.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 from buttress.errors import ConfigError
 
 from .healthjson import CACHE_CONTROL, MEDIA_TYPE
 from .registry import ALL, LIVENESS, READINESS, STARTUP, HealthRegistry
 
-__all__ = ["DEFAULT_PATHS", "HealthApp", "resolve_paths"]
+__all__ = ["DEFAULT_PATHS", "HealthApp", "ProbeRoutes", "resolve_paths"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -59,14 +60,52 @@ def resolve_paths(registry: HealthRegistry, paths: Mapping[str, str] | None) -> 
     for path, group in table.items():
         if not isinstance(path, str) or not path.startswith("/"):
             raise ConfigError("paths", path, "each path must start with '/'")
-        registry._known("paths", group, allow_all=True)
+        registry.check_group("paths", group, allow_all=True)
     return table
 
 
 _NOT_FOUND = b"not found"
 
 
-class HealthApp:
+_App = TypeVar("_App")
+
+
+@functools.lru_cache(maxsize=64)  # bodies of a few sizes: keep their header lists
+def _probe_headers(length: int) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-type", _MEDIA),
+        (b"cache-control", _NO_CACHE),
+        (b"content-length", str(length).encode()),
+    ]
+
+
+class ProbeRoutes(Generic[_App]):
+    """What the ASGI and WSGI health apps share: the registry, which path probes which group, and
+    the app for every other request."""
+
+    __slots__ = ("app", "paths", "registry")
+
+    app_kind: ClassVar[str] = "an application"
+    """What ``app`` must be, in words (for :class:`~buttress.errors.ConfigError`)."""
+
+    def __init__(
+        self,
+        registry: HealthRegistry,
+        *,
+        paths: Mapping[str, str] | None = None,
+        app: _App | None = None,
+    ) -> None:
+        self.paths = resolve_paths(registry, paths)
+        self.registry = registry
+        if app is not None and not callable(app):
+            raise ConfigError("app", app, f"must be {self.app_kind}")
+        self.app = app
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(paths={self.paths!r})"
+
+
+class HealthApp(ProbeRoutes[ASGIApp]):
     """ASGI app answering health probes from a :class:`HealthRegistry`.
 
     :param registry: the checks.
@@ -74,24 +113,9 @@ class HealthApp:
     :param app: an ASGI app for every other request (and for lifespan/websocket scopes).
     """
 
-    __slots__ = ("_headers", "app", "paths", "registry")
+    __slots__ = ()
 
-    def __init__(
-        self,
-        registry: HealthRegistry,
-        *,
-        paths: Mapping[str, str] | None = None,
-        app: ASGIApp | None = None,
-    ) -> None:
-        self.paths = resolve_paths(registry, paths)
-        self.registry = registry
-        if app is not None and not callable(app):
-            raise ConfigError("app", app, "must be an ASGI application")
-        self.app = app
-        self._headers: dict[int, list[tuple[bytes, bytes]]] = {}
-
-    def __repr__(self) -> str:
-        return f"HealthApp(paths={self.paths!r})"
+    app_kind = "an ASGI application"
 
     def _group(self, scope: Scope) -> str | None:
         path: str = scope["path"]
@@ -135,15 +159,7 @@ class HealthApp:
             await send({"type": "http.response.body", "body": b""})
             return
         status, body = await self.registry.respond(group)
-        headers = self._headers.get(len(body))
-        if headers is None:
-            headers = [
-                (b"content-type", _MEDIA),
-                (b"cache-control", _NO_CACHE),
-                (b"content-length", str(len(body)).encode()),
-            ]
-            if len(self._headers) < 64:  # bodies of a few sizes: keep their header lists
-                self._headers[len(body)] = headers
+        headers = _probe_headers(len(body))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 

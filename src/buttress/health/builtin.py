@@ -101,7 +101,9 @@ def tcp_check(host: str, port: int, *, name: str = "tcp", **options: Unpack[Chec
 # --- HTTP -----------------------------------------------------------------------------------------
 
 
-def _http_url(url: object) -> str:
+def check_http_url(url: object) -> str:
+    """``url`` if it is an ``http://`` or ``https://`` URL with a host and a valid port, else
+    :class:`~buttress.errors.ConfigError` (with any password redacted)."""
     if not isinstance(url, str):
         raise ConfigError("url", redact_url(url), "must be an http:// or https:// URL string")
     shown = redact_url(url)  # user:password@ never reaches a message
@@ -138,7 +140,7 @@ def http_check(
     A URL that does not parse (``http://[::1``), has no host, another scheme or a bad port raises
     :class:`~buttress.errors.ConfigError` for ``url`` now, with ``user:password@`` shown as ``***``.
     """
-    _http_url(url)
+    check_http_url(url)
     try:
         import httpx
     except ImportError:  # pragma: no cover - httpx is a dependency of the extra

@@ -16,7 +16,7 @@ import click
 from buttress.errors import ConfigError, MissingExtra
 from buttress.state.urls import redact_url
 
-from .builtin import _http_url
+from .builtin import check_http_url
 
 __all__ = ["health"]
 
@@ -38,7 +38,7 @@ def health() -> None:
 @click.option("--verbose", "-v", is_flag=True, help="Also print the keys of non-passing checks.")
 def probe(url: str, timeout: float, verbose: bool) -> None:
     """GET URL; exit 0 on 2xx/3xx (pass, warn), 1 otherwise."""
-    _http_url(url)  # a URL that does not parse, or a bad port: one message, exit status 2
+    check_http_url(url)  # a URL that does not parse, or a bad port: one message, exit status 2
     shown = redact_url(url)  # user:password@ is printed as ***@
     if not (math.isfinite(timeout) and timeout > 0):
         raise ConfigError("timeout", timeout, "must be a number of seconds > 0")

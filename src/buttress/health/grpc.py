@@ -57,7 +57,7 @@ def _services(registry: HealthRegistry, services: Mapping[str, str] | None) -> d
     for name, group in table.items():
         if not isinstance(name, str):
             raise ConfigError("services", name, "service names must be strings")
-        registry._known("services", group, allow_all=True)
+        registry.check_group("services", group, allow_all=True)
     return table
 
 
@@ -71,14 +71,8 @@ def _interval(value: float) -> float:
     return float(value)
 
 
-class HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
-    """``grpc.health.v1.Health`` for ``grpc.aio`` servers.
-
-    :param registry: the checks.
-    :param services: service name -> group.  Default :data:`DEFAULT_SERVICES`.
-    :param watch_interval: seconds between evaluations while a ``Watch`` stream is open (it sends
-        a message only when the status changes).  Default 1 s.
-    """
+class _Servicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
+    """The configuration both servicers share (the parameters of :class:`HealthServicer`)."""
 
     def __init__(
         self,
@@ -90,6 +84,16 @@ class HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
         self.registry = registry
         self.services = _services(registry, services)
         self.watch_interval = _interval(watch_interval)
+
+
+class HealthServicer(_Servicer):
+    """``grpc.health.v1.Health`` for ``grpc.aio`` servers.
+
+    :param registry: the checks.
+    :param services: service name -> group.  Default :data:`DEFAULT_SERVICES`.
+    :param watch_interval: seconds between evaluations while a ``Watch`` stream is open (it sends
+        a message only when the status changes).  Default 1 s.
+    """
 
     async def Check(self, request: Any, context: Any) -> Any:
         group = self.services.get(request.service)
@@ -122,20 +126,9 @@ class HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
             await asyncio.sleep(self.watch_interval)
 
 
-class SyncHealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
+class SyncHealthServicer(_Servicer):
     """``grpc.health.v1.Health`` for thread-pool servers (``grpc.server``); same parameters as
     :class:`HealthServicer`.  Evaluations run on the registry's own event-loop thread."""
-
-    def __init__(
-        self,
-        registry: HealthRegistry,
-        *,
-        services: Mapping[str, str] | None = None,
-        watch_interval: float = 1.0,
-    ) -> None:
-        self.registry = registry
-        self.services = _services(registry, services)
-        self.watch_interval = _interval(watch_interval)
 
     def Check(self, request: Any, context: Any) -> Any:
         group = self.services.get(request.service)

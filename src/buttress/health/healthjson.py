@@ -1,4 +1,4 @@
-"""Rendering a :class:`~buttress.health.registry.HealthReport` as ``application/health+json``.
+"""Rendering a :class:`~buttress.health.report.HealthReport` as ``application/health+json``.
 
 The format is draft-inadarei-api-health-check ("Health Check Response Format for HTTP APIs"):
 
@@ -20,24 +20,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .checks import Status
-
-if TYPE_CHECKING:
-    from .registry import HealthReport
+from .report import HealthReport, http_status
 
 __all__ = ["CACHE_CONTROL", "MEDIA_TYPE", "encode", "http_status", "iso_time", "to_health_json"]
 
 MEDIA_TYPE = "application/health+json"
 CACHE_CONTROL = "no-cache"
-
-_HTTP = {Status.PASS: 200, Status.WARN: 200, Status.FAIL: 503}
-
-
-def http_status(status: Status) -> int:
-    """200 for ``pass`` and ``warn``, 503 for ``fail``."""
-    return _HTTP[status]
 
 
 def iso_time(wall: float) -> str:

@@ -36,7 +36,8 @@ from buttress.errors import ConfigError
 from buttress.events import Emitter, Event
 
 from .checks import Check, CheckFunction, CheckOptions, CheckReport, Status
-from .healthjson import encode, http_status, to_health_json
+from .healthjson import encode, to_health_json
+from .report import Entry, HealthReport
 
 __all__ = [
     "ALL",
@@ -74,35 +75,6 @@ class CheckStatusChanged(Event):
     previous: str | None
     status: str
     critical: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One check's report inside a group report, with the status it contributes to the group."""
-
-    check: Check
-    report: CheckReport
-    effective: Status
-
-
-@dataclass(frozen=True, slots=True)
-class HealthReport:
-    """One evaluation of one group."""
-
-    group: str
-    status: Status
-    entries: tuple[Entry, ...]
-    draining: bool
-
-    @property
-    def ok(self) -> bool:
-        """True unless the status is ``fail`` (``warn`` is ok: HTTP 200)."""
-        return self.status is not Status.FAIL
-
-    @property
-    def http_status(self) -> int:
-        """200 for ``pass`` and ``warn``, 503 for ``fail``."""
-        return http_status(self.status)
 
 
 def _effective(check: Check, status: Status) -> Status:
@@ -158,13 +130,13 @@ class HealthRegistry:
         for g in (LIVENESS, READINESS, STARTUP):
             self.add_group(g, probe_timeout=DEFAULT_PROBE_TIMEOUT)
         for g, t in (probe_timeouts or {}).items():
-            self._known("probe_timeouts", g)
+            self.check_group("probe_timeouts", g)
             self._probe_timeouts[g] = _positive("probe_timeouts", t)
         if isinstance(drain_groups, str):
             raise ConfigError("drain_groups", drain_groups, "must be a list of group names")
         self.drain_groups = tuple(drain_groups)
         for g in self.drain_groups:
-            self._known("drain_groups", g)
+            self.check_group("drain_groups", g)
         self._draining_check = Check(
             "server", _draining_fn, measurement="draining", component_type="system", clock=clock
         )
@@ -190,7 +162,7 @@ class HealthRegistry:
 
     def probe_timeout(self, group: str) -> float:
         """The probe timeout of ``group`` (seconds)."""
-        return self._probe_timeouts[self._known("group", group)]
+        return self._probe_timeouts[self.check_group("group", group)]
 
     def add_group(self, name: str, *, probe_timeout: float = DEFAULT_PROBE_TIMEOUT) -> None:
         """Add a user group (``probe_timeout``: the timeout of whatever probes it, > 0)."""
@@ -201,7 +173,10 @@ class HealthRegistry:
         self._probe_timeouts[name] = _positive("probe_timeout", probe_timeout)
         self._by_group[name] = ()
 
-    def _known(self, parameter: str, group: str, *, allow_all: bool = False) -> str:
+    def check_group(self, parameter: str, group: str, *, allow_all: bool = False) -> str:
+        """``group`` if this registry has it (``"*"`` too with ``allow_all``), else
+        :class:`~buttress.errors.ConfigError` naming ``parameter``, the known groups and the
+        closest one."""
         if group in self._probe_timeouts or (allow_all and group == ALL):
             return group
         known = list(self._probe_timeouts) + ([ALL] if allow_all else [])
@@ -222,7 +197,7 @@ class HealthRegistry:
         if not isinstance(check, Check):
             raise ConfigError("check", check, "must be a buttress.health.Check")
         for g in check.groups:
-            self._known("groups", g)
+            self.check_group("groups", g)
         if check.key in self._checks:
             raise ConfigError("name", check.key, "a check with this name:measurement exists")
         limit = min(self._probe_timeouts[g] for g in check.groups)
@@ -267,7 +242,7 @@ class HealthRegistry:
         """The checks of ``group`` (every check for ``"*"``)."""
         if group == ALL:
             return tuple(self._checks.values())
-        return self._by_group[self._known("group", group)]
+        return self._by_group[self.check_group("group", group)]
 
     # -- draining ----------------------------------------------------------------------------------
 
@@ -302,7 +277,7 @@ class HealthRegistry:
             return checks
         if group == ALL:
             return tuple(self._checks.values())
-        return self._by_group[self._known("group", group)]
+        return self._by_group[self.check_group("group", group)]
 
     async def evaluate(self, group: str = READINESS) -> HealthReport:
         """Run (or read from cache) every check of ``group`` concurrently and aggregate."""

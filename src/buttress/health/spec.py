@@ -297,7 +297,7 @@ def build_health(
             raise err(("groups", g), str(e)) from None
     for g in section.drain_groups:
         try:
-            registry._known("drain_groups", g)
+            registry.check_group("drain_groups", g)
         except ConfigError as e:
             raise err(("drain_groups",), str(e)) from None
     registry.drain_groups = tuple(section.drain_groups)

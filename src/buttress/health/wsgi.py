@@ -9,14 +9,11 @@ TTL cache and single-flight coalescing work unchanged across WSGI worker threads
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from buttress.errors import ConfigError
-
-from .asgi import resolve_paths
+from .asgi import ProbeRoutes
 from .healthjson import CACHE_CONTROL, MEDIA_TYPE
-from .registry import HealthRegistry
 
 __all__ = ["HealthWSGIApp"]
 
@@ -27,7 +24,7 @@ _REASONS = {200: "200 OK", 404: "404 Not Found", 405: "405 Method Not Allowed"}
 _REASONS[503] = "503 Service Unavailable"
 
 
-class HealthWSGIApp:
+class HealthWSGIApp(ProbeRoutes[WSGIApp]):
     """WSGI app answering health probes from a :class:`HealthRegistry`.
 
     :param registry: the checks.
@@ -35,23 +32,9 @@ class HealthWSGIApp:
     :param app: a WSGI app for every other request (default: 404).
     """
 
-    __slots__ = ("app", "paths", "registry")
+    __slots__ = ()
 
-    def __init__(
-        self,
-        registry: HealthRegistry,
-        *,
-        paths: Mapping[str, str] | None = None,
-        app: WSGIApp | None = None,
-    ) -> None:
-        self.paths = resolve_paths(registry, paths)
-        self.registry = registry
-        if app is not None and not callable(app):
-            raise ConfigError("app", app, "must be a WSGI application")
-        self.app = app
-
-    def __repr__(self) -> str:
-        return f"HealthWSGIApp(paths={self.paths!r})"
+    app_kind = "a WSGI application"
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"

@@ -22,12 +22,12 @@ Per HTTP request (pure ASGI 3, no dependency; lifespan and websocket scopes pass
     the app                                  (cancelled at the deadline -> 504 if nothing was sent)
     recorder(route, good, latency_s)         good: status < 500
 
-**Deadline.** The header is the one :class:`buttress.http.ResilientTransport` sends: the caller's
-remaining time in milliseconds.  Inside the request :func:`buttress.remaining` answers it, so
-retries stop sleeping past it and outgoing calls pass it on.  With ``enforce_deadline`` (default)
-the app is *cancelled* when the time is up: nobody is waiting for the answer any more, so the work
-stops.  A value that is not a number, or is negative, is ignored (a client bug must not fail
-requests).
+**Deadline.** The header is the one :class:`buttress.integrations.http.ResilientTransport`
+sends: the caller's remaining time in milliseconds.  Inside the request :func:`buttress.remaining`
+answers it, so retries stop sleeping past it and outgoing calls pass it on.  With
+``enforce_deadline`` (default) the app is *cancelled* when the time is up: nobody is waiting for
+the answer any more, so the work stops.  A value that is not a number, or is negative, is ignored
+(a client bug must not fail requests).
 
 **Shedding** reuses :class:`~buttress.integrations.shedding.LoadSheddingMiddleware` per route, so
 the criticality header, ``Retry-After`` and :class:`~buttress.policies.shed.Shed` events are the

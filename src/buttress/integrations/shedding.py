@@ -31,7 +31,7 @@ from typing import Any
 
 from buttress.errors import ConfigError
 from buttress.events import Emitter
-from buttress.policies.shed import _CRITICALITY, _NAMES, Criticality, LoadShedder, parse_criticality
+from buttress.policies.shed import Criticality, LoadShedder, criticality, parse_criticality
 
 __all__ = ["DEFAULT_HEADER", "LoadSheddingMiddleware"]
 
@@ -42,6 +42,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DEFAULT_HEADER = "X-Buttress-Criticality"
+
+_BY_LABEL = {c.label: c for c in Criticality}
 
 
 class LoadSheddingMiddleware:
@@ -111,7 +113,7 @@ class LoadSheddingMiddleware:
         name = self._header
         for k, v in scope.get("headers", ()):
             if k == name:
-                found = _NAMES.get(v.decode("latin-1").strip().lower())
+                found = _BY_LABEL.get(v.decode("latin-1").strip().lower())
                 return self.default if found is None else found
         return self.default
 
@@ -124,11 +126,10 @@ class LoadSheddingMiddleware:
         if not shedder.try_acquire(c):
             await self._shed(c, send)
             return
-        token = _CRITICALITY.set(c)
         try:
-            await self.app(scope, receive, send)
+            with criticality(c):
+                await self.app(scope, receive, send)
         finally:
-            _CRITICALITY.reset(token)
             shedder.release()
 
     async def _shed(self, c: Criticality, send: Send) -> None:

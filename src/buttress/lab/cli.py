@@ -12,8 +12,10 @@ from typing import TextIO
 
 import click
 
-from .registry import get_scenario, scenarios
-from .report import render_table, to_json
+import buttress.lab.sim.scenarios  # noqa: F401  (importing it registers the built-in scenarios)
+
+from .sim.registry import get_scenario, scenarios
+from .sim.report import render_table, to_json
 
 __all__ = ["ProgressLine", "lab"]
 

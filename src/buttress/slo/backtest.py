@@ -32,7 +32,7 @@ from typing import Any
 from buttress.errors import SpecError
 
 from ._np import numpy
-from .evaluator import _excluded_mask
+from .evaluator import excluded_mask
 from .spec import SLOSpec, WindowSLI
 
 __all__ = ["BacktestReport", "Incident", "TierReport", "backtest", "read_csv"]
@@ -134,7 +134,7 @@ def backtest(
     np_ = numpy()
     g_in = np_.asarray(good, dtype=np_.float64)
     t_in = np_.asarray(total, dtype=np_.float64)
-    mask = _excluded_mask(slo, start_minute, len(t_in))
+    mask = excluded_mask(slo, start_minute, len(t_in))
     if mask is not None:
         g_in = np_.where(mask, 0.0, g_in)
         t_in = np_.where(mask, 0.0, t_in)

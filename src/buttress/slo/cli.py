@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from buttress.errors import ButtressError
+from buttress.tables import render_table
 
 from .load import load_slos
 from .spec import SLOSpec
@@ -136,9 +137,7 @@ def status(file: str, db: str, at: str | None, name: str | None, as_json: bool) 
                 _fmt_seconds(r.time_to_exhaustion),
             ]
         )
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=False)]
-    for line in [head, *rows]:
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+    click.echo(render_table(head, rows))
 
 
 def _burns(spec: SLOSpec, rates: dict[str, float | None]) -> str:
@@ -212,18 +211,27 @@ def backtest(
         f"{report.bad:.{0 if report.bad == int(report.bad) else 2}f} bad, "
         f"{len(report.incidents)} incident(s)"
     )
-    for t in report.tiers:
-        click.echo(
-            f"  {t.tier:<12} {t.threshold:>6.2f}x  episodes {t.episodes:>3}  "
-            f"precision {_pct(t.precision)}  recall {_pct(t.recall)} "
-            f"({t.detected}/{t.significant_incidents} incidents "
-            f">= {t.budget_fraction:.1%} budget)  "
-            f"detect {_fmt_seconds(t.detection_time_mean)}  reset {_fmt_seconds(t.reset_time_mean)}"
-        )
+    head = ["tier", "threshold", "episodes", "precision", "recall", "detected", "significant"]
+    head += ["detect", "reset"]
+    rows = [
+        [
+            t.tier,
+            f"{t.threshold:.2f}x",
+            t.episodes,
+            _pct(t.precision),
+            _pct(t.recall),
+            f"{t.detected}/{t.significant_incidents}",
+            f">= {t.budget_fraction:.1%} budget",
+            _fmt_seconds(t.detection_time_mean),
+            _fmt_seconds(t.reset_time_mean),
+        ]
+        for t in report.tiers
+    ]
+    click.echo(render_table(head, rows, indent="  "))
 
 
 def _pct(v: float | None) -> str:
-    return "  n/a" if v is None else f"{v * 100:4.0f}%"
+    return "n/a" if v is None else f"{v * 100:.0f}%"
 
 
 @slo.command()

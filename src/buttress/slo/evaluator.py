@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from . import math as slomath
 from ._np import numpy
+from .blocks import unpack
 from .spec import SLOSpec, WindowSLI, format_duration
 from .store import DAY, SLIStore
 
@@ -101,7 +102,9 @@ def period_bounds(slo: SLOSpec, now_minute: int) -> tuple[int, int, float]:
     return int(s // 60), now_minute, e - s
 
 
-def _excluded_mask(slo: SLOSpec, start_minute: int, n: int) -> npt.NDArray[np.bool_] | None:
+def excluded_mask(slo: SLOSpec, start_minute: int, n: int) -> npt.NDArray[np.bool_] | None:
+    """True for each of the ``n`` minutes from ``start_minute`` inside one of ``slo``'s
+    exclusions (a minute partly inside counts); None when the SLO has no exclusions."""
     if not slo.exclusions:
         return None
     np_: Any = numpy()
@@ -195,9 +198,16 @@ def status_batch(
             0.0,
             np_.where(ref_burn > 0, remaining * period_seconds / ref_burn, np_.inf),
         )
+    return _figures(g_p, t_p, consumed, remaining, burn, firing, tte)
+
+
+def _figures(  # noqa: PLR0917 - the figures in their documented order
+    good: Any, total: Any, consumed: Any, remaining: Any, burn: Any, firing: Any, tte: Any
+) -> dict[str, Any]:
+    """An SLO's figures as :func:`status_batch` and :func:`status_reference` return them."""
     return {
-        "good": g_p,
-        "total": t_p,
+        "good": good,
+        "total": total,
         "consumed": consumed,
         "remaining": remaining,
         "burn": burn,
@@ -262,17 +272,7 @@ def status_reference(
         rb, rt = window(ref_window)
         ref = slomath.burn_rate(rb / rt, b) if rt > 0 else 0.0
         tte = slomath.time_to_exhaustion(remaining, ref, period_seconds)
-        out.append(
-            {
-                "good": g_p,
-                "total": t_p,
-                "consumed": consumed,
-                "remaining": remaining,
-                "burn": burn,
-                "firing": firing,
-                "tte": tte,
-            }
-        )
+        out.append(_figures(g_p, t_p, consumed, remaining, burn, firing, tte))
     return out
 
 
@@ -346,7 +346,7 @@ def _num(x: float) -> float | None:
 
 def _excluded_intervals(slo: SLOSpec, start: int, end: int) -> list[tuple[int, int]]:
     """The SLO's exclusions as merged minute intervals ``[lo, hi)`` clipped to ``[start, end)``
-    (a minute partly inside an exclusion is excluded, as in :func:`_excluded_mask`)."""
+    (a minute partly inside an exclusion is excluded, as in :func:`excluded_mask`)."""
     spans = sorted(
         (
             max(start, math.floor(e.start.timestamp() / 60)),
@@ -394,7 +394,7 @@ def evaluate(
         n_excluded = sum(hi - lo for lo, hi in excluded)
         if slo.method != "Occurrences":
             good, total = store.series(slo.name, start, end)
-            mask = _excluded_mask(slo, start, end - start)
+            mask = excluded_mask(slo, start, end - start)
             if mask is not None:
                 good = np_.where(mask, 0, good)
                 total = np_.where(mask, 0, total)
@@ -424,7 +424,7 @@ def evaluate(
         for c in range(0, len(members), CHUNK):
             chunk = members[c : c + CHUNK]
             names = [slo.name for _, slo in chunk]
-            good, total = store._series_many(names, recent, end, narrow=True)
+            good, total = store.series_many_narrow(names, recent, end)
             head_g, head_t = store.totals(names, start, recent)
             n_excl = []
             for j, (_, slo) in enumerate(chunk):
@@ -483,16 +483,14 @@ def evaluate_reference(
     """The figures of :func:`evaluate` for Occurrences SLOs without exclusions, the
     straightforward way: every SLO's whole period read from the store into Python lists, then
     :func:`status_reference` (plain loops).  The reference the tests and the benchmark use."""
-    from .store import _unpack
-
     now = _to_minute(at)
     out = []
     for slo in slos:
         start, end, period = period_bounds(slo, now)
         n = end - start
         good, total = [0] * n, [0] * n
-        for _, day, width, blob in store._blocks([slo.name], start // DAY, (end - 1) // DAY):
-            arr = _unpack(width, blob)
+        for _, day, width, blob in store.blocks([slo.name], start // DAY, (end - 1) // DAY):
+            arr = unpack(width, blob)
             lo, hi = max(start - day * DAY, 0), min(end - day * DAY, DAY)
             m = day * DAY + lo - start
             good[m : m + hi - lo] = arr[lo:hi]

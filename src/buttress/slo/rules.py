@@ -80,11 +80,11 @@ def slo_windows(slo: SLOSpec) -> list[float]:
 
 
 def _selector(labels: dict[str, str]) -> str:
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    inner = ",".join(f'{k}="{escape_label(v)}"' for k, v in sorted(labels.items()))
     return "{" + inner + "}"
 
 
-def _escape(v: str) -> str:
+def escape_label(v: str) -> str:
     return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 

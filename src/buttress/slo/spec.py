@@ -41,24 +41,18 @@ import re
 import zoneinfo
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from buttress.spec.types import PositiveDuration
 
 from . import math as slomath
+from .fields import CALENDAR_NOMINAL, LABEL, NAME, StrictModel, check_kind, format_duration
+from .sli import SLI, LatencySLI, RatioSLI, WindowSLI
 
 __all__ = [
+    "CALENDAR_NOMINAL",
     "DEFAULT_TIERS",
     "SLI",
     "AlertingSpec",
@@ -72,241 +66,11 @@ __all__ = [
     "format_duration",
 ]
 
-_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-CALENDAR_NOMINAL = {"week": 7 * 86400.0, "month": 30 * 86400.0, "quarter": 90 * 86400.0}
-"""Nominal lengths (seconds) of calendar windows, used where a fixed length is needed (Prometheus
-rules and burn-rate thresholds): a week is 7 days, a month 30 days, a quarter 90 days."""
-
-
-def format_duration(seconds: float) -> str:
-    """The duration text for ``seconds`` in the largest unit that divides it exactly.
-
-    ``3600`` -> ``1h``, ``5400`` -> ``90m``, ``28 x 86400`` -> ``28d`` (units d, h, m, s, ms; the
-    text is valid in PromQL range selectors and in YAML).
-    """
-    ms = round(seconds * 1000)
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if ms >= size and ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# -- SLIs ------------------------------------------------------------------------------------------
-
-_WINDOW_PLACEHOLDER = "{{.window}}"
-
-
-def _check_query(v: str | None) -> str | None:
-    if v is not None:
-        if not v.strip():
-            raise ValueError("must be a non-empty PromQL query")
-        if _WINDOW_PLACEHOLDER not in v:
-            raise ValueError(
-                "a Prometheus query must use the {{.window}} placeholder in its range selectors, "
-                'e.g. sum(rate(http_requests_total{code=~"5.."}[{{.window}}]))'
-            )
-    return v
-
-
-def _check_kind(v: Any, kinds: tuple[str, ...]) -> Any:
-    """Reject a missing or unknown ``kind`` with an error located at the ``kind`` key itself."""
-    if not isinstance(v, dict):
-        return v
-    kind = v.get("kind")
-    choices = ", ".join(kinds[:-1]) + f" or {kinds[-1]}"
-    if kind is None:
-        msg, shown = f"the SLI kind is required: {choices}", v
-    elif kind not in kinds:
-        msg, shown = f"unknown SLI kind; use {choices}", kind  # validation adds "(got ...)"
-    else:
-        return v
-    # A ValidationError raised in a validator nests under the field: its loc becomes (sli, kind).
-    raise ValidationError.from_exception_data(
-        "SLI",
-        [
-            InitErrorDetails(
-                type=PydanticCustomError("value_error", msg), loc=("kind",), input=shown
-            )
-        ],
-    )
-
-
-class RatioSLI(_Strict):
-    """Good (or bad) events over all events."""
-
-    kind: Literal["ratio"] = Field(description="SLI kind: good/bad events over total events.")
-    good: str | None = Field(
-        default=None, description="PromQL: rate of good events, with [{{.window}}] range selectors."
-    )
-    bad: str | None = Field(
-        default=None, description="PromQL: rate of bad events, with [{{.window}}] range selectors."
-    )
-    total: str | None = Field(
-        default=None, description="PromQL: rate of all events, with [{{.window}}] range selectors."
-    )
-    error_ratio: str | None = Field(
-        default=None,
-        description="PromQL: a precomputed error ratio (0-1) over [{{.window}}]; instead of "
-        "good/bad/total (no low-traffic guard is possible then).",
-    )
-    pipeline: str | None = Field(
-        default=None,
-        description="A Buttress pipeline whose calls are the events: the recorder counts successes "
-        "as good and failures as bad; without queries, the rules use Buttress's own metric "
-        "buttress_events_total{pipeline, event} (buttress.telemetry.prometheus).",
-    )
-
-    @field_validator("good", "bad", "total", "error_ratio")
-    @classmethod
-    def _query(cls, v: str | None) -> str | None:
-        return _check_query(v)
-
-    @model_validator(mode="after")
-    def _forms(self) -> RatioSLI:
-        if self.good is not None and self.bad is not None:
-            raise ValueError("give either 'good' or 'bad' with 'total', not both")
-        if self.error_ratio is not None and (self.good or self.bad or self.total):
-            raise ValueError("'error_ratio' replaces good/bad/total; give one form")
-        if (self.good or self.bad) and self.total is None:
-            raise ValueError("'total' is required with 'good' or 'bad'")
-        if self.total is not None and not (self.good or self.bad):
-            raise ValueError("'total' needs 'good' or 'bad'")
-        return self
-
-    def queries(self) -> tuple[str | None, str | None, str | None]:
-        """``(bad, good, total)`` Prometheus queries, derived from ``pipeline`` if none were
-        given."""
-        if self.good or self.bad or self.total:
-            return (self.bad, self.good, self.total)
-        if self.error_ratio is None and self.pipeline is not None:
-            m = "buttress_events_total"
-            p = f'pipeline="{self.pipeline}"'
-            rng = "[{{.window}}]"
-            bad = f'(sum(rate({m}{{{p},event="buttress_pipeline_call_failed"}}{rng})) or vector(0))'
-            total = f'sum(rate({m}{{{p},event=~"buttress_pipeline_call_(succeeded|failed)"}}{rng}))'
-            return (bad, None, total)
-        return (None, None, None)
-
-    @property
-    def has_prometheus(self) -> bool:
-        """Whether Prometheus rules can be generated for this SLI."""
-        return any(self.queries()) or self.error_ratio is not None
-
-
-class LatencySLI(_Strict):
-    """A threshold on a histogram: good events are those no slower than ``threshold``."""
-
-    kind: Literal["latency"] = Field(description="SLI kind: requests at or below a latency.")
-    threshold: PositiveDuration = Field(
-        description="Latency (seconds or a duration such as '300ms'); must be a histogram bucket."
-    )
-    histogram: str | None = Field(
-        default=None,
-        description="Prometheus histogram base name (e.g. http_request_duration_seconds); "
-        "the rules "
-        "use <histogram>_bucket and <histogram>_count.",
-    )
-    selector: str = Field(
-        default="", description='Label matchers for the histogram, e.g. job="api",route!="/health".'
-    )
-    le: str | None = Field(
-        default=None,
-        description="The 'le' label value of the threshold bucket as your client writes it "
-        "(default: Python's repr of threshold, e.g. '0.3', '1.0').",
-    )
-    pipeline: str | None = Field(
-        default=None,
-        description="A Buttress pipeline whose calls are the events: good = succeeded within "
-        "threshold.",
-    )
-
-    @field_validator("histogram")
-    @classmethod
-    def _metric(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", v):
-            raise ValueError(f"{v!r} is not a Prometheus metric name")
-        return v
-
-    @model_validator(mode="after")
-    def _source(self) -> LatencySLI:
-        if self.histogram is None and self.pipeline is None:
-            raise ValueError(
-                "a latency SLI needs 'histogram' (Prometheus) or 'pipeline' (recorded)"
-            )
-        return self
-
-    def queries(self) -> tuple[str | None, str | None, str | None]:
-        """``(bad, good, total)`` Prometheus queries built from the histogram."""
-        if self.histogram is None:
-            return (None, None, None)
-        le = self.le if self.le is not None else repr(float(self.threshold))
-        sel = self.selector.strip().strip("{}").strip()
-        bucket_sel = f'{sel},le="{le}"' if sel else f'le="{le}"'
-        total_sel = f"{{{sel}}}" if sel else ""
-        good = f"sum(rate({self.histogram}_bucket{{{bucket_sel}}}[{{{{.window}}}}]))"
-        total = f"sum(rate({self.histogram}_count{total_sel}[{{{{.window}}}}]))"
-        return (None, good, total)
-
-    @property
-    def has_prometheus(self) -> bool:
-        return self.histogram is not None
-
-
-InnerSLI = Annotated[RatioSLI | LatencySLI, Field(discriminator="kind")]
-
-
-class WindowSLI(_Strict):
-    """Window-based (timeslices): a slice is good when the inner SLI's ratio meets ``target``."""
-
-    kind: Literal["window"] = Field(description="SLI kind: good time slices.")
-    slice: PositiveDuration = Field(
-        default=60.0, description="Length of a time slice (a whole number of minutes; default 1m)."
-    )
-    target: float | None = Field(
-        default=None,
-        gt=0,
-        le=1,
-        description="A slice is good when its good/total ratio is >= target (0 < target <= 1). "
-        "Required for Timeslices budgeting; omitted for RatioTimeslices.",
-    )
-    of: InnerSLI = Field(description="The SLI measured in each slice (ratio or latency).")
-
-    @field_validator("of", mode="before")
-    @classmethod
-    def _inner_kind(cls, v: Any) -> Any:
-        return _check_kind(v, ("ratio", "latency"))
-
-    @field_validator("slice")
-    @classmethod
-    def _whole_minutes(cls, v: float) -> float:
-        if v % 60 != 0:
-            raise ValueError(f"a slice must be a whole number of minutes, got {format_duration(v)}")
-        return v
-
-    def queries(self) -> tuple[str | None, str | None, str | None]:
-        return self.of.queries()
-
-    @property
-    def pipeline(self) -> str | None:
-        return self.of.pipeline
-
-    @property
-    def has_prometheus(self) -> bool:
-        return self.of.has_prometheus and self.of.queries()[2] is not None
-
-
-SLI = Annotated[RatioSLI | LatencySLI | WindowSLI, Field(discriminator="kind")]
-
 
 # -- windows, tiers, exclusions -------------------------------------------------------------------
 
 
-class WindowSpec(_Strict):
+class WindowSpec(StrictModel):
     """The SLO period: rolling (``window: 30d``) or calendar-aligned (``{calendar: month}``)."""
 
     rolling: PositiveDuration | None = Field(
@@ -359,7 +123,7 @@ class WindowSpec(_Strict):
         return f"calendar {self.calendar} ({self.timezone})"
 
 
-class TierSpec(_Strict):
+class TierSpec(StrictModel):
     """One multiwindow burn-rate alert: fire when both windows burn faster than the threshold.
 
     The threshold is ``burn_rate`` if given, else ``budget_fraction x period / long_window``
@@ -393,7 +157,7 @@ class TierSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _tier_name(cls, v: str) -> str:
-        if not _NAME.fullmatch(v):
+        if not NAME.fullmatch(v):
             raise ValueError(f"{v!r}: use letters, digits, '-', '_' or '.'")
         return v
 
@@ -448,7 +212,7 @@ DEFAULT_TIERS: tuple[TierSpec, ...] = (
 1d (2h) or 10% in 3d (6h).  For a 30-day window these are burn rates 14.4, 6, 3 and 1."""
 
 
-class AlertingSpec(_Strict):
+class AlertingSpec(StrictModel):
     """Burn-rate alerts of one SLO."""
 
     name: str | None = Field(
@@ -501,7 +265,7 @@ class AlertingSpec(_Strict):
         return [t for t in self.tiers if t.name not in self.disable]
 
 
-class ExclusionSpec(_Strict):
+class ExclusionSpec(StrictModel):
     """A maintenance window: its minutes count neither as good nor as bad, and alerts stay
     silent."""
 
@@ -524,7 +288,7 @@ class ExclusionSpec(_Strict):
 Budgeting = Literal["Occurrences", "Timeslices", "RatioTimeslices"]
 
 
-class SLOSpec(_Strict):
+class SLOSpec(StrictModel):
     """One service level objective."""
 
     name: str = Field(description="SLO name, unique in the file (label slo).")
@@ -563,7 +327,7 @@ class SLOSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _slo_name(cls, v: str) -> str:
-        if not _NAME.fullmatch(v):
+        if not NAME.fullmatch(v):
             raise ValueError(f"{v!r}: an SLO name uses letters, digits, '-', '_' or '.'")
         return v
 
@@ -589,14 +353,14 @@ class SLOSpec(_Strict):
     @classmethod
     def _labels(cls, v: dict[str, str]) -> dict[str, str]:
         for k in v:
-            if not _LABEL.fullmatch(k) or k.startswith("__"):
+            if not LABEL.fullmatch(k) or k.startswith("__"):
                 raise ValueError(f"{k!r} is not a valid Prometheus label name")
         return v
 
     @field_validator("sli", mode="before")
     @classmethod
     def _kind(cls, v: Any) -> Any:
-        return _check_kind(v, ("ratio", "latency", "window"))
+        return check_kind(v, ("ratio", "latency", "window"))
 
     @field_validator("budgeting")
     @classmethod

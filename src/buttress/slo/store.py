@@ -26,14 +26,15 @@ per minute in ``sli_minutes``) is converted to blocks when first opened.
 from __future__ import annotations
 
 import sqlite3
-import sys
-import threading
-from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from buttress.errors import ConfigError
+from buttress.sqlite import Database, connect, migrate
+
+from .blocks import DAY, add_rows, put, span_sums, unpack, widen, width_for
+from .schema import MIGRATIONS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,104 +42,10 @@ if TYPE_CHECKING:
 
 __all__ = ["DAY", "SLIStore"]
 
-DAY = 1440
-"""Minutes in a block."""
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS sli_minutes (
-        sli    TEXT    NOT NULL,
-        day    INTEGER NOT NULL,
-        good   INTEGER NOT NULL,
-        total  INTEGER NOT NULL,
-        width  INTEGER NOT NULL,
-        counts BLOB    NOT NULL,
-        seen   BLOB    NOT NULL,
-        PRIMARY KEY (sli, day)
-    )""",
-    "CREATE INDEX IF NOT EXISTS sli_minutes_sums ON sli_minutes (sli, day, good, total)",
-)
-_CODES = {2: "h", 4: "i", 8: "q"}
-
-
-def _width(low: int, high: int) -> int:
-    """Bytes per count (2, 4 or 8) that hold every count in ``[low, high]``."""
-    for width in (2, 4):
-        limit = 2 ** (8 * width - 1) - 1
-        if -limit <= low and high <= limit:
-            return width
-    return 8
-
-
 _CHUNK = 500  # SQL variables per IN (...) list
-_SWAP = sys.byteorder != "little"
 
 
-def _unpack(width: int, blob: bytes) -> array[int]:
-    arr = array(_CODES[width])
-    arr.frombytes(blob)
-    if _SWAP:
-        arr.byteswap()
-    return arr
-
-
-def _pack(arr: array[int]) -> tuple[int, bytes]:
-    """``(width, little-endian bytes)`` of 64-bit ``arr``, narrowed to 16 or 32 bits when every
-    count fits."""
-    width = _width(min(arr), max(arr))
-    out = arr if width == 8 else array(_CODES[width], arr)
-    if _SWAP:
-        out = array(out.typecode, out)
-        out.byteswap()
-    return out.itemsize, out.tobytes()
-
-
-def _span_sums(width: int, blob: bytes, a: int, b: int) -> tuple[int, int]:
-    """Sums of a block's good and total counts over offsets ``[a, b)`` (numpy when installed)."""
-    try:
-        import numpy as np_
-    except ImportError:
-        arr = _unpack(width, blob)
-        return sum(arr[a:b]), sum(arr[DAY + a : DAY + b])
-    block = np_.frombuffer(blob, dtype=f"<i{width}").reshape(2, DAY)
-    g, t = block[:, a:b].sum(axis=1, dtype=np_.int64)
-    return int(g), int(t)
-
-
-def _widen(blob: bytes, size: int, np_: Any) -> bytes:
-    """A block's bytes with ``size`` bytes per count (little-endian)."""
-    width = len(blob) // (2 * DAY)
-    if width == size:
-        return blob
-    return bytes(np_.frombuffer(blob, dtype=f"<i{width}").astype(f"<i{size}").tobytes())
-
-
-def _put(
-    c: sqlite3.Connection,
-    sli: str,
-    day: int,
-    *,
-    new: bool,
-    added: tuple[int, int],
-    packed: tuple[int, bytes],
-    seen: int,
-) -> None:
-    """Write a block: insert it, or update it adding ``added`` to the day's sums."""
-    bits = seen.to_bytes(DAY // 8, "little")
-    if new:
-        c.execute(
-            "INSERT INTO sli_minutes (sli, day, good, total, width, counts, seen) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (sli, day, *added, *packed, bits),
-        )
-    else:
-        c.execute(
-            "UPDATE sli_minutes SET good = good + ?, total = total + ?, width = ?, counts = ?, "
-            "seen = ? WHERE sli = ? AND day = ?",
-            (*added, *packed, bits, sli, day),
-        )
-
-
-class SLIStore:
+class SLIStore(Database):
     """A SQLite file of per-minute good/total counts, kept in day blocks.
 
     :param path: the database file (created if missing).
@@ -151,66 +58,19 @@ class SLIStore:
         if busy_timeout < 0:
             raise ConfigError("busy_timeout", busy_timeout, "must be >= 0")
         self.path = str(path)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # A new file gets 16 KiB pages, so that a day block (11.5 KiB) sits in one page instead of a
         # chain of overflow pages; an existing file keeps its page size.
-        self._conn.execute("PRAGMA page_size = 16384")
-        mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal" and self.path != ":memory:":
-            raise ConfigError("path", self.path, f"SQLite refused WAL mode (got {mode})")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        with self._lock:
-            self._write(self._create)
-
-    def _create(self, c: sqlite3.Connection) -> None:
-        cols = {r[1] for r in c.execute("PRAGMA table_info(sli_minutes)")}
-        old = "minute" in cols  # a store from before day blocks: one row per minute
-        if old:
-            c.execute("ALTER TABLE sli_minutes RENAME TO sli_minutes_v1")
-        for stmt in _SCHEMA:
-            c.execute(stmt)
-        if old:
-            self._add_locked(c, c.execute("SELECT sli, minute, good, total FROM sli_minutes_v1"))
-            c.execute("DROP TABLE sli_minutes_v1")
-
-    def _write(self, fn: Any) -> None:
-        c = self._conn
-        c.execute("BEGIN IMMEDIATE")
+        conn = connect(self.path, busy_timeout=busy_timeout, page_size=16384)
         try:
-            fn(c)
+            migrate(conn, MIGRATIONS, self.path)
         except BaseException:
-            c.execute("ROLLBACK")
+            conn.close()
             raise
-        c.execute("COMMIT")
+        self._open(conn)
 
     # -- writing -----------------------------------------------------------------------------------
-
-    @staticmethod
-    def _add_locked(c: sqlite3.Connection, rows: Iterable[Sequence[Any]]) -> None:
-        deltas: dict[tuple[str, int], dict[int, list[int]]] = {}
-        for sli, minute, good, total in rows:
-            day, offset = divmod(int(minute), DAY)
-            cell = deltas.setdefault((str(sli), day), {}).setdefault(offset, [0, 0])
-            cell[0] += int(good)
-            cell[1] += int(total)
-        for (sli, day), cells in deltas.items():
-            row = c.execute(
-                "SELECT width, counts, seen FROM sli_minutes WHERE sli = ? AND day = ?", (sli, day)
-            ).fetchone()
-            arr = array("q", _unpack(row[0], row[1]) if row else bytes(16 * DAY))
-            seen = int.from_bytes(row[2], "little") if row else 0
-            dg = dt = 0
-            for offset, (g, t) in cells.items():
-                arr[offset] += g
-                arr[DAY + offset] += t
-                dg += g
-                dt += t
-                seen |= 1 << offset
-            _put(c, sli, day, new=row is None, added=(dg, dt), packed=_pack(arr), seen=seen)
 
     def add(self, rows: Iterable[tuple[str, int, int, int]]) -> None:
         """Add ``(sli, minute, good, total)`` rows in one transaction (counts add up)."""
@@ -218,7 +78,7 @@ class SLIStore:
         if not batch:
             return
         with self._lock:
-            self._write(lambda c: self._add_locked(c, batch))
+            self._write(lambda c: add_rows(c, batch))
 
     def add_series(self, sli: str, start_minute: int, good: Any, total: Any) -> None:
         """Add dense per-minute counts (sequences or numpy arrays of equal length) for minutes
@@ -250,11 +110,11 @@ class SLIStore:
                 block[0, lo:hi] += g[src]
                 block[1, lo:hi] += t[src]
                 dg, dt = int(g[src].sum()), int(t[src].sum())
-                width = _width(int(block.min()), int(block.max()))
+                width = width_for(int(block.min()), int(block.max()))
                 seen = int.from_bytes(row[2], "little") if row else 0
                 seen |= ((1 << (hi - lo)) - 1) << lo
                 blob = block.astype(f"<i{width}").tobytes()
-                _put(c, sli, day, new=row is None, added=(dg, dt), packed=(width, blob), seen=seen)
+                put(c, sli, day, new=row is None, added=(dg, dt), packed=(width, blob), seen=seen)
 
         with self._lock:
             self._write(write)
@@ -271,7 +131,7 @@ class SLIStore:
             rows = self._conn.execute("SELECT DISTINCT sli FROM sli_minutes ORDER BY sli")
             return [r[0] for r in rows]
 
-    def _blocks(self, slis: Sequence[str], first_day: int, last_day: int) -> list[Any]:
+    def blocks(self, slis: Sequence[str], first_day: int, last_day: int) -> list[Any]:
         """``(sli, day, width, counts)`` of the blocks of ``slis`` for days in ``[first, last]``."""
         out: list[Any] = []
         unique = list(dict.fromkeys(slis))
@@ -301,7 +161,7 @@ class SLIStore:
                 (sli, start_minute // DAY, (end_minute - 1) // DAY),
             ).fetchall()
         for day, width, blob, seen_bits in blocks:
-            arr = _unpack(width, blob)
+            arr = unpack(width, blob)
             seen = int.from_bytes(seen_bits, "little")
             base = day * DAY
             for off in range(max(start_minute - base, 0), min(end_minute - base, DAY)):
@@ -320,6 +180,13 @@ class SLIStore:
         """
         return self._series_many(slis, start_minute, end_minute, narrow=False)
 
+    def series_many_narrow(
+        self, slis: Sequence[str], start_minute: int, end_minute: int
+    ) -> tuple[Any, Any]:
+        """:meth:`series_many` in the blocks' widest integer type (16 or 32 bits are enough for
+        sums: numpy sums small integers in 64 bits), for a reader that only sums."""
+        return self._series_many(slis, start_minute, end_minute, narrow=True)
+
     def _series_many(
         self, slis: Sequence[str], start_minute: int, end_minute: int, *, narrow: bool
     ) -> tuple[Any, Any]:
@@ -336,11 +203,11 @@ class SLIStore:
         pos = {s: i for i, s in enumerate(unique)}
         d0, d1 = start_minute // DAY, (end_minute - 1) // DAY
         nd = d1 - d0 + 1
-        found = self._blocks(unique, d0, d1)
+        found = self.blocks(unique, d0, d1)
         size = max((w for _, _, w, _ in found), default=2)
         # Join the blocks found into one buffer, view it, and scatter it into zeroed arrays (one
         # vectorised assignment; np.zeros only touches the memory the blocks fill).
-        buf = b"".join(_widen(blob, size, np_) for _, _, _, blob in found)
+        buf = b"".join(widen(blob, size, np_) for _, _, _, blob in found)
         blocks = np_.frombuffer(buf, dtype=f"<i{size}").reshape(len(found), 2, DAY)
         rows = np_.fromiter((pos[r[0]] for r in found), dtype=np_.intp, count=len(found))
         days = np_.fromiter((r[1] - d0 for r in found), dtype=np_.intp, count=len(found))
@@ -404,8 +271,8 @@ class SLIStore:
         for lo, hi in edges:
             day = lo // DAY
             a, b = lo - day * DAY, hi - day * DAY
-            for sli, _, width, blob in self._blocks(slis, day, day):
-                g_part, t_part = _span_sums(width, blob, a, b)
+            for sli, _, width, blob in self.blocks(slis, day, day):
+                g_part, t_part = span_sums(width, blob, a, b)
                 good[sli] += g_part
                 total[sli] += t_part
         return [good[s] for s in slis], [total[s] for s in slis]
@@ -424,16 +291,6 @@ class SLIStore:
         lo = int.from_bytes(first[1], "little")
         hi = int.from_bytes(last[1], "little")
         return first[0] * DAY + (lo & -lo).bit_length() - 1, last[0] * DAY + hi.bit_length() - 1
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> SLIStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"SLIStore({self.path!r})"

@@ -38,13 +38,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import ClassVar, Literal, get_args
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ConfigError
 from buttress.events import Event
 from buttress.policies.breaker import BreakerStore
-from buttress.policies.budget import Budget
+from buttress.policies.budget import Budget, RetryBudget, TokenBucketBudget
 from buttress.policies.ratelimit import BucketStore
 
 __all__ = [
@@ -128,18 +129,23 @@ class StateStore(abc.ABC):
 
     A scope names one policy instance within the service (``"<pipeline>/<policy>"`` when built
     from ``reliability.yaml``); two processes using the same scope (and service) share state.
+
+    The four factory methods check their arguments and build the policy's own local state, once,
+    here; a backend says only what it adds, in the ``make_*`` hooks they call.
     """
 
     backend: ClassVar[str] = "state"
+    modes: Mapping[str, OnUnavailable] = MappingProxyType(dict.fromkeys(POLICY_KINDS, "local"))
+    """The :data:`OnUnavailable` rule of each policy kind when a factory method is given none."""
 
-    @abc.abstractmethod
     def breaker_store(
         self, scope: str, *, on_unavailable: OnUnavailable | None = None
     ) -> BreakerStore | None:
         """A store for one :class:`~buttress.policies.breaker.CircuitBreaker`, passed as its
         ``store=``; ``None`` means the breaker's own in-memory store."""
+        scope = check_scope(scope)
+        return self.make_breaker_store(scope, self.mode_for("circuit_breaker", on_unavailable))
 
-    @abc.abstractmethod
     def bucket_store(
         self,
         scope: str,
@@ -154,8 +160,10 @@ class StateStore(abc.ABC):
         (``1 / replicas`` keeps the fleet at the limit during an outage).  Default: the state
         store's own default (1).
         """
+        scope = check_scope(scope)
+        mode = self.mode_for("rate_limiter", on_unavailable)
+        return self.make_bucket_store(scope, mode, max_keys, local_share)
 
-    @abc.abstractmethod
     def retry_budget(
         self,
         scope: str,
@@ -168,8 +176,13 @@ class StateStore(abc.ABC):
         on_unavailable: OnUnavailable | None = None,
     ) -> Budget:
         """A Finagle-style ratio budget (:class:`~buttress.policies.budget.RetryBudget` rules)."""
+        scope = check_scope(scope)
+        mode = self.mode_for("retry_budget", on_unavailable)
+        local = RetryBudget(
+            ratio=ratio, min_per_second=min_per_second, ttl=ttl, slices=slices, clock=clock
+        )
+        return self.make_retry_budget(scope, mode, local, slices)
 
-    @abc.abstractmethod
     def token_bucket_budget(
         self,
         scope: str,
@@ -181,6 +194,40 @@ class StateStore(abc.ABC):
     ) -> Budget:
         """A gRPC-style token bucket budget (:class:`~buttress.policies.budget.TokenBucketBudget`
         rules)."""
+        scope = check_scope(scope)
+        mode = self.mode_for("retry_budget", on_unavailable)
+        local = TokenBucketBudget(max_tokens=max_tokens, token_ratio=token_ratio)
+        return self.make_token_bucket_budget(scope, mode, local)
+
+    def mode_for(self, kind: str, value: OnUnavailable | None) -> OnUnavailable:
+        """The rule for a policy of ``kind``: ``value`` (checked), or this store's default."""
+        if value is None:
+            return self.modes[kind]
+        return check_on_unavailable("on_unavailable", value)
+
+    # -- what a backend adds (scope and mode checked; the local state built) -----------------------
+
+    @abc.abstractmethod
+    def make_breaker_store(self, scope: str, mode: OnUnavailable) -> BreakerStore | None:
+        """The breaker's store (``None``: its own in-memory one)."""
+
+    @abc.abstractmethod
+    def make_bucket_store(
+        self, scope: str, mode: OnUnavailable, max_keys: int, local_share: float | None
+    ) -> BucketStore:
+        """The rate limiter's store of ``max_keys`` buckets."""
+
+    @abc.abstractmethod
+    def make_retry_budget(
+        self, scope: str, mode: OnUnavailable, local: RetryBudget, slices: int
+    ) -> Budget:
+        """The ratio budget around ``local`` (built with ``slices``), or ``local`` itself."""
+
+    @abc.abstractmethod
+    def make_token_bucket_budget(
+        self, scope: str, mode: OnUnavailable, local: TokenBucketBudget
+    ) -> Budget:
+        """The token bucket budget around ``local``, or ``local`` itself."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release in memory
         """Release connections (idempotent)."""

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.policies.breaker import BreakerStore
 from buttress.policies.budget import Budget, RetryBudget, TokenBucketBudget
 from buttress.policies.ratelimit import BucketStore, MemoryBucketStore
 
-from .base import OnUnavailable, StateStore, check_on_unavailable, check_scope
+from .base import OnUnavailable, StateStore
 
 __all__ = ["MemoryState"]
 
@@ -31,53 +30,20 @@ class MemoryState(StateStore):
     def __repr__(self) -> str:
         return "MemoryState()"
 
-    def breaker_store(
-        self, scope: str, *, on_unavailable: OnUnavailable | None = None
-    ) -> BreakerStore | None:
-        _check(scope, on_unavailable)
+    def make_breaker_store(self, scope: str, mode: OnUnavailable) -> BreakerStore | None:
         return None  # the breaker builds its MemoryBreakerStore around its own window
 
-    def bucket_store(
-        self,
-        scope: str,
-        *,
-        max_keys: int = 10_000,
-        local_share: float | None = None,
-        on_unavailable: OnUnavailable | None = None,
+    def make_bucket_store(
+        self, scope: str, mode: OnUnavailable, max_keys: int, local_share: float | None
     ) -> BucketStore:
-        _check(scope, on_unavailable)
         return MemoryBucketStore(max_keys)
 
-    def retry_budget(
-        self,
-        scope: str,
-        *,
-        ratio: float = 0.2,
-        min_per_second: float = 10.0,
-        ttl: float = 10.0,
-        slices: int = 10,
-        clock: Clock = SYSTEM_CLOCK,
-        on_unavailable: OnUnavailable | None = None,
+    def make_retry_budget(
+        self, scope: str, mode: OnUnavailable, local: RetryBudget, slices: int
     ) -> Budget:
-        _check(scope, on_unavailable)
-        return RetryBudget(
-            ratio=ratio, min_per_second=min_per_second, ttl=ttl, slices=slices, clock=clock
-        )
+        return local
 
-    def token_bucket_budget(
-        self,
-        scope: str,
-        *,
-        max_tokens: float = 10.0,
-        token_ratio: float = 0.1,
-        clock: Clock = SYSTEM_CLOCK,
-        on_unavailable: OnUnavailable | None = None,
+    def make_token_bucket_budget(
+        self, scope: str, mode: OnUnavailable, local: TokenBucketBudget
     ) -> Budget:
-        _check(scope, on_unavailable)
-        return TokenBucketBudget(max_tokens=max_tokens, token_ratio=token_ratio)
-
-
-def _check(scope: str, on_unavailable: OnUnavailable | None) -> None:
-    check_scope(scope)
-    if on_unavailable is not None:
-        check_on_unavailable("on_unavailable", on_unavailable)
+        return local

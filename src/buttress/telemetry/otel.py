@@ -24,6 +24,7 @@ The library is imported when a listener is built, not when this module is import
 
 from __future__ import annotations
 
+import importlib.metadata
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,14 @@ def _import() -> Any:
     return metrics
 
 
+def _version() -> str:
+    """The installed distribution's version: the meter's instrumentation-scope version."""
+    try:
+        return importlib.metadata.version("buttress")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a bare checkout
+        return "0+unknown"
+
+
 class OTelListener:
     """A listener that records events on OpenTelemetry instruments.
 
@@ -78,14 +87,12 @@ class OTelListener:
         self, meter_provider: Any | None = None, *, buckets: Sequence[float] = DEFAULT_BUCKETS
     ) -> None:
         metrics = _import()
-        from buttress import __version__
-
         self.buckets = check_buckets(buckets)
         if meter_provider is not None and not hasattr(meter_provider, "get_meter"):
             raise ConfigError(
                 "meter_provider", meter_provider, "must be an OpenTelemetry MeterProvider"
             )
-        self.meter: Any = metrics.get_meter(METER_NAME, __version__, meter_provider=meter_provider)
+        self.meter: Any = metrics.get_meter(METER_NAME, _version(), meter_provider=meter_provider)
         self.counter: Any = self.meter.create_counter(
             EVENTS_TOTAL,
             unit="{event}",

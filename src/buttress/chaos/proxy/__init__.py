@@ -1,13 +1,14 @@
 """The TCP/HTTP fault proxy (asyncio) and its toxiproxy-compatible control API.
 
-See :mod:`buttress.chaos.proxy.toxics` for the fault catalogue, :mod:`.server` for how bytes move,
+See :mod:`buttress.chaos.proxy.toxics` for the fault catalogue, :mod:`.link` for how bytes move,
 :mod:`.api` for the control API.  Standard library only.
 """
 
 from __future__ import annotations
 
 from .api import VERSION, ControlAPI, ProxyThread, serve_forever
-from .server import SPLICE_AVAILABLE, Proxy, ProxyServer
+from .link import SPLICE_AVAILABLE
+from .server import Proxy, ProxyServer
 from .toxics import TOXIC_TYPES, ApiError, Toxic, make_toxic
 
 __all__ = [

@@ -36,14 +36,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from buttress import __version__
+from buttress.chaos.versions import buttress_version
 
 from .server import ProxyServer
 from .toxics import ApiError
 
 __all__ = ["VERSION", "ControlAPI", "ProxyThread", "serve_forever"]
 
-VERSION = f"buttress-{__version__}"
+VERSION = f"buttress-{buttress_version()}"
 MAX_BODY = 1024 * 1024
 _log = logging.getLogger("buttress.proxy.api")
 

@@ -55,12 +55,9 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .http import HttpRequestScanner
-
-if TYPE_CHECKING:
-    from .server import Direction
 
 __all__ = [
     "ApiError",
@@ -72,6 +69,18 @@ __all__ = [
 ]
 
 Send = Callable[[bytes], Awaitable[None]]
+
+
+class Direction(Protocol):
+    """What a toxic may ask of the direction it acts on (a :class:`~.link.Direction`)."""
+
+    async def hold_while(self, toxic: Toxic) -> None:
+        """Wait, holding the data in hand, until ``toxic`` no longer acts on this direction."""
+        ...
+
+    async def answer(self, data: bytes) -> None:
+        """Send ``data`` back to the side the direction reads from."""
+        ...
 
 
 class ApiError(Exception):

@@ -5,7 +5,9 @@
 * :mod:`.supervisor`: starts the services and the fault proxy as processes, stops them all;
 * :mod:`.driver`: the open-loop load driver and its history of orders;
 * :mod:`.plan`: applies and removes the faults of the plan;
-* :mod:`.run`: one run and the whole lab (assessment, both runs, hypotheses);
+* :mod:`.load`: loads ``reliability.yaml`` and cross-checks the section against the rest;
+* :mod:`.run`: one run and the whole lab (both runs, then the report);
+* :mod:`.figures`: what a run measured, the hypotheses and the assessment;
 * :mod:`.report`: the side-by-side table and the self-contained HTML report.
 
 Importing this package needs only pydantic (the spec model); running the lab needs the
@@ -14,27 +16,6 @@ Importing this package needs only pydantic (the spec model); running the lab nee
 
 from __future__ import annotations
 
-# The spec package first: its document model imports .spec below, which needs spec.types.
+# The spec package first: its document model imports .spec (the section's model), which needs
+# spec.types; importing buttress.spec first keeps that order whatever is imported first.
 import buttress.spec  # noqa: F401
-
-from .spec import (
-    ExperimentsSpec,
-    FaultSpec,
-    HypothesesSpec,
-    LoadSpec,
-    RequestSpec,
-    ServiceSpec,
-    SLOExpectation,
-    instance_names,
-)
-
-__all__ = [
-    "ExperimentsSpec",
-    "FaultSpec",
-    "HypothesesSpec",
-    "LoadSpec",
-    "RequestSpec",
-    "SLOExpectation",
-    "ServiceSpec",
-    "instance_names",
-]

@@ -1,6 +1,7 @@
 """The lab's results for people: the side-by-side table and the self-contained HTML report.
 
-The HTML page is built with :mod:`buttress.dashboard.report` (uPlot inlined, no network): per
+The HTML page's body comes from ``templates/report.html`` (Jinja2, autoescaped), inside the
+self-contained page of :mod:`buttress.dashboard.report` (uPlot inlined, no network): per
 request kind, the error rate and the p99 latency per second, policies on against policies off, with
 the plan's faults shaded; each SLO's error budget consumed over the run (100% = the whole budget);
 the circuit breakers' states; then the tables (SLOs, budget per fault, hypotheses, assessment).
@@ -8,25 +9,21 @@ the circuit breakers' states; then the tables (SLOs, budget per fault, hypothese
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from buttress.dashboard.report import (
-    Chart,
-    Mark,
-    Series,
-    Threshold,
-    badge,
-    chart_html,
-    page,
-    section,
-    table,
-)
+import jinja2
+from markupsafe import Markup
+
+from buttress.dashboard.report import Chart, Mark, Series, Threshold, chart_html, page
+from buttress.tables import render_table as text_table
 
 if TYPE_CHECKING:
     from .run import LoadedLab
 
 __all__ = ["render_html", "render_table"]
 
+_COLORS = {"on": "#1f77b4", "off": "#d62728"}
 _STATE_LEVEL = {"closed": 0.0, "half_open": 0.5, "open": 1.0, "forced_open": 1.0}
 
 
@@ -88,14 +85,8 @@ def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
 
 def render_table(result: dict[str, Any]) -> str:
     """The two runs side by side, then the hypotheses, as plain text."""
-    table_rows = rows(result)
-    widths = [max(len(r[i]) for r in table_rows) for i in range(len(table_rows[0]))]
-    lines = []
-    for n, r in enumerate(table_rows):
-        lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    lines.append("")
+    head, *body = rows(result)
+    lines = [text_table(head, body), ""]
     for h in result["hypotheses"]:
         mark = "PASS" if h["passed"] else "FAIL"
         lines.append(f"{mark}  {h['hypothesis']}: {h['observed']}")
@@ -128,273 +119,176 @@ def _breaker_series(run: dict[str, Any], n: int) -> dict[str, list[float | None]
     return out
 
 
-def render_html(lab: LoadedLab, result: dict[str, Any]) -> str:
-    """The whole report as one HTML document."""
-    runs = result["runs"]
-    modes = list(runs)
-    first = runs[modes[0]]
-    x = first["series"]["t"]
-    n = len(x)
-    marks = _marks(first)
-    colors = {"on": "#1f77b4", "off": "#d62728"}
-    body: list[str] = []
+class _Charts:
+    """The report's charts, drawn by uPlot from the specs ``chart_html`` embeds: x is seconds
+    since the start of the run, the plan's faults are shaded; one series per run."""
 
-    verdict = badge(
-        "every hypothesis held" if result["passed"] else "a hypothesis failed",
-        "ok" if result["passed"] else "bad",
-    )
-    body.append(
-        section(
-            "Verdict",
-            verdict
-            + table(
-                ["hypothesis", "expected", "observed", ""],
-                [
-                    (
-                        h["hypothesis"],
-                        h["expected"],
-                        h["observed"],
-                        "pass" if h["passed"] else "FAIL",
-                    )
-                    for h in result["hypotheses"]
-                ],
-                levels=["ok" if h["passed"] else "bad" for h in result["hypotheses"]],
-            ),
-            note="The same fault plan ran twice against the same services: first with the "
-            "policies of reliability.yaml, then with every policy switched off.",
-        )
-    )
-    side = rows(result)
-    body.append(section("Side by side", table(list(side[0]), side[1:])))
+    def __init__(self, result: dict[str, Any]) -> None:
+        self.runs = result["runs"]
+        self.modes = list(self.runs)
+        first = self.runs[self.modes[0]]
+        self.x = first["series"]["t"]
+        self.marks = _marks(first)
 
-    def series_of(key: str, unit: str | None = None) -> list[Series]:
+    def chart(self, id: str, title: str, series: list[Series], **options: Any) -> Markup:
+        spec = Chart(id, title, x=self.x, series=series, time=False, marks=self.marks, **options)
+        return Markup(chart_html(spec))
+
+    def series(self, key: str) -> list[Series]:
+        n = len(self.x)
         return [
             Series(
                 f"policies {m}",
-                (runs[m]["series"][key] + [None] * n)[:n],
-                color=colors.get(m),
+                (self.runs[m]["series"][key] + [None] * n)[:n],
+                color=_COLORS.get(m),
                 dash=m == "off",
-                unit=unit,
             )
-            for m in modes
-            if key in runs[m]["series"]
+            for m in self.modes
+            if key in self.runs[m]["series"]
         ]
 
-    charts: list[str] = []
-    for kind in first["requests"]:
-        charts.append(
-            chart_html(
-                Chart(
-                    f"err-{kind}",
-                    f"{kind}: bad requests per second (fraction)",
-                    x=x,
-                    series=series_of(f"{kind}_error"),
-                    y_unit="fraction",
-                    y_min=0,
-                    y_max=1,
-                    time=False,
-                    marks=marks,
-                )
-            )
+    def requests(self, kind: str, timeout: float) -> list[Markup]:
+        """Bad requests per second (a fraction) and the p99 latency of one request kind."""
+        bad = self.series(f"{kind}_error")
+        p99 = self.series(f"{kind}_p99")
+        limit = [Threshold(timeout, "client timeout")]
+        return [
+            self.chart(f"err-{kind}", f"{kind}: bad requests per second (fraction)", bad,
+                       y_unit="fraction", y_min=0, y_max=1),
+            self.chart(f"lat-{kind}", f"{kind}: p99 latency per second", p99,
+                       y_unit="s", y_min=0, thresholds=limit),
+        ]  # fmt: skip
+
+    def budget(self, slo: dict[str, Any]) -> Markup:
+        name = slo["name"]
+        return self.chart(
+            f"budget-{name}",
+            f"SLO {name} ({slo['objective']:g}%): error budget consumed",
+            self.series(f"budget_{name}"),
+            y_unit="fraction",
+            y_min=0,
+            y_soft=True,
+            thresholds=[Threshold(1.0, "budget exhausted", "#d62728")],
         )
-        charts.append(
-            chart_html(
-                Chart(
-                    f"lat-{kind}",
-                    f"{kind}: p99 latency per second",
-                    x=x,
-                    series=series_of(f"{kind}_p99"),
-                    y_unit="s",
-                    y_min=0,
-                    time=False,
-                    marks=marks,
-                    thresholds=[Threshold(lab.experiments.load.timeout, "client timeout")],
-                )
-            )
-        )
-    body.append(
-        section(
-            "Errors and latency over the run",
-            "".join(charts),
-            note="x: seconds since the start of the run; shaded: the faults of the plan.",
-        )
-    )
-    budget_charts = []
-    for s in first["slos"]:
-        key = f"budget_{s['name']}"
-        if key not in first["series"]:
-            continue
-        budget_charts.append(
-            chart_html(
-                Chart(
-                    f"budget-{s['name']}",
-                    f"SLO {s['name']} ({s['objective']:g}%): error budget consumed",
-                    x=x,
-                    series=series_of(key),
-                    y_unit="fraction",
-                    y_min=0,
-                    y_soft=True,
-                    time=False,
-                    marks=marks,
-                    thresholds=[Threshold(1.0, "budget exhausted", "#d62728")],
-                )
-            )
-        )
-    if budget_charts:
-        body.append(
-            section(
-                "Error budget burn",
-                "".join(budget_charts),
-                note="Budget consumed = bad requests so far / (requests in the run x (1 - "
-                "objective)), seen by the load driver; above 100% the SLO is burned.",
-            )
-        )
-    breaker_charts = []
-    for m in modes:
-        states = _breaker_series(runs[m], n)
+
+    def breakers(self, mode: str) -> Markup | None:
+        states = _breaker_series(self.runs[mode], len(self.x))
         if not states:
-            continue
-        breaker_charts.append(
-            chart_html(
-                Chart(
-                    f"breakers-{m}",
-                    f"circuit breakers, policies {m} (0 closed, 0.5 half open, 1 open)",
-                    x=x,
-                    series=[Series(name, v, step=True) for name, v in states.items()],
-                    y_min=0,
-                    y_max=1,
-                    time=False,
-                    marks=marks,
-                    height=160,
-                )
-            )
+            return None
+        return self.chart(
+            f"breakers-{mode}",
+            f"circuit breakers, policies {mode} (0 closed, 0.5 half open, 1 open)",
+            [Series(name, v, step=True) for name, v in states.items()],
+            y_min=0,
+            y_max=1,
+            height=160,
         )
-    body.append(
-        section(
-            "Breaker states",
-            "".join(breaker_charts) or "<p>No breaker changed state.</p>",
-            note="From the state feed the API published into the run's store.",
-        )
-    )
-    fault_rows = []
-    for j, f in enumerate(first["faults"]):
+
+    def all(self, lab: LoadedLab) -> dict[str, list[Markup]]:
+        first = self.runs[self.modes[0]]
+        timeout = lab.experiments.load.timeout
+        breakers = [self.breakers(m) for m in self.modes]
+        return {
+            "requests": [c for kind in first["requests"] for c in self.requests(kind, timeout)],
+            "budgets": [
+                self.budget(s) for s in first["slos"] if f"budget_{s['name']}" in first["series"]
+            ],
+            "breakers": [c for c in breakers if c is not None],
+        }
+
+
+def _fault_rows(runs: dict[str, Any]) -> list[tuple[str, ...]]:
+    modes = list(runs)
+    out = []
+    for j, f in enumerate(runs[modes[0]]["faults"]):
         for name in f["budget_consumed"]:
-            fault_rows.append(
-                (
-                    f["name"],
-                    f["kind"],
-                    f["target"],
-                    f"{f['planned'][0]:.1f}-{f['planned'][1]:.1f} s",
-                    name,
-                    *(_pct(runs[m]["faults"][j]["budget_consumed"].get(name), 1) for m in modes),
-                )
-            )
-    body.append(
-        section(
-            "Budget consumed per fault",
-            table(
-                ["fault", "kind", "target", "when", "SLO", *(f"policies {m}" for m in modes)],
-                fault_rows,
-            ),
-            note="Share of the run's error budget burned by the requests that arrived while the "
-            "fault was applied (plus the client timeout, at most until the next fault began).",
-        )
-    )
-    slo_rows = []
-    for m in modes:
-        for s in runs[m]["slos"]:
-            slo_rows.append(
-                (
-                    m,
-                    s["name"],
-                    f"{s['objective']:g}%",
-                    f"{int(s['good'])} / {int(s['total'])}",
-                    _pct(s["sli"], 3),
-                    _pct(s["budget_consumed"], 1),
-                    s["verdict"],
-                    f"{int(s['service_good'])} / {int(s['service_total'])}",
-                    _pct(s["service_sli"], 3),
-                )
-            )
-    body.append(
-        section(
-            "SLOs from the store",
-            table(
-                [
-                    "policies",
-                    "SLO",
-                    "objective",
-                    "good / total",
-                    "SLI",
-                    "budget consumed",
-                    "verdict",
-                    "good / total (API)",
-                    "SLI (API)",
-                ],
-                slo_rows,
-                levels=["ok" if r[6] == "held" else "bad" for r in slo_rows],
-            ),
-            note="What the users saw (recorded by the load driver into the run's client.db), "
-            "beside what the API recorded into store.db; both SQLite stores of buttress.slo, "
-            "evaluated by buttress.slo.evaluator.  Verdicts use the users' view.",
-        )
-    )
-    hist_rows = [
+            spent = (_pct(runs[m]["faults"][j]["budget_consumed"].get(name), 1) for m in modes)
+            when = f"{f['planned'][0]:.1f}-{f['planned'][1]:.1f} s"
+            out.append((f["name"], f["kind"], f["target"], when, name, *spent))
+    return out
+
+
+def _slo_rows(runs: dict[str, Any]) -> list[tuple[str, ...]]:
+    return [
         (
             m,
-            runs[m]["history"]["attempted_count"],
-            runs[m]["history"]["acknowledged_count"],
-            runs[m]["history"]["lost_count"],
-            runs[m]["history"]["recovered_count"],
-            runs[m]["history"]["vanished_count"],
+            s["name"],
+            f"{s['objective']:g}%",
+            f"{int(s['good'])} / {int(s['total'])}",
+            _pct(s["sli"], 3),
+            _pct(s["budget_consumed"], 1),
+            s["verdict"],
+            f"{int(s['service_good'])} / {int(s['service_total'])}",
+            _pct(s["service_sli"], 3),
         )
-        for m in modes
+        for m in runs
+        for s in runs[m]["slos"]
     ]
-    body.append(
-        section(
-            "Nothing lost",
-            table(
-                [
-                    "policies",
-                    "orders sent",
-                    "acknowledged",
-                    "lost",
-                    "unknown, stored",
-                    "unknown, not",
-                ],
-                hist_rows,
-                levels=["ok" if r[3] == 0 else "bad" for r in hist_rows],
-            ),
-            note="The history checker (buttress.chaos.checker) compares every acknowledged order "
-            "with a final read of the datastore.",
+
+
+def _history_rows(runs: dict[str, Any]) -> list[tuple[Any, ...]]:
+    keys = ("attempted", "acknowledged", "lost", "recovered", "vanished")
+    return [(m, *(runs[m]["history"][f"{k}_count"] for k in keys)) for m in runs]
+
+
+def _journey_rows(assessment: dict[str, Any] | None) -> list[tuple[str, ...]]:
+    return [
+        (
+            j["name"],
+            _pct(j["target"]),
+            _pct(j["availability"], 4),
+            "yes" if j["meets_target"] else "no",
+            f"{j['downtime_minutes_per_month']:.1f} min",
+            "; ".join(j["spofs"]) or "none",
         )
+        for j in (assessment or {}).get("journeys", [])
+    ]
+
+
+def _level(ok: bool) -> str:
+    return "ok" if ok else "bad"
+
+
+def render_html(lab: LoadedLab, result: dict[str, Any]) -> str:
+    """The whole report as one HTML document: ``templates/report.html`` inside the dashboard's
+    self-contained page."""
+    runs = result["runs"]
+    hyps = result["hypotheses"]
+    passed = result["passed"]
+    slo_rows, history_rows = _slo_rows(runs), _history_rows(runs)
+    body = _template().render(
+        verdict={
+            "text": "every hypothesis held" if passed else "a hypothesis failed",
+            "level": _level(passed),
+            "rows": [
+                (h["hypothesis"], h["expected"], h["observed"], "pass" if h["passed"] else "FAIL")
+                for h in hyps
+            ],
+            "levels": [_level(h["passed"]) for h in hyps],
+        },
+        side=rows(result),
+        charts=_Charts(result).all(lab),
+        modes=[f"policies {m}" for m in runs],
+        faults=_fault_rows(runs),
+        slos={"rows": slo_rows, "levels": [_level(r[6] == "held") for r in slo_rows]},
+        history={"rows": history_rows, "levels": [_level(r[3] == 0) for r in history_rows]},
+        assessment=_journey_rows(result.get("assessment")),
     )
-    assessment = result.get("assessment")
-    if assessment:
-        body.append(
-            section(
-                "Assessment of the architecture",
-                table(
-                    ["journey", "target", "availability", "meets", "downtime/month", "SPOFs"],
-                    [
-                        (
-                            j["name"],
-                            _pct(j["target"]),
-                            _pct(j["availability"], 4),
-                            "yes" if j["meets_target"] else "no",
-                            f"{j['downtime_minutes_per_month']:.1f} min",
-                            "; ".join(j["spofs"]) or "none",
-                        )
-                        for j in assessment["journeys"]
-                    ],
-                ),
-                note="buttress.assess on the architecture: section (steady state, exact).",
-            )
-        )
     mode_text = "quick" if result["quick"] else "full"
     return page(
         "Buttress lab: what the policies buy",
-        "".join(body),
+        body,
         subtitle=f"{result['file']} ({mode_text} plan, seed {result['seed']})",
         generated=f"{result['elapsed']:.0f} s",
     )
+
+
+@cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("buttress.lab.system", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("report.html")

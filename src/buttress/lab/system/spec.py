@@ -38,9 +38,9 @@ fault ends), ``burst`` (the request kind named by ``target`` arrives at ``rate``
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from buttress.spec.types import Duration, PositiveDuration
 
@@ -58,6 +58,16 @@ __all__ = [
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*(-[a-z0-9_]+)*$")
 _APP = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def _absolute(v: str) -> str:
+    if not v.startswith("/"):
+        raise ValueError(f"{v!r} must be a path starting with '/'")
+    return v
+
+
+UrlPath = Annotated[str, AfterValidator(_absolute)]
+"""A URL path: it starts with ``/``."""
 
 
 class _Strict(BaseModel):
@@ -82,7 +92,7 @@ class ServiceSpec(_Strict):
         default_factory=list,
         description="Services this one calls; each instance is reached through a fault proxy.",
     )
-    ready: str = Field(
+    ready: UrlPath = Field(
         default="/health/ready", description="The readiness path polled after start (200 = up)."
     )
     start_timeout: PositiveDuration = Field(
@@ -97,19 +107,12 @@ class ServiceSpec(_Strict):
             raise ValueError(f"{v!r} must be module:attribute, e.g. shop.api:app")
         return v
 
-    @field_validator("ready")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"{v!r} must be a path starting with '/'")
-        return v
-
 
 class RequestSpec(_Strict):
     """One kind of request the load driver sends (open loop: arrivals do not wait for answers)."""
 
     method: Literal["GET", "POST"] = "GET"
-    path: str = Field(description="The path on the entry service.")
+    path: UrlPath = Field(description="The path on the entry service.")
     rate: float = Field(gt=0, le=1000, description="Requests per second (Poisson arrivals).")
     order: bool = Field(
         default=False,
@@ -119,13 +122,6 @@ class RequestSpec(_Strict):
     criticality: Literal["sheddable", "low", "high", "critical"] | None = Field(
         default=None, description="Sent as X-Buttress-Criticality."
     )
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"{v!r} must be a path starting with '/'")
-        return v
 
 
 class FinalReadSpec(_Strict):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from buttress.lab.registry import LabError
+from buttress.lab.errors import LabError
 
 __all__ = ["Process", "ServiceFailed", "Supervisor", "free_port", "log_tail"]
 

@@ -31,8 +31,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from buttress.errors import CircuitOpen, ConfigError
-from buttress.lab.report import ScenarioReport, StrategyResult
+from buttress.errors import CircuitOpen
+from buttress.lab.sim.checks import integers
+from buttress.lab.sim.report import ScenarioReport, StrategyResult
 
 __all__ = ["SharedBreaker", "SharedBreakerParams"]
 
@@ -48,10 +49,7 @@ class SharedBreakerParams:
     minimum_calls: int = 10
 
     def __post_init__(self) -> None:
-        for name in ("replicas", "rounds", "minimum_calls"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(name, v, "must be an integer >= 1")
+        integers(self, ("replicas", "rounds", "minimum_calls"), 1)
 
 
 def _replica(url: str | None, p: SharedBreakerParams, barrier: Any, out: Any) -> None:
@@ -97,7 +95,7 @@ class _Redis:
     """A throwaway redis-server on a free loopback port."""
 
     def __init__(self) -> None:
-        from buttress.lab.registry import LabError
+        from buttress.lab.errors import LabError
 
         exe = shutil.which("redis-server") or REDIS_SERVER
         if not os.path.exists(exe):

@@ -1,39 +1,5 @@
-"""Experiments in Chaos Toolkit's format, run by ``buttress chaos run``.
-
-An experiment (YAML or JSON) has a ``title``, a ``description``, a ``steady-state-hypothesis``
-(probes with tolerances, checked before and after the method), a ``method`` (actions and probes, in
-order, some in the ``background``), ``rollbacks``, ``configuration`` and ``secrets`` (values, or
-``{type: env, key: NAME[, default: ...]}``).  Providers: ``python`` (``module``, ``func``,
-``arguments``), ``http`` (``url``, ``method``, ``headers``, ``arguments``, ``timeout``,
-``expected_status``), ``process`` (``path``, ``arguments``, ``timeout``) and ``buttress`` (``func``
-from :mod:`buttress.chaos.ctk`: the proxy, failpoints, SLO burn).
-
-What Buttress adds to Chaos Toolkit's semantics:
-
-* **rollbacks always run**: after success, after a failed or deviated run, after an abort and after
-  Ctrl-C / SIGTERM (a second Ctrl-C while they run does not stop them); each is recorded;
-* **continuous probes** (``continuous-probes:``, each with a ``tolerance`` and an ``interval``,
-  default 1 s) run during the method; the first whose tolerance fails aborts the method (status
-  ``aborted``) and the rollbacks run.  A declared SLO's burn rate (``func: slo_burn_rate``:
-  ``reliability.yaml``, the SLI store, the SLO, an alert window) with the tolerance
-  ``{type: burn-rate, max: 2}`` stops the run when the budget burns faster than 2x (the live
-  ``func: slo_burn`` probe samples a URL instead);
-* **outputs** of earlier activities can be referenced in later arguments: ``${outputs.NAME}`` or
-  ``${outputs.NAME.key.sub}`` (a string that is exactly one reference keeps the value's type);
-  ``${KEY}`` refers to configuration and secrets, as in Chaos Toolkit;
-* ``--dry-run`` walks the plan and writes the journal without calling any provider.
-
-Tolerances: ``true``/``false``, an int (an HTTP or process status, or the value), a string, a list
-(the value or status is in it), ``{type: range, range: [lo, hi], target?}``,
-``{type: regex, pattern, target?}`` and ``{type: probe, ...}`` (a probe given the output as
-``value``; met when it returns a truthy value; not met when it raises, the exception recorded as
-``tolerance_exception``) and ``{type: burn-rate, max: X}`` (met while the output is a number
-<= X: an SLO burn rate from ``slo_burn_rate``).  ``target`` is a dotted path into the output.
-
-Statuses as in Chaos Toolkit: ``completed`` (the hypothesis held), ``failed`` (it did not, before or
-after: ``deviated`` is true when it broke after the method), ``aborted`` (a continuous probe),
-``interrupted`` (a signal).  A failed action does not fail the run by itself, as in Chaos Toolkit.
-"""
+"""Running a loaded experiment: the hypothesis before and after, the method with continuous probes,
+and rollbacks that always run."""
 
 from __future__ import annotations
 
@@ -41,7 +7,6 @@ import contextlib
 import importlib
 import inspect
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -50,352 +15,25 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from typing import Any
 
 from buttress.chaos.journal import Journal, iso
 from buttress.errors import ButtressError
-from buttress.spec.source import Document, load_yaml, load_yaml_text, validate
-from buttress.spec.types import Duration
 
-__all__ = [
-    "Activity",
-    "Experiment",
-    "Loaded",
-    "Runner",
-    "load_experiment",
-    "load_experiment_text",
-    "run_experiment",
-    "tolerance_met",
-]
+from .load import load_experiment
+from .model import (
+    REFERENCE,
+    Activity,
+    ButtressProvider,
+    HttpProvider,
+    Loaded,
+    ProcessProvider,
+    PythonProvider,
+    Ref,
+)
+from .tolerance import tolerance_met
 
-
-class _M(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class PythonProvider(_M):
-    type: Literal["python"]
-    module: str
-    func: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    secrets: list[str] = Field(default_factory=list)
-
-
-class HttpProvider(_M):
-    type: Literal["http"]
-    url: str
-    method: str = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
-    arguments: Any = None
-    timeout: float | list[float] = 30.0
-    expected_status: int | None = None
-    verify_tls: bool = True
-    secrets: list[str] = Field(default_factory=list)
-
-
-class ProcessProvider(_M):
-    type: Literal["process"]
-    path: str
-    arguments: str | list[str] = Field(default_factory=list)
-    timeout: float | None = None
-    secrets: list[str] = Field(default_factory=list)
-
-
-class ButtressProvider(_M):
-    type: Literal["buttress"]
-    func: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("func")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        from buttress.chaos.ctk import FUNCTIONS
-
-        if v not in FUNCTIONS:
-            raise ValueError(
-                f"unknown buttress function {v!r}; expected one of: {', '.join(FUNCTIONS)}"
-            )
-        return v
-
-
-def _provider_kind(v: Any) -> str | None:
-    kind = v.get("type") if isinstance(v, dict) else getattr(v, "type", None)
-    # Tag names with brackets are dropped from error locations by buttress.spec.source.
-    return f"provider[{kind}]" if kind in ("python", "http", "process", "buttress") else None
-
-
-Provider = Annotated[
-    Annotated[PythonProvider, Tag("provider[python]")]
-    | Annotated[HttpProvider, Tag("provider[http]")]
-    | Annotated[ProcessProvider, Tag("provider[process]")]
-    | Annotated[ButtressProvider, Tag("provider[buttress]")],
-    Discriminator(
-        _provider_kind,
-        custom_error_type="provider_type",
-        custom_error_message="provider type must be one of: python, http, process, buttress",
-    ),
-]
-
-
-class Pauses(_M):
-    before: Duration = 0.0
-    after: Duration = 0.0
-
-
-class Activity(_M):
-    """An action or a probe."""
-
-    type: Literal["action", "probe"]
-    name: str = Field(min_length=1)
-    provider: Provider
-    tolerance: Any = None
-    pauses: Pauses | None = None
-    background: bool = False
-    controls: Any = None
-    interval: Duration | None = None
-
-
-class Ref(_M):
-    """``{ref: NAME}``: run the activity of that name declared earlier."""
-
-    ref: str
-
-
-def _activity_kind(v: Any) -> str:
-    # Tag names with brackets are dropped from error locations by buttress.spec.source.
-    return "step[ref]" if isinstance(v, dict) and "ref" in v else "step[activity]"
-
-
-Step = Annotated[
-    Annotated[Activity, Tag("step[activity]")] | Annotated[Ref, Tag("step[ref]")],
-    Discriminator(_activity_kind),
-]
-
-
-class Hypothesis(_M):
-    title: str
-    probes: list[Step] = Field(default_factory=list)
-    controls: Any = None
-
-
-class Experiment(_M):
-    """The experiment file, in Chaos Toolkit's format plus ``continuous-probes``."""
-
-    version: str | None = None
-    title: str = Field(min_length=1)
-    description: str = ""
-    tags: list[str] = Field(default_factory=list)
-    contributions: dict[str, Any] | None = None
-    configuration: dict[str, Any] = Field(default_factory=dict)
-    secrets: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    steady_state_hypothesis: Hypothesis | None = Field(None, alias="steady-state-hypothesis")
-    method: list[Step] = Field(min_length=1)
-    rollbacks: list[Step] = Field(default_factory=list)
-    continuous_probes: list[Activity] = Field(default_factory=list, alias="continuous-probes")
-    extensions: list[Any] = Field(default_factory=list)
-    controls: Any = None
-    runtime: Any = None
-
-    @field_validator("version", mode="before")
-    @classmethod
-    def _version_text(cls, v: Any) -> Any:
-        return str(v) if isinstance(v, int | float) else v
-
-
-class Loaded:
-    """A validated experiment with its raw data (for the journal) and its document (for errors)."""
-
-    def __init__(self, experiment: Experiment, raw: dict[str, Any], doc: Document) -> None:
-        self.experiment = experiment
-        self.raw = raw
-        self.doc = doc
-
-
-_REF = re.compile(r"\$\{([A-Za-z_][\w.\-]*)\}")
-_TOL_TYPES = ("range", "regex", "probe", "burn-rate")
-
-
-def _check_tolerance(doc: Document, loc: tuple[str | int, ...], tol: Any) -> None:
-    if tol is None or isinstance(tol, bool | int | float | str | list):
-        return
-    if not isinstance(tol, dict):
-        raise doc.error(
-            loc, f"a tolerance must be a bool, number, string, list or mapping, got {tol!r}"
-        )
-    kind = tol.get("type")
-    if kind not in _TOL_TYPES:
-        raise doc.error(
-            (*loc, "type"),
-            f"unknown tolerance type {kind!r}; expected one of: {', '.join(_TOL_TYPES)}",
-        )
-    if kind == "range":
-        rng = tol.get("range")
-        if not (
-            isinstance(rng, list)
-            and len(rng) == 2
-            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in rng)
-            and rng[0] <= rng[1]
-        ):
-            raise doc.error(
-                (*loc, "range"), "a range tolerance needs range: [low, high], low <= high"
-            )
-    if kind == "regex":
-        pattern = tol.get("pattern")
-        if not isinstance(pattern, str):
-            raise doc.error((*loc, "pattern"), "a regex tolerance needs a pattern string")
-        try:
-            re.compile(pattern)
-        except re.error as e:
-            raise doc.error((*loc, "pattern"), f"not a valid regular expression: {e}") from None
-    if kind == "probe":
-        validate(Activity, doc, loc)
-    if kind == "burn-rate":
-        limit = tol.get("max")
-        if isinstance(limit, bool) or not isinstance(limit, int | float) or not limit >= 0:
-            raise doc.error(
-                (*loc, "max"), "a burn-rate tolerance needs max: a number >= 0 (e.g. 2)"
-            )
-
-
-def _semantic_checks(exp: Experiment, doc: Document) -> None:
-    """What the models cannot see: references, tolerances, roles."""
-    known: set[str] = set()
-    declared: dict[str, Activity] = {}
-    config_keys = set(exp.configuration) | {k for scope in exp.secrets.values() for k in scope}
-
-    def check_refs(value: Any, loc: tuple[str | int, ...]) -> None:
-        if isinstance(value, str):
-            for m in _REF.finditer(value):
-                parts = m.group(1).split(".")
-                if parts[0] == "outputs":
-                    if len(parts) < 2 or parts[1] not in known:
-                        raise doc.error(
-                            loc,
-                            f"${{{m.group(1)}}} refers to the output of {'.'.join(parts[1:2])!r}, "
-                            "which is not an earlier activity",
-                        )
-                elif parts[0] not in config_keys:
-                    raise doc.error(
-                        loc, f"${{{m.group(1)}}}: no configuration or secret key {parts[0]!r}"
-                    )
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                check_refs(v, (*loc, k))
-        elif isinstance(value, list):
-            for i, v in enumerate(value):
-                check_refs(v, (*loc, i))
-
-    def visit(steps: list[Activity | Ref], base: tuple[str | int, ...], role: str) -> None:
-        for i, step in enumerate(steps):
-            loc = (*base, i)
-            if isinstance(step, Ref):
-                if step.ref not in declared:
-                    raise doc.error((*loc, "ref"), f"no earlier activity named {step.ref!r}")
-                act = declared[step.ref]
-            else:
-                act = step
-                declared.setdefault(act.name, act)
-                check_refs(act.provider.model_dump(), (*loc, "provider"))
-                _check_tolerance(doc, (*loc, "tolerance"), act.tolerance)
-            if role == "hypothesis" and act.type != "probe":
-                raise doc.error((*loc, "type"), "the steady-state hypothesis holds probes only")
-            if role == "hypothesis" and act.tolerance is None:
-                raise doc.error(loc, f"probe {act.name!r} in the hypothesis needs a tolerance")
-            if role == "rollbacks" and act.type != "action":
-                raise doc.error((*loc, "type"), "rollbacks are actions")
-            known.add(act.name)
-
-    ssh = exp.steady_state_hypothesis
-    if ssh is not None:
-        visit(ssh.probes, ("steady-state-hypothesis", "probes"), "hypothesis")
-    for i, probe in enumerate(exp.continuous_probes):
-        loc: tuple[str | int, ...] = ("continuous-probes", i)
-        if probe.type != "probe":
-            raise doc.error((*loc, "type"), "continuous probes are probes")
-        if probe.tolerance is None:
-            raise doc.error(loc, f"continuous probe {probe.name!r} needs a tolerance")
-        _check_tolerance(doc, (*loc, "tolerance"), probe.tolerance)
-        check_refs(probe.provider.model_dump(), (*loc, "provider"))
-    visit(exp.method, ("method",), "method")
-    visit(exp.rollbacks, ("rollbacks",), "rollbacks")
-    for key, value in exp.configuration.items():
-        if isinstance(value, dict) and value.get("type") == "env" and "key" not in value:
-            raise doc.error(("configuration", key), "an env value needs key: NAME")
-
-
-def _finish(doc: Document) -> Loaded:
-    if not isinstance(doc.data, dict):
-        raise doc.error((), "an experiment must be a mapping with title, method, ...")
-    exp = validate(Experiment, doc)
-    _semantic_checks(exp, doc)
-    return Loaded(exp, doc.data, doc)
-
-
-def load_experiment(path: str | Path) -> Loaded:
-    """Load and check an experiment file (YAML or JSON); raises
-    :class:`~buttress.errors.SpecError` with the file, line, column and field of the first
-    problem."""
-    return _finish(load_yaml(path))
-
-
-def load_experiment_text(text: str, file: str = "<experiment>") -> Loaded:
-    return _finish(load_yaml_text(text, file))
-
-
-# -- tolerances --------------------------------------------------------------
-
-
-def _target(output: Any, target: str | None) -> Any:
-    if target is None:
-        if isinstance(output, dict) and "status" in output:
-            return output["status"]
-        return output
-    value = output
-    for part in target.split("."):
-        if isinstance(value, dict):
-            value = value.get(part)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return None
-    return value
-
-
-def tolerance_met(
-    tolerance: Any, output: Any, run_probe: Callable[[Activity, Any], Any] | None = None
-) -> bool:
-    """Does ``output`` meet ``tolerance`` (see the module docstring)?"""
-    if isinstance(tolerance, bool):
-        return bool(output == tolerance)
-    if isinstance(tolerance, int | float):
-        return bool(_target(output, None) == tolerance)
-    if isinstance(tolerance, str):
-        if isinstance(output, dict) and "body" in output:
-            return bool(output["body"] == tolerance)
-        return bool(output == tolerance)
-    if isinstance(tolerance, list):
-        return _target(output, None) in tolerance
-    if isinstance(tolerance, dict):
-        kind = tolerance.get("type")
-        value = _target(output, tolerance.get("target"))
-        if kind == "range":
-            lo, hi = tolerance["range"]
-            return (
-                isinstance(value, int | float) and not isinstance(value, bool) and lo <= value <= hi
-            )
-        if kind == "regex":
-            return re.search(tolerance["pattern"], "" if value is None else str(value)) is not None
-        if kind == "probe" and run_probe is not None:
-            return bool(run_probe(Activity.model_validate(tolerance), output))
-        if kind == "burn-rate":
-            limit = tolerance["max"]
-            return isinstance(value, int | float) and not isinstance(value, bool) and value <= limit
-    return False
-
-
-# -- running -----------------------------------------------------------------
+__all__ = ["Runner", "run_experiment"]
 
 
 class _Abort(Exception):
@@ -474,10 +112,10 @@ class Runner:
     def substitute(self, value: Any) -> Any:
         """Replace ``${...}`` references in strings, recursively."""
         if isinstance(value, str):
-            whole = _REF.fullmatch(value)
+            whole = REFERENCE.fullmatch(value)
             if whole:
                 return self._lookup(whole.group(1))
-            return _REF.sub(lambda m: str(self._lookup(m.group(1))), value)
+            return REFERENCE.sub(lambda m: str(self._lookup(m.group(1))), value)
         if isinstance(value, dict):
             return {k: self.substitute(v) for k, v in value.items()}
         if isinstance(value, list):

@@ -1,4 +1,8 @@
-"""The scenarios ``buttress lab`` knows, by name."""
+"""The scenarios ``buttress lab`` knows, by name.
+
+This module imports no scenario: each built-in one is registered by
+:mod:`buttress.lab.sim.scenarios` when that package is imported (the CLI and
+:mod:`buttress.lab` import it), and a scenario of your own by calling :func:`register`."""
 
 from __future__ import annotations
 
@@ -6,21 +10,14 @@ import difflib
 from collections.abc import Callable
 from typing import Protocol
 
-from buttress.errors import ButtressError
+from buttress.lab.errors import LabError
 
 from .report import ScenarioReport
-from .scenarios.retry_storm import RetryStorm
-from .scenarios.shared_breaker import SharedBreaker
-from .scenarios.slow_dependency import SlowDependency
 
 __all__ = ["LabError", "Progress", "Scenario", "get_scenario", "register", "scenarios"]
 
 Progress = Callable[[str, float], object]
 """``progress(stage, fraction)``: a scenario reports how far it is (``fraction`` in ``[0, 1]``)."""
-
-
-class LabError(ButtressError):
-    """A lab run was asked for something that does not exist or cannot run."""
 
 
 class Scenario(Protocol):
@@ -61,8 +58,3 @@ def get_scenario(name: str) -> Scenario:
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise LabError(f"unknown scenario {name!r}{hint} (known: {', '.join(known)})")
-
-
-register(RetryStorm())
-register(SharedBreaker())
-register(SlowDependency())

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from buttress.tables import render_table as render
+
 __all__ = [
     "DEFAULT_COLUMNS",
     "Column",
@@ -42,6 +44,9 @@ DEFAULT_COLUMNS: tuple[Column, ...] = (
 """The retry-storm table."""
 
 
+_FIGURES = ("success_rate", "load_amplification", "peak_load_over_capacity", "recovery_seconds")
+
+
 @dataclass(frozen=True, slots=True)
 class StrategyResult:
     """The figures of one strategy in one scenario run (definitions in ``docs/lab.md``).
@@ -65,17 +70,12 @@ class StrategyResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "summary": self.summary,
-            "success_rate": round(self.success_rate, 6),
-            "load_amplification": round(self.load_amplification, 6),
-            "peak_load_over_capacity": round(self.peak_load_over_capacity, 6),
-            "recovery_seconds": (
-                None if self.recovery_seconds is None else round(self.recovery_seconds, 6)
-            ),
-            **self.extra,
-        }
+        """The row as JSON-ready data: the figures rounded to 6 places, then ``extra``."""
+        out: dict[str, Any] = {"name": self.name, "summary": self.summary}
+        for key in _FIGURES:
+            value = getattr(self, key)
+            out[key] = None if value is None else round(value, 6)
+        return out | self.extra
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,22 +136,14 @@ def render_table(report: ScenarioReport) -> str:
     h = report.parameters.get("observed_after_recovery")
     horizon = float(h) if isinstance(h, int | float) else None
     cols = report.columns
-    headers = tuple(c.header for c in cols)
     dicts = [r.as_dict() for r in report.results]
-    rows = [tuple(_cell(c, d, horizon) for c in cols) for d in dicts]
-    widths = [max(len(hd), *(len(row[i]) for row in rows)) for i, hd in enumerate(headers)]
-    right = tuple(c.fmt != "text" for c in cols)
-
-    def line(cells: tuple[str, ...]) -> str:
-        out = [
-            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)
-        ]
-        return "  ".join(out).rstrip()
-
+    table = render(
+        [c.header for c in cols],
+        [[_cell(c, d, horizon) for c in cols] for d in dicts],
+        right={i for i, c in enumerate(cols) if c.fmt != "text"},
+    )
     parts = [f"buttress lab: {report.scenario} (seed {report.seed})", "", report.description, ""]
-    parts.append(line(headers))
-    parts.append("  ".join("-" * w for w in widths))
-    parts.extend(line(row) for row in rows)
+    parts.append(table)
     if report.notes:
         parts.append("")
         parts.extend(report.notes)

@@ -60,6 +60,13 @@ __all__ = [
 ]
 
 
+Outcome = BaseException | None
+"""How an attempt ended: its error, or ``None`` for a success."""
+
+Delay = float | None
+"""Seconds to wait before the next attempt, or ``None``: no more attempts."""
+
+
 class ClientPolicy(Protocol):
     """What the lab's clients ask their policy; one instance per calling service instance."""
 
@@ -78,11 +85,7 @@ class ClientPolicy(Protocol):
         ...
 
     def on_result(
-        self,
-        now: float,
-        error: BaseException | None,
-        ticket: object = None,
-        sent: float | None = None,
+        self, now: float, error: Outcome, ticket: object = None, sent: float | None = None
     ) -> None:
         """An admitted attempt finished at ``now``: ``error`` is ``None`` on success; ``ticket`` is
         what :meth:`admit` returned for it and ``sent`` when it was sent."""
@@ -95,8 +98,8 @@ class ClientPolicy(Protocol):
         attempt: int,
         started: float,
         error: BaseException,
-        previous_delay: float | None,
-    ) -> float | None:
+        previous_delay: Delay,
+    ) -> Delay:
         """After failed attempt number ``attempt``: seconds to wait before the next one, or
         ``None``."""
         ...
@@ -144,11 +147,7 @@ class RetryDriver:
         return None
 
     def on_result(
-        self,
-        now: float,
-        error: BaseException | None,
-        ticket: object = None,
-        sent: float | None = None,
+        self, now: float, error: Outcome, ticket: object = None, sent: float | None = None
     ) -> None:
         if self._counts_outcomes:
             assert self.budget is not None
@@ -166,8 +165,8 @@ class RetryDriver:
         attempt: int,
         started: float,
         error: BaseException,
-        previous_delay: float | None,
-    ) -> float | None:
+        previous_delay: Delay,
+    ) -> Delay:
         retry = self.retry
         decision = retry.decide(
             attempt=attempt,
@@ -231,11 +230,7 @@ class BreakerRetryDriver(RetryDriver):
         return d
 
     def on_result(
-        self,
-        now: float,
-        error: BaseException | None,
-        ticket: object = None,
-        sent: float | None = None,
+        self, now: float, error: Outcome, ticket: object = None, sent: float | None = None
     ) -> None:
         if isinstance(ticket, Permit):
             outcome = "success" if error is None else self.breaker.classify(error)

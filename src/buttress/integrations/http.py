@@ -3,7 +3,7 @@
 ::
 
     import httpx
-    from buttress.http import ResilientTransport
+    from buttress.integrations.http import ResilientTransport
 
     transport = ResilientTransport(
         [{"url": "http://10.0.0.1:8080"}, {"url": "http://10.0.1.1:8080", "priority": 1}],
@@ -12,8 +12,12 @@
         client.get("/orders/42")      # to 10.0.0.1, or to 10.0.1.1 when the first one fails
 
 :class:`ResilientTransport` wraps :class:`httpx.HTTPTransport`; :class:`AsyncResilientTransport`
-wraps :class:`httpx.AsyncHTTPTransport`.  The two share every decision (:class:`_Shared`) and
-differ only in how they wait; their bodies sit side by side below and are tested on the same cases.
+wraps :class:`httpx.AsyncHTTPTransport`.  The two share their configuration and every decision
+(:class:`_Shared`: which endpoint, what to send, what an answer or an error says, whether to retry)
+and differ only in how they send and wait.  Their thin bodies sit side by side at the end of this
+module; ``tests/transport/test_http_twins.py`` checks that they match line for line (``await`` and
+the ``a``-prefixed names aside), and ``tests/transport/test_http_transport.py`` runs both on the
+same cases.
 
 **Per request**, through the pipeline (a :class:`~buttress.Retry` plus the ``policies`` you add, in
 the default pipeline order: a total :class:`~buttress.Timeout` outside the retry, a
@@ -65,10 +69,10 @@ from __future__ import annotations
 import contextvars
 import email.utils
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.context import _DEADLINE
+from buttress.context import current_deadline
 from buttress.errors import ButtressError, ConfigError, DeadlineExceeded, MissingExtra
 from buttress.failover.active import HealthCheck
 from buttress.failover.driver import HealthCheckDriver
@@ -81,7 +85,7 @@ from buttress.policies.retry import Retry
 try:
     import httpx
 except ImportError:  # pragma: no cover - exercised only without the extra
-    raise MissingExtra("buttress.http", "http", "httpx") from None
+    raise MissingExtra("buttress.integrations.http", "http", "httpx") from None
 
 __all__ = [
     "DEADLINE_HEADER",
@@ -197,28 +201,43 @@ class _Target:
         )
 
 
-class _Shared:
-    """Configuration and every decision both transports make."""
+_T = TypeVar("_T", bound=httpx.BaseTransport | httpx.AsyncBaseTransport)
+
+
+class _Shared(Generic[_T]):
+    """Configuration and every decision both transports make; the transports only send and wait.
+
+    The parameters are those of :class:`ResilientTransport`.
+    """
+
+    _sends: ClassVar[type[Any]]
+    """The transports this flavour can drive."""
+    _sends_what: ClassVar[str]
+    """That type in words, for :class:`~buttress.errors.ConfigError`."""
+    _default_transport: ClassVar[type[Any]]
+    """The transport made when none is given."""
 
     pool: EndpointPool
     pipeline: Pipeline
+    transport: _T
 
-    def _setup(
+    def __init__(
         self,
         endpoints: EndpointPool | Iterable[str | Endpoint | Mapping[str, Any]],
         *,
-        attempts: int,
-        backoff: Backoff | None,
-        budget: Any,
-        retry_methods: Iterable[str],
-        failure_statuses: Iterable[int],
-        max_retry_after: float,
-        policies: Iterable[Policy],
-        deadline_header: str | None,
-        health_check: HealthCheck | None,
-        preserve_host: bool,
-        clock: Clock,
-        name: str,
+        attempts: int = 3,
+        backoff: Backoff | None = None,
+        budget: Any = _DEFAULT,
+        retry_methods: Iterable[str] = IDEMPOTENT_METHODS,
+        failure_statuses: Iterable[int] = DEFAULT_FAILURE_STATUSES,
+        max_retry_after: float = 30.0,
+        policies: Iterable[Policy] = (),
+        deadline_header: str | None = DEADLINE_HEADER,
+        health_check: HealthCheck | None = None,
+        preserve_host: bool = False,
+        transport: _T | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        name: str = "http",
     ) -> None:
         if isinstance(endpoints, EndpointPool):
             pool = endpoints
@@ -278,6 +297,13 @@ class _Shared:
         self.retry = Retry(**retry_kw)
         self.pipeline = Pipeline([self.retry, *extra], name=name, clock=clock)
         self.driver = HealthCheckDriver(pool) if pool.health_check is not None else None
+        if transport is not None and not isinstance(transport, self._sends):
+            raise ConfigError("transport", transport, f"must be {self._sends_what}")
+        self.transport = transport if transport is not None else self._default_transport()
+        self._checks_started = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.pool!r}, {self.pipeline!r})"
 
     # -- decisions ---------------------------------------------------------------------------------
 
@@ -304,7 +330,7 @@ class _Shared:
         if not self.preserve_host:
             headers["Host"] = t.netloc
         extensions = request.extensions
-        d = _DEADLINE.get()
+        d = current_deadline()
         if d is not None:
             left = d - self.clock.monotonic()
             if left <= 0:
@@ -328,7 +354,7 @@ class _Shared:
         a ``KeyboardInterrupt``): ``gateway_error`` when the deadline in force has passed (a
         :class:`~buttress.Timeout` cut it short: the endpoint was too slow, as a 504), else
         ``None`` (the caller gave up; nothing is learnt about the endpoint)."""
-        d = _DEADLINE.get()
+        d = current_deadline()
         if d is not None and self.clock.monotonic() >= d - _DEADLINE_SLACK:
             return "gateway_error"
         return None
@@ -341,47 +367,96 @@ class _Shared:
     def _replayable(request: httpx.Request) -> bool:
         return isinstance(request.stream, httpx.ByteStream)
 
+    # -- one request, one attempt: every step but the sending and the waiting ----------------------
 
-class _ReleasingStream(httpx.SyncByteStream):
-    """A response body that tells the pool the request is over when it is closed."""
+    def _begin(self, request: httpx.Request) -> contextvars.Token[str]:
+        """Start a request: its method, for :meth:`_retry_if` ("" when the body cannot be replayed).
+        The caller resets the token when the request is over."""
+        return _METHOD.set(request.method if self._replayable(request) else "")
 
-    __slots__ = ("_release", "_stream")
+    def _checks_to_start(self) -> HealthCheckDriver | None:
+        """The health-check driver if it is still to be started (once: the caller starts it)."""
+        if self.driver is None or self._checks_started:
+            return None
+        self._checks_started = True
+        return self.driver
 
-    def __init__(self, stream: httpx.SyncByteStream, release: Callable[[], None]) -> None:
+    def _pick(
+        self, request: httpx.Request, tried: list[Endpoint]
+    ) -> tuple[Endpoint, httpx.Request]:
+        """This attempt's endpoint (in flight from now on) and the request to send it."""
+        pool = self.pool
+        endpoint = pool.acquire(tried)
+        tried.append(endpoint)
+        try:
+            return endpoint, self._prepare(request, endpoint)
+        except BaseException:  # nothing was sent (the deadline had passed): not its fault
+            pool.release(endpoint, None)
+            raise
+
+    def _abandon(self, endpoint: Endpoint, exc: BaseException) -> None:
+        """Release ``endpoint`` after an attempt that ended in ``exc`` instead of an answer
+        (while sending, or reading a failure's body).  A transport error says what it says about
+        the endpoint (:func:`_error_outcome`); an interruption counts only when the deadline cut it
+        short (:meth:`_interrupted`)."""
+        if isinstance(exc, httpx.TransportError):
+            self.pool.release(endpoint, _error_outcome(exc))
+        else:
+            self.pool.release(endpoint, self._interrupted())
+
+    def _settle(self, response: httpx.Response, endpoint: Endpoint) -> httpx.Response:
+        """What an answer means.  A failure status (its body already read and closed) is released
+        and raised as :class:`HTTPStatusFailure`; another 5xx is released and returned; anything
+        else keeps the endpoint in flight until the response's body is closed."""
+        status = response.status_code
+        pool = self.pool
+        if status in self.failure_statuses:
+            pool.release(endpoint, _outcome(status))
+            raise self._failure(response, endpoint)
+        if status >= 500:
+            pool.release(endpoint, _outcome(status))
+            return response
+        response.stream = _ReleasingStream(response.stream, _releaser(pool, endpoint))
+        return response
+
+
+class _ReleasingStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response body (sync or async) that tells the pool the request is over when it is closed."""
+
+    def __init__(
+        self, stream: httpx.SyncByteStream | httpx.AsyncByteStream, release: Callable[[], None]
+    ) -> None:
         self._stream = stream
         self._release: Callable[[], None] | None = release
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._stream)
+        stream = self._stream
+        assert isinstance(stream, httpx.SyncByteStream)
+        return iter(stream)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        stream = self._stream
+        assert isinstance(stream, httpx.AsyncByteStream)
+        return stream.__aiter__()
 
     def close(self) -> None:
         try:
-            self._stream.close()
+            if isinstance(self._stream, httpx.SyncByteStream):
+                self._stream.close()
         finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
-
-
-class _AsyncReleasingStream(httpx.AsyncByteStream):
-    """The asyncio twin of :class:`_ReleasingStream`."""
-
-    __slots__ = ("_release", "_stream")
-
-    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
-        self._stream = stream
-        self._release: Callable[[], None] | None = release
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._stream.__aiter__()
+            self._released()
 
     async def aclose(self) -> None:
         try:
-            await self._stream.aclose()
+            if isinstance(self._stream, httpx.AsyncByteStream):
+                await self._stream.aclose()
         finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
+            self._released()
+
+    def _released(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 def _releaser(pool: EndpointPool, endpoint: Endpoint) -> Callable[[], None]:
@@ -391,7 +466,11 @@ def _releaser(pool: EndpointPool, endpoint: Endpoint) -> Callable[[], None]:
     return release
 
 
-class ResilientTransport(_Shared, httpx.BaseTransport):
+# -- the twins: keep their bodies the same but for `await` and the async names ---------------------
+# (tests/transport/test_http_twins.py compares them).
+
+
+class ResilientTransport(_Shared[httpx.BaseTransport], httpx.BaseTransport):
     """A sync httpx transport over an endpoint pool (wraps :class:`httpx.HTTPTransport`).
 
     :param endpoints: an :class:`~buttress.failover.EndpointPool`, or base URLs / endpoint
@@ -414,60 +493,22 @@ class ResilientTransport(_Shared, httpx.BaseTransport):
     :param name: the pipeline's and the pool's name (default ``"http"``).
     """
 
-    def __init__(
-        self,
-        endpoints: EndpointPool | Iterable[str | Endpoint | Mapping[str, Any]],
-        *,
-        attempts: int = 3,
-        backoff: Backoff | None = None,
-        budget: Any = _DEFAULT,
-        retry_methods: Iterable[str] = IDEMPOTENT_METHODS,
-        failure_statuses: Iterable[int] = DEFAULT_FAILURE_STATUSES,
-        max_retry_after: float = 30.0,
-        policies: Iterable[Policy] = (),
-        deadline_header: str | None = DEADLINE_HEADER,
-        health_check: HealthCheck | None = None,
-        preserve_host: bool = False,
-        transport: httpx.BaseTransport | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-        name: str = "http",
-    ) -> None:
-        self._setup(
-            endpoints,
-            attempts=attempts,
-            backoff=backoff,
-            budget=budget,
-            retry_methods=retry_methods,
-            failure_statuses=failure_statuses,
-            max_retry_after=max_retry_after,
-            policies=policies,
-            deadline_header=deadline_header,
-            health_check=health_check,
-            preserve_host=preserve_host,
-            clock=clock,
-            name=name,
-        )
-        if transport is not None and not isinstance(transport, httpx.BaseTransport):
-            raise ConfigError("transport", transport, "must be a sync httpx transport")
-        self.transport = transport if transport is not None else httpx.HTTPTransport()
-        self._checks_started = False
-
-    def __repr__(self) -> str:
-        return f"ResilientTransport({self.pool!r}, {self.pipeline!r})"
+    _sends = httpx.BaseTransport
+    _sends_what = "a sync httpx transport"
+    _default_transport = httpx.HTTPTransport
 
     def start_health_checks(self) -> None:
         """Start the active health-check thread now (it starts with the first request anyway)."""
-        if self.driver is not None and not self._checks_started:
-            self._checks_started = True
-            self.driver.start()
+        driver = self._checks_to_start()
+        if driver is not None:
+            driver.start()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if self.driver is not None and not self._checks_started:
             self.start_health_checks()
-        token = _METHOD.set(request.method if self._replayable(request) else "")
-        tried: list[Endpoint] = []
+        token = self._begin(request)
         try:
-            response: httpx.Response = self.pipeline.call(self._attempt, request, tried)
+            response: httpx.Response = self.pipeline.call(self._attempt, request, [])
             return response
         except HTTPStatusFailure as e:
             return e.response
@@ -475,42 +516,18 @@ class ResilientTransport(_Shared, httpx.BaseTransport):
             _METHOD.reset(token)
 
     def _attempt(self, request: httpx.Request, tried: list[Endpoint]) -> httpx.Response:
-        pool = self.pool
-        endpoint = pool.acquire(tried)
-        tried.append(endpoint)
-        try:
-            outgoing = self._prepare(request, endpoint)
-        except BaseException:  # nothing was sent (the deadline had passed): not its fault
-            pool.release(endpoint, None)
-            raise
+        endpoint, outgoing = self._pick(request, tried)
         try:
             response = self.transport.handle_request(outgoing)
-        except httpx.TransportError as exc:
-            pool.release(endpoint, _error_outcome(exc))
+            if response.status_code in self.failure_statuses:
+                try:
+                    response.read()
+                finally:
+                    response.close()
+        except BaseException as exc:
+            self._abandon(endpoint, exc)
             raise
-        except BaseException:
-            pool.release(endpoint, self._interrupted())
-            raise
-        status = response.status_code
-        if status in self.failure_statuses:
-            try:
-                response.read()
-            except httpx.TransportError as exc:
-                pool.release(endpoint, _error_outcome(exc))
-                raise
-            except BaseException:
-                pool.release(endpoint, self._interrupted())
-                raise
-            finally:
-                response.close()
-            pool.release(endpoint, _outcome(status))
-            raise self._failure(response, endpoint)
-        if status >= 500:
-            pool.release(endpoint, _outcome(status))
-            return response
-        assert isinstance(response.stream, httpx.SyncByteStream)
-        response.stream = _ReleasingStream(response.stream, _releaser(pool, endpoint))
-        return response
+        return self._settle(response, endpoint)
 
     def close(self) -> None:
         if self.driver is not None:
@@ -519,65 +536,27 @@ class ResilientTransport(_Shared, httpx.BaseTransport):
         self.transport.close()
 
 
-class AsyncResilientTransport(_Shared, httpx.AsyncBaseTransport):
+class AsyncResilientTransport(_Shared[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport):
     """The asyncio twin of :class:`ResilientTransport` (wraps :class:`httpx.AsyncHTTPTransport`);
     the same parameters.  Health checks run in a task of the loop of the first request, until
     :meth:`aclose`."""
 
-    def __init__(
-        self,
-        endpoints: EndpointPool | Iterable[str | Endpoint | Mapping[str, Any]],
-        *,
-        attempts: int = 3,
-        backoff: Backoff | None = None,
-        budget: Any = _DEFAULT,
-        retry_methods: Iterable[str] = IDEMPOTENT_METHODS,
-        failure_statuses: Iterable[int] = DEFAULT_FAILURE_STATUSES,
-        max_retry_after: float = 30.0,
-        policies: Iterable[Policy] = (),
-        deadline_header: str | None = DEADLINE_HEADER,
-        health_check: HealthCheck | None = None,
-        preserve_host: bool = False,
-        transport: httpx.AsyncBaseTransport | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-        name: str = "http",
-    ) -> None:
-        self._setup(
-            endpoints,
-            attempts=attempts,
-            backoff=backoff,
-            budget=budget,
-            retry_methods=retry_methods,
-            failure_statuses=failure_statuses,
-            max_retry_after=max_retry_after,
-            policies=policies,
-            deadline_header=deadline_header,
-            health_check=health_check,
-            preserve_host=preserve_host,
-            clock=clock,
-            name=name,
-        )
-        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
-            raise ConfigError("transport", transport, "must be an async httpx transport")
-        self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
-        self._checks_started = False
-
-    def __repr__(self) -> str:
-        return f"AsyncResilientTransport({self.pool!r}, {self.pipeline!r})"
+    _sends = httpx.AsyncBaseTransport
+    _sends_what = "an async httpx transport"
+    _default_transport = httpx.AsyncHTTPTransport
 
     def start_health_checks(self) -> None:
         """Start the active health-check task in the running loop now."""
-        if self.driver is not None and not self._checks_started:
-            self._checks_started = True
-            self.driver.start_async()
+        driver = self._checks_to_start()
+        if driver is not None:
+            driver.start_async()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.driver is not None and not self._checks_started:
             self.start_health_checks()
-        token = _METHOD.set(request.method if self._replayable(request) else "")
-        tried: list[Endpoint] = []
+        token = self._begin(request)
         try:
-            response: httpx.Response = await self.pipeline.call_async(self._attempt, request, tried)
+            response: httpx.Response = await self.pipeline.call_async(self._attempt, request, [])
             return response
         except HTTPStatusFailure as e:
             return e.response
@@ -585,44 +564,18 @@ class AsyncResilientTransport(_Shared, httpx.AsyncBaseTransport):
             _METHOD.reset(token)
 
     async def _attempt(self, request: httpx.Request, tried: list[Endpoint]) -> httpx.Response:
-        pool = self.pool
-        endpoint = pool.acquire(tried)
-        tried.append(endpoint)
-        try:
-            outgoing = self._prepare(request, endpoint)
-        except BaseException:  # nothing was sent (the deadline had passed): not its fault
-            pool.release(endpoint, None)
-            raise
+        endpoint, outgoing = self._pick(request, tried)
         try:
             response = await self.transport.handle_async_request(outgoing)
-        except httpx.TransportError as exc:
-            pool.release(endpoint, _error_outcome(exc))
+            if response.status_code in self.failure_statuses:
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+        except BaseException as exc:
+            self._abandon(endpoint, exc)
             raise
-        except BaseException:
-            # Cancelled: by a Timeout at its deadline (a timed-out attempt, which counts), or by
-            # the caller (which does not).
-            pool.release(endpoint, self._interrupted())
-            raise
-        status = response.status_code
-        if status in self.failure_statuses:
-            try:
-                await response.aread()
-            except httpx.TransportError as exc:
-                pool.release(endpoint, _error_outcome(exc))
-                raise
-            except BaseException:  # cancelled while reading the body: released all the same
-                pool.release(endpoint, self._interrupted())
-                raise
-            finally:
-                await response.aclose()
-            pool.release(endpoint, _outcome(status))
-            raise self._failure(response, endpoint)
-        if status >= 500:
-            pool.release(endpoint, _outcome(status))
-            return response
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _AsyncReleasingStream(response.stream, _releaser(pool, endpoint))
-        return response
+        return self._settle(response, endpoint)
 
     async def aclose(self) -> None:
         if self.driver is not None:

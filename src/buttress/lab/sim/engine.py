@@ -27,7 +27,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from buttress.errors import ButtressError, ConfigError
+from buttress.errors import ButtressError
+
+from .checks import integer
 
 __all__ = ["Server", "SimClock", "Simulation", "SimulationError"]
 
@@ -193,13 +195,9 @@ class Server(Generic[J]):
         service_time: Callable[[], float],
         on_done: Callable[[J], object],
     ) -> None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ConfigError("workers", workers, "must be an integer >= 1")
-        if isinstance(queue_limit, bool) or not isinstance(queue_limit, int) or queue_limit < 0:
-            raise ConfigError("queue_limit", queue_limit, "must be an integer >= 0")
         self._sim = sim
-        self.workers = workers
-        self.queue_limit = queue_limit
+        self.workers = integer("workers", workers, 1)
+        self.queue_limit = integer("queue_limit", queue_limit, 0)
         self._service_time = service_time
         self._done = on_done
         self._busy = 0

@@ -1,2 +1,0 @@
-"""Built-in lab scenarios; each module defines one scenario class, registered in
-``buttress.lab.registry``."""

@@ -1,0 +1,67 @@
+"""What the SLO models share: a strict frozen base, the name and label patterns, calendar lengths,
+duration text, and the check that locates a bad SLI ``kind``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+__all__ = [
+    "CALENDAR_NOMINAL",
+    "LABEL",
+    "NAME",
+    "StrictModel",
+    "check_kind",
+    "format_duration",
+]
+
+NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CALENDAR_NOMINAL = {"week": 7 * 86400.0, "month": 30 * 86400.0, "quarter": 90 * 86400.0}
+"""Nominal lengths (seconds) of calendar windows, used where a fixed length is needed (Prometheus
+rules and burn-rate thresholds): a week is 7 days, a month 30 days, a quarter 90 days."""
+
+
+def format_duration(seconds: float) -> str:
+    """The duration text for ``seconds`` in the largest unit that divides it exactly.
+
+    ``3600`` -> ``1h``, ``5400`` -> ``90m``, ``28 x 86400`` -> ``28d`` (units d, h, m, s, ms; the
+    text is valid in PromQL range selectors and in YAML).
+    """
+    ms = round(seconds * 1000)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors; instances are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_kind(v: Any, kinds: tuple[str, ...]) -> Any:
+    """Reject a missing or unknown ``kind`` with an error located at the ``kind`` key itself."""
+    if not isinstance(v, dict):
+        return v
+    kind = v.get("kind")
+    choices = ", ".join(kinds[:-1]) + f" or {kinds[-1]}"
+    if kind is None:
+        msg, shown = f"the SLI kind is required: {choices}", v
+    elif kind not in kinds:
+        msg, shown = f"unknown SLI kind; use {choices}", kind  # validation adds "(got ...)"
+    else:
+        return v
+    # A ValidationError raised in a validator nests under the field: its loc becomes (sli, kind).
+    raise ValidationError.from_exception_data(
+        "SLI",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", msg), loc=("kind",), input=shown
+            )
+        ],
+    )
