@@ -30,13 +30,13 @@ CASES: list[tuple[str, str, Any]] = [
     ("fallback", "{}", lambda: Fallback(None)),
     ("timeout", "2s", lambda: Timeout(2)),
     ("attempt_timeout", "2s", lambda: Timeout(2, scope="attempt")),
-    ("retry", "{}", lambda: Retry()),
-    ("hedge", "{}", lambda: Hedge()),
-    ("circuit_breaker", "{}", lambda: CircuitBreaker()),
+    ("retry", "{}", Retry),
+    ("hedge", "{}", Hedge),
+    ("circuit_breaker", "{}", CircuitBreaker),
     ("rate_limit", "{rate: 5}", lambda: RateLimiter(5)),
-    ("load_shedding", "{}", lambda: LoadShedder()),
-    ("adaptive_limit", "{}", lambda: AdaptiveLimit()),
-    ("bulkhead", "{}", lambda: Bulkhead()),
+    ("load_shedding", "{}", LoadShedder),
+    ("adaptive_limit", "{}", AdaptiveLimit),
+    ("bulkhead", "{}", Bulkhead),
 ]
 
 

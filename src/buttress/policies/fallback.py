@@ -109,7 +109,7 @@ class Fallback(Policy):
         o = self.options = FallbackOptions(
             value=None if value is _MISSING else value,
             handler=handler,
-            on=on,
+            on=on,  # type: ignore[arg-type]
             on_rejected=on_rejected,
             on_result=on_result,
         )

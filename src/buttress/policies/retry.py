@@ -230,11 +230,11 @@ class Retry(Policy):
         o = self.options = RetryOptions(
             attempts=attempts,
             max_elapsed=max_elapsed,
-            on=on,
+            on=on,  # type: ignore[arg-type]
             retry_if=retry_if,
             retry_if_result=retry_if_result,
-            backoff=backoff,
-            budget=budget,
+            backoff=backoff,  # type: ignore[arg-type]
+            budget=budget,  # type: ignore[arg-type]
             nested=nested,
             retry_rejected=retry_rejected,
         )

@@ -215,7 +215,7 @@ class LoadShedderOptions(Options):
         check=_capacity,
         spec=True,
     )
-    thresholds: Mapping[str, float] | None = custom(
+    thresholds: Mapping[str | Criticality, float] | None = custom(
         None,
         "Per-class utilisation thresholds within (0, 1], by name; missing classes keep their "
         "defaults (sheddable 0.5, low 0.7, high 0.9, critical 1.0); they must not decrease with "
@@ -276,7 +276,7 @@ class LoadShedder(Policy):
     ) -> None:
         o = self.options = LoadShedderOptions(
             capacity=capacity,
-            thresholds=thresholds,  # type: ignore[arg-type]
+            thresholds=thresholds,
             default=default,  # type: ignore[arg-type]
             retry_after=retry_after,
         )
@@ -286,7 +286,7 @@ class LoadShedder(Policy):
         else:
             self._own = 0
             self.source = o.capacity
-        self.thresholds = _thresholds(o.thresholds)  # type: ignore[arg-type]
+        self.thresholds = _thresholds(o.thresholds)
         # Admission bounds for an own capacity, by class: inflight < thresholds[c] * capacity.
         self._caps = tuple(t * self._own for t in self.thresholds)
         self.default = o.default

@@ -1,7 +1,7 @@
 """``reliability.yaml`` models generated from the policies' options types.
 
-:func:`spec_model` turns a frozen :class:`~buttress.options.Options` dataclass into a strict pydantic
-model: one field per option that the file may set, with the same default, the same bounds (so the
+:func:`spec_model` turns a frozen :class:`~buttress.options.Options` dataclass into a strict
+pydantic model: one field per option that the file may set, with the same default, the same bounds (so the
 JSON Schema shows them), the option's doc as its description, durations that also read ``250ms``,
 and exception types named by their import paths.  The model's :meth:`OptionsModel.to_options`
 builds the options object, so a value is checked by exactly the rules the constructor applies; a
@@ -137,7 +137,7 @@ def _base_annotation(opt: Option) -> Any:
     elif opt.kind == "duration":
         t = Duration
     elif opt.kind == "choice":
-        t = Literal[opt.choices]  # type: ignore[valid-type]
+        t = Literal[opt.choices]
     elif opt.kind == "flag":
         t = Annotated[bool, Strict()]
     elif opt.kind == "exceptions":
@@ -174,7 +174,7 @@ def spec_model(
     docs = {f.name: opt.doc for f, opt in options.describe()}
     for key, (annotation, default) in (fields or {}).items():
         defs[key] = (annotation, Field(default, description=docs.get(key)))
-    model: type[OptionsModel] = create_model(  # type: ignore[call-overload]
+    model: type[OptionsModel] = create_model(
         name, __base__=base, __doc__=doc or f"Declared :class:`{options.__qualname__}`.", **defs
     )
     model.options_type = options
@@ -238,8 +238,8 @@ def variant_model(
     names = list(variants)
     defs: dict[str, Any] = {
         tag: (Literal[tuple(names)], Field(names[0], description=f"One of {', '.join(names)}"))
-    }  # type: ignore[valid-type]
-    for key, cls in variants.items():
+    }
+    for cls in variants.values():
         for f, opt in cls.describe():
             if not opt.spec:
                 continue
@@ -259,9 +259,7 @@ def variant_model(
             )
     for key, (annotation, default) in (fields or {}).items():
         defs[key] = (annotation, default)
-    model: type[VariantModel] = create_model(  # type: ignore[call-overload]
-        name, __base__=base, __doc__=doc, **defs
-    )
+    model: type[VariantModel] = create_model(name, __base__=base, __doc__=doc, **defs)
     model.tag = tag
     model.variants = variants
     model.options_type = variants[names[0]]

@@ -19,7 +19,7 @@ Exception names in ``on`` are built-in names or dotted import paths (``httpx.Con
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     BaseModel,
@@ -88,44 +88,9 @@ class _Strict(BaseModel):
 # defaults, bounds and docs as the constructor.  Only the shapes YAML writes differently are
 # spelled out here: a budget or an algorithm chosen by a tag, a break duration as a mapping.
 
-BackoffSpec = spec_model(BackoffOptions, "BackoffSpec", doc="``backoff:`` of a ``retry:``.")
-
-BudgetSpec = variant_model(
-    "BudgetSpec",
-    "mode",
-    {"ratio": RetryBudgetOptions, "token_bucket": TokenBucketOptions},
-    doc="``budget:``: Finagle's ratio budget (default) or gRPC's token bucket (``mode: "
-    "token_bucket``).  ``budget: false`` (or ``null``) turns budgeting off.",
-)
-
 
 def _false_is_none(v: Any) -> Any:
     return None if v is False else v
-
-
-RetrySpec = spec_model(
-    RetryOptions,
-    "RetrySpec",
-    doc="``retry:``.",
-    fields={
-        "backoff": (BackoffSpec, BackoffSpec()),
-        "budget": (
-            Annotated[
-                BudgetSpec | None,
-                BeforeValidator(
-                    _false_is_none, json_schema_input_type=BudgetSpec | None | Literal[False]
-                ),
-            ],
-            BudgetSpec(),
-        ),
-    },
-)
-
-TimeoutSpec = spec_model(
-    TimeoutOptions, "TimeoutSpec", doc="``timeout:`` or ``attempt_timeout:`` (``2s`` for short)."
-)
-
-FallbackSpec = spec_model(FallbackOptions, "FallbackSpec", doc="``fallback:``.")
 
 
 class BreakDurationSpec(_Strict):
@@ -146,40 +111,6 @@ class BreakDurationSpec(_Strict):
         )
 
 
-CircuitBreakerSpec = spec_model(
-    BreakerOptions,
-    "CircuitBreakerSpec",
-    doc="``circuit_breaker:``: opens on failure rate or slow-call rate over a sliding window.",
-    fields={"break_duration": (PositiveDuration | BreakDurationSpec, 60.0)},
-)
-
-HedgeSpec = spec_model(
-    HedgeOptions,
-    "HedgeSpec",
-    doc="``hedge:``: after ``delay`` (or a latency ``percentile``), start up to ``max_hedges`` "
-    "more attempts; the first success wins.  Hedges draw on the pipeline's retry budget.",
-)
-
-BulkheadSpec = spec_model(
-    BulkheadOptions,
-    "BulkheadSpec",
-    doc="``bulkhead:``: at most ``max_concurrent`` calls at once, ``max_queue`` waiting.",
-)
-
-RateLimitSpec = spec_model(
-    RateLimiterOptions,
-    "RateLimitSpec",
-    doc="``rate_limit:``: GCRA, ``rate`` calls per ``per`` seconds with a ``burst``.",
-)
-
-AdaptiveWindowSpec = spec_model(
-    WindowOptions,
-    "AdaptiveWindowSpec",
-    doc="``adaptive_limit.window:``: samples aggregated per window before the algorithm sees "
-    "them (Netflix's ``WindowedLimit``).",
-)
-
-
 def _window_flag(value: Any) -> Any:
     if value is True:
         return {}
@@ -198,33 +129,6 @@ class _AdaptiveBase(VariantModel):
         )
 
 
-AdaptiveLimitSpec = variant_model(
-    "AdaptiveLimitSpec",
-    "algorithm",
-    {"vegas": VegasOptions, "aimd": AIMDOptions, "gradient2": Gradient2Options},
-    doc="``adaptive_limit:``: a concurrency limit that follows latency (Netflix's algorithms).  "
-    "``window: true`` aggregates samples in Netflix's default windows (1 s, at least 10 samples, "
-    "the average rtt); a mapping sets the window's fields; ``false`` or absent (default) feeds "
-    "every sample to the algorithm.",
-    fields={
-        "drop_on": (
-            ExceptionNames,
-            Field(["TimeoutError"], description="Exception types that count as drops"),
-        ),
-        "window": (
-            Annotated[
-                AdaptiveWindowSpec | None,
-                BeforeValidator(
-                    _window_flag, json_schema_input_type=bool | AdaptiveWindowSpec | None
-                ),
-            ],
-            Field(None, json_schema_extra=None),
-        ),
-    },
-    base=_AdaptiveBase,
-)
-
-
 class _SheddingBase(OptionsModel):
     def to_options(self) -> Options:
         values = self.option_values()
@@ -233,20 +137,120 @@ class _SheddingBase(OptionsModel):
         return self.options_type(**values)
 
 
-LoadSheddingSpec = spec_model(
-    LoadShedderOptions,
-    "LoadSheddingSpec",
-    doc="``load_shedding:``: shed the least critical classes first as utilisation rises.  "
-    "``capacity`` is a number of concurrent calls, or ``adaptive_limit`` to follow the "
-    "pipeline's adaptive limit.  ``thresholds`` maps a class to the utilisation above which it "
-    "is shed.",
-    fields={
-        "capacity": (Annotated[int, Strict(), Field(ge=1)] | Literal["adaptive_limit"], 100),
-        "thresholds": (dict[str, float] | None, None),
-        "default": (str, "critical"),
-    },
-    base=_SheddingBase,
-)
+# The generated models: plain OptionsModel to the type checker, which cannot follow
+# create_model(); pydantic sees the real ones.
+if TYPE_CHECKING:
+    BackoffSpec: TypeAlias = OptionsModel
+    RetrySpec: TypeAlias = OptionsModel
+    TimeoutSpec: TypeAlias = OptionsModel
+    FallbackSpec: TypeAlias = OptionsModel
+    CircuitBreakerSpec: TypeAlias = OptionsModel
+    HedgeSpec: TypeAlias = OptionsModel
+    BulkheadSpec: TypeAlias = OptionsModel
+    RateLimitSpec: TypeAlias = OptionsModel
+    AdaptiveWindowSpec: TypeAlias = OptionsModel
+    LoadSheddingSpec: TypeAlias = OptionsModel
+    BudgetSpec: TypeAlias = VariantModel
+    AdaptiveLimitSpec: TypeAlias = VariantModel
+else:
+    BackoffSpec = spec_model(BackoffOptions, "BackoffSpec", doc="``backoff:`` of a ``retry:``.")
+    BudgetSpec = variant_model(
+        "BudgetSpec",
+        "mode",
+        {"ratio": RetryBudgetOptions, "token_bucket": TokenBucketOptions},
+        doc="``budget:``: Finagle's ratio budget (default) or gRPC's token bucket (``mode: "
+        "token_bucket``).  ``budget: false`` (or ``null``) turns budgeting off.",
+    )
+    RetrySpec = spec_model(
+        RetryOptions,
+        "RetrySpec",
+        doc="``retry:``.",
+        fields={
+            "backoff": (BackoffSpec, BackoffSpec()),
+            "budget": (
+                Annotated[
+                    BudgetSpec | None,
+                    BeforeValidator(
+                        _false_is_none, json_schema_input_type=BudgetSpec | None | Literal[False]
+                    ),
+                ],
+                BudgetSpec(),
+            ),
+        },
+    )
+    TimeoutSpec = spec_model(
+        TimeoutOptions,
+        "TimeoutSpec",
+        doc="``timeout:`` or ``attempt_timeout:`` (``2s`` for short).",
+    )
+    FallbackSpec = spec_model(FallbackOptions, "FallbackSpec", doc="``fallback:``.")
+    CircuitBreakerSpec = spec_model(
+        BreakerOptions,
+        "CircuitBreakerSpec",
+        doc="``circuit_breaker:``: opens on failure rate or slow-call rate over a sliding window.",
+        fields={"break_duration": (PositiveDuration | BreakDurationSpec, 60.0)},
+    )
+    HedgeSpec = spec_model(
+        HedgeOptions,
+        "HedgeSpec",
+        doc="``hedge:``: after ``delay`` (or a latency ``percentile``), start up to ``max_hedges`` "
+        "more attempts; the first success wins.  Hedges draw on the pipeline's retry budget.",
+    )
+    BulkheadSpec = spec_model(
+        BulkheadOptions,
+        "BulkheadSpec",
+        doc="``bulkhead:``: at most ``max_concurrent`` calls at once, ``max_queue`` waiting.",
+    )
+    RateLimitSpec = spec_model(
+        RateLimiterOptions,
+        "RateLimitSpec",
+        doc="``rate_limit:``: GCRA, ``rate`` calls per ``per`` seconds with a ``burst``.",
+    )
+    AdaptiveWindowSpec = spec_model(
+        WindowOptions,
+        "AdaptiveWindowSpec",
+        doc="``adaptive_limit.window:``: samples aggregated per window before the algorithm sees "
+        "them (Netflix's ``WindowedLimit``).",
+    )
+    AdaptiveLimitSpec = variant_model(
+        "AdaptiveLimitSpec",
+        "algorithm",
+        {"vegas": VegasOptions, "aimd": AIMDOptions, "gradient2": Gradient2Options},
+        doc="``adaptive_limit:``: a concurrency limit that follows latency (Netflix's "
+        "algorithms).  ``window: true`` aggregates samples in Netflix's default windows (1 s, at "
+        "least 10 samples, the average rtt); a mapping sets the window's fields; ``false`` or "
+        "absent (default) feeds every sample to the algorithm.",
+        fields={
+            "drop_on": (
+                ExceptionNames,
+                Field(["TimeoutError"], description="Exception types that count as drops"),
+            ),
+            "window": (
+                Annotated[
+                    AdaptiveWindowSpec | None,
+                    BeforeValidator(
+                        _window_flag, json_schema_input_type=bool | AdaptiveWindowSpec | None
+                    ),
+                ],
+                Field(None, json_schema_extra=None),
+            ),
+        },
+        base=_AdaptiveBase,
+    )
+    LoadSheddingSpec = spec_model(
+        LoadShedderOptions,
+        "LoadSheddingSpec",
+        doc="``load_shedding:``: shed the least critical classes first as utilisation rises.  "
+        "``capacity`` is a number of concurrent calls, or ``adaptive_limit`` to follow the "
+        "pipeline's adaptive limit.  ``thresholds`` maps a class to the utilisation above which it "
+        "is shed.",
+        fields={
+            "capacity": (Annotated[int, Strict(), Field(ge=1)] | Literal["adaptive_limit"], 100),
+            "thresholds": (dict[str, float] | None, None),
+            "default": (str, "critical"),
+        },
+        base=_SheddingBase,
+    )
 
 
 _UNAVAILABLE = Literal["local", "fail_open", "fail_closed"]
