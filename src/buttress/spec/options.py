@@ -3,7 +3,8 @@
 :func:`spec_model` turns a frozen :class:`~buttress.options.Options` dataclass into a strict
 pydantic model: one field per option that the file may set, with the same default, the same
 bounds (so the JSON Schema shows them), the option's doc as its description, durations that also
-read ``250ms``, and exception types named by their import paths.  The model's :meth:`OptionsModel.to_options`
+read ``250ms``, and exception types named by their import paths.  The model's
+:meth:`OptionsModel.to_options`
 builds the options object, so a value is checked by exactly the rules the constructor applies; a
 rule that fails (``cap`` below ``base``) is reported at the parameter's own key.
 """
