@@ -25,10 +25,10 @@ from .errors import ConfigError, DeadlineExceeded
 
 __all__ = ["Context", "current_context", "current_deadline", "deadline", "remaining", "use_context"]
 
-_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "buttress_deadline", default=None
 )
-_CONTEXT: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
+CURRENT_CONTEXT: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
     "buttress_context", default=None
 )
 
@@ -50,7 +50,7 @@ class Context:
         """Seconds left before the earlier of this context's deadline and the deadline in force here
         (never negative), or ``None`` when there is neither."""
         d = self.deadline
-        outer = _DEADLINE.get()
+        outer = DEADLINE.get()
         if d is None or (outer is not None and outer < d):
             d = outer
         if d is None:
@@ -60,7 +60,7 @@ class Context:
 
 def current_deadline() -> float | None:
     """The absolute deadline in force here, or ``None``."""
-    return _DEADLINE.get()
+    return DEADLINE.get()
 
 
 def remaining(clock: Clock = SYSTEM_CLOCK) -> float | None:
@@ -70,7 +70,7 @@ def remaining(clock: Clock = SYSTEM_CLOCK) -> float | None:
     Integrations read this to pass the remaining time on (a header, a socket timeout, a query
     timeout).
     """
-    d = _DEADLINE.get()
+    d = DEADLINE.get()
     if d is None:
         return None
     return max(0.0, d - clock.monotonic())
@@ -79,9 +79,9 @@ def remaining(clock: Clock = SYSTEM_CLOCK) -> float | None:
 def current_context() -> Context:
     """The call context set by :func:`use_context` (or a pipeline), or a fresh one reflecting the
     deadline."""
-    ctx = _CONTEXT.get()
+    ctx = CURRENT_CONTEXT.get()
     if ctx is None:
-        return Context(deadline=_DEADLINE.get())
+        return Context(deadline=DEADLINE.get())
     return ctx
 
 
@@ -104,20 +104,20 @@ class use_context:
 
     def __enter__(self) -> Context:
         ctx = self._ctx
-        self._token = _CONTEXT.set(ctx)
+        self._token = CURRENT_CONTEXT.set(ctx)
         d = ctx.deadline
         if d is not None:
-            outer = _DEADLINE.get()
+            outer = DEADLINE.get()
             if outer is None or d < outer:
-                self._deadline_token = _DEADLINE.set(d)
+                self._deadline_token = DEADLINE.set(d)
         return ctx
 
     def __exit__(self, *exc: object) -> None:
         assert self._token is not None
         if self._deadline_token is not None:
-            _DEADLINE.reset(self._deadline_token)
+            DEADLINE.reset(self._deadline_token)
             self._deadline_token = None
-        _CONTEXT.reset(self._token)
+        CURRENT_CONTEXT.reset(self._token)
 
     async def __aenter__(self) -> Context:
         return self.__enter__()
@@ -166,11 +166,11 @@ class deadline:
 
     def __enter__(self) -> deadline:
         at = self._clock.monotonic() + self._seconds
-        outer = _DEADLINE.get()
+        outer = DEADLINE.get()
         if outer is not None and outer < at:
             at = outer
         self._at = at
-        self._token = _DEADLINE.set(at)
+        self._token = DEADLINE.set(at)
         return self
 
     def __exit__(
@@ -180,7 +180,7 @@ class deadline:
         tb: TracebackType | None,
     ) -> None:
         assert self._token is not None
-        _DEADLINE.reset(self._token)
+        DEADLINE.reset(self._token)
         self._token = None
 
     async def __aenter__(self) -> deadline:

@@ -27,7 +27,7 @@ from buttress import (
     current_deadline,
     deadline,
 )
-from buttress.context import _DEADLINE
+from buttress.context import DEADLINE
 from buttress.events import Emitter
 from buttress.policies.base import AsyncNext
 from buttress.policies.timeout import _COMPACT_AT, _Expiries
@@ -49,13 +49,13 @@ class Reference(Timeout):
         ) -> Any:
             now = mono()
             at = now + seconds
-            outer = _DEADLINE.get()
+            outer = DEADLINE.get()
             if outer is not None and outer < at:
                 at = outer
             left = at - now
             if left <= 0:
                 raise self._error()
-            token = _DEADLINE.set(at)
+            token = DEADLINE.set(at)
             try:
                 async with asyncio.timeout(left) as cm:
                     return await nxt(fn, args, kwargs)
@@ -64,7 +64,7 @@ class Reference(Timeout):
                     raise self._error() from None
                 raise
             finally:
-                _DEADLINE.reset(token)
+                DEADLINE.reset(token)
 
         return layer
 

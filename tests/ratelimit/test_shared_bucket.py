@@ -150,7 +150,7 @@ def test_threads_switched_mid_decision_take_exactly_the_bucket(through: str) -> 
         assert expected == sum(counts)
         counts.clear()
         clock.advance(7.0)  # seven more tokens
-    assert [None] == policy.store._gate  # type: ignore[attr-defined]
+    assert [None] == policy.store.gate  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("through", ["sync layer", "async layer", "store"])
@@ -178,18 +178,18 @@ def test_a_decision_waits_while_another_holds_the_bucket(through: str) -> None:
         return 0.0
 
     for expected in (0.0, -0.125):
-        store._gate.pop()  # what a decision does first
+        store.gate.pop()  # what a decision does first
         outcome: list[float] = []
         t = threading.Thread(target=lambda out=outcome: out.append(decide()))
         t.start()
         time.sleep(0.05)
         assert t.is_alive()
         assert [] == outcome
-        store._gate.append(None)
+        store.gate.append(None)
         t.join(5)
         assert [expected] == outcome
         assert 0.125 == store.tat(None)
-        assert [None] == store._gate
+        assert [None] == store.gate
 
 
 class InterruptedGate(list[None]):
@@ -212,7 +212,7 @@ def test_an_interrupt_just_after_taking_the_gate_gives_it_back(through: str) -> 
     policy = RateLimiter(8, burst=2, clock=clock)
     store = policy.store
     assert isinstance(store, MemoryBucketStore)
-    store._gate = InterruptedGate([None])  # before any layer binds it
+    store.gate = InterruptedGate([None])  # before any layer binds it
     pipe = Pipeline([policy])
     with pytest.raises(KeyboardInterrupt):
         if through == "sync layer":
@@ -221,7 +221,7 @@ def test_an_interrupt_just_after_taking_the_gate_gives_it_back(through: str) -> 
             asyncio.run(layer_admits_async(pipe))
         else:
             policy.try_acquire()
-    assert [None] == store._gate
+    assert [None] == store.gate
     assert None is store.tat(None)  # nothing was counted
     assert [True, True, False] == [layer_admits(pipe) for _ in range(3)]
 
@@ -232,7 +232,7 @@ def test_a_failed_decision_gives_the_gate_back() -> None:
     assert 0.0 == store.acquire(None, 1.0, 0.5, 1.0, 0.0)
     with pytest.raises(TypeError):
         store.acquire(None, 1.0, "0.5", 1.0, 0.0)  # type: ignore[arg-type]
-    assert [None] == store._gate
+    assert [None] == store.gate
     assert 1.5 == store.tat(None)
     assert 0.0 == store.acquire(None, 1.0, 0.5, 1.0, 0.0)
     assert 2.0 == store.tat(None)

@@ -239,7 +239,7 @@ class CircuitBreaker(Policy):
 
     def _manual(self, trigger: Trigger) -> None:
         m = self.machine
-        t = m.store.atomically(m._manual_locked, self.clock.monotonic(), trigger)
+        t = m.store.atomically(m.manual_step, self.clock.monotonic(), trigger)
         if t is not None:
             for em in list(self._emitters):
                 if em.active:
@@ -320,7 +320,7 @@ class CircuitBreaker(Policy):
         """Classify and record one outcome (the paths other than the plain fast success)."""
         m = self.machine
         atomically = m.store.atomically
-        rec = m._record_locked
+        rec = m.record_step
         mono = self.clock.monotonic
         slow_after = m.slow_call_duration
         rif = self.failure_if_result
@@ -350,7 +350,7 @@ class CircuitBreaker(Policy):
 
     def _sync_guarded(self, nxt: SyncNext, em: Emitter, record: Callable[..., None]) -> SyncNext:
         atomically = self.machine.store.atomically
-        acq = self.machine._acquire_locked
+        acq = self.machine.acquire_step
         mono = self.clock.monotonic
         direct = nxt is invoke_sync
 
@@ -385,7 +385,7 @@ class CircuitBreaker(Policy):
         direct = nxt is invoke_async
         record = self._record_fn(emitter)
         atomically = store.atomically
-        acq = m._acquire_locked
+        acq = m.acquire_step
 
         async def breaker_guarded_async(
             fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -162,7 +162,7 @@ class BreakerMachine:
     """
 
     __slots__ = (
-        "_break",
+        "break_length",
         "failure_rate_threshold",
         "half_open_timeout",
         "minimum_calls",
@@ -198,7 +198,7 @@ class BreakerMachine:
             if isinstance(window, CountWindow)
             else o.minimum_calls
         )
-        self._break: Callable[[int], float] = o.break_function()
+        self.break_length: Callable[[int], float] = o.break_function()
         if store is None:
             store = MemoryBreakerStore(BreakerData(window, now))
         else:
@@ -213,7 +213,7 @@ class BreakerMachine:
 
     def before_call(self, now: float) -> Permit | Reject:
         """May a call start at ``now``?"""
-        return self.store.atomically(self._acquire_locked, now)
+        return self.store.atomically(self.acquire_step, now)
 
     def on_result(
         self, now: float, permit: Permit, outcome: Outcome, duration: float
@@ -228,20 +228,18 @@ class BreakerMachine:
                 if duration > self.slow_call_duration
                 else (FAILURE if outcome == "failure" else SUCCESS)
             )
-        return self.store.atomically(
-            self._record_locked, now, permit.generation, permit.probe, code
-        )
+        return self.store.atomically(self.record_step, now, permit.generation, permit.probe, code)
 
     def apply(self, now: float, trigger: Trigger) -> Transition:
         """Apply ``trigger`` now (manual changes use this); raises :class:`IllegalTransition`."""
-        return self.store.atomically(self._move_locked, now, trigger)
+        return self.store.atomically(self.move_step, now, trigger)
 
     def snapshot(self, now: float) -> BreakerSnapshot:
-        return self.store.atomically(self._snapshot_locked, now)
+        return self.store.atomically(self.snapshot_step, now)
 
     # -- the decisions, run under the store's lock -------------------------------------------------
 
-    def _move_locked(self, d: BreakerData, now: float, trigger: Trigger) -> Transition:
+    def move_step(self, d: BreakerData, now: float, trigger: Trigger) -> Transition:
         """The one place where the state changes."""
         d.fold_locked()
         d.fast_until = -math.inf
@@ -254,7 +252,7 @@ class BreakerMachine:
         brk: float | None = None
         if to is OPEN:
             d.consecutive_opens += 1
-            brk = float(self._break(d.consecutive_opens))
+            brk = float(self.break_length(d.consecutive_opens))
             if not brk >= 0:
                 brk = 0.0
             d.open_until = now + brk
@@ -274,12 +272,12 @@ class BreakerMachine:
         d.generation += 1
         return Transition(now, frm, to, trigger, calls, failures, slow, brk)
 
-    def _manual_locked(self, d: BreakerData, now: float, trigger: Trigger) -> Transition | None:
+    def manual_step(self, d: BreakerData, now: float, trigger: Trigger) -> Transition | None:
         """A change made by hand (``reset()``, ``force_open()``...); ``None`` when the breaker is
         already in that state (a reset always applies: it clears the window)."""
         if d.state is MANUAL_TRIGGERS[trigger] and trigger is not Trigger.RESET:
             return None
-        return self._move_locked(d, now, trigger)
+        return self.move_step(d, now, trigger)
 
     def _above(self, calls: int, failures: int, slow: int) -> bool:
         # Rates by division, as the docs define them (``f >= t * n`` can differ by a rounding).
@@ -288,7 +286,7 @@ class BreakerMachine:
             or slow / calls >= self.slow_call_rate_threshold
         )
 
-    def _acquire_locked(self, d: BreakerData, now: float) -> Permit | Reject:
+    def acquire_step(self, d: BreakerData, now: float) -> Permit | Reject:
         d.fold_locked()
         s = d.state
         if s is CLOSED or s is METRICS_ONLY or s is DISABLED:
@@ -299,17 +297,17 @@ class BreakerMachine:
         if s is OPEN:
             if now < d.open_until:
                 return Reject(s, d.open_until - now)
-            notes = (self._move_locked(d, now, Trigger.BREAK_ELAPSED),)
+            notes = (self.move_step(d, now, Trigger.BREAK_ELAPSED),)
         # half-open
         if now >= d.half_open_deadline:
-            t = self._move_locked(d, now, Trigger.PROBE_TIMEOUT)
+            t = self.move_step(d, now, Trigger.PROBE_TIMEOUT)
             return Reject(OPEN, d.open_until - now, (*notes, t))
         if d.probes_left > 0:
             d.probes_left -= 1
             return Permit(d.generation, True, notes)
         return Reject(HALF_OPEN, None, notes)
 
-    def _record_locked(
+    def record_step(
         self, d: BreakerData, now: float, generation: int, probe: bool, code: int
     ) -> tuple[Note, ...]:
         d.fold_locked()
@@ -340,7 +338,7 @@ class BreakerMachine:
                 or d.probe_slow / n >= self.slow_call_rate_threshold
             )
             trig = Trigger.PROBES_FAILED if bad else Trigger.PROBES_PASSED
-            return (self._move_locked(d, now, trig),)
+            return (self.move_step(d, now, trig),)
         return ()  # disabled (records nothing); open states never hand out this generation
 
     def _check_locked(self, d: BreakerData, now: float) -> tuple[Note, ...]:
@@ -355,13 +353,13 @@ class BreakerMachine:
                 d.fast_until = -math.inf
             return ()
         if d.state is CLOSED:
-            return (self._move_locked(d, now, Trigger.THRESHOLD),)
+            return (self.move_step(d, now, Trigger.THRESHOLD),)
         if d.alarmed:
             return ()
         d.alarmed = True
         return (BreakerAlarm(now, calls, failures, slow),)
 
-    def _snapshot_locked(self, d: BreakerData, now: float) -> BreakerSnapshot:
+    def snapshot_step(self, d: BreakerData, now: float) -> BreakerSnapshot:
         d.fold_locked()
         calls, failures, slow = d.window.totals(now)
         retry_after = None

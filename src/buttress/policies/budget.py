@@ -114,7 +114,7 @@ class Budget(Protocol):
     def try_withdraw(self, now: float) -> bool: ...
 
 
-class _Slice:
+class BudgetSlice:
     """One time slice: when its first event happened, when it ends, and its counters (an object, so
     a late increment still lands in the right slice)."""
 
@@ -142,11 +142,11 @@ class RetryBudget:
     counts_outcomes = False
 
     __slots__ = (
-        "_cur",
         "_lock",
         "_ring",
         "_slice_len",
         "clock",
+        "current",
         "min_per_second",
         "options",
         "ratio",
@@ -173,8 +173,9 @@ class RetryBudget:
         self._lock = threading.Lock()
         # No slice yet: the first event opens one (so the budget never depends on when it was built,
         # nor on which clock built it).
-        self._cur = _Slice(-math.inf, -math.inf)
-        self._ring: list[_Slice] = []  # older slices, oldest first
+        self.current = BudgetSlice(-math.inf, -math.inf)
+        """The slice deposits go to now (a deposit reads it without the lock)."""
+        self._ring: list[BudgetSlice] = []  # older slices, oldest first
 
     def _slice_end(self, now: float) -> float:
         """The end of the grid slice holding ``now``: the next multiple of the slice length."""
@@ -187,11 +188,11 @@ class RetryBudget:
         return self.min_per_second * self.ttl
 
     def on_request(self, now: float) -> None:
-        cur = self._cur
+        cur = self.current
         if now < cur.end:
             cur.deposits += 1
         else:
-            self._advance(now).deposits += 1
+            self.advance(now).deposits += 1
 
     def on_success(self) -> None:  # pragma: no cover - not called: counts_outcomes is False
         pass
@@ -199,19 +200,21 @@ class RetryBudget:
     def on_failure(self) -> None:  # pragma: no cover - not called: counts_outcomes is False
         pass
 
-    def _advance(self, now: float) -> _Slice:
+    def advance(self, now: float) -> BudgetSlice:
+        """The slice for a deposit at ``now``, opening a new one when ``current`` has ended.
+        With ``current``, what :class:`~buttress.Retry` inlines on its success path."""
         with self._lock:
-            cur = self._cur
+            cur = self.current
             if now >= cur.end:
                 self._open_locked(now)
-                cur = self._cur
+                cur = self.current
             return cur
 
     def _open_locked(self, now: float) -> None:
         """Close the current slice and open one that starts at ``now``."""
-        if self._cur.end > -math.inf:
-            self._ring.append(self._cur)
-        self._cur = _Slice(now, self._slice_end(now))
+        if self.current.end > -math.inf:
+            self._ring.append(self.current)
+        self.current = BudgetSlice(now, self._slice_end(now))
         self._expire_locked(now)
 
     def _expire_locked(self, now: float) -> None:
@@ -229,7 +232,7 @@ class RetryBudget:
         start = now - self.ttl
         deposits = 0
         withdrawals = 0
-        for s in (*self._ring, self._cur):
+        for s in (*self._ring, self.current):
             if s.end <= start:  # every event in it happened before the window
                 continue
             withdrawals += s.withdrawals
@@ -241,13 +244,13 @@ class RetryBudget:
         """Take one retry if ``withdrawals + 1 <= ratio * deposits + min_per_second * ttl`` over the
         window ``[now - ttl, now]`` (with a 1e-9 allowance for floating-point rounding)."""
         with self._lock:
-            if now >= self._cur.end:
+            if now >= self.current.end:
                 self._open_locked(now)
             else:
                 self._expire_locked(now)
             deposits, withdrawals = self._window_locked(now)
             if withdrawals + 1 <= self.ratio * deposits + self.reserve + 1e-9:
-                self._cur.withdrawals += 1
+                self.current.withdrawals += 1
                 return True
             return False
 

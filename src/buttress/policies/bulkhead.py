@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.context import _DEADLINE
+from buttress.context import DEADLINE
 from buttress.errors import BulkheadFull
 from buttress.events import Emitter, Event
 from buttress.options import Options, documented, duration, integer
@@ -315,7 +315,7 @@ class Bulkhead(Policy):
     def _wait_bound(self, now: float) -> float | None:
         """How long a caller may wait: ``min(max_wait, deadline - now)``; ``None`` is unbounded."""
         bound = self.max_wait
-        d = _DEADLINE.get()
+        d = DEADLINE.get()
         if d is not None:
             left = d - now
             if bound is None or left < bound:

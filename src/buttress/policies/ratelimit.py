@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.context import _CONTEXT, _DEADLINE
+from buttress.context import CURRENT_CONTEXT, DEADLINE
 from buttress.errors import ConfigError, RateLimited
 from buttress.events import Emitter, Event
 from buttress.options import (
@@ -128,7 +128,7 @@ class MemoryBucketStore:
         dropped (which can only make the limiter more lenient for that one key, never stricter).
     """
 
-    __slots__ = ("_gate", "_lock", "_shared", "_since_sweep", "_tat", "evicted", "max_keys")
+    __slots__ = ("_lock", "_since_sweep", "_tat", "evicted", "gate", "max_keys", "shared_tat")
 
     def __init__(self, max_keys: int = DEFAULT_MAX_KEYS) -> None:
         if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
@@ -139,8 +139,10 @@ class MemoryBucketStore:
         self._since_sweep = max_keys  # the first overflow may sweep at once
         # The bucket of key None, kept out of the LRU: its TAT, read and written only by the holder
         # of the gate, a list of one item that a decision pops and appends (see the module docs).
-        self._shared = -math.inf
-        self._gate: list[None] = [None]
+        # Both are public because RateLimiter's layers inline the step on this bucket (one call
+        # less per decision); nothing else should touch them.
+        self.shared_tat = -math.inf
+        self.gate: list[None] = [None]
         self.evicted = 0
         """Buckets dropped while not full (each made one key's limit briefly more lenient)."""
 
@@ -151,7 +153,7 @@ class MemoryBucketStore:
     def tat(self, key: Hashable) -> float | None:
         """The stored theoretical arrival time of ``key`` (``None``: no bucket, i.e. full)."""
         if key is None:
-            tat = self._shared
+            tat = self.shared_tat
             return None if tat == -math.inf else tat
         return self._tat.get(key)
 
@@ -164,17 +166,11 @@ class MemoryBucketStore:
         max_wait: float,
     ) -> float:
         if key is None:
-            return self._acquire_shared(now, increment, tolerance, max_wait)
+            return self.acquire_shared(now, increment, tolerance, max_wait)
         with self._lock:
             d = self._tat
             tat = d.get(key)
-            if tat is None:
-                new_tat = now + increment
-            elif tat > now:
-                new_tat = tat + increment
-            else:
-                new_tat = now + increment
-            wait = new_tat - tolerance - now
+            new_tat, wait = gcra_step(-math.inf if tat is None else tat, now, increment, tolerance)
             if wait > max_wait:
                 return -wait
             if tat is None:
@@ -186,36 +182,30 @@ class MemoryBucketStore:
                 d.move_to_end(key)
             return wait if wait > 0.0 else 0.0
 
-    def _acquire_shared(
+    def acquire_shared(
         self, now: float, increment: float, tolerance: float, max_wait: float
     ) -> float:
         """``acquire(None, ...)``: one decision on the shared bucket, without a lock."""
-        gate = self._gate
+        gate = self.gate
         try:
             gate.pop()
         except IndexError:
-            return self._acquire_shared_contended(now, increment, tolerance, max_wait)
+            return self.acquire_shared_contended(now, increment, tolerance, max_wait)
         except BaseException:  # raised after the pop returned: the gate is ours, give it back
             gate.append(None)
             raise
         else:
             try:
-                tat = self._shared
-                new_tat = (tat if tat > now else now) + increment
-                wait = new_tat - tolerance - now
-                if wait > max_wait:
-                    return -wait
-                self._shared = new_tat
+                return self.decide_gated(now, increment, tolerance, max_wait)
             finally:
                 gate.append(None)
-            return wait if wait > 0.0 else 0.0
 
-    def _acquire_shared_contended(
+    def acquire_shared_contended(
         self, now: float, increment: float, tolerance: float, max_wait: float
     ) -> float:
-        """:meth:`_acquire_shared` when another decision holds the gate: yield the GIL until it
+        """:meth:`acquire_shared` when another decision holds the gate: yield the GIL until it
         is back (its holder needs a few bytecodes), then decide."""
-        gate = self._gate
+        gate = self.gate
         while True:
             time.sleep(0)  # not a wait: hands the GIL to the holder
             try:
@@ -227,20 +217,18 @@ class MemoryBucketStore:
                 raise
             else:
                 try:
-                    return self._decide_gated(now, increment, tolerance, max_wait)
+                    return self.decide_gated(now, increment, tolerance, max_wait)
                 finally:
                     gate.append(None)
 
-    def _decide_gated(
+    def decide_gated(
         self, now: float, increment: float, tolerance: float, max_wait: float
     ) -> float:
         """Holding the gate: the GCRA step on the shared bucket."""
-        tat = self._shared
-        new_tat = (tat if tat > now else now) + increment
-        wait = new_tat - tolerance - now
+        new_tat, wait = gcra_step(self.shared_tat, now, increment, tolerance)
         if wait > max_wait:
             return -wait
-        self._shared = new_tat
+        self.shared_tat = new_tat
         return wait if wait > 0.0 else 0.0
 
     def _shrink_locked(self, now: float) -> None:
@@ -257,6 +245,15 @@ class MemoryBucketStore:
                 self.evicted += 1
 
 
+def gcra_step(tat: float, now: float, increment: float, tolerance: float) -> tuple[float, float]:
+    """The GCRA decision, sans-I/O: the bucket's new theoretical arrival time if this call is
+    admitted, and the wait before it may run (``<= 0``: at once).  ``tat`` is ``-inf`` for a
+    full bucket.  The store admits when the wait is within ``max_wait``, and only then stores the
+    new ``tat``; ``scripts/ratelimit.lua`` is the same step on Redis."""
+    new_tat = (tat if tat > now else now) + increment
+    return new_tat, new_tat - tolerance - now
+
+
 def context_key(prop: str) -> Callable[[], Hashable]:
     """A key function reading ``prop`` from the current call context's properties (``None`` if
     absent).
@@ -266,7 +263,7 @@ def context_key(prop: str) -> Callable[[], Hashable]:
     """
 
     def key() -> Hashable:
-        ctx = _CONTEXT.get()
+        ctx = CURRENT_CONTEXT.get()
         return None if ctx is None else ctx.properties.get(prop)
 
     key.__qualname__ = f"context_key({prop!r})"
@@ -424,7 +421,7 @@ class RateLimiter(Policy):
 
     def _wait_limit(self, now: float) -> float:
         limit = self.max_wait
-        d = _DEADLINE.get()
+        d = DEADLINE.get()
         if d is not None and d - now < limit:
             limit = max(0.0, d - now)
         return limit
@@ -444,12 +441,12 @@ class RateLimiter(Policy):
         name = self.name
         store = self.store
         if self.key is None and type(store) is MemoryBucketStore:
-            # The shared in-memory bucket: the store's _acquire_shared, inlined (one clock read, the
+            # The shared in-memory bucket: the store's acquire_shared, inlined (one clock read, the
             # gate's pop and append); waits go through the store.
-            shared = store._acquire_shared
-            take = store._gate.pop
-            put = store._gate.append
-            contended = store._acquire_shared_contended
+            shared = store.acquire_shared
+            take = store.gate.pop
+            put = store.gate.append
+            contended = store.acquire_shared_contended
 
             def rate_limit_shared(
                 fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -464,7 +461,7 @@ class RateLimiter(Policy):
                             em.emit(RateLimitWaited(em.pipeline, name, now, None, w))
                         sleep(w)
                 else:
-                    # store._acquire_shared(now, interval, tolerance, 0.0), inlined
+                    # store.acquire_shared(now, interval, tolerance, 0.0) with gcra_step, inlined
                     try:
                         take()
                     except IndexError:  # the store's sign: < 0 refused (-retry_after), 0 admitted
@@ -474,11 +471,11 @@ class RateLimiter(Policy):
                         raise
                     else:
                         try:
-                            tat = store._shared
+                            tat = store.shared_tat
                             new_tat = (tat if tat > now else now) + interval
                             w = new_tat - tolerance - now
                             if w <= 0.0:
-                                store._shared = new_tat
+                                store.shared_tat = new_tat
                         finally:
                             put(None)
                     if w > 0.0:
@@ -519,10 +516,10 @@ class RateLimiter(Policy):
         store = self.store
         if self.key is None and type(store) is MemoryBucketStore:
             # The sync layer's shared-bucket twin.
-            shared = store._acquire_shared
-            take = store._gate.pop
-            put = store._gate.append
-            contended = store._acquire_shared_contended
+            shared = store.acquire_shared
+            take = store.gate.pop
+            put = store.gate.append
+            contended = store.acquire_shared_contended
 
             async def rate_limit_shared_async(
                 fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -537,7 +534,7 @@ class RateLimiter(Policy):
                             em.emit(RateLimitWaited(em.pipeline, name, now, None, w))
                         await asleep(w)
                 else:
-                    # store._acquire_shared(now, interval, tolerance, 0.0), inlined
+                    # store.acquire_shared(now, interval, tolerance, 0.0) with gcra_step, inlined
                     try:
                         take()
                     except IndexError:  # the store's sign: < 0 refused (-retry_after), 0 admitted
@@ -547,11 +544,11 @@ class RateLimiter(Policy):
                         raise
                     else:
                         try:
-                            tat = store._shared
+                            tat = store.shared_tat
                             new_tat = (tat if tat > now else now) + interval
                             w = new_tat - tolerance - now
                             if w <= 0.0:
-                                store._shared = new_tat
+                                store.shared_tat = new_tat
                         finally:
                             put(None)
                     if w > 0.0:

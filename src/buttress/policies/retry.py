@@ -44,7 +44,7 @@ from types import CodeType
 from typing import Any, ClassVar, Literal
 
 from buttress.clock import SYSTEM_CLOCK, Clock, check_clock
-from buttress.context import _CONTEXT, _DEADLINE
+from buttress.context import CURRENT_CONTEXT, DEADLINE
 from buttress.errors import Rejected
 from buttress.events import (
     AttemptFailed,
@@ -88,7 +88,7 @@ ResultPredicate = Callable[[Any], Verdict]
 _NEVER_RETRY = (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
-class _Mark:
+class RetryMark:
     """Set in the context while an enclosing retry's attempt runs (by the async executor, and by the
     hard timeout for its worker thread), so retries in child tasks and copied contexts see that they
     are nested.  A child task that outlives the attempt (fire and forget) must not stay "nested"
@@ -96,22 +96,31 @@ class _Mark:
 
     __slots__ = ("active", "parent")
 
-    def __init__(self, parent: _Mark | None) -> None:
+    def __init__(self, parent: RetryMark | None) -> None:
         self.active = True
         self.parent = parent
 
 
-_RETRY_MARK: contextvars.ContextVar[_Mark | None] = contextvars.ContextVar(
+RETRY_MARK: contextvars.ContextVar[RetryMark | None] = contextvars.ContextVar(
     "buttress_retry_mark", default=None
 )
 # Code objects of the executors' frames; filled in below, after the executors are defined.
 _RETRY_CODES: set[CodeType] = set()
 
 
-def _in_outer_retry(frame: Any) -> bool:
+def in_outer_retry(frame: Any) -> bool:
     """Is an enclosing retry that may retry (``attempts > 1``) on the stack above ``frame``, or
-    marked in the context?  Failure path only: it walks the stack."""
-    m = _RETRY_MARK.get()
+    marked in the context?  Failure path only: it walks the stack.
+
+    Why the stack and not only the context variable: setting a context variable around every
+    attempt costs about 150 ns (``ContextVar.set`` and ``reset``, measured on the machines of
+    BENCHMARKS.md), half of the sync retry's whole success-path cost (about 300 ns); walking the
+    stack costs nothing until an attempt fails.  Where 150 ns is small beside the rest (the async
+    executor, the hard timeout's worker thread), the executors do set :data:`RETRY_MARK`.  The
+    sync executors are recognised by their code objects, registered once below; an executor that
+    cannot retry (``attempts=1``) does not make the retries under it nested.
+    """
+    m = RETRY_MARK.get()
     while m is not None:
         if m.active:
             return True
@@ -337,11 +346,11 @@ class Retry(Policy):
             now = mono()
             if ring is not None:
                 # RetryBudget.on_request, inlined: a lock-free increment of the current slice.
-                cur = ring._cur
+                cur = ring.current
                 if now < cur.end:
                     cur.deposits += 1
                 else:
-                    ring._advance(now).deposits += 1
+                    ring.advance(now).deposits += 1
             elif deposit is not None:
                 deposit(now)
             try:
@@ -381,42 +390,34 @@ class Retry(Policy):
             result: Any = None,
             verdict: Verdict = None,
         ) -> Any:
-            nested = _in_outer_retry(sys._getframe(2))
+            nested = in_outer_retry(sys._getframe(2))
             counts_failures = outcomes and not (nested and self.nested == "single")
             attempt = 1
             prev: float | None = None
-            ctx = _CONTEXT.get()
+            ctx = CURRENT_CONTEXT.get()
             while True:
                 if exc is not None:
                     if isinstance(exc, _NEVER_RETRY):
                         raise exc
                     verdict = self.verdict(exc, None)
-                now = mono()
-                if counts_failures and verdict is not None and verdict is not False:
-                    budget.on_failure()  # type: ignore[union-attr]
-                if em.active:
-                    em.emit(AttemptFailed(em.pipeline, name, now, attempt, exc, result))
-                decision = self.decide(
-                    attempt=attempt,
+                delay = self._after_failure(
+                    em,
+                    attempt,
                     started=started,
-                    now=now,
+                    now=mono(),
                     verdict=verdict,
                     previous_delay=prev,
-                    deadline=_DEADLINE.get(),
+                    exc=exc,
+                    result=result,
                     nested=nested,
+                    counts_failures=counts_failures,
                 )
-                if isinstance(decision, float) and not self._withdraw(now, attempt, em):
-                    decision = "budget"
-                if isinstance(decision, str):
-                    if em.active:
-                        em.emit(GaveUp(em.pipeline, name, now, attempt, decision, exc))
+                if delay is None:
                     if exc is not None:
                         raise exc
                     return result
-                if em.active:
-                    em.emit(RetryScheduled(em.pipeline, name, now, attempt, decision, exc))
-                sleep(decision)
-                prev = decision
+                sleep(delay)
+                prev = delay
                 attempt += 1
                 if ctx is not None:
                     ctx.attempt = attempt
@@ -439,6 +440,47 @@ class Retry(Policy):
 
         return retry_slow
 
+    def _after_failure(
+        self,
+        em: Emitter,
+        attempt: int,
+        *,
+        started: float,
+        now: float,
+        verdict: Verdict,
+        previous_delay: float | None,
+        exc: BaseException | None,
+        result: Any,
+        nested: bool,
+        counts_failures: bool,
+    ) -> float | None:
+        """One failed attempt, for both executors: count it in an outcome budget, report it,
+        decide.  The delay before the next attempt, or ``None`` to give up (the executor then
+        raises ``exc`` or returns ``result``)."""
+        if counts_failures and verdict is not None and verdict is not False:
+            self.budget.on_failure()  # type: ignore[union-attr]
+        name = self.name
+        if em.active:
+            em.emit(AttemptFailed(em.pipeline, name, now, attempt, exc, result))
+        decision = self.decide(
+            attempt=attempt,
+            started=started,
+            now=now,
+            verdict=verdict,
+            previous_delay=previous_delay,
+            deadline=DEADLINE.get(),
+            nested=nested,
+        )
+        if isinstance(decision, float) and not self._withdraw(now, attempt, em):
+            decision = "budget"
+        if isinstance(decision, str):
+            if em.active:
+                em.emit(GaveUp(em.pipeline, name, now, attempt, decision, exc))
+            return None
+        if em.active:
+            em.emit(RetryScheduled(em.pipeline, name, now, attempt, decision, exc))
+        return decision
+
     def _withdraw(self, now: float, attempt: int, em: Emitter) -> bool:
         budget = self.budget
         if budget is None or budget.try_withdraw(now):
@@ -457,7 +499,7 @@ class Retry(Policy):
         outcomes = budget is not None and budget.counts_outcomes
         em = emitter
         name = self.name
-        mark_var = _RETRY_MARK
+        mark_var = RETRY_MARK
         # Only a retry that can retry marks its attempts as nested territory.
         marks = self.attempts > 1
 
@@ -470,13 +512,13 @@ class Retry(Policy):
             nested: bool | None = None
             attempt = 1
             prev: float | None = None
-            ctx = _CONTEXT.get()
+            ctx = CURRENT_CONTEXT.get()
             while True:
                 exc: BaseException | None = None
                 result: Any = None
                 verdict: Verdict = None
                 if marks:
-                    mark = _Mark(mark_var.get())
+                    mark = RetryMark(mark_var.get())
                     token = mark_var.set(mark)
                 try:
                     result = await nxt(fn, args, kwargs)
@@ -499,39 +541,27 @@ class Retry(Policy):
                         return result
                 else:
                     verdict = self.verdict(exc, None)
-                now = mono()
                 if nested is None:
-                    nested = _in_outer_retry(sys._getframe(1))
-                if (
-                    outcomes
-                    and verdict is not None
-                    and verdict is not False
-                    and not (nested and self.nested == "single")
-                ):
-                    budget.on_failure()  # type: ignore[union-attr]
-                if em.active:
-                    em.emit(AttemptFailed(em.pipeline, name, now, attempt, exc, result))
-                decision = self.decide(
-                    attempt=attempt,
+                    nested = in_outer_retry(sys._getframe(1))
+                counts_failures = outcomes and not (nested and self.nested == "single")
+                delay = self._after_failure(
+                    em,
+                    attempt,
                     started=started,
-                    now=now,
+                    now=mono(),
                     verdict=verdict,
                     previous_delay=prev,
-                    deadline=_DEADLINE.get(),
+                    exc=exc,
+                    result=result,
                     nested=nested,
+                    counts_failures=counts_failures,
                 )
-                if isinstance(decision, float) and not self._withdraw(now, attempt, em):
-                    decision = "budget"
-                if isinstance(decision, str):
-                    if em.active:
-                        em.emit(GaveUp(em.pipeline, name, now, attempt, decision, exc))
+                if delay is None:
                     if exc is not None:
                         raise exc
                     return result
-                if em.active:
-                    em.emit(RetryScheduled(em.pipeline, name, now, attempt, decision, exc))
-                await asleep(decision)
-                prev = decision
+                await asleep(delay)
+                prev = delay
                 attempt += 1
                 if ctx is not None:
                     ctx.attempt = attempt

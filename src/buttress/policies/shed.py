@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.context import _CONTEXT
+from buttress.context import CURRENT_CONTEXT
 from buttress.errors import ConfigError, LoadShed
 from buttress.events import Emitter, Event
 from buttress.options import Options, custom, documented, duration
@@ -128,7 +128,7 @@ def current_criticality(default: Criticality | None = None) -> Criticality | Non
     c = _CRITICALITY.get()
     if c is not None:
         return c
-    ctx = _CONTEXT.get()
+    ctx = CURRENT_CONTEXT.get()
     if ctx is not None:
         prop = ctx.properties.get("criticality")
         if prop is not None:
@@ -390,7 +390,7 @@ class LoadShedder(Policy):
         src = self.source
         thresholds = self.thresholds
         cvar = _CRITICALITY
-        ctxvar = _CONTEXT
+        ctxvar = CURRENT_CONTEXT
         class_of = self._class_of
         default = self.default
         err = self.shed_error
@@ -437,7 +437,7 @@ class LoadShedder(Policy):
         src = self.source
         thresholds = self.thresholds
         cvar = _CRITICALITY
-        ctxvar = _CONTEXT
+        ctxvar = CURRENT_CONTEXT
         class_of = self._class_of
         default = self.default
         err = self.shed_error

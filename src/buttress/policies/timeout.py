@@ -50,13 +50,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.context import _DEADLINE
+from buttress.context import DEADLINE
 from buttress.errors import AttemptTimeout, DeadlineExceeded
 from buttress.events import DeadlineHit, Emitter, TimeoutEvent
 from buttress.options import REQUIRED, Options, choice, documented, duration, flag, integer
 
 from .base import AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
-from .retry import _RETRY_MARK, _in_outer_retry, _Mark
+from .retry import RETRY_MARK, RetryMark, in_outer_retry
 
 __all__ = ["Timeout", "TimeoutOptions"]
 
@@ -299,7 +299,7 @@ class Timeout(Policy):
     def sync_layer(self, nxt: SyncNext, emitter: Emitter) -> SyncNext:
         mono = self.clock.monotonic
         seconds = self.seconds
-        var = _DEADLINE
+        var = DEADLINE
         em = emitter
         if self.hard:
             return self._hard_layer(nxt, emitter)
@@ -328,7 +328,7 @@ class Timeout(Policy):
     def _hard_layer(self, nxt: SyncNext, emitter: Emitter) -> SyncNext:
         mono = self.clock.monotonic
         seconds = self.seconds
-        var = _DEADLINE
+        var = DEADLINE
 
         def hard_timeout_call(
             fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -352,9 +352,9 @@ class Timeout(Policy):
             # the mark that tells retries in the call that they are nested.
             ctx = contextvars.copy_context()
             ctx.run(var.set, at)
-            mark = _Mark(_RETRY_MARK.get()) if _in_outer_retry(sys._getframe(1)) else None
+            mark = RetryMark(RETRY_MARK.get()) if in_outer_retry(sys._getframe(1)) else None
             if mark is not None:
-                ctx.run(_RETRY_MARK.set, mark)
+                ctx.run(RETRY_MARK.set, mark)
             future = pool.submit(functools.partial(ctx.run, nxt, fn, args, kwargs))
             try:
                 return future.result(timeout=max(0.0, at - mono()))
@@ -372,7 +372,7 @@ class Timeout(Policy):
     def async_layer(self, nxt: AsyncNext, emitter: Emitter) -> AsyncNext:
         mono = self.clock.monotonic
         seconds = self.seconds
-        var = _DEADLINE
+        var = DEADLINE
         em = emitter
         error = self._error
         event = self._event

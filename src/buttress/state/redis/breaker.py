@@ -35,11 +35,11 @@ _STATES = list(BreakerState)  # the script's state codes are indexes into this l
 _FOREIGN = -(2**62)  # generation of a permit given by a fail_open rule: its result is not counted
 
 # The machine's steps, by which ``atomically`` knows what it is asked to do.
-_ACQ = BreakerMachine._acquire_locked
-_REC = BreakerMachine._record_locked
-_MOVE = BreakerMachine._move_locked
-_MANUAL = BreakerMachine._manual_locked
-_SNAP = BreakerMachine._snapshot_locked
+_ACQ = BreakerMachine.acquire_step
+_REC = BreakerMachine.record_step
+_MOVE = BreakerMachine.move_step
+_MANUAL = BreakerMachine.manual_step
+_SNAP = BreakerMachine.snapshot_step
 
 
 class RedisBreakerStore(SharedStore):
@@ -95,7 +95,7 @@ class RedisBreakerStore(SharedStore):
             shape = (b"t", repr(w.seconds), w.buckets)
         breaks = []
         for n in range(1, BREAKS_PRECOMPUTED + 1):
-            b = float(machine._break(n))
+            b = float(machine.break_length(n))
             breaks.append(repr(b if b >= 0 else 0.0))
         self._args = (
             repr(machine.failure_rate_threshold),
@@ -147,7 +147,7 @@ class RedisBreakerStore(SharedStore):
     def _resync(self, now: float) -> None:
         m, local = self.machine, self.local
         if m is not None and local is not None:
-            local.atomically(m._move_locked, now, Trigger.RESET)
+            local.atomically(m.move_step, now, Trigger.RESET)
 
     # -- the script calls -------------------------------------------------------------------------
 
