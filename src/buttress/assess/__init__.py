@@ -7,9 +7,6 @@ the Monte Carlo cross-check needs numpy (``pip install 'buttress[assess]'``).
 
 from __future__ import annotations
 
-# The spec package first: its document model imports .model, which imports spec.source/types.
-import buttress.spec  # noqa: F401
-
 from .analysis import Analysis, CutSet, JourneyResult, analyse, explain_cut_set
 from .analytic import (
     ActivePassive,

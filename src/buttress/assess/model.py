@@ -66,6 +66,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from buttress.errors import SpecError
+from buttress.spec.sections import register_section
 from buttress.spec.source import Document, load_yaml, validate
 from buttress.spec.types import Duration, PositiveDuration
 
@@ -452,3 +453,10 @@ def load_architecture(path: str | Path) -> tuple[ArchitectureSpec, Document]:
         raise doc.error(("architecture",), "must be a mapping (components:, domains:, journeys:)")
     arch = validate(ArchitectureSpec, doc, ("architecture",))
     return arch, doc
+
+
+register_section(
+    "architecture",
+    ArchitectureSpec,
+    description="Components, failure domains and journeys (see docs/assess.md).",
+)

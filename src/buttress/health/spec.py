@@ -30,9 +30,11 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from buttress.errors import ConfigError, SpecError
+from buttress.spec.sections import register_section
+from buttress.spec.types import Duration, PositiveDuration
 
 from . import builtin
 from .checks import DEFAULT_TTL, Check, CheckOptions
@@ -40,25 +42,6 @@ from .drain import DEFAULT_DRAIN_DELAY, DEFAULT_GRACE, Drainer
 from .registry import HealthRegistry
 
 __all__ = ["CheckSpec", "DrainSpec", "HealthSpec", "build_drainer", "build_health"]
-
-
-def _duration(value: Any) -> float:
-    # Imported when a value is validated, not with this module: buttress.spec's document model
-    # imports this module, so importing buttress.spec from here would be circular.
-    from buttress.spec.types import parse_duration
-
-    return parse_duration(value)
-
-
-def _positive_duration(value: Any) -> float:
-    seconds = _duration(value)
-    if not seconds > 0:
-        raise ValueError(f"must be a duration > 0, got {value!r}")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(_duration)]
-PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
 
 
 class _Common(BaseModel):
@@ -322,3 +305,10 @@ def build_drainer(spec: Any, registry: HealthRegistry) -> Drainer:
     if drain is None:
         return Drainer(registry)
     return Drainer(registry, delay=drain.delay, grace=drain.grace)
+
+
+register_section(
+    "health",
+    HealthSpec,
+    description="Health checks, probe groups and drain (see docs/health.md).",
+)

@@ -8,9 +8,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from buttress.errors import SpecError
-from buttress.spec.document import ReliabilitySpec
+from buttress.spec.document import spec_model
 from buttress.spec.source import (
     Document,
     load_yaml_documents,
@@ -20,6 +21,9 @@ from buttress.spec.source import (
 
 from .spec import SLOSpec
 from .translate import validate_slo_at
+
+if TYPE_CHECKING:
+    from buttress.spec.document import ReliabilitySpec
 
 __all__ = [
     "detect_format",
@@ -98,5 +102,5 @@ def load_slos(path: str | Path) -> list[SLOSpec]:
     doc = docs[0] if docs else Document(str(path), {})
     if not isinstance(doc.data, dict):
         raise doc.error((), "the top level must be a mapping (keys such as 'service:', 'slos:')")
-    spec = validate(ReliabilitySpec, doc)
+    spec = validate(spec_model(), doc)
     return resolve_slos(spec, doc)

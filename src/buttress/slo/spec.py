@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from buttress.spec.sections import register_section
 from buttress.spec.types import PositiveDuration
 
 from . import math as slomath
@@ -456,3 +457,8 @@ class SLOSpec(StrictModel):
 
     def with_service(self, service: str) -> SLOSpec:
         return self.model_copy(update={"service": service})
+
+
+register_section(
+    "slos", SLOSpec, many=True, description="Service level objectives (see docs/slo.md)."
+)

@@ -1,15 +1,30 @@
 """``reliability.yaml``: loading, validation with file/line/column errors, JSON Schema, and building
-runtime objects (pipelines) from it."""
+runtime objects (pipelines) from it.
+
+Layers: this package sits above the policy core (:mod:`buttress.policies`,
+:mod:`buttress.pipeline`) and the state stores (:mod:`buttress.state`), which it builds, and below
+the packages that own the other sections of the file (:mod:`buttress.slo`, :mod:`buttress.assess`,
+:mod:`buttress.health`, :mod:`buttress.lab.system`): they import it and register their section
+models with :mod:`.sections`; it never imports them.  ``ReliabilitySpec``, the root model, is built
+from the registered sections on first use (:func:`~.document.spec_model`).
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .build import build_pipeline, build_pipelines
-from .document import ReliabilitySpec, json_schema, load_spec, load_spec_text
+from .document import ReliabilitySpecBase, json_schema, load_spec, load_spec_text, spec_model
+from .sections import register_section
 from .source import Document, load_yaml, load_yaml_text, validate
+
+if TYPE_CHECKING:
+    from .document import ReliabilitySpec
 
 __all__ = [
     "Document",
     "ReliabilitySpec",
+    "ReliabilitySpecBase",
     "build_pipeline",
     "build_pipelines",
     "json_schema",
@@ -17,5 +32,14 @@ __all__ = [
     "load_spec_text",
     "load_yaml",
     "load_yaml_text",
+    "register_section",
+    "spec_model",
     "validate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The root model is built when first asked for, once the sections have registered.
+    if name == "ReliabilitySpec":
+        return spec_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

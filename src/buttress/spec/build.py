@@ -1,4 +1,8 @@
-"""From declared pipelines to runtime :class:`~buttress.Pipeline` objects."""
+"""From declared pipelines to runtime :class:`~buttress.Pipeline` objects.
+
+This module sits above what it builds: the policies, the pipeline and the state stores
+(:mod:`buttress.state`, which reads the ``state:`` model without importing this package).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from buttress.policies.shed import LoadShedder, LoadShedderOptions
 from buttress.policies.timeout import Timeout
 from buttress.state.base import StateStore
 
-from .document import ReliabilitySpec
+from .document import ReliabilitySpecBase
 from .options import OptionsModel
 from .policies import LoadSheddingSpec, PipelineSpec
 from .source import Document
@@ -134,7 +138,7 @@ def _policies(
 
 
 def _state(
-    spec: ReliabilitySpec, name: str, pspec: PipelineSpec, clock: Clock
+    spec: ReliabilitySpecBase, name: str, pspec: PipelineSpec, clock: Clock
 ) -> StateStore | None:
     """The pipeline's shared state store (its own ``state:``, else the file's); ``None`` for the
     default in-memory state, so the policies keep their own stores."""
@@ -157,7 +161,9 @@ def _state(
     return None if isinstance(state, MemoryState) else state
 
 
-def build_pipeline(spec: ReliabilitySpec, name: str, *, clock: Clock = SYSTEM_CLOCK) -> Pipeline:
+def build_pipeline(
+    spec: ReliabilitySpecBase, name: str, *, clock: Clock = SYSTEM_CLOCK
+) -> Pipeline:
     """Build the pipeline declared as ``policies.<name>``; its policies read ``clock``."""
     try:
         pspec = spec.policies[name]
@@ -168,6 +174,8 @@ def build_pipeline(spec: ReliabilitySpec, name: str, *, clock: Clock = SYSTEM_CL
     return Pipeline(policies, name=name, order=pspec.order, clock=clock)
 
 
-def build_pipelines(spec: ReliabilitySpec, *, clock: Clock = SYSTEM_CLOCK) -> dict[str, Pipeline]:
+def build_pipelines(
+    spec: ReliabilitySpecBase, *, clock: Clock = SYSTEM_CLOCK
+) -> dict[str, Pipeline]:
     """Every declared pipeline, by name."""
     return {name: build_pipeline(spec, name, clock=clock) for name in spec.policies}

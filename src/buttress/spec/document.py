@@ -1,20 +1,53 @@
-"""The whole ``reliability.yaml``: one model per section, validated with line-aware errors."""
+"""The whole ``reliability.yaml``: the root model, loading with line-aware errors, the JSON Schema.
+
+The root model has two parts:
+
+* :class:`ReliabilitySpecBase`, the frame this package owns: ``version``, ``service``, the
+  ``policies:`` pipelines and the ``state:`` store (their models are in :mod:`.policies`);
+* the sections other packages own and register with :mod:`.sections`: ``slos:``,
+  ``architecture:``, ``health:``, ``experiments:``.
+
+:func:`spec_model` builds ``ReliabilitySpec``, a subclass of the base with one field per
+registered section, when it is first needed, and :func:`load_spec` validates a file against it.
+``buttress.spec.ReliabilitySpec`` names that class; type checkers see instead the static
+declaration below (the built-in sections, typed), so ``spec.slos`` is checked like any other
+field.  ``isinstance`` checks work with either name.
+"""
 
 from __future__ import annotations
 
+import functools
+import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model
 
 from .policies import PipelineSpec, StateSpec
+from .sections import Section, sections
 from .source import Document, load_yaml, load_yaml_text, validate
 
-__all__ = ["ReliabilitySpec", "load_spec", "load_spec_text"]
+if TYPE_CHECKING:
+    from buttress.assess.model import ArchitectureSpec
+    from buttress.health.spec import HealthSpec
+    from buttress.lab.system.spec import ExperimentsSpec
+    from buttress.slo.spec import SLOSpec
+
+__all__ = [
+    "ReliabilitySpec",
+    "ReliabilitySpecBase",
+    "json_schema",
+    "load_spec",
+    "load_spec_text",
+    "spec_model",
+]
+
+_ROOT_DOC = "Root of ``reliability.yaml``.  Every section is optional."
 
 
-class ReliabilitySpec(BaseModel):
-    """Root of ``reliability.yaml``.  Every section is optional."""
+class ReliabilitySpecBase(BaseModel):
+    """The frame of ``reliability.yaml``: the keys the spec package owns.  The root model
+    (:func:`spec_model`) adds the registered sections."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -25,18 +58,6 @@ class ReliabilitySpec(BaseModel):
     )
     state: StateSpec | None = Field(
         None, description="Where policies keep state: memory or redis (see docs/shared-state.md)."
-    )
-    slos: list[SLOSpec] = Field(
-        default_factory=list, description="Service level objectives (see docs/slo.md)."
-    )
-    architecture: ArchitectureSpec | None = Field(
-        None, description="Components, failure domains and journeys (see docs/assess.md)."
-    )
-    health: HealthSpec | None = Field(
-        None, description="Health checks, probe groups and drain (see docs/health.md)."
-    )
-    experiments: ExperimentsSpec | None = Field(
-        None, description="A real system, its load and a fault plan (see docs/shop-lab.md)."
     )
 
     # The parsed file, kept so that errors found after validation (when building runtime objects)
@@ -50,6 +71,56 @@ class ReliabilitySpec(BaseModel):
         return self._document
 
 
+if TYPE_CHECKING:
+
+    class ReliabilitySpec(ReliabilitySpecBase):
+        """What type checkers see of the root model: the frame and the built-in sections, as
+        :func:`spec_model` builds them from the registered sections at run time."""
+
+        slos: list[SLOSpec]
+        architecture: ArchitectureSpec | None
+        health: HealthSpec | None
+        experiments: ExperimentsSpec | None
+
+
+def spec_model() -> type[ReliabilitySpec]:
+    """The root model of ``reliability.yaml``: :class:`ReliabilitySpecBase` plus a field per
+    registered section (the built-in ones are registered first, see :mod:`.sections`).
+
+    Built once per set of sections, so every call returns the same class.
+    """
+    registered = sections()  # imports the built-in section modules: not under the lock
+    with _build_lock:
+        return _build(registered)
+
+
+_build_lock = threading.Lock()
+
+
+@functools.cache
+def _build(registered: tuple[Section, ...]) -> type[ReliabilitySpec]:
+    fields: dict[str, Any] = {}
+    for section in registered:
+        if section.key in ReliabilitySpecBase.model_fields:
+            raise ValueError(f"section {section.key!r} is part of the spec's frame already")
+        fields[section.key] = section.field()
+    model = create_model(
+        "ReliabilitySpec",
+        __base__=ReliabilitySpecBase,
+        __module__=__name__,
+        __doc__=_ROOT_DOC,
+        **fields,
+    )
+    return cast("type[ReliabilitySpec]", model)
+
+
+def __getattr__(name: str) -> Any:
+    # ``ReliabilitySpec`` exists once the sections have registered: see spec_model().
+    if name == "ReliabilitySpec":
+        return spec_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _check_root(doc: Document) -> None:
     if doc.data is None:
         doc.data = {}
@@ -57,38 +128,26 @@ def _check_root(doc: Document) -> None:
         raise doc.error((), "the top level must be a mapping (keys such as 'policies:', 'slos:')")
 
 
-def load_spec(path: str | Path) -> ReliabilitySpec:
-    """Load and validate ``reliability.yaml``; raises :class:`~buttress.errors.SpecError`."""
-    doc = load_yaml(path)
+def _validate(doc: Document) -> ReliabilitySpec:
     _check_root(doc)
-    spec = validate(ReliabilitySpec, doc)
+    spec = validate(spec_model(), doc)
     spec._document = doc
     return spec
+
+
+def load_spec(path: str | Path) -> ReliabilitySpec:
+    """Load and validate ``reliability.yaml``; raises :class:`~buttress.errors.SpecError`."""
+    return _validate(load_yaml(path))
 
 
 def load_spec_text(text: str, file: str = "<string>") -> ReliabilitySpec:
     """Like :func:`load_spec`, from a string; ``file`` names it in error messages."""
-    doc = load_yaml_text(text, file)
-    _check_root(doc)
-    spec = validate(ReliabilitySpec, doc)
-    spec._document = doc
-    return spec
+    return _validate(load_yaml_text(text, file))
 
 
 def json_schema() -> dict[str, Any]:
     """JSON Schema of ``reliability.yaml`` for editors (``buttress spec schema``)."""
-    schema = ReliabilitySpec.model_json_schema()
+    schema = spec_model().model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Buttress reliability.yaml"
     return schema
-
-
-# Section models come last, on purpose: a section's package may import this module itself (to load
-# reliability.yaml), and by now ReliabilitySpec exists for it; model_rebuild() then resolves the
-# annotations above.  Add new sections' imports here.
-from buttress.assess.model import ArchitectureSpec  # noqa: E402
-from buttress.health.spec import HealthSpec  # noqa: E402
-from buttress.lab.system.spec import ExperimentsSpec  # noqa: E402
-from buttress.slo.spec import SLOSpec  # noqa: E402
-
-ReliabilitySpec.model_rebuild()

@@ -20,11 +20,17 @@ accident and every replica of one service shares it on purpose.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.spec.policies import StateSpec
 
 from .base import StateStore
 from .memory import MemoryState
+
+if TYPE_CHECKING:
+    # For the annotation only: buttress.spec builds pipelines on top of this package (it calls
+    # build_state), so this package must not import it at run time.
+    from buttress.spec.policies import StateSpec
 
 __all__ = ["build_state"]
 

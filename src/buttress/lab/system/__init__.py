@@ -13,9 +13,3 @@
 Importing this package needs only pydantic (the spec model); running the lab needs the
 ``http`` and ``slo`` extras (httpx, uvicorn, starlette, numpy).
 """
-
-from __future__ import annotations
-
-# The spec package first: its document model imports .spec (the section's model), which needs
-# spec.types; importing buttress.spec first keeps that order whatever is imported first.
-import buttress.spec  # noqa: F401

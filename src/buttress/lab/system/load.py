@@ -6,12 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from buttress.errors import ButtressError
 from buttress.lab.errors import LabError
-from buttress.spec import ReliabilitySpec, load_spec
+from buttress.spec import load_spec
 
 from .spec import ExperimentsSpec, instance_names
+
+if TYPE_CHECKING:
+    from buttress.spec import ReliabilitySpec
 
 __all__ = ["LoadedLab", "load_lab", "targets"]
 

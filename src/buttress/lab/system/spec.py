@@ -42,6 +42,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from buttress.spec.sections import register_section
 from buttress.spec.types import Duration, PositiveDuration
 
 __all__ = [
@@ -236,3 +237,10 @@ def instance_names(name: str, service: ServiceSpec) -> list[str]:
     if service.instances == 1:
         return [name]
     return [f"{name}-{i}" for i in range(1, service.instances + 1)]
+
+
+register_section(
+    "experiments",
+    ExperimentsSpec,
+    description="A real system, its load and a fault plan (see docs/shop-lab.md).",
+)
