@@ -33,16 +33,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from _timing import dist_version
-from buttress import (
-    AdaptiveLimit,
-    Bulkhead,
-    Gradient2,
-    LoadShedder,
-    Pipeline,
-    RateLimiter,
-    Vegas,
-    WindowSpec,
-)
+from buttress import AdaptiveLimit, Bulkhead, LoadShedder, Pipeline, RateLimiter
+from buttress.policies.limits import Gradient2, Vegas, WindowSpec
 
 RUN_SECONDS = 0.15
 QUICK_RUN_SECONDS = 0.03

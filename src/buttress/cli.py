@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from . import __version__
 from .errors import ButtressError
+from .version import __version__
 
 __all__ = ["main"]
 

@@ -18,27 +18,30 @@ policies react to them.
 from __future__ import annotations
 
 import functools
-import inspect
+import warnings
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
 from .clock import SYSTEM_CLOCK, Clock
 from .context import Context, use_context
 from .errors import ConfigError
-from .events import CallFailed, CallSucceeded, Emitter, Listener
-from .policies.backoff import Backoff
+from .events import Emitter, Listener
 from .policies.base import AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
-from .policies.budget import Budget
+from .policies.breaker import CircuitBreaker
+from .policies.bulkhead import Bulkhead
 from .policies.fallback import Fallback
+from .policies.hedge import Hedge
+from .policies.limits import AdaptiveLimit
+from .policies.ratelimit import RateLimiter
 from .policies.retry import Retry
-from .policies.timeout import Timeout
+from .policies.shed import LoadShedder
+from .policies.timeout import Timeout, TimeoutOptions
+from .wrapping import Chains, decorate
 
 __all__ = ["Pipeline", "PipelineBuilder"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-_DEFAULT_BUDGET = object()
 
 
 def _order_of(policy: Policy) -> int:
@@ -52,7 +55,7 @@ class Pipeline:
     use it as a decorator on ``def`` and ``async def`` functions (the same object serves both).
     """
 
-    __slots__ = ("_async", "_sync", "clock", "emitter", "name", "policies")
+    __slots__ = ("_async", "_chains", "_sync", "clock", "emitter", "name", "policies")
 
     def __init__(
         self,
@@ -81,6 +84,7 @@ class Pipeline:
             asyn = p.async_layer(asyn, self.emitter)
         self._sync = sync
         self._async = asyn
+        self._chains = Chains(name, sync, asyn, self.emitter, clock)
 
     @staticmethod
     def builder(name: str = "pipeline", *, clock: Clock = SYSTEM_CLOCK) -> PipelineBuilder:
@@ -134,34 +138,12 @@ class Pipeline:
     def _observed(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        mono = self.clock.monotonic
-        em = self.emitter
-        t0 = mono()
-        try:
-            result = self._sync(fn, args, kwargs)
-        except BaseException as exc:
-            t1 = mono()
-            em.emit(CallFailed(self.name, self.name, t1, t1 - t0, exc))
-            raise
-        t1 = mono()
-        em.emit(CallSucceeded(self.name, self.name, t1, t1 - t0))
-        return result
+        return self._chains.observed(fn, args, kwargs)
 
     async def _observed_async(
         self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        mono = self.clock.monotonic
-        em = self.emitter
-        t0 = mono()
-        try:
-            result = await self._async(fn, args, kwargs)
-        except BaseException as exc:
-            t1 = mono()
-            em.emit(CallFailed(self.name, self.name, t1, t1 - t0, exc))
-            raise
-        t1 = mono()
-        em.emit(CallSucceeded(self.name, self.name, t1, t1 - t0))
-        return result
+        return await self._chains.observed_async(fn, args, kwargs)
 
     @overload
     def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]: ...
@@ -169,31 +151,51 @@ class Pipeline:
     def __call__(self, fn: Callable[P, T]) -> Callable[P, T]: ...
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate ``fn`` (``def`` or ``async def``) so every call runs through the pipeline."""
-        em = self.emitter
-        if inspect.iscoroutinefunction(fn):
-            achain = self._async
-            aobserved = self._observed_async
+        return decorate(self._chains, fn, self)
 
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                if em.active:
-                    return await aobserved(fn, args, kwargs)
-                return await achain(fn, args, kwargs)
 
-            async_wrapper.__buttress_pipeline__ = self  # type: ignore[attr-defined]
-            return async_wrapper
+B = TypeVar("B", bound=Policy)
+Prepare = Callable[["PipelineBuilder", tuple[Any, ...], dict[str, Any]], None]
 
-        chain = self._sync
-        observed = self._observed
 
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if em.active:
-                return observed(fn, args, kwargs)
-            return chain(fn, args, kwargs)
+def _adds(
+    cls: Callable[P, B], prepare: Prepare | None = None
+) -> Callable[Concatenate[PipelineBuilder, P], PipelineBuilder]:
+    """A builder method with the signature of ``cls``'s constructor: it builds the policy (on the
+    builder's clock unless ``clock=`` is given) and adds it."""
 
-        wrapper.__buttress_pipeline__ = self  # type: ignore[attr-defined]
-        return wrapper
+    def method(self: PipelineBuilder, /, *args: P.args, **kwargs: P.kwargs) -> PipelineBuilder:
+        kwargs.setdefault("clock", self._clock)
+        if prepare is not None:
+            prepare(self, args, kwargs)
+        return self.add(cls(*args, **kwargs))
+
+    name = getattr(cls, "__name__", "policy")
+    method.__doc__ = (
+        f"Add a :class:`~buttress.{name}` built with these arguments (see its parameters); "
+        "the builder's clock unless ``clock=`` is given."
+    )
+    return method
+
+
+def _fallback_value(
+    builder: PipelineBuilder, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    # ``fallback()`` alone answers None, as it always has.
+    if not args and "value" not in kwargs and kwargs.get("handler") is None:
+        kwargs["value"] = None
+
+
+def _share_budget(builder: PipelineBuilder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    # Hedges draw on the budget of a retry already added (counting each call once: the retry
+    # deposits, the hedge only withdraws), else on a fresh RetryBudget.
+    if "budget" not in kwargs:
+        shared = next(
+            (p.budget for p in builder.policies if isinstance(p, Retry) and p.budget), None
+        )
+        if shared is not None:
+            kwargs["budget"] = shared
+            kwargs.setdefault("count_requests", False)
 
 
 class PipelineBuilder:
@@ -213,91 +215,52 @@ class PipelineBuilder:
         self._policies.append(policy)
         return self
 
-    def retry(
+    @property
+    def policies(self) -> tuple[Policy, ...]:
+        """The policies added so far, in the order given."""
+        return tuple(self._policies)
+
+    # One method per policy, named like its class, with its constructor's parameters.
+    fallback = _adds(Fallback, _fallback_value)
+    timeout = _adds(Timeout)
+    retry = _adds(Retry)
+    hedge = _adds(Hedge, _share_budget)
+    circuit_breaker = _adds(CircuitBreaker)
+    rate_limiter = _adds(RateLimiter)
+    load_shedder = _adds(LoadShedder)
+    adaptive_limit = _adds(AdaptiveLimit)
+    bulkhead = _adds(Bulkhead)
+
+    def attempt_timeout(
         self,
+        seconds: float,
         *,
-        attempts: int = 3,
-        backoff: Backoff | None = None,
-        budget: Budget | object | None = _DEFAULT_BUDGET,
-        **options: Any,
+        hard: bool = TimeoutOptions.hard,
+        max_workers: int = TimeoutOptions.max_workers,
+        clock: Clock | None = None,
+        name: str | None = None,
     ) -> PipelineBuilder:
-        """Add a :class:`~buttress.Retry`; ``budget`` defaults to a fresh
-        :class:`~buttress.RetryBudget` on the builder's clock, ``None`` turns budgeting off."""
-        kw: dict[str, Any] = {"attempts": attempts, "backoff": backoff, "clock": self._clock}
-        if budget is not _DEFAULT_BUDGET:
-            kw["budget"] = budget
-        return self.add(Retry(**kw, **options))
-
-    def timeout(self, seconds: float, **options: Any) -> PipelineBuilder:
-        """Add a total :class:`~buttress.Timeout` (a deadline for the whole call, retries
-        included)."""
-        return self.add(Timeout(seconds, scope="total", clock=self._clock, **options))
-
-    def attempt_timeout(self, seconds: float, **options: Any) -> PipelineBuilder:
         """Add a per-attempt :class:`~buttress.Timeout` (innermost by default; retryable)."""
-        return self.add(Timeout(seconds, scope="attempt", clock=self._clock, **options))
-
-    def fallback(self, value: Any = None, **options: Any) -> PipelineBuilder:
-        """Add a :class:`~buttress.Fallback` answering ``value``, or ``handler=(context,
-        error)``."""
-        options.setdefault("clock", self._clock)
-        if "handler" in options:
-            return self.add(Fallback(**options))
-        return self.add(Fallback(value, **options))
-
-    def circuit_breaker(self, **options: Any) -> PipelineBuilder:
-        """Add a :class:`~buttress.CircuitBreaker` (see its parameters)."""
-        from .policies.breaker import CircuitBreaker
-
-        options.setdefault("clock", self._clock)
-        return self.add(CircuitBreaker(**options))
-
-    def hedge(self, **options: Any) -> PipelineBuilder:
-        """Add a :class:`~buttress.Hedge` (``delay=`` or ``percentile=``, ``max_hedges=``).
-
-        Without ``budget=``, hedges draw on the budget of a retry already added to this builder
-        (counting each call once: the retry deposits, the hedge only withdraws), else on a fresh
-        :class:`~buttress.RetryBudget`.
-        """
-        from .policies.hedge import Hedge
-
-        options.setdefault("clock", self._clock)
-        if "budget" not in options:
-            shared = next(
-                (p.budget for p in self._policies if isinstance(p, Retry) and p.budget), None
+        return self.add(
+            Timeout(
+                seconds,
+                scope="attempt",
+                hard=hard,
+                max_workers=max_workers,
+                clock=clock or self._clock,
+                name=name,
             )
-            if shared is not None:
-                options["budget"] = shared
-                options.setdefault("count_requests", False)
-        return self.add(Hedge(**options))
-
-    def bulkhead(self, max_concurrent: int = 10, **options: Any) -> PipelineBuilder:
-        """Add a :class:`~buttress.Bulkhead` (``max_queue=``, ``max_wait=``)."""
-        from .policies.bulkhead import Bulkhead
-
-        options.setdefault("clock", self._clock)
-        return self.add(Bulkhead(max_concurrent, **options))
+        )
 
     def rate_limit(self, rate: float, **options: Any) -> PipelineBuilder:
-        """Add a :class:`~buttress.RateLimiter`: ``rate`` calls per ``per=`` seconds, ``burst=``."""
-        from .policies.ratelimit import RateLimiter
-
-        options.setdefault("clock", self._clock)
-        return self.add(RateLimiter(rate, **options))
-
-    def adaptive_limit(self, algorithm: Any = None, **options: Any) -> PipelineBuilder:
-        """Add an :class:`~buttress.AdaptiveLimit` (Vegas unless ``algorithm`` says otherwise)."""
-        from .policies.limits import AdaptiveLimit
-
-        options.setdefault("clock", self._clock)
-        return self.add(AdaptiveLimit(algorithm, **options))
+        """Deprecated name of :meth:`rate_limiter`."""
+        warnings.warn("use PipelineBuilder.rate_limiter()", DeprecationWarning, stacklevel=2)
+        return self.rate_limiter(rate, **options)
 
     def load_shedding(self, capacity: Any = 100, **options: Any) -> PipelineBuilder:
-        """Add a :class:`~buttress.LoadShedder` over ``capacity`` (a number or a limit)."""
-        from .policies.shed import LoadShedder
-
-        options.setdefault("clock", self._clock)
-        return self.add(LoadShedder(capacity, **options))
+        """Deprecated name of :meth:`load_shedder`."""
+        warnings.warn("use PipelineBuilder.load_shedder()", DeprecationWarning, stacklevel=2)
+        return self.load_shedder(capacity, **options)
 
     def build(self, *, order: Literal["default", "given"] = "default") -> Pipeline:
         """The pipeline: policies in the default order (outermost first), or ``order="given"``."""

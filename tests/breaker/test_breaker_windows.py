@@ -8,12 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from buttress import ConfigError, CountWindow, TimeWindow
+from buttress import ConfigError
 from buttress.policies.windows import (
     FAILURE,
     SLOW_FAILURE,
     SLOW_SUCCESS,
     SUCCESS,
+    CountWindow,
+    TimeWindow,
     outcome_code,
 )
 

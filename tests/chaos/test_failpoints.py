@@ -332,8 +332,8 @@ def test_import_and_the_cli_survive_a_malformed_env_in_a_real_process() -> None:
         [str(cli), "--version"], env=env, capture_output=True, text=True, check=False
     )
     assert (0, "buttress, version") == (out.returncode, out.stdout[: len("buttress, version")])
-    assert "Traceback" not in out.stderr
-    assert 2 == len(out.stderr.splitlines())
+    # `buttress --version` no longer loads the failpoints at all (the top level is lazy).
+    assert "" == out.stderr
 
 
 def test_warnings_as_errors_still_do_not_break_the_import() -> None:

@@ -7,7 +7,8 @@ from bisect import bisect_left, bisect_right
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from buttress import Backoff, Retry, RetryBudget, TokenBucketBudget
+from buttress import Backoff, Retry, RetryBudget
+from buttress.policies.budget import TokenBucketBudget
 from buttress.testing import FakeClock
 
 # -- Finagle ratio budget --------------------------------------------------------------------------

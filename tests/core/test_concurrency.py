@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from buttress import Backoff, Pipeline, Retry, RetryBudget, Timeout, TokenBucketBudget
+from buttress import Backoff, Pipeline, Retry, RetryBudget, Timeout
+from buttress.policies.budget import TokenBucketBudget
 from buttress.testing import FakeClock
 
 THREADS = 16

@@ -12,18 +12,15 @@ from buttress import (
     AttemptTimeout,
     Backoff,
     ConfigError,
-    Context,
     DeadlineExceeded,
-    Event,
     Pipeline,
     Retry,
     Timeout,
-    add_listener,
-    current_deadline,
     deadline,
     remaining,
-    use_context,
 )
+from buttress.context import Context, current_deadline, use_context
+from buttress.events import Event, add_listener
 from buttress.testing import FakeClock
 
 

@@ -12,16 +12,15 @@ from buttress import (
     Backoff,
     CircuitOpen,
     ConfigError,
-    Context,
     DeadlineExceeded,
-    Event,
     Fallback,
     Pipeline,
     PipelineBuilder,
     Retry,
     Timeout,
-    add_listener,
 )
+from buttress.context import Context
+from buttress.events import Event, add_listener
 from buttress.testing import FakeClock
 
 # -- fallback --------------------------------------------------------------------------------------

@@ -7,18 +7,12 @@ import time
 
 import pytest
 
-from buttress import (
-    SYSTEM_CLOCK,
-    Clock,
-    ConfigError,
-    Context,
-    RetryBudget,
-    TokenBucketBudget,
-    current_context,
-    use_context,
-)
+from buttress import ConfigError, RetryBudget
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.context import Context, current_context, use_context
 from buttress.errors import AttemptTimeout, DeadlineExceeded, Rejected, SpecError
 from buttress.events import Event
+from buttress.policies.budget import TokenBucketBudget
 from buttress.testing import FakeClock, set_testing
 
 

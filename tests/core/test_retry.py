@@ -13,17 +13,16 @@ from buttress import (
     Backoff,
     CircuitOpen,
     ConfigError,
-    Context,
     DeadlineExceeded,
-    Event,
     Pipeline,
     RateLimited,
     Retry,
     RetryBudget,
     Timeout,
-    add_listener,
     deadline,
 )
+from buttress.context import Context
+from buttress.events import Event, add_listener
 from buttress.testing import FakeClock
 
 
@@ -323,7 +322,7 @@ async def test_async_cancellation_during_backoff_sleep_propagates() -> None:
 
 def test_retry_updates_the_call_context_attempt(fake_clock: FakeClock) -> None:
     seen: list[int] = []
-    from buttress import current_context
+    from buttress.context import current_context
 
     def op() -> str:
         seen.append(current_context().attempt)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from buttress import Fallback, Retry, RetryBudget, SpecError, Timeout, TokenBucketBudget
+from buttress import Fallback, Retry, RetryBudget, SpecError, Timeout
+from buttress.policies.budget import TokenBucketBudget
 from buttress.spec import build_pipeline, build_pipelines, json_schema, load_spec, load_spec_text
 from buttress.testing import FakeClock
 

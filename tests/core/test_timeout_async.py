@@ -17,17 +17,8 @@ from typing import Any
 
 import pytest
 
-from buttress import (
-    AttemptTimeout,
-    Backoff,
-    DeadlineExceeded,
-    Pipeline,
-    Retry,
-    Timeout,
-    current_deadline,
-    deadline,
-)
-from buttress.context import DEADLINE
+from buttress import AttemptTimeout, Backoff, DeadlineExceeded, Pipeline, Retry, Timeout, deadline
+from buttress.context import DEADLINE, current_deadline
 from buttress.events import Emitter
 from buttress.policies.base import AsyncNext
 from buttress.policies.timeout import _COMPACT_AT, _Expiries

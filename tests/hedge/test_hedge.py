@@ -10,17 +10,10 @@ from typing import Any
 
 import pytest
 
-from buttress import (
-    AdaptiveDelay,
-    CircuitBreaker,
-    CircuitOpen,
-    ConfigError,
-    Hedge,
-    Pipeline,
-    RetryBudget,
-)
+from buttress import CircuitBreaker, CircuitOpen, ConfigError, Hedge, Pipeline, RetryBudget
 from buttress.events import Event
 from buttress.policies.hedge import (
+    AdaptiveDelay,
     HedgeBudgetExhausted,
     HedgeLaunched,
     HedgeLosersCancelled,

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from buttress import Clock, ConfigError, Retry, RetryBudget
+from buttress import ConfigError, Retry, RetryBudget
+from buttress.clock import Clock
 from buttress.lab.sim.engine import Server, SimClock, Simulation, SimulationError
 
 

@@ -15,16 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from buttress import (
-    AIMD,
     AdaptiveLimit,
     AttemptTimeout,
     Bulkhead,
     ConfigError,
-    Criticality,
-    Gradient2,
     LoadShedder,
     Pipeline,
-    Vegas,
     criticality,
 )
 from buttress.lab.sim import (
@@ -38,6 +34,8 @@ from buttress.lab.sim import (
 )
 from buttress.lab.sim.measure import percentile
 from buttress.lab.sim.scenarios.slow_dependency import arrivals
+from buttress.policies.limits import AIMD, Gradient2, Vegas
+from buttress.policies.shed import Criticality
 from buttress.testing import FakeClock
 
 CLASSES = ("critical", "high", "low", "sheddable")

@@ -9,17 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from buttress import (
-    Backoff,
-    CircuitBreaker,
-    CircuitOpen,
-    Pipeline,
-    Retry,
-    RetryBudget,
-    TokenBucketBudget,
-)
+from buttress import Backoff, CircuitBreaker, CircuitOpen, Pipeline, Retry, RetryBudget
 from buttress.lab.sim.engine import SimClock
 from buttress.lab.sim.strategies import STRATEGIES, BreakerRetryDriver, RetryDriver, lab_breaker
+from buttress.policies.budget import TokenBucketBudget
 from buttress.testing import FakeClock
 
 

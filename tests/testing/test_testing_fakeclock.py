@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from buttress import SYSTEM_CLOCK, Backoff, Clock, Pipeline, Retry
-from buttress.clock import waits_enabled
+from buttress import Backoff, Pipeline, Retry
+from buttress.clock import SYSTEM_CLOCK, Clock, waits_enabled
 from buttress.testing import FakeClock, set_testing
 
 

@@ -1,13 +1,14 @@
 """Installed versions of Buttress and of the tools a journal names, read from package metadata.
 
-Chaos modules ask here rather than importing ``buttress.__version__``: the root package imports
-``buttress.chaos``, so reading the root from inside chaos would be an import cycle.
+Buttress's own version comes from :mod:`buttress.version`, the one place it is written.
 """
 
 from __future__ import annotations
 
 import functools
 from importlib.metadata import PackageNotFoundError, version
+
+from buttress.version import __version__
 
 __all__ = ["buttress_version", "dist_version"]
 
@@ -22,5 +23,5 @@ def dist_version(name: str) -> str | None:
 
 
 def buttress_version() -> str:
-    """This package's version (``0.0.0+unknown`` when run from a tree that is not installed)."""
-    return dist_version("buttress") or "0.0.0+unknown"
+    """This package's version."""
+    return __version__

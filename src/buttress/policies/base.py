@@ -12,7 +12,9 @@ import abc
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from buttress.clock import SYSTEM_CLOCK
 from buttress.events import Emitter
+from buttress.wrapping import Chains, decorate
 
 if TYPE_CHECKING:
     from buttress.options import Options
@@ -71,7 +73,11 @@ class Policy(abc.ABC):
         """Build this policy's asyncio layer around ``nxt``."""
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Use the policy alone as a decorator (a one-policy pipeline)."""
-        from buttress.pipeline import Pipeline
-
-        return Pipeline([self], name=getattr(fn, "__qualname__", self.name))(fn)
+        """Use the policy alone as a decorator (a one-policy pipeline named after ``fn``)."""
+        name = getattr(fn, "__qualname__", self.name)
+        em = Emitter(name)
+        clock = getattr(self, "clock", SYSTEM_CLOCK)
+        chains = Chains(
+            name, self.sync_layer(invoke_sync, em), self.async_layer(invoke_async, em), em, clock
+        )
+        return decorate(chains, fn, self)

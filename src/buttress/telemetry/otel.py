@@ -24,13 +24,13 @@ The library is imported when a listener is built, not when this module is import
 
 from __future__ import annotations
 
-import importlib.metadata
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from buttress.errors import ConfigError, MissingExtra
 from buttress.events import Event
+from buttress.version import __version__
 
 from . import (
     DEFAULT_BUCKETS,
@@ -64,11 +64,8 @@ def _import() -> Any:
 
 
 def _version() -> str:
-    """The installed distribution's version: the meter's instrumentation-scope version."""
-    try:
-        return importlib.metadata.version("buttress")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a bare checkout
-        return "0+unknown"
+    """The meter's instrumentation-scope version: Buttress's."""
+    return __version__
 
 
 class OTelListener:
