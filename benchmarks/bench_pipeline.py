@@ -45,13 +45,7 @@ NAMES = ("timeout", "retry", "circuit breaker", "rate limiter", "bulkhead")
 
 def five() -> list[Policy]:
     """Fresh policies of the benchmarked pipeline, outermost first."""
-    return [
-        Timeout(10.0),
-        Retry(),
-        CircuitBreaker(),
-        RateLimiter(1e9),
-        Bulkhead(1000),
-    ]
+    return [Timeout(10.0), Retry(), CircuitBreaker(), RateLimiter(1e9), Bulkhead(1000)]
 
 
 def work(x: int) -> int:

@@ -196,10 +196,7 @@ def _measure_async(seconds: float, runs: int) -> tuple[float, dict[str, float]]:
 
 
 def _rows(
-    group: str,
-    bare_ns: float,
-    measured: dict[str, float],
-    notes: dict[str, str],
+    group: str, bare_ns: float, measured: dict[str, float], notes: dict[str, str]
 ) -> list[dict[str, Any]]:
     rows = []
     for name, raw in measured.items():

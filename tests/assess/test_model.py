@@ -128,8 +128,7 @@ def test_availability_and_mtbf_together_are_refused(tmp_path: Path) -> None:
 
 
 CYCLE = GOOD.replace(
-    "      availability: 0.9995\n",
-    "      availability: 0.9995\n      depends_on: {web: hard}\n",
+    "      availability: 0.9995\n", "      availability: 0.9995\n      depends_on: {web: hard}\n"
 )
 K_OVER_N = GOOD.replace(
     "      replicas: 2\n", "      replicas: 2\n      redundancy: {required: 3}\n"

@@ -196,10 +196,7 @@ def test_rollbacks_run_after_a_failed_action(tmp_path: Path) -> None:
 
 
 def test_rollbacks_run_after_a_deviation(tmp_path: Path) -> None:
-    exp = base(
-        tmp_path,
-        method=[act("break", "touch", path=str(tmp_path / "broken"))],
-    )
+    exp = base(tmp_path, method=[act("break", "touch", path=str(tmp_path / "broken"))])
     exp["steady-state-hypothesis"]["probes"].append(
         probe("not-broken", "exists", False, path=str(tmp_path / "broken"))
     )

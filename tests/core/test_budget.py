@@ -111,11 +111,7 @@ def test_never_grants_more_than_ratio_and_floor_allow_over_any_window(
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    ratio=st.floats(0.05, 1.0),
-    n=st.integers(1, 200),
-    slices=st.integers(1, 20),
-)
+@given(ratio=st.floats(0.05, 1.0), n=st.integers(1, 200), slices=st.integers(1, 20))
 def test_grants_what_a_full_window_of_requests_earns(ratio: float, n: int, slices: int) -> None:
     """Liveness: requests made in the same slice as the grants are never left out."""
     b = RetryBudget(ratio=ratio, min_per_second=0, ttl=10, slices=slices)

@@ -194,9 +194,7 @@ def test_nested_multiply_is_opt_in(fake_clock: FakeClock) -> None:
     assert 12 == leaf.value
 
 
-def test_an_outer_retry_that_cannot_retry_does_not_silence_the_inner(
-    fake_clock: FakeClock,
-) -> None:
+def test_an_outer_retry_that_cannot_retry_does_not_silence_the_inner(fake_clock: FakeClock) -> None:
     service, leaf = nested_pair(fake_clock, outer_attempts=1)
     with pytest.raises(ConnectionError):
         service()

@@ -168,11 +168,7 @@ def test_unknown_key_names_file_line_column_field_and_suggests(tmp_path: Path) -
             "reliability.yaml:4:5: policies.p.retry",
             "duplicate key 'retry'",
         ),
-        (
-            "policies:\n  p:\n    retry: [attempts: 2\n",
-            "reliability.yaml:4:1",
-            "YAML syntax error",
-        ),
+        ("policies:\n  p:\n    retry: [attempts: 2\n", "reliability.yaml:4:1", "YAML syntax error"),
     ],
 )
 def test_errors_point_at_the_spot(text: str, where: str, message: str) -> None:

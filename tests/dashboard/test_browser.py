@@ -52,18 +52,14 @@ def test_live_dashboard_during_a_run(
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     external: list[str] = []
-    page.on(
-        "request",
-        lambda r: external.append(r.url) if not r.url.startswith(s.url) else None,
-    )
+    page.on("request", lambda r: external.append(r.url) if not r.url.startswith(s.url) else None)
     page.goto(s.url + "/")
     page.wait_for_function("document.getElementById('conn').textContent === 'live'", timeout=10000)
     page.wait_for_function(
         "document.querySelectorAll('#slo-list .slo').length === 2", timeout=10000
     )
     page.wait_for_function(
-        "() => document.querySelector('tr[data-key^=\"circuit_breaker|\"]') !== null",
-        timeout=10000,
+        "() => document.querySelector('tr[data-key^=\"circuit_breaker|\"]') !== null", timeout=10000
     )
 
     # Charts: uPlot instances exist and every canvas has a real, non-zero size and pixels drawn.

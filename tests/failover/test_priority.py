@@ -93,11 +93,7 @@ levels_st = st.lists(
 )
 
 
-@given(
-    levels=levels_st,
-    opf=st.floats(1.0, 3.0),
-    panic=st.floats(0, 100),
-)
+@given(levels=levels_st, opf=st.floats(1.0, 3.0), panic=st.floats(0, 100))
 def test_loads_sum_to_100(levels: list[tuple[int, int]], opf: float, panic: float) -> None:
     load = compute_priority_load(levels, overprovisioning_factor=opf, panic_threshold=panic)
     assert 100 == sum(load.loads)

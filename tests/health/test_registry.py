@@ -16,14 +16,7 @@ from hypothesis import strategies as st
 
 from buttress.errors import ConfigError
 from buttress.events import Event
-from buttress.health import (
-    Check,
-    CheckStatusChanged,
-    HealthApp,
-    HealthRegistry,
-    Result,
-    Status,
-)
+from buttress.health import Check, CheckStatusChanged, HealthApp, HealthRegistry, Result, Status
 from buttress.testing import FakeClock
 
 from .servers import UvicornThread

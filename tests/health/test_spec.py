@@ -111,12 +111,7 @@ def test_no_section_is_an_empty_registry() -> None:
             "health.checks[0].dsn_env",
             "environment variable 'NOPE' is not set",
         ),
-        (
-            "    - {type: redis}\n",
-            4,
-            "health.checks[0]",
-            "give exactly one of url or url_env",
-        ),
+        ("    - {type: redis}\n", 4, "health.checks[0]", "give exactly one of url or url_env"),
         (
             "    - {type: breaker, breaker: nope}\n",
             4,
@@ -129,18 +124,8 @@ def test_no_section_is_an_empty_registry() -> None:
             "health.checks[0].path",
             "does not exist",
         ),
-        (
-            "    - {type: ping, host: h}\n",
-            4,
-            "health.checks[0]",
-            "type",
-        ),
-        (
-            "    - {type: tcp, host: h, port: 80, tiemout: 1s}\n",
-            4,
-            "health.checks[0]",
-            "tiemout",
-        ),
+        ("    - {type: ping, host: h}\n", 4, "health.checks[0]", "type"),
+        ("    - {type: tcp, host: h, port: 80, tiemout: 1s}\n", 4, "health.checks[0]", "tiemout"),
     ],
 )
 def test_errors_point_at_the_line_and_field(

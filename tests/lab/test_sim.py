@@ -40,13 +40,7 @@ def test_callbacks_schedule_more_work_and_the_clock_follows() -> None:
     sim.at(1.0, ping, 0)
     sim.after(0.0, lambda _: log.append((sim.now, "first")))
     assert 5 == sim.run()
-    assert [
-        (0.0, "first"),
-        (1.0, "ping0"),
-        (1.5, "ping1"),
-        (2.0, "ping2"),
-        (2.5, "ping3"),
-    ] == log
+    assert [(0.0, "first"), (1.0, "ping0"), (1.5, "ping1"), (2.0, "ping2"), (2.5, "ping3")] == log
     assert 2.5 == sim.clock.monotonic()
     assert 5 == sim.processed
 

@@ -227,9 +227,7 @@ def _fail(step: Step) -> None:
 
 
 def _through_pipeline(
-    script: list[list[Step]],
-    clock: FakeClock,
-    policies: Policies,
+    script: list[list[Step]], clock: FakeClock, policies: Policies
 ) -> list[object]:
     shedder, limit, bulkhead = policies
     given = [bulkhead, limit] if shedder is None else [bulkhead, shedder, limit]
@@ -263,9 +261,7 @@ def _through_pipeline(
 
 
 def _through_the_lab(
-    script: list[list[Step]],
-    clock: FakeClock,
-    policies: Policies,
+    script: list[list[Step]], clock: FakeClock, policies: Policies
 ) -> list[object]:
     shedder, limit, bulkhead = policies
     guard = ProtectedCalls(bulkhead=bulkhead, limit=limit, shedder=shedder)

@@ -31,11 +31,7 @@ def _run(verdict: str, lost: int, acked: int = 100, valid: bool | None = True) -
         ],
         "faults": [{"name": "outage", "budget_consumed": {"checkout": 0.1}}],
         "requests": {"checkout": {"good": 99, "total": 100, "p99": 0.05}},
-        "history": {
-            "valid": valid,
-            "lost_count": lost,
-            "acknowledged_count": acked,
-        },
+        "history": {"valid": valid, "lost_count": lost, "acknowledged_count": acked},
         "breakers": [],
     }
 

@@ -143,13 +143,7 @@ def _timeslices(slice_: str = "1m", target: float | None = 0.95) -> SLOSpec:
     if target is not None:
         sli["target"] = target
     return SLOSpec.model_validate(
-        {
-            **SLO,
-            "objective": 99,
-            "window": "7d",
-            "sli": sli,
-            "alerting": {"disable": ["ticket-3d"]},
-        }
+        {**SLO, "objective": 99, "window": "7d", "sli": sli, "alerting": {"disable": ["ticket-3d"]}}
     )
 
 
@@ -219,7 +213,7 @@ def test_exclusions_are_left_out_of_the_backtest():
         {
             **SLO,
             "exclusions": [
-                {"start": "1970-01-02T00:00:00Z", "end": "1970-01-02T01:00:00Z"},  # minute 1440
+                {"start": "1970-01-02T00:00:00Z", "end": "1970-01-02T01:00:00Z"}  # minute 1440
             ],
         }
     )

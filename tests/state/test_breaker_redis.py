@@ -272,11 +272,7 @@ def _restore_events(seen: list[Event]) -> list[str]:
 
 @pytest.mark.parametrize(
     ("breakage", "message"),
-    [
-        ("wrongtype", "WRONGTYPE"),
-        ("readonly", "ReadOnlyError"),
-        ("oom", "OutOfMemoryError"),
-    ],
+    [("wrongtype", "WRONGTYPE"), ("readonly", "ReadOnlyError"), ("oom", "OutOfMemoryError")],
 )
 def test_redis_errors_count_as_unavailable(
     own_redis: RedisServer, service: str, breakage: str, message: str

@@ -243,9 +243,7 @@ def test_a_slow_endpoint_is_ejected_by_attempt_timeouts(backends: Any, client_fa
     assert time.monotonic() - t0 < 3 * 0.6
 
 
-async def test_a_request_the_caller_cancels_is_not_held_against_the_endpoint(
-    backends: Any,
-) -> None:
+async def test_a_request_the_caller_cancels_is_not_held_against_the_endpoint(backends: Any) -> None:
     """Cancelled before any deadline (the caller gave up): nothing is learnt about the endpoint,
     so even ``consecutive_5xx=1`` ejects nothing; the same request cut by a Timeout is counted."""
     ((b, s),) = backends(1)

@@ -131,13 +131,7 @@ def proxy() -> None:
     "the system default otherwise), 'system', or an algorithm name.",
 )
 def serve(
-    *,
-    host: str,
-    port: int,
-    config: str | None,
-    no_splice: bool,
-    seed: int | None,
-    congestion: str,
+    *, host: str, port: int, config: str | None, no_splice: bool, seed: int | None, congestion: str
 ) -> None:
     """Run the proxy until Ctrl-C or SIGTERM."""
     from buttress.chaos.proxy import ApiError, serve_forever

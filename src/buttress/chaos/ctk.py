@@ -199,11 +199,7 @@ def _fp_url(failpoints_url: str | None, configuration: Configuration) -> str | N
 
 
 def configure_failpoint(
-    *,
-    name: str,
-    spec: str,
-    failpoints_url: str | None = None,
-    configuration: Configuration = None,
+    *, name: str, spec: str, failpoints_url: str | None = None, configuration: Configuration = None
 ) -> dict[str, Any]:
     """Configure failpoint ``name`` with ``spec`` (fail(9)-style, e.g.
     ``"30%raise(TimeoutError)"``)."""
@@ -293,12 +289,7 @@ def slo_burn(
 
 
 def slo_burn_rate(
-    *,
-    spec: str,
-    store: str,
-    slo: str,
-    window: str | float = "1h",
-    at: str | float | None = None,
+    *, spec: str, store: str, slo: str, window: str | float = "1h", at: str | float | None = None
 ) -> float:
     """Burn rate of a *declared* SLO over one of its alert windows, from the SLI store.
 
@@ -386,14 +377,7 @@ _ACTIONS = (
     configure_failpoint,
     disable_failpoint,
 )
-_PROBES = (
-    list_toxics,
-    proxy_exists,
-    failpoint_hits,
-    slo_burn,
-    slo_burn_rate,
-    burn_rate_at_most,
-)
+_PROBES = (list_toxics, proxy_exists, failpoint_hits, slo_burn, slo_burn_rate, burn_rate_at_most)
 FUNCTIONS = {f.__name__: f for f in (*_ACTIONS, *_PROBES)}
 
 

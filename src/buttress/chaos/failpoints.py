@@ -135,11 +135,7 @@ class Failpoint:
     )
 
     def __init__(
-        self,
-        name: str,
-        spec: str | Callable[[], Any],
-        *,
-        rng: random.Random | None = None,
+        self, name: str, spec: str | Callable[[], Any], *, rng: random.Random | None = None
     ) -> None:
         self.name = name
         self.random = rng or random.Random()

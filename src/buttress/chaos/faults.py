@@ -39,14 +39,7 @@ from buttress.errors import ConfigError
 from buttress.events import Emitter, Event
 from buttress.policies.base import AsyncNext, Policy, SyncNext
 
-__all__ = [
-    "Fault",
-    "FaultBehavior",
-    "FaultError",
-    "FaultInjected",
-    "FaultLatency",
-    "FaultResult",
-]
+__all__ = ["Fault", "FaultBehavior", "FaultError", "FaultInjected", "FaultLatency", "FaultResult"]
 
 
 @dataclass(frozen=True, slots=True)

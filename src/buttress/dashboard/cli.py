@@ -43,13 +43,7 @@ __all__ = ["dashboard"]
     help="Seconds without a heartbeat before a process's states are shown as stale.",
 )
 def dashboard(
-    *,
-    store: str,
-    spec: str | None,
-    journals: str | None,
-    host: str,
-    port: int,
-    stale_after: float,
+    *, store: str, spec: str | None, journals: str | None, host: str, port: int, stale_after: float
 ) -> None:
     """Serve the dashboard: SLOs and error budgets, live policy states, endpoint health,
     experiment runs and the assessment, updated live from the store."""

@@ -334,13 +334,7 @@ class Publisher:
             self._watched[(w.policy_type, w.scope, w.name)] = w
 
     def set_state(
-        self,
-        policy_type: str,
-        scope: str,
-        name: str,
-        state: str,
-        level: str = "ok",
-        **fields: Any,
+        self, policy_type: str, scope: str, name: str, state: str, level: str = "ok", **fields: Any
     ) -> None:
         """Publish a state directly (written by the next flush; logged as a change)."""
         if level not in LEVELS:

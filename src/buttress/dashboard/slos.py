@@ -113,10 +113,7 @@ def burndown(
         consumed = np_.where(t > 0, (t - g) / (b * t), 0.0)
     remaining = 1.0 - consumed
     keep = _thin(len(ms), max_points)
-    return {
-        "x": [int(ms[i]) * 60 for i in keep],
-        "remaining": [float(remaining[i]) for i in keep],
-    }
+    return {"x": [int(ms[i]) * 60 for i in keep], "remaining": [float(remaining[i]) for i in keep]}
 
 
 def _timeslice_burndown(

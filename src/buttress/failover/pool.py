@@ -418,9 +418,7 @@ class EndpointPool:
     def _compute_locked(self) -> PriorityLoad:
         levels = [(sum(1 for h in lv if self._healthy(h)), len(lv)) for lv in self._levels]
         return compute_priority_load(
-            levels,
-            overprovisioning_factor=self._opf / 100,
-            panic_threshold=self.panic_threshold,
+            levels, overprovisioning_factor=self._opf / 100, panic_threshold=self.panic_threshold
         )
 
     def _refresh_locked(self, notes: list[_Note]) -> None:

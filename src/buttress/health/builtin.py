@@ -257,11 +257,7 @@ def sqlite_check(
 
 
 def postgres_check(
-    dsn: str,
-    *,
-    query: str = "SELECT 1",
-    name: str = "postgres",
-    **options: Unpack[CheckOptions],
+    dsn: str, *, query: str = "SELECT 1", name: str = "postgres", **options: Unpack[CheckOptions]
 ) -> Check:
     """Connect to PostgreSQL with psycopg 3 (async), run ``query``, close; observes ms.
 

@@ -371,13 +371,7 @@ class Check:
                     wall, now, now - t0, e, "check returned a Result with an invalid status"
                 )
         return CheckReport(
-            status,
-            out.observed_value,
-            out.observed_unit,
-            out.output,
-            wall,
-            now,
-            now - t0,
+            status, out.observed_value, out.observed_unit, out.output, wall, now, now - t0
         )
 
     def _call_in_thread(self) -> Result | Awaitable[Result | None] | None:

@@ -223,11 +223,7 @@ def _check(
         )
     if isinstance(c, LoopLagCheckSpec):
         return builtin.event_loop_lag_check(
-            warn_after=c.warn_after,
-            fail_after=c.fail_after,
-            interval=c.interval,
-            **name,
-            **opts,
+            warn_after=c.warn_after, fail_after=c.fail_after, interval=c.interval, **name, **opts
         )
     assert isinstance(c, BreakerCheckSpec)
     if c.breaker not in breakers:
@@ -237,10 +233,7 @@ def _check(
 
 
 def build_health(
-    spec: Any,
-    *,
-    env: Mapping[str, str] | None = None,
-    breakers: Mapping[str, object] | None = None,
+    spec: Any, *, env: Mapping[str, str] | None = None, breakers: Mapping[str, object] | None = None
 ) -> HealthRegistry:
     """A :class:`HealthRegistry` from a :class:`HealthSpec` or a whole ``ReliabilitySpec`` (its
     ``health:`` section; an empty registry when there is none).
@@ -308,7 +301,5 @@ def build_drainer(spec: Any, registry: HealthRegistry) -> Drainer:
 
 
 register_section(
-    "health",
-    HealthSpec,
-    description="Health checks, probe groups and drain (see docs/health.md).",
+    "health", HealthSpec, description="Health checks, probe groups and drain (see docs/health.md)."
 )

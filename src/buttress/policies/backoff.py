@@ -69,8 +69,6 @@ class Backoff:
     its own generator seeded from the system.
     """
 
-    __slots__ = ("base", "cap", "jitter", "kind", "multiplier", "options", "rng", "step")
-
     def __init__(
         self,
         kind: Literal["constant", "linear", "exponential"] = BackoffOptions.kind,

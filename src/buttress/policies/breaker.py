@@ -146,18 +146,6 @@ class CircuitBreaker(Policy):
     kind: ClassVar[str] = "circuit_breaker"
     order: ClassVar[int] = 40
 
-    __slots__ = (
-        "_emitters",
-        "_ignored",
-        "clock",
-        "failure_if_result",
-        "ignore_on",
-        "machine",
-        "name",
-        "options",
-        "record_on",
-    )
-
     def __init__(
         self,
         *,

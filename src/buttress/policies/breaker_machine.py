@@ -99,10 +99,7 @@ class BreakerOptions(Options):
     )
     window_size: float = number(100, "Calls (count window) or seconds (time window)", gt=0)
     window_buckets: int | None = integer(
-        None,
-        "Time windows only: buckets; default one per second, at most 60",
-        ge=1,
-        optional=True,
+        None, "Time windows only: buckets; default one per second, at most 60", ge=1, optional=True
     )
     permitted_calls_in_half_open: int = integer(10, "Probes admitted in half-open", ge=1)
     half_open_timeout: float = duration(
@@ -160,18 +157,6 @@ class BreakerMachine:
     See :mod:`buttress.policies.breaker` for the rules; the options are :class:`BreakerOptions`
     (given whole, or as keywords over the defaults).
     """
-
-    __slots__ = (
-        "break_length",
-        "failure_rate_threshold",
-        "half_open_timeout",
-        "minimum_calls",
-        "options",
-        "permitted_calls_in_half_open",
-        "slow_call_duration",
-        "slow_call_rate_threshold",
-        "store",
-    )
 
     def __init__(
         self,

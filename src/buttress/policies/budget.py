@@ -64,9 +64,7 @@ class RetryBudgetOptions(Options):
         le=1,
     )
     min_per_second: float = number(
-        10.0,
-        "Retries always allowed per second, so that a quiet service can still retry",
-        ge=0,
+        10.0, "Retries always allowed per second, so that a quiet service can still retry", ge=0
     )
     ttl: float = duration(10.0, "How long a deposit counts, in seconds (the window)", gt=0, ge=None)
     slices: int = integer(
@@ -140,18 +138,6 @@ class RetryBudget:
 
     counts_requests = True
     counts_outcomes = False
-
-    __slots__ = (
-        "_lock",
-        "_ring",
-        "_slice_len",
-        "clock",
-        "current",
-        "min_per_second",
-        "options",
-        "ratio",
-        "ttl",
-    )
 
     def __init__(
         self,
@@ -282,16 +268,6 @@ class TokenBucketBudget:
 
     counts_requests = False
     counts_outcomes = True
-
-    __slots__ = (
-        "_lock",
-        "_max_milli",
-        "_milli",
-        "_ratio_milli",
-        "max_tokens",
-        "options",
-        "token_ratio",
-    )
 
     def __init__(
         self,

@@ -169,18 +169,6 @@ class Bulkhead(Policy):
     kind: ClassVar[str] = "bulkhead"
     order: ClassVar[int] = 60
 
-    __slots__ = (
-        "_lock",
-        "_pool",
-        "_spare",
-        "_waiters",
-        "clock",
-        "max_concurrent",
-        "max_queue",
-        "max_wait",
-        "options",
-    )
-
     def __init__(
         self,
         max_concurrent: int = BulkheadOptions.max_concurrent,

@@ -76,18 +76,6 @@ class Fallback(Policy):
 
     kind: ClassVar[str] = "fallback"
     order: ClassVar[int] = 10
-    __slots__ = (
-        "_async_handler",
-        "_catch",
-        "clock",
-        "handler",
-        "name",
-        "on",
-        "on_rejected",
-        "on_result",
-        "options",
-        "value",
-    )
 
     def __init__(
         self,

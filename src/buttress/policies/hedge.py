@@ -265,22 +265,6 @@ class Hedge(Policy):
     kind: ClassVar[str] = "hedge"
     order: ClassVar[int] = 35
 
-    __slots__ = (
-        "_fixed",
-        "_pool",
-        "_pool_lock",
-        "budget",
-        "clock",
-        "count_requests",
-        "delays",
-        "max_hedges",
-        "max_workers",
-        "name",
-        "on",
-        "options",
-        "threads",
-    )
-
     def __init__(
         self,
         *,
@@ -401,9 +385,7 @@ class Hedge(Policy):
                 while True:
                     can = more and launched < total
                     done, pending = await asyncio.wait(
-                        pending,
-                        timeout=delay if can else None,
-                        return_when=asyncio.FIRST_COMPLETED,
+                        pending, timeout=delay if can else None, return_when=asyncio.FIRST_COMPLETED
                     )
                     start_now = "delay" if not done else ""
                     for t in sorted(done, key=_failed_first_last):  # a success wins first

@@ -212,8 +212,6 @@ class Gradient2Options(Options):
 class AIMD(LimitAlgorithm):
     """Additive increase, multiplicative decrease (loss based)."""
 
-    __slots__ = ("backoff_ratio", "limit", "max_limit", "min_limit", "options", "timeout")
-
     def __init__(
         self,
         *,
@@ -254,22 +252,6 @@ class AIMD(LimitAlgorithm):
 class Vegas(LimitAlgorithm):
     """TCP Vegas for request concurrency (delay based).  ``rng`` is the random source for the
     probe jitter (a seeded :class:`random.Random` in tests)."""
-
-    __slots__ = (
-        "_estimate",
-        "_probe_count",
-        "_probe_jitter",
-        "alpha",
-        "beta",
-        "limit",
-        "max_limit",
-        "options",
-        "probe_multiplier",
-        "rng",
-        "rtt_noload",
-        "smoothing",
-        "threshold",
-    )
 
     def __init__(
         self,
@@ -361,22 +343,6 @@ class Gradient2(LimitAlgorithm):
     each request carries; a minimum drifts towards an unrealistically low baseline and sheds too
     much.
     """
-
-    __slots__ = (
-        "_count",
-        "_estimate",
-        "_long",
-        "_sum",
-        "last_rtt",
-        "limit",
-        "long_window",
-        "max_limit",
-        "min_limit",
-        "options",
-        "queue_size",
-        "rtt_tolerance",
-        "smoothing",
-    )
 
     WARMUP: ClassVar[int] = 10
 

@@ -110,12 +110,7 @@ class BucketStore(Protocol):
     """
 
     def acquire(
-        self,
-        key: Hashable,
-        now: float,
-        increment: float,
-        tolerance: float,
-        max_wait: float,
+        self, key: Hashable, now: float, increment: float, tolerance: float, max_wait: float
     ) -> float: ...
 
 
@@ -158,12 +153,7 @@ class MemoryBucketStore:
         return self._tat.get(key)
 
     def acquire(
-        self,
-        key: Hashable,
-        now: float,
-        increment: float,
-        tolerance: float,
-        max_wait: float,
+        self, key: Hashable, now: float, increment: float, tolerance: float, max_wait: float
     ) -> float:
         if key is None:
             return self.acquire_shared(now, increment, tolerance, max_wait)
@@ -325,21 +315,6 @@ class RateLimiter(Policy):
 
     kind: ClassVar[str] = "rate_limiter"
     order: ClassVar[int] = 50
-
-    __slots__ = (
-        "burst",
-        "clock",
-        "interval",
-        "key",
-        "max_wait",
-        "mode",
-        "name",
-        "options",
-        "per",
-        "rate",
-        "store",
-        "tolerance",
-    )
 
     def __init__(
         self,

@@ -206,21 +206,6 @@ class Retry(Policy):
     kind: ClassVar[str] = "retry"
     order: ClassVar[int] = 30
 
-    __slots__ = (
-        "attempts",
-        "backoff",
-        "budget",
-        "clock",
-        "max_elapsed",
-        "name",
-        "nested",
-        "on",
-        "options",
-        "retry_if",
-        "retry_if_result",
-        "retry_rejected",
-    )
-
     def __init__(
         self,
         *,

@@ -250,20 +250,6 @@ class LoadShedder(Policy):
     kind: ClassVar[str] = "load_shedder"
     order: ClassVar[int] = 55
 
-    __slots__ = (
-        "_caps",
-        "_inflight",
-        "_lock",
-        "_own",
-        "clock",
-        "default",
-        "name",
-        "options",
-        "retry_after",
-        "source",
-        "thresholds",
-    )
-
     def __init__(
         self,
         capacity: int | LimitSource = LoadShedderOptions.capacity,

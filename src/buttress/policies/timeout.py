@@ -245,17 +245,6 @@ class Timeout(Policy):
     """
 
     kind: ClassVar[str] = "timeout"
-    __slots__ = (
-        "_pool",
-        "_pool_lock",
-        "clock",
-        "hard",
-        "max_workers",
-        "name",
-        "options",
-        "scope",
-        "seconds",
-    )
 
     def __init__(
         self,

@@ -9,14 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-__all__ = [
-    "CALENDAR_NOMINAL",
-    "LABEL",
-    "NAME",
-    "StrictModel",
-    "check_kind",
-    "format_duration",
-]
+__all__ = ["CALENDAR_NOMINAL", "LABEL", "NAME", "StrictModel", "check_kind", "format_duration"]
 
 NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -12,12 +12,7 @@ from typing import TYPE_CHECKING
 
 from buttress.errors import SpecError
 from buttress.spec.document import spec_model
-from buttress.spec.source import (
-    Document,
-    load_yaml_documents,
-    load_yaml_documents_text,
-    validate,
-)
+from buttress.spec.source import Document, load_yaml_documents, load_yaml_documents_text, validate
 
 from .spec import SLOSpec
 from .translate import validate_slo_at

@@ -171,10 +171,7 @@ def window_sums(values: Sequence[float], minutes: int) -> list[float]:
 
 
 def alert_timeline(
-    bad: Sequence[float],
-    total: Sequence[float],
-    budget_ratio: float,
-    tiers: Iterable[AlertTier],
+    bad: Sequence[float], total: Sequence[float], budget_ratio: float, tiers: Iterable[AlertTier]
 ) -> list[frozenset[str]]:
     """Firing tiers at each minute boundary ``k`` (using minutes ``[k - W, k)``), ``k = 0 .. n``.
 

@@ -26,10 +26,7 @@ def _parts(dotted: str) -> Loc:
 
 
 def validate_slo_at(
-    doc: Document,
-    data: dict[str, object],
-    fields: Mapping[str, tuple[Loc, bool]],
-    default: Loc,
+    doc: Document, data: dict[str, object], fields: Mapping[str, tuple[Loc, bool]], default: Loc
 ) -> SLOSpec:
     """Validate ``data`` (an SLO translated from another format) as an :class:`SLOSpec`, reporting
     each problem where the user wrote the value in ``doc``.

@@ -81,9 +81,7 @@ def check_scope(scope: object) -> str:
     return scope
 
 
-def resolve_modes(
-    value: OnUnavailable | Mapping[str, OnUnavailable],
-) -> dict[str, OnUnavailable]:
+def resolve_modes(value: OnUnavailable | Mapping[str, OnUnavailable]) -> dict[str, OnUnavailable]:
     """One mode for every policy kind, or a mapping by kind (missing kinds: ``local``)."""
     if isinstance(value, Mapping):
         unknown = sorted(set(value) - set(POLICY_KINDS))

@@ -167,11 +167,7 @@ class LoggingListener:
         logger = self.logger
         if not logger.isEnabledFor(level):
             return
-        extra: dict[str, Any] = {
-            "event": name,
-            "pipeline": event.pipeline,
-            "policy": event.policy,
-        }
+        extra: dict[str, Any] = {"event": name, "pipeline": event.pipeline, "policy": event.policy}
         for field, key in fields:
             extra[key] = _plain(getattr(event, field))
         if self.fields_in_message:

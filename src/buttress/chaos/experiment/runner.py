@@ -59,11 +59,7 @@ class Runner:
     """
 
     def __init__(
-        self,
-        loaded: Loaded,
-        *,
-        dry: bool = False,
-        log: Callable[[str], None] | None = None,
+        self, loaded: Loaded, *, dry: bool = False, log: Callable[[str], None] | None = None
     ) -> None:
         self.loaded = loaded
         self.exp = loaded.experiment

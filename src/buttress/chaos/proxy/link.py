@@ -486,10 +486,7 @@ class Link:
 
     async def run(self) -> None:
         self.refresh(self.proxy.toxic_list())
-        self._tasks = [
-            asyncio.ensure_future(self.up.run()),
-            asyncio.ensure_future(self.down.run()),
-        ]
+        self._tasks = [asyncio.ensure_future(self.up.run()), asyncio.ensure_future(self.down.run())]
         try:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         finally:

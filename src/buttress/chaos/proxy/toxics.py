@@ -59,14 +59,7 @@ from typing import Any, Protocol
 
 from .http import HttpRequestScanner
 
-__all__ = [
-    "ApiError",
-    "CloseLink",
-    "TOXIC_TYPES",
-    "Toxic",
-    "ToxicState",
-    "make_toxic",
-]
+__all__ = ["ApiError", "CloseLink", "TOXIC_TYPES", "Toxic", "ToxicState", "make_toxic"]
 
 Send = Callable[[bytes], Awaitable[None]]
 
@@ -110,11 +103,7 @@ TOXIC_TYPES: dict[str, dict[str, tuple[str, Any, float | None]]] = {
     "slow_close": {"delay": (_NUM, 0, 0)},
     "timeout": {"timeout": (_NUM, 0, 0)},
     "reset_peer": {"timeout": (_NUM, 0, 0)},
-    "slicer": {
-        "average_size": (_INT, 0, 0),
-        "size_variation": (_INT, 0, 0),
-        "delay": (_NUM, 0, 0),
-    },
+    "slicer": {"average_size": (_INT, 0, 0), "size_variation": (_INT, 0, 0), "delay": (_NUM, 0, 0)},
     "limit_data": {"bytes": (_INT, 0, 0)},
     "connect_refuse": {},
     "connect_delay": {"delay": (_NUM, 0, 0)},

@@ -51,9 +51,7 @@ def check_period(start: tuple[str, float], end: tuple[str, float], duration: flo
     (start_name, lo), (end_name, hi) = start, end
     if not 0 <= lo <= hi <= duration:
         raise ConfigError(
-            end_name,
-            hi,
-            f"need 0 <= {start_name} ({lo}) <= {end_name} <= duration ({duration})",
+            end_name, hi, f"need 0 <= {start_name} ({lo}) <= {end_name} <= duration ({duration})"
         )
 
 

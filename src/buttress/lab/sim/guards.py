@@ -230,9 +230,7 @@ SLOW_STRATEGIES: tuple[SlowStrategy, ...] = (
         lambda clock, rng: _guard(gradient2(), clock),
     ),
     SlowStrategy(
-        "buttress-vegas",
-        "as buttress, with Vegas",
-        lambda clock, rng: _guard(vegas(rng), clock),
+        "buttress-vegas", "as buttress, with Vegas", lambda clock, rng: _guard(vegas(rng), clock)
     ),
 )
 """The strategies compared by default, in table order."""

@@ -68,18 +68,10 @@ def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
             (f"{kind}: p99 latency (good)", *(_ms(runs[m]["requests"][kind]["p99"]) for m in modes))
         )
     out.append(
-        (
-            "orders acknowledged",
-            *(str(runs[m]["history"]["acknowledged_count"]) for m in modes),
-        )
+        ("orders acknowledged", *(str(runs[m]["history"]["acknowledged_count"]) for m in modes))
     )
     out.append(("orders lost", *(str(runs[m]["history"]["lost_count"]) for m in modes)))
-    out.append(
-        (
-            "breaker state changes",
-            *(str(len(runs[m]["breakers"])) for m in modes),
-        )
-    )
+    out.append(("breaker state changes", *(str(len(runs[m]["breakers"])) for m in modes)))
     return out
 
 

@@ -144,10 +144,7 @@ def _slo_document(slo: SLOSpec) -> dict[str, Any]:
 
 def _tier_documents(slo: SLOSpec, t: TierSpec) -> list[dict[str, Any]]:
     """The ``AlertPolicy`` and ``AlertCondition`` documents of one alert tier of ``slo``."""
-    cond_ann = {
-        ANN + "tier": t.name,
-        ANN + "short-window": format_duration(t.short_window),
-    }
+    cond_ann = {ANN + "tier": t.name, ANN + "short-window": format_duration(t.short_window)}
     if t.min_events is not None:
         cond_ann[ANN + "min-events"] = str(t.min_events)
     if t.labels:

@@ -55,12 +55,7 @@ class RedisBucketStore(SharedStore):
         return f"{self.key}:{key if isinstance(key, str | int) else repr(key)}"
 
     def acquire(
-        self,
-        key: Hashable,
-        now: float,
-        increment: float,
-        tolerance: float,
-        max_wait: float,
+        self, key: Hashable, now: float, increment: float, tolerance: float, max_wait: float
     ) -> float:
         r = self.ask(
             self.link.run,

@@ -14,13 +14,7 @@ from buttress.lab.sim.measure import recovery_time
 from buttress.lab.sim.registry import Progress
 from buttress.lab.sim.report import DEFAULT_COLUMNS, Column, ScenarioReport, StrategyResult
 
-__all__ = [
-    "Measured",
-    "TrafficRun",
-    "TrafficScenario",
-    "check_strategies",
-    "run_each",
-]
+__all__ = ["Measured", "TrafficRun", "TrafficScenario", "check_strategies", "run_each"]
 
 
 class _Named(Protocol):

@@ -39,25 +39,14 @@ from typing import Any
 
 from buttress.errors import AttemptTimeout, ConfigError
 from buttress.lab.sim.calls import Call, Dependency
-from buttress.lab.sim.checks import (
-    DependencyParams,
-    check_period,
-    integers,
-    positive,
-)
+from buttress.lab.sim.checks import DependencyParams, check_period, integers, positive
 from buttress.lab.sim.measure import recovery_time
 from buttress.lab.sim.report import StrategyResult
 from buttress.lab.sim.strategies import STRATEGIES, ClientPolicy, Strategy
 
 from .common import TrafficRun, TrafficScenario
 
-__all__ = [
-    "DependencyBusy",
-    "DependencyError",
-    "RetryStorm",
-    "RetryStormParams",
-    "recovery_time",
-]
+__all__ = ["DependencyBusy", "DependencyError", "RetryStorm", "RetryStormParams", "recovery_time"]
 
 
 class DependencyError(Exception):
@@ -164,9 +153,7 @@ class RetryStorm(TrafficScenario[RetryStormParams, Strategy, tuple[float, int]])
     )
 
     def __init__(
-        self,
-        params: RetryStormParams | None = None,
-        strategies: Sequence[Strategy] = STRATEGIES,
+        self, params: RetryStormParams | None = None, strategies: Sequence[Strategy] = STRATEGIES
     ) -> None:
         super().__init__(params if params is not None else RetryStormParams(), strategies)
 

@@ -41,12 +41,7 @@ from typing import Any
 
 from buttress.errors import AttemptTimeout, ConfigError
 from buttress.lab.sim.calls import Call, Dependency
-from buttress.lab.sim.checks import (
-    DependencyParams,
-    check_period,
-    integer,
-    positive,
-)
+from buttress.lab.sim.checks import DependencyParams, check_period, integer, positive
 from buttress.lab.sim.guards import (
     SHED_THRESHOLDS,
     SLOW_STRATEGIES,
