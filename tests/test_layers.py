@@ -275,3 +275,25 @@ def test_a_registered_section_joins_the_root_model(monkeypatch: pytest.MonkeyPat
     assert spec.slos == [] and spec.health is None
     with pytest.raises(SpecError, match="share"):
         load_spec_text("canary:\n  shares: 1\n")
+
+
+def test_import_buttress_loads_the_policy_core_only() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, buttress\n"
+        "[getattr(buttress, n) for n in buttress.__all__ if not n.startswith('failpoint')]\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('buttress'))))\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('pydantic', 'yaml', 'redis', 'httpx', 'numpy', 'starlette', 'click'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded, third_party = out.stdout.splitlines() + [""] * (2 - len(out.stdout.splitlines()))
+    allowed = ("buttress.policies",)
+    for name in loaded.split():
+        assert name.count(".") <= 1 or name.startswith(allowed), name
+        assert not name.startswith(
+            ("buttress.health", "buttress.state", "buttress.spec", "buttress.slo", "buttress.lab")
+        ), name
+    assert "" == third_party.strip()

@@ -130,3 +130,41 @@ def test_schema_carries_defaults_bounds_and_docs_from_the_options() -> None:
     assert 1.0 == bulkhead["max_wait"]["default"]  # the constructor's default, not None
     text = json.dumps(defs["RetrySpec"])
     assert "Total attempts" in text
+
+
+def test_builder_methods_take_the_constructors_and_are_named_like_the_classes() -> None:
+    from buttress.pipeline import Pipeline
+
+    built = (
+        Pipeline.builder("b")
+        .fallback()
+        .timeout(2)
+        .retry(attempts=4)
+        .hedge()
+        .circuit_breaker(minimum_calls=5)
+        .rate_limiter(5)
+        .load_shedder()
+        .adaptive_limit()
+        .bulkhead(3)
+        .attempt_timeout(1)
+        .build()
+    )
+    by_kind = {
+        type(p).__name__ + ("/attempt" if getattr(p, "scope", "") == "attempt" else ""): p
+        for p in built.policies
+    }
+    assert Retry(attempts=4).options == by_kind["Retry"].options
+    assert CircuitBreaker(minimum_calls=5).options == by_kind["CircuitBreaker"].options
+    assert RateLimiter(5).options == by_kind["RateLimiter"].options
+    assert Bulkhead(3).options == by_kind["Bulkhead"].options
+    assert Timeout(1, scope="attempt").options == by_kind["Timeout/attempt"].options
+    assert Fallback(None).options == by_kind["Fallback"].options
+    # the hedge shares the retry's budget, counting each call once
+    assert by_kind["Hedge"].budget is by_kind["Retry"].budget
+    assert not by_kind["Hedge"].count_requests
+    # the builder's methods carry the constructors' signatures
+    for method, cls in [("bulkhead", Bulkhead), ("rate_limiter", RateLimiter), ("retry", Retry)]:
+        assert hasattr(Pipeline.builder("x"), method)
+        assert cls.__name__.lower().startswith(method.split("_")[0])
+    with pytest.warns(DeprecationWarning, match="rate_limiter"):
+        Pipeline.builder("old").rate_limit(5)
