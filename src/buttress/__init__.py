@@ -27,6 +27,7 @@ import importlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from . import errors as _errors  # small, standard library only: its names list the errors below
 from .version import __version__
 
 if TYPE_CHECKING:  # the names below load on first use (see __getattr__), so the CLI starts fast
@@ -152,23 +153,8 @@ _HOME = {
     "failpoint_async": "buttress.chaos.failpoints",
     "remaining": "buttress.context",
     "ConcurrencyLimitExceeded": "buttress.policies.limits",
-    **dict.fromkeys(
-        (
-            "ButtressError",
-            "Rejected",
-            "AttemptTimeout",
-            "BulkheadFull",
-            "CircuitOpen",
-            "DeadlineExceeded",
-            "LoadShed",
-            "RateLimited",
-            "RetryBudgetExhausted",
-            "ConfigError",
-            "SpecError",
-            "MissingExtra",
-        ),
-        "buttress.errors",
-    ),
+    # every error the errors module defines is public here
+    **dict.fromkeys(_errors.__all__, "buttress.errors"),
 }
 
 

@@ -44,11 +44,11 @@ class SystemClock:
     wall = staticmethod(time.time)
 
     def sleep(self, seconds: float) -> None:
-        if seconds > 0 and _WAITS[0]:
+        if seconds > 0 and WAITS[0]:
             time.sleep(seconds)
 
     async def sleep_async(self, seconds: float) -> None:
-        if seconds > 0 and _WAITS[0]:
+        if seconds > 0 and WAITS[0]:
             await asyncio.sleep(seconds)
         else:
             await asyncio.sleep(0)
@@ -58,12 +58,12 @@ class SystemClock:
 
 
 # A one-element list so buttress.testing can switch real waits off process-wide without a lock.
-_WAITS = [True]
+WAITS = [True]
 
 
 def waits_enabled() -> bool:
     """Whether :class:`SystemClock` really sleeps (see :func:`buttress.testing.set_testing`)."""
-    return _WAITS[0]
+    return WAITS[0]
 
 
 SYSTEM_CLOCK: Clock = SystemClock()

@@ -181,28 +181,20 @@ def number(
     le: float | None = None,
     lt: float | None = None,
     allow_inf: bool = False,
+    optional: bool = False,
     spec: bool = True,
 ) -> Any:
-    """A real number, stored as ``float`` (NaN refused; infinity unless ``allow_inf``)."""
-    return _field(
-        default, Option("number", doc, ge=ge, gt=gt, le=le, lt=lt, allow_inf=allow_inf, spec=spec)
+    """A real number, stored as ``float`` (NaN refused; infinity unless ``allow_inf``; ``None``
+    too when ``optional``)."""
+    option = Option(
+        "number", doc, ge=ge, gt=gt, le=le, lt=lt, allow_inf=allow_inf, optional=optional, spec=spec
     )
+    return _field(default, option)
 
 
-def number_or_none(
-    default: Any,
-    doc: str,
-    *,
-    ge: float | None = None,
-    gt: float | None = None,
-    le: float | None = None,
-    lt: float | None = None,
-    spec: bool = True,
-) -> Any:
-    """A real number or ``None``."""
-    return _field(
-        default, Option("number", doc, ge=ge, gt=gt, le=le, lt=lt, optional=True, spec=spec)
-    )
+def number_or_none(default: Any, doc: str, **bounds: Any) -> Any:
+    """:func:`number` with ``optional=True``."""
+    return number(default, doc, optional=True, **bounds)
 
 
 def duration(

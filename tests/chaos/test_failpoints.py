@@ -24,7 +24,7 @@ from buttress.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)
-def _clean() -> Iterator[None]:
+def clean_value() -> Iterator[None]:
     fps.clear()
     yield
     fps.clear()

@@ -96,7 +96,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _Reliability(_Strict):
+class ReliabilityFields(_Strict):
     """Failure behaviour of one unit: ``availability`` or ``mtbf``/``mttr``, plus detection time."""
 
     availability: float | None = Field(
@@ -113,7 +113,7 @@ class _Reliability(_Strict):
     )
 
     @model_validator(mode="after")
-    def _one_way(self) -> _Reliability:
+    def _one_way(self) -> ReliabilityFields:
         if self.availability is not None and self.mtbf is not None:
             raise ValueError("give either availability or mtbf (with mttr), not both")
         return self
@@ -132,7 +132,7 @@ class DefaultsSpec(_Strict):
     )
 
 
-class DomainSpec(_Reliability):
+class DomainSpec(ReliabilityFields):
     """A failure domain: a zone, a region or a shared-fate dependency (DNS, identity, deploys)."""
 
     kind: Literal["zone", "region", "shared"] = "zone"
@@ -188,7 +188,7 @@ class DataSpec(_Strict):
     restore: Duration | None = Field(default=None, description="Time to restore from backup.")
 
 
-class ComponentSpec(_Reliability):
+class ComponentSpec(ReliabilityFields):
     """A service, datastore, queue or external dependency."""
 
     kind: Literal["service", "datastore", "queue", "external"] = "service"

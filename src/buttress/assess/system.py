@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from .analytic import ActivePassive
-from .model import ArchitectureSpec, DataSpec, DefaultsSpec, _Reliability
+from .model import ArchitectureSpec, DataSpec, DefaultsSpec, ReliabilityFields
 
 __all__ = ["Component", "Domain", "Journey", "System", "UnitParams"]
 
@@ -52,7 +52,7 @@ class UnitParams:
         return 1.0 - self.q
 
     @classmethod
-    def resolve(cls, spec: _Reliability, defaults: DefaultsSpec) -> UnitParams:
+    def resolve(cls, spec: ReliabilityFields, defaults: DefaultsSpec) -> UnitParams:
         mttr = (spec.mttr if spec.mttr is not None else defaults.mttr) / H
         if spec.mtbf is not None:
             mtbf = spec.mtbf / H

@@ -24,7 +24,7 @@ from typing import Any
 
 from buttress.errors import ButtressError, MissingExtra
 
-from .report import _script_json
+from .report import script_json
 from .state import DashboardConfig, DashboardData
 
 __all__ = ["create_app", "make_server"]
@@ -83,7 +83,7 @@ def create_app(config: DashboardConfig, *, data: DashboardData | None = None) ->
         return templates.TemplateResponse(
             request,
             "index.html",
-            {"store": str(config.store), "spec": boot["spec"], "boot": _script_json(boot)},
+            {"store": str(config.store), "spec": boot["spec"], "boot": script_json(boot)},
             headers={"Cache-Control": "no-store"},
         )
 

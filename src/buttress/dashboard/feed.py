@@ -79,21 +79,21 @@ def default_source() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _clean(value: Any) -> Any:
+def clean_value(value: Any) -> Any:
     """JSON-safe copy: NaN and infinities become ``None`` (JSON has neither)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): clean_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [clean_value(v) for v in value]
     if value is None or isinstance(value, str | int | bool):
         return value
     return str(value)
 
 
-def _dumps(fields: Mapping[str, Any]) -> str:
-    return json.dumps(_clean(fields), separators=(",", ":"), sort_keys=True, allow_nan=False)
+def dumps_fields(fields: Mapping[str, Any]) -> str:
+    return json.dumps(clean_value(fields), separators=(",", ":"), sort_keys=True, allow_nan=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +235,7 @@ class FeedWriter(Database):
         def apply(c: sqlite3.Connection) -> None:
             nonlocal logged
             for u in batch:
-                fields = _dumps(u.fields)
+                fields = dumps_fields(u.fields)
                 seq = 0
                 if u.log is not None:
                     cur = c.execute(

@@ -412,7 +412,7 @@ class Publisher:
         # A logged transition already wrote this state: remember it so the sample does not log a
         # second change for the same thing.
         logged = {(u.policy_type, u.scope, u.name): u for u in pending}
-        from .feed import _dumps
+        from .feed import dumps_fields
 
         for w in watched:
             try:
@@ -425,12 +425,12 @@ class Publisher:
             if s is None:
                 continue
             fields = dict(s.fields or {})
-            blob = _dumps(fields)
+            blob = dumps_fields(fields)
             cur = (s.state, s.level, blob)
             key = (w.policy_type, w.scope, w.name)
             if key in logged:
                 u = logged[key]
-                w.last = (u.state, u.level, _dumps(u.fields))
+                w.last = (u.state, u.level, dumps_fields(u.fields))
             if cur == w.last:
                 continue
             changed = w.last is None or w.last[:2] != cur[:2]

@@ -235,7 +235,7 @@ class Chart:
         }
 
 
-def _script_json(data: Any) -> str:
+def script_json(data: Any) -> str:
     """JSON safe inside ``<script>``: ``<``, ``>`` and ``&`` escaped as unicode escapes."""
     text = json.dumps(data, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -247,7 +247,7 @@ def chart_html(chart: Chart | Mapping[str, Any]) -> str:
     cid = escape(str(spec.get("id", "")), quote=True)
     return (
         f'<figure class="bt-chart" id="{cid}">'
-        f'<script type="application/json">{_script_json(spec)}</script></figure>'
+        f'<script type="application/json">{script_json(spec)}</script></figure>'
     )
 
 

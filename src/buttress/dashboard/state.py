@@ -23,7 +23,7 @@ from typing import Any
 
 from buttress.errors import ButtressError
 
-from .feed import FeedReader, StateRow, _clean
+from .feed import FeedReader, StateRow, clean_value
 
 __all__ = ["BREAKER_LEVELS", "DashboardConfig", "DashboardData", "summarise_assessment"]
 
@@ -156,7 +156,7 @@ class DashboardData:
         except ButtressError as e:  # the spec validated; an analysis limit is shown, not fatal
             self.assessment_error = str(e)
             return None
-        return _clean(summarise_assessment(report))  # type: ignore[no-any-return]
+        return clean_value(summarise_assessment(report))  # type: ignore[no-any-return]
 
     # -- payloads ----------------------------------------------------------------------------------
 
@@ -183,7 +183,7 @@ class DashboardData:
                     for e, f in zip(self._board, fresh, strict=True)
                 ]
             other = unmeasured_slis(self.slos, self.store, now)
-        return _clean(  # type: ignore[no-any-return]
+        return clean_value(  # type: ignore[no-any-return]
             {
                 "at": now,
                 "slos": board,
@@ -226,7 +226,7 @@ class DashboardData:
         timelines = self._breaker_timelines(rows, log, since, now)
         recent = [e.to_json() for e in log[-events:] if e.policy_type != "source"]
         recent.reverse()
-        return _clean(  # type: ignore[no-any-return]
+        return clean_value(  # type: ignore[no-any-return]
             {
                 "at": now,
                 "seq": self.reader.last_seq(),
@@ -282,7 +282,7 @@ class DashboardData:
         if self.config.journals is None:
             return {"enabled": False, "runs": []}
         runs = [s.to_json() for s in find_journals(self.config.journals, cache=self._journals)]
-        return _clean({"enabled": True, "runs": runs})  # type: ignore[no-any-return]
+        return clean_value({"enabled": True, "runs": runs})  # type: ignore[no-any-return]
 
     def journal(self, name: str) -> dict[str, Any]:
         """The full journal ``name`` (a path relative to the journals directory)."""

@@ -346,6 +346,41 @@ class Hedge(Policy):
             em.emit(HedgeLaunched(em.pipeline, self.name, now, attempt, reason))
         return True
 
+    def _settle(
+        self,
+        em: Emitter,
+        done: set[Any],
+        number: dict[Any, int],
+        *,
+        launched: int,
+        errors: list[BaseException],
+        more: bool,
+    ) -> tuple[Any, str, bool]:
+        """The attempts that finished, for both executors (tasks or thread futures): the winner
+        (or ``None``), why to start the next attempt now (``delay``: none finished in time,
+        ``failure``: one failed, ``""``: not now), and whether more may start.  A final error is
+        raised; the others are kept in ``errors``."""
+        start_now = "delay" if not done else ""
+        for f in sorted(done, key=_failed_first_last):  # a success wins first
+            if f.cancelled():
+                errors.append(asyncio.CancelledError())
+                continue
+            exc = f.exception()
+            if exc is None:
+                if launched > 1 and em.active:
+                    now = self.clock.monotonic()
+                    em.emit(HedgeWon(em.pipeline, self.name, now, number[f], launched))
+                return f, start_now, more
+            errors.append(exc)
+            k = self._kind_of(exc)
+            if k == "final":
+                raise exc
+            if k == "rejected":
+                more = False
+            else:
+                start_now = "failure"
+        return None, start_now, more
+
     def _kind_of(self, exc: BaseException) -> str:
         if isinstance(exc, Rejected):
             return "rejected"
@@ -387,26 +422,11 @@ class Hedge(Policy):
                     done, pending = await asyncio.wait(
                         pending, timeout=delay if can else None, return_when=asyncio.FIRST_COMPLETED
                     )
-                    start_now = "delay" if not done else ""
-                    for t in sorted(done, key=_failed_first_last):  # a success wins first
-                        if t.cancelled():
-                            errors.append(asyncio.CancelledError())
-                            continue
-                        exc = t.exception()
-                        if exc is None:
-                            if launched > 1 and em.active:
-                                em.emit(
-                                    HedgeWon(em.pipeline, self.name, mono(), number[t], launched)
-                                )
-                            return t.result()
-                        errors.append(exc)
-                        k = self._kind_of(exc)
-                        if k == "final":
-                            raise exc
-                        if k == "rejected":
-                            more = False
-                        else:
-                            start_now = "failure"
+                    won, start_now, more = self._settle(
+                        em, done, number, launched=launched, errors=errors, more=more
+                    )
+                    if won is not None:
+                        return won.result()
                     if start_now and more and launched < total:
                         if self._may_hedge(em, launched + 1, start_now):
                             launched += 1
@@ -419,8 +439,8 @@ class Hedge(Policy):
                         raise _last_error(errors)
             finally:
                 if pending:
-                    for t in pending:
-                        t.cancel()
+                    for loser in pending:
+                        loser.cancel()
                     await asyncio.gather(*pending, return_exceptions=True)
                     if em.active:
                         em.emit(HedgeLosersCancelled(em.pipeline, self.name, mono(), len(pending)))
@@ -485,23 +505,11 @@ class Hedge(Policy):
                     done, pending = wait(
                         pending, timeout=delay if can else None, return_when=first_completed
                     )
-                    start_now = "delay" if not done else ""
-                    for f in sorted(done, key=_failed_first_last):
-                        exc = f.exception()
-                        if exc is None:
-                            if launched > 1 and em.active:
-                                em.emit(
-                                    HedgeWon(em.pipeline, self.name, mono(), number[f], launched)
-                                )
-                            return f.result()
-                        errors.append(exc)
-                        k = self._kind_of(exc)
-                        if k == "final":
-                            raise exc
-                        if k == "rejected":
-                            more = False
-                        else:
-                            start_now = "failure"
+                    won, start_now, more = self._settle(
+                        em, done, number, launched=launched, errors=errors, more=more
+                    )
+                    if won is not None:
+                        return won.result()
                     if start_now and more and launched < total:
                         if self._may_hedge(em, launched + 1, start_now):
                             launched += 1

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 
 from buttress.errors import SpecError
-from buttress.spec.source import Document, _dotted, combine_errors, validate
+from buttress.spec.source import Document, combine_errors, dotted, validate
 
 from .spec import SLOSpec
 
@@ -51,11 +51,11 @@ def _place(
     parts = _parts(p.field or "")
     loc, same, rest = default, False, parts
     for n in range(len(parts), 0, -1):
-        hit = fields.get(_dotted(parts[:n]))
+        hit = fields.get(dotted(parts[:n]))
         if hit is not None:
             (loc, same), rest = hit, parts[n:]
             break
     if same:
         return doc.error((*loc, *rest), p.message)
-    sub = _dotted(parts) if rest else ""
+    sub = dotted(parts) if rest else ""
     return doc.error(loc, f"{sub}: {p.message}" if sub else p.message)

@@ -64,9 +64,7 @@ class Document:
         """A :class:`SpecError` for the node at ``loc`` in this document."""
         path = tuple(loc)
         line, col = self.position(path)
-        return SpecError(
-            message, file=self.file, line=line, column=col, field=_dotted(path) or None
-        )
+        return SpecError(message, file=self.file, line=line, column=col, field=dotted(path) or None)
 
     def sub(self, loc: Iterable[str | int]) -> Document:
         """A view of the node at ``loc`` as a document of its own (positions keep pointing at the
@@ -83,7 +81,7 @@ class Document:
         return doc
 
 
-def _dotted(loc: Iterable[str | int]) -> str:
+def dotted(loc: Iterable[str | int]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -197,7 +195,7 @@ def _build(loader: _Loader, node: yaml.Node, path: Loc, doc: Document) -> Any:
                     file=doc.file,
                     line=key_node.start_mark.line + 1,
                     column=key_node.start_mark.column + 1,
-                    field=_dotted(path) or None,
+                    field=dotted(path) or None,
                 )
             if key in out:
                 raise SpecError(
@@ -205,7 +203,7 @@ def _build(loader: _Loader, node: yaml.Node, path: Loc, doc: Document) -> Any:
                     file=doc.file,
                     line=key_node.start_mark.line + 1,
                     column=key_node.start_mark.column + 1,
-                    field=_dotted((*path, str(key))),
+                    field=dotted((*path, str(key))),
                 )
             sub = (*path, key) if isinstance(key, str) else (*path, str(key))
             doc.keys[sub] = _mark(key_node)
@@ -394,7 +392,7 @@ def validate(model: type[M], doc: Document, loc: Loc = (), *, context: Any = Non
                 for p in problems
                 if not (
                     p.message == "required field is missing"
-                    and any(p.field == _dotted((*loc, *s)) for s in suggested)
+                    and any(p.field == dotted((*loc, *s)) for s in suggested)
                 )
             ]
         # Deduplicate (unions report the same problem once per member).

@@ -12,7 +12,7 @@ import asyncio
 import threading
 from types import TracebackType
 
-from buttress.clock import _WAITS
+from buttress.clock import WAITS
 
 __all__ = ["FakeClock", "set_testing"]
 
@@ -69,8 +69,8 @@ class set_testing:
     """Turn real waits of the system clock off (``True``) or on; usable as a context manager."""
 
     def __init__(self, on: bool = True) -> None:
-        self._previous = _WAITS[0]
-        _WAITS[0] = not on
+        self._previous = WAITS[0]
+        WAITS[0] = not on
 
     def __enter__(self) -> None:
         return None
@@ -81,4 +81,4 @@ class set_testing:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _WAITS[0] = self._previous
+        WAITS[0] = self._previous

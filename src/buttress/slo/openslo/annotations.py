@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from buttress.errors import SpecError
-from buttress.spec.source import Document, _dotted
+from buttress.spec.source import Document, dotted
 from buttress.spec.types import parse_duration
 
 from .models import ANN, Metadata
@@ -102,7 +102,7 @@ class Annotations:
             return adapter.validate_python(data)
         except ValidationError as e:
             err = e.errors(include_url=False)[0]
-            where = _dotted(err["loc"])
+            where = dotted(err["loc"])
             msg = err["msg"].removeprefix("Value error, ")
             raise self.error(key, f"{where}: {msg}" if where else msg) from None
 
