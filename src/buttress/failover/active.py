@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 from buttress.errors import ConfigError
+from buttress.options import check_integer
 
 __all__ = ["ActiveHealth", "HealthCheck", "ProbeResult"]
 
@@ -89,8 +90,7 @@ class HealthCheck:
             ("healthy_threshold", healthy_threshold),
             ("unhealthy_threshold", unhealthy_threshold),
         ):
-            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise ConfigError(name, count, "must be an integer >= 1")
+            check_integer(name, count, ge=1)
         statuses = frozenset(expected_statuses)
         if not statuses or not all(
             isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 599 for s in statuses

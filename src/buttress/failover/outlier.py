@@ -59,6 +59,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from buttress.errors import ConfigError
+from buttress.options import check_integer, check_number
 
 __all__ = [
     "Ejection",
@@ -83,15 +84,11 @@ def _seconds(name: str, value: float, *, zero: bool = False) -> float:
 
 
 def _count(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(name, value, f"must be an integer >= {minimum}")
-    return value
+    return check_integer(name, value, ge=minimum)
 
 
 def _percent(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
-        raise ConfigError(name, value, "must be a percentage within [0, 100]")
-    return float(value)
+    return check_number(name, value, ge=0, le=100)
 
 
 class OutlierDetection:

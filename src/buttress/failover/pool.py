@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ConfigError
 from buttress.events import Emitter
+from buttress.options import check_integer
 
 from .active import ActiveHealth, HealthCheck
 from .events import BY_NOTE
@@ -127,8 +128,7 @@ def parse_endpoint(spec: str | Endpoint | Mapping[str, Any], parameter: str) -> 
     p, w = ep.priority, ep.weight
     if isinstance(p, bool) or not isinstance(p, int) or p < 0:
         raise ConfigError(f"{parameter}.priority", p, "must be an integer >= 0 (0 is highest)")
-    if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-        raise ConfigError(f"{parameter}.weight", w, "must be an integer >= 1")
+    check_integer(f"{parameter}.weight", w, ge=1)
     if not isinstance(ep.name, str):
         raise ConfigError(f"{parameter}.name", ep.name, "must be a string")
     return Endpoint(url.strip().rstrip("/"), p, w, ep.name)

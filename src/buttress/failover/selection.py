@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from buttress.errors import ConfigError
+from buttress.options import check_integer
 
 __all__ = ["Candidate", "LeastRequest", "Selector", "WeightedRoundRobin", "make_selector"]
 
@@ -59,9 +60,7 @@ class LeastRequest:
     __slots__ = ("choice_count",)
 
     def __init__(self, choice_count: int = 2) -> None:
-        if isinstance(choice_count, bool) or not isinstance(choice_count, int) or choice_count < 2:
-            raise ConfigError("choice_count", choice_count, "must be an integer >= 2")
-        self.choice_count = choice_count
+        self.choice_count = check_integer("choice_count", choice_count, ge=2)
 
     def __repr__(self) -> str:
         return f"LeastRequest(choice_count={self.choice_count})"

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 from urllib.parse import urlsplit
 
 from buttress.errors import ConfigError, MissingExtra
+from buttress.options import check_seconds
 from buttress.state.urls import check_redis_url, redact_url
 
 from .checks import Check, CheckFunction, CheckOptions, Result, Status
@@ -430,8 +431,7 @@ def event_loop_lag_check(
         ("fail_after", fail_after),
         ("interval", interval),
     ):
-        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < math.inf:
-            raise ConfigError(param, v, "must be a number of seconds > 0")
+        check_seconds(param, v, gt=0)
     if warn_after > fail_after:
         raise ConfigError("warn_after", warn_after, f"must be <= fail_after ({fail_after})")
     monitors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopLagMonitor] = (

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from buttress.errors import ConfigError, MissingExtra
+from buttress.options import check_seconds
 
 from .registry import LIVENESS, READINESS, STARTUP, HealthRegistry, HealthReport
 
@@ -66,9 +67,7 @@ def _status(report: HealthReport) -> Any:
 
 
 def _interval(value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError("watch_interval", value, "must be a number of seconds > 0")
-    return float(value)
+    return check_seconds("watch_interval", value, gt=0)
 
 
 class _Servicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]

@@ -54,6 +54,7 @@ from buttress.events import Emitter, Event
 from buttress.options import (
     REQUIRED,
     Options,
+    check_integer,
     choice,
     custom,
     documented,
@@ -126,9 +127,7 @@ class MemoryBucketStore:
     __slots__ = ("_lock", "_since_sweep", "_tat", "evicted", "gate", "max_keys", "shared_tat")
 
     def __init__(self, max_keys: int = DEFAULT_MAX_KEYS) -> None:
-        if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
-            raise ConfigError("max_keys", max_keys, "must be an integer >= 1")
-        self.max_keys = max_keys
+        self.max_keys = check_integer("max_keys", max_keys, ge=1)
         self._lock = threading.Lock()
         self._tat: OrderedDict[Hashable, float] = OrderedDict()
         self._since_sweep = max_keys  # the first overflow may sweep at once
@@ -258,12 +257,6 @@ def context_key(prop: str) -> Callable[[], Hashable]:
 
     key.__qualname__ = f"context_key({prop!r})"
     return key
-
-
-def _positive(parameter: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ConfigError(parameter, value, "must be a finite number > 0")
-    return float(value)
 
 
 def _key_function(name: str, v: object) -> object:

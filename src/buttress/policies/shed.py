@@ -39,7 +39,7 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.context import CURRENT_CONTEXT
 from buttress.errors import ConfigError, LoadShed
 from buttress.events import Emitter, Event
-from buttress.options import Options, custom, documented, duration
+from buttress.options import Options, check_number, custom, documented, duration
 
 from .base import AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
 
@@ -164,9 +164,7 @@ def _thresholds(given: Mapping[str | Criticality, float] | None) -> tuple[float,
             raise ConfigError("thresholds", given, "must be a mapping of criticality to a fraction")
         for k, v in given.items():
             c = parse_criticality(k, f"thresholds[{k!r}]")
-            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 1:
-                raise ConfigError(f"thresholds[{c.label!r}]", v, "must be within (0, 1]")
-            table[c] = float(v)
+            table[c] = check_number(f"thresholds[{c.label!r}]", v, gt=0, le=1)
     ordered = tuple(table[c] for c in Criticality)
     for lower, higher in zip(Criticality, list(Criticality)[1:], strict=False):
         if table[lower] > table[higher]:

@@ -37,6 +37,7 @@ import math
 from dataclasses import dataclass
 
 from buttress.errors import ConfigError
+from buttress.options import check_integer
 
 __all__ = [
     "EMPTY",
@@ -90,9 +91,7 @@ class CountWindow:
     __slots__ = ("_i", "_ring", "calls", "failures", "size", "slow")
 
     def __init__(self, size: int) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ConfigError("window_size", size, "a count window holds an integer >= 1 calls")
-        self.size = size
+        self.size = check_integer("window_size", size, ge=1)
         self._ring = [EMPTY] * size
         self._i = 0
         self.calls = 0
@@ -196,8 +195,7 @@ class TimeWindow:
             raise ConfigError("window_size", seconds, "a time window spans a finite number > 0 s")
         if buckets is None:
             buckets = max(1, min(60, math.ceil(seconds)))
-        if isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1:
-            raise ConfigError("window_buckets", buckets, "must be an integer >= 1")
+        check_integer("window_buckets", buckets, ge=1)
         self.seconds = float(seconds)
         self.buckets = buckets
         self.width = self.seconds / buckets
