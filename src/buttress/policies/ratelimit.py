@@ -185,9 +185,16 @@ class MemoryBucketStore:
             raise
         else:
             try:
-                return self.decide_gated(now, increment, tolerance, max_wait)
+                # gcra_step and the admission, inlined: this is try_acquire()'s hot path
+                tat = self.shared_tat
+                new_tat = (tat if tat > now else now) + increment
+                wait = new_tat - tolerance - now
+                if wait > max_wait:
+                    return -wait
+                self.shared_tat = new_tat
             finally:
                 gate.append(None)
+            return wait if wait > 0.0 else 0.0
 
     def acquire_shared_contended(
         self, now: float, increment: float, tolerance: float, max_wait: float
