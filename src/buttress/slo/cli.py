@@ -7,7 +7,7 @@ import json
 import math
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +16,9 @@ from buttress.tables import render_table
 
 from .load import load_slos
 from .spec import SLOSpec
+
+if TYPE_CHECKING:
+    from .evaluator import SLOStatus
 
 __all__ = ["slo"]
 
@@ -54,12 +57,22 @@ def validate(file: str) -> None:
     show_default=True,
     help="Also write promtool unit-test files.",
 )
-def generate(file: str, out_dir: str, tests: bool) -> None:
+@click.option(
+    "--naming",
+    type=click.Choice(["buttress", "sloth"]),
+    default="buttress",
+    show_default=True,
+    help="Series names and labels: Buttress's (slo, service) or sloth's (sloth_id, sloth_service, "
+    "sloth_slo, sloth_window and sloth's metadata series), for the Grafana dashboards made for "
+    "sloth.",
+)
+def generate(file: str, out_dir: str, tests: bool, naming: str) -> None:
     """Write Prometheus recording/alerting rules (and promtool tests) for every SLO in FILE."""
     from .generate import build_outputs, write_outputs
+    from .rules import Naming
 
     slos = load_slos(file)
-    gen = build_outputs(slos, with_tests=tests)
+    gen = build_outputs(slos, with_tests=tests, naming=Naming(naming))
     for note in gen.notes:
         click.echo(f"note: {note}", err=True)
     for path in write_outputs(gen, out_dir):
@@ -109,8 +122,23 @@ def _pick(slos: list[SLOSpec], name: str | None) -> list[SLOSpec]:
 )
 @click.option("--slo", "name", default=None, help="Only this SLO.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def status(file: str, db: str, at: str | None, name: str | None, as_json: bool) -> None:
-    """Objective, SLI, budget, burn rates, firing alerts and time to exhaustion per SLO."""
+@click.option(
+    "--report-only",
+    is_flag=True,
+    help="Exit 0 whatever the verdict (for dashboards and reports; bad input still exits 2).",
+)
+def status(
+    *, file: str, db: str, at: str | None, name: str | None, as_json: bool, report_only: bool
+) -> None:
+    """Objective, SLI, budget, burn rates, firing alerts and time to exhaustion per SLO.
+
+    \b
+    Exit status (a verdict a pipeline can gate on, like promtool or a linter):
+      0  no page alert fires (tickets may fire; they are reported, not failed on)
+      1  at least one page alert fires (a tier with severity page)
+      2  bad input: unreadable or invalid FILE, no such store or SLO, a bad --at
+    With --report-only the status is 0 whenever a verdict was printed.
+    """
     from .evaluator import evaluate
     from .store import SLIStore
 
@@ -119,9 +147,28 @@ def status(file: str, db: str, at: str | None, name: str | None, as_json: bool) 
         raise ButtressError(f"--db {db}: no such store (record some events first)")
     with SLIStore(db) as store:
         result = evaluate(slos, store, _parse_at(at))
+    paging = sorted(
+        f"{r.service}/{r.name}: {tier}"
+        for spec, r in zip(slos, result, strict=True)
+        for tier in r.firing
+        if tier in _page_tiers(spec)
+    )
     if as_json:
         click.echo(json.dumps([r.to_json() for r in result], indent=2))
-        return
+    else:
+        _status_table(slos, result)
+    if paging:
+        click.echo(f"page alert(s) firing: {', '.join(paging)}", err=True)
+        if not report_only:
+            raise click.exceptions.Exit(1)
+
+
+def _page_tiers(spec: SLOSpec) -> set[str]:
+    """The names of the active tiers of ``spec`` whose severity is ``page``."""
+    return {t.name for t in spec.alerting.active_tiers if t.severity == "page"}
+
+
+def _status_table(slos: list[SLOSpec], result: list[SLOStatus]) -> None:
     head = ["SLO", "objective", "SLI", "budget left", "burn rate (long/short)", "firing"]
     head.append("exhausted in")
     rows = []
@@ -256,6 +303,9 @@ def convert(file: str, fmt: str, out: str | None) -> None:
     from .rules import to_yaml
 
     slos = load_slos(file)
+    for s in slos:
+        for w in s.warnings():
+            click.echo(f"warning: {w}", err=True)
     text: str
     if fmt == "openslo":
         from .openslo import slos_to_openslo

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .promtests import UnsupportedQuery, test_file
-from .rules import rules_for, to_yaml
+from .rules import BUTTRESS, Naming, rules_for, to_yaml
 from .spec import SLOSpec
 
 __all__ = ["Generated", "build_outputs", "write_outputs"]
@@ -23,7 +23,9 @@ class Generated:
     notes: list[str] = field(default_factory=list)
 
 
-def build_outputs(slos: list[SLOSpec], *, with_tests: bool = True) -> Generated:
+def build_outputs(
+    slos: list[SLOSpec], *, with_tests: bool = True, naming: Naming = BUTTRESS
+) -> Generated:
     """Build (in memory) ``<slo>.rules.yaml`` and ``<slo>.test.yaml`` for each SLO.
 
     One rule file per SLO, so that each test file loads only the rules it tests (load them all with
@@ -38,12 +40,12 @@ def build_outputs(slos: list[SLOSpec], *, with_tests: bool = True) -> Generated:
                 "use `buttress slo status` for it"
             )
             continue
-        group = rules_for(slo)
+        group = rules_for(slo, naming=naming)
         rule_file = f"{slo.name}.rules.yaml"
         out.files[rule_file] = to_yaml({"groups": [group]})
         if with_tests:
             try:
-                tf = test_file(slo, group, rule_file, out.notes)
+                tf = test_file(slo, group, rule_file, out.notes, naming)
             except UnsupportedQuery as e:
                 out.notes.append(f"slo {slo.name!r}: no promtool test generated: {e}")
                 continue

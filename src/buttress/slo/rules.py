@@ -27,15 +27,26 @@ data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
+
+from buttress.version import __version__
 
 from . import math as slomath
 from .spec import RatioSLI, SLOSpec, WindowSLI, format_duration
 
 __all__ = [
+    "BUTTRESS",
+    "NAMINGS",
+    "SLOTH",
+    "Naming",
+    "absent_alert_name",
+    "absent_labels",
     "compound_duration",
+    "prom_duration",
     "group_name",
     "rule_labels",
     "rules_document",
@@ -79,6 +90,94 @@ def slo_windows(slo: SLOSpec) -> list[float]:
     return sorted(ws)
 
 
+def prom_duration(seconds: float) -> str:
+    """A duration as Prometheus (and sloth) print it: weeks and years only when exact, then
+    ``d h m s ms`` (``7d`` -> ``1w``, ``30d`` -> ``30d``, ``90m`` -> ``1h30m``)."""
+    ms = round(seconds * 1000)
+    if ms == 0:
+        return "0s"
+    out = ""
+    for unit, size, exact in (
+        ("y", 365 * 86_400_000, True),
+        ("w", 7 * 86_400_000, True),
+        ("d", 86_400_000, False),
+        ("h", 3_600_000, False),
+        ("m", 60_000, False),
+        ("s", 1000, False),
+        ("ms", 1, False),
+    ):
+        if exact and ms % size:
+            continue
+        if ms >= size:
+            out += f"{ms // size}{unit}"
+            ms %= size
+    return out
+
+
+NAMINGS = ("buttress", "sloth")
+
+
+@dataclass(frozen=True, slots=True)
+class Naming:
+    """Recorded series' names and labels: Buttress's (``slo``/``service`` labels) or sloth's
+    (``sloth_id``/``sloth_service``/``sloth_slo`` labels, ``sloth_window`` on each window's
+    series, sloth's metadata series), so that the Grafana dashboards made for sloth read the
+    rules.  The figures are Buttress's either way (see docs/slo.md, "Buttress and sloth")."""
+
+    style: str = "buttress"
+
+    def __post_init__(self) -> None:
+        if self.style not in NAMINGS:
+            raise ValueError(f"unknown naming {self.style!r} (use {' or '.join(NAMINGS)})")
+
+    @property
+    def sloth(self) -> bool:
+        return self.style == "sloth"
+
+    def labels(self, slo: SLOSpec) -> dict[str, str]:
+        """Labels on every recorded series of ``slo``."""
+        if not self.sloth:
+            return rule_labels(slo)
+        service = slo.service or ""
+        return {
+            **slo.labels,
+            "sloth_id": f"{service}-{slo.name}",
+            "sloth_service": service,
+            "sloth_slo": slo.name,
+        }
+
+    def window(self, seconds: float) -> str:
+        """A window as it appears in series names (``ratio_rate30d``) and ``sloth_window``."""
+        return prom_duration(seconds) if self.sloth else format_duration(seconds)
+
+    def window_labels(self, seconds: float) -> dict[str, str]:
+        return {"sloth_window": self.window(seconds)} if self.sloth else {}
+
+    @property
+    def budget_remaining(self) -> str:
+        return (
+            "slo:period_error_budget_remaining:ratio"
+            if self.sloth
+            else ("slo:error_budget:remaining")
+        )
+
+    @property
+    def join(self) -> str:
+        """``and`` between series of different windows (sloth's differ by ``sloth_window``)."""
+        return " and ignoring(sloth_window) " if self.sloth else " and "
+
+    def alert_labels(self, severity: str, long_window: float) -> dict[str, str]:
+        """Labels an alert of ``severity`` gets beyond the recorded ones: sloth's severity, and
+        (from its expression) the long window's ``sloth_window``."""
+        if not self.sloth:
+            return {}
+        return {"sloth_window": self.window(long_window), "sloth_severity": severity}
+
+
+BUTTRESS = Naming()
+SLOTH = Naming("sloth")
+
+
 def _selector(labels: dict[str, str]) -> str:
     inner = ",".join(f'{k}="{escape_label(v)}"' for k, v in sorted(labels.items()))
     return "{" + inner + "}"
@@ -92,15 +191,23 @@ def _w(query: str, window: float) -> str:
     return query.replace("{{.window}}", format_duration(window))
 
 
-def rules_for(slo: SLOSpec, *, evaluation_interval: float = 60.0) -> dict[str, Any]:
-    """The rule group of one SLO (``slo.service`` must be set)."""
-    labels = rule_labels(slo)
+def rules_for(
+    slo: SLOSpec, *, evaluation_interval: float = 60.0, naming: Naming = BUTTRESS
+) -> dict[str, Any]:
+    """The rule group of one SLO (``slo.service`` must be set), its series named by ``naming``."""
+    labels = naming.labels(slo)
     sel = _selector(labels)
     b = slo.budget_ratio
     rules: list[dict[str, Any]] = []
     windows = slo_windows(slo)
     sli = slo.sli
     has_total = False
+
+    def record(
+        name: str, expr: str, window: float | None = None, extra: dict[str, str] | None = None
+    ) -> None:
+        more = naming.window_labels(window) if window is not None else {}
+        rules.append({"record": name, "expr": expr, "labels": {**labels, **more, **(extra or {})}})
 
     if isinstance(sli, WindowSLI):
         bad_q, good_q, total_q = sli.queries()
@@ -115,78 +222,41 @@ def rules_for(slo: SLOSpec, *, evaluation_interval: float = 60.0) -> dict[str, A
             f"({ratio} >= bool {_lit(sli.target or 0.0)})" if slo.method == "Timeslices" else ratio
         )
         # Keep only slices with events (a slice without events is neither good nor bad).
-        rules.append(
-            {
-                "record": "slo:sli_slice:good",
-                "expr": f"{indicator} and ({_w(total_q, s)} > 0)",
-                "labels": labels,
-            }
-        )
+        record("slo:sli_slice:good", f"{indicator} and ({_w(total_q, s)} > 0)")
         half = evaluation_interval / 2
         for w in windows:
             rng = compound_duration(w - half)
-            rules.append(
-                {
-                    "record": f"slo:sli_error:ratio_rate{format_duration(w)}",
-                    "expr": f"1 - avg_over_time(slo:sli_slice:good{sel}[{rng}])",
-                    "labels": labels,
-                }
+            fw = naming.window(w)
+            record(
+                f"slo:sli_error:ratio_rate{fw}",
+                f"1 - avg_over_time(slo:sli_slice:good{sel}[{rng}])",
+                w,
             )
-            rules.append(
-                {
-                    "record": f"slo:sli_total:rate{format_duration(w)}",
-                    "expr": f"count_over_time(slo:sli_slice:good{sel}[{rng}]) / {_lit(w)}",
-                    "labels": labels,
-                }
+            record(
+                f"slo:sli_total:rate{fw}",
+                f"count_over_time(slo:sli_slice:good{sel}[{rng}]) / {_lit(w)}",
+                w,
             )
         has_total = True
+    elif isinstance(sli, RatioSLI) and sli.error_ratio is not None:
+        for w in windows:
+            record(f"slo:sli_error:ratio_rate{naming.window(w)}", _w(sli.error_ratio, w), w)
     else:
-        assert isinstance(sli, RatioSLI) or sli.kind == "latency"
-        if isinstance(sli, RatioSLI) and sli.error_ratio is not None:
-            for w in windows:
-                rules.append(
-                    {
-                        "record": f"slo:sli_error:ratio_rate{format_duration(w)}",
-                        "expr": _w(sli.error_ratio, w),
-                        "labels": labels,
-                    }
-                )
-        else:
-            bad_q, good_q, total_q = sli.queries()
-            assert total_q is not None
-            for w in windows:
-                tq = _w(total_q, w)
-                expr = (
-                    f"({_w(bad_q, w)}) / ({tq})"
-                    if bad_q
-                    else f"1 - (({_w(good_q or '', w)}) / ({tq}))"
-                )
-                rules.append(
-                    {
-                        "record": f"slo:sli_error:ratio_rate{format_duration(w)}",
-                        "expr": expr,
-                        "labels": labels,
-                    }
-                )
-                rules.append(
-                    {
-                        "record": f"slo:sli_total:rate{format_duration(w)}",
-                        "expr": tq,
-                        "labels": labels,
-                    }
-                )
-            has_total = True
+        bad_q, good_q, total_q = sli.queries()
+        assert total_q is not None
+        for w in windows:
+            tq = _w(total_q, w)
+            expr = (
+                f"({_w(bad_q, w)}) / ({tq})" if bad_q else f"1 - (({_w(good_q or '', w)}) / ({tq}))"
+            )
+            record(f"slo:sli_error:ratio_rate{naming.window(w)}", expr, w)
+            record(f"slo:sli_total:rate{naming.window(w)}", tq, w)
+        has_total = True
 
     for w in windows:
-        fw = format_duration(w)
-        rules.append(
-            {
-                "record": f"slo:burn_rate:ratio_rate{fw}",
-                "expr": f"slo:sli_error:ratio_rate{fw}{sel} / {_lit(b)}",
-                "labels": labels,
-            }
-        )
-    fp = format_duration(slo.period)
+        fw = naming.window(w)
+        record(f"slo:burn_rate:ratio_rate{fw}", f"slo:sli_error:ratio_rate{fw}{sel} / {_lit(b)}", w)
+    fp = naming.window(slo.period)
     period_ratio = f"slo:sli_error:ratio_rate{fp}{sel}"
     if isinstance(sli, WindowSLI):
         # OpenSLO's Timeslices: the budget is b x (every slice in the period), so a slice without
@@ -202,10 +272,10 @@ def rules_for(slo: SLOSpec, *, evaluation_interval: float = 60.0) -> dict[str, A
         budget = f"1 - (({period_ratio} >= 0) or (slo:sli_total:rate{fp}{sel} * 0)) / {_lit(b)}"
     else:
         budget = f"1 - {period_ratio} / {_lit(b)}"
-    rules.append({"record": "slo:error_budget:remaining", "expr": budget, "labels": labels})
-    rules.append(
-        {"record": "slo:objective:ratio", "expr": f"vector({_lit(slo.target)})", "labels": labels}
-    )
+    record(naming.budget_remaining, budget)
+    record("slo:objective:ratio", f"vector({_lit(slo.target)})")
+    if naming.sloth:
+        _sloth_metadata(slo, sel, record)
 
     maintenance = "".join(
         f" unless on() (vector(time()) >= {int(e.start.timestamp())} < {int(e.end.timestamp())})"
@@ -214,14 +284,14 @@ def rules_for(slo: SLOSpec, *, evaluation_interval: float = 60.0) -> dict[str, A
     base_alert_labels = {**labels, **slo.alerting.labels}
     for tier, spec_tier in zip(slo.tiers(), slo.alerting.active_tiers, strict=True):
         limit = _lit(slomath.error_ratio_threshold(tier.threshold, b))
-        lw, sw = format_duration(tier.long_window), format_duration(tier.short_window)
+        lw, sw = naming.window(tier.long_window), naming.window(tier.short_window)
         expr = (
             f"(slo:sli_error:ratio_rate{lw}{sel} > {limit})"
-            f" and (slo:sli_error:ratio_rate{sw}{sel} > {limit})"
+            f"{naming.join}(slo:sli_error:ratio_rate{sw}{sel} > {limit})"
         )
         if tier.min_events > 0 and has_total:
             expr += (
-                f" and (slo:sli_total:rate{lw}{sel} * {_lit(tier.long_window)}"
+                f"{naming.join}(slo:sli_total:rate{lw}{sel} * {_lit(tier.long_window)}"
                 f" >= {tier.min_events})"
             )
         expr += maintenance
@@ -235,27 +305,26 @@ def rules_for(slo: SLOSpec, *, evaluation_interval: float = 60.0) -> dict[str, A
             **slo.alerting.annotations,
             **spec_tier.annotations,
         }
-        rules.append(
-            {
-                "alert": slo.alert_name,
-                "expr": expr,
-                "labels": {
-                    **base_alert_labels,
-                    "severity": tier.severity,
-                    "burn_tier": tier.name,
-                    **spec_tier.labels,
-                },
-                "annotations": annotations,
-            }
-        )
+        rule: dict[str, Any] = {"alert": slo.alert_name, "expr": expr}
+        if spec_tier.alert_after:
+            rule["for"] = format_duration(spec_tier.alert_after)
+        rule["labels"] = {
+            **base_alert_labels,
+            "severity": tier.severity,
+            "burn_tier": tier.name,
+            **({"sloth_severity": tier.severity} if naming.sloth else {}),
+            **spec_tier.labels,
+        }
+        rule["annotations"] = annotations
+        rules.append(rule)
     if slo.alerting.absent_for is not None:
         probe = "slo:sli_total:rate5m" if has_total else "slo:sli_error:ratio_rate5m"
         rules.append(
             {
-                "alert": slo.alert_name.removesuffix("BurnRate") + "SLIAbsent",
+                "alert": absent_alert_name(slo),
                 "expr": f"absent({probe}{sel}){maintenance}",
                 "for": format_duration(slo.alerting.absent_for),
-                "labels": {**base_alert_labels, "severity": "ticket", "burn_tier": "absent"},
+                "labels": {**base_alert_labels, **absent_labels(naming)},
                 "annotations": {
                     "summary": f"SLO {slo.name} ({slo.service}) has no SLI data",
                     **slo.alerting.annotations,
@@ -265,11 +334,43 @@ def rules_for(slo: SLOSpec, *, evaluation_interval: float = 60.0) -> dict[str, A
     return {"name": group_name(slo), "rules": rules}
 
 
-def rules_document(slos: list[SLOSpec], *, evaluation_interval: float = 60.0) -> dict[str, Any]:
+def absent_alert_name(slo: SLOSpec) -> str:
+    return slo.alert_name.removesuffix("BurnRate") + "SLIAbsent"
+
+
+def absent_labels(naming: Naming) -> dict[str, str]:
+    """The labels the absent-data alert adds to the recorded ones."""
+    extra = {"sloth_severity": "ticket"} if naming.sloth else {}
+    return {"severity": "ticket", "burn_tier": "absent", **extra}
+
+
+def _sloth_metadata(slo: SLOSpec, sel: str, record: Callable[..., None]) -> None:
+    """sloth's metadata series (its dashboards read them), from Buttress's figures: the period's
+    burn rate is the budget consumed (``1 - remaining``), which for Occurrences is sloth's
+    ``ratio_rate<P> / b`` with the period ratio weighted by traffic."""
+    record("slo:error_budget:ratio", f"vector({_lit(slo.budget_ratio)})")
+    record("slo:time_period:days", f"vector({_lit(slo.period / 86400)})")
+    record(
+        "slo:current_burn_rate:ratio", f"slo:sli_error:ratio_rate5m{sel} / {_lit(slo.budget_ratio)}"
+    )
+    record("slo:period_burn_rate:ratio", f"1 - {SLOTH.budget_remaining}{sel}")
+    objective = repr(slo.objective).removesuffix(".0")
+    info = {
+        "sloth_version": f"buttress-{__version__}",
+        "sloth_mode": "cli-gen-prom",
+        "sloth_spec": "prometheus/v1",
+        "sloth_objective": objective,
+    }
+    record("sloth_slo_info", "vector(1)", None, info)
+
+
+def rules_document(
+    slos: list[SLOSpec], *, evaluation_interval: float = 60.0, naming: Naming = BUTTRESS
+) -> dict[str, Any]:
     """A Prometheus rule file with one group per SLO that has Prometheus queries."""
     return {
         "groups": [
-            rules_for(s, evaluation_interval=evaluation_interval)
+            rules_for(s, evaluation_interval=evaluation_interval, naming=naming)
             for s in slos
             if s.sli.has_prometheus
         ]

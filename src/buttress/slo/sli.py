@@ -12,13 +12,33 @@ from buttress.spec.types import PositiveDuration
 
 from .fields import StrictModel, check_kind, format_duration
 
-__all__ = ["SLI", "LatencySLI", "RatioSLI", "WindowSLI"]
+__all__ = ["SLI", "LatencySLI", "RatioSLI", "WindowSLI", "normalize_placeholder", "rate_of_rate"]
 
 _WINDOW_PLACEHOLDER = "{{.window}}"
+_SPACED_PLACEHOLDER = re.compile(r"\{\{\s*\.window\s*\}\}")
+# What a reader makes of a counter query without the placeholder: ``rate((q)[{{.window}}:])``.
+_COUNTER_WRAP = re.compile(r"rate\(\((?P<inner>.*)\)\[\{\{\.window\}\}:\]\)", re.DOTALL)
+_RATE_FUNCTION = re.compile(r"\b(rate|irate|increase|delta|idelta|deriv)\s*\(")
+
+
+def normalize_placeholder(query: str) -> str:
+    """``query`` with every ``{{ .window }}`` (Go template spacing, as sloth accepts) written
+    ``{{.window}}``."""
+    return _SPACED_PLACEHOLDER.sub(_WINDOW_PLACEHOLDER, query)
+
+
+def rate_of_rate(query: str) -> str | None:
+    """The inner query when ``query`` rates (as a counter) a query that already takes a rate:
+    ``rate((sum(rate(x[5m])))[{{.window}}:])`` -> ``sum(rate(x[5m]))``; else ``None``."""
+    m = _COUNTER_WRAP.fullmatch(query.strip())
+    if m and _RATE_FUNCTION.search(m.group("inner")):
+        return m.group("inner")
+    return None
 
 
 def _check_query(v: str | None) -> str | None:
     if v is not None:
+        v = normalize_placeholder(v)
         if not v.strip():
             raise ValueError("must be a non-empty PromQL query")
         if _WINDOW_PLACEHOLDER not in v:

@@ -11,9 +11,9 @@ can be written back.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from buttress.errors import SpecError
 from buttress.spec.source import Document, validate
@@ -29,6 +29,20 @@ SLOTH_PERIOD = 30 * 86400.0
 
 class _S(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _scalar_text(v: Any) -> Any:
+    """A YAML scalar as the text sloth (Go, yaml.v2 into a string map) reads it: ``true`` ->
+    ``"true"``, ``1`` -> ``"1"``."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    return v
+
+
+Text = Annotated[str, BeforeValidator(_scalar_text)]
+"""A label or annotation value: sloth accepts booleans and numbers and reads them as text."""
 
 
 class Events(_S):
@@ -53,14 +67,14 @@ class SLI(_S):
 
 class Alert(_S):
     disable: bool = False
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, Text] = Field(default_factory=dict)
+    annotations: dict[str, Text] = Field(default_factory=dict)
 
 
 class Alerting(_S):
     name: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, Text] = Field(default_factory=dict)
+    annotations: dict[str, Text] = Field(default_factory=dict)
     page_alert: Alert = Field(default_factory=Alert)
     ticket_alert: Alert = Field(default_factory=Alert)
 
@@ -69,7 +83,7 @@ class SLO(_S):
     name: str
     objective: float
     description: str = ""
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, Text] = Field(default_factory=dict)
     sli: SLI
     alerting: Alerting = Field(default_factory=Alerting)
 
@@ -77,7 +91,7 @@ class SLO(_S):
 class Spec(_S):
     version: Literal["prometheus/v1"]
     service: str
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, Text] = Field(default_factory=dict)
     slos: list[SLO] = Field(min_length=1)
 
 

@@ -46,11 +46,11 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from buttress.spec.sections import register_section
-from buttress.spec.types import PositiveDuration
+from buttress.spec.types import Duration, PositiveDuration
 
 from . import math as slomath
 from .fields import CALENDAR_NOMINAL, LABEL, NAME, StrictModel, check_kind, format_duration
-from .sli import SLI, LatencySLI, RatioSLI, WindowSLI
+from .sli import SLI, LatencySLI, RatioSLI, WindowSLI, rate_of_rate
 
 __all__ = [
     "CALENDAR_NOMINAL",
@@ -154,6 +154,23 @@ class TierSpec(StrictModel):
     )
     labels: dict[str, str] = Field(default_factory=dict, description="Extra alert labels.")
     annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations.")
+    alert_after: Duration | None = Field(
+        default=None,
+        description="How long both windows must burn before the alert fires (the Prometheus "
+        "rule's for:, OpenSLO's alertAfter); none by default.",
+    )
+    op: Literal["gt", "gte", "lt", "lte"] | None = Field(
+        default=None,
+        description="The comparison an OpenSLO AlertCondition was written with, kept so that an "
+        "export writes it back; the alert fires while the burn rate is above the threshold (>).",
+    )
+
+    @field_validator("alert_after")
+    @classmethod
+    def _alert_after(cls, v: float | None) -> float | None:
+        if v is not None and (v < 0 or v % 60 != 0):
+            raise ValueError(f"must be a whole number of minutes >= 0, got {format_duration(v)}")
+        return v or None
 
     @field_validator("name")
     @classmethod
@@ -324,6 +341,15 @@ class SLOSpec(StrictModel):
     labels: dict[str, str] = Field(
         default_factory=dict, description="Labels on every generated rule."
     )
+    display_name: str | None = Field(
+        default=None, description="A name for people (OpenSLO's metadata.displayName)."
+    )
+    openslo: dict[str, Any] = Field(
+        default_factory=dict,
+        description="OpenSLO details Buttress does not use, kept so that an export writes them "
+        "back: data sources (connection details), the service, the objective's and alert "
+        "policies' display names, notification targets.  Written by the OpenSLO reader.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -445,8 +471,28 @@ class SLOSpec(StrictModel):
         return out
 
     def warnings(self) -> list[str]:
-        """Tiers that can never fire: threshold x (1 - target) >= 1 (an error ratio above 100%)."""
+        """Tiers that can never fire: threshold x (1 - target) >= 1 (an error ratio above 100%);
+        queries declared as counters that already take a rate (a rate of a rate)."""
         out = []
+        for tier in self.alerting.active_tiers:
+            if tier.op in ("lt", "lte"):
+                out.append(
+                    f"slo {self.name!r}: tier {tier.name!r} was written with op: {tier.op}; "
+                    "a burn-rate alert fires while the burn rate is above its threshold, so "
+                    "Buttress's rules use > (op is kept as written for the OpenSLO export)"
+                )
+        inner = self.sli.of if isinstance(self.sli, WindowSLI) else self.sli
+        if isinstance(inner, RatioSLI):
+            for part in ("good", "bad", "total", "error_ratio"):
+                query = getattr(inner, part)
+                rated = rate_of_rate(query) if query is not None else None
+                if rated is not None:
+                    out.append(
+                        f"slo {self.name!r}: the {part} query {rated!r} is declared a counter "
+                        "(ratioMetric.counter: true) but already takes a rate, so it becomes a "
+                        "rate of a rate; drop counter: true and write [{{.window}}] in its range "
+                        "selectors"
+                    )
         for t in self.tiers():
             if not slomath.can_fire(t.threshold, self.budget_ratio):
                 out.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,7 +58,8 @@ class InlineSLI(_O):
 
 
 class CalendarO(_O):
-    startTime: str | None = None
+    # OpenSLO writes ``startTime: 2020-01-21 12:30:00`` unquoted, which YAML reads as a datetime.
+    startTime: datetime | date | str | None = None
     timeZone: str = "UTC"
 
 
@@ -79,10 +81,10 @@ class ObjectiveO(_O):
 
 class ConditionO(_O):
     kind: Literal["burnrate"] = "burnrate"
-    op: Literal["lte", "gte", "lt", "gt"]
+    op: Literal["lte", "gte", "lt", "gt"] | None = None
     threshold: float = Field(gt=0)
-    lookbackWindow: str
-    alertAfter: str | None = None
+    lookbackWindow: str | int
+    alertAfter: str | int | None = None
 
 
 class AlertConditionSpecO(_O):

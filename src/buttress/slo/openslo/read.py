@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from buttress.errors import SpecError
+from buttress.slo.sli import normalize_placeholder
 from buttress.slo.spec import ExclusionSpec, LatencySLI, RatioSLI, SLOSpec, TierSpec, WindowSpec
 from buttress.slo.translate import validate_slo_at
 from buttress.spec.source import Document, validate
@@ -17,6 +19,7 @@ from .annotations import Annotations, Loc, first_message
 from .models import (
     ANN,
     SPEC_MODELS,
+    Metadata,
     MetricSpec,
     Obj,
     ObjectiveO,
@@ -101,6 +104,7 @@ def _query(
         raise doc.error(
             (*loc, "metricSource", "spec"), "needs a 'query' (PromQL) in metricSource.spec"
         )
+    q = normalize_placeholder(q)
     if "{{.window}}" in q:
         return q
     if counter:
@@ -191,13 +195,36 @@ _TIER_SPEC = {
     "long_window": ("condition", "lookbackWindow"),
     "burn_rate": ("condition", "threshold"),
     "severity": ("severity",),
+    "alert_after": ("condition", "alertAfter"),
 }
+
+
+def _kept_meta(meta: Metadata) -> dict[str, Any]:
+    """The name and display name of an object, kept for the export."""
+    return meta.model_dump(include={"name", "displayName"}, exclude_none=True)
+
+
+def _alert_after(value: str | int | None, doc: Document, loc: Loc) -> float | None:
+    """``alertAfter`` in seconds (OpenSLO's default ``0m``: none)."""
+    if value is None:
+        return None
+    try:
+        seconds = parse_shorthand(value)
+    except ValueError as e:
+        raise doc.error(loc, first_message(e)) from None
+    if seconds < 0 or seconds % 60:
+        raise doc.error(loc, f"must be a whole number of minutes >= 0, got {value!r}")
+    return seconds or None
 
 
 def _tiers(
     slo: SLOSpecO, ctx: _Ctx, doc: Document, loc: tuple[str | int, ...]
-) -> tuple[list[TierSpec], Annotations]:
+) -> tuple[list[TierSpec], Annotations, dict[str, Any], dict[str, Any]]:
+    """The tiers of ``slo``'s alert policies, their annotations, and what the export keeps of
+    each tier's policy and condition (by tier name) and of the notification targets used."""
     tiers: list[TierSpec] = []
+    kept: dict[str, Any] = {}
+    targets: dict[str, Any] = {}
     policy_ann = Annotations()
     for i, p in enumerate(slo.alertPolicies):
         ploc = (*loc, "alertPolicies", i)
@@ -231,17 +258,12 @@ def _tiers(
                 meta_loc = (*cloc, "metadata")
             cann = Annotations().add(cmeta, cdoc, meta_loc)
             cond = cspec.condition
-            if cond.op not in ("gt", "gte"):
-                raise cdoc.error(
-                    (*cl, "condition", "op"),
-                    "a burn-rate alert fires above its threshold: "
-                    f"op must be gt or gte, not {cond.op}",
-                )
             try:
                 long_w = parse_shorthand(cond.lookbackWindow)
             except ValueError as e:
                 raise cdoc.error((*cl, "condition", "lookbackWindow"), first_message(e)) from None
             short_w = cann.duration("short-window")
+            after = _alert_after(cond.alertAfter, cdoc, (*cl, "condition", "alertAfter"))
             data: dict[str, Any] = {
                 "name": cann.get("tier") or cmeta.name,
                 "severity": cspec.severity,
@@ -251,7 +273,22 @@ def _tiers(
                 "min_events": cann.count("min-events"),
                 "labels": cann.string_map("labels") or {},
                 "annotations": cann.string_map("annotations") or {},
+                "alert_after": after,
+                "op": cond.op,
             }
+            kept[data["name"]] = {
+                "policy": _kept_meta(pmeta)
+                | {"ref": bool(p.alertPolicyRef)}
+                | pspec.model_dump(exclude={"conditions"}, exclude_unset=True),
+                "condition": _kept_meta(cmeta)
+                | {"ref": bool(c.conditionRef)}
+                | cspec.model_dump(include={"description"}, exclude_none=True),
+            }
+            for target in pspec.notificationTargets:
+                ref = target.get("targetRef") if isinstance(target, dict) else None
+                if isinstance(ref, str) and ("AlertNotificationTarget", ref) in ctx.objects:
+                    _, tobj, _, _ = ctx.objects[("AlertNotificationTarget", ref)]
+                    targets[ref] = _kept_meta(tobj.metadata) | {"spec": tobj.spec}
             try:
                 tiers.append(TierSpec.model_validate(data))
             except ValidationError as e:
@@ -264,7 +301,7 @@ def _tiers(
                 if field == "name":
                     raise cdoc.error((*meta_loc, "name"), msg) from None
                 raise cdoc.error((*cl, *_TIER_SPEC.get(field, ("condition",))), msg) from None
-    return tiers, policy_ann
+    return tiers, policy_ann, kept, targets
 
 
 _LATENCY: TypeAdapter[LatencySLI] = TypeAdapter(LatencySLI)
@@ -297,6 +334,7 @@ class _Parts:
     window: WindowSpec
     alerting: dict[str, Any]
     exclusions: list[Any] | None
+    kept: dict[str, Any]
 
     @property
     def spec_loc(self) -> Loc:
@@ -310,13 +348,53 @@ def _slos_of(ctx: _Ctx, spec: Any, obj: Obj, doc: Document, loc: Loc) -> list[SL
     ann = Annotations().add(obj.metadata, doc, (*loc, "metadata"))
     inner, sli_doc, sli_loc = _indicator(spec, ann, ctx, doc, sl)
     window = _window(spec.timeWindow[0], doc, (*sl, "timeWindow", 0))
-    tiers, policy_ann = _tiers(spec, ctx, doc, sl)
+    tiers, policy_ann, kept_tiers, targets = _tiers(spec, ctx, doc, sl)
     alerting = _alerting(tiers, policy_ann.merged(ann))
     exclusions = ann.json("exclusions", list)
     if exclusions is not None:
         ann.model("exclusions", _EXCLUSIONS, exclusions)
-    parts = _Parts(spec, obj, doc, loc, inner, sli_doc, sli_loc, window, alerting, exclusions)
+    kept = _kept(ctx, spec, kept_tiers, targets)
+    parts = _Parts(spec, obj, doc, loc, inner, sli_doc, sli_loc, window, alerting, exclusions, kept)
     return [_objective_slo(parts, i, o) for i, o in enumerate(spec.objectives)]
+
+
+def _kept(
+    ctx: _Ctx, spec: SLOSpecO, tiers: dict[str, Any], targets: dict[str, Any]
+) -> dict[str, Any]:
+    """What Buttress does not use but an export writes back (``SLOSpec.openslo``): every data
+    source (connection details included), the service's object, the SLI's name, the calendar's
+    start, each tier's policy and condition, the notification targets."""
+    kept: dict[str, Any] = {}
+    sources = {
+        name: _kept_meta(o.metadata) | s.model_dump(exclude_none=True)
+        for (kind, name), (s, o, _, _) in ctx.objects.items()
+        if kind == "DataSource"
+    }
+    if sources:
+        kept["dataSources"] = sources
+    if ("Service", spec.service) in ctx.objects:
+        s, o, _, _ = ctx.objects[("Service", spec.service)]
+        kept["service"] = _kept_meta(o.metadata) | s.model_dump(exclude_none=True)
+    if spec.indicator is not None:
+        kept["indicator"] = _kept_meta(spec.indicator.metadata) | {"ref": False}
+    elif spec.indicatorRef and ("SLI", spec.indicatorRef) in ctx.objects:
+        s, o, _, _ = ctx.objects[("SLI", spec.indicatorRef)]
+        kept["indicator"] = (
+            _kept_meta(o.metadata)
+            | {"ref": True}
+            | s.model_dump(include={"description"}, exclude_none=True)
+        )
+    cal = spec.timeWindow[0].calendar
+    if cal is not None and cal.startTime is not None:
+        start = cal.startTime
+        if isinstance(start, datetime):
+            start = start.isoformat(sep=" ")
+        kept["startTime"] = start if isinstance(start, str) else start.isoformat()
+    if tiers:
+        kept["alertPolicies"] = tiers
+    if targets:
+        kept["notificationTargets"] = targets
+    return kept
 
 
 def _indicator(
@@ -357,6 +435,13 @@ def _objective_slo(p: _Parts, i: int, objective: ObjectiveO) -> SLOSpec:
         "labels": {k: v for k, v in obj.metadata.labels.items() if isinstance(v, str)},
         "alerting": p.alerting,
         "exclusions": p.exclusions or [],
+        "display_name": obj.metadata.displayName,
+        "openslo": p.kept
+        | {
+            "objective": objective.model_dump(
+                include={"displayName", "op", "value"}, exclude_none=True
+            )
+        },
     }
     return validate_slo_at(doc, data, _field_locations(p, objective, ol), ol)
 
