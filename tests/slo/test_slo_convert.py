@@ -74,6 +74,7 @@ def test_openslo_to_buttress_and_back_keeps_the_openslo_fields():
         "AlertPolicy",
         "AlertPolicy",
         "DataSource",
+        "SLI",
         "SLO",
         "Service",
     ] == kinds

@@ -107,8 +107,15 @@ def test_every_condition_op_round_trips_as_written(op, write):
     assert warned == (op in ("lt", "lte"))
 
 
-def test_alert_after_becomes_the_rules_for(tmp_path):
-    (slo,) = load_slos(OPENSLO_DOCS)
+def test_alert_after_becomes_the_rules_for(tmp_path, write):
+    # Queries with the placeholder, so that the generator can synthesise their counters.
+    text = OPENSLO_DOCS.read_text()
+    for sel in ('service="rad",code!~"5.."', 'service="rad"'):
+        text = text.replace(
+            f"sum(http_requests_total{{{sel}}})",
+            f"sum(rate(http_requests_total{{{sel}}}[{{{{.window}}}}]))",
+        )
+    (slo,) = load_slos(write("o.yaml", text))
     alerts = [r for r in rules_for(slo)["rules"] if "alert" in r]
     assert ["5m", None] == [r.get("for") for r in alerts if r["labels"]["burn_tier"] != "absent"]
     gen = build_outputs([slo])
