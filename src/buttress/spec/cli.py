@@ -21,8 +21,12 @@ def spec() -> None:
 def validate(file: str) -> None:
     """Check FILE; print every problem with its line, column and field.
 
-    Beyond the schema, every declared pipeline is built, so values only a policy can judge (a
-    criticality name, a window that must be whole calls) are checked too.
+    Beyond the schema, every section's cross-references are checked (a lab plan naming a service
+    that does not exist, a health check in an unknown group or with a bad URL), and every declared
+    pipeline is built, so values only a policy can judge (a criticality name, load shedding on an
+    adaptive limit the pipeline lacks) are checked too.  Hostile input (alias bombs, deep nesting,
+    control characters, bytes that are not UTF-8, NaN) is refused the same way.  Exit status: 0
+    when the file is valid, 2 with the problems otherwise.
     """
     from .build import build_pipelines
 

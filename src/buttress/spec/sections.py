@@ -13,6 +13,15 @@ defines it::
 registered sections.  So the dependencies point one way: the section packages import
 :mod:`buttress.spec`; :mod:`buttress.spec` imports none of them.
 
+**Cross-references.**  A section model checks its own cross-references in a pydantic
+``model_validator`` and raises :func:`~buttress.spec.source.located` errors, which name the key
+below the section that is wrong (``experiments.plan[0].target``).  Checks against *other*
+sections go in a method ``check_spec(self, root)`` of the section model (of each item, for a
+``many`` section): the root model calls it once every section is valid, and it raises
+``located(...)`` errors relative to the root.  Whatever a command refuses after loading the file
+belongs in one of the two, so that ``buttress spec validate`` accepts exactly what the commands
+accept.
+
 **Discovery.**  Which sections a ``reliability.yaml`` may hold must not depend on what the program
 happened to import before loading it, so :func:`sections` first imports the modules named in
 :data:`BUILTIN_SECTION_MODULES`, by name.  That is discovery, as a plugin system finds its plugins

@@ -10,6 +10,7 @@ dotted field path, suggesting the closest valid key when a key is unknown.  Ever
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import types
 import typing
@@ -20,6 +21,8 @@ from typing import Any, TypeVar, Union
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
+from yaml.reader import ReaderError
 
 from buttress.errors import SpecError
 
@@ -31,9 +34,21 @@ __all__ = [
     "load_yaml_documents",
     "load_yaml_documents_text",
     "load_yaml_text",
+    "located",
+    "non_finite",
     "spec_error",
     "validate",
 ]
+
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists a spec file may have (real files stay under 15)."""
+MAX_NODES = 100_000
+"""Most values (scalars, mappings, lists) one document may hold, aliases expanded."""
+MAX_ALIAS_NODES = 10_000
+"""Most values all aliases together may expand to: a few hundred bytes of nested aliases (the
+"billion laughs") would otherwise expand to billions."""
+MAX_BYTES = 10_000_000
+"""Largest spec file read (10 MB)."""
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -93,7 +108,68 @@ def dotted(loc: Iterable[str | int]) -> str:
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 booleans: only true/false are booleans, so keys such as ``on:``,
-    ``off:``, ``yes:`` and ``no:`` (and the country code ``NO``) stay strings."""
+    ``off:``, ``yes:`` and ``no:`` (and the country code ``NO``) stay strings.
+
+    It also refuses hostile input with a located :class:`SpecError` instead of running out of
+    stack or memory: nesting deeper than :data:`MAX_DEPTH`, a merge key (``<<``) that merges its
+    own mapping, and (in :func:`_build`) recursive aliases and alias expansions past
+    :data:`MAX_ALIAS_NODES` / :data:`MAX_NODES`.
+    """
+
+    file = "<string>"
+
+    def prepare(self, file: str) -> None:
+        self.file = file
+        self.depth = 0
+        self.flattening: set[int] = set()
+        self.alias_marks: dict[tuple[int, int], yaml.Mark] = {}
+        self.seen: set[int] = set()
+        self.active: set[int] = set()
+        self.built = 0
+        self.aliased = 0
+        self.entry: tuple[Loc, tuple[int, int]] | None = None
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) and parent is not None:
+            # Where each alias is used, so that errors inside it point there, not at its anchor.
+            slot = index if isinstance(index, int) else id(index)
+            self.alias_marks[(id(parent), slot)] = event.start_mark
+        if self.depth >= MAX_DEPTH and isinstance(
+            event, yaml.MappingStartEvent | yaml.SequenceStartEvent
+        ):
+            raise SpecError(
+                f"nested deeper than {MAX_DEPTH} levels of mappings and lists",
+                file=self.file,
+                line=event.start_mark.line + 1,
+                column=event.start_mark.column + 1,
+            )
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        if id(node) in self.flattening:
+            raise SpecError(
+                "a merge key (<<) merges the mapping it belongs to",
+                file=self.file,
+                line=node.start_mark.line + 1,
+                column=node.start_mark.column + 1,
+            )
+        self.flattening.add(id(node))
+        try:
+            super().flatten_mapping(node)
+        finally:
+            self.flattening.discard(id(node))
+        if len(node.value) > MAX_NODES:
+            raise SpecError(
+                f"merge keys (<<) expand this mapping to more than {MAX_NODES} keys",
+                file=self.file,
+                line=node.start_mark.line + 1,
+                column=node.start_mark.column + 1,
+            )
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -103,6 +179,31 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+
+_CONTROL_NAMES = {0: "NUL", 7: "BEL", 8: "BS", 0x0B: "VT", 0x0C: "FF", 0x1B: "ESC", 0x7F: "DEL"}
+
+
+def _loader(text: str, file: str) -> _Loader:
+    """A loader for ``text``; a character YAML does not allow (NUL, other control characters)
+    raises a :class:`SpecError` at its line and column."""
+    try:
+        loader = _Loader(text)
+    except ReaderError as e:
+        pos = e.position
+        line = text.count("\n", 0, pos) + 1
+        column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        code = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or "\0")
+        name = _CONTROL_NAMES.get(code)
+        what = f"U+{code:04X}" + (f" ({name})" if name else "")
+        raise SpecError(
+            f"character {what} is not allowed in YAML (control and other non-printable "
+            "characters must be escaped in a double-quoted string)",
+            file=file,
+            line=line,
+            column=column,
+        ) from None
+    loader.prepare(file)
+    return loader
 
 
 def _yaml_error(e: yaml.YAMLError, file: str) -> SpecError:
@@ -115,24 +216,47 @@ def _yaml_error(e: yaml.YAMLError, file: str) -> SpecError:
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
         )
-    return SpecError(f"YAML error: {e}", file=file)
+    return SpecError(f"YAML error: {' '.join(str(e).split())}", file=file)
+
+
+def _too_deep(file: str) -> SpecError:
+    return SpecError(f"nested too deeply (more than {MAX_DEPTH} levels, or recursive)", file=file)
 
 
 def _read_text(path: str | Path) -> str:
-    """The UTF-8 text of ``path``; a missing file, a directory or other bytes raise SpecError."""
+    """The UTF-8 text of ``path``; a missing file, a directory, a file over :data:`MAX_BYTES` or
+    bytes that are not UTF-8 (named by byte offset, line and column) raise SpecError."""
+    p = Path(path)
     try:
-        return Path(path).read_text(encoding="utf-8")
+        if p.is_file() and p.stat().st_size > MAX_BYTES:
+            limit = MAX_BYTES // 1_000_000
+            raise SpecError(f"larger than {limit} MB: not a spec file", file=str(p))
+        data = p.read_bytes()
     except FileNotFoundError:
         raise SpecError("file not found", file=str(path)) from None
     except IsADirectoryError:
         raise SpecError("is a directory, expected a YAML file", file=str(path)) from None
+    except OSError as e:
+        raise SpecError(f"cannot read the file ({e.strerror or e})", file=str(path)) from None
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise SpecError(f"not UTF-8 text ({e.reason})", file=str(path)) from None
+        start = e.start
+        line = data.count(b"\n", 0, start) + 1
+        column = start - (data.rfind(b"\n", 0, start) + 1) + 1
+        raise SpecError(
+            f"not UTF-8 text: byte 0x{data[start]:02x} at byte offset {start} ({e.reason}); "
+            "save the file as UTF-8",
+            file=str(path),
+            line=line,
+            column=column,
+        ) from None
 
 
 def load_yaml_text(text: str, file: str = "<string>") -> Document:
-    """Parse YAML ``text``; syntax errors and duplicate keys become :class:`SpecError`."""
-    loader = _Loader(text)
+    """Parse YAML ``text``; syntax errors, duplicate keys and hostile input (see :class:`_Loader`)
+    become :class:`SpecError`."""
+    loader = _loader(text, file)
     try:
         try:
             node = loader.get_single_node()
@@ -143,6 +267,8 @@ def load_yaml_text(text: str, file: str = "<string>") -> Document:
             return doc
         doc.data = _build(loader, node, (), doc)
         return doc
+    except RecursionError:  # a last resort: the loader's own limits come first
+        raise _too_deep(file) from None
     finally:
         loader.dispose()
 
@@ -155,7 +281,7 @@ def load_yaml(path: str | Path) -> Document:
 def load_yaml_documents_text(text: str, file: str = "<string>") -> list[Document]:
     """Parse every YAML document in ``text`` (``---`` separated), keeping positions like
     :func:`load_yaml_text`.  Empty documents are dropped; errors are :class:`SpecError`."""
-    loader = _Loader(text)
+    loader = _loader(text, file)
     docs: list[Document] = []
     try:
         try:
@@ -167,6 +293,8 @@ def load_yaml_documents_text(text: str, file: str = "<string>") -> list[Document
                 docs.append(doc)
         except yaml.YAMLError as e:
             raise _yaml_error(e, file) from None
+    except RecursionError:
+        raise _too_deep(file) from None
     finally:
         loader.dispose()
     return [d for d in docs if d.data is not None]
@@ -182,14 +310,68 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _build(loader: _Loader, node: yaml.Node, path: Loc, doc: Document) -> Any:
-    doc.values[path] = _mark(node)
+def _fail(doc: Document, path: Loc, at: tuple[int, int], message: str) -> SpecError:
+    line, column = at
+    return SpecError(message, file=doc.file, line=line, column=column, field=dotted(path) or None)
+
+
+def _scalar(loader: _Loader, node: yaml.Node, path: Loc, doc: Document, at: tuple[int, int]) -> Any:
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.YAMLError:
+        raise
+    except (ValueError, OverflowError, TypeError) as e:  # 2022-02-30, a 5,000-digit integer
+        text = str(node.value)
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        reason = " ".join(str(e).split(";")[0].split())
+        raise _fail(doc, path, at, f"cannot read the value {shown!r} ({reason})") from None
+
+
+def _build(
+    loader: _Loader, node: yaml.Node, path: Loc, doc: Document, at: tuple[int, int] | None = None
+) -> Any:
+    """The Python value of ``node`` (at ``path``; ``at``: where it is written, which for an alias
+    is where the alias is used), recording positions, with aliases expanded within bounds."""
+    at = at or _mark(node)
+    doc.values[path] = at
+    key = id(node)
+    if key in loader.active:
+        raise _fail(doc, path, at, "an alias refers to a mapping or list that contains it")
+    if len(path) > MAX_DEPTH:
+        raise _fail(doc, path, at, f"nested deeper than {MAX_DEPTH} levels (aliases expanded)")
+    loader.built += 1
+    outermost = False
+    if key in loader.seen:
+        if loader.entry is None:  # the alias being expanded, named when the bound is reached
+            loader.entry = (path, at)
+            outermost = True
+        loader.aliased += 1
+        if loader.aliased > MAX_ALIAS_NODES:
+            where, mark = loader.entry
+            raise _fail(
+                doc,
+                where,
+                mark,
+                f"aliases expand to more than {MAX_ALIAS_NODES} values (an alias bomb?)",
+            )
+    else:
+        loader.seen.add(key)
+    if loader.built > MAX_NODES:
+        raise _fail(doc, path, at, f"more than {MAX_NODES} values in one document")
+    value = _value(loader, node, path, doc, at)
+    if outermost:
+        loader.entry = None
+    return value
+
+
+def _value(loader: _Loader, node: yaml.Node, path: Loc, doc: Document, at: tuple[int, int]) -> Any:
+    key = id(node)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
+        loader.active.add(key)
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | float | bool) or key is None:
+            if not isinstance(key_node, yaml.ScalarNode):
                 raise SpecError(
                     "mapping keys must be plain scalars",
                     file=doc.file,
@@ -197,21 +379,42 @@ def _build(loader: _Loader, node: yaml.Node, path: Loc, doc: Document) -> Any:
                     column=key_node.start_mark.column + 1,
                     field=dotted(path) or None,
                 )
-            if key in out:
+            k = _scalar(loader, key_node, path, doc, _mark(key_node))
+            if not isinstance(k, str | int | float | bool) or k is None:
                 raise SpecError(
-                    f"duplicate key {key!r}",
+                    "mapping keys must be plain scalars",
                     file=doc.file,
                     line=key_node.start_mark.line + 1,
                     column=key_node.start_mark.column + 1,
-                    field=dotted((*path, str(key))),
+                    field=dotted(path) or None,
                 )
-            sub = (*path, key) if isinstance(key, str) else (*path, str(key))
+            if k in out:
+                raise SpecError(
+                    f"duplicate key {k!r}",
+                    file=doc.file,
+                    line=key_node.start_mark.line + 1,
+                    column=key_node.start_mark.column + 1,
+                    field=dotted((*path, str(k))),
+                )
+            sub = (*path, k) if isinstance(k, str) else (*path, str(k))
             doc.keys[sub] = _mark(key_node)
-            out[key] = _build(loader, value_node, sub, doc)
+            used = loader.alias_marks.get((key, id(key_node)))
+            out[k] = _build(loader, value_node, sub, doc, _mark_of(used))
+        loader.active.discard(key)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(loader, item, (*path, i), doc) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+        loader.active.add(key)
+        items = []
+        for i, item in enumerate(node.value):
+            used = loader.alias_marks.get((key, i))
+            items.append(_build(loader, item, (*path, i), doc, _mark_of(used)))
+        loader.active.discard(key)
+        return items
+    return _scalar(loader, node, path, doc, at)
+
+
+def _mark_of(mark: yaml.Mark | None) -> tuple[int, int] | None:
+    return None if mark is None else (mark.line + 1, mark.column + 1)
 
 
 # -- validation ------------------------------------------------------------------------------------
@@ -343,6 +546,29 @@ def spec_error(doc: Document, loc: Iterable[str | int], message: str) -> SpecErr
     return doc.error(loc, message)
 
 
+def located(loc: Iterable[str | int], message: str) -> PydanticCustomError:
+    """The error a model validator raises for the value at ``loc`` (relative to the model being
+    validated): :func:`validate` reports ``message`` at that key's line, column and field, in the
+    usual ``file:line:column: field: message`` form.  For checks across fields (a plan naming a
+    service of the same section) and across sections (the root model's checks)."""
+    return PydanticCustomError("buttress_at", "{message}", {"message": message, "loc": tuple(loc)})
+
+
+def non_finite(data: Any, loc: Loc = ()) -> tuple[Loc, float] | None:
+    """The first NaN or infinity in plain ``data`` (YAML's ``.nan``, ``.inf``, ``1e999``) and
+    where it is, else ``None``.  Iterative, so any depth is fine."""
+    stack: list[tuple[Loc, Any]] = [(loc, data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return where, value
+        if isinstance(value, dict):
+            stack.extend(((*where, str(k)), v) for k, v in reversed(list(value.items())))
+        elif isinstance(value, list):
+            stack.extend(((*where, i), v) for i, v in reversed(list(enumerate(value))))
+    return None
+
+
 def validate(model: type[M], doc: Document, loc: Loc = (), *, context: Any = None) -> M:
     """Validate the node at ``loc`` of ``doc`` as ``model``; raise one :class:`SpecError` listing
     all problems, each with its line, column and field."""
@@ -375,6 +601,9 @@ def validate(model: type[M], doc: Document, loc: Loc = (), *, context: Any = Non
                     msg += f" (valid keys: {', '.join(sorted(valid))})"
             elif etype == "missing":
                 msg = "required field is missing"
+            elif etype == "buttress_at":  # located(): a key below the model that refused it
+                full = (*full, *err["ctx"]["loc"])
+                msg = str(err["ctx"]["message"])
             elif etype == "buttress_option":  # an options type refused it: point at the key
                 param = str(err["ctx"]["parameter"]).split("[", 1)[0].split(".", 1)[0]
                 if (*full, param) in doc.keys:

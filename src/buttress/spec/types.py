@@ -1,4 +1,4 @@
-"""Field types shared by every spec section: durations, ratios, names."""
+"""Field types shared by every spec section: durations, finite numbers, ratios, names."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import AllowInfNan, BeforeValidator
 
-__all__ = ["Duration", "PositiveDuration", "parse_duration"]
+__all__ = ["Duration", "FiniteFloat", "PositiveDuration", "parse_duration"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -60,3 +60,16 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 """Seconds (float); YAML may say ``2``, ``2.5``, ``"250ms"``, ``"1h30m"``."""
 
 PositiveDuration = Annotated[float, BeforeValidator(_positive)]
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    return value
+
+
+FiniteFloat = Annotated[float, BeforeValidator(_number), AllowInfNan(False)]
+"""A float that is a real number: NaN, infinities (``.nan``, ``.inf``, ``"1e999"``) and booleans
+are refused.  Use it for every number a section reads (bounds go in ``Field(ge=..., le=...)``)."""
