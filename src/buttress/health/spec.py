@@ -30,11 +30,13 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from buttress.errors import ConfigError, SpecError
 from buttress.spec.sections import register_section
-from buttress.spec.types import Duration, PositiveDuration
+from buttress.spec.source import located
+from buttress.spec.types import Duration, FiniteFloat, PositiveDuration
+from buttress.state.urls import check_redis_url
 
 from . import builtin
 from .checks import DEFAULT_TTL, Check, CheckOptions
@@ -107,8 +109,8 @@ class SqliteCheckSpec(_Common):
 class DiskCheckSpec(_Common):
     type: Literal["disk"]
     path: str = "/"
-    warn_below: float = 0.10
-    fail_below: float = 0.05
+    warn_below: FiniteFloat = 0.10
+    fail_below: FiniteFloat = 0.05
     min_free_bytes: int = 0
 
 
@@ -165,6 +167,14 @@ class HealthSpec(BaseModel):
     drain_groups: list[str] = Field(["readiness"], description="Groups that fail while draining.")
     drain: DrainSpec | None = None
     checks: list[CheckSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _builds(self) -> HealthSpec:
+        # What build_health() would refuse, checked when the file is validated (`buttress spec
+        # validate` too): groups, probe timeouts, URLs, ports, thresholds.  Not checked here: what
+        # depends on the process that builds it (environment variables, breakers, paths).
+        _dry_build(self)
+        return self
 
 
 _LOC = ("health",)
@@ -230,6 +240,91 @@ def _check(
         known = ", ".join(sorted(breakers)) or "none were passed to build_health(breakers=...)"
         raise err((*where, "breaker"), f"unknown breaker {c.breaker!r} (known: {known})")
     return builtin.breaker_check(breakers[c.breaker], name=c.name, **opts)
+
+
+# The name and measurement each check type's builder gives a check by default (for duplicates).
+_KEYS = {
+    "tcp": ("tcp", "connect"),
+    "http": ("http", "responseTime"),
+    "redis": ("redis", "ping"),
+    "postgres": ("postgres", "query"),
+    "sqlite": ("sqlite", "query"),
+    "disk": ("disk", "utilization"),
+    "event_loop_lag": ("event_loop", "lag"),
+    "breaker": ("breaker", "state"),
+}
+
+
+def _noop() -> None:
+    return None
+
+
+def _check_parameters(c: Any) -> None:
+    """The parameter checks of the check's builder that need neither an extra nor the host."""
+    if isinstance(c, TcpCheckSpec):
+        builtin.tcp_check(c.host, c.port)
+    elif isinstance(c, HttpCheckSpec):
+        builtin.check_http_url(c.url)
+        if c.expect is not None and (
+            not c.expect or not all(100 <= code < 600 for code in c.expect)
+        ):
+            raise ConfigError("expect", c.expect, "must be HTTP status codes (100..599)")
+    elif isinstance(c, SqliteCheckSpec):
+        builtin.sqlite_check(c.path, query=c.query)
+    elif isinstance(c, PostgresCheckSpec) and not c.query.strip():
+        raise ConfigError("query", c.query, "must be a non-empty SQL statement")
+    elif isinstance(c, DiskCheckSpec):
+        for param, v in (("warn_below", c.warn_below), ("fail_below", c.fail_below)):
+            if not 0 <= v < 1:
+                raise ConfigError(param, v, "must be a share of the disk in [0, 1)")
+        if c.fail_below > c.warn_below:
+            raise ConfigError("fail_below", c.fail_below, f"must be <= warn_below ({c.warn_below})")
+        if c.min_free_bytes < 0:
+            raise ConfigError("min_free_bytes", c.min_free_bytes, "must be an integer >= 0")
+    elif isinstance(c, LoopLagCheckSpec):
+        builtin.event_loop_lag_check(
+            warn_after=c.warn_after, fail_after=c.fail_after, interval=c.interval
+        )
+
+
+def _dry_build(section: HealthSpec) -> None:
+    """Build the registry with stand-in checks, raising :func:`located` errors (relative to the
+    section) for whatever :func:`build_health` would refuse in the file itself."""
+    try:
+        registry = HealthRegistry(probe_timeouts=section.probe_timeouts, drain_groups=())
+    except ConfigError as e:
+        raise located(("probe_timeouts",), str(e)) from None
+    for g, t in section.groups.items():
+        try:
+            registry.add_group(g, probe_timeout=t)
+        except ConfigError as e:
+            raise located(("groups", g), str(e)) from None
+    for g in section.drain_groups:
+        try:
+            registry.check_group("drain_groups", g)
+        except ConfigError as e:
+            raise located(("drain_groups",), str(e)) from None
+    for i, c in enumerate(section.checks):
+        where: tuple[str | int, ...] = ("checks", i)
+        for secret in ("url", "dsn"):
+            if isinstance(c, RedisCheckSpec | PostgresCheckSpec) and hasattr(c, f"{secret}_env"):
+                value, env_name = getattr(c, secret), getattr(c, f"{secret}_env")
+                if (value is None) == (env_name is None):
+                    raise located(where, f"give exactly one of {secret} or {secret}_env")
+        try:
+            if isinstance(c, RedisCheckSpec) and c.url is not None:
+                check_redis_url(c.url, "url")
+            _check_parameters(c)
+            name, measurement = _KEYS[c.type]
+            opts = c.options()
+            opts.setdefault("measurement", measurement)
+            if c.type == "breaker" and c.name is None:
+                name = f"breaker-{i}"  # named after the breaker passed at build time
+            registry.add(Check(c.name or name, _noop, **opts))
+        except ConfigError as e:
+            param = "url" if e.parameter == "target" else e.parameter
+            field = param if param in type(c).model_fields else None
+            raise located((*where, field) if field else where, str(e)) from None
 
 
 def build_health(

@@ -38,12 +38,13 @@ fault ends), ``burst`` (the request kind named by ``target`` arrives at ``rate``
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from buttress.spec.sections import register_section
-from buttress.spec.types import Duration, PositiveDuration
+from buttress.spec.source import located
+from buttress.spec.types import Duration, FiniteFloat, PositiveDuration
 
 __all__ = [
     "ExperimentsSpec",
@@ -114,7 +115,7 @@ class RequestSpec(_Strict):
 
     method: Literal["GET", "POST"] = "GET"
     path: UrlPath = Field(description="The path on the entry service.")
-    rate: float = Field(gt=0, le=1000, description="Requests per second (Poisson arrivals).")
+    rate: FiniteFloat = Field(gt=0, le=1000, description="Requests per second (Poisson arrivals).")
     order: bool = Field(
         default=False,
         description="Each request places a new order (a unique id, recorded in the history the "
@@ -175,7 +176,7 @@ class FaultSpec(_Strict):
     duration: PositiveDuration
     latency: Duration = Field(default=0.0, description="latency: added to every response.")
     jitter: Duration = Field(default=0.0, description="latency: random extra, up to this.")
-    rate: float | None = Field(
+    rate: FiniteFloat | None = Field(
         default=None, gt=0, le=2000, description="burst: arrivals per second during the burst."
     )
 
@@ -230,6 +231,81 @@ class ExperimentsSpec(_Strict):
         for k in v:
             _name(k, "service")
         return v
+
+    # Cross-references, checked when the file is validated (`buttress spec validate` too), so
+    # that a file `spec validate` accepts is one `buttress lab` runs.
+
+    @model_validator(mode="after")
+    def _references(self) -> ExperimentsSpec:
+        services = self.system
+        for name, svc in services.items():
+            for i, dep in enumerate(svc.depends_on):
+                if dep not in services:
+                    raise located(("system", name, "depends_on", i), f"unknown service {dep!r}")
+                if dep == name:
+                    raise located(
+                        ("system", name, "depends_on", i), "a service cannot depend on itself"
+                    )
+        if self.load.entry not in services:
+            raise located(("load", "entry"), f"unknown service {self.load.entry!r}")
+        fr = self.load.final_read
+        if fr is not None and fr.service not in services:
+            raise located(("load", "final_read", "service"), f"unknown service {fr.service!r}")
+        if (
+            any(r.order for r in self.load.requests.values())
+            and fr is None
+            and self.hypotheses.nothing_lost
+        ):
+            raise located(
+                ("load",), "requests place orders: add final_read: so they can be checked"
+            )
+        self._check_plan()
+        return self
+
+    def _check_plan(self) -> None:
+        services = self.system
+        instances = {n for s, v in services.items() for n in instance_names(s, v)}
+        reachable: set[str] = set()
+        for name, svc in services.items():
+            if any(name in s.depends_on for s in services.values()):
+                reachable.update([name, *instance_names(name, svc)])
+        seen: set[str] = set()
+        for i, f in enumerate(self.plan):
+            if f.name in seen:
+                raise located(("plan", i, "name"), f"two faults named {f.name!r}")
+            seen.add(f.name)
+            if f.kind == "burst":
+                if f.target not in self.load.requests:
+                    known = ", ".join(sorted(self.load.requests))
+                    raise located(
+                        ("plan", i, "target"), f"unknown request kind {f.target!r} ({known})"
+                    )
+            elif f.kind == "kill":
+                if f.target not in instances:
+                    raise located(
+                        ("plan", i, "target"),
+                        f"unknown instance {f.target!r} (known: {', '.join(sorted(instances))})",
+                    )
+            elif f.target not in reachable:
+                known = ", ".join(sorted(reachable)) or "none: no service has dependents"
+                raise located(
+                    ("plan", i, "target"),
+                    f"{f.target!r} is not behind the fault proxy (known: {known})",
+                )
+            if f.at + f.duration > self.load.duration:
+                raise located(
+                    ("plan", i, "duration"), "the fault ends after the run (load.duration)"
+                )
+
+    def check_spec(self, root: Any) -> None:
+        """Checks against the rest of the file (called by the root model): every SLO a
+        hypothesis names is declared under ``slos:``."""
+        slo_names = {getattr(s, "name", None) for s in getattr(root, "slos", None) or []}
+        for name in self.hypotheses.slos:
+            if name not in slo_names:
+                raise located(
+                    ("experiments", "hypotheses", "slos", name), f"no SLO named {name!r} in slos:"
+                )
 
 
 def instance_names(name: str, service: ServiceSpec) -> list[str]:
