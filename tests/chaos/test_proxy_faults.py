@@ -24,6 +24,12 @@ def connect(listen: str) -> socket.socket:
     return s
 
 
+def echo_once(listen: str, payload: bytes = b"hi") -> bytes:
+    with connect(listen) as s:
+        s.sendall(payload)
+        return recv_exact(s, len(payload))
+
+
 def round_trip(s: socket.socket, payload: bytes = b"ping") -> float:
     t0 = time.perf_counter()
     s.sendall(payload)
@@ -128,7 +134,10 @@ def test_timeout_holds_data_then_closes(api: Client, echo: EchoServer) -> None:
         assert 0.13 <= time.perf_counter() - t0 < 1.0
 
 
-def test_timeout_zero_holds_until_removed(api: Client, echo: EchoServer) -> None:
+def test_timeout_zero_holds_until_removed_then_drops_and_closes(
+    api: Client, echo: EchoServer
+) -> None:
+    # toxiproxy's timeout toxic: removing it drops what it held and closes the connection.
     p = api.create("echo", echo.addr)
     p.add_toxic("timeout", name="hold", timeout=0)
     with connect(p.listen) as s:
@@ -137,7 +146,48 @@ def test_timeout_zero_holds_until_removed(api: Client, echo: EchoServer) -> None
         with pytest.raises(TimeoutError):
             s.recv(10)
         p.remove_toxic("hold")
+        s.settimeout(5)
+        assert b"" == recv_all(s)
+
+
+def test_timeout_removed_closes_a_connection_that_sent_nothing(
+    api: Client, echo: EchoServer
+) -> None:
+    p = api.create("echo", echo.addr)
+    p.add_toxic("timeout", name="hold", timeout=0)
+    with connect(p.listen) as s:
+        time.sleep(0.05)  # the link is up, under the toxic
+        p.remove_toxic("hold")
+        s.settimeout(5)
+        assert b"" == recv_all(s)
+    assert b"hi" == echo_once(p.listen)  # new connections flow
+
+
+def test_timeout_release_option_lets_the_held_data_flow_on(api: Client, echo: EchoServer) -> None:
+    p = api.create("echo", echo.addr)
+    p.add_toxic("timeout", name="hold", timeout=0, on_remove="release")
+    with connect(p.listen) as s:
+        s.sendall(b"hello")
+        s.settimeout(0.15)
+        with pytest.raises(TimeoutError):
+            s.recv(10)
+        p.remove_toxic("hold")
+        s.settimeout(5)
         assert b"hello" == recv_exact(s, 5)
+        s.sendall(b"again")
+        assert b"again" == recv_exact(s, 5)
+
+
+def test_timeout_updated_keeps_holding(api: Client, echo: EchoServer) -> None:
+    p = api.create("echo", echo.addr)
+    p.add_toxic("timeout", name="hold", timeout=0)
+    with connect(p.listen) as s:
+        s.sendall(b"hello")
+        time.sleep(0.05)
+        p.update_toxic("hold", timeout=0)  # replaced, still acting: nothing flows, still open
+        s.settimeout(0.15)
+        with pytest.raises(TimeoutError):
+            s.recv(10)
 
 
 def test_slicer_keeps_bytes_and_spaces_slices() -> None:

@@ -1,6 +1,6 @@
 """The control API: toxiproxy's HTTP API, endpoint for endpoint; toxiproxy clients work unchanged.
 
-* ``GET /version``: ``{"version": "..."}``
+* ``GET /version``: ``{"version": "X.Y.Z"}`` (Buttress's version, a semver string as toxiproxy's)
 * ``POST /reset``: enable every proxy, remove every toxic (204)
 * ``GET /proxies``: ``{name: proxy}``
 * ``POST /proxies``: create ``{name, upstream, listen?, enabled?, toxics?}`` (201; 409 if it exists)
@@ -16,8 +16,11 @@
 
 A proxy is ``{"name", "listen", "upstream", "enabled", "toxics": [...]}``; a toxic is
 ``{"name", "type", "stream", "toxicity", "attributes"}``.  Every error is a 4xx with
-``{"error": message, "status": code}``, as toxiproxy answers: malformed HTTP or JSON (400), an
-unknown path (404) or method (405), a duplicate (409).  Like toxiproxy, requests whose
+``{"error": message, "status": code}``, as toxiproxy answers: malformed HTTP or JSON (400), a
+value of the wrong type (a float or a number beyond int64 where toxiproxy has an integer, a
+``listen`` that is not a string: 400), an unknown path (404; paths match exactly, as toxiproxy's
+router matches them: ``/proxies/`` with a trailing slash is not ``/proxies``) or method (405), a
+duplicate (409).  No request gets a 5xx.  Like toxiproxy, requests whose
 ``User-Agent`` starts with ``Mozilla/`` are refused (403), so a web page cannot drive the API from a
 browser.  The API listens on 127.0.0.1 unless told otherwise.
 """
@@ -43,7 +46,7 @@ from .toxics import ApiError
 
 __all__ = ["VERSION", "ControlAPI", "ProxyThread", "serve_forever"]
 
-VERSION = f"buttress-{buttress_version()}"
+VERSION = buttress_version()  # a semver string, as toxiproxy's /version gives
 MAX_BODY = 1024 * 1024
 _log = logging.getLogger("buttress.proxy.api")
 
@@ -229,7 +232,12 @@ class ControlAPI:
             raise ApiError(f"bad request body: {e}") from None
 
     def _route(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
-        parts = [unquote(p) for p in path.strip("/").split("/")] if path.strip("/") else []
+        # As toxiproxy's router (gorilla/mux, StrictSlash off): paths match exactly, so a
+        # trailing slash ("/proxies/") names no endpoint (404).  An empty segment ("//proxies")
+        # is a 404 too (toxiproxy's router redirects it to the cleaned path instead).
+        parts = [unquote(p) for p in path.split("/")[1:]] if path.startswith("/") else [""]
+        if "" in parts:
+            raise ApiError(f"no such endpoint: {path[:200]}", 404)
         ps = self.proxies
         routes: dict[str, Callable[[], tuple[int, Any]]]
         if parts == ["version"]:
@@ -276,10 +284,10 @@ class ControlAPI:
                 "DELETE": lambda: _none(ps.remove_toxic, name, toxic),
             }
         else:
-            raise ApiError(f"no such endpoint: {path}", 404)
+            raise ApiError(f"no such endpoint: {path[:200]}", 404)
         handler = routes.get(method)
         if handler is None:
-            raise ApiError(f"method {method} not allowed on {path}", 405)
+            raise ApiError(f"method {method[:20]} not allowed on {path[:200]}", 405)
         return handler()
 
 

@@ -154,17 +154,25 @@ class Direction:
             self.active[t.name] = act
             if enabled:
                 self._arm(act)
+        close = False
         for name in list(self.active):
             if name not in seen:
                 old = self.active.pop(name)
                 if old.timer is not None:
                     old.timer.cancel()
+                # toxiproxy's timeout toxic closes the connection when it is removed
+                # (its Cleanup), whether or not data was held.
+                t = old.toxic
+                if old.enabled and t.type == "timeout" and t.attributes["on_remove"] == "close":
+                    close = True
         self.toxics = [(a.toxic, a.state) for a in self.active.values() if a.enabled]
         self._change.set()
         self._change = asyncio.Event()
         self._ready.set()
         if self._splice_fut is not None and self.toxics:
             self._stop_splice_if_idle()
+        if close:
+            self.link.abort(False)
 
     def _arm(self, act: _Active) -> None:
         t = act.toxic
@@ -185,6 +193,11 @@ class Direction:
         """Wait (holding the data in hand) until ``toxic`` no longer acts on this direction."""
         while self._enabled(toxic):
             await self._change.wait()
+
+    def acting(self, name: str) -> Toxic | None:
+        """The toxic named ``name`` if it acts on this direction now, else None."""
+        cur = self.active.get(name)
+        return cur.toxic if cur is not None and cur.enabled else None
 
     async def answer(self, data: bytes) -> None:
         """Send ``data`` back to the side this direction reads from (an HTTP toxic's response)."""

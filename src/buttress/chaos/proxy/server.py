@@ -9,13 +9,15 @@ import errno
 import logging
 import random
 import socket
-from typing import Any
+from typing import Any, TypeVar
 
 from .congestion import AUTO, apply_congestion, check_congestion
 from .link import COPY_BUFFER, Link, reset_close
 from .toxics import ApiError, Toxic, make_toxic
 
 __all__ = ["Proxy", "ProxyServer"]
+
+T = TypeVar("T")
 
 _log = logging.getLogger("buttress.proxy")
 
@@ -28,6 +30,18 @@ def _split_addr(addr: str, what: str) -> tuple[str, int]:
     if not (host.isascii() and host.isprintable()) or " " in host:
         raise ApiError(f"{what} host must be an IP address or an ASCII name, got {addr!r}")
     return host, int(port)
+
+
+def _field(body: dict[str, Any], key: str, kind: type[T], default: T) -> T:
+    """``body[key]`` when it has type ``kind``; ``default`` when absent or null (as Go's JSON
+    decoder leaves a field it reads null); a 400 naming the field for any other type."""
+    value = body.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (kind is str and isinstance(value, bool)):
+        want = "a string (host:port)" if kind is str else "a boolean"
+        raise ApiError(f"bad request body: {key} must be {want}, got {value!r:.80}")
+    return value
 
 
 class Proxy:
@@ -228,10 +242,8 @@ class ProxyServer:
             raise ApiError("missing required field: name")
         if not isinstance(upstream, str) or not upstream:
             raise ApiError("missing required field: upstream")
-        listen = body.get("listen") or "127.0.0.1:0"
-        enabled = body.get("enabled", True)
-        if not isinstance(listen, str) or not isinstance(enabled, bool):
-            raise ApiError("bad request body: listen must be a string and enabled a boolean")
+        listen = _field(body, "listen", str, "") or "127.0.0.1:0"
+        enabled = _field(body, "enabled", bool, True)
         if name in self.proxies:
             raise ApiError("proxy already exists", 409)
         toxics = body.get("toxics")
@@ -255,15 +267,9 @@ class ProxyServer:
         proxy = self.get(name)
         if not isinstance(body, dict):
             raise ApiError("bad request body: expected a JSON object")
-        listen = body.get("listen", proxy.listen)
-        upstream = body.get("upstream", proxy.upstream)
-        enabled = body.get("enabled", proxy.enabled)
-        if (
-            not isinstance(listen, str)
-            or not isinstance(upstream, str)
-            or not isinstance(enabled, bool)
-        ):
-            raise ApiError("bad request body: listen and upstream are strings, enabled a boolean")
+        listen = _field(body, "listen", str, proxy.listen)
+        upstream = _field(body, "upstream", str, proxy.upstream)
+        enabled = _field(body, "enabled", bool, proxy.enabled)
         _split_addr(upstream, "upstream")
         _split_addr(listen, "listen")
         restart = listen != proxy.listen

@@ -18,8 +18,11 @@ Toxic types, their attributes (defaults) and behaviour:
     at ``t_i = t_(i-1) + n / rate`` (``t_(i-1)`` is replaced by now after an idle gap > 100 ms).
 ``slow_close``: delay (0)
     the close (EOF) reaches the other side ``delay`` ms late.
-``timeout``: timeout (0)
-    holds all data; closes the connection after ``timeout`` ms (0: holds until removed).
+``timeout``: timeout (0), on_remove ("close")
+    holds all data; closes the connection after ``timeout`` ms (0: holds until removed).  When
+    the toxic is removed (or ``POST /reset``), ``on_remove: "close"`` does as toxiproxy does: the
+    held data is dropped and the connection closed; ``"release"`` lets the held data flow on and
+    keeps the connection.
 ``reset_peer``: timeout (0)
     resets the connection (TCP RST, ``SO_LINGER`` 0) ``timeout`` ms after it applies.
 ``slicer``: average_size (0), size_variation (0), delay (0, microseconds)
@@ -59,7 +62,17 @@ from typing import Any, Protocol
 
 from .http import HttpRequestScanner
 
-__all__ = ["ApiError", "CloseLink", "TOXIC_TYPES", "Toxic", "ToxicState", "make_toxic"]
+__all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "TIMEOUT_ON_REMOVE",
+    "ApiError",
+    "CloseLink",
+    "TOXIC_TYPES",
+    "Toxic",
+    "ToxicState",
+    "make_toxic",
+]
 
 Send = Callable[[bytes], Awaitable[None]]
 
@@ -73,6 +86,10 @@ class Direction(Protocol):
 
     async def answer(self, data: bytes) -> None:
         """Send ``data`` back to the side the direction reads from."""
+        ...
+
+    def acting(self, name: str) -> Toxic | None:
+        """The toxic named ``name`` if it acts on this direction now, else None."""
         ...
 
 
@@ -101,7 +118,7 @@ TOXIC_TYPES: dict[str, dict[str, tuple[str, Any, float | None]]] = {
     "latency": {"latency": (_NUM, 0, 0), "jitter": (_NUM, 0, 0)},
     "bandwidth": {"rate": (_NUM, 0, 0)},
     "slow_close": {"delay": (_NUM, 0, 0)},
-    "timeout": {"timeout": (_NUM, 0, 0)},
+    "timeout": {"timeout": (_NUM, 0, 0), "on_remove": (_STR, "close", None)},
     "reset_peer": {"timeout": (_NUM, 0, 0)},
     "slicer": {"average_size": (_INT, 0, 0), "size_variation": (_INT, 0, 0), "delay": (_NUM, 0, 0)},
     "limit_data": {"bytes": (_INT, 0, 0)},
@@ -121,6 +138,14 @@ TOXIC_TYPES: dict[str, dict[str, tuple[str, Any, float | None]]] = {
 CONNECTION_TYPES = frozenset({"connect_refuse", "connect_delay"})
 HTTP_TYPES = frozenset({"http_status"})
 STREAMS = ("upstream", "downstream")
+# toxiproxy's attributes are Go int64 fields: a value outside this range is a 400 there and here.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+# The timeout toxic's ``on_remove``: "close" (toxiproxy's way: the held data is dropped and the
+# connection closed) or "release" (the held data flows on and the connection lives).
+TIMEOUT_ON_REMOVE = ("close", "release")
+# A stall of k losses lasts duration * (2**k - 1): past this many, it would be longer than any run.
+MAX_STALL_BURST = 32
 
 
 def _attributes(kind: str, given: Any) -> dict[str, Any]:
@@ -141,16 +166,27 @@ def _attributes(kind: str, given: Any) -> dict[str, Any]:
                 raise ApiError(f"attribute {key!r} must be a string, got {value!r}")
         else:
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ApiError(f"attribute {key!r} must be a number, got {value!r}")
-            if not math.isfinite(value):
+                raise ApiError(f"attribute {key!r} must be a number, got {value!r:.80}")
+            if vkind == _INT and not isinstance(value, int):
+                # As toxiproxy (Go's int64 fields): 5.0 is refused too, not rounded.
+                raise ApiError(f"attribute {key!r} must be an integer, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
                 raise ApiError(f"attribute {key!r} must be finite, got {value!r}")
-            if vkind == _INT:
-                if value != int(value):
-                    raise ApiError(f"attribute {key!r} must be an integer, got {value!r}")
-                value = int(value)
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise ApiError(
+                    f"attribute {key!r} is out of range (a 64-bit integer: "
+                    f"{INT64_MIN}..{INT64_MAX}), got {value!r:.40}"
+                )
             if minimum is not None and value < minimum:
                 raise ApiError(f"attribute {key!r} must be >= {minimum:g}, got {value!r}")
         out[key] = value
+    if kind == "timeout" and out["on_remove"] not in TIMEOUT_ON_REMOVE:
+        raise ApiError(
+            f"attribute 'on_remove' must be one of {', '.join(TIMEOUT_ON_REMOVE)}, "
+            f"got {out['on_remove']!r}"
+        )
+    if kind == "stall" and out["burst"] > MAX_STALL_BURST:
+        raise ApiError(f"attribute 'burst' must be <= {MAX_STALL_BURST}, got {out['burst']}")
     if kind == "stall" and out["probability"] > 1:
         raise ApiError(f"attribute 'probability' must be in [0, 1], got {out['probability']!r}")
     if kind == "http_status" and out["status"] > 599:
@@ -213,7 +249,7 @@ def make_toxic(body: Any, *, existing: Toxic | None = None) -> Toxic:
         or not isinstance(toxicity, int | float)
         or not 0.0 <= toxicity <= 1.0
     ):
-        raise ApiError(f"toxicity must be a number in [0, 1], got {toxicity!r}")
+        raise ApiError(f"toxicity must be a number in [0, 1], got {toxicity!r:.80}")
     name = body.get("name", base.get("name")) or f"{kind}_{stream}"
     if not isinstance(name, str):
         raise ApiError(f"name must be a string, got {name!r}")
@@ -302,7 +338,15 @@ async def process(  # noqa: PLR0917 - internal, hot path
         if state.counter >= a["bytes"]:
             raise CloseLink()
     elif kind == "timeout":
-        await d.hold_while(toxic)
+        last = toxic
+        while True:  # an update replaces the toxic: hold on under the new one
+            await d.hold_while(last)
+            now = d.acting(toxic.name)
+            if now is None or now.type != "timeout":
+                break
+            last = now
+        if last.attributes["on_remove"] == "close":
+            raise CloseLink()
         await send(data)
     elif kind == "hang_after":
         if not state.triggered:
