@@ -20,6 +20,8 @@ __all__ = [
     "ENV_IMPORTS",
     "FailpointSyntaxError",
     "Term",
+    "ENV_ALLOW_EXIT",
+    "allow_exit_exceptions",
     "allow_imports",
     "parse",
     "resolve_exception",
@@ -30,6 +32,56 @@ ENV_IMPORTS = "BUTTRESS_FAILPOINTS_IMPORTS"
 
 # Modules (and their submodules) that raise(module.Error) may import; empty: import nothing.
 _IMPORTS_ALLOWED: tuple[str, ...] = ()
+
+ENV_ALLOW_EXIT = "BUTTRESS_FAILPOINTS_ALLOW_EXIT"
+"""Set to ``1`` (or true/yes/on) to let ``raise(SystemExit)`` and ``raise(KeyboardInterrupt)``
+through (see :func:`allow_exit_exceptions`)."""
+
+# The exceptions that end a process rather than fail a call: refused unless allowed.
+_EXIT_EXCEPTIONS: tuple[type[BaseException], ...] = (SystemExit, KeyboardInterrupt)
+_EXIT_ALLOWED = False
+
+
+def env_flag(value: str | None) -> bool:
+    """An environment flag: ``1``, ``true``, ``yes`` or ``on`` (any case) is set."""
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def allow_exit_exceptions(allowed: bool) -> bool:
+    """Let ``raise(SystemExit)`` and ``raise(KeyboardInterrupt)`` (and their subclasses) be
+    configured process-wide; returns the previous setting.
+
+    Off by default: a spec may arrive from outside (the environment, the HTTP control), and these
+    two end the process instead of failing one call.  At import the setting is read from
+    ``$BUTTRESS_FAILPOINTS_ALLOW_EXIT``; ``configure(..., allow_exit=True)`` allows them for one
+    failpoint only.
+    """
+    global _EXIT_ALLOWED
+    previous, _EXIT_ALLOWED = _EXIT_ALLOWED, bool(allowed)
+    return previous
+
+
+def check_raisable(
+    cls: type[BaseException], args: tuple[str, ...], *, allow_exit: bool | None = None
+) -> None:
+    """``ValueError`` unless ``cls`` can be raised as a failpoint raises it: built from one
+    message, and not an exit exception unless allowed."""
+    allowed = _EXIT_ALLOWED if allow_exit is None else allow_exit
+    if issubclass(cls, _EXIT_EXCEPTIONS) and not allowed:
+        raise ValueError(
+            f"{cls.__name__} ends the process; allow it with ${ENV_ALLOW_EXIT}=1 or "
+            f"configure(..., allow_exit=True)"
+        )
+    try:
+        made = cls(*args)
+    except Exception as e:
+        raise ValueError(
+            f"{cls.__name__} cannot be built from one message ({type(e).__name__}: {e}); "
+            f"raise takes exception classes such as ConnectionError or TimeoutError"
+        ) from None
+    if not isinstance(made, cls):
+        raise ValueError(f"{cls.__name__}(message) does not build a {cls.__name__}")
+
 
 ACTIONS = ("off", "return", "raise", "sleep", "print", "pause")
 
@@ -114,8 +166,11 @@ def _number(spec: str, i: int) -> tuple[str, int]:
     return spec[i:j], j
 
 
-def parse(spec: str, name: str = "<failpoint>") -> list[Term]:
-    """Parse a spec into terms; raise :class:`FailpointSyntaxError` naming the position."""
+def parse(spec: str, name: str = "<failpoint>", *, allow_exit: bool | None = None) -> list[Term]:
+    """Parse a spec into terms; raise :class:`FailpointSyntaxError` naming the position.
+
+    ``allow_exit``: may ``raise(...)`` name ``SystemExit`` or ``KeyboardInterrupt``? (None: the
+    process-wide setting, see :func:`allow_exit_exceptions`)."""
     if not isinstance(spec, str):
         raise ConfigError(f"failpoint {name!r}", spec, "a spec must be a string")
     terms: list[Term] = []
@@ -173,7 +228,7 @@ def parse(spec: str, name: str = "<failpoint>") -> list[Term]:
             close = _find_close(name, spec, i)
             args = _split_args(name, spec, i + 1, close)
             i = close + 1
-        term = _make_term(name, spec, pct, count, action, args, spec[term_start:i])
+        term = _make_term(name, spec, pct, count, action, args, spec[term_start:i], allow_exit)
         terms.append(term)
         while i < n and spec[i] == " ":
             i += 1
@@ -262,6 +317,7 @@ def _make_term(  # noqa: PLR0917 - internal
     action: str,
     args: list[tuple[str, int]],
     text: str,
+    allow_exit: bool | None = None,
 ) -> Term:
     values: list[Any] = []
     if action == "raise":
@@ -272,12 +328,14 @@ def _make_term(  # noqa: PLR0917 - internal
         if len(args) > 2:
             raise FailpointSyntaxError(name, spec, args[2][1], "raise takes a name and a message")
         ename, epos = args[0][0].strip(), args[0][1]
+        # One message always: the one given, else one naming the failpoint.
+        message = str(_parse_value(args[1][0])) if len(args) == 2 else f"failpoint {name}"
         try:
-            values.append(resolve_exception(ename))
+            cls = resolve_exception(ename)
+            check_raisable(cls, (message,), allow_exit=allow_exit)
         except ValueError as e:
             raise FailpointSyntaxError(name, spec, epos, str(e)) from None
-        if len(args) == 2:
-            values.append(str(_parse_value(args[1][0])))
+        values += [cls, message]
     elif action == "sleep":
         if len(args) != 1:
             where = args[1][1] if len(args) > 1 else spec.find("sleep", spec.find(text)) + 5

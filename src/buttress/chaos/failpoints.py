@@ -20,7 +20,8 @@ Grammar (after FreeBSD's fail(9)), one *spec* per failpoint::
     return(value)           failpoint() returns value (int, float, true/false/null, "string", word);
                             return() returns True
     raise(Name[, "msg"])    raise the exception class Name (built-in, or a dotted path into a module
-                            that is already imported; see "Imports" below) with msg
+                            that is already imported; see "Imports" below) with msg (default:
+                            "failpoint NAME"); see "What raise takes" below
     sleep(ms)               sleep ms milliseconds (finite, >= 0), then go on
     print("msg")            log msg at WARNING on the ``buttress.failpoints`` logger
     pause                   block until the failpoint is reconfigured or disabled
@@ -38,6 +39,16 @@ Errors in a spec name the failpoint and the position in the string.
 the process import a module: ``raise(pkg.mod.Error)`` resolves only against modules already in
 ``sys.modules``, unless the module is on the allow-list set with :func:`allow_imports` or
 ``$BUTTRESS_FAILPOINTS_IMPORTS`` (comma-separated; a module allows its submodules).
+
+**What raise takes.** A failpoint raises ``Name(msg)``, so ``Name`` must be an exception class
+that can be built from one message: checked when the spec is parsed, so
+``raise(UnicodeDecodeError)`` or ``raise(json.JSONDecodeError)`` (which need more arguments) are
+refused with the position, not turned into a ``TypeError`` at the failpoint.  ``SystemExit`` and
+``KeyboardInterrupt`` (and their subclasses) end the process rather than fail a call, so they are
+refused unless explicitly allowed:
+``configure(name, spec, allow_exit=True)`` for one failpoint, or process-wide
+``$BUTTRESS_FAILPOINTS_ALLOW_EXIT=1`` (read at import, and by :func:`load_env`) or
+:func:`allow_exit_exceptions`.
 
 **The environment never breaks the import.** ``import buttress`` reads ``$BUTTRESS_FAILPOINTS``;
 a malformed entry is skipped and reported once (a WARNING on the ``buttress.failpoints.env``
@@ -64,18 +75,23 @@ from urllib.parse import unquote
 from buttress.errors import ConfigError
 
 from .failpoint_spec import (
+    ENV_ALLOW_EXIT,
     ENV_IMPORTS,
     FailpointSyntaxError,
     Term,
+    allow_exit_exceptions,
     allow_imports,
+    env_flag,
     parse,
     resolve_exception,
 )
 
 __all__ = [
+    "ENV_ALLOW_EXIT",
     "ENV_IMPORTS",
     "ENV_VAR",
     "Failpoint",
+    "allow_exit_exceptions",
     "FailpointEnvWarning",
     "FailpointSyntaxError",
     "Term",
@@ -135,7 +151,12 @@ class Failpoint:
     )
 
     def __init__(
-        self, name: str, spec: str | Callable[[], Any], *, rng: random.Random | None = None
+        self,
+        name: str,
+        spec: str | Callable[[], Any],
+        *,
+        rng: random.Random | None = None,
+        allow_exit: bool | None = None,
     ) -> None:
         self.name = name
         self.random = rng or random.Random()
@@ -146,7 +167,7 @@ class Failpoint:
             self.action = spec
         else:
             self.spec = spec
-            self.terms = parse(spec, name)
+            self.terms = parse(spec, name, allow_exit=allow_exit)
         self.passes = 0
         self.fired = 0
         self._lock = threading.Lock()
@@ -248,13 +269,23 @@ async def failpoint_async(name: str, _get: Callable[[str], Failpoint | None] = _
     return await fp.evaluate_async()
 
 
-def configure(name: str, spec: str | Callable[[], Any], *, seed: int | None = None) -> Failpoint:
+def configure(
+    name: str,
+    spec: str | Callable[[], Any],
+    *,
+    seed: int | None = None,
+    allow_exit: bool | None = None,
+) -> Failpoint:
     """Switch failpoint ``name`` on with ``spec`` (a string in the grammar, or a callable run on
     each pass).  Replaces (and releases) a previous configuration.  ``seed`` makes the draws
-    repeatable."""
+    repeatable.  ``allow_exit=True`` lets ``raise(SystemExit)`` and ``raise(KeyboardInterrupt)``
+    through for this failpoint (None: the process-wide setting, off unless
+    ``$BUTTRESS_FAILPOINTS_ALLOW_EXIT`` is set)."""
     if not isinstance(name, str) or not name:
         raise ConfigError("name", name, "a failpoint needs a non-empty name")
-    fp = Failpoint(name, spec, rng=random.Random(seed) if seed is not None else None)
+    fp = Failpoint(
+        name, spec, rng=random.Random(seed) if seed is not None else None, allow_exit=allow_exit
+    )
     with _lock:
         old = _ACTIVE.get(name)
         _ACTIVE[name] = fp
@@ -294,12 +325,16 @@ def active() -> dict[str, str]:
 
 @contextmanager
 def configured(
-    name: str, spec: str | Callable[[], Any], *, seed: int | None = None
+    name: str,
+    spec: str | Callable[[], Any],
+    *,
+    seed: int | None = None,
+    allow_exit: bool | None = None,
 ) -> Iterator[Failpoint]:
     """Configure ``name`` for the block; restore what was there before on exit (always)."""
     with _lock:
         previous = _ACTIVE.get(name)
-    fp = configure(name, spec, seed=seed)
+    fp = configure(name, spec, seed=seed, allow_exit=allow_exit)
     try:
         yield fp
     finally:
@@ -312,7 +347,9 @@ def configured(
         fp.release()
 
 
-def _env_entries(text: str) -> tuple[dict[str, str], list[FailpointSyntaxError]]:
+def _env_entries(
+    text: str, allow_exit: bool | None = None
+) -> tuple[dict[str, str], list[FailpointSyntaxError]]:
     """Every ``name=spec`` entry of ``text``: the valid ones, and an error (positioned in ``text``)
     for each invalid one."""
     out: dict[str, str] = {}
@@ -332,7 +369,7 @@ def _env_entries(text: str) -> tuple[dict[str, str], list[FailpointSyntaxError]]
             )
             continue
         try:
-            parse(spec, name.strip())
+            parse(spec, name.strip(), allow_exit=allow_exit)
         except FailpointSyntaxError as e:
             problems.append(
                 FailpointSyntaxError(
@@ -396,7 +433,9 @@ def load_env(environ: Mapping[str, str] | None = None, *, strict: bool = False) 
     """
     env = os.environ if environ is None else environ
     text = env.get(ENV_VAR, "")
-    found, problems = _env_entries(text) if text.strip() else ({}, [])
+    # The flag allows; its absence leaves the process-wide setting (allow_exit_exceptions).
+    allow_exit = True if env_flag(env.get(ENV_ALLOW_EXIT)) else None
+    found, problems = _env_entries(text, allow_exit) if text.strip() else ({}, [])
     if problems and strict:
         raise problems[0]
     server: tuple[str, int] | None = None
@@ -413,7 +452,7 @@ def load_env(environ: Mapping[str, str] | None = None, *, strict: bool = False) 
     for problem in problems:
         _report_env(problem, problem.position)
     for name, spec in found.items():
-        configure(name, spec)
+        configure(name, spec, allow_exit=allow_exit)
     if server is not None:
         try:
             serve_control(*server)
@@ -427,6 +466,7 @@ def load_env(environ: Mapping[str, str] | None = None, *, strict: bool = False) 
 
 def _load_env_at_import() -> None:
     """``import buttress`` never fails because of the environment: problems are reported."""
+    allow_exit_exceptions(env_flag(os.environ.get(ENV_ALLOW_EXIT)))
     try:
         allow_imports(os.environ.get(ENV_IMPORTS, "").split(","))
     except ConfigError as e:
