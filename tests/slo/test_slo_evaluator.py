@@ -192,8 +192,8 @@ def test_status_command_table_and_json(tmp_path, write):
     result = runner.invoke(
         main, ["slo", "status", str(spec), "--db", str(db), "--at", at.isoformat(), "--json"]
     )
-    assert 0 == result.exit_code, result.output
-    (st,) = json.loads(result.output)
+    assert 1 == result.exit_code, result.output  # pages fire: the verdict fails
+    (st,) = json.loads(result.stdout)
     assert ("api", 0.25, ["page-1h", "page-6h", "ticket-1d", "ticket-3d"]) == (
         st["name"],
         st["total"] and (st["total"] - st["good"]) / st["total"],
@@ -203,7 +203,7 @@ def test_status_command_table_and_json(tmp_path, write):
     table = runner.invoke(
         main, ["slo", "status", str(spec), "--db", str(db), "--at", at.isoformat()]
     )
-    assert 0 == table.exit_code
+    assert 1 == table.exit_code
     assert "svc/api" in table.output and "page-1h" in table.output and "never" not in table.output
     # Every alert window of every tier, long/short: 30 bad minutes out of the last 120.
     assert "1h/5m 500/1000, 6h/30m 250/1000, 1d/2h 250/250, 3d/6h 250/250" in table.output
