@@ -341,10 +341,10 @@ async def process(  # noqa: PLR0917 - internal, hot path
         last = toxic
         while True:  # an update replaces the toxic: hold on under the new one
             await d.hold_while(last)
-            now = d.acting(toxic.name)
-            if now is None or now.type != "timeout":
+            acting = d.acting(toxic.name)
+            if acting is None or acting.type != "timeout":
                 break
-            last = now
+            last = acting
         if last.attributes["on_remove"] == "close":
             raise CloseLink()
         await send(data)
