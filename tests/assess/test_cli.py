@@ -18,9 +18,9 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "assess" / "reliabi
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, object]:
-    result = CliRunner().invoke(main, ["assess", str(EXAMPLE), "--json"])
+    result = CliRunner().invoke(main, ["assess", str(EXAMPLE), "--json", "--report-only"])
     assert 0 == result.exit_code, result.output
-    data: dict[str, object] = json.loads(result.output)
+    data: dict[str, object] = json.loads(result.stdout)
     return data
 
 
@@ -80,8 +80,8 @@ def test_rto_rpo_verdicts(report: dict[str, object]) -> None:
 
 def test_text_and_markdown_show_the_same_numbers(report: dict[str, object]) -> None:
     runner = CliRunner()
-    text = runner.invoke(main, ["assess", str(EXAMPLE)]).output
-    md = runner.invoke(main, ["assess", str(EXAMPLE), "--markdown"]).output
+    text = runner.invoke(main, ["assess", str(EXAMPLE)]).stdout
+    md = runner.invoke(main, ["assess", str(EXAMPLE), "--markdown"]).stdout
     minutes = f"{journey(report, 'checkout')['downtime_minutes_per_year']:.1f}"
     assert minutes in text and minutes in md
     assert "single points of failure" in text
@@ -91,7 +91,7 @@ def test_text_and_markdown_show_the_same_numbers(report: dict[str, object]) -> N
 
 def test_html_is_self_contained(tmp_path: Path) -> None:
     out = tmp_path / "report.html"
-    result = CliRunner().invoke(main, ["assess", str(EXAMPLE), "--html", str(out)])
+    result = CliRunner().invoke(main, ["assess", str(EXAMPLE), "--html", str(out), "--report-only"])
     assert 0 == result.exit_code, result.output
     html = out.read_text(encoding="utf-8")
     assert html.count("<svg") >= 3  # the graph and one chart per journey
@@ -103,10 +103,11 @@ def test_html_is_self_contained(tmp_path: Path) -> None:
 
 def test_simulate_reports_an_interval(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        main, ["assess", str(EXAMPLE), "--json", "--simulate", "--precision", "0.3"]
+        main,
+        ["assess", str(EXAMPLE), "--json", "--simulate", "--precision", "0.3", "--report-only"],
     )
     assert 0 == result.exit_code, result.output
-    for j in json.loads(result.output)["journeys"]:
+    for j in json.loads(result.stdout)["journeys"]:
         sim = j["simulation"]
         low, high = sim["ci95"]
         assert low <= sim["unavailability"] <= high

@@ -112,9 +112,9 @@ def test_a_zone_fails_the_requests_routed_into_it_until_detected() -> None:
 
 
 def test_every_row_of_the_example_multiplies_out() -> None:
-    result = CliRunner().invoke(main, ["assess", str(EXAMPLE), "--json"])
+    result = CliRunner().invoke(main, ["assess", str(EXAMPLE), "--json", "--report-only"])
     assert 0 == result.exit_code, result.output
-    for j in json.loads(result.output)["journeys"]:
+    for j in json.loads(result.stdout)["journeys"]:
         for r in j["risks"]:
             minutes = (r["detect_seconds"] + r["recover_seconds"]) / 60
             assert minutes == pytest.approx(r["outage_minutes"], rel=1e-12)
@@ -134,7 +134,7 @@ def test_every_row_of_the_example_multiplies_out() -> None:
 def test_the_table_shows_both_phases_and_the_formula() -> None:
     """The auditor's row: catalog (2 replicas) loses a replica; half the users fail for the 5
     minutes before detection, almost none after, and the bad minutes say so."""
-    text = CliRunner().invoke(main, ["assess", str(EXAMPLE)]).output
+    text = CliRunner().invoke(main, ["assess", str(EXAMPLE)]).stdout
     header = next(line for line in text.splitlines() if line.startswith("failure mode"))
     assert ["failure mode", "per yr", "detect", "hit (detect)", "recover", "hit (recover)"] == [
         h.strip() for h in header.split("  ") if h.strip()

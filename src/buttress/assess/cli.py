@@ -3,6 +3,10 @@
 Reads the ``architecture:`` section of FILE and prints terminal tables; ``--json`` and
 ``--markdown`` print those formats instead, ``--html OUT`` also writes a self-contained page, and
 ``--simulate`` adds a Monte Carlo cross-check beside every exact figure.
+
+The exit status is a verdict a pipeline can gate on (see :mod:`buttress.assess.verdicts`): 0 when
+every journey meets its target and no RTO/RPO is breached, 1 when one misses (each failed verdict
+named on stderr; ``--report-only`` exits 0), 2 for bad input or a missing extra.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ from pathlib import Path
 
 import click
 
-from buttress.errors import ConfigError
+from buttress.errors import ConfigError, MissingExtra
+
+from .verdicts import EXIT_CODES_HELP, EXIT_FAILED, failed_verdicts
 
 __all__ = ["assess"]
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES_HELP)
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the assessment as JSON.")
 @click.option("--markdown", is_flag=True, help="Print the assessment as Markdown.")
@@ -40,7 +46,14 @@ __all__ = ["assess"]
     show_default=True,
     help="Largest minimal cut sets to list (1: single points of failure only).",
 )
+@click.option(
+    "--report-only",
+    is_flag=True,
+    help="Exit 0 even when a verdict fails (the failures are still listed on stderr).",
+)
+@click.pass_context
 def assess(
+    ctx: click.Context,
     *,
     file: str,
     as_json: bool,
@@ -51,13 +64,19 @@ def assess(
     precision: float,
     max_seconds: float,
     max_order: int,
+    report_only: bool,
 ) -> None:
     """Assess the architecture in FILE: availability per journey, single points of failure,
     dependency budget, risk register, recommendations and RTO/RPO verdicts."""
-    from .model import load_architecture
-    from .report import assess as run
-    from .report import render_markdown, render_text
-    from .system import System
+    try:
+        from .model import load_architecture
+        from .report import assess as run
+        from .report import render_markdown, render_text
+        from .system import System
+    except ModuleNotFoundError as e:  # a bare install: name the extra, no traceback
+        if e.name is None or e.name.startswith("buttress"):
+            raise
+        raise MissingExtra("`buttress assess`", "assess", e.name.partition(".")[0]) from None
 
     if as_json and markdown:
         raise ConfigError("--json/--markdown", "both", "choose one output format")
@@ -78,7 +97,12 @@ def assess(
         source=file,
     )
     if html_out:
-        from .html import render_html
+        try:
+            from .html import render_html
+        except ModuleNotFoundError as e:
+            if e.name is None or e.name.startswith("buttress"):
+                raise
+            raise MissingExtra("`buttress assess --html`", "assess", e.name) from None
 
         Path(html_out).write_text(render_html(report), encoding="utf-8")
     if as_json:
@@ -89,3 +113,8 @@ def assess(
         click.echo(render_text(report), nl=False)
         if html_out:
             click.echo(f"\nwrote {html_out}")
+    failed = failed_verdicts(report)
+    for line in failed:
+        click.echo(f"FAILED: {line}", err=True)
+    if failed and not report_only:
+        ctx.exit(EXIT_FAILED)
