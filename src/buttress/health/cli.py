@@ -4,12 +4,17 @@
 Kubernetes ``exec`` probes): it GETs the URL and exits 0 when the answer is 2xx/3xx (``pass`` or
 ``warn``), 1 otherwise (``fail``, another status, no answer in time).  It prints one line:
 ``pass 200 http://...`` (with ``--verbose``, the failing checks' keys too).
+
+The URL is printed with its secrets redacted: ``user:password@`` as ``***@``, and the value of every
+query-string parameter as ``***`` (``?token=***&key=***``): probe URLs often carry a token there,
+and the probe's output ends up in container logs.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from urllib.parse import urlsplit
 
 import click
 
@@ -18,7 +23,24 @@ from buttress.state.urls import redact_url
 
 from .builtin import check_http_url
 
-__all__ = ["health"]
+__all__ = ["health", "shown_url"]
+
+
+def shown_url(url: str) -> str:
+    """``url`` as the probe prints it: user information and every query value as ``***``."""
+    shown = redact_url(url)
+    try:
+        query = urlsplit(shown).query
+    except ValueError:
+        query = shown.partition("?")[2].partition("#")[0]
+    if not query:
+        return shown
+    redacted = "&".join(
+        f"{part.partition('=')[0]}=***" if part else part for part in query.split("&")
+    )
+    head, _, rest = shown.partition("?")
+    fragment = rest[len(query) :]  # "#..." or nothing
+    return f"{head}?{redacted}{fragment}"
 
 
 @click.group()
@@ -38,8 +60,11 @@ def health() -> None:
 @click.option("--verbose", "-v", is_flag=True, help="Also print the keys of non-passing checks.")
 def probe(url: str, timeout: float, verbose: bool) -> None:
     """GET URL; exit 0 on 2xx/3xx (pass, warn), 1 otherwise."""
-    check_http_url(url)  # a URL that does not parse, or a bad port: one message, exit status 2
-    shown = redact_url(url)  # user:password@ is printed as ***@
+    shown = shown_url(url)  # user:password@ and query values are printed as ***
+    try:
+        check_http_url(url)  # a URL that does not parse, a bad port: one message, exit status 2
+    except ConfigError as e:
+        raise ConfigError("url", shown, e.reason) from None
     if not (math.isfinite(timeout) and timeout > 0):
         raise ConfigError("timeout", timeout, "must be a number of seconds > 0")
     try:
