@@ -11,6 +11,7 @@ named on stderr; ``--report-only`` exits 0), 2 for bad input or a missing extra.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -68,15 +69,14 @@ def assess(
 ) -> None:
     """Assess the architecture in FILE: availability per journey, single points of failure,
     dependency budget, risk register, recommendations and RTO/RPO verdicts."""
-    try:
-        from .model import load_architecture
-        from .report import assess as run
-        from .report import render_markdown, render_text
-        from .system import System
-    except ModuleNotFoundError as e:  # a bare install: name the extra, no traceback
-        if e.name is None or e.name.startswith("buttress"):
-            raise
-        raise MissingExtra("`buttress assess`", "assess", e.name.partition(".")[0]) from None
+    # The analysis imports numpy where it needs it (deep inside); on a bare install, name the
+    # extra before any work, in one line, rather than end in a traceback half-way.
+    if importlib.util.find_spec("numpy") is None:
+        raise MissingExtra("`buttress assess`", "assess", "numpy")
+    from .model import load_architecture
+    from .report import assess as run
+    from .report import render_markdown, render_text
+    from .system import System
 
     if as_json and markdown:
         raise ConfigError("--json/--markdown", "both", "choose one output format")

@@ -24,14 +24,15 @@ import importlib.util
 import inspect
 import os
 import time
-from typing import Any
-
-import httpx
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from buttress.chaos import failpoints
-from buttress.chaos.client import Client
 from buttress.chaos.versions import buttress_version
-from buttress.errors import ButtressError
+from buttress.errors import ButtressError, MissingExtra
+
+if TYPE_CHECKING:
+    from buttress.chaos.client import Client
 
 __all__ = [
     "add_toxic",
@@ -57,7 +58,19 @@ DEFAULT_API = "http://127.0.0.1:8474"
 Configuration = dict[str, Any] | None
 
 
+def _httpx() -> ModuleType:
+    """httpx, imported when a function needs it: the names stay importable (``chaos validate``
+    checks them) on an install without the chaos extra."""
+    try:
+        import httpx
+    except ImportError:
+        raise MissingExtra("the chaos experiment functions", "chaos", "httpx") from None
+    return httpx
+
+
 def _api(api_url: str | None, configuration: Configuration) -> Client:
+    from buttress.chaos.client import Client
+
     url = (
         api_url
         or (configuration or {}).get("buttress_proxy_url")
@@ -207,7 +220,7 @@ def configure_failpoint(
     if url is None:
         failpoints.configure(name, spec)
         return {"name": name, "spec": spec}
-    resp = httpx.put(f"{url.rstrip('/')}/failpoints/{name}", content=spec.encode(), timeout=5)
+    resp = _httpx().put(f"{url.rstrip('/')}/failpoints/{name}", content=spec.encode(), timeout=5)
     if resp.status_code >= 400:
         raise ButtressError(f"failpoint {name!r}: {resp.json().get('error', resp.text)}")
     out: dict[str, Any] = resp.json()
@@ -221,8 +234,8 @@ def disable_failpoint(
     url = _fp_url(failpoints_url, configuration)
     if url is None:
         return failpoints.disable(name)
-    resp = httpx.delete(f"{url.rstrip('/')}/failpoints/{name}", timeout=5)
-    return resp.status_code == 204
+    resp = _httpx().delete(f"{url.rstrip('/')}/failpoints/{name}", timeout=5)
+    return bool(resp.status_code == 204)
 
 
 def failpoint_hits(
@@ -233,7 +246,7 @@ def failpoint_hits(
     if url is None:
         fp = failpoints.get(name)
         return fp.fired if fp is not None else 0
-    resp = httpx.get(f"{url.rstrip('/')}/failpoints/{name}", timeout=5)
+    resp = _httpx().get(f"{url.rstrip('/')}/failpoints/{name}", timeout=5)
     if resp.status_code == 404:
         return 0
     return int(resp.json()["fired"])
@@ -266,6 +279,7 @@ def slo_burn(
     if samples < 1:
         raise ButtressError(f"slo_burn: samples must be >= 1, got {samples!r}")
     bad = 0
+    httpx = _httpx()
     with httpx.Client(timeout=timeout) as http:
         for i in range(samples):
             t0 = time.perf_counter()
