@@ -14,7 +14,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
     "AttemptFailed",
@@ -42,6 +42,17 @@ class Event:
     policy_type: ClassVar[str] = "pipeline"
     kind: ClassVar[str] = "event"
 
+    def __init_subclass__(
+        cls, *, policy_type: str | None = None, kind: str | None = None, **kwargs: Any
+    ) -> None:
+        # ``class BulkheadRejected(Event, policy_type="bulkhead", kind="rejected")``.  A slotted
+        # dataclass is made twice, the second time without these arguments: keep what was set.
+        super(Event, cls).__init_subclass__(**kwargs)  # zero-argument super() breaks in slots
+        if policy_type is not None:
+            cls.policy_type = policy_type
+        if kind is not None:
+            cls.kind = kind
+
     pipeline: str
     policy: str
     time: float
@@ -56,14 +67,12 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
-class CallSucceeded(Event):
-    kind: ClassVar[str] = "call_succeeded"
+class CallSucceeded(Event, kind="call_succeeded"):
     duration: float
 
 
 @dataclass(frozen=True, slots=True)
-class CallFailed(Event):
-    kind: ClassVar[str] = "call_failed"
+class CallFailed(Event, kind="call_failed"):
     duration: float
     error: BaseException
 
@@ -72,46 +81,36 @@ class CallFailed(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class AttemptSucceeded(Event):
-    policy_type: ClassVar[str] = "retry"
-    kind: ClassVar[str] = "attempt_succeeded"
+class AttemptSucceeded(Event, policy_type="retry", kind="attempt_succeeded"):
     attempt: int
 
 
 @dataclass(frozen=True, slots=True)
-class AttemptFailed(Event):
-    policy_type: ClassVar[str] = "retry"
-    kind: ClassVar[str] = "attempt_failed"
+class AttemptFailed(Event, policy_type="retry", kind="attempt_failed"):
     attempt: int
     error: BaseException | None
     result: object = None
 
 
 @dataclass(frozen=True, slots=True)
-class RetryScheduled(Event):
-    policy_type: ClassVar[str] = "retry"
-    kind: ClassVar[str] = "scheduled"
+class RetryScheduled(Event, policy_type="retry", kind="scheduled"):
     attempt: int
     delay: float
     error: BaseException | None
 
 
 @dataclass(frozen=True, slots=True)
-class GaveUp(Event):
+class GaveUp(Event, policy_type="retry", kind="gave_up"):
     """The retry stopped; ``reason`` is one of ``attempts``, ``elapsed``, ``deadline``, ``budget``,
     ``not_retryable``, ``nested``."""
 
-    policy_type: ClassVar[str] = "retry"
-    kind: ClassVar[str] = "gave_up"
     attempts: int
     reason: str
     error: BaseException | None
 
 
 @dataclass(frozen=True, slots=True)
-class RetryBudgetExhaustedEvent(Event):
-    policy_type: ClassVar[str] = "retry"
-    kind: ClassVar[str] = "budget_exhausted"
+class RetryBudgetExhaustedEvent(Event, policy_type="retry", kind="budget_exhausted"):
     attempt: int
 
 
@@ -119,23 +118,17 @@ class RetryBudgetExhaustedEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class TimeoutEvent(Event):
-    policy_type: ClassVar[str] = "timeout"
-    kind: ClassVar[str] = "exceeded"
+class TimeoutEvent(Event, policy_type="timeout", kind="exceeded"):
     timeout: float
 
 
 @dataclass(frozen=True, slots=True)
-class DeadlineHit(Event):
-    policy_type: ClassVar[str] = "timeout"
-    kind: ClassVar[str] = "deadline_exceeded"
+class DeadlineHit(Event, policy_type="timeout", kind="deadline_exceeded"):
     timeout: float
 
 
 @dataclass(frozen=True, slots=True)
-class FallbackUsed(Event):
-    policy_type: ClassVar[str] = "fallback"
-    kind: ClassVar[str] = "used"
+class FallbackUsed(Event, policy_type="fallback", kind="used"):
     error: BaseException | None
 
 

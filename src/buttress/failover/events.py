@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
 
 from buttress.events import Event
 
@@ -23,15 +22,13 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class EndpointEjected(Event):
+class EndpointEjected(Event, policy_type="endpoint_pool", kind="ejected"):
     """Outlier detection took ``endpoint`` out of rotation for ``duration`` seconds.
 
     ``reason``: ``consecutive_5xx``, ``consecutive_gateway_failure``, ``success_rate`` or
     ``failure_percentage``; ``times``: the ejection multiplier used (ejections in a row).
     """
 
-    policy_type: ClassVar[str] = "endpoint_pool"
-    kind: ClassVar[str] = "ejected"
     endpoint: str
     reason: str
     duration: float
@@ -39,58 +36,48 @@ class EndpointEjected(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class EndpointReturned(Event):
+class EndpointReturned(Event, policy_type="endpoint_pool", kind="returned"):
     """An ejected endpoint's ejection time ran out: it is back in rotation."""
 
-    policy_type: ClassVar[str] = "endpoint_pool"
-    kind: ClassVar[str] = "returned"
     endpoint: str
     ejected_for: float
 
 
 @dataclass(frozen=True, slots=True)
-class EjectionSkipped(Event):
+class EjectionSkipped(Event, policy_type="endpoint_pool", kind="ejection_skipped"):
     """``endpoint`` was found an outlier but not ejected: ``cap`` (``max_ejection_percent`` reached)
     or ``not_enforced`` (the enforcing percentage said no)."""
 
-    policy_type: ClassVar[str] = "endpoint_pool"
-    kind: ClassVar[str] = "ejection_skipped"
     endpoint: str
     reason: str
     detector: str
 
 
 @dataclass(frozen=True, slots=True)
-class EndpointHealthChanged(Event):
+class EndpointHealthChanged(Event, policy_type="endpoint_pool", kind="health_changed"):
     """Active health checking changed ``endpoint``'s state (after the thresholds were met)."""
 
-    policy_type: ClassVar[str] = "endpoint_pool"
-    kind: ClassVar[str] = "health_changed"
     endpoint: str
     healthy: bool
     detail: str
 
 
 @dataclass(frozen=True, slots=True)
-class PriorityLoadChanged(Event):
+class PriorityLoadChanged(Event, policy_type="endpoint_pool", kind="failover"):
     """Traffic moved between priority levels: a failover (or a failback).
 
     ``loads`` and ``previous`` are the percentages per priority, highest priority first.
     """
 
-    policy_type: ClassVar[str] = "endpoint_pool"
-    kind: ClassVar[str] = "failover"
     loads: tuple[int, ...]
     previous: tuple[int, ...]
     panic: tuple[bool, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class PanicChanged(Event):
+class PanicChanged(Event, policy_type="endpoint_pool", kind="panic"):
     """Panic routing switched on or off for some priority levels (``panic`` per level)."""
 
-    policy_type: ClassVar[str] = "endpoint_pool"
-    kind: ClassVar[str] = "panic"
     panic: tuple[bool, ...]
     previous: tuple[bool, ...]
 

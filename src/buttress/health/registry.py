@@ -29,7 +29,7 @@ import difflib
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Unpack
+from typing import Any, Unpack
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ConfigError
@@ -66,12 +66,10 @@ rest for the response to travel back before the prober gives up."""
 
 
 @dataclass(frozen=True, slots=True)
-class CheckStatusChanged(Event):
+class CheckStatusChanged(Event, policy_type="health", kind="status_changed"):
     """A check's status changed (``buttress_health_status_changed``); ``previous`` is None on the
     first run.  ``pipeline`` is the registry's name, ``policy`` the check's key."""
 
-    policy_type: ClassVar[str] = "health"
-    kind: ClassVar[str] = "status_changed"
     previous: str | None
     status: str
     critical: bool

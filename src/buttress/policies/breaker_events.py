@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from buttress.events import Event
 
@@ -21,12 +20,10 @@ from .breaker_state import (
 
 
 @dataclass(frozen=True, slots=True)
-class BreakerTransition(Event):
+class BreakerTransition(Event, policy_type="circuit_breaker", kind="transition"):
     """Base of the transition events; ``trigger`` says why, the counts are those the decision saw
     (the window's, or the probes' when leaving half-open)."""
 
-    policy_type: ClassVar[str] = "circuit_breaker"
-    kind: ClassVar[str] = "transition"
     from_state: str
     to_state: str
     trigger: str
@@ -36,53 +33,48 @@ class BreakerTransition(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class BreakerOpened(BreakerTransition):
-    kind: ClassVar[str] = "opened"
+class BreakerOpened(BreakerTransition, kind="opened"):
     break_duration: float
 
 
 @dataclass(frozen=True, slots=True)
-class BreakerHalfOpened(BreakerTransition):
-    kind: ClassVar[str] = "half_opened"
+class BreakerHalfOpened(BreakerTransition, kind="half_opened"):
+    """The breaker went half-open: probes are admitted."""
 
 
 @dataclass(frozen=True, slots=True)
-class BreakerClosed(BreakerTransition):
-    kind: ClassVar[str] = "closed"
+class BreakerClosed(BreakerTransition, kind="closed"):
+    """The breaker closed: calls flow again."""
 
 
 @dataclass(frozen=True, slots=True)
-class BreakerDisabled(BreakerTransition):
-    kind: ClassVar[str] = "disabled"
+class BreakerDisabled(BreakerTransition, kind="disabled"):
+    """The breaker was disabled: every call is permitted, nothing recorded."""
 
 
 @dataclass(frozen=True, slots=True)
-class BreakerForcedOpen(BreakerTransition):
-    kind: ClassVar[str] = "forced_open"
+class BreakerForcedOpen(BreakerTransition, kind="forced_open"):
+    """The breaker was forced open: every call is refused."""
 
 
 @dataclass(frozen=True, slots=True)
-class BreakerMetricsOnly(BreakerTransition):
-    kind: ClassVar[str] = "metrics_only"
+class BreakerMetricsOnly(BreakerTransition, kind="metrics_only"):
+    """The breaker records and reports only; it never opens."""
 
 
 @dataclass(frozen=True, slots=True)
-class BreakerRejected(Event):
+class BreakerRejected(Event, policy_type="circuit_breaker", kind="rejected"):
     """A call was refused (``state``: open, half_open with every probe slot taken, or
     forced_open)."""
 
-    policy_type: ClassVar[str] = "circuit_breaker"
-    kind: ClassVar[str] = "rejected"
     state: str
     retry_after: float | None
 
 
 @dataclass(frozen=True, slots=True)
-class BreakerThresholdExceeded(Event):
+class BreakerThresholdExceeded(Event, policy_type="circuit_breaker", kind="threshold_exceeded"):
     """In ``metrics_only``: a threshold was crossed; the breaker would have opened."""
 
-    policy_type: ClassVar[str] = "circuit_breaker"
-    kind: ClassVar[str] = "threshold_exceeded"
     calls: int
     failures: int
     slow_calls: int

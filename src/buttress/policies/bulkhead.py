@@ -65,23 +65,19 @@ _PREFILL = 1024  # permits put in the pool at construction; the rest are issued 
 
 
 @dataclass(frozen=True, slots=True)
-class BulkheadRejected(Event):
+class BulkheadRejected(Event, policy_type="bulkhead", kind="rejected"):
     """A call was refused.  ``reason``: ``full`` (no slot, no queue room), ``timeout`` (the wait ran
     out) or ``deadline`` (the deadline in force left no time to wait)."""
 
-    policy_type: ClassVar[str] = "bulkhead"
-    kind: ClassVar[str] = "rejected"
     reason: str
     active: int
     queued: int
 
 
 @dataclass(frozen=True, slots=True)
-class BulkheadWaited(Event):
+class BulkheadWaited(Event, policy_type="bulkhead", kind="waited"):
     """A queued call got its slot after waiting ``waited`` seconds."""
 
-    policy_type: ClassVar[str] = "bulkhead"
-    kind: ClassVar[str] = "waited"
     waited: float
 
 

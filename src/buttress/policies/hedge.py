@@ -77,38 +77,30 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class HedgeLaunched(Event):
+class HedgeLaunched(Event, policy_type="hedge", kind="launched"):
     """Attempt number ``attempt`` (2 = the first hedge) started; ``reason``: ``delay`` or
     ``failure``."""
 
-    policy_type: ClassVar[str] = "hedge"
-    kind: ClassVar[str] = "launched"
     attempt: int
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
-class HedgeWon(Event):
+class HedgeWon(Event, policy_type="hedge", kind="won"):
     """Attempt ``attempt`` answered first, out of ``launched`` attempts (emitted when hedges
     ran)."""
 
-    policy_type: ClassVar[str] = "hedge"
-    kind: ClassVar[str] = "won"
     attempt: int
     launched: int
 
 
 @dataclass(frozen=True, slots=True)
-class HedgeLosersCancelled(Event):
-    policy_type: ClassVar[str] = "hedge"
-    kind: ClassVar[str] = "losers_cancelled"
+class HedgeLosersCancelled(Event, policy_type="hedge", kind="losers_cancelled"):
     count: int
 
 
 @dataclass(frozen=True, slots=True)
-class HedgeBudgetExhausted(Event):
-    policy_type: ClassVar[str] = "hedge"
-    kind: ClassVar[str] = "budget_exhausted"
+class HedgeBudgetExhausted(Event, policy_type="hedge", kind="budget_exhausted"):
     attempt: int
 
 

@@ -69,21 +69,17 @@ class ConcurrencyLimitExceeded(LoadShed):
 
 
 @dataclass(frozen=True, slots=True)
-class LimitChanged(Event):
+class LimitChanged(Event, policy_type="adaptive_limit", kind="changed"):
     """The adaptive limit moved from ``old`` to ``new``."""
 
-    policy_type: ClassVar[str] = "adaptive_limit"
-    kind: ClassVar[str] = "changed"
     old: int
     new: int
 
 
 @dataclass(frozen=True, slots=True)
-class LimitRejected(Event):
+class LimitRejected(Event, policy_type="adaptive_limit", kind="rejected"):
     """A call was refused: ``inflight`` calls were running against a limit of ``limit``."""
 
-    policy_type: ClassVar[str] = "adaptive_limit"
-    kind: ClassVar[str] = "rejected"
     limit: int
     inflight: int
 

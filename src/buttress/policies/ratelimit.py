@@ -80,21 +80,17 @@ DEFAULT_MAX_WAIT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
-class RateLimitRejected(Event):
+class RateLimitRejected(Event, policy_type="rate_limiter", kind="rejected"):
     """A call was refused; it would be admitted ``retry_after`` seconds from now."""
 
-    policy_type: ClassVar[str] = "rate_limiter"
-    kind: ClassVar[str] = "rejected"
     key: Hashable
     retry_after: float
 
 
 @dataclass(frozen=True, slots=True)
-class RateLimitWaited(Event):
+class RateLimitWaited(Event, policy_type="rate_limiter", kind="waited"):
     """A call was admitted after waiting ``delay`` seconds (``mode="wait"``)."""
 
-    policy_type: ClassVar[str] = "rate_limiter"
-    kind: ClassVar[str] = "waited"
     key: Hashable
     delay: float
 

@@ -147,11 +147,9 @@ class LimitSource(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Shed(Event):
+class Shed(Event, policy_type="load_shedder", kind="shed"):
     """A call of class ``criticality`` was shed at ``inflight`` of ``limit``."""
 
-    policy_type: ClassVar[str] = "load_shedder"
-    kind: ClassVar[str] = "shed"
     criticality: str
     inflight: int
     limit: int

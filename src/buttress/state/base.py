@@ -98,26 +98,22 @@ def resolve_modes(value: OnUnavailable | Mapping[str, OnUnavailable]) -> dict[st
 
 
 @dataclass(frozen=True, slots=True)
-class StateUnavailable(Event):
+class StateUnavailable(Event, policy_type="state", kind="unavailable"):
     """A policy's shared store failed; it now decides by ``fallback`` (its :data:`OnUnavailable`).
 
     ``pipeline`` is the store's scope, ``policy`` the policy kind, ``error`` what the store said.
     """
 
-    policy_type: ClassVar[str] = "state"
-    kind: ClassVar[str] = "unavailable"
     backend: str
     error: str
     fallback: str
 
 
 @dataclass(frozen=True, slots=True)
-class StateRestored(Event):
+class StateRestored(Event, policy_type="state", kind="restored"):
     """The shared store answers again; the policy decides through it.  ``down_for``: seconds of
     fallback (on the policy's clock)."""
 
-    policy_type: ClassVar[str] = "state"
-    kind: ClassVar[str] = "restored"
     backend: str
     down_for: float
 
