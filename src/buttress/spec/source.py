@@ -129,20 +129,33 @@ class _Loader(yaml.SafeLoader):
         self.aliased = 0
         self.entry: tuple[Loc, tuple[int, int]] | None = None
 
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        # Bounded in the scanner already: a line of thousands of '[' costs it quadratic time.
+        if self.flow_level >= MAX_DEPTH:
+            mark = self.get_mark()
+            raise SpecError(
+                f"nested deeper than {MAX_DEPTH} levels of mappings and lists",
+                file=self.file,
+                line=mark.line + 1,
+                column=mark.column + 1,
+            )
+        super().fetch_flow_collection_start(TokenClass)
+
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) and parent is not None:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        mark = event.start_mark
+        if isinstance(event, yaml.AliasEvent) and parent is not None and mark is not None:
             # Where each alias is used, so that errors inside it point there, not at its anchor.
             slot = index if isinstance(index, int) else id(index)
-            self.alias_marks[(id(parent), slot)] = event.start_mark
+            self.alias_marks[(id(parent), slot)] = mark
         if self.depth >= MAX_DEPTH and isinstance(
             event, yaml.MappingStartEvent | yaml.SequenceStartEvent
         ):
             raise SpecError(
                 f"nested deeper than {MAX_DEPTH} levels of mappings and lists",
                 file=self.file,
-                line=event.start_mark.line + 1,
-                column=event.start_mark.column + 1,
+                line=mark.line + 1 if mark is not None else None,
+                column=mark.column + 1 if mark is not None else None,
             )
         self.depth += 1
         try:
@@ -258,14 +271,13 @@ def load_yaml_text(text: str, file: str = "<string>") -> Document:
     become :class:`SpecError`."""
     loader = _loader(text, file)
     try:
+        doc = Document(file, None)
         try:
             node = loader.get_single_node()
-        except yaml.YAMLError as e:
+            if node is not None:
+                doc.data = _build(loader, node, (), doc)
+        except yaml.YAMLError as e:  # syntax, and what the constructor refuses (bad merges)
             raise _yaml_error(e, file) from None
-        doc = Document(file, None)
-        if node is None:
-            return doc
-        doc.data = _build(loader, node, (), doc)
         return doc
     except RecursionError:  # a last resort: the loader's own limits come first
         raise _too_deep(file) from None
@@ -318,8 +330,8 @@ def _fail(doc: Document, path: Loc, at: tuple[int, int], message: str) -> SpecEr
 def _scalar(loader: _Loader, node: yaml.Node, path: Loc, doc: Document, at: tuple[int, int]) -> Any:
     try:
         return loader.construct_object(node, deep=True)
-    except yaml.YAMLError:
-        raise
+    except yaml.MarkedYAMLError as e:  # an unknown tag (!!python/object), !!binary that is not
+        raise _fail(doc, path, at, f"cannot read this value: {e.problem}") from None
     except (ValueError, OverflowError, TypeError) as e:  # 2022-02-30, a 5,000-digit integer
         text = str(node.value)
         shown = text if len(text) <= 40 else text[:37] + "..."
