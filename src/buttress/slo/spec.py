@@ -37,6 +37,7 @@ SLIs), ``Timeslices`` (good slices / slices; needs a window SLI with a ``target`
 
 from __future__ import annotations
 
+import math
 import re
 import zoneinfo
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from buttress.spec.sections import register_section
+from buttress.spec.source import located
 from buttress.spec.types import Duration, PositiveDuration
 
 from . import math as slomath
@@ -145,7 +147,10 @@ class TierSpec(StrictModel):
         description="Fraction of the period's budget spent in long_window.",
     )
     burn_rate: float | None = Field(
-        default=None, gt=0, description="Explicit burn-rate threshold (instead of budget_fraction)."
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Explicit burn-rate threshold (instead of budget_fraction).",
     )
     min_events: int | None = Field(
         default=None,
@@ -358,6 +363,19 @@ class SLOSpec(StrictModel):
             raise ValueError(f"{v!r}: an SLO name uses letters, digits, '-', '_' or '.'")
         return v
 
+    def check_spec(self, root: Any) -> None:
+        """Checks against the rest of the file (called by the root model), as ``buttress slo``
+        makes them: a name used once, and a service (the SLO's or the file's)."""
+        slos = list(getattr(root, "slos", None) or [])
+        i = next(k for k, s in enumerate(slos) if s is self)
+        for j in range(i):
+            if slos[j].name == self.name:
+                raise located(
+                    ("slos", i, "name"), f"SLO name {self.name!r} is used twice (also slos[{j}])"
+                )
+        if self.service is None and getattr(root, "service", None) is None:
+            raise located(("slos", i), "no service: set 'service:' at the top level or on the SLO")
+
     @field_validator("objective", mode="before")
     @classmethod
     def _percent(cls, v: Any) -> Any:
@@ -368,6 +386,8 @@ class SLOSpec(StrictModel):
     @field_validator("objective")
     @classmethod
     def _objective(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError(f"objective must be a finite percentage, e.g. 99.9 (got {v!r})")
         if v >= 100:
             raise ValueError(
                 f"objective {v:g}% leaves no error budget; it must be below 100 (e.g. 99.9)"
