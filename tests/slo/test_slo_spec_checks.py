@@ -1,5 +1,6 @@
-"""`spec validate` refuses what `buttress slo` refuses: duplicate SLO names, an SLO without a service,
-and a non-finite objective or burn rate (also in models built from OpenSLO or sloth files)."""
+"""`spec validate` refuses what `buttress slo` refuses: duplicate SLO names, an SLO without a
+service, and a non-finite objective or burn rate (also in models built from OpenSLO or sloth
+files)."""
 
 from __future__ import annotations
 
