@@ -155,11 +155,16 @@ def test_chaostoolkit_cli_runs_an_experiment_with_our_extension(
     ]
     assert [True] == [r["output"] for r in d["rollbacks"]]
     assert [] == p.toxics()  # the rollback really removed it
+    # The 100 ms toxic is gone: the fastest of a few round trips is well under it (the fastest,
+    # because a busy machine only ever adds time to a trip).
+    trips = []
     with socket.create_connection((p.host, p.port), timeout=5) as s:
-        t0 = time.perf_counter()
-        s.sendall(b"x")
-        assert b"x" == recv_exact(s, 1)
-        assert time.perf_counter() - t0 < 0.05
+        for _ in range(5):
+            t0 = time.perf_counter()
+            s.sendall(b"x")
+            assert b"x" == recv_exact(s, 1)
+            trips.append(time.perf_counter() - t0)
+    assert min(trips) < 0.05, trips
 
 
 def test_discover_lists_actions_and_probes() -> None:
