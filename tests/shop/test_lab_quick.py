@@ -15,8 +15,10 @@ def test_quick_lab_reaches_the_published_figures(tmp_path: Path) -> None:
     marker = new_marker()
     out = tmp_path / "report"
     done = run_lab(SHOP, out, marker, "--quick", "--json")
-    assert 0 == done.returncode, done.stdout[-3000:] + done.stderr[-3000:]
+    # 0 passed; 3 inconclusive (the load driver was starved: judged below, after what holds anyway).
+    assert done.returncode in (0, 3), done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(done.stdout)
+    assert done.returncode == (3 if result["verdict"] == "inconclusive" else 0)
 
     # Nothing left running, every fault removed and verified.
     assert [] == wait_no_marked(marker)
@@ -26,6 +28,32 @@ def test_quick_lab_reaches_the_published_figures(tmp_path: Path) -> None:
         assert [] == result["runs"][mode]["killed_at_stop"]
 
     on, off = result["runs"]["on"], result["runs"]["off"]
+    # Nothing acknowledged lost, in both runs, whatever the driver's lag.
+    for run in (on, off):
+        assert run["history"]["valid"] is True
+        assert 0 == run["history"]["lost_count"]
+    # The driver's own lag is measured and reported for both runs.
+    for run in (on, off):
+        lag = run["driver"]
+        assert lag["count"] == sum(r["total"] for r in run["requests"].values()) > 0
+        assert 0 <= lag["p50"] <= lag["p99"] <= lag["max"] and lag["limit"] == 0.2
+        assert lag["starved"] == (lag["p99"] > lag["limit"])
+        if not lag["starved"]:
+            assert "passed" == run["verdict"], result["hypotheses"]
+    report = Path(result["report"]).read_text(encoding="utf-8")
+    assert "Load driver" in report and "lag p99" in report
+    # Timeouts count at the client timeout (2 s): the latency spike of payments times requests
+    # out without the policies, and the p99 series shows it.
+    assert 2.0 == max(p for p in off["series"]["checkout_p99"] if p is not None)
+    assert sum(off["series"]["checkout_timeouts"]) == off["requests"]["checkout"]["timed_out"] > 0
+    # Every breaker the api published is charted, the inventory breaker among them.
+    assert any("inventory" in n for n in on["breaker_names"]), on["breaker_names"]
+    assert 'id="breaker-0"' in report
+    if result["verdict"] == "inconclusive":
+        starved = {m: r["driver"] for m, r in result["runs"].items() if r["driver"]["starved"]}
+        assert starved and any(h["passed"] is None for h in result["hypotheses"])
+        pytest.skip(f"inconclusive: the load driver was starved on this machine: {starved}")
+    assert "passed" == result["verdict"]
     checkout_on = next(s for s in on["slos"] if s["name"] == "checkout")
     checkout_off = next(s for s in off["slos"] if s["name"] == "checkout")
     # The figures of the issue: 99.5% held with the policies, burned without.
@@ -40,10 +68,8 @@ def test_quick_lab_reaches_the_published_figures(tmp_path: Path) -> None:
         assert by_fault[name]["budget_consumed"]["checkout"] < 1.0
         off_fault = next(f for f in off["faults"] if f["name"] == name)
         assert off_fault["budget_consumed"]["checkout"] > 1.0  # alone enough to burn the SLO
-    # Nothing acknowledged lost, in both runs; and both runs acknowledged orders.
+    # Both runs acknowledged orders.
     for run in (on, off):
-        assert run["history"]["valid"] is True
-        assert 0 == run["history"]["lost_count"]
         assert run["history"]["acknowledged_count"] > 50
     assert on["history"]["acknowledged_count"] > off["history"]["acknowledged_count"]
     # The breaker opened during the inventory outage with the policies on.
@@ -54,7 +80,6 @@ def test_quick_lab_reaches_the_published_figures(tmp_path: Path) -> None:
     assert result["passed"] is True
     assert all(h["passed"] for h in result["hypotheses"])
     assert 4 == len(result["hypotheses"])
-    report = Path(result["report"]).read_text(encoding="utf-8")
     assert "uPlot" in report and 'id="err-checkout"' in report and 'id="budget-checkout"' in report
     assert "<script src=" not in report and "<link " not in report  # self-contained
     assert (out / "result.json").exists()

@@ -107,4 +107,4 @@ def test_window_stats_counts_recent_samples_only() -> None:
     assert 50 == st_["count"]
     assert pytest.approx(38 / 50) == st_["good"]  # 12 multiples of 4 in 50..99
     assert pytest.approx(0.01 * 100) == st_["p99"]
-    assert {"count": 0, "good": 1.0, "p99": 0.0} == window_stats(samples, 1000.0)
+    assert {"count": 0, "good": 1.0, "p99": 0.0, "lag_p99": 0.0} == window_stats(samples, 1000.0)

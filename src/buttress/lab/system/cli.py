@@ -1,7 +1,9 @@
 """The ``buttress lab PATH`` entry: run the lab, print the table (or JSON), set the exit status.
 
-Exit status: 0 when every hypothesis held, 1 when one failed, 2 for bad input or a service that
-did not start (a :class:`~buttress.errors.ButtressError`, printed as one message by ``cli.py``),
+Exit status: 0 when every hypothesis held, 1 when one failed, 3 when the verdict is inconclusive
+(none failed, but the load driver was starved, so a run could not be judged: the lag figures are
+printed), 2 for bad input or a service that did not start (a
+:class:`~buttress.errors.ButtressError`, printed as one message by ``cli.py``),
 130 when interrupted (Ctrl-C or SIGTERM), after every fault was removed and every process stopped.
 """
 
@@ -37,5 +39,8 @@ def run_system(path: str, *, quick: bool, out: str, seed: int, as_json: bool) ->
         click.echo(json.dumps(result, indent=1))
     else:
         click.echo(render_table(result), nl=False)
-    if not result["passed"]:
+    verdict = result.get("verdict", "passed" if result["passed"] else "failed")
+    if verdict == "inconclusive":
+        sys.exit(3)
+    if verdict != "passed":
         sys.exit(1)

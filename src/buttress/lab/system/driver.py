@@ -14,6 +14,13 @@ and, if its kind has one, ``X-Buttress-Criticality``.
 **Orders.**  A request kind with ``order: true`` places a new order with a unique id; the driver
 records it in a :class:`~buttress.chaos.checker.History`: invoked before sending, then ``ok`` on a
 200 (acknowledged), ``fail`` on a 4xx (refused: definitely not stored), ``unknown`` otherwise.
+
+**Its own lag.**  The driver shares two cores with the services it drives; when it is starved, its
+requests leave late and its clock reads answers late, so a slow driver looks like a slow system.
+Each sample therefore carries its *scheduling lag*: how late the request was sent against its
+scheduled arrival time.  :func:`lag_stats` sums them up; the run is *starved* when the p99 lag is
+above :data:`STARVED_LAG_FRACTION` of the client timeout (a tenth of every request's time budget
+spent before it was even sent), and the lab then calls the run's verdict inconclusive.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -32,10 +40,12 @@ from buttress.chaos.checker import History
 
 from .spec import LoadSpec, RequestSpec
 
-__all__ = ["Burst", "LoadDriver", "Sample", "window_stats"]
+__all__ = ["STARVED_LAG_FRACTION", "Burst", "LoadDriver", "Sample", "lag_stats", "window_stats"]
 
 DEADLINE_HEADER = "X-Buttress-Deadline-Ms"
 CRITICALITY_HEADER = "X-Buttress-Criticality"
+STARVED_LAG_FRACTION = 0.1
+"""The driver is starved when its p99 scheduling lag is above this share of the client timeout."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,26 +60,55 @@ class Burst:
 
 @dataclass(slots=True)
 class Sample:
-    """One request: its kind, arrival (run seconds), latency (s), HTTP status (0: no answer)."""
+    """One request: its kind, scheduled arrival (run seconds), latency (s), HTTP status (0: no
+    answer), whether it was good, whether it timed out (no answer within the client's timeout) and
+    its scheduling lag (s: how late it was sent against ``start``)."""
 
     kind: str
     start: float
     latency: float
     status: int
     good: bool
+    timed_out: bool = False
+    lag: float = 0.0
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, math.ceil(q * len(v)) - 1))]
+
+
+def lag_stats(samples: Sequence[Sample], timeout: float) -> dict[str, Any]:
+    """The driver's scheduling lag over ``samples``: p50, p99 and max (s), the limit (s) and
+    whether the driver was starved (p99 above the limit: see :data:`STARVED_LAG_FRACTION`)."""
+    limit = STARVED_LAG_FRACTION * timeout
+    lags = [s.lag for s in samples]
+    if not lags:
+        return {"count": 0, "p50": None, "p99": None, "max": None, "late": 0,
+                "limit": limit, "starved": False}  # fmt: skip
+    p99 = _pct(lags, 0.99)
+    return {
+        "count": len(lags),
+        "p50": _pct(lags, 0.5),
+        "p99": p99,
+        "max": max(lags),
+        "late": sum(1 for x in lags if x > limit),
+        "limit": limit,
+        "starved": p99 > limit,
+    }
 
 
 def window_stats(samples: Sequence[Sample], since: float) -> dict[str, float]:
-    """Requests started at or after ``since``: count, good fraction and p99 latency (s)."""
+    """Requests started at or after ``since``: count, good fraction, p99 latency and p99
+    scheduling lag (s)."""
     recent = [s for s in samples if s.start >= since]
     if not recent:
-        return {"count": 0, "good": 1.0, "p99": 0.0}
-    lat = sorted(s.latency for s in recent)
-    p99 = lat[min(len(lat) - 1, math.ceil(0.99 * len(lat)) - 1)]
+        return {"count": 0, "good": 1.0, "p99": 0.0, "lag_p99": 0.0}
     return {
         "count": float(len(recent)),
         "good": sum(s.good for s in recent) / len(recent),
-        "p99": p99,
+        "p99": _pct([s.latency for s in recent], 0.99),
+        "lag_p99": _pct([s.lag for s in recent], 0.99),
     }
 
 
@@ -171,13 +210,17 @@ class LoadDriver:
             body = {"order_id": order_id, "sku": f"sku-{self.rng.randrange(20):02d}", "qty": 1}
             pending = self.history.add(order_id, process=n)
         started = time.monotonic()
+        lag = max(0.0, started - self.t0 - t)
         status = 0
+        timed_out = False
         try:
             r = await asyncio.wait_for(
                 client.request(spec.method, spec.path, json=body, headers=headers), timeout
             )
             status = r.status_code
-        except (TimeoutError, httpx.HTTPError, OSError):
+        except TimeoutError:
+            timed_out = True
+        except (httpx.HTTPError, OSError):
             status = 0
         latency = time.monotonic() - started
         good = 0 < status < 500 and latency <= timeout
@@ -188,7 +231,7 @@ class LoadDriver:
                 pending.fail()
             else:
                 pending.unknown()
-        sample = Sample(kind, t, latency, status, good)
+        sample = Sample(kind, t, latency, status, good, timed_out, lag)
         self.samples.append(sample)
         if self.observe is not None:
             self.observe(sample)

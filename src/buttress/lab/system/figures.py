@@ -1,7 +1,27 @@
 """The figures of a lab run: requests, SLO verdicts (users' and services' view), the budget each
-fault consumed, per-second series, breaker changes; then the hypotheses and the assessment.
+fault consumed, per-second series, breaker changes, the driver's own lag, the recovery after each
+fault; then the hypotheses and the assessment.
 
 See :mod:`buttress.lab.system.run` for the definitions (budget per fault, SLO verdicts).
+
+**Latency of every request.**  The p99 latency figures and series count every request, not only
+the answered ones: a request that timed out counts at the client's timeout (what the user waited),
+so a run whose requests time out does not look faster than one whose requests are answered late.
+(``p99`` of :func:`figures`' ``requests`` keeps the good requests' p99, labelled as such.)
+
+**Metastable failure.**  After a fault ends, the system should return to its steady state.  For
+each fault and request kind, :func:`recovery` compares the error rate in the *recovery window*
+(from the fault's removal plus the client timeout, so no request that met the fault counts, to the
+next fault or the end of the run) with the *steady state* (the requests sent before the first
+fault).  The run *stayed failed* when the error rate of the whole window and of its last half are
+both more than :data:`METASTABLE_MARGIN` above the steady state (windows shorter than
+:data:`RECOVERY_MIN_WINDOW` seconds or with fewer than :data:`RECOVERY_MIN_REQUESTS` requests, and
+runs without a steady state, are not judged).
+
+**Inconclusive.**  A run whose driver was starved (:func:`~buttress.lab.system.driver.lag_stats`)
+cannot tell a slow system from a slow driver: :func:`hypotheses` calls an SLO hypothesis of that run
+*inconclusive* (``passed: None``) unless it held as expected; :func:`verdict` is then
+``"inconclusive"`` instead of a false ``"failed"``, with the lag figures.
 """
 
 from __future__ import annotations
@@ -17,11 +37,31 @@ from buttress.slo import math as slomath
 from buttress.slo.evaluator import evaluate
 from buttress.slo.spec import LatencySLI, RatioSLI, SLOSpec, WindowSLI
 
-from .driver import Sample
+from .driver import Sample, lag_stats
 from .load import LoadedLab
 from .plan import FaultPlan
 
-__all__ = ["assessment", "figures", "hypotheses", "slo_kind"]
+__all__ = [
+    "METASTABLE_MARGIN",
+    "RECOVERY_MIN_REQUESTS",
+    "RECOVERY_MIN_WINDOW",
+    "assessment",
+    "figures",
+    "hypotheses",
+    "metastable_sentences",
+    "plotted_latency",
+    "recovery",
+    "slo_kind",
+    "starved_text",
+    "verdict",
+]
+
+METASTABLE_MARGIN = 0.05
+"""Stayed failed: the recovery window's error rate exceeds the steady state's by more than this."""
+RECOVERY_MIN_WINDOW = 2.0
+"""Seconds: a shorter recovery window is not judged."""
+RECOVERY_MIN_REQUESTS = 20
+"""A recovery window (or a steady state) with fewer requests is not judged."""
 
 
 def slo_kind(slo: SLOSpec, kinds: dict[str, Any]) -> str | None:
@@ -52,28 +92,41 @@ def figures(
 ) -> dict[str, Any]:
     """Everything measured in one run; ``stores`` are the services' and the driver's SLI stores."""
     kinds = lab.experiments.load.requests
-    requests = {k: _requests([s for s in samples if s.kind == k]) for k in kinds}
+    timeout = lab.experiments.load.timeout
+    requests = {k: _requests([s for s in samples if s.kind == k], timeout) for k in kinds}
     slos = _slos(lab, kinds, *stores)
     check = check_set(history)
+    faults = _faults(lab, samples, plan, requests=requests, slos=slos, duration=duration)
+    breakers, breaker_names = _breakers(stores[0], wall0)
     return {
         "requests": requests,
         "slos": slos,
-        "faults": _faults(lab, samples, plan, requests=requests, slos=slos, duration=duration),
+        "faults": faults,
         "history": check.summary() | {"lost": check.summary()["lost"][:20]},
-        "series": _series(samples, slos, kinds, duration),
-        "breakers": _breakers(stores[0], wall0),
+        "series": _series(samples, slos, kinds, duration, timeout),
+        "breakers": breakers,
+        "breaker_names": breaker_names,
+        "driver": lag_stats(samples, timeout),
+        "recovery": recovery(samples, faults, kinds, duration=duration, timeout=timeout),
     }
 
 
-def _requests(ks: list[Sample]) -> dict[str, Any]:
+def plotted_latency(s: Sample, timeout: float) -> float:
+    """A request's latency as the charts count it: a timeout at the client's ``timeout``."""
+    return timeout if s.timed_out else min(s.latency, timeout)
+
+
+def _requests(ks: list[Sample], timeout: float) -> dict[str, Any]:
     good = sum(s.good for s in ks)
     return {
         "total": len(ks),
         "good": good,
         "bad": len(ks) - good,
+        "timed_out": sum(s.timed_out for s in ks),
         "good_ratio": good / len(ks) if ks else None,
         "p50": _percentile([s.latency for s in ks if s.good], 0.5),
         "p99": _percentile([s.latency for s in ks if s.good], 0.99),
+        "p99_all": _percentile([plotted_latency(s, timeout) for s in ks], 0.99),
     }
 
 
@@ -144,10 +197,14 @@ def _faults(
 
 
 def _series(
-    samples: list[Sample], slos: list[dict[str, Any]], kinds: dict[str, Any], duration: float
+    samples: list[Sample],
+    slos: list[dict[str, Any]],
+    kinds: dict[str, Any],
+    duration: float,
+    timeout: float,
 ) -> dict[str, Any]:
-    """Per-second series: bad fraction and p99 latency per request kind, and each SLO's
-    cumulative budget consumption (client side)."""
+    """Per-second series: bad fraction, p99 latency (every request, timeouts at ``timeout``) and
+    timeouts per request kind, and each SLO's cumulative budget consumption (client side)."""
     n = max(1, math.ceil(duration))
     out: dict[str, Any] = {"t": list(range(n))}
     buckets: dict[str, list[list[Sample]]] = {k: [[] for _ in range(n)] for k in kinds}
@@ -157,8 +214,9 @@ def _series(
     for k, bs in buckets.items():
         out[f"{k}_error"] = [(sum(not s.good for s in b) / len(b)) if b else None for b in bs]
         out[f"{k}_p99"] = [
-            _percentile([s.latency for s in b if s.status], 0.99) if b else None for b in bs
+            _percentile([plotted_latency(s, timeout) for s in b], 0.99) if b else None for b in bs
         ]
+        out[f"{k}_timeouts"] = [sum(s.timed_out for s in b) for b in bs]
         out[f"{k}_rate"] = [len(b) for b in bs]
     for slo in slos:
         k = slo["request_kind"]
@@ -175,13 +233,15 @@ def _series(
     return out
 
 
-def _breakers(store_path: Path, wall0: float) -> list[dict[str, Any]]:
-    """Circuit-breaker state changes the services published into the store."""
+def _breakers(store_path: Path, wall0: float) -> tuple[list[dict[str, Any]], list[str]]:
+    """Circuit-breaker state changes the services published into the store, and the name of
+    every breaker published (those that never changed state too)."""
     from buttress.dashboard.feed import FeedReader
 
     with FeedReader(store_path) as reader:
-        events = reader.events(since=wall0 - 5, limit=5000)
-    return [
+        events = reader.events(since=wall0 - 5, limit=1_000_000)  # every change of the run
+        states = reader.states()
+    changes = [
         {
             "time": round(e.time - wall0, 3),
             "name": f"{e.scope}/{e.name}",
@@ -191,6 +251,93 @@ def _breakers(store_path: Path, wall0: float) -> list[dict[str, Any]]:
         for e in events
         if e.policy_type == "circuit_breaker"
     ]
+    names = {f"{r.scope}/{r.name}" for r in states if r.policy_type == "circuit_breaker"}
+    return changes, sorted(names | {str(c["name"]) for c in changes})
+
+
+def _error_rate(samples: list[Sample], lo: float, hi: float) -> tuple[int, float | None]:
+    window = [s for s in samples if lo <= s.start < hi]
+    if not window:
+        return 0, None
+    return len(window), sum(not s.good for s in window) / len(window)
+
+
+def recovery(
+    samples: list[Sample],
+    faults: list[dict[str, Any]],
+    kinds: Any,
+    *,
+    duration: float,
+    timeout: float,
+) -> list[dict[str, Any]]:
+    """Per fault and request kind: the error rate after the fault ended against the steady state,
+    and whether the run stayed failed (see the module docstring).  ``faults`` are the run's faults
+    as :func:`figures` reports them (``applied_at``, ``removed_at``)."""
+    applied = [f for f in faults if f.get("applied_at") is not None]
+    if not applied:
+        return []
+    first = min(float(f["applied_at"]) for f in applied)
+    out: list[dict[str, Any]] = []
+    for f in applied:
+        if f.get("removed_at") is None:
+            continue
+        end = float(f["removed_at"])
+        lo = end + timeout
+        # The window ends where the next fault begins; a fault still applied spoils it.
+        later = [float(g["applied_at"]) for g in applied if g["applied_at"] > f["applied_at"]]
+        overlapping = any(
+            g is not f
+            and float(g["applied_at"]) <= lo
+            and (g.get("removed_at") is None or float(g["removed_at"]) > end)
+            for g in applied
+        )
+        hi = min([duration, *(t for t in later if t > end)])
+        if overlapping or hi - lo < RECOVERY_MIN_WINDOW:
+            continue
+        for k in kinds:
+            ks = [s for s in samples if s.kind == k]
+            n_steady, steady = _error_rate(ks, 0.0, first)
+            n, rate = _error_rate(ks, lo, hi)
+            _, tail = _error_rate(ks, (lo + hi) / 2, hi)
+            if n_steady < RECOVERY_MIN_REQUESTS or n < RECOVERY_MIN_REQUESTS:
+                continue
+            assert steady is not None and rate is not None
+            stayed = (
+                rate > steady + METASTABLE_MARGIN
+                and tail is not None
+                and tail > steady + METASTABLE_MARGIN
+            )
+            out.append(
+                {
+                    "fault": f["name"],
+                    "kind": k,
+                    "ended_at": end,
+                    "window": [lo, hi],
+                    "requests": n,
+                    "error_rate": rate,
+                    "last_half_error_rate": tail,
+                    "steady_error_rate": steady,
+                    "stayed_failed": stayed,
+                }
+            )
+    return out
+
+
+def metastable_sentences(mode: str, run: dict[str, Any]) -> list[str]:
+    """One sentence, with the figures, for each request kind that stayed failed after a fault."""
+    out = []
+    for r in run.get("recovery", []):
+        if not r["stayed_failed"]:
+            continue
+        lo, hi = r["window"]
+        out.append(
+            f"With policies {mode}, {r['kind']} stayed failed after {r['fault']} ended at "
+            f"{r['ended_at']:.1f} s: {r['error_rate']:.1%} of its requests failed from "
+            f"{lo:.1f} to {hi:.1f} s ({r['last_half_error_rate']:.1%} in the last half) against "
+            f"{r['steady_error_rate']:.1%} before the first fault, so the fault was gone but the "
+            "system did not recover (a metastable failure)."
+        )
+    return out
 
 
 def hypotheses(lab: LoadedLab, runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -198,15 +345,24 @@ def hypotheses(lab: LoadedLab, runs: dict[str, dict[str, Any]]) -> list[dict[str
     hyp = lab.experiments.hypotheses
     out: list[dict[str, Any]] = []
     for name, expect in hyp.slos.items():
-        for mode in runs:
+        for mode, run in runs.items():
             wanted = expect.policies_on if mode == "on" else expect.policies_off
-            got = next(s["verdict"] for s in runs[mode]["slos"] if s["name"] == name)
+            got = next(s["verdict"] for s in run["slos"] if s["name"] == name)
+            passed: bool | None = wanted in ("any", got)
+            observed = got
+            lag = run.get("driver") or {}
+            # A starved driver makes the system look worse than it is: a failure, or a "burned"
+            # that was expected, cannot be told from the driver's own lateness.
+            if lag.get("starved") and wanted != "any" and (not passed or got == "burned"):
+                passed = None
+                observed = f"{got} (inconclusive: {starved_text(lag)})"
             out.append(
                 {
                     "hypothesis": f"SLO {name} {wanted} with policies {mode}",
+                    "mode": mode,
                     "expected": wanted,
-                    "observed": got,
-                    "passed": wanted in ("any", got),
+                    "observed": observed,
+                    "passed": passed,
                 }
             )
     if hyp.nothing_lost:
@@ -215,6 +371,7 @@ def hypotheses(lab: LoadedLab, runs: dict[str, dict[str, Any]]) -> list[dict[str
             out.append(
                 {
                     "hypothesis": f"no acknowledged order lost with policies {mode}",
+                    "mode": mode,
                     "expected": "0 lost",
                     "observed": (
                         "no final read"
@@ -225,6 +382,24 @@ def hypotheses(lab: LoadedLab, runs: dict[str, dict[str, Any]]) -> list[dict[str
                 }
             )
     return out
+
+
+def starved_text(lag: dict[str, Any]) -> str:
+    """The lag figures of a starved driver, in words."""
+    return (
+        f"the load driver was starved, its p99 scheduling lag {lag['p99'] * 1000:.0f} ms "
+        f"(max {lag['max'] * 1000:.0f} ms) is above the {lag['limit'] * 1000:.0f} ms limit"
+    )
+
+
+def verdict(hypotheses: list[dict[str, Any]]) -> str:
+    """``"failed"`` when a hypothesis failed, else ``"inconclusive"`` when one could not be
+    judged (a starved driver), else ``"passed"``."""
+    if any(h["passed"] is False for h in hypotheses):
+        return "failed"
+    if any(h["passed"] is None for h in hypotheses):
+        return "inconclusive"
+    return "passed"
 
 
 def assessment(lab: LoadedLab) -> dict[str, Any] | None:

@@ -2,9 +2,15 @@
 
 The HTML page's body comes from ``templates/report.html`` (Jinja2, autoescaped), inside the
 self-contained page of :mod:`buttress.dashboard.report` (uPlot inlined, no network): per
-request kind, the error rate and the p99 latency per second, policies on against policies off, with
-the plan's faults shaded; each SLO's error budget consumed over the run (100% = the whole budget);
-the circuit breakers' states; then the tables (SLOs, budget per fault, hypotheses, assessment).
+request kind, the error rate and the p99 latency per second (every request, a timeout counted at
+the client's timeout), policies on against policies off, with the plan's faults shaded; each SLO's
+error budget consumed over the run (100% = the whole budget); one chart per circuit breaker (every
+breaker the services published, those that never changed state too); a sentence for each request
+kind that stayed failed after a fault ended (a metastable failure); the load driver's scheduling
+lag; then the tables (SLOs, budget per fault, hypotheses, assessment).
+
+The page is static: the charts' legends name the series and do not follow the pointer (no hover
+values, no cursor), so what is printed or shared reads the same as what is on screen.
 """
 
 from __future__ import annotations
@@ -18,12 +24,20 @@ from markupsafe import Markup
 from buttress.dashboard.report import Chart, Mark, Series, Threshold, chart_html, page
 from buttress.tables import render_table as text_table
 
+from .figures import metastable_sentences, starved_text
+
 if TYPE_CHECKING:
     from .run import LoadedLab
 
 __all__ = ["render_html", "render_table"]
 
 _COLORS = {"on": "#1f77b4", "off": "#d62728"}
+_VERDICT_TEXT = {
+    "passed": "every hypothesis held",
+    "failed": "a hypothesis FAILED",
+    "inconclusive": "INCONCLUSIVE: the load driver was starved",
+}
+_VERDICT_LEVEL = {"passed": "ok", "failed": "bad", "inconclusive": "warn"}
 _STATE_LEVEL = {"closed": 0.0, "half_open": 0.5, "open": 1.0, "forced_open": 1.0}
 
 
@@ -67,11 +81,49 @@ def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
         out.append(
             (f"{kind}: p99 latency (good)", *(_ms(runs[m]["requests"][kind]["p99"]) for m in modes))
         )
+        if all("p99_all" in runs[m]["requests"][kind] for m in modes):
+            out.append(
+                (
+                    f"{kind}: p99 latency (all, timeouts at the timeout)",
+                    *(_ms(runs[m]["requests"][kind]["p99_all"]) for m in modes),
+                )
+            )
     out.append(
         ("orders acknowledged", *(str(runs[m]["history"]["acknowledged_count"]) for m in modes))
     )
     out.append(("orders lost", *(str(runs[m]["history"]["lost_count"]) for m in modes)))
     out.append(("breaker state changes", *(str(len(runs[m]["breakers"])) for m in modes)))
+    if all("driver" in runs[m] for m in modes):
+        out.append(("driver lag p99 / max", *(_lag(runs[m]["driver"]) for m in modes)))
+    if all("verdict" in runs[m] for m in modes):
+        out.append(("run verdict", *(runs[m]["verdict"] for m in modes)))
+    return out
+
+
+def _lag(d: dict[str, Any]) -> str:
+    if d.get("p99") is None:
+        return "-"
+    starved = " STARVED" if d["starved"] else ""
+    return f"{d['p99'] * 1000:.0f} / {d['max'] * 1000:.0f} ms{starved}"
+
+
+def _verdict(result: dict[str, Any]) -> str:
+    return str(result.get("verdict", "passed" if result["passed"] else "failed"))
+
+
+def notes(result: dict[str, Any]) -> list[str]:
+    """Sentences the figures call for: each run that stayed failed after a fault ended (a
+    metastable failure), and each run whose load driver was starved."""
+    out: list[str] = []
+    for mode, run in result["runs"].items():
+        out.extend(metastable_sentences(mode, run))
+        lag = run.get("driver") or {}
+        if lag.get("starved"):
+            out.append(
+                f"With policies {mode}, {starved_text(lag)} ({lag['late']} of {lag['count']} "
+                "requests sent later than that), so this run's verdict is inconclusive: a slow "
+                "driver cannot be told from a slow system."
+            )
     return out
 
 
@@ -80,9 +132,11 @@ def render_table(result: dict[str, Any]) -> str:
     head, *body = rows(result)
     lines = [text_table(head, body), ""]
     for h in result["hypotheses"]:
-        mark = "PASS" if h["passed"] else "FAIL"
+        mark = {True: "PASS", False: "FAIL", None: "INCONCLUSIVE"}[h["passed"]]
         lines.append(f"{mark}  {h['hypothesis']}: {h['observed']}")
-    verdict = "every hypothesis held" if result["passed"] else "a hypothesis FAILED"
+    for n in notes(result):
+        lines.append(f"NOTE  {n}")
+    verdict = _VERDICT_TEXT[_verdict(result)]
     lines.append(f"\n{verdict}; report: {result.get('report', '-')} ({result['elapsed']:.0f} s)")
     return "\n".join(lines) + "\n"
 
@@ -100,8 +154,9 @@ def _marks(run: dict[str, Any]) -> list[Mark]:
 
 
 def _breaker_series(run: dict[str, Any], n: int) -> dict[str, list[float | None]]:
-    """Each breaker's state per second (0 closed, 0.5 half open, 1 open), from its changes."""
-    out: dict[str, list[float | None]] = {}
+    """Each breaker's state per second (0 closed, 0.5 half open, 1 open), from its changes; a
+    breaker the services published that never changed state stays closed."""
+    out: dict[str, list[float | None]] = {name: [0.0] * n for name in run.get("breaker_names", [])}
     for e in sorted(run["breakers"], key=lambda e: e["time"]):
         values = out.setdefault(e["name"], [0.0] * n)
         level = _STATE_LEVEL.get(e["state"], 0.5)
@@ -140,14 +195,19 @@ class _Charts:
         ]
 
     def requests(self, kind: str, timeout: float) -> list[Markup]:
-        """Bad requests per second (a fraction) and the p99 latency of one request kind."""
+        """Bad requests per second (a fraction) and the p99 latency of one request kind (every
+        request: a timeout counts at the client's timeout)."""
         bad = self.series(f"{kind}_error")
         p99 = self.series(f"{kind}_p99")
         limit = [Threshold(timeout, "client timeout")]
+        lat_title = (
+            f"{kind}: p99 latency per second, every request (a timeout counts as "
+            f"{timeout:g} s, the client timeout)"
+        )
         return [
             self.chart(f"err-{kind}", f"{kind}: bad requests per second (fraction)", bad,
                        y_unit="fraction", y_min=0, y_max=1),
-            self.chart(f"lat-{kind}", f"{kind}: p99 latency per second", p99,
+            self.chart(f"lat-{kind}", lat_title, p99,
                        y_unit="s", y_min=0, thresholds=limit),
         ]  # fmt: skip
 
@@ -163,29 +223,41 @@ class _Charts:
             thresholds=[Threshold(1.0, "budget exhausted", "#d62728")],
         )
 
-    def breakers(self, mode: str) -> Markup | None:
-        states = _breaker_series(self.runs[mode], len(self.x))
-        if not states:
-            return None
-        return self.chart(
-            f"breakers-{mode}",
-            f"circuit breakers, policies {mode} (0 closed, 0.5 half open, 1 open)",
-            [Series(name, v, step=True) for name, v in states.items()],
-            y_min=0,
-            y_max=1,
-            height=160,
-        )
+    def breakers(self) -> list[Markup]:
+        """One chart per breaker (every breaker of every run), one series per run that has it:
+        breakers drawn in one chart would hide each other where their states are equal."""
+        n = len(self.x)
+        states = {m: _breaker_series(self.runs[m], n) for m in self.modes}
+        names = sorted({name for per in states.values() for name in per})
+        out = []
+        for i, name in enumerate(names):
+            series = [
+                Series(f"policies {m}", states[m][name], color=_COLORS.get(m), step=True,
+                       dash=m == "off")
+                for m in self.modes
+                if name in states[m]
+            ]  # fmt: skip
+            out.append(
+                self.chart(
+                    f"breaker-{i}",
+                    f"circuit breaker {name} (0 closed, 0.5 half open, 1 open)",
+                    series,
+                    y_min=0,
+                    y_max=1,
+                    height=120,
+                )
+            )
+        return out
 
     def all(self, lab: LoadedLab) -> dict[str, list[Markup]]:
         first = self.runs[self.modes[0]]
         timeout = lab.experiments.load.timeout
-        breakers = [self.breakers(m) for m in self.modes]
         return {
             "requests": [c for kind in first["requests"] for c in self.requests(kind, timeout)],
             "budgets": [
                 self.budget(s) for s in first["slos"] if f"budget_{s['name']}" in first["series"]
             ],
-            "breakers": [c for c in breakers if c is not None],
+            "breakers": self.breakers(),
         }
 
 
@@ -237,6 +309,27 @@ def _journey_rows(assessment: dict[str, Any] | None) -> list[tuple[str, ...]]:
     ]
 
 
+def _driver_rows(runs: dict[str, Any]) -> dict[str, Any]:
+    rows = []
+    for m, run in runs.items():
+        d = run.get("driver")
+        if not d or d.get("p99") is None:
+            continue
+        rows.append(
+            (
+                m,
+                d["count"],
+                _ms(d["p50"]),
+                _ms(d["p99"]),
+                _ms(d["max"]),
+                _ms(d["limit"]),
+                d["late"],
+                "starved: inconclusive" if d["starved"] else "ok",
+            )
+        )
+    return {"rows": rows, "levels": [_level(r[7] == "ok") for r in rows]}
+
+
 def _level(ok: bool) -> str:
     return "ok" if ok else "bad"
 
@@ -246,18 +339,20 @@ def render_html(lab: LoadedLab, result: dict[str, Any]) -> str:
     self-contained page."""
     runs = result["runs"]
     hyps = result["hypotheses"]
-    passed = result["passed"]
+    verdict = _verdict(result)
     slo_rows, history_rows = _slo_rows(runs), _history_rows(runs)
+    marks = {True: ("pass", "ok"), False: ("FAIL", "bad"), None: ("inconclusive", "warn")}
     body = _template().render(
         verdict={
-            "text": "every hypothesis held" if passed else "a hypothesis failed",
-            "level": _level(passed),
+            "text": _VERDICT_TEXT[verdict].lower(),
+            "level": _VERDICT_LEVEL[verdict],
             "rows": [
-                (h["hypothesis"], h["expected"], h["observed"], "pass" if h["passed"] else "FAIL")
-                for h in hyps
+                (h["hypothesis"], h["expected"], h["observed"], marks[h["passed"]][0]) for h in hyps
             ],
-            "levels": [_level(h["passed"]) for h in hyps],
+            "levels": [marks[h["passed"]][1] for h in hyps],
         },
+        notes=notes(result),
+        driver=_driver_rows(runs),
         side=rows(result),
         charts=_Charts(result).all(lab),
         modes=[f"policies {m}" for m in runs],

@@ -22,6 +22,11 @@ of the run's error budget a fault consumed is ``bad_k(fault) / (total_k(run) * (
 (from its application to its removal plus the client timeout, and at most until the next fault
 is applied, so no request is charged to two faults).
 
+**Verdict.**  ``passed`` when every hypothesis held, ``failed`` when one did not, ``inconclusive``
+when none failed but one could not be judged because the load driver was starved (its p99
+scheduling lag above a tenth of the client timeout: see :mod:`buttress.lab.system.driver`); each
+run has its own ``verdict`` and its lag figures under ``driver`` in ``result.json``.
+
 **SLO verdicts.**  The driver records every request into the run's ``client.db`` as the SLIs of the
 SLOs over its kind (an SLO's ``sli.pipeline`` names the request kind): what the users saw, timeouts
 and refused connections included.  The API records its own view into ``store.db`` through the ASGI
@@ -57,6 +62,7 @@ from .driver import Burst, LoadDriver, Sample, window_stats
 from .figures import assessment as assess_architecture
 from .figures import figures, slo_kind
 from .figures import hypotheses as check_hypotheses
+from .figures import verdict as overall_verdict
 from .load import LoadedLab, load_lab, targets
 from .plan import FaultPlan, scaled
 from .spec import instance_names
@@ -372,6 +378,7 @@ async def _drive(
         progress.show(
             f"{min(t, duration):5.1f}/{duration:g}s  {st['count'] / 3:5.1f} req/s  "
             f"good {st['good']:7.2%}  p99 {st['p99'] * 1000:6.0f} ms  "
+            f"lag p99 {st['lag_p99'] * 1000:4.0f} ms  "
             f"faults: {', '.join(faults) or '-'}"
         )
 
@@ -432,6 +439,9 @@ def run_lab(
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     hypotheses = check_hypotheses(lab, runs)
+    for mode, run in runs.items():
+        run["verdict"] = overall_verdict([h for h in hypotheses if h.get("mode") == mode])
+    verdict = overall_verdict(hypotheses)
     result: dict[str, Any] = {
         "file": str(lab.file),
         "quick": options.quick,
@@ -439,7 +449,8 @@ def run_lab(
         "assessment": assessment,
         "runs": runs,
         "hypotheses": hypotheses,
-        "passed": all(h["passed"] for h in hypotheses),
+        "verdict": verdict,
+        "passed": verdict == "passed",
         "elapsed": round(time.monotonic() - started, 2),
     }
     from .report import render_html
