@@ -1,4 +1,5 @@
-"""What the page is given: breaker timelines, stale sources, the assessment summary."""
+"""What the page is given: breaker timelines, stale sources, the assessment summary, the
+coalesced state changes."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from buttress.dashboard.feed import FeedWriter, Update
-from buttress.dashboard.state import DashboardConfig, DashboardData
+from buttress.dashboard.feed import FeedWriter, StateEvent, Update
+from buttress.dashboard.state import DashboardConfig, DashboardData, coalesce_events
 from buttress.slo.store import SLIStore
 
 from .conftest import SPEC
@@ -126,3 +127,64 @@ def test_board_is_reused_within_a_minute_after_it_settles(db: Path) -> None:
         d.close()
         db.unlink()
         SLIStore(db).close()
+
+
+# -- recent state changes, coalesced --------------------------------------------------------------
+
+
+def ev(seq: int, t: float, name: str, state: str, kind: str = "state", **kw: str) -> StateEvent:
+    level = {"ok": "ok", "closed": "ok", "saturated": "warn", "rejecting": "bad", "open": "bad"}
+    policy = "circuit_breaker" if name == "brk" else "bulkhead"
+    return StateEvent(seq, t, kw.get("source", "svc"), policy, "p", name, kind, state, level[state])
+
+
+def test_a_flapping_component_is_one_row_with_its_count_span_and_tallies() -> None:
+    cycle = ["saturated", "rejecting", "ok"]
+    events = [ev(i + 1, 100 + i, "bh", cycle[i % 3]) for i in range(30)]
+    events.insert(12, ev(100, 111.5, "brk", "open", "opened"))
+    rows = coalesce_events(events, gap=60)
+    assert ["bh", "brk"] == [r["name"] for r in rows]  # newest change first
+    bh, brk = rows
+    assert (30, 100, 129) == (bh["count"], bh["first"], bh["last"])
+    assert {"saturated": 10, "rejecting": 10, "ok": 10} == bh["states"]
+    assert {"saturated": "warn", "rejecting": "bad", "ok": "ok"} == bh["levels"]
+    assert {"state": 30} == bh["kinds"]
+    assert ("ok", "ok", "bad") == (bh["state"], bh["level"], bh["worst"])
+    assert [29, 28] == [m["time"] - 100 for m in bh["members"][:2]]  # newest first
+    assert (1, "opened", "open", "bad") == (brk["count"], brk["kind"], brk["state"], brk["worst"])
+    assert len(events) == sum(r["count"] for r in rows)  # nothing lost
+
+
+def test_changes_further_apart_than_the_gap_are_separate_rows() -> None:
+    events = [ev(1, 0, "bh", "saturated"), ev(2, 10, "bh", "ok"), ev(3, 100, "bh", "saturated")]
+    events.append(ev(4, 100, "bh", "ok", source="other"))  # another process's bulkhead
+    rows = coalesce_events(events, gap=60)
+    assert [(1, "other"), (1, "svc"), (2, "svc")] == [(r["count"], r["source"]) for r in rows]
+    assert [(0, 10)] == [(r["first"], r["last"]) for r in rows if r["count"] == 2]
+
+
+def test_a_row_lists_its_newest_changes_and_counts_them_all() -> None:
+    events = [ev(i + 1, float(i), "bh", ["ok", "saturated"][i % 2]) for i in range(500)]
+    (row,) = coalesce_events(events, members=50)
+    assert (500, 50) == (row["count"], len(row["members"]))
+    assert [500, 499] == [m["seq"] for m in row["members"][:2]]
+    assert {"ok": 250, "saturated": 250} == row["states"]
+
+
+def test_states_payload_carries_the_coalesced_changes(db: Path) -> None:
+    now = time.time()
+    with FeedWriter(db, source="svc") as w:
+        for i in range(90):
+            state = ["ok", "saturated", "rejecting"][i % 3]
+            level = {"ok": "ok", "saturated": "warn", "rejecting": "bad"}[state]
+            w.write([Update("bulkhead", "p", "bh", state, level, {}, now - 45 + i / 2, "state")])
+        w.write([brk("open", now - 30, "opened", "closed")])
+        w.write([Update("source", "process", "svc", "up", "ok", {}, now, "state")])
+    d = DashboardData(DashboardConfig(store=db, coalesce_gap=60))
+    p = d.states_payload(now)
+    assert [("bulkhead", 90), ("circuit_breaker", 1)] == [
+        (c["policy_type"], c["count"]) for c in p["changes"]
+    ]
+    assert now - 900 == p["changes_since"]
+    assert 91 == len(p["events"])  # the raw events are still there (no heartbeat among them)
+    d.close()

@@ -6,8 +6,11 @@ Each ``*_payload`` method returns JSON-ready data (NaN and infinities as ``null`
 * :meth:`~DashboardData.slos_payload`: the SLO board (:func:`buttress.dashboard.slos.slo_board`)
   and SLIs in the store that no SLO describes;
 * :meth:`~DashboardData.states_payload`: the latest state of every published component (stale ones
-  flagged), the publishing sources with their heartbeat age, the newest events and, per circuit
-  breaker, its state over the last ``timeline_minutes`` as a step series;
+  flagged), the publishing sources with their heartbeat age, the newest events, the same events
+  coalesced per component (:func:`coalesce_events`: a bulkhead flapping between ``ok``,
+  ``saturated`` and ``rejecting`` is one row with a count and a time span, so a breaker opening
+  is not buried) and, per circuit breaker, its state over the last ``timeline_minutes`` as a step
+  series;
 * :meth:`~DashboardData.journals_payload`: experiment runs (:mod:`buttress.dashboard.journals`);
 * :attr:`~DashboardData.assessment`: the assessment summary of the spec's ``architecture:``,
   computed once at start-up (it depends only on the spec).
@@ -17,15 +20,22 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from buttress.errors import ButtressError
 
-from .feed import FeedReader, StateRow, clean_value
+from .feed import FeedReader, StateEvent, StateRow, clean_value
 
-__all__ = ["BREAKER_LEVELS", "DashboardConfig", "DashboardData", "summarise_assessment"]
+__all__ = [
+    "BREAKER_LEVELS",
+    "DashboardConfig",
+    "DashboardData",
+    "coalesce_events",
+    "summarise_assessment",
+]
 
 BREAKER_LEVELS = {"closed": 0, "metrics_only": 0, "disabled": 0, "half_open": 1, "open": 2}
 """Breaker states as step-chart values: 0 closed, 1 half-open, 2 open (forced open counts as
@@ -52,6 +62,8 @@ class DashboardConfig:
         because the settled evaluation does not count the minute still filling.  Set it
         above the recorders' ``flush_every`` (default 5 s) so late counts of the last minute are
         seen.
+    :param coalesce_gap: in "Recent state changes", consecutive changes of one component less
+        than this many seconds apart are one row with a count and a time span (default 60).
     """
 
     store: Path
@@ -63,6 +75,7 @@ class DashboardConfig:
     journals_every: float = 3.0
     timeline_minutes: int = 15
     settle: float = 15.0
+    coalesce_gap: float = 60.0
 
 
 def summarise_assessment(report: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +111,71 @@ def summarise_assessment(report: dict[str, Any]) -> dict[str, Any]:
         "single_points": list(report.get("single_points", [])),
         "components": len(report.get("components", [])),
     }
+
+
+LEVEL_RANK = {"ok": 0, "warn": 1, "bad": 2}
+
+EVENTS_READ = 5000
+"""Events read per states payload (the newest of the timeline window)."""
+
+GROUP_MEMBERS = 50
+"""Changes listed inside one coalesced row (the newest); its count, span and per-state and
+per-kind tallies always cover all of them."""
+
+
+def coalesce_events(
+    events: Sequence[StateEvent], *, gap: float = 60.0, members: int = GROUP_MEMBERS
+) -> list[dict[str, Any]]:
+    """Group ``events`` (oldest first) per component: a change at most ``gap`` seconds after
+    the previous change of the same component (same source, type, scope and name) joins its row,
+    whatever other components did in between.  Nothing is dropped: each row has the ``count`` of
+    its changes, their span (``first`` .. ``last``, ``first_seq`` .. ``last_seq``), tallies
+    ``states`` and ``kinds`` (in order of first appearance) with each state's ``levels``, the
+    latest ``kind``, ``state`` and ``level``, the ``worst`` level among them and the newest
+    ``members`` changes themselves (newest first).  Rows come newest first (by the time of their
+    latest change)."""
+    open_rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    for e in events:
+        key = (e.source, e.policy_type, e.scope, e.name)
+        row = open_rows.get(key)
+        if row is None or e.time - row["last"] > gap:
+            row = {
+                "source": e.source,
+                "policy_type": e.policy_type,
+                "scope": e.scope,
+                "name": e.name,
+                "count": 0,
+                "first": e.time,
+                "last": e.time,
+                "first_seq": e.seq,
+                "last_seq": e.seq,
+                "worst": e.level,
+                "states": {},
+                "levels": {},
+                "kinds": {},
+                "members": [],
+            }
+            open_rows[key] = row
+            rows.append(row)
+        row["count"] += 1
+        row["last"] = max(row["last"], e.time)
+        row["last_seq"] = e.seq
+        row["kind"], row["state"], row["level"] = e.kind, e.state, e.level
+        if LEVEL_RANK.get(e.level, 2) > LEVEL_RANK.get(row["worst"], 2):
+            row["worst"] = e.level
+        row["states"][e.state] = row["states"].get(e.state, 0) + 1
+        row["levels"][e.state] = e.level
+        row["kinds"][e.kind] = row["kinds"].get(e.kind, 0) + 1
+        row["members"].append(
+            {"seq": e.seq, "time": e.time, "kind": e.kind, "state": e.state, "level": e.level}
+        )
+        if len(row["members"]) > members:
+            del row["members"][0]
+    for row in rows:
+        row["members"].reverse()
+    rows.sort(key=lambda r: (r["last"], r["last_seq"]), reverse=True)
+    return rows
 
 
 def _has_architecture(path: Path) -> bool:
@@ -222,10 +300,15 @@ class DashboardData:
             for hb in heartbeats.values()
         ]
         since = now - self.config.timeline_minutes * 60
-        log = self.reader.events(since=since, limit=5000)
+        log = self.reader.events(since=since, limit=EVENTS_READ)
+        # The grouped changes cover the timeline window, or as far back as the read reached.
+        changes_since = log[0].time if len(log) >= EVENTS_READ else since
         timelines = self._breaker_timelines(rows, log, since, now)
         recent = [e.to_json() for e in log[-events:] if e.policy_type != "source"]
         recent.reverse()
+        changes = coalesce_events(
+            [e for e in log if e.policy_type != "source"], gap=self.config.coalesce_gap
+        )
         return clean_value(  # type: ignore[no-any-return]
             {
                 "at": now,
@@ -233,6 +316,8 @@ class DashboardData:
                 "states": states,
                 "sources": sources,
                 "events": recent,
+                "changes": changes,
+                "changes_since": changes_since,
                 "timelines": timelines,
             }
         )
