@@ -6,7 +6,10 @@
  * Spec (see buttress.dashboard.report.Chart):
  *   {id, title, height, time, x: [...], series: [{label, values, color, unit, step, fill, width,
  *    dash, points, pointSize}], y: {label, unit, min, max}, marks: [{start, end, label, color}],
- *    thresholds: [{value, label, color}]}
+ *    thresholds: [{value, label, color}], minSpan}
+ * A time axis spans at least minSpan seconds (default 60), ending at the newest sample: a chart
+ * with one sample (a live chart right after the page opens) shows the last minute, not the years
+ * uPlot would otherwise widen a zero-width range to.
  * Units: "fraction" shows 0.995 as 99.5%, "percent" shows 12 as 12%, "s" seconds, "ms", "" plain.
  */
 (function () {
@@ -71,6 +74,27 @@
     ctx.restore();
   }
 
+  var MIN_SPAN = 60;  // seconds: the shortest time axis drawn
+
+  function timeRange(spec) {
+    var span = spec.minSpan > 0 ? +spec.minSpan : MIN_SPAN;
+    return function (u, lo, hi) {
+      // uPlot has already widened a single x value to x + 1000 days (86400 / ms with x in
+      // seconds): take the extent from the data itself.
+      var xs = u.data && u.data[0];
+      if (xs && xs.length) {
+        lo = xs[0];
+        hi = xs[xs.length - 1];
+      }
+      if (lo === null || hi === null || lo === undefined || hi === undefined || !isFinite(lo) ||
+          !isFinite(hi)) {
+        hi = Date.now() / 1000;
+        lo = hi;
+      }
+      return hi - lo >= span ? [lo, hi] : [hi - span, hi];
+    };
+  }
+
   function options(spec, width) {
     var yUnit = (spec.y && spec.y.unit) || "";
     var series = [{ value: spec.time ? "{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}" : undefined }];
@@ -107,7 +131,10 @@
       title: spec.title || "",
       width: width,
       height: spec.height || 220,
-      scales: { x: { time: !!spec.time }, y: range ? { range: range } : {} },
+      scales: {
+        x: spec.time ? { time: true, range: timeRange(spec) } : { time: false },
+        y: range ? { range: range } : {},
+      },
       series: series,
       axes: [
         {},

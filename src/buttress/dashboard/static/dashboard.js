@@ -259,14 +259,7 @@
     });
     dropCharts("lim-", keepL);
 
-    document.getElementById("events").innerHTML = p.events.length ? tableOf(
-      ["time", "kind", "pipeline", "name", "change", "state", "source"],
-      p.events.slice(0, 50).map(function (e) {
-        return '<tr class="' + esc(e.level) + '"><td>' + esc(new Date(e.time * 1000)
-          .toLocaleTimeString()) + "</td><td>" + esc(e.policy_type) + "</td><td>" +
-          esc(e.scope) + "</td><td>" + esc(e.name) + "</td><td>" + esc(e.kind) + "</td><td>" +
-          badge(e.state, e.level) + "</td><td>" + esc(e.source) + "</td></tr>";
-      })) : '<p class="note">Nothing has changed yet.</p>';
+    renderChanges(p.changes || []);
 
     document.getElementById("sources").innerHTML = p.sources.length ? tableOf(
       ["source", "state", "last heartbeat", "components"], p.sources.map(function (s) {
@@ -275,6 +268,53 @@
                               s.alive ? "ok" : "warn") + "</td><td>" + dur(s.age) +
           " ago</td><td>" + num((s.fields || {}).watching) + "</td></tr>";
       })) : '<p class="note">No process publishes states into this store.</p>';
+  }
+
+  // "Recent state changes": the server groups repeated changes of one component (a bulkhead
+  // flapping between ok, saturated and rejecting) into one row with a count and a time span
+  // (state.py, coalesce_events); a row lists its changes in a <details>, kept open across updates.
+  var CHANGE_ROWS = 50;
+
+  function clock(t) { return new Date(t * 1000).toLocaleTimeString(); }
+  function tally(counts, level) {
+    return Object.keys(counts).map(function (k) {
+      return '<span class="tally" data-name="' + esc(k) + '">' + (level ? badge(k, level[k]) :
+        esc(k)) + " ×" + esc(counts[k]) + "</span>";
+    }).join(" ");
+  }
+
+  function renderChanges(changes) {
+    var el = document.getElementById("events");
+    if (!changes.length) { el.innerHTML = '<p class="note">Nothing has changed yet.</p>'; return; }
+    var open = {};
+    el.querySelectorAll("tr[data-change] details[open]").forEach(function (d) {
+      open[d.closest("tr").dataset.change] = true;
+    });
+    var rows = changes.slice(0, CHANGE_ROWS).map(function (c) {
+      var key = [c.source, c.policy_type, c.scope, c.name, c.first_seq].join("|");
+      var many = c.count > 1;
+      var when = many ? '<span class="span">' + esc(clock(c.first)) + " – " + esc(clock(c.last)) +
+        "</span>" : esc(clock(c.last));
+      var change = many ? "<details" + (open[key] ? " open" : "") + '><summary><b class="count">' +
+        esc(c.count) + " changes</b> in " + esc(dur(c.last - c.first)) + " " +
+        '<span class="kinds muted">' + tally(c.kinds) + "</span></summary><ol>" +
+        c.members.map(function (m) {
+          return "<li>" + esc(clock(m.time)) + " " + esc(m.kind) + " " + badge(m.state, m.level) +
+            "</li>";
+        }).join("") + "</ol>" + (c.count > c.members.length ? '<p class="note">the newest ' +
+          esc(c.members.length) + " of " + esc(c.count) + " shown</p>" : "") + "</details>" :
+        esc(c.kind);
+      var state = badge(c.state, c.level) + (many ? '<div class="states">' +
+        tally(c.states, c.levels) + "</div>" : "");
+      return '<tr class="' + esc(c.worst) + (many ? " coalesced" : "") + '" data-change="' +
+        esc(key) + '" data-count="' + esc(c.count) + '" data-policy="' + esc(c.policy_type) +
+        '"><td>' + when + "</td><td>" + esc(c.policy_type) + "</td><td>" + esc(c.scope) +
+        "</td><td>" + esc(c.name) + "</td><td>" + change + "</td><td>" + state + "</td><td>" +
+        esc(c.source) + "</td></tr>";
+    });
+    el.innerHTML = tableOf(["time", "kind", "pipeline", "name", "change", "state", "source"],
+                           rows) + (changes.length > CHANGE_ROWS ? '<p class="note">' +
+      esc(changes.length - CHANGE_ROWS) + " older rows not shown.</p>" : "");
   }
 
   function trackLimit(s, at) {
