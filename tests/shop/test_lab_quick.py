@@ -52,7 +52,10 @@ def test_quick_lab_reaches_the_published_figures(tmp_path: Path) -> None:
     if result["verdict"] == "inconclusive":
         starved = {m: r["driver"] for m, r in result["runs"].items() if r["driver"]["starved"]}
         assert starved and any(h["passed"] is None for h in result["hypotheses"])
-        pytest.skip(f"inconclusive: the load driver was starved on this machine: {starved}")
+        # An honest "inconclusive" with the lag figures is the designed outcome on a starved
+        # machine (issue 14): what it reports is checked above; the SLO figures below would be
+        # the driver's, not the system's.
+        return
     assert "passed" == result["verdict"]
     checkout_on = next(s for s in on["slos"] if s["name"] == "checkout")
     checkout_off = next(s for s in off["slos"] if s["name"] == "checkout")
