@@ -365,9 +365,12 @@ class Runner:
             self.log(f"failed: {j.abort_reason}")
             return j
         finally:
-            self._stop_watch.set()
-            self.abort.set()  # background activities stop at their next pause
-            self._rollbacks()
+            # Shielded from here, not only once the rollbacks start: a second Ctrl-C that lands
+            # while the first is being handled must not skip them either.
+            with _rollback_shield(self.log):
+                self._stop_watch.set()
+                self.abort.set()  # background activities stop at their next pause
+                self._rollbacks()
             j.ended = time.time()
 
     def _background(self, act: Activity) -> None:
