@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ThreadServer
 
 import buttress
 from buttress import Bulkhead, LoadShedder
@@ -24,6 +23,7 @@ from buttress.integrations.http import DEADLINE_HEADER, ResilientTransport
 from buttress.policies.bulkhead import BulkheadRejected
 from buttress.policies.shed import Shed
 from buttress.slo import SLIRecorder, SLIStore
+from conftest import ThreadServer
 
 
 class App:
