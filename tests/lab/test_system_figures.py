@@ -289,3 +289,13 @@ def test_hovering_a_chart_of_the_report_shows_no_values(lab: LoadedLab, tmp_path
             browser.close()
     assert 0 == visible
     assert ["policies on", "policies off"] == [t.strip() for t in labels]
+
+
+def test_lab_help_documents_the_exit_statuses() -> None:
+    from click.testing import CliRunner
+
+    from buttress.lab.cli import lab
+
+    out = CliRunner().invoke(lab, ["--help"]).output
+    for code in ("0 every hypothesis held", "1 one failed", "3 inconclusive", "130 interrupted"):
+        assert code in " ".join(out.split()), out

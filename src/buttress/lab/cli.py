@@ -102,6 +102,12 @@ def lab(
     budget, and Buttress's default (budget + circuit breaker).  slow-dependency makes a dependency
     ten times slower for 10 s and compares no protection with bulkhead + adaptive limit + priority
     shedding, class by class.  Progress goes to stderr for runs longer than a second.
+
+    \b
+    Exit status with PATH: 0 every hypothesis held; 1 one failed; 2 bad input, a missing extra or
+    a service that did not start; 3 inconclusive (none failed, but the load driver itself was
+    starved: its lag figures say by how much); 130 interrupted, after every fault was removed and
+    every process stopped.
     """
     if path is not None:
         from .system.cli import run_system
