@@ -3,6 +3,7 @@ each of them on the same requests with progress reports, and the figures of one 
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
@@ -80,7 +81,7 @@ def run_each(
     return results
 
 
-class TrafficRun(Generic[T, S]):
+class TrafficRun(abc.ABC, Generic[T, S]):
     """One strategy's run of a traffic scenario: the simulation, the :class:`Dependency` (the
     subclass builds it), the requests issued and succeeded per ``step`` bucket (by the time they
     were issued) and the attempts refused locally."""
@@ -98,13 +99,13 @@ class TrafficRun(Generic[T, S]):
     def start(self) -> None:
         """Schedule what runs beside the requests (nothing by default)."""
 
+    @abc.abstractmethod
     def arrive(self, request: T) -> None:
         """A request arrives (``request[0]`` is its time)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def figures(self, strategy: S, requests: int) -> StrategyResult:
         """The row of ``strategy`` once the run is over (see :meth:`result`)."""
-        raise NotImplementedError
 
     def run(self, requests: Sequence[T], progress: Callable[[float], object] | None) -> None:
         """Feed ``requests`` to :meth:`arrive` and run until everything is over; ``progress``
@@ -143,10 +144,10 @@ class TrafficRun(Generic[T, S]):
         )
 
 
-class TrafficScenario(Generic[P, S, T]):
+class TrafficScenario(abc.ABC, Generic[P, S, T]):
     """A scenario that runs each strategy on the same requests (a :class:`TrafficRun` each) and
     reports one row per strategy.  Subclasses give ``name``, ``summary``, ``notes`` (and
-    ``columns``) and the methods that raise :class:`NotImplementedError` here."""
+    ``columns``) and its abstract methods."""
 
     name: str
     summary: str
@@ -157,21 +158,21 @@ class TrafficScenario(Generic[P, S, T]):
         self.params = params
         self.strategies = check_strategies(strategies)
 
+    @abc.abstractmethod
     def requests(self, seed: int) -> list[T]:
         """Every request of a run, in time order; depends on ``seed`` only."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def describe(self) -> str:
         """The model in a few lines, for the report."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def parameters(self) -> dict[str, Any]:
         """The parameters for the report (JSON-ready)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def simulate(self, strategy: S, seed: int) -> TrafficRun[T, S]:
         """A fresh run of ``strategy``."""
-        raise NotImplementedError
 
     def run(self, seed: int, progress: Progress | None = None) -> ScenarioReport:
         """Run every strategy on the same requests; deterministic for a given ``seed``."""
