@@ -107,7 +107,7 @@ class Pipeline:
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` through the pipeline."""
         if self.emitter.active:
-            return self._observed(fn, args, kwargs)  # type: ignore[no-any-return]
+            return self._chains.observed(fn, args, kwargs)  # type: ignore[no-any-return]
         return self._sync(fn, args, kwargs)  # type: ignore[no-any-return]
 
     async def call_async(
@@ -115,7 +115,7 @@ class Pipeline:
     ) -> T:
         """Await ``fn(*args, **kwargs)`` through the pipeline."""
         if self.emitter.active:
-            return await self._observed_async(fn, args, kwargs)  # type: ignore[no-any-return]
+            return await self._chains.observed_async(fn, args, kwargs)  # type: ignore[no-any-return]
         return await self._async(fn, args, kwargs)  # type: ignore[no-any-return]
 
     def call_with_context(
@@ -134,16 +134,6 @@ class Pipeline:
             context.operation_key = self.name
         with use_context(context):
             return await self.call_async(fn, *args, **kwargs)
-
-    def _observed(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        return self._chains.observed(fn, args, kwargs)
-
-    async def _observed_async(
-        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        return await self._chains.observed_async(fn, args, kwargs)
 
     @overload
     def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]: ...
