@@ -291,3 +291,40 @@ def test_validate_accepts_what_the_commands_accept() -> None:
             load_lab(path)
         if spec.health is not None:
             build_health(spec, env={"DATABASE_URL": "postgresql://h/db", "REDIS_URL": "redis://h"})
+
+
+# -- empty and truncated files ---------------------------------------------------------------------
+
+VALIDATORS = [["spec", "validate"], ["slo", "validate"], ["chaos", "validate"], ["assess"]]
+
+
+@pytest.mark.parametrize("command", VALIDATORS, ids=" ".join)
+@pytest.mark.parametrize("text", ["", "\n\n", "# nothing but a comment\n"], ids=repr)
+def test_an_empty_file_is_refused_at_its_start_by_every_validator(
+    command: list[str], text: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "reliability.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(main, [*command, str(path)])
+    assert 2 == result.exit_code, result.output
+    assert result.stderr.startswith(f"error: {path}:1:1: the file is empty"), result.stderr
+
+
+@pytest.mark.parametrize("command", VALIDATORS, ids=" ".join)
+@pytest.mark.parametrize(
+    "text",
+    ["version: 1\nslos:\n  - name: x\n    objective: [\n", 'version: 1\nservice: "shop\n'],
+    ids=["open-flow", "open-quote"],
+)
+def test_a_truncated_file_names_the_line_and_column_where_it_ends(
+    command: list[str], text: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "reliability.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(main, [*command, str(path)])
+    assert 2 == result.exit_code, result.output
+    first = result.stderr.splitlines()[0]
+    assert LOCATED.match(first) and "YAML syntax error" in first, result.stderr
+    assert (
+        f"{path}:{text.count(chr(10)) + 1}:" in first or f"{path}:{text.count(chr(10))}:" in first
+    )

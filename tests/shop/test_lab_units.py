@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from buttress.errors import SpecError
 from buttress.lab.system.driver import Burst, LoadDriver, Sample, window_stats
 from buttress.lab.system.figures import hypotheses as _hypotheses
 from buttress.lab.system.load import load_lab
 from buttress.lab.system.plan import scaled
 from buttress.lab.system.report import render_table
 from buttress.lab.system.spec import FaultSpec, ServiceSpec, instance_names
+from buttress.spec import load_spec
 
 from .helpers import SHOP
 
@@ -65,7 +68,7 @@ def test_the_table_puts_the_runs_side_by_side_and_says_what_failed() -> None:
     lines = text.splitlines()
     assert lines[0].split() == ["policies", "on", "policies", "off"]
     assert "SLO checkout (99.5%)" in text and "90.00% burned" in text
-    assert "FAIL  SLO checkout held with policies on: burned" in text
+    assert "FAIL  SLO checkout held with policies on outside datastore-crash: burned" in text
     assert "FAIL  no acknowledged order lost with policies off: 2 lost of 100 acknowledged" in text
     assert "a hypothesis FAILED" in text
 
@@ -108,3 +111,32 @@ def test_window_stats_counts_recent_samples_only() -> None:
     assert pytest.approx(38 / 50) == st_["good"]  # 12 multiples of 4 in 50..99
     assert pytest.approx(0.01 * 100) == st_["p99"]
     assert {"count": 0, "good": 1.0, "p99": 0.0, "lag_p99": 0.0} == window_stats(samples, 1000.0)
+
+
+def test_a_verdict_leaves_out_only_the_faults_it_names_and_says_so() -> None:
+    lab = load_lab(SHOP)
+    # Burned over the whole run (1500%), but 1450% of it during the datastore crash: held outside.
+    crashed = _run("burned", 0)
+    crashed["slos"][0]["budget_consumed"] = 15.0
+    crashed["faults"].append({"name": "datastore-crash", "budget_consumed": {"checkout": 14.5}})
+    on = _hypotheses(lab, {"on": crashed, "off": _run("burned", 0)})[0]
+    assert on["passed"] is True
+    assert on["hypothesis"] == "SLO checkout held with policies on outside datastore-crash"
+    assert "held: 50% of the budget outside datastore-crash" in on["observed"]
+    assert "1500% over the whole run, burned" in on["observed"]
+    # The budget spent outside the crash (the outage's, or unattributed) still counts.
+    crashed["faults"][-1]["budget_consumed"]["checkout"] = 13.0
+    on = _hypotheses(lab, {"on": crashed, "off": _run("burned", 0)})[0]
+    assert on["passed"] is False and on["observed"].startswith("burned: 200% of the budget")
+
+
+def test_leaving_out_a_fault_the_plan_lacks_is_a_located_error(tmp_path: Path) -> None:
+    path = tmp_path / "reliability.yaml"
+    text = (SHOP / "reliability.yaml").read_text(encoding="utf-8")
+    path.write_text(text.replace("except_during: [datastore-crash]", "except_during: [db-crash]"))
+    with pytest.raises(SpecError) as e:
+        load_spec(path)
+    line = next(i for i, s in enumerate(path.read_text().splitlines(), 1) if "db-crash" in s)
+    assert e.value.line == line
+    assert "experiments.hypotheses.slos.checkout.except_during[0]" == e.value.field
+    assert "no fault named 'db-crash'" in str(e.value) and "datastore-crash" in str(e.value)

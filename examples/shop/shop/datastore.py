@@ -13,6 +13,11 @@ connection pool) and the catalogue query costs ``CATALOGUE_COST`` seconds (a sta
 SQL query: SQLite alone answers this tiny catalogue far too fast to be overloaded by a laptop).
 So a burst of browsing queues up here and delays every order behind it, unless the API limits how
 many catalogue queries it lets through.
+
+``SHOP_DB_WRITE_BEHIND`` (seconds, default 0: off) plants a bug for the lab's own tests: orders are
+acknowledged from a memory buffer and committed in batches that often, the "fast" write-behind cache
+that loses what it holds when the process is killed.  The datastore-crash fault of the lab's plan
+must expose it through the nothing-lost check (tests/shop/test_lab_planted_loss.py).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from .common import Settings, with_health
 
 POOL = int(os.environ.get("SHOP_DB_POOL", "4"))
 CATALOGUE_COST = float(os.environ.get("SHOP_CATALOGUE_COST", "0.06"))
+WRITE_BEHIND = float(os.environ.get("SHOP_DB_WRITE_BEHIND", "0"))
 PRODUCTS = [{"sku": f"sku-{i:02d}", "price": 500 + 125 * i} for i in range(20)]
 
 settings = Settings.from_env("datastore")
@@ -59,21 +65,41 @@ def pool() -> asyncio.Semaphore:
     return _pool
 
 
+_INSERT = (
+    "INSERT OR IGNORE INTO orders (id, sku, qty, amount, status, created) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_buffer: list[tuple[Any, ...]] = []  # the planted write-behind bug's unsaved orders
+
+
+def _row(order: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        str(order["id"]),
+        str(order["sku"]),
+        int(order["qty"]),
+        int(order["amount"]),
+        str(order.get("status", "confirmed")),
+        time.time(),
+    )
+
+
 def _insert(order: dict[str, Any]) -> bool:
     with _lock:
-        cur = _conn.execute(
-            "INSERT OR IGNORE INTO orders (id, sku, qty, amount, status, created) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                str(order["id"]),
-                str(order["sku"]),
-                int(order["qty"]),
-                int(order["amount"]),
-                str(order.get("status", "confirmed")),
-                time.time(),
-            ),
-        )
-        return cur.rowcount == 1
+        if WRITE_BEHIND > 0:
+            _buffer.append(_row(order))  # acknowledged before it is stored: the planted bug
+            return True
+        return _conn.execute(_INSERT, _row(order)).rowcount == 1
+
+
+def _flush() -> None:
+    with _lock:
+        rows, _buffer[:] = list(_buffer), []
+        _conn.executemany(_INSERT, rows)
+
+
+async def _write_behind() -> None:
+    while True:
+        await asyncio.sleep(WRITE_BEHIND)
+        await asyncio.to_thread(_flush)
 
 
 def _ids() -> list[str]:
@@ -104,7 +130,11 @@ async def products(request: Request) -> JSONResponse:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    flusher = asyncio.create_task(_write_behind()) if WRITE_BEHIND > 0 else None
     yield
+    if flusher is not None:
+        flusher.cancel()
+        _flush()
     with _lock:
         _conn.close()
     settings.close()

@@ -445,6 +445,7 @@ def load_architecture(path: str | Path) -> tuple[ArchitectureSpec, Document]:
     once, the first in the message head).
     """
     doc = load_yaml(path)
+    doc.refuse_empty("a mapping with an 'architecture:' section")
     if not isinstance(doc.data, dict):
         raise doc.error((), "the top level must be a mapping with an 'architecture:' section")
     if "architecture" not in doc.data:

@@ -94,7 +94,8 @@ def load_slos(path: str | Path) -> list[SLOSpec]:
             "apiVersion: openslo/v1",
             file=str(path),
         )
-    doc = docs[0] if docs else Document(str(path), {})
+    doc = docs[0] if docs else Document(str(path), None)
+    doc.refuse_empty("SLOs: 'slos:' of reliability.yaml, OpenSLO v1 or sloth prometheus/v1")
     if not isinstance(doc.data, dict):
         raise doc.error((), "the top level must be a mapping (keys such as 'service:', 'slos:')")
     spec = validate(spec_model(), doc)

@@ -176,8 +176,7 @@ def __getattr__(name: str) -> Any:
 
 
 def _check_root(doc: Document) -> None:
-    if doc.data is None:
-        doc.data = {}
+    doc.refuse_empty("a mapping with keys such as 'policies:', 'slos:'")
     if not isinstance(doc.data, dict):
         raise doc.error((), "the top level must be a mapping (keys such as 'policies:', 'slos:')")
 

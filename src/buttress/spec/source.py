@@ -72,7 +72,8 @@ class Document:
             if path in self.values:
                 return self.values[path]
             if not path:
-                return (None, None)
+                # An empty file has no node at all: its only place is its start.
+                return (1, 1) if self.data is None and not self.values else (None, None)
             path = path[:-1]
 
     def error(self, loc: Iterable[str | int], message: str) -> SpecError:
@@ -80,6 +81,12 @@ class Document:
         path = tuple(loc)
         line, col = self.position(path)
         return SpecError(message, file=self.file, line=line, column=col, field=dotted(path) or None)
+
+    def refuse_empty(self, expected: str) -> None:
+        """Raise a located error when the file holds no YAML at all (empty, or only comments):
+        a file that says nothing is a mistake, not an empty configuration."""
+        if self.data is None:
+            raise self.error((), f"the file is empty (expected {expected})")
 
     def sub(self, loc: Iterable[str | int]) -> Document:
         """A view of the node at ``loc`` as a document of its own (positions keep pointing at the

@@ -126,6 +126,7 @@ def _semantic_checks(exp: Experiment, doc: Document) -> None:
 
 
 def _finish(doc: Document) -> Loaded:
+    doc.refuse_empty("an experiment: a mapping with title, method, ...")
     if not isinstance(doc.data, dict):
         raise doc.error((), "an experiment must be a mapping with title, method, ...")
     exp = validate(Experiment, doc)

@@ -347,18 +347,18 @@ def hypotheses(lab: LoadedLab, runs: dict[str, dict[str, Any]]) -> list[dict[str
     for name, expect in hyp.slos.items():
         for mode, run in runs.items():
             wanted = expect.policies_on if mode == "on" else expect.policies_off
-            got = next(s["verdict"] for s in run["slos"] if s["name"] == name)
+            got, observed = _judged_verdict(run, name, expect.except_during)
             passed: bool | None = wanted in ("any", got)
-            observed = got
             lag = run.get("driver") or {}
             # A starved driver makes the system look worse than it is: a failure, or a "burned"
             # that was expected, cannot be told from the driver's own lateness.
             if lag.get("starved") and wanted != "any" and (not passed or got == "burned"):
                 passed = None
                 observed = f"{got} (inconclusive: {starved_text(lag)})"
+            besides = f" outside {', '.join(expect.except_during)}" if expect.except_during else ""
             out.append(
                 {
-                    "hypothesis": f"SLO {name} {wanted} with policies {mode}",
+                    "hypothesis": f"SLO {name} {wanted} with policies {mode}{besides}",
                     "mode": mode,
                     "expected": wanted,
                     "observed": observed,
@@ -382,6 +382,23 @@ def hypotheses(lab: LoadedLab, runs: dict[str, dict[str, Any]]) -> list[dict[str
                 }
             )
     return out
+
+
+def _judged_verdict(run: dict[str, Any], name: str, leave_out: list[str]) -> tuple[str, str]:
+    """``(verdict, observed)`` of SLO ``name`` over the run, without the budget the faults named
+    in ``leave_out`` consumed (each request is charged to at most one fault, so the shares add)."""
+    slo = next(s for s in run["slos"] if s["name"] == name)
+    if not leave_out or slo["verdict"] == "no data":
+        return slo["verdict"], slo["verdict"]
+    spent = {f["name"]: f["budget_consumed"].get(name) or 0.0 for f in run["faults"]}
+    left_out = sum(spent.get(fault, 0.0) for fault in leave_out)
+    rest = slo["budget_consumed"] - left_out
+    got = "held" if rest <= 1 else "burned"
+    observed = (
+        f"{got}: {rest:.0%} of the budget outside {', '.join(leave_out)} "
+        f"({slo['budget_consumed']:.0%} over the whole run, {slo['verdict']})"
+    )
+    return got, observed
 
 
 def starved_text(lag: dict[str, Any]) -> str:

@@ -204,6 +204,12 @@ class SLOExpectation(_Strict):
 
     policies_on: Literal["held", "burned", "any"] = "held"
     policies_off: Literal["held", "burned", "any"] = "any"
+    except_during: list[str] = Field(
+        default_factory=list,
+        description="Faults of the plan whose budget the verdict leaves out (say why in a comment: "
+        "a crash of a single point of failure no client policy can hide).  The SLO table still "
+        "shows the whole run; the hypothesis names what it left out.",
+    )
 
 
 class HypothesesSpec(_Strict):
@@ -301,11 +307,15 @@ class ExperimentsSpec(_Strict):
         """Checks against the rest of the file (called by the root model): every SLO a
         hypothesis names is declared under ``slos:``."""
         slo_names = {getattr(s, "name", None) for s in getattr(root, "slos", None) or []}
-        for name in self.hypotheses.slos:
+        faults = {f.name for f in self.plan}
+        for name, expect in self.hypotheses.slos.items():
+            loc = ("experiments", "hypotheses", "slos", name)
             if name not in slo_names:
-                raise located(
-                    ("experiments", "hypotheses", "slos", name), f"no SLO named {name!r} in slos:"
-                )
+                raise located(loc, f"no SLO named {name!r} in slos:")
+            for i, fault in enumerate(expect.except_during):
+                if fault not in faults:
+                    known = ", ".join(sorted(faults)) or "the plan is empty"
+                    raise located((*loc, "except_during", i), f"no fault named {fault!r} ({known})")
 
 
 def instance_names(name: str, service: ServiceSpec) -> list[str]:
