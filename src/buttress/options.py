@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, Field
 from typing import Any, ClassVar, TypeVar
 
@@ -307,6 +307,13 @@ class Options:
             opt = f.metadata.get(_KEY)
             if opt is not None:
                 yield f, opt
+
+    @classmethod
+    def from_arguments(cls: type[_O], arguments: Mapping[str, Any]) -> _O:
+        """The options named by this type's fields, taken from ``arguments``: a policy's
+        constructor passes ``locals()``, whose keywords are the fields (tests/core/test_options.py
+        checks that the signature and the fields agree), so the list is written once."""
+        return cls(**{f.name: arguments[f.name] for f, _ in cls.describe()})
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:

@@ -80,9 +80,7 @@ class Backoff:
         jitter: Jitter = BackoffOptions.jitter,
         rng: random.Random | None = None,
     ) -> None:
-        o = self.options = BackoffOptions(
-            kind=kind, base=base, multiplier=multiplier, step=step, cap=cap, jitter=jitter
-        )
+        o = self.options = BackoffOptions.from_arguments(locals())
         self.kind = o.kind
         self.base = o.base
         self.step = o.step

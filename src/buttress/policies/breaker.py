@@ -166,21 +166,7 @@ class CircuitBreaker(Policy):
         clock: Clock = SYSTEM_CLOCK,
         name: str = "circuit_breaker",
     ) -> None:
-        o = self.options = BreakerOptions(
-            failure_rate_threshold=failure_rate_threshold,
-            slow_call_rate_threshold=slow_call_rate_threshold,
-            slow_call_duration=slow_call_duration,
-            minimum_calls=minimum_calls,
-            window_type=window_type,
-            window_size=window_size,
-            window_buckets=window_buckets,
-            permitted_calls_in_half_open=permitted_calls_in_half_open,
-            half_open_timeout=half_open_timeout,
-            break_duration=break_duration,  # type: ignore[arg-type]
-            record_on=record_on,  # type: ignore[arg-type]
-            ignore_on=ignore_on,  # type: ignore[arg-type]
-            failure_if_result=failure_if_result,
-        )
+        o = self.options = BreakerOptions.from_arguments(locals())
         self.record_on = o.record_on
         self.ignore_on = o.ignore_on
         self._ignored = _NEVER_COUNT + o.ignore_on

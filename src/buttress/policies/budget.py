@@ -161,9 +161,7 @@ class RetryBudget:
         slices: int = RetryBudgetOptions.slices,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        o = self.options = RetryBudgetOptions(
-            ratio=ratio, min_per_second=min_per_second, ttl=ttl, slices=slices
-        )
+        o = self.options = RetryBudgetOptions.from_arguments(locals())
         self.ratio = o.ratio
         self.min_per_second = o.min_per_second
         self.ttl = o.ttl
@@ -308,7 +306,7 @@ class TokenBucketBudget:
         max_tokens: float = TokenBucketOptions.max_tokens,
         token_ratio: float = TokenBucketOptions.token_ratio,
     ) -> None:
-        self.options = TokenBucketOptions(max_tokens=max_tokens, token_ratio=token_ratio)
+        self.options = TokenBucketOptions.from_arguments(locals())
         self._max_milli = round(max_tokens * 1000)
         self._ratio_milli = math.floor(token_ratio * 1000 + 1e-6)
         self.max_tokens = self._max_milli / 1000

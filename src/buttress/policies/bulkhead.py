@@ -174,9 +174,7 @@ class Bulkhead(Policy):
         clock: Clock = SYSTEM_CLOCK,
         name: str = "bulkhead",
     ) -> None:
-        o = self.options = BulkheadOptions(
-            max_concurrent=max_concurrent, max_queue=max_queue, max_wait=max_wait
-        )
+        o = self.options = BulkheadOptions.from_arguments(locals())
         self.max_concurrent = o.max_concurrent
         self.max_queue = o.max_queue
         self.max_wait = o.max_wait

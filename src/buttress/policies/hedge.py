@@ -275,20 +275,7 @@ class Hedge(Policy):
         clock: Clock = SYSTEM_CLOCK,
         name: str = "hedge",
     ) -> None:
-        o = self.options = HedgeOptions(
-            delay=delay,
-            max_hedges=max_hedges,
-            percentile=percentile,
-            samples=samples,
-            min_samples=min_samples,
-            min_delay=min_delay,
-            max_delay=max_delay,
-            on=on,  # type: ignore[arg-type]
-            budget=budget,  # type: ignore[arg-type]
-            count_requests=count_requests,
-            threads=threads,
-            max_workers=max_workers,
-        )
+        o = self.options = HedgeOptions.from_arguments(locals())
         self.max_hedges = o.max_hedges
         self.max_workers = o.max_workers
         self.delays: AdaptiveDelay | None = None

@@ -221,13 +221,7 @@ class AIMD(LimitAlgorithm):
         backoff_ratio: float = AIMDOptions.backoff_ratio,
         timeout: float = AIMDOptions.timeout,
     ) -> None:
-        o = self.options = AIMDOptions(
-            initial_limit=initial_limit,
-            min_limit=min_limit,
-            max_limit=max_limit,
-            backoff_ratio=backoff_ratio,
-            timeout=timeout,
-        )
+        o = self.options = AIMDOptions.from_arguments(locals())
         self.limit = o.initial_limit
         self.min_limit = o.min_limit
         self.max_limit = o.max_limit
@@ -265,15 +259,7 @@ class Vegas(LimitAlgorithm):
         threshold: Callable[[int], int] | None = VegasOptions.threshold,
         rng: random.Random | None = None,
     ) -> None:
-        o = self.options = VegasOptions(
-            initial_limit=initial_limit,
-            max_limit=max_limit,
-            smoothing=smoothing,
-            probe_multiplier=probe_multiplier,
-            alpha=alpha,
-            beta=beta,
-            threshold=threshold,
-        )
+        o = self.options = VegasOptions.from_arguments(locals())
         self.smoothing = o.smoothing
         self.probe_multiplier = o.probe_multiplier
         self.alpha: Callable[[int], int] = o.alpha or (lambda n: 3 * log10_root(n))
@@ -357,15 +343,7 @@ class Gradient2(LimitAlgorithm):
         long_window: int = Gradient2Options.long_window,
         rtt_tolerance: float = Gradient2Options.rtt_tolerance,
     ) -> None:
-        o = self.options = Gradient2Options(
-            initial_limit=initial_limit,
-            min_limit=min_limit,
-            max_limit=max_limit,
-            smoothing=smoothing,
-            queue_size=queue_size,
-            long_window=long_window,
-            rtt_tolerance=rtt_tolerance,
-        )
+        o = self.options = Gradient2Options.from_arguments(locals())
         self.smoothing = o.smoothing
         qs = o.queue_size
         if callable(qs):

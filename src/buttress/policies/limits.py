@@ -162,11 +162,7 @@ class AdaptiveLimit(Policy):
         clock: Clock = SYSTEM_CLOCK,
         name: str = "adaptive_limit",
     ) -> None:
-        o = self.options = AdaptiveLimitOptions(
-            algorithm=algorithm,  # type: ignore[arg-type]
-            drop_on=drop_on,  # type: ignore[arg-type]
-            window=window,  # type: ignore[arg-type]
-        )
+        o = self.options = AdaptiveLimitOptions.from_arguments(locals())
         self.algorithm = (
             algorithm if isinstance(algorithm, LimitAlgorithm) else build_algorithm(o.algorithm)
         )

@@ -326,15 +326,7 @@ class RateLimiter(Policy):
         clock: Clock = SYSTEM_CLOCK,
         name: str = "rate_limiter",
     ) -> None:
-        o = self.options = RateLimiterOptions(
-            rate=rate,
-            per=per,
-            burst=burst,
-            mode=mode,
-            max_wait=max_wait,
-            key=key,
-            max_keys=max_keys,
-        )
+        o = self.options = RateLimiterOptions.from_arguments(locals())
         if store is not None and not isinstance(store, BucketStore):
             raise ConfigError(
                 "store", store, "must provide acquire(key, now, increment, tolerance, max_wait)"

@@ -221,17 +221,7 @@ class Retry(Policy):
         clock: Clock = SYSTEM_CLOCK,
         name: str = "retry",
     ) -> None:
-        o = self.options = RetryOptions(
-            attempts=attempts,
-            max_elapsed=max_elapsed,
-            on=on,  # type: ignore[arg-type]
-            retry_if=retry_if,
-            retry_if_result=retry_if_result,
-            backoff=backoff,  # type: ignore[arg-type]
-            budget=budget,  # type: ignore[arg-type]
-            nested=nested,
-            retry_rejected=retry_rejected,
-        )
+        o = self.options = RetryOptions.from_arguments(locals())
         check_clock(clock)
         self.attempts = o.attempts
         self.max_elapsed = o.max_elapsed

@@ -271,12 +271,7 @@ class LoadShedder(Policy):
         clock: Clock = SYSTEM_CLOCK,
         name: str = "load_shedder",
     ) -> None:
-        o = self.options = LoadShedderOptions(
-            capacity=capacity,
-            thresholds=thresholds,
-            default=default,  # type: ignore[arg-type]
-            retry_after=retry_after,
-        )
+        o = self.options = LoadShedderOptions.from_arguments(locals())
         if isinstance(o.capacity, int):
             self._own = o.capacity
             self.source: LimitSource | None = None

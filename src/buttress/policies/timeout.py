@@ -256,9 +256,7 @@ class Timeout(Policy):
         clock: Clock = SYSTEM_CLOCK,
         name: str | None = None,
     ) -> None:
-        o = self.options = TimeoutOptions(
-            seconds=seconds, scope=scope, hard=hard, max_workers=max_workers
-        )
+        o = self.options = TimeoutOptions.from_arguments(locals())
         self.seconds = o.seconds
         self.scope = o.scope
         self.hard = o.hard
