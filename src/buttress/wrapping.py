@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .clock import Clock
@@ -26,20 +27,16 @@ AsyncChain = Callable[
 ]
 
 
+@dataclass(slots=True, eq=False)
 class Chains:
-    """A sync and an async chain with their emitter: :meth:`call` and :meth:`call_async` run them,
-    reporting each call when somebody listens."""
+    """A sync and an async chain with their emitter: :meth:`observed` and :meth:`observed_async`
+    run them, reporting each call."""
 
-    __slots__ = ("asyn", "clock", "emitter", "name", "sync")
-
-    def __init__(
-        self, name: str, sync: SyncChain, asyn: AsyncChain, emitter: Emitter, clock: Clock
-    ) -> None:
-        self.name = name
-        self.sync = sync
-        self.asyn = asyn
-        self.emitter = emitter
-        self.clock = clock
+    name: str
+    sync: SyncChain
+    asyn: AsyncChain
+    emitter: Emitter
+    clock: Clock
 
     def observed(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from buttress.errors import ButtressError, ConfigError
+from buttress.records import fields_of
 from buttress.slo.schema import MIGRATIONS
 from buttress.sqlite import Database, NotADatabase, check_version, connect, migrate
 
@@ -111,17 +112,7 @@ class StateRow:
     seq: int
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "policy_type": self.policy_type,
-            "scope": self.scope,
-            "name": self.name,
-            "state": self.state,
-            "level": self.level,
-            "fields": self.fields,
-            "updated": self.updated,
-            "seq": self.seq,
-        }
+        return fields_of(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,18 +131,7 @@ class StateEvent:
     fields: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "time": self.time,
-            "source": self.source,
-            "policy_type": self.policy_type,
-            "scope": self.scope,
-            "name": self.name,
-            "kind": self.kind,
-            "state": self.state,
-            "level": self.level,
-            "fields": self.fields,
-        }
+        return fields_of(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from buttress.errors import ButtressError
+from buttress.records import fields_of
 
 __all__ = ["JournalSummary", "find_journals", "load_journal", "summarise"]
 
@@ -57,22 +58,7 @@ class JournalSummary:
         return "passed" if self.status == "completed" else (self.status or "unknown")
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "title": self.title,
-            "status": self.status,
-            "verdict": self.verdict,
-            "deviated": self.deviated,
-            "start": self.start,
-            "end": self.end,
-            "duration": self.duration,
-            "hypothesis_before": self.hypothesis_before,
-            "hypothesis_after": self.hypothesis_after,
-            "activities": self.activities,
-            "rollbacks": self.rollbacks,
-            "error": self.error,
-            "abort_reason": self.abort_reason,
-        }
+        return fields_of(self, verdict=self.verdict)
 
 
 def _activity(run: Any) -> dict[str, Any]:

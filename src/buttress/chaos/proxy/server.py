@@ -11,6 +11,8 @@ import random
 import socket
 from typing import Any, TypeVar
 
+from buttress.records import attributes
+
 from .congestion import AUTO, apply_congestion, check_congestion
 from .link import COPY_BUFFER, Link, reset_close
 from .toxics import ApiError, Toxic, make_toxic
@@ -66,13 +68,8 @@ class Proxy:
         _split_addr(self.listen, "listen")
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "listen": self.listen,
-            "upstream": self.upstream,
-            "enabled": self.enabled,
-            "toxics": [t.to_json() for t in self.toxics.values()],
-        }
+        toxics = [t.to_json() for t in self.toxics.values()]
+        return attributes(self, "name", "listen", "upstream", "enabled") | {"toxics": toxics}
 
     def toxic_list(self) -> list[Toxic]:
         return list(self.toxics.values())

@@ -60,6 +60,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from buttress.records import fields_of
+
 from .http import HttpRequestScanner
 
 __all__ = [
@@ -206,13 +208,7 @@ class Toxic:
     shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "type": self.type,
-            "stream": self.stream,
-            "toxicity": self.toxicity,
-            "attributes": dict(self.attributes),
-        }
+        return fields_of(self, skip={"shared"}, attributes=dict(self.attributes))
 
     @property
     def connection_level(self) -> bool:

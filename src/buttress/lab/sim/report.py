@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from buttress.records import attributes
 from buttress.tables import render_table as render
 
 __all__ = [
@@ -98,14 +99,9 @@ class ScenarioReport:
         raise KeyError(name)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "scenario": self.scenario,
-            "seed": self.seed,
-            "description": self.description,
-            "parameters": self.parameters,
-            "strategies": [r.as_dict() for r in self.results],
-            "notes": list(self.notes),
-        }
+        strategies = [r.as_dict() for r in self.results]
+        head = attributes(self, "scenario", "seed", "description", "parameters")
+        return head | {"strategies": strategies, "notes": list(self.notes)}
 
 
 def to_json(report: ScenarioReport, indent: int | None = 2) -> str:
