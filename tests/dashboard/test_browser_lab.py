@@ -102,7 +102,7 @@ def test_dashboard_shows_a_live_lab_run(page: Any, served_factory: Any, tmp_path
     started = time.monotonic()
     with (tmp_path / "lab.stdout").open("w") as stdout:
         proc = subprocess.Popen(
-            lab_command(SHOP, out, "--quick"),
+            lab_command(SHOP, out, "--quick", "--runs", "buttress"),
             env=lab_env(marker),
             stdout=stdout,
             stderr=subprocess.PIPE,

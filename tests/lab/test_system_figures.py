@@ -290,7 +290,7 @@ def test_hovering_a_chart_of_the_report_shows_no_values(lab: LoadedLab, tmp_path
         finally:
             browser.close()
     assert 0 == visible
-    assert ["policies on", "policies off"] == [t.strip() for t in labels]
+    assert ["Buttress", "off"] == [t.strip() for t in labels]
 
 
 def test_lab_help_documents_the_exit_statuses() -> None:

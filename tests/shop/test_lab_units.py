@@ -66,7 +66,7 @@ def test_the_table_puts_the_runs_side_by_side_and_says_what_failed() -> None:
     }
     text = render_table(result)
     lines = text.splitlines()
-    assert lines[0].split() == ["policies", "on", "policies", "off"]
+    assert lines[0].split() == ["Buttress", "off"]
     assert "SLO checkout (99.5%)" in text and "90.00% burned" in text
     assert "FAIL  SLO checkout held with policies on outside datastore-crash: burned" in text
     assert "FAIL  no acknowledged order lost with policies off: 2 lost of 100 acknowledged" in text

@@ -23,6 +23,9 @@ pipeline of the same name in reliability.yaml, built by :func:`buttress.spec.bui
 The ASGI middleware turns the caller's ``X-Buttress-Deadline-Ms`` into a deadline and records the
 SLIs of both routes into the store.  With policies off every call is a plain httpx call without a
 timeout, spread round-robin over the payments instances; the SLIs are recorded the same way.
+With ``typical`` every call is protected the way a team does it without Buttress (tenacity,
+pybreaker, client timeouts: :mod:`shop.typical`).  In every mode each attempt sent to a dependency
+is counted (``GET /lab/attempts``), for the lab's load-amplification figures.
 """
 
 from __future__ import annotations
@@ -46,11 +49,13 @@ from buttress.policies.breaker import CircuitBreaker
 from buttress.slo import LatencySLI
 from buttress.spec import build_pipeline
 
-from .common import Settings, with_health
+from . import typical
+from .common import AttemptCounter, Settings, with_health
 
 settings = Settings.from_env("api")
 spec = settings.spec
-ON = settings.policies
+ON = settings.mode == "on"
+TYPICAL = settings.mode == "typical"
 PRICES = {f"sku-{i:02d}": 500 + 125 * i for i in range(20)}
 
 
@@ -69,8 +74,13 @@ def _check(response: httpx.Response, what: str) -> httpx.Response:
 inventory_url = settings.upstream("inventory")[0]
 datastore_url = settings.upstream("datastore")[0]
 payment_urls = settings.upstream("payments")
-plain = httpx.AsyncClient(timeout=None if not ON else 5.0, limits=httpx.Limits(max_connections=200))
+attempts = AttemptCounter(settings.upstreams)  # every attempt sent to each dependency
+if TYPICAL:
+    plain = typical.client(attempts.transport())
+else:
+    plain = httpx.AsyncClient(timeout=5.0 if ON else None, transport=attempts.transport())
 pipelines: dict[str, Pipeline] = {}
+protected = {n: typical.Protected(n) for n in ("inventory", "payments", "datastore", "browse")}
 payments_client: httpx.AsyncClient
 
 if ON:
@@ -87,6 +97,7 @@ if ON:
             retry_methods={"POST"},
             policies=[p for p in declared.policies if not isinstance(p, Retry)],
             name="payments",
+            transport=attempts.transport(),
         ),
         base_url="http://payments",
         timeout=5.0,
@@ -98,9 +109,11 @@ _round_robin = itertools.cycle(payment_urls)
 
 async def _through(name: str, fn: Callable[[], Awaitable[Any]]) -> Any:
     pipe = pipelines.get(name)
-    if pipe is None:
-        return await fn()
-    return await pipe.call_async(fn)
+    if pipe is not None:
+        return await pipe.call_async(fn)
+    if TYPICAL:
+        return await protected[name].call(fn)
+    return await fn()
 
 
 # -- the steps of a checkout -------------------------------------------------------------------
@@ -115,7 +128,12 @@ async def reserve(order: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = r.json()
         return out
 
-    result = await _through("inventory", call)
+    try:
+        result = await _through("inventory", call)
+    except Exception:
+        if not TYPICAL:
+            raise
+        result = None  # the typical run's own fallback: the same business rule, in plain code
     return result if isinstance(result, dict) else {"reserved": "deferred"}
 
 
@@ -124,6 +142,13 @@ async def charge(order: dict[str, Any]) -> None:
     headers = {"Idempotency-Key": order["order_id"]}
     if ON:
         r = await payments_client.post("/charge", json=body, headers=headers)
+    elif TYPICAL:
+
+        async def call() -> httpx.Response:
+            url = f"{next(_round_robin)}/charge"  # a retry goes to the next instance
+            return _check(await plain.post(url, json=body, headers=headers), "payments")
+
+        r = await _through("payments", call)
     else:
         r = await plain.post(f"{next(_round_robin)}/charge", json=body, headers=headers)
     _check(r, "payments").raise_for_status()
@@ -178,13 +203,20 @@ async def browse(request: Request) -> JSONResponse:
     try:
         products = await _through("browse", call)
     except Exception as e:
-        return JSONResponse({"error": f"{type(e).__name__}: {e}"[:300]}, 503)
+        if not (TYPICAL and _last_catalogue):
+            return JSONResponse({"error": f"{type(e).__name__}: {e}"[:300]}, 503)
+        products = None  # the typical run's own fallback: the last catalogue read
     if products is None:  # the fallback: serve the last catalogue read, marked stale
         if not _last_catalogue:
             return JSONResponse({"error": "catalogue unavailable"}, 503)
         return JSONResponse({"products": _last_catalogue[0], "stale": True})
     _last_catalogue[:] = [products]
     return JSONResponse({"products": products})
+
+
+async def attempts_seen(request: Request) -> JSONResponse:
+    """Every attempt sent to each dependency, per second (read by the lab after the run)."""
+    return JSONResponse(attempts.to_json())
 
 
 # -- SLIs, health, states ----------------------------------------------------------------------
@@ -230,6 +262,7 @@ app = with_health(
             routes=[
                 Route("/checkout", checkout, methods=["POST"]),
                 Route("/browse", browse, methods=["GET"]),
+                Route("/lab/attempts", attempts_seen, methods=["GET"]),
             ],
             lifespan=lifespan,
         ),

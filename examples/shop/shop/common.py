@@ -3,7 +3,9 @@
 `buttress lab examples/shop` starts each service with these variables (see docs/shop-lab.md):
 
     BUTTRESS_LAB_SPEC       the reliability.yaml the service reads its policies and SLOs from
-    BUTTRESS_LAB_POLICIES   "on" (the default) or "off": off replaces every pipeline by a plain call
+    BUTTRESS_LAB_POLICIES   "on" (the default: Buttress's policies from reliability.yaml), "typical"
+                            (what a team writes with tenacity, pybreaker and client timeouts:
+                            shop/typical.py) or "off" (a plain call, no protection at all)
     BUTTRESS_LAB_UPSTREAMS  JSON {service: [base URL of each instance, through the fault proxy]}
     BUTTRESS_LAB_STORE      the SQLite store SLIs and policy states go to (optional)
     BUTTRESS_LAB_DATA       a directory for the service's own data (the datastore's database)
@@ -14,11 +16,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from buttress.dashboard import Publisher
 from buttress.health import HealthApp, HealthRegistry
@@ -26,6 +31,7 @@ from buttress.slo import SLIRecorder, SLIStore
 from buttress.spec import load_spec
 from buttress.spec.document import ReliabilitySpec
 
+MODES = ("on", "typical", "off")
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
@@ -35,7 +41,7 @@ class Settings:
     """The service's view of the lab's environment variables."""
 
     spec_path: Path
-    policies: bool
+    mode: str
     upstreams: dict[str, list[str]]
     store: str | None
     data: Path
@@ -45,9 +51,11 @@ class Settings:
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] = os.environ) -> Settings:
         here = Path(__file__).resolve().parent.parent
-        policies = env.get("BUTTRESS_LAB_POLICIES", "on").lower()
-        if policies not in ("on", "off"):
-            raise SystemExit(f"BUTTRESS_LAB_POLICIES must be 'on' or 'off', not {policies!r}")
+        mode = env.get("BUTTRESS_LAB_POLICIES", "on").lower()
+        if mode not in MODES:
+            raise SystemExit(
+                f"BUTTRESS_LAB_POLICIES must be one of {', '.join(MODES)}, not {mode!r}"
+            )
         raw = env.get("BUTTRESS_LAB_UPSTREAMS", "{}")
         try:
             upstreams = json.loads(raw)
@@ -57,12 +65,17 @@ class Settings:
         data.mkdir(parents=True, exist_ok=True)
         return cls(
             spec_path=Path(env.get("BUTTRESS_LAB_SPEC", here / "reliability.yaml")),
-            policies=policies == "on",
+            mode=mode,
             upstreams={str(k): [str(u) for u in v] for k, v in upstreams.items()},
             store=env.get("BUTTRESS_LAB_STORE") or None,
             data=data,
             instance=env.get("BUTTRESS_LAB_INSTANCE", service),
         )
+
+    @property
+    def policies(self) -> bool:
+        """Buttress's policies are on (mode ``on``)."""
+        return self.mode == "on"
 
     @cached_property
     def spec(self) -> ReliabilitySpec:
@@ -100,3 +113,48 @@ class Settings:
 def with_health(app: ASGIApp, registry: HealthRegistry) -> ASGIApp:
     """``/health/*`` answered by Buttress's health app, everything else by ``app``."""
     return HealthApp(registry, app=app)
+
+
+class AttemptCounter:
+    """Counts every HTTP attempt the api sends to each dependency instance, per wall-clock second, so the
+    lab can tell how much load each protection puts on a failing dependency (retries included,
+    however deep in a transport they happen)."""
+
+    def __init__(self, upstreams: Mapping[str, list[str]]) -> None:
+        # Per instance, named as the lab names them (payments-1, payments-2; a lone one by its
+        # service): a fault on one instance is judged by the load on that instance.
+        self.by_netloc: dict[str, str] = {}
+        for service, urls in upstreams.items():
+            for i, url in enumerate(urls, 1):
+                name = service if len(urls) == 1 else f"{service}-{i}"
+                self.by_netloc[httpx.URL(url).netloc.decode()] = name
+        self.counts: dict[str, dict[int, int]] = {n: {} for n in self.by_netloc.values()}
+
+    def count(self, url: httpx.URL) -> None:
+        service = self.by_netloc.get(url.netloc.decode())
+        if service is not None:
+            per_second = self.counts[service]
+            second = int(time.time())
+            per_second[second] = per_second.get(second, 0) + 1
+
+    def transport(self) -> CountingTransport:
+        """A fresh httpx transport that counts into this counter."""
+        return CountingTransport(self)
+
+    def to_json(self) -> dict[str, dict[str, int]]:
+        return {s: {str(t): n for t, n in c.items()} for s, c in self.counts.items()}
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """httpx's own transport, counting each request it sends."""
+
+    def __init__(self, counter: AttemptCounter) -> None:
+        self.counter = counter
+        self.inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=200))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.counter.count(request.url)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -1,7 +1,8 @@
 """The datastore: orders in SQLite (the system of record) and the product catalogue.
 
     POST /orders      {id, sku, qty, amount, status} -> 200 {"id", "created"}; idempotent on id
-    GET  /orders      -> {"ids": [...]}: every stored order (the nothing-lost checker's final read)
+    GET  /orders      -> {"ids": [...], "pending": [...]}: every stored order (the nothing-lost
+                         checker's final read), and those still ``reserve_pending``
     GET  /products      -> the catalogue
     GET  /health/ready  -> the SQLite file answers SELECT 1
 
@@ -102,9 +103,10 @@ async def _write_behind() -> None:
         await asyncio.to_thread(_flush)
 
 
-def _ids() -> list[str]:
+def _ids() -> dict[str, list[str]]:
     with _lock:
-        return [r[0] for r in _conn.execute("SELECT id FROM orders ORDER BY id")]
+        rows = _conn.execute("SELECT id, status FROM orders ORDER BY id").fetchall()
+    return {"ids": [r[0] for r in rows], "pending": [r[0] for r in rows if r[1] != "confirmed"]}
 
 
 async def create_order(request: Request) -> JSONResponse:
@@ -119,7 +121,7 @@ async def create_order(request: Request) -> JSONResponse:
 
 
 async def list_orders(request: Request) -> JSONResponse:
-    return JSONResponse({"ids": await asyncio.to_thread(_ids)})
+    return JSONResponse(await asyncio.to_thread(_ids))
 
 
 async def products(request: Request) -> JSONResponse:

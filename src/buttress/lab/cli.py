@@ -82,6 +82,14 @@ class ProgressLine:
     show_default=True,
     help="Seed of every random draw; the same seed gives the same figures.",
 )
+@click.option(
+    "--runs",
+    default="off,typical,buttress",
+    show_default=True,
+    metavar="LIST",
+    help="With PATH: which runs, comma-separated: off (no protection), typical (tenacity, "
+    "pybreaker and client timeouts, in the example's own code), buttress (the policies).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
 def lab(
@@ -91,6 +99,7 @@ def lab(
     out: str,
     scenario_name: str,
     seed: int,
+    runs: str,
     as_json: bool,
     list_only: bool,
 ) -> None:
@@ -112,7 +121,7 @@ def lab(
     if path is not None:
         from .system.cli import run_system
 
-        run_system(path, quick=quick, out=out, seed=seed, as_json=as_json)
+        run_system(path, quick=quick, out=out, seed=seed, as_json=as_json, runs=runs)
         return
     if list_only:
         for s in scenarios():

@@ -17,18 +17,36 @@ import click
 
 from buttress.errors import MissingExtra
 
-__all__ = ["run_system"]
+__all__ = ["parse_runs", "run_system"]
+
+_RUN_ALIASES = {"buttress": "on", "on": "on", "typical": "typical", "off": "off"}
 
 
-def run_system(path: str, *, quick: bool, out: str, seed: int, as_json: bool) -> None:
-    """Run the lab for ``path`` and exit with its status."""
+def parse_runs(text: str) -> tuple[str, ...]:
+    """``--runs`` as run modes, in the lab's own order; an unknown name is a bad parameter."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in _RUN_ALIASES]
+    if unknown or not names:
+        raise click.BadParameter(
+            f"{', '.join(unknown) or 'nothing'}: choose from off, typical, buttress",
+            param_hint="--runs",
+        )
+    wanted = {_RUN_ALIASES[n] for n in names}
+    return tuple(m for m in ("off", "typical", "on") if m in wanted)
+
+
+def run_system(
+    path: str, *, quick: bool, out: str, seed: int, as_json: bool, runs: str = "off,typical,on"
+) -> None:
+    """Run the lab for ``path`` and exit with its status (``runs``: comma-separated run names,
+    ``buttress`` for ``on``)."""
     try:
         from .report import render_table
         from .run import LabOptions, run_lab
     except ImportError as e:  # httpx, uvicorn, starlette, numpy: the http, slo and chaos extras
         raise MissingExtra("buttress lab PATH", "all", e.name or str(e)) from None
 
-    options = LabOptions(quick=quick, out=Path(out), seed=seed)
+    options = LabOptions(quick=quick, out=Path(out), seed=seed, modes=parse_runs(runs))
     echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     try:
         result = run_lab(path, options, stream=sys.stderr, echo=echo)

@@ -37,6 +37,7 @@ from buttress.slo import math as slomath
 from buttress.slo.evaluator import evaluate
 from buttress.slo.spec import LatencySLI, RatioSLI, SLOSpec, WindowSLI
 
+from .compare import add_amplification, attempt_totals, beats_typical
 from .driver import Sample, lag_stats
 from .load import LoadedLab
 from .plan import FaultPlan
@@ -89,8 +90,12 @@ def figures(
     stores: tuple[Path, Path],
     wall0: float,
     duration: float,
+    attempts: dict[str, dict[int, int]] | None = None,
+    pending: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Everything measured in one run; ``stores`` are the services' and the driver's SLI stores."""
+    """Everything measured in one run; ``stores`` are the services' and the driver's SLI stores,
+    ``attempts`` what the entry service sent to each dependency per unix second, ``pending`` the
+    stored orders left unfinished."""
     kinds = lab.experiments.load.requests
     timeout = lab.experiments.load.timeout
     requests = {k: _requests([s for s in samples if s.kind == k], timeout) for k in kinds}
@@ -98,7 +103,12 @@ def figures(
     check = check_set(history)
     faults = _faults(lab, samples, plan, requests=requests, slos=slos, duration=duration)
     breakers, breaker_names = _breakers(stores[0], wall0)
+    unfinished = sorted(pending & {str(i) for i in check.acknowledged})
+    if attempts is not None:
+        add_amplification(lab, samples, faults, attempts, wall0=wall0)
     return {
+        "pending": {"count": len(unfinished), "ids": unfinished[:20]},
+        "attempts": None if attempts is None else attempt_totals(attempts, samples),
         "requests": requests,
         "slos": slos,
         "faults": faults,
@@ -177,6 +187,7 @@ def _faults(
     for a in plan.faults:
         entry = a.to_json()
         per_slo: dict[str, float | None] = {}
+        bad_requests: dict[str, int] = {}
         if a.applied_at is not None:
             lo = a.applied_at
             hi = (a.removed_at if a.removed_at is not None else duration) + timeout
@@ -191,7 +202,9 @@ def _faults(
                 bad = sum(1 for x in samples if x.kind == k and not x.good and lo <= x.start < hi)
                 ratio = 1 - s["objective"] / 100
                 per_slo[s["name"]] = slomath.budget_consumed(bad, total, ratio)
+                bad_requests[s["name"]] = bad
         entry["budget_consumed"] = per_slo
+        entry["bad_requests"] = bad_requests
         faults.append(entry)
     return faults
 
@@ -311,6 +324,7 @@ def recovery(
                 {
                     "fault": f["name"],
                     "kind": k,
+                    "recovered_after": _recovered_after(ks, end, hi, steady),
                     "ended_at": end,
                     "window": [lo, hi],
                     "requests": n,
@@ -321,6 +335,19 @@ def recovery(
                 }
             )
     return out
+
+
+def _recovered_after(ks: list[Sample], end: float, hi: float, steady: float) -> float | None:
+    """Seconds from a fault's removal to the first one-second window (stepping 0.5 s) whose error
+    rate is back within :data:`METASTABLE_MARGIN` of the steady state; ``None``: not before
+    ``hi``."""
+    t = end
+    while t + 1.0 <= hi:
+        n, rate = _error_rate(ks, t, t + 1.0)
+        if n and rate is not None and rate <= steady + METASTABLE_MARGIN:
+            return round(t - end, 2)
+        t += 0.5
+    return None
 
 
 def metastable_sentences(mode: str, run: dict[str, Any]) -> list[str]:
@@ -346,19 +373,23 @@ def hypotheses(lab: LoadedLab, runs: dict[str, dict[str, Any]]) -> list[dict[str
     out: list[dict[str, Any]] = []
     for name, expect in hyp.slos.items():
         for mode, run in runs.items():
-            wanted = expect.policies_on if mode == "on" else expect.policies_off
+            wanted = {"on": expect.policies_on, "off": expect.policies_off}.get(
+                mode, expect.typical
+            )
+            if wanted == "any":  # nothing expected, nothing to check
+                continue
             got, observed = _judged_verdict(run, name, expect.except_during)
-            passed: bool | None = wanted in ("any", got)
+            passed: bool | None = wanted == got
             lag = run.get("driver") or {}
             # A starved driver makes the system look worse than it is: a failure, or a "burned"
             # that was expected, cannot be told from the driver's own lateness.
-            if lag.get("starved") and wanted != "any" and (not passed or got == "burned"):
+            if lag.get("starved") and (not passed or got == "burned"):
                 passed = None
                 observed = f"{got} (inconclusive: {starved_text(lag)})"
             besides = f" outside {', '.join(expect.except_during)}" if expect.except_during else ""
             out.append(
                 {
-                    "hypothesis": f"SLO {name} {wanted} with policies {mode}{besides}",
+                    "hypothesis": f"SLO {name} {wanted} with {_with(mode)}{besides}",
                     "mode": mode,
                     "expected": wanted,
                     "observed": observed,
@@ -370,7 +401,7 @@ def hypotheses(lab: LoadedLab, runs: dict[str, dict[str, Any]]) -> list[dict[str
             h = run["history"]
             out.append(
                 {
-                    "hypothesis": f"no acknowledged order lost with policies {mode}",
+                    "hypothesis": f"no acknowledged order lost with {_with(mode)}",
                     "mode": mode,
                     "expected": "0 lost",
                     "observed": (
@@ -381,7 +412,13 @@ def hypotheses(lab: LoadedLab, runs: dict[str, dict[str, Any]]) -> list[dict[str
                     "passed": h["valid"] is True and h["lost_count"] == 0,
                 }
             )
+    if hyp.beats_typical:
+        out.extend(beats_typical(runs))
     return out
+
+
+def _with(mode: str) -> str:
+    return "the typical protections" if mode == "typical" else f"policies {mode}"
 
 
 def _judged_verdict(run: dict[str, Any], name: str, leave_out: list[str]) -> tuple[str, str]:

@@ -24,14 +24,16 @@ from markupsafe import Markup
 from buttress.dashboard.report import Chart, Mark, Series, Threshold, chart_html, page
 from buttress.tables import render_table as text_table
 
+from .compare import as_well_sentences
 from .figures import metastable_sentences, starved_text
+from .spec import MODE_NAMES
 
 if TYPE_CHECKING:
     from .run import LoadedLab
 
 __all__ = ["render_html", "render_table"]
 
-_COLORS = {"on": "#1f77b4", "off": "#d62728"}
+_COLORS = {"on": "#1f77b4", "typical": "#ff7f0e", "off": "#d62728"}
 _VERDICT_TEXT = {
     "passed": "every hypothesis held",
     "failed": "a hypothesis FAILED",
@@ -50,10 +52,10 @@ def _ms(x: float | None) -> str:
 
 
 def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
-    """The side-by-side rows: label, then one cell per run (policies on, policies off)."""
+    """The side-by-side rows: label, then one cell per run (off, typical, Buttress)."""
     runs = result["runs"]
     modes = list(runs)
-    out: list[tuple[str, ...]] = [("", *(f"policies {m}" for m in modes))]
+    out: list[tuple[str, ...]] = [("", *(MODE_NAMES.get(m, m) for m in modes))]
     first = runs[modes[0]]
     for i, slo in enumerate(first["slos"]):
         cells = []
@@ -92,11 +94,63 @@ def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
         ("orders acknowledged", *(str(runs[m]["history"]["acknowledged_count"]) for m in modes))
     )
     out.append(("orders lost", *(str(runs[m]["history"]["lost_count"]) for m in modes)))
+    if all("pending" in runs[m] for m in modes):
+        out.append(("orders left unfinished", *(str(runs[m]["pending"]["count"]) for m in modes)))
+    out.extend(_load_rows(runs, modes))
+    out.extend(_recovery_rows(runs, modes))
     out.append(("breaker state changes", *(str(len(runs[m]["breakers"])) for m in modes)))
     if all("driver" in runs[m] for m in modes):
         out.append(("driver lag p99 / max", *(_lag(runs[m]["driver"]) for m in modes)))
     if all("verdict" in runs[m] for m in modes):
         out.append(("run verdict", *(runs[m]["verdict"] for m in modes)))
+    return out
+
+
+def _load_rows(runs: dict[str, Any], modes: list[str]) -> list[tuple[str, ...]]:
+    """Attempts per user request on each dependency, and the amplification each fault caused on
+    the dependency it made fail."""
+    if not all(runs[m].get("attempts") for m in modes):
+        return []
+    out: list[tuple[str, ...]] = []
+    for dep in runs[modes[0]]["attempts"]:
+        per = (runs[m]["attempts"].get(dep, {}).get("per_request") for m in modes)
+        out.append(
+            (f"{dep}: attempts per request", *("-" if v is None else f"{v:.2f}" for v in per))
+        )
+    for j, f in enumerate(runs[modes[0]]["faults"]):
+        dep = f.get("failing")
+        if not dep:
+            continue
+        amps = (runs[m]["faults"][j].get("amplification", {}).get(dep) for m in modes)
+        out.append(
+            (
+                f"  load on {dep} during {f['name']}",
+                *("-" if a is None else f"x{a:.2f}" for a in amps),
+            )
+        )
+    return out
+
+
+def _recovery_rows(runs: dict[str, Any], modes: list[str]) -> list[tuple[str, ...]]:
+    """Seconds from each fault's removal until the first request kind's errors were back to the
+    steady state (``never`` within the window; ``-``: not judged)."""
+    out: list[tuple[str, ...]] = []
+    kind = next(iter(runs[modes[0]]["requests"]), None)
+    for f in runs[modes[0]]["faults"]:
+        cells = []
+        for m in modes:
+            r = next(
+                (
+                    r
+                    for r in runs[m].get("recovery", [])
+                    if r["fault"] == f["name"] and r["kind"] == kind
+                ),
+                None,
+            )
+            after = None if r is None else r.get("recovered_after", None)
+            cells.append("-" if r is None else ("never" if after is None else f"{after:.1f} s"))
+        if any(c != "-" for c in cells):
+            out.append((f"{kind} recovered after {f['name']}", *cells))
     return out
 
 
@@ -114,15 +168,15 @@ def _verdict(result: dict[str, Any]) -> str:
 def notes(result: dict[str, Any]) -> list[str]:
     """Sentences the figures call for: each run that stayed failed after a fault ended (a
     metastable failure), and each run whose load driver was starved."""
-    out: list[str] = []
+    out: list[str] = as_well_sentences(result["runs"])
     for mode, run in result["runs"].items():
         out.extend(metastable_sentences(mode, run))
         lag = run.get("driver") or {}
         if lag.get("starved"):
             out.append(
-                f"With policies {mode}, {starved_text(lag)} ({lag['late']} of {lag['count']} "
-                "requests sent later than that), so this run's verdict is inconclusive: a slow "
-                "driver cannot be told from a slow system."
+                f"With {MODE_NAMES.get(mode, mode)}, {starved_text(lag)} ({lag['late']} of "
+                f"{lag['count']} requests sent later than that), so this run's verdict is "
+                "inconclusive: a slow driver cannot be told from a slow system."
             )
     return out
 
@@ -185,7 +239,7 @@ class _Charts:
         n = len(self.x)
         return [
             Series(
-                f"policies {m}",
+                MODE_NAMES.get(m, m),
                 (self.runs[m]["series"][key] + [None] * n)[:n],
                 color=_COLORS.get(m),
                 dash=m == "off",
@@ -232,7 +286,7 @@ class _Charts:
         out = []
         for i, name in enumerate(names):
             series = [
-                Series(f"policies {m}", states[m][name], color=_COLORS.get(m), step=True,
+                Series(MODE_NAMES.get(m, m), states[m][name], color=_COLORS.get(m), step=True,
                        dash=m == "off")
                 for m in self.modes
                 if name in states[m]
@@ -275,7 +329,7 @@ def _fault_rows(runs: dict[str, Any]) -> list[tuple[str, ...]]:
 def _slo_rows(runs: dict[str, Any]) -> list[tuple[str, ...]]:
     return [
         (
-            m,
+            MODE_NAMES.get(m, m),
             s["name"],
             f"{s['objective']:g}%",
             f"{int(s['good'])} / {int(s['total'])}",
@@ -292,7 +346,15 @@ def _slo_rows(runs: dict[str, Any]) -> list[tuple[str, ...]]:
 
 def _history_rows(runs: dict[str, Any]) -> list[tuple[Any, ...]]:
     keys = ("attempted", "acknowledged", "lost", "recovered", "vanished")
-    return [(m, *(runs[m]["history"][f"{k}_count"] for k in keys)) for m in runs]
+    return [
+        (
+            MODE_NAMES.get(m, m),
+            *(runs[m]["history"][f"{k}_count"] for k in keys[:3]),
+            runs[m].get("pending", {}).get("count", "-"),
+            *(runs[m]["history"][f"{k}_count"] for k in keys[3:]),
+        )
+        for m in runs
+    ]
 
 
 def _journey_rows(assessment: dict[str, Any] | None) -> list[tuple[str, ...]]:
@@ -317,7 +379,7 @@ def _driver_rows(runs: dict[str, Any]) -> dict[str, Any]:
             continue
         rows.append(
             (
-                m,
+                MODE_NAMES.get(m, m),
                 d["count"],
                 _ms(d["p50"]),
                 _ms(d["p99"]),
@@ -355,7 +417,7 @@ def render_html(lab: LoadedLab, result: dict[str, Any]) -> str:
         driver=_driver_rows(runs),
         side=rows(result),
         charts=_Charts(result).all(lab),
-        modes=[f"policies {m}" for m in runs],
+        modes=[MODE_NAMES.get(m, m) for m in runs],
         faults=_fault_rows(runs),
         slos={"rows": slo_rows, "levels": [_level(r[6] == "held") for r in slo_rows]},
         history={"rows": history_rows, "levels": [_level(r[3] == 0) for r in history_rows]},

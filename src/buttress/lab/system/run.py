@@ -65,17 +65,16 @@ from .figures import hypotheses as check_hypotheses
 from .figures import verdict as overall_verdict
 from .load import LoadedLab, load_lab, targets
 from .plan import FaultPlan, scaled
-from .spec import instance_names
+from .spec import MODE_NAMES, MODES, instance_names
 from .supervisor import Supervisor, free_port
 
-__all__ = ["LabOptions", "LoadedLab", "load_lab", "run_lab", "run_once"]
-
-MODES = ("on", "off")
+__all__ = ["MODES", "MODE_NAMES", "LabOptions", "LoadedLab", "load_lab", "run_lab", "run_once"]
 
 
 @dataclass(frozen=True)
 class LabOptions:
-    """How to run: ``quick`` (the short plan), ``out`` (where files go), ``seed``."""
+    """How to run: ``quick`` (the short plan), ``out`` (where files go), ``seed``, ``modes``
+    (which runs, a subset of :data:`MODES`)."""
 
     quick: bool = False
     out: Path = Path("lab-report")
@@ -312,6 +311,7 @@ class _Run:
             if a.fault.kind == "burst":
                 a.applied_at, a.removed_at = a.planned
         self._final_read(history)
+        attempts = self._attempts_read()
         history.dump(self.dir / "history.jsonl")
         with _no_interrupts():
             self.result["cleanup"] = plan.cleanup()
@@ -321,8 +321,19 @@ class _Run:
             self.cleaned = True
         self._phase("stop", mark)
         stores = (self.store_path, self.dir / "client.db")
+        pending = set(self.result.pop("pending_ids", []))
         self.result.update(
-            figures(self.lab, samples, plan, history, stores=stores, wall0=wall0, duration=duration)
+            figures(
+                self.lab,
+                samples,
+                plan,
+                history,
+                stores=stores,
+                wall0=wall0,
+                duration=duration,
+                attempts=attempts,
+                pending=pending,
+            )
         )
 
     def _final_read(self, history: History) -> None:
@@ -333,7 +344,20 @@ class _Run:
         with httpx.Client(timeout=10.0) as c:
             r = c.get(f"http://127.0.0.1:{port}{fr.path}")
             r.raise_for_status()
-            history.final_read(r.json()[fr.field])
+            answer = r.json()
+            history.final_read(answer[fr.field])
+        if fr.pending_field is not None:
+            self.result["pending_ids"] = [str(i) for i in answer.get(fr.pending_field) or []]
+
+    def _attempts_read(self) -> dict[str, dict[int, int]] | None:
+        ar = self.lab.experiments.load.attempts_read
+        if ar is None:
+            return None
+        port = self.ports[self.instances[ar.service][0]]
+        with httpx.Client(timeout=10.0) as c:
+            r = c.get(f"http://127.0.0.1:{port}{ar.path}")
+            r.raise_for_status()
+        return {dep: {int(t): int(n) for t, n in per.items()} for dep, per in r.json().items()}
 
     def abort(self) -> None:
         """After a failure or an interrupt: remove the faults still applied, stop everything."""
@@ -353,7 +377,7 @@ class _Run:
 def run_once(
     lab: LoadedLab, mode: str, options: LabOptions, *, progress: LiveProgress
 ) -> dict[str, Any]:
-    """One run of the plan with the policies ``mode`` ("on" or "off"); see the module docstring."""
+    """One run of the plan in ``mode`` (one of :data:`MODES`); see the module docstring."""
     run = _Run(lab, mode, options, progress)
     try:
         run.start()
@@ -413,7 +437,7 @@ def run_lab(
     lab = load_lab(path)
     for mode in options.modes:
         if mode not in MODES:
-            raise LabError(f"unknown mode {mode!r}: 'on' or 'off'")
+            raise LabError(f"unknown run {mode!r}: {', '.join(MODE_NAMES.values())}")
     options.out.mkdir(parents=True, exist_ok=True)
     assessment = assess_architecture(lab)
     if assessment is not None:
@@ -433,7 +457,7 @@ def run_lab(
     runs: dict[str, dict[str, Any]] = {}
     try:
         for mode in options.modes:
-            progress = LiveProgress(stream, f"[policies {mode}]")
+            progress = LiveProgress(stream, f"[{MODE_NAMES[mode]}]")
             runs[mode] = run_once(lab, mode, options, progress=progress)
     finally:
         if previous is not None:

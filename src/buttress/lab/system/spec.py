@@ -47,6 +47,9 @@ from buttress.spec.source import located
 from buttress.spec.types import Duration, FiniteFloat, PositiveDuration
 
 __all__ = [
+    "MODES",
+    "MODE_NAMES",
+    "AttemptsReadSpec",
     "ExperimentsSpec",
     "FaultSpec",
     "FinalReadSpec",
@@ -57,6 +60,12 @@ __all__ = [
     "ServiceSpec",
     "instance_names",
 ]
+
+MODES = ("off", "typical", "on")
+"""The runs, in the order they run and are shown: no protection, what a team writes with the
+popular libraries (the example's own code), and Buttress's policies."""
+MODE_NAMES = {"off": "off", "typical": "typical", "on": "Buttress"}
+"""How each run is called in tables, reports and ``--runs`` (``buttress`` is ``on``)."""
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*(-[a-z0-9_]+)*$")
 _APP = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -133,6 +142,20 @@ class FinalReadSpec(_Strict):
     service: str
     path: str = "/orders"
     field: str = "ids"
+    pending_field: str | None = Field(
+        default=None,
+        description="Field of the same answer listing the orders stored but left unfinished "
+        "(reserve_pending, say): counted per run, not folded into good.",
+    )
+
+
+class AttemptsReadSpec(_Strict):
+    """Where the entry service reports every attempt it sent to each dependency, read once the
+    run is over: ``GET <service><path>`` answering ``{dependency: {unix second: attempts}}``.
+    Gives the load amplification on each dependency (retries included)."""
+
+    service: str
+    path: str = "/lab/attempts"
 
 
 class LoadSpec(_Strict):
@@ -149,6 +172,9 @@ class LoadSpec(_Strict):
     requests: dict[str, RequestSpec] = Field(min_length=1, description="Request kinds by name.")
     final_read: FinalReadSpec | None = Field(
         default=None, description="Where stored orders are read back (needed with order: true)."
+    )
+    attempts_read: AttemptsReadSpec | None = Field(
+        default=None, description="Where the attempts sent to each dependency are read back."
     )
 
     @model_validator(mode="after")
@@ -204,6 +230,7 @@ class SLOExpectation(_Strict):
 
     policies_on: Literal["held", "burned", "any"] = "held"
     policies_off: Literal["held", "burned", "any"] = "any"
+    typical: Literal["held", "burned", "any"] = "any"
     except_during: list[str] = Field(
         default_factory=list,
         description="Faults of the plan whose budget the verdict leaves out (say why in a comment: "
@@ -220,6 +247,12 @@ class HypothesesSpec(_Strict):
     )
     nothing_lost: bool = Field(
         default=True, description="No acknowledged order may be missing from the final read."
+    )
+    beats_typical: bool = Field(
+        default=False,
+        description="With the typical run: Buttress spends less of each SLO's budget than typical "
+        "on every fault where the difference is more than noise, and puts less load on the "
+        "failing dependency (attempts_read needed).",
     )
 
 
@@ -257,6 +290,9 @@ class ExperimentsSpec(_Strict):
         fr = self.load.final_read
         if fr is not None and fr.service not in services:
             raise located(("load", "final_read", "service"), f"unknown service {fr.service!r}")
+        ar = self.load.attempts_read
+        if ar is not None and ar.service not in services:
+            raise located(("load", "attempts_read", "service"), f"unknown service {ar.service!r}")
         if (
             any(r.order for r in self.load.requests.values())
             and fr is None
