@@ -4,7 +4,7 @@ Routes::
 
     GET /                       the page (template + bundled static files; no CDN)
     GET /api/snapshot           everything as one JSON document
-    GET /api/stream             server-sent events: states, slos, journals, assessment, error
+    GET /api/stream             server-sent events: states, slos, journals, lab, assessment, error
     GET /api/journals/{file}    one journal, whole
     GET /healthz                {"status": "pass"}
     GET /static/...             charts.js, dashboard.js, CSS, vendor/uPlot.*

@@ -33,6 +33,13 @@ __all__ = ["dashboard"]
     default=None,
     help="A directory of Chaos Toolkit experiment journals.",
 )
+@click.option(
+    "--lab",
+    type=click.Path(dir_okay=True),
+    default=None,
+    help="A lab report directory (buttress lab PATH --out DIR) or its result.json: the runs "
+    "side by side.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8765, show_default=True, type=int, help="TCP port (0: any free).")
 @click.option(
@@ -43,7 +50,14 @@ __all__ = ["dashboard"]
     help="Seconds without a heartbeat before a process's states are shown as stale.",
 )
 def dashboard(
-    *, store: str, spec: str | None, journals: str | None, host: str, port: int, stale_after: float
+    *,
+    store: str,
+    spec: str | None,
+    journals: str | None,
+    lab: str | None,
+    host: str,
+    port: int,
+    stale_after: float,
 ) -> None:
     """Serve the dashboard: SLOs and error budgets, live policy states, endpoint health,
     experiment runs and the assessment, updated live from the store."""
@@ -60,6 +74,7 @@ def dashboard(
         store=Path(store),
         spec=Path(spec) if spec else None,
         journals=Path(journals) if journals else None,
+        lab=Path(lab) if lab else None,
         stale_after=stale_after,
     )
     if port == 0:  # choose the free port here, so the address printed is the real one

@@ -99,6 +99,11 @@ class Hub:
                 self._publish("slos", payload)
         elif what == "journals":
             self._publish("journals", await asyncio.to_thread(d.journals_payload))
+        elif what == "lab":
+            payload = await asyncio.to_thread(d.lab_payload)
+            if self._raw.get("lab:key") != payload:
+                self._raw["lab:key"] = payload
+                self._publish("lab", payload)
 
     async def _run(self) -> None:
         try:
@@ -118,6 +123,7 @@ class Hub:
         await self._refresh("states")
         await self._refresh("slos")
         await self._refresh("journals")
+        await self._refresh("lab")
         last_slo = last_journals = time.monotonic()
         slo_dirty = False
         minute = int(time.time() // 60)
@@ -138,9 +144,12 @@ class Hub:
                 slo_dirty = False
                 last_slo = now
                 await self._refresh("slos")
-            if cfg.journals is not None and now - last_journals >= cfg.journals_every:
+            if now - last_journals >= cfg.journals_every:
                 last_journals = now
-                await self._refresh("journals")
+                if cfg.journals is not None:
+                    await self._refresh("journals")
+                if cfg.lab is not None:
+                    await self._refresh("lab")
 
     def _ensure_running(self) -> None:
         if self._task is None or self._task.done():

@@ -18,6 +18,7 @@ Each ``*_payload`` method returns JSON-ready data (NaN and infinities as ``null`
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -50,6 +51,9 @@ class DashboardConfig:
     :param spec: a ``reliability.yaml`` (or OpenSLO / sloth file) with the SLOs, and optionally the
         ``architecture:`` section for the assessment summary.  ``None``: SLIs only.
     :param journals: a directory of Chaos Toolkit journals.  ``None``: no experiments section.
+    :param lab: a lab report directory (``buttress lab PATH --out DIR``) or its ``result.json``:
+        its runs side by side (off, typical, Buttress) and its hypotheses.  ``None``: no lab
+        section.  Reread when the file changes (checked as often as the journals).
     :param stale_after: seconds without a heartbeat after which a source's states are stale
         (default 5).
     :param poll: seconds between checks of the store for changes (default 0.2).
@@ -69,6 +73,7 @@ class DashboardConfig:
     store: Path
     spec: Path | None = None
     journals: Path | None = None
+    lab: Path | None = None
     stale_after: float = 5.0
     poll: float = 0.2
     slo_every: float = 2.0
@@ -222,6 +227,7 @@ class DashboardData:
         self._board: list[dict[str, Any]] | None = None
         self._board_minute = -1
         self._journals: dict[str, Any] = {}
+        self._lab_cache: tuple[int, dict[str, Any]] | None = None
 
     def _assess(self, spec: Path) -> dict[str, Any] | None:
         from buttress.assess.model import load_architecture
@@ -381,6 +387,24 @@ class DashboardData:
             raise ButtressError(f"journal {name!r}: not found")
         return load_journal(target)
 
+    def lab_payload(self) -> dict[str, Any]:
+        """The lab's result (see :class:`DashboardConfig` ``lab``): columns, the side-by-side
+        rows and the hypotheses, or why there is none yet."""
+        if self.config.lab is None:
+            return {"enabled": False}
+        path = Path(self.config.lab)
+        if path.is_dir():
+            path = path / "result.json"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return {"enabled": True, "file": str(path), "note": "no result yet (the lab writes "
+                    "result.json when its last run ends)"}  # fmt: skip
+        cached = self._lab_cache
+        if cached is None or cached[0] != mtime:
+            cached = self._lab_cache = (mtime, _read_lab_result(path))
+        return cached[1]
+
     def assessment_payload(self) -> dict[str, Any]:
         return {
             "enabled": self.assessment is not None or self.assessment_error is not None,
@@ -396,9 +420,31 @@ class DashboardData:
             "slos": self.slos_payload(),
             "states": self.states_payload(),
             "journals": self.journals_payload(),
+            "lab": self.lab_payload(),
             "assessment": self.assessment_payload(),
         }
 
     def close(self) -> None:
         self.reader.close()
         self.store.close()
+
+
+def _read_lab_result(path: Path) -> dict[str, Any]:
+    """The lab section's payload from ``result.json`` (a file that is not one says so)."""
+    base: dict[str, Any] = {"enabled": True, "file": str(path)}
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+        table = result["side_by_side"]
+        hypotheses = [
+            {k: h.get(k) for k in ("hypothesis", "expected", "observed", "passed")}
+            for h in result["hypotheses"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        return base | {"note": f"not a lab result.json with a side-by-side table ({e})"}
+    return base | {
+        "verdict": result.get("verdict"),
+        "columns": table[0][1:],
+        "rows": table[1:],
+        "hypotheses": hypotheses,
+        "notes": result.get("notes", []),
+    }

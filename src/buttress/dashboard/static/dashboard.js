@@ -1,6 +1,6 @@
 /* The Buttress dashboard page: renders the payloads streamed by /api/stream (server-sent events).
  *
- * Events: "slos", "states", "journals", "assessment", "error" (see buttress/dashboard/sse.py).
+ * Events: "slos", "states", "journals", "assessment", "lab", "error" (see buttress/dashboard/sse.py).
  * Charts are drawn by ButtressCharts (charts.js, on uPlot); tables are rebuilt from each payload.
  */
 (function () {
@@ -382,10 +382,32 @@
       }).join("");
   }
 
+  // ---- the lab's runs side by side --------------------------------------------------------------
+
+  function renderLab(p) {
+    var el = document.getElementById("lab");
+    if (!p.enabled) return;
+    if (p.note) { el.innerHTML = '<p class="note">' + esc(p.file) + ": " + esc(p.note) + "</p>"; return; }
+    var lv = { passed: "ok", failed: "bad", inconclusive: "warn" };
+    var marks = { "true": ["held", "ok"], "false": ["FAILED", "bad"], "null": ["inconclusive", "warn"] };
+    el.innerHTML = "<p>" + badge(p.verdict, lv[p.verdict] || "warn") + " <span class=muted>" +
+      esc(p.file) + "</span></p>" +
+      tableOf([""].concat(p.columns), p.rows.map(function (r) {
+        return "<tr>" + r.map(function (c) { return "<td>" + esc(c) + "</td>"; }).join("") + "</tr>";
+      })) +
+      tableOf(["hypothesis", "observed", ""], p.hypotheses.map(function (h) {
+        var m = marks[String(h.passed)];
+        return '<tr class="' + m[1] + '"><td>' + esc(h.hypothesis) + "</td><td>" + esc(h.observed) +
+          "</td><td>" + badge(m[0], m[1]) + "</td></tr>";
+      })) +
+      (p.notes.length ? '<ul class="notes">' + p.notes.map(function (n) {
+        return "<li>" + esc(n) + "</li>"; }).join("") + "</ul>" : "");
+  }
+
   // ---- the stream -------------------------------------------------------------------------------
 
   var handlers = { slos: renderSlos, states: renderStates, journals: renderJournals,
-                   assessment: renderAssessment };
+                   assessment: renderAssessment, lab: renderLab };
   var conn = document.getElementById("conn");
 
   function connect() {

@@ -477,8 +477,11 @@ def run_lab(
         "passed": verdict == "passed",
         "elapsed": round(time.monotonic() - started, 2),
     }
-    from .report import render_html
+    from .report import notes, render_html, rows
 
+    # The table and the sentences the console prints, for the dashboard's lab section.
+    result["side_by_side"] = rows(result)
+    result["notes"] = notes(result)
     report_path = options.out / "report.html"
     report_path.write_text(render_html(lab, result), encoding="utf-8")
     result["report"] = str(report_path)
