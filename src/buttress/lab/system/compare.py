@@ -176,7 +176,8 @@ def beats_typical(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def as_well_sentences(runs: dict[str, dict[str, Any]]) -> list[str]:
-    """Plain sentences naming every fault where typical did as well as Buttress (or better)."""
+    """Plain sentences naming every fault where typical did as well as Buttress (or better); a
+    fault that cost neither run a bad request is no comparison and gets none."""
     if "on" not in runs or "typical" not in runs:
         return []
     out = []
@@ -190,7 +191,7 @@ def as_well_sentences(runs: dict[str, dict[str, Any]]) -> list[str]:
                     f"{bad_typ} bad requests against Buttress's {bad_on}"
                     + (" (the difference is within noise)." if bad_typ > bad_on else ".")
                 )
-            elif bad_typ == bad_on:
+            elif bad_typ == bad_on > 0:  # both untouched (0 each) is no comparison
                 out.append(
                     f"During {f_on['name']}, typical did as well as Buttress on {slo}: "
                     f"{bad_on} bad requests each."
