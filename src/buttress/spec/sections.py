@@ -53,9 +53,11 @@ BUILTIN_SECTION_MODULES = (
     "buttress.assess.model",
     "buttress.health.spec",
     "buttress.lab.system.spec",
+    "buttress.supervise.spec",
 )
 """The modules that register the built-in sections (``slos:``, ``architecture:``, ``health:``,
-``experiments:``), in the order their sections appear in the root model and its JSON Schema."""
+``experiments:``, ``supervision:``), in the order their sections appear in the root model and its
+JSON Schema."""
 
 
 @dataclass(frozen=True)

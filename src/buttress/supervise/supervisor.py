@@ -40,7 +40,7 @@ class CrashLoop(ButtressError):
     def __init__(self, supervisor: str, reason: str) -> None:
         self.supervisor = supervisor
         self.reason = reason
-        super().__init__(f"supervisor {supervisor!r} gave up: {reason}")
+        super().__init__(f"supervisor {supervisor!r} {reason}")
 
 
 class _Stopped(Exception):
