@@ -141,3 +141,51 @@ async def test_stop_sends_sigterm_in_reverse_order_then_sigkill_after_grace(tmp_
     exits = {c["name"]: c["last_exit"] for c in sup.snapshot()["children"]}
     assert "stopped (killed by SIGKILL, SIGKILL after the 0.3s grace)" == exits["second"]
     assert "stopped (exited 0)" == exits["first"]
+
+
+HEALTH_SERVER = """
+import sys, time, uvicorn
+from buttress.health import HealthRegistry
+from buttress.health.asgi import HealthApp
+from buttress.health.checks import Check
+
+port, warmup = int(sys.argv[1]), float(sys.argv[2])
+born = time.monotonic()
+
+def warmed_up() -> None:
+    if time.monotonic() - born < warmup:
+        raise RuntimeError("warming up")
+
+registry = HealthRegistry()
+registry.add(Check("cache", warmed_up, ttl=0))
+uvicorn.run(HealthApp(registry), host="127.0.0.1", port=port, log_level="error")
+"""
+
+
+async def test_readiness_by_a_buttress_health_check(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    from buttress.supervise import HealthReady, ProcessChild
+
+    pytest.importorskip("uvicorn")
+    port = free_port()
+    rec = tmp_path / "rec"
+    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    server = ProcessChild(
+        "server",
+        [sys.executable, "-c", HEALTH_SERVER, str(port), "0.8"],
+        ready=HealthReady(f"http://127.0.0.1:{port}/health/ready"),
+        env=env,
+        ready_timeout=15.0,
+    )
+    sup = Supervisor("s", [server, child("client", rec, depends_on=["server"])])
+    task = asyncio.create_task(sup.run())
+    started = asyncio.get_running_loop().time()
+    try:
+        await until(lambda: bool(records(rec, "start", "client")), timeout=20)
+        waited = asyncio.get_running_loop().time() - started
+    finally:
+        await _stop(sup, task)
+    # the check fails for its first 0.8 s: the dependent waited for it to pass
+    assert waited >= 0.8

@@ -8,7 +8,8 @@ only the supervisor holds, and when that input ends (the supervisor exited, howe
 sends SIGKILL to every group still registered.
 
 It runs in a session of its own, so the Ctrl-C that reaches the supervisor's terminal does not kill
-it first.  Run as ``python -m buttress.supervise.guard``; it imports nothing else of Buttress.
+it first.  It runs as a script (``python -I -S guard.py``) and imports only the standard
+library.
 """
 
 from __future__ import annotations
@@ -45,11 +46,11 @@ class Guard:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # This file run as a script, isolated (-I) and without site (-S): standard library only.
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "buttress.supervise.guard"],
+            [sys.executable, "-I", "-S", os.path.abspath(__file__)],
             stdin=subprocess.PIPE,
             start_new_session=True,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
         )
         self.pid = self._proc.pid
 

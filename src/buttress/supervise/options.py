@@ -36,9 +36,11 @@ class SupervisorOptions(Options):
         STRATEGIES,
     )
     intensity: int = integer(
-        3, "Restarts allowed within `period`; one more and the supervisor escalates", gt=0
+        3, "Restarts allowed within `period`; one more and the supervisor escalates", ge=None, gt=0
     )
-    period: float = duration(5.0, "The window, in seconds, over which restarts are counted", gt=0)
+    period: float = duration(
+        5.0, "The window, in seconds, over which restarts are counted", ge=None, gt=0
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,10 +58,10 @@ class ChildOptions(Options):
     backoff_factor: float = number(2.0, "Growth of the delay per consecutive failure", ge=1)
     backoff_cap: float = duration(30.0, "The longest delay before a restart, in seconds")
     reset_after: float = duration(
-        60.0, "Seconds of uptime after which a failure counts as the first again", gt=0
+        60.0, "Seconds of uptime after which a failure counts as the first again", ge=None, gt=0
     )
     ready_timeout: float = duration(
-        30.0, "Seconds a started child has to become ready; then it counts as failed", gt=0
+        30.0, "Seconds a started child has to become ready; then it counts as failed", ge=None, gt=0
     )
     grace: float = duration(5.0, "Seconds between SIGTERM and SIGKILL when stopping")
     watchdog: float = duration(
