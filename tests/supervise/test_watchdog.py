@@ -67,7 +67,7 @@ async def test_watchdog_trigger_counts_as_a_hang(tmp_path: Path) -> None:
     )
     captured = Captured()
     c = ProcessChild("t", [sys.executable, "-c", script], ready=NotifyReady(), restart="transient")
-    sup = Supervisor("s", [c], intensity=1, period=60.0)
+    sup = Supervisor("s", [c], intensity=10, period=60.0)
     task = asyncio.create_task(sup.run())
     try:
         await until(lambda: "child_restarting" in captured.kinds())

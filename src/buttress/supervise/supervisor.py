@@ -321,10 +321,14 @@ class Supervisor:
         self._set_state(name, "stopped")
 
     async def _stop_all(self) -> None:
-        """Stop every running child, the last started first."""
+        """Stop every running child, the last started first; a failed child waiting for its
+        restart will not get it: it is stopped too."""
         for name in reversed(self._core.order):
             if name in self._core.running:
                 await self._stop_child(name)
+        for name in self._core.order:
+            if self._state.get(name) in ("starting", "failed", "backoff"):
+                self._set_state(name, "stopped")
 
     async def _cancel_loops(self) -> None:
         current = asyncio.current_task()
