@@ -54,7 +54,7 @@ class MarkerError(Exception):
     """A page's markers cannot be filled (unknown options type, no closing marker)."""
 
 
-OTHER_OPTIONS_MODULES = ("buttress.supervise.options",)
+OTHER_OPTIONS_MODULES = ("buttress.supervise.options", "buttress.remediation.core")
 """Options types outside :mod:`buttress.policies` whose tables the docs show."""
 
 

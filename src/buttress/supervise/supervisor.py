@@ -110,6 +110,28 @@ class Supervisor:
         """The child called ``name``."""
         return self._children[name]
 
+    def find(self, name: str) -> tuple[Supervisor, Child] | None:
+        """The child called ``name`` anywhere in the tree, with its supervisor."""
+        if name in self._children:
+            return self, self._children[name]
+        for child in self._children.values():
+            if isinstance(child, Supervisor):
+                found = child.find(name)
+                if found is not None:
+                    return found
+        return None
+
+    def restart_child(self, name: str, reason: str) -> None:
+        """Kill the child called ``name`` (anywhere in the tree) so that its supervisor restarts
+        it by the usual rules; the exit counts as a failure with ``reason``."""
+        found = self.find(name)
+        if found is None:
+            raise ConfigError("child", name, "is not a child of this tree")
+        supervisor, child = found
+        if supervisor._state.get(name) != "running":
+            raise RuntimeError(f"child {name!r} is not running ({supervisor._state.get(name)})")
+        child.kill(reason)
+
     # --- the Child protocol ------------------------------------------------------------------
 
     async def start(self) -> None:
