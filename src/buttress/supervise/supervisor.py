@@ -238,12 +238,12 @@ class Supervisor:
         pending = list(self._core.order)
         try:
             while True:
+                if not pending:
+                    self._started_up.set()  # every child started once (or none to start)
                 if pending:
                     name = pending.pop(0)
                     failure = await self._launch(name)
                     if failure is None:
-                        if not pending:
-                            self._started_up.set()
                         continue
                 else:
                     name, generation, failure = await self._exits.get()
