@@ -189,3 +189,53 @@ async def test_readiness_by_a_buttress_health_check(tmp_path: Path) -> None:
         await _stop(sup, task)
     # the check fails for its first 0.8 s: the dependent waited for it to pass
     assert waited >= 0.8
+
+
+LIVE_SERVER = """
+import sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+port, healthy_for = int(sys.argv[1]), float(sys.argv[2])
+born = time.monotonic()
+
+class Live(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if time.monotonic() - born > healthy_for:
+            time.sleep(3600)  # alive, but not answering
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", port), Live).serve_forever()
+"""
+
+
+async def test_a_failing_liveness_check_kills_and_restarts_the_child(tmp_path: Path) -> None:
+    import sys
+
+    from buttress.supervise import HealthReady, ProcessChild
+
+    port = free_port()
+    captured = Captured()
+    server = ProcessChild(
+        "server",
+        [sys.executable, "-c", LIVE_SERVER, str(port), "0.4"],
+        ready=TcpReady(port),
+        liveness=HealthReady(f"http://127.0.0.1:{port}/health/live"),
+        liveness_period=0.1,
+        liveness_timeout=0.3,
+        backoff_initial=0.0,
+    )
+    sup = Supervisor("s", [server], intensity=10)
+    task = asyncio.create_task(sup.run())
+    try:
+        await until(lambda: "child_restarting" in captured.kinds())
+    finally:
+        await _stop(sup, task)
+        captured.close()
+    exits = [e for e in captured.events if isinstance(e, ChildExited)]
+    assert exits[0].reason.startswith("liveness: check failing for 0.")
+    # healthy for 0.4 s, then killed once failing for more than 0.3 s (checks every 0.1 s)
+    assert 0.7 <= exits[0].uptime < 1.5

@@ -42,6 +42,9 @@ supervision:
     - name: db
       command: [{py}, {child}, --name, db, --record, {rec}, --ready-after, "0.1"]
       ready: {{notify: true}}
+      liveness: {{tcp: 5433}}
+      liveness_period: 2s
+      liveness_timeout: 6s
     - name: api
       command: [{py}, {child}, --name, api, --record, {rec}, --exit-after, "0.3"]
       depends_on: [db]
@@ -66,6 +69,10 @@ supervision:
     [
         ("  intensity: 0\n", "supervision.intensity: Input should be greater than 0"),
         ("  period: 0s\n", "supervision.period: Input should be greater than 0"),
+        (
+            "  children:\n    - {name: a, command: [x], liveness: {notify: true}}\n",
+            "supervision.children[0].liveness.notify: liveness is a tcp or http check",
+        ),
         (
             "  children:\n    - {name: a, command: [x], depends_on: [zz]}\n",
             "supervision.children[0].depends_on[0]: unknown child 'zz' (siblings: a)",
@@ -174,6 +181,11 @@ def test_kubernetes_manifests_validate(tmp_path: Path) -> None:
     assert 5 == container["startupProbe"]["failureThreshold"]
     assert 22 == api["terminationGracePeriodSeconds"]  # the drain: 2 s delay + 20 s grace
     assert "OnFailure" == docs[4]["spec"]["template"]["spec"]["restartPolicy"]
+    db = docs[0]["spec"]["template"]["spec"]["containers"][0]
+    assert {"tcpSocket": {"port": 5433}, "periodSeconds": 2, "failureThreshold": 3} == db[
+        "livenessProbe"
+    ]
+    assert "readinessProbe" not in db  # notify readiness has no probe
     # and a broken manifest is caught by the same validation
     broken = json.loads(json.dumps(docs[0]))
     broken["spec"]["replicas"] = "one"

@@ -109,3 +109,35 @@ async def test_a_nested_supervisor_that_gives_up_is_restarted_by_its_parent(tmp_
     gave_up = [e.pipeline for e in captured.events if e.kind == "gave_up"]
     assert ["inner", "inner", "outer"] == gave_up
     assert not any(alive(pid) for _, _, pid, _ in records(rec, "start"))
+
+
+async def test_supervisor_events_reach_the_policies_telemetry() -> None:
+    prom = pytest.importorskip("prometheus_client")
+    from buttress.telemetry import prometheus
+
+    registry = prom.CollectorRegistry()
+    remove = prometheus.install(registry)
+    runs = [0]
+
+    async def flaky(ctx: TaskContext) -> None:
+        runs[0] += 1
+        if runs[0] < 3:
+            raise RuntimeError("boom")
+        ctx.ready()
+        await asyncio.sleep(3600)
+
+    labels = {"pipeline": "tel", "policy": "flaky"}
+    try:
+        sup = Supervisor("tel", [TaskChild("flaky", flaky, notify=True, backoff_initial=0.0)])
+        await sup.start()
+        await sup.ready()
+        await sup.stop()
+        restarting = registry.get_sample_value(
+            "buttress_events_total", {**labels, "event": "buttress_supervisor_child_restarting"}
+        )
+        exited = registry.get_sample_value(
+            "buttress_events_total", {**labels, "event": "buttress_supervisor_child_exited"}
+        )
+    finally:
+        remove()  # also unregisters the metrics
+    assert (2.0, 2.0) == (restarting, exited)

@@ -173,27 +173,38 @@ def _dns_name(path: tuple[str, ...], name: str) -> str:
     return text[:63].rstrip("-") or "child"
 
 
+def _action(check: Any) -> dict[str, Any]:
+    """A probe's action from a ``ready:``/``liveness:`` check (tcp or http)."""
+    if check.tcp is not None:
+        return {"tcpSocket": {"port": check.tcp}}
+    url = urlsplit(check.http)
+    return {"httpGet": {"path": url.path or "/", "port": url.port or 80}}
+
+
 def _probes(c: ChildSpec) -> dict[str, Any]:
     """readinessProbe, livenessProbe, startupProbe for the container, from ``ready:``."""
+    own_liveness: dict[str, Any] = {}
+    if c.liveness is not None:  # the child's own liveness check
+        own_liveness = {
+            **_action(c.liveness),
+            "periodSeconds": max(1, math.ceil(c.liveness_period)),
+            "failureThreshold": max(1, math.ceil(c.liveness_timeout / c.liveness_period)),
+        }
     if c.ready is None or c.ready.notify:
-        return {}
-    if c.ready.tcp is not None:
-        action: dict[str, Any] = {"tcpSocket": {"port": c.ready.tcp}}
-        paths = None
-    else:
-        assert c.ready.http is not None
-        url = urlsplit(c.ready.http)
-        port = url.port or 80
-        path = url.path or "/"
-        action = {"httpGet": {"path": path, "port": port}}
-        paths = (path, port) if path.endswith("/ready") else None
+        return {"livenessProbe": own_liveness} if own_liveness else {}
+    action = _action(c.ready)
+    paths = None
+    if "httpGet" in action and action["httpGet"]["path"].endswith("/ready"):
+        paths = (action["httpGet"]["path"], action["httpGet"]["port"])
     period = 5
     startup = {**action, "periodSeconds": 1, "failureThreshold": max(1, math.ceil(c.ready_timeout))}
     probes: dict[str, Any] = {
         "readinessProbe": {**action, "periodSeconds": period},
         "startupProbe": startup,
     }
-    if paths is not None:  # a Buttress health endpoint: its liveness and startup groups
+    if own_liveness:
+        probes["livenessProbe"] = own_liveness
+    elif paths is not None:  # a Buttress health endpoint: its liveness and startup groups
         base, port = paths[0][: -len("/ready")], paths[1]
         probes["livenessProbe"] = {
             "httpGet": {"path": f"{base}/live", "port": port},

@@ -67,6 +67,15 @@ class ChildOptions(Options):
     watchdog: float = duration(
         0.0, "Seconds without a WATCHDOG=1 ping after which the child is killed (0: off)"
     )
+    liveness_period: float = duration(
+        1.0,
+        "Seconds between two liveness checks (for a child with a liveness check)",
+        ge=None,
+        gt=0,
+    )
+    liveness_timeout: float = duration(
+        3.0, "Seconds the liveness check may keep failing before the child is killed"
+    )
 
     def check(self) -> None:
         if self.backoff_cap < self.backoff_initial:

@@ -39,7 +39,7 @@ from .child import ChildFailed, Exit
 from .guard import guard
 from .notify import NotifySocket
 from .options import ChildOptions
-from .ready import HealthReady, NotifyReady, Readiness, TcpReady, until_ready
+from .ready import HealthReady, NotifyReady, Readiness, TcpReady, probe_http, probe_tcp, until_ready
 
 __all__ = ["ProcessChild", "describe_returncode"]
 
@@ -94,6 +94,9 @@ class ProcessChild:
     :param depends_on: names of siblings that must be ready before this child starts.
     :param env: variables added to the supervisor's environment.
     :param cwd: the working directory.
+    :param liveness: a check (:class:`TcpReady`, :class:`HealthReady`) run every
+        ``liveness_period`` seconds once the child is ready; failing for longer than
+        ``liveness_timeout``, the child is killed and counts as failed (a hang).
     :param guarded: register the child's process group with the :mod:`guard
         <buttress.supervise.guard>`, which kills the whole group if the supervisor dies.
     """
@@ -104,6 +107,7 @@ class ProcessChild:
         command: Sequence[str],
         *,
         ready: Readiness | None = None,
+        liveness: TcpReady | HealthReady | None = None,
         depends_on: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
@@ -116,6 +120,10 @@ class ProcessChild:
         self.name = name
         self.command = tuple(command)
         self.readiness = ready
+        if liveness is not None and not isinstance(liveness, TcpReady | HealthReady):
+            raise ConfigError("liveness", liveness, "must be a TcpReady or a HealthReady")
+        self.liveness = liveness
+        self._liveness_task: asyncio.Task[None] | None = None
         self.depends_on = tuple(depends_on)
         self.env = dict(env or {})
         self.cwd = cwd
@@ -176,6 +184,28 @@ class ProcessChild:
             self.kill("watchdog: the child sent WATCHDOG=trigger")
 
     async def ready(self) -> None:
+        await self._until_ready()
+        if self.liveness is not None:
+            self._liveness_task = asyncio.create_task(self._check_liveness(self.liveness))
+
+    async def _check_liveness(self, check: TcpReady | HealthReady) -> None:
+        """Kill the child once ``check`` has failed for longer than ``liveness_timeout``."""
+        period, allowed = self.options.liveness_period, self.options.liveness_timeout
+        last_pass = self._clock.monotonic()
+        while True:
+            await asyncio.sleep(period)
+            if isinstance(check, TcpReady):
+                passed = await probe_tcp(check.host, check.port, timeout=min(period, 1.0))
+            else:
+                passed = await probe_http(check.url, timeout=min(period, 1.0))
+            now = self._clock.monotonic()
+            if passed:
+                last_pass = now
+            elif now - last_pass > allowed:
+                self.kill(f"liveness: check failing for {now - last_pass:.2f}s")
+                return
+
+    async def _until_ready(self) -> None:
         proc = self._started()
         if self.readiness is None:
             return
@@ -262,6 +292,9 @@ class ProcessChild:
             return self._exit
         assert code is not None
         self._signal_group(signal.SIGKILL)
+        if self._liveness_task is not None:
+            self._liveness_task.cancel()
+            self._liveness_task = None
         if self.guarded and self._proc is not None:
             guard().remove(self._proc.pid)
         self._close_notify()

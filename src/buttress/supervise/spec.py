@@ -116,6 +116,9 @@ class ChildSpec(_ChildBase):  # type: ignore[misc,valid-type]
     name: str = Field(min_length=1, description="The child's name among its siblings.")
     command: list[str] | None = Field(None, min_length=1, description="Program and arguments.")
     ready: ReadySpec | None = Field(None, description="When it is ready (default: once started).")
+    liveness: ReadySpec | None = Field(
+        None, description="A tcp or http check; failing for liveness_timeout, the child is killed."
+    )
     depends_on: list[str] = Field(
         default_factory=list, description="Siblings that must be ready before it starts."
     )
@@ -130,13 +133,16 @@ class ChildSpec(_ChildBase):  # type: ignore[misc,valid-type]
     def _shape(self) -> ChildSpec:
         if (self.command is None) == (self.children is None):
             raise located((), f"child {self.name!r}: give exactly one of command or children")
+        if self.liveness is not None and self.liveness.notify:
+            raise located(("liveness", "notify"), "liveness is a tcp or http check")
         if self.children is None:
             for key in ("strategy", "intensity", "period"):
                 if getattr(self, key) is not None:
                     raise located((key,), f"only a supervisor (a child with children:) has {key}")
         else:
-            if self.ready is not None:
-                raise located(("ready",), "a supervisor is ready when its children are")
+            for key in ("ready", "liveness"):
+                if getattr(self, key) is not None:
+                    raise located((key,), f"a supervisor has no {key} check of its own")
             _check_children(self.children, ("children",))
         return self
 
@@ -198,8 +204,17 @@ def build_supervisor(
         assert c.command is not None
         cwd = str(base / c.cwd) if c.cwd is not None else str(base)
         ready = c.ready.readiness() if c.ready is not None else None
+        live = c.liveness.readiness() if c.liveness is not None else None
+        assert not isinstance(live, NotifyReady)
         return ProcessChild(
-            c.name, c.command, ready=ready, depends_on=c.depends_on, env=c.env, cwd=cwd, **options
+            c.name,
+            c.command,
+            ready=ready,
+            liveness=live,
+            depends_on=c.depends_on,
+            env=c.env,
+            cwd=cwd,
+            **options,
         )
 
     top = section.to_options().as_kwargs()
