@@ -253,3 +253,66 @@ def test_run_and_status(tmp_path: Path) -> None:
     final = json.loads(state.read_text())
     assert all(c["state"] == "stopped" for c in final["tree"]["children"][:2])
     assert not any(alive(pid) for _, _, pid, _ in records(rec, "start"))
+
+
+def test_run_acts_on_the_remediation_rules(tmp_path: Path) -> None:
+    rec, marker = tmp_path / "rec", tmp_path / "paged"
+    py, child = sys.executable, CHILD
+    file = tmp_path / "reliability.yaml"
+    file.write_text(f"""
+supervision:
+  name: shop
+  intensity: 50
+  children:
+    - name: workers
+      intensity: 1
+      period: 60s
+      children:
+        - name: mailer
+          command: [{py}, {child}, --name, mailer, --record, {rec}, --exit-after, "0.05"]
+          backoff_initial: 0s
+modes:
+  - {{name: no-mail, off: [mail]}}
+remediation:
+  - name: page
+    when: {{signal: supervisor_gave_up, subject: workers}}
+    action: {{command: [/bin/sh, -c, "echo paged >> {marker}"]}}
+    cooldown: 1h
+  - name: degrade
+    when: {{signal: supervisor_gave_up, subject: workers}}
+    action: {{mode: no-mail}}
+""")
+    env = {**os.environ, "PYTHONPATH": SRC}
+    journal, mode = tmp_path / "journal.jsonl", tmp_path / "mode.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "buttress.cli",
+        "supervise",
+        "run",
+        str(file),
+        "-q",
+        "--state",
+        str(tmp_path / "s.json"),
+        "--journal",
+        str(journal),
+        "--mode-state",
+        str(mode),
+    ]
+    run = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while len(records(rec, "start", "mailer")) < 6:  # workers gave up at least twice
+            assert time.monotonic() < deadline, "the nested supervisor did not give up twice"
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=15)
+    assert 0 == run.returncode, err
+    assert ["paged"] == marker.read_text().split()  # once: the cooldown holds the second
+    entries = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert {"page", "degrade"} == {e["rule"] for e in entries}
+    assert all(e["outcome"] == "done" and e["subject"] == "workers" for e in entries)
+    assert "no-mail" == json.loads(mode.read_text())["mode"]
+    assert "remediation/page: run /bin/sh" in err

@@ -15,6 +15,7 @@ from .engine import (
     Rule,
     Signal,
     signal_from_event,
+    signal_from_health_report,
     signals_from_slo_statuses,
 )
 
@@ -30,5 +31,6 @@ __all__ = [
     "RuleGate",
     "Holds",
     "signal_from_event",
+    "signal_from_health_report",
     "signals_from_slo_statuses",
 ]

@@ -36,6 +36,7 @@ __all__ = [
     "Rule",
     "Signal",
     "signal_from_event",
+    "signal_from_health_report",
     "signals_from_slo_statuses",
 ]
 
@@ -286,3 +287,11 @@ def signals_from_slo_statuses(statuses: Sequence[Any]) -> list[Signal]:
         }
         out.append(Signal("slo_burn", s.name, bool(s.firing), figures))
     return out
+
+
+def signal_from_health_report(report: Any) -> Signal:
+    """The ``health_failing`` signal of a health group's report
+    (:class:`buttress.health.report.HealthReport`): active while the group fails; figures: the
+    failing checks."""
+    failing = [e.check.name for e in report.entries if str(e.effective) == "fail"]
+    return Signal("health_failing", report.group, not report.ok, {"failing": failing})

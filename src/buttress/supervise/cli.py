@@ -21,6 +21,9 @@ import click
 
 from buttress.errors import ConfigError
 from buttress.events import Event, add_listener
+from buttress.modes.switch import ModeSwitch
+from buttress.remediation.build import build_remediator
+from buttress.remediation.engine import Journal, Remediator, Signal, signal_from_event
 
 from .export import kubernetes_manifests, systemd_units
 from .spec import SupervisionSpec, build_supervisor
@@ -29,6 +32,8 @@ from .supervisor import CrashLoop, Supervisor
 __all__ = ["supervise"]
 
 DEFAULT_STATE = ".buttress/supervise.json"
+DEFAULT_JOURNAL = ".buttress/remediation.jsonl"
+DEFAULT_MODE_STATE = ".buttress/mode.json"
 
 
 def _section(file: str) -> tuple[Any, SupervisionSpec]:
@@ -86,10 +91,23 @@ def _log(event: Event) -> None:
 @supervise.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--state", "state", default=DEFAULT_STATE, show_default=True, help="Status file.")
+@click.option(
+    "--journal",
+    default=DEFAULT_JOURNAL,
+    show_default=True,
+    help="Where the remediation: rules journal their actions (JSON lines).",
+)
+@click.option(
+    "--mode-state", default=DEFAULT_MODE_STATE, show_default=True, help="The shared mode file."
+)
+@click.option("--dry-run", is_flag=True, help="Remediation rules only journal what they would do.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not log the supervisor's events.")
-def run(file: str, state: str, quiet: bool) -> None:
+def run(
+    file: str, *, state: str, journal: str, mode_state: str, dry_run: bool, quiet: bool
+) -> None:
     """Start the tree of FILE and supervise it until SIGTERM or Ctrl-C (exit 0), or until it gives
-    up (exit 1)."""
+    up (exit 1).  The file's remediation: rules act on the tree's events (a supervisor that gives
+    up, a breaker that opens) and on the modes: of the file."""
     spec, _ = _section(file)
     state_path = Path(state)
     holder: list[Supervisor] = []
@@ -100,9 +118,10 @@ def run(file: str, state: str, quiet: bool) -> None:
 
     top = build_supervisor(spec, on_change=changed)
     holder.append(top)
+    remediator = _remediator(spec, top, journal, mode_state, dry_run)
     remove = add_listener(_log) if not quiet else None
     try:
-        code = asyncio.run(_run(top))
+        code = asyncio.run(_run(top, remediator))
     finally:
         if remove is not None:
             remove()
@@ -110,8 +129,52 @@ def run(file: str, state: str, quiet: bool) -> None:
     sys.exit(code)
 
 
-async def _run(top: Supervisor) -> int:
+def _remediator(
+    spec: Any, top: Supervisor, journal: str, mode_state: str, dry_run: bool
+) -> Remediator | None:
+    if not spec.remediation:
+        return None
+    switch = ModeSwitch.from_spec(spec, state_file=mode_state)
+    return build_remediator(
+        spec, switch=switch, supervisor=top, journal=Journal(journal), dry_run=dry_run
+    )
+
+
+async def _remediate(remediator: Remediator) -> None:
+    """Feed the remediator the signals of the events, in a worker thread (its actions may block:
+    hooks, commands), and let it notice holds once a second."""
+    loop = asyncio.get_running_loop()
+    signals: asyncio.Queue[Signal | None] = asyncio.Queue()
+
+    def on_event(event: Event) -> None:
+        found = signal_from_event(event)
+        if found is not None:
+            loop.call_soon_threadsafe(signals.put_nowait, found)
+
+    remove = add_listener(on_event)
+    try:
+        while True:
+            try:
+                found = await asyncio.wait_for(signals.get(), 1.0)
+            except TimeoutError:
+                found = None
+            if found is None:
+                entries = await asyncio.to_thread(remediator.tick)
+            else:
+                entries = await asyncio.to_thread(remediator.signal, found)
+            for entry in entries:
+                click.echo(
+                    f"remediation/{entry.rule}: {entry.action} on {entry.signal} {entry.subject}:"
+                    f" {entry.outcome}",
+                    err=True,
+                )
+    finally:
+        remove()
+
+
+async def _run(top: Supervisor, remediator: Remediator | None) -> int:
     task = asyncio.create_task(top.run())
+    helper = asyncio.create_task(_remediate(remediator)) if remediator is not None else None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
@@ -122,6 +185,9 @@ async def _run(top: Supervisor) -> int:
     except CrashLoop as e:
         click.echo(f"error: {e}", err=True)
         return 1
+    finally:
+        if helper is not None:
+            helper.cancel()
     return 0
 
 
