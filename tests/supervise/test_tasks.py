@@ -141,3 +141,26 @@ async def test_supervisor_events_reach_the_policies_telemetry() -> None:
     finally:
         remove()  # also unregisters the metrics
     assert (2.0, 2.0) == (restarting, exited)
+
+
+async def test_a_crash_loop_the_backoff_spreads_out_is_reported_not_hidden() -> None:
+    async def broken(ctx: TaskContext) -> None:
+        raise RuntimeError("bad config")
+
+    captured = Captured()
+    child = TaskChild("broken", broken, backoff_initial=0.1, backoff_cap=0.1)
+    # intensity 2 in 0.15 s: restarts 0.1 s apart never make 3 within the period
+    sup = Supervisor("s", [child], intensity=2, period=0.15)
+    task = asyncio.create_task(sup.run())
+    try:
+        await until(lambda: "crash_looping" in captured.kinds())
+        snapshot = sup.snapshot()["children"][0]
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        captured.close()
+    assert "gave_up" not in captured.kinds()
+    assert snapshot["crash_loop"] and snapshot["failures"] >= 3
+    (event,) = [e for e in captured.events if e.kind == "crash_looping"]
+    assert 3 == event.failures  # type: ignore[attr-defined]

@@ -209,6 +209,8 @@ def _render(node: dict[str, Any], indent: str = "") -> list[str]:
         if c.get("pid"):
             parts.append(f"pid {c['pid']}")
         parts.append(f"restarts {c['restarts']}")
+        if c.get("crash_loop"):
+            parts.append(f"CRASH LOOP ({c['failures']} failures in a row)")
         if c.get("kind") == "supervisor":
             parts.append(f"({c['strategy']}, {c['intensity']} in {c['period']:g}s)")
         if c.get("last_exit"):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from buttress.events import Event
 
 __all__ = [
+    "ChildCrashLooping",
     "ChildExited",
     "ChildReady",
     "ChildRestarting",
@@ -54,3 +55,11 @@ class SupervisorGaveUp(Event, policy_type="supervisor", kind="gave_up"):
     restarts: int
     period: float
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChildCrashLooping(Event, policy_type="supervisor", kind="crash_looping"):
+    """More consecutive failures than the intensity allows restarts, spread out by the backoff so
+    that the intensity alone would not see them: reported, not hidden."""
+
+    failures: int

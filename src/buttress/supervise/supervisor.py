@@ -22,6 +22,7 @@ from buttress.options import documented
 from .child import Child, ChildFailed, Exit
 from .core import CycleError, Escalate, Leave, SupervisorCore, start_order
 from .events import (
+    ChildCrashLooping,
     ChildExited,
     ChildReady,
     ChildRestarting,
@@ -201,6 +202,8 @@ class Supervisor:
                 "name": name,
                 "state": self._state.get(name, "removed"),
                 "restarts": self._core.restarts.get(name, 0),
+                "failures": self._core.failures.get(name, 0),
+                "crash_loop": self._crash_looping(name),
                 "last_exit": self._last_exit.get(name),
                 "restart": child.options.restart,
                 **child.snapshot(),
@@ -214,6 +217,16 @@ class Supervisor:
             "period": opts.period,
             "children": children,
         }
+
+    def _crash_looping(self, name: str) -> bool:
+        """More failures in a row than the intensity allows restarts, and not running stably
+        since: a crash loop the backoff spreads out."""
+        if self._core.failures.get(name, 0) <= self.supervisor_options.intensity:
+            return False
+        started = self._core.started_at.get(name)
+        stable = self._children[name].options.reset_after
+        running = self._state.get(name) == "running"
+        return not (running and started is not None and self._clock.monotonic() - started >= stable)
 
     # --- running on its own ------------------------------------------------------------------
 
@@ -327,6 +340,8 @@ class Supervisor:
             self._emit(
                 ChildRestarting(self.name, name, now, decision.delay, decision.failures, name)
             )
+            if decision.failures == self.supervisor_options.intensity + 1:
+                self._emit(ChildCrashLooping(self.name, name, now, decision.failures))
         if decision.delay > 0:
             await self._clock.sleep_async(decision.delay)
         again = set(decision.start) | set(pending)
