@@ -239,3 +239,14 @@ async def test_a_failing_liveness_check_kills_and_restarts_the_child(tmp_path: P
     assert exits[0].reason.startswith("liveness: check failing for 0.")
     # healthy for 0.4 s, then killed once failing for more than 0.3 s (checks every 0.1 s)
     assert 0.7 <= exits[0].uptime < 1.5
+
+
+async def test_a_program_that_cannot_start_is_a_failure_like_any_other() -> None:
+    from buttress.supervise import ProcessChild
+
+    missing = ProcessChild("ghost", ["/nonexistent/program"], backoff_initial=0.0)
+    sup = Supervisor("s", [missing], intensity=2, period=60.0)
+    with pytest.raises(CrashLoop, match="ghost failed: 3 restarts"):
+        await asyncio.wait_for(sup.run(), 10)
+    last = sup.snapshot()["children"][0]["last_exit"]
+    assert last.startswith("could not start: [Errno 2] No such file or directory")

@@ -206,6 +206,17 @@ def test_cli_errors_name_the_file_and_exit_2(tmp_path: Path) -> None:
         main, ["supervise", "export", "systemd", str(no_section), "-o", str(tmp_path)]
     )
     assert 2 == result.exit_code and "has no supervision: section" in result.output
+    missing = tmp_path / "m.yaml"
+    missing.write_text(
+        "supervision:\n  children:\n    - name: w\n      children:\n"
+        "        - {name: a, command: [no-such-program-xyz]}\n"
+    )
+    result = CliRunner().invoke(main, ["supervise", "run", str(missing)])
+    assert 2 == result.exit_code
+    assert (
+        f"{missing}:5:31: supervision.children[0].children[0].command[0]: program"
+        " 'no-such-program-xyz' not found: nothing was started"
+    ) in result.output
     result = CliRunner().invoke(main, ["supervise", "status", "--state", str(tmp_path / "none")])
     assert 2 == result.exit_code and "is `buttress supervise run` running?" in result.output
 

@@ -26,7 +26,7 @@ from buttress.remediation.build import build_remediator
 from buttress.remediation.engine import Journal, Remediator, Signal, signal_from_event
 
 from .export import kubernetes_manifests, systemd_units
-from .spec import SupervisionSpec, build_supervisor
+from .spec import SupervisionSpec, build_supervisor, missing_programs
 from .supervisor import CrashLoop, Supervisor
 
 __all__ = ["supervise"]
@@ -109,6 +109,10 @@ def run(
     up (exit 1).  The file's remediation: rules act on the tree's events (a supervisor that gives
     up, a breaker that opens) and on the modes: of the file."""
     spec, _ = _section(file)
+    missing = missing_programs(spec, Path(file).resolve().parent)
+    if missing and spec.document is not None:
+        where, program = missing[0]
+        raise spec.document.error(where, f"program {program!r} not found: nothing was started")
     state_path = Path(state)
     holder: list[Supervisor] = []
 

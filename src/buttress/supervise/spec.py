@@ -31,6 +31,7 @@ names and options out of bounds are refused with the file, line, column and fiel
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -49,7 +50,14 @@ from .process import ProcessChild
 from .ready import HealthReady, NotifyReady, Readiness, TcpReady
 from .supervisor import Supervisor
 
-__all__ = ["ChildSpec", "ReadySpec", "SupervisionSpec", "build_supervisor", "walk"]
+__all__ = [
+    "ChildSpec",
+    "ReadySpec",
+    "SupervisionSpec",
+    "build_supervisor",
+    "missing_programs",
+    "walk",
+]
 
 
 class ReadySpec(BaseModel):
@@ -172,6 +180,29 @@ def walk(
         out.append((path, c))
         if c.children is not None:
             out.extend(walk(c.children, (*path, c.name)))
+    return out
+
+
+def missing_programs(spec: Any, base_dir: str | Path) -> list[tuple[tuple[str | int, ...], str]]:
+    """The commands whose program cannot be found here (on ``PATH``, or relative to the child's
+    working directory), each with its location in the file."""
+    section = getattr(spec, "supervision", spec)
+    base = Path(base_dir)
+    out: list[tuple[tuple[str | int, ...], str]] = []
+
+    def visit(children: list[ChildSpec], where: tuple[str | int, ...]) -> None:
+        for i, c in enumerate(children):
+            if c.children is not None:
+                visit(c.children, (*where, i, "children"))
+                continue
+            assert c.command is not None
+            program = c.command[0]
+            cwd = base / c.cwd if c.cwd else base
+            found = (cwd / program).is_file() if "/" in program else shutil.which(program)
+            if not found:
+                out.append(((*where, i, "command", 0), program))
+
+    visit(section.children, ("supervision", "children"))
     return out
 
 
