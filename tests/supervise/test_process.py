@@ -212,6 +212,7 @@ ThreadingHTTPServer(("127.0.0.1", port), Live).serve_forever()
 """
 
 
+@pytest.mark.serial  # the uptime bound needs a quiet machine
 async def test_a_failing_liveness_check_kills_and_restarts_the_child(tmp_path: Path) -> None:
     import sys
 

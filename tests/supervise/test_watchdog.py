@@ -26,6 +26,7 @@ async def _stop(task: asyncio.Task[None]) -> None:
         await task
 
 
+@pytest.mark.serial  # the detection bound needs a quiet machine
 async def test_a_child_that_stops_pinging_is_killed_and_restarted(tmp_path: Path) -> None:
     rec = tmp_path / "rec"
     captured = Captured()
