@@ -53,6 +53,10 @@ def test_bad_modes_are_refused_at_their_line() -> None:
         load_spec_text(
             "modes:\n  - name: m\n    keeps: [checkout]\n    off: [checkout]\n", "r.yaml"
         )
+    with pytest.raises(
+        SpecError, match=r"modes\[0\].shed\[1\]: unknown criticality; expected one of"
+    ):
+        load_spec_text("modes:\n  - name: m\n    shed: [low, lowish]\n", "r.yaml")
     with pytest.raises(SpecError, match=r"modes\[1\].name: duplicate mode name 'm'"):
         load_spec_text("modes:\n  - {name: m}\n  - {name: m}\n", "r.yaml")
 

@@ -7,7 +7,7 @@
         description: Checkout and payments stay up; the extras go.
         keeps: [checkout, payments]          # functions the mode guarantees
         off: [recommendations, reviews]      # features and routes switched off
-        shed: [sheddable, batch]             # criticalities the load shedder drops
+        shed: [sheddable, low]               # criticalities the load shedder drops
         flags: {search-limit: 10, pricing-source: cached}   # other flag values in the mode
 
 A feature may not be both kept and switched off; mode names are unique.
@@ -19,6 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from buttress.errors import ConfigError
+from buttress.policies.shed import parse_criticality
 from buttress.spec.sections import register_section
 from buttress.spec.source import located
 
@@ -43,6 +45,11 @@ class ModeSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ModeSpec:
+        for i, name in enumerate(self.shed):
+            try:
+                parse_criticality(name, "shed")
+            except ConfigError as e:
+                raise located(("shed", i), e.reason) from None
         for i, feature in enumerate(self.off):
             if feature in self.keeps:
                 raise located(("off", i), f"{feature!r} is kept by this mode: it cannot be off")
