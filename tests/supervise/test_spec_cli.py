@@ -327,3 +327,19 @@ remediation:
     assert all(e["outcome"] == "done" and e["subject"] == "workers" for e in entries)
     assert "no-mail" == json.loads(mode.read_text())["mode"]
     assert "remediation/page: run /bin/sh" in err
+
+
+def test_the_docs_yaml_examples_validate() -> None:
+    import re
+
+    docs = Path(__file__).parents[2] / "docs"
+    blocks = [
+        block
+        for page in ("supervise.md", "degraded-modes.md")
+        for block in re.findall(r"```yaml\n(.*?)```", (docs / page).read_text(), re.S)
+    ]
+    assert 3 == len(blocks)
+    spec = load_spec_text("\n".join(blocks), "docs")
+    assert spec.supervision is not None and 3 == len(spec.supervision.children)
+    assert ["essential-only"] == [m.name for m in spec.modes]
+    assert 4 == len(spec.remediation)
