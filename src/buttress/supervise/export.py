@@ -14,11 +14,12 @@
 ``ready_timeout``   ``TimeoutStartSec=``
 ``depends_on``      ``Requires=`` and ``After=``
 strategy            ``rest_for_one`` and ``one_for_all``: ``PartOf=`` the sibling started before,
-                    so stopping or restarting a child stops or restarts the ones after it
+                    so stopping or restarting a child (systemctl) stops or restarts the ones after
+                    it
 =================== ==================================================================
 
-systemd has no ``one_for_all``: a unit's own automatic restart does not restart the siblings
-started before it.  TCP and HTTP readiness have no systemd equivalent (units start ``Type=exec``).
+systemd has no ``one_for_all``: nothing makes a unit's failure restart the siblings started
+before it.  TCP and HTTP readiness have no systemd equivalent (units start ``Type=exec``).
 
 **Kubernetes.**  A Deployment per permanent process (a Job per transient or temporary one: a
 Deployment can only restart always), with a PodDisruptionBudget per Deployment.  Probes: an
