@@ -327,6 +327,25 @@ remediation:
     assert all(e["outcome"] == "done" and e["subject"] == "workers" for e in entries)
     assert "no-mail" == json.loads(mode.read_text())["mode"]
     assert "remediation/page: run /bin/sh" in err
+    shown = (
+        CliRunner()
+        .invoke(
+            main,
+            [
+                "supervise",
+                "status",
+                "--state",
+                str(tmp_path / "s.json"),
+                "--journal",
+                str(journal),
+                "--mode-state",
+                str(mode),
+            ],
+        )
+        .output
+    )
+    assert "mode: no-mail (cause: remediation degrade: supervisor_gave_up workers)" in shown
+    assert "page: run /bin/sh -c echo paged" in shown and ": done" in shown
 
 
 def test_the_docs_yaml_examples_validate() -> None:

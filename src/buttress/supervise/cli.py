@@ -22,6 +22,7 @@ import click
 from buttress.errors import ConfigError
 from buttress.events import Event, add_listener
 from buttress.modes.switch import ModeSwitch
+from buttress.modes.switch import read_state as read_mode
 from buttress.remediation.build import build_remediator
 from buttress.remediation.engine import Journal, Remediator, Signal, signal_from_event
 
@@ -228,7 +229,12 @@ def _render(node: dict[str, Any], indent: str = "") -> list[str]:
 @supervise.command()
 @click.option("--state", "state", default=DEFAULT_STATE, show_default=True, help="Status file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the state file's JSON.")
-def status(state: str, as_json: bool) -> None:
+@click.option("--journal", default=DEFAULT_JOURNAL, show_default=True, help="Remediation journal.")
+@click.option(
+    "--mode-state", default=DEFAULT_MODE_STATE, show_default=True, help="The shared mode file."
+)
+@click.option("--last", default=5, show_default=True, help="How many journal entries to show.")
+def status(state: str, as_json: bool, journal: str, mode_state: str, last: int) -> None:
     """The tree that `buttress supervise run` is supervising: states, restarts, last exits."""
     path = Path(state)
     try:
@@ -252,6 +258,30 @@ def status(state: str, as_json: bool) -> None:
     )
     for line in _render(tree):
         click.echo(line)
+    mode = read_mode(mode_state) if Path(mode_state).exists() else None
+    if mode is not None and mode.get("mode"):
+        click.echo(f"mode: {mode['mode']} (cause: {mode.get('cause', '?')})")
+    for entry in _journal_tail(Path(journal), last):
+        when = time.strftime("%H:%M:%S", time.localtime(float(entry.get("time", 0))))
+        click.echo(
+            f"{when} {entry.get('rule')}: {entry.get('action')} on {entry.get('signal')}"
+            f" {entry.get('subject')}: {entry.get('outcome')}"
+        )
+
+
+def _journal_tail(path: Path, count: int) -> list[dict[str, Any]]:
+    """The last ``count`` entries of a remediation journal (none if there is no file)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines[-count:] if count > 0 else []:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
 
 
 @supervise.group()
