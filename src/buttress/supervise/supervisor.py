@@ -100,7 +100,7 @@ class Supervisor:
         self._dog: asyncio.Task[None] | None = None
         self._started_up: asyncio.Event | None = None
         self._done: asyncio.Future[Exit] | None = None
-        self._watchdog_fired: set[tuple[str, int]] = set()
+        self._watchdog_fired: dict[str, int] = {}  # child -> the run the watchdog killed
         self._shutdown: asyncio.Future[None] | None = None
 
     def _new_core(self) -> SupervisorCore:
@@ -385,12 +385,12 @@ class Supervisor:
                     continue
                 child = self._children[name]
                 pinged = child.last_ping()
-                key = (name, self._generation[name])
-                if pinged is None or key in self._watchdog_fired:
+                run = self._generation[name]
+                if pinged is None or self._watchdog_fired.get(name) == run:
                     continue
                 silence = now - pinged
                 if silence > child.options.watchdog:
-                    self._watchdog_fired.add(key)
+                    self._watchdog_fired[name] = run
                     child.kill(f"watchdog: no WATCHDOG=1 for {silence:.2f}s")
                     if self._emitter.active:
                         self._emit(WatchdogFired(self.name, name, now, silence))
