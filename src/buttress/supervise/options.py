@@ -1,9 +1,9 @@
 """The options of a supervisor and of its children, declared once (see :mod:`buttress.options`).
 
-The defaults follow the anchors where they agree: a restart intensity of 3 in 5 s is Erlang/OTP's
-supervisor default; the first restart waits 100 ms as systemd's ``RestartSec=`` does; the delay then
-doubles up to a cap, as Kubernetes' CrashLoopBackOff does, and a child that ran for
-``reset_after`` seconds before it failed starts again from the first delay.
+The defaults follow the anchors: a restart intensity of 3 in 5 s is Elixir's supervisor default
+(Erlang/OTP's, 1 in 5 s, is strict for OS processes); the first restart waits 100 ms as systemd's
+``RestartSec=`` does; the delay then doubles up to a cap, as Kubernetes' CrashLoopBackOff does, and
+a child that ran for ``reset_after`` seconds before it failed starts again from the first delay.
 """
 
 from __future__ import annotations
