@@ -62,7 +62,12 @@ _prctl = _load_prctl()
 
 def _die_with(parent: int) -> Callable[[], None]:
     """What runs in the child between fork and exec: ask for SIGKILL when the parent dies, then
-    leave if it already has."""
+    leave if it already has.
+
+    ``preexec_fn`` is the only way the standard library offers to run code there; what it runs
+    takes no lock another thread could hold at the fork (one libc call through a function pointer
+    resolved before, ``getppid``, ``_exit``), which is what makes ``preexec_fn`` unsafe with
+    threads."""
 
     def preexec() -> None:
         if _prctl is not None:
