@@ -54,14 +54,22 @@ class MarkerError(Exception):
     """A page's markers cannot be filled (unknown options type, no closing marker)."""
 
 
+OTHER_OPTIONS_MODULES = ("buttress.supervise.options", "buttress.remediation.core")
+"""Options types outside :mod:`buttress.policies` whose tables the docs show."""
+
+
 def options_types() -> dict[str, type[Options]]:
-    """Every options type in :mod:`buttress.policies`, by class name and by any alias a module
-    gives it (``WindowSpec = WindowOptions``)."""
+    """Every options type in :mod:`buttress.policies` (and the other modules of
+    :data:`OTHER_OPTIONS_MODULES`), by class name and by any alias a module gives it
+    (``WindowSpec = WindowOptions``)."""
     import buttress.policies
 
     found: dict[str, type[Options]] = {}
-    for info in pkgutil.iter_modules(buttress.policies.__path__):
-        module = importlib.import_module(f"buttress.policies.{info.name}")
+    names = [
+        f"buttress.policies.{i.name}" for i in pkgutil.iter_modules(buttress.policies.__path__)
+    ]
+    for module_name in [*names, *OTHER_OPTIONS_MODULES]:
+        module = importlib.import_module(module_name)
         for name, obj in vars(module).items():
             if (
                 isinstance(obj, type)

@@ -250,7 +250,11 @@ def test_the_typed_root_model_declares_the_registered_sections() -> None:
         if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
     }
     built = set(spec_model().model_fields) - set(ReliabilitySpecBase.model_fields)
-    assert declared == built == {"slos", "architecture", "health", "experiments"}
+    assert (
+        declared
+        == built
+        == {"slos", "architecture", "health", "experiments", "supervision", "modes", "remediation"}
+    )
 
 
 def test_a_registered_section_joins_the_root_model(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,8 @@ The root model has two parts:
 * :class:`ReliabilitySpecBase`, the frame this package owns: ``version``, ``service``, the
   ``policies:`` pipelines and the ``state:`` store (their models are in :mod:`.policies`);
 * the sections other packages own and register with :mod:`.sections`: ``slos:``,
-  ``architecture:``, ``health:``, ``experiments:``.
+  ``architecture:``, ``health:``, ``experiments:``, ``supervision:``, ``modes:``,
+  ``remediation:``.
 
 :func:`spec_model` builds ``ReliabilitySpec``, a subclass of the base with one field per
 registered section, when it is first needed, and :func:`load_spec` validates a file against it.
@@ -32,7 +33,10 @@ if TYPE_CHECKING:
     from buttress.assess.model import ArchitectureSpec
     from buttress.health.spec import HealthSpec
     from buttress.lab.system.spec import ExperimentsSpec
+    from buttress.modes.spec import ModeSpec
+    from buttress.remediation.spec import RuleSpec
     from buttress.slo.spec import SLOSpec
+    from buttress.supervise.spec import SupervisionSpec
 
 __all__ = [
     "ReliabilitySpec",
@@ -135,6 +139,9 @@ if TYPE_CHECKING:
         architecture: ArchitectureSpec | None
         health: HealthSpec | None
         experiments: ExperimentsSpec | None
+        supervision: SupervisionSpec | None
+        modes: list[ModeSpec]
+        remediation: list[RuleSpec]
 
 
 def spec_model() -> type[ReliabilitySpec]:

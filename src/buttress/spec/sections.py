@@ -53,9 +53,13 @@ BUILTIN_SECTION_MODULES = (
     "buttress.assess.model",
     "buttress.health.spec",
     "buttress.lab.system.spec",
+    "buttress.supervise.spec",
+    "buttress.modes.spec",
+    "buttress.remediation.spec",
 )
 """The modules that register the built-in sections (``slos:``, ``architecture:``, ``health:``,
-``experiments:``), in the order their sections appear in the root model and its JSON Schema."""
+``experiments:``, ``supervision:``, ``modes:``, ``remediation:``), in the order their sections
+appear in the root model and its JSON Schema."""
 
 
 @dataclass(frozen=True)
