@@ -176,7 +176,17 @@ class Database:
     path: str
     _conn: sqlite3.Connection
 
-    def _open(self, conn: sqlite3.Connection) -> None:
+    def _open(
+        self, conn: sqlite3.Connection, check: Callable[[sqlite3.Connection], object] | None = None
+    ) -> None:
+        """Keep ``conn``, after ``check`` (a migration, a version check) accepts it; a connection
+        that fails the check is closed, not kept."""
+        if check is not None:
+            try:
+                check(conn)
+            except BaseException:
+                conn.close()
+                raise
         self._lock = threading.Lock()
         self._conn = conn
 

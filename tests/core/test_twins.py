@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 
+from buttress.chaos.client import AsyncClient, AsyncProxyHandle, Client, ProxyHandle
+from buttress.policies.breaker import CircuitBreaker
 from buttress.policies.bulkhead import Bulkhead
 from buttress.policies.limits import AdaptiveLimit
 from buttress.policies.ratelimit import RateLimiter
 from buttress.policies.shed import LoadShedder
+from buttress.wrapping import Chains
 
 # async name -> sync name
 ASYNC_NAMES = {
@@ -26,6 +29,12 @@ ASYNC_NAMES = {
     "sleep_async": "sleep",
     "invoke_async": "invoke_sync",
     "AsyncNext": "SyncNext",
+    "_async_guarded": "_sync_guarded",
+    "asyn": "sync",  # Chains' async chain
+    "AsyncClient": "Client",
+    "AsyncProxyHandle": "ProxyHandle",
+    "AsyncIterator": "Iterator",
+    "asynccontextmanager": "contextmanager",
 }
 
 
@@ -68,12 +77,42 @@ def tree(fn: Any) -> str:
     return ast.dump(_Normalise().visit(node), include_attributes=False)
 
 
-TWINS = [Bulkhead, RateLimiter, AdaptiveLimit, LoadShedder]
+TWINS = [Bulkhead, RateLimiter, AdaptiveLimit, LoadShedder, CircuitBreaker]
 
 
 @pytest.mark.parametrize("cls", TWINS, ids=[c.__name__ for c in TWINS])
 def test_the_async_layer_is_the_sync_one_with_awaits(cls: type[Any]) -> None:
     assert tree(cls.sync_layer) == tree(cls.async_layer)
+
+
+# Twin helpers outside the layers: the breaker's locked path, the pipeline's observed call.
+METHOD_TWINS = [
+    (CircuitBreaker._sync_guarded, CircuitBreaker._async_guarded),
+    (Chains.observed, Chains.observed_async),
+]
+
+
+@pytest.mark.parametrize("pair", METHOD_TWINS, ids=[s.__qualname__ for s, _ in METHOD_TWINS])
+def test_the_async_helper_is_the_sync_one_with_awaits(pair: tuple[Any, Any]) -> None:
+    sync, asyn = pair
+    assert tree(sync) == tree(asyn)
+
+
+# The fault proxy's clients: two classes side by side, every shared method the same code.
+CLASS_TWINS = [(Client, AsyncClient), (ProxyHandle, AsyncProxyHandle)]
+
+
+@pytest.mark.parametrize("pair", CLASS_TWINS, ids=[a.__name__ for _, a in CLASS_TWINS])
+def test_the_async_class_is_the_sync_one_with_awaits(pair: tuple[type[Any], type[Any]]) -> None:
+    sync, asyn = pair
+    shared = [
+        name
+        for name, member in vars(sync).items()
+        if inspect.isfunction(member) and inspect.isfunction(vars(asyn).get(name))
+    ]
+    assert len(shared) >= 7, shared  # the comparison itself found the methods
+    for name in shared:
+        assert tree(vars(sync)[name]) == tree(vars(asyn)[name]), name
 
 
 def test_the_check_sees_a_drift() -> None:

@@ -134,25 +134,33 @@ def _parse_value(raw: str) -> Any:
         return s
 
 
-def _split_args(name: str, spec: str, start: int, end: int) -> list[tuple[str, int]]:
-    """Split spec[start:end] on commas outside quotes; (text, position) pairs."""
-    out: list[tuple[str, int]] = []
+def _unquoted(spec: str, start: int, end: int, stops: str) -> tuple[list[int], bool]:
+    """The positions in spec[start:end] of the characters of ``stops`` that stand outside single
+    or double quotes, and whether a quote is still open at ``end``."""
+    found: list[int] = []
     quote = ""
-    cur_start = start
-    i = start
-    while i < end:
+    for i in range(start, end):
         c = spec[i]
         if quote:
             if c == quote:
                 quote = ""
         elif c in "\"'":
             quote = c
-        elif c == ",":
-            out.append((spec[cur_start:i], cur_start))
-            cur_start = i + 1
-        i += 1
-    if quote:
+        elif c in stops:
+            found.append(i)
+    return found, bool(quote)
+
+
+def _split_args(name: str, spec: str, start: int, end: int) -> list[tuple[str, int]]:
+    """Split spec[start:end] on commas outside quotes; (text, position) pairs."""
+    commas, open_quote = _unquoted(spec, start, end, ",")
+    if open_quote:
         raise FailpointSyntaxError(name, spec, end, "unterminated quoted string")
+    out: list[tuple[str, int]] = []
+    cur_start = start
+    for i in commas:
+        out.append((spec[cur_start:i], cur_start))
+        cur_start = i + 1
     tail = spec[cur_start:end]
     if tail.strip() or out:
         out.append((tail, cur_start))
@@ -241,17 +249,10 @@ def parse(spec: str, name: str = "<failpoint>", *, allow_exit: bool | None = Non
 
 
 def _find_close(name: str, spec: str, open_at: int) -> int:
-    quote = ""
-    for k in range(open_at + 1, len(spec)):
-        c = spec[k]
-        if quote:
-            if c == quote:
-                quote = ""
-        elif c in "\"'":
-            quote = c
-        elif c == ")":
-            return k
-    raise FailpointSyntaxError(name, spec, open_at, "'(' is never closed")
+    closing, _ = _unquoted(spec, open_at + 1, len(spec), ")")
+    if not closing:
+        raise FailpointSyntaxError(name, spec, open_at, "'(' is never closed")
+    return closing[0]
 
 
 def allow_imports(modules: Iterable[str]) -> tuple[str, ...]:

@@ -168,7 +168,23 @@ class Fault(Policy):
         return fault_call_async
 
 
-class FaultError(Fault):
+class _Instead(Fault):
+    """A fault that answers without calling, the same way on both paths: :meth:`instead`."""
+
+    def instead(self) -> Any:
+        """The answer (or the exception raised) in place of the call."""
+        raise AssertionError("subclass responsibility")  # pragma: no cover
+
+    def _act_sync(self, nxt: SyncNext, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        return self.instead()
+
+    async def _act_async(
+        self, nxt: AsyncNext, fn: Callable[..., Awaitable[Any]], args: Any, kwargs: Any
+    ) -> Any:
+        return self.instead()
+
+
+class FaultError(_Instead):
     """Raise instead of calling: ``error`` is an exception instance, an exception class
     (instantiated with no arguments) or a factory returning an exception (a fresh one per call, so
     tracebacks do not pile up)."""
@@ -196,16 +212,11 @@ class FaultError(Fault):
             raise ConfigError("error", e, f"the factory returned {made!r}, not an exception")
         return made
 
-    def _act_sync(self, nxt: SyncNext, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-        raise self.make_error()
-
-    async def _act_async(
-        self, nxt: AsyncNext, fn: Callable[..., Awaitable[Any]], args: Any, kwargs: Any
-    ) -> Any:
+    def instead(self) -> Any:
         raise self.make_error()
 
 
-class FaultResult(Fault):
+class FaultResult(_Instead):
     """Return ``value`` instead of calling (``factory()`` per call when a factory is given)."""
 
     fault: ClassVar[str] = "result"
@@ -219,16 +230,8 @@ class FaultResult(Fault):
         self.value = value
         self.factory = factory
 
-    def _result(self) -> Any:
+    def instead(self) -> Any:
         return self.factory() if self.factory is not None else self.value
-
-    def _act_sync(self, nxt: SyncNext, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-        return self._result()
-
-    async def _act_async(
-        self, nxt: AsyncNext, fn: Callable[..., Awaitable[Any]], args: Any, kwargs: Any
-    ) -> Any:
-        return self._result()
 
 
 class FaultLatency(Fault):

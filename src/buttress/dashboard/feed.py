@@ -282,12 +282,7 @@ class FeedReader(Database):
             conn = connect(self.path, busy_timeout=busy_timeout, read_only=True)
         except NotADatabase as e:
             raise ButtressError(f"store {self.path}: not a SQLite database ({e.detail})") from None
-        try:
-            check_version(conn, MIGRATIONS, self.path)
-        except BaseException:
-            conn.close()
-            raise
-        self._open(conn)
+        self._open(conn, lambda c: check_version(c, MIGRATIONS, self.path))
         self._has_tables = False
 
     def _tables(self) -> bool:

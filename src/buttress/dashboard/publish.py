@@ -116,6 +116,14 @@ def _rate_state(active: int, limit: int, rejected_now: bool) -> tuple[str, str]:
     return "ok", "ok"
 
 
+def _occupancy(inflight: int, limit: int, rejected_now: bool, rejected: int, **more: Any) -> Sample:
+    """A concurrency limit's sample: saturated when every slot is taken."""
+    state, level = _rate_state(inflight, limit, rejected_now)
+    return Sample(
+        state, level, {"inflight": inflight, "limit": limit, **more, "rejected": rejected}
+    )
+
+
 def sample_policy(policy: Policy, rejected: int = 0, rejected_now: bool = False) -> Sample | None:
     """The state of a stateful policy now, or ``None`` for a stateless one (retry, timeout...).
 
@@ -148,31 +156,21 @@ def sample_policy(policy: Policy, rejected: int = 0, rejected_now: bool = False)
             },
         )
     if isinstance(policy, Bulkhead):
-        active, queued, limit = policy.active, policy.queued, policy.limit
-        state, level = _rate_state(active, limit, rejected_now)
-        return Sample(
-            state,
-            level,
-            {
-                "inflight": active,
-                "queued": queued,
-                "limit": limit,
-                "max_queue": policy.max_queue,
-                "rejected": rejected,
-            },
+        return _occupancy(
+            policy.active,
+            policy.limit,
+            rejected_now,
+            rejected,
+            queued=policy.queued,
+            max_queue=policy.max_queue,
         )
     if isinstance(policy, AdaptiveLimit):
-        inflight, limit = policy.inflight, policy.limit
-        state, level = _rate_state(inflight, limit, rejected_now)
-        return Sample(
-            state,
-            level,
-            {
-                "inflight": inflight,
-                "limit": limit,
-                "algorithm": type(policy.algorithm).__name__,
-                "rejected": rejected,
-            },
+        return _occupancy(
+            policy.inflight,
+            policy.limit,
+            rejected_now,
+            rejected,
+            algorithm=type(policy.algorithm).__name__,
         )
     if isinstance(policy, RateLimiter):
         state, level = ("rejecting", "bad") if rejected_now else ("ok", "ok")

@@ -22,97 +22,66 @@ not arrive in lockstep.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from buttress.errors import ConfigError
-from buttress.options import check_integer
+from buttress.options import Options, choice, custom, duration, integer, number
 
 __all__ = ["ActiveHealth", "HealthCheck", "ProbeResult"]
 
 ProbeResult = Literal["pass", "fail", "error"]
 
 
-class HealthCheck:
-    """Active health-check settings.
+def _path(name: str, v: Any) -> str:
+    if not isinstance(v, str) or not v.startswith("/"):
+        raise ConfigError(name, v, "must be a path starting with '/'")
+    return v
 
-    :param kind: ``"http"`` (GET ``path``, expect a status in ``expected_statuses``) or ``"tcp"``
-        (a connection is accepted).  Default ``"http"``.
-    :param path: the HTTP path probed, appended to the endpoint's base path.  Default ``/healthz``.
-    :param interval: seconds between rounds (``> 0``).  Default 5.
-    :param jitter: extra random wait, as a fraction of ``interval`` in ``[0, 1]``.  Default 0.1.
-    :param timeout: seconds a probe may take (``> 0``, at most ``interval``).  Default 1.
-    :param healthy_threshold: passes in a row to return (``>= 1``).  Default 2.
-    :param unhealthy_threshold: errors in a row to leave (``>= 1``).  Default 2.
-    :param expected_statuses: HTTP statuses that pass.  Default 200-299.
-    """
 
-    __slots__ = (
-        "expected_statuses",
-        "healthy_threshold",
-        "interval",
-        "jitter",
-        "kind",
-        "path",
-        "timeout",
-        "unhealthy_threshold",
+def _statuses(name: str, v: Any) -> frozenset[int]:
+    statuses = frozenset(v) if isinstance(v, Iterable) else frozenset()
+    if not statuses or not all(
+        isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 599 for s in statuses
+    ):
+        raise ConfigError(name, v, "must be HTTP statuses (100-599)")
+    return statuses
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class HealthCheck(Options):
+    """Active health-check settings; every parameter is checked on construction, a bad one raises
+    :class:`~buttress.errors.ConfigError` naming it."""
+
+    policy: ClassVar[str] = "EndpointPool"
+
+    kind: Literal["http", "tcp"] = choice(
+        "http",
+        "http: GET path and expect a status in expected_statuses; tcp: a connection is accepted",
+        ("http", "tcp"),
+    )
+    path: str = custom(
+        "/healthz", "The HTTP path probed, appended to the endpoint's base path", check=_path
+    )
+    interval: float = duration(5.0, "Seconds between rounds", ge=None, gt=0)
+    jitter: float = number(0.1, "Extra random wait, as a fraction of interval", ge=0, le=1)
+    timeout: float = duration(1.0, "Seconds a probe may take, at most interval", ge=None, gt=0)
+    healthy_threshold: int = integer(2, "Passes in a row to return", ge=1)
+    unhealthy_threshold: int = integer(2, "Errors in a row to leave", ge=1)
+    expected_statuses: frozenset[int] = custom(
+        frozenset(range(200, 300)), "HTTP statuses that pass", check=_statuses, shown="200-299"
     )
 
-    def __init__(
-        self,
-        *,
-        kind: Literal["http", "tcp"] = "http",
-        path: str = "/healthz",
-        interval: float = 5.0,
-        jitter: float = 0.1,
-        timeout: float = 1.0,
-        healthy_threshold: int = 2,
-        unhealthy_threshold: int = 2,
-        expected_statuses: Iterable[int] = range(200, 300),
-    ) -> None:
-        if kind not in ("http", "tcp"):
-            raise ConfigError("kind", kind, "must be 'http' or 'tcp'")
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ConfigError("path", path, "must be a path starting with '/'")
-        for name, value in (("interval", interval), ("timeout", timeout)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not 0 < value < math.inf
-            ):
-                raise ConfigError(name, value, "must be a finite number of seconds > 0")
-        if timeout > interval:
-            raise ConfigError("timeout", timeout, f"must not exceed the interval ({interval:g}s)")
-        if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
-            raise ConfigError("jitter", jitter, "must be a fraction of the interval within [0, 1]")
-        for name, count in (
-            ("healthy_threshold", healthy_threshold),
-            ("unhealthy_threshold", unhealthy_threshold),
-        ):
-            check_integer(name, count, ge=1)
-        statuses = frozenset(expected_statuses)
-        if not statuses or not all(
-            isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 599 for s in statuses
-        ):
+    def check(self) -> None:
+        if self.timeout > self.interval:
             raise ConfigError(
-                "expected_statuses", expected_statuses, "must be HTTP statuses (100-599)"
+                "timeout", self.timeout, f"must not exceed the interval ({self.interval:g}s)"
             )
-        self.kind = kind
-        self.path = path
-        self.interval = float(interval)
-        self.jitter = float(jitter)
-        self.timeout = float(timeout)
-        self.healthy_threshold = healthy_threshold
-        self.unhealthy_threshold = unhealthy_threshold
-        self.expected_statuses = statuses
 
     def __repr__(self) -> str:
-        return (
-            f"HealthCheck(kind={self.kind!r}, path={self.path!r}, interval={self.interval:g}, "
-            f"timeout={self.timeout:g}, healthy_threshold={self.healthy_threshold}, "
-            f"unhealthy_threshold={self.unhealthy_threshold})"
-        )
+        shown = ("kind", "path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold")
+        return f"HealthCheck({', '.join(f'{n}={getattr(self, n)!r}' for n in shown)})"
 
     def wait(self, draw: float) -> float:
         """Seconds until the next round, for ``draw`` uniform in ``[0, 1)``."""

@@ -56,10 +56,10 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from buttress.errors import ConfigError
-from buttress.options import check_integer, check_number
+from buttress.options import Options, duration, flag, integer, number
 
 __all__ = [
     "Ejection",
@@ -75,151 +75,67 @@ Outcome = Literal["success", "server_error", "gateway_error", "local_failure"]
 OUTCOMES: frozenset[str] = frozenset({"success", "server_error", "gateway_error", "local_failure"})
 
 
-def _seconds(name: str, value: float, *, zero: bool = False) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not (0 <= value < math.inf if zero else 0 < value < math.inf):
-        bound = ">= 0" if zero else "> 0"
-        raise ConfigError(name, value, f"must be a finite number of seconds {bound}")
-    return float(value)
+def _percent(default: float, doc: str) -> Any:
+    return number(default, doc + " (percent)", ge=0, le=100)
 
 
-def _count(name: str, value: int, minimum: int = 1) -> int:
-    return check_integer(name, value, ge=minimum)
+def _count(default: int, doc: str) -> Any:
+    return integer(default, doc, ge=1)
 
 
-def _percent(name: str, value: float) -> float:
-    return check_number(name, value, ge=0, le=100)
+@dataclass(frozen=True, kw_only=True)
+class OutlierDetection(Options):
+    """Outlier detection settings (Envoy's names and defaults; durations in seconds).  Every
+    parameter is checked on construction; a bad one raises :class:`~buttress.errors.ConfigError`
+    naming it."""
 
+    policy: ClassVar[str] = "EndpointPool"
 
-class OutlierDetection:
-    """Outlier detection settings (Envoy's names and defaults; durations in seconds).
-
-    :param interval: seconds between sweeps (success rate, failure percentage, multiplier decay).
-        Default 10.
-    :param base_ejection_time: default 30.
-    :param max_ejection_time: default 300; must be ``>= base_ejection_time``.
-    :param max_ejection_time_jitter: random extra ejection time, up to this.  Default 0.
-    :param max_ejection_percent: default 10.
-    :param always_eject_one: the first ejection ignores the cap.  Default ``True``.
-    :param consecutive_5xx: default 5.  :param enforcing_consecutive_5xx: percent, default 100.
-    :param consecutive_gateway_failure: default 5.
-    :param enforcing_consecutive_gateway_failure: percent, default 0.
-    :param success_rate_minimum_hosts: default 5.  :param success_rate_request_volume: default 100.
-    :param success_rate_stdev_factor: default 1.9.  :param enforcing_success_rate: default 100.
-    :param failure_percentage_threshold: percent, default 85.
-    :param failure_percentage_minimum_hosts: default 5.
-    :param failure_percentage_request_volume: default 50.
-    :param enforcing_failure_percentage: percent, default 0.
-
-    Every parameter is checked here; a bad one raises :class:`~buttress.errors.ConfigError` naming
-    it.
-    """
-
-    __slots__ = (
-        "always_eject_one",
-        "base_ejection_time",
-        "consecutive_5xx",
-        "consecutive_gateway_failure",
-        "enforcing_consecutive_5xx",
-        "enforcing_consecutive_gateway_failure",
-        "enforcing_failure_percentage",
-        "enforcing_success_rate",
-        "failure_percentage_minimum_hosts",
-        "failure_percentage_request_volume",
-        "failure_percentage_threshold",
-        "interval",
-        "max_ejection_percent",
-        "max_ejection_time",
-        "max_ejection_time_jitter",
-        "success_rate_minimum_hosts",
-        "success_rate_request_volume",
-        "success_rate_stdev_factor",
+    interval: float = duration(
+        10.0,
+        "Seconds between sweeps (success rate, failure percentage, multiplier decay)",
+        ge=None,
+        gt=0,
+    )
+    base_ejection_time: float = duration(
+        30.0, "Ejection time of a first ejection (multiplied by repeats)", ge=None, gt=0
+    )
+    max_ejection_time: float = duration(
+        300.0, "The longest ejection; at least base_ejection_time", ge=None, gt=0
+    )
+    max_ejection_time_jitter: float = duration(0.0, "Random extra ejection time, up to this")
+    max_ejection_percent: float = _percent(10.0, "The most endpoints ejected at once")
+    always_eject_one: bool = flag(True, "The first ejection ignores max_ejection_percent")
+    consecutive_5xx: int = _count(5, "5xx-class results in a row that eject")
+    enforcing_consecutive_5xx: float = _percent(100.0, "Chance a consecutive_5xx ejection is made")
+    consecutive_gateway_failure: int = _count(5, "Gateway failures in a row that eject")
+    enforcing_consecutive_gateway_failure: float = _percent(
+        0.0, "Chance a gateway-failure ejection is made"
+    )
+    success_rate_minimum_hosts: int = _count(5, "Endpoints with enough volume for success rate")
+    success_rate_request_volume: int = _count(100, "Requests in an interval for success rate")
+    success_rate_stdev_factor: float = number(
+        1.9, "Ejected below mean - factor * stdev of the success rates", ge=0
+    )
+    enforcing_success_rate: float = _percent(100.0, "Chance a success-rate ejection is made")
+    failure_percentage_threshold: float = _percent(85.0, "Failure share that ejects")
+    failure_percentage_minimum_hosts: int = _count(
+        5, "Endpoints with enough volume for failure percentage"
+    )
+    failure_percentage_request_volume: int = _count(
+        50, "Requests in an interval for failure percentage"
+    )
+    enforcing_failure_percentage: float = _percent(
+        0.0, "Chance a failure-percentage ejection is made"
     )
 
-    def __init__(
-        self,
-        *,
-        interval: float = 10.0,
-        base_ejection_time: float = 30.0,
-        max_ejection_time: float = 300.0,
-        max_ejection_time_jitter: float = 0.0,
-        max_ejection_percent: float = 10.0,
-        always_eject_one: bool = True,
-        consecutive_5xx: int = 5,
-        enforcing_consecutive_5xx: float = 100.0,
-        consecutive_gateway_failure: int = 5,
-        enforcing_consecutive_gateway_failure: float = 0.0,
-        success_rate_minimum_hosts: int = 5,
-        success_rate_request_volume: int = 100,
-        success_rate_stdev_factor: float = 1.9,
-        enforcing_success_rate: float = 100.0,
-        failure_percentage_threshold: float = 85.0,
-        failure_percentage_minimum_hosts: int = 5,
-        failure_percentage_request_volume: int = 50,
-        enforcing_failure_percentage: float = 0.0,
-    ) -> None:
-        self.interval = _seconds("interval", interval)
-        self.base_ejection_time = _seconds("base_ejection_time", base_ejection_time)
-        self.max_ejection_time = _seconds("max_ejection_time", max_ejection_time)
+    def check(self) -> None:
         if self.max_ejection_time < self.base_ejection_time:
             raise ConfigError(
                 "max_ejection_time",
-                max_ejection_time,
-                f"must be >= base_ejection_time ({base_ejection_time:g})",
+                self.max_ejection_time,
+                f"must be >= base_ejection_time ({self.base_ejection_time:g})",
             )
-        self.max_ejection_time_jitter = _seconds(
-            "max_ejection_time_jitter", max_ejection_time_jitter, zero=True
-        )
-        self.max_ejection_percent = _percent("max_ejection_percent", max_ejection_percent)
-        if not isinstance(always_eject_one, bool):
-            raise ConfigError("always_eject_one", always_eject_one, "must be True or False")
-        self.always_eject_one = always_eject_one
-        self.consecutive_5xx = _count("consecutive_5xx", consecutive_5xx)
-        self.enforcing_consecutive_5xx = _percent(
-            "enforcing_consecutive_5xx", enforcing_consecutive_5xx
-        )
-        self.consecutive_gateway_failure = _count(
-            "consecutive_gateway_failure", consecutive_gateway_failure
-        )
-        self.enforcing_consecutive_gateway_failure = _percent(
-            "enforcing_consecutive_gateway_failure", enforcing_consecutive_gateway_failure
-        )
-        self.success_rate_minimum_hosts = _count(
-            "success_rate_minimum_hosts", success_rate_minimum_hosts
-        )
-        self.success_rate_request_volume = _count(
-            "success_rate_request_volume", success_rate_request_volume
-        )
-        if (
-            isinstance(success_rate_stdev_factor, bool)
-            or not isinstance(success_rate_stdev_factor, int | float)
-            or not 0 <= success_rate_stdev_factor < math.inf
-        ):
-            raise ConfigError(
-                "success_rate_stdev_factor", success_rate_stdev_factor, "must be a number >= 0"
-            )
-        self.success_rate_stdev_factor = float(success_rate_stdev_factor)
-        self.enforcing_success_rate = _percent("enforcing_success_rate", enforcing_success_rate)
-        self.failure_percentage_threshold = _percent(
-            "failure_percentage_threshold", failure_percentage_threshold
-        )
-        self.failure_percentage_minimum_hosts = _count(
-            "failure_percentage_minimum_hosts", failure_percentage_minimum_hosts
-        )
-        self.failure_percentage_request_volume = _count(
-            "failure_percentage_request_volume", failure_percentage_request_volume
-        )
-        self.enforcing_failure_percentage = _percent(
-            "enforcing_failure_percentage", enforcing_failure_percentage
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"OutlierDetection(interval={self.interval:g}, "
-            f"base_ejection_time={self.base_ejection_time:g}, "
-            f"max_ejection_percent={self.max_ejection_percent:g}, "
-            f"consecutive_5xx={self.consecutive_5xx})"
-        )
 
 
 # --- what the detector answers ------------------------------------------------------------------

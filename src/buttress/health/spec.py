@@ -27,7 +27,7 @@ a :class:`~buttress.errors.SpecError` with the file, line and field.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -287,23 +287,46 @@ def _check_parameters(c: Any) -> None:
         )
 
 
-def _dry_build(section: HealthSpec) -> None:
-    """Build the registry with stand-in checks, raising :func:`located` errors (relative to the
-    section) for whatever :func:`build_health` would refuse in the file itself."""
+def _registry(
+    section: HealthSpec, err: Callable[[tuple[str | int, ...], str], Exception]
+) -> HealthRegistry:
+    """The section's registry with its groups and no checks yet; ``err`` makes the located error
+    for a refused value (relative to the section), so that the dry build and the real one agree."""
     try:
-        registry = HealthRegistry(probe_timeouts=section.probe_timeouts, drain_groups=())
+        registry = HealthRegistry(
+            service_id=section.service_id,
+            version=section.version,
+            release_id=section.release_id,
+            description=section.description,
+            probe_timeouts=section.probe_timeouts,
+            drain_groups=(),
+            expose_errors=section.expose_errors,
+        )
     except ConfigError as e:
-        raise located(("probe_timeouts",), str(e)) from None
+        raise err(("probe_timeouts",), str(e)) from None
     for g, t in section.groups.items():
         try:
             registry.add_group(g, probe_timeout=t)
         except ConfigError as e:
-            raise located(("groups", g), str(e)) from None
+            raise err(("groups", g), str(e)) from None
     for g in section.drain_groups:
         try:
             registry.check_group("drain_groups", g)
         except ConfigError as e:
-            raise located(("drain_groups",), str(e)) from None
+            raise err(("drain_groups",), str(e)) from None
+    return registry
+
+
+def _check_field(c: Any, e: ConfigError) -> str | None:
+    """The check's field that ``e`` is about, if it names one (``target`` is the url)."""
+    param = "url" if e.parameter == "target" else e.parameter
+    return param if param in type(c).model_fields else None
+
+
+def _dry_build(section: HealthSpec) -> None:
+    """Build the registry with stand-in checks, raising :func:`located` errors (relative to the
+    section) for whatever :func:`build_health` would refuse in the file itself."""
+    registry = _registry(section, located)
     for i, c in enumerate(section.checks):
         where: tuple[str | int, ...] = ("checks", i)
         for secret in ("url", "dsn"):
@@ -322,8 +345,7 @@ def _dry_build(section: HealthSpec) -> None:
                 name = f"breaker-{i}"  # named after the breaker passed at build time
             registry.add(Check(c.name or name, _noop, **opts))
         except ConfigError as e:
-            param = "url" if e.parameter == "target" else e.parameter
-            field = param if param in type(c).model_fields else None
+            field = _check_field(c, e)
             raise located((*where, field) if field else where, str(e)) from None
 
 
@@ -349,28 +371,7 @@ def build_health(
             return doc.error((*_LOC, *loc), message)  # type: ignore[no-any-return]
         return SpecError(message, field=".".join(str(p) for p in (*_LOC, *loc)))
 
-    try:
-        registry = HealthRegistry(
-            service_id=section.service_id,
-            version=section.version,
-            release_id=section.release_id,
-            description=section.description,
-            probe_timeouts=section.probe_timeouts,
-            drain_groups=(),
-            expose_errors=section.expose_errors,
-        )
-    except ConfigError as e:
-        raise err(("probe_timeouts",), str(e)) from None
-    for g, t in section.groups.items():
-        try:
-            registry.add_group(g, probe_timeout=t)
-        except ConfigError as e:
-            raise err(("groups", g), str(e)) from None
-    for g in section.drain_groups:
-        try:
-            registry.check_group("drain_groups", g)
-        except ConfigError as e:
-            raise err(("drain_groups",), str(e)) from None
+    registry = _registry(section, err)
     registry.drain_groups = tuple(section.drain_groups)
     env = os.environ if env is None else env
     for i, c in enumerate(section.checks):
@@ -378,8 +379,7 @@ def build_health(
         try:
             registry.add(_check(c, env, breakers or {}, where, err))
         except ConfigError as e:
-            param = "url" if e.parameter == "target" else e.parameter
-            field = param if param in type(c).model_fields else None
+            field = _check_field(c, e)
             if field is not None and getattr(c, f"{field}_env", None):
                 field = f"{field}_env"  # the value came from the environment
             raise err((*where, field) if field else where, str(e)) from None

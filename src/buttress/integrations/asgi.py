@@ -50,6 +50,7 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.context import deadline
 from buttress.errors import BulkheadFull, ConfigError, DeadlineExceeded
 from buttress.events import Emitter
+from buttress.options import check_seconds
 from buttress.policies.base import invoke_async
 from buttress.policies.bulkhead import Bulkhead
 from buttress.policies.shed import LoadShedder
@@ -96,12 +97,8 @@ def slo_recorder(
     """
     if not callable(getattr(recorder, "record", None)):
         raise ConfigError("recorder", recorder, "must have record(sli, good, total)")
-    if latency_threshold is not None and (
-        isinstance(latency_threshold, bool)
-        or not isinstance(latency_threshold, int | float)
-        or not 0 < latency_threshold < math.inf
-    ):
-        raise ConfigError("latency_threshold", latency_threshold, "must be seconds > 0")
+    if latency_threshold is not None:
+        check_seconds("latency_threshold", latency_threshold, gt=0)
     names = dict(sli) if isinstance(sli, Mapping) else None
 
     def record(route: str, good: bool, latency: float) -> None:
@@ -242,18 +239,9 @@ class ResilienceMiddleware:
             not isinstance(deadline_header, str) or not deadline_header.strip()
         ):
             raise ConfigError("deadline_header", deadline_header, "must be a header name or None")
-        if max_deadline is not None and (
-            isinstance(max_deadline, bool)
-            or not isinstance(max_deadline, int | float)
-            or not 0 < max_deadline < math.inf
-        ):
-            raise ConfigError("max_deadline", max_deadline, "must be seconds > 0, or None")
-        if (
-            isinstance(retry_after, bool)
-            or not isinstance(retry_after, int | float)
-            or not 0 < retry_after < math.inf
-        ):
-            raise ConfigError("retry_after", retry_after, "must be seconds > 0")
+        if max_deadline is not None:
+            check_seconds("max_deadline", max_deadline, gt=0)
+        check_seconds("retry_after", retry_after, gt=0)
         if recorder is not None and not callable(recorder):
             if not callable(getattr(recorder, "record", None)):
                 raise ConfigError(

@@ -348,18 +348,11 @@ class CircuitBreaker(Policy):
 
         return breaker_guarded
 
-    def async_layer(self, nxt: AsyncNext, emitter: Emitter) -> AsyncNext:
-        self._emitters.add(emitter)
-        m = self.machine
-        store = m.store
+    def _async_guarded(self, nxt: AsyncNext, em: Emitter, record: Callable[..., None]) -> AsyncNext:
+        atomically = self.machine.store.atomically
+        acq = self.machine.acquire_step
         mono = self.clock.monotonic
-        slow_after = m.slow_call_duration
-        rif = self.failure_if_result
-        em = emitter
         direct = nxt is invoke_async
-        record = self._record_fn(emitter)
-        atomically = store.atomically
-        acq = m.acquire_step
 
         async def breaker_guarded_async(
             fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -379,8 +372,20 @@ class CircuitBreaker(Policy):
             record(t0, d.generation, d.probe, None, result)
             return result
 
+        return breaker_guarded_async
+
+    def async_layer(self, nxt: AsyncNext, emitter: Emitter) -> AsyncNext:
+        self._emitters.add(emitter)
+        m = self.machine
+        store = m.store
+        mono = self.clock.monotonic
+        slow_after = m.slow_call_duration
+        rif = self.failure_if_result
+        direct = nxt is invoke_async
+        record = self._record_fn(emitter)
+        guarded = self._async_guarded(nxt, emitter, record)
         if not isinstance(store, MemoryBreakerStore):
-            return breaker_guarded_async
+            return guarded
         data = store.data
         tick = data.ticks.__next__
         plain = rif is None
@@ -390,7 +395,7 @@ class CircuitBreaker(Policy):
         ) -> Any:
             gen = data.generation
             if data.state is not CLOSED:
-                return await breaker_guarded_async(fn, args, kwargs)
+                return await guarded(fn, args, kwargs)
             t0 = mono()
             try:
                 result = await (fn(*args, **kwargs) if direct else nxt(fn, args, kwargs))
@@ -399,7 +404,7 @@ class CircuitBreaker(Policy):
                 raise
             t1 = mono()
             if t1 < data.fast_until and t1 - t0 <= slow_after and plain:
-                tick()
+                tick()  # lock-free: folded into the window at the next locked step
                 return result
             record(t0, gen, False, None, result)
             return result

@@ -51,14 +51,13 @@ from buttress.errors import ConfigError, Rejected
 from buttress.events import Emitter, Event
 from buttress.options import (
     Options,
-    check_integer,
-    check_seconds,
     custom,
     documented,
     duration,
     exceptions,
     flag,
     integer,
+    number,
     number_or_none,
 )
 
@@ -104,14 +103,32 @@ class HedgeBudgetExhausted(Event, policy_type="hedge", kind="budget_exhausted"):
     attempt: int
 
 
-def _seconds(name: str, value: object) -> float:
-    return check_seconds(name, value)
+def _min_le_max(o: HedgeOptions | AdaptiveDelayOptions) -> None:
+    if o.max_delay is not None and o.max_delay < o.min_delay:
+        raise ConfigError("max_delay", o.max_delay, f"must be >= min_delay ({o.min_delay:g})")
 
 
-def _count(name: str, value: object) -> int:
-    return check_integer(name, value, ge=1)
+@dataclass(frozen=True, kw_only=True)
+class AdaptiveDelayOptions(Options):
+    """Options of :class:`AdaptiveDelay` (a hedge with ``percentile`` builds one from its own)."""
+
+    policy: ClassVar[str] = "AdaptiveDelay"
+
+    percentile: float = number(0.95, "The quantile of the latencies that is the delay", gt=0, le=1)
+    initial: float = duration(0.05, "The delay until min_samples latencies are known")
+    samples: int = integer(1000, "Latencies remembered", ge=1)
+    min_samples: int = integer(20, "Latencies needed before the delay adapts", ge=1)
+    refresh_every: int = integer(50, "Observations between two computations of the quantile", ge=1)
+    min_delay: float = duration(0.0, "The shortest delay, in seconds")
+    max_delay: float | None = duration(
+        None, "The longest delay, in seconds; None: no bound", optional=True
+    )
+
+    def check(self) -> None:
+        _min_le_max(self)
 
 
+@documented(AdaptiveDelayOptions)
 class AdaptiveDelay:
     """The hedge delay from recent latencies (sans-I/O; thread-safe).
 
@@ -120,55 +137,31 @@ class AdaptiveDelay:
     to ``[min_delay, max_delay]``; ``initial`` until ``min_samples`` latencies have been observed.
     """
 
-    __slots__ = (
-        "_count",
-        "_current",
-        "_i",
-        "_lock",
-        "_ring",
-        "max_delay",
-        "min_delay",
-        "min_samples",
-        "percentile",
-        "refresh_every",
-        "samples",
-    )
+    __slots__ = ("_count", "_current", "_i", "_lock", "_ring", "options")
 
     def __init__(
         self,
         *,
-        percentile: float = 0.95,
-        initial: float = 0.05,
-        samples: int = 1000,
-        min_samples: int = 20,
-        refresh_every: int = 50,
-        min_delay: float = 0.0,
-        max_delay: float | None = None,
+        percentile: float = AdaptiveDelayOptions.percentile,
+        initial: float = AdaptiveDelayOptions.initial,
+        samples: int = AdaptiveDelayOptions.samples,
+        min_samples: int = AdaptiveDelayOptions.min_samples,
+        refresh_every: int = AdaptiveDelayOptions.refresh_every,
+        min_delay: float = AdaptiveDelayOptions.min_delay,
+        max_delay: float | None = AdaptiveDelayOptions.max_delay,
     ) -> None:
-        if (
-            isinstance(percentile, bool)
-            or not isinstance(percentile, int | float)
-            or not 0 < percentile <= 1
-        ):
-            raise ConfigError("percentile", percentile, "must be within (0, 1]")
-        self.percentile = float(percentile)
-        self.samples = _count("samples", samples)
-        self.min_samples = _count("min_samples", min_samples)
-        self.refresh_every = _count("refresh_every", refresh_every)
-        self.min_delay = _seconds("min_delay", min_delay)
-        self.max_delay = None if max_delay is None else _seconds("max_delay", max_delay)
-        if self.max_delay is not None and self.max_delay < self.min_delay:
-            raise ConfigError("max_delay", max_delay, f"must be >= min_delay ({min_delay})")
-        self._current = self._clamp(_seconds("delay", initial))
+        self.options = AdaptiveDelayOptions.from_arguments(locals())
+        self._current = self._clamp(self.options.initial)
         self._ring: list[float] = []
         self._i = 0
         self._count = 0
         self._lock = threading.Lock()
 
     def _clamp(self, d: float) -> float:
-        d = max(d, self.min_delay)
-        if self.max_delay is not None and d > self.max_delay:
-            d = self.max_delay
+        o = self.options
+        d = max(d, o.min_delay)
+        if o.max_delay is not None and d > o.max_delay:
+            d = o.max_delay
         return d
 
     def current(self) -> float:
@@ -176,18 +169,19 @@ class AdaptiveDelay:
 
     def observe(self, latency: float) -> None:
         """Add one latency (seconds)."""
+        o = self.options
         with self._lock:
             ring = self._ring
-            if len(ring) < self.samples:
+            if len(ring) < o.samples:
                 ring.append(latency)
             else:
                 ring[self._i] = latency
-                self._i = (self._i + 1) % self.samples
+                self._i = (self._i + 1) % o.samples
             self._count += 1
-            if len(ring) >= self.min_samples and (
-                self._count % self.refresh_every == 0 or len(ring) == self.min_samples
+            if len(ring) >= o.min_samples and (
+                self._count % o.refresh_every == 0 or len(ring) == o.min_samples
             ):
-                self._current = self._clamp(self.quantile(ring, self.percentile))
+                self._current = self._clamp(self.quantile(ring, o.percentile))
 
     @staticmethod
     def quantile(values: list[float], p: float) -> float:
@@ -195,11 +189,6 @@ class AdaptiveDelay:
         s = sorted(values)
         k = max(1, math.ceil(p * len(s)))
         return s[k - 1]
-
-
-def _min_le_max(o: HedgeOptions) -> None:
-    if o.max_delay is not None and o.max_delay < o.min_delay:
-        raise ConfigError("max_delay", o.max_delay, f"must be >= min_delay ({o.min_delay:g})")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -299,7 +288,11 @@ class Hedge(Policy):
         self._pool_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        how = f"percentile={self.delays.percentile:g}" if self.delays else f"delay={self._fixed:g}"
+        how = (
+            f"percentile={self.delays.options.percentile:g}"
+            if self.delays
+            else f"delay={self._fixed:g}"
+        )
         return f"Hedge(name={self.name!r}, {how}, max_hedges={self.max_hedges})"
 
     def current_delay(self) -> float:

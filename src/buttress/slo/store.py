@@ -63,12 +63,7 @@ class SLIStore(Database):
         # A new file gets 16 KiB pages, so that a day block (11.5 KiB) sits in one page instead of a
         # chain of overflow pages; an existing file keeps its page size.
         conn = connect(self.path, busy_timeout=busy_timeout, page_size=16384)
-        try:
-            migrate(conn, MIGRATIONS, self.path)
-        except BaseException:
-            conn.close()
-            raise
-        self._open(conn)
+        self._open(conn, lambda c: migrate(c, MIGRATIONS, self.path))
 
     # -- writing -----------------------------------------------------------------------------------
 

@@ -172,23 +172,17 @@ class _Loader(yaml.SafeLoader):
 
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
         if id(node) in self.flattening:
-            raise SpecError(
-                "a merge key (<<) merges the mapping it belongs to",
-                file=self.file,
-                line=node.start_mark.line + 1,
-                column=node.start_mark.column + 1,
-            )
+            raise _error_at(node, self.file, "a merge key (<<) merges the mapping it belongs to")
         self.flattening.add(id(node))
         try:
             super().flatten_mapping(node)
         finally:
             self.flattening.discard(id(node))
         if len(node.value) > MAX_NODES:
-            raise SpecError(
+            raise _error_at(
+                node,
+                self.file,
                 f"merge keys (<<) expand this mapping to more than {MAX_NODES} keys",
-                file=self.file,
-                line=node.start_mark.line + 1,
-                column=node.start_mark.column + 1,
             )
 
 
@@ -329,6 +323,12 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+def _error_at(node: yaml.Node, file: str | None, message: str, path: Loc = ()) -> SpecError:
+    """``message`` at ``node``'s line and column, about the field at ``path`` (if any)."""
+    line, column = _mark(node)
+    return SpecError(message, file=file, line=line, column=column, field=dotted(path) or None)
+
+
 def _fail(doc: Document, path: Loc, at: tuple[int, int], message: str) -> SpecError:
     line, column = at
     return SpecError(message, file=doc.file, line=line, column=column, field=dotted(path) or None)
@@ -390,31 +390,13 @@ def _value(loader: _Loader, node: yaml.Node, path: Loc, doc: Document, at: tuple
         loader.active.add(key)
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise SpecError(
-                    "mapping keys must be plain scalars",
-                    file=doc.file,
-                    line=key_node.start_mark.line + 1,
-                    column=key_node.start_mark.column + 1,
-                    field=dotted(path) or None,
-                )
-            k = _scalar(loader, key_node, path, doc, _mark(key_node))
-            if not isinstance(k, str | int | float | bool) or k is None:
-                raise SpecError(
-                    "mapping keys must be plain scalars",
-                    file=doc.file,
-                    line=key_node.start_mark.line + 1,
-                    column=key_node.start_mark.column + 1,
-                    field=dotted(path) or None,
-                )
+            k = None
+            if isinstance(key_node, yaml.ScalarNode):
+                k = _scalar(loader, key_node, path, doc, _mark(key_node))
+            if not isinstance(k, str | int | float | bool):
+                raise _error_at(key_node, doc.file, "mapping keys must be plain scalars", path)
             if k in out:
-                raise SpecError(
-                    f"duplicate key {k!r}",
-                    file=doc.file,
-                    line=key_node.start_mark.line + 1,
-                    column=key_node.start_mark.column + 1,
-                    field=dotted((*path, str(k))),
-                )
+                raise _error_at(key_node, doc.file, f"duplicate key {k!r}", (*path, str(k)))
             sub = (*path, k) if isinstance(k, str) else (*path, str(k))
             doc.keys[sub] = _mark(key_node)
             used = loader.alias_marks.get((key, id(key_node)))

@@ -45,7 +45,13 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ConfigError
 from buttress.events import Event
 from buttress.policies.breaker import BreakerStore
-from buttress.policies.budget import Budget, RetryBudget, TokenBucketBudget
+from buttress.policies.budget import (
+    Budget,
+    RetryBudget,
+    RetryBudgetOptions,
+    TokenBucketBudget,
+    TokenBucketOptions,
+)
 from buttress.policies.ratelimit import BucketStore
 
 __all__ = [
@@ -162,10 +168,10 @@ class StateStore(abc.ABC):
         self,
         scope: str,
         *,
-        ratio: float = 0.2,
-        min_per_second: float = 10.0,
-        ttl: float = 10.0,
-        slices: int = 10,
+        ratio: float = RetryBudgetOptions.ratio,
+        min_per_second: float = RetryBudgetOptions.min_per_second,
+        ttl: float = RetryBudgetOptions.ttl,
+        slices: int = RetryBudgetOptions.slices,
         clock: Clock = SYSTEM_CLOCK,
         on_unavailable: OnUnavailable | None = None,
     ) -> Budget:
@@ -181,8 +187,8 @@ class StateStore(abc.ABC):
         self,
         scope: str,
         *,
-        max_tokens: float = 10.0,
-        token_ratio: float = 0.1,
+        max_tokens: float = TokenBucketOptions.max_tokens,
+        token_ratio: float = TokenBucketOptions.token_ratio,
         clock: Clock = SYSTEM_CLOCK,
         on_unavailable: OnUnavailable | None = None,
     ) -> Budget:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from types import TracebackType
 
 from buttress.clock import WAITS
 
@@ -75,10 +74,5 @@ class set_testing:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         WAITS[0] = self._previous

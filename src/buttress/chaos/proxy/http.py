@@ -32,13 +32,13 @@ class RequestHead:
 class HttpRequestScanner:
     """Split a client -> server byte stream into request heads and the bytes between them."""
 
-    __slots__ = ("_buf", "_chunk_left", "_mode", "_remaining", "error")
+    __slots__ = ("_after", "_buf", "_left", "_mode", "error")
 
     def __init__(self) -> None:
         self._buf = b""
-        self._mode = "head"  # head | body | chunk_size | chunk_data | trailer | raw
-        self._remaining = 0
-        self._chunk_left = 0
+        self._mode = "head"  # head | counted | chunk_size | trailer | raw
+        self._left = 0  # counted: the bytes still to pass (a body, or a chunk's data and CRLF)
+        self._after = "head"  # counted: the mode once they have passed
         self.error = False
 
     def feed(self, data: bytes) -> list[bytes | RequestHead]:
@@ -65,13 +65,13 @@ class HttpRequestScanner:
                     buf = raw + buf
                     continue
                 out.append(head)
-            elif mode == "body":
-                take = min(self._remaining, len(buf))
+            elif mode == "counted":
+                take = min(self._left, len(buf))
                 out.append(buf[:take])
                 buf = buf[take:]
-                self._remaining -= take
-                if self._remaining == 0:
-                    self._mode = "head"
+                self._left -= take
+                if self._left == 0:
+                    self._mode = self._after
             elif mode == "chunk_size":
                 eol = buf.find(b"\r\n")
                 if eol < 0:
@@ -91,15 +91,7 @@ class HttpRequestScanner:
                 if size == 0:
                     self._mode = "trailer"
                 else:
-                    self._chunk_left = size + 2  # data and its CRLF
-                    self._mode = "chunk_data"
-            elif mode == "chunk_data":
-                take = min(self._chunk_left, len(buf))
-                out.append(buf[:take])
-                buf = buf[take:]
-                self._chunk_left -= take
-                if self._chunk_left == 0:
-                    self._mode = "chunk_size"
+                    self._count(size + 2, "chunk_size")  # data and its CRLF
             elif mode == "trailer":
                 eol = buf.find(b"\r\n")
                 if eol < 0:
@@ -121,6 +113,12 @@ class HttpRequestScanner:
             return word.decode("ascii") in _METHODS
         except UnicodeDecodeError:
             return False
+
+    def _count(self, n: int, after: str) -> None:
+        """Pass the next ``n`` bytes as they are, then parse in mode ``after``."""
+        self._left = n
+        self._after = after
+        self._mode = "counted"
 
     def _to_raw(self) -> None:
         self._mode = "raw"
@@ -156,8 +154,7 @@ class HttpRequestScanner:
         if chunked:
             self._mode = "chunk_size"
         elif length:
-            self._remaining = length
-            self._mode = "body"
+            self._count(length, "head")
         else:
             self._mode = "head"
         return RequestHead(parts[0], parts[1], raw)

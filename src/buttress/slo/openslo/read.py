@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -517,19 +518,17 @@ def _alerting(tiers: list[TierSpec], ann: Annotations) -> dict[str, Any]:
         data["tiers"] = []
     elif tiers:
         data["tiers"] = [t.model_dump(exclude_none=True) for t in tiers]
-    name = ann.get("alert-name")
-    if name is not None:
-        data["name"] = name
-    min_events = ann.count("min-events")
-    if min_events is not None:
-        data["min_events"] = min_events
+    readers: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
+        ("alert-name", "name", ann.get),
+        ("min-events", "min_events", ann.count),
+        ("alert-labels", "labels", ann.string_map),
+        ("alert-annotations", "annotations", ann.string_map),
+    )
+    for key, field, read in readers:
+        value = read(key)
+        if value is not None:
+            data[field] = value
     absent = ann.get("absent-for")
     if absent is not None:
         data["absent_for"] = None if absent == "off" else ann.duration("absent-for")
-    labels = ann.string_map("alert-labels")
-    if labels is not None:
-        data["labels"] = labels
-    annotations = ann.string_map("alert-annotations")
-    if annotations is not None:
-        data["annotations"] = annotations
     return data

@@ -28,15 +28,20 @@ def import_redis() -> Any:
     return redis
 
 
+def _script_text(name: str) -> str:
+    return (importlib.resources.files("buttress.state") / "scripts" / name).read_text("utf-8")
+
+
 class Script:
-    """A Lua script of ``buttress/state/scripts`` and its SHA-1 (as Redis names it)."""
+    """A Lua script of ``buttress/state/scripts`` after ``prelude.lua`` (the helpers every script
+    uses: Redis loads one source per script, with no includes), and its SHA-1 (as Redis names
+    it)."""
 
     __slots__ = ("name", "sha", "source")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        files = importlib.resources.files("buttress.state")
-        self.source = (files / "scripts" / name).read_text("utf-8")
+        self.source = _script_text("prelude.lua") + _script_text(name)
         self.sha = hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
 
 

@@ -10,13 +10,7 @@
 
 local H, RING = KEYS[1], KEYS[2]
 local op = ARGV[1]
-local now
-if ARGV[2] == '' then
-  local t = redis.call('TIME')
-  now = (tonumber(t[1]) - 1700000000) + tonumber(t[2]) / 1000000
-else
-  now = tonumber(ARGV[2])
-end
+local now = clock(ARGV[2])  -- prelude.lua
 local FTHR, STHR, MINC = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local WT, WSIZE, NB = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
 local PROBES, HOT, BREAKS, TTL = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11], tonumber(ARGV[12])

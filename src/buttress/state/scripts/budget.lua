@@ -41,13 +41,7 @@ if op ~= 'ratio' then
   return redis.error_reply('ERR buttress budget: unknown op ' .. tostring(op))
 end
 
-local now
-if ARGV[2] == '' then
-  local t = redis.call('TIME')
-  now = (tonumber(t[1]) - 1700000000) + tonumber(t[2]) / 1000000
-else
-  now = tonumber(ARGV[2])
-end
+local now = clock(ARGV[2])  -- prelude.lua
 local len, slices, ratio = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local reserve, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local deposits, age, withdraw = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])

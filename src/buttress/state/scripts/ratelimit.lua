@@ -7,13 +7,7 @@
 --          counted), as a string.  The key expires when the bucket is full again (TAT <= now), so
 --          forgetting it changes no decision.
 
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = (tonumber(t[1]) - 1700000000) + tonumber(t[2]) / 1000000
-else
-  now = tonumber(ARGV[1])
-end
+local now = clock(ARGV[1])  -- prelude.lua
 local inc, tol, max_wait = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1]))
 if tat == nil or tat < now then
