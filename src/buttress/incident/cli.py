@@ -1,0 +1,171 @@
+"""``buttress incident``: serve the receiver, list and show incidents, take lifecycle steps, post
+deploy markers.  The lifecycle commands work on the store file directly (no server needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from buttress.errors import ConfigError
+
+from .store import DEFAULT_STORE, IncidentStore
+
+__all__ = ["incident"]
+
+_store_option = click.option(
+    "--store",
+    default=DEFAULT_STORE,
+    show_default=True,
+    envvar="BUTTRESS_INCIDENT_DB",
+    type=click.Path(dir_okay=True),
+    help="The incident store (SQLite; env BUTTRESS_INCIDENT_DB).",
+)
+
+
+def _open(store: str) -> IncidentStore:
+    if os.path.isdir(store):
+        raise ConfigError("--store", store, "is a directory; give the SQLite file")
+    return IncidentStore(store)
+
+
+def stamp(t: float | None) -> str:
+    """Unix seconds -> ``2026-01-02 03:04:05Z`` (``-`` for not yet)."""
+    if t is None:
+        return "-"
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@click.group()
+def incident() -> None:
+    """Incidents: receive alerts, acknowledge, mitigate, resolve."""
+
+
+@incident.command()
+@_store_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=9094, show_default=True, type=int, help="TCP port (0: any free).")
+@click.option(
+    "--token",
+    envvar="BUTTRESS_INCIDENT_TOKEN",
+    default=None,
+    help="Bearer token every request must carry (env BUTTRESS_INCIDENT_TOKEN); "
+    "required beyond loopback.",
+)
+def serve(*, store: str, host: str, port: int, token: str | None) -> None:
+    """Serve the webhook receiver and the incident API."""
+    from .receiver import check_bind, create_app
+
+    if not 0 <= port <= 65535:
+        raise ConfigError("--port", port, "must be between 0 and 65535")
+    check_bind(host, token)
+    try:
+        import uvicorn
+    except ImportError:
+        from buttress.errors import MissingExtra
+
+        raise MissingExtra("buttress incident serve", "incident", "uvicorn") from None
+    db = _open(store)
+    app = create_app(db, token=token)
+    if port == 0:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+    )
+    click.echo(f"buttress incident receiver on http://{host}:{port}/ (store {store})", err=True)
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        db.close()
+
+
+@incident.command("list")
+@_store_option
+@click.option("--open", "open_only", is_flag=True, help="Only incidents not yet resolved.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+def list_(*, store: str, open_only: bool, as_json: bool, limit: int) -> None:
+    """List incidents, newest first."""
+    with _open(store) as db:
+        rows = db.incidents(open_only=open_only, limit=limit)
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps(r.to_json(), sort_keys=True))
+        return
+    if not rows:
+        click.echo("no incidents")
+        return
+    for r in rows:
+        click.echo(
+            f"#{r.id:<5} {r.state:<12} {stamp(r.detected)}  {r.service}/{r.mode}  {r.title}"
+            f"  ({r.notifications} notifications)"
+        )
+
+
+@incident.command()
+@_store_option
+@click.argument("ident", type=int)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+def show(*, store: str, ident: int, as_json: bool) -> None:
+    """Show one incident and its log."""
+    with _open(store) as db:
+        found = db.get(ident)
+        log = db.log(ident)
+    if as_json:
+        out: dict[str, Any] = found.to_json() | {"log": [e.to_json() for e in log]}
+        click.echo(json.dumps(out, indent=2, sort_keys=True))
+        return
+    click.echo(f"incident #{found.id}: {found.title}")
+    click.echo(f"  state     {found.state}")
+    click.echo(f"  service   {found.service}   mode {found.mode}   severity {found.severity}")
+    click.echo(f"  group     {found.group_key}")
+    click.echo(f"  started   {stamp(found.started)}")
+    click.echo(f"  detected  {stamp(found.detected)}")
+    for step in ("acknowledged", "mitigated", "resolved"):
+        when = getattr(found, step)
+        who = getattr(found, f"{step}_by")
+        click.echo(f"  {step:<13}{stamp(when)}" + (f" by {who}" if who else ""))
+    click.echo("log:")
+    for e in log:
+        detail = f" {json.dumps(dict(e.detail), sort_keys=True)}" if e.detail else ""
+        click.echo(f"  {stamp(e.time)}  {e.kind:<13} {e.actor}{detail}")
+
+
+def _step(target: str, help_text: str) -> click.Command:
+    @click.command(help=help_text)
+    @_store_option
+    @click.argument("ident", type=int)
+    @click.option("--by", "actor", required=True, help="Who takes the step.")
+    @click.option("--note", default="", help="A note for the incident's log.")
+    def command(*, store: str, ident: int, actor: str, note: str) -> None:
+        with _open(store) as db:
+            found = db.transition(ident, target, actor=actor, note=note)
+        click.echo(f"incident #{found.id} {target} by {actor}")
+
+    return command
+
+
+incident.add_command(_step("acknowledged", "Acknowledge an incident."), "ack")
+incident.add_command(_step("mitigated", "Mark an incident mitigated."), "mitigate")
+incident.add_command(_step("resolved", "Resolve an incident."), "resolve")
+
+
+@incident.command()
+@_store_option
+@click.option("--service", required=True, help="The service deployed.")
+@click.option("--version", "version", required=True, help="The version deployed.")
+@click.option("--by", "actor", default="ci", show_default=True, help="Who deployed.")
+def deploy(*, store: str, service: str, version: str, actor: str) -> None:
+    """Record a deploy marker (for CI: it shows on incident timelines)."""
+    with _open(store) as db:
+        marker = db.add_deploy(service, version, actor=actor)
+    click.echo(f"deploy #{marker.seq}: {service} {version} at {stamp(marker.time)}")
