@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from buttress.errors import ConfigError
+from buttress.errors import ButtressError, ConfigError
 
 from .store import DEFAULT_STORE, IncidentStore
 
@@ -169,3 +169,157 @@ def deploy(*, store: str, service: str, version: str, actor: str) -> None:
     with _open(store) as db:
         marker = db.add_deploy(service, version, actor=actor)
     click.echo(f"deploy #{marker.seq}: {service} {version} at {stamp(marker.time)}")
+
+
+_slo_store_option = click.option(
+    "--slo-store",
+    default=None,
+    envvar="BUTTRESS_SLO_DB",
+    type=click.Path(dir_okay=True),
+    help="The SLI store the service records into; its state feed is read too "
+    "(env BUTTRESS_SLO_DB).",
+)
+_spec_option = click.option(
+    "--spec",
+    type=click.Path(dir_okay=True),
+    default=None,
+    help="reliability.yaml: its SLOs (impact) and architecture (risk register).",
+)
+_journals_option = click.option(
+    "--journals",
+    multiple=True,
+    type=click.Path(dir_okay=True),
+    help="Chaos Toolkit journal files or directories (repeatable).",
+)
+
+
+def _timeline(store: str, ident: int, slo_store: str | None, spec: str | None,
+              journals: tuple[str, ...]) -> Any:  # fmt: skip
+    from .timeline import build_timeline
+
+    slos: list[Any] = []
+    if spec is not None:
+        from buttress.slo.load import load_slos
+
+        if os.path.isdir(spec):
+            raise ConfigError("--spec", spec, "is a directory; give the reliability.yaml file")
+        try:
+            slos = load_slos(spec)
+        except ButtressError as e:
+            if "slos" not in str(e).lower():
+                raise
+            slos = []  # an architecture-only file: no SLO impact
+    sli = None
+    if slo_store is not None:
+        if not os.path.isfile(slo_store):
+            raise ConfigError("--slo-store", slo_store, "no such file")
+        from buttress.slo.store import SLIStore
+
+        sli = SLIStore(slo_store)
+    with _open(store) as db:
+        found = db.get(ident)
+        log = db.log(ident)
+        deploys = db.deploys()
+    try:
+        return build_timeline(
+            found,
+            log,
+            deploys=deploys,
+            slos=slos,
+            sli_store=sli,
+            feed=slo_store,
+            journals=list(journals),
+            now=db.clock.wall(),
+        )
+    finally:
+        if sli is not None:
+            sli.close()
+
+
+@incident.command()
+@_store_option
+@click.argument("ident", type=int)
+@_slo_store_option
+@_spec_option
+@_journals_option
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+def timeline(*, store: str, ident: int, slo_store: str | None, spec: str | None,
+             journals: tuple[str, ...], as_json: bool) -> None:  # fmt: skip
+    """The incident's timeline: its log, SLO errors and burn, state changes, chaos, deploys."""
+    tl = _timeline(store, ident, slo_store, spec, journals)
+    if as_json:
+        click.echo(json.dumps(tl.to_json(), indent=2, sort_keys=True))
+        return
+    for e in tl.entries:
+        click.echo(f"{stamp(e.time)}  {e.source:<9} {e.text}")
+
+
+@incident.command()
+@_store_option
+@click.argument("ident", type=int)
+@_slo_store_option
+@_spec_option
+@_journals_option
+@click.option("--html", "as_html", is_flag=True, help="HTML instead of Markdown.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here.")
+def postmortem(*, store: str, ident: int, slo_store: str | None, spec: str | None,
+               journals: tuple[str, ...], as_html: bool, output: str | None) -> None:  # fmt: skip
+    """Draft the incident's postmortem (Google SRE template), Markdown or HTML."""
+    from .postmortem import postmortem_context, render_html, render_markdown
+
+    tl = _timeline(store, ident, slo_store, spec, journals)
+    with _open(store) as db:
+        items = db.action_items(incident=ident)
+    risks = _risks(spec) if spec is not None else []
+    context = postmortem_context(tl, items, risks)
+    text = render_html(context) if as_html else render_markdown(context)
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+def _risks(spec: str) -> list[Any]:
+    from .postmortem import load_risks
+
+    try:
+        return load_risks(spec)
+    except ButtressError as e:
+        if "architecture" not in str(e).lower():
+            raise
+        return []  # an SLO-only file: no register to link to
+
+
+@incident.command()
+@_store_option
+@click.argument("ident", type=int)
+@click.option("--title", required=True, help="What will be done.")
+@click.option("--owner", required=True, help="Who owns it.")
+@click.option("--risk", required=True, help="The risk register's event it answers (unit:db...).")
+@_spec_option
+def action(*, store: str, ident: int, title: str, owner: str, risk: str, spec: str | None) -> None:
+    """Add an action item to an incident, linked to a risk of the register (checked with
+    --spec)."""
+    if spec is not None:
+        events = sorted({r.event for r in _risks(spec)})
+        if risk not in events:
+            import difflib
+
+            close = difflib.get_close_matches(risk, events, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError("--risk", risk, f"not an event of the risk register{hint}")
+    with _open(store) as db:
+        item = db.add_action_item(ident, title, owner=owner, risk=risk)
+    click.echo(f"action item #{item.id} on incident #{ident}: {title} ({owner}, risk {risk})")
+
+
+@incident.command("action-done")
+@_store_option
+@click.argument("item", type=int)
+def action_done(*, store: str, item: int) -> None:
+    """Mark an action item done."""
+    with _open(store) as db:
+        db.close_action_item(item)
+    click.echo(f"action item #{item} done")
