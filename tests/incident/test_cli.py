@@ -51,3 +51,13 @@ def test_serve_refuses_a_public_bind_without_token(tmp_path: Path) -> None:
     code, out = _run("incident", "serve", "--host", "0.0.0.0", "--store", str(tmp_path / "i.db"))
     assert code == 2
     assert "only with a token" in out
+
+
+def test_serve_checks_notification_options(tmp_path: Path) -> None:
+    db = str(tmp_path / "i.db")
+    code, out = _run("incident", "serve", "--store", db, "--smtp", "mailhost")
+    assert (code, out.strip()) == (2, "error: invalid --smtp='mailhost': must be HOST:PORT")
+    code, out = _run("incident", "serve", "--store", db, "--mail-to", "a@b.org")
+    assert code == 2 and "needs --smtp HOST:PORT" in out
+    code, out = _run("incident", "serve", "--store", db, "--notify-webhook", "ftp://x")
+    assert code == 2 and "must be an http:// or https:// URL" in out

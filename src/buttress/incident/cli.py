@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 import click
 
 from buttress.errors import ButtressError, ConfigError
 
+from .model import stamp
 from .store import DEFAULT_STORE, IncidentStore
 
 __all__ = ["incident"]
@@ -32,13 +33,6 @@ def _open(store: str) -> IncidentStore:
     return IncidentStore(store)
 
 
-def stamp(t: float | None) -> str:
-    """Unix seconds -> ``2026-01-02 03:04:05Z`` (``-`` for not yet)."""
-    if t is None:
-        return "-"
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
 @click.group()
 def incident() -> None:
     """Incidents: receive alerts, acknowledge, mitigate, resolve."""
@@ -55,8 +49,41 @@ def incident() -> None:
     help="Bearer token every request must carry (env BUTTRESS_INCIDENT_TOKEN); "
     "required beyond loopback.",
 )
-def serve(*, store: str, host: str, port: int, token: str | None) -> None:
-    """Serve the webhook receiver and the incident API."""
+@click.option("--notify-webhook", multiple=True, help="POST each incident step here (repeatable).")
+@click.option("--smtp", default=None, help="HOST:PORT of the SMTP server for email notifications.")
+@click.option("--mail-from", default="buttress@localhost", show_default=True, help="Sender.")
+@click.option("--mail-to", multiple=True, help="Email recipient (repeatable).")
+@click.option(
+    "--notify-burst", default=5, show_default=True, type=click.IntRange(min=1),
+    help="Messages sent at once before the rate limit applies.",
+)  # fmt: skip
+@click.option(
+    "--notify-per-hour", default=60.0, show_default=True, type=click.FloatRange(min=0.001),
+    help="Messages per hour after the burst.",
+)  # fmt: skip
+@click.option(
+    "--slo-store", default=None, envvar="BUTTRESS_SLO_DB", type=click.Path(dir_okay=False),
+    help="SLI store, for the SLO impact in notifications (with --spec).",
+)  # fmt: skip
+@click.option(
+    "--spec", default=None, type=click.Path(dir_okay=False), help="SLOs (with --slo-store)."
+)
+def serve(
+    *,
+    store: str,
+    host: str,
+    port: int,
+    token: str | None,
+    notify_webhook: tuple[str, ...],
+    smtp: str | None,
+    mail_from: str,
+    mail_to: tuple[str, ...],
+    notify_burst: int,
+    notify_per_hour: float,
+    slo_store: str | None,
+    spec: str | None,
+) -> None:
+    """Serve the webhook receiver and the incident API (and notify stakeholders)."""
     from .receiver import check_bind, create_app
 
     if not 0 <= port <= 65535:
@@ -68,8 +95,20 @@ def serve(*, store: str, host: str, port: int, token: str | None) -> None:
         from buttress.errors import MissingExtra
 
         raise MissingExtra("buttress incident serve", "incident", "uvicorn") from None
+    channels = _channels(notify_webhook, smtp, mail_from, mail_to)
     db = _open(store)
-    app = create_app(db, token=token)
+    notifier = None
+    if channels:
+        from .notify import Notifier
+
+        notifier = Notifier(
+            db,
+            channels,
+            burst=notify_burst,
+            rate=notify_per_hour / 3600.0,
+            impact=_impact_source(slo_store, spec),
+        )
+    app = create_app(db, token=token, notifier=notifier)
     if port == 0:
         import socket
 
@@ -85,7 +124,53 @@ def serve(*, store: str, host: str, port: int, token: str | None) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        if notifier is not None:
+            notifier.close()
         db.close()
+
+
+def _channels(
+    webhooks: tuple[str, ...], smtp: str | None, sender: str, to: tuple[str, ...]
+) -> list[Any]:
+    from .notify import EmailChannel, WebhookChannel
+
+    channels: list[Any] = []
+    for url in webhooks:
+        try:
+            channels.append(WebhookChannel(url))
+        except ConfigError as e:
+            raise ConfigError("--notify-webhook", url, e.reason) from None
+    if smtp is not None:
+        host, _, port_text = smtp.rpartition(":")
+        if not host or not port_text.isdigit():
+            raise ConfigError("--smtp", smtp, "must be HOST:PORT")
+        if not to:
+            raise ConfigError("--mail-to", "", "give at least one recipient with --smtp")
+        channels.append(EmailChannel(host, int(port_text), sender=sender, to=list(to)))
+    elif to:
+        raise ConfigError("--mail-to", ",".join(to), "needs --smtp HOST:PORT")
+    return channels
+
+
+def _impact_source(slo_store: str | None, spec: str | None) -> Any:
+    """A function computing an incident's SLO impact, or ``None`` without both files."""
+    if slo_store is None or spec is None:
+        return None
+    from buttress.slo.load import load_slos
+    from buttress.slo.store import SLIStore
+
+    from .timeline import DEFAULT_BEFORE, slo_impact
+
+    slos = load_slos(spec)
+    if not os.path.isfile(slo_store):
+        raise ConfigError("--slo-store", slo_store, "no such file")
+
+    def impact(inc: Any) -> Any:
+        end = inc.resolved if inc.resolved is not None else time.time()
+        with SLIStore(slo_store) as sli:
+            return slo_impact(slos, sli, inc.started - DEFAULT_BEFORE, end)
+
+    return impact
 
 
 @incident.command("list")

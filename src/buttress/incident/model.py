@@ -30,7 +30,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from buttress.errors import ButtressError
@@ -48,6 +48,7 @@ __all__ = [
     "parse_alertmanager",
     "parse_generic",
     "parse_time",
+    "stamp",
 ]
 
 State = Literal["detected", "acknowledged", "mitigated", "resolved"]
@@ -183,6 +184,13 @@ class LogEntry:
         return {name: getattr(self, name) for name in self.__slots__} | {
             "detail": dict(self.detail)
         }
+
+
+def stamp(t: float | None) -> str:
+    """Unix seconds -> ``2026-01-02 03:04:05Z`` (``-`` for not yet)."""
+    if t is None:
+        return "-"
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def parse_time(value: object, field_name: str) -> float | None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from buttress.errors import MissingExtra
 
+from .model import stamp
 from .store import ActionItem
 from .timeline import Timeline
 
@@ -63,12 +63,6 @@ def link(items: Sequence[ActionItem], risks: Sequence[Risk]) -> list[LinkedItem]
     return [LinkedItem(i, worst.get(i.risk)) for i in items]
 
 
-def _stamp(t: float | None) -> str:
-    if t is None:
-        return "-"
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
 def _span(a: float | None, b: float | None) -> str:
     if a is None or b is None:
         return "-"
@@ -92,7 +86,7 @@ def postmortem_context(
     end = inc.resolved
     first_errors = min((i.first_bad for i in timeline.impacts if i.first_bad), default=None)
     summary = (
-        f"{inc.title} ({inc.service}, {inc.mode}): detected {_stamp(inc.detected)}, "
+        f"{inc.title} ({inc.service}, {inc.mode}): detected {stamp(inc.detected)}, "
         + (f"resolved after {_span(inc.started, end)}" if end else f"still {inc.state}")
         + (f"; {budget:.1f} SLO budget minutes spent, {failed} requests failed" if total else "")
         + "."
@@ -103,7 +97,7 @@ def postmortem_context(
     return {
         "incident": inc,
         "title": f"Postmortem: {inc.title}",
-        "date": _stamp(inc.detected)[:10],
+        "date": stamp(inc.detected)[:10],
         "status": "draft" if inc.state != "resolved" else "resolved, draft",
         "summary": summary,
         "impacts": timeline.impacts,
@@ -112,12 +106,12 @@ def postmortem_context(
         "total": total,
         "peak_share": peak,
         "times": {
-            "errors began": _stamp(first_errors),
-            "alert started": _stamp(inc.started),
-            "detected": _stamp(inc.detected),
-            "acknowledged": _stamp(inc.acknowledged),
-            "mitigated": _stamp(inc.mitigated),
-            "resolved": _stamp(inc.resolved),
+            "errors began": stamp(first_errors),
+            "alert started": stamp(inc.started),
+            "detected": stamp(inc.detected),
+            "acknowledged": stamp(inc.acknowledged),
+            "mitigated": stamp(inc.mitigated),
+            "resolved": stamp(inc.resolved),
         },
         "durations": {
             "time to detect": _span(first_errors or inc.started, inc.detected),
@@ -134,7 +128,7 @@ def postmortem_context(
         "entries": timeline.entries,
         "items": link(items, risks),
         "author": AUTHOR,
-        "stamp": _stamp,
+        "stamp": stamp,
     }
 
 

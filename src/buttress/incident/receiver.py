@@ -31,12 +31,15 @@ import contextlib
 import hmac
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from buttress.errors import ButtressError, ConfigError, MissingExtra
 
 from .model import BadPayload, Notification, TransitionRefused, parse_alertmanager, parse_generic
 from .store import IncidentStore, Outcome
+
+if TYPE_CHECKING:
+    from .notify import Notifier
 
 __all__ = ["LOOPBACK", "MAX_BATCH", "Receiver", "check_bind", "create_app"]
 
@@ -138,8 +141,13 @@ def create_app(
     token: str | None = None,
     max_body: int = 1 << 20,
     listeners: Sequence[Listener] = (),
+    notifier: Notifier | None = None,
 ) -> Any:
-    """The Starlette app serving ``store`` (see the module docstring for the routes)."""
+    """The Starlette app serving ``store`` (see the module docstring for the routes).
+
+    ``notifier`` hears of every incident opened or resolved by a webhook and of every lifecycle
+    step taken through the API; ``listeners`` get each committed batch of notifications.
+    """
     try:
         from starlette.applications import Starlette
         from starlette.requests import Request
@@ -148,6 +156,8 @@ def create_app(
         raise MissingExtra("buttress incident serve", "incident", e.name or "starlette") from None
     if max_body < 1024:
         raise ConfigError("max_body", max_body, "must be >= 1024 bytes")
+    if notifier is not None:
+        listeners = [*listeners, notifier.listener]
     receiver = Receiver(store, listeners=listeners)
     expected = f"Bearer {token}".encode() if token else None
 
@@ -237,6 +247,8 @@ def create_app(
             )
         except TransitionRefused as e:
             return _error(409 if "no such incident" not in str(e) else 404, str(e))
+        if notifier is not None:
+            notifier.submit(found.id, found.state)
         return _response(found.to_json())
 
     async def post_deploy(request: Request) -> Any:
