@@ -30,6 +30,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "dashboard": ("buttress.dashboard.cli:dashboard", "serve the live web UI for a store"),
     "health": ("buttress.health.cli:health", "probe a health endpoint (exit 0 on pass/warn)"),
     "incident": ("buttress.incident.cli:incident", "receive alerts; ack, mitigate, resolve"),
+    "report": ("buttress.incident.cli:report", "SLOs, incidents, MTTx over a period vs the last"),
 }
 
 

@@ -408,3 +408,120 @@ def action_done(*, store: str, item: int) -> None:
     with _open(store) as db:
         db.close_action_item(item)
     click.echo(f"action item #{item} done")
+
+
+def parse_when(value: str | None, option: str, *, now: float) -> float | None:
+    """``2026-01-02``, ``2026-01-02T03:04:05Z`` (no zone: UTC), Unix seconds, or a duration
+    back from now (``30d``, ``12h``, ``90m``)."""
+    if value is None:
+        return None
+    units = {"d": 86400.0, "h": 3600.0, "m": 60.0, "w": 604800.0}
+    text = value.strip()
+    if text[:-1].replace(".", "", 1).isdigit() and text[-1:] in units:
+        return now - float(text[:-1]) * units[text[-1]]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            option, value, "use an ISO 8601 date or time, Unix seconds, or 30d / 12h / 90m"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def _period(since: str | None, until: str | None) -> Any:
+    from .report import Period
+
+    now = time.time()
+    end = parse_when(until, "--until", now=now) or now
+    start = parse_when(since, "--since", now=end)
+    start = end - 30 * 86400.0 if start is None else start
+    if not start < end:
+        raise ConfigError("--since", since, "must be before --until")
+    return Period(start, end)
+
+
+@incident.command()
+@_store_option
+@click.option("--since", default=None, help="Start (ISO 8601, Unix seconds, or 30d back).")
+@click.option("--until", default=None, help="End (default now).")
+@click.option("--by", "key", type=click.Choice(["all", "service", "mode"]), default="all",
+              show_default=True, help="Group by service or failure mode.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+def stats(*, store: str, since: str | None, until: str | None, key: str, as_json: bool) -> None:
+    """Time to detect, acknowledge, mitigate and recover, and time between failures: medians and
+    90th percentiles with order-statistic confidence intervals (95 %)."""
+    from .analytics import by_group
+    from .report import secs
+
+    period = _period(since, until)
+    with _open(store) as db:
+        rows = db.incidents(since=period.since, until=period.until, limit=1_000_000)
+    groups = by_group(rows, key=key)
+    if as_json:
+        out = {g: {m: s.to_json() for m, s in ms.items()} for g, ms in groups.items()}
+        click.echo(json.dumps(out, indent=2, sort_keys=True))
+        return
+    if not groups:
+        click.echo("no incidents in the period")
+    for group, metrics in groups.items():
+        click.echo(f"{group}:")
+        for metric, s in metrics.items():
+            if s.median is None or s.p90 is None:
+                click.echo(f"  {metric:<24} no data")
+                continue
+            click.echo(
+                f"  {metric:<24} median {secs(s.median.value)} "
+                f"[{secs(s.median.low)}, {secs(s.median.high)}]  "
+                f"p90 {secs(s.p90.value)} [{secs(s.p90.low)}, {secs(s.p90.high)}]  "
+                f"mean {secs(s.mean)}  n={s.n}"
+            )
+
+
+@click.command()
+@_store_option
+@_slo_store_option
+@_spec_option
+@click.option("--since", default=None, help="Start (ISO 8601, Unix seconds, or 30d back).")
+@click.option("--until", default=None, help="End (default now).")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+def report(*, store: str, slo_store: str | None, spec: str | None, since: str | None,
+           until: str | None, as_json: bool) -> None:  # fmt: skip
+    """A period's reliability against the previous period: SLO attainment and budget spent,
+    incidents, top failure modes, time to x, open action items, risks predicted and observed."""
+    from .report import period_report, render_text
+
+    period = _period(since, until)
+    slos: list[Any] = []
+    risks: list[Any] = []
+    if spec is not None:
+        from buttress.slo.load import load_slos
+
+        if os.path.isdir(spec):
+            raise ConfigError("--spec", spec, "is a directory; give the reliability.yaml file")
+        slos = load_slos(spec)
+        risks = _risks(spec)
+    sli = None
+    if slo_store is not None:
+        if not os.path.isfile(slo_store):
+            raise ConfigError("--slo-store", slo_store, "no such file")
+        from buttress.slo.store import SLIStore
+
+        sli = SLIStore(slo_store)
+    try:
+        with _open(store) as db:
+            data = period_report(db, period, slos=slos, sli_store=sli, risks=risks)
+    finally:
+        if sli is not None:
+            sli.close()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        click.echo(render_text(data), nl=False)
