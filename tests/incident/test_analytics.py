@@ -58,7 +58,7 @@ def history() -> list[Incident]:
                 notifications=1,
                 labels={},
                 source="webhook",
-            )  # fmt: skip
+            )
         )
     return out
 
