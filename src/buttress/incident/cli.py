@@ -367,7 +367,15 @@ def postmortem(*, store: str, ident: int, slo_store: str | None, spec: str | Non
 
 
 def _risks(spec: str) -> list[Any]:
+    import importlib.util
+
     from .postmortem import load_risks
+
+    # The assessment imports numpy deep inside; name the extra before any work.
+    if importlib.util.find_spec("numpy") is None:
+        from buttress.errors import MissingExtra
+
+        raise MissingExtra("the risk register (--spec)", "incident", "numpy")
 
     try:
         return load_risks(spec)
