@@ -134,3 +134,13 @@ def test_deploy_markers_over_http(served: tuple[IncidentStore, str]) -> None:
     [marker] = httpx.get(f"{url}/api/v1/deploys").json()
     assert (marker["service"], marker["version"], marker["actor"]) == ("shop", "2.0", "ci-42")
     assert json.loads(json.dumps(store.deploys()[0].to_json())) == marker
+
+
+def test_a_failing_store_is_503_not_a_crash(tmp_path: Path) -> None:
+    store = IncidentStore(tmp_path / "inc.db")
+    with UvicornThread(create_app(store), lifespan="on") as srv:
+        store._conn.close()  # the store's file is gone from under it
+        r = httpx.post(f"{srv.url}/api/v1/webhook", json={"key": "k", "status": "firing"})
+        assert r.status_code == 503
+        assert r.json()["error"].startswith("incident store unavailable:")
+        assert httpx.get(f"{srv.url}/healthz").status_code == 200

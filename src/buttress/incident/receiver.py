@@ -39,6 +39,8 @@ from .model import BadPayload, Notification, TransitionRefused, parse_alertmanag
 from .store import IncidentStore, Outcome
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+
     from .notify import Notifier
 
 __all__ = ["LOOPBACK", "MAX_BATCH", "Receiver", "check_bind", "create_app"]
@@ -135,6 +137,147 @@ def _error(status: int, message: str) -> Any:
     return _response({"error": message}, status)
 
 
+class _Api:
+    """The route handlers, sharing the store, the receiver, the token and the notifier."""
+
+    def __init__(
+        self,
+        store: IncidentStore,
+        receiver: Receiver,
+        *,
+        token: str | None,
+        max_body: int,
+        notifier: Notifier | None,
+    ) -> None:
+        self.store = store
+        self.receiver = receiver
+        self.expected = f"Bearer {token}".encode() if token else None
+        self.max_body = max_body
+        self.notifier = notifier
+
+    def authorized(self, request: Request) -> bool:
+        if self.expected is None:
+            return True
+        given = request.headers.get("authorization", "").encode()
+        return hmac.compare_digest(given, self.expected)
+
+    async def refuse(self, endpoint: str, status: int, reason: str, body: bytes) -> Any:
+        """Journal a refused request, then answer it."""
+        await asyncio.to_thread(self.store.reject, endpoint, status, reason, body)
+        return _error(status, reason)
+
+    async def read_json(self, request: Request, endpoint: str) -> tuple[Any, Any]:
+        """(parsed body, None) or (None, the refusal response)."""
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_body:
+                return None, await self.refuse(
+                    endpoint, 413, f"body over {self.max_body} bytes", body
+                )
+        if not self.authorized(request):
+            return None, await self.refuse(endpoint, 401, "missing or wrong bearer token", b"")
+        try:
+            return json.loads(body), None
+        except (ValueError, UnicodeDecodeError) as e:
+            return None, await self.refuse(endpoint, 400, f"body is not JSON: {e}", body)
+
+    def webhook(self, endpoint: str, parse: Callable[[object], Notification]) -> Callable[..., Any]:
+        async def handle(request: Request) -> Any:
+            data, refusal = await self.read_json(request, endpoint)
+            if refusal is not None:
+                return refusal
+            try:
+                notification = parse(data)
+            except BadPayload as e:
+                return await self.refuse(endpoint, 422, str(e), json.dumps(data).encode())
+            try:
+                outcome = await self.receiver.submit(notification)
+            except Exception as e:  # the store failed (disk full...): the sender retries
+                return _error(503, f"incident store unavailable: {e}")
+            return _response({"action": outcome.action, "incident": outcome.incident})
+
+        return handle
+
+    async def list_incidents(self, request: Request) -> Any:
+        if not self.authorized(request):
+            return _error(401, "missing or wrong bearer token")
+        q = request.query_params
+        try:
+            limit = int(q.get("limit", "1000"))
+        except ValueError:
+            return _error(400, "limit: must be an integer")
+        rows = await asyncio.to_thread(
+            self.store.incidents, state=q.get("state"), open_only=q.get("open") == "1", limit=limit
+        )
+        return _response([r.to_json() for r in rows])
+
+    async def show_incident(self, request: Request) -> Any:
+        if not self.authorized(request):
+            return _error(401, "missing or wrong bearer token")
+        ident = int(request.path_params["id"])
+        try:
+            found = await asyncio.to_thread(self.store.get, ident)
+        except ButtressError as e:
+            return _error(404, str(e))
+        log = await asyncio.to_thread(self.store.log, ident)
+        return _response(found.to_json() | {"log": [e.to_json() for e in log]})
+
+    async def act(self, request: Request) -> Any:
+        data, refusal = await self.read_json(request, "incident")
+        if refusal is not None:
+            return refusal
+        action = request.path_params["action"]
+        if action not in _ACTIONS:
+            return _error(404, f"unknown action {action!r}; one of ack, mitigate, resolve")
+        if not isinstance(data, dict) or not isinstance(data.get("by"), str) or not data["by"]:
+            return _error(422, "by: required, the person taking the step")
+        at = data.get("at")
+        if at is not None and (isinstance(at, bool) or not isinstance(at, int | float)):
+            return _error(422, "at: must be Unix seconds")
+        try:
+            found = await asyncio.to_thread(
+                self.store.transition,
+                int(request.path_params["id"]),
+                _ACTIONS[action],
+                actor=data["by"],
+                at=at,
+                note=str(data.get("note", "")),
+            )
+        except TransitionRefused as e:
+            return _error(409 if "no such incident" not in str(e) else 404, str(e))
+        if self.notifier is not None:
+            self.notifier.submit(found.id, found.state)
+        return _response(found.to_json())
+
+    async def post_deploy(self, request: Request) -> Any:
+        data, refusal = await self.read_json(request, "deploys")
+        if refusal is not None:
+            return refusal
+        if not isinstance(data, dict):
+            return await self.refuse("deploys", 422, "body: must be a JSON object", b"")
+        try:
+            marker = await asyncio.to_thread(
+                self.store.add_deploy,
+                data.get("service"),  # type: ignore[arg-type]
+                data.get("version"),  # type: ignore[arg-type]
+                actor=data.get("by", "ci"),
+                at=data.get("at"),
+            )
+        except (ConfigError, TypeError, ValueError) as e:
+            return await self.refuse("deploys", 422, str(e), json.dumps(data).encode())
+        return _response(marker.to_json(), 201)
+
+    async def list_deploys(self, request: Request) -> Any:
+        if not self.authorized(request):
+            return _error(401, "missing or wrong bearer token")
+        rows = await asyncio.to_thread(self.store.deploys)
+        return _response([d.to_json() for d in rows])
+
+    async def healthz(self, request: Request) -> Any:
+        return _response({"status": "pass"})
+
+
 def create_app(
     store: IncidentStore,
     *,
@@ -150,7 +293,6 @@ def create_app(
     """
     try:
         from starlette.applications import Starlette
-        from starlette.requests import Request
         from starlette.routing import Route
     except ImportError as e:
         raise MissingExtra("buttress incident serve", "incident", e.name or "starlette") from None
@@ -159,124 +301,7 @@ def create_app(
     if notifier is not None:
         listeners = [*listeners, notifier.listener]
     receiver = Receiver(store, listeners=listeners)
-    expected = f"Bearer {token}".encode() if token else None
-
-    def authorized(request: Request) -> bool:
-        if expected is None:
-            return True
-        given = request.headers.get("authorization", "").encode()
-        return hmac.compare_digest(given, expected)
-
-    async def refuse(endpoint: str, status: int, reason: str, body: bytes) -> Any:
-        await asyncio.to_thread(store.reject, endpoint, status, reason, body)
-        return _error(status, reason)
-
-    async def read_json(request: Request, endpoint: str) -> tuple[Any, Any]:
-        """(parsed body, None) or (None, the refusal response)."""
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body:
-                return None, await refuse(endpoint, 413, f"body over {max_body} bytes", body)
-        if not authorized(request):
-            return None, await refuse(endpoint, 401, "missing or wrong bearer token", b"")
-        try:
-            return json.loads(body), None
-        except (ValueError, UnicodeDecodeError) as e:
-            return None, await refuse(endpoint, 400, f"body is not JSON: {e}", body)
-
-    def webhook(endpoint: str, parse: Callable[[object], Notification]) -> Callable[..., Any]:
-        async def handle(request: Request) -> Any:
-            data, refusal = await read_json(request, endpoint)
-            if refusal is not None:
-                return refusal
-            try:
-                notification = parse(data)
-            except BadPayload as e:
-                return await refuse(endpoint, 422, str(e), json.dumps(data).encode())
-            outcome = await receiver.submit(notification)
-            return _response({"action": outcome.action, "incident": outcome.incident})
-
-        return handle
-
-    async def list_incidents(request: Request) -> Any:
-        if not authorized(request):
-            return _error(401, "missing or wrong bearer token")
-        q = request.query_params
-        try:
-            limit = int(q.get("limit", "1000"))
-        except ValueError:
-            return _error(400, "limit: must be an integer")
-        rows = await asyncio.to_thread(
-            store.incidents, state=q.get("state"), open_only=q.get("open") == "1", limit=limit
-        )
-        return _response([r.to_json() for r in rows])
-
-    async def show_incident(request: Request) -> Any:
-        if not authorized(request):
-            return _error(401, "missing or wrong bearer token")
-        ident = int(request.path_params["id"])
-        try:
-            found = await asyncio.to_thread(store.get, ident)
-        except ButtressError as e:
-            return _error(404, str(e))
-        log = await asyncio.to_thread(store.log, ident)
-        return _response(found.to_json() | {"log": [e.to_json() for e in log]})
-
-    async def act(request: Request) -> Any:
-        data, refusal = await read_json(request, "incident")
-        if refusal is not None:
-            return refusal
-        action = request.path_params["action"]
-        if action not in _ACTIONS:
-            return _error(404, f"unknown action {action!r}; one of ack, mitigate, resolve")
-        if not isinstance(data, dict) or not isinstance(data.get("by"), str) or not data["by"]:
-            return _error(422, "by: required, the person taking the step")
-        at = data.get("at")
-        if at is not None and (isinstance(at, bool) or not isinstance(at, int | float)):
-            return _error(422, "at: must be Unix seconds")
-        note = data.get("note", "")
-        try:
-            found = await asyncio.to_thread(
-                store.transition,
-                int(request.path_params["id"]),
-                _ACTIONS[action],
-                actor=data["by"],
-                at=at,
-                note=str(note),
-            )
-        except TransitionRefused as e:
-            return _error(409 if "no such incident" not in str(e) else 404, str(e))
-        if notifier is not None:
-            notifier.submit(found.id, found.state)
-        return _response(found.to_json())
-
-    async def post_deploy(request: Request) -> Any:
-        data, refusal = await read_json(request, "deploys")
-        if refusal is not None:
-            return refusal
-        if not isinstance(data, dict):
-            return await refuse("deploys", 422, "body: must be a JSON object", b"")
-        try:
-            marker = await asyncio.to_thread(
-                store.add_deploy,
-                data.get("service"),  # type: ignore[arg-type]
-                data.get("version"),  # type: ignore[arg-type]
-                actor=data.get("by", "ci"),
-                at=data.get("at"),
-            )
-        except (ConfigError, TypeError, ValueError) as e:
-            return await refuse("deploys", 422, str(e), json.dumps(data).encode())
-        return _response(marker.to_json(), 201)
-
-    async def list_deploys(request: Request) -> Any:
-        if not authorized(request):
-            return _error(401, "missing or wrong bearer token")
-        rows = await asyncio.to_thread(store.deploys)
-        return _response([d.to_json() for d in rows])
-
-    async def healthz(request: Request) -> Any:
-        return _response({"status": "pass"})
+    api = _Api(store, receiver, token=token, max_body=max_body, notifier=notifier)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -289,16 +314,16 @@ def create_app(
         routes=[
             Route(
                 "/api/v1/alertmanager",
-                webhook("alertmanager", parse_alertmanager),
+                api.webhook("alertmanager", parse_alertmanager),
                 methods=["POST"],
             ),
-            Route("/api/v1/webhook", webhook("webhook", parse_generic), methods=["POST"]),
-            Route("/api/v1/incidents", list_incidents),
-            Route("/api/v1/incidents/{id:int}", show_incident),
-            Route("/api/v1/incidents/{id:int}/{action}", act, methods=["POST"]),
-            Route("/api/v1/deploys", post_deploy, methods=["POST"]),
-            Route("/api/v1/deploys", list_deploys),
-            Route("/healthz", healthz),
+            Route("/api/v1/webhook", api.webhook("webhook", parse_generic), methods=["POST"]),
+            Route("/api/v1/incidents", api.list_incidents),
+            Route("/api/v1/incidents/{id:int}", api.show_incident),
+            Route("/api/v1/incidents/{id:int}/{action}", api.act, methods=["POST"]),
+            Route("/api/v1/deploys", api.post_deploy, methods=["POST"]),
+            Route("/api/v1/deploys", api.list_deploys),
+            Route("/healthz", api.healthz),
         ],
         lifespan=lifespan,
     )

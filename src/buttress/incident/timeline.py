@@ -148,10 +148,7 @@ def deploy_entries(deploys: Iterable[Deploy]) -> list[Entry]:
 def feed_entries(path: str | Path, start: float, end: float) -> list[Entry]:
     """State changes logged in the feed table ``buttress_events`` of ``path`` in ``[start, end]``
     (none when the file has no feed)."""
-    try:
-        conn = connect(path, read_only=True)
-    except ButtressError:
-        raise
+    conn = connect(path, read_only=True)
     try:
         try:
             rows = conn.execute(
