@@ -150,6 +150,18 @@ def test_malformed_alertmanager_payloads_name_the_field(body: object, field: str
     assert info.value.field == field
 
 
+def test_truncated_alerts_are_noted(store: IncidentStore) -> None:
+    body = am_payload([am_alert()]) | {"truncatedAlerts": 40}
+    [o] = store.ingest([parse_alertmanager(body)])
+    assert store.log(o.incident or 0)[0].detail == {
+        "alerts": 1,
+        "title": "HighErrorRate",
+        "truncated": 40,
+    }
+    with pytest.raises(BadPayload, match="truncatedAlerts: must be a non-negative integer"):
+        parse_alertmanager(am_payload([am_alert()]) | {"truncatedAlerts": "many"})
+
+
 def test_generic_payload_refuses_unknown_fields() -> None:
     with pytest.raises(BadPayload, match="colour: unknown field"):
         parse_generic({"key": "k", "status": "firing", "colour": "red"})

@@ -133,6 +133,7 @@ class Notification:
     severity: str
     started: float | None
     body: Mapping[str, Any] = field(default_factory=dict)
+    truncated: int = 0  # alerts Alertmanager left out (its max_alerts)
 
     @property
     def firing_ids(self) -> frozenset[tuple[str, float | None]]:
@@ -298,7 +299,15 @@ def parse_alertmanager(body: object) -> Notification:
         severity=_pick(common, "severity", default="unknown"),
         started=min(firing_starts or all_starts) if (firing_starts or all_starts) else None,
         body=body,
+        truncated=_count(body, "truncatedAlerts"),
     )
+
+
+def _count(body: Mapping[str, Any], name: str) -> int:
+    value = body.get(name, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadPayload(name, "must be a non-negative integer")
+    return value
 
 
 def _am_alert(raw: object, index: int) -> AlertRecord:

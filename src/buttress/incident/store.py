@@ -230,7 +230,8 @@ class IncidentStore(Database):
             now,
             "detected",
             actor=n.source,
-            detail={"alerts": len(firing), "title": n.title},
+            detail={"alerts": len(firing), "title": n.title}
+            | ({"truncated": n.truncated} if n.truncated else {}),
         )
         return Outcome("opened", incident)
 
