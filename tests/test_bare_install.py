@@ -80,6 +80,9 @@ COMMANDS = [
     ["proxy", "--help"],
     ["dashboard", "--help"],
     ["health", "probe", "http://127.0.0.1:9/health", "--timeout", "0.5"],
+    ["incident", "list", "--store", "{tmp}/incidents.db"],
+    ["incident", "serve", "--store", "{tmp}/incidents.db", "--port", "0"],
+    ["report", "--store", "{tmp}/incidents.db"],
 ]
 
 

@@ -31,6 +31,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "health": ("buttress.health.cli:health", "probe a health endpoint (exit 0 on pass/warn)"),
     "modes": ("buttress.modes.cli:modes", "degraded modes: list, switch on and off, status"),
     "supervise": ("buttress.supervise.cli:supervise", "run supervision trees, show status, export"),
+    "incident": ("buttress.incident.cli:incident", "receive alerts; ack, mitigate, resolve"),
+    "report": ("buttress.incident.cli:report", "SLOs, incidents, MTTx over a period vs the last"),
 }
 
 

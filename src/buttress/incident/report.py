@@ -1,0 +1,223 @@
+"""``buttress report``: a period's reliability, against the period before it.
+
+For ``[since, until)`` and the previous period of the same length:
+
+* per SLO (with the SLI store and the spec): attainment (good / total events) against the
+  objective, and the error budget spent, ``bad / ((1 - objective) * total)`` -- the share of the
+  period's own budget (over 100 %: the SLO was missed for the period);
+* incidents detected in the period, the top failure modes (by count, then by time to recover),
+  and the time-to-x distributions (:mod:`buttress.incident.analytics`);
+* open action items (of any period) and the risk each answers;
+* with an architecture: the risk register's predicted occurrences in the period
+  (``frequency * period / 1 year``) beside the incidents observed for that risk (an incident
+  belongs to a risk when its failure mode names the risk's event or mode).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .analytics import by_group
+from .model import Incident, stamp
+from .store import IncidentStore
+
+if TYPE_CHECKING:
+    from buttress.assess.risk import Risk
+    from buttress.slo.spec import SLOSpec
+    from buttress.slo.store import SLIStore
+
+__all__ = ["Period", "period_figures", "period_report", "render_text"]
+
+YEAR = 365.0 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """``[since, until)`` in Unix seconds."""
+
+    since: float
+    until: float
+
+    @property
+    def previous(self) -> Period:
+        return Period(2 * self.since - self.until, self.since)
+
+
+def _slo_figures(slos: Sequence[SLOSpec], sli: SLIStore, period: Period) -> list[dict[str, Any]]:
+    lo, hi = int(period.since // 60), int(period.until // 60)
+    names = [s.name for s in slos]
+    good, total = sli.totals(names, lo, hi) if names else ([], [])
+    out = []
+    for slo, g, t in zip(slos, good, total, strict=True):
+        allowed = 1 - slo.objective / 100
+        attainment = g / t if t else None
+        out.append(
+            {
+                "slo": slo.name,
+                "objective": slo.objective,
+                "good": g,
+                "total": t,
+                "attainment": attainment,
+                "met": None if attainment is None else attainment * 100 >= slo.objective,
+                "budget_spent": (t - g) / (allowed * t) if t else None,
+            }
+        )
+    return out
+
+
+def _duration(i: Incident) -> float:
+    return (i.resolved if i.resolved is not None else i.detected) - i.started
+
+
+def period_figures(
+    store: IncidentStore,
+    period: Period,
+    *,
+    slos: Sequence[SLOSpec] = (),
+    sli_store: SLIStore | None = None,
+) -> dict[str, Any]:
+    """One period's figures (no trend, no risk register)."""
+    incidents = store.incidents(since=period.since, until=period.until, limit=1_000_000)
+    modes = Counter(i.mode for i in incidents)
+    downtime: dict[str, float] = {}
+    for i in incidents:
+        downtime[i.mode] = downtime.get(i.mode, 0.0) + _duration(i)
+    top = sorted(modes, key=lambda m: (-modes[m], -downtime[m], m))
+    stats = by_group(incidents)
+    return {
+        "since": period.since,
+        "until": period.until,
+        "slos": _slo_figures(slos, sli_store, period) if sli_store is not None else [],
+        "incidents": [i.to_json() for i in sorted(incidents, key=lambda i: i.detected)],
+        "top_modes": [{"mode": m, "incidents": modes[m], "seconds": downtime[m]} for m in top[:10]],
+        "mttx": {metric: s.to_json() for metric, s in stats.get("all", {}).items()},
+    }
+
+
+def _risks_vs_observed(
+    risks: Sequence[Risk], incidents: Sequence[dict[str, Any]], period: Period
+) -> list[dict[str, Any]]:
+    years = (period.until - period.since) / YEAR
+    observed = Counter(i["mode"] for i in incidents)
+    worst: dict[str, Risk] = {}
+    for r in risks:
+        if r.event not in worst or r.bad_minutes > worst[r.event].bad_minutes:
+            worst[r.event] = r
+    rows = []
+    for r in sorted(worst.values(), key=lambda r: -r.bad_minutes):
+        seen = observed.get(r.event, 0) + (observed.get(r.mode, 0) if r.mode != r.event else 0)
+        rows.append(
+            {
+                "event": r.event,
+                "mode": r.mode,
+                "journey": r.journey,
+                "predicted": r.frequency * years,
+                "observed": seen,
+                "bad_minutes_per_year": r.bad_minutes,
+                "rpn": r.rpn,
+            }
+        )
+    return [row for i, row in enumerate(rows) if i < 10 or row["observed"]]
+
+
+def period_report(
+    store: IncidentStore,
+    period: Period,
+    *,
+    slos: Sequence[SLOSpec] = (),
+    sli_store: SLIStore | None = None,
+    risks: Sequence[Risk] = (),
+) -> dict[str, Any]:
+    """The report: this period, the previous one, open action items, risks against reality."""
+    now = period_figures(store, period, slos=slos, sli_store=sli_store)
+    before = period_figures(store, period.previous, slos=slos, sli_store=sli_store)
+    items = store.action_items(open_only=True)
+    return {
+        "period": now,
+        "previous": before,
+        "open_action_items": [i.to_json() for i in items],
+        "risks": _risks_vs_observed(risks, now["incidents"], period) if risks else [],
+    }
+
+
+def _pct(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def secs(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x < 120:
+        return f"{x:.0f}s"
+    if x < 7200:
+        return f"{x / 60:.1f}m"
+    return f"{x / 3600:.1f}h"
+
+
+def _trend(now: float | None, before: float | None, *, lower_is_better: bool = True) -> str:
+    if now is None or before is None:
+        return ""
+    if now == before:
+        return " (=)"
+    better = (now < before) == lower_is_better
+    return f" ({'better' if better else 'worse'} than {secs(before)})"
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """The report as plain text."""
+    p, q = report["period"], report["previous"]
+    lines = [f"Reliability report {stamp(p['since'])} .. {stamp(p['until'])}", ""]
+    if p["slos"]:
+        lines.append("SLOs (attainment / objective, budget spent; previous period)")
+        prev = {s["slo"]: s for s in q["slos"]}
+        for s in p["slos"]:
+            old = prev.get(s["slo"], {})
+            lines.append(
+                f"  {s['slo']:<28} {_pct(s['attainment'])} / {s['objective']:g}%  "
+                f"budget {_pct(s['budget_spent'], 1)}  "
+                f"(before: {_pct(old.get('attainment'))}, "
+                f"budget {_pct(old.get('budget_spent'), 1)})"
+            )
+        lines.append("")
+    lines.append(f"Incidents: {len(p['incidents'])} (previous period: {len(q['incidents'])})")
+    for i in p["incidents"]:
+        lines.append(
+            f"  #{i['id']:<4} {stamp(i['detected'])}  {i['state']:<12} "
+            f"{i['service']}/{i['mode']}  {i['title']}"
+        )
+    if p["top_modes"]:
+        lines += ["", "Top failure modes"]
+        for m in p["top_modes"]:
+            lines.append(f"  {m['mode']:<28} {m['incidents']} incident(s), {secs(m['seconds'])}")
+    lines += ["", "Time to x (median [95% CI], p90; previous median)"]
+    for metric, s in p["mttx"].items():
+        old = q["mttx"].get(metric, {}).get("median") or {}
+        med = s["median"]
+        if med is None:
+            lines.append(f"  {metric:<24} no data")
+            continue
+        p90 = s["p90"]
+        lines.append(
+            f"  {metric:<24} {secs(med['value'])} [{secs(med['low'])}, {secs(med['high'])}], "
+            f"p90 {secs(p90['value'])}, n={s['n']}"
+            + _trend(
+                med["value"], old.get("value"), lower_is_better=metric != "time_between_failures"
+            )
+        )
+    lines += ["", f"Open action items: {len(report['open_action_items'])}"]
+    for a in report["open_action_items"]:
+        lines.append(
+            f"  #{a['id']:<4} incident #{a['incident']}: {a['title']} "
+            f"({a['owner']}; risk {a['risk']})"
+        )
+    if report["risks"]:
+        lines += ["", "Risk register against reality (occurrences in the period)"]
+        for r in report["risks"]:
+            lines.append(
+                f"  {r['event']:<28} predicted {r['predicted']:.2f}, observed {r['observed']}"
+                f"  ({r['mode']}; {r['bad_minutes_per_year']:.1f} bad min/yr, RPN {r['rpn']})"
+            )
+    return "\n".join(lines) + "\n"
