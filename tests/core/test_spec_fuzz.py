@@ -7,7 +7,7 @@ bytes that are not UTF-8, truncation.  Each goes through ``buttress spec validat
 (click's runner, the function the command runs) and, for the example files of other formats, also
 through the command that reads them (``slo validate``, ``chaos validate``).  Every run must end with
 exit status 0 (a mutant that happens to stay valid) or 2 with one clear line naming
-``file:line:column`` (more problems follow on indented lines), never a traceback, in under 2 s and
+``file:line:column`` (more problems follow on indented lines), never a traceback, in under 2 s of CPU and
 200 MB (tracemalloc's peak).  Mutants that are invalid by construction must give 2.
 
 A few mutants also run in real subprocesses with an address-space limit of 200 MB.
@@ -326,10 +326,15 @@ def test_mutants_of_every_example_exit_2_with_one_located_line(name: str, tmp_pa
             # (an empty experiment); `spec validate` always names a line and column.
             strict = command == "spec validate"
             tracemalloc.start()
-            t0 = time.perf_counter()
+            # CPU time of this thread (the runner calls the command in it): what the loader
+            # costs, whatever else the machine runs (wall time on a shared 2-core machine under
+            # a parallel suite measures the neighbours).  tracemalloc is on meanwhile and slows
+            # Python several times, so the real figure is lower still; the wall time of the
+            # worst input, the alias bomb, is checked alone in test_spec_hostile.py.
+            t0 = time.thread_time()
             try:
                 result = runner.invoke(main, [*args, str(path)])
-                elapsed = time.perf_counter() - t0
+                elapsed = time.thread_time() - t0
                 peak = tracemalloc.get_traced_memory()[1]
             finally:
                 tracemalloc.stop()
@@ -343,7 +348,7 @@ def test_mutants_of_every_example_exit_2_with_one_located_line(name: str, tmp_pa
                 result.exit_code, result.stderr, result.output, mutant.invalid, strict=strict
             )
             if problem is None and elapsed > SECONDS:
-                problem = f"took {elapsed:.2f}s"
+                problem = f"took {elapsed:.2f}s of CPU"
             if problem is None and peak > BYTES:
                 problem = f"peaked at {peak / 1e6:.0f} MB"
             if problem is not None:
