@@ -363,7 +363,9 @@ def analyse(
                 if c not in own_cuts:
                     own_cuts[c] = minimal_cut_sets(compiled.intrinsic[c], max_order=max_order)
                 cuts.extend(own_cuts[c])
-            cuts = minimize(cuts)
+            # An event that cannot happen (availability 1) makes no cut set: "top fails if top
+            # fails" is not a single point of failure.
+            cuts = [cut for cut in minimize(cuts) if all(p[e] > 0 for e in cut)]
         cut_reports = []
         for cut in cuts:
             prob = math.prod(p[e] for e in cut)

@@ -45,7 +45,10 @@ def _has_own_spof(analysis: Analysis, name: str) -> bool:
     confined to or a shared-fate domain (not a region every component shares)."""
     compiled = analysis.compiled
     for cut in minimal_cut_sets(compiled.intrinsic[name], max_order=1):
-        info = compiled.info[next(iter(cut))]
+        ev = next(iter(cut))
+        if analysis.probabilities[ev] <= 0:
+            continue  # it cannot fail (availability 1)
+        info = compiled.info[ev]
         if info.kind != "domain" or info.domain is None:
             return True
         if analysis.system.domains[info.domain].kind != "region":

@@ -193,8 +193,8 @@ def risk_register(analysis: Analysis, journey: str, *, limit: int | None = None)
             detect, recover = u.detect, u.mttr - u.detect
         hit_detect = max(hit_recover, routed.get(ev, 0.0))
         bad = freq * 60.0 * (detect * hit_detect + recover * hit_recover)
-        if bad <= 0 and hit_recover <= 0:
-            continue
+        if freq <= 0 or (bad <= 0 and hit_recover <= 0):
+            continue  # a failure that never happens (availability 1) is no risk
         rows.append(
             Risk(
                 journey=journey,
