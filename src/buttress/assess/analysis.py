@@ -5,7 +5,7 @@
 diagram small), and evaluates it with each basic event's steady-state unavailability:
 
 * ``unit`` and ``domain`` events: ``q = MTTR / (MTBF + MTTR)``;
-* ``ap`` events: ``1 - A`` of the active-passive Markov chain (closed form for two units).
+* ``ap`` and ``group`` events: ``1 - A`` of the group's Markov chain (:mod:`.groups`).
 
 Downtime per year is ``(1 - A) * 525 600`` minutes (a 365-day year) and per month a twelfth of it.
 Where a journey's downtime comes from is attributed per basic event by its Fussell-Vesely share,
@@ -19,17 +19,9 @@ import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from .analytic import (
-    MINUTES_PER_MONTH,
-    MINUTES_PER_YEAR,
-    active_passive,
-    active_passive_2,
-    active_passive_at,
-    nines,
-    point_availability,
-)
+from .analytic import MINUTES_PER_MONTH, MINUTES_PER_YEAR, nines, point_availability
 from .bdd import BDD, Importance
-from .compiler import Compiled, compile_system, occurs
+from .compiler import CHAIN_KINDS, Compiled, compile_system, occurs
 from .faulttree import Event, Node, minimal_cut_sets, minimize
 from .system import System
 
@@ -125,15 +117,10 @@ def event_probabilities(compiled: Compiled, at: float | None = None) -> dict[Eve
     system = compiled.system
     out: dict[Event, float] = {}
     for ev, info in compiled.info.items():
-        if info.kind == "ap":
+        if info.kind in CHAIN_KINDS:
             assert info.component is not None
-            g = system.components[info.component].ap_params()
-            if at is not None:
-                a = active_passive_at(g, at)
-            elif g.n == 2:
-                a = active_passive_2(g)
-            else:
-                a = active_passive(g)
+            chain = system.components[info.component].chain()
+            a = chain.availability() if at is None else chain.availability_at(at)
             out[ev] = min(1.0, max(0.0, 1.0 - a))
             continue
         if info.kind == "unit":
@@ -184,6 +171,16 @@ def _reason(compiled: Compiled, comp_name: str, occurred: frozenset[Event]) -> s
         return (
             f"{comp_name}'s active-passive pair is down (a failover under way, a failover that "
             "did not take, or no unit left)"
+        )
+    if compiled.events.get(f"group:{comp_name}") in occurred:
+        why = []
+        if comp.crews is not None and comp.crews < n:
+            why.append(f"{comp.crews} repair crew{'s' if comp.crews > 1 else ''} for {n} replicas")
+        if comp.beta > 0:
+            why.append(f"common-cause failures (beta {comp.beta:g})")
+        return (
+            f"{comp_name} needs {comp.required} of its {n} replicas and loses more than "
+            f"{n - comp.required} ({', '.join(why)})"
         )
     if len(by_domain) == 1 and not own and len(next(iter(by_domain.values()))) == n:
         dom = next(iter(by_domain))

@@ -5,13 +5,21 @@ Basic events are independent (that is what makes the evaluation exact):
 * ``unit:C[i]``: replica ``i`` of component ``C`` fails by itself (MTBF/MTTR of a unit);
 * ``ap:C``: the active-passive group ``C`` is down for reasons internal to it (unit failures,
   failover time, failed failovers), with the probability of its Markov chain;
+* ``group:C``: the active-active group ``C`` whose replicas are not independent (fewer repair
+  crews than replicas, or a common-cause beta factor) has fewer than ``k`` units working, with the
+  probability of its Markov chain (:mod:`.groups`);
 * ``domain:D``: failure domain ``D`` (zone, region, shared-fate dependency) is down.
 
 Gates, for a component ``C`` with replicas ``0..n-1`` and hard dependencies ``H``:
 
     replica_down(i) = OR(unit:C[i], domain:zone(i), domain:parent(zone(i)), ...)
     active-active:   intrinsic(C) = AT_LEAST(n - k + 1, replica_down(0..n-1))
-    active-passive:  intrinsic(C) = OR(ap:C, AND(domain chain of every replica is down))
+    Markov group:    intrinsic(C) = OR(ap:C or group:C,
+                                   AT_LEAST(n - k + 1, domain chains of the replicas))
+
+The group event and the domains are independent events, so a group is exact without placement;
+with placement, a cut mixing a unit failure inside the group and a domain outage is not counted
+(the group's chain does not know the domains), which slightly flatters such a group.
     fails(C)         = OR(intrinsic(C), shared domains of C and their parents, fails(h) for h in H)
     top(journey)     = fails(entry)
 
@@ -29,14 +37,17 @@ from dataclasses import dataclass, field
 from .faulttree import AtLeast, Event, Node, Or, postorder
 from .system import Component, System
 
-__all__ = ["Compiled", "EventInfo", "compile_system", "occurs"]
+__all__ = ["CHAIN_KINDS", "Compiled", "EventInfo", "compile_system", "occurs"]
+
+CHAIN_KINDS = ("ap", "group")
+"""Event kinds whose probability comes from a group's Markov chain (:mod:`.groups`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class EventInfo:
     """What a basic event stands for."""
 
-    kind: str  # "unit" | "ap" | "domain"
+    kind: str  # "unit" | "ap" | "group" | "domain"
     component: str | None = None
     replica: int | None = None
     domain: str | None = None
@@ -88,20 +99,27 @@ def _chain(c: Compiled, zone: str | None) -> list[Node]:
     return [_domain(c, d) for d in c.system.chain(zone)]
 
 
-def _intrinsic(c: Compiled, comp: Component) -> Node:
+def _group(c: Compiled, comp: Component) -> Node:
+    """A Markov group (active-passive, shared crews, common cause): one event for the group's own
+    failures, OR'd with its replicas' domains taking down more than it can lose."""
     n = comp.replicas
     if comp.active_passive:
-        ap = _event(
-            c,
-            f"ap:{comp.name}",
-            f"{comp.name}'s failover pair is down",
-            EventInfo("ap", component=comp.name),
-        )
-        chains = [_chain(c, comp.zone_of(i)) for i in range(n)]
-        if all(chains):
-            per_unit: list[Node] = [ch[0] if len(ch) == 1 else Or(*ch) for ch in chains]
-            return Or(ap, AtLeast(n, *per_unit), name=f"intrinsic:{comp.name}")
-        return ap
+        kind, label = "ap", f"{comp.name}'s failover pair is down"
+    else:
+        kind, label = "group", f"{comp.name} loses more than {n - comp.required} of {n} replicas"
+    ev = _event(c, f"{kind}:{comp.name}", label, EventInfo(kind, component=comp.name))
+    chains = [ch for ch in (_chain(c, comp.zone_of(i)) for i in range(n)) if ch]
+    need = n - comp.required + 1
+    if len(chains) >= need:
+        per_unit: list[Node] = [ch[0] if len(ch) == 1 else Or(*ch) for ch in chains]
+        return Or(ev, AtLeast(need, *per_unit), name=f"intrinsic:{comp.name}")
+    return ev
+
+
+def _intrinsic(c: Compiled, comp: Component) -> Node:
+    n = comp.replicas
+    if comp.grouped:
+        return _group(c, comp)
     replicas: list[Node] = []
     for i in range(n):
         zone = comp.zone_of(i)

@@ -23,7 +23,9 @@
           replicas: 2
           placement: [zone-a, zone-b]
           availability: 0.999
-          redundancy: {mode: active-passive, detection: 30s, switchover: 1m, coverage: 0.98}
+          redundancy: {mode: active-passive, detection: 30s, switchover: 1m, coverage: 0.98,
+                       recovery: 15m, standby: warm, standby_factor: 0.2, beta: 0.05}
+          repair: {crews: 1}                       # one crew for both units
           data: {replication: async, lag: 2s, backup_interval: 1h}
       journeys:
         checkout:
@@ -79,6 +81,7 @@ __all__ = [
     "DomainSpec",
     "JourneySpec",
     "RedundancySpec",
+    "RepairSpec",
     "architecture_problems",
     "check_architecture",
     "load_architecture",
@@ -162,9 +165,39 @@ class RedundancySpec(_Strict):
         le=1,
         description="Probability that a failover succeeds (active-passive).",
     )
-    standby: Literal["hot", "cold"] = Field(
+    standby: Literal["hot", "warm", "cold"] = Field(
         default="hot",
-        description="hot standbys fail like the active unit; cold ones do not fail idle.",
+        description="hot standbys fail like the active unit, warm ones at standby_factor of its "
+        "rate, cold ones do not fail idle (active-passive).",
+    )
+    standby_factor: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="A warm standby's failure rate as a share of the active's (default 0.1).",
+    )
+    recovery: PositiveDuration | None = Field(
+        default=None,
+        description="Mean time to restore service after a failover that did not take (the manual "
+        "or reboot path); default: wait for the failed unit's repair (active-passive).",
+    )
+    beta: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Beta factor: the share of a unit's failures that fail every unit of the "
+        "group at once (common cause), in [0, 1).",
+    )
+
+
+class RepairSpec(_Strict):
+    """Repair resources of a component's replicas."""
+
+    crews: int | None = Field(
+        default=None,
+        ge=1,
+        description="Repair crews shared by the replicas (default: one per replica, i.e. "
+        "independent repair); one crew repairs one unit at a time.",
     )
 
 
@@ -200,6 +233,7 @@ class ComponentSpec(ReliabilityFields):
         default_factory=list, description="Shared-fate domains the whole component depends on."
     )
     redundancy: RedundancySpec = Field(default_factory=RedundancySpec)
+    repair: RepairSpec = Field(default_factory=RepairSpec)
     depends_on: dict[str, DependencySpec] = Field(default_factory=dict)
     rollback: Duration | None = Field(default=None, description="Time to roll back a bad deploy.")
     data: DataSpec | None = None
@@ -361,6 +395,20 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
                 (
                     ("components", name, "redundancy", "required"),
                     f"k of k-of-n must not exceed n: required={r.required} > replicas={c.replicas}",
+                )
+            )
+        if r.standby_factor is not None and r.standby != "warm":
+            out.append(
+                (
+                    ("components", name, "redundancy", "standby_factor"),
+                    f"standby_factor applies to a warm standby, not {r.standby}",
+                )
+            )
+        if r.beta > 0 and c.replicas < 2:
+            out.append(
+                (
+                    ("components", name, "redundancy", "beta"),
+                    "a common-cause beta factor needs a group of at least two replicas",
                 )
             )
         if r.mode == "active-passive" and r.required != 1:

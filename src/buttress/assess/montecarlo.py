@@ -6,9 +6,9 @@ Every basic event is simulated as its own process over ``R`` independent replica
 * ``unit`` and ``domain`` events alternate between up (exponential, mean MTBF) and down (mean MTTR,
   exponential or ``deterministic``); each replicate starts in the stationary state (down with
   probability ``MTTR / (MTBF + MTTR)``, with a residual repair time), so there is no warm-up bias;
-* ``ap`` events run the active-passive semi-Markov chain of :mod:`.analytic` (the switchover may be
-  ``deterministic``: its state has a single exit, so the long-run figure is unchanged), stepped in
-  lock-step over all replicates.
+* ``ap`` and ``group`` events run their group's Markov chain (:mod:`.groups`; the switchover may
+  be ``deterministic``: its state has a single exit, so the long-run figure is unchanged), stepped
+  in lock-step over all replicates.
 
 The journey is down exactly when its fault tree's structure function is true.  The down intervals of
 all events are put on one time line (replicate ``r`` shifted by ``2rH``) and sorted; *clusters* are
@@ -34,7 +34,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .analytic import MINUTES_PER_YEAR, active_passive_chain, active_passive_stationary
+from .analytic import MINUTES_PER_YEAR
+from .compiler import CHAIN_KINDS
+from .ctmc import Chain
 from .faulttree import Event, Node, postorder
 
 if TYPE_CHECKING:
@@ -179,45 +181,57 @@ def _ctmc(
     ev: int,
     reps: int,
     horizon: float,
-    g: Any,
+    chain: Chain,
+    tau: float,
     deterministic: bool,
     deadline: _Deadline,
 ) -> None:
-    states, q = active_passive_chain(g)
-    _, pi = active_passive_stationary(g)
-    qm = np.array(q)
-    k = len(states)
+    """Step a group's Markov chain over all replicates at once, recording its down intervals.
+
+    With ``deterministic``, the switchover states (``("W", j)``, a single exit) hold exactly
+    ``tau``; the long-run figure is unchanged (only the mean of a single-exit holding time
+    counts), which is what makes it a check of the chain's insensitivity."""
+    qm = chain.q
+    k = len(chain.states)
     rates = -qm.diagonal()
     with np.errstate(divide="ignore", invalid="ignore"):
         jump = np.where(rates[:, None] > 0, qm / rates[:, None], 0.0)
     np.fill_diagonal(jump, 0.0)
     cum = np.cumsum(jump, axis=1)
     cum[:, -1] = np.maximum(cum[:, -1], 1.0)
-    down = np.array([s[0] != "up" for s in states])
-    fixed = np.array([s[0] == "W" and deterministic for s in states])
+    down = ~chain.up
+    fixed = np.array(
+        [deterministic and isinstance(s, tuple) and s[0] == "W" for s in chain.states], dtype=bool
+    )
     mean = np.where(rates > 0, 1.0 / np.where(rates > 0, rates, 1.0), np.inf)
-    pi_arr = np.array(pi) / max(sum(pi), 1e-300)
-    state = rng.choice(k, size=reps, p=pi_arr)
+    pi = chain.stationary()
+    state = rng.choice(k, size=reps, p=pi)
     # Residual of the first holding time: exponential is memoryless; deterministic is uniform.
     hold = rng.exponential(1.0, reps) * mean[state]
-    hold = np.where(fixed[state], rng.uniform(0.0, 1.0, reps) * g.tau, hold)
+    hold = np.where(fixed[state], rng.uniform(0.0, 1.0, reps) * tau, hold)
     t = np.zeros(reps)
     idx = np.arange(reps)
+    # Start of the down spell each replicate is in (NaN: up).  Consecutive down states (two
+    # units failed, then three) are one outage: one interval, not several touching ones.
+    spell = np.full(reps, np.nan)
     while len(idx):
         deadline.check()
         end = t + hold
         d = down[state]
-        if d.any():
-            out.add(np, ev, idx[d], t[d], np.minimum(end[d], horizon))
+        spell = np.where(d & np.isnan(spell), t, spell)
         alive = end < horizon
-        idx, t, state = idx[alive], end[alive], state[alive]
+        nxt = state.copy()
+        u = rng.random(int(alive.sum()))
+        nxt[alive] = np.minimum((cum[state[alive]] < u[:, None]).sum(axis=1), k - 1)
+        close = d & ~(alive & down[nxt])
+        if close.any():
+            out.add(np, ev, idx[close], spell[close], np.minimum(end[close], horizon))
+        spell = np.where(close, np.nan, spell)
+        idx, t, state, spell = idx[alive], end[alive], nxt[alive], spell[alive]
         if not len(idx):
             break
-        u = rng.random(len(idx))
-        state = (cum[state] < u[:, None]).sum(axis=1)
-        state = np.minimum(state, k - 1)
         hold = rng.exponential(1.0, len(idx)) * mean[state]
-        hold = np.where(fixed[state], g.tau, hold)
+        hold = np.where(fixed[state], tau, hold)
 
 
 def _evaluate(np: Any, nodes: Sequence[Node], cols: dict[Event, int], states: Any) -> Any:
@@ -277,9 +291,9 @@ def _batch(
     out = _Intervals()
     for i, ev in enumerate(events):
         info = analysis.compiled.info[ev]
-        if info.kind == "ap":
+        if info.kind in CHAIN_KINDS:
             assert info.component is not None
-            g = system.components[info.component].ap_params()
+            comp = system.components[info.component]
             _ctmc(
                 np=np,
                 rng=rng,
@@ -287,7 +301,8 @@ def _batch(
                 ev=i,
                 reps=reps,
                 horizon=horizon,
-                g=g,
+                chain=comp.chain(),
+                tau=comp.detection + comp.switchover,
                 deterministic=deterministic,
                 deadline=deadline,
             )
@@ -355,11 +370,13 @@ def _batch(
         b = min(len(times), a + limit)
         t = times[a:b]
         ids = cev[a:b]
-        held = np.fromiter((e for e, c in carry.items() if c > 0), dtype=np.int64)
+        held = np.fromiter(carry, dtype=np.int64, count=len(carry))
         local, col = np.unique(np.concatenate([ids, held]), return_inverse=True)
         mat = np.zeros((b - a, len(local)), dtype=np.int32)
         mat[np.arange(b - a), col[: b - a]] = delta[a:b]
-        mat[0, col[b - a :]] += 1
+        # The open intervals' counts carry over in full (two touching intervals of one event
+        # cut between the start of the second and the end of the first hold 2, not 1).
+        mat[0, col[b - a :]] += np.fromiter(carry.values(), dtype=np.int32, count=len(carry))
         counts = np.cumsum(mat, axis=0)
         state = counts > 0
         carry = {int(e): int(counts[-1, k]) for k, e in enumerate(local) if counts[-1, k] > 0}

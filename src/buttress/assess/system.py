@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass, field, replace
 
 from .analytic import ActivePassive
+from .ctmc import Chain
+from .groups import GroupParams, group_chain
 from .model import ArchitectureSpec, DataSpec, DefaultsSpec, ReliabilityFields
 
 __all__ = ["Component", "Domain", "Journey", "System", "UnitParams"]
@@ -91,6 +93,10 @@ class Component:
     fallbacks: tuple[tuple[str, str], ...] = ()
     rollback: float | None = None
     data: DataSpec | None = None
+    standby_factor: float = 0.1
+    recovery: float | None = None
+    beta: float = 0.0
+    crews: int | None = None
 
     def zone_of(self, i: int) -> str | None:
         """The domain replica ``i`` is placed in, or ``None``."""
@@ -106,6 +112,37 @@ class Component:
     def active_passive(self) -> bool:
         return self.mode == "active-passive" and self.replicas >= 2
 
+    @property
+    def grouped(self) -> bool:
+        """Whether the replicas are one Markov group (:mod:`.groups`) rather than independent
+        units: active-passive, fewer repair crews than replicas, or a common-cause beta."""
+        if self.replicas < 2:
+            return False
+        shared_repair = self.crews is not None and self.crews < self.replicas
+        return self.active_passive or shared_repair or self.beta > 0
+
+    def group_params(self) -> GroupParams:
+        """The replicas as a :class:`~buttress.assess.groups.GroupParams`."""
+        u = self.unit
+        standby = {"hot": u.lam, "warm": self.standby_factor * u.lam, "cold": 0.0}[self.standby]
+        return GroupParams(
+            mode="active-passive" if self.active_passive else "active-active",
+            n=self.replicas,
+            k=1 if self.active_passive else self.required,
+            lam=u.lam,
+            mu=u.mu,
+            crews=min(self.crews or self.replicas, self.replicas),
+            lam_standby=standby,
+            tau=self.detection + self.switchover,
+            coverage=self.coverage,
+            recovery=0.0 if self.recovery is None else 1.0 / max(self.recovery, 1e-12),
+            beta=self.beta,
+        )
+
+    def chain(self) -> Chain:
+        """The group's Markov chain (cached per distinct parameters)."""
+        return group_chain(self.group_params())
+
     def ap_params(self) -> ActivePassive:
         u = self.unit
         return ActivePassive(
@@ -114,7 +151,7 @@ class Component:
             mu=u.mu,
             tau=self.detection + self.switchover,
             coverage=self.coverage,
-            lam_standby=u.lam if self.standby == "hot" else 0.0,
+            lam_standby=self.group_params().lam_standby,
         )
 
 
@@ -162,6 +199,10 @@ class System:
                 fallbacks=tuple((k, e.fallback) for k, e in c.depends_on.items() if e.fallback),
                 rollback=None if c.rollback is None else c.rollback / H,
                 data=c.data,
+                standby_factor=0.1 if r.standby_factor is None else r.standby_factor,
+                recovery=None if r.recovery is None else r.recovery / H,
+                beta=r.beta,
+                crews=c.repair.crews,
             )
         journeys = {
             n: Journey(

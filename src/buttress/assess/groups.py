@@ -1,0 +1,110 @@
+"""Redundancy groups as Markov chains: shared repair crews, hot/warm/cold standby, failover time,
+imperfect coverage with a recovery path, and beta-factor common cause.
+
+A group is ``n`` identical units of which ``k`` must work (``k = 1`` for active-passive).  Each unit
+fails at ``lam`` (per hour) while it serves; the failure rate splits by the beta factor into an
+independent part ``(1 - beta) lam`` per unit and a common-cause shock at ``beta lam`` that fails
+every unit still working at once (the standard beta-factor model: ``beta`` is the share of a
+unit's failures that are common to the group).  ``crews`` repair crews work on the failed units, at
+most one per unit, each at rate ``mu``: with ``j`` units failed, repairs complete at
+``min(j, crews) mu`` (one crew for two units is not two independent units).  Units are identical,
+so which failed unit a crew takes (first-in first-out or by priority) does not change these
+figures.
+
+``active-active`` (every working unit serves): the state is ``j``, the number of failed units, up
+while ``n - j >= k``; from ``j``, independent failures at ``(n - j)(1 - beta) lam``, the shock at
+``beta lam`` to ``n``, repairs at ``min(j, crews) mu``.
+
+``active-passive`` (one active, the others standing by): states ``("up", j)``, ``("W", j)``
+(switching over: down, mean ``tau`` = detection + switchover), ``("U", j)`` (the failover did not
+take: down until a recovery, at rate ``recovery`` (the manual or reboot path), or a repair) and
+``("down", n)``.  From ``("up", j)`` with ``s = n - 1 - j`` working standbys: the active fails at
+``(1 - beta) lam``, to ``W`` with probability ``coverage`` and to ``U`` otherwise (to all-down when
+``s = 0``); a standby fails at ``s (1 - beta) lam_standby`` (``lam`` hot, a fraction warm, 0 cold);
+the shock at ``beta lam``; repairs at ``min(j, crews) mu``.  With ``crews = n``, ``recovery = 0``
+and ``beta = 0`` this is the chain of :func:`buttress.assess.analytic.active_passive_chain`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Literal
+
+from .ctmc import Chain, ChainBuilder
+
+__all__ = ["GroupParams", "group_chain"]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupParams:
+    """One redundancy group; rates per hour, times in hours (see the module docstring)."""
+
+    mode: Literal["active-active", "active-passive"]
+    n: int
+    k: int
+    lam: float
+    mu: float
+    crews: int
+    lam_standby: float = 0.0
+    tau: float = 0.0
+    coverage: float = 1.0
+    recovery: float = 0.0
+    beta: float = 0.0
+
+    def repair_rate(self, failed: int) -> float:
+        return min(failed, self.crews) * self.mu
+
+
+def group_chain(g: GroupParams) -> Chain:
+    """The group's chain (built once per distinct parameters and kept)."""
+    return _cached(g)
+
+
+@functools.lru_cache(maxsize=512)
+def _cached(g: GroupParams) -> Chain:
+    if g.mode == "active-active":
+        return _k_of_n(g)
+    return _standby(g)
+
+
+def _k_of_n(g: GroupParams) -> Chain:
+    b = ChainBuilder()
+    b.state(0)
+    for j in range(g.n + 1):
+        working = g.n - j
+        if working > 0:
+            b.add(j, j + 1, working * (1 - g.beta) * g.lam)
+            b.add(j, g.n, g.beta * g.lam)
+        if j > 0:
+            b.add(j, j - 1, g.repair_rate(j))
+    return b.build(lambda s: g.n - int(s) >= g.k)  # type: ignore[call-overload]
+
+
+def _standby(g: GroupParams) -> Chain:
+    b = ChainBuilder()
+    n = g.n
+    b.state(("up", 0))
+    lam_i = (1 - g.beta) * g.lam
+    for j in range(n):
+        here = ("up", j)
+        spares = n - 1 - j
+        if spares > 0:
+            if g.tau > 0:
+                b.add(here, ("W", j + 1), g.coverage * lam_i)
+            else:
+                b.add(here, ("up", j + 1), g.coverage * lam_i)
+            b.add(here, ("U", j + 1), (1 - g.coverage) * lam_i)
+            b.add(here, ("up", j + 1), spares * (1 - g.beta) * g.lam_standby)
+        else:
+            b.add(here, ("down", n), lam_i)
+        b.add(here, ("down", n), g.beta * g.lam)
+        if j > 0:
+            b.add(here, ("up", j - 1), g.repair_rate(j))
+    b.add(("down", n), ("up", n - 1), g.repair_rate(n))
+    for j in range(1, n):
+        if g.tau > 0:
+            b.add(("W", j), ("up", j), 1.0 / g.tau)
+        b.add(("U", j), ("up", j), g.recovery)
+        b.add(("U", j), ("up", j - 1), g.repair_rate(j))
+    return b.build(lambda s: s[0] == "up")  # type: ignore[index]
