@@ -160,6 +160,13 @@ def _replica_causes(
 def _reason(compiled: Compiled, comp_name: str, occurred: frozenset[Event]) -> str:
     system = compiled.system
     comp = system.components[comp_name]
+    if comp.composite:
+        memo: dict[int, bool] = {}
+        down = [m for m in comp.members if occurs(compiled.fails[m], occurred, memo)]
+        need = "one" if comp.required == 1 else f"{comp.required}"
+        return (
+            f"{comp_name} needs {need} of {', '.join(comp.members)} and loses {' and '.join(down)}"
+        )
     for s in comp.shared:
         for d in system.chain(s):
             if compiled.events.get(f"domain:{d}") in occurred:
@@ -267,6 +274,10 @@ def explain_cut_set(compiled: Compiled, journey: str, cut: frozenset[Event]) -> 
         if occurs(compiled.intrinsic[name], cut, memo):
             culprit = name
             break
+    if culprit is None:
+        # The cut reaches the path only through members: the first component on the path, breadth
+        # first, whose own structure fails (a group of members that loses too many).
+        culprit = next((c for c in rank if occurs(compiled.intrinsic[c], cut, memo)), None)
     what = " and ".join(sorted(e.label or e.name for e in cut))
     if culprit is None:
         return f"{journey} fails if {what}"

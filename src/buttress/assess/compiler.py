@@ -20,6 +20,7 @@ Gates, for a component ``C`` with replicas ``0..n-1`` and hard dependencies ``H`
 The group event and the domains are independent events, so a group is exact without placement;
 with placement, a cut mixing a unit failure inside the group and a domain outage is not counted
 (the group's chain does not know the domains), which slightly flatters such a group.
+    members M (k of): intrinsic(C) = AT_LEAST(|M| - k + 1, fails(m) for m in M)
     fails(C)         = OR(intrinsic(C), shared domains of C and their parents, fails(h) for h in H)
     top(journey)     = fails(entry)
 
@@ -118,6 +119,11 @@ def _group(c: Compiled, comp: Component) -> Node:
 
 def _intrinsic(c: Compiled, comp: Component) -> Node:
     n = comp.replicas
+    if comp.composite:
+        # Different components backing each other up: down when more than n - k of them are,
+        # each member failing with its own dependencies.
+        members = [c.fails[m] for m in comp.members]
+        return AtLeast(n - comp.required + 1, *members, name=f"intrinsic:{comp.name}")
     if comp.grouped:
         return _group(c, comp)
     replicas: list[Node] = []
@@ -148,11 +154,11 @@ def compile_system(system: System, journeys: Collection[str] | None = None) -> C
     if journeys is not None:
         needed: set[str] = set()
         for jname in names:
-            path = system.hard_closure(system.journeys[jname].entry)
+            path = system.structural_closure(system.journeys[jname].entry)
             needed.update(path)
             for caller in path:
                 for dep in system.components[caller].deps_of("soft"):
-                    needed.update(system.hard_closure(dep))
+                    needed.update(system.structural_closure(dep))
         roots = [name for name in system.components if name in needed]
     # Components in dependency order (hard edges are acyclic: checked at load time).
     order: list[str] = []
@@ -170,9 +176,7 @@ def compile_system(system: System, journeys: Collection[str] | None = None) -> C
                 continue
             state[name] = 1
             stack.append((name, True))
-            stack.extend(
-                (d, False) for d in system.components[name].hard_deps() if not state.get(d)
-            )
+            stack.extend((d, False) for d in system.components[name].requires() if not state.get(d))
     for name in order:
         comp = system.components[name]
         intr = _intrinsic(c, comp)

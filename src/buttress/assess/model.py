@@ -232,6 +232,12 @@ class ComponentSpec(ReliabilityFields):
     shared: list[str] = Field(
         default_factory=list, description="Shared-fate domains the whole component depends on."
     )
+    members: list[str] = Field(
+        default_factory=list,
+        description='Different components backing each other up ("any of [A, B]", or k-of-n '
+        "with redundancy.required): this component is up while that many of them are, each with "
+        "its own dependencies; it has no units of its own.",
+    )
     redundancy: RedundancySpec = Field(default_factory=RedundancySpec)
     repair: RepairSpec = Field(default_factory=RepairSpec)
     depends_on: dict[str, DependencySpec] = Field(default_factory=dict)
@@ -348,9 +354,10 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
     section, in file order of the checks below.
 
     Checks: domain parents exist and form no cycle; placements and shared domains exist;
-    ``required <= replicas``; an active-passive component keeps ``required == 1``; dependencies name
-    known components and not themselves; hard dependencies form no cycle (reported once, at the
-    edge that closes it); journeys enter at known components.
+    ``required <= replicas`` (or ``<=`` the members, which must be known, other components, with
+    no units of their own given); an active-passive component keeps ``required == 1``;
+    dependencies name known components and not themselves; hard dependencies (and members) form
+    no cycle (reported once, at the edge that closes it); journeys enter at known components.
     """
     out: list[tuple[Loc, str]] = []
     domains = arch.domains
@@ -390,7 +397,9 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
                         )
                     )
         r = c.redundancy
-        if r.required > c.replicas:
+        if c.members:
+            out.extend(_member_problems(arch, name, c))
+        elif r.required > c.replicas:
             out.append(
                 (
                     ("components", name, "redundancy", "required"),
@@ -433,18 +442,64 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
     cycle = _hard_cycle(arch)
     if cycle is not None:
         chain = " -> ".join(cycle)
-        out.append(
-            (
-                ("components", cycle[-2], "depends_on", cycle[-1]),
-                f"hard dependencies form a cycle: {chain} (make one edge soft or async)",
-            )
-        )
+        closer = arch.components[cycle[-2]]
+        loc: Loc = ("components", cycle[-2], "depends_on", cycle[-1])
+        if cycle[-1] in closer.members and cycle[-1] not in closer.depends_on:
+            loc = ("components", cycle[-2], "members", closer.members.index(cycle[-1]))
+        out.append((loc, f"hard dependencies form a cycle: {chain} (make one edge soft or async)"))
     for jname, j in arch.journeys.items():
         if j.entry not in comps:
             out.append(
                 (
                     ("journeys", jname, "entry"),
                     f"unknown component {j.entry!r}{_close(j.entry, list(comps))}",
+                )
+            )
+    return out
+
+
+_OWN_UNITS = ("replicas", "availability", "mtbf", "mttr", "placement", "repair")
+
+
+def _member_problems(arch: ArchitectureSpec, name: str, c: ComponentSpec) -> list[tuple[Loc, str]]:
+    """A component with ``members`` names known, distinct other components, needs at most as many
+    as it has, and has no units of its own."""
+    out: list[tuple[Loc, str]] = []
+    comps = arch.components
+    for i, m in enumerate(c.members):
+        if m == name:
+            out.append((("components", name, "members", i), "a component cannot be its own member"))
+        elif m not in comps:
+            out.append(
+                (
+                    ("components", name, "members", i),
+                    f"unknown component {m!r}{_close(m, list(comps))}",
+                )
+            )
+        elif m in c.members[:i]:
+            out.append((("components", name, "members", i), f"{m!r} is listed twice"))
+    if c.redundancy.required > len(c.members):
+        out.append(
+            (
+                ("components", name, "redundancy", "required"),
+                f"k of k-of-n must not exceed the members: required={c.redundancy.required} > "
+                f"{len(c.members)} members",
+            )
+        )
+    if c.redundancy.mode != "active-active":
+        out.append(
+            (
+                ("components", name, "redundancy", "mode"),
+                "members back each other up as active-active (any k of them)",
+            )
+        )
+    for field in _OWN_UNITS:
+        if field in c.model_fields_set:
+            out.append(
+                (
+                    ("components", name, field),
+                    f"a component with members has no units of its own: drop {field} (give it "
+                    "to the members)",
                 )
             )
     return out
@@ -478,11 +533,9 @@ def _hard_cycle(arch: ArchitectureSpec) -> list[str] | None:
 
 
 def _hard(arch: ArchitectureSpec, name: str) -> list[str]:
-    return [
-        d
-        for d, e in arch.components[name].depends_on.items()
-        if e.type == "hard" and d in arch.components
-    ]
+    comp = arch.components[name]
+    deps = [d for d, e in comp.depends_on.items() if e.type == "hard" and d in arch.components]
+    return deps + [m for m in comp.members if m in arch.components and m != name]
 
 
 def load_architecture(path: str | Path) -> tuple[ArchitectureSpec, Document]:

@@ -211,6 +211,7 @@ def assess(
                 "unit_availability": c.unit.availability,
                 "availability": _own_availability(analysis, name, own),
                 "depends_on": [{"name": d, "type": t} for d, t in c.deps],
+                "members": list(c.members),
             }
         )
     return {

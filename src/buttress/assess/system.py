@@ -97,13 +97,19 @@ class Component:
     recovery: float | None = None
     beta: float = 0.0
     crews: int | None = None
+    members: tuple[str, ...] = ()
 
     def zone_of(self, i: int) -> str | None:
         """The domain replica ``i`` is placed in, or ``None``."""
         return self.placement[i % len(self.placement)] if self.placement else None
 
     def hard_deps(self) -> list[str]:
+        """Hard dependencies: in series with the component (not its members)."""
         return [d for d, t in self.deps if t == "hard"]
+
+    def requires(self) -> list[str]:
+        """Everything the component's own structure function reads: members, then hard deps."""
+        return [*self.members, *self.hard_deps()]
 
     def deps_of(self, kind: str) -> list[str]:
         return [d for d, t in self.deps if t == kind]
@@ -113,10 +119,15 @@ class Component:
         return self.mode == "active-passive" and self.replicas >= 2
 
     @property
+    def composite(self) -> bool:
+        """Made of other components (``members``), with no units of its own."""
+        return bool(self.members)
+
+    @property
     def grouped(self) -> bool:
         """Whether the replicas are one Markov group (:mod:`.groups`) rather than independent
         units: active-passive, fewer repair crews than replicas, or a common-cause beta."""
-        if self.replicas < 2:
+        if self.replicas < 2 or self.composite:
             return False
         shared_repair = self.crews is not None and self.crews < self.replicas
         return self.active_passive or shared_repair or self.beta > 0
@@ -182,10 +193,14 @@ class System:
         comps = {}
         for n, c in arch.components.items():
             r = c.redundancy
+            # A composite's "replicas" are its members; it never fails by itself.
+            unit = UnitParams(math.inf, 0.0, 0.0) if c.members else UnitParams.resolve(c, d)
+            if c.members:
+                unit = replace(unit, detect=(c.detect if c.detect is not None else d.detect) / H)
             comps[n] = Component(
                 name=n,
                 kind=c.kind,
-                replicas=c.replicas,
+                replicas=len(c.members) or c.replicas,
                 placement=tuple(c.placement),
                 shared=tuple(c.shared),
                 mode=r.mode,
@@ -194,7 +209,7 @@ class System:
                 switchover=r.switchover / H,
                 coverage=r.coverage,
                 standby=r.standby,
-                unit=UnitParams.resolve(c, d),
+                unit=unit,
                 deps=tuple((k, e.type) for k, e in c.depends_on.items()),
                 fallbacks=tuple((k, e.fallback) for k, e in c.depends_on.items() if e.fallback),
                 rollback=None if c.rollback is None else c.rollback / H,
@@ -203,6 +218,7 @@ class System:
                 recovery=None if r.recovery is None else r.recovery / H,
                 beta=r.beta,
                 crews=c.repair.crews,
+                members=tuple(c.members),
             )
         journeys = {
             n: Journey(
@@ -218,7 +234,7 @@ class System:
         }
         if not journeys:
             # No journey declared: assess every component nobody depends on as an entry point.
-            called = {dep for c in comps.values() for dep, _ in c.deps}
+            called = {dep for c in comps.values() for dep in [*(d for d, _ in c.deps), *c.members]}
             for n in comps:
                 if n not in called:
                     journeys[n] = Journey(n, n, 0.999, "medium", 1.0)
@@ -245,13 +261,28 @@ class System:
             i += 1
         return out
 
-    def closure(self, entry: str) -> list[str]:
-        """``entry`` and every component reachable through any dependency."""
+    def structural_closure(self, entry: str) -> list[str]:
+        """``entry`` and every component its availability reads: hard dependencies and members,
+        transitively (a superset of :meth:`hard_closure`, the components in series)."""
         out = [entry]
         seen = {entry}
         i = 0
         while i < len(out):
-            for dep, _ in self.components[out[i]].deps:
+            for dep in self.components[out[i]].requires():
+                if dep not in seen:
+                    seen.add(dep)
+                    out.append(dep)
+            i += 1
+        return out
+
+    def closure(self, entry: str) -> list[str]:
+        """``entry`` and every component reachable through any dependency or membership."""
+        out = [entry]
+        seen = {entry}
+        i = 0
+        while i < len(out):
+            comp = self.components[out[i]]
+            for dep in [*(d for d, _ in comp.deps), *comp.members]:
                 if dep not in seen:
                     seen.add(dep)
                     out.append(dep)

@@ -153,7 +153,7 @@ def _journey_index(system: System) -> tuple[dict[str, set[str]], dict[str, set[s
     on_path: dict[str, set[str]] = {}
     in_domain: dict[str, set[str]] = {}
     for jname, j in system.journeys.items():
-        for name in system.hard_closure(j.entry):
+        for name in system.structural_closure(j.entry):
             on_path.setdefault(name, set()).add(jname)
             comp = system.components[name]
             doms = {d for i in range(comp.replicas) for d in system.chain(comp.zone_of(i))}
