@@ -136,3 +136,67 @@ def test_bad_members_are_located(tmp_path: Path, old: str, new: str, field: str,
     assert (f"architecture.{field}", line) == (info.value.field, info.value.line)
     result = CliRunner().invoke(main, ["assess", str(path)])
     assert 2 == result.exit_code and "Traceback" not in result.output
+
+
+# -- a replica's dependencies bound within its own failure domain ---------------------------------
+
+SCOPED: dict[str, Any] = {
+    "domains": {
+        "us": {"kind": "region", "availability": 0.999},
+        "eu": {"kind": "region", "availability": 0.998},
+        "dns": {"kind": "shared", "availability": 0.99999},
+    },
+    "components": {
+        "app": {
+            "replicas": 2,
+            "placement": ["us", "eu"],
+            "availability": 0.9995,
+            "shared": ["dns"],
+            "depends_on": {"db": {"type": "hard", "within": "region"}, "auth": "hard"},
+        },
+        "db": {"replicas": 2, "placement": ["us", "eu"], "availability": 0.9992},
+        "auth": {"availability": 0.99995},
+    },
+    "journeys": {"home": {"entry": "app"}},
+}
+
+
+def test_replicas_use_their_own_regions_database() -> None:
+    a = analysis_of(SCOPED)
+    # Region r's app replica serves when region r, its app unit and r's db unit are up; the
+    # global DNS and auth are counted once.
+    us = 0.999 * 0.9995 * 0.9992
+    eu = 0.998 * 0.9995 * 0.9992
+    expected = 0.99999 * 0.99995 * (1 - (1 - us) * (1 - eu))
+    assert expected == pytest.approx(a.journeys["home"].availability, abs=1e-12)
+    # Unbound, the app would survive app-us with db-eu: a different (higher) figure.
+    unbound = {**SCOPED, "components": {**SCOPED["components"]}}
+    unbound["components"]["app"] = {
+        **SCOPED["components"]["app"],
+        "depends_on": {"db": "hard", "auth": "hard"},
+    }
+    assert analysis_of(unbound).journeys["home"].availability > expected
+    pair = next(c for c in a.journeys["home"].cut_sets if c.events == ("unit:app[0]", "unit:db[1]"))
+    assert "db in eu" in pair.explanation
+
+
+def test_a_scoped_dependency_without_a_local_replica_is_located(tmp_path: Path) -> None:
+    text = """\
+architecture:
+  domains:
+    us: {kind: region}
+    eu: {kind: region}
+  components:
+    app:
+      replicas: 2
+      placement: [us, eu]
+      depends_on: {db: {within: region}}
+    db: {placement: us}
+"""
+    path = tmp_path / "reliability.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        load_architecture(path)
+    assert "architecture.components.app.depends_on.db.within" == info.value.field
+    assert 9 == info.value.line
+    assert "db has no replica in eu" in info.value.message

@@ -154,6 +154,14 @@ def _replica_causes(
             by_domain.setdefault(hit[-1], []).append(i)
         elif compiled.events.get(f"unit:{comp_name}[{i}]") in occurred:
             own.append(i)
+        else:
+            # Lost through a dependency bound to its region (or zone): "db in us".
+            for dep, kind in comp.scoped:
+                where = system.scope_of(comp.zone_of(i), kind)
+                node = compiled.local.get((dep, where))
+                if node is not None and occurs(node, occurred, {}):
+                    by_domain.setdefault(f"{dep} in {where}", []).append(i)
+                    break
     return by_domain, own
 
 

@@ -12,7 +12,10 @@ Basic events are independent (that is what makes the evaluation exact):
 
 Gates, for a component ``C`` with replicas ``0..n-1`` and hard dependencies ``H``:
 
-    replica_down(i) = OR(unit:C[i], domain:zone(i), domain:parent(zone(i)), ...)
+    replica_down(i) = OR(unit:C[i], domain:zone(i), domain:parent(zone(i)), ...,
+                         local(d, region(i)) for every dependency d bound ``within: region``)
+    local(d, R)     = OR(AT_LEAST(m - min(k, m) + 1, replica_down of d's m replicas in R),
+                         d's shared domains, fails(h) for d's hard dependencies h)
     active-active:   intrinsic(C) = AT_LEAST(n - k + 1, replica_down(0..n-1))
     Markov group:    intrinsic(C) = OR(ap:C or group:C,
                                    AT_LEAST(n - k + 1, domain chains of the replicas))
@@ -66,6 +69,8 @@ class Compiled:
     tops: dict[str, Node] = field(default_factory=dict)
     degraded: dict[str, Node] = field(default_factory=dict)
     hosted: dict[str, set[str]] | None = None
+    replica_nodes: dict[str, list[Node]] = field(default_factory=dict)
+    local: dict[tuple[str, str | None], Node] = field(default_factory=dict)
     trees: dict[str, tuple[dict[str, int], dict[str, str | None]]] = field(default_factory=dict)
 
     def domain_events(self) -> list[Event]:
@@ -100,6 +105,30 @@ def _chain(c: Compiled, zone: str | None) -> list[Node]:
     return [_domain(c, d) for d in c.system.chain(zone)]
 
 
+def _local(c: Compiled, dep: str, domain: str | None) -> Node:
+    """``dep`` as seen from inside ``domain``: down when its replicas there cannot serve (fewer
+    than ``min(k, replicas there)`` up), or its shared domains or hard dependencies fail."""
+    key = (dep, domain)
+    node = c.local.get(key)
+    if node is None:
+        system = c.system
+        comp = system.components[dep]
+        here = [
+            r
+            for i, r in enumerate(c.replica_nodes[dep])
+            if domain is not None and domain in system.chain(comp.zone_of(i))
+        ]
+        need = min(comp.required, len(here))
+        parts: list[Node] = [AtLeast(len(here) - need + 1, *here, name=f"{dep}@{domain}")]
+        for s in comp.shared:
+            parts.extend(_chain(c, s))
+        parts.extend(c.fails[h] for h in comp.hard_deps())
+        node = c.local[key] = (
+            Or(*parts, name=f"local:{dep}@{domain}") if len(parts) > 1 else parts[0]
+        )
+    return node
+
+
 def _group(c: Compiled, comp: Component) -> Node:
     """A Markov group (active-passive, shared crews, common cause): one event for the group's own
     failures, OR'd with its replicas' domains taking down more than it can lose."""
@@ -127,6 +156,7 @@ def _intrinsic(c: Compiled, comp: Component) -> Node:
     if comp.grouped:
         return _group(c, comp)
     replicas: list[Node] = []
+    own: list[Node] = []
     for i in range(n):
         zone = comp.zone_of(i)
         where = f" ({zone})" if zone else ""
@@ -137,7 +167,11 @@ def _intrinsic(c: Compiled, comp: Component) -> Node:
             c, f"unit:{comp.name}[{i}]", label, EventInfo("unit", component=comp.name, replica=i)
         )
         doms = _chain(c, zone)
-        replicas.append(Or(unit, *doms, name=f"replica:{comp.name}[{i}]") if doms else unit)
+        node: Node = Or(unit, *doms, name=f"replica:{comp.name}[{i}]") if doms else unit
+        own.append(node)
+        bound = [_local(c, dep, c.system.scope_of(zone, kind)) for dep, kind in comp.scoped]
+        replicas.append(Or(node, *bound, name=f"serving:{comp.name}[{i}]") if bound else node)
+    c.replica_nodes[comp.name] = own
     if n == 1:
         return replicas[0]
     return AtLeast(n - comp.required + 1, *replicas, name=f"intrinsic:{comp.name}")

@@ -52,7 +52,7 @@ other command that loads ``reliability.yaml`` (:func:`buttress.spec.load_spec`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -71,6 +71,8 @@ from buttress.errors import SpecError
 from buttress.spec.sections import register_section
 from buttress.spec.source import Document, load_yaml, validate
 from buttress.spec.types import Duration, PositiveDuration
+
+from .model_checks import Loc, close_match, member_problems, scope_problems
 
 __all__ = [
     "ArchitectureSpec",
@@ -91,7 +93,6 @@ __all__ = [
 DISRUPTIONS: tuple[str, ...] = ("instance", "zone", "region", "deploy")
 """Disruption types that RTO/RPO targets may name."""
 
-Loc = tuple[str | int, ...]
 ErrorFactory = Callable[[Loc, str], Exception]
 
 
@@ -207,6 +208,11 @@ class DependencySpec(_Strict):
     type: Literal["hard", "soft", "async"] = "hard"
     fallback: str | None = Field(
         default=None, description="What the caller does without it (soft)."
+    )
+    within: Literal["zone", "region"] | None = Field(
+        default=None,
+        description="Bind each replica to the dependency's replicas in its own zone or region "
+        "(a region's app uses that region's database) instead of the dependency as a whole.",
     )
 
 
@@ -329,17 +335,6 @@ def _raw_loc(data: Any, loc: Loc) -> Loc:
     return tuple(out)
 
 
-def _close(name: str, options: Sequence[str]) -> str:
-    import difflib
-
-    near = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
-    if near:
-        return f"; did you mean {near[0]!r}?"
-    if options:
-        return f" (known: {', '.join(sorted(options))})"
-    return ""
-
-
 def check_architecture(arch: ArchitectureSpec, error: ErrorFactory) -> None:
     """Raise ``error(loc, message)`` for the first problem :func:`architecture_problems` finds
     (``loc`` relative to the section); return quietly when there is none."""
@@ -366,7 +361,7 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
             out.append(
                 (
                     ("domains", name, "parent"),
-                    f"unknown domain {d.parent!r}{_close(d.parent, list(domains))}",
+                    f"unknown domain {d.parent!r}{close_match(d.parent, list(domains))}",
                 )
             )
     in_cycle: set[str] = set()
@@ -393,12 +388,12 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
                     out.append(
                         (
                             ("components", name, field, i),
-                            f"unknown domain {dom!r}{_close(dom, list(domains))}",
+                            f"unknown domain {dom!r}{close_match(dom, list(domains))}",
                         )
                     )
         r = c.redundancy
         if c.members:
-            out.extend(_member_problems(arch, name, c))
+            out.extend(member_problems(arch, name, c))
         elif r.required > c.replicas:
             out.append(
                 (
@@ -436,9 +431,13 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
                 out.append(
                     (
                         ("components", name, "depends_on", dep),
-                        f"unknown component {dep!r}{_close(dep, list(comps))}",
+                        f"unknown component {dep!r}{close_match(dep, list(comps))}",
                     )
                 )
+    for name, c in comps.items():
+        for dep, edge in c.depends_on.items():
+            if edge.within is not None and dep in comps and dep != name:
+                out.extend(scope_problems(arch, name, dep, edge.within))
     cycle = _hard_cycle(arch)
     if cycle is not None:
         chain = " -> ".join(cycle)
@@ -452,54 +451,7 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
             out.append(
                 (
                     ("journeys", jname, "entry"),
-                    f"unknown component {j.entry!r}{_close(j.entry, list(comps))}",
-                )
-            )
-    return out
-
-
-_OWN_UNITS = ("replicas", "availability", "mtbf", "mttr", "placement", "repair")
-
-
-def _member_problems(arch: ArchitectureSpec, name: str, c: ComponentSpec) -> list[tuple[Loc, str]]:
-    """A component with ``members`` names known, distinct other components, needs at most as many
-    as it has, and has no units of its own."""
-    out: list[tuple[Loc, str]] = []
-    comps = arch.components
-    for i, m in enumerate(c.members):
-        if m == name:
-            out.append((("components", name, "members", i), "a component cannot be its own member"))
-        elif m not in comps:
-            out.append(
-                (
-                    ("components", name, "members", i),
-                    f"unknown component {m!r}{_close(m, list(comps))}",
-                )
-            )
-        elif m in c.members[:i]:
-            out.append((("components", name, "members", i), f"{m!r} is listed twice"))
-    if c.redundancy.required > len(c.members):
-        out.append(
-            (
-                ("components", name, "redundancy", "required"),
-                f"k of k-of-n must not exceed the members: required={c.redundancy.required} > "
-                f"{len(c.members)} members",
-            )
-        )
-    if c.redundancy.mode != "active-active":
-        out.append(
-            (
-                ("components", name, "redundancy", "mode"),
-                "members back each other up as active-active (any k of them)",
-            )
-        )
-    for field in _OWN_UNITS:
-        if field in c.model_fields_set:
-            out.append(
-                (
-                    ("components", name, field),
-                    f"a component with members has no units of its own: drop {field} (give it "
-                    "to the members)",
+                    f"unknown component {j.entry!r}{close_match(j.entry, list(comps))}",
                 )
             )
     return out

@@ -98,18 +98,23 @@ class Component:
     beta: float = 0.0
     crews: int | None = None
     members: tuple[str, ...] = ()
+    scoped: tuple[tuple[str, str], ...] = ()
+    """Hard dependencies bound per replica to a domain kind: ``(dependency, "zone" | "region")``."""
 
     def zone_of(self, i: int) -> str | None:
         """The domain replica ``i`` is placed in, or ``None``."""
         return self.placement[i % len(self.placement)] if self.placement else None
 
     def hard_deps(self) -> list[str]:
-        """Hard dependencies: in series with the component (not its members)."""
-        return [d for d, t in self.deps if t == "hard"]
+        """Hard dependencies in series with the component (not its members, nor the ones bound
+        per replica to a domain)."""
+        bound = {d for d, _ in self.scoped}
+        return [d for d, t in self.deps if t == "hard" and d not in bound]
 
     def requires(self) -> list[str]:
-        """Everything the component's own structure function reads: members, then hard deps."""
-        return [*self.members, *self.hard_deps()]
+        """Everything the component's own structure function reads: members, dependencies bound
+        per replica, then hard dependencies."""
+        return [*self.members, *(d for d, _ in self.scoped), *self.hard_deps()]
 
     def deps_of(self, kind: str) -> list[str]:
         return [d for d, t in self.deps if t == kind]
@@ -219,6 +224,7 @@ class System:
                 beta=r.beta,
                 crews=c.repair.crews,
                 members=tuple(c.members),
+                scoped=tuple((k, e.within) for k, e in c.depends_on.items() if e.within),
             )
         journeys = {
             n: Journey(
@@ -239,6 +245,13 @@ class System:
                 if n not in called:
                     journeys[n] = Journey(n, n, 0.999, "medium", 1.0)
         return cls(domains, comps, journeys)
+
+    def scope_of(self, zone: str | None, kind: str) -> str | None:
+        """The domain of ``kind`` (zone or region) at or above ``zone``."""
+        for d in self.chain(zone):
+            if self.domains[d].kind == kind:
+                return d
+        return None
 
     def chain(self, domain: str | None) -> list[str]:
         """``domain`` and its ancestors (zone, region, ...)."""

@@ -1,0 +1,121 @@
+"""Cross-reference checks of the ``architecture:`` section that concern redundancy structure:
+members (different components backing each other up) and dependencies bound per replica to a
+zone or region.  :func:`buttress.assess.model.architecture_problems` calls them; each returns
+``(loc, message)`` pairs, ``loc`` relative to the section."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import ArchitectureSpec, ComponentSpec
+
+__all__ = ["Loc", "close_match", "member_problems", "scope_problems"]
+
+Loc = tuple[str | int, ...]
+
+
+def close_match(name: str, options: Sequence[str]) -> str:
+    import difflib
+
+    near = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
+    if near:
+        return f"; did you mean {near[0]!r}?"
+    if options:
+        return f" (known: {', '.join(sorted(options))})"
+    return ""
+
+
+def _grouped(c: ComponentSpec) -> bool:
+    r = c.redundancy
+    shared_repair = c.repair.crews is not None and c.repair.crews < c.replicas
+    return c.replicas >= 2 and (r.mode == "active-passive" or shared_repair or r.beta > 0)
+
+
+def _scope_domain(arch: ArchitectureSpec, zone: str | None, kind: str) -> str | None:
+    """The domain of ``kind`` at or above ``zone`` (``None`` if there is none)."""
+    seen: set[str] = set()
+    while zone is not None and zone in arch.domains and zone not in seen:
+        seen.add(zone)
+        if arch.domains[zone].kind == kind:
+            return zone
+        zone = arch.domains[zone].parent
+    return None
+
+
+def _placed(c: ComponentSpec, i: int) -> str | None:
+    return c.placement[i % len(c.placement)] if c.placement else None
+
+
+def scope_problems(arch: ArchitectureSpec, name: str, dep: str, kind: str) -> list[tuple[Loc, str]]:
+    """A scoped edge (``within: region``): hard, between components with units of their own that
+    are not one Markov group, and every caller replica's region holds a replica of the
+    dependency."""
+    loc: Loc = ("components", name, "depends_on", dep, "within")
+    caller, callee = arch.components[name], arch.components[dep]
+    if caller.depends_on[dep].type != "hard":
+        return [(loc, "only a hard dependency can be bound within a domain")]
+    for who, comp in ((name, caller), (dep, callee)):
+        if comp.members or _grouped(comp):
+            what = "has members" if comp.members else "is one Markov group"
+            return [(loc, f"{who} {what}: its replicas cannot be bound to a {kind}")]
+    for i in range(caller.replicas):
+        here = _scope_domain(arch, _placed(caller, i), kind)
+        if here is None:
+            return [(loc, f"{name}'s replica {i + 1} is placed in no {kind}")]
+        local = [
+            j
+            for j in range(callee.replicas)
+            if _scope_domain(arch, _placed(callee, j), kind) == here
+        ]
+        if not local:
+            return [(loc, f"{dep} has no replica in {here}, where {name}'s replica {i + 1} runs")]
+    return []
+
+
+_OWN_UNITS = ("replicas", "availability", "mtbf", "mttr", "placement", "repair")
+
+
+def member_problems(arch: ArchitectureSpec, name: str, c: ComponentSpec) -> list[tuple[Loc, str]]:
+    """A component with ``members`` names known, distinct other components, needs at most as many
+    as it has, and has no units of its own."""
+    out: list[tuple[Loc, str]] = []
+    comps = arch.components
+    for i, m in enumerate(c.members):
+        if m == name:
+            out.append((("components", name, "members", i), "a component cannot be its own member"))
+        elif m not in comps:
+            out.append(
+                (
+                    ("components", name, "members", i),
+                    f"unknown component {m!r}{close_match(m, list(comps))}",
+                )
+            )
+        elif m in c.members[:i]:
+            out.append((("components", name, "members", i), f"{m!r} is listed twice"))
+    if c.redundancy.required > len(c.members):
+        out.append(
+            (
+                ("components", name, "redundancy", "required"),
+                f"k of k-of-n must not exceed the members: required={c.redundancy.required} > "
+                f"{len(c.members)} members",
+            )
+        )
+    if c.redundancy.mode != "active-active":
+        out.append(
+            (
+                ("components", name, "redundancy", "mode"),
+                "members back each other up as active-active (any k of them)",
+            )
+        )
+    for field in _OWN_UNITS:
+        if field in c.model_fields_set:
+            out.append(
+                (
+                    ("components", name, field),
+                    f"a component with members has no units of its own: drop {field} (give it "
+                    "to the members)",
+                )
+            )
+    return out
