@@ -48,6 +48,12 @@ __all__ = ["assess"]
     help="Largest minimal cut sets to list (1: single points of failure only).",
 )
 @click.option(
+    "--mission",
+    default=None,
+    help="Mission time from an all-up start (e.g. 720h, 30d): A(T), mean availability over "
+    "[0, T] and, with --simulate, the chance of no outage.",
+)
+@click.option(
     "--report-only",
     is_flag=True,
     help="Exit 0 even when a verdict fails (the failures are still listed on stderr).",
@@ -65,6 +71,7 @@ def assess(
     precision: float,
     max_seconds: float,
     max_order: int,
+    mission: str | None,
     report_only: bool,
 ) -> None:
     """Assess the architecture in FILE: availability per journey, single points of failure,
@@ -86,6 +93,16 @@ def assess(
         raise ConfigError("--precision", precision, "must be in (0, 1)")
     if max_seconds <= 0:
         raise ConfigError("--max-seconds", max_seconds, "must be > 0")
+    mission_hours = None
+    if mission is not None:
+        from buttress.spec.types import parse_duration
+
+        try:
+            mission_hours = parse_duration(mission) / 3600.0
+        except ValueError as e:
+            raise ConfigError("--mission", mission, str(e)) from None
+        if mission_hours <= 0:
+            raise ConfigError("--mission", mission, "must be a duration > 0")
     arch, _ = load_architecture(file)
     report = run(
         System.from_spec(arch),
@@ -95,6 +112,7 @@ def assess(
         rel_precision=precision,
         max_seconds=max_seconds,
         source=file,
+        mission=mission_hours,
     )
     if html_out:
         try:

@@ -73,6 +73,7 @@ from buttress.spec.source import Document, load_yaml, validate
 from buttress.spec.types import Duration, PositiveDuration
 
 from .model_checks import Loc, close_match, member_problems, scope_problems
+from .model_checks import grouped as _is_group
 
 __all__ = [
     "ArchitectureSpec",
@@ -83,6 +84,7 @@ __all__ = [
     "DomainSpec",
     "JourneySpec",
     "RedundancySpec",
+    "RepairLawSpec",
     "RepairSpec",
     "architecture_problems",
     "check_architecture",
@@ -136,11 +138,46 @@ class DefaultsSpec(_Strict):
     )
 
 
+class RepairLawSpec(_Strict):
+    """How long repairs take around their mean (``mttr``), for the simulation."""
+
+    distribution: Literal["exponential", "deterministic", "weibull", "lognormal"] = Field(
+        default="exponential",
+        description="Repair-time distribution; the exact figures depend only on its mean.",
+    )
+    shape: float | None = Field(
+        default=None,
+        gt=0,
+        description="Weibull shape k, or lognormal sigma (required for those two).",
+    )
+
+    @model_validator(mode="after")
+    def _shape_fits(self) -> RepairLawSpec:
+        needs = self.distribution in ("weibull", "lognormal")
+        if needs and self.shape is None:
+            raise ValueError(f"a {self.distribution} repair needs a shape")
+        if not needs and self.shape is not None:
+            raise ValueError(f"an {self.distribution} repair takes no shape")
+        return self
+
+
+class RepairSpec(RepairLawSpec):
+    """Repair resources of a component's replicas, and the repair-time distribution."""
+
+    crews: int | None = Field(
+        default=None,
+        ge=1,
+        description="Repair crews shared by the replicas (default: one per replica, i.e. "
+        "independent repair); one crew repairs one unit at a time.",
+    )
+
+
 class DomainSpec(ReliabilityFields):
     """A failure domain: a zone, a region or a shared-fate dependency (DNS, identity, deploys)."""
 
     kind: Literal["zone", "region", "shared"] = "zone"
     parent: str | None = Field(default=None, description="Enclosing domain (a zone's region).")
+    repair: RepairLawSpec = Field(default_factory=RepairLawSpec)
     description: str = ""
 
 
@@ -188,17 +225,6 @@ class RedundancySpec(_Strict):
         lt=1,
         description="Beta factor: the share of a unit's failures that fail every unit of the "
         "group at once (common cause), in [0, 1).",
-    )
-
-
-class RepairSpec(_Strict):
-    """Repair resources of a component's replicas."""
-
-    crews: int | None = Field(
-        default=None,
-        ge=1,
-        description="Repair crews shared by the replicas (default: one per replica, i.e. "
-        "independent repair); one crew repairs one unit at a time.",
     )
 
 
@@ -284,6 +310,11 @@ class JourneySpec(_Strict):
     users: float = Field(default=1.0, gt=0, le=1, description="Share of users this journey serves.")
     rto: TargetsSpec = Field(default_factory=TargetsSpec)
     rpo: TargetsSpec = Field(default_factory=TargetsSpec)
+    mission: PositiveDuration | None = Field(
+        default=None,
+        description="Mission time T from an all-up start: the report adds A(T), the mean "
+        "availability over [0, T] and (simulated) the chance of no outage in [0, T].",
+    )
     description: str = ""
 
 
@@ -399,6 +430,14 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
                 (
                     ("components", name, "redundancy", "required"),
                     f"k of k-of-n must not exceed n: required={r.required} > replicas={c.replicas}",
+                )
+            )
+        if c.repair.distribution != "exponential" and _is_group(c):
+            out.append(
+                (
+                    ("components", name, "repair", "distribution"),
+                    "the replicas form a Markov group (active-passive, shared crews or a beta "
+                    "factor), whose repairs are exponential",
                 )
             )
         if r.standby_factor is not None and r.standby != "warm":

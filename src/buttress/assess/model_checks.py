@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .model import ArchitectureSpec, ComponentSpec
 
-__all__ = ["Loc", "close_match", "member_problems", "scope_problems"]
+__all__ = ["Loc", "close_match", "grouped", "member_problems", "scope_problems"]
 
 Loc = tuple[str | int, ...]
 
@@ -27,7 +27,8 @@ def close_match(name: str, options: Sequence[str]) -> str:
     return ""
 
 
-def _grouped(c: ComponentSpec) -> bool:
+def grouped(c: ComponentSpec) -> bool:
+    """Whether the replicas form one Markov group (see :mod:`buttress.assess.groups`)."""
     r = c.redundancy
     shared_repair = c.repair.crews is not None and c.repair.crews < c.replicas
     return c.replicas >= 2 and (r.mode == "active-passive" or shared_repair or r.beta > 0)
@@ -57,7 +58,7 @@ def scope_problems(arch: ArchitectureSpec, name: str, dep: str, kind: str) -> li
     if caller.depends_on[dep].type != "hard":
         return [(loc, "only a hard dependency can be bound within a domain")]
     for who, comp in ((name, caller), (dep, callee)):
-        if comp.members or _grouped(comp):
+        if comp.members or grouped(comp):
             what = "has members" if comp.members else "is one Markov group"
             return [(loc, f"{who} {what}: its replicas cannot be bound to a {kind}")]
     for i in range(caller.replicas):

@@ -36,15 +36,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .analytic import MINUTES_PER_YEAR
 from .compiler import CHAIN_KINDS
-from .ctmc import Chain
 from .faulttree import Event, Node, postorder
+from .processes import Deadline, Intervals, OutOfTime, RepairLaw, chain_process, renewal
 
 if TYPE_CHECKING:
-    import numpy.typing as npt
-
     from .analysis import Analysis
 
-__all__ = ["SimulationResult", "simulate"]
+__all__ = ["SimulationResult", "mean_interval", "prepare", "run_batch", "simulate"]
 
 Z95 = 1.959963984540054
 
@@ -99,141 +97,6 @@ def _np() -> Any:
     return numpy
 
 
-class _OutOfTime(Exception):
-    """The time limit passed in the middle of a batch (the batch is dropped)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Deadline:
-    """A ``time.perf_counter`` instant the simulation must stop at, checked between the numpy
-    steps of a batch (each a few milliseconds) so ``max_seconds`` holds to within a few percent."""
-
-    at: float = math.inf
-
-    def check(self) -> None:
-        if time.perf_counter() > self.at:
-            raise _OutOfTime
-
-
-class _Intervals:
-    def __init__(self) -> None:
-        self.rep: list[npt.NDArray[Any]] = []
-        self.start: list[npt.NDArray[Any]] = []
-        self.end: list[npt.NDArray[Any]] = []
-        self.ev: list[npt.NDArray[Any]] = []
-
-    def add(self, np: Any, ev: int, rep: Any, start: Any, end: Any) -> None:
-        keep = end > start
-        if not keep.all():
-            rep, start, end = rep[keep], start[keep], end[keep]
-        if len(rep):
-            self.rep.append(rep.astype(np.int64))
-            self.start.append(start)
-            self.end.append(end)
-            self.ev.append(np.full(len(rep), ev, dtype=np.int64))
-
-
-def _renewal(
-    *,
-    np: Any,
-    rng: Any,
-    out: _Intervals,
-    ev: int,
-    reps: int,
-    horizon: float,
-    mtbf: float,
-    mttr: float,
-    deterministic: bool,
-    deadline: _Deadline,
-) -> None:
-    if math.isinf(mtbf) or mttr <= 0:
-        return
-    q = mttr / (mtbf + mttr)
-    cycles = horizon / (mtbf + mttr)
-    m = int(cycles + 6 * math.sqrt(cycles) + 8)
-    down0 = rng.random(reps) < q
-    resid = rng.uniform(0.0, mttr, reps) if deterministic else rng.exponential(mttr, reps)
-    base = np.where(down0, resid, 0.0)
-    idx = np.arange(reps)
-    first = down0
-    out.add(np, ev, idx[first], np.zeros(int(first.sum())), np.minimum(resid[first], horizon))
-    offset = base
-    todo = idx
-    while len(todo):
-        deadline.check()
-        ups = rng.exponential(mtbf, (len(todo), m))
-        downs = np.full_like(ups, mttr) if deterministic else rng.exponential(mttr, ups.shape)
-        ends = offset[:, None] + np.cumsum(ups + downs, axis=1)
-        starts = ends - downs
-        mask = starts < horizon
-        rows = np.broadcast_to(todo[:, None], starts.shape)[mask]
-        out.add(np, ev, rows, starts[mask], np.minimum(ends[mask], horizon))
-        more = ends[:, -1] < horizon
-        todo = todo[more]
-        offset = ends[more, -1]
-
-
-def _ctmc(
-    *,
-    np: Any,
-    rng: Any,
-    out: _Intervals,
-    ev: int,
-    reps: int,
-    horizon: float,
-    chain: Chain,
-    tau: float,
-    deterministic: bool,
-    deadline: _Deadline,
-) -> None:
-    """Step a group's Markov chain over all replicates at once, recording its down intervals.
-
-    With ``deterministic``, the switchover states (``("W", j)``, a single exit) hold exactly
-    ``tau``; the long-run figure is unchanged (only the mean of a single-exit holding time
-    counts), which is what makes it a check of the chain's insensitivity."""
-    qm = chain.q
-    k = len(chain.states)
-    rates = -qm.diagonal()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        jump = np.where(rates[:, None] > 0, qm / rates[:, None], 0.0)
-    np.fill_diagonal(jump, 0.0)
-    cum = np.cumsum(jump, axis=1)
-    cum[:, -1] = np.maximum(cum[:, -1], 1.0)
-    down = ~chain.up
-    fixed = np.array(
-        [deterministic and isinstance(s, tuple) and s[0] == "W" for s in chain.states], dtype=bool
-    )
-    mean = np.where(rates > 0, 1.0 / np.where(rates > 0, rates, 1.0), np.inf)
-    pi = chain.stationary()
-    state = rng.choice(k, size=reps, p=pi)
-    # Residual of the first holding time: exponential is memoryless; deterministic is uniform.
-    hold = rng.exponential(1.0, reps) * mean[state]
-    hold = np.where(fixed[state], rng.uniform(0.0, 1.0, reps) * tau, hold)
-    t = np.zeros(reps)
-    idx = np.arange(reps)
-    # Start of the down spell each replicate is in (NaN: up).  Consecutive down states (two
-    # units failed, then three) are one outage: one interval, not several touching ones.
-    spell = np.full(reps, np.nan)
-    while len(idx):
-        deadline.check()
-        end = t + hold
-        d = down[state]
-        spell = np.where(d & np.isnan(spell), t, spell)
-        alive = end < horizon
-        nxt = state.copy()
-        u = rng.random(int(alive.sum()))
-        nxt[alive] = np.minimum((cum[state[alive]] < u[:, None]).sum(axis=1), k - 1)
-        close = d & ~(alive & down[nxt])
-        if close.any():
-            out.add(np, ev, idx[close], spell[close], np.minimum(end[close], horizon))
-        spell = np.where(close, np.nan, spell)
-        idx, t, state, spell = idx[alive], end[alive], nxt[alive], spell[alive]
-        if not len(idx):
-            break
-        hold = rng.exponential(1.0, len(idx)) * mean[state]
-        hold = np.where(fixed[state], tau, hold)
-
-
 def _evaluate(np: Any, nodes: Sequence[Node], cols: dict[Event, int], states: Any) -> Any:
     """Structure function on every row of ``states`` (rows x local columns); folds constants."""
     val: dict[int, Any] = {}
@@ -273,7 +136,7 @@ def _evaluate(np: Any, nodes: Sequence[Node], cols: dict[Event, int], states: An
     return val[id(nodes[-1])]
 
 
-def _batch(
+def run_batch(
     *,
     np: Any,
     rng: Any,
@@ -284,17 +147,19 @@ def _batch(
     reps: int,
     horizon: float,
     deterministic: bool,
-    deadline: _Deadline,
+    deadline: Deadline,
+    stationary: bool = True,
 ) -> tuple[Any, Any]:
-    """Per-journey, per-replicate downtime (hours) and outage counts of one batch."""
+    """Per-journey, per-replicate downtime (hours) and outage counts (journeys x replicates) of
+    one batch; ``stationary=False`` starts every history with everything up."""
     system = analysis.system
-    out = _Intervals()
+    out = Intervals()
     for i, ev in enumerate(events):
         info = analysis.compiled.info[ev]
         if info.kind in CHAIN_KINDS:
             assert info.component is not None
             comp = system.components[info.component]
-            _ctmc(
+            chain_process(
                 np=np,
                 rng=rng,
                 out=out,
@@ -305,6 +170,7 @@ def _batch(
                 tau=comp.detection + comp.switchover,
                 deterministic=deterministic,
                 deadline=deadline,
+                stationary=stationary,
             )
         else:
             if info.kind == "unit":
@@ -313,7 +179,7 @@ def _batch(
             else:
                 assert info.domain is not None
                 u = system.domains[info.domain].unit
-            _renewal(
+            renewal(
                 np=np,
                 rng=rng,
                 out=out,
@@ -322,12 +188,13 @@ def _batch(
                 horizon=horizon,
                 mtbf=u.mtbf,
                 mttr=u.mttr,
-                deterministic=deterministic,
+                law=RepairLaw("deterministic") if deterministic else u.law,
                 deadline=deadline,
+                stationary=stationary,
             )
     nj = len(tops)
     downtime = np.zeros((nj, reps))
-    outages = np.zeros(nj, dtype=np.int64)
+    outages = np.zeros((nj, reps), dtype=np.int64)
     if not out.rep:
         return downtime, outages
     rep = np.concatenate(out.rep)
@@ -348,7 +215,7 @@ def _batch(
     for j in range(nj):
         hit = single & spof[j][ev]
         downtime[j] += np.bincount(rep[hit], weights=dur[hit], minlength=reps)
-        outages[j] += int(hit.sum())
+        outages[j] += np.bincount(rep[hit], minlength=reps)
     multi = ~single
     if not multi.any():
         return downtime, outages
@@ -396,10 +263,27 @@ def _batch(
             downtime[j] += np.bincount(seg_rep, weights=seg * down, minlength=reps)
             prev = np.concatenate([[bool(was_down[j])], down[:-1]])
             prev_same = np.concatenate([[was_same[0]], same[:-1]])
-            outages[j] += int((down & same & ~(prev & prev_same)).sum())
+            began = down & same & ~(prev & prev_same)
+            outages[j] += np.bincount(seg_rep[began], minlength=reps)
             was_down[j] = bool(down[-1])
         was_same[0] = bool(same[-1])
     return downtime, outages
+
+
+def prepare(
+    np: Any, analysis: Analysis, names: Sequence[str]
+) -> tuple[list[Event], list[list[Node]], list[Any]]:
+    """The events, each journey's gates in post-order, and which events alone take each journey
+    down (the single points of failure the time line can settle without evaluating the tree)."""
+    events = list(analysis.compiled.info)
+    tops = [postorder(analysis.compiled.tops[j]) for j in names]
+    eye = np.eye(len(events), dtype=bool)
+    cols = {e: i for i, e in enumerate(events)}
+    spof = []
+    for nodes in tops:
+        res = _evaluate(np, nodes, cols, eye)
+        spof.append(np.broadcast_to(np.asarray(res, dtype=bool), (len(events),)).copy())
+    return events, tops, spof
 
 
 def t_quantile_975(df: int) -> float:
@@ -491,14 +375,7 @@ def simulate(
     """
     np = _np()
     names = list(journeys) if journeys is not None else list(analysis.journeys)
-    events = list(analysis.compiled.info)
-    tops = [postorder(analysis.compiled.tops[j]) for j in names]
-    eye = np.eye(len(events), dtype=bool)
-    cols = {e: i for i, e in enumerate(events)}
-    spof = []
-    for nodes in tops:
-        res = _evaluate(np, nodes, cols, eye)
-        spof.append(np.broadcast_to(np.asarray(res, dtype=bool), (len(events),)).copy())
+    events, tops, spof = prepare(np, analysis, names)
     rng = np.random.default_rng(seed)
     horizon = horizon_years * 8760.0
     deterministic = repair == "deterministic"
@@ -506,7 +383,7 @@ def simulate(
     outages = np.zeros(len(names), dtype=np.int64)
     start = time.perf_counter()
     # A fixed-length run (``years``) is not cut short: its interval must keep its coverage.
-    deadline = _Deadline(start + max_seconds) if years is None else _Deadline()
+    deadline = Deadline(start + max_seconds) if years is None else Deadline()
     done_years = 0.0
     reps = batch or (2000 if years is not None else 8)
     while True:
@@ -514,7 +391,7 @@ def simulate(
             reps = max(1, min(reps, math.ceil((years - done_years) / horizon_years - 1e-9)))
         began = time.perf_counter()
         try:
-            dt, out = _batch(
+            dt, out = run_batch(
                 np=np,
                 rng=rng,
                 analysis=analysis,
@@ -525,13 +402,13 @@ def simulate(
                 horizon=horizon,
                 deterministic=deterministic,
                 # The first batch always completes: a run reports something.
-                deadline=deadline if chunks else _Deadline(),
+                deadline=deadline if chunks else Deadline(),
             )
-        except _OutOfTime:
+        except OutOfTime:
             break
         per_rep = (time.perf_counter() - began) / reps
         chunks.append(dt / horizon)
-        outages += out
+        outages += out.sum(axis=1)
         done_years += reps * horizon_years
         n = sum(c.shape[1] for c in chunks)
         if years is not None:

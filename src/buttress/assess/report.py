@@ -17,6 +17,7 @@ from .analysis import Analysis, analyse
 from .analytic import MINUTES_PER_YEAR, nines
 from .budget import dependency_budget
 from .faulttree import minimal_cut_sets
+from .mission import mission_report, mission_section
 from .montecarlo import simulate
 from .recovery import recovery_verdicts
 from .risk import risk_register
@@ -69,9 +70,18 @@ def assess(
     rel_precision: float = 0.1,
     max_seconds: float = 30.0,
     source: str = "",
+    mission: float | None = None,
 ) -> dict[str, Any]:
-    """The whole assessment as JSON-ready data (times in seconds, downtime in minutes)."""
+    """The whole assessment as JSON-ready data (times in seconds, downtime in minutes).
+
+    ``mission`` (hours) sets every journey's mission time (otherwise each journey's own)."""
     analysis = analyse(system, max_order=max_order)
+    missions = {
+        n: t
+        for n, j in system.journeys.items()
+        if (t := mission if mission is not None else j.mission) is not None
+    }
+    mission_blocks = mission_report(analysis, missions, simulate=simulate_model, seed=seed)
     sim = (
         simulate(analysis, seed=seed, rel_precision=rel_precision, max_seconds=max_seconds)
         if simulate_model
@@ -193,6 +203,8 @@ def assess(
                 "seconds": mc.seconds,
                 "agrees": mc.contains(res.unavailability),
             }
+        if name in mission_blocks:
+            entry["mission"] = mission_blocks[name]
         journeys.append(entry)
     comps = []
     single_points = []
@@ -343,6 +355,9 @@ def sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
             "full service: no soft dependency degraded either.",
         )
     )
+    missions = [j for j in report["journeys"] if j.get("mission")]
+    if missions:
+        out.append(mission_section(missions, pct))
     for j in report["journeys"]:
         n = j["name"]
         spofs = [[c["explanation"]] for c in j["spofs"]] or [["none"]]

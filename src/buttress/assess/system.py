@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from .analytic import ActivePassive
 from .ctmc import Chain
 from .groups import GroupParams, group_chain
-from .model import ArchitectureSpec, DataSpec, DefaultsSpec, ReliabilityFields
+from .model import ArchitectureSpec, DataSpec, DefaultsSpec, ReliabilityFields, RepairLawSpec
+from .processes import EXPONENTIAL, RepairLaw
 
 __all__ = ["Component", "Domain", "Journey", "System", "UnitParams"]
 
@@ -31,6 +32,8 @@ class UnitParams:
     mtbf: float
     mttr: float
     detect: float
+    law: RepairLaw = EXPONENTIAL
+    """The repair time's distribution (its mean is ``mttr``); only the simulation reads it."""
 
     @property
     def lam(self) -> float:
@@ -65,6 +68,12 @@ class UnitParams:
                 mtbf = math.inf
         detect = (spec.detect if spec.detect is not None else defaults.detect) / H
         return cls(mtbf, mttr, min(detect, mttr))
+
+
+def _with_law(unit: UnitParams, spec: RepairLawSpec) -> UnitParams:
+    if spec.distribution == "exponential":
+        return unit
+    return replace(unit, law=RepairLaw(spec.distribution, spec.shape or 1.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +189,8 @@ class Journey:
     users: float
     rto: dict[str, float | None] = field(default_factory=dict)
     rpo: dict[str, float | None] = field(default_factory=dict)
+    mission: float | None = None
+    """Mission time in hours (from an all-up start), or ``None``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,14 +203,18 @@ class System:
     def from_spec(cls, arch: ArchitectureSpec) -> System:
         d = arch.defaults
         domains = {
-            n: Domain(n, s.kind, s.parent, UnitParams.resolve(s, d))
+            n: Domain(n, s.kind, s.parent, _with_law(UnitParams.resolve(s, d), s.repair))
             for n, s in arch.domains.items()
         }
         comps = {}
         for n, c in arch.components.items():
             r = c.redundancy
             # A composite's "replicas" are its members; it never fails by itself.
-            unit = UnitParams(math.inf, 0.0, 0.0) if c.members else UnitParams.resolve(c, d)
+            unit = (
+                UnitParams(math.inf, 0.0, 0.0)
+                if c.members
+                else _with_law(UnitParams.resolve(c, d), c.repair)
+            )
             if c.members:
                 unit = replace(unit, detect=(c.detect if c.detect is not None else d.detect) / H)
             comps[n] = Component(
@@ -235,6 +250,7 @@ class System:
                 j.users,
                 {k: (None if v is None else v / H) for k, v in j.rto.model_dump().items()},
                 {k: (None if v is None else v / H) for k, v in j.rpo.model_dump().items()},
+                None if j.mission is None else j.mission / H,
             )
             for n, j in arch.journeys.items()
         }
