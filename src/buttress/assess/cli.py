@@ -54,6 +54,12 @@ __all__ = ["assess"]
     "[0, T] and, with --simulate, the chance of no outage.",
 )
 @click.option(
+    "--samples",
+    default=200,
+    show_default=True,
+    help="Draws of the units' uncertain ranges for the availability interval (0: skip).",
+)
+@click.option(
     "--report-only",
     is_flag=True,
     help="Exit 0 even when a verdict fails (the failures are still listed on stderr).",
@@ -72,6 +78,7 @@ def assess(
     max_seconds: float,
     max_order: int,
     mission: str | None,
+    samples: int,
     report_only: bool,
 ) -> None:
     """Assess the architecture in FILE: availability per journey, single points of failure,
@@ -91,6 +98,8 @@ def assess(
         raise ConfigError("--order", max_order, "must be between 1 and 4")
     if not 0 < precision < 1:
         raise ConfigError("--precision", precision, "must be in (0, 1)")
+    if samples < 0:
+        raise ConfigError("--samples", samples, "must be >= 0")
     if max_seconds <= 0:
         raise ConfigError("--max-seconds", max_seconds, "must be > 0")
     mission_hours = None
@@ -113,6 +122,7 @@ def assess(
         max_seconds=max_seconds,
         source=file,
         mission=mission_hours,
+        samples=samples,
     )
     if html_out:
         try:

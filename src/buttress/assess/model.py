@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -86,6 +86,7 @@ __all__ = [
     "RedundancySpec",
     "RepairLawSpec",
     "RepairSpec",
+    "UncertainSpec",
     "architecture_problems",
     "check_architecture",
     "load_architecture",
@@ -100,6 +101,30 @@ ErrorFactory = Callable[[Loc, str], Exception]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Unavailability = Annotated[float, Field(gt=0, le=1)]
+
+
+class UncertainSpec(_Strict):
+    """Ranges ``[low, high]`` for a unit's figures, sampled log-uniformly (availability through its
+    unavailability) to put an interval on every result."""
+
+    availability: tuple[Unavailability, Unavailability] | None = None
+    mtbf: tuple[PositiveDuration, PositiveDuration] | None = None
+    mttr: tuple[Duration, Duration] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UncertainSpec:
+        for name in ("availability", "mtbf", "mttr"):
+            pair = getattr(self, name)
+            if pair is not None and pair[0] > pair[1]:
+                raise ValueError(
+                    f"{name}: the low end {pair[0]:g} exceeds the high end {pair[1]:g}"
+                )
+        if self.availability is not None and self.mtbf is not None:
+            raise ValueError("give a range for either availability or mtbf, not both")
+        return self
 
 
 class ReliabilityFields(_Strict):
@@ -117,11 +142,23 @@ class ReliabilityFields(_Strict):
         default=None,
         description="Part of mttr spent detecting the failure (default defaults.detect).",
     )
+    uncertain: UncertainSpec | None = Field(
+        default=None,
+        description="Ranges for availability, mtbf or mttr: the report adds an interval on every "
+        "journey's availability, by sampling (a figure given only as a range takes its "
+        "geometric middle as the nominal value).",
+    )
 
     @model_validator(mode="after")
     def _one_way(self) -> ReliabilityFields:
         if self.availability is not None and self.mtbf is not None:
             raise ValueError("give either availability or mtbf (with mttr), not both")
+        u = self.uncertain
+        if u is not None and (
+            (u.availability is not None and self.mtbf is not None)
+            or (u.mtbf is not None and self.availability is not None)
+        ):
+            raise ValueError("a range must be for the figure given (availability or mtbf)")
         return self
 
 

@@ -75,7 +75,7 @@ def scope_problems(arch: ArchitectureSpec, name: str, dep: str, kind: str) -> li
     return []
 
 
-_OWN_UNITS = ("replicas", "availability", "mtbf", "mttr", "placement", "repair")
+_OWN_UNITS = ("replicas", "availability", "mtbf", "mttr", "placement", "repair", "uncertain")
 
 
 def member_problems(arch: ArchitectureSpec, name: str, c: ComponentSpec) -> list[tuple[Loc, str]]:

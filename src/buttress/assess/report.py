@@ -22,6 +22,7 @@ from .montecarlo import simulate
 from .recovery import recovery_verdicts
 from .risk import risk_register
 from .system import System
+from .uncertainty import has_uncertainty, propagate
 from .whatif import recommend
 
 __all__ = ["assess", "render_markdown", "render_text", "sections"]
@@ -71,10 +72,12 @@ def assess(
     max_seconds: float = 30.0,
     source: str = "",
     mission: float | None = None,
+    samples: int = 200,
 ) -> dict[str, Any]:
     """The whole assessment as JSON-ready data (times in seconds, downtime in minutes).
 
-    ``mission`` (hours) sets every journey's mission time (otherwise each journey's own)."""
+    ``mission`` (hours) sets every journey's mission time (otherwise each journey's own);
+    ``samples`` draws put an interval on each journey's availability when units have ranges."""
     analysis = analyse(system, max_order=max_order)
     missions = {
         n: t
@@ -82,6 +85,11 @@ def assess(
         if (t := mission if mission is not None else j.mission) is not None
     }
     mission_blocks = mission_report(analysis, missions, simulate=simulate_model, seed=seed)
+    spread = (
+        propagate(system, samples=samples, seed=seed)
+        if samples > 0 and has_uncertainty(system)
+        else {}
+    )
     sim = (
         simulate(analysis, seed=seed, rel_precision=rel_precision, max_seconds=max_seconds)
         if simulate_model
@@ -205,6 +213,14 @@ def assess(
             }
         if name in mission_blocks:
             entry["mission"] = mission_blocks[name]
+        if name in spread:
+            u = spread[name]
+            entry["uncertainty"] = {
+                "samples": u.samples,
+                "availability_p05": u.low,
+                "availability_median": u.median,
+                "availability_p95": u.high,
+            }
         journeys.append(entry)
     comps = []
     single_points = []
@@ -358,6 +374,21 @@ def sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
     missions = [j for j in report["journeys"] if j.get("mission")]
     if missions:
         out.append(mission_section(missions, pct))
+    spread = [j for j in report["journeys"] if j.get("uncertainty")]
+    if spread:
+        rows = [
+            [
+                j["name"],
+                pct(j["uncertainty"]["availability_p05"]),
+                pct(j["uncertainty"]["availability_median"]),
+                pct(j["uncertainty"]["availability_p95"]),
+                "yes" if j["uncertainty"]["availability_p05"] >= j["target"] else "not surely",
+            ]
+            for j in spread
+        ]
+        headers = ["journey", "5th percentile", "median", "95th percentile", "meets (p05)"]
+        note = f"From {spread[0]['uncertainty']['samples']} draws of the ranges (log-uniform)."
+        out.append(("Uncertainty (availability, 90% interval)", headers, rows, note))
     for j in report["journeys"]:
         n = j["name"]
         spofs = [[c["explanation"]] for c in j["spofs"]] or [["none"]]

@@ -34,6 +34,9 @@ class UnitParams:
     detect: float
     law: RepairLaw = EXPONENTIAL
     """The repair time's distribution (its mean is ``mttr``); only the simulation reads it."""
+    ranges: tuple[tuple[str, float, float], ...] = ()
+    """Uncertain figures as ``(field, low, high)``: ``availability``, or ``mtbf`` / ``mttr`` in
+    hours (see :mod:`.uncertainty`)."""
 
     @property
     def lam(self) -> float:
@@ -58,16 +61,34 @@ class UnitParams:
 
     @classmethod
     def resolve(cls, spec: ReliabilityFields, defaults: DefaultsSpec) -> UnitParams:
-        mttr = (spec.mttr if spec.mttr is not None else defaults.mttr) / H
-        if spec.mtbf is not None:
-            mtbf = spec.mtbf / H
+        u = spec.uncertain
+        ranges: list[tuple[str, float, float]] = []
+        if u is not None:
+            if u.availability is not None:
+                ranges.append(("availability", *u.availability))
+            if u.mtbf is not None:
+                ranges.append(("mtbf", u.mtbf[0] / H, u.mtbf[1] / H))
+            if u.mttr is not None:
+                ranges.append(("mttr", u.mttr[0] / H, u.mttr[1] / H))
+        # A figure given only as a range takes the range's geometric middle as its nominal value.
+        middle = {f: middle_of(f, lo, hi) for f, lo, hi in ranges}
+        mttr = (spec.mttr / H) if spec.mttr is not None else middle.get("mttr", defaults.mttr / H)
+        if spec.mtbf is not None or "mtbf" in middle:
+            mtbf = spec.mtbf / H if spec.mtbf is not None else middle["mtbf"]
         else:
-            a = spec.availability if spec.availability is not None else defaults.availability
-            mtbf = math.inf if a >= 1.0 else mttr * a / (1.0 - a)
-            if mttr == 0:
-                mtbf = math.inf
+            a = spec.availability
+            if a is None:
+                a = middle.get("availability", defaults.availability)
+            mtbf = math.inf if a >= 1.0 or mttr == 0 else mttr * a / (1.0 - a)
         detect = (spec.detect if spec.detect is not None else defaults.detect) / H
-        return cls(mtbf, mttr, min(detect, mttr))
+        return cls(mtbf, mttr, min(detect, mttr), ranges=tuple(ranges))
+
+
+def middle_of(field: str, low: float, high: float) -> float:
+    """The geometric middle of a range (of the unavailability, for an availability range)."""
+    if field == "availability":
+        return 1.0 - middle_of("mtbf", 1.0 - high, 1.0 - low)
+    return math.sqrt(low * high) if low > 0 else (low + high) / 2
 
 
 def _with_law(unit: UnitParams, spec: RepairLawSpec) -> UnitParams:
