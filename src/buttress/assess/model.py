@@ -86,6 +86,7 @@ __all__ = [
     "RedundancySpec",
     "RepairLawSpec",
     "RepairSpec",
+    "ScheduleSpec",
     "UncertainSpec",
     "architecture_problems",
     "check_architecture",
@@ -127,6 +128,17 @@ class UncertainSpec(_Strict):
         return self
 
 
+class ScheduleSpec(_Strict):
+    """Deterministic failures and repairs: the unit fails after every ``every`` of *operating*
+    time (it does not age while the journey it serves is down) and is repaired in ``repair``."""
+
+    every: PositiveDuration = Field(description="Operating time between failures.")
+    repair: Duration = Field(description="Time to repair, fixed.")
+    first: Duration | None = Field(
+        default=None, description="Operating time before the first failure (default: every)."
+    )
+
+
 class ReliabilityFields(_Strict):
     """Failure behaviour of one unit: ``availability`` or ``mtbf``/``mttr``, plus detection time."""
 
@@ -149,8 +161,17 @@ class ReliabilityFields(_Strict):
         "geometric middle as the nominal value).",
     )
 
+    schedule: ScheduleSpec | None = Field(
+        default=None,
+        description="Fixed failure and repair times instead of random ones (see docs/assess.md).",
+    )
+
     @model_validator(mode="after")
     def _one_way(self) -> ReliabilityFields:
+        if self.schedule is not None:
+            for name in ("availability", "mtbf", "mttr", "uncertain"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"a schedule fixes failures and repairs: drop {name}")
         if self.availability is not None and self.mtbf is not None:
             raise ValueError("give either availability or mtbf (with mttr), not both")
         u = self.uncertain
@@ -467,6 +488,13 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
                 (
                     ("components", name, "redundancy", "required"),
                     f"k of k-of-n must not exceed n: required={r.required} > replicas={c.replicas}",
+                )
+            )
+        if c.schedule is not None and c.replicas > 1:
+            out.append(
+                (
+                    ("components", name, "schedule"),
+                    "a schedule is for one unit: give each replica its own component",
                 )
             )
         if c.repair.distribution != "exponential" and _is_group(c):

@@ -21,6 +21,7 @@ from .mission import mission_report, mission_section
 from .montecarlo import simulate
 from .recovery import recovery_verdicts
 from .risk import risk_register
+from .schedules import scheduled, scheduled_journeys
 from .system import System
 from .uncertainty import has_uncertainty, propagate
 from .whatif import recommend
@@ -85,6 +86,7 @@ def assess(
         if (t := mission if mission is not None else j.mission) is not None
     }
     mission_blocks = mission_report(analysis, missions, simulate=simulate_model, seed=seed)
+    fixed = set(scheduled_journeys(analysis))
     spread = (
         propagate(system, samples=samples, seed=seed)
         if samples > 0 and has_uncertainty(system)
@@ -213,6 +215,13 @@ def assess(
             }
         if name in mission_blocks:
             entry["mission"] = mission_blocks[name]
+        if name in fixed:
+            sch = scheduled(analysis, name, missions.get(name))
+            entry["schedule"] = {
+                "availability": sch.availability,
+                "periodic": sch.periodic,
+                "mean_availability": sch.mean_availability,
+            }
         if name in spread:
             u = spread[name]
             entry["uncertainty"] = {
@@ -374,6 +383,21 @@ def sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
     missions = [j for j in report["journeys"] if j.get("mission")]
     if missions:
         out.append(mission_section(missions, pct))
+    fixed = [j for j in report["journeys"] if j.get("schedule")]
+    if fixed:
+        rows = [
+            [
+                j["name"],
+                pct(j["schedule"]["availability"]),
+                "-"
+                if j["schedule"]["mean_availability"] is None
+                else pct(j["schedule"]["mean_availability"]),
+            ]
+            for j in fixed
+        ]
+        note = "Fixed failure and repair times; nothing ages while the journey is down."
+        headers = ["journey", "availability (long run)", "mean over the mission"]
+        out.append(("Schedules (deterministic)", headers, rows, note))
     spread = [j for j in report["journeys"] if j.get("uncertainty")]
     if spread:
         rows = [

@@ -34,6 +34,8 @@ class UnitParams:
     detect: float
     law: RepairLaw = EXPONENTIAL
     """The repair time's distribution (its mean is ``mttr``); only the simulation reads it."""
+    schedule: tuple[float, float, float] | None = None
+    """Deterministic ``(every, repair, first)`` in hours (see :mod:`.schedules`), or ``None``."""
     ranges: tuple[tuple[str, float, float], ...] = ()
     """Uncertain figures as ``(field, low, high)``: ``availability``, or ``mtbf`` / ``mttr`` in
     hours (see :mod:`.uncertainty`)."""
@@ -61,6 +63,13 @@ class UnitParams:
 
     @classmethod
     def resolve(cls, spec: ReliabilityFields, defaults: DefaultsSpec) -> UnitParams:
+        if spec.schedule is not None:
+            sch = spec.schedule
+            every, fix = sch.every / H, sch.repair / H
+            first = every if sch.first is None else sch.first / H
+            detect = (spec.detect if spec.detect is not None else defaults.detect) / H
+            # Random-phase figures for the steady-state analysis: the same means.
+            return cls(every, fix, min(detect, fix), schedule=(every, fix, first))
         u = spec.uncertain
         ranges: list[tuple[str, float, float]] = []
         if u is not None:
