@@ -18,10 +18,11 @@ import itertools
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from .analytic import MINUTES_PER_MONTH, MINUTES_PER_YEAR, nines, point_availability
 from .bdd import BDD, Importance
-from .compiler import CHAIN_KINDS, Compiled, compile_system, occurs
+from .compiler import CHAIN_KINDS, Compiled, EventInfo, compile_system, occurs
 from .faulttree import Event, Node, minimal_cut_sets, minimize
 from .system import System
 
@@ -31,6 +32,7 @@ __all__ = [
     "JourneyResult",
     "analyse",
     "event_probabilities",
+    "event_probability",
     "explain_cut_set",
 ]
 
@@ -102,6 +104,13 @@ class Analysis:
     journeys: dict[str, JourneyResult]
 
     point: dict[float, dict[Event, float]] = field(default_factory=dict, repr=False)
+    own: dict[str, int] = field(default_factory=dict, repr=False)
+    """Each component's own failure (:attr:`Compiled.intrinsic`) as a node of :attr:`bdd`."""
+    first: dict[str, int] = field(default_factory=dict, repr=False)
+    """Each component's first variable in :attr:`bdd`'s order (OR them in that order)."""
+    rest: dict[Any, Any] = field(default_factory=dict, repr=False)
+    """What-if memo (:mod:`.whatif`): a journey's path OR'd without one component, and each
+    journey's hard path."""
 
     def availability_at(self, journey: str, hours: float) -> float:
         """Point availability of ``journey`` at ``hours`` after a start with everything up (the
@@ -112,28 +121,26 @@ class Analysis:
         return 1.0 - self.bdd.probability(self.roots[journey], p)
 
 
+def event_probability(system: System, info: EventInfo, at: float | None = None) -> float:
+    """Unavailability of one basic event: steady state, or at time ``at`` (hours) from all-up."""
+    if info.kind in CHAIN_KINDS:
+        assert info.component is not None
+        chain = system.components[info.component].chain()
+        a = chain.availability() if at is None else chain.availability_at(at)
+        return min(1.0, max(0.0, 1.0 - a))
+    if info.kind == "unit":
+        assert info.component is not None
+        u = system.components[info.component].unit
+    else:
+        assert info.domain is not None
+        u = system.domains[info.domain].unit
+    return u.q if at is None else 1.0 - point_availability(u.lam, u.mu, at)
+
+
 def event_probabilities(compiled: Compiled, at: float | None = None) -> dict[Event, float]:
     """Unavailability of every basic event: steady state, or at time ``at`` (hours) from all-up."""
     system = compiled.system
-    out: dict[Event, float] = {}
-    for ev, info in compiled.info.items():
-        if info.kind in CHAIN_KINDS:
-            assert info.component is not None
-            chain = system.components[info.component].chain()
-            a = chain.availability() if at is None else chain.availability_at(at)
-            out[ev] = min(1.0, max(0.0, 1.0 - a))
-            continue
-        if info.kind == "unit":
-            assert info.component is not None
-            u = system.components[info.component].unit
-        else:
-            assert info.domain is not None
-            u = system.domains[info.domain].unit
-        if at is None:
-            out[ev] = u.q
-        else:
-            out[ev] = 1.0 - point_availability(u.lam, u.mu, at)
-    return out
+    return {ev: event_probability(system, info, at) for ev, info in compiled.info.items()}
 
 
 def _replica_causes(
@@ -416,7 +423,7 @@ def analyse(
             importance={e: v for e, v in imp.items() if v.birnbaum > 0},
             sources=sorted(sources.items(), key=lambda kv: -kv[1]),
         )
-    return Analysis(system, compiled, bdd, roots, degraded, p, results)
+    return Analysis(system, compiled, bdd, roots, degraded, p, results, own=own, first=first)
 
 
 def probabilities_of(analysis: Analysis) -> Mapping[Event, float]:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from .faulttree import AtLeast, Event, Node, Or, postorder
 from .system import Component, System
 
-__all__ = ["CHAIN_KINDS", "Compiled", "EventInfo", "compile_system", "occurs"]
+__all__ = ["CHAIN_KINDS", "Compiled", "EventInfo", "compile_system", "occurs", "own_node"]
 
 CHAIN_KINDS = ("ap", "group")
 """Event kinds whose probability comes from a group's Markov chain (:mod:`.groups`)."""
@@ -177,6 +177,16 @@ def _intrinsic(c: Compiled, comp: Component) -> Node:
     return AtLeast(n - comp.required + 1, *replicas, name=f"intrinsic:{comp.name}")
 
 
+def own_node(c: Compiled, comp: Component) -> Node:
+    """``comp``'s own failure (its units, redundancy and shared domains; not its hard
+    dependencies), adding the events it needs to ``c``; members must be compiled already."""
+    intr = _intrinsic(c, comp)
+    shared: list[Node] = []
+    for s in comp.shared:
+        shared.extend(_chain(c, s))
+    return Or(intr, *shared, name=f"own:{comp.name}") if shared else intr
+
+
 def compile_system(system: System, journeys: Collection[str] | None = None) -> Compiled:
     """Fault trees for the journeys of ``system`` (all of them, or only ``journeys``) and the
     components they need: every component, or for a subset of journeys only those on their hard
@@ -213,11 +223,7 @@ def compile_system(system: System, journeys: Collection[str] | None = None) -> C
             stack.extend((d, False) for d in system.components[name].requires() if not state.get(d))
     for name in order:
         comp = system.components[name]
-        intr = _intrinsic(c, comp)
-        shared: list[Node] = []
-        for s in comp.shared:
-            shared.extend(_chain(c, s))
-        c.intrinsic[name] = Or(intr, *shared, name=f"own:{name}") if shared else intr
+        c.intrinsic[name] = own_node(c, comp)
         deps = [c.fails[d] for d in comp.hard_deps()]
         c.fails[name] = (
             Or(c.intrinsic[name], *deps, name=f"fails:{name}") if deps else c.intrinsic[name]

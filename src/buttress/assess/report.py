@@ -29,18 +29,23 @@ from .whatif import recommend
 __all__ = ["assess", "render_markdown", "render_text", "sections"]
 
 
-def _own_availability(analysis: Analysis, name: str, cache: dict[str, float]) -> float:
+def _own_availability(analysis: Analysis, name: str, cache: dict[Any, Any]) -> float:
     """Availability of a component by itself: its units and redundancy, with every failure domain
     and dependency taken as up (domains are budgeted as dependencies of their own).  ``cache``
-    keeps the figures (one per component, whatever the number of journeys that ask)."""
+    keeps the figures (one per component, whatever the number of journeys that ask) and the
+    probabilities with the domains up (built once)."""
     if name in cache:
-        return cache[name]
+        return float(cache[name])
     compiled = analysis.compiled
-    domains_up = {ev: 0.0 for ev, info in compiled.info.items() if info.kind == "domain"}
-    p = ChainMap(domains_up, analysis.probabilities)
-    root = analysis.bdd.build(compiled.intrinsic[name])
+    p = cache.get(None)
+    if p is None:
+        domains_up = {ev: 0.0 for ev, info in compiled.info.items() if info.kind == "domain"}
+        p = cache[None] = ChainMap(domains_up, analysis.probabilities)
+    root = analysis.own.get(name)
+    if root is None:
+        root = analysis.bdd.build(compiled.intrinsic[name])
     cache[name] = 1.0 - analysis.bdd.probability(root, p)
-    return cache[name]
+    return float(cache[name])
 
 
 def _has_own_spof(analysis: Analysis, name: str) -> bool:
@@ -98,7 +103,7 @@ def assess(
         else {}
     )
     recs = recommend(analysis)
-    own: dict[str, float] = {}
+    own: dict[Any, Any] = {}
     journeys: list[dict[str, Any]] = []
     for name, res in analysis.journeys.items():
         j = system.journeys[name]
