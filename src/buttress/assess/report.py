@@ -388,6 +388,10 @@ def sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
     missions = [j for j in report["journeys"] if j.get("mission")]
     if missions:
         out.append(mission_section(missions, pct))
+    if report.get("assumptions"):
+        rows = [[a] for a in report["assumptions"]]
+        note = "Figures the import could not read from the deployment: refine them in the model."
+        out.append(("Assumptions (imported model)", ["assumption"], rows, note))
     fixed = [j for j in report["journeys"] if j.get("schedule")]
     if fixed:
         rows = [
