@@ -70,6 +70,11 @@ __all__ = ["assess"]
     "[0, T] and, with --simulate, the chance of no outage.",
 )
 @click.option(
+    "--rare",
+    is_flag=True,
+    help="With --simulate: importance sampling (failure-biased short histories) for rare outages.",
+)
+@click.option(
     "--samples",
     default=200,
     show_default=True,
@@ -97,6 +102,7 @@ def assess(
     max_order: int,
     mission: str | None,
     samples: int,
+    rare: bool,
     report_only: bool,
 ) -> None:
     """Assess the architecture in FILE: availability per journey, single points of failure,
@@ -158,6 +164,7 @@ def assess(
         source=source,
         mission=mission_hours,
         samples=samples,
+        importance=rare,
     )
     if assumptions:
         report["assumptions"] = assumptions

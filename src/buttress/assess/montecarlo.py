@@ -42,7 +42,14 @@ from .processes import Deadline, Intervals, OutOfTime, RepairLaw, chain_process,
 if TYPE_CHECKING:
     from .analysis import Analysis
 
-__all__ = ["SimulationResult", "mean_interval", "prepare", "run_batch", "simulate"]
+__all__ = [
+    "SimulationResult",
+    "importance_plan",
+    "mean_interval",
+    "prepare",
+    "run_batch",
+    "simulate",
+]
 
 Z95 = 1.959963984540054
 
@@ -149,17 +156,29 @@ def run_batch(
     deterministic: bool,
     deadline: Deadline,
     stationary: bool = True,
+    tilt: dict[int, tuple[float, float, float]] | None = None,
+    log_weight: Any = None,
 ) -> tuple[Any, Any]:
     """Per-journey, per-replicate downtime (hours) and outage counts (journeys x replicates) of
-    one batch; ``stationary=False`` starts every history with everything up."""
+    one batch; ``stationary=False`` starts every history with everything up.
+
+    ``tilt`` (importance sampling) maps an event's index to ``(q, theta, b)``: its stationary
+    start is down with probability ``theta`` instead of ``q`` and (a unit or domain) it fails at
+    ``b`` times its rate; each replicate's log likelihood ratio is added to ``log_weight``:
+    ``log(q/theta)`` or ``log((1-q)/(1-theta))`` for the start, and ``-n log b + (b-1) lam U``
+    for ``n`` failures and ``U`` hours up in the history (exponential up times, the last one
+    censored at the horizon)."""
     system = analysis.system
     out = Intervals()
     for i, ev in enumerate(events):
         info = analysis.compiled.info[ev]
+        q_theta = tilt.get(i) if tilt else None
+        theta = None if q_theta is None else q_theta[1]
+        first = len(out.rep)
         if info.kind in CHAIN_KINDS:
             assert info.component is not None
             comp = system.components[info.component]
-            chain_process(
+            started = chain_process(
                 np=np,
                 rng=rng,
                 out=out,
@@ -171,6 +190,7 @@ def run_batch(
                 deterministic=deterministic,
                 deadline=deadline,
                 stationary=stationary,
+                theta=theta,
             )
         else:
             if info.kind == "unit":
@@ -179,7 +199,7 @@ def run_batch(
             else:
                 assert info.domain is not None
                 u = system.domains[info.domain].unit
-            renewal(
+            started = renewal(
                 np=np,
                 rng=rng,
                 out=out,
@@ -191,7 +211,16 @@ def run_batch(
                 law=RepairLaw("deterministic") if deterministic else u.law,
                 deadline=deadline,
                 stationary=stationary,
+                theta=theta,
+                bias=1.0 if q_theta is None else q_theta[2],
             )
+            if q_theta is not None and log_weight is not None and q_theta[2] != 1.0:
+                log_weight += _rate_bias_log_ratio(
+                    np, out, first, reps=reps, horizon=horizon, lam=u.lam, b=q_theta[2]
+                )
+        if q_theta is not None and log_weight is not None:
+            q, th, _ = q_theta
+            log_weight += np.where(started, math.log(q / th), math.log((1 - q) / (1 - th)))
     nj = len(tops)
     downtime = np.zeros((nj, reps))
     outages = np.zeros((nj, reps), dtype=np.int64)
@@ -252,7 +281,9 @@ def run_batch(
         last_cl = ccl[b] if b < len(times) else -1
         same = np.append(ccl[a + 1 : b] == ccl[a : b - 1], ccl[b - 1] == last_cl)
         seg = np.where(same, seg, 0.0)
-        seg_rep = (t // span).astype(np.int64)
+        # Replicate r's times lie in [r span, r span + horizon], horizon = span / 2: a quarter
+        # span of slack keeps a time of exactly r span (a start at 0) in r despite rounding.
+        seg_rep = (t / span + 0.25).astype(np.int64)
         cols = {events[int(e)]: c for c, e in enumerate(local)}
         for j in range(nj):
             down = _evaluate(np, tops[j], cols, state)
@@ -284,6 +315,87 @@ def prepare(
         res = _evaluate(np, nodes, cols, eye)
         spof.append(np.broadcast_to(np.asarray(res, dtype=bool), (len(events),)).copy())
     return events, tops, spof
+
+
+def _rate_bias_log_ratio(
+    np: Any, out: Intervals, first: int, *, reps: int, horizon: float, lam: float, b: float
+) -> Any:
+    """Per replicate ``-n log b + (b - 1) lam U`` for the intervals one event added to ``out``
+    (from position ``first``): ``n`` failures (intervals not starting at 0), ``U`` up hours."""
+    if len(out.rep) == first:
+        return np.full(reps, (b - 1) * lam * horizon)
+    rep = np.concatenate(out.rep[first:])
+    start = np.concatenate(out.start[first:])
+    end = np.concatenate(out.end[first:])
+    down = np.bincount(rep, weights=end - start, minlength=reps)
+    failures = np.bincount(rep[start > 0], minlength=reps)
+    return -failures * math.log(b) + (b - 1) * lam * (horizon - down)
+
+
+def importance_plan(
+    analysis: Analysis, events: list[Event], names: Sequence[str]
+) -> tuple[dict[int, tuple[float, float, float]], float]:
+    """Failure biasing for rare outages: which events start down more often, and how long the
+    histories are.
+
+    Every event of the journeys' trees that can fail starts down with probability
+    ``theta = max(q, min(1/2, P(event down | journey down)))`` instead of its stationary ``q``
+    (the conditional probability from the exact analysis: ``q P[x=1] / P``), so a history often
+    starts inside a likely cut; a unit or domain also fails ``b`` times faster, ``b`` set for
+    about one biased failure per two histories.  Given its start, a history evolves unbiased, so the
+    likelihood ratio is that of the start.  Histories last a quarter of the shortest mean outage
+    of those events: the downtime of a history then comes mostly from the cut it starts in
+    (weighted by the start's small likelihood ratio), and seldom from a cut completed later by
+    an unbiased failure, whose large weight would make the estimate heavy-tailed."""
+    from .faulttree import events_of
+
+    in_tree: set[Event] = set()
+    for name in names:
+        in_tree.update(events_of(analysis.compiled.tops[name]))
+    system = analysis.system
+    q_of: dict[int, float] = {}
+    window = 0.0
+    for i, ev in enumerate(events):
+        q = analysis.probabilities[ev]
+        if ev not in in_tree or not 0 < q < 1:
+            continue
+        q_of[i] = q
+        info = analysis.compiled.info[ev]
+        if info.kind in CHAIN_KINDS and info.component is not None:
+            outage = system.components[info.component].chain().mean_outage()
+        elif info.kind == "unit" and info.component is not None:
+            outage = system.components[info.component].unit.mttr
+        else:
+            assert info.domain is not None
+            outage = system.domains[info.domain].unit.mttr
+        window = min(window, outage / 4.0) if window else outage / 4.0
+    window = window or 1.0
+    tilt: dict[int, tuple[float, float, float]] = {}
+    for i, q in q_of.items():
+        info = analysis.compiled.info[events[i]]
+        lam = 0.0
+        if info.kind == "unit" and info.component is not None:
+            lam = system.components[info.component].unit.lam
+        elif info.kind == "domain" and info.domain is not None:
+            lam = system.domains[info.domain].unit.lam
+        # Failure biasing: about one biased failure per two histories, all events together.
+        b = max(1.0, 0.5 / (len(q_of) * lam * window)) if lam > 0 else 1.0
+        tilt[i] = (q, max(q, _given_outage(analysis, events[i], names, q)), b)
+    return tilt, window
+
+
+def _given_outage(analysis: Analysis, ev: Event, names: Sequence[str], q: float) -> float:
+    """``P(event down | journey down)``, the largest over ``names``, capped at one half: drawing
+    each start from these marginals puts most histories inside the likely cuts (the exact
+    conditional law would be the zero-variance choice), and the cap keeps every start possible,
+    so histories in which a cut forms later are still drawn."""
+    best = 0.0
+    for name in names:
+        res = analysis.journeys[name]
+        imp = res.importance.get(ev)
+        if imp is not None and res.unavailability > 0:
+            best = max(best, q * imp.if_always / res.unavailability)
+    return min(0.5, best)
 
 
 def t_quantile_975(df: int) -> float:
@@ -355,8 +467,13 @@ def simulate(
     batch: int | None = None,
     repair: Literal["exponential", "deterministic"] = "exponential",
     journeys: Sequence[str] | None = None,
+    importance: bool = False,
 ) -> dict[str, SimulationResult]:
     """Simulate ``analysis``'s model; per journey, the unavailability with a 95% interval.
+
+    ``importance=True`` is for rare outages (:func:`importance_plan`): short histories whose
+    stationary start is failure-biased, each history's downtime weighted by its likelihood ratio
+    (unbiased; ``outages`` then counts the biased histories' outages).
 
     Independent replications of ``horizon_years`` each (stationary start), the interval a
     Student-t interval on their means (:func:`mean_interval`).  With ``years`` the run simulates
@@ -377,6 +494,10 @@ def simulate(
     names = list(journeys) if journeys is not None else list(analysis.journeys)
     events, tops, spof = prepare(np, analysis, names)
     rng = np.random.default_rng(seed)
+    tilt: dict[int, tuple[float, float, float]] | None = None
+    if importance:
+        tilt, window = importance_plan(analysis, events, names)
+        horizon_years = min(horizon_years, window / 8760.0)
     horizon = horizon_years * 8760.0
     deterministic = repair == "deterministic"
     chunks: list[Any] = []
@@ -385,11 +506,13 @@ def simulate(
     # A fixed-length run (``years``) is not cut short: its interval must keep its coverage.
     deadline = Deadline(start + max_seconds) if years is None else Deadline()
     done_years = 0.0
-    reps = batch or (2000 if years is not None else 8)
+    # Short importance-sampled histories are cheap: start with enough of them to meet a cut.
+    reps = batch or (2000 if years is not None else (256 if tilt else 8))
     while True:
         if years is not None:
             reps = max(1, min(reps, math.ceil((years - done_years) / horizon_years - 1e-9)))
         began = time.perf_counter()
+        log_weight = np.zeros(reps)
         try:
             dt, out = run_batch(
                 np=np,
@@ -403,11 +526,13 @@ def simulate(
                 deterministic=deterministic,
                 # The first batch always completes: a run reports something.
                 deadline=deadline if chunks else Deadline(),
+                tilt=tilt,
+                log_weight=log_weight,
             )
         except OutOfTime:
             break
         per_rep = (time.perf_counter() - began) / reps
-        chunks.append(dt / horizon)
+        chunks.append(dt / horizon * np.exp(log_weight) if tilt else dt / horizon)
         outages += out.sum(axis=1)
         done_years += reps * horizon_years
         n = sum(c.shape[1] for c in chunks)

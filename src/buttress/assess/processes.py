@@ -126,14 +126,21 @@ def renewal(
     law: RepairLaw,
     deadline: Deadline,
     stationary: bool = True,
-) -> None:
-    """Down intervals of a unit alternating exponential up times and ``law`` repairs."""
+    theta: float | None = None,
+    bias: float = 1.0,
+) -> npt.NDArray[Any]:
+    """Down intervals of a unit alternating exponential up times and ``law`` repairs; returns
+    which replicates started down.  Importance sampling: ``theta`` draws the stationary start
+    down with that probability instead of ``MTTR / (MTBF + MTTR)``, and ``bias`` multiplies the
+    failure rate; the caller weights each history by the likelihood ratio of both."""
     if math.isinf(mtbf) or mttr <= 0:
-        return
+        never: npt.NDArray[Any] = np.zeros(reps, dtype=bool)
+        return never
     q = mttr / (mtbf + mttr)
-    cycles = horizon / (mtbf + mttr)
+    cycles = horizon / (mtbf / bias + mttr)
     m = int(cycles + 6 * math.sqrt(cycles) + 8)
-    down0 = rng.random(reps) < q if stationary else np.zeros(reps, dtype=bool)
+    p_down = q if theta is None else theta
+    down0 = rng.random(reps) < p_down if stationary else np.zeros(reps, dtype=bool)
     resid = law.residual(np, rng, mttr, reps)
     base = np.where(down0, resid, 0.0)
     idx = np.arange(reps)
@@ -143,7 +150,7 @@ def renewal(
     todo = idx
     while len(todo):
         deadline.check()
-        ups = rng.exponential(mtbf, (len(todo), m))
+        ups = rng.exponential(mtbf / bias, (len(todo), m))
         downs = law.draw(np, rng, mttr, ups.shape)
         ends = offset[:, None] + np.cumsum(ups + downs, axis=1)
         starts = ends - downs
@@ -153,6 +160,8 @@ def renewal(
         more = ends[:, -1] < horizon
         todo = todo[more]
         offset = ends[more, -1]
+    started: npt.NDArray[Any] = down0
+    return started
 
 
 def chain_process(
@@ -168,7 +177,8 @@ def chain_process(
     deterministic: bool,
     deadline: Deadline,
     stationary: bool = True,
-) -> None:
+    theta: float | None = None,
+) -> npt.NDArray[Any]:
     """Step a group's Markov chain over all replicates at once, recording its down intervals.
 
     With ``deterministic``, the switchover states (``("W", j)``, a single exit) hold exactly
@@ -187,10 +197,22 @@ def chain_process(
         [deterministic and isinstance(s, tuple) and s[0] == "W" for s in chain.states], dtype=bool
     )
     mean = np.where(rates > 0, 1.0 / np.where(rates > 0, rates, 1.0), np.inf)
-    if stationary:
-        state = rng.choice(k, size=reps, p=chain.stationary())
-    else:
+    pi = chain.stationary()
+    down_share = float(pi[down].sum())
+    if not stationary:
         state = np.zeros(reps, dtype=np.int64)  # the chain's initial state: all working
+    elif theta is None or not 0 < down_share < 1:
+        state = rng.choice(k, size=reps, p=pi)
+    else:
+        # Importance sampling: down with probability theta, then a state of that side in its
+        # stationary proportions (the likelihood ratio depends on the side only).
+        starts_down = rng.random(reps) < theta
+        state = np.where(
+            starts_down,
+            rng.choice(k, size=reps, p=np.where(down, pi, 0.0) / down_share),
+            rng.choice(k, size=reps, p=np.where(down, 0.0, pi) / (1 - down_share)),
+        )
+    started: npt.NDArray[Any] = down[state]
     # Residual of the first holding time: exponential is memoryless; deterministic is uniform.
     hold = rng.exponential(1.0, reps) * mean[state]
     hold = np.where(fixed[state], rng.uniform(0.0, 1.0, reps) * tau, hold)
@@ -217,3 +239,4 @@ def chain_process(
             break
         hold = rng.exponential(1.0, len(idx)) * mean[state]
         hold = np.where(fixed[state], tau, hold)
+    return started

@@ -79,6 +79,7 @@ def assess(
     source: str = "",
     mission: float | None = None,
     samples: int = 200,
+    importance: bool = False,
 ) -> dict[str, Any]:
     """The whole assessment as JSON-ready data (times in seconds, downtime in minutes).
 
@@ -98,7 +99,13 @@ def assess(
         else {}
     )
     sim = (
-        simulate(analysis, seed=seed, rel_precision=rel_precision, max_seconds=max_seconds)
+        simulate(
+            analysis,
+            seed=seed,
+            rel_precision=rel_precision,
+            max_seconds=max_seconds,
+            importance=importance,
+        )
         if simulate_model
         else {}
     )
