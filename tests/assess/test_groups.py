@@ -328,3 +328,66 @@ def test_per_unit_solver_reproduces_independent_units() -> None:
     for n, k in itertools.product((2, 3), (1, 2)):
         exact = sum(math.comb(n, i) * q**i * (1 - q) ** (n - i) for i in range(n - k + 1, n + 1))
         assert exact == pytest.approx(k_of_n_units(n, k, crews=n), rel=1e-9)
+
+
+# -- repair crews shared by different components, FIFO or priority ---------------------------------
+
+LAM_A, MU_A, LAM_B, MU_B = 1 / 50, 1 / 10, 1 / 400, 1 / 30
+
+
+def pool_unavailability(discipline: str, crews: int = 1) -> float:
+    arch = {
+        "components": {
+            "pay": {
+                "members": ["psp-a", "psp-b"],
+                "repair": {"crews": crews, "discipline": discipline},
+            },
+            "psp-a": {"mtbf": "50h", "mttr": "10h"},
+            "psp-b": {"mtbf": "400h", "mttr": "30h"},
+        },
+        "journeys": {"pay": {"entry": "pay"}},
+    }
+    analysis = analyse(System.from_spec(ArchitectureSpec.model_validate(arch)))
+    return analysis.journeys["pay"].unavailability
+
+
+def test_shared_crew_fifo_and_priority_against_hand_built_chains() -> None:
+    # States: () both up, (a), (b), and both failed in the order a crew takes them.
+    rates = {"a": (LAM_A, MU_A), "b": (LAM_B, MU_B)}
+
+    def moves_for(discipline: str) -> Transitions:
+        def moves(queue: tuple[str, ...]) -> Iterator[tuple[Any, float]]:
+            for u in "ab":
+                if u not in queue:
+                    nxt = (*queue, u)
+                    yield (tuple(sorted(nxt)) if discipline == "priority" else nxt), rates[u][0]
+            if queue:
+                head = queue[0]  # one crew, on the head of the queue
+                yield tuple(x for x in queue if x != head), rates[head][1]
+
+        return moves
+
+    for discipline in ("fifo", "priority"):
+        expected = 1 - solve((), moves_for(discipline), lambda q: len(q) < 2)
+        assert expected == pytest.approx(pool_unavailability(discipline), rel=1e-9)
+    # Priority to the fast-failing, fast-repaired provider shortens the double outages here.
+    assert pool_unavailability("priority") < pool_unavailability("fifo")
+    # Two crews: independent repair, the product of the two unavailabilities.
+    q_a, q_b = LAM_A / (LAM_A + MU_A), LAM_B / (LAM_B + MU_B)
+    assert q_a * q_b == pytest.approx(pool_unavailability("fifo", crews=2), rel=1e-9)
+
+
+def test_crew_pool_members_must_be_plain_units_used_nowhere_else() -> None:
+    arch = {
+        "components": {
+            "pay": {"members": ["psp-a", "psp-b"], "repair": {"crews": 1}},
+            "psp-a": {"availability": 0.99, "replicas": 2},
+            "psp-b": {"availability": 0.99},
+            "shop": {"depends_on": ["pay", "psp-b"]},
+        }
+    }
+    with pytest.raises(ValueError) as info:
+        ArchitectureSpec.model_validate(arch)
+    text = str(info.value)
+    assert "psp-a shares pay's repair crews, so it must be a single unit" in text
+    assert "psp-b shares pay's repair crews, so it is also used by shop" in text

@@ -175,6 +175,12 @@ def _replica_causes(
 def _reason(compiled: Compiled, comp_name: str, occurred: frozenset[Event]) -> str:
     system = compiled.system
     comp = system.components[comp_name]
+    if comp.crew_pool:
+        crews = f"{comp.crews} repair crew{'s' if comp.crews != 1 else ''}"
+        return (
+            f"{comp_name} needs {comp.required} of {', '.join(comp.members)}, which share "
+            f"{crews} ({comp.discipline}), and loses more"
+        )
     if comp.composite:
         memo: dict[int, bool] = {}
         down = [m for m in comp.members if occurs(compiled.fails[m], occurred, memo)]

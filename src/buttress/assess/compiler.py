@@ -148,6 +148,10 @@ def _group(c: Compiled, comp: Component) -> Node:
 
 def _intrinsic(c: Compiled, comp: Component) -> Node:
     n = comp.replicas
+    if comp.crew_pool:
+        # Members sharing repair crews: one chain over their units (plain units used nowhere else).
+        label = f"{comp.name} loses more than {n - comp.required} of {', '.join(comp.members)}"
+        return _event(c, f"group:{comp.name}", label, EventInfo("group", component=comp.name))
     if comp.composite:
         # Different components backing each other up: down when more than n - k of them are,
         # each member failing with its own dependencies.

@@ -33,7 +33,7 @@ from typing import Literal
 
 from .ctmc import Chain, ChainBuilder
 
-__all__ = ["GroupParams", "group_chain"]
+__all__ = ["GroupParams", "group_chain", "pool_chain"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +108,35 @@ def _standby(g: GroupParams) -> Chain:
         b.add(("U", j), ("up", j), g.recovery)
         b.add(("U", j), ("up", j - 1), g.repair_rate(j))
     return b.build(lambda s: s[0] == "up")  # type: ignore[index]
+
+
+@functools.lru_cache(maxsize=256)
+def pool_chain(
+    units: tuple[tuple[float, float], ...], k: int, crews: int, discipline: str
+) -> Chain:
+    """Different units ``(lam, mu)`` sharing ``crews`` repair crews, up while ``k`` work.
+
+    The state is the repair queue: the failed units in the order a crew takes them, the first
+    ``crews`` of them in repair.  ``fifo`` appends a failed unit; ``priority`` keeps the queue in
+    the units' order, so a failure of an earlier unit takes a crew from a later one (preemptive;
+    with exponential repairs, resuming and restarting are the same)."""
+    n = len(units)
+    b = ChainBuilder()
+    b.state(())
+    todo: list[tuple[int, ...]] = [()]
+    seen: set[tuple[int, ...]] = {()}
+    while todo:
+        queue = todo.pop()
+        moves: list[tuple[tuple[int, ...], float]] = []
+        for i in range(n):
+            if i not in queue:
+                nxt = (*queue, i) if discipline == "fifo" else tuple(sorted((*queue, i)))
+                moves.append((nxt, units[i][0]))
+        for i in queue[:crews]:
+            moves.append((tuple(x for x in queue if x != i), units[i][1]))
+        for nxt, rate in moves:
+            b.add(queue, nxt, rate)
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return b.build(lambda s: n - len(s) >= k)  # type: ignore[arg-type]

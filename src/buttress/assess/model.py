@@ -225,8 +225,15 @@ class RepairSpec(RepairLawSpec):
     crews: int | None = Field(
         default=None,
         ge=1,
-        description="Repair crews shared by the replicas (default: one per replica, i.e. "
-        "independent repair); one crew repairs one unit at a time.",
+        description="Repair crews shared by the replicas, or by the members of a component with "
+        "members (default: one per unit, i.e. independent repair); one crew repairs one unit "
+        "at a time.",
+    )
+    discipline: Literal["fifo", "priority"] = Field(
+        default="fifo",
+        description="Which failed unit a free crew takes: the first failed (fifo), or the first "
+        "in members order, preempting (priority).  Identical replicas give the same figures "
+        "either way.",
     )
 
 

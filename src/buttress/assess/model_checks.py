@@ -75,7 +75,7 @@ def scope_problems(arch: ArchitectureSpec, name: str, dep: str, kind: str) -> li
     return []
 
 
-_OWN_UNITS = ("replicas", "availability", "mtbf", "mttr", "placement", "repair", "uncertain")
+_OWN_UNITS = ("replicas", "availability", "mtbf", "mttr", "placement", "uncertain")
 
 
 def member_problems(arch: ArchitectureSpec, name: str, c: ComponentSpec) -> list[tuple[Loc, str]]:
@@ -110,6 +110,8 @@ def member_problems(arch: ArchitectureSpec, name: str, c: ComponentSpec) -> list
                 "members back each other up as active-active (any k of them)",
             )
         )
+    if "repair" in c.model_fields_set:
+        out.extend(_crew_problems(arch, name, c))
     for field in _OWN_UNITS:
         if field in c.model_fields_set:
             out.append(
@@ -117,6 +119,47 @@ def member_problems(arch: ArchitectureSpec, name: str, c: ComponentSpec) -> list
                     ("components", name, field),
                     f"a component with members has no units of its own: drop {field} (give it "
                     "to the members)",
+                )
+            )
+    return out
+
+
+def _crew_problems(arch: ArchitectureSpec, name: str, c: ComponentSpec) -> list[tuple[Loc, str]]:
+    """Members sharing repair crews are one Markov chain, so each must be a plain unit (one
+    replica, no placement, shared domain, dependency or group of its own) that nothing else uses:
+    elsewhere it would be an event dependent on this one."""
+    out: list[tuple[Loc, str]] = []
+    if c.repair.crews is None or c.repair.distribution != "exponential":
+        out.append(
+            (
+                ("components", name, "repair"),
+                "a component with members takes only crews (and discipline): its members' "
+                "repairs, exponential, share them",
+            )
+        )
+        return out
+    users: dict[str, list[str]] = {}
+    for other, comp in arch.components.items():
+        for dep in [*comp.depends_on, *(comp.members if other != name else [])]:
+            users.setdefault(dep, []).append(other)
+    for j in arch.journeys.values():
+        users.setdefault(j.entry, []).append("a journey")
+    for i, m in enumerate(c.members):
+        member = arch.components.get(m)
+        if member is None:
+            continue
+        why = ""
+        if member.replicas != 1 or member.placement or member.shared or member.members:
+            why = "must be a single unit with no placement, shared domain or members"
+        elif member.depends_on or member.schedule is not None:
+            why = "must have no dependencies or schedule"
+        elif users.get(m):
+            why = f"is also used by {', '.join(sorted(set(users[m])))}"
+        if why:
+            out.append(
+                (
+                    ("components", name, "members", i),
+                    f"{m} shares {name}'s repair crews, so it {why}",
                 )
             )
     return out

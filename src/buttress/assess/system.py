@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from .analytic import ActivePassive
 from .ctmc import Chain
-from .groups import GroupParams, group_chain
+from .groups import GroupParams, group_chain, pool_chain
 from .model import ArchitectureSpec, DataSpec, DefaultsSpec, ReliabilityFields, RepairLawSpec
 from .processes import EXPONENTIAL, RepairLaw
 
@@ -137,6 +137,9 @@ class Component:
     beta: float = 0.0
     crews: int | None = None
     members: tuple[str, ...] = ()
+    discipline: str = "fifo"
+    member_units: tuple[UnitParams, ...] = ()
+    """For members sharing repair crews: each member's unit (the chain is built from them)."""
     scoped: tuple[tuple[str, str], ...] = ()
     """Hard dependencies bound per replica to a domain kind: ``(dependency, "zone" | "region")``."""
 
@@ -168,6 +171,11 @@ class Component:
         return bool(self.members)
 
     @property
+    def crew_pool(self) -> bool:
+        """Members sharing repair crews: one Markov chain over the members' units."""
+        return self.composite and self.crews is not None
+
+    @property
     def grouped(self) -> bool:
         """Whether the replicas are one Markov group (:mod:`.groups`) rather than independent
         units: active-passive, fewer repair crews than replicas, or a common-cause beta."""
@@ -196,6 +204,14 @@ class Component:
 
     def chain(self) -> Chain:
         """The group's Markov chain (cached per distinct parameters)."""
+        if self.crew_pool:
+            assert self.crews is not None
+            return pool_chain(
+                tuple((u.lam, u.mu) for u in self.member_units),
+                self.required,
+                self.crews,
+                self.discipline,
+            )
         return group_chain(self.group_params())
 
     def ap_params(self) -> ActivePassive:
@@ -268,9 +284,14 @@ class System:
                 recovery=None if r.recovery is None else r.recovery / H,
                 beta=r.beta,
                 crews=c.repair.crews,
+                discipline=c.repair.discipline,
                 members=tuple(c.members),
                 scoped=tuple((k, e.within) for k, e in c.depends_on.items() if e.within),
             )
+        for n, comp in comps.items():
+            if comp.crew_pool:
+                units = tuple(comps[m].unit for m in comp.members)
+                comps[n] = replace(comp, member_units=units)
         journeys = {
             n: Journey(
                 n,
