@@ -490,6 +490,7 @@ def simulate(
     repair and switchover times fixed instead of exponential (repairs inside Markov groups stay
     exponential).
     """
+    start = time.perf_counter()  # the limit counts the set-up too
     np = _np()
     names = list(journeys) if journeys is not None else list(analysis.journeys)
     events, tops, spof = prepare(np, analysis, names)
@@ -502,7 +503,6 @@ def simulate(
     deterministic = repair == "deterministic"
     chunks: list[Any] = []
     outages = np.zeros(len(names), dtype=np.int64)
-    start = time.perf_counter()
     # A fixed-length run (``years``) is not cut short: its interval must keep its coverage.
     deadline = Deadline(start + max_seconds) if years is None else Deadline()
     done_years = 0.0
