@@ -212,9 +212,12 @@ def _reason(compiled: Compiled, comp_name: str, occurred: frozenset[Event]) -> s
         )
     if len(by_domain) == 1 and not own and len(next(iter(by_domain.values()))) == n:
         dom = next(iter(by_domain))
+        what = "both replicas" if n == 2 else f"all {n} replicas"
+        if " in " in dom:  # lost through a dependency bound to its domain ("db in r")
+            who = "its single instance" if n == 1 else what
+            return f"{comp_name} loses {who}: they use only {dom}"
         if n == 1:
             return f"{comp_name} runs a single instance, in {dom}"
-        what = "both replicas" if n == 2 else f"all {n} replicas"
         tail = ", so no standby is left to fail over to" if comp.active_passive else ""
         return f"{comp_name} has {what} in {dom}{tail}"
     if n == 1:
