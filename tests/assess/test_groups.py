@@ -391,3 +391,62 @@ def test_crew_pool_members_must_be_plain_units_used_nowhere_else() -> None:
     text = str(info.value)
     assert "psp-a shares pay's repair crews, so it must be a single unit" in text
     assert "psp-b shares pay's repair crews, so it is also used by shop" in text
+
+
+# -- multiple Greek letter common cause ------------------------------------------------------------
+
+
+def mgl_units(n: int, k: int, beta: float, gamma: float, delta: float) -> float:
+    """Per-unit chain: every set S of units has its own shock at the MGL rate of its size (the
+    published per-set rates, NUREG/CR-4780), failing the units of S still working."""
+    shares = {
+        1: 1 - beta,
+        2: beta * (1 - gamma),
+        3: beta * gamma * (1 - (delta if n == 4 else 0.0)),  # n = 3: Q3 = beta gamma lam
+        4: beta * gamma * delta,
+    }
+    rate = {m: shares[m] * LAM / math.comb(n - 1, m - 1) for m in range(1, n + 1)}
+
+    def moves(down: frozenset[int]) -> Iterator[tuple[Any, float]]:
+        for m in range(1, n + 1):
+            for group in itertools.combinations(range(n), m):
+                hit = down | set(group)
+                if hit != down:
+                    yield frozenset(hit), rate[m]
+        for u in down:
+            yield down - {u}, MU
+
+    return 1 - solve(frozenset(), moves, lambda down: n - len(down) >= k)
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "gamma", "delta"), [(3, 2, 0.3, None), (3, 1, 0.6, None), (4, 2, 0.4, 0.5)]
+)
+def test_mgl_matches_the_per_set_chain(n: int, k: int, gamma: float, delta: float | None) -> None:
+    redundancy: dict[str, Any] = {"required": k, "beta": 0.1, "gamma": gamma}
+    if delta is not None:
+        redundancy["delta"] = delta
+    got = unavailability({"replicas": n, "redundancy": redundancy})
+    assert mgl_units(n, k, 0.1, gamma, delta or 1.0) == pytest.approx(got, rel=1e-9)
+
+
+def test_mgl_with_gamma_one_is_the_beta_factor() -> None:
+    beta_only = unavailability({"replicas": 3, "redundancy": {"required": 2, "beta": 0.1}})
+    mgl = unavailability({"replicas": 3, "redundancy": {"required": 2, "beta": 0.1, "gamma": 1}})
+    assert beta_only == pytest.approx(mgl, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("redundancy", "replicas", "message"),
+    [
+        ({"gamma": 0.5}, 3, "give beta > 0"),
+        ({"beta": 0.1, "gamma": 0.5}, 2, "active-active group of 3 or 4"),
+        ({"beta": 0.1, "gamma": 0.5, "delta": 0.5}, 3, "delta (four failing together)"),
+        ({"beta": 0.1, "delta": 0.5}, 4, "delta needs gamma"),
+    ],
+)
+def test_bad_mgl(redundancy: dict[str, Any], replicas: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ArchitectureSpec.model_validate(
+            {"components": {"a": {"replicas": replicas, "redundancy": redundancy}}}
+        )

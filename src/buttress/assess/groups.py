@@ -28,12 +28,13 @@ and ``beta = 0`` this is the chain of :func:`buttress.assess.analytic.active_pas
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 from .ctmc import Chain, ChainBuilder
 
-__all__ = ["GroupParams", "group_chain", "pool_chain"]
+__all__ = ["GroupParams", "group_chain", "mgl_rates", "pool_chain"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,8 @@ class GroupParams:
     coverage: float = 1.0
     recovery: float = 0.0
     beta: float = 0.0
+    gamma: float | None = None
+    delta: float | None = None
 
     def repair_rate(self, failed: int) -> float:
         return min(failed, self.crews) * self.mu
@@ -68,7 +71,28 @@ def _cached(g: GroupParams) -> Chain:
     return _standby(g)
 
 
+def mgl_rates(g: GroupParams) -> list[float]:
+    """``Q[m]``: the rate at which one *specific* set of ``m`` units fails together (multiple
+    Greek letter model, Mosleh et al., NUREG/CR-4780), ``m = 1..n``, from a unit's total failure
+    rate ``lam``: ``Q1 = (1 - beta) lam``, ``Q2 = beta (1 - gamma) lam / C(n-1, 1)``,
+    ``Q3 = beta gamma (1 - delta) lam / C(n-1, 2)``, ``Q4 = beta gamma delta lam / C(n-1, 3)``
+    (``delta = 0`` for three units: ``Q3 = beta gamma lam``)."""
+    n, lam = g.n, g.lam
+    gamma = 1.0 if g.gamma is None else g.gamma
+    # With three units "at least three" is "exactly three": no fourth letter (delta = 0).
+    delta = 0.0 if g.delta is None or n < 4 else g.delta
+    shares = [
+        1 - g.beta,
+        g.beta * (1 - gamma),
+        g.beta * gamma * (1 - delta),
+        g.beta * gamma * delta,
+    ]
+    return [0.0] + [shares[m - 1] * lam / math.comb(n - 1, m - 1) for m in range(1, n + 1)]
+
+
 def _k_of_n(g: GroupParams) -> Chain:
+    if g.gamma is not None:
+        return _k_of_n_mgl(g)
     b = ChainBuilder()
     b.state(0)
     for j in range(g.n + 1):
@@ -79,6 +103,26 @@ def _k_of_n(g: GroupParams) -> Chain:
         if j > 0:
             b.add(j, j - 1, g.repair_rate(j))
     return b.build(lambda s: g.n - int(s) >= g.k)  # type: ignore[call-overload]
+
+
+def _k_of_n_mgl(g: GroupParams) -> Chain:
+    """k-of-n with multiple Greek letter common cause: with ``w`` units working and ``j = n - w``
+    failed, a shock on a specific set of ``m`` units fails those of them still working: ``r`` new
+    failures at ``sum_m Q[m] C(w, r) C(j, m - r)``."""
+    q = mgl_rates(g)
+    n = g.n
+    b = ChainBuilder()
+    b.state(0)
+    for j in range(n + 1):
+        w = n - j
+        for r in range(1, w + 1):
+            rate = sum(
+                q[m] * math.comb(w, r) * math.comb(j, m - r) for m in range(r, min(n, r + j) + 1)
+            )
+            b.add(j, j + r, rate)
+        if j > 0:
+            b.add(j, j - 1, g.repair_rate(j))
+    return b.build(lambda s: n - int(s) >= g.k)  # type: ignore[call-overload]
 
 
 def _standby(g: GroupParams) -> Chain:

@@ -291,6 +291,20 @@ class RedundancySpec(_Strict):
         description="Beta factor: the share of a unit's failures that fail every unit of the "
         "group at once (common cause), in [0, 1).",
     )
+    gamma: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Multiple Greek letter: of the common-cause failures, the share that fail "
+        "at least three units (the rest fail exactly two); active-active, 3 or 4 replicas.",
+    )
+    delta: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Multiple Greek letter: of those failing at least three, the share that fail "
+        "four (4 replicas).",
+    )
 
 
 class DependencySpec(_Strict):
@@ -519,6 +533,9 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
                     f"standby_factor applies to a warm standby, not {r.standby}",
                 )
             )
+        mgl_problem = _mgl_problem(c)
+        if mgl_problem:
+            out.append((("components", name, "redundancy", mgl_problem[0]), mgl_problem[1]))
         if r.beta > 0 and c.replicas < 2:
             out.append(
                 (
@@ -566,6 +583,23 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
                 )
             )
     return out
+
+
+def _mgl_problem(c: ComponentSpec) -> tuple[str, str] | None:
+    """Where the multiple Greek letter parameters do not fit the group, if they do not."""
+    r = c.redundancy
+    if r.gamma is None and r.delta is None:
+        return None
+    field = "gamma" if r.gamma is not None else "delta"
+    if r.gamma is None:
+        return field, "delta needs gamma (and beta)"
+    if r.beta <= 0:
+        return field, "the multiple Greek letters refine a beta factor: give beta > 0"
+    if r.mode != "active-active" or not 3 <= c.replicas <= 4:
+        return field, "the multiple Greek letters apply to an active-active group of 3 or 4"
+    if r.delta is not None and c.replicas != 4:
+        return "delta", "delta (four failing together) needs 4 replicas"
+    return None
 
 
 def _hard_cycle(arch: ArchitectureSpec) -> list[str] | None:

@@ -135,6 +135,8 @@ class Component:
     standby_factor: float = 0.1
     recovery: float | None = None
     beta: float = 0.0
+    gamma: float | None = None
+    delta: float | None = None
     crews: int | None = None
     members: tuple[str, ...] = ()
     discipline: str = "fifo"
@@ -200,6 +202,8 @@ class Component:
             coverage=self.coverage,
             recovery=0.0 if self.recovery is None else 1.0 / max(self.recovery, 1e-12),
             beta=self.beta,
+            gamma=self.gamma,
+            delta=self.delta,
         )
 
     def chain(self) -> Chain:
@@ -283,6 +287,8 @@ class System:
                 standby_factor=0.1 if r.standby_factor is None else r.standby_factor,
                 recovery=None if r.recovery is None else r.recovery / H,
                 beta=r.beta,
+                gamma=r.gamma,
+                delta=r.delta,
                 crews=c.repair.crews,
                 discipline=c.repair.discipline,
                 members=tuple(c.members),
