@@ -72,8 +72,14 @@ from buttress.spec.sections import register_section
 from buttress.spec.source import Document, load_yaml, validate
 from buttress.spec.types import Duration, PositiveDuration
 
-from .model_checks import Loc, close_match, member_problems, scope_problems
-from .model_checks import grouped as _is_group
+from .model_checks import (
+    Loc,
+    close_match,
+    hard_cycle,
+    member_problems,
+    scope_problems,
+    unit_problems,
+)
 
 __all__ = [
     "ArchitectureSpec",
@@ -511,38 +517,7 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
                     f"k of k-of-n must not exceed n: required={r.required} > replicas={c.replicas}",
                 )
             )
-        if c.schedule is not None and c.replicas > 1:
-            out.append(
-                (
-                    ("components", name, "schedule"),
-                    "a schedule is for one unit: give each replica its own component",
-                )
-            )
-        if c.repair.distribution != "exponential" and _is_group(c):
-            out.append(
-                (
-                    ("components", name, "repair", "distribution"),
-                    "the replicas form a Markov group (active-passive, shared crews or a beta "
-                    "factor), whose repairs are exponential",
-                )
-            )
-        if r.standby_factor is not None and r.standby != "warm":
-            out.append(
-                (
-                    ("components", name, "redundancy", "standby_factor"),
-                    f"standby_factor applies to a warm standby, not {r.standby}",
-                )
-            )
-        mgl_problem = _mgl_problem(c)
-        if mgl_problem:
-            out.append((("components", name, "redundancy", mgl_problem[0]), mgl_problem[1]))
-        if r.beta > 0 and c.replicas < 2:
-            out.append(
-                (
-                    ("components", name, "redundancy", "beta"),
-                    "a common-cause beta factor needs a group of at least two replicas",
-                )
-            )
+        out.extend(unit_problems(name, c))
         if r.mode == "active-passive" and r.required != 1:
             out.append(
                 (
@@ -566,7 +541,7 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
         for dep, edge in c.depends_on.items():
             if edge.within is not None and dep in comps and dep != name:
                 out.extend(scope_problems(arch, name, dep, edge.within))
-    cycle = _hard_cycle(arch)
+    cycle = hard_cycle(arch)
     if cycle is not None:
         chain = " -> ".join(cycle)
         closer = arch.components[cycle[-2]]
@@ -583,56 +558,6 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
                 )
             )
     return out
-
-
-def _mgl_problem(c: ComponentSpec) -> tuple[str, str] | None:
-    """Where the multiple Greek letter parameters do not fit the group, if they do not."""
-    r = c.redundancy
-    if r.gamma is None and r.delta is None:
-        return None
-    field = "gamma" if r.gamma is not None else "delta"
-    if r.gamma is None:
-        return field, "delta needs gamma (and beta)"
-    if r.beta <= 0:
-        return field, "the multiple Greek letters refine a beta factor: give beta > 0"
-    if r.mode != "active-active" or not 3 <= c.replicas <= 4:
-        return field, "the multiple Greek letters apply to an active-active group of 3 or 4"
-    if r.delta is not None and c.replicas != 4:
-        return "delta", "delta (four failing together) needs 4 replicas"
-    return None
-
-
-def _hard_cycle(arch: ArchitectureSpec) -> list[str] | None:
-    """A cycle among hard edges as a list ``[a, b, ..., a]``, or ``None``."""
-    white, grey, black = 0, 1, 2
-    colour = dict.fromkeys(arch.components, white)
-    for start in arch.components:
-        if colour[start] != white:
-            continue
-        stack: list[tuple[str, list[str]]] = [(start, _hard(arch, start))]
-        path = [start]
-        colour[start] = grey
-        while stack:
-            node, todo = stack[-1]
-            if not todo:
-                stack.pop()
-                path.pop()
-                colour[node] = black
-                continue
-            nxt = todo.pop(0)
-            if colour[nxt] == grey:
-                return [*path[path.index(nxt) :], nxt]
-            if colour[nxt] == white:
-                colour[nxt] = grey
-                path.append(nxt)
-                stack.append((nxt, _hard(arch, nxt)))
-    return None
-
-
-def _hard(arch: ArchitectureSpec, name: str) -> list[str]:
-    comp = arch.components[name]
-    deps = [d for d, e in comp.depends_on.items() if e.type == "hard" and d in arch.components]
-    return deps + [m for m in comp.members if m in arch.components and m != name]
 
 
 def load_architecture(path: str | Path) -> tuple[ArchitectureSpec, Document]:

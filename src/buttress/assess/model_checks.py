@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .model import ArchitectureSpec, ComponentSpec
 
-__all__ = ["Loc", "close_match", "grouped", "member_problems", "scope_problems"]
+__all__ = ["Loc", "close_match", "grouped", "member_problems", "scope_problems", "unit_problems"]
 
 Loc = tuple[str | int, ...]
 
@@ -163,3 +163,94 @@ def _crew_problems(arch: ArchitectureSpec, name: str, c: ComponentSpec) -> list[
                 )
             )
     return out
+
+
+def unit_problems(name: str, c: ComponentSpec) -> list[tuple[Loc, str]]:
+    """Problems of one component's own redundancy and repair fields: a schedule on several
+    replicas, a non-exponential repair in a Markov group, a standby factor off a warm standby,
+    misfitting multiple Greek letters, a beta factor on one replica."""
+    out: list[tuple[Loc, str]] = []
+    r = c.redundancy
+    if c.schedule is not None and c.replicas > 1:
+        out.append(
+            (
+                ("components", name, "schedule"),
+                "a schedule is for one unit: give each replica its own component",
+            )
+        )
+    if c.repair.distribution != "exponential" and grouped(c):
+        out.append(
+            (
+                ("components", name, "repair", "distribution"),
+                "the replicas form a Markov group (active-passive, shared crews or a beta "
+                "factor), whose repairs are exponential",
+            )
+        )
+    if r.standby_factor is not None and r.standby != "warm":
+        out.append(
+            (
+                ("components", name, "redundancy", "standby_factor"),
+                f"standby_factor applies to a warm standby, not {r.standby}",
+            )
+        )
+    mgl_problem = _mgl_problem(c)
+    if mgl_problem:
+        out.append((("components", name, "redundancy", mgl_problem[0]), mgl_problem[1]))
+    if r.beta > 0 and c.replicas < 2:
+        out.append(
+            (
+                ("components", name, "redundancy", "beta"),
+                "a common-cause beta factor needs a group of at least two replicas",
+            )
+        )
+    return out
+
+
+def _mgl_problem(c: ComponentSpec) -> tuple[str, str] | None:
+    """Where the multiple Greek letter parameters do not fit the group, if they do not."""
+    r = c.redundancy
+    if r.gamma is None and r.delta is None:
+        return None
+    field = "gamma" if r.gamma is not None else "delta"
+    if r.gamma is None:
+        return field, "delta needs gamma (and beta)"
+    if r.beta <= 0:
+        return field, "the multiple Greek letters refine a beta factor: give beta > 0"
+    if r.mode != "active-active" or not 3 <= c.replicas <= 4:
+        return field, "the multiple Greek letters apply to an active-active group of 3 or 4"
+    if r.delta is not None and c.replicas != 4:
+        return "delta", "delta (four failing together) needs 4 replicas"
+    return None
+
+
+def hard_cycle(arch: ArchitectureSpec) -> list[str] | None:
+    """A cycle among hard edges as a list ``[a, b, ..., a]``, or ``None``."""
+    white, grey, black = 0, 1, 2
+    colour = dict.fromkeys(arch.components, white)
+    for start in arch.components:
+        if colour[start] != white:
+            continue
+        stack: list[tuple[str, list[str]]] = [(start, _hard(arch, start))]
+        path = [start]
+        colour[start] = grey
+        while stack:
+            node, todo = stack[-1]
+            if not todo:
+                stack.pop()
+                path.pop()
+                colour[node] = black
+                continue
+            nxt = todo.pop(0)
+            if colour[nxt] == grey:
+                return [*path[path.index(nxt) :], nxt]
+            if colour[nxt] == white:
+                colour[nxt] = grey
+                path.append(nxt)
+                stack.append((nxt, _hard(arch, nxt)))
+    return None
+
+
+def _hard(arch: ArchitectureSpec, name: str) -> list[str]:
+    comp = arch.components[name]
+    deps = [d for d, e in comp.depends_on.items() if e.type == "hard" and d in arch.components]
+    return deps + [m for m in comp.members if m in arch.components and m != name]
