@@ -539,24 +539,41 @@ def simulate(
         if years is not None:
             if done_years >= years - 1e-9:
                 break
-        else:
-            mean, low, high = mean_interval(np, np.concatenate(chunks, axis=1))
-            precise = bool(
-                n >= MIN_REPLICATES
-                and np.all(outages >= MIN_OUTAGES)
-                and np.all((mean > 0) & ((high - low) / 2 <= rel_precision * mean))
-            )
-            if precise or done_years >= max_years:
-                break
+        elif _precise(np, chunks, outages, rel_precision) or done_years >= max_years:
+            break
         if time.perf_counter() >= deadline.at:
             break
         if batch is None:
             # Double the sample each time, but never plan a batch longer than 1/20 of the limit.
             budget = max_seconds / 20.0
             reps = max(1, min(n, int(budget / max(per_rep, 1e-9))))
+    elapsed = time.perf_counter() - start
+    return _results(
+        np, names, chunks, outages=outages, horizon_years=horizon_years, elapsed=elapsed
+    )
+
+
+def _precise(np: Any, chunks: list[Any], outages: Any, rel_precision: float) -> bool:
+    """Whether a precision-targeted run may stop: enough histories and outages, and every
+    journey's interval within ``rel_precision`` of its estimate."""
+    values = np.concatenate(chunks, axis=1)
+    if values.shape[1] < MIN_REPLICATES or not np.all(outages >= MIN_OUTAGES):
+        return False
+    mean, low, high = mean_interval(np, values)
+    return bool(np.all((mean > 0) & ((high - low) / 2 <= rel_precision * mean)))
+
+
+def _results(
+    np: Any,
+    names: list[str],
+    chunks: list[Any],
+    *,
+    outages: Any,
+    horizon_years: float,
+    elapsed: float,
+) -> dict[str, SimulationResult]:
     u = np.concatenate(chunks, axis=1)
     mean, low, high = mean_interval(np, u)
-    elapsed = time.perf_counter() - start
     return {
         name: SimulationResult(
             journey=name,
