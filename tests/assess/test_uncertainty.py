@@ -100,3 +100,32 @@ def test_bad_ranges_are_located(tmp_path: Path, fields: str, field: str) -> None
     assert info.value.line is not None and info.value.line >= 3
     result = CliRunner().invoke(main, ["assess", str(path)])
     assert 2 == result.exit_code and "Traceback" not in result.output
+
+
+def test_lognormal_and_uniform_ranges() -> None:
+    # Lognormal with [500 h, 5000 h] as its 5th-95th percentile: the MTBF's median is the
+    # geometric middle and 90% of the draws fall inside the range.
+    def interval(distribution: str) -> Any:
+        arch = {
+            "components": {
+                "a": {
+                    "mttr": "1h",
+                    "uncertain": {"mtbf": ["500h", "5000h"], "distribution": distribution},
+                }
+            }
+        }
+        system = system_of(arch)
+        return system, propagate(system, samples=1500, seed=5)["a"]
+
+    system, u = interval("lognormal")
+    middle = math.sqrt(500 * 5000)
+    assert system.components["a"].unit.mtbf == pytest.approx(middle)
+    width = 5000 / 5001 - 500 / 501
+    assert u.median == pytest.approx(middle / (middle + 1), abs=0.05 * width)
+    assert u.low == pytest.approx(500 / 501, abs=0.08 * width)
+    assert u.high == pytest.approx(5000 / 5001, abs=0.08 * width)
+    system, u = interval("uniform")
+    assert system.components["a"].unit.mtbf == pytest.approx(2750)
+    assert u.median == pytest.approx(2750 / 2751, abs=0.05 * width)
+    # The uniform draw's 5th percentile is its MTBF's: 500 + 0.05 * 4500.
+    assert u.low == pytest.approx(725 / 726, abs=0.08 * width)

@@ -114,12 +114,17 @@ Unavailability = Annotated[float, Field(gt=0, le=1)]
 
 
 class UncertainSpec(_Strict):
-    """Ranges ``[low, high]`` for a unit's figures, sampled log-uniformly (availability through its
-    unavailability) to put an interval on every result."""
+    """Ranges ``[low, high]`` for a unit's figures, sampled (log-uniformly by default; an
+    availability through its unavailability) to put an interval on every result."""
 
     availability: tuple[Unavailability, Unavailability] | None = None
     mtbf: tuple[PositiveDuration, PositiveDuration] | None = None
     mttr: tuple[Duration, Duration] | None = None
+    distribution: Literal["loguniform", "lognormal", "uniform"] = Field(
+        default="loguniform",
+        description="How the ranges are drawn: log-uniformly, uniformly, or lognormal with the "
+        "range as its 5th to 95th percentile (an error factor).",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> UncertainSpec:

@@ -37,6 +37,8 @@ class UnitParams:
     schedule: tuple[float, float, float] | None = None
     """Deterministic ``(every, repair, first)`` in hours (see :mod:`.schedules`), or ``None``."""
     ranges: tuple[tuple[str, float, float], ...] = ()
+    spread: str = "loguniform"
+    """How :attr:`ranges` are drawn: ``loguniform``, ``uniform`` or ``lognormal`` (5%-95%)."""
     """Uncertain figures as ``(field, low, high)``: ``availability``, or ``mtbf`` / ``mttr`` in
     hours (see :mod:`.uncertainty`)."""
 
@@ -80,7 +82,8 @@ class UnitParams:
             if u.mttr is not None:
                 ranges.append(("mttr", u.mttr[0] / H, u.mttr[1] / H))
         # A figure given only as a range takes the range's geometric middle as its nominal value.
-        middle = {f: middle_of(f, lo, hi) for f, lo, hi in ranges}
+        spread = u.distribution if u is not None else "loguniform"
+        middle = {f: middle_of(f, lo, hi, spread) for f, lo, hi in ranges}
         mttr = (spec.mttr / H) if spec.mttr is not None else middle.get("mttr", defaults.mttr / H)
         if spec.mtbf is not None or "mtbf" in middle:
             mtbf = spec.mtbf / H if spec.mtbf is not None else middle["mtbf"]
@@ -90,14 +93,17 @@ class UnitParams:
                 a = middle.get("availability", defaults.availability)
             mtbf = math.inf if a >= 1.0 or mttr == 0 else mttr * a / (1.0 - a)
         detect = (spec.detect if spec.detect is not None else defaults.detect) / H
-        return cls(mtbf, mttr, min(detect, mttr), ranges=tuple(ranges))
+        return cls(mtbf, mttr, min(detect, mttr), ranges=tuple(ranges), spread=spread)
 
 
-def middle_of(field: str, low: float, high: float) -> float:
-    """The geometric middle of a range (of the unavailability, for an availability range)."""
+def middle_of(field: str, low: float, high: float, spread: str = "loguniform") -> float:
+    """The middle of a range: geometric (the median of a log-uniform or lognormal draw), or
+    arithmetic for a uniform one; of the unavailability, for an availability range."""
     if field == "availability":
-        return 1.0 - middle_of("mtbf", 1.0 - high, 1.0 - low)
-    return math.sqrt(low * high) if low > 0 else (low + high) / 2
+        return 1.0 - middle_of("mtbf", 1.0 - high, 1.0 - low, spread)
+    if spread == "uniform" or low <= 0:
+        return (low + high) / 2
+    return math.sqrt(low * high)
 
 
 def _with_law(unit: UnitParams, spec: RepairLawSpec) -> UnitParams:

@@ -1,13 +1,15 @@
 """Uncertainty: ranges on units' figures propagated to an interval on every journey's availability.
 
 A unit (component or domain) may give ``uncertain: {availability: [low, high]}`` (or ``mtbf`` and
-``mttr`` ranges).  Each of ``samples`` draws picks every uncertain figure independently and
-log-uniformly within its range (an availability through its unavailability, so ``[0.999,
-0.9999]`` spreads evenly over the nines; a range starting at 0 is uniform), rebuilds those units
-(``MTBF = MTTR * A / (1 - A)`` when an availability is drawn) and re-runs the exact analysis of the
-journeys they touch.  The interval is the empirical 5th to 95th percentile of the journey's
-availability over the draws, beside their median.  Independent draws of independent figures: a
-figure shared by several units should be a domain, not copies of a range.
+``mttr`` ranges).  Each of ``samples`` draws picks every uncertain figure independently,
+log-uniformly within its range by default (an availability through its unavailability, so
+``[0.999, 0.9999]`` spreads evenly over the nines; a range starting at 0 is uniform), uniformly
+with ``distribution: uniform``, or lognormal with the range as its 5th to 95th percentile with
+``distribution: lognormal`` (the reliability engineer's median and error factor), rebuilds
+those units (``MTBF = MTTR * A / (1 - A)`` when an availability is drawn) and re-runs the exact
+analysis of the journeys they touch.  The interval is the empirical 5th to 95th percentile of
+the journey's availability over the draws, beside their median.  Independent draws of
+independent figures: a figure shared by several units should be a domain, not copies of a range.
 """
 
 from __future__ import annotations
@@ -40,12 +42,19 @@ def has_uncertainty(system: System) -> bool:
     return any(u.ranges for u in units)
 
 
-def _draw(rng: Any, low: float, high: float) -> float:
+Z90 = 1.6448536269514722
+"""The 95th percentile of the standard normal: a lognormal range spans +-Z90 log-sigmas."""
+
+
+def _draw(rng: Any, low: float, high: float, spread: str = "loguniform") -> float:
     if low == high:
         return low
-    if low <= 0:
+    if spread == "uniform" or low <= 0:
         return float(rng.uniform(low, high))
-    return math.exp(float(rng.uniform(math.log(low), math.log(high))))
+    a, b = math.log(low), math.log(high)
+    if spread == "lognormal":
+        return math.exp(float(rng.normal((a + b) / 2, (b - a) / (2 * Z90))))
+    return math.exp(float(rng.uniform(a, b)))
 
 
 def _sample_unit(rng: Any, unit: UnitParams) -> UnitParams:
@@ -53,12 +62,12 @@ def _sample_unit(rng: Any, unit: UnitParams) -> UnitParams:
     drawn = {f: (lo, hi) for f, lo, hi in unit.ranges}
     if "mttr" in drawn:
         # An MTBF (given, or derived from a fixed availability) stays: the availability moves.
-        mttr = _draw(rng, *drawn["mttr"])
+        mttr = _draw(rng, *drawn["mttr"], unit.spread)
     if "mtbf" in drawn:
-        mtbf = _draw(rng, *drawn["mtbf"])
+        mtbf = _draw(rng, *drawn["mtbf"], unit.spread)
     if "availability" in drawn:
         lo, hi = drawn["availability"]
-        q = _draw(rng, 1.0 - hi, 1.0 - lo)
+        q = min(1.0 - 1e-12, _draw(rng, 1.0 - hi, 1.0 - lo, unit.spread))
         mtbf = math.inf if q <= 0 or mttr == 0 else mttr * (1.0 - q) / q
     return replace(unit, mtbf=mtbf, mttr=mttr, detect=min(unit.detect, mttr))
 
