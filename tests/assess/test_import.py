@@ -53,6 +53,8 @@ def test_kubernetes_model() -> None:
     assert {"db": "hard"} == api["depends_on"]  # via the orders-db Service
     assert {"web": {"entry": "web"}} == imported.architecture["journeys"]  # the Ingress
     assert any("api: no zone spread" in a for a in imported.assumptions)
+    assert ["eu-west-1b"] == comps["batch"]["placement"]  # pinned by nodeSelector
+    assert "eu-west-1b" in imported.architecture["domains"]
     ArchitectureSpec.model_validate(imported.architecture)
 
 
@@ -79,7 +81,7 @@ def test_cli_assesses_an_import_and_lists_assumptions(tmp_path: Path) -> None:
     assert json.loads(again.stdout)["journeys"][0]["availability"] == pytest.approx(
         json.loads(k8s.stdout)["journeys"][0]["availability"], abs=1e-15
     )
-    assert set(arch.components) == {"web", "api", "db"}
+    assert set(arch.components) == {"web", "api", "db", "batch"}
 
 
 def test_neither_compose_nor_kubernetes_is_refused(tmp_path: Path) -> None:
@@ -105,3 +107,22 @@ def test_file_and_from_are_exclusive(tmp_path: Path) -> None:
         main, ["assess", "x.yaml", "--from", str(FIXTURES / "compose.yaml")]
     )
     assert 2 == result.exit_code
+
+
+def test_malformed_manifests_are_one_line_errors(tmp_path: Path) -> None:
+    k8s = tmp_path / "app.yaml"
+    k8s.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: three\n",
+        "utf-8",
+    )
+    with pytest.raises(SpecError) as info:
+        import_architecture(k8s)
+    assert ("spec.replicas", 5) == (info.value.field, info.value.line)
+    k8s.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n"
+        "    spec:\n      containers:\n        - readinessProbe: {periodSeconds: soon}\n",
+        "utf-8",
+    )
+    result = CliRunner().invoke(main, ["assess", "--from", str(k8s)])
+    assert 2 == result.exit_code and "Traceback" not in result.output
+    assert "cannot read a field" in result.output

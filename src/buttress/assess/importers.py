@@ -18,8 +18,10 @@ folder)
     failureThreshold``).  A PodDisruptionBudget whose selector matches the pods gives ``required``
     (``minAvailable``, or ``replicas - maxUnavailable``; percentages of the replicas rounded up as
     Kubernetes does).  A topology spread constraint (or pod anti-affinity) on
-    ``topology.kubernetes.io/zone`` spreads the replicas over three zones of one region;
-    without one the replicas are placed in one zone, since nothing keeps them apart.  A container
+    ``topology.kubernetes.io/zone`` spreads the replicas over three zones of one region (over
+    the zones a node selector or required node affinity names, by their names, when it does);
+    pinned to one zone, they are placed there; otherwise in one zone, since nothing keeps them
+    apart.  A container
     environment value naming another workload's Service (``db:5432``, ``http://api``) is a hard
     dependency.  Ingress backends are the journeys' entries (else LoadBalancer and NodePort
     Services).
@@ -62,17 +64,23 @@ def import_architecture(path: str | Path) -> Imported:
 
     Raises :class:`~buttress.errors.SpecError` (file, line, field) when ``path`` is neither."""
     p = Path(path)
-    if p.is_dir():
-        files = sorted([*p.glob("*.yaml"), *p.glob("*.yml")])
-        if not files:
-            raise SpecError("no .yaml or .yml manifests in this folder", file=str(p))
-        return _kubernetes(str(p), [d for f in files for d in load_yaml_documents(f)])
-    docs = load_yaml_documents(p)
-    first = docs[0] if docs else Document(str(p), None)
-    if len(docs) == 1 and isinstance(first.data, dict) and "services" in first.data:
-        return _compose(first)
-    if docs and all(isinstance(d.data, dict) and "kind" in d.data for d in docs):
-        return _kubernetes(str(p), docs)
+    try:
+        if p.is_dir():
+            files = sorted([*p.glob("*.yaml"), *p.glob("*.yml")])
+            if not files:
+                raise SpecError("no .yaml or .yml manifests in this folder", file=str(p))
+            return _kubernetes(str(p), [d for f in files for d in load_yaml_documents(f)])
+        docs = load_yaml_documents(p)
+        first = docs[0] if docs else Document(str(p), None)
+        if len(docs) == 1 and isinstance(first.data, dict) and "services" in first.data:
+            return _compose(first)
+        if docs and all(isinstance(d.data, dict) and "kind" in d.data for d in docs):
+            return _kubernetes(str(p), docs)
+    except SpecError:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError) as e:
+        # A field of an unexpected shape deep in a manifest: one line, not a traceback.
+        raise SpecError(f"cannot read a field of this deployment: {e}", file=str(p)) from None
     raise SpecError(
         "neither a Docker Compose file (a mapping with services:) nor Kubernetes manifests "
         "(documents with apiVersion: and kind:)",
@@ -188,6 +196,22 @@ def _spread_by_zone(pod: dict[str, Any]) -> bool:
     return any(isinstance(t, dict) and t.get("topologyKey") == ZONE_KEY for t in terms)
 
 
+def _pinned_zones(pod: dict[str, Any]) -> list[str]:
+    """Zones the pods are pinned to by ``nodeSelector`` or a required node affinity on
+    ``topology.kubernetes.io/zone`` (their real names), else ``[]``."""
+    selector = pod.get("nodeSelector") or {}
+    if isinstance(selector, dict) and isinstance(selector.get(ZONE_KEY), str):
+        return [selector[ZONE_KEY]]
+    node = ((pod.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    for term in node.get("nodeSelectorTerms") or []:
+        for expr in (term or {}).get("matchExpressions") or []:
+            if expr.get("key") == ZONE_KEY and expr.get("operator") == "In":
+                return [str(v) for v in expr.get("values") or []]
+    return []
+
+
 def _required(pdb: dict[str, Any], replicas: int) -> int:
     spec = pdb.get("spec") or {}
 
@@ -216,9 +240,12 @@ def _workloads(docs: list[Document]) -> list[_Workload]:
         name = meta.get("name")
         if not isinstance(name, str):
             raise doc.error(("metadata",), f"a {kind} needs metadata.name")
+        # A DaemonSet runs on every node: three nodes assumed (flagged below).
         replicas = spec.get("replicas", 1 if kind != "DaemonSet" else 3)
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise doc.error(("spec", "replicas"), f"replicas must be a count, got {replicas!r}")
         labels = (template.get("metadata") or {}).get("labels") or {}
-        out.append(_Workload(name, kind, int(replicas), labels, template.get("spec") or {}, doc))
+        out.append(_Workload(name, kind, max(1, replicas), labels, template.get("spec") or {}, doc))
     return out
 
 
@@ -248,6 +275,7 @@ def _kubernetes(source: str, docs: list[Document]) -> Imported:
     out = Imported(source, "kubernetes", {"domains": {}, "components": {}})
     arch = out.architecture
     spread_any = False
+    named: set[str] = set()
     for w in loads:
         comp: dict[str, Any] = {
             "kind": "datastore" if w.kind == "StatefulSet" else "service",
@@ -262,7 +290,11 @@ def _kubernetes(source: str, docs: list[Document]) -> Imported:
         for pdb in by_kind.get("PodDisruptionBudget", []):
             if _matches((pdb.get("spec") or {}).get("selector"), w.labels) and w.replicas > 1:
                 comp["redundancy"] = {"required": _required(pdb, w.replicas)}
-        if _spread_by_zone(w.pod):
+        pinned = _pinned_zones(w.pod)
+        if pinned and (len(pinned) == 1 or _spread_by_zone(w.pod)):
+            comp["placement"] = pinned[: w.replicas]
+            named.update(pinned)
+        elif _spread_by_zone(w.pod):
             spread_any = True
             comp["placement"] = list(ZONES[: min(3, w.replicas)])
         else:
@@ -280,9 +312,14 @@ def _kubernetes(source: str, docs: list[Document]) -> Imported:
             )
         arch["components"][w.name] = comp
         out.assumptions.append(f"{w.name}: unit availability 99.9% and MTTR 1h assumed")
+        if w.kind == "DaemonSet":
+            out.assumptions.append(f"{w.name}: a DaemonSet, modelled as 3 replicas (3 nodes)")
     arch["domains"] = {"region": {"kind": "region", "availability": 0.9999}}
-    for z in ZONES if spread_any else ZONES[:1]:
-        arch["domains"][z] = {"kind": "zone", "parent": "region", "availability": 0.9995}
+    used = {z for c in arch["components"].values() for z in c.get("placement", [])}
+    zones = [*(ZONES if spread_any else ZONES[:1]), *sorted(named)]
+    for z in dict.fromkeys(zones):
+        if z in used or z in ZONES[:1]:
+            arch["domains"][z] = {"kind": "zone", "parent": "region", "availability": 0.9995}
     out.assumptions.append("zones: 99.95% each, in one region at 99.99% (assumed)")
     entries = _ingress_entries(by_kind.get("Ingress", []), service_of) or exposed
     if entries:
