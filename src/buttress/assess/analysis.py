@@ -5,7 +5,7 @@
 diagram small), and evaluates it with each basic event's steady-state unavailability:
 
 * ``unit`` and ``domain`` events: ``q = MTTR / (MTBF + MTTR)``;
-* ``ap`` events: ``1 - A`` of the active-passive Markov chain (closed form for two units).
+* ``ap`` and ``group`` events: ``1 - A`` of the group's Markov chain (:mod:`.groups`).
 
 Downtime per year is ``(1 - A) * 525 600`` minutes (a 365-day year) and per month a twelfth of it.
 Where a journey's downtime comes from is attributed per basic event by its Fussell-Vesely share,
@@ -18,18 +18,11 @@ import itertools
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from .analytic import (
-    MINUTES_PER_MONTH,
-    MINUTES_PER_YEAR,
-    active_passive,
-    active_passive_2,
-    active_passive_at,
-    nines,
-    point_availability,
-)
+from .analytic import MINUTES_PER_MONTH, MINUTES_PER_YEAR, nines, point_availability
 from .bdd import BDD, Importance
-from .compiler import Compiled, compile_system, occurs
+from .compiler import CHAIN_KINDS, Compiled, EventInfo, compile_system, occurs
 from .faulttree import Event, Node, minimal_cut_sets, minimize
 from .system import System
 
@@ -39,6 +32,7 @@ __all__ = [
     "JourneyResult",
     "analyse",
     "event_probabilities",
+    "event_probability",
     "explain_cut_set",
 ]
 
@@ -110,6 +104,13 @@ class Analysis:
     journeys: dict[str, JourneyResult]
 
     point: dict[float, dict[Event, float]] = field(default_factory=dict, repr=False)
+    own: dict[str, int] = field(default_factory=dict, repr=False)
+    """Each component's own failure (:attr:`Compiled.intrinsic`) as a node of :attr:`bdd`."""
+    first: dict[str, int] = field(default_factory=dict, repr=False)
+    """Each component's first variable in :attr:`bdd`'s order (OR them in that order)."""
+    rest: dict[Any, Any] = field(default_factory=dict, repr=False)
+    """What-if memo (:mod:`.whatif`): a journey's path OR'd without one component, and each
+    journey's hard path."""
 
     def availability_at(self, journey: str, hours: float) -> float:
         """Point availability of ``journey`` at ``hours`` after a start with everything up (the
@@ -120,33 +121,26 @@ class Analysis:
         return 1.0 - self.bdd.probability(self.roots[journey], p)
 
 
+def event_probability(system: System, info: EventInfo, at: float | None = None) -> float:
+    """Unavailability of one basic event: steady state, or at time ``at`` (hours) from all-up."""
+    if info.kind in CHAIN_KINDS:
+        assert info.component is not None
+        chain = system.components[info.component].chain()
+        a = chain.availability() if at is None else chain.availability_at(at)
+        return min(1.0, max(0.0, 1.0 - a))
+    if info.kind == "unit":
+        assert info.component is not None
+        u = system.components[info.component].unit
+    else:
+        assert info.domain is not None
+        u = system.domains[info.domain].unit
+    return u.q if at is None else 1.0 - point_availability(u.lam, u.mu, at)
+
+
 def event_probabilities(compiled: Compiled, at: float | None = None) -> dict[Event, float]:
     """Unavailability of every basic event: steady state, or at time ``at`` (hours) from all-up."""
     system = compiled.system
-    out: dict[Event, float] = {}
-    for ev, info in compiled.info.items():
-        if info.kind == "ap":
-            assert info.component is not None
-            g = system.components[info.component].ap_params()
-            if at is not None:
-                a = active_passive_at(g, at)
-            elif g.n == 2:
-                a = active_passive_2(g)
-            else:
-                a = active_passive(g)
-            out[ev] = min(1.0, max(0.0, 1.0 - a))
-            continue
-        if info.kind == "unit":
-            assert info.component is not None
-            u = system.components[info.component].unit
-        else:
-            assert info.domain is not None
-            u = system.domains[info.domain].unit
-        if at is None:
-            out[ev] = u.q
-        else:
-            out[ev] = 1.0 - point_availability(u.lam, u.mu, at)
-    return out
+    return {ev: event_probability(system, info, at) for ev, info in compiled.info.items()}
 
 
 def _replica_causes(
@@ -167,12 +161,33 @@ def _replica_causes(
             by_domain.setdefault(hit[-1], []).append(i)
         elif compiled.events.get(f"unit:{comp_name}[{i}]") in occurred:
             own.append(i)
+        else:
+            # Lost through a dependency bound to its region (or zone): "db in us".
+            for dep, kind in comp.scoped:
+                where = system.scope_of(comp.zone_of(i), kind)
+                node = compiled.local.get((dep, where))
+                if node is not None and occurs(node, occurred, {}):
+                    by_domain.setdefault(f"{dep} in {where}", []).append(i)
+                    break
     return by_domain, own
 
 
 def _reason(compiled: Compiled, comp_name: str, occurred: frozenset[Event]) -> str:
     system = compiled.system
     comp = system.components[comp_name]
+    if comp.crew_pool:
+        crews = f"{comp.crews} repair crew{'s' if comp.crews != 1 else ''}"
+        return (
+            f"{comp_name} needs {comp.required} of {', '.join(comp.members)}, which share "
+            f"{crews} ({comp.discipline}), and loses more"
+        )
+    if comp.composite:
+        memo: dict[int, bool] = {}
+        down = [m for m in comp.members if occurs(compiled.fails[m], occurred, memo)]
+        need = "one" if comp.required == 1 else f"{comp.required}"
+        return (
+            f"{comp_name} needs {need} of {', '.join(comp.members)} and loses {' and '.join(down)}"
+        )
     for s in comp.shared:
         for d in system.chain(s):
             if compiled.events.get(f"domain:{d}") in occurred:
@@ -185,11 +200,24 @@ def _reason(compiled: Compiled, comp_name: str, occurred: frozenset[Event]) -> s
             f"{comp_name}'s active-passive pair is down (a failover under way, a failover that "
             "did not take, or no unit left)"
         )
+    if compiled.events.get(f"group:{comp_name}") in occurred:
+        why = []
+        if comp.crews is not None and comp.crews < n:
+            why.append(f"{comp.crews} repair crew{'s' if comp.crews > 1 else ''} for {n} replicas")
+        if comp.beta > 0:
+            why.append(f"common-cause failures (beta {comp.beta:g})")
+        return (
+            f"{comp_name} needs {comp.required} of its {n} replicas and loses more than "
+            f"{n - comp.required} ({', '.join(why)})"
+        )
     if len(by_domain) == 1 and not own and len(next(iter(by_domain.values()))) == n:
         dom = next(iter(by_domain))
+        what = "both replicas" if n == 2 else f"all {n} replicas"
+        if " in " in dom:  # lost through a dependency bound to its domain ("db in r")
+            who = "its single instance" if n == 1 else what
+            return f"{comp_name} loses {who}: they use only {dom}"
         if n == 1:
             return f"{comp_name} runs a single instance, in {dom}"
-        what = "both replicas" if n == 2 else f"all {n} replicas"
         tail = ", so no standby is left to fail over to" if comp.active_passive else ""
         return f"{comp_name} has {what} in {dom}{tail}"
     if n == 1:
@@ -270,6 +298,10 @@ def explain_cut_set(compiled: Compiled, journey: str, cut: frozenset[Event]) -> 
         if occurs(compiled.intrinsic[name], cut, memo):
             culprit = name
             break
+    if culprit is None:
+        # The cut reaches the path only through members: the first component on the path, breadth
+        # first, whose own structure fails (a group of members that loses too many).
+        culprit = next((c for c in rank if occurs(compiled.intrinsic[c], cut, memo)), None)
     what = " and ".join(sorted(e.label or e.name for e in cut))
     if culprit is None:
         return f"{journey} fails if {what}"
@@ -363,7 +395,9 @@ def analyse(
                 if c not in own_cuts:
                     own_cuts[c] = minimal_cut_sets(compiled.intrinsic[c], max_order=max_order)
                 cuts.extend(own_cuts[c])
-            cuts = minimize(cuts)
+            # An event that cannot happen (availability 1) makes no cut set: "top fails if top
+            # fails" is not a single point of failure.
+            cuts = [cut for cut in minimize(cuts) if all(p[e] > 0 for e in cut)]
         cut_reports = []
         for cut in cuts:
             prob = math.prod(p[e] for e in cut)
@@ -398,7 +432,7 @@ def analyse(
             importance={e: v for e, v in imp.items() if v.birnbaum > 0},
             sources=sorted(sources.items(), key=lambda kv: -kv[1]),
         )
-    return Analysis(system, compiled, bdd, roots, degraded, p, results)
+    return Analysis(system, compiled, bdd, roots, degraded, p, results, own=own, first=first)
 
 
 def probabilities_of(analysis: Analysis) -> Mapping[Event, float]:

@@ -69,6 +69,16 @@ class BDD:
         self._unique: dict[tuple[int, int, int], int] = {}
         self._and: dict[tuple[int, int], int] = {}
         self._or: dict[tuple[int, int], int] = {}
+        self._reach: dict[int, list[int]] = {}
+
+    def add_var(self, event: Event) -> None:
+        """Append ``event`` to the variable order (after every existing variable, so every
+        function built so far keeps its meaning; the terminals move one level down)."""
+        if event in self.index:
+            return
+        self.index[event] = len(self.order)
+        self.order.append(event)
+        self.level[FALSE] = self.level[TRUE] = len(self.order)
 
     def __len__(self) -> int:
         return len(self.level)
@@ -260,7 +270,20 @@ class BDD:
         return self._node_probs(nodes, self._probs(p, nodes))[root]
 
     def reachable(self, root: int) -> list[int]:
-        """Internal nodes reachable from ``root``, in ascending index (children-first) order."""
+        """Internal nodes reachable from ``root``, in ascending index (children-first) order.
+
+        Kept for the roots asked about most recently (what-if evaluations ask about the same
+        journey roots again and again with other probabilities); a node's diagram never changes,
+        so the memo is never stale."""
+        known = self._reach.get(root)
+        if known is not None:
+            return known
+        if len(self._reach) >= 256:
+            self._reach.clear()
+        out = self._reach[root] = self._walk(root)
+        return out
+
+    def _walk(self, root: int) -> list[int]:
         seen = {root} if root > 1 else set()
         stack = list(seen)
         lo, hi = self.lo, self.hi

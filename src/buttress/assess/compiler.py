@@ -5,13 +5,25 @@ Basic events are independent (that is what makes the evaluation exact):
 * ``unit:C[i]``: replica ``i`` of component ``C`` fails by itself (MTBF/MTTR of a unit);
 * ``ap:C``: the active-passive group ``C`` is down for reasons internal to it (unit failures,
   failover time, failed failovers), with the probability of its Markov chain;
+* ``group:C``: the active-active group ``C`` whose replicas are not independent (fewer repair
+  crews than replicas, or a common-cause beta factor) has fewer than ``k`` units working, with the
+  probability of its Markov chain (:mod:`.groups`);
 * ``domain:D``: failure domain ``D`` (zone, region, shared-fate dependency) is down.
 
 Gates, for a component ``C`` with replicas ``0..n-1`` and hard dependencies ``H``:
 
-    replica_down(i) = OR(unit:C[i], domain:zone(i), domain:parent(zone(i)), ...)
+    replica_down(i) = OR(unit:C[i], domain:zone(i), domain:parent(zone(i)), ...,
+                         local(d, region(i)) for every dependency d bound ``within: region``)
+    local(d, R)     = OR(AT_LEAST(m - min(k, m) + 1, replica_down of d's m replicas in R),
+                         d's shared domains, fails(h) for d's hard dependencies h)
     active-active:   intrinsic(C) = AT_LEAST(n - k + 1, replica_down(0..n-1))
-    active-passive:  intrinsic(C) = OR(ap:C, AND(domain chain of every replica is down))
+    Markov group:    intrinsic(C) = OR(ap:C or group:C,
+                                   AT_LEAST(n - k + 1, domain chains of the replicas))
+
+The group event and the domains are independent events, so a group is exact without placement;
+with placement, a cut mixing a unit failure inside the group and a domain outage is not counted
+(the group's chain does not know the domains), which slightly flatters such a group.
+    members M (k of): intrinsic(C) = AT_LEAST(|M| - k + 1, fails(m) for m in M)
     fails(C)         = OR(intrinsic(C), shared domains of C and their parents, fails(h) for h in H)
     top(journey)     = fails(entry)
 
@@ -29,14 +41,17 @@ from dataclasses import dataclass, field
 from .faulttree import AtLeast, Event, Node, Or, postorder
 from .system import Component, System
 
-__all__ = ["Compiled", "EventInfo", "compile_system", "occurs"]
+__all__ = ["CHAIN_KINDS", "Compiled", "EventInfo", "compile_system", "occurs", "own_node"]
+
+CHAIN_KINDS = ("ap", "group")
+"""Event kinds whose probability comes from a group's Markov chain (:mod:`.groups`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class EventInfo:
     """What a basic event stands for."""
 
-    kind: str  # "unit" | "ap" | "domain"
+    kind: str  # "unit" | "ap" | "group" | "domain"
     component: str | None = None
     replica: int | None = None
     domain: str | None = None
@@ -54,6 +69,8 @@ class Compiled:
     tops: dict[str, Node] = field(default_factory=dict)
     degraded: dict[str, Node] = field(default_factory=dict)
     hosted: dict[str, set[str]] | None = None
+    replica_nodes: dict[str, list[Node]] = field(default_factory=dict)
+    local: dict[tuple[str, str | None], Node] = field(default_factory=dict)
     trees: dict[str, tuple[dict[str, int], dict[str, str | None]]] = field(default_factory=dict)
 
     def domain_events(self) -> list[Event]:
@@ -88,21 +105,62 @@ def _chain(c: Compiled, zone: str | None) -> list[Node]:
     return [_domain(c, d) for d in c.system.chain(zone)]
 
 
-def _intrinsic(c: Compiled, comp: Component) -> Node:
+def _local(c: Compiled, dep: str, domain: str | None) -> Node:
+    """``dep`` as seen from inside ``domain``: down when its replicas there cannot serve (fewer
+    than ``min(k, replicas there)`` up), or its shared domains or hard dependencies fail."""
+    key = (dep, domain)
+    node = c.local.get(key)
+    if node is None:
+        system = c.system
+        comp = system.components[dep]
+        here = [
+            r
+            for i, r in enumerate(c.replica_nodes[dep])
+            if domain is not None and domain in system.chain(comp.zone_of(i))
+        ]
+        need = min(comp.required, len(here))
+        parts: list[Node] = [AtLeast(len(here) - need + 1, *here, name=f"{dep}@{domain}")]
+        for s in comp.shared:
+            parts.extend(_chain(c, s))
+        parts.extend(c.fails[h] for h in comp.hard_deps())
+        node = c.local[key] = (
+            Or(*parts, name=f"local:{dep}@{domain}") if len(parts) > 1 else parts[0]
+        )
+    return node
+
+
+def _group(c: Compiled, comp: Component) -> Node:
+    """A Markov group (active-passive, shared crews, common cause): one event for the group's own
+    failures, OR'd with its replicas' domains taking down more than it can lose."""
     n = comp.replicas
     if comp.active_passive:
-        ap = _event(
-            c,
-            f"ap:{comp.name}",
-            f"{comp.name}'s failover pair is down",
-            EventInfo("ap", component=comp.name),
-        )
-        chains = [_chain(c, comp.zone_of(i)) for i in range(n)]
-        if all(chains):
-            per_unit: list[Node] = [ch[0] if len(ch) == 1 else Or(*ch) for ch in chains]
-            return Or(ap, AtLeast(n, *per_unit), name=f"intrinsic:{comp.name}")
-        return ap
+        kind, label = "ap", f"{comp.name}'s failover pair is down"
+    else:
+        kind, label = "group", f"{comp.name} loses more than {n - comp.required} of {n} replicas"
+    ev = _event(c, f"{kind}:{comp.name}", label, EventInfo(kind, component=comp.name))
+    chains = [ch for ch in (_chain(c, comp.zone_of(i)) for i in range(n)) if ch]
+    need = n - comp.required + 1
+    if len(chains) >= need:
+        per_unit: list[Node] = [ch[0] if len(ch) == 1 else Or(*ch) for ch in chains]
+        return Or(ev, AtLeast(need, *per_unit), name=f"intrinsic:{comp.name}")
+    return ev
+
+
+def _intrinsic(c: Compiled, comp: Component) -> Node:
+    n = comp.replicas
+    if comp.crew_pool:
+        # Members sharing repair crews: one chain over their units (plain units used nowhere else).
+        label = f"{comp.name} loses more than {n - comp.required} of {', '.join(comp.members)}"
+        return _event(c, f"group:{comp.name}", label, EventInfo("group", component=comp.name))
+    if comp.composite:
+        # Different components backing each other up: down when more than n - k of them are,
+        # each member failing with its own dependencies.
+        members = [c.fails[m] for m in comp.members]
+        return AtLeast(n - comp.required + 1, *members, name=f"intrinsic:{comp.name}")
+    if comp.grouped:
+        return _group(c, comp)
     replicas: list[Node] = []
+    own: list[Node] = []
     for i in range(n):
         zone = comp.zone_of(i)
         where = f" ({zone})" if zone else ""
@@ -113,10 +171,24 @@ def _intrinsic(c: Compiled, comp: Component) -> Node:
             c, f"unit:{comp.name}[{i}]", label, EventInfo("unit", component=comp.name, replica=i)
         )
         doms = _chain(c, zone)
-        replicas.append(Or(unit, *doms, name=f"replica:{comp.name}[{i}]") if doms else unit)
+        node: Node = Or(unit, *doms, name=f"replica:{comp.name}[{i}]") if doms else unit
+        own.append(node)
+        bound = [_local(c, dep, c.system.scope_of(zone, kind)) for dep, kind in comp.scoped]
+        replicas.append(Or(node, *bound, name=f"serving:{comp.name}[{i}]") if bound else node)
+    c.replica_nodes[comp.name] = own
     if n == 1:
         return replicas[0]
     return AtLeast(n - comp.required + 1, *replicas, name=f"intrinsic:{comp.name}")
+
+
+def own_node(c: Compiled, comp: Component) -> Node:
+    """``comp``'s own failure (its units, redundancy and shared domains; not its hard
+    dependencies), adding the events it needs to ``c``; members must be compiled already."""
+    intr = _intrinsic(c, comp)
+    shared: list[Node] = []
+    for s in comp.shared:
+        shared.extend(_chain(c, s))
+    return Or(intr, *shared, name=f"own:{comp.name}") if shared else intr
 
 
 def compile_system(system: System, journeys: Collection[str] | None = None) -> Compiled:
@@ -130,11 +202,11 @@ def compile_system(system: System, journeys: Collection[str] | None = None) -> C
     if journeys is not None:
         needed: set[str] = set()
         for jname in names:
-            path = system.hard_closure(system.journeys[jname].entry)
+            path = system.structural_closure(system.journeys[jname].entry)
             needed.update(path)
             for caller in path:
                 for dep in system.components[caller].deps_of("soft"):
-                    needed.update(system.hard_closure(dep))
+                    needed.update(system.structural_closure(dep))
         roots = [name for name in system.components if name in needed]
     # Components in dependency order (hard edges are acyclic: checked at load time).
     order: list[str] = []
@@ -152,16 +224,10 @@ def compile_system(system: System, journeys: Collection[str] | None = None) -> C
                 continue
             state[name] = 1
             stack.append((name, True))
-            stack.extend(
-                (d, False) for d in system.components[name].hard_deps() if not state.get(d)
-            )
+            stack.extend((d, False) for d in system.components[name].requires() if not state.get(d))
     for name in order:
         comp = system.components[name]
-        intr = _intrinsic(c, comp)
-        shared: list[Node] = []
-        for s in comp.shared:
-            shared.extend(_chain(c, s))
-        c.intrinsic[name] = Or(intr, *shared, name=f"own:{name}") if shared else intr
+        c.intrinsic[name] = own_node(c, comp)
         deps = [c.fails[d] for d in comp.hard_deps()]
         c.fails[name] = (
             Or(c.intrinsic[name], *deps, name=f"fails:{name}") if deps else c.intrinsic[name]

@@ -23,7 +23,9 @@
           replicas: 2
           placement: [zone-a, zone-b]
           availability: 0.999
-          redundancy: {mode: active-passive, detection: 30s, switchover: 1m, coverage: 0.98}
+          redundancy: {mode: active-passive, detection: 30s, switchover: 1m, coverage: 0.98,
+                       recovery: 15m, standby: warm, standby_factor: 0.2, beta: 0.05}
+          repair: {crews: 1}                       # one crew for both units
           data: {replication: async, lag: 2s, backup_interval: 1h}
       journeys:
         checkout:
@@ -50,9 +52,9 @@ other command that loads ``reliability.yaml`` (:func:`buttress.spec.load_spec`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -70,6 +72,15 @@ from buttress.spec.sections import register_section
 from buttress.spec.source import Document, load_yaml, validate
 from buttress.spec.types import Duration, PositiveDuration
 
+from .model_checks import (
+    Loc,
+    close_match,
+    hard_cycle,
+    member_problems,
+    scope_problems,
+    unit_problems,
+)
+
 __all__ = [
     "ArchitectureSpec",
     "ComponentSpec",
@@ -79,6 +90,10 @@ __all__ = [
     "DomainSpec",
     "JourneySpec",
     "RedundancySpec",
+    "RepairLawSpec",
+    "RepairSpec",
+    "ScheduleSpec",
+    "UncertainSpec",
     "architecture_problems",
     "check_architecture",
     "load_architecture",
@@ -88,12 +103,51 @@ __all__ = [
 DISRUPTIONS: tuple[str, ...] = ("instance", "zone", "region", "deploy")
 """Disruption types that RTO/RPO targets may name."""
 
-Loc = tuple[str | int, ...]
 ErrorFactory = Callable[[Loc, str], Exception]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Unavailability = Annotated[float, Field(gt=0, le=1)]
+
+
+class UncertainSpec(_Strict):
+    """Ranges ``[low, high]`` for a unit's figures, sampled (log-uniformly by default; an
+    availability through its unavailability) to put an interval on every result."""
+
+    availability: tuple[Unavailability, Unavailability] | None = None
+    mtbf: tuple[PositiveDuration, PositiveDuration] | None = None
+    mttr: tuple[Duration, Duration] | None = None
+    distribution: Literal["loguniform", "lognormal", "uniform"] = Field(
+        default="loguniform",
+        description="How the ranges are drawn: log-uniformly, uniformly, or lognormal with the "
+        "range as its 5th to 95th percentile (an error factor).",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UncertainSpec:
+        for name in ("availability", "mtbf", "mttr"):
+            pair = getattr(self, name)
+            if pair is not None and pair[0] > pair[1]:
+                raise ValueError(
+                    f"{name}: the low end {pair[0]:g} exceeds the high end {pair[1]:g}"
+                )
+        if self.availability is not None and self.mtbf is not None:
+            raise ValueError("give a range for either availability or mtbf, not both")
+        return self
+
+
+class ScheduleSpec(_Strict):
+    """Deterministic failures and repairs: the unit fails after every ``every`` of *operating*
+    time (it does not age while the journey it serves is down) and is repaired in ``repair``."""
+
+    every: PositiveDuration = Field(description="Operating time between failures.")
+    repair: Duration = Field(description="Time to repair, fixed.")
+    first: Duration | None = Field(
+        default=None, description="Operating time before the first failure (default: every)."
+    )
 
 
 class ReliabilityFields(_Strict):
@@ -111,11 +165,32 @@ class ReliabilityFields(_Strict):
         default=None,
         description="Part of mttr spent detecting the failure (default defaults.detect).",
     )
+    uncertain: UncertainSpec | None = Field(
+        default=None,
+        description="Ranges for availability, mtbf or mttr: the report adds an interval on every "
+        "journey's availability, by sampling (a figure given only as a range takes its "
+        "geometric middle as the nominal value).",
+    )
+
+    schedule: ScheduleSpec | None = Field(
+        default=None,
+        description="Fixed failure and repair times instead of random ones (see docs/assess.md).",
+    )
 
     @model_validator(mode="after")
     def _one_way(self) -> ReliabilityFields:
+        if self.schedule is not None:
+            for name in ("availability", "mtbf", "mttr", "uncertain"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"a schedule fixes failures and repairs: drop {name}")
         if self.availability is not None and self.mtbf is not None:
             raise ValueError("give either availability or mtbf (with mttr), not both")
+        u = self.uncertain
+        if u is not None and (
+            (u.availability is not None and self.mtbf is not None)
+            or (u.mtbf is not None and self.availability is not None)
+        ):
+            raise ValueError("a range must be for the figure given (availability or mtbf)")
         return self
 
 
@@ -132,11 +207,53 @@ class DefaultsSpec(_Strict):
     )
 
 
+class RepairLawSpec(_Strict):
+    """How long repairs take around their mean (``mttr``), for the simulation."""
+
+    distribution: Literal["exponential", "deterministic", "weibull", "lognormal"] = Field(
+        default="exponential",
+        description="Repair-time distribution; the exact figures depend only on its mean.",
+    )
+    shape: float | None = Field(
+        default=None,
+        gt=0,
+        description="Weibull shape k, or lognormal sigma (required for those two).",
+    )
+
+    @model_validator(mode="after")
+    def _shape_fits(self) -> RepairLawSpec:
+        needs = self.distribution in ("weibull", "lognormal")
+        if needs and self.shape is None:
+            raise ValueError(f"a {self.distribution} repair needs a shape")
+        if not needs and self.shape is not None:
+            raise ValueError(f"an {self.distribution} repair takes no shape")
+        return self
+
+
+class RepairSpec(RepairLawSpec):
+    """Repair resources of a component's replicas, and the repair-time distribution."""
+
+    crews: int | None = Field(
+        default=None,
+        ge=1,
+        description="Repair crews shared by the replicas, or by the members of a component with "
+        "members (default: one per unit, i.e. independent repair); one crew repairs one unit "
+        "at a time.",
+    )
+    discipline: Literal["fifo", "priority"] = Field(
+        default="fifo",
+        description="Which failed unit a free crew takes: the first failed (fifo), or the first "
+        "in members order, preempting (priority).  Identical replicas give the same figures "
+        "either way.",
+    )
+
+
 class DomainSpec(ReliabilityFields):
     """A failure domain: a zone, a region or a shared-fate dependency (DNS, identity, deploys)."""
 
     kind: Literal["zone", "region", "shared"] = "zone"
     parent: str | None = Field(default=None, description="Enclosing domain (a zone's region).")
+    repair: RepairLawSpec = Field(default_factory=RepairLawSpec)
     description: str = ""
 
 
@@ -162,9 +279,42 @@ class RedundancySpec(_Strict):
         le=1,
         description="Probability that a failover succeeds (active-passive).",
     )
-    standby: Literal["hot", "cold"] = Field(
+    standby: Literal["hot", "warm", "cold"] = Field(
         default="hot",
-        description="hot standbys fail like the active unit; cold ones do not fail idle.",
+        description="hot standbys fail like the active unit, warm ones at standby_factor of its "
+        "rate, cold ones do not fail idle (active-passive).",
+    )
+    standby_factor: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="A warm standby's failure rate as a share of the active's (default 0.1).",
+    )
+    recovery: PositiveDuration | None = Field(
+        default=None,
+        description="Mean time to restore service after a failover that did not take (the manual "
+        "or reboot path); default: wait for the failed unit's repair (active-passive).",
+    )
+    beta: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Beta factor: the share of a unit's failures that fail every unit of the "
+        "group at once (common cause), in [0, 1).",
+    )
+    gamma: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Multiple Greek letter: of the common-cause failures, the share that fail "
+        "at least three units (the rest fail exactly two); active-active, 3 or 4 replicas.",
+    )
+    delta: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Multiple Greek letter: of those failing at least three, the share that fail "
+        "four (4 replicas).",
     )
 
 
@@ -174,6 +324,11 @@ class DependencySpec(_Strict):
     type: Literal["hard", "soft", "async"] = "hard"
     fallback: str | None = Field(
         default=None, description="What the caller does without it (soft)."
+    )
+    within: Literal["zone", "region"] | None = Field(
+        default=None,
+        description="Bind each replica to the dependency's replicas in its own zone or region "
+        "(a region's app uses that region's database) instead of the dependency as a whole.",
     )
 
 
@@ -199,7 +354,14 @@ class ComponentSpec(ReliabilityFields):
     shared: list[str] = Field(
         default_factory=list, description="Shared-fate domains the whole component depends on."
     )
+    members: list[str] = Field(
+        default_factory=list,
+        description='Different components backing each other up ("any of [A, B]", or k-of-n '
+        "with redundancy.required): this component is up while that many of them are, each with "
+        "its own dependencies; it has no units of its own.",
+    )
     redundancy: RedundancySpec = Field(default_factory=RedundancySpec)
+    repair: RepairSpec = Field(default_factory=RepairSpec)
     depends_on: dict[str, DependencySpec] = Field(default_factory=dict)
     rollback: Duration | None = Field(default=None, description="Time to roll back a bad deploy.")
     data: DataSpec | None = None
@@ -238,6 +400,11 @@ class JourneySpec(_Strict):
     users: float = Field(default=1.0, gt=0, le=1, description="Share of users this journey serves.")
     rto: TargetsSpec = Field(default_factory=TargetsSpec)
     rpo: TargetsSpec = Field(default_factory=TargetsSpec)
+    mission: PositiveDuration | None = Field(
+        default=None,
+        description="Mission time T from an all-up start: the report adds A(T), the mean "
+        "availability over [0, T] and (simulated) the chance of no outage in [0, T].",
+    )
     description: str = ""
 
 
@@ -289,17 +456,6 @@ def _raw_loc(data: Any, loc: Loc) -> Loc:
     return tuple(out)
 
 
-def _close(name: str, options: Sequence[str]) -> str:
-    import difflib
-
-    near = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
-    if near:
-        return f"; did you mean {near[0]!r}?"
-    if options:
-        return f" (known: {', '.join(sorted(options))})"
-    return ""
-
-
 def check_architecture(arch: ArchitectureSpec, error: ErrorFactory) -> None:
     """Raise ``error(loc, message)`` for the first problem :func:`architecture_problems` finds
     (``loc`` relative to the section); return quietly when there is none."""
@@ -314,9 +470,10 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
     section, in file order of the checks below.
 
     Checks: domain parents exist and form no cycle; placements and shared domains exist;
-    ``required <= replicas``; an active-passive component keeps ``required == 1``; dependencies name
-    known components and not themselves; hard dependencies form no cycle (reported once, at the
-    edge that closes it); journeys enter at known components.
+    ``required <= replicas`` (or ``<=`` the members, which must be known, other components, with
+    no units of their own given); an active-passive component keeps ``required == 1``;
+    dependencies name known components and not themselves; hard dependencies (and members) form
+    no cycle (reported once, at the edge that closes it); journeys enter at known components.
     """
     out: list[tuple[Loc, str]] = []
     domains = arch.domains
@@ -325,7 +482,7 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
             out.append(
                 (
                     ("domains", name, "parent"),
-                    f"unknown domain {d.parent!r}{_close(d.parent, list(domains))}",
+                    f"unknown domain {d.parent!r}{close_match(d.parent, list(domains))}",
                 )
             )
     in_cycle: set[str] = set()
@@ -352,17 +509,20 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
                     out.append(
                         (
                             ("components", name, field, i),
-                            f"unknown domain {dom!r}{_close(dom, list(domains))}",
+                            f"unknown domain {dom!r}{close_match(dom, list(domains))}",
                         )
                     )
         r = c.redundancy
-        if r.required > c.replicas:
+        if c.members:
+            out.extend(member_problems(arch, name, c))
+        elif r.required > c.replicas:
             out.append(
                 (
                     ("components", name, "redundancy", "required"),
                     f"k of k-of-n must not exceed n: required={r.required} > replicas={c.replicas}",
                 )
             )
+        out.extend(unit_problems(name, c))
         if r.mode == "active-passive" and r.required != 1:
             out.append(
                 (
@@ -379,62 +539,30 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
                 out.append(
                     (
                         ("components", name, "depends_on", dep),
-                        f"unknown component {dep!r}{_close(dep, list(comps))}",
+                        f"unknown component {dep!r}{close_match(dep, list(comps))}",
                     )
                 )
-    cycle = _hard_cycle(arch)
+    for name, c in comps.items():
+        for dep, edge in c.depends_on.items():
+            if edge.within is not None and dep in comps and dep != name:
+                out.extend(scope_problems(arch, name, dep, edge.within))
+    cycle = hard_cycle(arch)
     if cycle is not None:
         chain = " -> ".join(cycle)
-        out.append(
-            (
-                ("components", cycle[-2], "depends_on", cycle[-1]),
-                f"hard dependencies form a cycle: {chain} (make one edge soft or async)",
-            )
-        )
+        closer = arch.components[cycle[-2]]
+        loc: Loc = ("components", cycle[-2], "depends_on", cycle[-1])
+        if cycle[-1] in closer.members and cycle[-1] not in closer.depends_on:
+            loc = ("components", cycle[-2], "members", closer.members.index(cycle[-1]))
+        out.append((loc, f"hard dependencies form a cycle: {chain} (make one edge soft or async)"))
     for jname, j in arch.journeys.items():
         if j.entry not in comps:
             out.append(
                 (
                     ("journeys", jname, "entry"),
-                    f"unknown component {j.entry!r}{_close(j.entry, list(comps))}",
+                    f"unknown component {j.entry!r}{close_match(j.entry, list(comps))}",
                 )
             )
     return out
-
-
-def _hard_cycle(arch: ArchitectureSpec) -> list[str] | None:
-    """A cycle among hard edges as a list ``[a, b, ..., a]``, or ``None``."""
-    white, grey, black = 0, 1, 2
-    colour = dict.fromkeys(arch.components, white)
-    for start in arch.components:
-        if colour[start] != white:
-            continue
-        stack: list[tuple[str, list[str]]] = [(start, _hard(arch, start))]
-        path = [start]
-        colour[start] = grey
-        while stack:
-            node, todo = stack[-1]
-            if not todo:
-                stack.pop()
-                path.pop()
-                colour[node] = black
-                continue
-            nxt = todo.pop(0)
-            if colour[nxt] == grey:
-                return [*path[path.index(nxt) :], nxt]
-            if colour[nxt] == white:
-                colour[nxt] = grey
-                path.append(nxt)
-                stack.append((nxt, _hard(arch, nxt)))
-    return None
-
-
-def _hard(arch: ArchitectureSpec, name: str) -> list[str]:
-    return [
-        d
-        for d, e in arch.components[name].depends_on.items()
-        if e.type == "hard" and d in arch.components
-    ]
 
 
 def load_architecture(path: str | Path) -> tuple[ArchitectureSpec, Document]:

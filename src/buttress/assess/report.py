@@ -17,27 +17,35 @@ from .analysis import Analysis, analyse
 from .analytic import MINUTES_PER_YEAR, nines
 from .budget import dependency_budget
 from .faulttree import minimal_cut_sets
+from .mission import mission_report, mission_section
 from .montecarlo import simulate
 from .recovery import recovery_verdicts
 from .risk import risk_register
+from .schedules import scheduled, scheduled_journeys
 from .system import System
+from .uncertainty import has_uncertainty, propagate
 from .whatif import recommend
 
 __all__ = ["assess", "render_markdown", "render_text", "sections"]
 
 
-def _own_availability(analysis: Analysis, name: str, cache: dict[str, float]) -> float:
+def _own_availability(analysis: Analysis, name: str, cache: dict[Any, Any]) -> float:
     """Availability of a component by itself: its units and redundancy, with every failure domain
     and dependency taken as up (domains are budgeted as dependencies of their own).  ``cache``
-    keeps the figures (one per component, whatever the number of journeys that ask)."""
+    keeps the figures (one per component, whatever the number of journeys that ask) and the
+    probabilities with the domains up (built once)."""
     if name in cache:
-        return cache[name]
+        return float(cache[name])
     compiled = analysis.compiled
-    domains_up = {ev: 0.0 for ev, info in compiled.info.items() if info.kind == "domain"}
-    p = ChainMap(domains_up, analysis.probabilities)
-    root = analysis.bdd.build(compiled.intrinsic[name])
+    p = cache.get(None)
+    if p is None:
+        domains_up = {ev: 0.0 for ev, info in compiled.info.items() if info.kind == "domain"}
+        p = cache[None] = ChainMap(domains_up, analysis.probabilities)
+    root = analysis.own.get(name)
+    if root is None:
+        root = analysis.bdd.build(compiled.intrinsic[name])
     cache[name] = 1.0 - analysis.bdd.probability(root, p)
-    return cache[name]
+    return float(cache[name])
 
 
 def _has_own_spof(analysis: Analysis, name: str) -> bool:
@@ -45,7 +53,10 @@ def _has_own_spof(analysis: Analysis, name: str) -> bool:
     confined to or a shared-fate domain (not a region every component shares)."""
     compiled = analysis.compiled
     for cut in minimal_cut_sets(compiled.intrinsic[name], max_order=1):
-        info = compiled.info[next(iter(cut))]
+        ev = next(iter(cut))
+        if analysis.probabilities[ev] <= 0:
+            continue  # it cannot fail (availability 1)
+        info = compiled.info[ev]
         if info.kind != "domain" or info.domain is None:
             return True
         if analysis.system.domains[info.domain].kind != "region":
@@ -66,16 +77,40 @@ def assess(
     rel_precision: float = 0.1,
     max_seconds: float = 30.0,
     source: str = "",
+    mission: float | None = None,
+    samples: int = 200,
+    importance: bool = False,
 ) -> dict[str, Any]:
-    """The whole assessment as JSON-ready data (times in seconds, downtime in minutes)."""
+    """The whole assessment as JSON-ready data (times in seconds, downtime in minutes).
+
+    ``mission`` (hours) sets every journey's mission time (otherwise each journey's own);
+    ``samples`` draws put an interval on each journey's availability when units have ranges."""
     analysis = analyse(system, max_order=max_order)
+    missions = {
+        n: t
+        for n, j in system.journeys.items()
+        if (t := mission if mission is not None else j.mission) is not None
+    }
+    mission_blocks = mission_report(analysis, missions, simulate=simulate_model, seed=seed)
+    fixed = set(scheduled_journeys(analysis))
+    spread = (
+        propagate(system, samples=samples, seed=seed)
+        if samples > 0 and has_uncertainty(system)
+        else {}
+    )
     sim = (
-        simulate(analysis, seed=seed, rel_precision=rel_precision, max_seconds=max_seconds)
+        simulate(
+            analysis,
+            seed=seed,
+            rel_precision=rel_precision,
+            max_seconds=max_seconds,
+            importance=importance,
+        )
         if simulate_model
         else {}
     )
     recs = recommend(analysis)
-    own: dict[str, float] = {}
+    own: dict[Any, Any] = {}
     journeys: list[dict[str, Any]] = []
     for name, res in analysis.journeys.items():
         j = system.journeys[name]
@@ -190,6 +225,23 @@ def assess(
                 "seconds": mc.seconds,
                 "agrees": mc.contains(res.unavailability),
             }
+        if name in mission_blocks:
+            entry["mission"] = mission_blocks[name]
+        if name in fixed:
+            sch = scheduled(analysis, name, missions.get(name))
+            entry["schedule"] = {
+                "availability": sch.availability,
+                "periodic": sch.periodic,
+                "mean_availability": sch.mean_availability,
+            }
+        if name in spread:
+            u = spread[name]
+            entry["uncertainty"] = {
+                "samples": u.samples,
+                "availability_p05": u.low,
+                "availability_median": u.median,
+                "availability_p95": u.high,
+            }
         journeys.append(entry)
     comps = []
     single_points = []
@@ -208,6 +260,7 @@ def assess(
                 "unit_availability": c.unit.availability,
                 "availability": _own_availability(analysis, name, own),
                 "depends_on": [{"name": d, "type": t} for d, t in c.deps],
+                "members": list(c.members),
             }
         )
     return {
@@ -339,6 +392,43 @@ def sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
             "full service: no soft dependency degraded either.",
         )
     )
+    missions = [j for j in report["journeys"] if j.get("mission")]
+    if missions:
+        out.append(mission_section(missions, pct))
+    if report.get("assumptions"):
+        rows = [[a] for a in report["assumptions"]]
+        note = "Figures the import could not read from the deployment: refine them in the model."
+        out.append(("Assumptions (imported model)", ["assumption"], rows, note))
+    fixed = [j for j in report["journeys"] if j.get("schedule")]
+    if fixed:
+        rows = [
+            [
+                j["name"],
+                pct(j["schedule"]["availability"]),
+                "-"
+                if j["schedule"]["mean_availability"] is None
+                else pct(j["schedule"]["mean_availability"]),
+            ]
+            for j in fixed
+        ]
+        note = "Fixed failure and repair times; nothing ages while the journey is down."
+        headers = ["journey", "availability (long run)", "mean over the mission"]
+        out.append(("Schedules (deterministic)", headers, rows, note))
+    spread = [j for j in report["journeys"] if j.get("uncertainty")]
+    if spread:
+        rows = [
+            [
+                j["name"],
+                pct(j["uncertainty"]["availability_p05"]),
+                pct(j["uncertainty"]["availability_median"]),
+                pct(j["uncertainty"]["availability_p95"]),
+                "yes" if j["uncertainty"]["availability_p05"] >= j["target"] else "not surely",
+            ]
+            for j in spread
+        ]
+        headers = ["journey", "5th percentile", "median", "95th percentile", "meets (p05)"]
+        note = f"From {spread[0]['uncertainty']['samples']} draws of the ranges (log-uniform)."
+        out.append(("Uncertainty (availability, 90% interval)", headers, rows, note))
     for j in report["journeys"]:
         n = j["name"]
         spofs = [[c["explanation"]] for c in j["spofs"]] or [["none"]]

@@ -41,8 +41,9 @@ import math
 from dataclasses import dataclass
 
 from .analysis import Analysis
-from .analytic import HOURS_PER_YEAR, active_passive_chain, active_passive_stationary
+from .analytic import HOURS_PER_YEAR
 from .budget import yearly_budget
+from .compiler import CHAIN_KINDS
 from .faulttree import Event
 
 __all__ = ["Risk", "risk_register", "routed_share", "routed_shares"]
@@ -100,20 +101,9 @@ def _score(value: float, thresholds: list[float]) -> int:
 
 
 def _ap_frequency(analysis: Analysis, comp: str) -> tuple[float, float]:
-    """(entries into a down state per hour, mean down time in hours) of an active-passive group."""
-    g = analysis.system.components[comp].ap_params()
-    states, q = active_passive_chain(g)
-    _, pi = active_passive_stationary(g)
-    rate = 0.0
-    down_share = 0.0
-    for i, s in enumerate(states):
-        if s[0] != "up":
-            down_share += pi[i]
-            continue
-        for j, t in enumerate(states):
-            if t[0] != "up" and j != i:
-                rate += pi[i] * q[i][j]
-    return rate, (down_share / rate if rate > 0 else 0.0)
+    """(entries into a down state per hour, mean down time in hours) of a Markov group."""
+    chain = analysis.system.components[comp].chain()
+    return chain.outage_rate(), chain.mean_outage()
 
 
 def routed_shares(analysis: Analysis, journey: str) -> dict[Event, float]:
@@ -172,12 +162,12 @@ def risk_register(analysis: Analysis, journey: str, *, limit: int | None = None)
     for ev, imp in res.importance.items():
         info = analysis.compiled.info[ev]
         hit_recover = min(1.0, max(0.0, imp.birnbaum))
-        if info.kind == "ap":
+        if info.kind in CHAIN_KINDS:
             assert info.component is not None
             comp = system.components[info.component]
             rate, duration = _ap_frequency(analysis, info.component)
             freq = rate * HOURS_PER_YEAR
-            detect = min(comp.detection, duration)
+            detect = min(comp.detection if info.kind == "ap" else comp.unit.detect, duration)
             recover = max(0.0, duration - detect)
             source = info.component
         else:
@@ -193,8 +183,8 @@ def risk_register(analysis: Analysis, journey: str, *, limit: int | None = None)
             detect, recover = u.detect, u.mttr - u.detect
         hit_detect = max(hit_recover, routed.get(ev, 0.0))
         bad = freq * 60.0 * (detect * hit_detect + recover * hit_recover)
-        if bad <= 0 and hit_recover <= 0:
-            continue
+        if freq <= 0 or (bad <= 0 and hit_recover <= 0):
+            continue  # a failure that never happens (availability 1) is no risk
         rows.append(
             Risk(
                 journey=journey,

@@ -24,11 +24,13 @@ downtime per year they save, summed over journeys weighted by each journey's sha
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import ChainMap, Counter
 from dataclasses import dataclass, replace
 
-from .analysis import Analysis, analyse
+from .analysis import Analysis, analyse, event_probability
 from .analytic import MINUTES_PER_YEAR
+from .compiler import Compiled, own_node
+from .faulttree import Event
 from .system import Component, System, UnitParams
 
 __all__ = ["Recommendation", "recommend"]
@@ -153,7 +155,7 @@ def _journey_index(system: System) -> tuple[dict[str, set[str]], dict[str, set[s
     on_path: dict[str, set[str]] = {}
     in_domain: dict[str, set[str]] = {}
     for jname, j in system.journeys.items():
-        for name in system.hard_closure(j.entry):
+        for name in system.structural_closure(j.entry):
             on_path.setdefault(name, set()).add(jname)
             comp = system.components[name]
             doms = {d for i in range(comp.replicas) for d in system.chain(comp.zone_of(i))}
@@ -161,6 +163,117 @@ def _journey_index(system: System) -> tuple[dict[str, set[str]], dict[str, set[s
             for d in doms:
                 in_domain.setdefault(d, set()).add(jname)
     return on_path, in_domain
+
+
+def incremental(
+    analysis: Analysis,
+    changed: System,
+    touched: set[str],
+    diff: tuple[list[str], list[str]] | None = None,
+) -> dict[str, float] | None:
+    """The availability of the ``touched`` journeys of ``changed`` (``analysis``'s system with one
+    component or domain replaced), on ``analysis``'s own BDD: the changed component's own failure
+    is rebuilt (new events appended to the variable order) and each journey's OR over its hard
+    path re-made from the kept nodes (mostly hits in the BDD's memo); a changed domain only
+    changes a probability.  ``None`` when the change is not of that kind (or the model has
+    members or bound dependencies, whose nodes nest other components): re-analyse instead.
+    ``diff`` names the changed components and domains when the caller knows them."""
+    base = analysis.system
+    comps, doms = diff if diff is not None else _diff(base, changed)
+    if len(comps) + len(doms) != 1 or not analysis.own:
+        return None
+    nested = analysis.rest.get("nested")
+    if nested is None:
+        nested = analysis.rest["nested"] = any(
+            c.composite or c.scoped for c in base.components.values()
+        )
+    if nested:
+        return None
+    compiled, bdd = analysis.compiled, analysis.bdd
+    new_p: dict[Event, float] = {}
+    own, first = analysis.own, analysis.first
+    if doms:
+        ev = compiled.events.get(f"domain:{doms[0]}")
+        if ev is None:
+            return {j: analysis.journeys[j].availability for j in touched}
+        return _one_event(analysis, ev, event_probability(changed, compiled.info[ev]), touched)
+    name = comps[0]
+    if name not in own:
+        return None
+    scratch = Compiled(changed, events=dict(compiled.events), info=dict(compiled.info))
+    scratch.fails = compiled.fails
+    node = own_node(scratch, changed.components[name])
+    mine = [ev for ev, info in scratch.info.items() if info.component == name]
+    for ev in mine:
+        bdd.add_var(ev)
+        new_p[ev] = event_probability(changed, scratch.info[ev])
+    mine_node = bdd.build(node)
+    moved = [ev for ev in mine if new_p[ev] != analysis.probabilities.get(ev)]
+    # The hard paths change only when the changed component's dependencies do (soften).
+    paths_kept = changed.components[name].deps == base.components[name].deps
+    same = mine_node == own[name] and (
+        paths_kept
+        or all(
+            changed.hard_closure(changed.journeys[j].entry) == _path(analysis, j) for j in touched
+        )
+    )
+    if same and len(moved) == 1:
+        return _one_event(analysis, moved[0], new_p[moved[0]], touched)
+    out: dict[str, float] = {}
+    p = ChainMap(new_p, analysis.probabilities)
+    for j in touched:
+        entry = changed.journeys[j].entry
+        path = _path(analysis, j) if paths_kept else changed.hard_closure(entry)
+        if any(c not in own for c in path):
+            return None
+        if mine_node == own[name] and path == _path(analysis, j):
+            root = analysis.roots[j]  # the same function: only probabilities changed
+        elif name in path:
+            root = bdd.or_(mine_node, _rest(analysis, j, name, path))
+        else:
+            root = bdd.or_all([own[c] for c in sorted(path, key=lambda c: first.get(c, 0))])
+        out[j] = 1.0 - bdd.probability(root, p)
+    return out
+
+
+def _diff(base: System, changed: System) -> tuple[list[str], list[str]]:
+    """The components and domains ``changed`` replaced (compared by identity)."""
+    comps = [n for n, c in changed.components.items() if base.components.get(n) is not c]
+    doms = [n for n, d in changed.domains.items() if base.domains.get(n) is not d]
+    return comps, doms
+
+
+def _path(analysis: Analysis, journey: str) -> list[str]:
+    """The journey's hard path in the base system (kept)."""
+    path = analysis.rest.get(("path", journey))
+    if path is None:
+        entry = analysis.system.journeys[journey].entry
+        path = analysis.rest[("path", journey)] = analysis.system.hard_closure(entry)
+    return list(path)
+
+
+def _one_event(analysis: Analysis, ev: Event, p_new: float, touched: set[str]) -> dict[str, float]:
+    """Availabilities when only ``ev``'s probability changes: the top probability is
+    multilinear in the events' probabilities, so it moves by ``(p_new - p) * Birnbaum``
+    exactly (no diagram walked)."""
+    delta = p_new - analysis.probabilities[ev]
+    out = {}
+    for j in touched:
+        res = analysis.journeys[j]
+        imp = res.importance.get(ev)
+        out[j] = res.availability - (delta * imp.birnbaum if imp is not None else 0.0)
+    return out
+
+
+def _rest(analysis: Analysis, journey: str, name: str, path: list[str]) -> int:
+    """The OR of the own failures of ``path`` but ``name``, kept per (journey, component, path):
+    the candidate changes of one component share it."""
+    key = (journey, name, tuple(path))
+    node = analysis.rest.get(key)
+    if node is None:
+        others = sorted((c for c in path if c != name), key=lambda c: analysis.first.get(c, 0))
+        node = analysis.rest[key] = analysis.bdd.or_all([analysis.own[c] for c in others])
+    return node
 
 
 def recommend(analysis: Analysis, *, focus: int = 6, limit: int = 10) -> list[Recommendation]:
@@ -188,16 +301,18 @@ def recommend(analysis: Analysis, *, focus: int = 6, limit: int = 10) -> list[Re
             continue
         seen.add(title)
         touched: set[str] = set()
-        for name, comp in changed.components.items():
-            if system.components.get(name) is not comp:
-                touched |= on_path.get(name, set())
-        for name, dom in changed.domains.items():
-            if system.domains.get(name) is not dom:
-                touched |= in_domain.get(name, set())
+        diff = _diff(system, changed)
+        for name in diff[0]:
+            touched |= on_path.get(name, set())
+        for name in diff[1]:
+            touched |= in_domain.get(name, set())
         avail = dict(now)
         if touched:
-            new = analyse(changed, cut_sets=False, explain=False, journeys=sorted(touched))
-            avail.update({j: r.availability for j, r in new.journeys.items()})
+            fast = incremental(analysis, changed, touched, diff)
+            if fast is None:
+                new = analyse(changed, cut_sets=False, explain=False, journeys=sorted(touched))
+                fast = {j: r.availability for j, r in new.journeys.items()}
+            avail.update(fast)
         # Differences below 1e-12 are rounding (another variable order), not a gain.
         gain = {j: d if abs(d := avail[j] - now[j]) > 1e-12 else 0.0 for j in avail}
         saved = sum(gain[j] * users[j] for j in gain) * MINUTES_PER_YEAR
