@@ -7,8 +7,8 @@ bytes that are not UTF-8, truncation.  Each goes through ``buttress spec validat
 (click's runner, the function the command runs) and, for the example files of other formats, also
 through the command that reads them (``slo validate``, ``chaos validate``).  Every run must end with
 exit status 0 (a mutant that happens to stay valid) or 2 with one clear line naming
-``file:line:column`` (more problems follow on indented lines), never a traceback, in under 2 s of CPU and
-200 MB (tracemalloc's peak).  Mutants that are invalid by construction must give 2.
+``file:line:column`` (more problems follow on indented lines), never a traceback, in under 2 s of
+CPU and 200 MB (tracemalloc's peak).  Mutants that are invalid by construction must give 2.
 
 A few mutants also run in real subprocesses with an address-space limit of 200 MB.
 """
