@@ -180,6 +180,12 @@ class LazyCluster:
             from redis.retry import Retry
 
             redis = self._redis
+            options: dict[str, Any] = {}
+            if "topology_refresh_min_interval" in _cluster_parameters(redis):
+                # redis-py paces the slot-map refreshes that errors ask for (1 s by default),
+                # which would delay the first decision on a promoted replica by up to that much;
+                # the link already paces attempts (one per retry_interval while Redis is down).
+                options["topology_refresh_min_interval"] = 0
             try:
                 self.real = redis.RedisCluster.from_url(
                     self._url,
@@ -187,6 +193,7 @@ class LazyCluster:
                     socket_connect_timeout=timeout,
                     retry=Retry(NoBackoff(), 0),
                     health_check_interval=0,
+                    **options,
                 )
             except redis.exceptions.RedisClusterException as exc:
                 # not a RedisError: say it as one, so that it is a fallback like any other
@@ -203,6 +210,13 @@ class LazyCluster:
         if self.real is not None:
             self.real.close()
             self.real = None
+
+
+def _cluster_parameters(redis: Any) -> frozenset[str]:
+    """The keyword parameters of this redis-py's ``RedisCluster`` (they vary by version)."""
+    import inspect
+
+    return frozenset(inspect.signature(redis.RedisCluster.__init__).parameters)
 
 
 def _sentinel_client(

@@ -157,7 +157,9 @@ class RedisState(StateStore):
         return self._link.down_until <= self._link.mono()
 
     def ping(self) -> bool:
-        """Whether Redis answers ``PING`` now (never raises)."""
+        """Whether Redis answers ``PING`` now (never raises).  On a cluster it also builds the
+        cluster client (the slot map and command table, some 40 ms), which the first decision
+        would otherwise do: call it at start to keep that off the first request."""
         try:
             return bool(self.client.ping())
         except self._link.errors:
