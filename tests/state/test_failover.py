@@ -34,6 +34,7 @@ from buttress.events import Event, add_listener
 from buttress.policies.breaker import CircuitBreaker
 from buttress.policies.ratelimit import RateLimiter
 from buttress.state import RedisState, StateRestored, StateUnavailable
+from buttress.state.redis.clients import MASTER_CHECK_INTERVAL
 from buttress.testing import FakeClock
 
 from .conftest import LIVE_TIMEOUT
@@ -369,3 +370,60 @@ def _seed(ha: ClusterSetup, avoid: int) -> str:
     """A seed URL on a node other than ``avoid``, the master to be killed (any node serves the
     slot map; this one also would after the kill)."""
     return f"redis://127.0.0.1:{next(p for p in ha.ports if p != avoid)}/0"
+
+
+def test_sentinel_switchover_with_the_old_master_alive() -> None:
+    """``SENTINEL FAILOVER``: the old master is not killed, and it keeps answering as a master
+    until the sentinels demote it (some 10 s later).  A pooled connection to it is not told, so
+    the store asks the sentinels where the master is every ``MASTER_CHECK_INTERVAL``: within that
+    (plus the sentinels' own switch) every decision is made on the new master, nothing raised."""
+    service = f"w{uuid.uuid4().hex[:10]}"
+    key = _keys(service)[0]
+    with SentinelSetup() as ha:
+        state = RedisState(
+            sentinels=ha.sentinels,
+            master=MASTER_NAME,
+            service=service,
+            timeout=LIVE_TIMEOUT,
+            retry_interval=RETRY_INTERVAL,
+        )
+        breaker = CircuitBreaker(store=state.breaker_store("api/cb"), window_size=1000)
+        pipe = Pipeline([breaker], name="api")
+        pipe.call(lambda: None)
+        old = redis.Redis(host="127.0.0.1", port=ha.master_address()[1], socket_timeout=2)
+        new = redis.Redis(host="127.0.0.1", port=ha.replica_port, socket_timeout=2)
+        sentinel = redis.Redis(host="127.0.0.1", port=ha.sentinel_ports[0], socket_timeout=2)
+        unexpected: list[str] = []
+
+        def call() -> None:
+            try:
+                pipe.call(lambda: None)
+            except BaseException as exc:
+                unexpected.append(repr(exc))
+
+        def named() -> bool:
+            call()
+            return ha.master_address()[1] == ha.replica_port
+
+        def calls_on(server: redis.Redis) -> int:
+            return int(server.hget(key, "n") or 0)
+
+        try:
+            sentinel.execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
+            wait_for("the sentinels to name the new master", named)
+            end = time.monotonic() + MASTER_CHECK_INTERVAL + 0.3
+            while time.monotonic() < end:
+                call()
+                time.sleep(0.005)
+            still_master = old.info("replication")["role"] == "master"
+            before = calls_on(old), calls_on(new)
+            for _ in range(20):
+                call()
+            assert (before[0], before[1] + 20) == (calls_on(old), calls_on(new))
+            assert still_master or calls_on(old) == 0  # (demoted: its data was replaced)
+            assert [] == unexpected
+            assert state.available
+        finally:
+            for c in (old, new, sentinel):
+                c.close()
+            state.close()

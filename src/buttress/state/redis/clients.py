@@ -20,25 +20,40 @@ decides by its ``on_unavailable`` rule until the next attempt:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from buttress.errors import ConfigError
 from buttress.state.urls import check_redis_url, redact_url
 
-__all__ = ["Built", "LazyCluster", "build_client", "check_sentinels"]
+__all__ = ["MASTER_CHECK_INTERVAL", "Built", "LazyCluster", "build_client", "check_sentinels"]
+
+
+MASTER_CHECK_INTERVAL = 1.0
+"""Seconds between two questions to the sentinels, on a decision's path, about where the master is
+now (see :func:`_sentinel_client`)."""
 
 
 class Built:
     """A client built from configuration, and what closing it closes."""
 
-    __slots__ = ("client", "cluster", "extra")
+    __slots__ = ("client", "cluster", "extra", "watch")
 
-    def __init__(self, client: Any, *, cluster: bool = False, extra: Any = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        cluster: bool = False,
+        extra: Any = None,
+        watch: Callable[[], object] | None = None,
+    ) -> None:
         self.client = client
         self.cluster = cluster
         self.extra = extra
         """A :class:`redis.sentinel.Sentinel` whose own clients are closed with ``client``."""
+        self.watch = watch
+        """Called every :data:`MASTER_CHECK_INTERVAL` by the link: follows a master that moved
+        while the old one still answers."""
 
     def close(self) -> None:
         self.client.close()
@@ -229,4 +244,9 @@ def _sentinel_client(
     client = sentinel.master_for(
         master, retry=_connection_retry(redis), health_check_interval=0, **socket
     )
-    return Built(client, extra=sentinel)
+    # redis-py asks the sentinels where the master is when it opens a connection, and a failed
+    # call reconnects; but after a switchover (SENTINEL FAILOVER, or a partition that heals) the
+    # old master keeps answering as a master until the sentinels demote it, some 10 s later, and
+    # pooled connections would keep deciding there, apart from the processes that connected
+    # since.  Asking again every second closes the idle connections once the address changed.
+    return Built(client, extra=sentinel, watch=client.connection_pool.get_master_address)

@@ -15,7 +15,7 @@ from buttress.state.urls import redact_url
 from .breaker import RedisBreakerStore
 from .bucket import RedisBucketStore, check_share
 from .budget import SharedRetryBudget, SharedTokenBucketBudget
-from .clients import Built, build_client
+from .clients import MASTER_CHECK_INTERVAL, Built, build_client
 from .link import Link, Where, import_redis
 
 __all__ = [
@@ -140,7 +140,14 @@ class RedisState(StateStore):
         """Whether the keys are spread over a Redis Cluster."""
         # A client given keeps its own retries; only one built here leaves them to the link.
         own_cluster = cluster and self._built is not None
-        self._link = Link(client, self.retry_interval, clock, cluster=own_cluster)
+        self._link = Link(
+            client,
+            self.retry_interval,
+            clock,
+            cluster=own_cluster,
+            watch=self._built.watch if self._built is not None else None,
+            watch_interval=MASTER_CHECK_INTERVAL,
+        )
 
     def __repr__(self) -> str:
         if self.url is not None:

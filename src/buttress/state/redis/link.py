@@ -71,10 +71,20 @@ class Link:
         "reconnect",
         "retry_interval",
         "scripts",
+        "watch",
+        "watch_at",
+        "watch_interval",
     )
 
     def __init__(
-        self, client: Any, retry_interval: float, clock: Clock, *, cluster: bool = False
+        self,
+        client: Any,
+        retry_interval: float,
+        clock: Clock,
+        *,
+        cluster: bool = False,
+        watch: Callable[[], object] | None = None,
+        watch_interval: float = 1.0,
     ) -> None:
         self.client = client
         self.retry_interval = retry_interval
@@ -94,10 +104,18 @@ class Link:
         # connection error is retried here, which runs the slot-map refresh it asked for.
         self.reconnect: type[BaseException] | None = exc.ConnectionError if cluster else None
         self.scripts = {n: Script(f"{n}.lua") for n in ("breaker", "ratelimit", "budget")}
+        self.watch = watch
+        """Called before a call at most every ``watch_interval`` (errors ignored): the Sentinel
+        client's master lookup, which drops the connections to a master that moved."""
+        self.watch_interval = watch_interval
+        self.watch_at = -math.inf
 
     def run(self, script: Script, *args: Any) -> Any:
         """``EVALSHA`` (sending the script itself on ``NOSCRIPT``); any failure raises
         :class:`LinkDown`."""
+        watch = self.watch
+        if watch is not None:
+            self._look(watch)
         try:
             try:
                 return self._evalsha(script, args)
@@ -114,6 +132,16 @@ class Link:
             self.error = f"{type(exc).__name__}: {exc}"
             self.down_until = self.mono() + self.retry_interval
             raise LinkDown(self.error) from None
+
+    def _look(self, watch: Callable[[], object]) -> None:
+        now = self.mono()
+        if now < self.watch_at:
+            return
+        self.watch_at = now + self.watch_interval
+        try:
+            watch()
+        except self.errors:
+            pass  # the sentinels are unreachable: keep the master we have (the call tells)
 
     def _evalsha(self, script: Script, args: tuple[Any, ...]) -> Any:
         return self.client.execute_command("EVALSHA", script.sha, *args)
