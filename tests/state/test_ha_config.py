@@ -135,3 +135,16 @@ def test_bad_ha_state_spec_names_the_line(state: str, where: str, message: str) 
     assert f"reliability.yaml:{where}" in str(info.value)
     assert message in str(info.value)
     assert "hunter2" not in str(info.value)
+
+
+def test_sentinel_addresses_are_read_in_either_form() -> None:
+    from buttress.state.redis.clients import check_sentinels
+
+    given = [("10.0.0.1", 26379), ["10.0.0.2", 26380], "sentinel-3.internal:26381", "[::1]:26382"]
+    assert [
+        ("10.0.0.1", 26379),
+        ("10.0.0.2", 26380),
+        ("sentinel-3.internal", 26381),
+        ("::1", 26382),
+    ] == check_sentinels(given)
+    assert "sentinel master mymaster" in repr(RedisState(sentinels=given, master="mymaster"))
