@@ -211,8 +211,10 @@ class LazyCluster:
                     **options,
                 )
             except redis.exceptions.RedisClusterException as exc:
-                # not a RedisError: say it as one, so that it is a fallback like any other
-                raise redis.exceptions.ConnectionError(str(exc)) from None
+                # Not a RedisError: say it as one, so that it is a fallback like any other; and
+                # not a ConnectionError, which the link retries at once (no node answered: the
+                # retry would only wait for them again).
+                raise redis.exceptions.RedisError(f"no cluster node answered: {exc}") from None
         return self.real
 
     def execute_command(self, *args: Any) -> Any:
