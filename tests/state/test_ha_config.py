@@ -148,3 +148,25 @@ def test_sentinel_addresses_are_read_in_either_form() -> None:
         ("::1", 26382),
     ] == check_sentinels(given)
     assert "sentinel master mymaster" in repr(RedisState(sentinels=given, master="mymaster"))
+
+
+def test_every_script_touches_only_the_keys_it_declares() -> None:
+    """In a cluster a script may touch only the keys passed as KEYS (redis-py routes the call by
+    them; they share a hash tag): every command's key is ``KEYS[i]`` or a local bound to it, never
+    a name built from ARGV.  TIME is the one keyless command."""
+    import re
+    from importlib.resources import files
+
+    scripts = files("buttress.state") / "scripts"
+    for name in ("breaker.lua", "ratelimit.lua", "budget.lua"):
+        text = (scripts / name).read_text("utf-8")
+        aliases = {"KEYS[1]", "KEYS[2]"}
+        for left, right in re.findall(r"local ([\w, ]+) = (KEYS\[\d\](?:, KEYS\[\d\])*)", text):
+            aliases |= {n.strip() for n in left.split(",")}
+            assert {r.strip() for r in right.split(",")} <= {"KEYS[1]", "KEYS[2]"}
+        calls = re.findall(r"redis\.call\('(\w+)'(?:, *([^,)]+))?", text)
+        assert calls, name
+        for command, key in calls:
+            if command == "TIME":
+                continue
+            assert key in aliases, f"{name}: {command} {key}"
