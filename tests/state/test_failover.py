@@ -372,7 +372,8 @@ def _seed(ha: ClusterSetup, avoid: int) -> str:
     return f"redis://127.0.0.1:{next(p for p in ha.ports if p != avoid)}/0"
 
 
-def test_sentinel_switchover_with_the_old_master_alive() -> None:
+@pytest.mark.parametrize("how", ["sentinels", "client"])
+def test_sentinel_switchover_with_the_old_master_alive(how: str) -> None:
     """``SENTINEL FAILOVER``: the old master is not killed, and it keeps answering as a master
     until the sentinels demote it (some 10 s later).  A pooled connection to it is not told, so
     the store asks the sentinels where the master is every ``MASTER_CHECK_INTERVAL``: within that
@@ -380,13 +381,20 @@ def test_sentinel_switchover_with_the_old_master_alive() -> None:
     service = f"w{uuid.uuid4().hex[:10]}"
     key = _keys(service)[0]
     with SentinelSetup() as ha:
-        state = RedisState(
-            sentinels=ha.sentinels,
-            master=MASTER_NAME,
-            service=service,
-            timeout=LIVE_TIMEOUT,
-            retry_interval=RETRY_INTERVAL,
-        )
+        if how == "sentinels":
+            state = RedisState(
+                sentinels=ha.sentinels,
+                master=MASTER_NAME,
+                service=service,
+                timeout=LIVE_TIMEOUT,
+                retry_interval=RETRY_INTERVAL,
+            )
+        else:  # a Sentinel client of the user's own
+            from redis.sentinel import Sentinel
+
+            own = Sentinel(ha.sentinels, socket_timeout=LIVE_TIMEOUT)
+            client = own.master_for(MASTER_NAME, socket_timeout=LIVE_TIMEOUT)
+            state = RedisState(client=client, service=service, retry_interval=RETRY_INTERVAL)
         breaker = CircuitBreaker(store=state.breaker_store("api/cb"), window_size=1000)
         pipe = Pipeline([breaker], name="api")
         pipe.call(lambda: None)
@@ -427,3 +435,6 @@ def test_sentinel_switchover_with_the_old_master_alive() -> None:
             for c in (old, new, sentinel):
                 c.close()
             state.close()
+            if how == "client":
+                client.close()
+                own.close()

@@ -145,7 +145,7 @@ class RedisState(StateStore):
             self.retry_interval,
             clock,
             cluster=own_cluster,
-            watch=self._built.watch if self._built is not None else None,
+            watch=self._built.watch if self._built is not None else _sentinel_watch(client),
             watch_interval=MASTER_CHECK_INTERVAL,
         )
 
@@ -213,3 +213,12 @@ class RedisState(StateStore):
             flush_interval=self.flush_interval,
             ttl=self.ttl,
         )
+
+
+def _sentinel_watch(client: Any) -> Any:
+    """A Sentinel-managed client given as ``client=`` follows a moved master as ours do (see
+    :mod:`.clients`): its pool's master lookup, or ``None`` for any other client."""
+    from redis.sentinel import SentinelConnectionPool
+
+    pool = getattr(client, "connection_pool", None)
+    return pool.get_master_address if isinstance(pool, SentinelConnectionPool) else None
