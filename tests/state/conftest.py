@@ -12,6 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -144,3 +145,66 @@ def own_redis() -> Iterator[RedisServer]:
 def service() -> str:
     """A service name no other test uses, so tests sharing a server never share keys."""
     return f"t{uuid.uuid4().hex[:12]}"
+
+
+# --- the same tests on one server and on a Redis Cluster --------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Any]:
+    """Three masters with a replica each (tests/state/ha.py), for the whole session (per xdist
+    worker); tests use their own service names."""
+    from .ha import ClusterSetup  # ha imports this module: not at the top
+
+    with ClusterSetup() as cluster:
+        yield cluster
+
+
+class Target:
+    """Where a test's shared state lives: one ``redis-server``, or a Redis Cluster."""
+
+    def __init__(self, url: str, *, cluster: bool) -> None:
+        self.url = url
+        self.cluster = cluster
+        self._client: Any = None
+
+    def __repr__(self) -> str:
+        return "cluster" if self.cluster else "server"
+
+    def state(self, service: str, **kw: Any) -> Any:
+        """A :class:`~buttress.state.RedisState` on this target (``timeout`` LIVE_TIMEOUT)."""
+        from buttress.state import RedisState
+
+        kw.setdefault("timeout", LIVE_TIMEOUT)
+        return RedisState(self.url, cluster=self.cluster, service=service, **kw)
+
+    def client(self) -> Any:
+        """A redis-py client to look at the keys (``RedisCluster`` on a cluster)."""
+        if self._client is None:
+            if self.cluster:
+                self._client = redis.RedisCluster.from_url(self.url, socket_timeout=1)
+            else:
+                self._client = redis.Redis.from_url(self.url, socket_timeout=1)
+        return self._client
+
+    def keys(self, pattern: str) -> list[str]:
+        """The keys matching ``pattern``, on every master."""
+        c = self.client()
+        if self.cluster:
+            found = c.keys(pattern, target_nodes=redis.RedisCluster.PRIMARIES)
+        else:
+            found = c.keys(pattern)
+        return sorted(k.decode() for k in found)
+
+
+@pytest.fixture(scope="session", params=["server", "cluster"])
+def shared(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """Each test that takes it runs twice: on one redis-server, and on a Redis Cluster, where every
+    script must touch keys of one slot."""
+    if request.param == "cluster":
+        target = Target(request.getfixturevalue("redis_cluster").url, cluster=True)
+    else:
+        target = Target(request.getfixturevalue("redis_server").url, cluster=False)
+    yield target
+    if target._client is not None:
+        target._client.close()

@@ -5,12 +5,19 @@ snapshot must be equal.  Then what happens when Redis is away or answers with er
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, rule
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    rule,
+    run_state_machine_as_test,
+)
 
 from buttress import Pipeline
 from buttress.errors import CircuitOpen
@@ -26,7 +33,7 @@ from buttress.policies.breaker import (
 from buttress.state import RedisState, StateRestored, StateUnavailable
 from buttress.testing import FakeClock
 
-from .conftest import LIVE_TIMEOUT, RedisServer, free_port
+from .conftest import LIVE_TIMEOUT, RedisServer, Target, free_port
 
 CONFIGS = st.fixed_dictionaries(
     {
@@ -60,18 +67,25 @@ def _kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 URL: list[str] = []
+CLUSTER_URL: list[str] = []
 
 
 class RedisVsMemory(RuleBasedStateMachine):
     """Both machines see the same operations; their answers must match exactly."""
 
     permits = Bundle("permits")
+    target: ClassVar[list[str]] = URL
+    cluster: ClassVar[bool] = False
 
     @initialize(cfg=CONFIGS)
     def build(self, cfg: dict[str, Any]) -> None:
         self.now = 1000.0
         self.state = RedisState(
-            URL[0], service=f"m{uuid.uuid4().hex[:10]}", server_time=False, timeout=LIVE_TIMEOUT
+            self.target[0],
+            cluster=self.cluster,
+            service=f"m{uuid.uuid4().hex[:10]}",
+            server_time=False,
+            timeout=LIVE_TIMEOUT,
         )
         self.mem = BreakerMachine(now=self.now, **_kwargs(cfg))
         self.red = BreakerMachine(
@@ -137,13 +151,34 @@ def _url(redis_server: RedisServer) -> None:
     URL[:] = [redis_server.url]
 
 
+class ClusterVsMemory(RedisVsMemory):
+    """The same model on a Redis Cluster: the breaker's two keys share a hash tag, so each script
+    call touches one slot (``teardown`` checks no step fell back)."""
+
+    target = CLUSTER_URL
+    cluster = True
+
+
+def test_breaker_script_matches_memory_on_a_cluster(redis_cluster: Any) -> None:
+    CLUSTER_URL[:] = [redis_cluster.url]
+    run_state_machine_as_test(
+        ClusterVsMemory,
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
+
+
 # --- one fleet-wide state ---------------------------------------------------------------------
 
 
-def test_two_breakers_on_one_scope_share_state(redis_server: RedisServer, service: str) -> None:
+def test_two_breakers_on_one_scope_share_state(shared: Target, service: str) -> None:
     """What one replica learns (the dependency fails) the other acts on at once."""
-    a = RedisState(redis_server.url, service=service, timeout=LIVE_TIMEOUT)
-    b = RedisState(redis_server.url, service=service, timeout=LIVE_TIMEOUT)
+    a = shared.state(service)
+    b = shared.state(service)
     kw: dict[str, Any] = {"minimum_calls": 4, "window_size": 4, "break_duration": 30}
     ba = CircuitBreaker(store=a.breaker_store("pay/cb"), **kw)
     bb = CircuitBreaker(store=b.breaker_store("pay/cb"), **kw)
@@ -163,6 +198,7 @@ def test_two_breakers_on_one_scope_share_state(redis_server: RedisServer, servic
     assert info.value.retry_after is not None and 29 < info.value.retry_after <= 30
     bb.reset()
     assert BreakerState.CLOSED == ba.state
+    assert a.available and b.available
 
 
 def test_a_store_serves_one_breaker(redis_server: RedisServer, service: str) -> None:
@@ -172,12 +208,13 @@ def test_a_store_serves_one_breaker(redis_server: RedisServer, service: str) -> 
         CircuitBreaker(store=store)
 
 
-def test_keys_are_namespaced_and_expire(redis_server: RedisServer, service: str) -> None:
-    state = RedisState(redis_server.url, service=service, ttl=120, timeout=LIVE_TIMEOUT)
+def test_keys_are_namespaced_and_expire(shared: Target, service: str) -> None:
+    state = shared.state(service, ttl=120)
     br = CircuitBreaker(store=state.breaker_store("orders/circuit_breaker"))
     Pipeline([br], name="orders").call(lambda: 1)
-    r = redis_server.client()
-    keys = sorted(k.decode() for k in r.keys(f"buttress:{{{service}/*"))
+    assert state.available
+    r = shared.client()
+    keys = shared.keys(f"buttress:{{{service}/*")
     assert [
         f"buttress:{{{service}/orders/circuit_breaker}}:b",
         f"buttress:{{{service}/orders/circuit_breaker}}:r",
@@ -186,12 +223,12 @@ def test_keys_are_namespaced_and_expire(redis_server: RedisServer, service: str)
         assert 0 < r.ttl(k) <= 120
 
 
-def test_script_flush_reloads_without_falling_back(redis_server: RedisServer, service: str) -> None:
-    state = RedisState(redis_server.url, service=service, timeout=LIVE_TIMEOUT)
+def test_script_flush_reloads_without_falling_back(shared: Target, service: str) -> None:
+    state = shared.state(service)
     br = CircuitBreaker(store=state.breaker_store("cb"), minimum_calls=2, window_size=2)
     p = Pipeline([br], name="p")
     p.call(lambda: 1)
-    redis_server.client().script_flush()
+    shared.client().script_flush()  # on a cluster: on every master
     seen: list[Event] = []
     remove = add_listener(seen.append)
     try:

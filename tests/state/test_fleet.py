@@ -13,7 +13,7 @@ from buttress.policies.breaker import BreakerState, CircuitBreaker, Permit
 from buttress.policies.ratelimit import RateLimiter
 from buttress.state import RedisState, StateRestored, StateUnavailable
 
-from .conftest import LIVE_TIMEOUT, RedisServer
+from .conftest import LIVE_TIMEOUT, RedisServer, Target
 
 PROCS = 4
 CTX = mp.get_context("fork")
@@ -29,10 +29,11 @@ def _breaker_kw() -> dict[str, Any]:
     }
 
 
-def _probe_worker(url: str, service: str, start: Any, out: Any) -> None:
-    state = RedisState(url, service=service, timeout=LIVE_TIMEOUT)
+def _probe_worker(target: Target, service: str, start: Any, out: Any) -> None:
+    state = target.state(service)
     br = CircuitBreaker(store=state.breaker_store("dep/cb"), **_breaker_kw())
     m = br.machine
+    assert state.ping()
     start.wait()
     probes = rejected = 0
     end = time.monotonic() + 0.4
@@ -45,8 +46,8 @@ def _probe_worker(url: str, service: str, start: Any, out: Any) -> None:
     out.put((probes, rejected, state.available))
 
 
-def test_exactly_n_half_open_probes_fleet_wide(redis_server: RedisServer, service: str) -> None:
-    state = RedisState(redis_server.url, service=service, timeout=LIVE_TIMEOUT)
+def test_exactly_n_half_open_probes_fleet_wide(shared: Target, service: str) -> None:
+    state = shared.state(service)
     br = CircuitBreaker(store=state.breaker_store("dep/cb"), **_breaker_kw())
     p = Pipeline([br], name="dep")
     for _ in range(4):
@@ -58,8 +59,7 @@ def test_exactly_n_half_open_probes_fleet_wide(redis_server: RedisServer, servic
     start = CTX.Barrier(PROCS + 1)
     out = CTX.Queue()
     procs = [
-        CTX.Process(target=_probe_worker, args=(redis_server.url, service, start, out))
-        for _ in range(PROCS)
+        CTX.Process(target=_probe_worker, args=(shared, service, start, out)) for _ in range(PROCS)
     ]
     for proc in procs:
         proc.start()
@@ -83,9 +83,10 @@ RATE = 200.0
 BURST = 5
 
 
-def _limit_worker(url: str, service: str, start: Any, out: Any) -> None:
-    state = RedisState(url, service=service, timeout=LIVE_TIMEOUT)
+def _limit_worker(target: Target, service: str, start: Any, out: Any) -> None:
+    state = target.state(service)
     rl = RateLimiter(RATE, burst=BURST, store=state.bucket_store("api/rate_limit"))
+    assert state.ping()  # connected before the clock starts (a cluster client reads its maps)
     start.wait()
     admitted: list[tuple[float, float]] = []
     refused = 0
@@ -99,16 +100,13 @@ def _limit_worker(url: str, service: str, start: Any, out: Any) -> None:
     out.put((admitted, refused, state.available))
 
 
-def test_global_rate_is_never_exceeded_over_any_window(
-    redis_server: RedisServer, service: str
-) -> None:
+def test_global_rate_is_never_exceeded_over_any_window(shared: Target, service: str) -> None:
     """Every admission happens (on the server) between the two wall-clock readings around it; in
     any window of length W, the admissions certainly inside it number at most burst + W * rate."""
     start = CTX.Barrier(PROCS)
     out = CTX.Queue()
     procs = [
-        CTX.Process(target=_limit_worker, args=(redis_server.url, service, start, out))
-        for _ in range(PROCS)
+        CTX.Process(target=_limit_worker, args=(shared, service, start, out)) for _ in range(PROCS)
     ]
     for proc in procs:
         proc.start()

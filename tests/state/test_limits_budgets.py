@@ -19,14 +19,7 @@ from buttress.spec import build_pipelines, load_spec_text
 from buttress.state import MemoryState, RedisState, StateUnavailable
 from buttress.testing import FakeClock
 
-from .conftest import LIVE_TIMEOUT, RedisServer, free_port
-
-URL: list[str] = []
-
-
-@pytest.fixture(autouse=True)
-def _url(redis_server: RedisServer) -> None:
-    URL[:] = [redis_server.url]
+from .conftest import RedisServer, Target, free_port
 
 
 @settings(max_examples=30, deadline=None)
@@ -44,11 +37,9 @@ def _url(redis_server: RedisServer) -> None:
     ),
 )
 def test_bucket_script_matches_memory_store(
-    rate: float, burst: int, ops: list[tuple[float, object, float]]
+    shared: Target, rate: float, burst: int, ops: list[tuple[float, object, float]]
 ) -> None:
-    state = RedisState(
-        URL[0], service=f"b{uuid.uuid4().hex[:10]}", server_time=False, timeout=LIVE_TIMEOUT
-    )
+    state = shared.state(f"b{uuid.uuid4().hex[:10]}", server_time=False)
     red = state.bucket_store("rl")
     mem = MemoryBucketStore()
     now, t = 1000.0, 1.0 / rate
@@ -60,13 +51,14 @@ def test_bucket_script_matches_memory_store(
     assert state.available
 
 
-def test_per_key_buckets_and_ttl(redis_server: RedisServer, service: str) -> None:
-    state = RedisState(redis_server.url, service=service, timeout=LIVE_TIMEOUT)
+def test_per_key_buckets_and_ttl(shared: Target, service: str) -> None:
+    state = shared.state(service)
     store = state.bucket_store("api/rate_limit")
     rl = RateLimiter(2, burst=2, per=10, store=store)
     assert [True, True, False] == [rl.try_acquire("acme") for _ in range(3)]
     assert [True, True, False] == [rl.try_acquire("globex") for _ in range(3)]
-    r = redis_server.client()
+    assert state.available  # on a cluster too: each call touched one slot
+    r = shared.client()
     key = store.redis_key("acme")
     assert f"buttress:{service}/api/rate_limit:rl:acme" == key
     assert 9_000 < r.pttl(key) <= 10_001  # full again in 10 s: then the bucket is forgotten
@@ -109,14 +101,12 @@ def test_fail_closed_refusal_carries_retry_after() -> None:
     assert 3.0 == info.value.retry_after
 
 
-def test_shared_ratio_budget_holds_the_bound_across_replicas(
-    redis_server: RedisServer, service: str
-) -> None:
+def test_shared_ratio_budget_holds_the_bound_across_replicas(shared: Target, service: str) -> None:
     """Two replicas deposit 50 requests each; ratio 0.2 and no reserve: 20 retries fleet-wide."""
     budgets = [
-        RedisState(
-            redis_server.url, service=service, server_time=False, timeout=LIVE_TIMEOUT
-        ).retry_budget("p/retry", ratio=0.2, min_per_second=0, ttl=10)
+        shared.state(service, server_time=False).retry_budget(
+            "p/retry", ratio=0.2, min_per_second=0, ttl=10
+        )
         for _ in range(2)
     ]
     for i in range(50):
@@ -127,27 +117,27 @@ def test_shared_ratio_budget_holds_the_bound_across_replicas(
     assert 0.0 == budgets[0].balance(1001.0)
     # The window moves on: 10 s later those deposits no longer count.
     assert not budgets[1].try_withdraw(1011.5)
+    assert not any(b.degraded for b in budgets)  # every decision was the shared one
 
 
-def test_shared_budget_matches_local_rules_exactly(redis_server: RedisServer, service: str) -> None:
-    shared = RedisState(
-        redis_server.url, service=service, server_time=False, timeout=LIVE_TIMEOUT
-    ).retry_budget("p/retry", ratio=0.5, min_per_second=0.2, ttl=5, slices=5)
+def test_shared_budget_matches_local_rules_exactly(shared: Target, service: str) -> None:
+    remote = shared.state(service, server_time=False).retry_budget(
+        "p/retry", ratio=0.5, min_per_second=0.2, ttl=5, slices=5
+    )
     local = RetryBudget(ratio=0.5, min_per_second=0.2, ttl=5, slices=5)
     now = 100.0
     for step in range(60):
         now += 0.37
-        for b in (shared, local):
+        for b in (remote, local):
             b.on_request(now)
         if step % 3 == 0:
-            assert local.try_withdraw(now) == shared.try_withdraw(now), step
+            assert local.try_withdraw(now) == remote.try_withdraw(now), step
+    assert not remote.degraded
 
 
-def test_shared_token_bucket(redis_server: RedisServer, service: str) -> None:
+def test_shared_token_bucket(shared: Target, service: str) -> None:
     a, b = (
-        RedisState(redis_server.url, service=service, timeout=LIVE_TIMEOUT).token_bucket_budget(
-            "p/retry", max_tokens=4, token_ratio=0.5
-        )
+        shared.state(service).token_bucket_budget("p/retry", max_tokens=4, token_ratio=0.5)
         for _ in range(2)
     )
     ref = TokenBucketBudget(max_tokens=4, token_ratio=0.5)
@@ -160,6 +150,7 @@ def test_shared_token_bucket(redis_server: RedisServer, service: str) -> None:
     assert ref.try_withdraw(0) == b.try_withdraw(0)  # 2 > 2 is False: b saw a's failure
     assert not a.try_withdraw(0)  # and a sees b's
     assert 2.0 == a.shared_tokens
+    assert not (a.degraded or b.degraded)
 
 
 def test_budget_fallback_keeps_deciding_locally() -> None:
@@ -244,6 +235,7 @@ service: shop
 state:
   store: redis
   url: {url}
+  cluster: {cluster}
   on_unavailable: {{circuit_breaker: local, rate_limiter: fail_closed}}
 policies:
   payments:
@@ -256,10 +248,11 @@ policies:
 """
 
 
-def test_state_in_reliability_yaml(redis_server: RedisServer) -> None:
+def test_state_in_reliability_yaml(shared: Target) -> None:
     from buttress.state.redis import RedisBreakerStore, RedisBucketStore, SharedRetryBudget
 
-    spec = load_spec_text(SPEC.format(url=redis_server.url), "reliability.yaml")
+    cluster = "true" if shared.cluster else "false"
+    spec = load_spec_text(SPEC.format(url=shared.url, cluster=cluster), "reliability.yaml")
     pipes = build_pipelines(spec)
     pay = {p.kind: p for p in pipes["payments"].policies}
     assert isinstance(pay["circuit_breaker"].machine.store, RedisBreakerStore)  # type: ignore[attr-defined]
@@ -270,9 +263,11 @@ def test_state_in_reliability_yaml(redis_server: RedisServer) -> None:
     search = pipes["search"].policies[0]
     assert "MemoryBreakerStore" == type(search.machine.store).__name__  # type: ignore[attr-defined]
     pipes["payments"].call(lambda: 1)
-    r = redis_server.client()
+    r = shared.client()
     assert r.exists("buttress:{shop/payments/circuit_breaker}:b")
     assert r.exists("buttress:shop/payments/rate_limit:rl")
+    assert pay["circuit_breaker"].machine.store.link is pay["rate_limiter"].store.link  # type: ignore[attr-defined]
+    assert not pay["rate_limiter"].store.degraded  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

@@ -260,12 +260,16 @@ _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 class StateSpec(_Strict):
     """``state:``: where the breaker, rate limiter and retry budget keep their state (see
-    ``docs/shared-state.md``): ``store: memory`` (default) or ``store: redis`` with a ``url``.
-    ``on_unavailable`` (``local``, ``fail_open``, ``fail_closed``, or a mapping by policy kind)
-    says how each policy decides while Redis is unavailable."""
+    ``docs/shared-state.md``): ``store: memory`` (default) or ``store: redis`` with a ``url`` (one
+    server, or any node of a Redis Cluster with ``cluster: true``) or with ``sentinels`` and
+    ``master`` (Redis Sentinel).  ``on_unavailable`` (``local``, ``fail_open``, ``fail_closed``,
+    or a mapping by policy kind) says how each policy decides while Redis is unavailable."""
 
     store: Literal["memory", "redis"] = "memory"
     url: str | None = None
+    cluster: bool = False
+    sentinels: list[str] | None = Field(None, min_length=1)
+    master: str | None = Field(None, min_length=1)
     service: str | None = None
     prefix: str = Field("buttress", min_length=1)
     timeout: PositiveDuration = 0.05
@@ -277,14 +281,33 @@ class StateSpec(_Strict):
     @model_validator(mode="after")
     def _url_fits_store(self) -> StateSpec:
         if self.store == "redis":
+            if self.sentinels is not None:
+                if self.url is not None:
+                    raise ValueError("give url or sentinels, not both")
+                if self.master is None:
+                    raise ValueError("sentinels need the master's name (master: mymaster)")
+                if self.cluster:
+                    raise ValueError("cluster: true needs a url, not sentinels")
+                return self._no_braces()
+            if self.master is not None:
+                raise ValueError("master applies with sentinels only")
             if self.url is None:
-                raise ValueError("store: redis needs a url (e.g. redis://127.0.0.1:6379/0)")
+                raise ValueError(
+                    "store: redis needs a url (e.g. redis://127.0.0.1:6379/0) or sentinels"
+                )
             if not self.url.startswith(_REDIS_SCHEMES):
                 raise ValueError(  # the URL itself is not echoed: it may hold a password
                     f"url is not a Redis URL: it must start with {', '.join(_REDIS_SCHEMES)}"
                 )
-        elif self.url is not None:
-            raise ValueError("url applies to store: redis only")
+        else:
+            for name in ("url", "sentinels", "master"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} applies to store: redis only")
+            if self.cluster:
+                raise ValueError("cluster applies to store: redis only")
+        return self._no_braces()
+
+    def _no_braces(self) -> StateSpec:
         for name in ("service", "prefix"):
             v = getattr(self, name)
             if v is not None and ("{" in v or "}" in v):

@@ -5,7 +5,8 @@
 
     state:                        # top level: the default for every pipeline
       store: redis
-      url: redis://127.0.0.1:6379/0
+      url: redis://127.0.0.1:6379/0   # or a cluster node with cluster: true, or
+                                      # sentinels: [10.0.0.1:26379, ...] and master: mymaster
       on_unavailable: local       # or fail_open / fail_closed, or per policy kind:
                                   #   {circuit_breaker: local, rate_limiter: fail_closed}
     policies:
@@ -50,6 +51,9 @@ def build_state(
     modes = spec.on_unavailable
     return RedisState(
         spec.url,
+        cluster=spec.cluster,
+        sentinels=spec.sentinels,
+        master=spec.master,
         service=spec.service or service or "default",
         prefix=spec.prefix,
         timeout=spec.timeout,

@@ -1,8 +1,9 @@
 """Shared state on Redis: breakers, rate limits and retry budgets that hold fleet-wide.
 
 Every decision is **one round trip**: an ``EVALSHA`` of a Lua script (``scripts/*.lua``) that reads,
-decides and writes atomically.  Scripts are loaded on first use and reloaded after ``NOSCRIPT``
-(a Redis restart or ``SCRIPT FLUSH``).  Scripts read the server's ``TIME``, so replicas with
+decides and writes atomically.  A server that does not know a script answers ``NOSCRIPT`` (a
+restart, ``SCRIPT FLUSH``, a replica just promoted): the call is sent once more as ``EVAL`` with the
+script's text, which caches it there.  Scripts read the server's ``TIME``, so replicas with
 skewed clocks agree on break ends, bucket refills and budget windows.
 
 Keys (``S`` = ``<service>/<scope>``; the braces are a Redis Cluster hash tag, so the keys of one
@@ -39,7 +40,8 @@ a healthy LAN, and at most the bound above (``timeout``, 50 ms) when Redis stall
 
 **Modules.** :mod:`.link` (the shared connection, the scripts, the outage bookkeeping every store
 shares), :mod:`.breaker`, :mod:`.bucket` and :mod:`.budget` (one store each), :mod:`.factory`
-(:class:`RedisState`, which hands them out).
+(:class:`RedisState`, which hands them out), :mod:`.clients` (the redis-py client for one server, a
+Redis Cluster or a Sentinel-managed master).
 """
 
 from __future__ import annotations

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ConfigError
 from buttress.policies.budget import RetryBudget, TokenBucketBudget
 from buttress.state.base import OnUnavailable, StateStore, resolve_modes
-from buttress.state.urls import check_redis_url, redact_url
+from buttress.state.urls import redact_url
 
 from .breaker import RedisBreakerStore
 from .bucket import RedisBucketStore, check_share
 from .budget import SharedRetryBudget, SharedTokenBucketBudget
+from .clients import MASTER_CHECK_INTERVAL, Built, build_client
 from .link import Link, Where, import_redis
 
 __all__ = [
@@ -52,7 +53,13 @@ class RedisState(StateStore):
     :param url: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` (TLS) or
         ``unix:///path.sock``.  Parsed now; the first connection is made by the first decision.
     :param client: instead of ``url``: any redis-py client (``Redis``, ``RedisCluster``, or a
-        Sentinel's ``master_for(...)``); its own timeouts apply.
+        Sentinel's ``master_for(...)``); its own timeouts and retries apply.
+    :param cluster: ``url`` is one node of a Redis Cluster (``redis://`` or ``rediss://``,
+        database 0); the slot map is read from it by the first decision.  Default ``False``.
+    :param sentinels: instead of ``url``: Redis Sentinel's addresses, ``[("10.0.0.1", 26379),
+        ...]`` or ``["10.0.0.1:26379", ...]``; each new connection asks them where ``master`` is,
+        so a failover is followed.
+    :param master: with ``sentinels``: the name the sentinels monitor the master by.
     :param service: the service name, the first part of every key.  Default ``"default"``.
     :param prefix: the key prefix.  Default ``"buttress"``.
     :param timeout: socket timeout per call, seconds.  Default 0.05.
@@ -75,6 +82,9 @@ class RedisState(StateStore):
         url: str | None = None,
         *,
         client: Any = None,
+        cluster: bool = False,
+        sentinels: Sequence[tuple[str, int] | str] | None = None,
+        master: str | None = None,
         service: str = "default",
         prefix: str = "buttress",
         timeout: float = DEFAULT_TIMEOUT,
@@ -101,18 +111,51 @@ class RedisState(StateStore):
         self.server_time = bool(server_time)
         self.clock = clock
         self.url = url
-        if (url is None) == (client is None):
-            raise ConfigError(
-                "url", redact_url(url), "give a Redis URL or a client, not both nor neither"
-            )
-        self._own = client is None
+        self.master = master
+        self._built: Built | None = None
         if client is None:
-            client = _client_from_url(redis, url, self.timeout)
+            if url is None and sentinels is None:
+                raise ConfigError("url", None, "give a Redis URL, sentinels or a client")
+            self._built = build_client(
+                redis,
+                url=url,
+                cluster=cluster,
+                sentinels=sentinels,
+                master=master,
+                timeout=self.timeout,
+            )
+            client, cluster = self._built.client, self._built.cluster
+        else:
+            if url is not None or sentinels is not None:
+                given = "url" if url is not None else "sentinels"
+                shown = redact_url(url) if url is not None else sentinels
+                raise ConfigError(given, shown, "give a Redis URL, sentinels or a client: one")
+            if cluster:
+                raise ConfigError("cluster", cluster, "applies to a url, not a client")
+            if master is not None:
+                raise ConfigError("master", master, "applies to sentinels, not a client")
+            cluster = type(client).__name__ == "RedisCluster"
         self.client = client
-        self._link = Link(client, self.retry_interval, clock)
+        self.cluster = cluster
+        """Whether the keys are spread over a Redis Cluster."""
+        # A client given keeps its own retries; only one built here leaves them to the link.
+        own_cluster = cluster and self._built is not None
+        self._link = Link(
+            client,
+            self.retry_interval,
+            clock,
+            cluster=own_cluster,
+            watch=self._built.watch if self._built is not None else _sentinel_watch(client),
+            watch_interval=MASTER_CHECK_INTERVAL,
+        )
 
     def __repr__(self) -> str:
-        where = redact_url(self.url) if self.url is not None else type(self.client).__name__
+        if self.url is not None:
+            where = redact_url(self.url) + (" (cluster)" if self.cluster else "")
+        elif self.master is not None:
+            where = f"sentinel master {self.master}"
+        else:
+            where = type(self.client).__name__
         return f"RedisState({where!r}, service={self.service!r})"
 
     @property
@@ -121,15 +164,17 @@ class RedisState(StateStore):
         return self._link.down_until <= self._link.mono()
 
     def ping(self) -> bool:
-        """Whether Redis answers ``PING`` now (never raises)."""
+        """Whether Redis answers ``PING`` now (never raises).  On a cluster it also builds the
+        cluster client (the slot map and command table, some 40 ms), which the first decision
+        would otherwise do: call it at start to keep that off the first request."""
         try:
             return bool(self.client.ping())
         except self._link.errors:
             return False
 
     def close(self) -> None:
-        if self._own:
-            self.client.close()
+        if self._built is not None:
+            self._built.close()
 
     def _tagged(self, scope: str) -> str:
         return f"{self.prefix}:{{{self.service}/{scope}}}"
@@ -170,27 +215,10 @@ class RedisState(StateStore):
         )
 
 
-def _client_from_url(redis: Any, url: object, timeout: float) -> Any:
-    url = check_redis_url(url)  # port, db and socket path read now; ConfigError shows no secret
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
+def _sentinel_watch(client: Any) -> Any:
+    """A Sentinel-managed client given as ``client=`` follows a moved master as ours do (see
+    :mod:`.clients`): its pool's master lookup, or ``None`` for any other client."""
+    from redis.sentinel import SentinelConnectionPool
 
-    try:
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            # One immediate retry, on a *connection* error only: a pooled connection may be stale
-            # after a Redis restart (the retry reconnects).  Never on a timeout: a stalled server
-            # would cost two timeouts per decision instead of one.
-            retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
-            health_check_interval=0,
-        )
-        # from_url parses lazily in places (the port); make every part of the URL be read now.
-        kw = client.connection_pool.connection_kwargs
-        if "path" not in kw:
-            int(kw.get("port", 6379))
-            str(kw.get("host", ""))
-    except (ValueError, TypeError):
-        raise ConfigError("url", redact_url(url), "is not a Redis URL redis-py accepts") from None
-    return client
+    pool = getattr(client, "connection_pool", None)
+    return pool.get_master_address if isinstance(pool, SentinelConnectionPool) else None

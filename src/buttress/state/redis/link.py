@@ -1,5 +1,5 @@
 """The connection every Redis store of one :class:`~buttress.state.redis.RedisState` shares: the
-scripts (loaded on first use, reloaded after ``NOSCRIPT``), whether Redis is down, and what a
+scripts (by SHA-1, sent as text once after ``NOSCRIPT``), whether Redis is down, and what a
 store does around each decision (fall back, report the outage, report the return)."""
 
 from __future__ import annotations
@@ -73,35 +73,91 @@ class Link:
         "errors",
         "mono",
         "noscript",
+        "reconnect",
         "retry_interval",
         "scripts",
+        "watch",
+        "watch_at",
+        "watch_interval",
     )
 
-    def __init__(self, client: Any, retry_interval: float, clock: Clock) -> None:
+    def __init__(
+        self,
+        client: Any,
+        retry_interval: float,
+        clock: Clock,
+        *,
+        cluster: bool = False,
+        watch: Callable[[], object] | None = None,
+        watch_interval: float = 1.0,
+    ) -> None:
         self.client = client
         self.retry_interval = retry_interval
         self.mono = clock.monotonic
         self.down_until = -math.inf
         self.error = ""
         redis = import_redis()
-        self.errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
-        self.noscript: type[BaseException] = redis.exceptions.NoScriptError
+        exc = redis.exceptions
+        # RedisClusterException (keys in different slots, no node reachable) is no RedisError.
+        self.errors: tuple[type[BaseException], ...] = (
+            exc.RedisError,
+            exc.RedisClusterException,
+            OSError,
+        )
+        self.noscript: type[BaseException] = exc.NoScriptError
+        # A cluster client built here does not retry inside redis-py (see .clients): one
+        # connection error is retried here, which runs the slot-map refresh it asked for.
+        self.reconnect: type[BaseException] | None = exc.ConnectionError if cluster else None
         self.scripts = {n: Script(f"{n}.lua") for n in ("breaker", "ratelimit", "budget")}
+        self.watch = watch
+        """Called before a call at most every ``watch_interval`` (errors ignored): the Sentinel
+        client's master lookup, which drops the connections to a master that moved."""
+        self.watch_interval = watch_interval
+        self.watch_at = -math.inf
 
     def run(self, script: Script, *args: Any) -> Any:
-        """``EVALSHA`` (loading the script on ``NOSCRIPT``); any failure raises
+        """``EVALSHA`` (sending the script itself on ``NOSCRIPT``); any failure raises
         :class:`LinkDown`."""
-        execute = self.client.execute_command
+        watch = self.watch
+        if watch is not None:
+            self._look(watch)
         try:
             try:
-                return execute("EVALSHA", script.sha, *args)
+                return self._evalsha(script, args)
             except self.noscript:
-                script.sha = self.client.script_load(script.source)
-                return execute("EVALSHA", script.sha, *args)
+                return self._eval(script, args)
+            except self.errors as exc:
+                if self.reconnect is None or not isinstance(exc, self.reconnect):
+                    raise
+                try:
+                    return self._evalsha(script, args)
+                except self.noscript:
+                    return self._eval(script, args)
         except self.errors as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             self.down_until = self.mono() + self.retry_interval
             raise LinkDown(self.error) from None
+
+    def _look(self, watch: Callable[[], object]) -> None:
+        now = self.mono()
+        if now < self.watch_at:
+            return
+        self.watch_at = now + self.watch_interval
+        try:
+            watch()
+        except self.errors:
+            pass  # the sentinels are unreachable: keep the master we have (the call tells)
+
+    def _evalsha(self, script: Script, args: tuple[Any, ...]) -> Any:
+        return self.client.execute_command("EVALSHA", script.sha, *args)
+
+    def _eval(self, script: Script, args: tuple[Any, ...]) -> Any:
+        # EVAL, not SCRIPT LOAD then EVALSHA: it goes where the keys are (in a cluster SCRIPT
+        # LOAD goes to every master, and fails while any one of them is down), it is one round
+        # trip, and Redis caches the script it runs, so the next EVALSHA there finds it.  A
+        # restarted server, a SCRIPT FLUSH and a promoted replica (scripts are not replicated)
+        # all answer NOSCRIPT once.
+        return self.client.execute_command("EVAL", script.source, *args)
 
 
 @dataclass(frozen=True, slots=True)
