@@ -1,0 +1,275 @@
+"""Relays: take messages from the outbox under leases and deliver them.
+
+One round (:meth:`Relay.run_once`)::
+
+    claim up to `batch` due messages (one per key), each under a lease with a new fence
+    for each message, in id order:
+        lease already expired by our clock?      -> skip it (another relay may hold it now)
+        handler(message)
+          returned                               -> to acknowledge
+          raised PermanentError                  -> dead-letter ("permanent")
+          raised anything else                   -> ask the Retry policy (below)
+    acknowledge the delivered ones in one transaction (fenced: a stale fence deletes nothing)
+
+A heartbeat thread renews the leases of the round's messages every ``heartbeat`` seconds while the
+handler runs; a renewal that finds a lease gone drops the message from the round.
+
+**The retry decision** is the :class:`~buttress.Retry` policy's own (:meth:`Retry.verdict` and
+:meth:`Retry.decide`), made once per failed delivery, with the attempt count kept in the row so it
+survives relay crashes and moves between relays: a delay means "due again after the delay";
+``attempts``, ``elapsed`` (``max_elapsed`` since the message was enqueued) or ``not_retryable``
+mean the dead-letter queue.  Before scheduling a retry the relay withdraws from the policy's retry
+budget; when the budget is empty the message is not dead-lettered (nothing is lost for want of
+budget) but waits one lease period, its attempt not counted.
+
+**Delivery is at least once.**  A relay killed after the handler ran and before the acknowledgement
+leaves the message to be delivered again when its lease expires; the consumer's
+:class:`~buttress.outbox.Inbox` makes the *effect* happen once.  Ordering per key holds because a
+message is acknowledged only after its handler returned, and the next message of its key becomes
+claimable only then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from buttress.events import Emitter
+from buttress.options import documented
+from buttress.policies.retry import Retry
+
+from .errors import PermanentError, StoreUnavailable
+from .events import MessageDeadLettered, MessageDelivered, MessageFenced, MessageRetryScheduled
+from .options import RelayOptions
+from .store import Message, Outbox
+
+__all__ = ["Relay"]
+
+Handler = Callable[[Message], object]
+
+
+def _default_retry() -> Retry:
+    return Retry(attempts=8)
+
+
+@documented(RelayOptions)
+class Relay:
+    """Deliver the messages of ``queue`` in ``outbox`` to ``handler`` (a callable taking a
+    :class:`~buttress.outbox.Message`; it raises to fail the delivery).
+
+    ``retry`` decides what a failed delivery becomes (default ``Retry(attempts=8)``: exponential
+    backoff from 0.1 s capped at 10 s, then the dead-letter queue); its budget limits retries.
+    ``name`` identifies the relay in leases and events (default host, pid and a random suffix).
+    Run it in a thread (:meth:`start` / :meth:`stop`), in the caller (:meth:`run`), as an asyncio
+    task (:meth:`run_async`), or one per process.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        queue: str,
+        handler: Handler,
+        *,
+        retry: Retry | None = None,
+        lease: float = RelayOptions.lease,
+        heartbeat: float | None = RelayOptions.heartbeat,
+        batch: int = RelayOptions.batch,
+        poll: float = RelayOptions.poll,
+        name: str | None = None,
+    ) -> None:
+        self.options = RelayOptions(lease=lease, heartbeat=heartbeat, batch=batch, poll=poll)
+        outbox._known(queue)
+        self.outbox = outbox
+        self.queue = queue
+        self.handler = handler
+        self.retry = retry if retry is not None else _default_retry()
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.emitter = Emitter(self.name)
+        self._held: dict[int, int] = {}  # message id -> fence, for the heartbeat
+        self._held_lock = threading.Lock()
+        self._until = 0.0  # when the round's leases end, by our clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"Relay(queue={self.queue!r}, name={self.name!r}, {self.options})"
+
+    # -- one round -----------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Claim one batch and deliver it; the number of messages claimed (0: nothing due)."""
+        o = self.options
+        batch = self.outbox.claim(self.queue, self.name, o.batch, o.lease)
+        if not batch:
+            return 0
+        with self._held_lock:
+            self._held = {m.id: m.fence for m in batch}
+            self._until = self.outbox.now() + o.lease
+        stop_beat = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(stop_beat,), daemon=True)
+        beat.start()
+        try:
+            delivered = [m for m in batch if self._deliver_one(m)]
+        finally:
+            stop_beat.set()
+            beat.join()
+        self._acknowledge(delivered)
+        return len(batch)
+
+    def _deliver_one(self, msg: Message) -> bool:
+        """Run the handler for one message; ``True`` when it is to be acknowledged."""
+        with self._held_lock:
+            if msg.id not in self._held or self.outbox.now() >= self._until:
+                return False  # the lease is gone or about to be: another relay may hold it
+        budget = self.retry.budget
+        if budget is not None and budget.counts_requests:
+            budget.on_request(self.retry.clock.monotonic())
+        try:
+            self.handler(msg)
+        except Exception as exc:  # the handler's failure is the message's, not the relay's
+            self._failed(msg, exc)
+            return False
+        if budget is not None and budget.counts_outcomes:
+            budget.on_success()
+        return True
+
+    def _failed(self, msg: Message, exc: Exception) -> None:
+        retry, now = self.retry, self.outbox.now()
+        error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, PermanentError):
+            decision: float | str = "permanent"
+        else:
+            verdict = retry.verdict(exc, None)
+            budget = retry.budget
+            if budget is not None and budget.counts_outcomes and verdict not in (None, False):
+                budget.on_failure()
+            decision = retry.decide(
+                attempt=msg.attempts + 1, started=msg.created, now=now, verdict=verdict
+            )
+        em = self.emitter
+        if isinstance(decision, str):
+            done = self.outbox.dead_letter(msg, error)
+            if done and em.active:
+                em.emit(
+                    MessageDeadLettered(
+                        self.name,
+                        self.queue,
+                        time.monotonic(),
+                        msg.id,
+                        msg.attempts + 1,
+                        decision,
+                        error,
+                    )
+                )
+        else:
+            budget = retry.budget
+            counted = budget is None or budget.try_withdraw(retry.clock.monotonic())
+            delay = decision if counted else max(decision, self.options.lease)
+            done = self.outbox.retry_later(msg, delay, error, count_attempt=counted)
+            if done and em.active:
+                em.emit(
+                    MessageRetryScheduled(
+                        self.name,
+                        self.queue,
+                        time.monotonic(),
+                        msg.id,
+                        msg.attempts + 1,
+                        delay,
+                        error,
+                    )
+                )
+        if not done:
+            self._fenced(msg.id, "verdict")
+
+    def _acknowledge(self, delivered: list[Message]) -> None:
+        with self._held_lock:
+            held = [(m.id, m.fence) for m in delivered if m.id in self._held]
+            self._held = {}
+        if not held:
+            return
+        results = self.outbox.ack(held)
+        em = self.emitter
+        if not em.active:
+            return
+        now, mono = self.outbox.now(), time.monotonic()
+        by_id = {m.id: m for m in delivered}
+        for (mid, _), ok in zip(held, results, strict=True):
+            if ok:
+                m = by_id[mid]
+                em.emit(
+                    MessageDelivered(
+                        self.name, self.queue, mono, mid, max(0.0, now - m.created), m.attempts + 1
+                    )
+                )
+            else:
+                self._fenced(mid, "ack")
+
+    def _fenced(self, message: int, operation: str) -> None:
+        if self.emitter.active:
+            self.emitter.emit(
+                MessageFenced(self.name, self.queue, time.monotonic(), message, operation)
+            )
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        o = self.options
+        while not stop.wait(o.beat):
+            with self._held_lock:
+                held = list(self._held.items())
+            if not held:
+                return
+            until = self.outbox.now() + o.lease
+            try:
+                kept = self.outbox.renew(held, o.lease)
+            except StoreUnavailable:
+                continue  # the lease may still be valid; the next beat tries again
+            lost = [mid for (mid, _), ok in zip(held, kept, strict=True) if not ok]
+            with self._held_lock:
+                self._until = until
+                for mid in lost:
+                    self._held.pop(mid, None)
+            for mid in lost:
+                self._fenced(mid, "renew")
+
+    # -- drivers -------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Deliver until ``stop`` (or :meth:`stop`) is set; a round that finds nothing due waits
+        ``poll`` seconds.  An unavailable store is waited out the same way."""
+        stop = stop or self._stop
+        while not stop.is_set():
+            try:
+                taken = self.run_once()
+            except StoreUnavailable:
+                taken = 0
+            if taken == 0:
+                stop.wait(self.options.poll)
+
+    async def run_async(self) -> None:
+        """:meth:`run` as an asyncio task: each round runs in a worker thread (the database
+        drivers block); cancel the task to stop it (the round in progress finishes first)."""
+        while True:
+            try:
+                taken = await asyncio.shield(asyncio.to_thread(self.run_once))
+            except StoreUnavailable:
+                taken = 0
+            if taken == 0:
+                await asyncio.sleep(self.options.poll)
+
+    def start(self) -> Relay:
+        """Run in a daemon thread until :meth:`stop`."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name=f"relay:{self.queue}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Ask the thread to stop after its round, and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
