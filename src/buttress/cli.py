@@ -29,6 +29,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "proxy": ("buttress.chaos.cli:proxy", "serve the TCP/HTTP fault proxy (toxiproxy API)"),
     "dashboard": ("buttress.dashboard.cli:dashboard", "serve the live web UI for a store"),
     "health": ("buttress.health.cli:health", "probe a health endpoint (exit 0 on pass/warn)"),
+    "outbox": ("buttress.outbox.cli:outbox", "transactional outbox: status, dead letters, requeue"),
 }
 
 

@@ -140,12 +140,12 @@ class Outbox(ABC):
     _claim: str
     _errors: tuple[type[BaseException], ...] = ()
 
-    def __init__(self, queues: Iterable[str], now: Clock) -> None:
+    def __init__(self, queues: Iterable[str], now: Clock, create: bool) -> None:
         names = [queues] if isinstance(queues, str) else list(queues)
         for q in names:
             if not isinstance(q, str) or not q:
                 raise ConfigError("queues", q, "must be non-empty strings")
-        if not names:
+        if not names and create:
             raise ConfigError("queues", names, "must name at least one queue")
         self.queues = frozenset(names)
         self.now = now
@@ -333,8 +333,18 @@ class Outbox(ABC):
             last_error=r[8],
         )
 
-    def _setup(self, c: Any) -> None:
-        """Declare this object's queues and read (or make) the instance id; in a transaction."""
+    def _setup(self, c: Any, exists: bool, schema: str, create: bool, where: str) -> None:
+        """Create the tables when missing (or refuse, without ``create``), declare this object's
+        queues, read (or make) the instance id; in a transaction."""
+        if not exists:
+            if not create:
+                raise StoreUnavailable("open", f"{where} holds no outbox (buttress_outbox)")
+            for statement in _split(schema):
+                c.execute(statement)
+        if not self.queues:
+            self.queues = frozenset(
+                r[0] for r in c.execute("SELECT name FROM buttress_outbox_queues")
+            )
         for q in sorted(self.queues):
             c.execute(
                 self._sql(
@@ -368,24 +378,22 @@ class SQLiteOutbox(Outbox):
         queues: Iterable[str],
         now: Clock | None = None,
         busy_timeout: float = 10.0,
+        create: bool = True,
     ) -> None:
         import time
 
-        super().__init__(queues, now or time.time)
+        super().__init__(queues, now or time.time, create)
         self.path = str(path)
+        if not create and not Path(self.path).is_file():
+            raise StoreUnavailable("open", f"{self.path} does not exist")
         try:
             self._conn = house_sqlite.connect(self.path, busy_timeout=busy_timeout)
         except sqlite3.Error as e:
             raise StoreUnavailable("open", str(e)) from None
         self._claim = self._sql(_CLAIM.format(lock=""))
         with self._tx("open") as c:
-            exists = c.execute(
-                "SELECT 1 FROM sqlite_master WHERE name = 'buttress_outbox'"
-            ).fetchone()
-            if exists is None:
-                for statement in _split(_SQLITE_SCHEMA):
-                    c.execute(statement)
-            self._setup(c)
+            found = c.execute("SELECT 1 FROM sqlite_master WHERE name = 'buttress_outbox'")
+            self._setup(c, found.fetchone() is not None, _SQLITE_SCHEMA, create, self.path)
 
     @contextmanager
     def _tx(self, operation: str) -> Iterator[sqlite3.Connection]:
@@ -423,7 +431,9 @@ class PostgresOutbox(Outbox):
 
     placeholder = "%s"
 
-    def __init__(self, conninfo: str, *, queues: Iterable[str], now: Clock | None = None) -> None:
+    def __init__(
+        self, conninfo: str, *, queues: Iterable[str], now: Clock | None = None, create: bool = True
+    ) -> None:
         import time
 
         try:
@@ -432,7 +442,7 @@ class PostgresOutbox(Outbox):
             from buttress.errors import MissingExtra
 
             raise MissingExtra("buttress.outbox.PostgresOutbox", "outbox", "psycopg") from None
-        super().__init__(queues, now or time.time)
+        super().__init__(queues, now or time.time, create)
         self._errors = (psycopg.Error,)
         self._transaction_idle = psycopg.pq.TransactionStatus.IDLE
         try:
@@ -443,11 +453,8 @@ class PostgresOutbox(Outbox):
         self._insert += " RETURNING id"
         with self._tx("open") as c:
             c.execute("SELECT pg_advisory_xact_lock(4242018)")  # one creator at a time
-            exists = c.execute("SELECT to_regclass('buttress_outbox')").fetchone()[0]
-            if exists is None:
-                for statement in _split(_POSTGRES_SCHEMA):
-                    c.execute(statement)
-            self._setup(c)
+            found = c.execute("SELECT to_regclass('buttress_outbox')").fetchone()[0]
+            self._setup(c, found is not None, _POSTGRES_SCHEMA, create, "the database")
 
     @contextmanager
     def _tx(self, operation: str) -> Iterator[Any]:
