@@ -78,7 +78,7 @@ def pg_db(postgres: str) -> str:
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> object:
     """Each outbox test once on a SQLite file and once on a real PostgreSQL database."""
-    from _backends import Backend
+    from ._backends import Backend
 
     if request.param == "sqlite":
         return Backend("sqlite", str(tmp_path))

@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from _backends import Backend, FakeWallClock
 from prometheus_client import CollectorRegistry, generate_latest
 
 from buttress.outbox import Message, PermanentError, Relay, SQLiteOutbox
 from buttress.outbox.metrics import install
+
+from ._backends import Backend, FakeWallClock
 
 
 def buttress(*args: str) -> subprocess.CompletedProcess[str]:

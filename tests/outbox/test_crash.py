@@ -15,11 +15,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import crash_worker
 import pytest
-from _backends import Backend
 
 from buttress.outbox import Outbox
+
+from . import crash_worker
+from ._backends import Backend
 
 WORKER = str(Path(__file__).with_name("crash_worker.py"))
 PRODUCERS, PER_PRODUCER = 3, 120

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _backends import Backend
 
 from buttress import Retry
 from buttress.errors import ConfigError
@@ -28,6 +27,8 @@ from buttress.outbox import (
 from buttress.policies.backoff import Backoff
 from buttress.policies.budget import TokenBucketBudget
 from buttress.testing import FakeClock
+
+from ._backends import Backend
 
 
 def _fill(outbox: SQLiteOutbox, payloads: list[Any], key: str | None = None) -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from _backends import Backend, FakeWallClock
 
 from buttress.outbox import NotInTransaction, NotSerialisable, StoreUnavailable, UnknownQueue
+
+from ._backends import Backend, FakeWallClock
 
 ORDERS = "CREATE TABLE IF NOT EXISTS orders (id INTEGER)"
 
