@@ -32,7 +32,7 @@ def test_enqueue_commits_and_rolls_back_with_the_business_write(backend: Backend
     taken = outbox.claim("q", "w", 10, 30)
     assert [{"order": 1}] == [m.payload for m in taken]
     assert 1 == _orders(backend, conn)
-    assert "q" == taken[0].queue and taken[0].uid.endswith(f":{taken[0].id}")
+    assert "q" == taken[0].queue and 24 == len(taken[0].uid)
 
 
 def test_bad_input_is_refused_and_nothing_is_stored(backend: Backend) -> None:
@@ -136,3 +136,20 @@ def test_an_unreachable_store_is_a_clear_error(tmp_path: object) -> None:
     blocker.write_text("")
     with pytest.raises(StoreUnavailable, match="during open"):
         SQLiteOutbox(blocker / "app.db", queues=["q"])
+
+
+def test_enqueue_many_is_all_or_nothing_and_in_order(backend: Backend) -> None:
+    outbox = backend.outbox()
+    conn = backend.connect()
+    with backend.transaction(conn):
+        assert 3 == outbox.enqueue_many(conn, "q", ["a", "b", "c"], key="k")
+        with pytest.raises(NotSerialisable):
+            outbox.enqueue_many(conn, "q", ["d", {1, 2}])
+    with pytest.raises(RuntimeError), backend.transaction(conn):
+        outbox.enqueue_many(conn, "q", ["x", "y"])
+        raise RuntimeError("rolled back")
+    seen = []
+    while batch := outbox.claim("q", "w", 10, 30):
+        seen += [m.payload for m in batch]
+        outbox.ack([(m.id, m.fence) for m in batch])
+    assert ["a", "b", "c"] == seen

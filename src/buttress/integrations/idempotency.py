@@ -40,8 +40,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -262,7 +262,7 @@ class IdempotencyMiddleware:
     ) -> None:
         o = self.options
         full_key = f"{self.scope(scope)}\0{key}" if self.scope is not None else key
-        token = uuid.uuid4().hex
+        token = os.urandom(8).hex()
         try:
             begun = await self.store.begin(
                 full_key,

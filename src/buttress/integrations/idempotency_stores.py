@@ -98,7 +98,7 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS buttress_idempotency (
     status INTEGER,
     headers TEXT,
     body BLOB
-)"""
+) WITHOUT ROWID"""
 _PURGE_EVERY = 1024
 
 
@@ -135,12 +135,19 @@ class SQLiteIdempotencyStore:
         def step(c: sqlite3.Connection) -> Begun:
             if purge:
                 c.execute("DELETE FROM buttress_idempotency WHERE expires <= ?", (now,))
+            fresh = c.execute(  # the common case in one statement: a key never seen
+                "INSERT INTO buttress_idempotency (key, fingerprint, token, done, locked_until, "
+                "expires) VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT DO NOTHING",
+                (key, fingerprint, token, now + lock, now + ttl),
+            )
+            if fresh.rowcount == 1:
+                return Begun("new")
             row = c.execute(
                 "SELECT fingerprint, done, locked_until, expires, status, headers, body "
                 "FROM buttress_idempotency WHERE key = ?",
                 (key,),
             ).fetchone()
-            if row is None or row[3] <= now:
+            if row[3] <= now:  # expired: a new request under an old key
                 c.execute(
                     "INSERT OR REPLACE INTO buttress_idempotency (key, fingerprint, token, done, "
                     "locked_until, expires) VALUES (?, ?, ?, 0, ?, ?)",

@@ -11,8 +11,9 @@ One round (:meth:`Relay.run_once`)::
           raised anything else                   -> ask the Retry policy (below)
     acknowledge the delivered ones in one transaction (fenced: a stale fence deletes nothing)
 
-A heartbeat thread renews the leases of the round's messages every ``heartbeat`` seconds while the
-handler runs; a renewal that finds a lease gone drops the message from the round.
+A heartbeat thread (one per relay, from its first round until :meth:`Relay.close`) renews the
+leases of the round's messages every ``heartbeat`` seconds while the handler runs; a renewal that
+finds a lease gone drops the message from the round.
 
 **The retry decision** is the :class:`~buttress.Retry` policy's own (:meth:`Retry.verdict` and
 :meth:`Retry.decide`), made once per failed delivery, with the attempt count kept in the row so it
@@ -95,6 +96,8 @@ class Relay:
         self._until = 0.0  # when the round's leases end, by our clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._closed = threading.Event()
+        self._beat: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"Relay(queue={self.queue!r}, name={self.name!r}, {self.options})"
@@ -110,14 +113,18 @@ class Relay:
         with self._held_lock:
             self._held = {m.id: m.fence for m in batch}
             self._until = self.outbox.now() + o.lease
-        stop_beat = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(stop_beat,), daemon=True)
-        beat.start()
+        if self._beat is None or not self._beat.is_alive():
+            self._closed.clear()
+            self._beat = threading.Thread(
+                target=self._heartbeat, name=f"relay-heartbeat:{self.queue}", daemon=True
+            )
+            self._beat.start()
         try:
             delivered = [m for m in batch if self._deliver_one(m)]
-        finally:
-            stop_beat.set()
-            beat.join()
+        except BaseException:
+            with self._held_lock:
+                self._held = {}
+            raise
         self._acknowledge(delivered)
         return len(batch)
 
@@ -215,13 +222,15 @@ class Relay:
                 MessageFenced(self.name, self.queue, time.monotonic(), message, operation)
             )
 
-    def _heartbeat(self, stop: threading.Event) -> None:
+    def _heartbeat(self) -> None:
+        # One thread per relay, for its whole life (a thread per round would cost more than the
+        # round's database work); it renews whatever the round in progress holds.
         o = self.options
-        while not stop.wait(o.beat):
+        while not self._closed.wait(o.beat):
             with self._held_lock:
                 held = list(self._held.items())
             if not held:
-                return
+                continue
             until = self.outbox.now() + o.lease
             try:
                 kept = self.outbox.renew(held, o.lease)
@@ -268,8 +277,17 @@ class Relay:
         return self
 
     def stop(self, timeout: float | None = 10.0) -> None:
-        """Ask the thread to stop after its round, and wait for it."""
+        """Ask the thread to stop after its round, wait for it, and end the heartbeat thread."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self.close()
+
+    def close(self) -> None:
+        """End the heartbeat thread (started by the first round); a later round starts it
+        again."""
+        self._closed.set()
+        if self._beat is not None:
+            self._beat.join()
+            self._beat = None

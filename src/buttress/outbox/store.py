@@ -20,9 +20,9 @@ outbox must share a clock to well within a lease.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -39,12 +39,18 @@ __all__ = ["Message", "Outbox", "PostgresOutbox", "QueueStatus", "SQLiteOutbox"]
 
 Clock = Callable[[], float]
 
-_COLUMNS = "id, queue, key, payload, created, attempts, claims, fence, last_error"
+_COLUMNS = "id, uid, queue, key, payload, created, attempts, claims, fence, last_error"
+# SQLite: no secondary index and no AUTOINCREMENT, so an enqueue writes one page (the table's last)
+# besides the business write's own: in WAL mode every page a commit writes is a frame written and,
+# at the next checkpoint, copied and synced, so each index would cost about as much as the
+# business row itself.  Claims find the heads of keys by one scan in id order instead (below).
+# Row ids grow (a new row's id is above every live row's), but may be reused once the newest rows
+# are deleted, hence ``uid``, random, for the consumers' inboxes.
 _SQLITE_SCHEMA = """
-CREATE TABLE buttress_outbox_meta (instance TEXT NOT NULL);
 CREATE TABLE buttress_outbox_queues (name TEXT PRIMARY KEY);
 CREATE TABLE buttress_outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
+    uid TEXT NOT NULL,
     queue TEXT NOT NULL,
     key TEXT,
     payload TEXT NOT NULL,
@@ -59,12 +65,15 @@ CREATE TABLE buttress_outbox (
     dead_at REAL,
     last_error TEXT
 );
-CREATE INDEX buttress_outbox_next ON buttress_outbox (queue, dead, id);
-CREATE INDEX buttress_outbox_key ON buttress_outbox (queue, key, id);
 """
-_POSTGRES_SCHEMA = _SQLITE_SCHEMA.replace(
-    "id INTEGER PRIMARY KEY AUTOINCREMENT", "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
-).replace(" REAL", " DOUBLE PRECISION")
+_POSTGRES_SCHEMA = (
+    _SQLITE_SCHEMA.replace(
+        "id INTEGER PRIMARY KEY", "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    ).replace(" REAL", " DOUBLE PRECISION")
+    + """;
+CREATE INDEX buttress_outbox_next ON buttress_outbox (queue, dead, id);
+CREATE INDEX buttress_outbox_key ON buttress_outbox (queue, key, id)"""
+)
 
 _CLAIM = f"""
 UPDATE buttress_outbox SET lease_owner = ?, lease_until = ?, fence = fence + 1, claims = claims + 1
@@ -75,9 +84,13 @@ WHERE id IN (
       AND (o.key IS NULL OR NOT EXISTS (
           SELECT 1 FROM buttress_outbox e
           WHERE e.queue = o.queue AND e.key = o.key AND e.dead = 0 AND e.id < o.id))
-    ORDER BY o.id LIMIT ?{{lock}})
+    ORDER BY o.id LIMIT ? FOR UPDATE SKIP LOCKED)
 RETURNING {_COLUMNS}
 """
+_CLAIMED = (
+    "UPDATE buttress_outbox SET lease_owner = ?, lease_until = ?, fence = fence + 1, "
+    "claims = claims + 1 WHERE id IN ({ids}) RETURNING {columns}"
+)
 _HELD = "id = ? AND fence = ? AND lease_until >= ?"
 _ACK = f"DELETE FROM buttress_outbox WHERE {_HELD}"
 _RENEW = f"UPDATE buttress_outbox SET lease_until = ? WHERE {_HELD}"
@@ -97,8 +110,8 @@ _STATUS = (
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One message as a relay took it.  ``uid`` is unique across outboxes (the outbox's random
-    instance id and the row id): what a consumer's :class:`~buttress.outbox.Inbox` remembers.
+    """One message as a relay took it.  ``uid`` is unique across outboxes (random, 96 bits): what a
+    consumer's :class:`~buttress.outbox.Inbox` remembers.
     ``fence`` is the claim's fencing token; ``attempts`` the failed deliveries so far."""
 
     id: int
@@ -137,7 +150,6 @@ class Outbox(ABC):
     """
 
     placeholder = "?"
-    _claim: str
     _errors: tuple[type[BaseException], ...] = ()
 
     def __init__(self, queues: Iterable[str], now: Clock, create: bool) -> None:
@@ -151,10 +163,9 @@ class Outbox(ABC):
         self.now = now
         self._lock = threading.Lock()
         self._insert = self._sql(
-            "INSERT INTO buttress_outbox (queue, key, payload, created, available) "
-            "VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO buttress_outbox (uid, queue, key, payload, created, available) "
+            "VALUES (?, ?, ?, ?, ?, ?)"
         )
-        self.instance = ""
 
     # -- the dialect (overridden) --------------------------------------------------------------
 
@@ -206,9 +217,41 @@ class Outbox(ABC):
         self._check_transaction(conn)
         now = self.now()
         try:
-            return self._inserted_id(conn, (queue, key, body, now, now + delay))
+            uid = os.urandom(12).hex()
+            return self._inserted_id(conn, (uid, queue, key, body, now, now + delay))
         except self._errors as e:
             raise StoreUnavailable("enqueue", str(e)) from None
+
+    def enqueue_many(
+        self, conn: Any, queue: str, payloads: Iterable[Any], *, key: str | None = None
+    ) -> int:
+        """:meth:`enqueue` for many messages of one key (or none), in one ``executemany``, in id
+        order; returns how many.  Nothing is written unless every payload serialises."""
+        if queue not in self.queues:
+            raise UnknownQueue(queue, self.queues)
+        if key is not None and not isinstance(key, str):
+            raise ConfigError("key", key, "must be a string or None")
+        now = self.now()
+        try:
+            rows = [
+                (
+                    os.urandom(12).hex(),
+                    queue,
+                    key,
+                    json.dumps(p, separators=(",", ":"), allow_nan=False),
+                    now,
+                    now,
+                )
+                for p in payloads
+            ]
+        except (TypeError, ValueError) as e:
+            raise NotSerialisable(queue, str(e)) from None
+        self._check_transaction(conn)
+        try:
+            conn.cursor().executemany(self._insert.removesuffix(" RETURNING id"), rows)
+        except self._errors as e:
+            raise StoreUnavailable("enqueue", str(e)) from None
+        return len(rows)
 
     # -- relay ---------------------------------------------------------------------------------
 
@@ -218,18 +261,44 @@ class Outbox(ABC):
         self._known(queue)
         now = self.now()
         with self._tx("claim") as c:
-            rows = c.execute(self._claim, (owner, now + lease, queue, now, now, limit)).fetchall()
+            rows = self._claim_rows(c, (queue, owner, limit, now, now + lease))
         return sorted((self._message(r) for r in rows), key=lambda m: m.id)
+
+    @abstractmethod
+    def _claim_rows(self, c: Any, what: tuple[str, str, int, float, float]) -> list[Any]:
+        """Claim in transaction ``c``: ``(queue, owner, limit, now, lease_until)``; the rows."""
 
     def ack(self, held: Sequence[tuple[int, int]]) -> list[bool]:
         """Delete delivered messages, each given as ``(id, fence)``; ``False`` where the fence
         is stale or the lease expired (the message stays, to be delivered again)."""
-        return self._each("ack", self._sql(_ACK), [(i, f, self.now()) for i, f in held])
+        return self._batch("ack", held, self._sql(_ACK), ())
 
     def renew(self, held: Sequence[tuple[int, int]], lease: float) -> list[bool]:
         """Extend the leases still held to ``now + lease``; ``False`` where one was lost."""
+        return self._batch("renew", held, self._sql(_RENEW), (self.now() + lease,))
+
+    def _batch(
+        self, operation: str, held: Sequence[tuple[int, int]], sql: str, before: tuple[Any, ...]
+    ) -> list[bool]:
+        """One fenced statement per held message, in one transaction of two round trips: read
+        which are still held (fence and lease), then write those with ``executemany`` (whose
+        ``WHERE`` repeats the check; nothing can change in between, the transaction holds the
+        write lock on SQLite and the rows' locks on PostgreSQL)."""
+        if not held:
+            return []
         now = self.now()
-        return self._each("renew", self._sql(_RENEW), [(now + lease, i, f, now) for i, f in held])
+        marks = ", ".join("?" * len(held))
+        check = self._sql(
+            f"SELECT id, fence FROM buttress_outbox WHERE id IN ({marks}) AND lease_until >= ?"
+            + ("" if self.placeholder == "?" else " FOR UPDATE")
+        )
+        with self._tx(operation) as c:
+            live = set(c.execute(check, (*(i for i, _ in held), now)).fetchall())
+            ok = [(i, f) in live for i, f in held]
+            rows = [(*before, i, f, now) for (i, f), good in zip(held, ok, strict=True) if good]
+            if rows:
+                c.cursor().executemany(sql, rows)
+        return ok
 
     def retry_later(
         self, msg: Message, delay: float, error: str, *, count_attempt: bool = True
@@ -322,20 +391,20 @@ class Outbox(ABC):
     def _message(self, r: Sequence[Any]) -> Message:
         return Message(
             id=r[0],
-            uid=f"{self.instance}:{r[0]}",
-            queue=r[1],
-            key=r[2],
-            payload=json.loads(r[3]),
-            created=r[4],
-            attempts=r[5],
-            claims=r[6],
-            fence=r[7],
-            last_error=r[8],
+            uid=r[1],
+            queue=r[2],
+            key=r[3],
+            payload=json.loads(r[4]),
+            created=r[5],
+            attempts=r[6],
+            claims=r[7],
+            fence=r[8],
+            last_error=r[9],
         )
 
     def _setup(self, c: Any, exists: bool, schema: str, create: bool, where: str) -> None:
         """Create the tables when missing (or refuse, without ``create``), declare this object's
-        queues, read (or make) the instance id; in a transaction."""
+        queues; in a transaction."""
         if not exists:
             if not create:
                 raise StoreUnavailable("open", f"{where} holds no outbox (buttress_outbox)")
@@ -352,11 +421,6 @@ class Outbox(ABC):
                 ),
                 (q,),
             )
-        row = c.execute("SELECT instance FROM buttress_outbox_meta").fetchone()
-        if row is None:
-            row = (uuid.uuid4().hex[:16],)
-            c.execute(self._sql("INSERT INTO buttress_outbox_meta (instance) VALUES (?)"), row)
-        self.instance = row[0]
 
 
 class SQLiteOutbox(Outbox):
@@ -390,7 +454,6 @@ class SQLiteOutbox(Outbox):
             self._conn = house_sqlite.connect(self.path, busy_timeout=busy_timeout)
         except sqlite3.Error as e:
             raise StoreUnavailable("open", str(e)) from None
-        self._claim = self._sql(_CLAIM.format(lock=""))
         with self._tx("open") as c:
             found = c.execute("SELECT 1 FROM sqlite_master WHERE name = 'buttress_outbox'")
             self._setup(c, found.fetchone() is not None, _SQLITE_SCHEMA, create, self.path)
@@ -403,6 +466,36 @@ class SQLiteOutbox(Outbox):
                     yield c
             except sqlite3.Error as e:
                 raise StoreUnavailable(operation, str(e)) from None
+
+    def _claim_rows(self, c: Any, what: tuple[str, str, int, float, float]) -> list[Any]:
+        # One scan in id order (the rowid: no index to maintain on enqueue), stopping once
+        # ``limit`` are found.  The first live row of a key blocks the key's later rows whether or
+        # not it is claimable itself; dead rows block nothing.
+        queue, owner, limit, now, until = what
+        taken: list[int] = []
+        blocked: set[str] = set()
+        scan = c.execute(
+            "SELECT id, key, dead, available, lease_until FROM buttress_outbox WHERE queue = ? "
+            "ORDER BY id",
+            (queue,),
+        )
+        for mid, key, dead, available, lease_until in scan:
+            if dead:
+                continue
+            if key is not None:
+                if key in blocked:
+                    continue
+                blocked.add(key)
+            if available <= now and (lease_until is None or lease_until < now):
+                taken.append(mid)
+                if len(taken) >= limit:
+                    break
+        scan.close()
+        if not taken:
+            return []
+        marks = ", ".join("?" * len(taken))
+        sql = _CLAIMED.format(ids=marks, columns=_COLUMNS)
+        return list(c.execute(sql, (owner, until, *taken)).fetchall())
 
     def _check_transaction(self, conn: Any) -> None:
         if not isinstance(conn, sqlite3.Connection):
@@ -449,7 +542,7 @@ class PostgresOutbox(Outbox):
             self._conn = psycopg.connect(conninfo, autocommit=True)
         except psycopg.Error as e:
             raise StoreUnavailable("open", str(e)) from None
-        self._claim = self._sql(_CLAIM.format(lock=" FOR UPDATE SKIP LOCKED"))
+        self._claim = self._sql(_CLAIM)
         self._insert += " RETURNING id"
         with self._tx("open") as c:
             c.execute("SELECT pg_advisory_xact_lock(4242018)")  # one creator at a time
@@ -464,6 +557,10 @@ class PostgresOutbox(Outbox):
                     yield self._conn
             except self._errors as e:
                 raise StoreUnavailable(operation, str(e).strip()) from None
+
+    def _claim_rows(self, c: Any, what: tuple[str, str, int, float, float]) -> list[Any]:
+        queue, owner, limit, now, until = what
+        return list(c.execute(self._claim, (owner, until, queue, now, now, limit)).fetchall())
 
     def _check_transaction(self, conn: Any) -> None:
         info = getattr(conn, "info", None)
