@@ -158,3 +158,49 @@ def test_unserialisable_payloads_store_nothing(tmp_path: Path, payload: object) 
         ):
             outbox.enqueue(conn, "orders", payload)
     assert [1] == [s.pending for s in outbox.status()]
+
+
+def test_delivery_latency_and_dead_letters_reach_prometheus(tmp_path: Path) -> None:
+    from buttress.telemetry.prometheus import install as install_events
+
+    outbox = SQLiteOutbox(tmp_path / "app.db", queues=["orders"])
+    backend = Backend("sqlite", str(tmp_path))
+    conn = backend.connect()
+    with backend.transaction(conn):
+        outbox.enqueue(conn, "orders", "ok")
+        outbox.enqueue(conn, "orders", "bad")
+
+    def handler(msg: Message) -> None:
+        if msg.payload == "bad":
+            raise PermanentError("refused")
+
+    registry = CollectorRegistry()
+    remove = install_events(registry)
+    relay = Relay(outbox, "orders", handler, name="relay-1")
+    try:
+        relay.run_once()
+        text = generate_latest(registry).decode()
+    finally:
+        relay.close()
+        remove()
+    labels = 'event="buttress_outbox_delivered",pipeline="relay-1",policy="orders"'
+    assert f"buttress_duration_seconds_count{{{labels}}} 1.0" in text
+    dead = 'event="buttress_outbox_dead_lettered",pipeline="relay-1",policy="orders"'
+    assert f"buttress_events_total{{{dead}}} 1.0" in text
+
+
+def test_a_failing_store_refuses_the_enqueue_and_the_business_write_rolls_back(
+    tmp_path: Path,
+) -> None:
+    from buttress.outbox import StoreUnavailable
+
+    outbox = SQLiteOutbox(tmp_path / "app.db", queues=["orders"])
+    backend = Backend("sqlite", str(tmp_path))
+    conn = backend.connect()
+    conn.execute("CREATE TABLE orders (id INTEGER)")
+    conn.execute("ALTER TABLE buttress_outbox RENAME TO moved")  # the outbox table is gone
+    with pytest.raises(StoreUnavailable, match="during enqueue: no such table"):
+        with backend.transaction(conn):
+            conn.execute("INSERT INTO orders VALUES (1)")
+            outbox.enqueue(conn, "orders", {"order": 1})
+    assert [(0,)] == conn.execute("SELECT count(*) FROM orders").fetchall()
