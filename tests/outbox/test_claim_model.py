@@ -3,8 +3,8 @@
 acknowledgements, reschedules, dead letters, requeues and time,
 
 * a claimed message was live, due and not under a live lease, and the oldest live message of
-  its key;
-* no two messages of one key are ever under live leases at once;
+  its key (PostgreSQL), or in a run of claimable messages from it (SQLite);
+* the live leases on one key all come from one claim (PostgreSQL: at most one lease per key);
 * a claim takes everything claimable up to its limit (it never leaves a claimable message behind
   while returning fewer);
 * an acknowledgement succeeds exactly when its fence is the latest and its lease unexpired.
@@ -37,6 +37,7 @@ class Row:
     dead: bool = False
     lease_until: float | None = None
     fence: int = 0
+    claim: int = 0
 
 
 class ClaimMachine(RuleBasedStateMachine):
@@ -49,6 +50,8 @@ class ClaimMachine(RuleBasedStateMachine):
         self.conn = self.backend.connect()
         self.rows: dict[int, Row] = {}
         self.held: list[tuple[int, int]] = []
+        self.claims = 0
+        self.runs = self.backend.kind == "sqlite"  # SQLite claims runs of a key, PostgreSQL heads
 
     @initialize()
     def empty(self) -> None:
@@ -62,14 +65,17 @@ class ClaimMachine(RuleBasedStateMachine):
         return r.lease_until is not None and r.lease_until >= self.clock()
 
     def _claimable(self) -> list[Row]:
-        seen: set[str] = set()
+        blocked: set[str] = set()
         out = []
         for r in self._live():
-            head = r.key is None or r.key not in seen
-            if r.key is not None:
-                seen.add(r.key)
-            if head and r.available <= self.clock() and not self._leased(r):
+            if r.key is not None and r.key in blocked:
+                continue
+            if r.available <= self.clock() and not self._leased(r):
                 out.append(r)
+                if r.key is not None and not self.runs:
+                    blocked.add(r.key)  # PostgreSQL: the head alone
+            elif r.key is not None:
+                blocked.add(r.key)
         return out
 
     @rule(key=KEYS, delay=st.sampled_from([0.0, 0.0, 5.0]))
@@ -82,6 +88,7 @@ class ClaimMachine(RuleBasedStateMachine):
     def claim(self, limit: int, lease: float) -> None:
         claimable = {r.id for r in self._claimable()}
         taken = self.outbox.claim("q", "w", limit, lease)
+        self.claims += 1
         ids = [m.id for m in taken]
         assert set(ids) <= claimable
         assert len(ids) == min(limit, len(claimable))
@@ -89,7 +96,7 @@ class ClaimMachine(RuleBasedStateMachine):
         for m in taken:
             r = self.rows[m.id]
             assert m.fence > r.fence
-            r.fence, r.lease_until = m.fence, self.clock() + lease
+            r.fence, r.lease_until, r.claim = m.fence, self.clock() + lease, self.claims
             self.held.append((m.id, m.fence))
 
     @precondition(lambda self: self.held)
@@ -131,9 +138,14 @@ class ClaimMachine(RuleBasedStateMachine):
         self.clock.advance(seconds)
 
     @invariant()
-    def one_lease_per_key(self) -> None:
-        keys = [r.key for r in self._live() if r.key is not None and self._leased(r)]
-        assert len(keys) == len(set(keys))
+    def one_claim_per_key(self) -> None:
+        leased = [(r.key, r.claim) for r in self._live() if r.key is not None and self._leased(r)]
+        by_key: dict[str, set[int]] = {}
+        for key, claim in leased:
+            by_key.setdefault(key, set()).add(claim)
+        assert all(len(claims) == 1 for claims in by_key.values())
+        if not self.runs:
+            assert len(leased) == len(by_key)
 
     @invariant()
     def counts_agree(self) -> None:

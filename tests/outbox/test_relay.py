@@ -225,3 +225,28 @@ def test_relay_options_are_checked(outbox: SQLiteOutbox) -> None:
         Relay(outbox, "q", print, batch=0)
     with pytest.raises(ConfigError, match="invalid queue='nope'"):
         Relay(outbox, "nope", print)
+
+
+def test_a_failure_in_a_run_gives_the_rest_of_its_key_back_untried(
+    outbox: SQLiteOutbox, clock: FakeClock
+) -> None:
+    calls: list[str] = []
+
+    def handler(msg: Message) -> None:
+        calls.append(msg.payload)
+        if msg.payload == "a2" and calls.count("a2") == 1:
+            raise ConnectionError("down once")
+
+    retry = Retry(attempts=3, backoff=Backoff(kind="constant", base=1.0), budget=None, clock=clock)
+    relay = Relay(outbox, "q", handler, retry=retry)
+    _fill(outbox, ["a1", "a2", "a3"], key="a")
+    _fill(outbox, ["b1"], key="b")
+    assert 4 == relay.run_once()  # SQLite claims the runs: a1 a2 a3, b1
+    assert ["a1", "a2", "b1"] == calls  # a3 was not tried after a2 failed
+    assert 0 == relay.run_once()  # a2 is due in 1 s and holds a3 back
+    clock.advance(1)
+    assert 2 == relay.run_once()
+    assert ["a1", "a2", "b1", "a2", "a3"] == calls
+    relay.close()
+    (status,) = outbox.status()
+    assert (0, 0) == (status.pending, status.dead)

@@ -2,8 +2,10 @@
 
 One round (:meth:`Relay.run_once`)::
 
-    claim up to `batch` due messages (one per key), each under a lease with a new fence
+    claim up to `batch` due messages, each under a lease with a new fence (of a key, its
+    oldest live message; on SQLite a run of them from it)
     for each message, in id order:
+        an earlier message of its key failed this round -> give it back untried
         lease already expired by our clock?      -> skip it (another relay may hold it now)
         handler(message)
           returned                               -> to acknowledge
@@ -119,20 +121,40 @@ class Relay:
                 target=self._heartbeat, name=f"relay-heartbeat:{self.queue}", daemon=True
             )
             self._beat.start()
+        delivered: list[Message] = []
+        held_back: list[Message] = []
+        stopped: set[str] = set()  # keys whose run stopped at a failure: the rest waits
         try:
-            delivered = [m for m in batch if self._deliver_one(m)]
+            for m in batch:
+                if m.key is not None and m.key in stopped:
+                    held_back.append(m)
+                elif self._deliver_one(m):
+                    delivered.append(m)
+                elif m.key is not None:
+                    stopped.add(m.key)
         except BaseException:
             with self._held_lock:
                 self._held = {}
             raise
+        if held_back:
+            self._give_back(held_back)
         self._acknowledge(delivered)
         return len(batch)
 
+    def _give_back(self, msgs: list[Message]) -> None:
+        with self._held_lock:
+            held = [(m.id, m.fence) for m in msgs if self._held.pop(m.id, None) is not None]
+        try:
+            self.outbox.release(held)
+        except StoreUnavailable:
+            pass  # they come back when their leases expire
+
     def _deliver_one(self, msg: Message) -> bool:
         """Run the handler for one message; ``True`` when it is to be acknowledged."""
-        with self._held_lock:
-            if msg.id not in self._held or self.outbox.now() >= self._until:
-                return False  # the lease is gone or about to be: another relay may hold it
+        # No lock: one dict lookup and one float read are atomic, and a lease the heartbeat drops
+        # just after this check is refused at the acknowledgement anyway (fenced).
+        if msg.id not in self._held or self.outbox.now() >= self._until:
+            return False  # the lease is gone or about to be: another relay may hold it
         budget = self.retry.budget
         if budget is not None and budget.counts_requests:
             budget.on_request(self.retry.clock.monotonic())
