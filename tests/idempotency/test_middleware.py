@@ -9,6 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from _servers import UvicornThread
 from buttress.errors import ConfigError
@@ -186,3 +188,13 @@ def test_an_unreachable_store_refuses_with_503_and_runs_nothing(tmp_path: Path) 
     assert (503, "1") == (r.status_code, r.headers["retry-after"])
     assert "Idempotency store unavailable" == json.loads(r.content)["title"]
     assert [] == runs(exec_db)
+
+
+@given(
+    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=40)
+)
+def test_any_printable_key_survives_the_sf_string_form(key: str) -> None:
+    quoted = '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    assert key == parse_key(quoted.encode(), 40)
+    if len(key) > 1:
+        assert None is parse_key(quoted.encode(), len(key) - 1)  # one character too long
