@@ -198,3 +198,22 @@ def test_any_printable_key_survives_the_sf_string_form(key: str) -> None:
     assert key == parse_key(quoted.encode(), 40)
     if len(key) > 1:
         assert None is parse_key(quoted.encode(), len(key) - 1)  # one character too long
+
+
+def test_keys_are_scoped_by_client_when_asked(tmp_path: Path) -> None:
+    exec_db = str(tmp_path / "runs.db")
+
+    def client_of(scope: dict[str, object]) -> str:
+        headers = dict(scope["headers"])  # type: ignore[call-overload]
+        return headers.get(b"authorization", b"").decode()
+
+    store = SQLiteIdempotencyStore(tmp_path / "idem.db")
+    app = IdempotencyMiddleware(orders_app(exec_db), store, scope=client_of)
+    key = {"Idempotency-Key": '"same"'}
+    with UvicornThread(app) as server, httpx.Client(base_url=server.url) as client:
+        alice = client.post("/orders", json={}, headers={**key, "Authorization": "alice"})
+        bob = client.post("/orders", json={}, headers={**key, "Authorization": "bob"})
+        alice_again = client.post("/orders", json={}, headers={**key, "Authorization": "alice"})
+    assert "idempotent-replayed" not in bob.headers  # bob's key is his own
+    assert alice.content == alice_again.content != bob.content
+    assert 2 == len(runs(exec_db))
