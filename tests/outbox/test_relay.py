@@ -3,7 +3,10 @@ events, and the drivers (thread, asyncio task)."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -250,3 +253,70 @@ def test_a_failure_in_a_run_gives_the_rest_of_its_key_back_untried(
     relay.close()
     (status,) = outbox.status()
     assert (0, 0) == (status.pending, status.dead)
+
+
+class _Unasync(ast.NodeTransformer):
+    """An async twin as its sync body: ``await asyncio.to_thread(f, *a)`` -> ``f(*a)``, ``await
+    x`` -> ``x``, ``async def`` -> ``def``, and names lose their ``_async`` suffix."""
+
+    def visit_Await(self, node: ast.Await) -> ast.AST:
+        inner = node.value
+        if (
+            isinstance(inner, ast.Call)
+            and isinstance(inner.func, ast.Attribute)
+            and inner.func.attr == "to_thread"
+        ):
+            inner = ast.Call(func=inner.args[0], args=inner.args[1:], keywords=inner.keywords)
+        return self.visit(inner)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> ast.AST:
+        sync = ast.FunctionDef(**{f: getattr(node, f) for f in node._fields})
+        sync.name = node.name.removesuffix("_async")
+        return self.generic_visit(sync)
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        node.attr = node.attr.removesuffix("_async")
+        return self.generic_visit(node)
+
+
+@pytest.mark.parametrize("name", ["_deliver_batch", "_deliver_one"])
+def test_the_async_twins_are_the_sync_code(name: str) -> None:
+    def tree(fn: Any, unasync: bool) -> str:
+        node = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0]
+        node.body = [s for s in node.body if not isinstance(s, ast.Expr)]  # docstrings
+        if unasync:
+            node = _Unasync().visit(node)
+        return ast.dump(ast.fix_missing_locations(node), include_attributes=False)
+
+    sync, twin = getattr(Relay, name), getattr(Relay, name + "_async")
+    assert tree(sync, False) == tree(twin, True)
+
+
+def test_an_async_handler_runs_on_the_loop_with_the_same_rules(
+    outbox: SQLiteOutbox, clock: FakeClock
+) -> None:
+    calls: list[str] = []
+
+    async def handler(msg: Message) -> None:
+        await asyncio.sleep(0)
+        calls.append(msg.payload)
+        if msg.payload == "a2" and calls.count("a2") == 1:
+            raise ConnectionError("down once")
+
+    retry = Retry(attempts=3, backoff=Backoff(kind="constant", base=1.0), budget=None, clock=clock)
+    relay = Relay(outbox, "q", handler, retry=retry)
+    events = _listen(relay)
+    _fill(outbox, ["a1", "a2", "a3"], key="a")
+    with pytest.raises(ConfigError, match="is async: use run_once_async or run_async"):
+        relay.run_once()
+
+    async def rounds() -> list[int]:
+        first = await relay.run_once_async()
+        clock.advance(1)
+        return [first, await relay.run_once_async(), await relay.run_once_async()]
+
+    assert [3, 2, 0] == asyncio.run(rounds())
+    relay.close()
+    assert ["a1", "a2", "a2", "a3"] == calls
+    kinds = sorted(type(e).__name__ for e in events)
+    assert ["MessageDelivered"] * 3 + ["MessageRetryScheduled"] == kinds

@@ -35,13 +35,15 @@ claimable only then.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+from buttress.errors import ConfigError
 from buttress.events import Emitter
 from buttress.options import documented
 from buttress.policies.retry import Retry
@@ -90,6 +92,17 @@ class Relay:
         self.outbox = outbox
         self.queue = queue
         self.handler = handler
+        self._is_async = inspect.iscoroutinefunction(handler)
+        self._call = handler
+        self._call_async: Callable[[Message], Awaitable[object]]
+        if self._is_async:
+            self._call_async = handler  # type: ignore[assignment]
+        else:
+
+            async def in_thread(msg: Message) -> object:  # a sync handler blocks: in a thread
+                return await asyncio.to_thread(handler, msg)
+
+            self._call_async = in_thread
         self.retry = retry if retry is not None else _default_retry()
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.emitter = Emitter(self.name)
@@ -107,20 +120,28 @@ class Relay:
     # -- one round -----------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Claim one batch and deliver it; the number of messages claimed (0: nothing due)."""
-        o = self.options
-        batch = self.outbox.claim(self.queue, self.name, o.batch, o.lease)
-        if not batch:
-            return 0
-        with self._held_lock:
-            self._held = {m.id: m.fence for m in batch}
-            self._until = self.outbox.now() + o.lease
-        if self._beat is None or not self._beat.is_alive():
-            self._closed.clear()
-            self._beat = threading.Thread(
-                target=self._heartbeat, name=f"relay-heartbeat:{self.queue}", daemon=True
-            )
-            self._beat.start()
+        """Claim one batch and deliver it; the number of messages claimed (0: nothing due).  A
+        sync handler only (an ``async def`` handler runs with :meth:`run_once_async`)."""
+        if self._is_async:
+            raise ConfigError("handler", self.handler, "is async: use run_once_async or run_async")
+        batch = self._take()
+        if batch:
+            self._deliver_batch(batch)
+        return len(batch)
+
+    async def run_once_async(self) -> int:
+        """:meth:`run_once` for an ``async def`` handler (a sync one runs in a worker thread);
+        the database work runs in a worker thread (the drivers block)."""
+        batch = await asyncio.to_thread(self._take)
+        if batch:
+            await self._deliver_batch_async(batch)
+        return len(batch)
+
+    # The twins: _deliver_batch / _deliver_batch_async and _deliver_one / _deliver_one_async are
+    # the same code but for ``await`` and worker threads (tests/outbox/test_relay.py compares their
+    # syntax trees).
+
+    def _deliver_batch(self, batch: list[Message]) -> None:
         delivered: list[Message] = []
         held_back: list[Message] = []
         stopped: set[str] = set()  # keys whose run stopped at a failure: the rest waits
@@ -133,13 +154,52 @@ class Relay:
                 elif m.key is not None:
                     stopped.add(m.key)
         except BaseException:
-            with self._held_lock:
-                self._held = {}
+            self._drop_all()
             raise
+        self._finish(delivered, held_back)
+
+    async def _deliver_batch_async(self, batch: list[Message]) -> None:
+        delivered: list[Message] = []
+        held_back: list[Message] = []
+        stopped: set[str] = set()  # keys whose run stopped at a failure: the rest waits
+        try:
+            for m in batch:
+                if m.key is not None and m.key in stopped:
+                    held_back.append(m)
+                elif await self._deliver_one_async(m):
+                    delivered.append(m)
+                elif m.key is not None:
+                    stopped.add(m.key)
+        except BaseException:
+            self._drop_all()
+            raise
+        await asyncio.to_thread(self._finish, delivered, held_back)
+
+    def _take(self) -> list[Message]:
+        """Claim a batch, hold it for the heartbeat (started on the first round)."""
+        o = self.options
+        batch = self.outbox.claim(self.queue, self.name, o.batch, o.lease)
+        if not batch:
+            return batch
+        with self._held_lock:
+            self._held = {m.id: m.fence for m in batch}
+            self._until = self.outbox.now() + o.lease
+        if self._beat is None or not self._beat.is_alive():
+            self._closed.clear()
+            self._beat = threading.Thread(
+                target=self._heartbeat, name=f"relay-heartbeat:{self.queue}", daemon=True
+            )
+            self._beat.start()
+        return batch
+
+    def _drop_all(self) -> None:
+        with self._held_lock:
+            self._held = {}
+
+    def _finish(self, delivered: list[Message], held_back: list[Message]) -> None:
         if held_back:
             self._give_back(held_back)
         self._acknowledge(delivered)
-        return len(batch)
 
     def _give_back(self, msgs: list[Message]) -> None:
         with self._held_lock:
@@ -151,6 +211,30 @@ class Relay:
 
     def _deliver_one(self, msg: Message) -> bool:
         """Run the handler for one message; ``True`` when it is to be acknowledged."""
+        if not self._admit(msg):
+            return False
+        try:
+            self._call(msg)
+        except Exception as exc:  # the handler's failure is the message's, not the relay's
+            self._failed(msg, exc)
+            return False
+        self._succeeded()
+        return True
+
+    async def _deliver_one_async(self, msg: Message) -> bool:
+        """Run the handler for one message; ``True`` when it is to be acknowledged."""
+        if not self._admit(msg):
+            return False
+        try:
+            await self._call_async(msg)
+        except Exception as exc:  # the handler's failure is the message's, not the relay's
+            await asyncio.to_thread(self._failed, msg, exc)
+            return False
+        self._succeeded()
+        return True
+
+    def _admit(self, msg: Message) -> bool:
+        """Is the lease still ours (then the delivery counts as a request in the budget)?"""
         # No lock: one dict lookup and one float read are atomic, and a lease the heartbeat drops
         # just after this check is refused at the acknowledgement anyway (fenced).
         if msg.id not in self._held or self.outbox.now() >= self._until:
@@ -158,14 +242,12 @@ class Relay:
         budget = self.retry.budget
         if budget is not None and budget.counts_requests:
             budget.on_request(self.retry.clock.monotonic())
-        try:
-            self.handler(msg)
-        except Exception as exc:  # the handler's failure is the message's, not the relay's
-            self._failed(msg, exc)
-            return False
+        return True
+
+    def _succeeded(self) -> None:
+        budget = self.retry.budget
         if budget is not None and budget.counts_outcomes:
             budget.on_success()
-        return True
 
     def _failed(self, msg: Message, exc: Exception) -> None:
         retry, now = self.retry, self.outbox.now()
@@ -281,15 +363,20 @@ class Relay:
                 stop.wait(self.options.poll)
 
     async def run_async(self) -> None:
-        """:meth:`run` as an asyncio task: each round runs in a worker thread (the database
-        drivers block); cancel the task to stop it (the round in progress finishes first)."""
-        while True:
-            try:
-                taken = await asyncio.shield(asyncio.to_thread(self.run_once))
-            except StoreUnavailable:
-                taken = 0
-            if taken == 0:
-                await asyncio.sleep(self.options.poll)
+        """:meth:`run` as an asyncio task, with :meth:`run_once_async` (the database work in a
+        worker thread, an ``async def`` handler awaited on the loop); cancel the task to stop
+        it.  A round cancelled half-way leaves its messages to be delivered again when their
+        leases expire."""
+        try:
+            while True:
+                try:
+                    taken = await self.run_once_async()
+                except StoreUnavailable:
+                    taken = 0
+                if taken == 0:
+                    await asyncio.sleep(self.options.poll)
+        finally:
+            await asyncio.to_thread(self.close)
 
     def start(self) -> Relay:
         """Run in a daemon thread until :meth:`stop`."""
