@@ -128,10 +128,14 @@ class ClaimMachine(RuleBasedStateMachine):
 
     @rule()
     def requeue(self) -> None:
-        dead = [r for r in self.rows.values() if r.dead]
+        dead = sorted((r for r in self.rows.values() if r.dead), key=lambda r: r.id)
         assert len(dead) == self.outbox.requeue("q")
-        for r in dead:
-            r.dead, r.available = False, self.clock()
+        ids = [row[0] for row in self.conn.execute("SELECT id FROM buttress_outbox ORDER BY id")]
+        fresh = [i for i in ids if i not in self.rows]  # the revived rows' new ids, in order
+        assert len(fresh) == len(dead) and all(i > max(self.rows) for i in fresh)
+        for r, new_id in zip(dead, fresh, strict=True):
+            del self.rows[r.id]
+            self.rows[new_id] = Row(new_id, r.key, self.clock())
 
     @rule(seconds=st.sampled_from([1.0, 4.0, 11.0]))
     def advance(self, seconds: float) -> None:

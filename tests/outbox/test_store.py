@@ -128,7 +128,8 @@ def test_retry_later_and_dead_letters_and_admin(backend: Backend) -> None:
     assert 1 == outbox.requeue("q")
     assert [] == outbox.dead_letters("q")
     (revived,) = outbox.claim("q", "w", 10, 30)
-    assert (b.id, 0) == (revived.id, revived.attempts)
+    assert (b.uid, 0) == (revived.uid, revived.attempts)
+    assert revived.id > c.id  # to the back of the line, under a new id
     assert outbox.dead_letter(revived, "again")
     assert 0 == outbox.purge("q", ids=[c.id])  # live messages are never purged
     assert 1 == outbox.purge("q")

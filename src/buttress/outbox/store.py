@@ -356,13 +356,28 @@ class Outbox(ABC):
 
     def requeue(self, queue: str, ids: Sequence[int] | None = None) -> int:
         """Make dead letters of ``queue`` (all, or those ``ids``) live again, due now, with their
-        attempts reset; returns how many."""
+        attempts reset; returns how many.
+
+        They go to the back of their keys' lines, under new ids (same uid, so an inbox still
+        knows them): the messages of their keys that went on meanwhile may be in flight or
+        delivered already, and a revived message must neither overtake the live ones nor run
+        beside them."""
         self._known_in_db(queue)
-        sql = (
-            "UPDATE buttress_outbox SET dead = 0, dead_at = NULL, attempts = 0, available = ? "
-            "WHERE queue = ? AND dead = 1"
+        where = "WHERE queue = ? AND dead = 1"
+        params: list[object] = [queue]
+        if ids is not None:
+            if not ids:
+                return 0
+            where += f" AND id IN ({', '.join('?' for _ in ids)})"
+            params += list(ids)
+        copy = self._sql(
+            "INSERT INTO buttress_outbox (uid, queue, key, payload, created, available) "
+            f"SELECT uid, queue, key, payload, created, ? FROM buttress_outbox {where} ORDER BY id"
         )
-        return self._bulk("requeue", sql, (self.now(), queue), ids)
+        with self._tx("requeue") as c:
+            n = int(c.execute(copy, (self.now(), *params)).rowcount)
+            c.execute(self._sql(f"DELETE FROM buttress_outbox {where}"), params)
+        return n
 
     def purge(self, queue: str, ids: Sequence[int] | None = None) -> int:
         """Delete dead letters of ``queue`` (all, or those ``ids``); returns how many.  Live
