@@ -379,7 +379,9 @@ class Relay:
             await asyncio.to_thread(self.close)
 
     def start(self) -> Relay:
-        """Run in a daemon thread until :meth:`stop`."""
+        """Run in a daemon thread until :meth:`stop` (a sync handler; see :meth:`run_async`)."""
+        if self._is_async:
+            raise ConfigError("handler", self.handler, "is async: use run_once_async or run_async")
         self._stop.clear()
         self._thread = threading.Thread(target=self.run, name=f"relay:{self.queue}", daemon=True)
         self._thread.start()
