@@ -331,25 +331,6 @@ def plain():
 
 def keyed():
     return IdempotencyMiddleware(orders, SQLiteIdempotencyStore(os.environ["BENCH_IDEM_DB"]))
-
-class _Memory:
-    # A dict as the store: what the middleware costs apart from SQLite's writes.
-    def __init__(self):
-        from buttress.integrations.idempotency_stores import Begun
-        self.keys, self.Begun = {}, Begun
-    async def begin(self, key, fingerprint, token, *, now, ttl, lock):
-        if key in self.keys:
-            return self.Begun("running")
-        self.keys[key] = None
-        return self.Begun("new")
-    async def complete(self, key, token, response, *, now, ttl):
-        self.keys[key] = response
-        return True
-    async def release(self, key, token):
-        self.keys.pop(key, None)
-
-def memory():
-    return IdempotencyMiddleware(orders, _Memory())
 """
 
 
@@ -371,7 +352,7 @@ def middleware_group(workdir: Path, quick: bool) -> list[Row]:
     }
     servers, urls = [], {}
     try:
-        for name in ("plain", "keyed", "memory"):
+        for name in ("plain", "keyed"):
             port = _free_port()
             servers.append(
                 subprocess.Popen(
@@ -409,12 +390,7 @@ def middleware_group(workdir: Path, quick: bool) -> list[Row]:
             return go
 
         med = _rounds(
-            {
-                "plain": timed(urls["plain"], False),
-                "keyed": timed(urls["keyed"], True),
-                "memory": timed(urls["memory"], True),
-            },
-            rounds,
+            {"plain": timed(urls["plain"], False), "keyed": timed(urls["keyed"], True)}, rounds
         )
         client.close()
     finally:
@@ -429,12 +405,6 @@ def middleware_group(workdir: Path, quick: bool) -> list[Row]:
             "POST to uvicorn, IdempotencyMiddleware (SQLite store), new key each",
             med["keyed"],
             note=f"+{added:.0%} (target <= 10%: {'met' if added <= 0.10 else 'NOT met'})",
-        ),
-        _row(
-            "outbox-middleware",
-            "POST to uvicorn, IdempotencyMiddleware on a dict (its logic without the store)",
-            med["memory"],
-            note=f"+{med['memory'] / med['plain'] - 1:.0%}",
         ),
     ]
 
