@@ -33,6 +33,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "supervise": ("buttress.supervise.cli:supervise", "run supervision trees, show status, export"),
     "incident": ("buttress.incident.cli:incident", "receive alerts; ack, mitigate, resolve"),
     "report": ("buttress.incident.cli:report", "SLOs, incidents, MTTx over a period vs the last"),
+    "outbox": ("buttress.outbox.cli:outbox", "transactional outbox: status, dead letters, requeue"),
 }
 
 

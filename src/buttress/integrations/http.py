@@ -40,7 +40,14 @@ budget):
   DELETE TRACE``; ``retry_methods`` changes the set);
 * a ``Retry-After`` (seconds or an HTTP date) replaces the backoff's delay; one longer than
   ``max_retry_after`` (30 s) is not waited for: the response is returned;
-* a request whose body cannot be replayed (a generator) is never retried.
+* a request whose body cannot be replayed (a generator) is never retried;
+* a ``POST`` or ``PATCH`` that carries an ``Idempotency-Key`` (the IETF draft's header, see
+  :mod:`buttress.integrations.idempotency`) is retried like an idempotent request: every retry and
+  every hedge sends the same key, so a server that honours keys runs it at most once.  The key is
+  the caller's own, or, with ``idempotency_keys=True`` (for servers known to honour keys), one the
+  transport makes (a random UUID) once per logical request.  A 409 answer to a keyed request (the
+  server is still running an earlier copy) is a failure to retry after its ``Retry-After``, or,
+  under a hedge, to wait out while the other copy finishes.
 
 When the retries run out on a 5xx/429 the last response is returned, as plain httpx would return
 it; errors are raised.  A retry goes to an endpoint this request has not tried yet when there is
@@ -68,6 +75,7 @@ from __future__ import annotations
 
 import contextvars
 import email.utils
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -90,7 +98,9 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 __all__ = [
     "DEADLINE_HEADER",
     "DEFAULT_FAILURE_STATUSES",
+    "IDEMPOTENCY_HEADER",
     "IDEMPOTENT_METHODS",
+    "KEYED_METHODS",
     "AsyncResilientTransport",
     "HTTPStatusFailure",
     "ResilientTransport",
@@ -98,6 +108,10 @@ __all__ = [
 ]
 
 DEADLINE_HEADER = "X-Buttress-Deadline-Ms"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+KEYED_METHODS = frozenset({"POST", "PATCH"})
+_KEYED = "keyed"
+"""What :data:`_METHOD` holds for a request carrying an idempotency key: retried as idempotent."""
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 DEFAULT_FAILURE_STATUSES = frozenset({429, *range(500, 600)})
 _GATEWAY = frozenset({502, 503, 504})
@@ -235,6 +249,7 @@ class _Shared(Generic[_T]):
         deadline_header: str | None = DEADLINE_HEADER,
         health_check: HealthCheck | None = None,
         preserve_host: bool = False,
+        idempotency_keys: bool = False,
         transport: _T | None = None,
         clock: Clock = SYSTEM_CLOCK,
         name: str = "http",
@@ -266,6 +281,8 @@ class _Shared(Generic[_T]):
             not isinstance(deadline_header, str) or not deadline_header.strip()
         ):
             raise ConfigError("deadline_header", deadline_header, "must be a header name or None")
+        if not isinstance(idempotency_keys, bool):
+            raise ConfigError("idempotency_keys", idempotency_keys, "must be True or False")
         if not isinstance(preserve_host, bool):
             raise ConfigError("preserve_host", preserve_host, "must be True or False")
         extra = list(policies)
@@ -278,6 +295,9 @@ class _Shared(Generic[_T]):
                 )
         self.pool = pool
         self.retry_methods = methods
+        self.idempotency_keys = idempotency_keys
+        self._keyed_methods = KEYED_METHODS - methods  # those retried anyway need no key
+        self._retryable = methods | {_KEYED}
         self.failure_statuses = statuses
         self.max_retry_after = float(max_retry_after)
         self.deadline_header = deadline_header.strip() if deadline_header else None
@@ -312,7 +332,7 @@ class _Shared(Generic[_T]):
         if not method:
             return False
         if isinstance(exc, HTTPStatusFailure):
-            if method not in self.retry_methods:
+            if method not in self._retryable:
                 return False
             ra = exc.retry_after
             if ra is None:
@@ -321,7 +341,7 @@ class _Shared(Generic[_T]):
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
             return True  # nothing was sent: safe for every method
         if isinstance(exc, httpx.TransportError | TimeoutError):
-            return method in self.retry_methods
+            return method in self._retryable
         return False
 
     def _prepare(self, request: httpx.Request, endpoint: Endpoint) -> httpx.Request:
@@ -372,7 +392,15 @@ class _Shared(Generic[_T]):
     def _begin(self, request: httpx.Request) -> contextvars.Token[str]:
         """Start a request: its method, for :meth:`_retry_if` ("" when the body cannot be replayed).
         The caller resets the token when the request is over."""
-        return _METHOD.set(request.method if self._replayable(request) else "")
+        method = request.method if self._replayable(request) else ""
+        if method in self._keyed_methods:
+            headers = request.headers
+            if IDEMPOTENCY_HEADER in headers:
+                method = _KEYED
+            elif self.idempotency_keys:  # one key for every attempt and hedge of this request
+                headers[IDEMPOTENCY_HEADER] = f'"{uuid.uuid4()}"'
+                method = _KEYED
+        return _METHOD.set(method)
 
     def _checks_to_start(self) -> HealthCheckDriver | None:
         """The health-check driver if it is still to be started (once: the caller starts it)."""
@@ -410,7 +438,7 @@ class _Shared(Generic[_T]):
         else keeps the endpoint in flight until the response's body is closed."""
         status = response.status_code
         pool = self.pool
-        if status in self.failure_statuses:
+        if status in self.failure_statuses or (status == 409 and _METHOD.get() is _KEYED):
             pool.release(endpoint, _outcome(status))
             raise self._failure(response, endpoint)
         if status >= 500:
@@ -488,6 +516,9 @@ class ResilientTransport(_Shared[httpx.BaseTransport], httpx.BaseTransport):
     :param health_check: active health checking; a thread probes the endpoints from the first
         request (or :meth:`start_health_checks`) until :meth:`close`.
     :param preserve_host: keep the request's ``Host`` header instead of the endpoint's.
+    :param idempotency_keys: give every ``POST`` and ``PATCH`` without an ``Idempotency-Key`` one
+        (the same for all its retries and hedges), making it retryable (default ``False``: only
+        requests that carry a key are).
     :param transport: the transport that sends (default a fresh :class:`httpx.HTTPTransport`).
     :param clock: where time is read.
     :param name: the pipeline's and the pool's name (default ``"http"``).
@@ -519,7 +550,9 @@ class ResilientTransport(_Shared[httpx.BaseTransport], httpx.BaseTransport):
         endpoint, outgoing = self._pick(request, tried)
         try:
             response = self.transport.handle_request(outgoing)
-            if response.status_code in self.failure_statuses:
+            status = response.status_code
+            # A 409 to a keyed request: the server still runs an earlier copy (see _settle).
+            if status in self.failure_statuses or (status == 409 and _METHOD.get() is _KEYED):
                 try:
                     response.read()
                 finally:
@@ -567,7 +600,9 @@ class AsyncResilientTransport(_Shared[httpx.AsyncBaseTransport], httpx.AsyncBase
         endpoint, outgoing = self._pick(request, tried)
         try:
             response = await self.transport.handle_async_request(outgoing)
-            if response.status_code in self.failure_statuses:
+            status = response.status_code
+            # A 409 to a keyed request: the server still runs an earlier copy (see _settle).
+            if status in self.failure_statuses or (status == 409 and _METHOD.get() is _KEYED):
                 try:
                     await response.aread()
                 finally:

@@ -1,0 +1,516 @@
+"""Durable work: what the outbox and the idempotency middleware cost (issue 18's figures).
+
+Groups:
+
+* ``outbox-enqueue``: microseconds per business transaction on a SQLite file (WAL,
+  ``synchronous = NORMAL``: what :func:`buttress.sqlite.connect` sets).  Baseline: ``BEGIN
+  IMMEDIATE; INSERT order; COMMIT``.  Row: the same transaction with
+  :meth:`SQLiteOutbox.enqueue` inside it (target: at most 20% more).  For reference, the queues
+  that cannot join the application's transaction, each as a second commit after it:
+  persist-queue's ``SQLiteAckQueue.put`` and litequeue's ``put`` (two commits, and a crash between
+  them loses or invents a message).
+* ``outbox-relay``: messages per second through a SQLite queue, enqueue to delivered-and-removed,
+  batches of 100.  Baseline: raw batched ``INSERT`` of the rows, then ``SELECT`` + ``DELETE`` of 100
+  at a time (the least any SQLite queue must do).  Rows: a :class:`Relay` with a no-op handler, no
+  keys and 100 keys (target: at least half the baseline); persist-queue's ack queue (``get`` +
+  ``ack``) and litequeue (``get`` + ``done``) for reference (they commit once per message, so
+  they run on 1/25 of the rows).
+* ``outbox-middleware``: microseconds per ``POST`` from an httpx client to a local uvicorn
+  (a separate process).  Baseline: the app alone; row: behind :class:`IdempotencyMiddleware` with
+  the SQLite store, a new key per request (target: at most 10% more).
+
+**Method.**  Contenders of a group run in interleaved rounds (rotated order), and each figure is the
+median round, so load from elsewhere on the machine hits every contender alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from buttress.outbox import Relay, SQLiteOutbox
+
+Row = dict[str, Any]
+HERE = Path(__file__).resolve().parent
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def _rounds(contenders: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """Median over ``rounds`` of each contender's figure, order rotated round to round."""
+    names = list(contenders)
+    got: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names[r % len(names) :] + names[: r % len(names)]:
+            got[n].append(contenders[n]())
+    return {n: statistics.median(v) for n, v in got.items()}
+
+
+# -- enqueue inside a transaction ------------------------------------------------------------------
+
+
+def enqueue_group(workdir: Path, quick: bool) -> list[Row]:
+    n, rounds = (200, 9) if quick else (1000, 21)
+    conn = _connect(workdir / "app.db")
+    conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, sku TEXT, qty INTEGER)")
+    conn.execute(
+        "CREATE TABLE orders2 (id INTEGER PRIMARY KEY, customer TEXT, sku TEXT, qty INTEGER)"
+    )
+    conn.execute("CREATE INDEX orders2_customer ON orders2 (customer)")
+    conn.execute("CREATE TABLE stock (sku TEXT PRIMARY KEY, qty INTEGER)")
+    conn.executemany("INSERT INTO stock VALUES (?, ?)", [(f"sku-{i}", 10**9) for i in range(1000)])
+    outbox = SQLiteOutbox(workdir / "app.db", queues=["reserve"])
+    payload = {"order": 0, "sku": "sku-7", "qty": 2}
+
+    def minimal(i: int) -> None:
+        conn.execute("INSERT INTO orders (sku, qty) VALUES (?, ?)", ("sku-7", i))
+
+    def business(i: int) -> None:
+        # An order with an index on its customer, and the stock row it takes from.
+        sku = f"sku-{(i * 7919) % 1000}"
+        conn.execute(
+            "INSERT INTO orders2 (customer, sku, qty) VALUES (?, ?, 1)", (f"c{i * 31 % 5000}", sku)
+        )
+        conn.execute("UPDATE stock SET qty = qty - 1 WHERE sku = ?", (sku,))
+
+    def timed(write: Callable[[int], None], enqueue: bool) -> Callable[[], float]:
+        def go() -> float:
+            t0 = time.perf_counter()
+            for i in range(n):
+                conn.execute("BEGIN IMMEDIATE")
+                write(i)
+                if enqueue:
+                    outbox.enqueue(conn, "reserve", payload, key="sku-7")
+                conn.execute("COMMIT")
+            return (time.perf_counter() - t0) / n * 1e6
+
+        return go
+
+    contenders: dict[str, Callable[[], float]] = {
+        "plain": timed(minimal, False),
+        "outbox": timed(minimal, True),
+        "business": timed(business, False),
+        "business-outbox": timed(business, True),
+    }
+    contenders.update(_second_commit_queues(workdir, conn, n, payload))
+    med = _rounds(contenders, rounds)
+    overhead = med["outbox"] / med["plain"] - 1
+    overhead_b = med["business-outbox"] / med["business"] - 1
+    rows = [
+        _row("outbox-enqueue", "transaction: INSERT one row, COMMIT", med["plain"], baseline=True),
+        _row(
+            "outbox-enqueue",
+            "same transaction + SQLiteOutbox.enqueue",
+            med["outbox"],
+            note=f"+{overhead:.0%} (target <= 20%: {'met' if overhead <= 0.20 else 'NOT met'})",
+        ),
+        _row(
+            "outbox-enqueue",
+            "business transaction: INSERT order (1 index) + UPDATE stock, COMMIT",
+            med["business"],
+        ),
+        _row(
+            "outbox-enqueue",
+            "same business transaction + SQLiteOutbox.enqueue",
+            med["business-outbox"],
+            note=f"+{overhead_b:.0%} over the business transaction "
+            f"(target <= 20%: {'met' if overhead_b <= 0.20 else 'NOT met'})",
+        ),
+    ]
+    for name in ("persist-queue", "litequeue"):
+        if name in med:
+            rows.append(
+                _row(
+                    "outbox-enqueue",
+                    f"transaction, then {name} put (a second commit, not atomic)",
+                    med[name],
+                )
+            )
+    outbox.close()
+    conn.close()
+    return rows
+
+
+def _second_commit_queues(
+    workdir: Path, conn: sqlite3.Connection, n: int, payload: Any
+) -> dict[str, Callable[[], float]]:
+    out: dict[str, Callable[[], float]] = {}
+    try:
+        import persistqueue
+
+        pq = persistqueue.SQLiteAckQueue(str(workdir / "pq"), multithreading=True, auto_commit=True)
+
+        def with_pq() -> float:
+            t0 = time.perf_counter()
+            for i in range(n):
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("INSERT INTO orders (sku, qty) VALUES (?, ?)", ("sku-7", i))
+                conn.execute("COMMIT")
+                pq.put(payload)
+            return (time.perf_counter() - t0) / n * 1e6
+
+        out["persist-queue"] = with_pq
+    except ImportError:
+        pass
+    try:
+        from litequeue import LiteQueue
+
+        lq = LiteQueue(str(workdir / "lq.db"))
+        body = json.dumps(payload)
+
+        def with_lq() -> float:
+            t0 = time.perf_counter()
+            for i in range(n):
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("INSERT INTO orders (sku, qty) VALUES (?, ?)", ("sku-7", i))
+                conn.execute("COMMIT")
+                lq.put(body)
+            return (time.perf_counter() - t0) / n * 1e6
+
+        out["litequeue"] = with_lq
+    except ImportError:
+        pass
+    return out
+
+
+# -- relay throughput ---------------------------------------------------------------------------
+
+
+def relay_group(workdir: Path, quick: bool) -> list[Row]:
+    n, rounds = (1000, 5) if quick else (5000, 9)
+    payload = {"order": 1, "sku": "sku-7"}
+    raw = _connect(workdir / "raw.db")
+    raw.execute("CREATE TABLE q (id INTEGER PRIMARY KEY, payload TEXT)")
+
+    def raw_batched() -> float:
+        t0 = time.perf_counter()
+        raw.execute("BEGIN IMMEDIATE")
+        raw.executemany("INSERT INTO q (payload) VALUES (?)", [(json.dumps(payload),)] * n)
+        raw.execute("COMMIT")
+        while True:
+            raw.execute("BEGIN IMMEDIATE")
+            ids = [r[0] for r in raw.execute("SELECT id, payload FROM q ORDER BY id LIMIT 100")]
+            raw.executemany("DELETE FROM q WHERE id = ?", [(i,) for i in ids])
+            raw.execute("COMMIT")
+            if not ids:
+                return n / (time.perf_counter() - t0)
+
+    outbox = SQLiteOutbox(workdir / "relay.db", queues=["q"])
+    producer = _connect(workdir / "relay.db")
+    relay = Relay(outbox, "q", lambda m: None, batch=100, heartbeat=5, lease=30)
+
+    def relayed(keys: int) -> Callable[[], float]:
+        def go() -> float:
+            t0 = time.perf_counter()
+            producer.execute("BEGIN IMMEDIATE")
+            if keys:
+                per_key = n // keys
+                for k in range(keys):
+                    outbox.enqueue_many(producer, "q", [payload] * per_key, key=f"k{k}")
+            else:
+                outbox.enqueue_many(producer, "q", [payload] * n)
+            producer.execute("COMMIT")
+            while relay.run_once():
+                pass
+            return n / (time.perf_counter() - t0)
+
+        return go
+
+    contenders: dict[str, Callable[[], float]] = {
+        "raw": raw_batched,
+        "relay": relayed(0),
+        "relay-keys": relayed(100),
+    }
+    # The reference queues commit once per message: a smaller run gives the same rate.
+    contenders.update(_reference_queues(workdir, max(100, n // 25), payload))
+    med = _rounds(contenders, rounds)
+    share = med["relay"] / med["raw"]
+    share_keys = med["relay-keys"] / med["raw"]
+    rows = [
+        _row(
+            "outbox-relay", "raw batched INSERT + SELECT/DELETE by 100", med["raw"], "msg/s", True
+        ),
+        _row(
+            "outbox-relay",
+            "enqueue_many + Relay (no keys, batch 100)",
+            med["relay"],
+            "msg/s",
+            note=f"{share:.0%} of raw (target >= 50%: {'met' if share >= 0.5 else 'NOT met'})",
+        ),
+        _row(
+            "outbox-relay",
+            "enqueue_many + Relay (100 ordering keys, batch 100)",
+            med["relay-keys"],
+            "msg/s",
+            note=f"{share_keys:.0%} of raw",
+        ),
+    ]
+    for name, label in (
+        ("persist-queue", "persist-queue SQLiteAckQueue put, get + ack"),
+        ("litequeue", "litequeue put, get + done"),
+    ):
+        if name in med:
+            rows.append(_row("outbox-relay", label, med[name], "msg/s"))
+    return rows
+
+
+def _reference_queues(workdir: Path, n: int, payload: Any) -> dict[str, Callable[[], float]]:
+    out: dict[str, Callable[[], float]] = {}
+    try:
+        import persistqueue
+
+        pq = persistqueue.SQLiteAckQueue(str(workdir / "pq2"), multithreading=True)
+
+        def pq_go() -> float:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                pq.put(payload)
+            for _ in range(n):
+                pq.ack(pq.get(block=False))
+            return n / (time.perf_counter() - t0)
+
+        out["persist-queue"] = pq_go
+    except ImportError:
+        pass
+    try:
+        from litequeue import LiteQueue
+
+        lq = LiteQueue(str(workdir / "lq2.db"))
+        body = json.dumps(payload)
+
+        def lq_go() -> float:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                lq.put(body)
+            for _ in range(n):
+                lq.done(lq.pop().message_id)
+            lq.prune()
+            return n / (time.perf_counter() - t0)
+
+        out["litequeue"] = lq_go
+    except ImportError:
+        pass
+    return out
+
+
+# -- the middleware on a local uvicorn ------------------------------------------------------------
+
+_APP = """
+import os, sys
+from buttress.integrations.idempotency import IdempotencyMiddleware
+from buttress.integrations.idempotency_stores import SQLiteIdempotencyStore
+
+async def orders(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 201,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"order": 1}'})
+
+def plain():
+    return orders
+
+def keyed():
+    return IdempotencyMiddleware(orders, SQLiteIdempotencyStore(os.environ["BENCH_IDEM_DB"]))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def middleware_group(workdir: Path, quick: bool) -> list[Row]:
+    import httpx
+
+    n, rounds = (200, 7) if quick else (500, 15)
+    (workdir / "bench_idem_app.py").write_text(_APP)
+    env = {
+        **os.environ,
+        "BENCH_IDEM_DB": str(workdir / "idem.db"),
+        "PYTHONPATH": os.pathsep.join([str(workdir), *sys.path]),
+    }
+    servers, urls = [], {}
+    try:
+        for name in ("plain", "keyed"):
+            port = _free_port()
+            servers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "--factory",
+                        f"bench_idem_app:{name}",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--log-level",
+                        "warning",
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            urls[name] = f"http://127.0.0.1:{port}"
+        client = httpx.Client(timeout=10)
+        for url in urls.values():
+            _wait(client, url)
+
+        def timed(url: str, keyed: bool) -> Callable[[], float]:
+            def go() -> float:
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    h = {"Idempotency-Key": f'"{uuid.uuid4()}"'} if keyed else {}
+                    client.post(url + "/orders", content=b'{"sku": "a"}', headers=h)
+                return (time.perf_counter() - t0) / n * 1e6
+
+            return go
+
+        med = _rounds(
+            {"plain": timed(urls["plain"], False), "keyed": timed(urls["keyed"], True)}, rounds
+        )
+        client.close()
+    finally:
+        for s in servers:
+            s.terminate()
+            s.wait(10)
+    added = med["keyed"] / med["plain"] - 1
+    return [
+        _row("outbox-middleware", "POST to uvicorn, app alone", med["plain"], baseline=True),
+        _row(
+            "outbox-middleware",
+            "POST to uvicorn, IdempotencyMiddleware (SQLite store), new key each",
+            med["keyed"],
+            note=f"+{added:.0%} (target <= 10%: {'met' if added <= 0.10 else 'NOT met'})",
+        ),
+    ]
+
+
+def in_process_group(workdir: Path, quick: bool) -> list[Row]:
+    """The middleware's own cost per request, called as an ASGI app with no network: steadier than
+    the end-to-end figures on a shared machine."""
+    import asyncio
+
+    from buttress.integrations.idempotency import IdempotencyMiddleware
+    from buttress.integrations.idempotency_stores import SQLiteIdempotencyStore
+
+    n, rounds = (500, 7) if quick else (2000, 15)
+
+    async def orders(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b'{"order": 1}'})
+
+    keyed = IdempotencyMiddleware(orders, SQLiteIdempotencyStore(workdir / "inproc.db"))
+
+    async def received() -> dict[str, Any]:
+        return {"type": "http.request", "body": b'{"sku": "a"}', "more_body": False}
+
+    async def sent(message: Any) -> None:
+        return None
+
+    def timed(app: Any) -> Callable[[], float]:
+        async def go() -> float:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                key = f'"{uuid.uuid4()}"'.encode()
+                scope = {
+                    "type": "http",
+                    "method": "POST",
+                    "path": "/orders",
+                    "raw_path": b"/orders",
+                    "query_string": b"",
+                    "headers": [(b"idempotency-key", key)],
+                }
+                await app(scope, received, sent)
+            return (time.perf_counter() - t0) / n * 1e6
+
+        return lambda: asyncio.run(go())
+
+    med = _rounds({"plain": timed(orders), "keyed": timed(keyed)}, rounds)
+    return [
+        _row(
+            "outbox-middleware-asgi",
+            "ASGI call, app alone (no network)",
+            med["plain"],
+            baseline=True,
+        ),
+        _row(
+            "outbox-middleware-asgi",
+            "ASGI call, IdempotencyMiddleware (SQLite store), new key each",
+            med["keyed"],
+            note=f"adds {med['keyed'] - med['plain']:.0f} us per request",
+        ),
+    ]
+
+
+def _wait(client: Any, url: str) -> None:
+    end = time.monotonic() + 20
+    while True:
+        try:
+            client.get(url)
+            return
+        except Exception:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.05)
+
+
+def _row(
+    group: str, name: str, value: float, unit: str = "us", baseline: bool = False, note: str = ""
+) -> Row:
+    row: Row = {
+        "group": group,
+        "name": name,
+        "value": value,
+        "unit": unit,
+        "baseline": baseline,
+        "lower_is_better": unit != "msg/s",
+    }
+    if note:
+        row["note"] = note
+    return row
+
+
+def run(quick: bool = False) -> list[Row]:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-outbox-"))
+    try:
+        return [
+            *enqueue_group(workdir, quick),
+            *relay_group(workdir, quick),
+            *middleware_group(workdir, quick),
+            *in_process_group(workdir, quick),
+        ]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    for row in run(quick="--quick" in sys.argv):
+        print(
+            f"{row['group']:18} {row['name']:70} {row['value']:>12,.1f} {row['unit']:6} "
+            f"{row.get('note', '')}"
+        )

@@ -1,0 +1,144 @@
+"""Four uvicorn processes share one real Redis through RedisIdempotencyStore: duplicates of one
+key sent to all four at once run once in the whole fleet; every other copy is a 409 or the replay
+of that one response."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from .conftest import free_port
+from .idem_app import runs
+
+HERE = Path(__file__).resolve().parent
+
+
+def _serve(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "idem_app:redis_app",
+        "--app-dir",
+        str(HERE),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_up(urls: list[str]) -> None:
+    end = time.monotonic() + 20
+    for url in urls:
+        while True:
+            try:
+                httpx.get(url + "/health", timeout=0.5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < end, f"{url} did not start"
+                time.sleep(0.05)
+
+
+def test_four_replicas_share_keys_through_redis(redis_url: str, tmp_path: Path) -> None:
+    exec_db = str(tmp_path / "runs.db")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "IDEM_REDIS": redis_url,
+        "IDEM_EXEC_DB": exec_db,
+    }
+    ports = [free_port() for _ in range(4)]
+    servers = [_serve(p, env) for p in ports]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    try:
+        _wait_up(urls)
+
+        async def fleet() -> dict[str, list[httpx.Response]]:
+            async with httpx.AsyncClient(timeout=10) as client:
+
+                async def one_key(k: int) -> list[httpx.Response]:
+                    h = {"Idempotency-Key": f'"order-{k}"'}
+                    sends = [
+                        client.post(f"{u}/orders?sleep=0.2", json={"k": k}, headers=h) for u in urls
+                    ]
+                    return list(await asyncio.gather(*sends))
+
+                results = await asyncio.gather(*(one_key(k) for k in range(12)))
+                return {f"order-{k}": r for k, r in enumerate(results)}
+
+        answers = asyncio.run(fleet())
+        for url in urls:  # after the races, every replica replays every key
+            r = httpx.post(
+                f"{url}/orders?sleep=0.2", json={"k": 0}, headers={"Idempotency-Key": '"order-0"'}
+            )
+            assert "true" == r.headers["idempotent-replayed"]
+    finally:
+        for s in servers:
+            s.terminate()
+        for s in servers:
+            s.wait(10)
+            if s.stderr is not None:
+                s.stderr.close()
+
+    executed = runs(exec_db)
+    assert sorted(f'"order-{k}"' for k in range(12)) == sorted(k for k, _, _ in executed)
+    assert len({pid for _, _, pid in executed}) > 1  # the work was spread over the replicas
+    for key, responses in answers.items():
+        fresh = [
+            r for r in responses if r.status_code == 201 and "idempotent-replayed" not in r.headers
+        ]
+        assert 1 == len(fresh), key
+        for r in responses:
+            assert r.status_code == 409 or r.content == fresh[0].content, key
+
+
+def test_the_redis_store_s_states_and_fences(redis_url: str) -> None:
+    import redis.asyncio
+
+    from buttress.integrations.idempotency_stores import RedisIdempotencyStore, StoredResponse
+
+    async def scenario() -> list[object]:
+        client = redis.asyncio.Redis.from_url(redis_url)
+        store = RedisIdempotencyStore(client, prefix=f"t{os.getpid()}:{time.time_ns()}:")
+        r = StoredResponse(201, [(b"x-a", b"1")], b"body")
+        seen: list[object] = [
+            (await store.begin("k", "fp", "t1", now=0, ttl=100, lock=10)).state,
+            (await store.begin("k", "fp", "t2", now=5, ttl=100, lock=10)).state,  # running
+            (await store.begin("k", "other", "t2", now=5, ttl=100, lock=10)).state,  # mismatch
+            (await store.begin("k", "fp", "t3", now=11, ttl=100, lock=10)).state,  # taken over
+            await store.complete("k", "t1", r, now=12, ttl=100),  # the old run: fenced
+            await store.complete("k", "t3", r, now=12, ttl=100),
+        ]
+        done = await store.begin("k", "fp", "t4", now=13, ttl=100, lock=10)
+        seen += [done.state, done.response]
+        await store.begin("gone", "fp", "t5", now=0, ttl=100, lock=10)
+        await store.release("gone", "wrong-token")  # not ours: nothing happens
+        seen.append((await store.begin("gone", "fp", "t6", now=1, ttl=100, lock=10)).state)
+        await store.release("gone", "t5")
+        seen.append((await store.begin("gone", "fp", "t7", now=2, ttl=100, lock=10)).state)
+        await client.aclose()
+        return seen
+
+    assert [
+        "new",
+        "running",
+        "mismatch",
+        "new",
+        False,
+        True,
+        "done",
+        StoredResponse(201, [(b"x-a", b"1")], b"body"),
+        "running",
+        "new",
+    ] == asyncio.run(scenario())
