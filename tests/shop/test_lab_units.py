@@ -140,3 +140,26 @@ def test_leaving_out_a_fault_the_plan_lacks_is_a_located_error(tmp_path: Path) -
     assert e.value.line == line
     assert "experiments.hypotheses.slos.checkout.except_during[0]" == e.value.field
     assert "no fault named 'db-crash'" in str(e.value) and "datastore-crash" in str(e.value)
+
+
+def test_effects_must_be_once_where_required_and_never_twice_anywhere() -> None:
+    from buttress.lab.system.figures import _effect, _exactly_once
+
+    acknowledged = {"a", "b", "c"}
+    once = _effect({"a": 1, "b": 1, "c": 1, "x": 3}, acknowledged)  # x: not acknowledged
+    assert (3, 0, 0) == (once["once"], once["missing_count"], once["duplicated_count"])
+    pending = _effect({"a": 1}, acknowledged)
+    assert (1, ["b", "c"]) == (pending["once"], pending["missing"])
+    twice = _effect({"a": 2, "b": 1, "c": 1}, acknowledged)
+    assert ["a"] == twice["duplicated"]
+    runs = {
+        "typical": {"effects": {"reserved": pending}},
+        "on": {"effects": {"reserved": once}},
+        "off": {"effects": {"reserved": twice}},
+    }
+    hyps = {h["mode"]: h for h in _exactly_once(["on"], runs)}
+    assert hyps["on"]["passed"] is True and "exactly once" in hyps["on"]["hypothesis"]
+    assert hyps["typical"]["passed"] is True  # never reserved is not twice: left unfinished
+    assert hyps["off"]["passed"] is False and "twice" in hyps["off"]["hypothesis"]
+    # Required where it is missing: fails.
+    assert _exactly_once(["typical"], runs)[0]["passed"] is False

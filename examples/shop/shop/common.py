@@ -116,9 +116,9 @@ def with_health(app: ASGIApp, registry: HealthRegistry) -> ASGIApp:
 
 
 class AttemptCounter:
-    """Counts every HTTP attempt the api sends to each dependency instance, per wall-clock second, so the
-    lab can tell how much load each protection puts on a failing dependency (retries included,
-    however deep in a transport they happen)."""
+    """Counts every HTTP attempt the api sends to each dependency instance, per wall-clock second,
+    so the lab can tell how much load each protection puts on a failing dependency (retries
+    included, however deep in a transport they happen)."""
 
     def __init__(self, upstreams: Mapping[str, list[str]]) -> None:
         # Per instance, named as the lab names them (payments-1, payments-2; a lone one by its

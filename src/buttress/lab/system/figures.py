@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,7 @@ def figures(
     duration: float,
     attempts: dict[str, dict[int, int]] | None = None,
     pending: set[str] | frozenset[str] = frozenset(),
+    effects: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, Any]:
     """Everything measured in one run; ``stores`` are the services' and the driver's SLI stores,
     ``attempts`` what the entry service sent to each dependency per unix second, ``pending`` the
@@ -106,7 +108,11 @@ def figures(
     unfinished = sorted(pending & {str(i) for i in check.acknowledged})
     if attempts is not None:
         add_amplification(lab, samples, faults, attempts, wall0=wall0)
+    acknowledged = {str(i) for i in check.acknowledged}
     return {
+        "effects": {
+            name: _effect(counts, acknowledged) for name, counts in (effects or {}).items()
+        },
         "pending": {"count": len(unfinished), "ids": unfinished[:20]},
         "attempts": None if attempts is None else attempt_totals(attempts, samples),
         "requests": requests,
@@ -118,6 +124,19 @@ def figures(
         "breaker_names": breaker_names,
         "driver": lag_stats(samples, timeout),
         "recovery": recovery(samples, faults, kinds, duration=duration, timeout=timeout),
+    }
+
+
+def _effect(counts: dict[str, int], acknowledged: set[str]) -> dict[str, Any]:
+    """How often each acknowledged order had one effect: missing (0), once, duplicated (2+)."""
+    missing = sorted(o for o in acknowledged if counts.get(o, 0) == 0)
+    twice = sorted(o for o in acknowledged if counts.get(o, 0) > 1)
+    return {
+        "once": sum(1 for o in acknowledged if counts.get(o, 0) == 1),
+        "missing_count": len(missing),
+        "missing": missing[:20],
+        "duplicated_count": len(twice),
+        "duplicated": twice[:20],
     }
 
 
@@ -412,8 +431,47 @@ def hypotheses(lab: LoadedLab, runs: dict[str, dict[str, Any]]) -> list[dict[str
                     "passed": h["valid"] is True and h["lost_count"] == 0,
                 }
             )
+    out.extend(_exactly_once(hyp.exactly_once, runs))
     if hyp.beats_typical:
         out.extend(beats_typical(runs))
+    return out
+
+
+def _exactly_once(required: Sequence[str], runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per run with effects: none twice; and, in the runs named, each exactly once."""
+    out = []
+    for mode, run in runs.items():
+        effects = run.get("effects") or {}
+        if not effects:
+            continue
+        names = " and ".join(effects)
+        twice = {n: e["duplicated_count"] for n, e in effects.items()}
+        missing = {n: e["missing_count"] for n, e in effects.items()}
+        observed = ", ".join(
+            f"{n}: {e['once']} once, {e['missing_count']} never, {e['duplicated_count']} twice+"
+            for n, e in effects.items()
+        )
+        if mode in required:
+            out.append(
+                {
+                    "hypothesis": f"every acknowledged order {names} exactly once with "
+                    f"{_with(mode)}",
+                    "mode": mode,
+                    "expected": "each exactly once",
+                    "observed": observed,
+                    "passed": not any(twice.values()) and not any(missing.values()),
+                }
+            )
+        else:
+            out.append(
+                {
+                    "hypothesis": f"no acknowledged order {names} twice with {_with(mode)}",
+                    "mode": mode,
+                    "expected": "at most once",
+                    "observed": observed,
+                    "passed": not any(twice.values()),
+                }
+            )
     return out
 
 

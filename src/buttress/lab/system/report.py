@@ -94,6 +94,16 @@ def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
         ("orders acknowledged", *(str(runs[m]["history"]["acknowledged_count"]) for m in modes))
     )
     out.append(("orders lost", *(str(runs[m]["history"]["lost_count"]) for m in modes)))
+    for name in runs[modes[0]].get("effects") or {}:
+        cells = []
+        for m in modes:
+            e = (runs[m].get("effects") or {}).get(name)
+            cells.append(
+                "-"
+                if e is None
+                else f"{e['once']} once, {e['missing_count']} never, {e['duplicated_count']} twice+"
+            )
+        out.append((f"acknowledged orders {name}", *cells))
     if all("pending" in runs[m] for m in modes):
         out.append(("orders left unfinished", *(str(runs[m]["pending"]["count"]) for m in modes)))
     out.extend(_load_rows(runs, modes))

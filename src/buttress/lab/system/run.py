@@ -312,6 +312,7 @@ class _Run:
                 a.applied_at, a.removed_at = a.planned
         self._final_read(history)
         attempts = self._attempts_read()
+        effects = self._effects_read()
         history.dump(self.dir / "history.jsonl")
         with _no_interrupts():
             self.result["cleanup"] = plan.cleanup()
@@ -333,6 +334,7 @@ class _Run:
                 duration=duration,
                 attempts=attempts,
                 pending=pending,
+                effects=effects,
             )
         )
 
@@ -348,6 +350,16 @@ class _Run:
             history.final_read(answer[fr.field])
         if fr.pending_field is not None:
             self.result["pending_ids"] = [str(i) for i in answer.get(fr.pending_field) or []]
+
+    def _effects_read(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        with httpx.Client(timeout=10.0) as c:
+            for effect in self.lab.experiments.load.effects:
+                port = self.ports[self.instances[effect.service][0]]
+                r = c.get(f"http://127.0.0.1:{port}{effect.path}")
+                r.raise_for_status()
+                out[effect.name] = {str(k): int(v) for k, v in r.json()[effect.field].items()}
+        return out
 
     def _attempts_read(self) -> dict[str, dict[int, int]] | None:
         ar = self.lab.experiments.load.attempts_read

@@ -50,6 +50,7 @@ __all__ = [
     "MODES",
     "MODE_NAMES",
     "AttemptsReadSpec",
+    "EffectReadSpec",
     "ExperimentsSpec",
     "FaultSpec",
     "FinalReadSpec",
@@ -149,6 +150,17 @@ class FinalReadSpec(_Strict):
     )
 
 
+class EffectReadSpec(_Strict):
+    """An effect of each order, read back once the run is over for the exactly-once check:
+    ``GET <service><path>`` answering ``{<field>: {order id: times applied}}`` (for a service of
+    several instances, the first one's answer: they share what they applied)."""
+
+    name: str = Field(description="What the effect is called in the report (charged, reserved).")
+    service: str
+    path: str = "/lab/effects"
+    field: str = "counts"
+
+
 class AttemptsReadSpec(_Strict):
     """Where the entry service reports every attempt it sent to each dependency, read once the
     run is over: ``GET <service><path>`` answering ``{dependency: {unix second: attempts}}``.
@@ -175,6 +187,10 @@ class LoadSpec(_Strict):
     )
     attempts_read: AttemptsReadSpec | None = Field(
         default=None, description="Where the attempts sent to each dependency are read back."
+    )
+    effects: list[EffectReadSpec] = Field(
+        default_factory=list,
+        description="Effects every acknowledged order must have had once (reserved, charged).",
     )
 
     @model_validator(mode="after")
@@ -248,6 +264,11 @@ class HypothesesSpec(_Strict):
     nothing_lost: bool = Field(
         default=True, description="No acknowledged order may be missing from the final read."
     )
+    exactly_once: list[Literal["off", "typical", "on"]] = Field(
+        default_factory=list,
+        description="Runs in which every acknowledged order must have each of load.effects "
+        "exactly once; in every run, none may have one twice.",
+    )
     beats_typical: bool = Field(
         default=False,
         description="With the typical run: Buttress spends less of each SLO's budget than typical "
@@ -293,6 +314,15 @@ class ExperimentsSpec(_Strict):
         ar = self.load.attempts_read
         if ar is not None and ar.service not in services:
             raise located(("load", "attempts_read", "service"), f"unknown service {ar.service!r}")
+        for i, effect in enumerate(self.load.effects):
+            if effect.service not in services:
+                raise located(
+                    ("load", "effects", i, "service"), f"unknown service {effect.service!r}"
+                )
+        if self.hypotheses.exactly_once and not self.load.effects:
+            raise located(
+                ("hypotheses", "exactly_once"), "needs load.effects: the effects to count"
+            )
         if (
             any(r.order for r in self.load.requests.values())
             and fr is None
