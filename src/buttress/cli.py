@@ -29,6 +29,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "proxy": ("buttress.chaos.cli:proxy", "serve the TCP/HTTP fault proxy (toxiproxy API)"),
     "dashboard": ("buttress.dashboard.cli:dashboard", "serve the live web UI for a store"),
     "health": ("buttress.health.cli:health", "probe a health endpoint (exit 0 on pass/warn)"),
+    "dr": ("buttress.dr.cli:dr", "backups verified by restore, restores, drills measuring RTO/RPO"),
 }
 
 

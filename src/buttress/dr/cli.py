@@ -1,0 +1,235 @@
+"""``buttress dr``: backup, verify, restore, list, prune, drill.
+
+Exit status: 0 on success, 1 when a verification or a drill fails its checks or objectives,
+2 for bad input (a missing or unwritable target, a restore over a live database without
+``--force``, an unknown disruption type), printed as one line naming the parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from buttress.errors import ConfigError
+
+from .catalog import Retention, list_backups, prune
+from .manifest import SENTINEL_TABLE, BackupInfo, load_backup
+
+__all__ = ["dr"]
+
+EXIT_FAILED = 1
+
+
+def _duration(parameter: str, value: str | None) -> float | None:
+    if value is None:
+        return None
+    from buttress.spec.types import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise ConfigError(parameter, value, str(e)) from None
+
+
+def _row(b: BackupInfo) -> dict[str, object]:
+    m = b.manifest
+    return {
+        "id": m.id,
+        "database": m.database,
+        "engine": m.engine,
+        "finished_at": m.finished_at,
+        "duration": round(m.duration, 3),
+        "size": m.size,
+        "rows": sum(t.rows for t in m.tables.values()),
+        "sentinel": None if m.sentinel is None else m.sentinel.seq,
+        "status": b.status,
+        "problems": [] if b.verified is None else list(b.verified.problems),
+    }
+
+
+@click.group()
+def dr() -> None:
+    """Backups verified by restoring them, restores, retention, and drills that measure RTO/RPO."""
+
+
+@dr.command()
+@click.argument("database", type=click.Path(dir_okay=False))
+@click.option("--to", "target", required=True, help="The backup directory (must exist).")
+@click.option("--name", default=None, help="The database's name in the catalog (default: stem).")
+@click.option("--sentinel-table", default=SENTINEL_TABLE, show_default=True)
+@click.option("--verify", "then_verify", is_flag=True, help="Verify the new backup at once.")
+@click.pass_context
+def backup(
+    ctx: click.Context,
+    *,
+    database: str,
+    target: str,
+    name: str | None,
+    sentinel_table: str,
+    then_verify: bool,
+) -> None:
+    """Back up the SQLite file DATABASE online (safe while it takes writes)."""
+    from . import sqlite
+
+    info = sqlite.backup(database, target, name=name, sentinel_table=sentinel_table)
+    m = info.manifest
+    click.echo(
+        f"backup {m.id}: {m.size} bytes, {len(m.tables)} tables in {m.duration:.3f} s "
+        f"(sentinel {m.sentinel.seq if m.sentinel else 'none'}) [unverified]"
+    )
+    if then_verify:
+        outcome = sqlite.verify(info.path)
+        click.echo(f"verify {m.id}: {'ok' if outcome.ok else 'FAILED'}")
+        for p in outcome.problems:
+            click.echo(f"  {p}")
+        if not outcome.ok:
+            ctx.exit(EXIT_FAILED)
+
+
+@dr.command()
+@click.argument("target", type=click.Path(file_okay=False))
+@click.argument("backups", nargs=-1)
+@click.option("--max-age", default=None, help="Fail when the newest sentinel is older (e.g. 1h).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def verify(
+    ctx: click.Context, target: str, backups: tuple[str, ...], max_age: str | None, as_json: bool
+) -> None:
+    """Restore backups from TARGET into scratch and check them (default: the newest backup of
+    each database).  Exit status 1 when one fails."""
+    from . import sqlite
+
+    limit = _duration("--max-age", max_age)
+    if backups:
+        chosen = [_backup_in(target, b) for b in backups]
+    else:
+        newest: dict[str, BackupInfo] = {}
+        for b in list_backups(target):
+            newest[b.manifest.database] = b
+        chosen = list(newest.values())
+    if not chosen:
+        raise ConfigError("target", target, "holds no backups to verify")
+    failed = False
+    out = []
+    for b in chosen:
+        outcome = sqlite.verify(b.path, max_age=limit)
+        failed |= not outcome.ok
+        out.append({"id": b.manifest.id, **outcome.to_json()})
+        if not as_json:
+            click.echo(
+                f"{b.manifest.id}: {'ok' if outcome.ok else 'FAILED'} ({outcome.duration:.2f} s)"
+            )
+            for k, v in outcome.checks.items():
+                click.echo(f"  {k}: {v}")
+            for p in outcome.problems:
+                click.echo(f"  problem: {p}")
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    if failed:
+        ctx.exit(EXIT_FAILED)
+
+
+def _backup_in(target: str, backup_id: str) -> BackupInfo:
+    path = Path(target) / backup_id
+    if "/" in backup_id or not path.is_dir():
+        raise ConfigError("backup", backup_id, f"no such backup in {target}")
+    return load_backup(path)
+
+
+@dr.command()
+@click.argument("target", type=click.Path(file_okay=False))
+@click.argument("database", type=click.Path(dir_okay=False))
+@click.option("--backup", "backup_id", default=None, help="The backup's id (default: newest).")
+@click.option("--name", default=None, help="Which database's backups (default: DATABASE's stem).")
+@click.option(
+    "--at", "at", default=None, help="Point in time (Unix seconds): newest backup before."
+)
+@click.option("--force", is_flag=True, help="Replace an existing database file.")
+def restore(
+    *,
+    target: str,
+    database: str,
+    backup_id: str | None,
+    name: str | None,
+    at: str | None,
+    force: bool,
+) -> None:
+    """Restore a backup from TARGET as the SQLite file DATABASE."""
+    from . import sqlite
+
+    if backup_id is not None:
+        chosen = _backup_in(target, backup_id)
+    else:
+        when = None
+        if at is not None:
+            try:
+                when = float(at)
+            except ValueError:
+                raise ConfigError("--at", at, "give Unix seconds") from None
+        chosen = sqlite.pick_backup(target, name or _default_name(target, database), at=when)
+    started = time.monotonic()
+    m = sqlite.restore(chosen.path, database, force=force)
+    click.echo(
+        f"restored {m.id} [{chosen.status}] to {database} in {time.monotonic() - started:.3f} s"
+    )
+    if chosen.status != "verified":
+        click.echo(f"warning: backup {m.id} is {chosen.status}", err=True)
+
+
+def _default_name(target: str, database: str) -> str:
+    """DATABASE's stem, or the only database the catalog holds (restoring to a new path)."""
+    names = {b.manifest.database for b in list_backups(target)}
+    stem = Path(database).stem
+    return next(iter(names)) if stem not in names and len(names) == 1 else stem
+
+
+@dr.command(name="list")
+@click.argument("target", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def list_(target: str, as_json: bool) -> None:
+    """List the backups in TARGET with their verification status."""
+    rows = [_row(b) for b in list_backups(target)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no backups")
+    for r in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(r["finished_at"])))  # type: ignore[arg-type]
+        click.echo(
+            f"{r['id']}  {when}Z  {r['size']:>12} B  {r['rows']:>9} rows  "
+            f"sentinel {r['sentinel']}  {r['status']}"
+        )
+
+
+@dr.command(name="prune")
+@click.argument("target", type=click.Path(file_okay=False))
+@click.option("--keep-last", default=7, show_default=True)
+@click.option("--keep-daily", default=7, show_default=True)
+@click.option("--keep-within", default="0s", show_default=True, help="e.g. 2d")
+@click.option("--database", default=None, help="Prune only this database's backups.")
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
+def prune_(
+    *,
+    target: str,
+    keep_last: int,
+    keep_daily: int,
+    keep_within: str,
+    database: str | None,
+    dry_run: bool,
+) -> None:
+    """Delete the backups a retention policy does not keep (never the newest verified one)."""
+    policy = Retention(
+        keep_last=keep_last,
+        keep_daily=keep_daily,
+        keep_within=_duration("--keep-within", keep_within) or 0.0,
+    )
+    decisions = prune(target, policy, database=database, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for db, d in decisions.items():
+        click.echo(f"{db}: keep {len(d.keep)}, {verb} {len(d.delete)}")
+        for bid in d.delete:
+            click.echo(f"  {verb} {bid}")
