@@ -233,3 +233,86 @@ def prune_(
         click.echo(f"{db}: keep {len(d.keep)}, {verb} {len(d.delete)}")
         for bid in d.delete:
             click.echo(f"  {verb} {bid}")
+
+
+@dr.command()
+@click.argument("database", type=click.Path(dir_okay=False))
+@click.option("--disruption", required=True, help="delete or corrupt (the database file).")
+@click.option("--spec", default=None, help="reliability.yaml with the journeys' RTO/RPO targets.")
+@click.option("--journey", default=None, help="Whose objectives (default: the only journey).")
+@click.option("--rto", default=None, help="RTO objective, overriding the spec (e.g. 5s).")
+@click.option("--rpo", default=None, help="RPO objective, overriding the spec (e.g. 1s).")
+@click.option("--before", default="2s", show_default=True, help="Writes before the disaster.")
+@click.option("--backup-interval", default="1s", show_default=True)
+@click.option("--point-in-time", default=None, help="Restore to this long before the disaster.")
+@click.option("--no-guard", is_flag=True, help="Write without the file guard (to see the loss).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--html", "html_out", default=None, help="Also write an HTML report here.")
+@click.option("--report-only", is_flag=True, help="Exit 0 even when the drill fails.")
+@click.pass_context
+def drill(
+    ctx: click.Context,
+    *,
+    database: str,
+    disruption: str,
+    spec: str | None,
+    journey: str | None,
+    rto: str | None,
+    rpo: str | None,
+    before: str,
+    backup_interval: str,
+    point_in_time: str | None,
+    no_guard: bool,
+    as_json: bool,
+    html_out: str | None,
+    report_only: bool,
+) -> None:
+    """Drill a disaster on a scratch copy of the SQLite file DATABASE: a sentinel writer commits
+    every 100 ms, the copy is broken and restored from its backups, and the RTO and RPO achieved
+    are judged against the objectives.  DATABASE itself is only read.  Exit status 1 when the
+    drill fails."""
+    import tempfile
+
+    from .drill import DrillConfig, run_drill
+    from .drill_sqlite import SqliteDrillTarget
+    from .report import (
+        DISRUPTION_CLASS,
+        Objectives,
+        build_report,
+        load_objectives,
+        render_html,
+        render_text,
+    )
+
+    if disruption not in SqliteDrillTarget.disruptions:
+        choices = ", ".join(SqliteDrillTarget.disruptions)
+        raise ConfigError("--disruption", disruption, f"unknown disruption type; choose {choices}")
+    config = DrillConfig(
+        disruption=disruption,
+        before=_duration("--before", before) or 0.0,
+        backup_interval=_duration("--backup-interval", backup_interval) or 0.0,
+        point_in_time=_duration("--point-in-time", point_in_time),
+    )
+    objectives = Objectives() if spec is None else load_objectives(spec, journey, disruption)
+    overrides = {"rto": _duration("--rto", rto), "rpo": _duration("--rpo", rpo)}
+    objectives = Objectives(
+        rto=overrides["rto"] if overrides["rto"] is not None else objectives.rto,
+        rpo=overrides["rpo"] if overrides["rpo"] is not None else objectives.rpo,
+        estimated_rto=objectives.estimated_rto,
+        estimated_rpo=objectives.estimated_rpo,
+        source=objectives.source
+        if not any(v is not None for v in overrides.values())
+        else f"{objectives.source} (overridden on the command line)",
+    )
+    log = (lambda _: None) if as_json else (lambda msg: click.echo(msg, err=True))
+    with tempfile.TemporaryDirectory(prefix="buttress-drill-") as ws:
+        target = SqliteDrillTarget(database, ws, guard=not no_guard)
+        result = run_drill(target, config, log=log)
+    report = build_report(
+        result, objectives, database=str(database), judged_as=DISRUPTION_CLASS[disruption]
+    )
+    if html_out:
+        Path(html_out).write_text(render_html(report), encoding="utf-8")
+    click.echo(json.dumps(report, indent=2) if as_json else render_text(report), nl=not as_json)
+    if not report["passed"] and not report_only:
+        ctx.exit(EXIT_FAILED)

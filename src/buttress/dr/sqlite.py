@@ -66,13 +66,18 @@ class LiveDatabase(ConfigError):
 
 def open_existing(path: str | Path, *, parameter: str = "database") -> sqlite3.Connection:
     """Open an existing SQLite file read-write in autocommit mode, never creating one (a plain
-    ``sqlite3.connect`` would silently create an empty database at a mistyped path)."""
+    ``sqlite3.connect`` would silently create an empty database at a mistyped path).  The
+    connection may be used from any thread; guard it with a lock."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(parameter, str(path), "no such file")
     try:
         conn = sqlite3.connect(
-            f"{p.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None, timeout=10.0
+            f"{p.resolve().as_uri()}?mode=rw",
+            uri=True,
+            isolation_level=None,
+            timeout=10.0,
+            check_same_thread=False,  # callers share it under their own lock
         )
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as e:
