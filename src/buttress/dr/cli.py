@@ -16,7 +16,7 @@ import click
 from buttress.errors import ConfigError
 
 from .catalog import Retention, list_backups, prune
-from .manifest import SENTINEL_TABLE, BackupInfo, load_backup
+from .manifest import SENTINEL_TABLE, BackupInfo, VerifyOutcome, load_backup
 
 __all__ = ["dr"]
 
@@ -61,6 +61,8 @@ def dr() -> None:
 @click.option("--name", default=None, help="The database's name in the catalog (default: stem).")
 @click.option("--sentinel-table", default=SENTINEL_TABLE, show_default=True)
 @click.option("--verify", "then_verify", is_flag=True, help="Verify the new backup at once.")
+@click.option("--wal-archive", default=None, help="PostgreSQL: where the server archives WAL.")
+@click.option("--pg-bin", default=None, help="PostgreSQL: the directory of its programs.")
 @click.pass_context
 def backup(
     ctx: click.Context,
@@ -70,18 +72,32 @@ def backup(
     name: str | None,
     sentinel_table: str,
     then_verify: bool,
+    wal_archive: str | None,
+    pg_bin: str | None,
 ) -> None:
-    """Back up the SQLite file DATABASE online (safe while it takes writes)."""
+    """Back up DATABASE online (safe while it takes writes): a SQLite file, or a PostgreSQL
+    server given as a DSN (``postgresql://...`` or ``host=... port=...``)."""
     from . import sqlite
+    from .postgres import PgTools, is_postgres_dsn, pg_backup
 
-    info = sqlite.backup(database, target, name=name, sentinel_table=sentinel_table)
+    if is_postgres_dsn(database):
+        info = pg_backup(
+            database,
+            target,
+            tools=PgTools.find(pg_bin),
+            name=name,
+            wal_archive=wal_archive,
+            sentinel_table=sentinel_table,
+        )
+    else:
+        info = sqlite.backup(database, target, name=name, sentinel_table=sentinel_table)
     m = info.manifest
     click.echo(
         f"backup {m.id}: {m.size} bytes, {len(m.tables)} tables in {m.duration:.3f} s "
         f"(sentinel {m.sentinel.seq if m.sentinel else 'none'}) [unverified]"
     )
     if then_verify:
-        outcome = sqlite.verify(info.path)
+        outcome = _verify(info, None, pg_bin)
         click.echo(f"verify {m.id}: {'ok' if outcome.ok else 'FAILED'}")
         for p in outcome.problems:
             click.echo(f"  {p}")
@@ -89,19 +105,35 @@ def backup(
             ctx.exit(EXIT_FAILED)
 
 
+def _verify(info: BackupInfo, max_age: float | None, pg_bin: str | None) -> VerifyOutcome:
+    """Verify one backup with the engine that made it."""
+    if info.manifest.engine == "postgresql":
+        from .postgres import PgTools, pg_verify
+
+        return pg_verify(info.path, tools=PgTools.find(pg_bin), max_age=max_age)
+    from . import sqlite
+
+    return sqlite.verify(info.path, max_age=max_age)
+
+
 @dr.command()
 @click.argument("target", type=click.Path(file_okay=False))
 @click.argument("backups", nargs=-1)
 @click.option("--max-age", default=None, help="Fail when the newest sentinel is older (e.g. 1h).")
+@click.option("--pg-bin", default=None, help="PostgreSQL: the directory of its programs.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def verify(
-    ctx: click.Context, target: str, backups: tuple[str, ...], max_age: str | None, as_json: bool
+    ctx: click.Context,
+    *,
+    target: str,
+    backups: tuple[str, ...],
+    max_age: str | None,
+    pg_bin: str | None,
+    as_json: bool,
 ) -> None:
     """Restore backups from TARGET into scratch and check them (default: the newest backup of
     each database).  Exit status 1 when one fails."""
-    from . import sqlite
-
     limit = _duration("--max-age", max_age)
     if backups:
         chosen = [_backup_in(target, b) for b in backups]
@@ -115,7 +147,7 @@ def verify(
     failed = False
     out = []
     for b in chosen:
-        outcome = sqlite.verify(b.path, max_age=limit)
+        outcome = _verify(b, limit, pg_bin)
         failed |= not outcome.ok
         out.append({"id": b.manifest.id, **outcome.to_json()})
         if not as_json:
@@ -148,6 +180,7 @@ def _backup_in(target: str, backup_id: str) -> BackupInfo:
     "--at", "at", default=None, help="Point in time (Unix seconds): newest backup before."
 )
 @click.option("--force", is_flag=True, help="Replace an existing database file.")
+@click.option("--pg-bin", default=None, help="PostgreSQL: the directory of its programs.")
 def restore(
     *,
     target: str,
@@ -156,8 +189,10 @@ def restore(
     name: str | None,
     at: str | None,
     force: bool,
+    pg_bin: str | None,
 ) -> None:
-    """Restore a backup from TARGET as the SQLite file DATABASE."""
+    """Restore a backup from TARGET as DATABASE: a SQLite file, or for a PostgreSQL backup a
+    data directory (``--at`` replays the WAL archive up to that time)."""
     from . import sqlite
 
     if backup_id is not None:
@@ -171,7 +206,18 @@ def restore(
                 raise ConfigError("--at", at, "give Unix seconds") from None
         chosen = sqlite.pick_backup(target, name or _default_name(target, database), at=when)
     started = time.monotonic()
-    m = sqlite.restore(chosen.path, database, force=force)
+    if chosen.manifest.engine == "postgresql":
+        from .postgres import PgTools, pg_restore
+
+        m = pg_restore(
+            chosen.path,
+            database,
+            tools=PgTools.find(pg_bin),
+            target_time=None if at is None else float(at),
+            force=force,
+        )
+    else:
+        m = sqlite.restore(chosen.path, database, force=force)
     click.echo(
         f"restored {m.id} [{chosen.status}] to {database} in {time.monotonic() - started:.3f} s"
     )
