@@ -154,9 +154,13 @@ def test_cli_bad_input_is_one_line_exit_2_and_overwrites_nothing(
             "pass --force to replace it"
         ),
         ("dr", "verify", str(target), "--max-age", "soon"): "error: invalid --max-age='soon'",
+        ("dr", "backup", "host=127.0.0.1 port", "--to", str(target)): (
+            "error: invalid database='host=127.0.0.1 port': cannot connect (missing \"=\" after"
+        ),
     }
     for args, message in cases.items():
         r = runner.invoke(main, list(args))
         assert r.exit_code == 2, r.output
         assert r.output.count("\n") == 1 and r.output.startswith(message), r.output
     assert app_db.read_bytes() == before
+    assert len(list(target.iterdir())) == 1  # the one good backup, nothing half-written
