@@ -1,5 +1,5 @@
 """Events of the failover-aware pools (``buttress_db_<kind>``), labelled ``pipeline=<pool name>``,
-``policy="write_pool"``."""
+``policy="write_pool"`` or ``"read_pool"``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from buttress.events import Emitter, Event
 
-__all__ = ["PrimaryFound", "PrimaryLost", "emitter"]
+__all__ = ["PrimaryFound", "PrimaryLost", "ReadFellBack", "emitter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,13 @@ class PrimaryFound(Event, policy_type="db", kind="primary_found"):
 
     primary: str
     duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReadFellBack(Event, policy_type="db", kind="read_fell_back"):
+    """A read went to the primary: no standby was fresh enough (``reason``)."""
+
+    reason: str
 
 
 _emitter: Emitter | None = None

@@ -42,12 +42,20 @@ from buttress.errors import ButtressError, ConfigError, MissingExtra
 
 from .events import PrimaryFound, PrimaryLost, emitter
 
-__all__ = ["CommitUnknown", "NoPrimary", "WritePool", "is_failover_error", "parse_hosts"]
+__all__ = [
+    "CommitUnknown",
+    "NoPrimary",
+    "WritePool",
+    "is_failover_error",
+    "load_psycopg",
+    "parse_hosts",
+]
 
 T = TypeVar("T")
 
 
-def _import() -> tuple[Any, Any]:
+def load_psycopg() -> tuple[Any, Any]:
+    """``(psycopg, psycopg_pool)``, or :class:`~buttress.errors.MissingExtra` naming ``db``."""
     try:
         import psycopg
         import psycopg_pool
@@ -70,7 +78,7 @@ _FAILOVER_SQLSTATES = frozenset({"25006", "57P01", "57P02", "57P03"})
 
 def is_failover_error(error: BaseException) -> bool:
     """Whether ``error`` says the primary this connection points at may be gone or demoted."""
-    psycopg, _ = _import()
+    psycopg, _ = load_psycopg()
     if getattr(error, "sqlstate", None) in _FAILOVER_SQLSTATES:
         return True
     return isinstance(error, psycopg.OperationalError)
@@ -79,7 +87,7 @@ def is_failover_error(error: BaseException) -> bool:
 def parse_hosts(conninfo: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """The connection parameters without host and port, and the ``(host, port)`` list; a string
     that does not parse raises :class:`~buttress.errors.ConfigError` naming ``conninfo``."""
-    psycopg, _ = _import()
+    psycopg, _ = load_psycopg()
     try:
         params = {k: str(v) for k, v in psycopg.conninfo.conninfo_to_dict(conninfo).items()}
     except psycopg.Error as e:
@@ -120,7 +128,7 @@ class WritePool:
         max_attempts: int = 5,
         name: str = "db",
     ) -> None:
-        self._psycopg, self._pool_mod = _import()
+        self._psycopg, self._pool_mod = load_psycopg()
         self.params, self.hosts = parse_hosts(conninfo)
         for param, value in (("min_size", min_size), ("max_size", max_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -254,6 +262,15 @@ class WritePool:
                     raise
                 if committing and not idempotent:
                     raise CommitUnknown(f"connection lost during COMMIT ({e})") from e
+
+    def current_lsn(self) -> str:
+        """The primary's current WAL insert position: pass it to
+        :meth:`~buttress.db.reads.ReadPool.read` (``after_lsn``) to read your own writes."""
+        return str(
+            self.transaction(
+                lambda c: c.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
+            )
+        )
 
     def close(self) -> None:
         with self._lock:
