@@ -28,7 +28,8 @@ def test_reads_avoid_a_lagging_standby_and_read_your_writes_by_lsn() -> None:
             conn.execute("CREATE TABLE t (x int)")
         standby = made.standby_of(primary)
         standby.start()
-        dsn = f"host=127.0.0.1,127.0.0.1 port={primary.port},{standby.port} user=postgres dbname=postgres"
+        ports = f"{primary.port},{standby.port}"
+        dsn = f"host=127.0.0.1,127.0.0.1 port={ports} user=postgres dbname=postgres"
         seen: list[str] = []
         remove = add_listener(
             lambda e: seen.append(e.reason) if isinstance(e, ReadFellBack) else None
