@@ -107,3 +107,27 @@ def test_point_in_time_restore_holds_exactly_the_sentinels_before_the_target(
         }
     assert got == set(before)  # every write acknowledged before the target, none after
     restored.stop()
+
+
+@pytest.mark.serial
+def test_kill_drill_restores_from_base_backup_and_wal_archive(
+    pg: tuple[Clusters, Cluster, Path],
+) -> None:
+    """The server is killed and its data directory removed; the restore replays the archive, so
+    the data lost is the archive's lag (about a second), not the backup interval."""
+    from buttress.dr.drill import DrillConfig, run_drill
+    from buttress.dr.drill_postgres import PostgresDrillTarget
+
+    made, primary, _ = pg
+    ws = made.base / "drill"
+    ws.mkdir()
+    target = PostgresDrillTarget(primary.dsn, ws, tools=TOOLS)
+    config = DrillConfig(disruption="kill", before=3.0, backup_interval=5.0, after=0.3)
+    result = run_drill(target, config)
+    assert result.backups == 1  # one base backup: everything after it came from the archive
+    assert result.lost_after_disaster == []
+    assert result.checker["unexpected_count"] == 0
+    assert result.rto is not None and result.rto < 30
+    assert max(result.restored.sentinels) > 0  # replayed past the base backup's start
+    assert result.rpo < 2.5
+    print(f"kill drill: RTO {result.rto:.2f} s, RPO {result.rpo:.2f} s")

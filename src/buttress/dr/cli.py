@@ -283,7 +283,7 @@ def prune_(
 
 @dr.command()
 @click.argument("database", type=click.Path(dir_okay=False))
-@click.option("--disruption", required=True, help="delete or corrupt (the database file).")
+@click.option("--disruption", required=True, help="SQLite: delete or corrupt; PostgreSQL: kill.")
 @click.option("--spec", default=None, help="reliability.yaml with the journeys' RTO/RPO targets.")
 @click.option("--journey", default=None, help="Whose objectives (default: the only journey).")
 @click.option("--rto", default=None, help="RTO objective, overriding the spec (e.g. 5s).")
@@ -295,6 +295,7 @@ def prune_(
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--html", "html_out", default=None, help="Also write an HTML report here.")
 @click.option("--report-only", is_flag=True, help="Exit 0 even when the drill fails.")
+@click.option("--pg-bin", default=None, help="PostgreSQL: the directory of its programs.")
 @click.pass_context
 def drill(
     ctx: click.Context,
@@ -312,15 +313,18 @@ def drill(
     as_json: bool,
     html_out: str | None,
     report_only: bool,
+    pg_bin: str | None,
 ) -> None:
-    """Drill a disaster on a scratch copy of the SQLite file DATABASE: a sentinel writer commits
-    every 100 ms, the copy is broken and restored from its backups, and the RTO and RPO achieved
-    are judged against the objectives.  DATABASE itself is only read.  Exit status 1 when the
-    drill fails."""
+    """Drill a disaster on a scratch copy of DATABASE (a SQLite file, or a PostgreSQL server
+    given as a DSN): a sentinel writer commits every 100 ms, the copy is broken and restored from
+    its backups, and the RTO and RPO achieved are judged against the objectives.  DATABASE itself
+    is only read.  Exit status 1 when the drill fails."""
     import tempfile
 
-    from .drill import DrillConfig, run_drill
+    from .drill import DrillConfig, DrillTarget, run_drill
+    from .drill_postgres import PostgresDrillTarget
     from .drill_sqlite import SqliteDrillTarget
+    from .postgres import PgTools, is_postgres_dsn
     from .report import (
         DISRUPTION_CLASS,
         Objectives,
@@ -330,8 +334,10 @@ def drill(
         render_text,
     )
 
-    if disruption not in SqliteDrillTarget.disruptions:
-        choices = ", ".join(SqliteDrillTarget.disruptions)
+    postgres = is_postgres_dsn(database)
+    kinds = PostgresDrillTarget.disruptions if postgres else SqliteDrillTarget.disruptions
+    if disruption not in kinds:
+        choices = ", ".join(kinds)
         raise ConfigError("--disruption", disruption, f"unknown disruption type; choose {choices}")
     config = DrillConfig(
         disruption=disruption,
@@ -352,7 +358,11 @@ def drill(
     )
     log = (lambda _: None) if as_json else (lambda msg: click.echo(msg, err=True))
     with tempfile.TemporaryDirectory(prefix="buttress-drill-") as ws:
-        target = SqliteDrillTarget(database, ws, guard=not no_guard)
+        target: DrillTarget
+        if postgres:
+            target = PostgresDrillTarget(database, ws, tools=PgTools.find(pg_bin))
+        else:
+            target = SqliteDrillTarget(database, ws, guard=not no_guard)
         result = run_drill(target, config, log=log)
     report = build_report(
         result, objectives, database=str(database), judged_as=DISRUPTION_CLASS[disruption]

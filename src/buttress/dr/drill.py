@@ -237,27 +237,35 @@ def _pitr_check(
     }
 
 
-def run_drill(
-    target: DrillTarget, config: DrillConfig, *, log: Callable[[str], None] = lambda _: None
-) -> DrillResult:
-    """Run one drill against ``target`` (see the module docstring); always closes ``target``."""
-    if config.disruption not in target.disruptions:
-        raise ConfigError(
-            "--disruption",
-            config.disruption,
-            f"unknown disruption type; choose one of {', '.join(target.disruptions)}",
-        )
+@dataclass(frozen=True, slots=True)
+class _Timeline:
+    writer: SentinelWriter
+    disaster_wall: float
+    disaster: float
+    detected: float
+    restored: RestoredSnapshot
+    restored_done: float
+    backups: int
+
+
+def _break_and_restore(
+    target: DrillTarget, config: DrillConfig, log: Callable[[str], None]
+) -> _Timeline:
+    """The drill's timeline: writes and backups, the disaster, detection, restore, recovery."""
     writer = SentinelWriter(target, config.write_interval).start()
     backups = 0
     try:
         end = time.monotonic() + config.before
+        next_backup = time.monotonic()
         while True:  # the first backup at once, then on the schedule, until the disaster
-            target.backup()
-            backups += 1
-            wait = min(config.backup_interval, end - time.monotonic())
-            if wait <= 0:
+            if time.monotonic() >= next_backup:
+                target.backup()
+                backups += 1
+                next_backup += config.backup_interval
+            wait = min(next_backup, end) - time.monotonic()
+            if time.monotonic() >= end:
                 break
-            time.sleep(wait)
+            time.sleep(max(wait, 0.0))
         time.sleep(min(config.write_interval * 3, config.before))
         log(f"injecting {config.disruption} after {backups} backups")
         disaster_wall, disaster = time.time(), time.monotonic()
@@ -270,16 +278,41 @@ def run_drill(
         pit = None if config.point_in_time is None else disaster_wall - config.point_in_time
         restored = target.restore(pit)
         restored_done = time.monotonic()
+        # A server restored in place may already hold the writer's first new rows: the restore
+        # brought back only what was written before the disaster.
+        restored = RestoredSnapshot(
+            restored.backup,
+            restored.snapshot_at,
+            {s: a for s, a in restored.sentinels.items() if a <= disaster_wall},
+        )
         log(f"restored {restored.backup} in {restored_done - detected:.3f} s")
         writer.first_ok_after(restored_done)
         writer.wait_first_ok(config.timeout)
         time.sleep(config.after)
     finally:
         writer.stop()
+    return _Timeline(writer, disaster_wall, disaster, detected, restored, restored_done, backups)
+
+
+def run_drill(
+    target: DrillTarget, config: DrillConfig, *, log: Callable[[str], None] = lambda _: None
+) -> DrillResult:
+    """Run one drill against ``target`` (see the module docstring); always closes ``target``."""
+    if config.disruption not in target.disruptions:
+        raise ConfigError(
+            "--disruption",
+            config.disruption,
+            f"unknown disruption type; choose one of {', '.join(target.disruptions)}",
+        )
     try:
+        measured = _break_and_restore(target, config, log)
         final = target.read_sentinels()
     finally:
         target.close()
+    writer, disaster_wall, disaster = measured.writer, measured.disaster_wall, measured.disaster
+    detected, restored, restored_done = measured.detected, measured.restored, measured.restored_done
+    backups = measured.backups
+    pit = None if config.point_in_time is None else disaster_wall - config.point_in_time
     writer.history.final_read(final, process="drill")
     checked = check_set(writer.history)
     acked = writer.acked_at

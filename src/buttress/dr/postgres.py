@@ -60,7 +60,15 @@ from .manifest import (
     write_json_atomically,
 )
 
-__all__ = ["PgTools", "is_postgres_dsn", "pg_backup", "pg_restore", "pg_verify"]
+__all__ = [
+    "PgTools",
+    "ScratchServer",
+    "is_postgres_dsn",
+    "pg_backup",
+    "pg_restore",
+    "pg_verify",
+    "psycopg_module",
+]
 
 BASE = "base"
 
@@ -70,7 +78,8 @@ def is_postgres_dsn(text: str) -> bool:
     return text.startswith(("postgresql://", "postgres://")) or "host=" in text
 
 
-def _psycopg() -> Any:
+def psycopg_module() -> Any:
+    """psycopg, or :class:`~buttress.errors.MissingExtra` naming the ``db`` extra."""
     try:
         import psycopg
     except ImportError:
@@ -145,7 +154,7 @@ class PgTools:
 
 
 def _sentinel(conn: Any, table: str) -> Sentinel | None:
-    psycopg = _psycopg()
+    psycopg = psycopg_module()
     try:
         row = conn.execute(
             f'SELECT seq, extract(epoch FROM at)::float8 FROM "{table}" ORDER BY seq DESC LIMIT 1'
@@ -172,7 +181,7 @@ def pg_backup(
     sentinel_table: str = SENTINEL_TABLE,
 ) -> BackupInfo:
     """Take a base backup of the server at ``dsn`` into a new directory under ``target``."""
-    psycopg = _psycopg()
+    psycopg = psycopg_module()
     tdir = check_target(target)
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
@@ -235,12 +244,15 @@ class ScratchServer:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
 
-    def start(self, timeout: float = 120.0) -> None:
-        (self.data / "pg_hba.conf").write_text("local all all trust\n", encoding="utf-8")
-        opts = (
-            f"-p {self.port} -k {self.socket_dir} -c listen_addresses='' -c archive_mode=off "
-            "-c fsync=off -c synchronous_standby_names=''"
+    def start(self, timeout: float = 120.0, settings: str | None = None) -> None:
+        """Start it; ``settings`` (``-c name=value ...``) replace the defaults of a test restore
+        (no archiving, no synchronous standby, no fsync)."""
+        (self.data / "pg_hba.conf").write_text(
+            "local all all trust\nlocal replication all trust\n", encoding="utf-8"
         )
+        if settings is None:
+            settings = "-c archive_mode=off -c fsync=off -c synchronous_standby_names=''"
+        opts = f"-p {self.port} -k {self.socket_dir} -c listen_addresses='' {settings}"
         self.tools.hand_over(self.data)
         self.tools.run(
             "pg_ctl", "-D", str(self.data), "-o", opts, "-w", "-t", str(int(timeout)),
@@ -274,7 +286,7 @@ def _fingerprints(conn: Any) -> dict[str, TableFingerprint]:
 
 
 def _user_of(dsn: str) -> str:
-    psycopg = _psycopg()
+    psycopg = psycopg_module()
     params = psycopg.conninfo.conninfo_to_dict(dsn)
     return str(params.get("user") or os.environ.get("PGUSER") or "postgres")
 
@@ -308,7 +320,7 @@ def _restored_checks(
         except ConfigError as e:
             checks["pg_amcheck"] = e.reason
             problems.append(f"pg_amcheck: {e.reason}")
-        psycopg = _psycopg()
+        psycopg = psycopg_module()
         with psycopg.connect(server.dsn(str(m.extra["dbname"]), user), autocommit=True) as conn:
             found = _fingerprints(conn)
             sentinel = _sentinel(conn, str(m.extra.get("sentinel_table", SENTINEL_TABLE)))
@@ -413,11 +425,14 @@ def pg_restore(
     *,
     tools: PgTools,
     target_time: float | None = None,
+    replay_archive: bool = False,
     force: bool = False,
 ) -> Manifest:
-    """Copy the base backup into ``data_dir`` (refused when it exists, unless ``force``) and, for a
-    point in time, configure recovery from the WAL archive up to ``target_time`` (Unix seconds)
-    followed by promotion.  Start the server on ``data_dir`` to complete the restore."""
+    """Copy the base backup into ``data_dir`` (refused when it exists, unless ``force``) and
+    configure recovery from the WAL archive, up to ``target_time`` (Unix seconds) when given, or
+    to its end with ``replay_archive``, followed by promotion.  Without either the server starts
+    as of the end of the base backup.  Start the server on ``data_dir`` to complete the
+    restore."""
     info = load_backup(Path(backup_dir))
     dest = Path(data_dir)
     if dest.exists() and any(dest.iterdir()) and not force:
@@ -430,18 +445,16 @@ def pg_restore(
         shutil.rmtree(dest)
     shutil.copytree(info.path / BASE, dest)
     (dest / "postmaster.pid").unlink(missing_ok=True)
-    if target_time is not None:
+    if target_time is not None or replay_archive:
         archive = info.manifest.extra.get("wal_archive")
         if not archive:
             raise ConfigError("--at", target_time, "this backup records no WAL archive to replay")
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(target_time))
-        stamp += f".{int(target_time % 1 * 1e6):06d}+00"
+        settings = f"\nrestore_command = 'cp {archive}/%f %p'\nrecovery_target_action = 'promote'\n"
+        if target_time is not None:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(target_time))
+            settings += f"recovery_target_time = '{stamp}.{int(target_time % 1 * 1e6):06d}+00'\n"
         with open(dest / "postgresql.auto.conf", "a", encoding="utf-8") as f:
-            f.write(
-                f"\nrestore_command = 'cp {archive}/%f %p'\n"
-                f"recovery_target_time = '{stamp}'\n"
-                "recovery_target_action = 'promote'\n"
-            )
+            f.write(settings)
         (dest / "recovery.signal").touch()
     os.chmod(dest, 0o700)
     tools.hand_over(dest)
