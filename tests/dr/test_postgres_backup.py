@@ -131,3 +131,31 @@ def test_kill_drill_restores_from_base_backup_and_wal_archive(
     assert max(result.restored.sentinels) > 0  # replayed past the base backup's start
     assert result.rpo < 2.5
     print(f"kill drill: RTO {result.rto:.2f} s, RPO {result.rpo:.2f} s")
+
+
+@pytest.mark.serial
+def test_cli_backs_up_verifies_and_lists_a_postgres_server(
+    pg: tuple[Clusters, Cluster, Path],
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from buttress.cli import main
+
+    made, primary, archive = pg
+    target = made.base / "backups-cli"
+    target.mkdir()
+    runner = CliRunner()
+    r = runner.invoke(
+        main,
+        ["dr", "backup", primary.dsn, "--to", str(target), "--wal-archive", str(archive),
+         "--name", "shop", "--verify"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "verify shop-" in r.output and ": ok" in r.output
+    (row,) = json.loads(runner.invoke(main, ["dr", "list", str(target), "--json"]).output)
+    assert (row["engine"], row["status"], row["database"]) == ("postgresql", "verified", "shop")
+    r = runner.invoke(main, ["dr", "restore", str(target), str(made.base / "primary")])
+    assert r.exit_code == 2
+    assert "a data directory already exists there; pass --force" in r.output

@@ -173,7 +173,7 @@ def _backup_in(target: str, backup_id: str) -> BackupInfo:
 
 @dr.command()
 @click.argument("target", type=click.Path(file_okay=False))
-@click.argument("database", type=click.Path(dir_okay=False))
+@click.argument("database")
 @click.option("--backup", "backup_id", default=None, help="The backup's id (default: newest).")
 @click.option("--name", default=None, help="Which database's backups (default: DATABASE's stem).")
 @click.option(
