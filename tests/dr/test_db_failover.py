@@ -149,3 +149,53 @@ def test_a_dsn_that_does_not_parse_names_the_parameter() -> None:
     with pytest.raises(ConfigError, match="one port per host"):
         parse_hosts("host=a,b,c port=1,2")
     assert parse_hosts("postgresql://u@h1:1,h2:2/app")[1] == [("h1", "1"), ("h2", "2")]
+
+
+@pytest.mark.serial
+def test_async_replication_loses_what_the_standby_never_received_and_the_checker_says_so() -> None:
+    """The standby's WAL receiver is frozen (SIGSTOP) while the primary keeps acknowledging
+    asynchronous commits; the primary is killed and the standby promoted: the pool fails over,
+    and the writes acknowledged after the freeze are reported lost rather than hidden."""
+    import os
+    import signal
+
+    with clusters() as made:
+        primary = made.primary(synchronous_commit="on")
+        primary.start()
+        with psycopg.connect(primary.dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE buttress_sentinel (seq bigint PRIMARY KEY, at timestamptz)")
+        standby = made.standby_of(primary)
+        standby.start()
+
+        def receiver() -> int | None:
+            with psycopg.connect(standby.dsn) as conn:
+                row = conn.execute("SELECT pid FROM pg_stat_wal_receiver").fetchone()
+                return None if row is None else int(row[0])
+
+        wait_until(lambda: receiver() is not None, timeout=30)
+        pid = receiver()
+        assert pid is not None
+        dsn = (
+            f"host=127.0.0.1,127.0.0.1 port={primary.port},{standby.port} "
+            "user=postgres dbname=postgres"
+        )
+        with WritePool(dsn, min_size=2, check_interval=0.2, failover_timeout=30) as pool:
+            with Writers(pool) as writers:
+                wait_until(lambda: len(writers.acked_at) >= 20)
+                os.kill(pid, signal.SIGSTOP)
+                frozen = time.monotonic()
+                wait_until(lambda: sum(t > frozen for t in writers.acked_at.values()) >= 20)
+                primary.stop("immediate")
+                os.kill(pid, signal.SIGCONT)
+                standby.promote()
+                promoted = time.monotonic()
+                wait_until(lambda: any(t > promoted for t in writers.acked_at.values()))
+            assert pool.primary == ("127.0.0.1", str(standby.port))
+        with psycopg.connect(standby.dsn) as conn:
+            final = {int(s) for (s,) in conn.execute("SELECT seq FROM buttress_sentinel")}
+        writers.history.final_read(final)
+        result = check_set(writers.history)
+        acked_after_freeze = {s for s, t in writers.acked_at.items() if frozen < t < promoted}
+        assert result.lost and result.valid is False  # the loss is measured, not hidden
+        assert result.lost <= acked_after_freeze  # lost: exactly what the standby never received
+        print(f"async: {len(result.lost)} acknowledged writes lost, reported by the checker")
