@@ -195,26 +195,22 @@ def restore(
     data directory (``--at`` replays the WAL archive up to that time)."""
     from . import sqlite
 
+    when = None
+    if at is not None:
+        try:
+            when = float(at)
+        except ValueError:
+            raise ConfigError("--at", at, "give Unix seconds") from None
     if backup_id is not None:
         chosen = _backup_in(target, backup_id)
     else:
-        when = None
-        if at is not None:
-            try:
-                when = float(at)
-            except ValueError:
-                raise ConfigError("--at", at, "give Unix seconds") from None
         chosen = sqlite.pick_backup(target, name or _default_name(target, database), at=when)
     started = time.monotonic()
     if chosen.manifest.engine == "postgresql":
         from .postgres import PgTools, pg_restore
 
         m = pg_restore(
-            chosen.path,
-            database,
-            tools=PgTools.find(pg_bin),
-            target_time=None if at is None else float(at),
-            force=force,
+            chosen.path, database, tools=PgTools.find(pg_bin), target_time=when, force=force
         )
     else:
         m = sqlite.restore(chosen.path, database, force=force)
