@@ -34,6 +34,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "incident": ("buttress.incident.cli:incident", "receive alerts; ack, mitigate, resolve"),
     "report": ("buttress.incident.cli:report", "SLOs, incidents, MTTx over a period vs the last"),
     "outbox": ("buttress.outbox.cli:outbox", "transactional outbox: status, dead letters, requeue"),
+    "dr": ("buttress.dr.cli:dr", "backups verified by restore, restores, drills measuring RTO/RPO"),
 }
 
 

@@ -52,6 +52,7 @@ COMMANDS: dict[str, list[list[str]]] = {
     "slo/openslo.yaml": [["spec", "validate"], ["slo", "validate"]],
     "slo/sloth.yaml": [["spec", "validate"], ["slo", "validate"]],
     "chaos/latency-game-day.yaml": [["spec", "validate"], ["chaos", "validate"]],
+    "dr/reliability.yaml": [["spec", "validate"], ["slo", "validate"]],
 }
 
 

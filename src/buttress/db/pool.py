@@ -1,0 +1,289 @@
+"""A write pool that follows the primary through a failover (psycopg 3 and psycopg_pool).
+
+Given a multi-host connection string (``host=a,b port=5432,5433`` or
+``postgresql://a:5432,b:5433/app``), :class:`WritePool` keeps a ``psycopg_pool.ConnectionPool`` on
+the current primary and runs transactions on it.
+
+**Finding the primary.** libpq's ``target_session_attrs=read-write`` tries the hosts in order and
+keeps the first that accepts writes; the pool then confirms with ``SELECT pg_is_in_recovery()``.
+``SELECT 1`` is no health check here: it succeeds on a standby, so a pool that checks with it stays
+on a demoted primary.
+
+**Noticing a failover.** Any of these on a connection of the pool means the primary it points at
+may be gone: a lost connection (``OperationalError``), ``admin_shutdown`` / ``crash_shutdown`` /
+``cannot_connect_now`` (the server is stopping or starting), ``read_only_sql_transaction`` (the
+host is a standby now), or the periodic ``pg_is_in_recovery()`` check answering true (a read-only
+transaction on a demoted primary would otherwise succeed and read stale data).
+
+**Moving.** The first thread to notice probes the hosts every ``probe_interval`` (50 ms) until one
+accepts writes, then swaps in a fresh ``ConnectionPool`` bound to it; the threads that noticed the
+same failure wait for that swap instead of probing too.  A fresh pool rather than the old one
+healing itself, because psycopg_pool backs off failed connection attempts from one second upwards:
+after a promotion that takes 0.2 s the old pool could sit out seconds.
+
+**What is retried.** A transaction that failed *before* its ``COMMIT`` was sent did not happen:
+:meth:`WritePool.transaction` reruns it on the new primary.  A connection lost *during* the
+``COMMIT`` leaves the outcome unknown (the commit may have reached the server and its synchronous
+standby): :class:`CommitUnknown` is raised, unless the caller declared the transaction idempotent
+(``idempotent=True``), in which case it is rerun.  Nothing acknowledged is lost as long as the
+primary waits for a synchronous standby (``synchronous_commit = on`` with
+``synchronous_standby_names``), which is the server's promise, not the pool's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from buttress.errors import ButtressError, ConfigError, MissingExtra
+
+from .events import PrimaryFound, PrimaryLost, emitter
+
+__all__ = [
+    "CommitUnknown",
+    "NoPrimary",
+    "WritePool",
+    "is_failover_error",
+    "load_psycopg",
+    "parse_hosts",
+]
+
+T = TypeVar("T")
+
+
+def load_psycopg() -> tuple[Any, Any]:
+    """``(psycopg, psycopg_pool)``, or :class:`~buttress.errors.MissingExtra` naming ``db``."""
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError as e:
+        raise MissingExtra("buttress.db", "db", e.name or "psycopg_pool") from None
+    return psycopg, psycopg_pool
+
+
+class NoPrimary(ButtressError):
+    """No host accepted writes within the failover timeout."""
+
+
+class CommitUnknown(ButtressError):
+    """The connection was lost while ``COMMIT`` was in flight: the transaction may or may not have
+    been committed.  Retry only what is safe to apply twice."""
+
+
+_FAILOVER_SQLSTATES = frozenset({"25006", "57P01", "57P02", "57P03"})
+
+
+def is_failover_error(error: BaseException) -> bool:
+    """Whether ``error`` says the primary this connection points at may be gone or demoted."""
+    psycopg, _ = load_psycopg()
+    if getattr(error, "sqlstate", None) in _FAILOVER_SQLSTATES:
+        return True
+    return isinstance(error, psycopg.OperationalError)
+
+
+def parse_hosts(conninfo: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """The connection parameters without host and port, and the ``(host, port)`` list; a string
+    that does not parse raises :class:`~buttress.errors.ConfigError` naming ``conninfo``."""
+    psycopg, _ = load_psycopg()
+    try:
+        params = {k: str(v) for k, v in psycopg.conninfo.conninfo_to_dict(conninfo).items()}
+    except psycopg.Error as e:
+        raise ConfigError("conninfo", conninfo, f"does not parse ({e})") from None
+    hosts = params.pop("host", "").split(",")
+    ports = params.pop("port", "").split(",")
+    if len(ports) == 1:
+        ports = ports * len(hosts)
+    if len(ports) != len(hosts) or not any(hosts):
+        raise ConfigError("conninfo", conninfo, "give one port, or one port per host")
+    return params, list(zip(hosts, ports, strict=True))
+
+
+class WritePool:
+    """Transactions on the current primary of a multi-host PostgreSQL cluster (see the module
+    docstring).
+
+    :param conninfo: a libpq connection string or URL naming every host that may become primary.
+    :param min_size: connections kept open; :param max_size: at most.
+    :param timeout: seconds to wait for a free connection.
+    :param failover_timeout: seconds to look for a new primary before :class:`NoPrimary`.
+    :param probe_interval: seconds between rounds of looking.
+    :param check_interval: seconds between ``pg_is_in_recovery()`` checks on checkout (``0``:
+        every checkout; a round trip each).
+    :param max_attempts: runs of one transaction across failovers before the error is raised.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        timeout: float = 5.0,
+        failover_timeout: float = 30.0,
+        probe_interval: float = 0.05,
+        check_interval: float = 1.0,
+        max_attempts: int = 5,
+        name: str = "db",
+    ) -> None:
+        self._psycopg, self._pool_mod = load_psycopg()
+        self.params, self.hosts = parse_hosts(conninfo)
+        for param, value in (("min_size", min_size), ("max_size", max_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(param, value, "must be an integer >= 1")
+        if max_size < min_size:
+            raise ConfigError("max_size", max_size, "must be >= min_size")
+        self.conninfo = conninfo
+        self.min_size, self.max_size = min_size, max_size
+        self.timeout = timeout
+        self.failover_timeout = failover_timeout
+        self.probe_interval = probe_interval
+        self.check_interval = check_interval
+        self.max_attempts = max_attempts
+        self.name = name
+        self.failovers = 0
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._last_check = 0.0
+        self._pool: Any = None
+        self.primary: tuple[str, str] | None = None
+        self._move(None, reason="opening")
+
+    # --- finding the primary ---------------------------------------------------------------------
+
+    def find_primary(self, deadline: float) -> tuple[str, str]:
+        """Probe the hosts until one accepts writes and is not in recovery; its (host, port)."""
+        psycopg = self._psycopg
+        multi = psycopg.conninfo.make_conninfo(
+            "",
+            **self.params,
+            host=",".join(h for h, _ in self.hosts),
+            port=",".join(p for _, p in self.hosts),
+            target_session_attrs="read-write",
+            connect_timeout=max(1, int(self.probe_interval * 20)),
+        )
+        last: BaseException | None = None
+        while True:
+            try:
+                with psycopg.connect(multi, autocommit=True) as conn:
+                    if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                        return str(conn.info.host), str(conn.info.port)
+            except psycopg.Error as e:
+                last = e
+            if time.monotonic() >= deadline:
+                raise NoPrimary(f"no host of {self.conninfo!r} accepts writes ({last})")
+            time.sleep(self.probe_interval)
+
+    def _move(self, seen_generation: int | None, *, reason: str) -> None:
+        """Swap in a pool on the current primary, once per failure however many threads saw it."""
+        with self._lock:
+            if seen_generation is not None and seen_generation != self._generation:
+                return  # another thread already moved
+            started = time.monotonic()
+            em = emitter()
+            old, old_primary = self._pool, self.primary
+            if old is not None and em.active:
+                em.emit(PrimaryLost(self.name, "write_pool", started, _fmt(old_primary), reason))
+            host, port = self.find_primary(started + self.failover_timeout)
+            pool = self._pool_mod.ConnectionPool(
+                self._psycopg.conninfo.make_conninfo("", **self.params, host=host, port=port),
+                min_size=self.min_size,
+                max_size=self.max_size,
+                timeout=self.timeout,
+                name=f"buttress-{self.name}-{self._generation + 1}",
+                open=False,
+            )
+            pool.open(wait=True, timeout=self.timeout)
+            self._pool, self.primary = pool, (host, port)
+            self._generation += 1
+            self._last_check = time.monotonic()
+            if old is not None:
+                self.failovers += 1
+            duration = time.monotonic() - started
+        if old is not None:
+            # Closing waits for connections in use; never on the caller's time.
+            threading.Thread(target=old.close, kwargs={"timeout": 1.0}, daemon=True).start()
+        if em.active:
+            em.emit(
+                PrimaryFound(self.name, "write_pool", time.monotonic(), f"{host}:{port}", duration)
+            )
+
+    # --- using it ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        """A connection to the primary, checked with ``pg_is_in_recovery()`` at most every
+        ``check_interval`` seconds.  Failover errors raised inside propagate unchanged; call
+        :meth:`notice` with them (:meth:`transaction` does)."""
+        generation, pool = self._generation, self._pool
+        with pool.connection() as conn:
+            now = time.monotonic()
+            if now - self._last_check >= self.check_interval:
+                self._last_check = now
+                in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+                conn.rollback()
+                if in_recovery:
+                    self._move(generation, reason="pg_is_in_recovery() is true: demoted")
+                    raise self._psycopg.errors.ReadOnlySqlTransaction("the primary was demoted")
+            yield conn
+
+    def notice(self, error: BaseException, generation: int) -> bool:
+        """Move to a new primary when ``error`` is a failover error; whether it was one."""
+        if not is_failover_error(error):
+            return False
+        self._move(generation, reason=f"{type(error).__name__}: {str(error).strip()[:200]}")
+        return True
+
+    def transaction(self, fn: Callable[[Any], T], *, idempotent: bool = False) -> T:
+        """Run ``fn(conn)`` in one transaction on the primary and commit; rerun it on the new
+        primary after a failover (see the module docstring for what is rerun)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            generation = self._generation
+            committing = False
+            try:
+                with self.connection() as conn:
+                    try:
+                        out = fn(conn)
+                    except BaseException:
+                        try:
+                            conn.rollback()
+                        except Exception:  # a broken connection: the pool discards it
+                            pass
+                        raise
+                    committing = True
+                    conn.commit()
+                    return out
+            except Exception as e:
+                if attempt >= self.max_attempts or not self.notice(e, generation):
+                    raise
+                if committing and not idempotent:
+                    raise CommitUnknown(f"connection lost during COMMIT ({e})") from e
+
+    def current_lsn(self) -> str:
+        """The primary's current WAL insert position: pass it to
+        :meth:`~buttress.db.reads.ReadPool.read` (``after_lsn``) to read your own writes."""
+        return str(
+            self.transaction(
+                lambda c: c.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
+            )
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def __enter__(self) -> WritePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _fmt(hp: tuple[str, str] | None) -> str:
+    return "" if hp is None else f"{hp[0]}:{hp[1]}"
