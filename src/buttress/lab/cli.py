@@ -90,6 +90,12 @@ class ProgressLine:
     help="With PATH: which runs, comma-separated: off (no protection), typical (tenacity, "
     "pybreaker and client timeouts, in the example's own code), buttress (the policies).",
 )
+@click.option(
+    "--drill",
+    is_flag=True,
+    help="With PATH: the disaster-recovery drill of experiments.drill (one run with the "
+    "policies: the database lost and restored from its backups; RTO/RPO against the objectives).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
 def lab(
@@ -100,6 +106,7 @@ def lab(
     scenario_name: str,
     seed: int,
     runs: str,
+    drill: bool,
     as_json: bool,
     list_only: bool,
 ) -> None:
@@ -121,7 +128,7 @@ def lab(
     if path is not None:
         from .system.cli import run_system
 
-        run_system(path, quick=quick, out=out, seed=seed, as_json=as_json, runs=runs)
+        run_system(path, quick=quick, out=out, seed=seed, as_json=as_json, runs=runs, drill=drill)
         return
     if list_only:
         for s in scenarios():

@@ -36,7 +36,14 @@ def parse_runs(text: str) -> tuple[str, ...]:
 
 
 def run_system(
-    path: str, *, quick: bool, out: str, seed: int, as_json: bool, runs: str = "off,typical,on"
+    path: str,
+    *,
+    quick: bool,
+    out: str,
+    seed: int,
+    as_json: bool,
+    runs: str = "off,typical,on",
+    drill: bool = False,
 ) -> None:
     """Run the lab for ``path`` and exit with its status (``runs``: comma-separated run names,
     ``buttress`` for ``on``)."""
@@ -49,7 +56,7 @@ def run_system(
     options = LabOptions(quick=quick, out=Path(out), seed=seed, modes=parse_runs(runs))
     echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     try:
-        result = run_lab(path, options, stream=sys.stderr, echo=echo)
+        result = run_lab(path, options, stream=sys.stderr, echo=echo, drill=drill)
     except KeyboardInterrupt:
         click.echo("interrupted: faults removed, every process stopped", err=True)
         sys.exit(130)

@@ -9,6 +9,8 @@ latency     a ``latency`` toxic (downstream) on each route        remove the tox
 outage      disable each route (connections refused)              enable it
 kill        SIGKILL the instance                                  start it again, wait until ready
 burst       (the load driver raises the request kind's rate)      (the driver lowers it)
+data_loss   SIGKILL the instance, delete its database file        restore the newest backup, start
+                                                                  it again, wait until ready
 ==========  ====================================================  =================================
 
 Every applied fault is remembered until removed; :meth:`FaultPlan.cleanup` (synchronous, for
@@ -23,6 +25,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from buttress.chaos.client import AsyncClient, Client, ProxyAPIError
@@ -30,7 +33,33 @@ from buttress.chaos.client import AsyncClient, Client, ProxyAPIError
 from .spec import FaultSpec
 from .supervisor import Supervisor
 
-__all__ = ["AppliedFault", "FaultPlan", "scaled"]
+__all__ = ["AppliedFault", "DataLoss", "FaultPlan", "scaled"]
+
+
+@dataclass
+class DataLoss:
+    """For ``data_loss`` faults: each target instance's database file, where the backups go, and
+    what the restore brought back (``restored``: the backup's id and when it was taken)."""
+
+    files: dict[str, Path]
+    backups: Path
+    restored: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def lose(self, instance: str) -> None:
+        """Delete the database file and its WAL and shared-memory files."""
+        db = self.files[instance]
+        for p in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            p.unlink(missing_ok=True)
+
+    def restore(self, instance: str) -> None:
+        """Put the newest backup of the instance's database in place (the file is gone)."""
+        from buttress.dr.sqlite import pick_backup, restore
+
+        db = self.files[instance]
+        chosen = pick_backup(self.backups, db.stem)
+        restore(chosen.path, db, force=True)
+        m = chosen.manifest
+        self.restored[instance] = {"backup": m.id, "taken_at": m.started_at}
 
 
 def scaled(fault: FaultSpec, scale: float) -> tuple[float, float]:
@@ -81,11 +110,13 @@ class FaultPlan:
         supervisor: Supervisor,
         start_timeout: float = 20.0,
         log: Callable[[str], None] = lambda _m: None,
+        data_loss: DataLoss | None = None,
     ) -> None:
         self.proxy_url = proxy_url
         self.supervisor = supervisor
         self.start_timeout = start_timeout
         self.log = log
+        self.data_loss = data_loss
         self.faults = [
             AppliedFault(f, scaled(f, scale), list(routes.get(f.target, [f.target]))) for f in plan
         ]
@@ -146,6 +177,11 @@ class FaultPlan:
         elif f.kind == "kill":
             for route in a.routes:
                 self.supervisor.kill(route)
+        elif f.kind == "data_loss":
+            assert self.data_loss is not None, "data_loss faults need their DataLoss"
+            for route in a.routes:
+                self.supervisor.kill(route)
+                self.data_loss.lose(route)
 
     async def _remove(self, client: AsyncClient, a: AppliedFault) -> None:
         f = a.fault
@@ -156,8 +192,11 @@ class FaultPlan:
         elif f.kind == "outage":
             for route in a.routes:
                 await (await client.get(route)).enable()
-        elif f.kind == "kill":
+        elif f.kind in ("kill", "data_loss"):
             for route in a.routes:
+                if f.kind == "data_loss":
+                    assert self.data_loss is not None
+                    await asyncio.to_thread(self.data_loss.restore, route)
                 self.supervisor.spawn(route)
             for route in a.routes:
                 await self.supervisor.wait_ready_async(route, self.start_timeout)

@@ -25,6 +25,7 @@ from buttress.dashboard.report import Chart, Mark, Series, Threshold, chart_html
 from buttress.tables import render_table as text_table
 
 from .compare import as_well_sentences
+from .drill import drill_rows
 from .figures import metastable_sentences, starved_text
 from .spec import MODE_NAMES
 
@@ -195,6 +196,9 @@ def render_table(result: dict[str, Any]) -> str:
     """The two runs side by side, then the hypotheses, as plain text."""
     head, *body = rows(result)
     lines = [text_table(head, body), ""]
+    if result.get("drill"):
+        dhead, *dbody = drill_rows(result["drill"])
+        lines += [text_table(dhead, dbody), ""]
     for h in result["hypotheses"]:
         mark = {True: "PASS", False: "FAIL", None: "INCONCLUSIVE"}[h["passed"]]
         lines.append(f"{mark}  {h['hypothesis']}: {h['observed']}")
@@ -432,6 +436,7 @@ def render_html(lab: LoadedLab, result: dict[str, Any]) -> str:
         slos={"rows": slo_rows, "levels": [_level(r[6] == "held") for r in slo_rows]},
         history={"rows": history_rows, "levels": [_level(r[3] == 0) for r in history_rows]},
         assessment=_journey_rows(result.get("assessment")),
+        drill=drill_rows(result["drill"]) if result.get("drill") else None,
     )
     mode_text = "quick" if result["quick"] else "full"
     return page(

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 import shutil
@@ -58,13 +59,14 @@ from buttress.lab.errors import LabError
 from buttress.slo import SLIRecorder, SLIStore
 from buttress.slo.spec import LatencySLI
 
+from .drill import Backups, drill_figures, drill_hypotheses, drill_lab
 from .driver import Burst, LoadDriver, Sample, window_stats
 from .figures import assessment as assess_architecture
 from .figures import figures, slo_kind
 from .figures import hypotheses as check_hypotheses
 from .figures import verdict as overall_verdict
 from .load import LoadedLab, load_lab, targets
-from .plan import FaultPlan, scaled
+from .plan import DataLoss, FaultPlan, scaled
 from .spec import MODE_NAMES, MODES, instance_names
 from .supervisor import Supervisor, free_port
 
@@ -277,6 +279,11 @@ class _Run:
         exp, options, duration = self.lab.experiments, self.options, self.duration
         mark = time.monotonic()
         scale = duration / exp.load.duration
+        data_loss, backups, drill = None, None, exp.drill
+        if drill is not None and any(f.kind == "data_loss" for f in exp.plan):
+            db = self.dir / "data" / drill.target / drill.file
+            data_loss = DataLoss({drill.target: db}, self.dir / "backups")
+            backups = Backups(db, data_loss.backups, drill.backup_every).start()
         plan = self.plan = FaultPlan(
             exp.plan,
             scale=scale,
@@ -284,6 +291,7 @@ class _Run:
             routes=self.targets,
             supervisor=self.sup,
             log=self.progress.message,
+            data_loss=data_loss,
         )
         bursts = [
             Burst(f.target, *scaled(f, scale), float(f.rate or 0))
@@ -303,6 +311,8 @@ class _Run:
         )
         wall0 = time.time()
         samples = asyncio.run(_drive(driver, plan, self.progress, duration, bursts))
+        if backups is not None:
+            backups.stop()
         self.progress.close()
         mark = self._phase("load", mark)
         self.result["wall_start"] = wall0
@@ -337,6 +347,15 @@ class _Run:
                 effects=effects,
             )
         )
+        if backups is not None and data_loss is not None and drill is not None:
+            self.result["drill"] = drill_figures(
+                self.lab,
+                self.result,
+                samples,
+                wall0=wall0,
+                restored=data_loss.restored.get(drill.target),
+                backups=backups,
+            )
 
     def _final_read(self, history: History) -> None:
         fr = self.lab.experiments.load.final_read
@@ -439,14 +458,20 @@ def run_lab(
     *,
     stream: TextIO = sys.stderr,
     echo: Callable[[str], None] = print,
+    drill: bool = False,
 ) -> dict[str, Any]:
     """The whole lab (see the module docstring); returns the result written to ``result.json``.
+    With ``drill``, the disaster-recovery drill of ``experiments.drill`` instead (one run with
+    the policies: :mod:`buttress.lab.system.drill`).
 
     Raises :class:`~buttress.errors.SpecError` / :class:`LabError` for bad input and
     :class:`~buttress.lab.system.supervisor.ServiceFailed` when a process does not start;
     KeyboardInterrupt (Ctrl-C, and SIGTERM, turned into one) after cleaning up."""
     started = time.monotonic()
     lab = load_lab(path)
+    if drill:
+        lab = drill_lab(lab)
+        options = dataclasses.replace(options, modes=("on",))
     for mode in options.modes:
         if mode not in MODES:
             raise LabError(f"unknown run {mode!r}: {', '.join(MODE_NAMES.values())}")
@@ -475,6 +500,8 @@ def run_lab(
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     hypotheses = check_hypotheses(lab, runs)
+    if drill:
+        hypotheses += drill_hypotheses(runs["on"]["drill"])
     for mode, run in runs.items():
         run["verdict"] = overall_verdict([h for h in hypotheses if h.get("mode") == mode])
     verdict = overall_verdict(hypotheses)
@@ -482,6 +509,7 @@ def run_lab(
         "file": str(lab.file),
         "quick": options.quick,
         "seed": options.seed,
+        "drill": runs["on"].get("drill") if drill else None,
         "assessment": assessment,
         "runs": runs,
         "hypotheses": hypotheses,

@@ -50,6 +50,7 @@ __all__ = [
     "MODES",
     "MODE_NAMES",
     "AttemptsReadSpec",
+    "DrillSpec",
     "EffectReadSpec",
     "ExperimentsSpec",
     "FaultSpec",
@@ -203,7 +204,7 @@ class LoadSpec(_Strict):
         return self
 
 
-FaultKind = Literal["latency", "outage", "kill", "burst"]
+FaultKind = Literal["latency", "outage", "kill", "burst", "data_loss"]
 
 
 class FaultSpec(_Strict):
@@ -212,7 +213,9 @@ class FaultSpec(_Strict):
     name: str
     kind: FaultKind
     target: str = Field(
-        description="Instance or service (latency, outage, kill); request kind (burst)."
+        description="Instance or service (latency, outage, kill); request kind (burst); the "
+        "drill's target (data_loss: SIGKILL, its database file deleted; restored from the "
+        "newest backup when the fault ends)."
     )
     at: Duration
     duration: PositiveDuration
@@ -277,6 +280,43 @@ class HypothesesSpec(_Strict):
     )
 
 
+class DrillSpec(_Strict):
+    """A disaster-recovery drill of one service's SQLite database (``buttress lab PATH --drill``):
+    one run with the policies, load as ``load:`` says, the database backed up online every
+    ``backup_every``; at ``at`` the service is SIGKILLed and its database file deleted, ``detect``
+    later the newest backup is restored and the service started again.  The achieved RTO (the
+    disaster to the first order acknowledged after it) and RPO (the disaster to the newest order
+    the restored backup holds) are judged against the journey's objectives in ``architecture:``
+    (disruption ``instance``), next to the assessment's estimates."""
+
+    target: str = Field(description="The service whose database is lost (one instance).")
+    file: str = Field(description="Its database file, in its data directory (orders.db).")
+    backup_every: PositiveDuration = Field(default=5.0, description="Seconds between backups.")
+    at: PositiveDuration = Field(default=12.0, description="When the disaster strikes.")
+    detect: PositiveDuration = Field(
+        default=1.0, description="From the disaster to the start of the restore (detection)."
+    )
+    duration: PositiveDuration = Field(default=30.0, description="Length of the drill's run.")
+    journey: str | None = Field(
+        default=None, description="Whose RTO/RPO objectives (default: the only journey)."
+    )
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, v: str) -> str:
+        if not v or "/" in v or v.startswith("."):
+            raise ValueError(f"{v!r} must be a file name in the service's data directory")
+        return v
+
+    @model_validator(mode="after")
+    def _times(self) -> DrillSpec:
+        if self.at + self.detect >= self.duration:
+            raise ValueError("the disaster and its detection must end before the drill does")
+        if self.backup_every >= self.at:
+            raise ValueError("back up at least once before the disaster (backup_every < at)")
+        return self
+
+
 class ExperimentsSpec(_Strict):
     """Root of the ``experiments:`` section."""
 
@@ -284,6 +324,9 @@ class ExperimentsSpec(_Strict):
     load: LoadSpec
     plan: list[FaultSpec] = Field(default_factory=list)
     hypotheses: HypothesesSpec = HypothesesSpec()
+    drill: DrillSpec | None = Field(
+        default=None, description="A disaster-recovery drill (buttress lab PATH --drill)."
+    )
 
     @field_validator("system")
     @classmethod
@@ -319,6 +362,19 @@ class ExperimentsSpec(_Strict):
                 raise located(
                     ("load", "effects", i, "service"), f"unknown service {effect.service!r}"
                 )
+        drill = self.drill
+        if drill is not None:
+            target = services.get(drill.target)
+            if target is None:
+                raise located(("drill", "target"), f"unknown service {drill.target!r}")
+            if target.instances != 1:
+                raise located(("drill", "target"), "a drill's target runs one instance")
+        for i, f in enumerate(self.plan):
+            if f.kind == "data_loss" and (drill is None or f.target != drill.target):
+                raise located(
+                    ("plan", i, "target"),
+                    "data_loss needs a drill: section with this target (its file and backups)",
+                )
         if self.hypotheses.exactly_once and not self.load.effects:
             raise located(
                 ("hypotheses", "exactly_once"), "needs load.effects: the effects to count"
@@ -352,7 +408,7 @@ class ExperimentsSpec(_Strict):
                     raise located(
                         ("plan", i, "target"), f"unknown request kind {f.target!r} ({known})"
                     )
-            elif f.kind == "kill":
+            elif f.kind in ("kill", "data_loss"):
                 if f.target not in instances:
                     raise located(
                         ("plan", i, "target"),
