@@ -263,8 +263,8 @@ def _shop(tmp_path: Path, old: str, new: str) -> str:
             "no SLO named 'checkuot'",
         ),
         (
-            "    entry: api\n",
-            "    entry: gateway\n",
+            "  load:\n    entry: api\n",
+            "  load:\n    entry: gateway\n",
             "experiments.load.entry",
             "unknown service 'gateway'",
         ),
