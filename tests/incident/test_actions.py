@@ -1,0 +1,136 @@
+"""Supervisor and remediation actions on an incident's timeline: the remediation journal written by
+the real :class:`~buttress.remediation.engine.Remediator`, a supervisor status file, and supervisor
+events in the state feed, each placed event by event; unreadable lines and files are skipped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from buttress.cli import main
+from buttress.dashboard.feed import FeedWriter, Update
+from buttress.errors import ButtressError
+from buttress.incident import IncidentStore, parse_generic
+from buttress.incident.timeline import build_timeline
+from buttress.remediation.core import RuleOptions
+from buttress.remediation.engine import Journal, Remediator, Rule, Signal
+from buttress.testing import FakeClock
+
+T = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+M = 60.0
+
+
+def _fail(sig: Signal) -> str:
+    raise RuntimeError(f"cannot restart {sig.subject}")
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> dict[str, Path]:
+    clock = FakeClock(wall_start=T + 12 * M)
+    journal = tmp_path / "remediation.jsonl"
+    rules = [
+        Rule("restart-db", "breaker_open", lambda s: f"restarted {s.subject}", "restart the db",
+             options=RuleOptions(cooldown=0)),
+        Rule("shed-load", "breaker_open", _fail, "shed load", options=RuleOptions(cooldown=0)),
+        Rule("page", "slo_burn", lambda s: "", "page the owner",
+             options=RuleOptions(dry_run=True)),
+    ]  # fmt: skip
+    rem = Remediator(rules, journal=Journal(journal), clock=clock)
+    rem.signal(Signal("breaker_open", "db", figures={"failures": 5}))
+    clock.advance(3 * M)
+    rem.signal(Signal("slo_burn", "checkout", figures={"burn_rate": 14.4}))
+    with journal.open("a") as f:
+        f.write('{"time": "not a number"}\n{"partial": ')  # skipped: a line being written
+    status = tmp_path / "supervise.json"
+    tree = {
+        "kind": "supervisor", "strategy": "one_for_one", "intensity": 3, "period": 60,
+        "children": [
+            {"name": "web", "state": "running", "restarts": 0, "failures": 0, "crash_loop": False},
+            {"name": "db", "state": "backoff", "restarts": 4, "failures": 5, "crash_loop": True,
+             "last_exit": "exit status 1"},
+            {"name": "workers", "kind": "supervisor", "state": "running", "restarts": 0,
+             "children": [{"name": "relay", "state": "running", "restarts": 1, "failures": 0,
+                           "crash_loop": False, "last_exit": "signal 9"}]},
+        ],
+    }  # fmt: skip
+    status.write_text(json.dumps({"name": "shop", "pid": 1, "updated": T + 14 * M, "tree": tree}))
+    feed_db = tmp_path / "slo.db"
+    with FeedWriter(feed_db, source="supervise:1") as feed:
+        feed.write([Update("supervisor", "shop", "db", "exited", "bad", {"reason": "exit 1"},
+                           T + 11 * M, log="child_exited")])  # fmt: skip
+        feed.write([Update("supervisor", "shop", "db", "restarting", "warn", {"delay": 1.0},
+                           T + 11 * M + 1, log="child_restarting")])  # fmt: skip
+    inc_db = tmp_path / "inc.db"
+    with IncidentStore(inc_db) as store:
+        firing = parse_generic({"key": "db", "status": "firing", "title": "db down",
+                                "service": "shop", "mode": "db-down",
+                                "started_at": T + 10 * M})  # fmt: skip
+        store.ingest([firing], received=T + 13 * M)
+        store.transition(1, "resolved", actor="carol", at=T + 20 * M)
+    return {"journal": journal, "status": status, "feed": feed_db, "inc": inc_db}
+
+
+def test_actions_on_the_timeline_event_by_event(recorded: dict[str, Path]) -> None:
+    with IncidentStore(recorded["inc"]) as store:
+        tl = build_timeline(
+            store.get(1),
+            store.log(1),
+            feed=recorded["feed"],
+            remediation=[recorded["journal"]],
+            supervisor=[recorded["status"]],
+        )
+    got = [(round(e.time - T), e.source, e.kind, e.text) for e in tl.entries]
+    assert got == [
+        (660, "supervisor", "supervisor.child_exited", "supervisor shop/db: child exited"),
+        (661, "supervisor", "supervisor.child_restarting", "supervisor shop/db: child restarting"),
+        (720, "remediation", "acted", "remediation restart-db: restart the db on breaker_open db: "
+         "done"),
+        (720, "remediation", "failed", "remediation shed-load: shed load on breaker_open db: "
+         "failed: RuntimeError: cannot restart db"),
+        (780, "incident", "detected", "incident detected (webhook)"),
+        (840, "supervisor", "status", "supervisor shop/db: backoff, 4 restart(s), CRASH LOOP "
+         "(5 failures in a row); last exit: exit status 1"),
+        (840, "supervisor", "status", "supervisor shop/workers/relay: 1 restart(s); "
+         "last exit: signal 9"),
+        (900, "remediation", "dry_run", "remediation page: page the owner on slo_burn checkout: "
+         "dry run"),
+        (1200, "incident", "resolved", "resolved by carol"),
+    ]  # fmt: skip
+    restart = next(e for e in tl.entries if e.kind == "acted")
+    assert restart.detail["figures"] == {"failures": 5}
+    assert restart.detail["detail"] == "restarted db"
+
+
+def test_entries_outside_the_window_and_missing_files(recorded: dict[str, Path]) -> None:
+    with IncidentStore(recorded["inc"]) as store:
+        inc, log = store.get(1), store.log(1)
+    # A window that ends before every action: only the incident's own log remains.
+    tl = build_timeline(inc, log, remediation=[recorded["journal"]],
+                        supervisor=[recorded["status"]], before=0, after=-20 * M)  # fmt: skip
+    assert {e.source for e in tl.entries} == {"incident"}
+    with pytest.raises(ButtressError, match="no such file"):
+        build_timeline(inc, log, remediation=[recorded["journal"].with_name("nope.jsonl")])
+    recorded["status"].write_text("{ torn")  # a status file being replaced: skipped
+    tl = build_timeline(inc, log, supervisor=[recorded["status"]])
+    assert [e.source for e in tl.entries] == ["incident", "incident"]
+
+
+def test_cli_timeline_reads_journal_and_status(recorded: dict[str, Path]) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["incident", "timeline", "1", "--store", str(recorded["inc"]),
+         "--remediation-journal", str(recorded["journal"]),
+         "--supervisor-state", str(recorded["status"]), "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    sources = [e["source"] for e in json.loads(result.output)["entries"]]
+    assert sources.count("remediation") == 3 and sources.count("supervisor") == 2
+    missing = CliRunner().invoke(
+        main, ["incident", "timeline", "1", "--store", str(recorded["inc"]),
+               "--remediation-journal", "/nonexistent/journal.jsonl"],
+    )  # fmt: skip
+    assert missing.exit_code == 2
+    assert "no such file" in missing.output and "Traceback" not in missing.output
