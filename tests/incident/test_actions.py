@@ -134,3 +134,64 @@ def test_cli_timeline_reads_journal_and_status(recorded: dict[str, Path]) -> Non
     )  # fmt: skip
     assert missing.exit_code == 2
     assert "no such file" in missing.output and "Traceback" not in missing.output
+
+
+async def test_a_real_supervisors_status_file_on_the_timeline(tmp_path: Path) -> None:
+    """The status file written by ``buttress supervise run``'s own writer while a real supervisor
+    restarts a failing task twice, and a nested supervisor's child that never failed."""
+    import asyncio
+    import time
+
+    from buttress.supervise import Supervisor, TaskChild, TaskContext
+    from buttress.supervise.cli import write_state
+
+    runs = {"flaky": 0}
+
+    async def flaky(ctx: TaskContext) -> None:
+        runs["flaky"] += 1
+        if runs["flaky"] < 3:
+            raise RuntimeError("cannot reach the db")
+        await asyncio.sleep(3600)
+
+    async def steady(ctx: TaskContext) -> None:
+        await asyncio.sleep(3600)
+
+    status = tmp_path / "supervise.json"
+    holder: list[Supervisor] = []
+    inner = Supervisor("workers", [TaskChild("relay", steady)])
+    top = Supervisor(
+        "shop",
+        [TaskChild("flaky", flaky, backoff_initial=0.0), inner],
+        on_change=lambda: holder and write_state(status, holder[0]),
+    )
+    holder.append(top)
+    began = time.time()
+    task = asyncio.create_task(top.run())
+    deadline = time.monotonic() + 10
+    while runs["flaky"] < 3 or 'restarts": 2' not in (
+        status.read_text() if status.exists() else ""
+    ):
+        assert time.monotonic() < deadline, "the supervisor did not restart the task twice"
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # let the third run settle into "running"
+    write_state(status, top)
+    running = tmp_path / "running.json"
+    running.write_text(status.read_text())  # stopping the tree rewrites the file
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    inc_db = tmp_path / "inc.db"
+    with IncidentStore(inc_db) as store:
+        store.ingest([parse_generic({"key": "db", "status": "firing", "title": "db down",
+                                     "service": "shop", "mode": "db-down",
+                                     "started_at": began})])  # fmt: skip
+        tl = build_timeline(store.get(1), store.log(1), supervisor=[running])
+        stopped = build_timeline(store.get(1), store.log(1), supervisor=[status])
+    [entry] = [e for e in tl.entries if e.source == "supervisor"]  # workers/relay never failed
+    assert entry.text.startswith("supervisor shop/flaky: 2 restart(s); last exit: ")
+    assert "cannot reach the db" in entry.text
+    assert entry.detail == {"state": "running", "restarts": 2, "failures": 2, "crash_loop": False}
+    assert entry.time == json.loads(running.read_text())["updated"]
+    # Once the tree is stopped, every child is shown as such.
+    texts = {e.text.split(":")[0] for e in stopped.entries if e.source == "supervisor"}
+    assert texts == {"supervisor shop/flaky", "supervisor shop/workers/relay"}
