@@ -149,3 +149,18 @@ def test_the_page_follows_an_incident_from_detection_to_resolution(
         recover = _text(page, '#incidents tr[data-metric="time_to_recover"]')
         assert recover.split("\t")[1].strip() == "1"  # n: the one resolved incident
     assert page.evaluate("window.ButtressDashboard.received.incidents") >= 4
+    api = page.request.get(served.url + "/api/incidents").json()
+    assert api["open"] == [] and api["resolved"][0]["resolved_by"] == "carol"
+
+
+def test_cli_refuses_a_directory_as_the_incident_store(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from buttress.cli import main
+
+    result = CliRunner().invoke(
+        main, ["dashboard", "--store", str(_store(tmp_path)), "--incidents", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "--incidents" in result.output and "is a directory" in result.output
+    assert "Traceback" not in result.output
