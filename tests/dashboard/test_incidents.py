@@ -5,6 +5,7 @@ is resolved live while a real uvicorn serves the page."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,15 @@ def test_no_store_yet_and_bad_paths(tmp_path: Path) -> None:
         assert "incidents" in data.snapshot()
     finally:
         data.close()
+    slo_db = _store(tmp_path)  # an SLO store given by mistake: named, and left untouched
+    data = DashboardData(DashboardConfig(store=slo_db, incidents=slo_db))
+    try:
+        assert data.incidents_payload()["note"] == "not an incident store (no incidents table)"
+    finally:
+        data.close()
+    with sqlite3.connect(slo_db) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "incidents" not in tables
     with pytest.raises(ButtressError, match=r"--incidents .*is a directory"):
         DashboardData(DashboardConfig(store=_store(tmp_path), incidents=tmp_path))
     off = DashboardData(DashboardConfig(store=_store(tmp_path)))

@@ -12,6 +12,7 @@ because incident durations are heavy-tailed.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +49,22 @@ def _steps(i: Incident) -> dict[str, Any]:
     }
 
 
+def _not_an_incident_store(path: Path) -> str | None:
+    from buttress.sqlite import connect
+
+    try:
+        conn = connect(path, read_only=True)
+        try:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'incidents'"
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        return f"not an incident store ({e})"
+    return None if found else "not an incident store (no incidents table)"
+
+
 class IncidentsView:
     """Builds the incidents payload from the store at ``path`` (opened once it exists: the
     dashboard never creates it)."""
@@ -57,11 +74,19 @@ class IncidentsView:
         self._store: IncidentStore | None = None
         self._lock = threading.Lock()
 
-    def _open(self) -> IncidentStore | None:
+    def _open(self) -> IncidentStore | str:
+        """The store, or why there is none (yet)."""
         from buttress.incident import IncidentStore
 
-        if self._store is None and self.path.is_file():
-            self._store = IncidentStore(self.path)
+        if self._store is not None:
+            return self._store
+        if not self.path.is_file():
+            return "no incident store yet (buttress incident serve creates it)"
+        # Opening migrates the schema: never do that to a file that is something else.
+        reason = _not_an_incident_store(self.path)
+        if reason is not None:
+            return reason
+        self._store = IncidentStore(self.path)
         return self._store
 
     def payload(
@@ -78,8 +103,8 @@ class IncidentsView:
         base: dict[str, Any] = {"enabled": True, "file": str(self.path)}
         with self._lock:
             store = self._open()
-            if store is None:
-                return base | {"note": "no incident store yet (buttress incident serve creates it)"}
+            if isinstance(store, str):
+                return base | {"note": store}
             history = store.incidents(limit=HISTORY)
         open_ = [i for i in history if i.state != "resolved"]
         resolved = [i for i in history if i.state == "resolved"][:RESOLVED_SHOWN]
