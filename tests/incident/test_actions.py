@@ -5,6 +5,7 @@ events in the state feed, each placed event by event; unreadable lines and files
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from buttress.cli import main
 from buttress.dashboard.feed import FeedWriter, Update
+from buttress.dashboard.publish import Publisher
 from buttress.errors import ButtressError
 from buttress.incident import IncidentStore, parse_generic
 from buttress.incident.timeline import build_timeline
@@ -157,6 +159,10 @@ async def test_a_real_supervisors_status_file_on_the_timeline(tmp_path: Path) ->
         await asyncio.sleep(3600)
 
     status = tmp_path / "supervise.json"
+    feed_db = tmp_path / "slo.db"
+    publisher = Publisher(feed_db, source="supervise")  # the tree's events into the state feed
+    detach = publisher.attach()
+    publisher.start()
     holder: list[Supervisor] = []
     inner = Supervisor("workers", [TaskChild("relay", steady)])
     top = Supervisor(
@@ -180,6 +186,8 @@ async def test_a_real_supervisors_status_file_on_the_timeline(tmp_path: Path) ->
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    detach()
+    publisher.close()
     inc_db = tmp_path / "inc.db"
     with IncidentStore(inc_db) as store:
         store.ingest([parse_generic({"key": "db", "status": "firing", "title": "db down",
@@ -187,6 +195,7 @@ async def test_a_real_supervisors_status_file_on_the_timeline(tmp_path: Path) ->
                                      "started_at": began})])  # fmt: skip
         tl = build_timeline(store.get(1), store.log(1), supervisor=[running])
         stopped = build_timeline(store.get(1), store.log(1), supervisor=[status])
+        events = build_timeline(store.get(1), store.log(1), feed=feed_db)
     [entry] = [e for e in tl.entries if e.source == "supervisor"]  # workers/relay never failed
     assert entry.text.startswith("supervisor shop/flaky: 2 restart(s); last exit: ")
     assert "cannot reach the db" in entry.text
@@ -195,3 +204,56 @@ async def test_a_real_supervisors_status_file_on_the_timeline(tmp_path: Path) ->
     # Once the tree is stopped, every child is shown as such.
     texts = {e.text.split(":")[0] for e in stopped.entries if e.source == "supervisor"}
     assert texts == {"supervisor shop/flaky", "supervisor shop/workers/relay"}
+    # The events, published as they happened: two failed exits of flaky, each then restarted.
+    flaky_events = [e for e in events.entries if e.text.startswith("supervisor shop/flaky:")]
+    kinds = [e.kind.removeprefix("supervisor.") for e in flaky_events]
+    one_run = ["child_started", "child_ready", "child_exited", "child_restarting"]
+    assert kinds[:8] == one_run * 2, kinds
+    assert kinds[8:] == one_run[:2]  # the third run, up until the tree was stopped
+    exited = flaky_events[2]
+    assert exited.detail["level"] == "bad" and exited.detail["fields"]["failed"] is True
+    assert "cannot reach the db" in exited.detail["fields"]["reason"]
+    assert all(e.source == "supervisor" for e in flaky_events)
+
+
+def test_remediation_events_published_into_the_feed(tmp_path: Path) -> None:
+    """A publisher attached to every event records the remediator's actions as they happen: on
+    the timeline from the feed alone, without the journal."""
+    feed_db = tmp_path / "slo.db"
+    publisher = Publisher(feed_db, source="remediation")
+    detach = publisher.attach()
+    publisher.start()
+    began = time.time()
+    rules = [
+        Rule("restart-db", "breaker_open", lambda s: "restarted", "restart the db"),
+        Rule("shed-load", "breaker_open", _fail, "shed load"),
+        Rule("page", "breaker_open", lambda s: "", "page", options=RuleOptions(dry_run=True)),
+    ]
+    Remediator(rules).signal(Signal("breaker_open", "db"))
+    detach()
+    publisher.close()
+    with IncidentStore(tmp_path / "inc.db") as store:
+        store.ingest([parse_generic({"key": "db", "status": "firing", "title": "db down",
+                                     "service": "shop", "started_at": began})])  # fmt: skip
+        tl = build_timeline(store.get(1), store.log(1), feed=feed_db)
+    got = [(e.kind, e.text, e.detail["level"]) for e in tl.entries if e.source == "remediation"]
+    assert got == [
+        (
+            "remediation.acted",
+            "remediation remediation/restart-db: restart the db on db: done",
+            "warn",
+        ),
+        (
+            "remediation.acted",
+            "remediation remediation/shed-load: shed load on db: failed: "
+            "RuntimeError: cannot restart db",
+            "bad",
+        ),
+        (
+            "remediation.escalated",
+            "remediation remediation/shed-load: escalated (failed: "
+            "RuntimeError: cannot restart db)",
+            "bad",
+        ),
+        ("remediation.acted", "remediation remediation/page: page on db: dry run", "warn"),
+    ]

@@ -154,17 +154,29 @@ def feed_entries(path: str | Path, start: float, end: float) -> list[Entry]:
     for t, policy_type, scope, name, kind, state, level, fields in rows:
         # Supervisor and remediation events are actions, shown under their own source.
         source = policy_type if policy_type in ("supervisor", "remediation") else "feed"
-        what = kind.replace("_", " ") if source != "feed" else state
+        values = json.loads(fields)
         out.append(
             Entry(
                 float(t),
                 source,
                 f"{policy_type}.{kind}",
-                f"{policy_type} {scope}/{name}: {what}",
-                {"level": level, "fields": json.loads(fields)},
+                f"{policy_type} {scope}/{name}: {_what(source, kind, state, values)}",
+                {"level": level, "fields": values},
             )
         )
     return out
+
+
+def _what(source: str, kind: str, state: str, fields: dict[str, Any]) -> str:
+    """What happened, in words: a state for the feed, the event for a supervisor, the action and
+    its outcome for remediation (as its journal says it)."""
+    if source == "supervisor":
+        return kind.replace("_", " ")
+    if source == "remediation" and kind == "acted" and "action" in fields:
+        return f"{fields['action']} on {fields.get('subject', '?')}: {fields.get('outcome', state)}"
+    if source == "remediation" and kind == "escalated":
+        return f"escalated ({fields.get('error', '?')})"
+    return state
 
 
 def _journal_time(value: object) -> float | None:
