@@ -4,7 +4,9 @@ Routes::
 
     GET /                       the page (template + bundled static files; no CDN)
     GET /api/snapshot           everything as one JSON document
-    GET /api/stream             server-sent events: states, slos, journals, lab, assessment, error
+    GET /api/stream             server-sent events: states, slos, journals, lab, incidents,
+                                assessment, error
+    GET /api/incidents          the incidents section's payload
     GET /api/journals/{file}    one journal, whole
     GET /healthz                {"status": "pass"}
     GET /static/...             charts.js, dashboard.js, CSS, vendor/uPlot.*
@@ -78,6 +80,7 @@ def create_app(config: DashboardConfig, *, data: DashboardData | None = None) ->
             "store": str(config.store),
             "spec": str(config.spec) if config.spec else None,
             "journals": str(config.journals) if config.journals else None,
+            "incidents": str(config.incidents) if config.incidents else None,
             "stale_after": config.stale_after,
         }
         return templates.TemplateResponse(
@@ -96,6 +99,9 @@ def create_app(config: DashboardConfig, *, data: DashboardData | None = None) ->
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+    async def incidents(request: Request) -> Response:
+        return _JSON.response(await asyncio.to_thread(d.incidents_payload))  # type: ignore[no-any-return]
 
     async def journal(request: Request) -> Response:
         name = request.path_params["file"]
@@ -122,6 +128,7 @@ def create_app(config: DashboardConfig, *, data: DashboardData | None = None) ->
             Route("/", index),
             Route("/api/snapshot", snapshot),
             Route("/api/stream", stream),
+            Route("/api/incidents", incidents),
             Route("/api/journals/{file:path}", journal),
             Route("/healthz", healthz),
             Mount("/static", app=StaticFiles(directory=static_dir), name="static"),

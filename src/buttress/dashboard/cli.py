@@ -40,6 +40,13 @@ __all__ = ["dashboard"]
     help="A lab report directory (buttress lab PATH --out DIR) or its result.json: the runs "
     "side by side.",
 )
+@click.option(
+    "--incidents",
+    type=click.Path(dir_okay=True),
+    default=None,
+    help="The incident store (buttress incident serve --store): open incidents, their impact "
+    "and the time-to-x figures.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8765, show_default=True, type=int, help="TCP port (0: any free).")
 @click.option(
@@ -55,12 +62,13 @@ def dashboard(
     spec: str | None,
     journals: str | None,
     lab: str | None,
+    incidents: str | None,
     host: str,
     port: int,
     stale_after: float,
 ) -> None:
     """Serve the dashboard: SLOs and error budgets, live policy states, endpoint health,
-    experiment runs and the assessment, updated live from the store."""
+    experiment runs, the lab, incidents and the assessment, updated live from the store."""
     from .app import create_app, make_server
     from .state import DashboardConfig
 
@@ -75,6 +83,7 @@ def dashboard(
         spec=Path(spec) if spec else None,
         journals=Path(journals) if journals else None,
         lab=Path(lab) if lab else None,
+        incidents=Path(incidents) if incidents else None,
         stale_after=stale_after,
     )
     if port == 0:  # choose the free port here, so the address printed is the real one

@@ -26,6 +26,12 @@ How it works:
   store within milliseconds, not at the next sample.  Rejections (breaker, bulkhead, limiter,
   adaptive limit, shedder) only increment counters, reported as the ``rejected`` field: the
   guarded call never waits for SQLite.
+* **Actions.** Supervisor events (a child started, ready, exited, restarting, hung, crash looping;
+  a supervisor giving up) and remediation events (a rule acted, escalated) are logged as they
+  happen, with their fields, under their own policy types: they show among the recent state
+  changes and on incident timelines (:mod:`buttress.incident.timeline`).  They come from the
+  supervisor's or remediator's own name, not a pipeline's, so they reach a publisher through
+  :meth:`Publisher.attach`.
 * **Heartbeat.** Each publisher keeps one ``policy_type = "source"`` row up to date (at least once
   a second); the dashboard greys out the states of a source whose heartbeat is older than
   ``stale_after`` (default ``max(5, 10 x interval)`` seconds), so a crashed process's last
@@ -39,6 +45,7 @@ bad.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -81,6 +88,37 @@ _BREAKER_LEVEL = {
     "open": "bad",
     "forced_open": "bad",
 }
+
+
+# What a supervisor or remediation event means for its component: (state, level); a function of
+# the event when the kind alone does not say (an exit that did not fail, a dry run).
+_ACTION_STATES: dict[tuple[str, str], Callable[[Event], tuple[str, str]]] = {
+    ("supervisor", "child_started"): lambda e: ("starting", "warn"),
+    ("supervisor", "child_ready"): lambda e: ("running", "ok"),
+    ("supervisor", "child_exited"): lambda e: (
+        ("exited", "bad") if getattr(e, "failed", True) else ("exited", "warn")
+    ),
+    ("supervisor", "child_restarting"): lambda e: ("restarting", "warn"),
+    ("supervisor", "watchdog_fired"): lambda e: ("hung", "bad"),
+    ("supervisor", "crash_looping"): lambda e: ("crash looping", "bad"),
+    ("supervisor", "gave_up"): lambda e: ("gave up", "bad"),
+    ("remediation", "acted"): lambda e: (
+        ("failed", "bad")
+        if str(getattr(e, "outcome", "")).startswith("failed")
+        else ("dry run", "warn")
+        if getattr(e, "dry_run", False)
+        else ("acted", "warn")
+    ),
+    ("remediation", "escalated"): lambda e: ("escalated", "bad"),
+}
+
+
+def _event_fields(event: Event) -> dict[str, Any]:
+    return {
+        f.name: getattr(event, f.name)
+        for f in dataclasses.fields(event)
+        if f.name not in ("pipeline", "policy", "time")
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,12 +382,22 @@ class Publisher:
     # -- the listener ------------------------------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
-        """Listener: log breaker transitions at once; count rejections."""
+        """Listener: log breaker transitions, supervisor and remediation actions at once; count
+        rejections."""
         ptype, kind = event.policy_type, event.kind
         if (ptype, kind) in _REJECTION_KINDS:
             key = (ptype, event.pipeline, event.policy)
             with self._lock:
                 self._rejected[key] = self._rejected.get(key, 0) + 1
+            return
+        action = _ACTION_STATES.get((ptype, kind))
+        if action is not None:
+            state, level = action(event)
+            self._queue(
+                Update(ptype, event.pipeline, event.policy, state, level, _event_fields(event),
+                       self.clock.wall(), kind),
+                wake=True,
+            )  # fmt: skip
             return
         to_state = getattr(event, "to_state", None)
         if ptype == "circuit_breaker" and isinstance(to_state, str):

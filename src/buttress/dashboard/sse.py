@@ -8,7 +8,9 @@ seconds it reads ``PRAGMA data_version`` (changes when any other connection comm
 * SLOs are re-evaluated (in a worker thread) at most every ``slo_every`` seconds while data
   changes, and at every minute boundary even without new data (the windows move), and sent as a
   ``slos`` event when they differ;
-* the journals directory is rescanned every ``journals_every`` seconds (``journals`` event).
+* the journals directory is rescanned every ``journals_every`` seconds (``journals`` event), and
+  so are the lab's result (``lab``) and the incident store (``incidents``: sent when an incident
+  opens, moves or resolves, or its impact grows; the page ticks the ages itself).
 
 A new client first receives the latest payload of each kind, so the page is complete at once.
 Each client has a small queue; a client too slow to keep up loses the *oldest* undelivered
@@ -99,6 +101,12 @@ class Hub:
                 self._publish("slos", payload)
         elif what == "journals":
             self._publish("journals", await asyncio.to_thread(d.journals_payload))
+        elif what == "incidents":
+            payload = await asyncio.to_thread(d.incidents_payload)
+            key = {k: v for k, v in payload.items() if k != "at"}
+            if self._raw.get("incidents:key") != key:
+                self._raw["incidents:key"] = key
+                self._publish("incidents", payload)
         elif what == "lab":
             payload = await asyncio.to_thread(d.lab_payload)
             if self._raw.get("lab:key") != payload:
@@ -124,6 +132,7 @@ class Hub:
         await self._refresh("slos")
         await self._refresh("journals")
         await self._refresh("lab")
+        await self._refresh("incidents")
         last_slo = last_journals = time.monotonic()
         slo_dirty = False
         minute = int(time.time() // 60)
@@ -150,6 +159,8 @@ class Hub:
                     await self._refresh("journals")
                 if cfg.lab is not None:
                     await self._refresh("lab")
+                if cfg.incidents is not None:
+                    await self._refresh("incidents")
 
     def _ensure_running(self) -> None:
         if self._task is None or self._task.done():

@@ -12,6 +12,8 @@ Each ``*_payload`` method returns JSON-ready data (NaN and infinities as ``null`
   is not buried) and, per circuit breaker, its state over the last ``timeline_minutes`` as a step
   series;
 * :meth:`~DashboardData.journals_payload`: experiment runs (:mod:`buttress.dashboard.journals`);
+* :meth:`~DashboardData.incidents_payload`: open incidents with their impact, and time-to-x
+  figures (:mod:`buttress.dashboard.incidents`);
 * :attr:`~DashboardData.assessment`: the assessment summary of the spec's ``architecture:``,
   computed once at start-up (it depends only on the spec).
 """
@@ -24,11 +26,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from buttress.errors import ButtressError
 
 from .feed import FeedReader, StateEvent, StateRow, clean_value
+
+if TYPE_CHECKING:
+    from .incidents import IncidentsView
 
 __all__ = [
     "BREAKER_LEVELS",
@@ -54,6 +59,9 @@ class DashboardConfig:
     :param lab: a lab report directory (``buttress lab PATH --out DIR``) or its ``result.json``:
         its runs side by side (off, typical, Buttress) and its hypotheses.  ``None``: no lab
         section.  Reread when the file changes (checked as often as the journals).
+    :param incidents: the incident store (``buttress incident serve --store``): open incidents,
+        their state, age and SLO impact, and the history's time to detect, acknowledge, mitigate
+        and recover.  ``None``: no incidents section.  Reread as often as the journals.
     :param stale_after: seconds without a heartbeat after which a source's states are stale
         (default 5).
     :param poll: seconds between checks of the store for changes (default 0.2).
@@ -74,6 +82,7 @@ class DashboardConfig:
     spec: Path | None = None
     journals: Path | None = None
     lab: Path | None = None
+    incidents: Path | None = None
     stale_after: float = 5.0
     poll: float = 0.2
     slo_every: float = 2.0
@@ -210,6 +219,10 @@ class DashboardData:
             raise ButtressError(f"--store {store}: is a directory, expected the SQLite store file")
         if config.journals is not None and not Path(config.journals).is_dir():
             raise ButtressError(f"--journals {config.journals}: no such directory")
+        if config.incidents is not None and Path(config.incidents).is_dir():
+            raise ButtressError(
+                f"--incidents {config.incidents}: is a directory, expected the incident store file"
+            )
         self.slos: list[SLOSpec] = []
         self.assessment: dict[str, Any] | None = None
         self.assessment_error: str | None = None
@@ -228,6 +241,11 @@ class DashboardData:
         self._board_minute = -1
         self._journals: dict[str, Any] = {}
         self._lab_cache: tuple[int, dict[str, Any]] | None = None
+        self._incidents: IncidentsView | None = None
+        if config.incidents is not None:
+            from .incidents import IncidentsView
+
+            self._incidents = IncidentsView(Path(config.incidents))
 
     def _assess(self, spec: Path) -> dict[str, Any] | None:
         from buttress.assess.model import load_architecture
@@ -405,6 +423,19 @@ class DashboardData:
             cached = self._lab_cache = (mtime, _read_lab_result(path))
         return cached[1]
 
+    def incidents_payload(self, now: float | None = None) -> dict[str, Any]:
+        """Open incidents and the history's time-to-x figures (see
+        :mod:`buttress.dashboard.incidents`)."""
+        if self._incidents is None:
+            return {"enabled": False}
+        payload = self._incidents.payload(
+            time.time() if now is None else now,
+            slos=self.slos,
+            sli_store=self.store,
+            sli_lock=self._lock,
+        )
+        return clean_value(payload)  # type: ignore[no-any-return]
+
     def assessment_payload(self) -> dict[str, Any]:
         return {
             "enabled": self.assessment is not None or self.assessment_error is not None,
@@ -421,10 +452,13 @@ class DashboardData:
             "states": self.states_payload(),
             "journals": self.journals_payload(),
             "lab": self.lab_payload(),
+            "incidents": self.incidents_payload(),
             "assessment": self.assessment_payload(),
         }
 
     def close(self) -> None:
+        if self._incidents is not None:
+            self._incidents.close()
         self.reader.close()
         self.store.close()
 

@@ -277,9 +277,25 @@ _journals_option = click.option(
     help="Chaos Toolkit journal files or directories (repeatable).",
 )
 
+_remediation_option = click.option(
+    "--remediation-journal",
+    "remediation",
+    multiple=True,
+    type=click.Path(dir_okay=True),
+    help="Remediation journals (JSON lines, e.g. .buttress/remediation.jsonl; repeatable).",
+)
+_supervisor_option = click.option(
+    "--supervisor-state",
+    "supervisor",
+    multiple=True,
+    type=click.Path(dir_okay=True),
+    help="Supervisor status files (buttress supervise run --state; repeatable).",
+)
+
 
 def _timeline(store: str, ident: int, slo_store: str | None, spec: str | None,
-              journals: tuple[str, ...]) -> Any:  # fmt: skip
+              *, journals: tuple[str, ...], remediation: tuple[str, ...] = (),
+              supervisor: tuple[str, ...] = ()) -> Any:  # fmt: skip
     from .timeline import build_timeline
 
     slos: list[Any] = []
@@ -314,6 +330,8 @@ def _timeline(store: str, ident: int, slo_store: str | None, spec: str | None,
             sli_store=sli,
             feed=slo_store,
             journals=list(journals),
+            remediation=list(remediation),
+            supervisor=list(supervisor),
             now=db.clock.wall(),
         )
     finally:
@@ -327,11 +345,23 @@ def _timeline(store: str, ident: int, slo_store: str | None, spec: str | None,
 @_slo_store_option
 @_spec_option
 @_journals_option
+@_remediation_option
+@_supervisor_option
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
 def timeline(*, store: str, ident: int, slo_store: str | None, spec: str | None,
-             journals: tuple[str, ...], as_json: bool) -> None:  # fmt: skip
-    """The incident's timeline: its log, SLO errors and burn, state changes, chaos, deploys."""
-    tl = _timeline(store, ident, slo_store, spec, journals)
+             journals: tuple[str, ...], remediation: tuple[str, ...],
+             supervisor: tuple[str, ...], as_json: bool) -> None:  # fmt: skip
+    """The incident's timeline: its log, SLO errors and burn, state changes, supervisor and
+    remediation actions, chaos, deploys."""
+    tl = _timeline(
+        store,
+        ident,
+        slo_store,
+        spec,
+        journals=journals,
+        remediation=remediation,
+        supervisor=supervisor,
+    )
     if as_json:
         click.echo(json.dumps(tl.to_json(), indent=2, sort_keys=True))
         return
@@ -345,14 +375,25 @@ def timeline(*, store: str, ident: int, slo_store: str | None, spec: str | None,
 @_slo_store_option
 @_spec_option
 @_journals_option
+@_remediation_option
+@_supervisor_option
 @click.option("--html", "as_html", is_flag=True, help="HTML instead of Markdown.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here.")
 def postmortem(*, store: str, ident: int, slo_store: str | None, spec: str | None,
-               journals: tuple[str, ...], as_html: bool, output: str | None) -> None:  # fmt: skip
+               journals: tuple[str, ...], remediation: tuple[str, ...],
+               supervisor: tuple[str, ...], as_html: bool, output: str | None) -> None:  # fmt: skip
     """Draft the incident's postmortem (Google SRE template), Markdown or HTML."""
     from .postmortem import postmortem_context, render_html, render_markdown
 
-    tl = _timeline(store, ident, slo_store, spec, journals)
+    tl = _timeline(
+        store,
+        ident,
+        slo_store,
+        spec,
+        journals=journals,
+        remediation=remediation,
+        supervisor=supervisor,
+    )
     with _open(store) as db:
         items = db.action_items(incident=ident)
     risks = _risks(spec) if spec is not None else []
@@ -499,14 +540,27 @@ def stats(*, store: str, since: str | None, until: str | None, key: str, as_json
 @_spec_option
 @click.option("--since", default=None, help="Start (ISO 8601, Unix seconds, or 30d back).")
 @click.option("--until", default=None, help="End (default now).")
+@click.option(
+    "--lab", "labs", multiple=True, type=click.Path(dir_okay=True),
+    help="Lab report directories (searched for result.json) or files (repeatable).",
+)  # fmt: skip
+@click.option(
+    "--drills", multiple=True, type=click.Path(dir_okay=True),
+    help="Directories of `buttress dr drill --json` reports, or files (repeatable).",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
 def report(*, store: str, slo_store: str | None, spec: str | None, since: str | None,
-           until: str | None, as_json: bool) -> None:  # fmt: skip
+           until: str | None, labs: tuple[str, ...], drills: tuple[str, ...],
+           as_json: bool) -> None:  # fmt: skip
     """A period's reliability against the previous period: SLO attainment and budget spent,
-    incidents, top failure modes, time to x, open action items, risks predicted and observed."""
+    incidents, top failure modes, time to x, lab runs and drills, open action items, risks
+    predicted and observed."""
+    from .exercises import drill_results, lab_results
     from .report import period_report, render_text
 
     period = _period(since, until)
+    lab_rows, lab_skipped = lab_results(labs)
+    drill_rows, drill_skipped = drill_results(drills)
     slos: list[Any] = []
     risks: list[Any] = []
     if spec is not None:
@@ -525,7 +579,16 @@ def report(*, store: str, slo_store: str | None, spec: str | None, since: str | 
         sli = SLIStore(slo_store)
     try:
         with _open(store) as db:
-            data = period_report(db, period, slos=slos, sli_store=sli, risks=risks)
+            data = period_report(
+                db,
+                period,
+                slos=slos,
+                sli_store=sli,
+                risks=risks,
+                labs=lab_rows,
+                drills=drill_rows,
+                skipped=lab_skipped + drill_skipped,
+            )
     finally:
         if sli is not None:
             sli.close()

@@ -40,6 +40,7 @@ __all__ = [
     "TRANSITIONS",
     "AlertRecord",
     "BadPayload",
+    "Entry",
     "Incident",
     "LogEntry",
     "Notification",
@@ -365,3 +366,18 @@ def parse_generic(body: object) -> Notification:
         started=started,
         body=body,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One line of an incident's timeline (:mod:`buttress.incident.timeline`): ``source`` is
+    ``incident``, ``slo``, ``feed``, ``supervisor``, ``remediation``, ``chaos`` or ``deploy``."""
+
+    time: float
+    source: str
+    kind: str
+    text: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}

@@ -7,6 +7,8 @@ For ``[since, until)`` and the previous period of the same length:
   period's own budget (over 100 %: the SLO was missed for the period);
 * incidents detected in the period, the top failure modes (by count, then by time to recover),
   and the time-to-x distributions (:mod:`buttress.incident.analytics`);
+* lab runs and disaster-recovery drills in the period, with their verdicts
+  (:mod:`buttress.incident.exercises`; with ``--lab`` / ``--drills`` directories);
 * open action items (of any period) and the risk each answers;
 * with an architecture: the risk register's predicted occurrences in the period
   (``frequency * period / 1 year``) beside the incidents observed for that risk (an incident
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .analytics import by_group
+from .exercises import exercises
 from .model import Incident, stamp
 from .store import IncidentStore
 
@@ -130,16 +133,24 @@ def period_report(
     slos: Sequence[SLOSpec] = (),
     sli_store: SLIStore | None = None,
     risks: Sequence[Risk] = (),
+    labs: Sequence[dict[str, Any]] = (),
+    drills: Sequence[dict[str, Any]] = (),
+    skipped: Sequence[dict[str, str]] = (),
 ) -> dict[str, Any]:
-    """The report: this period, the previous one, open action items, risks against reality."""
+    """The report: this period, the previous one, open action items, risks against reality;
+    ``labs`` and ``drills`` as read by :mod:`buttress.incident.exercises` (any time: each period
+    keeps its own), ``skipped`` the files they could not use."""
     now = period_figures(store, period, slos=slos, sli_store=sli_store)
     before = period_figures(store, period.previous, slos=slos, sli_store=sli_store)
+    for figures, p in ((now, period), (before, period.previous)):
+        figures["exercises"] = exercises(list(labs), list(drills), p.since, p.until)
     items = store.action_items(open_only=True)
     return {
         "period": now,
         "previous": before,
         "open_action_items": [i.to_json() for i in items],
         "risks": _risks_vs_observed(risks, now["incidents"], period) if risks else [],
+        "skipped": list(skipped),
     }
 
 
@@ -207,6 +218,7 @@ def render_text(report: dict[str, Any]) -> str:
                 med["value"], old.get("value"), lower_is_better=metric != "time_between_failures"
             )
         )
+    lines += _exercise_lines(p.get("exercises"), q.get("exercises"), report.get("skipped", []))
     lines += ["", f"Open action items: {len(report['open_action_items'])}"]
     for a in report["open_action_items"]:
         lines.append(
@@ -221,3 +233,49 @@ def render_text(report: dict[str, Any]) -> str:
                 f"  ({r['mode']}; {r['bad_minutes_per_year']:.1f} bad min/yr, RPN {r['rpn']})"
             )
     return "\n".join(lines) + "\n"
+
+
+def _objective(value: float | None, target: float | None) -> str:
+    shown = "-" if value is None else f"{value:.1f}s"
+    return shown if target is None else f"{shown} (objective {target:g}s)"
+
+
+def _exercise_lines(
+    now: dict[str, Any] | None, before: dict[str, Any] | None, skipped: list[dict[str, str]]
+) -> list[str]:
+    """The lab and drill section (nothing when neither was asked for)."""
+    if now is None or (not now["labs"] and not now["drills"] and not skipped and
+                       not (before and (before["labs"] or before["drills"]))):  # fmt: skip
+        return []
+    prev = before or {"labs": [], "drills": [], "labs_passed": 0, "drills_passed": 0}
+    lines = [
+        "",
+        f"Lab runs: {len(now['labs'])}, {now['labs_passed']} passed "
+        f"(previous period: {len(prev['labs'])}, {prev['labs_passed']} passed)",
+    ]
+    for r in now["labs"]:
+        lines.append(
+            f"  {stamp(r['time'])}  {r['verdict'] or '?':<12} {r['held']} held, "
+            f"{r['failed']} failed, {r['inconclusive']} inconclusive  {r['file']}"
+        )
+        d = r.get("drill")
+        if d:
+            o = d.get("objectives") or {}
+            lines.append(
+                f"    drill of {d.get('target')}: RTO {_objective(d.get('rto'), o.get('rto'))}, "
+                f"RPO {_objective(d.get('rpo'), o.get('rpo'))}"
+            )
+    lines.append(
+        f"Drills: {len(now['drills'])}, {now['drills_passed']} passed "
+        f"(previous period: {len(prev['drills'])}, {prev['drills_passed']} passed)"
+    )
+    for r in now["drills"]:
+        verdict = "passed" if r["passed"] else "FAILED"
+        lines.append(
+            f"  {stamp(r['time'])}  {verdict:<12} {r['disruption']}: "
+            f"RTO {_objective(r['rto'], None)}, RPO {_objective(r['rpo'], None)}  {r['file']}"
+        )
+        lines += [f"    {f}" for f in r["failures"]]
+    for s in skipped:
+        lines.append(f"  skipped {s['file']}: {s['reason']}")
+    return lines

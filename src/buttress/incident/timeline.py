@@ -7,6 +7,8 @@ Sources, each optional but the incident's own log:
   minute (share failing, burn rate) and the minute they stopped;
 * the state feed in the same file (tables ``buttress_events``: breaker transitions, health checks,
   endpoints...), read with plain SQL so this package does not depend on the dashboard;
+* supervisor and remediation actions: the remediation journal, the supervisor's status file and
+  their events in the feed (:mod:`buttress.incident.actions`);
 * Chaos Toolkit journals (experiment start and end, each action and probe);
 * deploy markers posted by CI (:meth:`IncidentStore.add_deploy`).
 
@@ -27,7 +29,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 from buttress.errors import ButtressError
 from buttress.sqlite import connect
 
-from .model import Incident, LogEntry
+from .actions import remediation_entries, supervisor_entries
+from .model import Entry, Incident, LogEntry
 from .store import Deploy
 
 if TYPE_CHECKING:
@@ -49,28 +52,15 @@ __all__ = [
     "build_timeline",
     "chaos_entries",
     "feed_entries",
+    "remediation_entries",
     "slo_impact",
+    "supervisor_entries",
 ]
 
 DEFAULT_BEFORE = 1800.0
 """Seconds of history before the incident's start shown on its timeline."""
 DEFAULT_AFTER = 600.0
 """Seconds after its end."""
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One line of a timeline: ``source`` is ``incident``, ``slo``, ``feed``, ``chaos`` or
-    ``deploy``."""
-
-    time: float
-    source: str
-    kind: str
-    text: str
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,16 +152,31 @@ def feed_entries(path: str | Path, start: float, end: float) -> list[Entry]:
         conn.close()
     out: list[Entry] = []
     for t, policy_type, scope, name, kind, state, level, fields in rows:
+        # Supervisor and remediation events are actions, shown under their own source.
+        source = policy_type if policy_type in ("supervisor", "remediation") else "feed"
+        values = json.loads(fields)
         out.append(
             Entry(
                 float(t),
-                "feed",
+                source,
                 f"{policy_type}.{kind}",
-                f"{policy_type} {scope}/{name}: {state}",
-                {"level": level, "fields": json.loads(fields)},
+                f"{policy_type} {scope}/{name}: {_what(source, kind, state, values)}",
+                {"level": level, "fields": values},
             )
         )
     return out
+
+
+def _what(source: str, kind: str, state: str, fields: dict[str, Any]) -> str:
+    """What happened, in words: a state for the feed, the event for a supervisor, the action and
+    its outcome for remediation (as its journal says it)."""
+    if source == "supervisor":
+        return kind.replace("_", " ")
+    if source == "remediation" and kind == "acted" and "action" in fields:
+        return f"{fields['action']} on {fields.get('subject', '?')}: {fields.get('outcome', state)}"
+    if source == "remediation" and kind == "escalated":
+        return f"escalated ({fields.get('error', '?')})"
+    return state
 
 
 def _journal_time(value: object) -> float | None:
@@ -319,7 +324,15 @@ def slo_entries(impacts: Iterable[SLOImpact]) -> list[Entry]:
     return out
 
 
-_ORDER = {"deploy": 0, "chaos": 1, "feed": 2, "slo": 3, "incident": 4}
+_ORDER = {
+    "deploy": 0,
+    "chaos": 1,
+    "feed": 2,
+    "supervisor": 3,
+    "slo": 4,
+    "remediation": 5,
+    "incident": 6,
+}
 
 
 def build_timeline(
@@ -331,11 +344,14 @@ def build_timeline(
     sli_store: SLIStore | None = None,
     feed: str | Path | None = None,
     journals: Sequence[str | Path] = (),
+    remediation: Sequence[str | Path] = (),
+    supervisor: Sequence[str | Path] = (),
     now: float | None = None,
     before: float = DEFAULT_BEFORE,
     after: float = DEFAULT_AFTER,
 ) -> Timeline:
-    """The timeline of ``incident`` (its ``log`` from the store; ``deploys`` already fetched)."""
+    """The timeline of ``incident`` (its ``log`` from the store; ``deploys`` already fetched;
+    ``remediation``: remediation journals; ``supervisor``: supervisor status files)."""
     end = incident.resolved if incident.resolved is not None else (now or incident.detected)
     lo, hi = incident.started - before, end + after
     entries = incident_entries(log)
@@ -350,6 +366,10 @@ def build_timeline(
         entries += feed_entries(feed, lo, hi)
     if journals:
         entries += chaos_entries(journals, lo, hi)
+    if remediation:
+        entries += remediation_entries(remediation, lo, hi)
+    if supervisor:
+        entries += supervisor_entries(supervisor, lo, hi)
     # Causes before effects at the same instant: a deploy or fault, then what it did, then people.
     entries.sort(key=lambda e: (e.time, _ORDER.get(e.source, 9)))
     return Timeline(incident, lo, hi, entries, impacts)

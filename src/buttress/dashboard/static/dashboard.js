@@ -1,6 +1,7 @@
 /* The Buttress dashboard page: renders the payloads streamed by /api/stream (server-sent events).
  *
- * Events: "slos", "states", "journals", "assessment", "lab", "error" (see buttress/dashboard/sse.py).
+ * Events: "slos", "states", "journals", "assessment", "lab", "incidents", "error"
+ * (see buttress/dashboard/sse.py).
  * Charts are drawn by ButtressCharts (charts.js, on uPlot); tables are rebuilt from each payload.
  */
 (function () {
@@ -404,10 +405,82 @@
         return "<li>" + esc(n) + "</li>"; }).join("") + "</ul>" : "");
   }
 
+  // ---- incidents: open ones with state, age and impact; time to x over the history ----------------
+
+  var STATE_LEVEL = { detected: "bad", acknowledged: "warn", mitigated: "warn", resolved: "ok" };
+  var MTTX_NAMES = { time_to_detect: "time to detect", time_to_acknowledge: "time to acknowledge",
+                     time_to_mitigate: "time to mitigate", time_to_recover: "time to recover",
+                     time_between_failures: "time between failures" };
+
+  // An age that ticks: the element keeps its start time, tickAges() rewrites it every second.
+  function age(since) {
+    return '<span class="age" data-since="' + esc(since) + '">' +
+      esc(dur(Math.max(0, Date.now() / 1000 - since))) + "</span>";
+  }
+  function tickAges() {
+    var now = Date.now() / 1000;
+    Array.prototype.forEach.call(document.querySelectorAll(".age[data-since]"), function (el) {
+      el.textContent = dur(Math.max(0, now - parseFloat(el.getAttribute("data-since"))));
+    });
+  }
+  setInterval(tickAges, 1000);
+
+  function stepsOf(i) {
+    return ["acknowledged", "mitigated"].filter(function (k) { return i[k] !== null; })
+      .map(function (k) { return k + " by " + esc(i[k + "_by"]) + " after " +
+        esc(dur(i[k] - i.detected)); }).join("<br>");
+  }
+  function impactOf(i) {
+    if (!i.impact.length) return '<span class="muted">none recorded</span>';
+    return i.impact.map(function (x) {
+      return esc(x.slo) + ": " + esc(x.failed) + " failed, " + num(x.budget_minutes) +
+        " budget min (" + pct(x.budget_share) + " of the period's), worst minute " +
+        pct(x.peak_failing_share) + " failing";
+    }).join("<br>");
+  }
+  function interval(e) {
+    if (!e) return "–";
+    var lo = e.low === null ? "?" : dur(e.low), hi = e.high === null ? "?" : dur(e.high);
+    return esc(dur(e.value)) + ' <span class="muted">[' + esc(lo) + ", " + esc(hi) + "]</span>";
+  }
+
+  function renderIncidents(p) {
+    var el = document.getElementById("incidents");
+    if (!p.enabled) return;
+    if (p.note) { el.innerHTML = '<p class="note">' + esc(p.file) + ": " + esc(p.note) + "</p>"; return; }
+    var open = p.open.length ? tableOf(["#", "incident", "state", "age", "impact", "response"],
+      p.open.map(function (i) {
+        return '<tr class="incident" data-incident="' + esc(i.id) + '"><td>#' + esc(i.id) +
+          "</td><td><b>" + esc(i.title) + '</b><br><span class="muted">' + esc(i.service) + " / " +
+          esc(i.mode) + " · " + esc(i.severity) + "</span></td><td>" +
+          badge(i.state, STATE_LEVEL[i.state]) + "</td><td>" + age(i.started) +
+          '<br><span class="muted small">detected ' + age(i.detected) + " ago</span></td><td>" +
+          impactOf(i) + "</td><td>" + (stepsOf(i) || '<span class="muted">nobody yet</span>') +
+          "</td></tr>";
+      })) : '<p class="note" id="no-open-incident">No open incident.</p>';
+    var metrics = Object.keys(MTTX_NAMES).filter(function (k) { return p.mttx[k]; });
+    var mttx = tableOf(["over " + p.total + " incident(s)", "n", "median [95% CI]", "p90 [95% CI]",
+                        "mean (for comparison)"],
+      metrics.map(function (k) {
+        var s = p.mttx[k];
+        return '<tr data-metric="' + esc(k) + '"><td>' + esc(MTTX_NAMES[k]) + "</td><td>" +
+          esc(s.n) + "</td><td>" + interval(s.median) + "</td><td>" + interval(s.p90) +
+          "</td><td>" + (s.mean === null ? "–" : esc(dur(s.mean))) + "</td></tr>";
+      }));
+    var resolved = p.resolved.length ? "<h3>Recently resolved</h3>" + tableOf(
+      ["#", "incident", "resolved", "time to recover"], p.resolved.map(function (i) {
+        return '<tr class="resolved" data-incident="' + esc(i.id) + '"><td>#' + esc(i.id) +
+          "</td><td>" + esc(i.title) + "</td><td>by " + esc(i.resolved_by) + ", " +
+          age(i.resolved) + " ago</td><td>" + esc(dur(i.resolved - i.started)) + "</td></tr>";
+      })) : "";
+    el.innerHTML = "<h3>Open incidents (" + p.open.length + ")</h3>" + open + resolved +
+      "<h3>Time to x</h3>" + mttx;
+  }
+
   // ---- the stream -------------------------------------------------------------------------------
 
   var handlers = { slos: renderSlos, states: renderStates, journals: renderJournals,
-                   assessment: renderAssessment, lab: renderLab };
+                   assessment: renderAssessment, lab: renderLab, incidents: renderIncidents };
   var conn = document.getElementById("conn");
 
   function connect() {
