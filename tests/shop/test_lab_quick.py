@@ -16,8 +16,9 @@ def test_quick_lab_reaches_the_published_figures(tmp_path: Path) -> None:
     out = tmp_path / "report"
     done = run_lab(SHOP, out, marker, "--quick", "--json")
     # 0 passed; 3 inconclusive (the load driver was starved: judged below, after what holds anyway).
-    assert done.returncode in (0, 3), done.stdout[-3000:] + done.stderr[-3000:]
-    result = json.loads(done.stdout)
+    result = json.loads(done.stdout) if done.stdout.startswith("{") else {}
+    failed = [h for h in result.get("hypotheses", []) if h["passed"] is False]
+    assert done.returncode in (0, 3), f"{failed or done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert done.returncode == (3 if result["verdict"] == "inconclusive" else 0)
 
     # Nothing left running, every fault removed and verified.

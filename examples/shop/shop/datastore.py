@@ -98,7 +98,9 @@ def _row(order: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-OUTBOX = settings.mode == "on"
+# The outbox needs somewhere to deliver: a lab plan without inventory (the planted-loss test's)
+# runs the datastore alone.
+OUTBOX = settings.mode == "on" and "inventory" in settings.upstreams
 outbox = SQLiteOutbox(db_path, queues=["reserve"]) if OUTBOX else None
 
 

@@ -241,6 +241,7 @@ def _pitr_check(
 class _Timeline:
     writer: SentinelWriter
     disaster_wall: float
+    damaged_wall: float
     disaster: float
     detected: float
     restored: RestoredSnapshot
@@ -270,6 +271,10 @@ def _break_and_restore(
         log(f"injecting {config.disruption} after {backups} backups")
         disaster_wall, disaster = time.time(), time.monotonic()
         target.inject(config.disruption)
+        # Injecting takes time (killing a server: about a second): a write acknowledged before it
+        # finished was acknowledged by a live database, and losing it is the RPO; only a write
+        # acknowledged once the damage was done and still lost is a broken promise.
+        damaged_wall = time.time()
         while not target.broken():
             if time.monotonic() - disaster > config.timeout:
                 raise ConfigError("--disruption", config.disruption, "caused no visible damage")
@@ -291,7 +296,9 @@ def _break_and_restore(
         time.sleep(config.after)
     finally:
         writer.stop()
-    return _Timeline(writer, disaster_wall, disaster, detected, restored, restored_done, backups)
+    return _Timeline(
+        writer, disaster_wall, damaged_wall, disaster, detected, restored, restored_done, backups
+    )
 
 
 def run_drill(
@@ -338,8 +345,8 @@ def run_drill(
         rpo=rpo,
         restored=restored,
         acknowledged=len(acked),
-        lost_before_disaster=[s for s in lost if acked[s] < disaster_wall],
-        lost_after_disaster=[s for s in lost if acked[s] >= disaster_wall],
+        lost_before_disaster=[s for s in lost if acked[s] < measured.damaged_wall],
+        lost_after_disaster=[s for s in lost if acked[s] >= measured.damaged_wall],
         checker=checked.summary(),
         pitr=None if pit is None else _pitr_check(restored, acked, pit),
         backups=backups,
