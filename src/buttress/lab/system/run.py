@@ -63,6 +63,7 @@ from .figures import assessment as assess_architecture
 from .figures import figures, slo_kind
 from .figures import hypotheses as check_hypotheses
 from .figures import verdict as overall_verdict
+from .healing import ControlFiles, Healer, SupervisedServices, restarts, supervised_hypotheses
 from .load import LoadedLab, load_lab, targets
 from .plan import FaultPlan, scaled
 from .spec import MODE_NAMES, MODES, instance_names
@@ -158,6 +159,15 @@ class _Run:
         }
         self.sup = Supervisor()
         self.proxy_url = self._add_proxy()
+        # The Buttress run with healing: its services are children of buttress.supervise, and the
+        # remediation: rules switch the modes: the api reads; otherwise the lab's plain starter.
+        healing = exp.healing if mode == "on" else None
+        self.control = ControlFiles(self.dir / "control")
+        self.services: Any = SupervisedServices(healing) if healing is not None else self.sup
+        self.healer: Healer | None = None
+        if healing is not None and lab.spec.remediation:
+            self.healer = Healer(lab, self.dir, healing.burn)
+        self.ready_urls: dict[str, str] = {}
         for service in self.instances:
             self._add_service(service)
         self.plan: FaultPlan | None = None
@@ -199,9 +209,12 @@ class _Run:
                 "BUTTRESS_LAB_STORE": str(self.store_path),
                 "BUTTRESS_LAB_DATA": str(self.dir / "data" / n),
                 "BUTTRESS_LAB_INSTANCE": n,
+                "BUTTRESS_LAB_CONTROL": str(self.control.path(n)),
                 "PYTHONUNBUFFERED": "1",
                 **svc.env,
             }
+            if self.healer is not None:
+                env["BUTTRESS_LAB_MODE_STATE"] = str(self.healer.mode_file)
             uvicorn = ["--app-dir", str(self.lab.app_dir), "--host", "127.0.0.1", "--port", port]
             quiet = [
                 "--log-level",
@@ -210,13 +223,16 @@ class _Run:
                 "--timeout-graceful-shutdown",
                 "1",
             ]
-            self.sup.add(
+            self.ready_urls[n] = f"http://127.0.0.1:{port}{svc.ready}"
+            extra = {"service": service} if self.services is not self.sup else {}
+            self.services.add(
                 n,
                 [sys.executable, "-m", "uvicorn", *uvicorn, *quiet, svc.app],
                 port=self.ports[n],
                 log=self.dir / "logs" / f"{n}.log",
-                ready_url=f"http://127.0.0.1:{port}{svc.ready}",
+                ready_url=self.ready_urls[n],
                 env=env,
+                **extra,
             )
 
     def _phase(self, name: str, mark: float) -> float:
@@ -227,7 +243,8 @@ class _Run:
         """Start every process at once (services call their dependencies only when asked), then
         create the proxy's routes and wait until every service is ready."""
         mark = time.monotonic()
-        for n in ("proxy", *self.names):
+        supervised = self.services is not self.sup
+        for n in ("proxy", *([] if supervised else self.names)):
             self.sup.spawn(n)
         self.sup.wait_ready({"proxy": 15.0})
         from buttress.chaos.client import Client
@@ -245,9 +262,11 @@ class _Run:
                 ]
             )
         system = self.lab.experiments.system
-        self.sup.wait_ready(
-            {n: system[s].start_timeout for s, ns in self.instances.items() for n in ns}
-        )
+        timeouts = {n: system[s].start_timeout for s, ns in self.instances.items() for n in ns}
+        if supervised:  # one child after the other, each once the one before is ready
+            self.services.start(sum(timeouts.values()))
+        else:
+            self.sup.wait_ready(timeouts)
         self._phase("start", mark)
         self.progress.message(
             f"{len(self.names)} services and the fault proxy are up "
@@ -282,8 +301,10 @@ class _Run:
             scale=scale,
             proxy_url=self.proxy_url,
             routes=self.targets,
-            supervisor=self.sup,
+            supervisor=self.services,
             log=self.progress.message,
+            control=self.control,
+            ready_urls=self.ready_urls,
         )
         bursts = [
             Burst(f.target, *scaled(f, scale), float(f.rate or 0))
@@ -302,7 +323,11 @@ class _Run:
             observe=self._observer(),
         )
         wall0 = time.time()
-        samples = asyncio.run(_drive(driver, plan, self.progress, duration, bursts))
+        if isinstance(self.services, SupervisedServices):
+            self.services.wall0 = wall0
+        samples = asyncio.run(
+            _drive(driver, plan, self.progress, duration, bursts, healer=self.healer)
+        )
         self.progress.close()
         mark = self._phase("load", mark)
         self.result["wall_start"] = wall0
@@ -316,10 +341,16 @@ class _Run:
         with _no_interrupts():
             self.result["cleanup"] = plan.cleanup()
             # A graceful stop: the services flush their SLI counts and states as they exit.
-            self.result["killed_at_stop"] = self.sup.stop_all()
+            self.result["killed_at_stop"] = self._stop_all()
             self.recorder.close()
             self.cleaned = True
         self._phase("stop", mark)
+        if isinstance(self.services, SupervisedServices):
+            events = self.services.events
+            healing = {"restarts": restarts(events), "events": events, "journal": [], "modes": []}
+            if self.healer is not None:
+                healing |= self.healer.figures()
+            self.result["healing"] = healing
         stores = (self.store_path, self.dir / "client.db")
         pending = set(self.result.pop("pending_ids", []))
         self.result.update(
@@ -359,6 +390,13 @@ class _Run:
             r.raise_for_status()
         return {dep: {int(t): int(n) for t, n in per.items()} for dep, per in r.json().items()}
 
+    def _stop_all(self) -> list[str]:
+        """Stop the services (supervised ones by their supervisor), then the proxy."""
+        killed: list[str] = []
+        if self.services is not self.sup:
+            killed = self.services.stop_all()
+        return killed + self.sup.stop_all()
+
     def abort(self) -> None:
         """After a failure or an interrupt: remove the faults still applied, stop everything."""
         progress, plan, sup = self.progress, self.plan, self.sup
@@ -368,8 +406,8 @@ class _Run:
                 done = plan.cleanup()
                 self.result["cleanup"] = done
                 progress.message(f"cleanup: {done['removed']} fault(s) removed; {done['detail']}")
-            stopped = len(sup.pids())
-            self.result["killed_at_stop"] = sup.stop_all()
+            stopped = len(sup.pids()) + (0 if self.services is sup else len(self.services.pids()))
+            self.result["killed_at_stop"] = self._stop_all()
             progress.message(f"cleanup: {stopped} process(es) stopped")
             self.recorder.close()
 
@@ -394,6 +432,8 @@ async def _drive(
     progress: LiveProgress,
     duration: float,
     bursts: list[Burst],
+    *,
+    healer: Healer | None = None,
 ) -> list[Sample]:
     def tick() -> None:
         t = driver.now()
@@ -408,13 +448,17 @@ async def _drive(
 
     t0 = time.monotonic()
     plan_task = asyncio.create_task(plan.run(t0))
+    tasks = [plan_task]
+    if healer is not None:
+        tasks.append(asyncio.create_task(healer.run(driver.samples, t0, duration)))
     try:
         samples = await driver.run(tick)
         await plan_task
     finally:
-        plan_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await plan_task
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     return samples
 
 
@@ -462,7 +506,7 @@ def run_lab(
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    hypotheses = check_hypotheses(lab, runs)
+    hypotheses = check_hypotheses(lab, runs) + supervised_hypotheses(lab, runs)
     for mode, run in runs.items():
         run["verdict"] = overall_verdict([h for h in hypotheses if h.get("mode") == mode])
     verdict = overall_verdict(hypotheses)
