@@ -316,14 +316,19 @@ def burn_rates(
 
 class Healer:
     """The ``remediation:`` rules of the file over the lab's ``slo_burn`` signal (see the module
-    docstring); the mode file is ``run_dir/mode.json`` (``BUTTRESS_LAB_MODE_STATE``)."""
+    docstring) of each SLO in ``slos`` (request kind -> the SLO's name and objective, a
+    fraction); the mode file is ``run_dir/mode.json`` (``BUTTRESS_LAB_MODE_STATE``)."""
 
-    def __init__(self, lab: LoadedLab, run_dir: Path, burn: BurnSignalSpec) -> None:
+    def __init__(
+        self,
+        lab: LoadedLab,
+        run_dir: Path,
+        burn: BurnSignalSpec,
+        slos: Mapping[str, tuple[str, float]],
+    ) -> None:
         from buttress.modes.switch import ModeSwitch, write_state
         from buttress.remediation.build import build_remediator
         from buttress.remediation.engine import Journal
-
-        from .figures import slo_kind
 
         self.burn = burn
         self.mode_file = run_dir / "mode.json"
@@ -337,11 +342,7 @@ class Healer:
             )
         except Exception as e:  # a restart: or call: rule, which the lab cannot carry out
             raise LabError(f"remediation: {e}") from None
-        self.slos: dict[str, tuple[str, float]] = {}  # request kind -> (SLO, objective)
-        for slo in lab.spec.slos:
-            kind = slo_kind(slo, lab.experiments.load.requests)
-            if kind is not None and kind not in self.slos:
-                self.slos[kind] = (slo.name, slo.objective / 100)
+        self.slos = dict(slos)  # request kind -> (its SLO, the objective as a fraction)
         self.t0 = 0.0
         self.wall0 = time.time()
 
@@ -437,7 +438,7 @@ def healing_rows(runs: dict[str, Any], modes: list[str]) -> list[tuple[str, ...]
     first = runs[modes[0]]
     out: list[tuple[str, ...]] = []
     for j, f in enumerate(first["faults"]):
-        if f["kind"] not in PROCESS_FAULTS:
+        if f.get("kind") not in PROCESS_FAULTS:
             continue
         cells = []
         for m in modes:
@@ -457,7 +458,7 @@ def healing_rows(runs: dict[str, Any], modes: list[str]) -> list[tuple[str, ...]
         if h is None:
             cells.append("-")
             continue
-        end = runs[m]["duration"]
+        end = runs[m].get("duration", 0.0)
         spent = sum(
             (x["off_at"] if x["off_at"] is not None else end) - x["on_at"] for x in h["modes"]
         )

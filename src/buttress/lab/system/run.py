@@ -166,7 +166,12 @@ class _Run:
         self.services: Any = SupervisedServices(healing) if healing is not None else self.sup
         self.healer: Healer | None = None
         if healing is not None and lab.spec.remediation:
-            self.healer = Healer(lab, self.dir, healing.burn)
+            slos: dict[str, tuple[str, float]] = {}
+            for slo in lab.spec.slos:
+                kind = slo_kind(slo, exp.load.requests)
+                if kind is not None and kind not in slos:
+                    slos[kind] = (slo.name, slo.objective / 100)
+            self.healer = Healer(lab, self.dir, healing.burn, slos)
         self.ready_urls: dict[str, str] = {}
         for service in self.instances:
             self._add_service(service)

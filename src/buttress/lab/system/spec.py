@@ -32,7 +32,11 @@ of the same name, so a fault's ``target`` is an instance name or a service name 
 
 Fault kinds: ``latency`` (a latency toxic on the route's responses), ``outage`` (the route is
 disabled: connections are refused), ``kill`` (the instance gets SIGKILL and is restarted when the
-fault ends), ``burst`` (the request kind named by ``target`` arrives at ``rate`` per second).
+fault ends), ``burst`` (the request kind named by ``target`` arrives at ``rate`` per second), and
+the process faults of self-healing (an instance as target): ``crash_loop`` (its next ``crashes``
+starts exit at once), ``hang`` (SIGSTOP), ``leak`` (``leak_rate`` megabytes more every second).
+With ``healing:`` the Buttress run's services are supervised by :mod:`buttress.supervise` and the
+file's ``remediation:`` rules switch its ``modes:`` (see :mod:`buttress.lab.system.healing`).
 """
 
 from __future__ import annotations
