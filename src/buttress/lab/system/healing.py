@@ -151,14 +151,8 @@ class SupervisedServices:
                 _TREE, f"the supervised services were not ready in {timeout:g}s"
             ) from None
 
-    async def _main(self, started: concurrent.futures.Future[None]) -> None:
-        from buttress.supervise import (
-            ChildFailed,
-            ChildOptions,
-            HealthReady,
-            ProcessChild,
-            Supervisor,
-        )
+    def _children(self) -> list[Any]:
+        from buttress.supervise import ChildOptions, HealthReady, ProcessChild
 
         children = []
         for name, d in self.declared.items():
@@ -177,21 +171,37 @@ class SupervisedServices:
                     **child,
                 )
             )
+        return children
+
+    async def _main(self, started: concurrent.futures.Future[None]) -> None:
+        """Start the tree, report readiness (or the child that failed) to :meth:`start`, run
+        until :meth:`stop_all`, which may come before the tree is ready (Ctrl-C), then stop."""
+        from buttress.supervise import ChildFailed, Supervisor
+
         self._stop = asyncio.Event()
-        self._tree = tree = Supervisor(_TREE, children, **self.healing.to_options().as_kwargs())
+        self._tree = tree = Supervisor(
+            _TREE, self._children(), **self.healing.to_options().as_kwargs()
+        )
         await tree.start()
-        try:
-            await tree.ready()
-        except ChildFailed as e:
-            failed = next(
-                (c["name"] for c in tree.snapshot()["children"] if c["state"] != "running"), _TREE
-            )
+        ready = asyncio.ensure_future(tree.ready())
+        stopping = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            ready.cancel()
+            started.set_exception(ServiceFailed(_TREE, "stopped before every child was ready"))
+        elif (error := ready.exception()) is not None:
+            reason = error.exit.reason if isinstance(error, ChildFailed) else repr(error)
+            # The child whose failures made the supervisor give up: the last one that failed.
+            exits = [e for e in self.events if e["event"] == "child_exited" and e.get("failed")]
+            failed = exits[-1]["child"] if exits else _TREE
+            if exits:
+                reason = f"{exits[-1].get('reason')} ({reason})"
             log = self.declared[failed].log if failed in self.declared else None
-            started.set_exception(ServiceFailed(failed, e.exit.reason, log))
-            await tree.stop()
-            return
-        started.set_result(None)
-        await self._stop.wait()
+            started.set_exception(ServiceFailed(failed, reason, log))
+            stopping.cancel()
+        else:
+            started.set_result(None)
+            await stopping
         await tree.stop()
 
     def _call(self, fn: Any, *args: Any) -> None:
