@@ -154,7 +154,8 @@ class FaultPlan:
                     await asyncio.sleep(delay)
                 try:
                     if is_apply:
-                        a.pids = {r: self.supervisor.pid(r) for r in a.routes}
+                        if a.fault.kind in PROCESS_FAULTS:
+                            a.pids = {r: self.supervisor.pid(r) for r in a.routes}
                         await self._apply(client, a)
                         a.applied_at = self.now()
                         if a.fault.kind in PROCESS_FAULTS:
