@@ -25,6 +25,7 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -288,14 +289,14 @@ def hang(pid: int | None) -> None:
     """Stop the process (SIGSTOP): alive, its port open, nothing answered."""
     if pid is not None:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, 19)  # SIGSTOP
+            os.kill(pid, signal.SIGSTOP)
 
 
 def resume(pid: int | None) -> None:
     """SIGCONT, so a stopped process can be stopped for good (SIGTERM waits for it otherwise)."""
     if pid is not None:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, 18)  # SIGCONT
+            os.kill(pid, signal.SIGCONT)
 
 
 # -- remediation -------------------------------------------------------------------------------

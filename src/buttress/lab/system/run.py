@@ -10,11 +10,13 @@ The lab, in order:
    ``result.json`` into the output directory.
 
 One run: start the fault proxy, create one route per instance that something depends on, start
-every service (in parallel; they call their dependencies only when asked), wait until each answers
-its readiness path, then drive the load while the plan applies its faults, read every stored order
-back, check the history, evaluate the SLOs from the store the services recorded into, and stop
-everything.  Whatever happens (a failed start, an error, Ctrl-C, SIGTERM) the faults still applied
-are removed and verified gone, then every process is stopped.
+every service (in parallel; they call their dependencies only when asked; in the Buttress run of a
+file with ``experiments.healing:``, as children of a :mod:`buttress.supervise` supervisor, one after
+the other, with remediation switching the file's modes: :mod:`buttress.lab.system.healing`), wait
+until each answers its readiness path, then drive the load while the plan applies its faults, read
+every stored order back, check the history, evaluate the SLOs from the store the services recorded
+into, and stop everything.  Whatever happens (a failed start, an error, Ctrl-C, SIGTERM) the
+faults still applied are removed and verified gone, then every process is stopped.
 
 **Budget consumed per fault.**  For an SLO over request kind ``k`` with objective ``o``, the share
 of the run's error budget a fault consumed is ``bad_k(fault) / (total_k(run) * (1 - o))``, where
