@@ -48,6 +48,7 @@ MORE = re.compile(r"^\(and \d+ more\)$|^  \S[^\n]*?:\d+:\d+: \S")
 COMMANDS: dict[str, list[list[str]]] = {
     "assess/reliability.yaml": [["spec", "validate"]],
     "shop/reliability.yaml": [["spec", "validate"]],
+    "shop/healing.yaml": [["spec", "validate"]],
     "slo/reliability.yaml": [["spec", "validate"], ["slo", "validate"]],
     "slo/openslo.yaml": [["spec", "validate"], ["slo", "validate"]],
     "slo/sloth.yaml": [["spec", "validate"], ["slo", "validate"]],

@@ -18,7 +18,9 @@ pipeline of the same name in reliability.yaml, built by :func:`buttress.spec.bui
   by the pipeline's total and per-attempt timeouts;
 * datastore: timeout and retry (the insert is idempotent on the order id);
 * browse: a bulkhead on catalogue queries (at most 3 at once), a timeout, and a fallback that
-  serves the last catalogue it read (stale but useful) when the bulkhead is full or the query slow.
+  serves the last catalogue it read (stale but useful) when the bulkhead is full or the query slow;
+  in a degraded mode with ``live-catalogue`` off (switched by the lab's remediation rules,
+  ``BUTTRESS_LAB_MODE_STATE``), the last catalogue without asking the datastore at all.
 
 The ASGI middleware turns the caller's ``X-Buttress-Deadline-Ms`` into a deadline and records the
 SLIs of both routes into the store.  With policies off every call is a plain httpx call without a
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -45,6 +48,7 @@ from buttress import Pipeline, Retry
 from buttress.health import HealthRegistry, breaker_check
 from buttress.integrations.asgi import ResilienceMiddleware, RoutePolicy
 from buttress.integrations.http import AsyncResilientTransport
+from buttress.modes import ModeSwitch
 from buttress.policies.breaker import CircuitBreaker
 from buttress.slo import LatencySLI
 from buttress.spec import build_pipeline
@@ -193,9 +197,17 @@ async def checkout(request: Request) -> JSONResponse:
 
 
 _last_catalogue: list[Any] = []
+# The degraded mode remediation switches in the lab's Buttress run (a file the lab writes): in a
+# mode that has "live-catalogue" off, browse serves the last catalogue read without asking the
+# datastore, which keeps its connections for the orders.
+_mode_file = os.environ.get("BUTTRESS_LAB_MODE_STATE")
+modes = ModeSwitch.from_spec(spec, state_file=_mode_file, poll=0.25) if _mode_file else None
 
 
 async def browse(request: Request) -> JSONResponse:
+    if modes is not None and _last_catalogue and not modes.is_on("live-catalogue"):
+        return JSONResponse({"products": _last_catalogue[0], "stale": True})
+
     async def call() -> Any:
         r = _check(await plain.get(f"{datastore_url}/products"), "datastore")
         return r.json()["products"]

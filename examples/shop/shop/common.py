@@ -10,6 +10,8 @@
     BUTTRESS_LAB_STORE      the SQLite store SLIs and policy states go to (optional)
     BUTTRESS_LAB_DATA       a directory for the service's own data (the datastore's database)
     BUTTRESS_LAB_INSTANCE   this instance's name (payments-1, ...)
+    BUTTRESS_LAB_CONTROL    the instance's fault control file (crash loop, leak: shop/labfaults.py)
+    BUTTRESS_LAB_MODE_STATE the shared degraded-mode file remediation switches (api; Buttress run)
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from buttress.health import HealthApp, HealthRegistry
 from buttress.slo import SLIRecorder, SLIStore
 from buttress.spec import load_spec
 from buttress.spec.document import ReliabilitySpec
+
+from .labfaults import with_lab_faults
 
 MODES = ("on", "typical", "off")
 Scope = MutableMapping[str, Any]
@@ -111,8 +115,9 @@ class Settings:
 
 
 def with_health(app: ASGIApp, registry: HealthRegistry) -> ASGIApp:
-    """``/health/*`` answered by Buttress's health app, everything else by ``app``."""
-    return HealthApp(registry, app=app)
+    """``/health/*`` answered by Buttress's health app, everything else by ``app``; under the
+    lab, with its process faults played (:mod:`shop.labfaults`)."""
+    return with_lab_faults(HealthApp(registry, app=app), registry)
 
 
 class AttemptCounter:

@@ -11,7 +11,16 @@ kill        SIGKILL the instance                                  start it again
 burst       (the load driver raises the request kind's rate)      (the driver lowers it)
 data_loss   SIGKILL the instance, delete its database file        restore the newest backup, start
                                                                   it again, wait until ready
+crash_loop  the control file asks for ``crashes`` exits at start  clear it; start it again, wait
+hang        SIGSTOP the instance (alive, answering nothing)       SIGKILL it; start it again, wait
+leak        the control file asks for ``leak_rate`` MB/s          clear it; SIGKILL; start again
 ==========  ====================================================  =================================
+
+Under supervision (the Buttress run with ``healing:``), removing a process fault only clears its
+control file and waits until the instance is ready: restarting it is the supervisor's job, and a
+hang or leak it did not notice stays.  Without supervision the restart at the end of the window is
+the operator's.  Either way each process fault records when its instance served again from a new
+process (``recovered_at``; ``time_to_recover`` from its application).
 
 Every applied fault is remembered until removed; :meth:`FaultPlan.cleanup` (synchronous, for
 ``finally`` blocks and Ctrl-C) removes what is left, resets the proxy and then *verifies* that no
@@ -28,10 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from buttress.chaos.client import AsyncClient, Client, ProxyAPIError
 
-from .spec import FaultSpec
-from .supervisor import Supervisor
+from .healing import ControlFiles, hang, resume
+from .spec import PROCESS_FAULTS, FaultSpec
 
 __all__ = ["AppliedFault", "DataLoss", "FaultPlan", "scaled"]
 
@@ -78,9 +89,11 @@ class AppliedFault:
     removed_at: float | None = None
     error: str | None = None
     toxics: list[tuple[str, str]] = field(default_factory=list)
+    recovered_at: float | None = None
+    pids: dict[str, int | None] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.fault.name,
             "kind": self.fault.kind,
             "target": self.fault.target,
@@ -89,6 +102,12 @@ class AppliedFault:
             "removed_at": self.removed_at,
             "error": self.error,
         }
+        if self.fault.kind in PROCESS_FAULTS:
+            ttr = None
+            if self.recovered_at is not None and self.applied_at is not None:
+                ttr = round(self.recovered_at - self.applied_at, 2)
+            out |= {"recovered_at": self.recovered_at, "time_to_recover": ttr}
+        return out
 
 
 class FaultPlan:
@@ -96,8 +115,12 @@ class FaultPlan:
 
     :param routes: target name -> the proxy routes it covers (an instance: its own; a service: all
         of its instances').
-    :param supervisor: for ``kill`` faults.
+    :param supervisor: for the process faults: the lab's plain
+        :class:`~buttress.lab.system.supervisor.Supervisor` or the supervised services
+        (:class:`~buttress.lab.system.healing.SupervisedServices`).
     :param start_timeout: seconds a killed instance gets to be ready again after its restart.
+    :param control: the instances' control files (crash loop, leak).
+    :param ready_urls: each instance's readiness URL (to time its recovery).
     """
 
     def __init__(
@@ -107,13 +130,19 @@ class FaultPlan:
         scale: float,
         proxy_url: str,
         routes: Mapping[str, list[str]],
-        supervisor: Supervisor,
+        supervisor: Any,
         start_timeout: float = 20.0,
         log: Callable[[str], None] = lambda _m: None,
         data_loss: DataLoss | None = None,
+        control: ControlFiles | None = None,
+        ready_urls: Mapping[str, str] | None = None,
     ) -> None:
         self.proxy_url = proxy_url
         self.supervisor = supervisor
+        self.supervised = bool(getattr(supervisor, "supervised", False))
+        self.control = control
+        self.ready_urls = dict(ready_urls or {})
+        self._trackers: list[asyncio.Task[None]] = []
         self.start_timeout = start_timeout
         self.log = log
         self.data_loss = data_loss
@@ -139,6 +168,16 @@ class FaultPlan:
             steps.append((a.planned[0], 1, a))
             steps.append((a.planned[1], 0, a))
         steps.sort(key=lambda s: (s[0], s[1]))
+        try:
+            await self._run_steps(steps)
+        finally:
+            for task in self._trackers:
+                task.cancel()
+            for task in self._trackers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _run_steps(self, steps: list[tuple[float, int, AppliedFault]]) -> None:
         async with AsyncClient(self.proxy_url, timeout=5.0) as client:
             for at, is_apply, a in steps:
                 delay = at - self.now()
@@ -146,8 +185,12 @@ class FaultPlan:
                     await asyncio.sleep(delay)
                 try:
                     if is_apply:
+                        if a.fault.kind in PROCESS_FAULTS:
+                            a.pids = {r: self.supervisor.pid(r) for r in a.routes}
                         await self._apply(client, a)
                         a.applied_at = self.now()
+                        if a.fault.kind in PROCESS_FAULTS:
+                            self._trackers.append(asyncio.create_task(self._track(a)))
                         self.log(
                             f"fault {a.fault.name}: applied ({a.fault.kind} on {a.fault.target})"
                         )
@@ -182,6 +225,17 @@ class FaultPlan:
             for route in a.routes:
                 self.supervisor.kill(route)
                 self.data_loss.lose(route)
+        elif f.kind == "hang":
+            for route in a.routes:
+                hang(self.supervisor.pid(route))
+        elif f.kind in ("crash_loop", "leak"):
+            if self.control is None:
+                raise OSError(f"{f.kind} faults need the instances' control files")
+            ask = (
+                {"crash_loop": f.crashes or 3} if f.kind == "crash_loop" else {"leak": f.leak_rate}
+            )
+            for route in a.routes:
+                self.control.write(route, ask)
 
     async def _remove(self, client: AsyncClient, a: AppliedFault) -> None:
         f = a.fault
@@ -192,14 +246,33 @@ class FaultPlan:
         elif f.kind == "outage":
             for route in a.routes:
                 await (await client.get(route)).enable()
-        elif f.kind in ("kill", "data_loss"):
+        elif f.kind in PROCESS_FAULTS or f.kind == "data_loss":
             for route in a.routes:
                 if f.kind == "data_loss":
                     assert self.data_loss is not None
                     await asyncio.to_thread(self.data_loss.restore, route)
-                self.supervisor.spawn(route)
+                if self.control is not None and f.kind in ("crash_loop", "leak"):
+                    self.control.clear(route)
+                if not self.supervised and f.kind in ("hang", "leak"):
+                    self.supervisor.kill(route)  # the operator's restart
             for route in a.routes:
-                await self.supervisor.wait_ready_async(route, self.start_timeout)
+                await self.supervisor.restore(route, self.start_timeout)
+
+    async def _track(self, a: AppliedFault) -> None:
+        """Set ``a.recovered_at`` when every target answers its readiness path from a process
+        other than the one the fault hit."""
+        waiting = [r for r in a.routes if r in self.ready_urls]
+        async with httpx.AsyncClient(timeout=0.5) as client:
+            while waiting:
+                await asyncio.sleep(0.1)
+                for route in list(waiting):
+                    pid = self.supervisor.pid(route)
+                    if pid is None or pid == a.pids.get(route):
+                        continue
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await client.get(self.ready_urls[route])).status_code == 200:
+                            waiting.remove(route)
+        a.recovered_at = self.now()
 
     def cleanup(self) -> dict[str, Any]:
         """Remove every fault still applied, reset the proxy and verify it is clean.
@@ -207,6 +280,12 @@ class FaultPlan:
         Returns ``{"removed": n, "clean": bool, "detail": str}``; never raises for an unreachable
         proxy (a proxy that is gone has no fault left either)."""
         pending = [a for a in self.faults if a.applied_at is not None and a.removed_at is None]
+        for a in pending:  # process faults: nothing more to crash, nothing left stopped
+            if a.fault.kind in PROCESS_FAULTS:
+                for route in a.routes:
+                    if self.control is not None:
+                        self.control.clear(route)
+                    resume(a.pids.get(route))
         detail = ""
         clean = True
         try:

@@ -27,6 +27,7 @@ from buttress.tables import render_table as text_table
 from .compare import as_well_sentences
 from .drill import drill_rows
 from .figures import metastable_sentences, starved_text
+from .healing import healing_rows, healing_sentences, healing_tables
 from .spec import MODE_NAMES
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
         out.append(("orders left unfinished", *(str(runs[m]["pending"]["count"]) for m in modes)))
     out.extend(_load_rows(runs, modes))
     out.extend(_recovery_rows(runs, modes))
+    out.extend(healing_rows(runs, modes))
     out.append(("breaker state changes", *(str(len(runs[m]["breakers"])) for m in modes)))
     if all("driver" in runs[m] for m in modes):
         out.append(("driver lag p99 / max", *(_lag(runs[m]["driver"]) for m in modes)))
@@ -179,7 +181,7 @@ def _verdict(result: dict[str, Any]) -> str:
 def notes(result: dict[str, Any]) -> list[str]:
     """Sentences the figures call for: each run that stayed failed after a fault ended (a
     metastable failure), and each run whose load driver was starved."""
-    out: list[str] = as_well_sentences(result["runs"])
+    out: list[str] = as_well_sentences(result["runs"]) + healing_sentences(result["runs"])
     for mode, run in result["runs"].items():
         out.extend(metastable_sentences(mode, run))
         lag = run.get("driver") or {}
@@ -437,6 +439,7 @@ def render_html(lab: LoadedLab, result: dict[str, Any]) -> str:
         history={"rows": history_rows, "levels": [_level(r[3] == 0) for r in history_rows]},
         assessment=_journey_rows(result.get("assessment")),
         drill=drill_rows(result["drill"]) if result.get("drill") else None,
+        healing=healing_tables(runs),
     )
     mode_text = "quick" if result["quick"] else "full"
     return page(

@@ -10,11 +10,13 @@ The lab, in order:
    ``result.json`` into the output directory.
 
 One run: start the fault proxy, create one route per instance that something depends on, start
-every service (in parallel; they call their dependencies only when asked), wait until each answers
-its readiness path, then drive the load while the plan applies its faults, read every stored order
-back, check the history, evaluate the SLOs from the store the services recorded into, and stop
-everything.  Whatever happens (a failed start, an error, Ctrl-C, SIGTERM) the faults still applied
-are removed and verified gone, then every process is stopped.
+every service (in parallel; they call their dependencies only when asked; in the Buttress run of a
+file with ``experiments.healing:``, as children of a :mod:`buttress.supervise` supervisor, one after
+the other, with remediation switching the file's modes: :mod:`buttress.lab.system.healing`), wait
+until each answers its readiness path, then drive the load while the plan applies its faults, read
+every stored order back, check the history, evaluate the SLOs from the store the services recorded
+into, and stop everything.  Whatever happens (a failed start, an error, Ctrl-C, SIGTERM) the
+faults still applied are removed and verified gone, then every process is stopped.
 
 **Budget consumed per fault.**  For an SLO over request kind ``k`` with objective ``o``, the share
 of the run's error budget a fault consumed is ``bad_k(fault) / (total_k(run) * (1 - o))``, where
@@ -65,6 +67,7 @@ from .figures import assessment as assess_architecture
 from .figures import figures, slo_kind
 from .figures import hypotheses as check_hypotheses
 from .figures import verdict as overall_verdict
+from .healing import ControlFiles, Healer, SupervisedServices, restarts, supervised_hypotheses
 from .load import LoadedLab, load_lab, targets
 from .plan import DataLoss, FaultPlan, scaled
 from .spec import MODE_NAMES, MODES, instance_names
@@ -160,6 +163,20 @@ class _Run:
         }
         self.sup = Supervisor()
         self.proxy_url = self._add_proxy()
+        # The Buttress run with healing: its services are children of buttress.supervise, and the
+        # remediation: rules switch the modes: the api reads; otherwise the lab's plain starter.
+        healing = exp.healing if mode == "on" else None
+        self.control = ControlFiles(self.dir / "control")
+        self.services: Any = SupervisedServices(healing) if healing is not None else self.sup
+        self.healer: Healer | None = None
+        if healing is not None and lab.spec.remediation:
+            slos: dict[str, tuple[str, float]] = {}
+            for slo in lab.spec.slos:
+                kind = slo_kind(slo, exp.load.requests)
+                if kind is not None and kind not in slos:
+                    slos[kind] = (slo.name, slo.objective / 100)
+            self.healer = Healer(lab, self.dir, healing.burn, slos)
+        self.ready_urls: dict[str, str] = {}
         for service in self.instances:
             self._add_service(service)
         self.plan: FaultPlan | None = None
@@ -201,9 +218,12 @@ class _Run:
                 "BUTTRESS_LAB_STORE": str(self.store_path),
                 "BUTTRESS_LAB_DATA": str(self.dir / "data" / n),
                 "BUTTRESS_LAB_INSTANCE": n,
+                "BUTTRESS_LAB_CONTROL": str(self.control.path(n)),
                 "PYTHONUNBUFFERED": "1",
                 **svc.env,
             }
+            if self.healer is not None:
+                env["BUTTRESS_LAB_MODE_STATE"] = str(self.healer.mode_file)
             uvicorn = ["--app-dir", str(self.lab.app_dir), "--host", "127.0.0.1", "--port", port]
             quiet = [
                 "--log-level",
@@ -212,13 +232,16 @@ class _Run:
                 "--timeout-graceful-shutdown",
                 "1",
             ]
-            self.sup.add(
+            self.ready_urls[n] = f"http://127.0.0.1:{port}{svc.ready}"
+            extra = {"service": service} if self.services is not self.sup else {}
+            self.services.add(
                 n,
                 [sys.executable, "-m", "uvicorn", *uvicorn, *quiet, svc.app],
                 port=self.ports[n],
                 log=self.dir / "logs" / f"{n}.log",
-                ready_url=f"http://127.0.0.1:{port}{svc.ready}",
+                ready_url=self.ready_urls[n],
                 env=env,
+                **extra,
             )
 
     def _phase(self, name: str, mark: float) -> float:
@@ -229,7 +252,8 @@ class _Run:
         """Start every process at once (services call their dependencies only when asked), then
         create the proxy's routes and wait until every service is ready."""
         mark = time.monotonic()
-        for n in ("proxy", *self.names):
+        supervised = self.services is not self.sup
+        for n in ("proxy", *([] if supervised else self.names)):
             self.sup.spawn(n)
         self.sup.wait_ready({"proxy": 15.0})
         from buttress.chaos.client import Client
@@ -247,9 +271,11 @@ class _Run:
                 ]
             )
         system = self.lab.experiments.system
-        self.sup.wait_ready(
-            {n: system[s].start_timeout for s, ns in self.instances.items() for n in ns}
-        )
+        timeouts = {n: system[s].start_timeout for s, ns in self.instances.items() for n in ns}
+        if supervised:  # one child after the other, each once the one before is ready
+            self.services.start(sum(timeouts.values()))
+        else:
+            self.sup.wait_ready(timeouts)
         self._phase("start", mark)
         self.progress.message(
             f"{len(self.names)} services and the fault proxy are up "
@@ -289,9 +315,11 @@ class _Run:
             scale=scale,
             proxy_url=self.proxy_url,
             routes=self.targets,
-            supervisor=self.sup,
+            supervisor=self.services,
             log=self.progress.message,
             data_loss=data_loss,
+            control=self.control,
+            ready_urls=self.ready_urls,
         )
         bursts = [
             Burst(f.target, *scaled(f, scale), float(f.rate or 0))
@@ -310,7 +338,11 @@ class _Run:
             observe=self._observer(),
         )
         wall0 = time.time()
-        samples = asyncio.run(_drive(driver, plan, self.progress, duration, bursts))
+        if isinstance(self.services, SupervisedServices):
+            self.services.wall0 = wall0
+        samples = asyncio.run(
+            _drive(driver, plan, self.progress, duration, bursts, healer=self.healer)
+        )
         if backups is not None:
             backups.stop()
         self.progress.close()
@@ -327,10 +359,16 @@ class _Run:
         with _no_interrupts():
             self.result["cleanup"] = plan.cleanup()
             # A graceful stop: the services flush their SLI counts and states as they exit.
-            self.result["killed_at_stop"] = self.sup.stop_all()
+            self.result["killed_at_stop"] = self._stop_all()
             self.recorder.close()
             self.cleaned = True
         self._phase("stop", mark)
+        if isinstance(self.services, SupervisedServices):
+            events = self.services.events
+            healing = {"restarts": restarts(events), "events": events, "journal": [], "modes": []}
+            if self.healer is not None:
+                healing |= self.healer.figures()
+            self.result["healing"] = healing
         stores = (self.store_path, self.dir / "client.db")
         pending = set(self.result.pop("pending_ids", []))
         self.result.update(
@@ -385,10 +423,23 @@ class _Run:
         if ar is None:
             return None
         port = self.ports[self.instances[ar.service][0]]
-        with httpx.Client(timeout=10.0) as c:
-            r = c.get(f"http://127.0.0.1:{port}{ar.path}")
-            r.raise_for_status()
+        try:
+            with httpx.Client(timeout=10.0) as c:
+                r = c.get(f"http://127.0.0.1:{port}{ar.path}")
+                r.raise_for_status()
+        except httpx.HTTPError as e:
+            # An entry service still jammed by a fault (no timeouts: the off run after a hang)
+            # cannot tell its attempts: the run goes on without the load figures.
+            self.progress.message(f"attempts not read from {ar.service}: {e!r}")
+            return None
         return {dep: {int(t): int(n) for t, n in per.items()} for dep, per in r.json().items()}
+
+    def _stop_all(self) -> list[str]:
+        """Stop the services (supervised ones by their supervisor), then the proxy."""
+        killed: list[str] = []
+        if self.services is not self.sup:
+            killed = self.services.stop_all()
+        return killed + self.sup.stop_all()
 
     def abort(self) -> None:
         """After a failure or an interrupt: remove the faults still applied, stop everything."""
@@ -399,8 +450,8 @@ class _Run:
                 done = plan.cleanup()
                 self.result["cleanup"] = done
                 progress.message(f"cleanup: {done['removed']} fault(s) removed; {done['detail']}")
-            stopped = len(sup.pids())
-            self.result["killed_at_stop"] = sup.stop_all()
+            stopped = len(sup.pids()) + (0 if self.services is sup else len(self.services.pids()))
+            self.result["killed_at_stop"] = self._stop_all()
             progress.message(f"cleanup: {stopped} process(es) stopped")
             self.recorder.close()
 
@@ -425,6 +476,8 @@ async def _drive(
     progress: LiveProgress,
     duration: float,
     bursts: list[Burst],
+    *,
+    healer: Healer | None = None,
 ) -> list[Sample]:
     def tick() -> None:
         t = driver.now()
@@ -439,13 +492,17 @@ async def _drive(
 
     t0 = time.monotonic()
     plan_task = asyncio.create_task(plan.run(t0))
+    tasks = [plan_task]
+    if healer is not None:
+        tasks.append(asyncio.create_task(healer.run(driver.samples, t0, duration)))
     try:
         samples = await driver.run(tick)
         await plan_task
     finally:
-        plan_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await plan_task
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     return samples
 
 
@@ -499,7 +556,7 @@ def run_lab(
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    hypotheses = check_hypotheses(lab, runs)
+    hypotheses = check_hypotheses(lab, runs) + supervised_hypotheses(lab, runs)
     if drill:
         hypotheses += drill_hypotheses(runs["on"]["drill"])
     for mode, run in runs.items():

@@ -32,7 +32,11 @@ of the same name, so a fault's ``target`` is an instance name or a service name 
 
 Fault kinds: ``latency`` (a latency toxic on the route's responses), ``outage`` (the route is
 disabled: connections are refused), ``kill`` (the instance gets SIGKILL and is restarted when the
-fault ends), ``burst`` (the request kind named by ``target`` arrives at ``rate`` per second).
+fault ends), ``burst`` (the request kind named by ``target`` arrives at ``rate`` per second), and
+the process faults of self-healing (an instance as target): ``crash_loop`` (its next ``crashes``
+starts exit at once), ``hang`` (SIGSTOP), ``leak`` (``leak_rate`` megabytes more every second).
+With ``healing:`` the Buttress run's services are supervised by :mod:`buttress.supervise` and the
+file's ``remediation:`` rules switch its ``modes:`` (see :mod:`buttress.lab.system.healing`).
 """
 
 from __future__ import annotations
@@ -42,9 +46,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from buttress.spec.options import spec_model
 from buttress.spec.sections import register_section
 from buttress.spec.source import located
 from buttress.spec.types import Duration, FiniteFloat, PositiveDuration
+from buttress.supervise.options import ChildOptions, SupervisorOptions
 
 __all__ = [
     "MODES",
@@ -55,6 +61,9 @@ __all__ = [
     "ExperimentsSpec",
     "FaultSpec",
     "FinalReadSpec",
+    "HealingSpec",
+    "PROCESS_FAULTS",
+    "SupervisedExpectation",
     "HypothesesSpec",
     "LoadSpec",
     "RequestSpec",
@@ -204,7 +213,9 @@ class LoadSpec(_Strict):
         return self
 
 
-FaultKind = Literal["latency", "outage", "kill", "burst", "data_loss"]
+FaultKind = Literal["latency", "outage", "kill", "burst", "crash_loop", "hang", "leak", "data_loss"]
+PROCESS_FAULTS = ("kill", "crash_loop", "hang", "leak")
+"""Fault kinds that act on an instance's process (their target is an instance name)."""
 
 
 class FaultSpec(_Strict):
@@ -224,6 +235,16 @@ class FaultSpec(_Strict):
     rate: FiniteFloat | None = Field(
         default=None, gt=0, le=2000, description="burst: arrivals per second during the burst."
     )
+    crashes: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="crash_loop: how many starts in a row exit at once (default 3), the running "
+        "instance's exit included.",
+    )
+    leak_rate: FiniteFloat | None = Field(
+        default=None, gt=0, le=64, description="leak: megabytes the instance leaks per second."
+    )
 
     @field_validator("name")
     @classmethod
@@ -240,6 +261,12 @@ class FaultSpec(_Strict):
             raise ValueError("a burst needs rate: (arrivals per second during the burst)")
         if self.kind != "burst" and self.rate is not None:
             raise ValueError(f"rate applies to burst faults, not {self.kind!r}")
+        if self.kind != "crash_loop" and self.crashes is not None:
+            raise ValueError(f"crashes applies to crash_loop faults, not {self.kind!r}")
+        if self.kind == "leak" and self.leak_rate is None:
+            raise ValueError("a leak needs leak_rate: (megabytes leaked per second)")
+        if self.kind != "leak" and self.leak_rate is not None:
+            raise ValueError(f"leak_rate applies to leak faults, not {self.kind!r}")
         return self
 
 
@@ -255,6 +282,16 @@ class SLOExpectation(_Strict):
         description="Faults of the plan whose budget the verdict leaves out (say why in a comment: "
         "a crash of a single point of failure no client policy can hide).  The SLO table still "
         "shows the whole run; the hypothesis names what it left out.",
+    )
+
+
+class SupervisedExpectation(_Strict):
+    """With supervision (the Buttress run), each fault named spends at most ``at_most`` of the
+    budget it spends in the run without protection (``off``), for every SLO it hurt there."""
+
+    faults: list[str] = Field(min_length=1, description="Faults of the plan to compare.")
+    at_most: FiniteFloat = Field(
+        default=0.25, gt=0, le=1, description="The largest share of the off run's budget."
     )
 
 
@@ -278,6 +315,56 @@ class HypothesesSpec(_Strict):
         "on every fault where the difference is more than noise, and puts less load on the "
         "failing dependency (attempts_read needed).",
     )
+    supervised: SupervisedExpectation | None = Field(
+        default=None,
+        description="Faults on which supervision must spend at most a share of the budget the "
+        "off run spends (healing: needed).",
+    )
+
+
+_ChildOptionsSpec = spec_model(ChildOptions, "LabChildOptionsSpec")
+_SupervisorBase = spec_model(SupervisorOptions, "LabSupervisorOptionsSpec")
+
+
+class BurnSignalSpec(_Strict):
+    """The lab's checkout-burn signal for ``remediation:`` rules (``slo_burn``): the burn rate of
+    each SLO over the last ``window`` seconds of the users' requests, active at ``rate`` or more.
+    (The SLO evaluator's windows are minutes long; a lab run lasts one.)"""
+
+    window: PositiveDuration = Field(default=3.0, description="Seconds of requests (3s).")
+    rate: FiniteFloat = Field(
+        default=14.4, gt=0, description="Burn rate at which the signal is active (14.4: a page)."
+    )
+    min_requests: int = Field(default=10, ge=1, description="Fewer requests: no signal.")
+
+
+class HealingSpec(_SupervisorBase):  # type: ignore[misc,valid-type]
+    """The Buttress run's self-healing: its services run under :mod:`buttress.supervise` (one
+    supervisor with these options, a child per instance), and the file's ``remediation:`` rules
+    act on the lab's ``slo_burn`` signal and switch its ``modes:``."""
+
+    child: _ChildOptionsSpec = Field(  # type: ignore[valid-type]
+        default_factory=_ChildOptionsSpec, description="Every instance's child options."
+    )
+    services: dict[str, _ChildOptionsSpec] = Field(  # type: ignore[valid-type]
+        default_factory=dict,
+        description="Per service, the child options that differ from child: (only those given).",
+    )
+    liveness: UrlPath | None = Field(
+        default="/health/live",
+        description="The liveness path the supervisor checks (null: none, only exits count).",
+    )
+    burn: BurnSignalSpec = BurnSignalSpec()
+
+    def child_options(self, service: str) -> dict[str, Any]:
+        """The child options of ``service``'s instances: ``child:``, then what ``services:``
+        gives for it."""
+        values: dict[str, Any] = self.child.option_values()  # type: ignore[attr-defined]
+        override: Any = self.services.get(service)
+        if override is not None:
+            given = override.option_values()
+            values |= {k: given[k] for k in override.model_fields_set if k in given}
+        return values
 
 
 class DrillSpec(_Strict):
@@ -327,6 +414,10 @@ class ExperimentsSpec(_Strict):
     drill: DrillSpec | None = Field(
         default=None, description="A disaster-recovery drill (buttress lab PATH --drill)."
     )
+    healing: HealingSpec | None = Field(
+        default=None,
+        description="Supervision and remediation in the Buttress run (see docs/shop-lab.md).",
+    )
 
     @field_validator("system")
     @classmethod
@@ -348,6 +439,13 @@ class ExperimentsSpec(_Strict):
                 if dep == name:
                     raise located(
                         ("system", name, "depends_on", i), "a service cannot depend on itself"
+                    )
+        if self.healing is not None:
+            for name in self.healing.services:
+                if name not in services:
+                    known = ", ".join(sorted(services))
+                    raise located(
+                        ("healing", "services", name), f"unknown service {name!r} ({known})"
                     )
         if self.load.entry not in services:
             raise located(("load", "entry"), f"unknown service {self.load.entry!r}")
@@ -408,7 +506,7 @@ class ExperimentsSpec(_Strict):
                     raise located(
                         ("plan", i, "target"), f"unknown request kind {f.target!r} ({known})"
                     )
-            elif f.kind in ("kill", "data_loss"):
+            elif f.kind in PROCESS_FAULTS or f.kind == "data_loss":
                 if f.target not in instances:
                     raise located(
                         ("plan", i, "target"),
@@ -438,6 +536,15 @@ class ExperimentsSpec(_Strict):
                 if fault not in faults:
                     known = ", ".join(sorted(faults)) or "the plan is empty"
                     raise located((*loc, "except_during", i), f"no fault named {fault!r} ({known})")
+        supervised = self.hypotheses.supervised
+        if supervised is not None:
+            where = ("experiments", "hypotheses", "supervised")
+            if self.healing is None:
+                raise located(where, "needs experiments.healing: (the run under supervision)")
+            for i, fault in enumerate(supervised.faults):
+                if fault not in faults:
+                    known = ", ".join(sorted(faults)) or "the plan is empty"
+                    raise located((*where, "faults", i), f"no fault named {fault!r} ({known})")
 
 
 def instance_names(name: str, service: ServiceSpec) -> list[str]:

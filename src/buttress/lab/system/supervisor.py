@@ -104,11 +104,14 @@ class Process:
 
 
 class Supervisor:
-    """Starts and stops the lab's processes.
+    """Starts and stops the lab's processes.  It never restarts one by itself (``supervised`` is
+    false): the fault plan's :meth:`restore` at the end of a fault's window does.
 
     :param python: the interpreter that runs services (default: this one).
     :param env: environment every process inherits (default: this process's).
     """
+
+    supervised = False
 
     def __init__(self, *, python: str = sys.executable, env: Mapping[str, str] | None = None):
         self.python = python
@@ -212,6 +215,17 @@ class Supervisor:
                 if time.monotonic() > deadline:
                     raise ServiceFailed(name, f"not ready after {timeout:g}s", proc.log)
                 await asyncio.sleep(0.05)
+
+    def pid(self, name: str) -> int | None:
+        """The pid of ``name``'s current (or last) process."""
+        return self.processes[name].pid
+
+    async def restore(self, name: str, timeout: float) -> None:
+        """Start ``name`` again unless it runs, and wait until it is ready (the end of a process
+        fault's window: the operator's restart)."""
+        if not self.processes[name].alive:
+            self.spawn(name)
+        await self.wait_ready_async(name, timeout)
 
     # -- stopping ----------------------------------------------------------------------------------
 

@@ -1,0 +1,188 @@
+"""Self-healing in the lab, for real: the supervised services on their own (a crash, a hang),
+then `buttress lab examples/shop/healing.yaml` off against Buttress, and the issue's figure."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from buttress.lab.system.healing import SupervisedServices
+from buttress.lab.system.spec import HealingSpec
+from buttress.lab.system.supervisor import free_port
+
+from .helpers import SHOP, copy_shop, new_marker, run_lab, wait_no_marked
+
+
+def _wait(predicate: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _serving(services: SupervisedServices, name: str, old_pid: int | None) -> bool:
+    pid = services.pid(name)
+    if pid is None or pid == old_pid:
+        return False
+    try:
+        asyncio.run(services.restore(name, 0.2))
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.usefixtures("lab_lock")
+def test_supervised_services_come_back_after_a_crash_and_a_hang(tmp_path: Path) -> None:
+    healing = HealingSpec(
+        child={
+            "backoff_initial": 0.05,
+            "liveness_period": 0.2,
+            "liveness_timeout": 0.4,
+            "grace": 1,
+        },
+        liveness="/",
+    )
+    services = SupervisedServices(healing)
+    port = free_port()
+    services.add(
+        "web",
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        port=port,
+        log=tmp_path / "web.log",
+        ready_url=f"http://127.0.0.1:{port}/",
+        env={},
+    )
+    services.start(20.0)
+    try:
+        first = services.pid("web")
+        assert first is not None and first in services.pids().values()
+        # A crash: the supervisor starts it again, on the same port, without the lab.
+        services.kill("web")
+        _wait(lambda: _serving(services, "web", first))
+        second = services.pid("web")
+        # A hang: alive, answering nothing; the liveness check fails and the supervisor restarts.
+        os.kill(second, signal.SIGSTOP)  # type: ignore[arg-type]
+        started = time.monotonic()
+        _wait(lambda: _serving(services, "web", second))
+        assert time.monotonic() - started < 8.0
+    finally:
+        killed = services.stop_all(grace=1.0)
+    assert [] == killed and {} == services.pids()
+    reasons = [e.get("reason", "") for e in services.events if e["event"] == "child_exited"]
+    assert any("killed by the lab" in r for r in reasons), reasons
+    assert any(r.startswith("liveness: check failing") for r in reasons), reasons
+    assert "Serving HTTP" in (tmp_path / "web.log").read_text()  # its output went to its log
+
+
+@pytest.mark.usefixtures("lab_lock")
+def test_supervision_spends_under_a_quarter_of_the_budget_off_spends(tmp_path: Path) -> None:
+    marker = new_marker()
+    out = tmp_path / "report"
+    done = run_lab(
+        SHOP / "healing.yaml",
+        out,
+        marker,
+        "--quick",
+        "--json",
+        "--runs",
+        "off,buttress",
+        timeout=300,
+    )
+    result = json.loads(done.stdout) if done.stdout.startswith("{") else {}
+    failed = [h for h in result.get("hypotheses", []) if h["passed"] is False]
+    assert done.returncode in (0, 3), (failed, done.stderr[-3000:])
+    assert [] == wait_no_marked(marker)
+    assert ["off", "on"] == list(result["runs"])
+    off, on = result["runs"]["off"], result["runs"]["on"]
+    for run in (off, on):
+        assert run["cleanup"]["clean"], run["cleanup"]
+        assert 0 == run["history"]["lost_count"] and run["history"]["valid"] is True
+        for f in run["faults"]:
+            assert f["applied_at"] is not None and f["removed_at"] is not None, f
+    # Without a supervisor nothing restarted the datastore before the end of each window.
+    assert "healing" not in off
+    for f in off["faults"]:
+        assert (
+            f["time_to_recover"] is not None
+            and f["time_to_recover"] >= f["planned"][1] - f["planned"][0]
+        )
+    # Under supervision: the crash loop's three exits and the hang were restarted by the
+    # supervisor, each fault recovered long before its window ended.
+    healing = on["healing"]
+    reasons = [r["reason"] for r in healing["restarts"] if r["instance"] == "datastore"]
+    assert sum("exited 3" in r for r in reasons) >= 3, reasons
+    assert any(r.startswith("liveness") for r in reasons), reasons
+    by_name = {f["name"]: f for f in on["faults"]}
+    for name in ("datastore-crash-loop", "datastore-hang"):
+        ttr = by_name[name]["time_to_recover"]
+        assert ttr is not None and ttr < 8.0, by_name[name]
+    # Remediation switched the degraded mode on while checkout burned, and journaled it.
+    assert healing["modes"], healing
+    assert healing["modes"][0]["mode"] == "essential-only"
+    assert any(e["action"] == "mode essential-only" for e in healing["journal"])
+    assert all(e["outcome"] == "done" for e in healing["journal"])
+    report = Path(result["report"]).read_text(encoding="utf-8")
+    assert "Self-healing" in report and "essential-only" in report
+    assert any(r[0] == "restarts by the supervisor" for r in result["side_by_side"])
+    # The issue's figure: crash loop and hang each spend under a quarter of off's budget.
+    figure = [h for h in result["hypotheses"] if "under supervision" in h["hypothesis"]]
+    assert {"datastore-crash-loop", "datastore-hang"} <= {
+        n
+        for h in figure
+        for n in ("datastore-crash-loop", "datastore-hang")
+        if n in h["hypothesis"]
+    }
+    if on["driver"]["starved"]:
+        assert all(h["passed"] in (True, None) for h in figure), figure
+        return
+    if _api_stayed_failed(on):
+        # The known, unexplained metastable failure of the example's api (docs/shop-lab.md, "Not
+        # always"): the figure is reported, and failed, but says nothing about supervision.
+        return
+    assert all(h["passed"] is True for h in figure), figure
+
+
+def _api_stayed_failed(run: dict[str, Any]) -> bool:
+    """Checkout still failing half its requests in the 2 s before a later fault began, although
+    the instance the previous fault hit had recovered: the api, not the datastore, was failing."""
+    errors = run["series"]["checkout_error"]
+    for before, after in itertools.pairwise(run["faults"]):
+        start = int(after["applied_at"])
+        recovered = before["recovered_at"]
+        if recovered is None or recovered > start - 2:
+            continue
+        window = [e for e in errors[start - 2 : start] if e is not None]
+        if window and min(window) >= 0.5:
+            return True
+    return False
+
+
+@pytest.mark.usefixtures("lab_lock")
+def test_a_supervised_service_that_cannot_start_is_named_and_nothing_is_left(
+    tmp_path: Path,
+) -> None:
+    shop = copy_shop(tmp_path)
+    (shop / "shop" / "payments.py").write_text(
+        "raise RuntimeError('payments cannot read its key file')\n", encoding="utf-8"
+    )
+    text = (shop / "healing.yaml").read_text(encoding="utf-8")
+    (shop / "healing.yaml").write_text(text.replace("intensity: 10", "intensity: 1"), "utf-8")
+    marker = new_marker()
+    done = run_lab(
+        shop / "healing.yaml", tmp_path / "out", marker, "--runs", "buttress", timeout=90
+    )
+    assert 2 == done.returncode, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr.split("--- last lines of")[0]
+    assert "service 'payments-1' failed to start: exited 1 before it was ready" in done.stderr
+    assert "gave up" in done.stderr  # the supervisor's intensity was exceeded: it escalated
+    assert "payments cannot read its key file" in done.stderr  # why: the end of its log
+    assert [] == wait_no_marked(marker)
