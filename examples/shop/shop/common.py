@@ -155,7 +155,14 @@ class CountingTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, counter: AttemptCounter) -> None:
         self.counter = counter
-        self.inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=200))
+        # No cap on connections: httpcore 1.0.9 leaks a pool slot for good when a request is
+        # cancelled (a timeout) while its new connection is still connecting (encode/httpcore
+        # #1093, #830); with a cap, enough leaked slots wedge the pool and every later call waits
+        # for a slot that never frees, against healthy dependencies.  Uncapped, a leak costs an
+        # idle socket, not the service.
+        self.inner = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100)
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.counter.count(request.url)
