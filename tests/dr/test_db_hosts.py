@@ -14,9 +14,10 @@ from prometheus_client import CollectorRegistry
 
 from buttress.db import ReadPool, WritePool
 from buttress.db.events import HostBreakerOpened
-from buttress.db.hosts import HOST_BREAKER
+from buttress.db.hosts import HOST_BREAKER, READ_OUTLIER_DETECTION, HostBreaker, endpoint_pool
 from buttress.events import Event, add_listener
 from buttress.telemetry import prometheus
+from buttress.testing import FakeClock
 
 from .pg import Cluster, clusters, wait_until
 
@@ -202,3 +203,58 @@ def _label(c: Cluster) -> str:
 def _restart_as_standby(c: Cluster) -> None:
     (c.data / "standby.signal").touch()
     c.start()
+
+
+def test_host_breaker_skips_a_failing_host_for_its_break_and_its_events_name_it() -> None:
+    """The per-host breaker on a fake clock: 2 failures in 3 attempts open it (the pool's
+    connections to the host are dropped then), the break skips the host, one probe closes it; the
+    endpoint pool's health changes and ejections come out as ``buttress_db_pool_*`` events."""
+    clock = FakeClock()
+    dropped: list[str] = []
+    breaker = HostBreaker(
+        "db1:5432",
+        HOST_BREAKER,
+        pool_name="app",
+        policy="read_pool",
+        clock=clock,
+        on_open=lambda: dropped.append("db1"),
+    )
+    seen: list[Event] = []
+    remove = add_listener(seen.append)
+    try:
+        for connected in (True, False, False):
+            permit = breaker.permit()
+            assert permit is not None
+            breaker.record(permit, connected, clock.monotonic())
+        assert breaker.is_open and dropped == ["db1"]
+        clock.advance(HOST_BREAKER.break_duration - 0.01)  # type: ignore[operator]
+        assert breaker.permit() is None  # skipped, no attempt
+        clock.advance(0.02)
+        probe = breaker.permit()
+        assert probe is not None and breaker.permit() is None  # one probe at a time
+        breaker.record(probe, True, clock.monotonic())
+        pool = endpoint_pool(
+            [("db1", "5432"), ("db2", "5432")],
+            outlier_detection=READ_OUTLIER_DETECTION,
+            selection="least_request",
+            pool_name="app",
+            clock=clock,
+        )
+        db2 = pool.endpoint("db2:5432")
+        pool.report_probe(db2, "fail", "lag 3 s")
+        for _ in range(READ_OUTLIER_DETECTION.consecutive_5xx):
+            pool.release(pool.acquire(exclude=[db2]), "local_failure")
+        clock.advance(READ_OUTLIER_DETECTION.base_ejection_time)
+        pool.acquire()
+    finally:
+        remove()
+    got = [(e.name, getattr(e, "host", "")) for e in seen if e.policy_type == "db_pool"]
+    assert got == [
+        ("buttress_db_pool_breaker_opened", "db1:5432"),
+        ("buttress_db_pool_breaker_half_opened", "db1:5432"),
+        ("buttress_db_pool_breaker_closed", "db1:5432"),
+        ("buttress_db_pool_host_health_changed", "db2:5432"),
+        ("buttress_db_pool_host_ejected", "db1:5432"),
+        ("buttress_db_pool_host_returned", "db1:5432"),
+    ]
+    assert not any(e.policy_type == "endpoint_pool" for e in seen)  # translated, not doubled
