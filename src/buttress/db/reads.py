@@ -18,7 +18,8 @@ two promises:
 pass; lagging or not a standby: fail; unreachable: error), each read's outcome feeds outlier
 detection (a lost connection or an exhausted pool is a ``local_failure``; 3 in a row eject the
 standby for 10 s, growing on repeats), and among the healthy standbys the one with fewer reads in
-flight of two drawn at random is used.  A read that fails on one standby is tried on another.
+flight of two drawn at random is used.  A read whose connection fails on one standby is tried on
+another, and that standby is out of rotation until a lag check reaches it again.
 
 **Each host has a circuit breaker** (:class:`~buttress.db.hosts.HostBreaker`), asked before every
 lag check and every read.  Once it is open the host costs nothing: no lag check connects to it, no
@@ -247,7 +248,10 @@ class ReadPool:
                 return True, out
         except self._psycopg.OperationalError:  # lost connection, refused, pool timeout
             outcome, reached = "local_failure", False
-            s.checked = -math.inf  # measure its lag again before the next read
+            # Out of rotation until a lag check reaches it again (at the next read): other reads
+            # would otherwise wait on its connection pool for up to `timeout`.
+            self.endpoints.report_probe(s.endpoint, "error", "unreachable")
+            s.checked = -math.inf
             return False, None
         finally:
             self.endpoints.release(s.endpoint, outcome)
