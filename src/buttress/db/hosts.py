@@ -31,6 +31,7 @@ from buttress.failover import (
     HealthCheck,
     OutlierDetection,
 )
+from buttress.policies.backoff import BackoffOptions
 from buttress.policies.breaker import (
     CLOSED,
     HALF_OPEN,
@@ -67,12 +68,15 @@ HOST_BREAKER = BreakerOptions(
     failure_rate_threshold=0.5,
     permitted_calls_in_half_open=1,
     half_open_timeout=30.0,
-    break_duration=5.0,
+    break_duration=BackoffOptions(
+        kind="exponential", base=1.0, multiplier=2.0, cap=30.0, jitter="none"
+    ),
 )
 """The per-host breaker's defaults: open when at least half of the last 5 attempts (3 at least)
-failed to connect, skip the host for 5 s, then let one probe through.  Connection failures of a
-healthy host are rare, so 2 in 3 is a dead or flapping host; 5 s bounds how long a host that came
-back waits unused, while a dead one costs at most one connect timeout per 5 s."""
+failed to connect; skip the host for 1 s, then let one probe through; each time the probe fails
+too the break doubles, up to 30 s.  Connection failures of a healthy host are rare, so 2 in 3 is a
+dead or flapping host.  A host that restarts is back in use about a second after it accepts
+connections; one that stays dead costs one connect timeout per 30 s."""
 
 READ_OUTLIER_DETECTION = OutlierDetection(
     consecutive_5xx=3, base_ejection_time=10.0, max_ejection_time=120.0, interval=5.0
