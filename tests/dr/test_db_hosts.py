@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from buttress.db import ReadPool, WritePool
 from buttress.db.events import HostBreakerOpened
 from buttress.db.hosts import HOST_BREAKER, READ_OUTLIER_DETECTION, HostBreaker, endpoint_pool
+from buttress.errors import ConfigError
 from buttress.events import Event, add_listener
 from buttress.telemetry import prometheus
 from buttress.testing import FakeClock
@@ -262,3 +263,13 @@ def test_host_breaker_skips_a_failing_host_for_its_break_and_its_events_name_it(
         ("buttress_db_pool_host_returned", "db1:5432"),
     ]
     assert not any(e.policy_type == "endpoint_pool" for e in seen)  # translated, not doubled
+
+
+def test_bad_per_host_options_name_the_parameter() -> None:
+    dsn = "host=127.0.0.1,127.0.0.1 port=1,2 user=postgres"
+    with pytest.raises(ConfigError, match="invalid breaker='often'"):
+        ReadPool(dsn, breaker="often")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"invalid connect_timeout=0\.5: must be whole seconds"):
+        WritePool(dsn, connect_timeout=0.5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="selection"):
+        ReadPool(dsn, selection="fastest")

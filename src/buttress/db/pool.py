@@ -157,15 +157,7 @@ class WritePool:
         self.check_interval = check_interval
         self.max_attempts = max_attempts
         self.name = name
-        if (
-            isinstance(connect_timeout, bool)
-            or not isinstance(connect_timeout, int)
-            or connect_timeout < 1
-        ):
-            raise ConfigError("connect_timeout", connect_timeout, "must be whole seconds >= 1")
-        self.connect_timeout = connect_timeout
-        if breaker is not None and not isinstance(breaker, BreakerOptions):
-            raise ConfigError("breaker", breaker, "must be a BreakerOptions or None")
+        self.connect_timeout = check_host_options(connect_timeout, breaker)
         self.breakers: dict[tuple[str, str], HostBreaker] = (
             {}
             if breaker is None
@@ -374,6 +366,19 @@ class WritePool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_host_options(connect_timeout: object, breaker: object) -> int:
+    """Validate the per-host options both pools take; the connect timeout."""
+    if (
+        isinstance(connect_timeout, bool)
+        or not isinstance(connect_timeout, int)
+        or connect_timeout < 1
+    ):
+        raise ConfigError("connect_timeout", connect_timeout, "must be whole seconds >= 1")
+    if breaker is not None and not isinstance(breaker, BreakerOptions):
+        raise ConfigError("breaker", breaker, "must be a BreakerOptions or None")
+    return connect_timeout
 
 
 def conninfo_for(params: dict[str, str], host: str, port: str, connect_timeout: int) -> str:

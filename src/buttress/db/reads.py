@@ -47,7 +47,7 @@ from buttress.policies.breaker import BreakerOptions, Permit
 
 from .events import ReadFellBack, emitter
 from .hosts import HOST_BREAKER, READ_OUTLIER_DETECTION, HostBreaker, endpoint_pool, host_label
-from .pool import WritePool, conninfo_for, load_psycopg, parse_hosts
+from .pool import WritePool, check_host_options, conninfo_for, load_psycopg, parse_hosts
 
 __all__ = ["NoFreshStandby", "ReadPool", "StandbyState"]
 
@@ -117,15 +117,13 @@ class ReadPool:
         params, hosts = parse_hosts(conninfo)
         if not max_lag >= 0:
             raise ConfigError("max_lag", max_lag, "must be >= 0 seconds")
-        if breaker is not None and not isinstance(breaker, BreakerOptions):
-            raise ConfigError("breaker", breaker, "must be a BreakerOptions or None")
+        self.connect_timeout = check_host_options(connect_timeout, breaker)
         self.params = params
         self.max_lag = max_lag
         self.check_interval = check_interval
         self.fallback = fallback
         self.max_size = max_size
         self.timeout = timeout
-        self.connect_timeout = connect_timeout
         self.name = name
         self.endpoints = endpoint_pool(
             hosts, outlier_detection=outlier_detection, selection=selection, pool_name=name
