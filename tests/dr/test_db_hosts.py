@@ -21,6 +21,7 @@ from buttress.telemetry import prometheus
 from buttress.testing import FakeClock
 
 from .pg import Cluster, clusters, wait_until
+from .test_db_failover import PromotionProbe
 
 
 def _port(conn: psycopg.Connection) -> int:
@@ -273,3 +274,47 @@ def test_bad_per_host_options_name_the_parameter() -> None:
         WritePool(dsn, connect_timeout=0.5)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="selection"):
         ReadPool(dsn, selection="fastest")
+
+
+@pytest.mark.serial
+def test_a_hung_old_primary_listed_first_is_skipped_when_the_standby_is_promoted() -> None:
+    """The primary, first in the DSN, vanishes (its port hangs): each round of looking for the
+    primary costs its 2 s connect timeout until the breaker opens; then the promoted standby is
+    found in the next round."""
+    with clusters() as made:
+        old = made.primary()
+        old.start()
+        new = made.standby_of(old)
+        new.start()
+        dsn = f"host=127.0.0.1,127.0.0.1 port={old.port},{new.port} user=postgres dbname=postgres"
+        opened: list[HostBreakerOpened] = []
+        stop_listening = add_listener(
+            lambda e: opened.append(e) if isinstance(e, HostBreakerOpened) else None
+        )
+        # A break long enough to span the promotion: the default's first is 1 s.
+        breaker = HOST_BREAKER.replace(break_duration=30.0)
+        done: list[float] = []
+        try:
+            with WritePool(dsn, min_size=1, check_interval=0, breaker=breaker, name="app") as w:
+                old.stop("immediate")
+                with black_hole(old.port):
+                    writer = threading.Thread(
+                        target=lambda: (w.transaction(_port), done.append(time.monotonic()))
+                    )
+                    started = time.monotonic()
+                    writer.start()
+                    wait_until(lambda: bool(opened), timeout=20)
+                    probe = PromotionProbe(new)
+                    new.promote()
+                    accepting = probe.wait()
+                    writer.join(10)
+        finally:
+            stop_listening()
+        assert [e.host for e in opened] == [_label(old)]
+        assert w.primary == ("127.0.0.1", str(new.port))
+        resumed = done[0] - accepting
+        print(
+            f"the hung host's breaker opened {opened[0].time - started:.1f} s after it vanished; "
+            f"the promoted standby took writes {resumed:.3f} s after it accepted them"
+        )
+        assert resumed < 0.5  # no round paid the hung host's 2 s connect timeout
