@@ -4,6 +4,10 @@
 Per-host events carry the host as ``host:port`` in a field (``host``), not in a label: the
 telemetry counts them in ``buttress_events_total{event=...}`` and the logs say which host.  Every
 event is built only when someone listens (``if em.active:``).
+
+The write pool's events during a move (``primary_lost``, breaker transitions, ``demoted``) are
+emitted as they happen, while the moving thread holds the pool's lock, so that an outage is visible
+while it lasts rather than when it ends: a listener must not call the pool.
 """
 
 from __future__ import annotations
