@@ -6,8 +6,11 @@ two promises:
 * **bounded staleness**: a standby is used only while its replay lag is at most ``max_lag``
   seconds.  The lag is ``now() - pg_last_xact_replay_timestamp()`` while the standby has received
   WAL it has not replayed, and 0 when it has replayed everything it received (an idle primary sends
-  nothing, and an old replay timestamp alone would read as lag).  It is measured at most every
-  ``check_interval`` seconds per standby;
+  nothing, and an old replay timestamp alone would read as lag).  That reasoning holds only while
+  the standby streams from a primary: one with no WAL receiver (its primary gone, its
+  ``primary_conninfo`` cleared, an old primary restarted as a standby on a diverged timeline) has
+  replayed all it received and falls behind unseen, so its lag is unknown and it serves no reads.
+  It is measured at most every ``check_interval`` seconds per standby;
 * **read-your-writes**: ``read(fn, after_lsn=lsn)``, with ``lsn`` from
   :meth:`~buttress.db.pool.WritePool.current_lsn` after a write, runs on a standby only if it has
   replayed up to ``lsn`` (``pg_last_wal_replay_lsn() >= lsn``, checked in the read's own
@@ -55,7 +58,9 @@ T = TypeVar("T")
 
 LAG_SQL = (
     "SELECT pg_is_in_recovery(), CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() "
-    "THEN 0 ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END"
+    "THEN 0 ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END, "
+    # Without pg_read_all_stats only the receiver's pid is visible: enough to know it exists.
+    "EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE pid IS NOT NULL)"
 )
 
 
@@ -159,7 +164,7 @@ class ReadPool:
             with psycopg.connect(
                 conninfo_for(self.params, s.host, s.port, self.connect_timeout), autocommit=True
             ) as conn:
-                in_recovery, lag = conn.execute(LAG_SQL).fetchone()
+                in_recovery, lag, streaming = conn.execute(LAG_SQL).fetchone()
         except psycopg.Error as e:
             s.standby, s.lag = False, math.inf
             reached = None if not isinstance(e, psycopg.OperationalError) else False
@@ -167,9 +172,11 @@ class ReadPool:
             self.endpoints.report_probe(s.endpoint, "error", "unreachable")
             return
         self._record(s, permit, True, started)
-        s.standby, s.lag = bool(in_recovery), float(lag)
+        s.standby, s.lag = bool(in_recovery), float(lag) if streaming else math.inf
         if not s.standby:
             self.endpoints.report_probe(s.endpoint, "fail", "not a standby")
+        elif not streaming:
+            self.endpoints.report_probe(s.endpoint, "fail", "not streaming: lag unknown")
         elif s.lag > self.max_lag:
             self.endpoints.report_probe(s.endpoint, "fail", f"lag {s.lag:.3g} s")
         else:
