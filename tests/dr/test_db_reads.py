@@ -60,5 +60,13 @@ def test_reads_avoid_a_lagging_standby_and_read_your_writes_by_lsn() -> None:
                     alone.close()
                     sb.execute("SELECT pg_wal_replay_resume()")
                 wait_until(lambda: reads.read(_count) == (2, True), timeout=10)
+                # Streaming cut: the standby has replayed all it received, so by replay positions
+                # alone it looks current; with no WAL receiver its lag is unknown, and it is left.
+                with psycopg.connect(standby.dsn, autocommit=True) as sb:
+                    sb.execute("ALTER SYSTEM SET primary_conninfo = ''")
+                    sb.execute("SELECT pg_reload_conf()")
+                    receivers = "SELECT count(*) FROM pg_stat_wal_receiver"
+                    wait_until(lambda: sb.execute(receivers).fetchone() == (0,), timeout=10)
+                assert reads.read(_count) == (2, False)
         finally:
             remove()

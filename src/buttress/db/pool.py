@@ -4,10 +4,13 @@ Given a multi-host connection string (``host=a,b port=5432,5433`` or
 ``postgresql://a:5432,b:5433/app``), :class:`WritePool` keeps a ``psycopg_pool.ConnectionPool`` on
 the current primary and runs transactions on it.
 
-**Finding the primary.** libpq's ``target_session_attrs=read-write`` tries the hosts in order and
-keeps the first that accepts writes; the pool then confirms with ``SELECT pg_is_in_recovery()``.
-``SELECT 1`` is no health check here: it succeeds on a standby, so a pool that checks with it stays
-on a demoted primary.
+**Finding the primary.** The hosts are tried in order and the first that answers
+``SELECT pg_is_in_recovery()`` with false is the primary.  ``SELECT 1`` is no health check here: it
+succeeds on a standby, so a pool that checks with it stays on a demoted primary.  Each host has a
+circuit breaker (:class:`~buttress.db.hosts.HostBreaker`, ``breaker=``): a host that failed to
+connect at least 2 of its last 3 probes is skipped, with no connection attempt, until its break is
+over, so a dead or hung host listed first does not cost a ``connect_timeout`` per round of looking.
+When every breaker is open the hosts are probed regardless: there is nothing else to wait for.
 
 **Noticing a failover.** Any of these on a connection of the pool means the primary it points at
 may be gone: a lost connection (``OperationalError``), ``admin_shutdown`` / ``crash_shutdown`` /
@@ -39,8 +42,10 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from buttress.errors import ButtressError, ConfigError, MissingExtra
+from buttress.policies.breaker import BreakerOptions
 
-from .events import PrimaryFound, PrimaryLost, emitter
+from .events import PrimaryDemoted, PrimaryFound, PrimaryLost, emitter
+from .hosts import HOST_BREAKER, HostBreaker, host_label
 
 __all__ = [
     "CommitUnknown",
@@ -72,6 +77,8 @@ class CommitUnknown(ButtressError):
     """The connection was lost while ``COMMIT`` was in flight: the transaction may or may not have
     been committed.  Retry only what is safe to apply twice."""
 
+
+SKIPPED = "skipped: its breaker is open"
 
 _FAILOVER_SQLSTATES = frozenset({"25006", "57P01", "57P02", "57P03"})
 
@@ -113,6 +120,11 @@ class WritePool:
     :param check_interval: seconds between ``pg_is_in_recovery()`` checks on checkout (``0``:
         every checkout; a round trip each).
     :param max_attempts: runs of one transaction across failovers before the error is raised.
+    :param breaker: the per-host circuit breaker's options
+        (:data:`~buttress.db.hosts.HOST_BREAKER` by default); ``None``: no breakers.
+    :param connect_timeout: seconds a connection attempt may take, unless the DSN sets it (libpq
+        waits at least 2).
+    :param name: the ``pipeline`` label of the events.
     """
 
     def __init__(
@@ -126,6 +138,8 @@ class WritePool:
         probe_interval: float = 0.05,
         check_interval: float = 1.0,
         max_attempts: int = 5,
+        breaker: BreakerOptions | None = HOST_BREAKER,
+        connect_timeout: int = 2,
         name: str = "db",
     ) -> None:
         self._psycopg, self._pool_mod = load_psycopg()
@@ -143,8 +157,18 @@ class WritePool:
         self.check_interval = check_interval
         self.max_attempts = max_attempts
         self.name = name
+        self.connect_timeout = check_host_options(connect_timeout, breaker)
+        self.breakers: dict[tuple[str, str], HostBreaker] = (
+            {}
+            if breaker is None
+            else {
+                (h, p): HostBreaker(host_label(h, p), breaker, pool_name=name, policy="write_pool")
+                for h, p in self.hosts
+            }
+        )
         self.failovers = 0
         self._lock = threading.Lock()
+        self._demoted_seen = -1
         self._generation = 0
         self._last_check = 0.0
         self._pool: Any = None
@@ -154,27 +178,66 @@ class WritePool:
     # --- finding the primary ---------------------------------------------------------------------
 
     def find_primary(self, deadline: float) -> tuple[str, str]:
-        """Probe the hosts until one accepts writes and is not in recovery; its (host, port)."""
-        psycopg = self._psycopg
-        multi = psycopg.conninfo.make_conninfo(
-            "",
-            **self.params,
-            host=",".join(h for h, _ in self.hosts),
-            port=",".join(p for _, p in self.hosts),
-            target_session_attrs="read-write",
-            connect_timeout=max(1, int(self.probe_interval * 20)),
-        )
-        last: BaseException | None = None
+        """Probe the hosts, in order, until one accepts writes and is not in recovery; its
+        (host, port).  A host whose breaker is open is skipped without a connection attempt."""
+        last = "no host tried"
         while True:
-            try:
-                with psycopg.connect(multi, autocommit=True) as conn:
-                    if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
-                        return str(conn.info.host), str(conn.info.port)
-            except psycopg.Error as e:
-                last = e
+            attempted = False
+            for host, port in self.hosts:
+                writable, seen = self._probe(host, port)
+                if writable:
+                    return host, port
+                attempted = attempted or seen != SKIPPED
+                last = f"{host_label(host, port)}: {seen}"
+            if not attempted:
+                # Every breaker is open: nothing else could answer, so try them all regardless
+                # (uncounted) rather than sit out the breaks.
+                for host, port in self.hosts:
+                    if self._probe(host, port, force=True)[0]:
+                        return host, port
             if time.monotonic() >= deadline:
                 raise NoPrimary(f"no host of {self.conninfo!r} accepts writes ({last})")
             time.sleep(self.probe_interval)
+
+    def _probe(self, host: str, port: str, *, force: bool = False) -> tuple[bool, str]:
+        """Whether ``host`` accepts writes now, and what was seen; fed to the host's breaker
+        (``force``: probe even if it is open, and count nothing)."""
+        psycopg = self._psycopg
+        breaker = None if force else self.breakers.get((host, port))
+        permit = None
+        if breaker is not None:
+            permit = breaker.permit()
+            if permit is None:
+                return False, SKIPPED
+        started = time.monotonic()
+        try:
+            with psycopg.connect(
+                conninfo_for(self.params, host, port, self.connect_timeout), autocommit=True
+            ) as conn:
+                in_recovery = bool(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])
+        except psycopg.Error as e:
+            if breaker is not None and permit is not None:
+                reached = None if not isinstance(e, psycopg.OperationalError) else False
+                breaker.record(permit, reached, started)
+            return False, str(e).strip()[:200]
+        if breaker is not None and permit is not None:
+            breaker.record(permit, True, started)
+        if in_recovery:
+            if (host, port) == self.primary and self._demoted_seen != self._generation:
+                self._demoted(host, port, "pg_is_in_recovery() is true")
+            return False, "in recovery"
+        return True, "accepts writes"
+
+    def _demoted(self, host: str, port: str, detail: str) -> None:
+        """Say once per primary that it answers as a standby now."""
+        self._demoted_seen = self._generation
+        em = emitter()
+        if em.active:
+            em.emit(
+                PrimaryDemoted(
+                    self.name, "write_pool", time.monotonic(), host_label(host, port), detail
+                )
+            )
 
     def _move(self, seen_generation: int | None, *, reason: str) -> None:
         """Swap in a pool on the current primary, once per failure however many threads saw it."""
@@ -184,11 +247,13 @@ class WritePool:
             started = time.monotonic()
             em = emitter()
             old, old_primary = self._pool, self.primary
-            if old is not None and em.active:
-                em.emit(PrimaryLost(self.name, "write_pool", started, _fmt(old_primary), reason))
+            if old is not None and old_primary is not None and em.active:
+                em.emit(
+                    PrimaryLost(self.name, "write_pool", started, host_label(*old_primary), reason)
+                )
             host, port = self.find_primary(started + self.failover_timeout)
             pool = self._pool_mod.ConnectionPool(
-                self._psycopg.conninfo.make_conninfo("", **self.params, host=host, port=port),
+                conninfo_for(self.params, host, port, self.connect_timeout),
                 min_size=self.min_size,
                 max_size=self.max_size,
                 timeout=self.timeout,
@@ -202,12 +267,20 @@ class WritePool:
             if old is not None:
                 self.failovers += 1
             duration = time.monotonic() - started
+            previous = "" if old_primary is None else host_label(*old_primary)
         if old is not None:
             # Closing waits for connections in use; never on the caller's time.
             threading.Thread(target=old.close, kwargs={"timeout": 1.0}, daemon=True).start()
         if em.active:
             em.emit(
-                PrimaryFound(self.name, "write_pool", time.monotonic(), f"{host}:{port}", duration)
+                PrimaryFound(
+                    self.name,
+                    "write_pool",
+                    time.monotonic(),
+                    host_label(host, port),
+                    previous,
+                    duration,
+                )
             )
 
     # --- using it ---------------------------------------------------------------------------------
@@ -225,6 +298,8 @@ class WritePool:
                 in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
                 conn.rollback()
                 if in_recovery:
+                    if self.primary is not None and self._demoted_seen != generation:
+                        self._demoted(*self.primary, "pg_is_in_recovery() is true on checkout")
                     self._move(generation, reason="pg_is_in_recovery() is true: demoted")
                     raise self._psycopg.errors.ReadOnlySqlTransaction("the primary was demoted")
             yield conn
@@ -233,6 +308,14 @@ class WritePool:
         """Move to a new primary when ``error`` is a failover error; whether it was one."""
         if not is_failover_error(error):
             return False
+        primary = self.primary
+        if (
+            getattr(error, "sqlstate", None) == "25006"
+            and primary is not None
+            and generation == self._generation
+            and self._demoted_seen != generation
+        ):
+            self._demoted(*primary, "read_only_sql_transaction")
         self._move(generation, reason=f"{type(error).__name__}: {str(error).strip()[:200]}")
         return True
 
@@ -285,5 +368,22 @@ class WritePool:
         self.close()
 
 
-def _fmt(hp: tuple[str, str] | None) -> str:
-    return "" if hp is None else f"{hp[0]}:{hp[1]}"
+def check_host_options(connect_timeout: object, breaker: object) -> int:
+    """Validate the per-host options both pools take; the connect timeout."""
+    if (
+        isinstance(connect_timeout, bool)
+        or not isinstance(connect_timeout, int)
+        or connect_timeout < 1
+    ):
+        raise ConfigError("connect_timeout", connect_timeout, "must be whole seconds >= 1")
+    if breaker is not None and not isinstance(breaker, BreakerOptions):
+        raise ConfigError("breaker", breaker, "must be a BreakerOptions or None")
+    return connect_timeout
+
+
+def conninfo_for(params: dict[str, str], host: str, port: str, connect_timeout: int) -> str:
+    """A connection string for one host; the DSN's own ``connect_timeout`` wins over the
+    default given here."""
+    psycopg, _ = load_psycopg()
+    merged = {"connect_timeout": str(connect_timeout), **params, "host": host, "port": port}
+    return str(psycopg.conninfo.make_conninfo("", **merged))
