@@ -92,14 +92,14 @@ def enqueue_group(workdir: Path, quick: bool) -> list[Row]:
 
     def timed(write: Callable[[int], None], enqueue: bool) -> Callable[[], float]:
         def go() -> float:
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             for i in range(n):
                 conn.execute("BEGIN IMMEDIATE")
                 write(i)
                 if enqueue:
                     outbox.enqueue(conn, "reserve", payload, key="sku-7")
                 conn.execute("COMMIT")
-            return (time.perf_counter() - t0) / n * 1e6
+            return (time.process_time() - t0) / n * 1e6
 
         return go
 
@@ -158,13 +158,13 @@ def _second_commit_queues(
         pq = persistqueue.SQLiteAckQueue(str(workdir / "pq"), multithreading=True, auto_commit=True)
 
         def with_pq() -> float:
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             for i in range(n):
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute("INSERT INTO orders (sku, qty) VALUES (?, ?)", ("sku-7", i))
                 conn.execute("COMMIT")
                 pq.put(payload)
-            return (time.perf_counter() - t0) / n * 1e6
+            return (time.process_time() - t0) / n * 1e6
 
         out["persist-queue"] = with_pq
     except ImportError:
@@ -176,13 +176,13 @@ def _second_commit_queues(
         body = json.dumps(payload)
 
         def with_lq() -> float:
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             for i in range(n):
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute("INSERT INTO orders (sku, qty) VALUES (?, ?)", ("sku-7", i))
                 conn.execute("COMMIT")
                 lq.put(body)
-            return (time.perf_counter() - t0) / n * 1e6
+            return (time.process_time() - t0) / n * 1e6
 
         out["litequeue"] = with_lq
     except ImportError:
@@ -199,10 +199,12 @@ def relay_group(workdir: Path, quick: bool) -> list[Row]:
     raw = _connect(workdir / "raw.db")
     raw.execute("CREATE TABLE q (id INTEGER PRIMARY KEY, payload TEXT)")
 
+    payloads = [dict(payload, order=i) for i in range(n)]  # n messages, as a producer has them
+
     def raw_batched() -> float:
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         raw.execute("BEGIN IMMEDIATE")
-        raw.executemany("INSERT INTO q (payload) VALUES (?)", [(json.dumps(payload),)] * n)
+        raw.executemany("INSERT INTO q (payload) VALUES (?)", [(json.dumps(p),) for p in payloads])
         raw.execute("COMMIT")
         while True:
             raw.execute("BEGIN IMMEDIATE")
@@ -210,7 +212,7 @@ def relay_group(workdir: Path, quick: bool) -> list[Row]:
             raw.executemany("DELETE FROM q WHERE id = ?", [(i,) for i in ids])
             raw.execute("COMMIT")
             if not ids:
-                return n / (time.perf_counter() - t0)
+                return n / (time.process_time() - t0)
 
     outbox = SQLiteOutbox(workdir / "relay.db", queues=["q"])
     producer = _connect(workdir / "relay.db")
@@ -218,18 +220,19 @@ def relay_group(workdir: Path, quick: bool) -> list[Row]:
 
     def relayed(keys: int) -> Callable[[], float]:
         def go() -> float:
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             producer.execute("BEGIN IMMEDIATE")
             if keys:
                 per_key = n // keys
                 for k in range(keys):
-                    outbox.enqueue_many(producer, "q", [payload] * per_key, key=f"k{k}")
+                    part = payloads[k * per_key : (k + 1) * per_key]
+                    outbox.enqueue_many(producer, "q", part, key=f"k{k}")
             else:
-                outbox.enqueue_many(producer, "q", [payload] * n)
+                outbox.enqueue_many(producer, "q", payloads)
             producer.execute("COMMIT")
             while relay.run_once():
                 pass
-            return n / (time.perf_counter() - t0)
+            return n / (time.process_time() - t0)
 
         return go
 
@@ -279,12 +282,12 @@ def _reference_queues(workdir: Path, n: int, payload: Any) -> dict[str, Callable
         pq = persistqueue.SQLiteAckQueue(str(workdir / "pq2"), multithreading=True)
 
         def pq_go() -> float:
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             for _ in range(n):
                 pq.put(payload)
             for _ in range(n):
                 pq.ack(pq.get(block=False))
-            return n / (time.perf_counter() - t0)
+            return n / (time.process_time() - t0)
 
         out["persist-queue"] = pq_go
     except ImportError:
@@ -296,13 +299,13 @@ def _reference_queues(workdir: Path, n: int, payload: Any) -> dict[str, Callable
         body = json.dumps(payload)
 
         def lq_go() -> float:
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             for _ in range(n):
                 lq.put(body)
             for _ in range(n):
                 lq.done(lq.pop().message_id)
             lq.prune()
-            return n / (time.perf_counter() - t0)
+            return n / (time.process_time() - t0)
 
         out["litequeue"] = lq_go
     except ImportError:
