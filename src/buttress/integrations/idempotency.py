@@ -41,6 +41,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
@@ -54,6 +55,11 @@ from .idempotency_stores import IdempotencyStore, IdempotencyStoreUnavailable, S
 __all__ = ["HEADER", "IdempotencyMiddleware", "IdempotencyOptions", "parse_key"]
 
 HEADER = "Idempotency-Key"
+# RFC 8941 sf-string: printable ASCII, with `"` and `\` escaped by a backslash.
+_SF_STRING = re.compile(r'"((?:[ !#-\[\]-~]|\\["\\])*)"')
+_ESCAPE = re.compile(r"\\(.)")
+# A bare key: visible ASCII but the characters that would make it a list or a string.
+_BARE = re.compile(r"[!#-+\--:<-\[\]-~]+")
 REPLAYED = (b"idempotent-replayed", b"true")
 _log = logging.getLogger("buttress.integrations.idempotency")
 
@@ -106,27 +112,15 @@ def parse_key(raw: bytes, max_length: int) -> str | None:
         text = raw.decode("ascii").strip(" \t")
     except UnicodeDecodeError:
         return None
-    if text.startswith('"'):
-        if len(text) < 2 or not text.endswith('"'):
-            return None
-        out, i, inner = [], 0, text[1:-1]
-        while i < len(inner):
-            ch = inner[i]
-            if ch == "\\":
-                if i + 1 >= len(inner) or inner[i + 1] not in '"\\':
-                    return None
-                out.append(inner[i + 1])
-                i += 2
-                continue
-            if ch == '"' or not " " <= ch <= "~":
-                return None
-            out.append(ch)
-            i += 1
-        key = "".join(out)
-    else:
+    quoted = _SF_STRING.fullmatch(text)
+    if quoted is not None:
+        key = quoted[1]
+        if "\\" in key:
+            key = _ESCAPE.sub(r"\1", key)
+    elif _BARE.fullmatch(text) is not None:
         key = text
-        if any(not "!" <= ch <= "~" or ch in '",;\\' for ch in key):
-            return None
+    else:
+        return None
     if not key or len(key) > max_length:
         return None
     return key
@@ -241,9 +235,9 @@ class IdempotencyMiddleware:
             size += len(chunk)
             if size > limit:
                 return None
-            chunks.append(chunk)
             if not message.get("more_body", False):
-                return b"".join(chunks)
+                return b"".join((*chunks, chunk)) if chunks else chunk
+            chunks.append(chunk)
 
     def _fingerprint(self, scope: Scope, body: bytes) -> str:
         h = hashlib.sha256()
