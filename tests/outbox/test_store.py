@@ -210,3 +210,25 @@ def test_enqueue_many_is_all_or_nothing_and_in_order(backend: Backend) -> None:
         seen += [m.payload for m in batch]
         outbox.ack([(m.id, m.fence) for m in batch])
     assert ["a", "b", "c"] == seen
+
+
+def test_a_forked_child_does_not_reuse_its_parents_pool_of_uids() -> None:
+    import os
+
+    from buttress.outbox.store import _new_uid
+
+    _new_uid()  # the pool is filled: 255 ids wait in it
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, "".join(_new_uid() for _ in range(255)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    got = b""
+    while chunk := os.read(read, 65536):
+        got += chunk
+    os.close(read)
+    child = {got[i : i + 24].decode() for i in range(0, len(got), 24)}
+    parent = {_new_uid() for _ in range(255)}
+    assert 255 == len(child) and not child & parent
