@@ -215,7 +215,7 @@ def test_enqueue_many_is_all_or_nothing_and_in_order(backend: Backend) -> None:
 def test_a_forked_child_does_not_reuse_its_parents_pool_of_uids() -> None:
     import os
 
-    from buttress.outbox.store import _new_uid
+    from buttress.outbox.codec import new_uid as _new_uid
 
     _new_uid()  # the pool is filled: 255 ids wait in it
     read, write = os.pipe()

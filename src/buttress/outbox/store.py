@@ -19,12 +19,10 @@ outbox must share a clock to well within a lease.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -36,66 +34,13 @@ from typing import Any, NamedTuple
 from buttress import sqlite as house_sqlite
 from buttress.errors import ConfigError
 
+from .codec import NOT_JSON, decode, encode, new_uid
 from .errors import NotInTransaction, NotSerialisable, StoreUnavailable, UnknownQueue
 
 __all__ = ["Message", "Outbox", "PostgresOutbox", "QueueStatus", "SQLiteOutbox"]
 
 Clock = Callable[[], float]
 
-
-def _make_encode() -> Callable[[Any], str]:
-    """Compact JSON, NaN refused: the standard encoder's C core built once, with no circular
-    reference bookkeeping (a cycle ends in ``RecursionError``, refused like any other payload
-    JSON cannot hold).  ``JSONEncoder.encode`` builds that core on every call, which costs a
-    relay more than the encoding of a small payload itself.  Falls back to ``encode`` where the C
-    core is missing or does not produce the same text."""
-    reference = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - CPython always has it
-        return reference.encode
-    try:
-        core = make(
-            None,
-            reference.default,
-            json.encoder.encode_basestring_ascii,
-            None,
-            ":",
-            ",",
-            False,
-            False,
-            False,
-        )
-
-        def encode(payload: Any) -> str:
-            return "".join(core(payload, 0))
-
-        sample = {"a": [1, 2.5, "\u00e9\n", None, True, {"b": -0.0}], "c": "d"}
-        if encode(sample) == reference.encode(sample):
-            return encode
-    except Exception:  # pragma: no cover - another signature: the plain encoder then
-        pass
-    return reference.encode  # pragma: no cover
-
-
-_encode = _make_encode()
-
-_uids: deque[str] = deque()
-os.register_at_fork(after_in_child=_uids.clear)  # a child must not hand out its parent's ids
-
-
-def _new_uid() -> str:
-    """96 random bits in hex, from a pool refilled 256 at a time (one system call instead of one
-    per message; ``deque.pop`` is atomic, so threads share the pool safely)."""
-    try:
-        return _uids.pop()
-    except IndexError:
-        pool = os.urandom(12 * 256).hex()
-        _uids.extend(pool[i : i + 24] for i in range(24, len(pool), 24))
-        return pool[:24]
-
-
-_NOT_JSON = (TypeError, ValueError, RecursionError)
-_decode = json.JSONDecoder().decode
 
 _COLUMNS = "id, uid, queue, key, payload, created, attempts, claims, fence, last_error"
 # SQLite: no secondary index and no AUTOINCREMENT, so an enqueue writes one page (the table's last)
@@ -197,7 +142,7 @@ class Message(_MessageFields):
     def payload(self) -> Any:
         """The payload, decoded from :attr:`body` on first access (a handler that forwards the
         JSON text as it is never pays for decoding it)."""
-        return _decode(self.body)
+        return decode(self.body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,13 +234,13 @@ class Outbox(ABC):
         if key is not None and not isinstance(key, str):
             raise ConfigError("key", key, "must be a string or None")
         try:
-            body = _encode(payload)
-        except _NOT_JSON as e:
+            body = encode(payload)
+        except NOT_JSON as e:
             raise NotSerialisable(queue, str(e)) from None
         self._check_transaction(conn)
         now = self.now()
         try:
-            return self._inserted_id(conn, (_new_uid(), queue, key, body, now, now + delay))
+            return self._inserted_id(conn, (new_uid(), queue, key, body, now, now + delay))
         except self._errors as e:
             raise StoreUnavailable("enqueue", str(e)) from None
 
@@ -310,8 +255,8 @@ class Outbox(ABC):
             raise ConfigError("key", key, "must be a string or None")
         now = self.now()
         try:
-            bodies = [_encode(p) for p in payloads]
-        except _NOT_JSON as e:
+            bodies = [encode(p) for p in payloads]
+        except NOT_JSON as e:
             raise NotSerialisable(queue, str(e)) from None
         uids = os.urandom(12 * len(bodies)).hex()  # one system call for the whole batch
         rows = [
