@@ -54,6 +54,7 @@ COMMANDS: dict[str, list[list[str]]] = {
     "slo/sloth.yaml": [["spec", "validate"], ["slo", "validate"]],
     "chaos/latency-game-day.yaml": [["spec", "validate"], ["chaos", "validate"]],
     "dr/reliability.yaml": [["spec", "validate"], ["slo", "validate"]],
+    "outbox/reliability.yaml": [["spec", "validate"], ["slo", "validate"]],
 }
 
 

@@ -101,6 +101,53 @@ def test_a_stale_worker_is_fenced_off(backend: Backend) -> None:
     assert [] == outbox.claim("q", "any", 10, 5)
 
 
+def test_a_batch_with_one_lost_lease_acknowledges_the_others_only(backend: Backend) -> None:
+    # One fenced statement per message in one executemany: when one of them matches nothing, the
+    # whole batch is rolled back and redone message by message, so the answer is per message and
+    # the lost one stays for its new holder.
+    clock = FakeWallClock()
+    outbox = backend.outbox(now=clock)
+    conn = backend.connect()
+    with backend.transaction(conn):
+        outbox.enqueue_many(conn, "q", ["a", "b", "c"])
+    first = outbox.claim("q", "slow", 10, lease=5)
+    clock.advance(3)
+    kept = outbox.renew([(m.id, m.fence) for m in first if m.body != '"b"'], 5)
+    assert [True, True] == kept
+    clock.advance(3)  # b's lease ran out, the others' were renewed
+    (b_again,) = outbox.claim("q", "fast", 10, lease=5)
+    assert '"b"' == b_again.body
+    assert [True, False, True] == outbox.ack([(m.id, m.fence) for m in first])
+    assert [True] == outbox.ack([(b_again.id, b_again.fence)])
+    assert [] == outbox.claim("q", "any", 10, 5)
+    assert all(s.pending == 0 for s in outbox.status())
+
+
+def test_the_payload_is_decoded_on_first_access(backend: Backend) -> None:
+    outbox = backend.outbox()
+    conn = backend.connect()
+    with backend.transaction(conn):
+        outbox.enqueue(conn, "q", {"order": 7, "lines": [1.5, None, True, "é"]})
+    (m,) = outbox.claim("q", "w", 10, 30)
+    assert '{"order":7,"lines":[1.5,null,true,"\\u00e9"]}' == m.body  # as stored, compact
+    assert {"order": 7, "lines": [1.5, None, True, "é"]} == m.payload
+    assert m.payload is m.payload  # decoded once
+
+
+def test_a_circular_payload_is_refused(backend: Backend) -> None:
+    outbox = backend.outbox()
+    conn = backend.connect()
+    loop: list[object] = []
+    loop.append(loop)
+    with backend.transaction(conn):
+        with pytest.raises(NotSerialisable, match="recursion"):
+            outbox.enqueue(conn, "q", {"loop": loop})
+        with pytest.raises(NotSerialisable, match="recursion"):
+            outbox.enqueue_many(conn, "q", [1, loop])
+        outbox.enqueue(conn, "q", {"after": "a refusal"})  # the encoder is still sound
+    assert [{"after": "a refusal"}] == [m.payload for m in outbox.claim("q", "w", 10, 30)]
+
+
 def test_retry_later_and_dead_letters_and_admin(backend: Backend) -> None:
     clock = FakeWallClock()
     outbox = backend.outbox(queues=["q", "other"], now=clock)
@@ -163,3 +210,25 @@ def test_enqueue_many_is_all_or_nothing_and_in_order(backend: Backend) -> None:
         seen += [m.payload for m in batch]
         outbox.ack([(m.id, m.fence) for m in batch])
     assert ["a", "b", "c"] == seen
+
+
+def test_a_forked_child_does_not_reuse_its_parents_pool_of_uids() -> None:
+    import os
+
+    from buttress.outbox.codec import new_uid as _new_uid
+
+    _new_uid()  # the pool is filled: 255 ids wait in it
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, "".join(_new_uid() for _ in range(255)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    got = b""
+    while chunk := os.read(read, 65536):
+        got += chunk
+    os.close(read)
+    child = {got[i : i + 24].decode() for i in range(0, len(got), 24)}
+    parent = {_new_uid() for _ in range(255)}
+    assert 255 == len(child) and not child & parent

@@ -41,7 +41,9 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +56,11 @@ from .idempotency_stores import IdempotencyStore, IdempotencyStoreUnavailable, S
 __all__ = ["HEADER", "IdempotencyMiddleware", "IdempotencyOptions", "parse_key"]
 
 HEADER = "Idempotency-Key"
+# RFC 8941 sf-string: printable ASCII, with `"` and `\` escaped by a backslash.
+_SF_STRING = re.compile(r'"((?:[ !#-\[\]-~]|\\["\\])*)"')
+_ESCAPE = re.compile(r"\\(.)")
+# A bare key: visible ASCII but the characters that would make it a list or a string.
+_BARE = re.compile(r"[!#-+\--:<-\[\]-~]+")
 REPLAYED = (b"idempotent-replayed", b"true")
 _log = logging.getLogger("buttress.integrations.idempotency")
 
@@ -61,6 +68,21 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+_tokens: deque[str] = deque()
+os.register_at_fork(after_in_child=_tokens.clear)  # a child must not hand out its parent's
+
+
+def _new_token() -> str:
+    """64 random bits in hex, from a pool refilled 512 at a time (one system call instead of one
+    per request; ``deque.pop`` is atomic, so threads share the pool safely)."""
+    try:
+        return _tokens.pop()
+    except IndexError:
+        pool = os.urandom(8 * 512).hex()
+        _tokens.extend(pool[i : i + 16] for i in range(16, len(pool), 16))
+        return pool[:16]
 
 
 def _methods(name: str, v: Any) -> frozenset[str]:
@@ -106,27 +128,15 @@ def parse_key(raw: bytes, max_length: int) -> str | None:
         text = raw.decode("ascii").strip(" \t")
     except UnicodeDecodeError:
         return None
-    if text.startswith('"'):
-        if len(text) < 2 or not text.endswith('"'):
-            return None
-        out, i, inner = [], 0, text[1:-1]
-        while i < len(inner):
-            ch = inner[i]
-            if ch == "\\":
-                if i + 1 >= len(inner) or inner[i + 1] not in '"\\':
-                    return None
-                out.append(inner[i + 1])
-                i += 2
-                continue
-            if ch == '"' or not " " <= ch <= "~":
-                return None
-            out.append(ch)
-            i += 1
-        key = "".join(out)
-    else:
+    quoted = _SF_STRING.fullmatch(text)
+    if quoted is not None:
+        key = quoted[1]
+        if "\\" in key:
+            key = _ESCAPE.sub(r"\1", key)
+    elif _BARE.fullmatch(text) is not None:
         key = text
-        if any(not "!" <= ch <= "~" or ch in '",;\\' for ch in key):
-            return None
+    else:
+        return None
     if not key or len(key) > max_length:
         return None
     return key
@@ -241,19 +251,18 @@ class IdempotencyMiddleware:
             size += len(chunk)
             if size > limit:
                 return None
-            chunks.append(chunk)
             if not message.get("more_body", False):
-                return b"".join(chunks)
+                return b"".join((*chunks, chunk)) if chunks else chunk
+            chunks.append(chunk)
 
     def _fingerprint(self, scope: Scope, body: bytes) -> str:
-        h = hashlib.sha256()
-        for part in (
+        # method, path and query, each followed by a NUL (none holds one), then the body
+        head = b"%s\0%s\0%s\0" % (
             scope["method"].encode(),
             scope.get("raw_path") or scope["path"].encode(),
             scope.get("query_string", b""),
-        ):
-            h.update(part)
-            h.update(b"\0")
+        )
+        h = hashlib.sha256(head)
         h.update(body)
         return h.hexdigest()
 
@@ -262,7 +271,7 @@ class IdempotencyMiddleware:
     ) -> None:
         o = self.options
         full_key = f"{self.scope(scope)}\0{key}" if self.scope is not None else key
-        token = os.urandom(8).hex()
+        token = _new_token()
         try:
             begun = await self.store.begin(
                 full_key,

@@ -48,6 +48,20 @@ class IdempotencyStoreUnavailable(ButtressError):
         super().__init__(f"idempotency store unavailable during {operation}: {detail}")
 
 
+_last_headers: tuple[list[tuple[bytes, bytes]], str] = ([], "[]")
+
+
+def _headers_json(headers: list[tuple[bytes, bytes]]) -> str:
+    """The headers as JSON; an app usually answers with the same headers, so the last list and
+    its text are kept (one comparison instead of an encoding)."""
+    global _last_headers
+    last, text = _last_headers
+    if headers != last:
+        text = json.dumps([[k.decode("latin-1"), v.decode("latin-1")] for k, v in headers])
+        _last_headers = (list(headers), text)
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
     """A response as it is replayed: status, raw headers, whole body."""
@@ -57,7 +71,7 @@ class StoredResponse:
     body: bytes
 
     def headers_json(self) -> str:
-        return json.dumps([[k.decode("latin-1"), v.decode("latin-1")] for k, v in self.headers])
+        return _headers_json(self.headers)
 
     @staticmethod
     def from_parts(status: int, headers: str, body: bytes) -> StoredResponse:
@@ -100,6 +114,14 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS buttress_idempotency (
     body BLOB
 ) WITHOUT ROWID"""
 _PURGE_EVERY = 1024
+_INSERT_NEW = (
+    "INSERT INTO buttress_idempotency (key, fingerprint, token, done, locked_until, expires) "
+    "VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT DO NOTHING"
+)
+_COMPLETE_SQL = (
+    "UPDATE buttress_idempotency SET done = 1, status = ?, headers = ?, body = ?, expires = ? "
+    "WHERE key = ? AND token = ? AND done = 0"
+)
 
 
 class SQLiteIdempotencyStore:
@@ -126,28 +148,33 @@ class SQLiteIdempotencyStore:
             except sqlite3.Error as e:
                 raise IdempotencyStoreUnavailable(operation, str(e)) from None
 
+    def _one(self, operation: str, sql: str, params: tuple[Any, ...]) -> int:
+        """One statement in autocommit mode (a transaction of its own, so atomic); the number of
+        rows it changed.  Half the statements of ``BEGIN IMMEDIATE`` ... ``COMMIT``: the common
+        operations need nothing more."""
+        with self._lock:
+            try:
+                return int(self._conn.execute(sql, params).rowcount)
+            except sqlite3.Error as e:
+                raise IdempotencyStoreUnavailable(operation, str(e)) from None
+
     async def begin(
         self, key: str, fingerprint: str, token: str, *, now: float, ttl: float, lock: float
     ) -> Begun:
         self._begins += 1
-        purge = self._begins % _PURGE_EVERY == 0
+        if self._begins % _PURGE_EVERY == 0:
+            self._one("begin", "DELETE FROM buttress_idempotency WHERE expires <= ?", (now,))
+        # The common case in one statement, its own transaction: a key never seen.
+        if self._one("begin", _INSERT_NEW, (key, fingerprint, token, now + lock, now + ttl)):
+            return Begun("new")
 
         def step(c: sqlite3.Connection) -> Begun:
-            if purge:
-                c.execute("DELETE FROM buttress_idempotency WHERE expires <= ?", (now,))
-            fresh = c.execute(  # the common case in one statement: a key never seen
-                "INSERT INTO buttress_idempotency (key, fingerprint, token, done, locked_until, "
-                "expires) VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT DO NOTHING",
-                (key, fingerprint, token, now + lock, now + ttl),
-            )
-            if fresh.rowcount == 1:
-                return Begun("new")
             row = c.execute(
                 "SELECT fingerprint, done, locked_until, expires, status, headers, body "
                 "FROM buttress_idempotency WHERE key = ?",
                 (key,),
             ).fetchone()
-            if row[3] <= now:  # expired: a new request under an old key
+            if row is None or row[3] <= now:  # gone meanwhile, or expired: a new request
                 c.execute(
                     "INSERT OR REPLACE INTO buttress_idempotency (key, fingerprint, token, done, "
                     "locked_until, expires) VALUES (?, ?, ?, 0, ?, ?)",
@@ -171,33 +198,19 @@ class SQLiteIdempotencyStore:
     async def complete(
         self, key: str, token: str, response: StoredResponse, now: float, ttl: float
     ) -> bool:
-        def step(c: sqlite3.Connection) -> bool:
-            cur = c.execute(
-                "UPDATE buttress_idempotency SET done = 1, status = ?, headers = ?, body = ?, "
-                "expires = ? WHERE key = ? AND token = ? AND done = 0",
-                (response.status, response.headers_json(), response.body, now + ttl, key, token),
-            )
-            return cur.rowcount == 1
-
-        return self._tx("complete", step)  # type: ignore[no-any-return]
+        params = (response.status, response.headers_json(), response.body, now + ttl, key, token)
+        return self._one("complete", _COMPLETE_SQL, params) == 1
 
     async def release(self, key: str, token: str) -> None:
-        self._tx(
+        self._one(
             "release",
-            lambda c: c.execute(
-                "DELETE FROM buttress_idempotency WHERE key = ? AND token = ? AND done = 0",
-                (key, token),
-            ),
+            "DELETE FROM buttress_idempotency WHERE key = ? AND token = ? AND done = 0",
+            (key, token),
         )
 
     def purge_expired(self, now: float) -> int:
         """Delete keys expired at ``now``; returns how many."""
-        return int(
-            self._tx(
-                "purge",
-                lambda c: c.execute("DELETE FROM buttress_idempotency WHERE expires <= ?", (now,)),
-            ).rowcount
-        )
+        return self._one("purge", "DELETE FROM buttress_idempotency WHERE expires <= ?", (now,))
 
     def close(self) -> None:
         with self._lock:

@@ -19,7 +19,6 @@ outbox must share a clock to well within a lease.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -27,21 +26,21 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import cached_property
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from buttress import sqlite as house_sqlite
 from buttress.errors import ConfigError
 
+from .codec import NOT_JSON, decode, encode, new_uid
 from .errors import NotInTransaction, NotSerialisable, StoreUnavailable, UnknownQueue
 
 __all__ = ["Message", "Outbox", "PostgresOutbox", "QueueStatus", "SQLiteOutbox"]
 
 Clock = Callable[[], float]
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-"""Compact JSON, NaN refused; one encoder for all (``json.dumps`` with options builds one per
-call)."""
-_decode = json.JSONDecoder().decode
+
 
 _COLUMNS = "id, uid, queue, key, payload, created, attempts, claims, fence, last_error"
 # SQLite: no secondary index and no AUTOINCREMENT, so an enqueue writes one page (the table's last)
@@ -91,9 +90,13 @@ WHERE id IN (
     ORDER BY o.id LIMIT ? FOR UPDATE SKIP LOCKED)
 RETURNING {_COLUMNS}
 """
-_CLAIMED = (
+_SCAN = (
+    "SELECT id, uid, key, payload, created, attempts, claims, fence, last_error, available, "
+    "lease_until FROM buttress_outbox WHERE queue = ? AND dead = 0 ORDER BY id"
+)
+_CLAIM_IDS = (
     "UPDATE buttress_outbox SET lease_owner = ?, lease_until = ?, fence = fence + 1, "
-    "claims = claims + 1 WHERE id IN ({ids}) RETURNING {columns}"
+    "claims = claims + 1 WHERE id IN ({ids})"
 )
 _HELD = "id = ? AND fence = ? AND lease_until >= ?"
 _ACK = f"DELETE FROM buttress_outbox WHERE {_HELD}"
@@ -113,24 +116,33 @@ _STATUS = (
 )
 
 
-class Message(NamedTuple):
-    """One message as a relay took it.  ``uid`` is unique across outboxes (random, 96 bits): what a
-    consumer's :class:`~buttress.outbox.Inbox` remembers.
-    ``fence`` is the claim's fencing token; ``attempts`` the failed deliveries so far.
-
-    A named tuple rather than a frozen dataclass: a relay makes one per message, and a tuple is
-    built several times faster."""
-
+class _MessageFields(NamedTuple):
     id: int
     uid: str
     queue: str
     key: str | None
-    payload: Any
+    body: str
     created: float
     attempts: int
     claims: int
     fence: int
     last_error: str | None = None
+
+
+class Message(_MessageFields):
+    """One message as a relay took it.  ``uid`` is unique across outboxes (random, 96 bits): what a
+    consumer's :class:`~buttress.outbox.Inbox` remembers.
+    ``fence`` is the claim's fencing token; ``attempts`` the failed deliveries so far.  ``body`` is
+    the payload as stored (compact JSON text); :attr:`payload` decodes it.
+
+    A named tuple rather than a frozen dataclass: a relay makes one per message, and a tuple is
+    built several times faster."""
+
+    @cached_property
+    def payload(self) -> Any:
+        """The payload, decoded from :attr:`body` on first access (a handler that forwards the
+        JSON text as it is never pays for decoding it)."""
+        return decode(self.body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +159,10 @@ class QueueStatus:
     def age(self, now: float) -> float:
         """Seconds the oldest live message has waited (0 when there is none)."""
         return 0.0 if self.oldest is None else max(0.0, now - self.oldest)
+
+
+class _SomeLost(Exception):
+    """A batch of fenced writes matched fewer rows than it named (some lease was lost)."""
 
 
 class Outbox(ABC):
@@ -218,14 +234,13 @@ class Outbox(ABC):
         if key is not None and not isinstance(key, str):
             raise ConfigError("key", key, "must be a string or None")
         try:
-            body = _encode(payload)
-        except (TypeError, ValueError) as e:
+            body = encode(payload)
+        except NOT_JSON as e:
             raise NotSerialisable(queue, str(e)) from None
         self._check_transaction(conn)
         now = self.now()
         try:
-            uid = os.urandom(12).hex()
-            return self._inserted_id(conn, (uid, queue, key, body, now, now + delay))
+            return self._inserted_id(conn, (new_uid(), queue, key, body, now, now + delay))
         except self._errors as e:
             raise StoreUnavailable("enqueue", str(e)) from None
 
@@ -240,8 +255,8 @@ class Outbox(ABC):
             raise ConfigError("key", key, "must be a string or None")
         now = self.now()
         try:
-            bodies = [_encode(p) for p in payloads]
-        except (TypeError, ValueError) as e:
+            bodies = [encode(p) for p in payloads]
+        except NOT_JSON as e:
             raise NotSerialisable(queue, str(e)) from None
         uids = os.urandom(12 * len(bodies)).hex()  # one system call for the whole batch
         rows = [
@@ -265,12 +280,12 @@ class Outbox(ABC):
         self._known(queue)
         now = self.now()
         with self._tx("claim") as c:
-            rows = self._claim_rows(c, (queue, owner, limit, now, now + lease))
-        return sorted((self._message(r) for r in rows), key=lambda m: m.id)
+            return self._claim_rows(c, (queue, owner, limit, now, now + lease))
 
     @abstractmethod
-    def _claim_rows(self, c: Any, what: tuple[str, str, int, float, float]) -> list[Any]:
-        """Claim in transaction ``c``: ``(queue, owner, limit, now, lease_until)``; the rows."""
+    def _claim_rows(self, c: Any, what: tuple[str, str, int, float, float]) -> list[Message]:
+        """Claim in transaction ``c``: ``(queue, owner, limit, now, lease_until)``; the claimed
+        messages in id order."""
 
     def ack(self, held: Sequence[tuple[int, int]]) -> list[bool]:
         """Delete delivered messages, each given as ``(id, fence)``; ``False`` where the fence
@@ -289,13 +304,24 @@ class Outbox(ABC):
     def _batch(
         self, operation: str, held: Sequence[tuple[int, int]], sql: str, before: tuple[Any, ...]
     ) -> list[bool]:
-        """One fenced statement per held message, in one transaction of two round trips: read
-        which are still held (fence and lease), then write those with ``executemany`` (whose
-        ``WHERE`` repeats the check; nothing can change in between, the transaction holds the
-        write lock on SQLite and the rows' locks on PostgreSQL)."""
+        """One fenced statement per held message, with ``executemany`` in one transaction: when
+        every statement matched its row (the usual case) that is all.  Otherwise the transaction
+        is rolled back and redone in two round trips: read which are still held (fence and
+        lease), then write those (whose ``WHERE`` repeats the check; nothing can change in
+        between, the transaction holds the write lock on SQLite and the rows' locks on
+        PostgreSQL)."""
         if not held:
             return []
         now = self.now()
+        try:
+            with self._tx(operation) as c:
+                cur = c.cursor()
+                cur.executemany(sql, [(*before, i, f, now) for i, f in held])
+                if cur.rowcount == len(held):
+                    return [True] * len(held)
+                raise _SomeLost()  # roll back: which ones were lost is read below
+        except _SomeLost:
+            pass
         marks = ", ".join("?" * len(held))
         check = self._sql(
             f"SELECT id, fence FROM buttress_outbox WHERE id IN ({marks}) AND lease_until >= ?"
@@ -352,7 +378,7 @@ class Outbox(ABC):
             "ORDER BY id LIMIT ?"
         )
         with self._tx("dlq") as c:
-            return [self._message(r) for r in c.execute(sql, (queue, limit)).fetchall()]
+            return [Message._make(r) for r in c.execute(sql, (queue, limit)).fetchall()]
 
     def requeue(self, queue: str, ids: Sequence[int] | None = None) -> int:
         """Make dead letters of ``queue`` (all, or those ``ids``) live again, due now, with their
@@ -411,20 +437,6 @@ class Outbox(ABC):
     def _each(self, operation: str, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
         with self._tx(operation) as c:
             return [c.execute(sql, row).rowcount == 1 for row in rows]
-
-    def _message(self, r: Sequence[Any]) -> Message:
-        return Message(
-            id=r[0],
-            uid=r[1],
-            queue=r[2],
-            key=r[3],
-            payload=_decode(r[4]),
-            created=r[5],
-            attempts=r[6],
-            claims=r[7],
-            fence=r[8],
-            last_error=r[9],
-        )
 
     def _setup(self, c: Any, exists: bool, schema: str, create: bool, where: str) -> None:
         """Create the tables when missing (or refuse, without ``create``), declare this object's
@@ -491,36 +503,35 @@ class SQLiteOutbox(Outbox):
             except sqlite3.Error as e:
                 raise StoreUnavailable(operation, str(e)) from None
 
-    def _claim_rows(self, c: Any, what: tuple[str, str, int, float, float]) -> list[Any]:
+    def _claim_rows(self, c: Any, what: tuple[str, str, int, float, float]) -> list[Message]:
         # One scan in id order (the rowid: no index to maintain on enqueue), stopping once
         # ``limit`` are found.  A key's rows are taken as a run from its oldest live row: the
         # first live row that cannot be taken (due later, leased elsewhere) blocks the key's later
         # rows; dead rows block nothing.  Claims are serialised (BEGIN IMMEDIATE), so no other
         # relay can hold an earlier row of a key taken here; the relay delivers a run in order
         # and gives back the rest of it after a failure.
+        # The scan reads the rows whole, so the claim itself is a plain UPDATE (no RETURNING): the
+        # transaction holds the write lock, nothing changes in between, and each claimed row's
+        # new fence and claim count are its old ones plus one.
         queue, owner, limit, now, until = what
-        taken: list[int] = []
+        taken: list[Message] = []
         blocked: set[str] = set()
-        scan = c.execute(
-            "SELECT id, key, dead, available, lease_until FROM buttress_outbox WHERE queue = ? "
-            "ORDER BY id",
-            (queue,),
-        )
-        for mid, key, dead, available, lease_until in scan:
-            if dead or (key is not None and key in blocked):
+        scan = c.execute(_SCAN, (queue,))
+        for mid, uid, key, body, created, attempts, claims, fence, error, available, leased in scan:
+            if key is not None and key in blocked:
                 continue
-            if available <= now and (lease_until is None or lease_until < now):
-                taken.append(mid)
+            if available <= now and (leased is None or leased < now):
+                row = (mid, uid, queue, key, body, created, attempts, claims + 1, fence + 1, error)
+                taken.append(_new_message(Message, row))
                 if len(taken) >= limit:
                     break
             elif key is not None:
                 blocked.add(key)
         scan.close()
-        if not taken:
-            return []
-        marks = ", ".join("?" * len(taken))
-        sql = _CLAIMED.format(ids=marks, columns=_COLUMNS)
-        return list(c.execute(sql, (owner, until, *taken)).fetchall())
+        if taken:
+            marks = ", ".join("?" * len(taken))
+            c.execute(_CLAIM_IDS.format(ids=marks), (owner, until, *(m.id for m in taken)))
+        return taken
 
     def _check_transaction(self, conn: Any) -> None:
         if not isinstance(conn, sqlite3.Connection):
@@ -583,9 +594,10 @@ class PostgresOutbox(Outbox):
             except self._errors as e:
                 raise StoreUnavailable(operation, str(e).strip()) from None
 
-    def _claim_rows(self, c: Any, what: tuple[str, str, int, float, float]) -> list[Any]:
+    def _claim_rows(self, c: Any, what: tuple[str, str, int, float, float]) -> list[Message]:
         queue, owner, limit, now, until = what
-        return list(c.execute(self._claim, (owner, until, queue, now, now, limit)).fetchall())
+        rows = c.execute(self._claim, (owner, until, queue, now, now, limit)).fetchall()
+        return sorted(map(Message._make, rows), key=_by_id)  # RETURNING has no order
 
     def _check_transaction(self, conn: Any) -> None:
         info = getattr(conn, "info", None)
@@ -600,6 +612,10 @@ class PostgresOutbox(Outbox):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+_by_id = itemgetter(0)
+_new_message = tuple.__new__  # Message(*row) without the named tuple's Python __new__
 
 
 def _split(script: str) -> list[str]:
