@@ -69,10 +69,17 @@ def test_four_replicas_share_keys_through_redis(redis_url: str, tmp_path: Path) 
 
                 async def one_key(k: int) -> list[httpx.Response]:
                     h = {"Idempotency-Key": f'"order-{k}"'}
-                    sends = [
-                        client.post(f"{u}/orders?sleep=0.2", json={"k": k}, headers=h) for u in urls
-                    ]
-                    return list(await asyncio.gather(*sends))
+                    # Replica k % 4 gets a 50 ms head start, so the keys' first executions are
+                    # spread over the replicas however the machine schedules them; the other
+                    # three race it while it runs (the handler takes 200 ms).
+                    order = urls[k % 4 :] + urls[: k % 4]
+
+                    async def send(i: int, u: str) -> httpx.Response:
+                        await asyncio.sleep(0.05 if i else 0.0)
+                        return await client.post(f"{u}/orders?sleep=0.2", json={"k": k}, headers=h)
+
+                    sent = await asyncio.gather(*(send(i, u) for i, u in enumerate(order)))
+                    return [sent[(j - k % 4) % 4] for j in range(4)]
 
                 results = await asyncio.gather(*(one_key(k) for k in range(12)))
                 return {f"order-{k}": r for k, r in enumerate(results)}
