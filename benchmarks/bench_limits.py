@@ -20,6 +20,9 @@ Groups:
   Netflix's defaults, where these instant calls fall under ``min_rtt_threshold``, then with the
   threshold at 0 so every sample is aggregated, average and p90), the load shedder, and the four
   limiting policies in one pipeline (rate limiter + load shedder + adaptive limit + bulkhead).
+* ``ratelimit-saturated`` (issue 20): the same rate limiters at a realistic limit (1,000/s) driven
+  far above it, so the windows are full and almost every call is refused (``try_acquire`` /
+  ``hit`` returning false).  Interleaved rounds, garbage collector on, medians with the IQR.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _timing import dist_version
+from _timing import dist_version, interleaved, median_spread, spread_note
 from buttress import AdaptiveLimit, Bulkhead, LoadShedder, Pipeline, RateLimiter
 from buttress.policies.limits import Gradient2, Vegas, WindowSpec
 
@@ -41,6 +44,9 @@ QUICK_RUN_SECONDS = 0.03
 RUNS = 7
 QUICK_RUNS = 3
 HUGE = 10**12
+
+
+SATURATED_LIMIT = 1000
 
 
 def work(x: int) -> int:
@@ -128,11 +134,18 @@ def _row(
     return row
 
 
-def ratelimit_contenders() -> tuple[dict[str, Callable[[int], Any]], list[str]]:
+def ratelimit_contenders(
+    limit: int | None = None,
+) -> tuple[dict[str, Callable[[int], Any]], list[str]]:
+    """The rate limiters, each allowing ``limit`` calls per second (``None``: so many that every
+    call is admitted).  With a real limit the callers here run far above it, so the limiters are
+    saturated: most calls are refused, and the windows hold ``limit`` entries."""
     made: dict[str, Callable[[int], Any]] = {}
-    policy = RateLimiter(HUGE, burst=HUGE)
-    made["buttress RateLimiter (decorator)"] = policy(work)
-    direct = RateLimiter(HUGE, burst=HUGE)
+    rate = HUGE if limit is None else limit
+    per_second = 10**9 if limit is None else limit
+    if limit is None:  # a refused call raises from the decorator: only on the success path
+        made["buttress RateLimiter (decorator)"] = RateLimiter(rate, burst=rate)(work)
+    direct = RateLimiter(rate, burst=rate)
     acquire = direct.try_acquire
 
     def buttress_try(x: int) -> int:
@@ -144,8 +157,8 @@ def ratelimit_contenders() -> tuple[dict[str, Callable[[int], Any]], list[str]]:
     try:
         from pyrate_limiter import GCRA, Duration, Limiter, Rate, StateBucket
 
-        log = Limiter(Rate(10**9, Duration.SECOND))
-        gcra = Limiter(StateBucket([Rate(10**9, Duration.SECOND)], algorithm=GCRA()))
+        log = Limiter(Rate(per_second, Duration.SECOND))
+        gcra = Limiter(StateBucket([Rate(per_second, Duration.SECOND)], algorithm=GCRA()))
 
         def pyrate_log(x: int) -> int:
             log.try_acquire("k", blocking=False)
@@ -163,7 +176,7 @@ def ratelimit_contenders() -> tuple[dict[str, Callable[[int], Any]], list[str]]:
     try:
         from limits import RateLimitItemPerSecond, storage, strategies
 
-        item = RateLimitItemPerSecond(10**9)
+        item = RateLimitItemPerSecond(per_second)
         v = dist_version("limits")
         for label, cls in [
             ("fixed window", strategies.FixedWindowRateLimiter),
@@ -182,6 +195,24 @@ def ratelimit_contenders() -> tuple[dict[str, Callable[[int], Any]], list[str]]:
     return made, missing
 
 
+def saturated_rows(quick: bool) -> list[dict[str, Any]]:
+    """Every rate limiter at a realistic limit (1,000 calls/s, burst 1,000) driven far above it,
+    so nearly every call is refused and the windows are full: contenders interleaved, garbage
+    collector on, medians of the rounds with their interquartile range."""
+    g = "ratelimit-saturated"
+    made, _ = ratelimit_contenders(SATURATED_LIMIT)
+    contenders = {"bare call": work, **made}
+    samples = interleaved(contenders, 5 if quick else 15, 0.002 if quick else 0.02)
+    rows = []
+    for name, xs in samples.items():
+        med, _ = median_spread(xs)
+        note = spread_note(xs)
+        if name != "bare call":
+            note += f"; limit {SATURATED_LIMIT:,}/s, almost every call refused"
+        rows.append(_row(g, name, med * 1e9, baseline=name == "bare call", note=note))
+    return rows
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
     secs = QUICK_RUN_SECONDS if quick else RUN_SECONDS
     runs = QUICK_RUNS if quick else RUNS
@@ -198,6 +229,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         rows.append(_row(g, name, time_sync(fn, secs, runs)))
     if missing:  # peers come with the `bench` extra; say which were absent rather than fail
         print(f"bench_limits: not installed, not measured: {', '.join(missing)}")
+    rows.extend(saturated_rows(quick))
 
     # -- bulkhead ----------------------------------------------------------------------------------
     g = "bulkhead-sync"
