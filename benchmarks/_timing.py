@@ -1,17 +1,16 @@
 """Shared timing loops for the micro-benchmarks (not a benchmark: ``run.py`` discovers only
 ``bench_*.py``).
 
-Two ways of timing.  :func:`interleaved` (issue 20, the honest one): contenders take turns, round
-after round, the garbage collector on, and each figure is a median with its interquartile range
-(:func:`median_spread`).  :func:`best_sync` / :func:`best_async` (round 1, kept for the groups not
-yet moved): the best (lowest) seconds per call over ``runs`` timed loops, collector off.  A sync
-loop's length is calibrated (doubling from 100 calls) so one loop lasts at least ``run_seconds``
-(default 2 ms).
+Issue 20's rules: the garbage collector stays on, and figures are medians, with their spread
+where it matters.  :func:`interleaved` / :func:`interleaved_mixed`: contenders take turns, round
+after round, the order rotated, and each figure is a median with its interquartile range
+(:func:`median_spread`).  :func:`median_sync` / :func:`median_async`: one contender's median
+seconds per call over ``runs`` timed loops.  A sync loop's length is calibrated (doubling from 100
+calls) so one loop lasts at least ``run_seconds`` (default 2 ms).
 """
 
 from __future__ import annotations
 
-import gc
 import importlib.metadata
 import statistics
 import time
@@ -33,35 +32,57 @@ def calibrate(fn: Callable[[int], Any], run_seconds: float = RUN_SECONDS) -> int
         n *= 2
 
 
-def best_sync(fn: Callable[[int], Any], runs: int, run_seconds: float = RUN_SECONDS) -> float:
-    """Best seconds per call of ``fn`` over ``runs`` timed loops of calibrated length."""
+def median_sync(fn: Callable[[int], Any], runs: int, run_seconds: float = RUN_SECONDS) -> float:
+    """Median seconds per call of ``fn`` over ``runs`` timed loops of calibrated length, the
+    garbage collector on (issue 20: what a service pays, not the best case)."""
     n = calibrate(fn, run_seconds)
-    best = float("inf")
-    gc.disable()
-    try:
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            for i in range(n):
-                fn(i)
-            best = min(best, (time.perf_counter() - t0) / n)
-    finally:
-        gc.enable()
-    return best
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        samples.append((time.perf_counter() - t0) / n)
+    return statistics.median(samples)
 
 
-async def best_async(fn: Callable[[int], Awaitable[Any]], runs: int, n: int) -> float:
-    """Best seconds per await of ``fn`` over ``runs`` timed loops of ``n`` awaits."""
-    best = float("inf")
-    gc.disable()
-    try:
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            for i in range(n):
-                await fn(i)
-            best = min(best, (time.perf_counter() - t0) / n)
-    finally:
-        gc.enable()
-    return best
+async def median_async(fn: Callable[[int], Awaitable[Any]], runs: int, n: int) -> float:
+    """Median seconds per await of ``fn`` over ``runs`` timed loops of ``n`` awaits, the garbage
+    collector on."""
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        for i in range(n):
+            await fn(i)
+        samples.append((time.perf_counter() - t0) / n)
+    return statistics.median(samples)
+
+
+async def interleaved_mixed(
+    sync: dict[str, Callable[[int], Any]],
+    aio: dict[str, Callable[[int], Awaitable[Any]]],
+    rounds: int,
+    n: int,
+) -> dict[str, list[float]]:
+    """Like :func:`interleaved`, for sync and async contenders together (inside one running
+    event loop): ``rounds`` samples of ``n`` calls (or awaits) each, in turns, order rotated
+    every round, the garbage collector on."""
+    names = [*sync, *aio]
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            if name in sync:
+                fn = sync[name]
+                t0 = time.perf_counter()
+                for i in range(n):
+                    fn(i)
+            else:
+                afn = aio[name]
+                t0 = time.perf_counter()
+                for i in range(n):
+                    await afn(i)
+            samples[name].append((time.perf_counter() - t0) / n)
+    return samples
 
 
 def dist_version(dist: str) -> str:

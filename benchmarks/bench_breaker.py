@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _timing import best_async, best_sync, dist_version
+from _timing import dist_version, median_async, median_sync
 from buttress import CircuitBreaker
 
 RUN_SECONDS = 0.002
@@ -68,10 +68,10 @@ def _sync_rows(runs: int) -> list[dict[str, Any]]:
             False,
         ),
     ]
-    bare = best_sync(work, runs, RUN_SECONDS)
+    bare = median_sync(work, runs, RUN_SECONDS)
     rows = []
     for name, fn, baseline in contenders:
-        value = max(0.0, (best_sync(fn, runs, RUN_SECONDS) - bare) * 1e9)
+        value = max(0.0, (median_sync(fn, runs, RUN_SECONDS) - bare) * 1e9)
         rows.append(
             {
                 "group": "breaker-success-sync",
@@ -106,10 +106,10 @@ def _async_rows(runs: int) -> list[dict[str, Any]]:
                 False,
             ),
         ]
-        bare = await best_async(awork, runs, 2000)
+        bare = await median_async(awork, runs, 2000)
         rows = []
         for name, fn, baseline in contenders:
-            value = max(0.0, (await best_async(fn, runs, 2000) - bare) * 1e9)
+            value = max(0.0, (await median_async(fn, runs, 2000) - bare) * 1e9)
             rows.append(
                 {
                     "group": "breaker-success-async",
