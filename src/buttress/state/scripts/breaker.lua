@@ -118,9 +118,16 @@ local function add(code)
     end
     redis.call('SETRANGE', RING, j, tostring(code))
     set('i', (j + 1) % WSIZE)
-    set('n', d.n + CALL[code] - CALL[old])
-    set('f', d.f + FAIL[code] - FAIL[old])
-    set('s', d.s + SLOW[code] - SLOW[old])
+    -- Only the totals that change are written back (a success replacing a success: only 'i').
+    if CALL[code] ~= CALL[old] then
+      set('n', d.n + CALL[code] - CALL[old])
+    end
+    if FAIL[code] ~= FAIL[old] then
+      set('f', d.f + FAIL[code] - FAIL[old])
+    end
+    if SLOW[code] ~= SLOW[old] then
+      set('s', d.s + SLOW[code] - SLOW[old])
+    end
   else
     local k = math.floor(now / WIDTH)
     if k > d.k then
