@@ -4,6 +4,8 @@ travels with the process's next script call, applied before that call's own step
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import redis
 
@@ -18,9 +20,20 @@ from buttress.state.redis.breaker import DEFERRED_MAX
 from .conftest import LIVE_TIMEOUT, RedisServer
 
 
+@pytest.fixture(scope="module")
+def own_server() -> Iterator[RedisServer]:
+    """A server for this module alone: its request counter must see no other test's traffic
+    (the session's server is shared with every test of the xdist worker)."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
 def _reads(client: redis.Redis) -> int:
-    """Requests the server has read so far (one per round trip; commands inside a script are not
-    requests)."""
+    """Reads the server has made from its clients so far: one per round trip (commands inside a
+    script are not requests), now and then two when a request arrives in two pieces on a busy
+    machine, hence the few reads of slack below (two round trips a call would be 200 more)."""
     return int(client.info("stats")["total_reads_processed"])
 
 
@@ -30,26 +43,26 @@ def _breaker(server: RedisServer, service: str, **kw: object) -> CircuitBreaker:
 
 
 def test_a_call_on_the_success_path_costs_one_round_trip(
-    redis_server: RedisServer, service: str
+    own_server: RedisServer, service: str
 ) -> None:
-    pipe = Pipeline([_breaker(redis_server, service)], name="p")
+    pipe = Pipeline([_breaker(own_server, service)], name="p")
     pipe.call(int)  # loads the script
-    client = redis_server.client()
+    client = own_server.client()
     before = _reads(client)
     for _ in range(200):
         pipe.call(int)
-    assert 200 == _reads(client) - before - 1  # the first INFO is one read too
+    assert 200 <= _reads(client) - before - 1 <= 205  # the first INFO is one read too
 
 
-def test_failures_are_sent_at_once(redis_server: RedisServer, service: str) -> None:
-    pipe = Pipeline([_breaker(redis_server, service, minimum_calls=10**6)], name="p")
+def test_failures_are_sent_at_once(own_server: RedisServer, service: str) -> None:
+    pipe = Pipeline([_breaker(own_server, service, minimum_calls=10**6)], name="p")
     pipe.call(int)
-    client = redis_server.client()
+    client = own_server.client()
     before = _reads(client)
     for _ in range(20):
         with pytest.raises(ZeroDivisionError):
             pipe.call(lambda: 1 / 0)
-    assert 40 == _reads(client) - before - 1  # a decision and a record each
+    assert 40 <= _reads(client) - before - 1 <= 45  # a decision and a record each
 
 
 def test_deferred_successes_fill_the_window_and_open_the_breaker_at_the_next_decision(
