@@ -1,9 +1,9 @@
 """Circuit breakers: success-path overhead; throughput of a protected 1 ms call, 1 and 2 threads.
 
 Overhead: calling a function that succeeds at once through each breaker (closed), minus calling
-the bare function.  Each figure is the best (lowest) of many runs of a timed loop
-(``time.perf_counter``, garbage collector off while timing); a loop's length is calibrated so one
-run lasts ``RUN_SECONDS``.
+the bare function.  Each figure is the median of many runs of a timed loop
+(``time.perf_counter``, garbage collector on); a loop's length is calibrated so one run lasts
+``RUN_SECONDS``.
 
 Contenders, all used as decorators with their default configuration:
 
