@@ -88,21 +88,23 @@ ResultPredicate = Callable[[Any], Verdict]
 _NEVER_RETRY = (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
-class RetryMark:
-    """Set in the context while an enclosing retry's attempt runs (by the async executor, and by the
-    hard timeout for its worker thread), so retries in child tasks and copied contexts see that they
-    are nested.  A child task that outlives the attempt (fire and forget) must not stay "nested"
-    forever, hence ``active``, cleared when the attempt ends; ``parent`` is the mark it shadows.
+RetryMark = list[Any]
+"""``[active, parent]``: set in the context while an enclosing retry's attempt runs (by the async
+executor, and by the hard timeout for its worker thread), so retries in child tasks and copied
+contexts see that they are nested.  A child task that outlives the attempt (fire and forget) must
+not stay "nested" forever, hence ``active`` (index 0), cleared when the attempt ends; ``parent``
+(index 1) is the mark it shadows.
 
-    (A mark kept per task and counting its attempts would save the context variable's set and
-    reset, but knowing the current task costs more on Python 3.11: ``asyncio.current_task`` asks
-    ``get_running_loop``, which checks the process id, a system call.)"""
+A two-item list rather than a class with slots: the async executor makes one per call, and on the
+machines of BENCHMARKS.md a list costs about 100 ns less to make than an instance (issue 20).  A
+mark kept per task and counting its attempts would save the context variable's set and reset too,
+but knowing the current task costs more on Python 3.11: ``asyncio.current_task`` asks
+``get_running_loop``, which checks the process id, a system call."""
 
-    __slots__ = ("active", "parent")
 
-    def __init__(self, parent: RetryMark | None) -> None:
-        self.active = True
-        self.parent = parent
+def new_mark() -> RetryMark:
+    """A mark for an attempt starting now, shadowing the one in the context."""
+    return [True, RETRY_MARK.get()]
 
 
 RETRY_MARK: contextvars.ContextVar[RetryMark | None] = contextvars.ContextVar(
@@ -126,9 +128,9 @@ def in_outer_retry(frame: Any) -> bool:
     """
     m = RETRY_MARK.get()
     while m is not None:
-        if m.active:
+        if m[0]:
             return True
-        m = m.parent
+        m = m[1]
     codes = _RETRY_CODES
     f = frame
     while f is not None:
@@ -500,7 +502,7 @@ class Retry(Policy):
             elif deposit is not None:
                 deposit(started)
             if marks:
-                mark = RetryMark(mark_var.get())
+                mark = [True, mark_var.get()]
                 token = mark_var.set(mark)
                 failed: BaseException | None = None
                 try:
@@ -508,7 +510,7 @@ class Retry(Policy):
                 except on as e:
                     failed = e
                 finally:
-                    mark.active = False
+                    mark[0] = False
                     mark_var.reset(token)
                 if failed is not None:  # after the attempt has ended: it is not nested in itself
                     return await slow(fn, args, kwargs, started, failed)
@@ -589,7 +591,7 @@ class Retry(Policy):
                     ctx.attempt = attempt
                 exc, result, verdict = None, None, None
                 if marks:
-                    mark = RetryMark(mark_var.get())
+                    mark = [True, mark_var.get()]
                     token = mark_var.set(mark)
                 try:
                     result = await nxt(fn, args, kwargs)
@@ -600,7 +602,7 @@ class Retry(Policy):
                     continue
                 finally:
                     if marks:
-                        mark.active = False
+                        mark[0] = False
                         mark_var.reset(token)
                 if rif is not None:
                     verdict = rif(result)

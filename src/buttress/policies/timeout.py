@@ -57,7 +57,7 @@ from buttress.events import DeadlineHit, Emitter, TimeoutEvent
 from buttress.options import REQUIRED, Options, choice, documented, duration, flag, integer
 
 from .base import AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
-from .retry import RETRY_MARK, RetryMark, in_outer_retry
+from .retry import RETRY_MARK, in_outer_retry, new_mark
 
 __all__ = ["Timeout", "TimeoutOptions"]
 
@@ -348,7 +348,7 @@ class Timeout(Policy):
             # the mark that tells retries in the call that they are nested.
             ctx = contextvars.copy_context()
             ctx.run(var.set, at)
-            mark = RetryMark(RETRY_MARK.get()) if in_outer_retry(sys._getframe(1)) else None
+            mark = new_mark() if in_outer_retry(sys._getframe(1)) else None
             if mark is not None:
                 ctx.run(RETRY_MARK.set, mark)
             future = pool.submit(functools.partial(ctx.run, nxt, fn, args, kwargs))
@@ -361,7 +361,7 @@ class Timeout(Policy):
                 raise self._error() from None
             finally:
                 if mark is not None:  # an abandoned call is no longer inside our retry
-                    mark.active = False
+                    mark[0] = False
 
         return hard_timeout_call
 
