@@ -1,9 +1,9 @@
 """Circuit breakers: success-path overhead; throughput of a protected 1 ms call, 1 and 2 threads.
 
 Overhead: calling a function that succeeds at once through each breaker (closed), minus calling
-the bare function.  Each figure is the best (lowest) of many runs of a timed loop
-(``time.perf_counter``, garbage collector off while timing); a loop's length is calibrated so one
-run lasts ``RUN_SECONDS``.
+the bare function.  Each figure is the median of many runs of a timed loop
+(``time.perf_counter``, garbage collector on); a loop's length is calibrated so one run lasts
+``RUN_SECONDS``.
 
 Contenders, all used as decorators with their default configuration:
 
@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _timing import best_async, best_sync, dist_version
+from _timing import dist_version, median_async, median_sync
 from buttress import CircuitBreaker
 
 RUN_SECONDS = 0.002
@@ -68,10 +68,10 @@ def _sync_rows(runs: int) -> list[dict[str, Any]]:
             False,
         ),
     ]
-    bare = best_sync(work, runs, RUN_SECONDS)
+    bare = median_sync(work, runs, RUN_SECONDS)
     rows = []
     for name, fn, baseline in contenders:
-        value = max(0.0, (best_sync(fn, runs, RUN_SECONDS) - bare) * 1e9)
+        value = max(0.0, (median_sync(fn, runs, RUN_SECONDS) - bare) * 1e9)
         rows.append(
             {
                 "group": "breaker-success-sync",
@@ -106,10 +106,10 @@ def _async_rows(runs: int) -> list[dict[str, Any]]:
                 False,
             ),
         ]
-        bare = await best_async(awork, runs, 2000)
+        bare = await median_async(awork, runs, 2000)
         rows = []
         for name, fn, baseline in contenders:
-            value = max(0.0, (await best_async(fn, runs, 2000) - bare) * 1e9)
+            value = max(0.0, (await median_async(fn, runs, 2000) - bare) * 1e9)
             rows.append(
                 {
                     "group": "breaker-success-async",

@@ -1,9 +1,9 @@
 """Success-path overhead of retrying: Buttress against tenacity, stamina, backoff; sync, async.
 
 What is measured: calling a function that succeeds at once, through each wrapper, minus calling the
-bare function.  Each figure is the best (lowest) of several runs of a timed loop
-(``time.perf_counter``, garbage collector off while timing); a loop's length is calibrated so that
-one run lasts about ``RUN_SECONDS``.  The bare call is measured the same way and shown on its own.
+bare function.  The contenders and the bare call run in interleaved rounds (order rotated every
+round, garbage collector on); each figure is the median round's, and each peer's note gives the
+paired median of its overhead over Buttress's (rounds run next to each other).
 
 Wrappers, each configured for 3 attempts, retrying on any exception:
 
@@ -22,20 +22,19 @@ so a peer's ratio reads "times Buttress") and ``bare-call`` (the subtracted bare
 from __future__ import annotations
 
 import asyncio
-import gc
-import itertools
-import time
+import statistics
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import buttress
-from _timing import dist_version
+from _timing import dist_version, interleaved, interleaved_mixed
 from buttress import Pipeline, Retry
 
 RUN_SECONDS = 0.002
 QUICK_RUN_SECONDS = 0.002
-RUNS = 200
-QUICK_RUNS = 40
+RUNS = 61
+QUICK_RUNS = 11
+ASYNC_N = 2000
 
 
 def work(x: int) -> int:
@@ -117,91 +116,45 @@ def async_wrappers() -> dict[str, Callable[[int], Awaitable[int]]]:
     return made
 
 
-def _loop(fn: Callable[[int], Any], n: int) -> float:
-    repeat = itertools.repeat
-    t0 = time.perf_counter()
-    for _ in repeat(None, n):
-        fn(1)
-    return time.perf_counter() - t0
+def _measure_async(rounds: int) -> tuple[float, dict[str, float], dict[str, float]]:
+    """The bare ``await`` and every async contender, interleaved inside one event loop: medians
+    (ns) and each contender's overhead as a paired multiple of Buttress's ``Retry()``."""
+
+    async def main() -> dict[str, list[float]]:
+        return await interleaved_mixed({}, {"bare": awork, **async_wrappers()}, rounds, ASYNC_N)
+
+    return _summarise(asyncio.run(main()))
 
 
-async def _aloop(fn: Callable[[int], Awaitable[Any]], n: int) -> float:
-    repeat = itertools.repeat
-    t0 = time.perf_counter()
-    for _ in repeat(None, n):
-        await fn(1)
-    return time.perf_counter() - t0
-
-
-def _calibrate(timed: Callable[[int], float], seconds: float) -> int:
-    """A loop length whose run lasts about ``seconds``."""
-    n = 100
-    while True:
-        took = timed(n)
-        if took >= seconds / 4 or n >= 50_000_000:
-            return max(100, int(n * seconds / max(took, 1e-9)))
-        n *= 4
-
-
-def best_ns_per_call(timed: Callable[[int], float], seconds: float, runs: int) -> float:
-    """The lowest per-call time of ``runs`` runs, in ns, with the garbage collector off."""
-    n = _calibrate(timed, seconds)
-    best = float("inf")
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(runs):
-            best = min(best, timed(n) / n)
-    finally:
-        if enabled:
-            gc.enable()
-    return best * 1e9
-
-
-async def abest_ns_per_call(
-    fn: Callable[[int], Awaitable[Any]], seconds: float, runs: int
-) -> float:
-    """:func:`best_ns_per_call` for a coroutine function, awaited in a loop on the running loop."""
-    n = 100
-    while True:
-        took = await _aloop(fn, n)
-        if took >= seconds / 4 or n >= 50_000_000:
-            n = max(100, int(n * seconds / max(took, 1e-9)))
-            break
-        n *= 4
-    best = float("inf")
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(runs):
-            best = min(best, await _aloop(fn, n) / n)
-    finally:
-        if enabled:
-            gc.enable()
-    return best * 1e9
-
-
-def _measure_async(seconds: float, runs: int) -> tuple[float, dict[str, float]]:
-    """The bare ``await`` and every async contender, all timed inside one event loop."""
-
-    async def main() -> tuple[float, dict[str, float]]:
-        bare = await abest_ns_per_call(awork, seconds, runs)
-        measured = {
-            name: await abest_ns_per_call(fn, seconds, runs)
-            for name, fn in async_wrappers().items()
-        }
-        return bare, measured
-
-    return asyncio.run(main())
+def _summarise(samples: dict[str, list[float]]) -> tuple[float, dict[str, float], dict[str, float]]:
+    bare = samples.pop("bare")
+    over = {
+        name: [max(x - b, 1e-12) for x, b in zip(xs, bare, strict=True)]
+        for name, xs in samples.items()
+    }
+    ours = over.get("buttress Retry()")
+    paired = {
+        name: statistics.median(o / b for o, b in zip(xs, ours, strict=True))
+        for name, xs in over.items()
+        if ours is not None
+    }
+    medians = {name: statistics.median(xs) * 1e9 for name, xs in samples.items()}
+    return statistics.median(bare) * 1e9, medians, paired
 
 
 def _rows(
-    group: str, bare_ns: float, measured: dict[str, float], notes: dict[str, str]
+    group: str,
+    bare_ns: float,
+    measured: dict[str, float],
+    notes: dict[str, str],
+    paired: dict[str, float],
 ) -> list[dict[str, Any]]:
     rows = []
     for name, raw in measured.items():
         overhead = max(0.0, raw - bare_ns)
         note = f"{raw:,.0f} ns raw; {overhead / bare_ns:,.0f}x a bare call"
+        if name in paired and name != "buttress Retry()":
+            note += f"; paired median {paired[name]:.1f}x Buttress's overhead"
         if name in notes:
             note += f"; {notes[name]}"
         rows.append(
@@ -220,7 +173,7 @@ def _rows(
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     seconds = QUICK_RUN_SECONDS if quick else RUN_SECONDS
-    runs = QUICK_RUNS if quick else RUNS
+    rounds = QUICK_RUNS if quick else RUNS
     notes = {
         "buttress Retry()": f"buttress {buttress.__version__}",
         "buttress pipeline (timeout+retry+fallback)": f"buttress {buttress.__version__}",
@@ -230,15 +183,21 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     }
 
     sync, missing = sync_wrappers()
-    bare_sync = best_ns_per_call(lambda n: _loop(work, n), seconds, runs)
-    measured = {
-        name: best_ns_per_call(lambda n, fn=fn: _loop(fn, n), seconds, runs)  # type: ignore[misc]
-        for name, fn in sync.items()
-    }
-    rows = _rows("retry-sync", bare_sync, measured, notes)
+    bare_sync, measured, paired = _summarise(interleaved({"bare": work, **sync}, rounds, seconds))
+    rows = _rows("retry-sync", bare_sync, measured, notes, paired)
 
-    bare_async, measured_async = _measure_async(seconds, runs)
-    rows += _rows("retry-async", bare_async, measured_async, notes)
+    bare_async, measured_async, paired_async = _measure_async(rounds)
+    rows += _rows("retry-async", bare_async, measured_async, notes, paired_async)
+    ten = next((k for k in paired_async if k.startswith("tenacity")), None)
+    if ten is not None:
+        share = 1 / paired_async[ten]
+        verdict = "met" if share <= 1 / 40 else "NOT met"
+        for row in rows:
+            if row["group"] == "retry-async" and row["name"] == "buttress Retry()":
+                row["note"] += (
+                    f"; 1/{paired_async[ten]:.0f} of tenacity's async overhead (paired median; "
+                    f"target <= 1/40: {verdict})"
+                )
     rows += [
         {
             "group": "bare-call",

@@ -31,6 +31,7 @@ from typing import Any
 
 GROUP = "startup"
 TARGET = 2.0  # buttress --version / import click, at most
+ABS_TARGET_MS = 300.0  # buttress --version, wall time, process start included (issue 20)
 
 
 def _env() -> dict[str, str]:
@@ -112,6 +113,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     over_click = (med[click] - med[bare]) * 1e3
     over_cmd = (med[cmd] - med[bare]) * 1e3
     verdict = "met" if paired <= TARGET else "NOT met"
+    abs_verdict = "met" if med[cmd] * 1e3 < ABS_TARGET_MS else "NOT met"
     rows: list[dict[str, Any]] = []
     for name in (bare, click, cmd):
         note = f"median of {rounds} interleaved runs, range {_ms(times[name])}"
@@ -120,7 +122,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         if name == cmd:
             note += (
                 f"; {over_cmd:.1f} ms above the bare interpreter; paired median "
-                f"{paired:.2f}x import click (target <= {TARGET:g}x: {verdict})"
+                f"{paired:.2f}x import click (target <= {TARGET:g}x: {verdict}); issue 20's "
+                f"target under {ABS_TARGET_MS:g} ms: {abs_verdict}"
             )
         rows.append(
             {

@@ -8,11 +8,15 @@ Groups:
   calling the same script with the same arguments (``evalsha``, one round trip each, the round trip
   our store makes without our code around it); row: :class:`RateLimiter` on a
   :class:`RedisBucketStore` (``try_acquire``: one ``EVALSHA`` of the GCRA script, never refused:
-  the rate is huge); a bare ``INCR`` for reference.
-* ``state-redis-breaker``: decisions (a whole guarded call: acquire + record, two round trips) per
-  second.  Baseline: bare redis-py making the same two ``evalsha`` calls per decision; row: a
-  :class:`CircuitBreaker` on a :class:`RedisBreakerStore` in a pipeline, calling a function that
-  returns at once; two bare ``INCR`` per decision for reference.
+  the rate is huge); a bare ``INCR`` for reference; the limits library's ``RedisStorage`` with
+  its three strategies (the peers a user would pick), each with what it guarantees.
+* ``state-redis-breaker``: decisions (a whole guarded call) per second.  Since issue 20 a call on
+  the success path is one round trip: its success travels with the next decision.  Baseline: bare
+  redis-py making that same ``evalsha`` per decision; row: a :class:`CircuitBreaker` on a
+  :class:`RedisBreakerStore` in a pipeline, calling a function that returns at once; two bare
+  ``INCR`` per decision for reference; pybreaker's Redis storage (the
+  peer a user would pick), with what it guarantees.  Every Redis row says how many round trips a
+  call costs (the server's own command counter).
 * ``state-memory``: the default in-memory stores, ns per call (the path that must not get slower).
 * ``state-fleet-accuracy``: 4 processes saturate one shared limit of 500 calls/s (burst 5) for
   10 s (2 s with ``--quick``); baseline the limit, row the observed fleet-wide rate.
@@ -43,6 +47,7 @@ from typing import Any
 
 import redis
 
+from _timing import dist_version
 from buttress import CircuitBreaker, Pipeline, RateLimiter
 from buttress.state import RedisState
 
@@ -136,6 +141,77 @@ def _ns(fn: Callable[[], Any], n: int, runs: int) -> float:
     return statistics.median(c for _, c in samples) * 1e9
 
 
+def _round_trips(bare: redis.Redis, fn: Callable[[], Any], n: int = 200) -> float:
+    """Requests the server read per call of ``fn`` (its own ``total_reads_processed`` counter,
+    less the ``INFO`` that reads it; commands run inside a script are not requests): the round
+    trips a decision costs."""
+
+    def count() -> int:
+        return int(bare.info("stats")["total_reads_processed"])
+
+    c0 = count()
+    for _ in range(n):
+        fn()
+    return (count() - c0 - 1) / n
+
+
+def _limits_peers(url: str) -> list[tuple[str, Callable[[], Any], str]]:
+    """The limits library's Redis storage, as a user would pick it: ``(name, call, guarantee)``."""
+    try:
+        from limits import RateLimitItemPerSecond, storage, strategies
+    except ImportError:
+        return []
+    item = RateLimitItemPerSecond(10**9)
+    v = dist_version("limits")
+    out = []
+    for label, cls, what in (
+        (
+            "moving window",
+            strategies.MovingWindowRateLimiter,
+            "exact sliding log (a Lua script, atomic); O(limit) memory per key",
+        ),
+        (
+            "fixed window",
+            strategies.FixedWindowRateLimiter,
+            "atomic INCR+EXPIRE script; up to 2x the limit across a window edge",
+        ),
+        (
+            "sliding window counter",
+            strategies.SlidingWindowCounterRateLimiter,
+            "two fixed windows weighted (a Lua script, atomic); approximate",
+        ),
+    ):
+        hit = cls(storage.RedisStorage(url)).hit
+
+        def call(hit: Callable[..., bool] = hit, key: str = f"bench-limits-{label}") -> None:
+            hit(item, key)
+
+        out.append((f"limits {v} {label} (RedisStorage)", call, what))
+    return out
+
+
+def _pybreaker_peer(client: redis.Redis) -> Callable[[], Any] | None:
+    """pybreaker's breaker on its Redis storage, guarding the same instant call."""
+    try:
+        import pybreaker
+    except ImportError:
+        return None
+    storage = pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, client, namespace="bench-pyb")
+    breaker = pybreaker.CircuitBreaker(fail_max=10**6, state_storage=storage)
+
+    def call() -> None:
+        breaker.call(int)
+
+    return call
+
+
+PYBREAKER_GUARANTEES = (
+    "consecutive-failure count, no rate window, no slow calls; state read and counters written "
+    "as separate commands (no script, no transaction), so concurrent processes can race past "
+    "fail_max and every process may probe at once in half-open"
+)
+
+
 def _fleet_worker(url: str, seconds: float, start: Any, out: Any) -> None:
     rl = RateLimiter(500, burst=5, store=RedisState(url, service="fleet").bucket_store("rl"))
     start.wait()
@@ -185,8 +261,14 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
         rl = RateLimiter(1e9, burst=10**9, store=rl_store)
         rl.try_acquire()  # loads the script
-        base1, ours1, trivial1 = _interleaved([bare_gcra, rl.try_acquire, incr], n, runs)
+        peers = _limits_peers(server.url)
+        for _, call, _ in peers:
+            call()  # loads its scripts
+        base1, ours1, trivial1, *peer1 = _interleaved(
+            [bare_gcra, rl.try_acquire, incr, *(c for _, c, _ in peers)], n, runs
+        )
         g = "state-redis-ratelimit"
+        rt_ours = _round_trips(bare, rl.try_acquire)
         rows += [
             _row(
                 g,
@@ -202,10 +284,16 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 _rate(ours1),
                 "calls/s",
                 False,
-                _verdict(_paired(ours1, base1)),
+                _verdict(_paired(ours1, base1))
+                + f"; {rt_ours:.2f} round trips per call; GCRA in one script (atomic, exact)",
             ),
             _row(g, "redis-py INCR (1 round trip, trivial)", _rate(trivial1), "calls/s", False),
         ]
+        for (name, call, what), samples in zip(peers, peer1, strict=True):
+            rt = _round_trips(bare, call)
+            rows.append(
+                _row(g, name, _rate(samples), "calls/s", False, f"{rt:.2f} round trips; {what}")
+            )
         br = CircuitBreaker(store=state.breaker_store("cb"), minimum_calls=10**6)
         pipe = Pipeline([br], name="bench")
         store = br.machine.store
@@ -214,19 +302,29 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         bargs = store._args  # type: ignore[attr-defined]
         bsha = state._link.scripts["breaker"].sha
 
+        last = [b""]
+
         def bare_breaker() -> None:
-            r = bare.evalsha(bsha, 2, *bkeys, b"acquire", b"", *bargs)
-            bare.evalsha(bsha, 2, *bkeys, b"record", b"", *bargs, r[1], 0, 1)
+            # The decision, carrying the previous call's success (as the store sends it).
+            r = bare.evalsha(bsha, 2, *bkeys, b"acquire", b"", *bargs, last[0])
+            last[0] = b"%d:1" % r[1]
 
         def guarded() -> None:
             pipe.call(int)
 
-        base2, ours2, trivial2 = _interleaved([bare_breaker, guarded, incr2], n, runs)
+        pyb = _pybreaker_peer(bare)
+        extra = [] if pyb is None else [pyb]
+        for fn in extra:
+            fn()
+        base2, ours2, trivial2, *peer2 = _interleaved(
+            [bare_breaker, guarded, incr2, *extra], n, runs
+        )
         g = "state-redis-breaker"
+        rt_guarded = _round_trips(bare, guarded)
         rows += [
             _row(
                 g,
-                "redis-py evalsha acquire + record (2 round trips)",
+                "redis-py evalsha, same script: decision + previous success (1 round trip)",
                 _rate(base2),
                 "decisions/s",
                 True,
@@ -238,7 +336,16 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 _rate(ours2),
                 "decisions/s",
                 False,
-                _verdict(_paired(ours2, base2)),
+                _verdict(_paired(ours2, base2))
+                + f"; {rt_guarded:.2f} round trips per call"
+                + (
+                    f"; paired {_paired(ours2, peer2[0]):.2f}x pybreaker's rate"
+                    f" (target >= 1: {'met' if _paired(ours2, peer2[0]) >= 1 else 'NOT met'})"
+                    if peer2
+                    else ""
+                )
+                + "; failure and slow-call rates over a shared window, exact half-open probe "
+                "count fleet-wide, every step one script (atomic)",
             ),
             _row(
                 g,
@@ -248,6 +355,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 False,
             ),
         ]
+        if pyb is not None:
+            rt = _round_trips(bare, pyb)
+            name = f"pybreaker {dist_version('pybreaker')} on CircuitRedisStorage"
+            note = f"{rt:.2f} round trips per call; {PYBREAKER_GUARANTEES}"
+            rows.append(_row(g, name, _rate(peer2[0]), "decisions/s", False, note))
         g = "state-memory"
         mem_pipe = Pipeline([CircuitBreaker()], name="mem")
         mem_rl = RateLimiter(1e12, burst=10**9)

@@ -455,3 +455,30 @@ async def test_the_timer_fires_due_entries_and_rearms_for_the_rest() -> None:
     await asyncio.sleep(0)
     assert [True, True, False] == [t.cancelled() for t in victims]
     victims[2].cancel()
+
+
+async def test_a_child_forked_inside_a_running_loop_times_out_on_its_own_loop() -> None:
+    """The layer skips asyncio.get_running_loop when the loop it cached for this thread still runs
+    here; in a child forked from inside that loop, the parent's loop object still looks like it
+    runs on this thread, so the process id decides."""
+    import os
+
+    timeout = Pipeline([Timeout(0.05)])
+
+    async def hang() -> str:
+        await asyncio.sleep(2.0)
+        return "hung"
+
+    async def child() -> str:
+        try:
+            return await timeout.call_async(hang)
+        except DeadlineExceeded:
+            return "timed out"
+
+    assert "timed out" == await child()  # caches this loop for this thread
+    pid = os.fork()
+    if pid == 0:  # the child: a loop of its own, the parent's cached one never runs again
+        code = 0 if asyncio.run(child()) == "timed out" else 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert 0 == os.waitstatus_to_exitcode(status)

@@ -67,7 +67,7 @@ from buttress.options import (
 )
 
 from .backoff import Backoff, BackoffOptions, backoff_options
-from .base import AsyncNext, Policy, SyncNext, invoke_sync
+from .base import AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
 from .budget import (
     Budget,
     BudgetOptions,
@@ -88,17 +88,23 @@ ResultPredicate = Callable[[Any], Verdict]
 _NEVER_RETRY = (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
-class RetryMark:
-    """Set in the context while an enclosing retry's attempt runs (by the async executor, and by the
-    hard timeout for its worker thread), so retries in child tasks and copied contexts see that they
-    are nested.  A child task that outlives the attempt (fire and forget) must not stay "nested"
-    forever, hence ``active``, cleared when the attempt ends; ``parent`` is the mark it shadows."""
+RetryMark = list[Any]
+"""``[active, parent]``: set in the context while an enclosing retry's attempt runs (by the async
+executor, and by the hard timeout for its worker thread), so retries in child tasks and copied
+contexts see that they are nested.  A child task that outlives the attempt (fire and forget) must
+not stay "nested" forever, hence ``active`` (index 0), cleared when the attempt ends; ``parent``
+(index 1) is the mark it shadows.
 
-    __slots__ = ("active", "parent")
+A two-item list rather than a class with slots: the async executor makes one per call, and on the
+machines of BENCHMARKS.md a list costs about 100 ns less to make than an instance (issue 20).  A
+mark kept per task and counting its attempts would save the context variable's set and reset too,
+but knowing the current task costs more on Python 3.11: ``asyncio.current_task`` asks
+``get_running_loop``, which checks the process id, a system call."""
 
-    def __init__(self, parent: RetryMark | None) -> None:
-        self.active = True
-        self.parent = parent
+
+def new_mark() -> RetryMark:
+    """A mark for an attempt starting now, shadowing the one in the context."""
+    return [True, RETRY_MARK.get()]
 
 
 RETRY_MARK: contextvars.ContextVar[RetryMark | None] = contextvars.ContextVar(
@@ -122,9 +128,9 @@ def in_outer_retry(frame: Any) -> bool:
     """
     m = RETRY_MARK.get()
     while m is not None:
-        if m.active:
+        if m[0]:
             return True
-        m = m.parent
+        m = m[1]
     codes = _RETRY_CODES
     f = frame
     while f is not None:
@@ -466,59 +472,102 @@ class Retry(Policy):
 
     def async_layer(self, nxt: AsyncNext, emitter: Emitter) -> AsyncNext:
         mono = self.clock.monotonic
-        asleep = self.clock.sleep_async
         on = self.on
         rif = self.retry_if_result
         budget = self.budget
         deposit = budget.on_request if budget is not None and budget.counts_requests else None
         outcomes = budget is not None and budget.counts_outcomes
         em = emitter
-        name = self.name
         mark_var = RETRY_MARK
         # Only a retry that can retry marks its attempts as nested territory.
         marks = self.attempts > 1
+        # The sync layer's hot-path specialisations, twins of retry_call's.
+        direct = nxt is invoke_async
+        ring = budget if isinstance(budget, RetryBudget) else None
+        if ring is not None:
+            deposit = None
+        slow = self._async_slow(nxt, emitter)
 
         async def retry_call_async(
             fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
         ) -> Any:
             started = mono()
-            if deposit is not None:
+            if ring is not None:
+                # RetryBudget.on_request, inlined (as in the sync layer).
+                cur = ring.current
+                if started < cur.end:
+                    cur.deposits += 1
+                else:
+                    ring.advance(started).deposits += 1
+            elif deposit is not None:
                 deposit(started)
-            nested: bool | None = None
+            if marks:
+                mark = [True, mark_var.get()]
+                token = mark_var.set(mark)
+                failed: BaseException | None = None
+                try:
+                    result = await (fn(*args, **kwargs) if direct else nxt(fn, args, kwargs))
+                except on as e:
+                    failed = e
+                finally:
+                    mark[0] = False
+                    mark_var.reset(token)
+                if failed is not None:  # after the attempt has ended: it is not nested in itself
+                    return await slow(fn, args, kwargs, started, failed)
+            else:
+                try:
+                    result = await (fn(*args, **kwargs) if direct else nxt(fn, args, kwargs))
+                except on as e:
+                    return await slow(fn, args, kwargs, started, e)
+            if rif is not None:
+                verdict = rif(result)
+                if verdict is not None and verdict is not False:
+                    return await slow(
+                        fn, args, kwargs, started, None, result=result, verdict=verdict
+                    )
+            if outcomes:
+                budget.on_success()  # type: ignore[union-attr]
+            if em.active:
+                # ``self``, not a copy of its name: in_outer_retry reads ``self`` from this frame.
+                em.emit(AttemptSucceeded(em.pipeline, self.name, mono(), 1))
+            return result
+
+        return retry_call_async
+
+    def _async_slow(self, nxt: AsyncNext, emitter: Emitter) -> Callable[..., Awaitable[Any]]:
+        """The async executor after a failed first attempt (the sync ``retry_slow``'s twin)."""
+        mono = self.clock.monotonic
+        asleep = self.clock.sleep_async
+        on = self.on
+        rif = self.retry_if_result
+        budget = self.budget
+        outcomes = budget is not None and budget.counts_outcomes
+        em = emitter
+        name = self.name
+        mark_var = RETRY_MARK
+        marks = self.attempts > 1
+
+        async def retry_slow_async(
+            fn: Callable[..., Awaitable[Any]],
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+            started: float,
+            exc: BaseException | None,
+            *,
+            result: Any = None,
+            verdict: Verdict = None,
+        ) -> Any:
+            if exc is not None and isinstance(exc, _NEVER_RETRY):
+                raise exc
+            # The frame that called the executor: retry_slow_async <- retry_call_async <- caller.
+            nested = in_outer_retry(sys._getframe(2))
+            counts_failures = outcomes and not (nested and self.nested == "single")
             attempt = 1
             prev: float | None = None
             ctx = CURRENT_CONTEXT.get()
             while True:
-                exc: BaseException | None = None
-                result: Any = None
-                verdict: Verdict = None
-                if marks:
-                    mark = RetryMark(mark_var.get())
-                    token = mark_var.set(mark)
-                try:
-                    result = await nxt(fn, args, kwargs)
-                except on as e:
-                    if isinstance(e, _NEVER_RETRY):
-                        raise
-                    exc = e
-                finally:
-                    if marks:
-                        mark.active = False
-                        mark_var.reset(token)
-                if exc is None:
-                    if rif is not None:
-                        verdict = rif(result)
-                    if verdict is None or verdict is False:
-                        if outcomes:
-                            budget.on_success()  # type: ignore[union-attr]
-                        if em.active:
-                            em.emit(AttemptSucceeded(em.pipeline, name, mono(), attempt))
-                        return result
-                else:
+                if exc is not None:
                     verdict = self.verdict(exc, None)
-                if nested is None:
-                    nested = in_outer_retry(sys._getframe(1))
-                counts_failures = outcomes and not (nested and self.nested == "single")
                 delay = self._after_failure(
                     em,
                     attempt,
@@ -540,8 +589,32 @@ class Retry(Policy):
                 attempt += 1
                 if ctx is not None:
                     ctx.attempt = attempt
+                exc, result, verdict = None, None, None
+                if marks:
+                    mark = [True, mark_var.get()]
+                    token = mark_var.set(mark)
+                try:
+                    result = await nxt(fn, args, kwargs)
+                except on as e:
+                    if isinstance(e, _NEVER_RETRY):
+                        raise
+                    exc = e
+                    continue
+                finally:
+                    if marks:
+                        mark[0] = False
+                        mark_var.reset(token)
+                if rif is not None:
+                    verdict = rif(result)
+                    if verdict is not None and verdict is not False:
+                        continue
+                if outcomes:
+                    budget.on_success()  # type: ignore[union-attr]
+                if em.active:
+                    em.emit(AttemptSucceeded(em.pipeline, name, mono(), attempt))
+                return result
 
-        return retry_call_async
+        return retry_slow_async
 
 
 def _register_codes() -> None:
@@ -558,6 +631,7 @@ def _register_codes() -> None:
         probe.sync_layer(nop, em),
         probe._sync_slow(nop, em),
         probe.async_layer(anop, em),
+        probe._async_slow(anop, em),
     ):
         _RETRY_CODES.add(layer.__code__)
 

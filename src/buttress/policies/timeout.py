@@ -39,6 +39,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
+import os
 import queue
 import sys
 import threading
@@ -56,7 +57,7 @@ from buttress.events import DeadlineHit, Emitter, TimeoutEvent
 from buttress.options import REQUIRED, Options, choice, documented, duration, flag, integer
 
 from .base import AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
-from .retry import RETRY_MARK, RetryMark, in_outer_retry
+from .retry import RETRY_MARK, in_outer_retry, new_mark
 
 __all__ = ["Timeout", "TimeoutOptions"]
 
@@ -141,6 +142,13 @@ class _DaemonPool:
         return self._threads
 
 
+# This process's id, kept current across fork: asyncio.get_running_loop() checks the process id
+# with a system call on every call (hundreds of ns on a sandboxed VM), which the layer below skips
+# when the loop it cached for this thread is still the one running here.
+_PID = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
+
 class _Expiries:
     """The due times of one async timeout layer's calls on one event loop, oldest first.
 
@@ -158,10 +166,11 @@ class _Expiries:
     heap and an async context manager.  Each thread keeps the instance of the loop it last ran.
     """
 
-    __slots__ = ("armed", "entries", "limit", "loop", "same_clock")
+    __slots__ = ("armed", "entries", "limit", "loop", "pid", "same_clock")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, mono: Callable[[], float]) -> None:
         self.loop = loop
+        self.pid = _PID[0]
         self.entries: deque[list[Any]] = deque()
         self.armed = False
         self.limit = _COMPACT_AT
@@ -339,7 +348,7 @@ class Timeout(Policy):
             # the mark that tells retries in the call that they are nested.
             ctx = contextvars.copy_context()
             ctx.run(var.set, at)
-            mark = RetryMark(RETRY_MARK.get()) if in_outer_retry(sys._getframe(1)) else None
+            mark = new_mark() if in_outer_retry(sys._getframe(1)) else None
             if mark is not None:
                 ctx.run(RETRY_MARK.set, mark)
             future = pool.submit(functools.partial(ctx.run, nxt, fn, args, kwargs))
@@ -352,7 +361,7 @@ class Timeout(Policy):
                 raise self._error() from None
             finally:
                 if mark is not None:  # an abandoned call is no longer inside our retry
-                    mark.active = False
+                    mark[0] = False
 
         return hard_timeout_call
 
@@ -371,6 +380,8 @@ class Timeout(Policy):
         # Per thread: the _Expiries of the event loop last run there (a thread runs one loop at a
         # time; a new loop replaces the old one's).
         local = threading.local()
+        pid = _PID
+        get_ident = threading.get_ident
 
         async def timeout_call_async(
             fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -386,16 +397,25 @@ class Timeout(Policy):
                 if em.active:
                     event(em)
                 raise error()
-            loop = running_loop()
-            task = current_task(loop) if task_of_loop is None else task_of_loop(loop)
-            if task is None:
-                raise RuntimeError("Timeout should be used inside a task")
             try:
                 q = local.q
             except AttributeError:
                 q = None
-            if q is None or q.loop is not loop:
-                q = local.q = _Expiries(loop, mono)
+            # The loop this thread ran last is the running one if it still runs in this thread
+            # (a thread runs one loop at a time) and this is still the process that cached it.
+            if (
+                q is not None
+                and q.pid == pid[0]
+                and getattr(q.loop, "_thread_id", None) == get_ident()
+            ):
+                loop = q.loop
+            else:
+                loop = running_loop()
+                if q is None or q.loop is not loop or q.pid != pid[0]:
+                    q = local.q = _Expiries(loop, mono)
+            task = current_task(loop) if task_of_loop is None else task_of_loop(loop)
+            if task is None:
+                raise RuntimeError("Timeout should be used inside a task")
             # The timer, on the loop's clock: asyncio.timeout(at - now) would set the same.
             when = (now if q.same_clock else loop.time()) + (at - now if cut else seconds)
             entry = [when, task, False]

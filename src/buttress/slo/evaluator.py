@@ -237,39 +237,29 @@ def status_reference(
     ref_window: int,
     period_seconds: float,
 ) -> list[dict[str, Any]]:
-    """The same figures as :func:`status_batch`, computed the straightforward way: plain Python
-    loops over the minutes and the math module (the reference the tests and the benchmark use)."""
+    """The same figures as :func:`status_batch`, computed the way a competent engineer would
+    without numpy: ``sum()`` over list slices, each distinct window summed once per SLO, and the
+    math module (the reference the tests and the benchmark use; a fair one, not a strawman)."""
     out = []
+    needed = sorted({*windows, ref_window, *_tier_windows(tiers)})
     for g, t, b in zip(good, total, budget_ratio, strict=True):
-        n = len(t)
-        g_p = t_p = 0.0
-        for i in range(n):
-            g_p += g[i]
-            t_p += t[i]
+        g_p, t_p = float(sum(g)), float(sum(t))
         consumed = slomath.budget_consumed(t_p - g_p, t_p, b)
         remaining = 1.0 - consumed
-
-        def window(
-            w: int, g: Sequence[int] = g, t: Sequence[int] = t, n: int = n
-        ) -> tuple[float, float]:
-            gw = tw = 0.0
-            for i in range(max(0, n - w), n):
-                gw += g[i]
-                tw += t[i]
-            return tw - gw, tw
-
-        burn: dict[int, float] = {}
-        for w in windows:
-            bw, tw = window(w)
-            burn[w] = slomath.burn_rate(bw / tw, b) if tw > 0 else math.nan
+        sums: dict[int, tuple[float, float]] = {}
+        for w in needed:
+            tw = float(sum(t[-w:]))
+            sums[w] = (tw - sum(g[-w:]), tw)
+        burn = {
+            w: slomath.burn_rate(sums[w][0] / sums[w][1], b) if sums[w][1] > 0 else math.nan
+            for w in windows
+        }
         firing = []
         for tier in tiers:
             lw, sw = _tw(tier)
-            lb, lt = window(lw)
-            sb, st = window(sw)
-            if slomath.tier_fires(lb, lt, sb, st, budget_ratio=b, tier=tier):
+            if slomath.tier_fires(*sums[lw], *sums[sw], budget_ratio=b, tier=tier):
                 firing.append(tier.name)
-        rb, rt = window(ref_window)
+        rb, rt = sums[ref_window]
         ref = slomath.burn_rate(rb / rt, b) if rt > 0 else 0.0
         tte = slomath.time_to_exhaustion(remaining, ref, period_seconds)
         out.append(_figures(g_p, t_p, consumed, remaining, burn, firing, tte))
@@ -482,7 +472,8 @@ def evaluate_reference(
 ) -> list[dict[str, Any]]:
     """The figures of :func:`evaluate` for Occurrences SLOs without exclusions, the
     straightforward way: every SLO's whole period read from the store into Python lists, then
-    :func:`status_reference` (plain loops).  The reference the tests and the benchmark use."""
+    :func:`status_reference` (``sum()`` over slices).  The reference the tests and the benchmark
+    use."""
     now = _to_minute(at)
     out = []
     for slo in slos:
@@ -493,8 +484,8 @@ def evaluate_reference(
             arr = unpack(width, blob)
             lo, hi = max(start - day * DAY, 0), min(end - day * DAY, DAY)
             m = day * DAY + lo - start
-            good[m : m + hi - lo] = arr[lo:hi]
-            total[m : m + hi - lo] = arr[DAY + lo : DAY + hi]
+            good[m : m + hi - lo] = arr[lo:hi].tolist()
+            total[m : m + hi - lo] = arr[DAY + lo : DAY + hi].tolist()
         (r,) = status_reference(
             [good],
             [total],

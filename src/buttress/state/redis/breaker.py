@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -22,7 +23,7 @@ from buttress.policies.breaker import (
     Transition,
     Trigger,
 )
-from buttress.policies.windows import CountWindow
+from buttress.policies.windows import SUCCESS, CountWindow
 
 from .link import DOWN, SharedStore, Where
 
@@ -30,6 +31,8 @@ __all__ = ["BREAKS_PRECOMPUTED", "RedisBreakerStore"]
 
 BREAKS_PRECOMPUTED = 32
 """Break durations sent to the breaker script: for 1..32 consecutive opens (then the last)."""
+DEFERRED_MAX = 64
+"""Most deferred outcomes a store holds; one more sends them at once (a record of their own)."""
 
 _STATES = list(BreakerState)  # the script's state codes are indexes into this list
 _FOREIGN = -(2**62)  # generation of a permit given by a fail_open rule: its result is not counted
@@ -59,11 +62,21 @@ class RedisBreakerStore(SharedStore):
 
     A jittered :class:`~buttress.policies.backoff.Backoff` as ``break_duration`` is drawn once, for
     1 to 32 consecutive opens, when the breaker is built.
+
+    **One round trip per call on the success path.**  A fast success of a call that was not a
+    probe is not sent on its own: it waits (:data:`DEFERRED_MAX` at most) and goes with this
+    process's next script call, which applies it, atomically and in order, before its own step, so
+    the window stays one shared window.  Failures, slow calls and probe results are sent at once
+    (they can open or close the breaker).  What waits: a success is counted when this process next
+    decides (in a time window, in the bucket of that moment), and a success that fills
+    ``minimum_calls`` while the failure rate is over the threshold opens the breaker then, its
+    transition reported with that decision.  An outcome marked ignored (not a probe) changes
+    nothing and is not sent at all.
     """
 
     kind: ClassVar[str] = "circuit_breaker"
 
-    __slots__ = ("_args", "_keys", "_ops", "local", "machine")
+    __slots__ = ("_args", "_deferred", "_keys", "_ops", "local", "machine")
 
     def __init__(self, where: Where, *, ttl: float) -> None:
         super().__init__(where)
@@ -71,6 +84,9 @@ class RedisBreakerStore(SharedStore):
         self.machine: BreakerMachine | None = None
         self.local: MemoryBreakerStore | None = None
         self._args: tuple[Any, ...] = (math.ceil(ttl),)
+        # (generation, code) of fast successes waiting for the next script call; a deque, whose
+        # append and popleft are atomic, since threads share the store.
+        self._deferred: deque[tuple[int, int]] = deque()
         self._ops: dict[Callable[..., Any], Callable[..., Any]] = {
             _ACQ: self._acquire,
             _REC: self._record,
@@ -117,8 +133,15 @@ class RedisBreakerStore(SharedStore):
         op = self._ops.get(f)  # type: ignore[arg-type]
         if op is None or self.local is None:
             raise TypeError(f"{fn!r} is not a step of the breaker bound to {self!r}")
-        if f is _REC and args[1] < 0:
-            return self._fallback(f, fn, args)  # a permit this process gave on its own
+        if f is _REC:
+            if args[1] < 0:
+                return self._fallback(f, fn, args)  # a permit this process gave on its own
+            if not args[2] and args[3] <= SUCCESS:  # not a probe; ignored (0) or a fast success
+                if args[3] == SUCCESS:
+                    self._deferred.append((args[1], SUCCESS))
+                    if len(self._deferred) > DEFERRED_MAX:
+                        return self._flush(args[0])
+                return ()
         result = self.ask(op, *args)
         if result is DOWN:
             return self._fallback(f, fn, args)
@@ -160,8 +183,30 @@ class RedisBreakerStore(SharedStore):
             op,
             b"" if self.server_time else repr(now),
             *self._args,
+            self._take_deferred(),
             *extra,
         )
+
+    def _take_deferred(self) -> str:
+        """The deferred outcomes as the script reads them (``gen:code,...``), now taken."""
+        q = self._deferred
+        if not q:
+            return ""
+        out: list[str] = []
+        take = q.popleft
+        while True:
+            try:
+                gen, code = take()
+            except IndexError:
+                return ",".join(out)
+            out.append(f"{gen}:{code}")
+
+    def _flush(self, now: float) -> tuple[Note, ...]:
+        """Send the deferred outcomes now (a record that records nothing else)."""
+        r = self.ask(self._call, b"record", now, b"", b"0", b"0")
+        if r is DOWN or not r:
+            return ()
+        return _notes(now, r)
 
     def _acquire(self, now: float) -> Permit | Reject:
         r = self._call(b"acquire", now)

@@ -5,7 +5,12 @@
 -- KEYS[2]  string: the count window's ring, one byte per call ('1'..'4'; anything else: empty)
 -- ARGV     op, now ('' = server TIME), failure threshold, slow threshold, minimum calls,
 --          window type ('c' or 't'), window size, buckets, probes, half-open timeout,
---          break durations (comma separated, for 1, 2, ... consecutive opens), ttl (s), op args
+--          break durations (comma separated, for 1, 2, ... consecutive opens), ttl (s),
+--          deferred outcomes ('gen:code,gen:code...' or ''), op args
+--
+-- Deferred outcomes: results of calls that are not probes, recorded with the process's next
+-- decision instead of a round trip of their own (so a call on the success path costs one round
+-- trip); applied, in order, before the op, with the same rules as a record.
 -- Times are seconds since 1700000000 (so a double keeps microseconds); floats go back as strings.
 
 local H, RING = KEYS[1], KEYS[2]
@@ -113,9 +118,16 @@ local function add(code)
     end
     redis.call('SETRANGE', RING, j, tostring(code))
     set('i', (j + 1) % WSIZE)
-    set('n', d.n + CALL[code] - CALL[old])
-    set('f', d.f + FAIL[code] - FAIL[old])
-    set('s', d.s + SLOW[code] - SLOW[old])
+    -- Only the totals that change are written back (a success replacing a success: only 'i').
+    if CALL[code] ~= CALL[old] then
+      set('n', d.n + CALL[code] - CALL[old])
+    end
+    if FAIL[code] ~= FAIL[old] then
+      set('f', d.f + FAIL[code] - FAIL[old])
+    end
+    if SLOW[code] ~= SLOW[old] then
+      set('s', d.s + SLOW[code] - SLOW[old])
+    end
   else
     local k = math.floor(now / WIDTH)
     if k > d.k then
@@ -284,13 +296,35 @@ local function record(gen, probe, code)
   return {}
 end
 
+local early = {}  -- the notes (transitions, alarms) the deferred outcomes caused
+if ARGV[13] ~= '' then
+  for g, c in string.gmatch(ARGV[13], '(%-?%d+):(%d)') do
+    for _, n in ipairs(record(tonumber(g), 0, tonumber(c))) do
+      early[#early + 1] = n
+    end
+  end
+end
+
 local result
 if op == 'acquire' then
   result = acquire()
+  if #early > 0 then  -- before the acquire's own notes: they happened first
+    local r = {result[1], result[2], result[3]}
+    for _, n in ipairs(early) do
+      r[#r + 1] = n
+    end
+    for j = 4, #result do
+      r[#r + 1] = result[j]
+    end
+    result = r
+  end
 elseif op == 'record' then
-  result = record(tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]))
+  result = early
+  for _, n in ipairs(record(tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16]))) do
+    result[#result + 1] = n
+  end
 elseif op == 'move' or op == 'manual' then
-  local t = move(ARGV[13])
+  local t = move(ARGV[14])
   if t == nil then
     result = {op == 'move' and 'illegal' or 'same', d.st}
   else
