@@ -21,9 +21,10 @@ resolved notification resolves the open incident (actor ``alertmanager`` or ``we
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,10 +77,16 @@ MIGRATIONS: list[str] = [
 ]
 """``MIGRATIONS[i]`` takes the file from schema version ``i`` to ``i + 1``."""
 
-_COLUMNS = (
-    "id, group_key, title, service, mode, severity, state, started, detected, acknowledged, "
-    "acknowledged_by, mitigated, mitigated_by, resolved, resolved_by, notifications, labels, source"
-)
+_FIELDS = tuple(f.name for f in dataclasses.fields(Incident))
+_COLUMNS = ", ".join(_FIELDS)  # the incidents table has a column per field of Incident
+_DECODE: dict[str, Callable[[Any], Any]] = {
+    "id": int,
+    "started": float,
+    "detected": float,
+    "notifications": int,
+    "labels": json.loads,
+}
+"""How a column is read back where SQLite's value is not the field's as it is."""
 _REJECTED_BODY_MAX = 4096  # bytes of a refused body kept in the journal
 
 
@@ -125,26 +132,8 @@ class ActionItem:
 
 
 def _incident(row: Sequence[Any]) -> Incident:
-    return Incident(
-        id=int(row[0]),
-        group_key=row[1],
-        title=row[2],
-        service=row[3],
-        mode=row[4],
-        severity=row[5],
-        state=row[6],
-        started=float(row[7]),
-        detected=float(row[8]),
-        acknowledged=row[9],
-        acknowledged_by=row[10],
-        mitigated=row[11],
-        mitigated_by=row[12],
-        resolved=row[13],
-        resolved_by=row[14],
-        notifications=int(row[15]),
-        labels=json.loads(row[16]),
-        source=row[17],
-    )
+    values = zip(_FIELDS, row, strict=True)
+    return Incident(**{name: _DECODE[name](v) if name in _DECODE else v for name, v in values})
 
 
 def _dumps(value: Any) -> str:
