@@ -136,6 +136,12 @@ def _incident(row: Sequence[Any]) -> Incident:
     return Incident(**{name: _DECODE[name](v) if name in _DECODE else v for name, v in values})
 
 
+def _non_empty(**values: object) -> None:
+    for name, value in values.items():
+        if not isinstance(value, str) or not value:
+            raise ConfigError(name, value, "must be a non-empty string")
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
 
@@ -400,24 +406,17 @@ class IncidentStore(Database):
         detail: dict[str, Any] | None = None,
     ) -> Deploy:
         """Record a deploy marker (``service`` at ``version``, by ``actor``)."""
-        for name, value in (("service", service), ("version", version), ("actor", actor)):
-            if not isinstance(value, str) or not value:
-                raise ConfigError(name, value, "must be a non-empty string")
+        _non_empty(service=service, version=version, actor=actor)
         when = self.clock.wall() if at is None else float(at)
         extra = dict(detail or {})
-        seq = 0
-
-        def write(c: sqlite3.Connection) -> None:
-            nonlocal seq
-            cur = c.execute(
-                "INSERT INTO deploys (time, service, version, actor, detail) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (when, service, version, actor, _dumps(extra)),
-            )
-            seq = int(cur.lastrowid or 0)
-
-        with self._lock:
-            self._write(write)
+        seq = self._insert(
+            "deploys",
+            time=when,
+            service=service,
+            version=version,
+            actor=actor,
+            detail=_dumps(extra),
+        )
         return Deploy(seq, when, service, version, actor, extra)
 
     def deploys(self, *, since: float | None = None, until: float | None = None) -> list[Deploy]:
@@ -437,24 +436,19 @@ class IncidentStore(Database):
     ) -> ActionItem:
         """An action item for ``incident``, linked to ``risk`` (an event of the risk register)."""
         self.get(incident)
-        for name, value in (("title", title), ("owner", owner), ("risk", risk)):
-            if not isinstance(value, str) or not value:
-                raise ConfigError(name, value, "must be a non-empty string")
+        _non_empty(title=title, owner=owner, risk=risk)
         when = self.clock.wall() if at is None else at
-        new_id = 0
-
-        def write(c: sqlite3.Connection) -> None:
-            nonlocal new_id
-            cur = c.execute(
-                "INSERT INTO action_items (incident, title, owner, risk, created) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (incident, title, owner, risk, when),
-            )
-            new_id = int(cur.lastrowid or 0)
-
-        with self._lock:
-            self._write(write)
+        new_id = self._insert(
+            "action_items", incident=incident, title=title, owner=owner, risk=risk, created=when
+        )
         return ActionItem(new_id, incident, title, owner, risk, "open", when, None)
+
+    def _insert(self, table: str, **row: Any) -> int:
+        """Insert ``row`` (column=value) into ``table`` in one write transaction; its rowid."""
+        sql = f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+        with self._lock, transaction(self._conn) as c:
+            cur = c.execute(sql, tuple(row.values()))
+            return int(cur.lastrowid or 0)
 
     def close_action_item(self, item: int, *, at: float | None = None) -> None:
         """Mark action item ``item`` done."""
