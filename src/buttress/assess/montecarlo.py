@@ -188,12 +188,8 @@ def run_batch(
                 theta=theta,
             )
         else:
-            if info.kind == "unit":
-                assert info.component is not None
-                u = system.components[info.component].unit
-            else:
-                assert info.domain is not None
-                u = system.domains[info.domain].unit
+            u = info.unit(system)
+            assert u is not None
             started = renewal(
                 batch,
                 ev=i,
