@@ -128,12 +128,8 @@ def event_probability(system: System, info: EventInfo, at: float | None = None) 
         chain = system.components[info.component].chain()
         a = chain.availability() if at is None else chain.availability_at(at)
         return min(1.0, max(0.0, 1.0 - a))
-    if info.kind == "unit":
-        assert info.component is not None
-        u = system.components[info.component].unit
-    else:
-        assert info.domain is not None
-        u = system.domains[info.domain].unit
+    u = info.unit(system)
+    assert u is not None
     return u.q if at is None else 1.0 - point_availability(u.lam, u.mu, at)
 
 

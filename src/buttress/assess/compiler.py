@@ -39,7 +39,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from .faulttree import AtLeast, Event, Node, Or, postorder
-from .system import Component, System
+from .system import Component, System, UnitParams
 
 __all__ = ["CHAIN_KINDS", "Compiled", "EventInfo", "compile_system", "occurs", "own_node"]
 
@@ -55,6 +55,15 @@ class EventInfo:
     component: str | None = None
     replica: int | None = None
     domain: str | None = None
+
+    def unit(self, system: System) -> UnitParams | None:
+        """The unit whose failures this event stands for (a component's or a domain's); ``None``
+        for an event of a group's Markov chain (:data:`CHAIN_KINDS`)."""
+        if self.kind == "unit" and self.component is not None:
+            return system.components[self.component].unit
+        if self.kind == "domain" and self.domain is not None:
+            return system.domains[self.domain].unit
+        return None
 
 
 @dataclass

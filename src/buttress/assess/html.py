@@ -12,35 +12,16 @@ Jinja2 comes with the ``assess`` extra.
 
 from __future__ import annotations
 
-from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from buttress.errors import MissingExtra
+from buttress.templating import environment
 
 from .report import pct, sections
-
-if TYPE_CHECKING:
-    import jinja2
 
 __all__ = ["render_html"]
 
 _W, _H, _GX, _GY = 170, 54, 40, 70
 _DASH = {"hard": "", "soft": "7 5", "async": "2 4"}
-
-
-@cache
-def _environment() -> jinja2.Environment:
-    try:
-        import jinja2
-    except ImportError as e:
-        raise MissingExtra("buttress assess --html", "assess", e.name or "jinja2") from None
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("buttress.assess", "templates"),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
 
 
 def _layers(report: dict[str, Any]) -> dict[str, int]:
@@ -174,7 +155,7 @@ def render_html(report: dict[str, Any], red: set[str] | None = None) -> str:
     red = red if red is not None else set(report.get("single_points", []))
     title = "Availability assessment" + (f": {report['source']}" if report.get("source") else "")
     return (
-        _environment()
+        environment("buttress.assess", command="buttress assess --html", extra="assess")
         .get_template("assessment.html")
         .render(
             title=title,

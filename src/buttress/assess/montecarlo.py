@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .analytic import MINUTES_PER_YEAR
 from .compiler import CHAIN_KINDS
 from .faulttree import Event, Node, postorder
-from .processes import Deadline, Intervals, OutOfTime, RepairLaw, chain_process, renewal
+from .processes import Batch, Deadline, Intervals, OutOfTime, RepairLaw, chain_process, renewal
 
 if TYPE_CHECKING:
     from .analysis import Analysis
@@ -170,6 +170,7 @@ def run_batch(
     censored at the horizon)."""
     system = analysis.system
     out = Intervals()
+    batch = Batch(np, rng, out, reps, horizon, deadline, stationary)
     for i, ev in enumerate(events):
         info = analysis.compiled.info[ev]
         q_theta = tilt.get(i) if tilt else None
@@ -179,38 +180,22 @@ def run_batch(
             assert info.component is not None
             comp = system.components[info.component]
             started = chain_process(
-                np=np,
-                rng=rng,
-                out=out,
+                batch,
                 ev=i,
-                reps=reps,
-                horizon=horizon,
                 chain=comp.chain(),
                 tau=comp.detection + comp.switchover,
                 deterministic=deterministic,
-                deadline=deadline,
-                stationary=stationary,
                 theta=theta,
             )
         else:
-            if info.kind == "unit":
-                assert info.component is not None
-                u = system.components[info.component].unit
-            else:
-                assert info.domain is not None
-                u = system.domains[info.domain].unit
+            u = info.unit(system)
+            assert u is not None
             started = renewal(
-                np=np,
-                rng=rng,
-                out=out,
+                batch,
                 ev=i,
-                reps=reps,
-                horizon=horizon,
                 mtbf=u.mtbf,
                 mttr=u.mttr,
                 law=RepairLaw("deterministic") if deterministic else u.law,
-                deadline=deadline,
-                stationary=stationary,
                 theta=theta,
                 bias=1.0 if q_theta is None else q_theta[2],
             )

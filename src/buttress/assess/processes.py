@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXPONENTIAL",
+    "Batch",
     "Deadline",
     "Intervals",
     "OutOfTime",
@@ -113,19 +114,29 @@ EXPONENTIAL = RepairLaw()
 """The default repair law."""
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What every event's process shares in one batch: ``reps`` replicate histories over
+    ``[0, horizon)``, drawn with ``rng`` (numpy is ``np``, imported by the caller), their down
+    intervals recorded in ``out``; ``stationary`` starts them in the long-run state (else all
+    up)."""
+
+    np: Any
+    rng: Any
+    out: Intervals
+    reps: int
+    horizon: float
+    deadline: Deadline
+    stationary: bool = True
+
+
 def renewal(
+    batch: Batch,
     *,
-    np: Any,
-    rng: Any,
-    out: Intervals,
     ev: int,
-    reps: int,
-    horizon: float,
     mtbf: float,
     mttr: float,
     law: RepairLaw,
-    deadline: Deadline,
-    stationary: bool = True,
     theta: float | None = None,
     bias: float = 1.0,
 ) -> npt.NDArray[Any]:
@@ -133,6 +144,7 @@ def renewal(
     which replicates started down.  Importance sampling: ``theta`` draws the stationary start
     down with that probability instead of ``MTTR / (MTBF + MTTR)``, and ``bias`` multiplies the
     failure rate; the caller weights each history by the likelihood ratio of both."""
+    np, rng, out, reps, horizon = batch.np, batch.rng, batch.out, batch.reps, batch.horizon
     if math.isinf(mtbf) or mttr <= 0:
         never: npt.NDArray[Any] = np.zeros(reps, dtype=bool)
         return never
@@ -140,7 +152,7 @@ def renewal(
     cycles = horizon / (mtbf / bias + mttr)
     m = int(cycles + 6 * math.sqrt(cycles) + 8)
     p_down = q if theta is None else theta
-    down0 = rng.random(reps) < p_down if stationary else np.zeros(reps, dtype=bool)
+    down0 = rng.random(reps) < p_down if batch.stationary else np.zeros(reps, dtype=bool)
     resid = law.residual(np, rng, mttr, reps)
     base = np.where(down0, resid, 0.0)
     idx = np.arange(reps)
@@ -149,7 +161,7 @@ def renewal(
     offset = base
     todo = idx
     while len(todo):
-        deadline.check()
+        batch.deadline.check()
         ups = rng.exponential(mtbf / bias, (len(todo), m))
         downs = law.draw(np, rng, mttr, ups.shape)
         ends = offset[:, None] + np.cumsum(ups + downs, axis=1)
@@ -165,18 +177,12 @@ def renewal(
 
 
 def chain_process(
+    batch: Batch,
     *,
-    np: Any,
-    rng: Any,
-    out: Intervals,
     ev: int,
-    reps: int,
-    horizon: float,
     chain: Chain,
     tau: float,
     deterministic: bool,
-    deadline: Deadline,
-    stationary: bool = True,
     theta: float | None = None,
 ) -> npt.NDArray[Any]:
     """Step a group's Markov chain over all replicates at once, recording its down intervals.
@@ -184,6 +190,7 @@ def chain_process(
     With ``deterministic``, the switchover states (``("W", j)``, a single exit) hold exactly
     ``tau``; the long-run figure is unchanged (only the mean of a single-exit holding time
     counts), which is what makes it a check of the chain's insensitivity."""
+    np, rng, out, reps, horizon = batch.np, batch.rng, batch.out, batch.reps, batch.horizon
     qm = chain.q
     k = len(chain.states)
     rates = -qm.diagonal()
@@ -199,7 +206,7 @@ def chain_process(
     mean = np.where(rates > 0, 1.0 / np.where(rates > 0, rates, 1.0), np.inf)
     pi = chain.stationary()
     down_share = float(pi[down].sum())
-    if not stationary:
+    if not batch.stationary:
         state = np.zeros(reps, dtype=np.int64)  # the chain's initial state: all working
     elif theta is None or not 0 < down_share < 1:
         state = rng.choice(k, size=reps, p=pi)
@@ -222,7 +229,7 @@ def chain_process(
     # units failed, then three) are one outage: one interval, not several touching ones.
     spell = np.full(reps, np.nan)
     while len(idx):
-        deadline.check()
+        batch.deadline.check()
         end = t + hold
         d = down[state]
         spell = np.where(d & np.isnan(spell), t, spell)

@@ -171,14 +171,10 @@ def risk_register(analysis: Analysis, journey: str, *, limit: int | None = None)
             recover = max(0.0, duration - detect)
             source = info.component
         else:
-            if info.kind == "domain":
-                assert info.domain is not None
-                u = system.domains[info.domain].unit
-                source = info.domain
-            else:
-                assert info.component is not None
-                u = system.components[info.component].unit
-                source = info.component
+            u = info.unit(system)
+            owner = info.domain if info.kind == "domain" else info.component
+            assert u is not None and owner is not None
+            source = owner
             freq = HOURS_PER_YEAR / (u.mtbf + u.mttr) if u.lam > 0 else 0.0
             detect, recover = u.detect, u.mttr - u.detect
         hit_detect = max(hit_recover, routed.get(ev, 0.0))

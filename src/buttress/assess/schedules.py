@@ -51,11 +51,8 @@ def _schedules(analysis: Analysis, journey: str) -> dict[Event, tuple[float, flo
     out: dict[Event, tuple[float, float, float]] = {}
     for ev in events_of(analysis.compiled.tops[journey]):
         info = analysis.compiled.info[ev]
-        if info.kind == "unit" and info.component is not None:
-            unit = system.components[info.component].unit
-        elif info.kind == "domain" and info.domain is not None:
-            unit = system.domains[info.domain].unit
-        else:
+        unit = info.unit(system)
+        if unit is None:
             return None  # a Markov group is random
         if unit.schedule is not None:
             out[ev] = unit.schedule

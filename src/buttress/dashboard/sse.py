@@ -32,7 +32,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from .state import DashboardData
@@ -84,34 +84,20 @@ class Hub:
         return True
 
     async def _refresh(self, what: str) -> None:
+        """Rebuild ``what``'s payload; send it when what the page shows of it changed."""
         d = self.data
-        if what == "states":
-            payload = await asyncio.to_thread(d.states_payload)
-            # "at" changes on every build; compare what the page shows.
-            key = {k: v for k, v in payload.items() if k != "at"}
-            key["timelines"] = [{**t, "x": t["x"][1:-1]} for t in payload["timelines"]]
-            if self._raw.get("states:key") != key:
-                self._raw["states:key"] = key
-                self._publish("states", payload)
-        elif what == "slos":
-            payload = await asyncio.to_thread(d.slos_payload)
-            key = {k: v for k, v in payload.items() if k != "at"}
-            if self._raw.get("slos:key") != key:
-                self._raw["slos:key"] = key
-                self._publish("slos", payload)
-        elif what == "journals":
-            self._publish("journals", await asyncio.to_thread(d.journals_payload))
-        elif what == "incidents":
-            payload = await asyncio.to_thread(d.incidents_payload)
-            key = {k: v for k, v in payload.items() if k != "at"}
-            if self._raw.get("incidents:key") != key:
-                self._raw["incidents:key"] = key
-                self._publish("incidents", payload)
-        elif what == "lab":
-            payload = await asyncio.to_thread(d.lab_payload)
-            if self._raw.get("lab:key") != payload:
-                self._raw["lab:key"] = payload
-                self._publish("lab", payload)
+        builders: dict[str, Callable[[], Any]] = {
+            "states": d.states_payload,
+            "slos": d.slos_payload,
+            "journals": d.journals_payload,
+            "incidents": d.incidents_payload,
+            "lab": d.lab_payload,
+        }
+        payload = await asyncio.to_thread(builders[what])
+        key = _shown(what, payload)
+        if self._raw.get(f"{what}:key") != key:
+            self._raw[f"{what}:key"] = key
+            self._publish(what, payload)
 
     async def _run(self) -> None:
         try:
@@ -209,3 +195,19 @@ def _put_dropping_oldest(q: asyncio.Queue[bytes | None], msg: bytes | None) -> N
         except asyncio.QueueFull:
             with contextlib.suppress(asyncio.QueueEmpty):
                 q.get_nowait()
+
+
+_STAMPED = frozenset({"states", "slos", "incidents"})
+"""The payloads that carry their build time ``at``."""
+
+
+def _shown(what: str, payload: Any) -> Any:
+    """What the page shows of ``what``'s payload, to compare with the last one sent: not the
+    build time (``at`` changes on every build), nor the states' timelines' two ends (they move
+    with the clock)."""
+    if what not in _STAMPED:
+        return payload
+    key = {k: v for k, v in payload.items() if k != "at"}
+    if what == "states":
+        key["timelines"] = [{**t, "x": t["x"][1:-1]} for t in payload["timelines"]]
+    return key

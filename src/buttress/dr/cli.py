@@ -50,6 +50,12 @@ def _row(b: BackupInfo) -> dict[str, object]:
     }
 
 
+_pg_bin_option = click.option(
+    "--pg-bin", default=None, help="PostgreSQL: the directory of its programs."
+)
+"""Every command that may run PostgreSQL's own programs (pg_basebackup, pg_verifybackup, ...)."""
+
+
 @click.group()
 def dr() -> None:
     """Backups verified by restoring them, restores, retention, and drills that measure RTO/RPO."""
@@ -62,7 +68,7 @@ def dr() -> None:
 @click.option("--sentinel-table", default=SENTINEL_TABLE, show_default=True)
 @click.option("--verify", "then_verify", is_flag=True, help="Verify the new backup at once.")
 @click.option("--wal-archive", default=None, help="PostgreSQL: where the server archives WAL.")
-@click.option("--pg-bin", default=None, help="PostgreSQL: the directory of its programs.")
+@_pg_bin_option
 @click.pass_context
 def backup(
     ctx: click.Context,
@@ -120,7 +126,7 @@ def _verify(info: BackupInfo, max_age: float | None, pg_bin: str | None) -> Veri
 @click.argument("target", type=click.Path(file_okay=False))
 @click.argument("backups", nargs=-1)
 @click.option("--max-age", default=None, help="Fail when the newest sentinel is older (e.g. 1h).")
-@click.option("--pg-bin", default=None, help="PostgreSQL: the directory of its programs.")
+@_pg_bin_option
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def verify(
@@ -180,7 +186,7 @@ def _backup_in(target: str, backup_id: str) -> BackupInfo:
     "--at", "at", default=None, help="Point in time (Unix seconds): newest backup before."
 )
 @click.option("--force", is_flag=True, help="Replace an existing database file.")
-@click.option("--pg-bin", default=None, help="PostgreSQL: the directory of its programs.")
+@_pg_bin_option
 def restore(
     *,
     target: str,
@@ -291,7 +297,7 @@ def prune_(
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--html", "html_out", default=None, help="Also write an HTML report here.")
 @click.option("--report-only", is_flag=True, help="Exit 0 even when the drill fails.")
-@click.option("--pg-bin", default=None, help="PostgreSQL: the directory of its programs.")
+@_pg_bin_option
 @click.pass_context
 def drill(
     ctx: click.Context,

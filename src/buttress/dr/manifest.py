@@ -30,6 +30,8 @@ from typing import Any
 
 from buttress.errors import ButtressError, ConfigError
 
+from . import events as ev
+
 __all__ = [
     "MANIFEST",
     "SENTINEL_TABLE",
@@ -40,8 +42,10 @@ __all__ = [
     "Sentinel",
     "TableFingerprint",
     "VerifyOutcome",
+    "freshness_problems",
     "latest_sentinel",
     "load_backup",
+    "record_verify",
     "table_fingerprints",
     "write_json_atomically",
 ]
@@ -163,6 +167,48 @@ class BackupInfo:
         if self.verified is None:
             return "unverified"
         return "verified" if self.verified.ok else "failed"
+
+
+def freshness_problems(
+    sentinel: Sentinel | None, checks: dict[str, str], max_age: float | None, now: float | None
+) -> list[str]:
+    """Judge the age of the newest sentinel a restore holds (at ``now``, default the current
+    time) against ``max_age`` (``None``: report the age in ``checks`` without judging it)."""
+    if sentinel is None:
+        checks["freshness"] = "no sentinel rows"
+        return [] if max_age is None else ["freshness: no sentinel to judge the age by"]
+    age = (time.time() if now is None else now) - sentinel.at
+    checks["freshness"] = f"sentinel {sentinel.seq}, {age:.1f} s old"
+    if max_age is not None and age > max_age:
+        return [f"freshness: newest sentinel is {age:.1f} s old, more than {max_age:g} s"]
+    return []
+
+
+def record_verify(
+    info: BackupInfo, started: float, problems: list[str], checks: dict[str, str]
+) -> VerifyOutcome:
+    """The outcome of a verification that began at ``started`` (monotonic clock), written to the
+    backup's ``verify.json`` and emitted as :class:`~.events.BackupVerified` or
+    :class:`~.events.VerifyFailed`."""
+    outcome = VerifyOutcome(
+        ok=not problems,
+        at=time.time(),
+        duration=time.monotonic() - started,
+        problems=tuple(problems),
+        checks=checks,
+    )
+    write_json_atomically(info.path / VERIFY, outcome.to_json())
+    em = ev.emitter()
+    if em.active:
+        m = info.manifest
+        em.emit(
+            ev.BackupVerified("dr", m.database, time.monotonic(), m.id, outcome.duration)
+            if outcome.ok
+            else ev.VerifyFailed(
+                "dr", m.database, time.monotonic(), m.id, outcome.duration, outcome.problems
+            )
+        )
+    return outcome
 
 
 def write_json_atomically(path: Path, data: dict[str, Any]) -> None:

@@ -48,7 +48,6 @@ from .catalog import check_target
 from .manifest import (
     MANIFEST,
     SENTINEL_TABLE,
-    VERIFY,
     BackupInfo,
     Manifest,
     Sentinel,
@@ -56,7 +55,9 @@ from .manifest import (
     VerifyOutcome,
     backup_id,
     check_database_name,
+    freshness_problems,
     load_backup,
+    record_verify,
     write_json_atomically,
 )
 
@@ -370,15 +371,7 @@ def pg_verify(
         problems += _compare_tables(m.tables, found)
         checks["tables"] = f"{len(found)} tables, {sum(t.rows for t in found.values())} rows"
     problems += _sentinel_problems(m, sentinel, checks, max_age, now)
-    outcome = VerifyOutcome(
-        ok=not problems,
-        at=time.time(),
-        duration=time.monotonic() - started,
-        problems=tuple(problems),
-        checks=checks,
-    )
-    write_json_atomically(info.path / VERIFY, outcome.to_json())
-    return outcome
+    return record_verify(info, started, problems, checks)
 
 
 def _fields(m: Manifest) -> dict[str, Any]:
@@ -409,14 +402,7 @@ def _sentinel_problems(
 ) -> list[str]:
     if m.sentinel is not None and (sentinel is None or sentinel.seq < m.sentinel.seq):
         return [f"sentinel: restored {sentinel}, older than {m.sentinel} read before the backup"]
-    if sentinel is None:
-        checks["freshness"] = "no sentinel rows"
-        return [] if max_age is None else ["freshness: no sentinel to judge the age by"]
-    age = (time.time() if now is None else now) - sentinel.at
-    checks["freshness"] = f"sentinel {sentinel.seq}, {age:.1f} s old"
-    if max_age is not None and age > max_age:
-        return [f"freshness: newest sentinel is {age:.1f} s old, more than {max_age:g} s"]
-    return []
+    return freshness_problems(sentinel, checks, max_age, now)
 
 
 def pg_restore(

@@ -25,16 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from buttress.errors import ConfigError, MissingExtra
+from buttress.templating import environment
 
 from .drill import DrillResult
-
-if TYPE_CHECKING:
-    import jinja2
 
 __all__ = [
     "DISRUPTION_CLASS",
@@ -202,24 +199,10 @@ def render_text(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@cache
-def _environment() -> jinja2.Environment:
-    try:
-        import jinja2
-    except ImportError as e:
-        raise MissingExtra("buttress dr drill --html", "assess", e.name or "jinja2") from None
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("buttress.dr", "templates"),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def render_html(report: dict[str, Any]) -> str:
     """A self-contained HTML page of the report (no script, no external resource)."""
     return (
-        _environment()
+        environment("buttress.dr", command="buttress dr drill --html", extra="assess")
         .get_template("drill.html")
         .render(report=report, rows=rows(report), text=render_text(report))
     )

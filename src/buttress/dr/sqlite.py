@@ -44,14 +44,15 @@ from .catalog import check_target, list_backups
 from .manifest import (
     MANIFEST,
     SENTINEL_TABLE,
-    VERIFY,
     BackupInfo,
     Manifest,
     VerifyOutcome,
     backup_id,
     check_database_name,
+    freshness_problems,
     latest_sentinel,
     load_backup,
+    record_verify,
     table_fingerprints,
     write_json_atomically,
 )
@@ -266,16 +267,7 @@ def verify(
             finally:
                 conn.close()
             problems += _check_sentinel(m, sentinel, checks, max_age, now)
-    outcome = VerifyOutcome(
-        ok=not problems,
-        at=time.time(),
-        duration=time.monotonic() - started,
-        problems=tuple(problems),
-        checks=checks,
-    )
-    write_json_atomically(info.path / VERIFY, outcome.to_json())
-    _emit_verify(m, outcome)
-    return outcome
+    return record_verify(info, started, problems, checks)
 
 
 def _check_sentinel(
@@ -283,28 +275,7 @@ def _check_sentinel(
 ) -> list[str]:
     if sentinel != m.sentinel:
         return [f"sentinel: restored {sentinel}, the manifest says {m.sentinel}"]
-    if m.sentinel is None:
-        checks["freshness"] = "no sentinel rows"
-        return [] if max_age is None else ["freshness: no sentinel to judge the age by"]
-    age = (time.time() if now is None else now) - m.sentinel.at
-    checks["freshness"] = f"sentinel {m.sentinel.seq}, {age:.1f} s old"
-    if max_age is not None and age > max_age:
-        return [f"freshness: newest sentinel is {age:.1f} s old, more than {max_age:g} s"]
-    return []
-
-
-def _emit_verify(m: Manifest, outcome: VerifyOutcome) -> None:
-    em = ev.emitter()
-    if not em.active:
-        return
-    if outcome.ok:
-        em.emit(ev.BackupVerified("dr", m.database, time.monotonic(), m.id, outcome.duration))
-    else:
-        em.emit(
-            ev.VerifyFailed(
-                "dr", m.database, time.monotonic(), m.id, outcome.duration, outcome.problems
-            )
-        )
+    return freshness_problems(m.sentinel, checks, max_age, now)
 
 
 def restore(backup_dir: str | Path, target: str | Path, *, force: bool = False) -> Manifest:

@@ -3,10 +3,13 @@ deploy markers.  The lifecycle commands work on the store file directly (no serv
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import click
 
@@ -14,6 +17,8 @@ from buttress.errors import ButtressError, ConfigError
 
 from .model import stamp
 from .store import DEFAULT_STORE, IncidentStore
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 __all__ = ["incident"]
 
@@ -270,98 +275,120 @@ _spec_option = click.option(
     default=None,
     help="reliability.yaml: its SLOs (impact) and architecture (risk register).",
 )
-_journals_option = click.option(
-    "--journals",
-    multiple=True,
-    type=click.Path(dir_okay=True),
-    help="Chaos Toolkit journal files or directories (repeatable).",
-)
-
-_remediation_option = click.option(
-    "--remediation-journal",
-    "remediation",
-    multiple=True,
-    type=click.Path(dir_okay=True),
-    help="Remediation journals (JSON lines, e.g. .buttress/remediation.jsonl; repeatable).",
-)
-_supervisor_option = click.option(
-    "--supervisor-state",
-    "supervisor",
-    multiple=True,
-    type=click.Path(dir_okay=True),
-    help="Supervisor status files (buttress supervise run --state; repeatable).",
-)
 
 
-def _timeline(store: str, ident: int, slo_store: str | None, spec: str | None,
-              *, journals: tuple[str, ...], remediation: tuple[str, ...] = (),
-              supervisor: tuple[str, ...] = ()) -> Any:  # fmt: skip
-    from .timeline import build_timeline
+def _paths_option(flag: str, dest: str, help: str) -> Callable[[_F], _F]:
+    """A repeatable option naming files or directories of evidence for the timeline."""
+    return click.option(flag, dest, multiple=True, type=click.Path(dir_okay=True), help=help)
 
-    slos: list[Any] = []
-    if spec is not None:
-        from buttress.slo.load import load_slos
 
-        if os.path.isdir(spec):
-            raise ConfigError("--spec", spec, "is a directory; give the reliability.yaml file")
+@dataclass(frozen=True, slots=True)
+class _Sources:
+    """Where an incident's timeline is read from (the options of ``timeline`` and
+    ``postmortem``)."""
+
+    store: str
+    ident: int
+    slo_store: str | None
+    spec: str | None
+    journals: tuple[str, ...]
+    remediation: tuple[str, ...]
+    supervisor: tuple[str, ...]
+
+    def timeline(self) -> Any:
+        from .timeline import build_timeline
+
+        sli = _sli_store(self.slo_store)
+        with _open(self.store) as db:
+            found = db.get(self.ident)
+            log = db.log(self.ident)
+            deploys = db.deploys()
         try:
-            slos = load_slos(spec)
-        except ButtressError as e:
-            if "slos" not in str(e).lower():
-                raise
-            slos = []  # an architecture-only file: no SLO impact
-    sli = None
-    if slo_store is not None:
-        if not os.path.isfile(slo_store):
-            raise ConfigError("--slo-store", slo_store, "no such file")
-        from buttress.slo.store import SLIStore
+            return build_timeline(
+                found,
+                log,
+                deploys=deploys,
+                slos=_slos(self.spec),
+                sli_store=sli,
+                feed=self.slo_store,
+                journals=list(self.journals),
+                remediation=list(self.remediation),
+                supervisor=list(self.supervisor),
+                now=db.clock.wall(),
+            )
+        finally:
+            if sli is not None:
+                sli.close()
 
-        sli = SLIStore(slo_store)
-    with _open(store) as db:
-        found = db.get(ident)
-        log = db.log(ident)
-        deploys = db.deploys()
+
+_SOURCE_OPTIONS = (
+    _store_option,
+    click.argument("ident", type=int),
+    _slo_store_option,
+    _spec_option,
+    _paths_option(
+        "--journals", "journals", "Chaos Toolkit journal files or directories (repeatable)."
+    ),
+    _paths_option(
+        "--remediation-journal",
+        "remediation",
+        "Remediation journals (JSON lines, e.g. .buttress/remediation.jsonl; repeatable).",
+    ),
+    _paths_option(
+        "--supervisor-state",
+        "supervisor",
+        "Supervisor status files (buttress supervise run --state; repeatable).",
+    ),
+)
+
+
+def _with_sources(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` the timeline's options, gathered into one ``sources`` argument."""
+
+    @functools.wraps(command)
+    def run(*, store: str, ident: int, slo_store: str | None, spec: str | None,
+            journals: tuple[str, ...], remediation: tuple[str, ...],
+            supervisor: tuple[str, ...], **rest: Any) -> None:  # fmt: skip
+        sources = _Sources(store, ident, slo_store, spec, journals, remediation, supervisor)
+        command(sources=sources, **rest)
+
+    for option in reversed(_SOURCE_OPTIONS):
+        run = option(run)
+    return run
+
+
+def _slos(spec: str | None) -> list[Any]:
+    if spec is None:
+        return []
+    from buttress.slo.load import load_slos
+
+    if os.path.isdir(spec):
+        raise ConfigError("--spec", spec, "is a directory; give the reliability.yaml file")
     try:
-        return build_timeline(
-            found,
-            log,
-            deploys=deploys,
-            slos=slos,
-            sli_store=sli,
-            feed=slo_store,
-            journals=list(journals),
-            remediation=list(remediation),
-            supervisor=list(supervisor),
-            now=db.clock.wall(),
-        )
-    finally:
-        if sli is not None:
-            sli.close()
+        return load_slos(spec)
+    except ButtressError as e:
+        if "slos" not in str(e).lower():
+            raise
+        return []  # an architecture-only file: no SLO impact
+
+
+def _sli_store(slo_store: str | None) -> Any:
+    if slo_store is None:
+        return None
+    if not os.path.isfile(slo_store):
+        raise ConfigError("--slo-store", slo_store, "no such file")
+    from buttress.slo.store import SLIStore
+
+    return SLIStore(slo_store)
 
 
 @incident.command()
-@_store_option
-@click.argument("ident", type=int)
-@_slo_store_option
-@_spec_option
-@_journals_option
-@_remediation_option
-@_supervisor_option
+@_with_sources
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
-def timeline(*, store: str, ident: int, slo_store: str | None, spec: str | None,
-             journals: tuple[str, ...], remediation: tuple[str, ...],
-             supervisor: tuple[str, ...], as_json: bool) -> None:  # fmt: skip
+def timeline(*, sources: _Sources, as_json: bool) -> None:
     """The incident's timeline: its log, SLO errors and burn, state changes, supervisor and
     remediation actions, chaos, deploys."""
-    tl = _timeline(
-        store,
-        ident,
-        slo_store,
-        spec,
-        journals=journals,
-        remediation=remediation,
-        supervisor=supervisor,
-    )
+    tl = sources.timeline()
     if as_json:
         click.echo(json.dumps(tl.to_json(), indent=2, sort_keys=True))
         return
@@ -370,33 +397,17 @@ def timeline(*, store: str, ident: int, slo_store: str | None, spec: str | None,
 
 
 @incident.command()
-@_store_option
-@click.argument("ident", type=int)
-@_slo_store_option
-@_spec_option
-@_journals_option
-@_remediation_option
-@_supervisor_option
+@_with_sources
 @click.option("--html", "as_html", is_flag=True, help="HTML instead of Markdown.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here.")
-def postmortem(*, store: str, ident: int, slo_store: str | None, spec: str | None,
-               journals: tuple[str, ...], remediation: tuple[str, ...],
-               supervisor: tuple[str, ...], as_html: bool, output: str | None) -> None:  # fmt: skip
+def postmortem(*, sources: _Sources, as_html: bool, output: str | None) -> None:
     """Draft the incident's postmortem (Google SRE template), Markdown or HTML."""
     from .postmortem import postmortem_context, render_html, render_markdown
 
-    tl = _timeline(
-        store,
-        ident,
-        slo_store,
-        spec,
-        journals=journals,
-        remediation=remediation,
-        supervisor=supervisor,
-    )
-    with _open(store) as db:
-        items = db.action_items(incident=ident)
-    risks = _risks(spec) if spec is not None else []
+    tl = sources.timeline()
+    with _open(sources.store) as db:
+        items = db.action_items(incident=sources.ident)
+    risks = _risks(sources.spec) if sources.spec is not None else []
     context = postmortem_context(tl, items, risks)
     text = render_html(context) if as_html else render_markdown(context)
     if output:

@@ -251,6 +251,14 @@ def _text(body: Mapping[str, Any], name: str, default: str = "") -> str:
     return value
 
 
+def _status(body: Mapping[str, Any], where: str = "status") -> str:
+    """The ``status`` field, ``firing`` or ``resolved`` (``where`` names it in the error)."""
+    status = _text(body, "status")
+    if status not in ("firing", "resolved"):
+        raise BadPayload(where, f"must be 'firing' or 'resolved', not {status!r}")
+    return status
+
+
 def _pick(labels: Mapping[str, str], *names: str, default: str = "") -> str:
     for n in names:
         if labels.get(n):
@@ -274,9 +282,7 @@ def parse_alertmanager(body: object) -> Notification:
     group_key = _text(body, "groupKey")
     if not group_key:
         raise BadPayload("groupKey", "is required")
-    status = _text(body, "status")
-    if status not in ("firing", "resolved"):
-        raise BadPayload("status", f"must be 'firing' or 'resolved', not {status!r}")
+    status = _status(body)
     raw_alerts = body.get("alerts")
     if not isinstance(raw_alerts, list):
         raise BadPayload("alerts", "must be a JSON array")
@@ -315,9 +321,7 @@ def _am_alert(raw: object, index: int) -> AlertRecord:
     where = f"alerts[{index}]"
     if not isinstance(raw, dict):
         raise BadPayload(where, "must be a JSON object")
-    status = _text(raw, "status")
-    if status not in ("firing", "resolved"):
-        raise BadPayload(f"{where}.status", f"must be 'firing' or 'resolved', not {status!r}")
+    status = _status(raw, f"{where}.status")
     labels = _labels(_obj(raw, "labels"), f"{where}.labels")
     fingerprint = _text(raw, "fingerprint")
     if not fingerprint:  # older senders: derive one from the labels, as Alertmanager does
@@ -340,9 +344,7 @@ def parse_generic(body: object) -> Notification:
     key = _text(body, "key")
     if not key:
         raise BadPayload("key", "is required (the alert group this notification belongs to)")
-    status = _text(body, "status")
-    if status not in ("firing", "resolved"):
-        raise BadPayload("status", f"must be 'firing' or 'resolved', not {status!r}")
+    status = _status(body)
     unknown = set(body) - {
         "key", "status", "title", "service", "mode", "severity", "started_at", "labels",
     }  # fmt: skip

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from buttress.errors import MissingExtra
+from buttress.templating import environment
 
 from .model import stamp
 from .store import ActionItem
@@ -133,17 +133,12 @@ def postmortem_context(
 
 
 def _environment(autoescape: bool) -> jinja2.Environment:
-    try:
-        import jinja2
-    except ImportError as e:
-        raise MissingExtra("buttress incident postmortem", "incident", e.name or "jinja2") from None
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("buttress.incident", "templates"),
+    return environment(
+        "buttress.incident",
+        command="buttress incident postmortem",
+        extra="incident",
         autoescape=autoescape,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
+        strict=True,
     )
 
 

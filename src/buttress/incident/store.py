@@ -21,9 +21,10 @@ resolved notification resolves the open incident (actor ``alertmanager`` or ``we
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,10 +77,16 @@ MIGRATIONS: list[str] = [
 ]
 """``MIGRATIONS[i]`` takes the file from schema version ``i`` to ``i + 1``."""
 
-_COLUMNS = (
-    "id, group_key, title, service, mode, severity, state, started, detected, acknowledged, "
-    "acknowledged_by, mitigated, mitigated_by, resolved, resolved_by, notifications, labels, source"
-)
+_FIELDS = tuple(f.name for f in dataclasses.fields(Incident))
+_COLUMNS = ", ".join(_FIELDS)  # the incidents table has a column per field of Incident
+_DECODE: dict[str, Callable[[Any], Any]] = {
+    "id": int,
+    "started": float,
+    "detected": float,
+    "notifications": int,
+    "labels": json.loads,
+}
+"""How a column is read back where SQLite's value is not the field's as it is."""
 _REJECTED_BODY_MAX = 4096  # bytes of a refused body kept in the journal
 
 
@@ -125,26 +132,14 @@ class ActionItem:
 
 
 def _incident(row: Sequence[Any]) -> Incident:
-    return Incident(
-        id=int(row[0]),
-        group_key=row[1],
-        title=row[2],
-        service=row[3],
-        mode=row[4],
-        severity=row[5],
-        state=row[6],
-        started=float(row[7]),
-        detected=float(row[8]),
-        acknowledged=row[9],
-        acknowledged_by=row[10],
-        mitigated=row[11],
-        mitigated_by=row[12],
-        resolved=row[13],
-        resolved_by=row[14],
-        notifications=int(row[15]),
-        labels=json.loads(row[16]),
-        source=row[17],
-    )
+    values = zip(_FIELDS, row, strict=True)
+    return Incident(**{name: _DECODE[name](v) if name in _DECODE else v for name, v in values})
+
+
+def _non_empty(**values: object) -> None:
+    for name, value in values.items():
+        if not isinstance(value, str) or not value:
+            raise ConfigError(name, value, "must be a non-empty string")
 
 
 def _dumps(value: Any) -> str:
@@ -411,24 +406,17 @@ class IncidentStore(Database):
         detail: dict[str, Any] | None = None,
     ) -> Deploy:
         """Record a deploy marker (``service`` at ``version``, by ``actor``)."""
-        for name, value in (("service", service), ("version", version), ("actor", actor)):
-            if not isinstance(value, str) or not value:
-                raise ConfigError(name, value, "must be a non-empty string")
+        _non_empty(service=service, version=version, actor=actor)
         when = self.clock.wall() if at is None else float(at)
         extra = dict(detail or {})
-        seq = 0
-
-        def write(c: sqlite3.Connection) -> None:
-            nonlocal seq
-            cur = c.execute(
-                "INSERT INTO deploys (time, service, version, actor, detail) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (when, service, version, actor, _dumps(extra)),
-            )
-            seq = int(cur.lastrowid or 0)
-
-        with self._lock:
-            self._write(write)
+        seq = self._insert(
+            "deploys",
+            time=when,
+            service=service,
+            version=version,
+            actor=actor,
+            detail=_dumps(extra),
+        )
         return Deploy(seq, when, service, version, actor, extra)
 
     def deploys(self, *, since: float | None = None, until: float | None = None) -> list[Deploy]:
@@ -448,24 +436,19 @@ class IncidentStore(Database):
     ) -> ActionItem:
         """An action item for ``incident``, linked to ``risk`` (an event of the risk register)."""
         self.get(incident)
-        for name, value in (("title", title), ("owner", owner), ("risk", risk)):
-            if not isinstance(value, str) or not value:
-                raise ConfigError(name, value, "must be a non-empty string")
+        _non_empty(title=title, owner=owner, risk=risk)
         when = self.clock.wall() if at is None else at
-        new_id = 0
-
-        def write(c: sqlite3.Connection) -> None:
-            nonlocal new_id
-            cur = c.execute(
-                "INSERT INTO action_items (incident, title, owner, risk, created) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (incident, title, owner, risk, when),
-            )
-            new_id = int(cur.lastrowid or 0)
-
-        with self._lock:
-            self._write(write)
+        new_id = self._insert(
+            "action_items", incident=incident, title=title, owner=owner, risk=risk, created=when
+        )
         return ActionItem(new_id, incident, title, owner, risk, "open", when, None)
+
+    def _insert(self, table: str, **row: Any) -> int:
+        """Insert ``row`` (column=value) into ``table`` in one write transaction; its rowid."""
+        sql = f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+        with self._lock, transaction(self._conn) as c:
+            cur = c.execute(sql, tuple(row.values()))
+            return int(cur.lastrowid or 0)
 
     def close_action_item(self, item: int, *, at: float | None = None) -> None:
         """Mark action item ``item`` done."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from .options import ChildOptions
 
-__all__ = ["Child", "ChildFailed", "Exit"]
+__all__ = ["Child", "ChildFailed", "Exit", "race_ready"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,25 @@ class ChildFailed(Exception):
     def __init__(self, exit: Exit) -> None:
         self.exit = exit
         super().__init__(exit.reason)
+
+
+async def race_ready(
+    ready: Awaitable[object], exited: asyncio.Future[Any], timeout: float
+) -> Literal["ready", "exited", "timeout"]:
+    """Wait up to ``timeout`` seconds for whichever comes first: ``ready`` (the child said or showed
+    it is ready) or ``exited`` (it ended).  An exit wins a tie: a child that became ready and is
+    already gone is not ready.  ``ready`` is cancelled when it has not finished; ``exited``
+    belongs to the caller and is left running."""
+    probe = asyncio.ensure_future(ready)
+    try:
+        done, _ = await asyncio.wait(
+            {probe, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        probe.cancel()
+    if exited in done:
+        return "exited"
+    return "ready" if probe in done else "timeout"
 
 
 @runtime_checkable

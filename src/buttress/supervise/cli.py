@@ -27,6 +27,7 @@ from buttress.remediation.build import build_remediator
 from buttress.remediation.engine import Journal, Remediator, Signal, signal_from_event
 
 from .export import kubernetes_manifests, systemd_units
+from .process import pid_alive
 from .spec import SupervisionSpec, build_supervisor, missing_programs
 from .supervisor import CrashLoop, Supervisor
 
@@ -196,14 +197,6 @@ async def _run(top: Supervisor, remediator: Remediator | None) -> int:
     return 0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _render(node: dict[str, Any], indent: str = "") -> list[str]:
     lines = []
     children = node.get("children", [])
@@ -249,7 +242,7 @@ def status(state: str, as_json: bool, journal: str, mode_state: str, last: int) 
         click.echo(json.dumps(data, indent=1))
         return
     tree = data["tree"]
-    running = _alive(int(data["pid"]))
+    running = pid_alive(int(data["pid"]))
     age = time.time() - float(data["updated"])
     whose = f"run pid {data['pid']}" if running else f"not running (pid {data['pid']} gone)"
     click.echo(

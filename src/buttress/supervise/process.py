@@ -28,20 +28,21 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ConfigError
 from buttress.options import documented
 
-from .child import ChildFailed, Exit
+from .child import ChildFailed, Exit, race_ready
 from .guard import guard
 from .notify import NotifySocket
 from .options import ChildOptions
 from .ready import HealthReady, NotifyReady, Readiness, TcpReady, probe_http, probe_tcp, until_ready
 
-__all__ = ["ProcessChild", "describe_returncode"]
+__all__ = ["ProcessChild", "describe_returncode", "pid_alive"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -86,6 +87,16 @@ def describe_returncode(code: int) -> str:
         return f"killed by {signal.Signals(-code).name}"
     except ValueError:
         return f"killed by signal {-code}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (Linux: its state in ``/proc``; the
+    name in ``stat`` may hold a ``)``, so the state is read after the last one)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @documented(ChildOptions)
@@ -214,25 +225,20 @@ class ProcessChild:
         proc = self._started()
         if self.readiness is None:
             return
-        probe: asyncio.Future[object]
+        probe: Awaitable[object]
         if isinstance(self.readiness, NotifyReady):
-            probe = asyncio.ensure_future(self._ready.wait())
+            probe = self._ready.wait()
         else:
             assert isinstance(self.readiness, TcpReady | HealthReady)
-            probe = asyncio.ensure_future(until_ready(self.readiness))
+            probe = until_ready(self.readiness)
         exited: asyncio.Future[object] = asyncio.ensure_future(proc.wait())
         try:
-            done, _ = await asyncio.wait(
-                {probe, exited},
-                timeout=self.options.ready_timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            outcome = await race_ready(probe, exited, self.options.ready_timeout)
         finally:
-            probe.cancel()
             exited.cancel()
-        if probe in done and exited not in done:
+        if outcome == "ready":
             return
-        if exited in done:
+        if outcome == "exited":
             why = self._finish(proc.returncode)
             raise ChildFailed(Exit(True, f"{why.reason} before it was ready", why.code))
         self.kill(f"not ready within {self.options.ready_timeout:g}s")

@@ -19,7 +19,7 @@ from buttress.errors import ButtressError, ConfigError
 from buttress.events import Emitter, Event
 from buttress.options import documented
 
-from .child import Child, ChildFailed, Exit
+from .child import Child, ChildFailed, Exit, race_ready
 from .core import CycleError, Escalate, Leave, SupervisorCore, start_order
 from .events import (
     ChildCrashLooping,
@@ -149,19 +149,10 @@ class Supervisor:
 
     async def ready(self) -> None:
         assert self._started_up is not None and self._done is not None
-        started: asyncio.Future[object] = asyncio.ensure_future(self._started_up.wait())
-        finished: asyncio.Future[object] = self._done  # type: ignore[assignment]
-        try:
-            done, _ = await asyncio.wait(
-                {started, finished},
-                timeout=self.options.ready_timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            started.cancel()
-        if self._done in done:
+        outcome = await race_ready(self._started_up.wait(), self._done, self.options.ready_timeout)
+        if outcome == "exited":
             raise ChildFailed(self._done.result())
-        if started not in done:
+        if outcome == "timeout":
             await self.stop()
             raise ChildFailed(Exit(True, f"not ready within {self.options.ready_timeout:g}s"))
 

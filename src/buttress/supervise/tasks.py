@@ -17,7 +17,7 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ConfigError
 from buttress.options import documented
 
-from .child import ChildFailed, Exit
+from .child import ChildFailed, Exit, race_ready
 from .options import ChildOptions
 
 __all__ = ["TaskChild", "TaskContext"]
@@ -86,18 +86,10 @@ class TaskChild:
         task, ctx = self._started()
         if not self.notify:
             return
-        readied = asyncio.ensure_future(ctx.ready_event.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {readied, task},
-                timeout=self.options.ready_timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            readied.cancel()
-        if readied in done and task not in done:
+        outcome = await race_ready(ctx.ready_event.wait(), task, self.options.ready_timeout)
+        if outcome == "ready":
             return
-        if task in done:
+        if outcome == "exited":
             why = self._exit_of(task)
             raise ChildFailed(Exit(True, f"{why.reason} before it was ready"))
         self.kill(f"not ready within {self.options.ready_timeout:g}s")

@@ -37,6 +37,7 @@ import httpx
 
 from buttress.events import Event, add_listener
 from buttress.lab.errors import LabError
+from buttress.supervise.process import pid_alive
 
 from .driver import Sample
 from .load import LoadedLab
@@ -254,7 +255,7 @@ class SupervisedServices:
         out = {}
         for name in self.declared:
             pid = self.pid(name)
-            if pid is not None and _alive(pid):
+            if pid is not None and pid_alive(pid):
                 out[name] = pid
         return out
 
@@ -275,14 +276,6 @@ class SupervisedServices:
                 | {"event": event.kind}
                 | fields
             )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def hang(pid: int | None) -> None:
