@@ -124,20 +124,26 @@ class EmailChannel:
             smtp.send_message(mail)
 
 
-def render(incident: Incident, impacts: Sequence[SLOImpact] = ()) -> Message:
-    """The message announcing ``incident``'s current state."""
+def render(
+    incident: Incident, impacts: Sequence[SLOImpact] = (), step: str | None = None
+) -> Message:
+    """The message announcing ``step`` of ``incident`` (default its current state).  The step is
+    the one that was queued: by the time the sender renders it the incident may have moved on
+    (acknowledged, then resolved a moment later), and each message must still say what it
+    announces; the lines below it give the incident as it is now."""
     inc = incident
-    subject = f"[{inc.state}] incident #{inc.id}: {inc.title} ({inc.service})"
+    announced = step if step is not None else inc.state
+    subject = f"[{announced}] incident #{inc.id}: {inc.title} ({inc.service})"
     lines = [
         f"Incident #{inc.id}: {inc.title}",
-        f"State: {inc.state}",
+        f"State: {announced}" + ("" if announced == inc.state else f" (now {inc.state})"),
         f"Service: {inc.service}   failure mode: {inc.mode}   severity: {inc.severity}",
         f"Started: {stamp(inc.started)}   detected: {stamp(inc.detected)}",
     ]
-    for step in ("acknowledged", "mitigated", "resolved"):
-        when = getattr(inc, step)
+    for done in ("acknowledged", "mitigated", "resolved"):
+        when = getattr(inc, done)
         if when is not None:
-            lines.append(f"{step.capitalize()}: {stamp(when)} by {getattr(inc, step + '_by')}")
+            lines.append(f"{done.capitalize()}: {stamp(when)} by {getattr(inc, done + '_by')}")
     budget = []
     for i in impacts:
         lines.append(
@@ -147,7 +153,7 @@ def render(incident: Incident, impacts: Sequence[SLOImpact] = ()) -> Message:
         )
         budget.append(i.to_json())
     data = {"incident": inc.to_json(), "impact": budget, "subject": subject}
-    return Message(inc.id, inc.state, subject, "\n".join(lines) + "\n", data)
+    return Message(inc.id, announced, subject, "\n".join(lines) + "\n", data)
 
 
 class Notifier:
@@ -243,7 +249,7 @@ class Notifier:
         try:
             found = self.store.get(incident)
             impacts = self.impact(found) if self.impact is not None else ()
-            message = render(found, impacts)
+            message = render(found, impacts, step=state)
         except Exception:
             _log.exception("cannot render the notification of incident %s", incident)
             self.failed += 1
