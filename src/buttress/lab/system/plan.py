@@ -170,6 +170,11 @@ class FaultPlan:
         steps.sort(key=lambda s: (s[0], s[1]))
         try:
             await self._run_steps(steps)
+            # The last removal waited until its instance was ready again; its tracker polls every
+            # 0.1 s, so give it a moment to see that before the run ends (cancelled at once, the
+            # last fault's recovery went unrecorded).
+            if self._trackers:
+                await asyncio.wait(self._trackers, timeout=1.0)
         finally:
             for task in self._trackers:
                 task.cancel()
