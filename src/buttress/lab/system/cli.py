@@ -19,20 +19,23 @@ from buttress.errors import MissingExtra
 
 __all__ = ["parse_runs", "run_system"]
 
-_RUN_ALIASES = {"buttress": "on", "on": "on", "typical": "typical", "off": "off"}
-
 
 def parse_runs(text: str) -> tuple[str, ...]:
-    """``--runs`` as run modes, in the lab's own order; an unknown name is a bad parameter."""
+    """``--runs`` as run modes, in the lab's own order (:data:`~.spec.MODES`), each named as the
+    report names it (:data:`~.spec.MODE_NAMES`, case-insensitive) or by its mode; an unknown name
+    is a bad parameter."""
+    from .spec import MODE_NAMES, MODES
+
+    aliases = {m: m for m in MODES} | {name.lower(): m for m, name in MODE_NAMES.items()}
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in _RUN_ALIASES]
+    unknown = [n for n in names if n not in aliases]
     if unknown or not names:
+        choices = ", ".join(name.lower() for name in MODE_NAMES.values())
         raise click.BadParameter(
-            f"{', '.join(unknown) or 'nothing'}: choose from off, typical, buttress",
-            param_hint="--runs",
+            f"{', '.join(unknown) or 'nothing'}: choose from {choices}", param_hint="--runs"
         )
-    wanted = {_RUN_ALIASES[n] for n in names}
-    return tuple(m for m in ("off", "typical", "on") if m in wanted)
+    wanted = {aliases[n] for n in names}
+    return tuple(m for m in MODES if m in wanted)
 
 
 def run_system(

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from buttress.lab.errors import LabError
+from buttress.records import fields_of
 
 from .driver import Sample
 from .load import LoadedLab
@@ -131,9 +132,7 @@ def _objectives(lab: LoadedLab, drill: DrillSpec) -> dict[str, Any]:
                 "source": "no architecture: section"}  # fmt: skip
     from buttress.dr.report import load_objectives
 
-    o = load_objectives(lab.file, drill.journey, DISRUPTION)
-    return {"rto": o.rto, "rpo": o.rpo, "estimated_rto": o.estimated_rto,
-            "estimated_rpo": o.estimated_rpo, "source": o.source}  # fmt: skip
+    return fields_of(load_objectives(lab.file, drill.journey, DISRUPTION))
 
 
 def drill_hypotheses(figures: dict[str, Any]) -> list[dict[str, Any]]:
