@@ -22,6 +22,7 @@ more than typical, nor above the steady load when typical stays below it (a marg
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from .driver import Sample
@@ -125,6 +126,17 @@ def _fault(run: dict[str, Any], name: str) -> dict[str, Any]:
     return next(f for f in run["faults"] if f["name"] == name)
 
 
+def _bad_pairs(runs: dict[str, dict[str, Any]]) -> Iterator[tuple[str, str, int, int]]:
+    """``(fault, SLO, Buttress's bad requests, typical's)`` for each fault and SLO, in order;
+    nothing without both runs."""
+    if "on" not in runs or "typical" not in runs:
+        return
+    for f_on in runs["on"]["faults"]:
+        f_typ = _fault(runs["typical"], f_on["name"])
+        for slo, bad_on in sorted(f_on.get("bad_requests", {}).items()):
+            yield f_on["name"], slo, bad_on, f_typ.get("bad_requests", {}).get(slo, 0)
+
+
 def beats_typical(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The ``beats_typical`` hypotheses (empty without both runs): one per fault and SLO on the
     budget, one per fault on the load put on its failing dependency."""
@@ -132,23 +144,23 @@ def beats_typical(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         return []
     on, typical = runs["on"], runs["typical"]
     starved = [m for m in ("on", "typical") if (runs[m].get("driver") or {}).get("starved")]
+    spent: dict[str, list[dict[str, Any]]] = {}
+    for fault, slo, bad_on, bad_typ in _bad_pairs(runs):
+        noise = within_noise(bad_on, bad_typ)
+        spent.setdefault(fault, []).append(
+            {
+                "hypothesis": f"Buttress spends no more of the {slo} budget than typical "
+                f"during {fault}",
+                "mode": "on",
+                "expected": "fewer bad requests, or within noise",
+                "observed": f"{bad_on} bad against {bad_typ}{' (within noise)' if noise else ''}",
+                "passed": bad_on <= bad_typ or noise,
+            }
+        )
     out: list[dict[str, Any]] = []
     for f_on in on["faults"]:
+        out.extend(spent.get(f_on["name"], []))
         f_typ = _fault(typical, f_on["name"])
-        for slo, bad_on in sorted(f_on.get("bad_requests", {}).items()):
-            bad_typ = f_typ.get("bad_requests", {}).get(slo, 0)
-            noise = within_noise(bad_on, bad_typ)
-            out.append(
-                {
-                    "hypothesis": f"Buttress spends no more of the {slo} budget than typical "
-                    f"during {f_on['name']}",
-                    "mode": "on",
-                    "expected": "fewer bad requests, or within noise",
-                    "observed": f"{bad_on} bad against {bad_typ}"
-                    + (" (within noise)" if noise else ""),
-                    "passed": bad_on <= bad_typ or noise,
-                }
-            )
         dep = f_on.get("failing")
         amp_on = (f_on.get("amplification") or {}).get(dep) if dep else None
         amp_typ = (f_typ.get("amplification") or {}).get(dep) if dep else None
@@ -178,22 +190,17 @@ def beats_typical(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def as_well_sentences(runs: dict[str, dict[str, Any]]) -> list[str]:
     """Plain sentences naming every fault where typical did as well as Buttress (or better); a
     fault that cost neither run a bad request is no comparison and gets none."""
-    if "on" not in runs or "typical" not in runs:
-        return []
     out = []
-    for f_on in runs["on"]["faults"]:
-        f_typ = _fault(runs["typical"], f_on["name"])
-        for slo, bad_on in sorted(f_on.get("bad_requests", {}).items()):
-            bad_typ = f_typ.get("bad_requests", {}).get(slo, 0)
-            if bad_typ < bad_on or (bad_typ > bad_on and within_noise(bad_on, bad_typ)):
-                out.append(
-                    f"During {f_on['name']}, typical did as well as Buttress on {slo}: "
-                    f"{bad_typ} bad requests against Buttress's {bad_on}"
-                    + (" (the difference is within noise)." if bad_typ > bad_on else ".")
-                )
-            elif bad_typ == bad_on > 0:  # both untouched (0 each) is no comparison
-                out.append(
-                    f"During {f_on['name']}, typical did as well as Buttress on {slo}: "
-                    f"{bad_on} bad requests each."
-                )
+    for fault, slo, bad_on, bad_typ in _bad_pairs(runs):
+        if bad_typ < bad_on or (bad_typ > bad_on and within_noise(bad_on, bad_typ)):
+            out.append(
+                f"During {fault}, typical did as well as Buttress on {slo}: "
+                f"{bad_typ} bad requests against Buttress's {bad_on}"
+                + (" (the difference is within noise)." if bad_typ > bad_on else ".")
+            )
+        elif bad_typ == bad_on > 0:  # both untouched (0 each) is no comparison
+            out.append(
+                f"During {fault}, typical did as well as Buttress on {slo}: "
+                f"{bad_on} bad requests each."
+            )
     return out
