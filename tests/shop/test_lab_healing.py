@@ -22,16 +22,24 @@ from buttress.lab.system.supervisor import free_port
 from .helpers import SHOP, copy_shop, new_marker, run_lab, wait_no_marked
 
 
-def _wait(predicate: object, timeout: float = 10.0) -> None:
+def _wait(predicate: object, services: SupervisedServices, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"timed out; the supervisor's events: {services.events}"
         time.sleep(0.05)
 
 
 def _serving(services: SupervisedServices, name: str, old_pid: int | None) -> bool:
+    """A new run of ``name`` the supervisor has seen ready (only then does its liveness check
+    run) and that answers the lab."""
     pid = services.pid(name)
     if pid is None or pid == old_pid:
+        return False
+    events = [e for e in services.events if e["child"] == name]
+    started = [i for i, e in enumerate(events) if e["event"] == "child_started"]
+    if not started or events[started[-1]]["pid"] != pid:
+        return False
+    if not any(e["event"] == "child_ready" for e in events[started[-1] :]):
         return False
     try:
         asyncio.run(services.restore(name, 0.2))
@@ -45,8 +53,10 @@ def test_supervised_services_come_back_after_a_crash_and_a_hang(tmp_path: Path) 
     healing = HealingSpec(
         child={
             "backoff_initial": 0.05,
-            "liveness_period": 0.2,
-            "liveness_timeout": 0.4,
+            # A probe may take up to a period (0.5 s): on a loaded 2-core machine a 0.2 s probe of
+            # a healthy child can fail often enough to kill it again and again.
+            "liveness_period": 0.5,
+            "liveness_timeout": 1.5,
             "grace": 1,
         },
         liveness="/",
@@ -67,12 +77,12 @@ def test_supervised_services_come_back_after_a_crash_and_a_hang(tmp_path: Path) 
         assert first is not None and first in services.pids().values()
         # A crash: the supervisor starts it again, on the same port, without the lab.
         services.kill("web")
-        _wait(lambda: _serving(services, "web", first))
+        _wait(lambda: _serving(services, "web", first), services)
         second = services.pid("web")
         # A hang: alive, answering nothing; the liveness check fails and the supervisor restarts.
         os.kill(second, signal.SIGSTOP)  # type: ignore[arg-type]
         started = time.monotonic()
-        _wait(lambda: _serving(services, "web", second))
+        _wait(lambda: _serving(services, "web", second), services)
         assert time.monotonic() - started < 8.0
     finally:
         killed = services.stop_all(grace=1.0)

@@ -140,7 +140,7 @@ class RedisBreakerStore(SharedStore):
                 if args[3] == SUCCESS:
                     self._deferred.append((args[1], SUCCESS))
                     if len(self._deferred) > DEFERRED_MAX:
-                        return self._flush(args[0])
+                        return self.flush(args[0])
                 return ()
         result = self.ask(op, *args)
         if result is DOWN:
@@ -201,8 +201,12 @@ class RedisBreakerStore(SharedStore):
                 return ",".join(out)
             out.append(f"{gen}:{code}")
 
-    def _flush(self, now: float) -> tuple[Note, ...]:
-        """Send the deferred outcomes now (a record that records nothing else)."""
+    def flush(self, now: float) -> tuple[Note, ...]:
+        """Send the deferred successes now (a record that records nothing else) and return what
+        they caused: a transition when one of them filled ``minimum_calls`` over the threshold.
+        Nothing waits afterwards; a no-op (no round trip) when nothing waits."""
+        if not self._deferred:
+            return ()
         r = self.ask(self._call, b"record", now, b"", b"0", b"0")
         if r is DOWN or not r:
             return ()
