@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from buttress.supervise import NotifyReady, ProcessChild, Supervisor
 from buttress.supervise.events import WatchdogFired
+from buttress.supervise.process import sweep_notify_dirs
 
 from .helpers import CHILD, Captured, alive, child, records, until
 
@@ -110,7 +112,8 @@ asyncio.run(Supervisor("s", children).run())
 
 def test_no_orphan_survives_sigkill_of_the_supervisor(tmp_path: Path) -> None:
     rec = tmp_path / "rec"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    tmp = Path(tempfile.mkdtemp(prefix="bn-", dir="/tmp"))  # short: socket paths are short
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src"), "TMPDIR": str(tmp)}
     sup = subprocess.Popen([sys.executable, "-c", SUPERVISOR, CHILD, str(rec)], env=env)
     try:
         deadline = time.monotonic() + 10
@@ -126,3 +129,29 @@ def test_no_orphan_survives_sigkill_of_the_supervisor(tmp_path: Path) -> None:
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert [] == [pid for pid in pids if alive(pid)]
+    # Killed, it could not remove its children's notify sockets; the next supervisor does.
+    left = sorted(str(d) for d in tmp.glob("buttress-notify-*"))
+    assert 2 == len(left)
+    assert left == sorted(sweep_notify_dirs(str(tmp)))
+    assert [] == list(tmp.iterdir())
+    tmp.rmdir()
+
+
+def test_a_long_temporary_directory_does_not_break_the_notify_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sun_path`` holds 107 bytes: under a long TMPDIR the sockets go to /tmp instead."""
+    deep = tmp_path / ("d" * 80)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+
+    async def main() -> None:
+        child = ProcessChild("c", [sys.executable, "-c", "import time; time.sleep(30)"], grace=1)
+        await child.start()
+        try:
+            assert child._notify is not None and child._notify.path.startswith("/tmp/")
+        finally:
+            child.kill("test done")
+            await child.wait()
+
+    asyncio.run(main())

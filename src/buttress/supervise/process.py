@@ -42,7 +42,7 @@ from .notify import NotifySocket
 from .options import ChildOptions
 from .ready import HealthReady, NotifyReady, Readiness, TcpReady, probe_http, probe_tcp, until_ready
 
-__all__ = ["ProcessChild", "describe_returncode", "pid_alive"]
+__all__ = ["ProcessChild", "describe_returncode", "pid_alive", "sweep_notify_dirs"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -97,6 +97,31 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+NOTIFY_PREFIX = "buttress-notify-"
+"""Notify sockets live in ``<tmp>/buttress-notify-<supervisor pid>-<random>/sock``."""
+_swept = False
+
+
+def _notify_base() -> str:
+    """The temporary directory, unless it is too long for a socket path (``sun_path`` holds 107
+    bytes; the directory and socket names add about 40): then ``/tmp``."""
+    base = tempfile.gettempdir()
+    return base if len(os.fsencode(base)) <= 64 else "/tmp"
+
+
+def sweep_notify_dirs(tmp: str | None = None) -> list[str]:
+    """Remove the notify directories of supervisors that are gone (killed with SIGKILL, they could
+    not remove their own); return the paths removed.  Called by the first child a process starts."""
+    base = Path(tmp or _notify_base())
+    removed = []
+    for d in base.glob(f"{NOTIFY_PREFIX}*-*"):
+        pid = d.name[len(NOTIFY_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(str(d))
+    return removed
 
 
 @documented(ChildOptions)
@@ -165,7 +190,13 @@ class ProcessChild:
         self._ready = asyncio.Event()
         self._kill_reason, self._exit, self._status = None, None, ""
         self._stopping = self._forced = False
-        self._notify_dir = tempfile.mkdtemp(prefix="buttress-notify-")
+        global _swept
+        if not _swept:
+            _swept = True
+            sweep_notify_dirs()
+        self._notify_dir = tempfile.mkdtemp(
+            prefix=f"{NOTIFY_PREFIX}{os.getpid()}-", dir=_notify_base()
+        )
         self._notify = NotifySocket(os.path.join(self._notify_dir, "sock"), self._on_notify)
         self._notify.attach()
         env = {**os.environ, **self.env, "NOTIFY_SOCKET": self._notify.path}
