@@ -33,7 +33,7 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ButtressError, ConfigError
 from buttress.sqlite import Database, connect, migrate, transaction, where
 
-from .model import VERBS, Incident, LogEntry, Notification, TransitionRefused, check_transition
+from .model import Incident, LogEntry, Notification, Record, TransitionRefused, check_transition
 
 __all__ = ["DEFAULT_STORE", "MIGRATIONS", "ActionItem", "Deploy", "IncidentStore", "Outcome"]
 
@@ -100,7 +100,7 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
-class Deploy:
+class Deploy(Record):
     """A deploy marker posted by CI."""
 
     seq: int
@@ -110,12 +110,9 @@ class Deploy:
     actor: str
     detail: dict[str, Any]
 
-    def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
 
 @dataclass(frozen=True, slots=True)
-class ActionItem:
+class ActionItem(Record):
     """A postmortem action item, linked to a risk of the assessment's register (its event)."""
 
     id: int
@@ -126,9 +123,6 @@ class ActionItem:
     status: str
     created: float
     closed: float | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
 
 
 def _incident(row: Sequence[Any]) -> Incident:
@@ -296,12 +290,8 @@ class IncidentStore(Database):
             row = c.execute(
                 "SELECT state, detected FROM incidents WHERE id = ?", (incident,)
             ).fetchone()
-            check_transition(incident, None if row is None else row[0], target)
-            if when < float(row[1]):
-                raise TransitionRefused(
-                    f"cannot {VERBS[target]} incident {incident} at {when}: "
-                    f"before it was detected ({row[1]})"
-                )
+            state, detected = row or (None, None)
+            check_transition(incident, state, target, when=when, detected=detected)
             column = {"acknowledged": "acknowledged", "mitigated": "mitigated"}.get(
                 target, "resolved"
             )
