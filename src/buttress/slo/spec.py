@@ -48,7 +48,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from buttress.spec.sections import register_section
 from buttress.spec.source import located
-from buttress.spec.types import Duration, PositiveDuration
+from buttress.spec.types import Duration, PositiveDuration, PositiveShare
 
 from . import math as slomath
 from .fields import CALENDAR_NOMINAL, LABEL, NAME, StrictModel, check_kind, format_duration
@@ -140,11 +140,8 @@ class TierSpec(StrictModel):
     short_window: PositiveDuration = Field(
         description="Short window (e.g. 5m, 1/12 of the long one): makes the alert reset quickly."
     )
-    budget_fraction: float | None = Field(
-        default=None,
-        gt=0,
-        le=1,
-        description="Fraction of the period's budget spent in long_window.",
+    budget_fraction: PositiveShare | None = Field(
+        default=None, description="Fraction of the period's budget spent in long_window."
     )
     burn_rate: float | None = Field(
         default=None,
