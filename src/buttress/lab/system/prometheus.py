@@ -273,8 +273,26 @@ class PromStack:
         ``prometheus`` entry of the run's result (see :mod:`buttress.lab.system.alerts`);
         times are seconds from ``wall0``, the start of the load."""
         kinds = {s.name: slo_kind(s, lab.experiments.load.requests) for s in self.slos}
-        faults = [a.to_json() for a in plan.faults]
+        n = math.ceil(duration)
+        users = alerts.embedded_firing(
+            self.slos, alerts.users_counts(self.slos, samples, kinds, n), n
+        )
         time.sleep(SETTLE)
+        out = self.compared(wall0, users=users)
+        incidents = self.incidents(wall0)
+        faults = [a.to_json() for a in plan.faults]
+        return out | {
+            "incidents": incidents,
+            "detection": detection(faults, incidents, duration),
+            "dir": str(self.dir),
+        }
+
+    def compared(
+        self, wall0: float, *, users: dict[tuple[str, str], list[int]] | None = None
+    ) -> dict[str, Any]:
+        """The alerts Prometheus fired since ``wall0`` beside the embedded evaluator's on the
+        SLI counter's samples Prometheus scraped (:func:`~.alerts.compare`; ``users``: the users'
+        view, steps per alert), with the settings and the span compared."""
         now = time.time()
         rng = f"[{math.ceil(now - self.started) + 5}s]"
         fired: dict[tuple[str, str], list[float]] = {}
@@ -290,19 +308,14 @@ class PromStack:
                 steps = alerts.steps_of(phase[slo.name], end)
                 one = {slo.name: counts[slo.name]}
                 embedded |= alerts.embedded_firing([slo], one, steps)
-        n = math.ceil(duration)
-        users = alerts.embedded_firing(
-            self.slos, alerts.users_counts(self.slos, samples, kinds, n), n
-        )
         rows = alerts.compare(
             self.slos,
             prometheus={k: [t for t in v if t <= end] for k, v in fired.items()},
             embedded=embedded,
-            users=users,
+            users=users or {},
             phase=phase,
             end=end,
         )
-        incidents = self._incidents(wall0)
         return {
             "factor": alerts.FACTOR,
             "scrape_interval": alerts.SCRAPE_INTERVAL,
@@ -311,9 +324,6 @@ class PromStack:
             "compared_until": round(end, 2),
             "phase": {k: round(v, 3) for k, v in phase.items()},
             "alerts": rows,
-            "incidents": incidents,
-            "detection": detection(faults, incidents, duration),
-            "dir": str(self.dir),
         }
 
     def _phases(self, rng: str, now: float, wall0: float) -> tuple[dict[str, float], float]:
@@ -353,7 +363,8 @@ class PromStack:
                         good[step - 1] += round(increase)
         return out
 
-    def _incidents(self, wall0: float) -> list[dict[str, Any]]:
+    def incidents(self, wall0: float) -> list[dict[str, Any]]:
+        """The incidents the receiver opened, oldest first, times in seconds from ``wall0``."""
         from buttress.incident import IncidentStore
 
         def rel(t: float | None) -> float | None:
