@@ -290,9 +290,7 @@ def test_sli_counter_counts_good_and_bad_and_starts_at_zero() -> None:
 
 def test_sli_queries_read_the_counter() -> None:
     good, total = prometheus.sli_queries("checkout", 'job="api"')
-    assert (
-        'sum(rate(buttress_sli_events_total{sli="checkout",job="api",outcome="good"}'
-        "[{{.window}}]))"
-    ) == good
-    assert 'sum(rate(buttress_sli_events_total{sli="checkout",job="api"}[{{.window}}]))' == total
+    selector = 'buttress_sli_events_total{sli="checkout",job="api"'
+    assert f'sum(rate({selector},outcome="good"}}[{{{{.window}}}}]))' == good
+    assert f"sum(rate({selector}}}[{{{{.window}}}}]))" == total
     assert "{sli=" in prometheus.sli_queries("checkout")[1]
