@@ -56,6 +56,14 @@ def _import() -> Any:
     return prometheus_client
 
 
+def _registry(prom: Any, registry: Any | None) -> Any:
+    """``registry``, or the library's global ``REGISTRY`` for ``None``; anything else is refused."""
+    chosen = prom.REGISTRY if registry is None else registry
+    if not isinstance(chosen, prom.CollectorRegistry):
+        raise ConfigError("registry", registry, "must be a prometheus_client.CollectorRegistry")
+    return chosen
+
+
 class PrometheusListener:
     """A listener that counts events and observes their durations into Prometheus metrics.
 
@@ -79,9 +87,7 @@ class PrometheusListener:
     ) -> None:
         prom = _import()
         self.buckets = check_buckets(buckets)
-        self.registry: Any = prom.REGISTRY if registry is None else registry
-        if not isinstance(self.registry, prom.CollectorRegistry):
-            raise ConfigError("registry", registry, "must be a prometheus_client.CollectorRegistry")
+        self.registry: Any = _registry(prom, registry)
         self.counter: Any = prom.Counter(
             EVENTS_TOTAL,
             "Buttress policy events, by pipeline, policy instance and event name.",
@@ -188,9 +194,7 @@ class SLICounter:
 
     def __init__(self, slis: Sequence[str] = (), *, registry: Any | None = None) -> None:
         prom = _import()
-        self.registry: Any = prom.REGISTRY if registry is None else registry
-        if not isinstance(self.registry, prom.CollectorRegistry):
-            raise ConfigError("registry", registry, "must be a prometheus_client.CollectorRegistry")
+        self.registry: Any = _registry(prom, registry)
         self.counter: Any = prom.Counter(
             SLI_EVENTS_TOTAL,
             "SLI events by SLI name and outcome (good or bad).",
