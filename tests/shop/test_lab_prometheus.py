@@ -11,6 +11,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,7 +27,16 @@ from buttress.lab.system.prometheus import PromStack
 from buttress.slo.spec import SLOSpec
 from buttress.telemetry.prometheus import SLICounter
 
-from .helpers import SHOP, new_marker, run_lab, wait_no_marked
+from .helpers import (
+    ROOT,
+    SHOP,
+    lab_command,
+    lab_env,
+    marked_pids,
+    new_marker,
+    run_lab,
+    wait_no_marked,
+)
 
 SLO = SLOSpec.model_validate(
     {
@@ -163,3 +175,47 @@ def test_quick_lab_with_prometheus_agrees_and_leaves_nothing(tmp_path: Path) -> 
     html = (out / "report.html").read_text()
     assert "Alerts: Prometheus and the embedded evaluator" in html
     assert "Time to detect" in html or "time to detect" in html
+
+
+def _marked_commands(marker: str) -> list[str]:
+    names = []
+    for pid in marked_pids(marker):
+        try:
+            names.append(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode())
+        except OSError:
+            continue
+    return names
+
+
+@pytest.mark.usefixtures("lab_lock")
+def test_sigint_mid_run_stops_prometheus_and_alertmanager_too(tmp_path: Path) -> None:
+    marker = new_marker()
+    before = set(Path(tempfile.gettempdir()).glob("buttress-lab-prom-*"))
+    proc = subprocess.Popen(
+        lab_command(SHOP, tmp_path / "out", "--quick", "--prometheus", "--runs", "off"),
+        env=lab_env(marker),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:  # the lab writes a line per fault applied
+            seen.append(line)
+            if "fault payments-latency: applied" in line:
+                break
+        else:
+            raise AssertionError("".join(seen))
+        running = _marked_commands(marker)
+        assert any(c.endswith("/prometheus") for c in running), running
+        assert any(c.endswith("prometheus-alertmanager") for c in running), running
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=40)
+    finally:
+        proc.kill()
+    assert 130 == proc.returncode, err
+    assert "Traceback" not in err
+    assert [] == wait_no_marked(marker)
+    assert before == set(Path(tempfile.gettempdir()).glob("buttress-lab-prom-*"))
