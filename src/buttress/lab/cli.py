@@ -96,6 +96,14 @@ class ProgressLine:
     help="With PATH: the disaster-recovery drill of experiments.drill (one run with the "
     "policies: the database lost and restored from its backups; RTO/RPO against the objectives).",
 )
+@click.option(
+    "--prometheus",
+    is_flag=True,
+    help="With PATH: a real Prometheus and Alertmanager beside each run (Debian's prometheus and "
+    "prometheus-alertmanager): every service scraped, the SLOs' rules (time compressed 60x) "
+    "evaluated, alerts routed to Buttress's incident receiver and compared with the embedded "
+    "evaluator (docs/lab.md).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
 def lab(
@@ -107,6 +115,7 @@ def lab(
     seed: int,
     runs: str,
     drill: bool,
+    prometheus: bool,
     as_json: bool,
     list_only: bool,
 ) -> None:
@@ -128,7 +137,16 @@ def lab(
     if path is not None:
         from .system.cli import run_system
 
-        run_system(path, quick=quick, out=out, seed=seed, as_json=as_json, runs=runs, drill=drill)
+        run_system(
+            path,
+            quick=quick,
+            out=out,
+            seed=seed,
+            as_json=as_json,
+            runs=runs,
+            drill=drill,
+            prometheus=prometheus,
+        )
         return
     if list_only:
         for s in scenarios():

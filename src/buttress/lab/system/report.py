@@ -24,6 +24,7 @@ from markupsafe import Markup
 from buttress.dashboard.report import Chart, Mark, Series, Threshold, chart_html, page
 from buttress.tables import render_table as text_table
 
+from .alerts import alert_lines, alert_tables
 from .compare import as_well_sentences
 from .drill import drill_rows
 from .figures import metastable_sentences, starved_text
@@ -201,6 +202,7 @@ def render_table(result: dict[str, Any]) -> str:
     if result.get("drill"):
         dhead, *dbody = drill_rows(result["drill"])
         lines += [text_table(dhead, dbody), ""]
+    lines += alert_lines(result["runs"], MODE_NAMES)
     for h in result["hypotheses"]:
         mark = {True: "PASS", False: "FAIL", None: "INCONCLUSIVE"}[h["passed"]]
         lines.append(f"{mark}  {h['hypothesis']}: {h['observed']}")
@@ -440,6 +442,7 @@ def render_html(lab: LoadedLab, result: dict[str, Any]) -> str:
         assessment=_journey_rows(result.get("assessment")),
         drill=drill_rows(result["drill"]) if result.get("drill") else None,
         healing=healing_tables(runs),
+        alerts=alert_tables(runs, MODE_NAMES),
     )
     mode_text = "quick" if result["quick"] else "full"
     return page(

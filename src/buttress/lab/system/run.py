@@ -61,6 +61,7 @@ from buttress.lab.errors import LabError
 from buttress.slo import SLIRecorder, SLIStore
 from buttress.slo.spec import LatencySLI
 
+from .alerts import alert_hypotheses
 from .drill import Backups, drill_figures, drill_hypotheses, drill_lab
 from .driver import Burst, LoadDriver, Sample, window_stats
 from .figures import assessment as assess_architecture
@@ -70,6 +71,7 @@ from .figures import verdict as overall_verdict
 from .healing import ControlFiles, Healer, SupervisedServices, restarts, supervised_hypotheses
 from .load import LoadedLab, load_lab, targets
 from .plan import DataLoss, FaultPlan, scaled
+from .prometheus import PromStack
 from .spec import MODE_NAMES, MODES, instance_names
 from .supervisor import Supervisor, free_port
 
@@ -79,12 +81,14 @@ __all__ = ["MODES", "MODE_NAMES", "LabOptions", "LoadedLab", "load_lab", "run_la
 @dataclass(frozen=True)
 class LabOptions:
     """How to run: ``quick`` (the short plan), ``out`` (where files go), ``seed``, ``modes``
-    (which runs, a subset of :data:`MODES`)."""
+    (which runs, a subset of :data:`MODES`), ``prometheus`` (a real Prometheus and Alertmanager
+    beside each run: :mod:`buttress.lab.system.prometheus`)."""
 
     quick: bool = False
     out: Path = Path("lab-report")
     seed: int = 1
     modes: tuple[str, ...] = MODES
+    prometheus: bool = False
 
 
 # -- progress ----------------------------------------------------------------------------------
@@ -190,6 +194,7 @@ class _Run:
         self.recorder = SLIRecorder(
             SLIStore(self.dir / "client.db"), lab.spec.slos, flush_every=1.0
         )
+        self.prom = PromStack.for_run(lab, self.dir, self.ports) if options.prometheus else None
 
     def _add_proxy(self) -> str:
         port = free_port()
@@ -255,6 +260,8 @@ class _Run:
         supervised = self.services is not self.sup
         for n in ("proxy", *([] if supervised else self.names)):
             self.sup.spawn(n)
+        if self.prom is not None:
+            self.prom.spawn()
         self.sup.wait_ready({"proxy": 15.0})
         from buttress.chaos.client import Client
 
@@ -276,6 +283,8 @@ class _Run:
             self.services.start(sum(timeouts.values()))
         else:
             self.sup.wait_ready(timeouts)
+        if self.prom is not None:
+            self.prom.wait_ready()
         self._phase("start", mark)
         self.progress.message(
             f"{len(self.names)} services and the fault proxy are up "
@@ -352,6 +361,8 @@ class _Run:
         for a in plan.faults:
             if a.fault.kind == "burst":
                 a.applied_at, a.removed_at = a.planned
+        if self.prom is not None:  # before anything stops: what Prometheus and Alertmanager saw
+            self.result["prometheus"] = self.prom.collect(wall0, self.lab, samples, plan, duration)
         self._final_read(history)
         attempts = self._attempts_read()
         effects = self._effects_read()
@@ -439,7 +450,8 @@ class _Run:
         killed: list[str] = []
         if self.services is not self.sup:
             killed = self.services.stop_all()
-        return killed + self.sup.stop_all()
+        killed += self.sup.stop_all()
+        return killed + (self.prom.stop() if self.prom is not None else [])
 
     def abort(self) -> None:
         """After a failure or an interrupt: remove the faults still applied, stop everything."""
@@ -451,6 +463,7 @@ class _Run:
                 self.result["cleanup"] = done
                 progress.message(f"cleanup: {done['removed']} fault(s) removed; {done['detail']}")
             stopped = len(sup.pids()) + (0 if self.services is sup else len(self.services.pids()))
+            stopped += len(self.prom.pids()) if self.prom is not None else 0
             self.result["killed_at_stop"] = self._stop_all()
             progress.message(f"cleanup: {stopped} process(es) stopped")
             self.recorder.close()
@@ -557,6 +570,7 @@ def run_lab(
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     hypotheses = check_hypotheses(lab, runs) + supervised_hypotheses(lab, runs)
+    hypotheses += alert_hypotheses(runs)
     if drill:
         hypotheses += drill_hypotheses(runs["on"]["drill"])
     for mode, run in runs.items():
