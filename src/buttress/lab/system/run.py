@@ -70,6 +70,7 @@ from .figures import verdict as overall_verdict
 from .healing import ControlFiles, Healer, SupervisedServices, restarts, supervised_hypotheses
 from .load import LoadedLab, load_lab, targets
 from .plan import DataLoss, FaultPlan, scaled
+from .priority import priority_hypotheses, shed_figures
 from .spec import MODE_NAMES, MODES, instance_names
 from .supervisor import Supervisor, free_port
 
@@ -79,12 +80,14 @@ __all__ = ["MODES", "MODE_NAMES", "LabOptions", "LoadedLab", "load_lab", "run_la
 @dataclass(frozen=True)
 class LabOptions:
     """How to run: ``quick`` (the short plan), ``out`` (where files go), ``seed``, ``modes``
-    (which runs, a subset of :data:`MODES`)."""
+    (which runs, a subset of :data:`MODES`); with ``file_runs``, the file's ``experiments.runs``
+    instead of ``modes`` when it gives them (``--runs`` not given)."""
 
     quick: bool = False
     out: Path = Path("lab-report")
     seed: int = 1
     modes: tuple[str, ...] = MODES
+    file_runs: bool = False
 
 
 # -- progress ----------------------------------------------------------------------------------
@@ -385,6 +388,7 @@ class _Run:
                 effects=effects,
             )
         )
+        self.result["shed"] = shed_figures(samples, exp.load.requests)
         if backups is not None and data_loss is not None and drill is not None:
             self.result["drill"] = drill_figures(
                 self.lab,
@@ -526,6 +530,9 @@ def run_lab(
     KeyboardInterrupt (Ctrl-C, and SIGTERM, turned into one) after cleaning up."""
     started = time.monotonic()
     lab = load_lab(path)
+    if options.file_runs and lab.experiments.runs:
+        wanted = lab.experiments.runs
+        options = dataclasses.replace(options, modes=tuple(m for m in MODES if m in wanted))
     if drill:
         lab = drill_lab(lab)
         options = dataclasses.replace(options, modes=("on",))
@@ -557,6 +564,7 @@ def run_lab(
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     hypotheses = check_hypotheses(lab, runs) + supervised_hypotheses(lab, runs)
+    hypotheses += priority_hypotheses(lab, runs)
     if drill:
         hypotheses += drill_hypotheses(runs["on"]["drill"])
     for mode, run in runs.items():
