@@ -322,15 +322,12 @@ class HypothesesSpec(_Strict):
         description="Faults on which supervision must spend at most a share of the budget the "
         "off run spends (healing: needed).",
     )
+    # See buttress.lab.system.expectations.
     shed_first: ShedFirstExpectation | None = Field(
-        default=None,
-        description="With the policies, one request kind is shed before another, which is "
-        "shed at most a share of the time (see buttress.lab.system.expectations).",
+        None, description="With the policies, one request kind is shed before another."
     )
     degraded: DegradedExpectation | None = Field(
-        default=None,
-        description="With the policies, remediation switched a mode on and off again "
-        "(healing: needed).",
+        None, description="With the policies, remediation switched a mode on, then off."
     )
 
 
