@@ -186,10 +186,13 @@ def test_degraded_needs_healing(tmp_path: Path) -> None:
     assert "experiments.hypotheses.degraded: needs experiments.healing:" in str(e.value)
 
 
-def test_the_files_runs_are_the_default_runs() -> None:
-    from buttress.lab.system.cli import parse_runs
+def test_the_files_runs_are_the_default_runs_and_runs_chooses_explicitly() -> None:
+    from buttress.lab.system.run import LabOptions, runs_of
 
-    assert ["off", "on"] == load_lab(SURGE).experiments.runs
+    surge = load_lab(SURGE)
+    assert ["off", "on"] == surge.experiments.runs
+    assert ("off", "on") == runs_of(surge, LabOptions(file_runs=True))  # no --runs
+    assert ("on",) == runs_of(surge, LabOptions(modes=("on",)))  # --runs buttress
     shop = load_lab(ROOT / "examples" / "shop")
     assert shop.experiments.runs is None  # every run, as before
-    assert ("off", "typical", "on") == parse_runs("off,typical,on")
+    assert ("off", "typical", "on") == runs_of(shop, LabOptions(file_runs=True))

@@ -74,7 +74,16 @@ from .priority import priority_hypotheses, shed_figures
 from .spec import MODE_NAMES, MODES, instance_names
 from .supervisor import Supervisor, free_port
 
-__all__ = ["MODES", "MODE_NAMES", "LabOptions", "LoadedLab", "load_lab", "run_lab", "run_once"]
+__all__ = [
+    "MODES",
+    "MODE_NAMES",
+    "LabOptions",
+    "LoadedLab",
+    "load_lab",
+    "run_lab",
+    "run_once",
+    "runs_of",
+]
 
 
 @dataclass(frozen=True)
@@ -513,6 +522,13 @@ async def _drive(
 # -- the lab -----------------------------------------------------------------------------------
 
 
+def runs_of(lab: LoadedLab, options: LabOptions) -> tuple[str, ...]:
+    """The runs to make: ``options.modes``, or with ``options.file_runs`` the file's
+    ``experiments.runs`` when it gives them, in the lab's order (:data:`MODES`)."""
+    wanted = lab.experiments.runs if options.file_runs else None
+    return tuple(m for m in MODES if m in wanted) if wanted else options.modes
+
+
 def run_lab(
     path: str | Path,
     options: LabOptions,
@@ -530,9 +546,7 @@ def run_lab(
     KeyboardInterrupt (Ctrl-C, and SIGTERM, turned into one) after cleaning up."""
     started = time.monotonic()
     lab = load_lab(path)
-    if options.file_runs and lab.experiments.runs:
-        wanted = lab.experiments.runs
-        options = dataclasses.replace(options, modes=tuple(m for m in MODES if m in wanted))
+    options = dataclasses.replace(options, modes=runs_of(lab, options))
     if drill:
         lab = drill_lab(lab)
         options = dataclasses.replace(options, modes=("on",))

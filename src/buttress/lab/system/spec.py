@@ -324,10 +324,10 @@ class HypothesesSpec(_Strict):
     )
     # See buttress.lab.system.expectations.
     shed_first: ShedFirstExpectation | None = Field(
-        None, description="With the policies, one request kind is shed before another."
+        default=None, description="With the policies, one request kind shed before another."
     )
     degraded: DegradedExpectation | None = Field(
-        None, description="With the policies, remediation switched a mode on, then off."
+        default=None, description="With the policies, remediation switched a mode on, off."
     )
 
 
