@@ -13,7 +13,9 @@ waiting: it stores the order as ``payment_pending`` and, in the same SQLite tran
 ``charge`` message goes into a transactional outbox (:mod:`buttress.outbox`): both or neither.  A
 relay thread delivers it to payments through the fault proxy with the order id as its
 Idempotency-Key, retried by the ``charges`` pipeline's policy until payments answers, then marks
-the order ``paid``.  A charge the api's own attempt already made (its answer arrived too late) is
+the order ``paid``; at most 10 charges a second (the pipeline's rate limit), so that a queue
+drained after payments recovers is not a second surge aimed at it.  A charge the api's own
+attempt already made (its answer arrived too late) is
 answered from payments' idempotency store, not made twice.  With policies off there is no queue:
 the api charges before it stores, however long payments takes.
 """
@@ -34,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from buttress import Retry
+from buttress import Pipeline, Retry
 from buttress.health import HealthApp, HealthRegistry, sqlite_check
 from buttress.outbox import Message, PermanentError, Relay, SQLiteOutbox
 from buttress.spec import build_pipeline
@@ -78,8 +80,11 @@ def _insert(order: dict[str, Any]) -> bool:
 def _deliver_charge(message: Message) -> None:
     """The relay's handler: charge at payments (through the proxy), then mark the order paid."""
     order_id = str(message.payload["order_id"])
-    r = _relay_client.post(
-        f"{payments_url}/charge", json=message.payload, headers={"Idempotency-Key": order_id}
+    r = drain.call(
+        _relay_client.post,
+        f"{payments_url}/charge",
+        json=message.payload,
+        headers={"Idempotency-Key": order_id},
     )
     if r.status_code == 409 or r.status_code >= 500:  # a repeat still running, or unavailable
         raise ConnectionError(f"payments: HTTP {r.status_code}")
@@ -100,8 +105,10 @@ relay: Relay | None = None
 if outbox is not None:
     payments_url = settings.upstream("payments")
     _relay_client = httpx.Client(timeout=5.0)
-    retry = next(p for p in build_pipeline(settings.spec, "charges").policies
-                 if isinstance(p, Retry))  # fmt: skip
+    declared = build_pipeline(settings.spec, "charges")
+    retry = next(p for p in declared.policies if isinstance(p, Retry))
+    # The rest of the pipeline (its rate limit) paces each delivery; the relay does the retrying.
+    drain = Pipeline([p for p in declared.policies if not isinstance(p, Retry)], name="charges")
     relay = Relay(outbox, "charge", _deliver_charge, retry=retry, lease=10.0, poll=0.1)
 
 
