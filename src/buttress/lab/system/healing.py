@@ -522,7 +522,7 @@ def healing_sentences(runs: dict[str, Any]) -> list[str]:
                 else f"off again at {x['off_at']:.1f} s once {subject} recovered"
             )
             out.append(
-                f"Remediation switched the shop to its degraded mode {x['mode']} at "
+                f"Remediation switched the system to its degraded mode {x['mode']} at "
                 f"{x['on_at']:.1f} s, when {subject} burned its budget fast; {off}."
             )
     return out
