@@ -29,6 +29,7 @@ from .compare import as_well_sentences
 from .drill import drill_rows
 from .figures import metastable_sentences, starved_text
 from .healing import healing_rows, healing_sentences, healing_tables
+from .priority import priority_rows
 from .spec import MODE_NAMES
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     out.extend(_load_rows(runs, modes))
     out.extend(_recovery_rows(runs, modes))
     out.extend(healing_rows(runs, modes))
+    out.extend(priority_rows(runs, modes))
     out.append(("breaker state changes", *(str(len(runs[m]["breakers"])) for m in modes)))
     if all("driver" in runs[m] for m in modes):
         out.append(("driver lag p99 / max", *(_lag(runs[m]["driver"]) for m in modes)))

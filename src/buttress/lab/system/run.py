@@ -71,24 +71,36 @@ from .figures import verdict as overall_verdict
 from .healing import ControlFiles, Healer, SupervisedServices, restarts, supervised_hypotheses
 from .load import LoadedLab, load_lab, targets
 from .plan import DataLoss, FaultPlan, scaled
+from .priority import priority_hypotheses, shed_figures
 from .prometheus import PromStack
 from .spec import MODE_NAMES, MODES, instance_names
 from .supervisor import Supervisor, free_port
 
-__all__ = ["MODES", "MODE_NAMES", "LabOptions", "LoadedLab", "load_lab", "run_lab", "run_once"]
+__all__ = [
+    "MODES",
+    "MODE_NAMES",
+    "LabOptions",
+    "LoadedLab",
+    "load_lab",
+    "run_lab",
+    "run_once",
+    "runs_of",
+]
 
 
 @dataclass(frozen=True)
 class LabOptions:
     """How to run: ``quick`` (the short plan), ``out`` (where files go), ``seed``, ``modes``
-    (which runs, a subset of :data:`MODES`), ``prometheus`` (a real Prometheus and Alertmanager
-    beside each run: :mod:`buttress.lab.system.prometheus`)."""
+    (which runs, a subset of :data:`MODES`); with ``file_runs``, the file's ``experiments.runs``
+    instead of ``modes`` when it gives them (``--runs`` not given); ``prometheus``: a real
+    Prometheus and Alertmanager beside each run (:mod:`buttress.lab.system.prometheus`)."""
 
     quick: bool = False
     out: Path = Path("lab-report")
     seed: int = 1
     modes: tuple[str, ...] = MODES
     prometheus: bool = False
+    file_runs: bool = False
 
 
 # -- progress ----------------------------------------------------------------------------------
@@ -396,6 +408,7 @@ class _Run:
                 effects=effects,
             )
         )
+        self.result["shed"] = shed_figures(samples, exp.load.requests)
         if backups is not None and data_loss is not None and drill is not None:
             self.result["drill"] = drill_figures(
                 self.lab,
@@ -522,6 +535,13 @@ async def _drive(
 # -- the lab -----------------------------------------------------------------------------------
 
 
+def runs_of(lab: LoadedLab, options: LabOptions) -> tuple[str, ...]:
+    """The runs to make: ``options.modes``, or with ``options.file_runs`` the file's
+    ``experiments.runs`` when it gives them, in the lab's order (:data:`MODES`)."""
+    wanted = lab.experiments.runs if options.file_runs else None
+    return tuple(m for m in MODES if m in wanted) if wanted else options.modes
+
+
 def run_lab(
     path: str | Path,
     options: LabOptions,
@@ -539,6 +559,7 @@ def run_lab(
     KeyboardInterrupt (Ctrl-C, and SIGTERM, turned into one) after cleaning up."""
     started = time.monotonic()
     lab = load_lab(path)
+    options = dataclasses.replace(options, modes=runs_of(lab, options))
     if drill:
         lab = drill_lab(lab)
         options = dataclasses.replace(options, modes=("on",))
@@ -571,6 +592,7 @@ def run_lab(
             signal.signal(signal.SIGTERM, previous)
     hypotheses = check_hypotheses(lab, runs) + supervised_hypotheses(lab, runs)
     hypotheses += alert_hypotheses(runs)
+    hypotheses += priority_hypotheses(lab, runs)
     if drill:
         hypotheses += drill_hypotheses(runs["on"]["drill"])
     for mode, run in runs.items():

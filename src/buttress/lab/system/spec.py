@@ -52,6 +52,8 @@ from buttress.spec.source import located
 from buttress.spec.types import Duration, FiniteFloat, PositiveDuration
 from buttress.supervise.options import ChildOptions, SupervisorOptions
 
+from .expectations import DegradedExpectation, ShedFirstExpectation, check_expectations
+
 __all__ = [
     "MODES",
     "MODE_NAMES",
@@ -320,6 +322,13 @@ class HypothesesSpec(_Strict):
         description="Faults on which supervision must spend at most a share of the budget the "
         "off run spends (healing: needed).",
     )
+    # See buttress.lab.system.expectations.
+    shed_first: ShedFirstExpectation | None = Field(
+        default=None, description="With the policies, one request kind shed before another."
+    )
+    degraded: DegradedExpectation | None = Field(
+        default=None, description="With the policies, remediation switched a mode on, off."
+    )
 
 
 _ChildOptionsSpec = spec_model(ChildOptions, "LabChildOptionsSpec")
@@ -408,6 +417,12 @@ class ExperimentsSpec(_Strict):
     """Root of the ``experiments:`` section."""
 
     system: dict[str, ServiceSpec] = Field(min_length=1)
+    runs: list[Literal["off", "typical", "on"]] | None = Field(
+        default=None,
+        min_length=1,
+        description="The runs `buttress lab PATH` makes when --runs is not given (default: "
+        "off, typical, on); for an example without a typical baseline, [off, on].",
+    )
     load: LoadSpec
     plan: list[FaultSpec] = Field(default_factory=list)
     hypotheses: HypothesesSpec = HypothesesSpec()
@@ -536,7 +551,11 @@ class ExperimentsSpec(_Strict):
                 if fault not in faults:
                     known = ", ".join(sorted(faults)) or "the plan is empty"
                     raise located((*loc, "except_during", i), f"no fault named {fault!r} ({known})")
-        supervised = self.hypotheses.supervised
+        hyp = self.hypotheses
+        check_expectations(
+            hyp.shed_first, hyp.degraded, kinds=self.load.requests, healing=self.healing, root=root
+        )
+        supervised = hyp.supervised
         if supervised is not None:
             where = ("experiments", "hypotheses", "supervised")
             if self.healing is None:
