@@ -84,11 +84,11 @@ class ProgressLine:
 )
 @click.option(
     "--runs",
-    default="off,typical,buttress",
-    show_default=True,
+    default=None,
     metavar="LIST",
     help="With PATH: which runs, comma-separated: off (no protection), typical (tenacity, "
-    "pybreaker and client timeouts, in the example's own code), buttress (the policies).",
+    "pybreaker and client timeouts, in the example's own code), buttress (the policies); "
+    "default: the file's experiments.runs (off,typical,buttress unless it says otherwise).",
 )
 @click.option(
     "--drill",
@@ -113,7 +113,7 @@ def lab(
     out: str,
     scenario_name: str,
     seed: int,
-    runs: str,
+    runs: str | None,
     drill: bool,
     prometheus: bool,
     as_json: bool,

@@ -45,12 +45,13 @@ def run_system(
     out: str,
     seed: int,
     as_json: bool,
-    runs: str = "off,typical,on",
+    runs: str | None = None,
     drill: bool = False,
     prometheus: bool = False,
 ) -> None:
     """Run the lab for ``path`` and exit with its status (``runs``: comma-separated run names,
-    ``buttress`` for ``on``; ``prometheus``: a real Prometheus and Alertmanager beside each run)."""
+    ``buttress`` for ``on``; ``None``: the file's ``experiments.runs``; ``prometheus``: a real
+    Prometheus and Alertmanager beside each run)."""
     try:
         from .report import render_table
         from .run import LabOptions, run_lab
@@ -58,7 +59,11 @@ def run_system(
         raise MissingExtra("buttress lab PATH", "all", e.name or str(e)) from None
 
     options = LabOptions(
-        quick=quick, out=Path(out), seed=seed, modes=parse_runs(runs), prometheus=prometheus
+        quick=quick,
+        out=Path(out),
+        seed=seed,
+        modes=None if runs is None else parse_runs(runs),
+        prometheus=prometheus,
     )
     echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     try:

@@ -74,6 +74,7 @@ from .plan import DataLoss, FaultPlan, scaled
 from .prometheus import PromStack
 from .spec import MODE_NAMES, MODES, instance_names
 from .supervisor import Supervisor, free_port
+from .tenants import read_placement, tenant_figures, tenant_hypotheses
 
 __all__ = ["MODES", "MODE_NAMES", "LabOptions", "LoadedLab", "load_lab", "run_lab", "run_once"]
 
@@ -81,13 +82,15 @@ __all__ = ["MODES", "MODE_NAMES", "LabOptions", "LoadedLab", "load_lab", "run_la
 @dataclass(frozen=True)
 class LabOptions:
     """How to run: ``quick`` (the short plan), ``out`` (where files go), ``seed``, ``modes``
-    (which runs, a subset of :data:`MODES`), ``prometheus`` (a real Prometheus and Alertmanager
-    beside each run: :mod:`buttress.lab.system.prometheus`)."""
+    (which runs, a subset of :data:`MODES`; ``None``: those of ``experiments.runs``),
+    ``prometheus`` (a real Prometheus and Alertmanager beside each run:
+    :mod:`buttress.lab.system.prometheus`)."""
 
     quick: bool = False
     out: Path = Path("lab-report")
     seed: int = 1
-    modes: tuple[str, ...] = MODES
+    modes: tuple[str, ...] | None = None
+    """``None``: the runs the file's ``experiments.runs`` names (default all of :data:`MODES`)."""
     prometheus: bool = False
 
 
@@ -364,6 +367,10 @@ class _Run:
         if self.prom is not None:  # before anything stops: what Prometheus and Alertmanager saw
             self.result["prometheus"] = self.prom.collect(wall0, self.lab, samples, plan, duration)
         self._final_read(history)
+        tenancy, placement = self.lab.experiments.hypotheses.tenants, None
+        if tenancy is not None:  # multi-tenant hypotheses: which instances served each tenant
+            port = self.ports[self.instances[tenancy.placement.service][0]]
+            placement = read_placement(tenancy, f"http://127.0.0.1:{port}", self.progress.message)
         attempts = self._attempts_read()
         effects = self._effects_read()
         history.dump(self.dir / "history.jsonl")
@@ -396,6 +403,10 @@ class _Run:
                 effects=effects,
             )
         )
+        if placement is not None:
+            self.result["tenants"] = tenant_figures(
+                self.lab, samples, self.result["faults"], placement
+            )
         if backups is not None and data_loss is not None and drill is not None:
             self.result["drill"] = drill_figures(
                 self.lab,
@@ -542,6 +553,10 @@ def run_lab(
     if drill:
         lab = drill_lab(lab)
         options = dataclasses.replace(options, modes=("on",))
+    elif options.modes is None:
+        wanted = set(lab.experiments.runs)
+        options = dataclasses.replace(options, modes=tuple(m for m in MODES if m in wanted))
+    assert options.modes is not None
     for mode in options.modes:
         if mode not in MODES:
             raise LabError(f"unknown run {mode!r}: {', '.join(MODE_NAMES.values())}")
@@ -570,7 +585,7 @@ def run_lab(
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     hypotheses = check_hypotheses(lab, runs) + supervised_hypotheses(lab, runs)
-    hypotheses += alert_hypotheses(runs)
+    hypotheses += alert_hypotheses(runs) + tenant_hypotheses(lab, runs)
     if drill:
         hypotheses += drill_hypotheses(runs["on"]["drill"])
     for mode, run in runs.items():

@@ -52,6 +52,8 @@ from buttress.spec.source import located
 from buttress.spec.types import Duration, FiniteFloat, PositiveDuration
 from buttress.supervise.options import ChildOptions, SupervisorOptions
 
+from .tenancy import RunName, TenantsSpec, all_runs, check_tenants
+
 __all__ = [
     "MODES",
     "MODE_NAMES",
@@ -320,6 +322,11 @@ class HypothesesSpec(_Strict):
         description="Faults on which supervision must spend at most a share of the budget the "
         "off run spends (healing: needed).",
     )
+    tenants: TenantsSpec | None = Field(
+        default=None,
+        description="A multi-tenant system's guarantees: noisy tenants isolated, a failed "
+        "shard's errors limited to its tenants' share, fairness (see docs/lab.md).",
+    )
 
 
 _ChildOptionsSpec = spec_model(ChildOptions, "LabChildOptionsSpec")
@@ -408,6 +415,12 @@ class ExperimentsSpec(_Strict):
     """Root of the ``experiments:`` section."""
 
     system: dict[str, ServiceSpec] = Field(min_length=1)
+    runs: list[RunName] = Field(
+        default_factory=all_runs,
+        min_length=1,
+        description="The runs `buttress lab PATH` makes when --runs is not given (default all "
+        "three; an example without a typical baseline leaves it out).",
+    )
     load: LoadSpec
     plan: list[FaultSpec] = Field(default_factory=list)
     hypotheses: HypothesesSpec = HypothesesSpec()
@@ -418,6 +431,13 @@ class ExperimentsSpec(_Strict):
         default=None,
         description="Supervision and remediation in the Buttress run (see docs/shop-lab.md).",
     )
+
+    @field_validator("runs")
+    @classmethod
+    def _runs(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("a run is named twice")
+        return v
 
     @field_validator("system")
     @classmethod
@@ -486,6 +506,7 @@ class ExperimentsSpec(_Strict):
                 ("load",), "requests place orders: add final_read: so they can be checked"
             )
         self._check_plan()
+        check_tenants(self)
         return self
 
     def _check_plan(self) -> None:
