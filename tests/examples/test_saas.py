@@ -104,7 +104,9 @@ def test_the_quick_lab_passes_with_the_documented_figures(tmp_path: Path) -> Non
     for t in BEHAVED:
         assert 0 == on["requests"][t]["bad"], t
         assert "held" == slos_on[t]["verdict"]
-    assert all(j == 1.0 for j in tenants_on["fairness"].values())
+    assert all(j >= 0.99 for j in tenants_on["fairness"].values())
+    for t in BEHAVED:  # within their contracts: never throttled
+        assert 0 == tenants_on["counts"]["run"][t]["throttled"], t
     # The flood was throttled at the gateway (429s), not served.
     flood_on = tenants_on["counts"]["piedpiper-floods"]["piedpiper"]
     assert flood_on["throttled"] > flood_on["served"]
@@ -116,7 +118,8 @@ def test_the_quick_lab_passes_with_the_documented_figures(tmp_path: Path) -> Non
     flood = tenants_off["counts"]["piedpiper-floods"]
     assert sum(flood[t]["bad"] for t in ("initech", "umbrella", "hooli")) > 0
     assert tenants_off["fairness"]["backend-killed"] < 0.99
-    assert tenants_off["fairness"]["piedpiper-floods"] < 0.99
+    for w in ("backend-killed", "piedpiper-floods"):
+        assert tenants_off["fairness"][w] < tenants_on["fairness"][w]
     # The sentence naming the flood's neighbours against the C(8, 2) = 28 odds is printed.
     assert any("1 in 28" in n for n in result["notes"])
 
