@@ -160,6 +160,8 @@ def test_rows_and_sentences_print_the_figures(lab: LoadedLab) -> None:
     )
     assert table["globex bad / sent during backend-killed (on backend-2)"] == ("0 / 12", "0 / 12")
     assert table["Jain's fairness index (well-behaved tenants)"][1] == "1.000"
+    fates = table["piedpiper served / throttled / bad of sent during piedpiper-floods"]
+    assert fates == ("12 / 0 / 0 of 12", "12 / 0 / 0 of 12")
     text = " ".join(tenant_sentences(runs))
     assert "piedpiper on backend-4 + backend-5" in text
     assert "shared in part by initech, umbrella, hooli and entirely by no tenant" in text

@@ -294,8 +294,9 @@ def _shard_hypotheses(
 def tenant_rows(
     runs: Mapping[str, Mapping[str, Any]], modes: Sequence[str]
 ) -> list[tuple[str, ...]]:
-    """Side-by-side rows: each well-behaved tenant's bad requests during each fault, and Jain's
-    fairness index over the run and during each fault."""
+    """Side-by-side rows: each well-behaved tenant's bad requests during each fault, what became
+    of each noisy tenant's burst, and Jain's fairness index over the run and during each
+    fault."""
     figs = [runs[m].get("tenants") for m in modes]
     if any(f is None for f in figs):
         return []
@@ -309,10 +310,19 @@ def tenant_rows(
         for t in first["well_behaved"]:
             cells = [f"{f['counts'][w][t]['bad']} / {f['counts'][w][t]['sent']}" for f in figs if f]
             out.append((f"{t} bad / sent during {w}{note.get(t, '')}", *cells))
+        noisy = first["noisy"].get(w)
+        if noisy is not None:  # what became of the flood: served, throttled (429), failed
+            t = noisy["tenant"]
+            cells = [_fates(f["counts"][w][t]) for f in figs if f]
+            out.append((f"{t} served / throttled / bad of sent during {w}", *cells))
     for w in first["fairness"]:
         label = "Jain's fairness index (well-behaved tenants)" if w == "run" else f"  during {w}"
         out.append((label, *(_jain(f["fairness"].get(w)) for f in figs if f)))
     return out
+
+
+def _fates(c: Mapping[str, int]) -> str:
+    return f"{c['served']} / {c['throttled']} / {c['bad']} of {c['sent']}"
 
 
 def _jain(j: float | None) -> str:
