@@ -48,6 +48,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_FAIRNESS = (
+    "The least Jain's fairness index of the well-behaved tenants' served shares, over the run and "
+    "during each fault, in the runs of `judged` (none: printed, not judged)."
+)
+
+
 class PlacementReadSpec(_Strict):
     """Where the entry service tells which instances serve each tenant, read once the run is
     over: ``GET <service><path>`` answering ``{<field>: {request kind: [instance names]}}``."""
@@ -80,13 +86,7 @@ class TenantsSpec(_Strict):
         "those it serves at most their shard's share (1 / instances serving them) of theirs, "
         "plus binomial noise.",
     )
-    fairness: FiniteFloat | None = Field(
-        default=None,
-        gt=0,
-        le=1,
-        description="The least Jain's fairness index of the well-behaved tenants' served shares, "
-        "over the run and during each fault, in the runs of `judged` (none: printed, not judged).",
-    )
+    fairness: FiniteFloat | None = Field(default=None, gt=0, le=1, description=_FAIRNESS)
     tolerance: int = Field(
         default=0, ge=0, description="Bad requests an untouched tenant may have (default 0)."
     )
