@@ -74,7 +74,7 @@ from .plan import DataLoss, FaultPlan, scaled
 from .prometheus import PromStack
 from .spec import MODE_NAMES, MODES, instance_names
 from .supervisor import Supervisor, free_port
-from .tenants import read_placement, tenant_figures, tenant_hypotheses
+from .tenants import add_tenant_figures, read_placement, tenant_hypotheses
 
 __all__ = ["MODES", "MODE_NAMES", "LabOptions", "LoadedLab", "load_lab", "run_lab", "run_once"]
 
@@ -90,7 +90,6 @@ class LabOptions:
     out: Path = Path("lab-report")
     seed: int = 1
     modes: tuple[str, ...] | None = None
-    """``None``: the runs the file's ``experiments.runs`` names (default all of :data:`MODES`)."""
     prometheus: bool = False
 
 
@@ -367,10 +366,7 @@ class _Run:
         if self.prom is not None:  # before anything stops: what Prometheus and Alertmanager saw
             self.result["prometheus"] = self.prom.collect(wall0, self.lab, samples, plan, duration)
         self._final_read(history)
-        tenancy, placement = self.lab.experiments.hypotheses.tenants, None
-        if tenancy is not None:  # multi-tenant hypotheses: which instances served each tenant
-            port = self.ports[self.instances[tenancy.placement.service][0]]
-            placement = read_placement(tenancy, f"http://127.0.0.1:{port}", self.progress.message)
+        placement = read_placement(self.lab, self.ports, self.instances, self.progress.message)
         attempts = self._attempts_read()
         effects = self._effects_read()
         history.dump(self.dir / "history.jsonl")
@@ -403,10 +399,7 @@ class _Run:
                 effects=effects,
             )
         )
-        if placement is not None:
-            self.result["tenants"] = tenant_figures(
-                self.lab, samples, self.result["faults"], placement
-            )
+        add_tenant_figures(self.lab, self.result, samples, placement)
         if backups is not None and data_loss is not None and drill is not None:
             self.result["drill"] = drill_figures(
                 self.lab,
@@ -553,11 +546,9 @@ def run_lab(
     if drill:
         lab = drill_lab(lab)
         options = dataclasses.replace(options, modes=("on",))
-    elif options.modes is None:
-        wanted = set(lab.experiments.runs)
-        options = dataclasses.replace(options, modes=tuple(m for m in MODES if m in wanted))
-    assert options.modes is not None
-    for mode in options.modes:
+    elif options.modes is None:  # the file's experiments.runs, in the lab's order
+        options = dataclasses.replace(options, modes=lab.experiments.run_modes())
+    for mode in options.modes or ():
         if mode not in MODES:
             raise LabError(f"unknown run {mode!r}: {', '.join(MODE_NAMES.values())}")
     options.out.mkdir(parents=True, exist_ok=True)
@@ -578,7 +569,7 @@ def run_lab(
         previous = signal.signal(signal.SIGTERM, term)
     runs: dict[str, dict[str, Any]] = {}
     try:
-        for mode in options.modes:
+        for mode in options.modes or ():
             progress = LiveProgress(stream, f"[{MODE_NAMES[mode]}]")
             runs[mode] = run_once(lab, mode, options, progress=progress)
     finally:

@@ -544,6 +544,10 @@ class ExperimentsSpec(_Strict):
                     ("plan", i, "duration"), "the fault ends after the run (load.duration)"
                 )
 
+    def run_modes(self) -> tuple[str, ...]:
+        """The runs of ``runs``, in the order the lab makes them (:data:`MODES`)."""
+        return tuple(m for m in MODES if m in self.runs)
+
     def check_spec(self, root: Any) -> None:
         """Checks against the rest of the file (called by the root model): every SLO a
         hypothesis names is declared under ``slos:``."""

@@ -51,9 +51,9 @@ from .spec import MODE_NAMES, instance_names
 if TYPE_CHECKING:
     from .driver import Sample
     from .load import LoadedLab
-    from .tenancy import TenantsSpec
 
 __all__ = [
+    "add_tenant_figures",
     "jain_index",
     "read_placement",
     "share_bound",
@@ -81,13 +81,21 @@ def share_bound(sent: int, share: float) -> float:
 
 
 def read_placement(
-    spec: TenantsSpec, base_url: str, log: Callable[[str], None]
+    lab: LoadedLab,
+    ports: Mapping[str, int],
+    instances: Mapping[str, list[str]],
+    log: Callable[[str], None],
 ) -> dict[str, list[str]] | None:
-    """``GET <base_url><path>`` -> ``{tenant: [instances]}``; ``None`` (and a message) when the
+    """``GET <placement service><path>`` (its first instance, at ``ports[instance]``) ->
+    ``{tenant: [instances]}``; ``None`` without tenant hypotheses, and (with a message) when the
     service cannot tell."""
+    spec = lab.experiments.hypotheses.tenants
+    if spec is None:
+        return None
+    port = ports[instances[spec.placement.service][0]]
     try:
         with httpx.Client(timeout=10.0) as c:
-            r = c.get(f"{base_url}{spec.placement.path}")
+            r = c.get(f"http://127.0.0.1:{port}{spec.placement.path}")
             r.raise_for_status()
             answer = r.json()[spec.placement.field]
         return {str(t): [str(i) for i in instances] for t, instances in answer.items()}
@@ -178,6 +186,18 @@ def tenant_figures(
         "counts": counts,
         "fairness": fairness,
     }
+
+
+def add_tenant_figures(
+    lab: LoadedLab,
+    result: dict[str, Any],
+    samples: Sequence[Sample],
+    placement: Mapping[str, list[str]] | None,
+) -> None:
+    """``result["tenants"]``: :func:`tenant_figures` of a run (its ``faults`` already in
+    ``result``); nothing without a placement."""
+    if placement is not None:
+        result["tenants"] = tenant_figures(lab, samples, result["faults"], placement)
 
 
 def _inconclusive(h: dict[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
