@@ -186,13 +186,9 @@ def test_degraded_needs_healing(tmp_path: Path) -> None:
     assert "experiments.hypotheses.degraded: needs experiments.healing:" in str(e.value)
 
 
-def test_the_files_runs_are_the_default_runs_and_runs_chooses_explicitly() -> None:
-    from buttress.lab.system.run import LabOptions, runs_of
-
+def test_the_files_runs_are_the_default_runs() -> None:
     surge = load_lab(SURGE)
     assert ["off", "on"] == surge.experiments.runs
-    assert ("off", "on") == runs_of(surge, LabOptions(file_runs=True))  # no --runs
-    assert ("on",) == runs_of(surge, LabOptions(modes=("on",)))  # --runs buttress
+    assert ("off", "on") == surge.experiments.run_modes()
     shop = load_lab(ROOT / "examples" / "shop")
-    assert shop.experiments.runs is None  # every run, as before
-    assert ("off", "typical", "on") == runs_of(shop, LabOptions(file_runs=True))
+    assert ("off", "typical", "on") == shop.experiments.run_modes()  # every run, as before

@@ -87,8 +87,8 @@ class ProgressLine:
     default=None,
     metavar="LIST",
     help="With PATH: which runs, comma-separated: off (no protection), typical (tenacity, "
-    "pybreaker and client timeouts, in the example's own code), buttress (the policies).  "
-    "[default: the file's experiments.runs, else off,typical,buttress]",
+    "pybreaker and client timeouts, in the example's own code), buttress (the policies); "
+    "default: the file's experiments.runs (off,typical,buttress unless it says otherwise).",
 )
 @click.option(
     "--drill",

@@ -50,8 +50,8 @@ def run_system(
     prometheus: bool = False,
 ) -> None:
     """Run the lab for ``path`` and exit with its status (``runs``: comma-separated run names,
-    ``buttress`` for ``on``; ``None``: the file's ``experiments.runs``, else every run;
-    ``prometheus``: a real Prometheus and Alertmanager beside each run)."""
+    ``buttress`` for ``on``; ``None``: the file's ``experiments.runs``; ``prometheus``: a real
+    Prometheus and Alertmanager beside each run)."""
     try:
         from .report import render_table
         from .run import LabOptions, run_lab
@@ -62,8 +62,7 @@ def run_system(
         quick=quick,
         out=Path(out),
         seed=seed,
-        modes=parse_runs(runs or "off,typical,on"),
-        file_runs=runs is None,
+        modes=None if runs is None else parse_runs(runs),
         prometheus=prometheus,
     )
     echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo

@@ -31,6 +31,7 @@ from .figures import metastable_sentences, starved_text
 from .healing import healing_rows, healing_sentences, healing_tables
 from .priority import priority_rows
 from .spec import MODE_NAMES
+from .tenants import tenant_rows, tenant_sentences
 
 if TYPE_CHECKING:
     from .run import LoadedLab
@@ -114,6 +115,7 @@ def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     out.extend(_recovery_rows(runs, modes))
     out.extend(healing_rows(runs, modes))
     out.extend(priority_rows(runs, modes))
+    out.extend(tenant_rows(runs, modes))
     out.append(("breaker state changes", *(str(len(runs[m]["breakers"])) for m in modes)))
     if all("driver" in runs[m] for m in modes):
         out.append(("driver lag p99 / max", *(_lag(runs[m]["driver"]) for m in modes)))
@@ -185,6 +187,7 @@ def notes(result: dict[str, Any]) -> list[str]:
     """Sentences the figures call for: each run that stayed failed after a fault ended (a
     metastable failure), and each run whose load driver was starved."""
     out: list[str] = as_well_sentences(result["runs"]) + healing_sentences(result["runs"])
+    out += tenant_sentences(result["runs"])
     for mode, run in result["runs"].items():
         out.extend(metastable_sentences(mode, run))
         lag = run.get("driver") or {}

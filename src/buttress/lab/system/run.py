@@ -75,32 +75,23 @@ from .priority import priority_hypotheses, shed_figures
 from .prometheus import PromStack
 from .spec import MODE_NAMES, MODES, instance_names
 from .supervisor import Supervisor, free_port
+from .tenants import add_tenant_figures, read_placement, tenant_hypotheses
 
-__all__ = [
-    "MODES",
-    "MODE_NAMES",
-    "LabOptions",
-    "LoadedLab",
-    "load_lab",
-    "run_lab",
-    "run_once",
-    "runs_of",
-]
+__all__ = ["MODES", "MODE_NAMES", "LabOptions", "LoadedLab", "load_lab", "run_lab", "run_once"]
 
 
 @dataclass(frozen=True)
 class LabOptions:
     """How to run: ``quick`` (the short plan), ``out`` (where files go), ``seed``, ``modes``
-    (which runs, a subset of :data:`MODES`); with ``file_runs``, the file's ``experiments.runs``
-    instead of ``modes`` when it gives them (``--runs`` not given); ``prometheus``: a real
-    Prometheus and Alertmanager beside each run (:mod:`buttress.lab.system.prometheus`)."""
+    (which runs, a subset of :data:`MODES`; ``None``: those of ``experiments.runs``),
+    ``prometheus`` (a real Prometheus and Alertmanager beside each run:
+    :mod:`buttress.lab.system.prometheus`)."""
 
     quick: bool = False
     out: Path = Path("lab-report")
     seed: int = 1
-    modes: tuple[str, ...] = MODES
+    modes: tuple[str, ...] | None = None
     prometheus: bool = False
-    file_runs: bool = False
 
 
 # -- progress ----------------------------------------------------------------------------------
@@ -376,6 +367,7 @@ class _Run:
         if self.prom is not None:  # before anything stops: what Prometheus and Alertmanager saw
             self.result["prometheus"] = self.prom.collect(wall0, self.lab, samples, plan, duration)
         self._final_read(history)
+        placement = read_placement(self.lab, self.ports, self.instances, self.progress.message)
         attempts = self._attempts_read()
         effects = self._effects_read()
         history.dump(self.dir / "history.jsonl")
@@ -409,6 +401,7 @@ class _Run:
             )
         )
         self.result["shed"] = shed_figures(samples, exp.load.requests)
+        add_tenant_figures(self.lab, self.result, samples, placement)
         if backups is not None and data_loss is not None and drill is not None:
             self.result["drill"] = drill_figures(
                 self.lab,
@@ -535,13 +528,6 @@ async def _drive(
 # -- the lab -----------------------------------------------------------------------------------
 
 
-def runs_of(lab: LoadedLab, options: LabOptions) -> tuple[str, ...]:
-    """The runs to make: ``options.modes``, or with ``options.file_runs`` the file's
-    ``experiments.runs`` when it gives them, in the lab's order (:data:`MODES`)."""
-    wanted = lab.experiments.runs if options.file_runs else None
-    return tuple(m for m in MODES if m in wanted) if wanted else options.modes
-
-
 def run_lab(
     path: str | Path,
     options: LabOptions,
@@ -559,11 +545,12 @@ def run_lab(
     KeyboardInterrupt (Ctrl-C, and SIGTERM, turned into one) after cleaning up."""
     started = time.monotonic()
     lab = load_lab(path)
-    options = dataclasses.replace(options, modes=runs_of(lab, options))
     if drill:
         lab = drill_lab(lab)
         options = dataclasses.replace(options, modes=("on",))
-    for mode in options.modes:
+    elif options.modes is None:  # the file's experiments.runs, in the lab's order
+        options = dataclasses.replace(options, modes=lab.experiments.run_modes())
+    for mode in options.modes or ():
         if mode not in MODES:
             raise LabError(f"unknown run {mode!r}: {', '.join(MODE_NAMES.values())}")
     options.out.mkdir(parents=True, exist_ok=True)
@@ -584,14 +571,14 @@ def run_lab(
         previous = signal.signal(signal.SIGTERM, term)
     runs: dict[str, dict[str, Any]] = {}
     try:
-        for mode in options.modes:
+        for mode in options.modes or ():
             progress = LiveProgress(stream, f"[{MODE_NAMES[mode]}]")
             runs[mode] = run_once(lab, mode, options, progress=progress)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     hypotheses = check_hypotheses(lab, runs) + supervised_hypotheses(lab, runs)
-    hypotheses += alert_hypotheses(runs)
+    hypotheses += alert_hypotheses(runs) + tenant_hypotheses(lab, runs)
     hypotheses += priority_hypotheses(lab, runs)
     if drill:
         hypotheses += drill_hypotheses(runs["on"]["drill"])

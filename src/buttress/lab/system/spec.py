@@ -53,6 +53,7 @@ from buttress.spec.types import Duration, FiniteFloat, PositiveDuration
 from buttress.supervise.options import ChildOptions, SupervisorOptions
 
 from .expectations import DegradedExpectation, ShedFirstExpectation, check_expectations
+from .tenancy import RunName, TenantsSpec, all_runs, check_tenants
 
 __all__ = [
     "MODES",
@@ -329,6 +330,11 @@ class HypothesesSpec(_Strict):
     degraded: DegradedExpectation | None = Field(
         default=None, description="With the policies, remediation switched a mode on, off."
     )
+    tenants: TenantsSpec | None = Field(
+        default=None,
+        description="A multi-tenant system's guarantees: noisy tenants isolated, a failed "
+        "shard's errors limited to its tenants' share, fairness (see docs/lab.md).",
+    )
 
 
 _ChildOptionsSpec = spec_model(ChildOptions, "LabChildOptionsSpec")
@@ -417,11 +423,11 @@ class ExperimentsSpec(_Strict):
     """Root of the ``experiments:`` section."""
 
     system: dict[str, ServiceSpec] = Field(min_length=1)
-    runs: list[Literal["off", "typical", "on"]] | None = Field(
-        default=None,
+    runs: list[RunName] = Field(
+        default_factory=all_runs,
         min_length=1,
-        description="The runs `buttress lab PATH` makes when --runs is not given (default: "
-        "off, typical, on); for an example without a typical baseline, [off, on].",
+        description="The runs `buttress lab PATH` makes when --runs is not given (default all "
+        "three; an example without a typical baseline leaves it out).",
     )
     load: LoadSpec
     plan: list[FaultSpec] = Field(default_factory=list)
@@ -433,6 +439,13 @@ class ExperimentsSpec(_Strict):
         default=None,
         description="Supervision and remediation in the Buttress run (see docs/shop-lab.md).",
     )
+
+    @field_validator("runs")
+    @classmethod
+    def _runs(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("a run is named twice")
+        return v
 
     @field_validator("system")
     @classmethod
@@ -501,6 +514,7 @@ class ExperimentsSpec(_Strict):
                 ("load",), "requests place orders: add final_read: so they can be checked"
             )
         self._check_plan()
+        check_tenants(self)
         return self
 
     def _check_plan(self) -> None:
@@ -537,6 +551,10 @@ class ExperimentsSpec(_Strict):
                 raise located(
                     ("plan", i, "duration"), "the fault ends after the run (load.duration)"
                 )
+
+    def run_modes(self) -> tuple[str, ...]:
+        """The runs of ``runs``, in the order the lab makes them (:data:`MODES`)."""
+        return tuple(m for m in MODES if m in self.runs)
 
     def check_spec(self, root: Any) -> None:
         """Checks against the rest of the file (called by the root model): every SLO a
