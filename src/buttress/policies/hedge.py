@@ -21,7 +21,8 @@ budget is shared with a :class:`~buttress.policies.retry.Retry` in the same pipe
 deposits).
 
 The delay is fixed (``delay``), or adaptive (``percentile=p``): the p-quantile (nearest rank) of the
-latencies of the last ``samples`` winning attempts, clamped to ``[min_delay, max_delay]``; ``delay``
+latencies of the last ``samples`` winning attempts (each from its start to the hedge seeing its
+answer, as the caller waits), clamped to ``[min_delay, max_delay]``; ``delay``
 is used until ``min_samples`` latencies are known.  The quantile is recomputed every
 ``refresh_every`` observations, so observing costs O(1) amortised plus a sort of ``samples`` values
 per refresh.
@@ -317,17 +318,6 @@ class Hedge(Policy):
 
     def async_layer(self, nxt: AsyncNext, emitter: Emitter) -> AsyncNext:
         em = emitter
-        mono = self.clock.monotonic
-        delays = self.delays
-
-        async def attempt(
-            fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
-        ) -> Any:
-            t0 = mono()
-            result = await nxt(fn, args, kwargs)
-            if delays is not None:
-                delays.observe(mono() - t0)
-            return result
 
         async def hedge_call_async(
             fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -335,7 +325,7 @@ class Hedge(Policy):
             self._deposit()
             delay = self.current_delay()
             call = _HedgedCall(self, em)
-            pending = {call.started(asyncio.ensure_future(attempt(fn, args, kwargs)))}
+            pending = {call.started(asyncio.ensure_future(nxt(fn, args, kwargs)))}
             try:
                 while True:
                     done, pending = await asyncio.wait(
@@ -344,7 +334,7 @@ class Hedge(Policy):
                     if call.settle(done):
                         return call.winner.result()
                     if call.hedge_now():
-                        pending.add(call.started(asyncio.ensure_future(attempt(fn, args, kwargs))))
+                        pending.add(call.started(asyncio.ensure_future(nxt(fn, args, kwargs))))
                     if not pending:
                         raise call.last_error()
             finally:
@@ -380,21 +370,12 @@ class Hedge(Policy):
         if not self.threads:
             return nxt
         em = emitter
-        mono = self.clock.monotonic
-        delays = self.delays
         wait = concurrent.futures.wait
         first_completed = concurrent.futures.FIRST_COMPLETED
 
-        def attempt(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            t0 = mono()
-            result = nxt(fn, args, kwargs)
-            if delays is not None:
-                delays.observe(mono() - t0)
-            return result
-
         def submit(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             ctx = contextvars.copy_context()
-            return self._executor().submit(ctx.run, attempt, fn, args, kwargs)
+            return self._executor().submit(ctx.run, nxt, fn, args, kwargs)
 
         def hedge_call(
             fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -434,7 +415,7 @@ class _HedgedCall:
     def __init__(self, policy: Hedge, em: Emitter) -> None:
         self.policy = policy
         self.em = em
-        self.number: dict[Any, int] = {}  # attempt -> its number, 1 for the first
+        self.number: dict[Any, tuple[int, float]] = {}  # attempt -> its number (from 1), start
         self.launched = 0
         self.more = True  # may more attempts start?
         self.start_now = ""  # why to start the next attempt now: "delay", "failure" or not now
@@ -444,7 +425,7 @@ class _HedgedCall:
     def started(self, f: Any) -> Any:
         """Count attempt ``f`` (a task or a future), just started; returns it."""
         self.launched += 1
-        self.number[f] = self.launched
+        self.number[f] = (self.launched, self.policy.clock.monotonic())
         return f
 
     def _can_start(self) -> bool:
@@ -465,11 +446,13 @@ class _HedgedCall:
                 continue
             exc = f.exception()
             if exc is None:
-                em = self.em
+                p, em = self.policy, self.em
+                attempt, started = self.number[f]
+                if p.delays is not None:
+                    p.delays.observe(p.clock.monotonic() - started)
                 if self.launched > 1 and em.active:
-                    p = self.policy
                     now = p.clock.monotonic()
-                    em.emit(HedgeWon(em.pipeline, p.name, now, self.number[f], self.launched))
+                    em.emit(HedgeWon(em.pipeline, p.name, now, attempt, self.launched))
                 self.winner = f
                 return True
             self.errors.append(exc)
