@@ -24,22 +24,21 @@ The library is imported when a listener is built, not when this module is import
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from buttress.errors import ConfigError, MissingExtra
-from buttress.events import Event
 from buttress.version import __version__
 
 from . import (
     DEFAULT_BUCKETS,
     EVENTS_TOTAL,
-    HISTOGRAM_FIELDS,
     HISTOGRAMS,
+    LABELS,
+    MetricsListener,
     check_buckets,
-    event_name,
-    histogram_fields,
     listen,
 )
 
@@ -68,7 +67,7 @@ def _version() -> str:
     return __version__
 
 
-class OTelListener:
+class OTelListener(MetricsListener):
     """A listener that records events on OpenTelemetry instruments.
 
     :param meter_provider: a ``MeterProvider``; ``None`` (default) is the global one
@@ -78,7 +77,7 @@ class OTelListener:
     Attribute dictionaries are built once per (event type, pipeline, policy) and reused.
     """
 
-    __slots__ = ("_bound", "_lock", "buckets", "counter", "histograms", "meter")
+    __slots__ = ("buckets", "counter", "histograms", "meter")
 
     def __init__(
         self, meter_provider: Any | None = None, *, buckets: Sequence[float] = DEFAULT_BUCKETS
@@ -104,35 +103,14 @@ class OTelListener:
             )
             for name, doc in HISTOGRAMS.items()
         }
-        self._bound: dict[
-            tuple[type[Event], str, str], tuple[dict[str, str], tuple[tuple[str, Any], ...]]
-        ] = {}
-        self._lock = threading.Lock()
+        super().__init__()
 
-    def _bind(
-        self, key: tuple[type[Event], str, str]
-    ) -> tuple[dict[str, str], tuple[tuple[str, Any], ...]]:
-        cls, pipeline, policy = key
-        attributes = {"pipeline": pipeline, "policy": policy, "event": event_name(cls)}
-        bound = (
-            attributes,
-            tuple((f, self.histograms[HISTOGRAM_FIELDS[f]]) for f in histogram_fields(cls)),
-        )
-        with self._lock:
-            self._bound[key] = bound
-        return bound
+    def _counter(self, labels: tuple[str, str, str]) -> Callable[[], Any]:
+        return functools.partial(self.counter.add, 1, dict(zip(LABELS, labels, strict=True)))
 
-    def __call__(self, event: Event) -> None:
-        key = (type(event), event.pipeline, event.policy)
-        bound = self._bound.get(key)
-        if bound is None:
-            bound = self._bind(key)
-        attributes, hists = bound
-        self.counter.add(1, attributes)
-        for field, hist in hists:
-            value = getattr(event, field)
-            if value is not None:
-                hist.record(value, attributes)
+    def _histogram(self, name: str, labels: tuple[str, str, str]) -> Callable[[float], Any]:
+        attributes = dict(zip(LABELS, labels, strict=True))
+        return functools.partial(self.histograms[name].record, attributes=attributes)
 
     def __repr__(self) -> str:
         return f"OTelListener(meter={self.meter!r})"

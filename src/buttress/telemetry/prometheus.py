@@ -21,22 +21,18 @@ The library is imported when a listener is built, not when this module is import
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from buttress.errors import ConfigError, MissingExtra
-from buttress.events import Event
 
 from . import (
     DEFAULT_BUCKETS,
     EVENTS_TOTAL,
-    HISTOGRAM_FIELDS,
     HISTOGRAMS,
     LABELS,
+    MetricsListener,
     check_buckets,
-    event_name,
-    histogram_fields,
     listen,
 )
 
@@ -54,7 +50,7 @@ def _import() -> Any:
     return prometheus_client
 
 
-class PrometheusListener:
+class PrometheusListener(MetricsListener):
     """A listener that counts events and observes their durations into Prometheus metrics.
 
     :param registry: a ``prometheus_client.CollectorRegistry``; ``None`` (default) is the library's
@@ -70,7 +66,7 @@ class PrometheusListener:
     counter increment and one histogram observation per time field.
     """
 
-    __slots__ = ("_children", "_lock", "buckets", "counter", "histograms", "registry")
+    __slots__ = ("buckets", "counter", "histograms", "registry")
 
     def __init__(
         self, registry: Any | None = None, *, buckets: Sequence[float] = DEFAULT_BUCKETS
@@ -103,35 +99,13 @@ class PrometheusListener:
                 self.registry,
                 f"already holds a metric of the same name ({e}); remove the earlier listener first",
             ) from None
-        self._children: dict[tuple[type[Event], str, str], tuple[Any, tuple[tuple[str, Any], ...]]]
-        self._children = {}
-        self._lock = threading.Lock()
+        super().__init__()
 
-    def _bind(self, key: tuple[type[Event], str, str]) -> tuple[Any, tuple[tuple[str, Any], ...]]:
-        cls, pipeline, policy = key
-        labels = (pipeline, policy, event_name(cls))
-        bound = (
-            self.counter.labels(*labels),
-            tuple(
-                (f, self.histograms[HISTOGRAM_FIELDS[f]].labels(*labels))
-                for f in histogram_fields(cls)
-            ),
-        )
-        with self._lock:
-            self._children[key] = bound
-        return bound
+    def _counter(self, labels: tuple[str, str, str]) -> Callable[[], Any]:
+        return self.counter.labels(*labels).inc  # type: ignore[no-any-return]
 
-    def __call__(self, event: Event) -> None:
-        key = (type(event), event.pipeline, event.policy)
-        bound = self._children.get(key)
-        if bound is None:
-            bound = self._bind(key)
-        counter, hists = bound
-        counter.inc()
-        for field, hist in hists:
-            value = getattr(event, field)
-            if value is not None:
-                hist.observe(value)
+    def _histogram(self, name: str, labels: tuple[str, str, str]) -> Callable[[float], Any]:
+        return self.histograms[name].labels(*labels).observe  # type: ignore[no-any-return]
 
     def unregister(self) -> None:
         """Remove this listener's metrics from the registry (idempotent)."""
