@@ -171,23 +171,26 @@ class MetricsListener(abc.ABC):
     observation per time field.  The instruments are bound to their labels once per key
     (:meth:`_bind`); a backend says how with :meth:`_counter` and :meth:`_histogram`."""
 
-    __slots__ = ("_bound", "_lock")
+    __slots__ = ("_bound", "_lock", "buckets")
 
-    def __init__(self) -> None:
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.buckets = check_buckets(buckets)
+        """The histograms' bucket bounds, seconds."""
         self._bound: dict[tuple[type[Event], str, str], Bound] = {}
         self._lock = threading.Lock()
 
     @abc.abstractmethod
-    def _counter(self, labels: tuple[str, str, str]) -> Callable[[], Any]:
-        """The function adding one to the events counter at ``labels`` (see :data:`LABELS`)."""
+    def _counter(self, labels: dict[str, str]) -> Callable[[], Any]:
+        """The function adding one to the events counter at ``labels`` (:data:`LABELS` to
+        their values)."""
 
     @abc.abstractmethod
-    def _histogram(self, name: str, labels: tuple[str, str, str]) -> Callable[[float], Any]:
+    def _histogram(self, name: str, labels: dict[str, str]) -> Callable[[float], Any]:
         """The function observing a value into histogram ``name`` at ``labels``."""
 
     def _bind(self, key: tuple[type[Event], str, str]) -> Bound:
         cls, pipeline, policy = key
-        labels = (pipeline, policy, event_name(cls))
+        labels = dict(zip(LABELS, (pipeline, policy, event_name(cls)), strict=True))
         bound = (
             self._counter(labels),
             tuple((f, self._histogram(HISTOGRAM_FIELDS[f], labels)) for f in histogram_fields(cls)),

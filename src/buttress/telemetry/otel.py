@@ -32,15 +32,7 @@ from typing import TYPE_CHECKING, Any
 from buttress.errors import ConfigError, MissingExtra
 from buttress.version import __version__
 
-from . import (
-    DEFAULT_BUCKETS,
-    EVENTS_TOTAL,
-    HISTOGRAMS,
-    LABELS,
-    MetricsListener,
-    check_buckets,
-    listen,
-)
+from . import DEFAULT_BUCKETS, EVENTS_TOTAL, HISTOGRAMS, MetricsListener, listen
 
 if TYPE_CHECKING:
     from buttress.pipeline import Pipeline
@@ -77,13 +69,13 @@ class OTelListener(MetricsListener):
     Attribute dictionaries are built once per (event type, pipeline, policy) and reused.
     """
 
-    __slots__ = ("buckets", "counter", "histograms", "meter")
+    __slots__ = ("counter", "histograms", "meter")
 
     def __init__(
         self, meter_provider: Any | None = None, *, buckets: Sequence[float] = DEFAULT_BUCKETS
     ) -> None:
         metrics = _import()
-        self.buckets = check_buckets(buckets)
+        super().__init__(buckets)
         if meter_provider is not None and not hasattr(meter_provider, "get_meter"):
             raise ConfigError(
                 "meter_provider", meter_provider, "must be an OpenTelemetry MeterProvider"
@@ -103,14 +95,12 @@ class OTelListener(MetricsListener):
             )
             for name, doc in HISTOGRAMS.items()
         }
-        super().__init__()
 
-    def _counter(self, labels: tuple[str, str, str]) -> Callable[[], Any]:
-        return functools.partial(self.counter.add, 1, dict(zip(LABELS, labels, strict=True)))
+    def _counter(self, labels: dict[str, str]) -> Callable[[], Any]:
+        return functools.partial(self.counter.add, 1, labels)
 
-    def _histogram(self, name: str, labels: tuple[str, str, str]) -> Callable[[float], Any]:
-        attributes = dict(zip(LABELS, labels, strict=True))
-        return functools.partial(self.histograms[name].record, attributes=attributes)
+    def _histogram(self, name: str, labels: dict[str, str]) -> Callable[[float], Any]:
+        return functools.partial(self.histograms[name].record, attributes=labels)
 
     def __repr__(self) -> str:
         return f"OTelListener(meter={self.meter!r})"

@@ -26,15 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from buttress.errors import ConfigError, MissingExtra
 
-from . import (
-    DEFAULT_BUCKETS,
-    EVENTS_TOTAL,
-    HISTOGRAMS,
-    LABELS,
-    MetricsListener,
-    check_buckets,
-    listen,
-)
+from . import DEFAULT_BUCKETS, EVENTS_TOTAL, HISTOGRAMS, LABELS, MetricsListener, listen
 
 if TYPE_CHECKING:
     from buttress.pipeline import Pipeline
@@ -66,13 +58,13 @@ class PrometheusListener(MetricsListener):
     counter increment and one histogram observation per time field.
     """
 
-    __slots__ = ("buckets", "counter", "histograms", "registry")
+    __slots__ = ("counter", "histograms", "registry")
 
     def __init__(
         self, registry: Any | None = None, *, buckets: Sequence[float] = DEFAULT_BUCKETS
     ) -> None:
         prom = _import()
-        self.buckets = check_buckets(buckets)
+        super().__init__(buckets)
         self.registry: Any = prom.REGISTRY if registry is None else registry
         if not isinstance(self.registry, prom.CollectorRegistry):
             raise ConfigError("registry", registry, "must be a prometheus_client.CollectorRegistry")
@@ -99,13 +91,12 @@ class PrometheusListener(MetricsListener):
                 self.registry,
                 f"already holds a metric of the same name ({e}); remove the earlier listener first",
             ) from None
-        super().__init__()
 
-    def _counter(self, labels: tuple[str, str, str]) -> Callable[[], Any]:
-        return self.counter.labels(*labels).inc  # type: ignore[no-any-return]
+    def _counter(self, labels: dict[str, str]) -> Callable[[], Any]:
+        return self.counter.labels(**labels).inc  # type: ignore[no-any-return]
 
-    def _histogram(self, name: str, labels: tuple[str, str, str]) -> Callable[[float], Any]:
-        return self.histograms[name].labels(*labels).observe  # type: ignore[no-any-return]
+    def _histogram(self, name: str, labels: dict[str, str]) -> Callable[[float], Any]:
+        return self.histograms[name].labels(**labels).observe  # type: ignore[no-any-return]
 
     def unregister(self) -> None:
         """Remove this listener's metrics from the registry (idempotent)."""
