@@ -379,9 +379,7 @@ class Retry(Policy):
                 verdict = run.returned(result)
                 if verdict is None:
                     return result
-            if exc is not None:
-                raise exc
-            return result
+            return run.gave_up(exc, result)
 
         return retry_slow
 
@@ -537,9 +535,7 @@ class Retry(Policy):
                     verdict = run.returned(result)
                     if verdict is None:
                         return result
-            if exc is not None:
-                raise exc
-            return result
+            return run.gave_up(exc, result)
 
         return retry_slow_async
 
@@ -594,6 +590,14 @@ class _Retrying:
             if self.ctx is not None:
                 self.ctx.attempt = self.attempt
         return delay
+
+    @staticmethod
+    def gave_up(exc: BaseException | None, result: Any) -> Any:
+        """The call's outcome once the retries stop: the last error raised, else the last
+        result (one that ``retry_if_result`` wanted retried)."""
+        if exc is not None:
+            raise exc
+        return result
 
     def returned(self, result: Any) -> Verdict:
         """The current attempt returned ``result``: its verdict if it is worth retrying, else
