@@ -23,24 +23,12 @@ The library is imported when a listener is built, not when this module is import
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from buttress.errors import ConfigError, MissingExtra
-from buttress.events import Event
 
-from . import (
-    DEFAULT_BUCKETS,
-    EVENTS_TOTAL,
-    HISTOGRAM_FIELDS,
-    HISTOGRAMS,
-    LABELS,
-    check_buckets,
-    event_name,
-    histogram_fields,
-    listen,
-)
+from . import DEFAULT_BUCKETS, EVENTS_TOTAL, HISTOGRAMS, LABELS, MetricsListener, listen
 
 if TYPE_CHECKING:
     from buttress.pipeline import Pipeline
@@ -64,7 +52,7 @@ def _registry(prom: Any, registry: Any | None) -> Any:
     return chosen
 
 
-class PrometheusListener:
+class PrometheusListener(MetricsListener):
     """A listener that counts events and observes their durations into Prometheus metrics.
 
     :param registry: a ``prometheus_client.CollectorRegistry``; ``None`` (default) is the library's
@@ -80,13 +68,13 @@ class PrometheusListener:
     counter increment and one histogram observation per time field.
     """
 
-    __slots__ = ("_children", "_lock", "buckets", "counter", "histograms", "registry")
+    __slots__ = ("counter", "histograms", "registry")
 
     def __init__(
         self, registry: Any | None = None, *, buckets: Sequence[float] = DEFAULT_BUCKETS
     ) -> None:
         prom = _import()
-        self.buckets = check_buckets(buckets)
+        super().__init__(buckets)
         self.registry: Any = _registry(prom, registry)
         self.counter: Any = prom.Counter(
             EVENTS_TOTAL,
@@ -111,35 +99,12 @@ class PrometheusListener:
                 self.registry,
                 f"already holds a metric of the same name ({e}); remove the earlier listener first",
             ) from None
-        self._children: dict[tuple[type[Event], str, str], tuple[Any, tuple[tuple[str, Any], ...]]]
-        self._children = {}
-        self._lock = threading.Lock()
 
-    def _bind(self, key: tuple[type[Event], str, str]) -> tuple[Any, tuple[tuple[str, Any], ...]]:
-        cls, pipeline, policy = key
-        labels = (pipeline, policy, event_name(cls))
-        bound = (
-            self.counter.labels(*labels),
-            tuple(
-                (f, self.histograms[HISTOGRAM_FIELDS[f]].labels(*labels))
-                for f in histogram_fields(cls)
-            ),
-        )
-        with self._lock:
-            self._children[key] = bound
-        return bound
+    def _counter(self, labels: dict[str, str]) -> Callable[[], Any]:
+        return self.counter.labels(**labels).inc  # type: ignore[no-any-return]
 
-    def __call__(self, event: Event) -> None:
-        key = (type(event), event.pipeline, event.policy)
-        bound = self._children.get(key)
-        if bound is None:
-            bound = self._bind(key)
-        counter, hists = bound
-        counter.inc()
-        for field, hist in hists:
-            value = getattr(event, field)
-            if value is not None:
-                hist.observe(value)
+    def _histogram(self, name: str, labels: dict[str, str]) -> Callable[[float], Any]:
+        return self.histograms[name].labels(**labels).observe  # type: ignore[no-any-return]
 
     def unregister(self) -> None:
         """Remove this listener's metrics from the registry (idempotent)."""
