@@ -1,4 +1,4 @@
-"""Event families: declared by ``Event``'s metaclass, they behave as hand-declared events do
+"""Event families: made by ``EventFamily``'s metaclass, they behave as hand-declared events do
 (frozen, slotted, picklable, compared and hashed by value); hand-declared events still work."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import buttress.outbox.events
 import buttress.policies.breaker_events
 import buttress.remediation.engine
 import buttress.supervise.events
-from buttress.events import Event
+from buttress.events import Event, EventFamily, EventType
 
 MODULES = (
     buttress.events,
@@ -85,7 +85,7 @@ def test_a_family_shares_its_fields_and_comes_first() -> None:
     names = [f.name for f in dataclasses.fields(RestoreCompleted)]
     assert ["pipeline", "policy", "time", "backup", "duration", "target"] == names
     event = RestoreCompleted("dr", "app", 1.0, "b1", 2.5, "/tmp/app.db")
-    assert isinstance(event, BackupEvent) and BackupEvent.in_family and RestoreCompleted.in_family
+    assert isinstance(event, BackupEvent) and isinstance(event, EventFamily)
     assert "buttress_dr_restore_completed" == event.name
     assert event != RestoreCompleted("dr", "app", 1.0, "b1", 2.5, "/tmp/other.db")
 
@@ -102,19 +102,15 @@ def test_a_hand_declared_event_is_left_to_its_decorator() -> None:
         duration: float
 
     for event in (Probed("p", "q", 0.0, "ok"), Refreshed("p", "q", 0.0, 0.25)):
-        assert not hasattr(event, "__dict__") and not type(event).in_family
+        assert not hasattr(event, "__dict__") and not isinstance(event, EventFamily)
     assert "buttress_probe_checked" == Probed("p", "q", 0.0, "ok").name
 
 
-def test_a_class_outside_a_family_without_the_decorator_is_no_dataclass() -> None:
-    class Undeclared(Event, policy_type="probe", kind="checked"):
-        pass
+def test_the_pipeline_events_keep_the_plain_metaclass() -> None:
+    """Listeners test these with ``isinstance`` on every call: a class made by a metaclass other
+    than ``type`` answers that through the metaclass, about 50 ns slower when the answer is no."""
+    from buttress.events import AttemptSucceeded, CallFailed, CallSucceeded, GaveUp
 
-    assert "__dataclass_fields__" not in vars(Undeclared)
-
-
-def test_a_misspelt_family_keyword_is_refused() -> None:
-    with pytest.raises(TypeError, match="keyword"):
-
-        class Bad(Event, policy_type="probe", famly=True):
-            pass
+    for cls in (Event, CallSucceeded, CallFailed, AttemptSucceeded, GaveUp):
+        assert type is type(cls), cls
+    assert EventType is type(EventFamily)

@@ -12,7 +12,7 @@ while it lasts rather than when it ends: a listener must not call the pool.
 
 from __future__ import annotations
 
-from buttress.events import Emitter, Event
+from buttress.events import Emitter, EventFamily
 
 __all__ = [
     "DbPoolEvent",
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 
-class DbPoolEvent(Event, policy_type="db_pool", family=True):
+class DbPoolEvent(EventFamily, policy_type="db_pool"):
     """The family of the pools' events."""
 
 

@@ -9,7 +9,7 @@ backup, the last verification's outcome) come from :mod:`buttress.dr.metrics`.
 
 from __future__ import annotations
 
-from buttress.events import Emitter, Event
+from buttress.events import Emitter, EventFamily
 
 __all__ = [
     "BackupCompleted",
@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 
-class DrEvent(Event, policy_type="dr", family=True):
+class DrEvent(EventFamily, policy_type="dr"):
     """The family of the DR events."""
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from buttress.events import Event
+from buttress.events import Event, EventFamily
 
 __all__ = [
     "EjectionSkipped",
@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 
-class EndpointPoolEvent(Event, policy_type="endpoint_pool", family=True):
+class EndpointPoolEvent(EventFamily, policy_type="endpoint_pool"):
     """The family of the endpoint pools' events."""
 
 

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from buttress.events import Event
+from buttress.events import EventFamily
 
 __all__ = [
     "MessageDeadLettered",
@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 
-class OutboxEvent(Event, policy_type="outbox", family=True):
+class OutboxEvent(EventFamily, policy_type="outbox"):
     """The family of a relay's events about one ``message`` (its id in the queue)."""
 
     message: int

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from buttress.events import Event
+from buttress.events import Event, EventFamily
 
 from .breaker_state import (
     CLOSED,
@@ -17,7 +17,7 @@ from .breaker_state import (
 )
 
 
-class BreakerEvent(Event, policy_type="circuit_breaker", family=True):
+class BreakerEvent(EventFamily, policy_type="circuit_breaker"):
     """The family of the circuit breaker's events (``buttress_circuit_breaker_<kind>``)."""
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ConfigError
-from buttress.events import Emitter, Event, add_listener
+from buttress.events import Emitter, Event, EventFamily, add_listener
 
 from .core import Holds, RuleGate, RuleOptions
 
@@ -103,7 +103,7 @@ class Journal:
                     f.write(json.dumps(asdict(entry), default=str) + "\n")
 
 
-class RemediationEvent(Event, policy_type="remediation", family=True):
+class RemediationEvent(EventFamily, policy_type="remediation"):
     """The family of the remediator's events about one rule's ``action`` (its description)."""
 
     action: str

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from buttress.events import Event
+from buttress.events import EventFamily
 
 __all__ = [
     "ChildCrashLooping",
@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 
-class SupervisorEvent(Event, policy_type="supervisor", family=True):
+class SupervisorEvent(EventFamily, policy_type="supervisor"):
     """The family of the supervisors' events."""
 
 
