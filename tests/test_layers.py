@@ -267,6 +267,9 @@ def test_a_registered_section_joins_the_root_model(monkeypatch: pytest.MonkeyPat
         model_config = ConfigDict(extra="forbid")
         share: float = 0.05
 
+    # The built-in sections first: registered inside the patched copy, they would vanish with it
+    # while their modules stay imported (a later test would find no health section).
+    sections.load_builtin_sections()
     monkeypatch.setattr(sections, "_registered", dict(sections._registered))
     register_section("canary", Canary, description="How much traffic a canary gets.")
     register_section("canary", Canary, description="Registering again is harmless.")

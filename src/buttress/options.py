@@ -23,12 +23,13 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, Field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypedDict, TypeVar, Unpack
 
 from .errors import ConfigError
 
 __all__ = [
     "REQUIRED",
+    "Bounds",
     "check_integer",
     "check_number",
     "check_seconds",
@@ -56,23 +57,22 @@ def is_number(v: object) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def bounds_text(
-    ge: float | None = None,
-    gt: float | None = None,
-    le: float | None = None,
-    lt: float | None = None,
-) -> str:
+class Bounds(TypedDict, total=False):
+    """The bounds a number may be given: ``ge`` (``>=``), ``gt`` (``>``), ``le`` (``<=``), ``lt``
+    (``<``); absent or ``None``, no bound.  The keyword arguments of :func:`integer`,
+    :func:`number` and the ``check_*`` helpers."""
+
+    ge: float | None
+    gt: float | None
+    le: float | None
+    lt: float | None
+
+
+def bounds_text(**bounds: Unpack[Bounds]) -> str:
     """``>= 1``, ``> 0 and <= 1``: the bounds in words, for messages and the docs."""
-    parts = []
-    if ge is not None:
-        parts.append(f">= {ge:g}")
-    if gt is not None:
-        parts.append(f"> {gt:g}")
-    if le is not None:
-        parts.append(f"<= {le:g}")
-    if lt is not None:
-        parts.append(f"< {lt:g}")
-    return " and ".join(parts)
+    b = bounds.get
+    words = ((">=", b("ge")), (">", b("gt")), ("<=", b("le")), ("<", b("lt")))
+    return " and ".join(f"{op} {x:g}" for op, x in words if x is not None)
 
 
 def within(
@@ -109,7 +109,7 @@ class Option:
     shown: str | None = None  # how the docs show the default, when repr() would not do
 
     def bounds(self) -> str:
-        return bounds_text(self.ge, self.gt, self.le, self.lt)
+        return bounds_text(ge=self.ge, gt=self.gt, le=self.le, lt=self.lt)
 
     def validate(self, name: str, v: Any) -> Any:
         """``v`` normalised (``int`` seconds to ``float``, one exception type to a tuple), or
@@ -157,42 +157,28 @@ def _field(default: Any, option: Option) -> Any:
 
 
 def integer(
-    default: Any,
-    doc: str,
-    *,
-    ge: int | None = None,
-    gt: int | None = None,
-    le: int | None = None,
-    optional: bool = False,
-    spec: bool = True,
+    default: Any, doc: str, *, optional: bool = False, spec: bool = True, **bounds: Unpack[Bounds]
 ) -> Any:
     """A whole number (``bool`` refused)."""
-    return _field(
-        default, Option("integer", doc, ge=ge, gt=gt, le=le, optional=optional, spec=spec)
-    )
+    return _field(default, Option("integer", doc, optional=optional, spec=spec, **bounds))
 
 
 def number(
     default: Any,
     doc: str,
     *,
-    ge: float | None = None,
-    gt: float | None = None,
-    le: float | None = None,
-    lt: float | None = None,
     allow_inf: bool = False,
     optional: bool = False,
     spec: bool = True,
+    **bounds: Unpack[Bounds],
 ) -> Any:
     """A real number, stored as ``float`` (NaN refused; infinity unless ``allow_inf``; ``None``
     too when ``optional``)."""
-    option = Option(
-        "number", doc, ge=ge, gt=gt, le=le, lt=lt, allow_inf=allow_inf, optional=optional, spec=spec
-    )
+    option = Option("number", doc, allow_inf=allow_inf, optional=optional, spec=spec, **bounds)
     return _field(default, option)
 
 
-def number_or_none(default: Any, doc: str, **bounds: Any) -> Any:
+def number_or_none(default: Any, doc: str, **bounds: Unpack[Bounds]) -> Any:
     """:func:`number` with ``optional=True``."""
     return number(default, doc, optional=True, **bounds)
 
@@ -253,23 +239,15 @@ def callable_or_none(name: str, v: Any) -> Any:
     return v
 
 
-def check_integer(name: str, v: Any, *, ge: int | None = None, le: int | None = None) -> int:
+def check_integer(name: str, v: Any, **bounds: Unpack[Bounds]) -> int:
     """``v`` as a whole number within bounds, or :class:`ConfigError` (for parameters outside an
     options type)."""
-    return Option("integer", "", ge=ge, le=le).validate(name, v)  # type: ignore[no-any-return]
+    return Option("integer", "", **bounds).validate(name, v)  # type: ignore[no-any-return]
 
 
-def check_number(
-    name: str,
-    v: Any,
-    *,
-    ge: float | None = None,
-    gt: float | None = None,
-    le: float | None = None,
-    lt: float | None = None,
-) -> float:
+def check_number(name: str, v: Any, **bounds: Unpack[Bounds]) -> float:
     """``v`` as a finite ``float`` within bounds, or :class:`ConfigError`."""
-    return Option("number", "", ge=ge, gt=gt, le=le, lt=lt).validate(name, v)  # type: ignore[no-any-return]
+    return Option("number", "", **bounds).validate(name, v)  # type: ignore[no-any-return]
 
 
 def check_seconds(name: str, v: Any, *, gt: float | None = None) -> float:

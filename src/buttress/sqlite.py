@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from buttress.errors import ConfigError
 
@@ -34,6 +34,7 @@ __all__ = [
     "migrate",
     "schema_version",
     "transaction",
+    "where",
 ]
 
 Migration = str | Callable[[sqlite3.Connection], None]
@@ -166,11 +167,24 @@ def _statements(script: str) -> Iterator[str]:
         yield buf.strip()
 
 
+def where(select: str, *conditions: tuple[str, object]) -> tuple[str, list[Any]]:
+    """``select`` with a ``WHERE`` clause of the ``conditions`` that apply, and its arguments.
+
+    Each condition is ``(sql, value)``: left out when ``value`` is ``None`` or ``False`` (a filter
+    not asked for); otherwise joined with ``AND``, and ``value`` bound to the condition's ``?``
+    (a condition without one, such as ``"state != 'resolved'"`` with a flag, binds nothing)."""
+    kept = [(sql, value) for sql, value in conditions if value is not None and value is not False]
+    args = [value for sql, value in kept if "?" in sql]
+    if not kept:
+        return select, args
+    return f"{select} WHERE {' AND '.join(sql for sql, _ in kept)}", args
+
+
 class Database:
     """One connection to a SQLite file, shared by threads under one lock.
 
-    Subclasses open it with :meth:`_open` and write with :meth:`_write`; :meth:`close` and the
-    context manager are here.
+    Subclasses open it with :meth:`_open`, read with :meth:`_rows` and write with :meth:`_write`;
+    :meth:`close` and the context manager are here.
     """
 
     path: str
@@ -189,6 +203,11 @@ class Database:
                 raise
         self._lock = threading.Lock()
         self._conn = conn
+
+    def _rows(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
+        """Every row ``sql`` reads, under the lock."""
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
 
     def _write(self, fn: Callable[[sqlite3.Connection], object]) -> None:
         """Run ``fn`` in one write transaction; the caller holds the lock."""

@@ -42,35 +42,37 @@ class Chains:
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """The sync chain, timed and reported."""
-        mono = self.clock.monotonic
-        em = self.emitter
-        t0 = mono()
+        t0 = self.clock.monotonic()
         try:
             result = self.sync(fn, args, kwargs)
         except BaseException as exc:
-            t1 = mono()
-            em.emit(CallFailed(self.name, self.name, t1, t1 - t0, exc))
+            self.report(t0, exc)
             raise
-        t1 = mono()
-        em.emit(CallSucceeded(self.name, self.name, t1, t1 - t0))
+        self.report(t0, None)
         return result
 
     async def observed_async(
         self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """The async chain, timed and reported."""
-        mono = self.clock.monotonic
-        em = self.emitter
-        t0 = mono()
+        t0 = self.clock.monotonic()
         try:
             result = await self.asyn(fn, args, kwargs)
         except BaseException as exc:
-            t1 = mono()
-            em.emit(CallFailed(self.name, self.name, t1, t1 - t0, exc))
+            self.report(t0, exc)
             raise
-        t1 = mono()
-        em.emit(CallSucceeded(self.name, self.name, t1, t1 - t0))
+        self.report(t0, None)
         return result
+
+    def report(self, t0: float, exc: BaseException | None) -> None:
+        """A call that started at ``t0`` has ended: emit :class:`CallFailed` with ``exc``, or
+        :class:`CallSucceeded`, with its duration."""
+        t1 = self.clock.monotonic()
+        name = self.name
+        if exc is None:
+            self.emitter.emit(CallSucceeded(name, name, t1, t1 - t0))
+        else:
+            self.emitter.emit(CallFailed(name, name, t1, t1 - t0, exc))
 
 
 def decorate(chains: Chains, fn: Callable[..., Any], owner: object) -> Callable[..., Any]:

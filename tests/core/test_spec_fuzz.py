@@ -55,6 +55,8 @@ COMMANDS: dict[str, list[list[str]]] = {
     "chaos/latency-game-day.yaml": [["spec", "validate"], ["chaos", "validate"]],
     "dr/reliability.yaml": [["spec", "validate"], ["slo", "validate"]],
     "outbox/reliability.yaml": [["spec", "validate"], ["slo", "validate"]],
+    "surge/reliability.yaml": [["spec", "validate"], ["slo", "validate"]],
+    "saas/reliability.yaml": [["spec", "validate"], ["slo", "validate"]],
 }
 
 

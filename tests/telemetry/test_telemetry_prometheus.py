@@ -242,3 +242,55 @@ def test_missing_library_raises_missing_extra(monkeypatch: pytest.MonkeyPatch) -
         prometheus.install(CollectorRegistry())
     assert "buttress[telemetry]" in str(err.value)
     assert "prometheus_client" in str(err.value)
+
+
+def sli_values(text: str) -> dict[tuple[str, str], float]:
+    return {
+        (s.labels["sli"], s.labels["outcome"]): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == prometheus.SLI_EVENTS_TOTAL
+    }
+
+
+def test_sli_counter_counts_good_and_bad_and_starts_at_zero() -> None:
+    registry = CollectorRegistry()
+    counter = prometheus.SLICounter(["checkout", "browse"], registry=registry)
+    try:
+        # Created at 0 before any event: Prometheus sees the first event as an increase.
+        assert {
+            ("checkout", "good"): 0.0,
+            ("checkout", "bad"): 0.0,
+            ("browse", "good"): 0.0,
+            ("browse", "bad"): 0.0,
+        } == sli_values(scrape(registry))
+        counter.record("checkout", 1, 1)
+        counter.record("checkout", 0, 1)
+        counter.record("checkout", 7, 10)
+        counter.record("search", 2, 2)  # an SLI not declared up front
+        values = sli_values(scrape(registry))
+        with pytest.raises(ConfigError) as err:
+            counter.record("checkout", 3, 2)
+        assert "good" == err.value.parameter
+        with pytest.raises(ConfigError):
+            prometheus.SLICounter(registry=registry)  # a second one would count twice
+    finally:
+        counter.unregister()
+        counter.unregister()  # idempotent
+    assert {
+        ("checkout", "good"): 8.0,
+        ("checkout", "bad"): 4.0,
+        ("browse", "good"): 0.0,
+        ("browse", "bad"): 0.0,
+        ("search", "good"): 2.0,
+        ("search", "bad"): 0.0,
+    } == values
+    assert "" == scrape(registry)
+
+
+def test_sli_queries_read_the_counter() -> None:
+    good, total = prometheus.sli_queries("checkout", 'job="api"')
+    selector = 'buttress_sli_events_total{sli="checkout",job="api"'
+    assert f'sum(rate({selector},outcome="good"}}[{{{{.window}}}}]))' == good
+    assert f"sum(rate({selector}}}[{{{{.window}}}}]))" == total
+    assert "{sli=" in prometheus.sli_queries("checkout")[1]

@@ -23,8 +23,10 @@ pipeline of the same name in reliability.yaml, built by :func:`buttress.spec.bui
   ``BUTTRESS_LAB_MODE_STATE``), the last catalogue without asking the datastore at all.
 
 The ASGI middleware turns the caller's ``X-Buttress-Deadline-Ms`` into a deadline and records the
-SLIs of both routes into the store.  With policies off every call is a plain httpx call without a
-timeout, spread round-robin over the payments instances; the SLIs are recorded the same way.
+SLIs of both routes into the store, and counts them for Prometheus (``GET /metrics``:
+``buttress_sli_events_total{sli, outcome}``, beside Buttress's policy events).  With policies
+off every call is a plain httpx call without a timeout, spread round-robin over the payments
+instances; the SLIs are recorded the same way.
 With ``typical`` every call is protected the way a team does it without Buttress (tenacity,
 pybreaker, client timeouts: :mod:`shop.typical`).  In every mode each attempt sent to a dependency
 is counted (``GET /lab/attempts``), for the lab's load-amplification figures.
@@ -52,6 +54,7 @@ from buttress.modes import ModeSwitch
 from buttress.policies.breaker import CircuitBreaker
 from buttress.slo import LatencySLI
 from buttress.spec import build_pipeline
+from buttress.telemetry.prometheus import SLICounter
 
 from . import typical
 from .common import AttemptCounter, Settings, with_health
@@ -239,13 +242,19 @@ recorder = settings.recorder()
 publisher = settings.publisher()
 
 
+# The same SLI events as a Prometheus counter (GET /metrics), for `buttress lab --prometheus`.
+sli_events = SLICounter(list(ROUTE_SLIS.values()))
+
+
 def record(route: str, good: bool, latency: float) -> None:
     sli = ROUTE_SLIS.get(route)
-    if recorder is None or sli is None:
+    if sli is None:
         return
     limit = _thresholds.get(sli)
-    ok = good and (limit is None or latency <= limit)
-    recorder.record(sli, 1 if ok else 0, 1)
+    ok = 1 if good and (limit is None or latency <= limit) else 0
+    sli_events.record(sli, ok, 1)
+    if recorder is not None:
+        recorder.record(sli, ok, 1)
 
 
 health = HealthRegistry(service_id="api")

@@ -1,4 +1,5 @@
-"""What every shop service shares: its settings from the environment, health, SLI recording.
+"""What every shop service shares: its settings from the environment, health, metrics, SLI
+recording.
 
 `buttress lab examples/shop` starts each service with these variables (see docs/shop-lab.md):
 
@@ -32,6 +33,7 @@ from buttress.health import HealthApp, HealthRegistry
 from buttress.slo import SLIRecorder, SLIStore
 from buttress.spec import load_spec
 from buttress.spec.document import ReliabilitySpec
+from buttress.telemetry import prometheus as telemetry
 
 from .labfaults import with_lab_faults
 
@@ -115,9 +117,34 @@ class Settings:
 
 
 def with_health(app: ASGIApp, registry: HealthRegistry) -> ASGIApp:
-    """``/health/*`` answered by Buttress's health app, everything else by ``app``; under the
-    lab, with its process faults played (:mod:`shop.labfaults`)."""
-    return with_lab_faults(HealthApp(registry, app=app), registry)
+    """``/health/*`` answered by Buttress's health app, ``GET /metrics`` by :func:`with_metrics`,
+    everything else by ``app``; under the lab, with its process faults played
+    (:mod:`shop.labfaults`)."""
+    return with_lab_faults(HealthApp(registry, app=with_metrics(app)), registry)
+
+
+_metrics: list[ASGIApp] = []
+
+
+def with_metrics(app: ASGIApp) -> ASGIApp:
+    """``GET /metrics``: the process's Prometheus metrics (``prometheus_client.REGISTRY``), with
+    Buttress's telemetry installed once per process (:mod:`buttress.telemetry.prometheus`: every
+    policy event; the api adds its SLI events); everything else goes to ``app``.  `buttress lab
+    --prometheus` scrapes it."""
+    if not _metrics:
+        import prometheus_client
+
+        telemetry.install()
+        _metrics.append(prometheus_client.make_asgi_app())
+    exposition = _metrics[0]
+
+    async def route(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/metrics":
+            await exposition(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return route
 
 
 class AttemptCounter:

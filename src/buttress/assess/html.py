@@ -16,7 +16,8 @@ from typing import Any
 
 from buttress.templating import environment
 
-from .report import pct, sections
+from .formats import pct
+from .report import sections
 
 __all__ = ["render_html"]
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .analysis import Analysis, event_probabilities
-from .montecarlo import Z95, _np, mean_interval, prepare, run_batch
+from .formats import interval, pct
+from .montecarlo import Z95, Histories, _np, mean_interval, run_batch
 from .processes import Deadline
 
 __all__ = [
@@ -92,22 +93,16 @@ def simulate_mission(
 ) -> dict[str, MissionSimulation]:
     """Simulate ``runs`` histories of ``hours`` from an all-up start; per journey, the share with
     no outage (mission reliability) and the mean availability, each with a 95% interval."""
-    np = _np()
     names = list(journeys) if journeys is not None else list(analysis.journeys)
-    events, tops, spof = prepare(np, analysis, names)
-    rng = np.random.default_rng(seed)
+    histories = Histories.of(analysis, names, seed)
+    np = histories.np
     up_share: list[Any] = []
     clean = np.zeros(len(names), dtype=np.int64)
     done = 0
     while done < runs:
         reps = min(batch, runs - done)
         downtime, outages = run_batch(
-            np=np,
-            rng=rng,
-            analysis=analysis,
-            events=events,
-            tops=tops,
-            spof=spof,
+            histories,
             reps=reps,
             horizon=hours,
             deterministic=False,
@@ -159,18 +154,14 @@ def mission_report(
     return out
 
 
-def mission_section(
-    journeys: list[dict[str, Any]], pct: Callable[[float], str]
-) -> tuple[str, list[str], list[list[str]], str]:
+def mission_section(journeys: list[dict[str, Any]]) -> tuple[str, list[str], list[list[str]], str]:
     """The report's mission table, for the journeys whose JSON entry has a ``mission`` block."""
     rows = []
+    fixed4 = "{:.4f}".format
     for j in journeys:
         m = j["mission"]
         sim = m.get("simulation")
-        reliability = "-"
-        if sim:
-            lo, hi = sim["reliability_ci95"]
-            reliability = f"{sim['reliability']:.4f} [{lo:.4f}, {hi:.4f}]"
+        reliability = interval(fixed4, sim["reliability"], *sim["reliability_ci95"]) if sim else "-"
         rows.append(
             [
                 j["name"],

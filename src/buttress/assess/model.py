@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -70,7 +70,7 @@ from pydantic_core import PydanticCustomError
 from buttress.errors import SpecError
 from buttress.spec.sections import register_section
 from buttress.spec.source import Document, load_yaml, validate
-from buttress.spec.types import Duration, PositiveDuration
+from buttress.spec.types import Duration, PositiveDuration, PositiveShare, Share
 
 from .model_checks import (
     Loc,
@@ -110,14 +110,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Unavailability = Annotated[float, Field(gt=0, le=1)]
-
-
 class UncertainSpec(_Strict):
     """Ranges ``[low, high]`` for a unit's figures, sampled (log-uniformly by default; an
     availability through its unavailability) to put an interval on every result."""
 
-    availability: tuple[Unavailability, Unavailability] | None = None
+    availability: tuple[PositiveShare, PositiveShare] | None = None
     mtbf: tuple[PositiveDuration, PositiveDuration] | None = None
     mttr: tuple[Duration, Duration] | None = None
     distribution: Literal["loguniform", "lognormal", "uniform"] = Field(
@@ -153,8 +150,8 @@ class ScheduleSpec(_Strict):
 class ReliabilityFields(_Strict):
     """Failure behaviour of one unit: ``availability`` or ``mtbf``/``mttr``, plus detection time."""
 
-    availability: float | None = Field(
-        default=None, gt=0, le=1, description="Steady-state availability of one unit, in (0, 1]."
+    availability: PositiveShare | None = Field(
+        default=None, description="Steady-state availability of one unit, in (0, 1]."
     )
     mtbf: PositiveDuration | None = Field(default=None, description="Mean time between failures.")
     mttr: Duration | None = Field(
@@ -199,11 +196,8 @@ class DefaultsSpec(_Strict):
 
     mttr: Duration = Field(default=3600.0, description="MTTR when only availability is given (1h).")
     detect: Duration = Field(default=300.0, description="Detection time when not given (5m).")
-    availability: float = Field(
-        default=0.999,
-        gt=0,
-        le=1,
-        description="Unit availability when neither it nor mtbf is given.",
+    availability: PositiveShare = Field(
+        default=0.999, description="Unit availability when neither it nor mtbf is given."
     )
 
 
@@ -273,21 +267,16 @@ class RedundancySpec(_Strict):
         default=30.0, description="Failover detection time (active-passive)."
     )
     switchover: Duration = Field(default=60.0, description="Switchover time (active-passive).")
-    coverage: float = Field(
-        default=1.0,
-        ge=0,
-        le=1,
-        description="Probability that a failover succeeds (active-passive).",
+    coverage: Share = Field(
+        default=1.0, description="Probability that a failover succeeds (active-passive)."
     )
     standby: Literal["hot", "warm", "cold"] = Field(
         default="hot",
         description="hot standbys fail like the active unit, warm ones at standby_factor of its "
         "rate, cold ones do not fail idle (active-passive).",
     )
-    standby_factor: float | None = Field(
+    standby_factor: Share | None = Field(
         default=None,
-        ge=0,
-        le=1,
         description="A warm standby's failure rate as a share of the active's (default 0.1).",
     )
     recovery: PositiveDuration | None = Field(
@@ -302,17 +291,13 @@ class RedundancySpec(_Strict):
         description="Beta factor: the share of a unit's failures that fail every unit of the "
         "group at once (common cause), in [0, 1).",
     )
-    gamma: float | None = Field(
+    gamma: Share | None = Field(
         default=None,
-        ge=0,
-        le=1,
         description="Multiple Greek letter: of the common-cause failures, the share that fail "
         "at least three units (the rest fail exactly two); active-active, 3 or 4 replicas.",
     )
-    delta: float | None = Field(
+    delta: Share | None = Field(
         default=None,
-        ge=0,
-        le=1,
         description="Multiple Greek letter: of those failing at least three, the share that fail "
         "four (4 replicas).",
     )
@@ -397,7 +382,7 @@ class JourneySpec(_Strict):
     entry: str
     target: float = Field(default=0.999, gt=0, lt=1, description="Availability target (SLO).")
     criticality: Literal["low", "medium", "high", "critical"] = "medium"
-    users: float = Field(default=1.0, gt=0, le=1, description="Share of users this journey serves.")
+    users: PositiveShare = Field(default=1.0, description="Share of users this journey serves.")
     rto: TargetsSpec = Field(default_factory=TargetsSpec)
     rpo: TargetsSpec = Field(default_factory=TargetsSpec)
     mission: PositiveDuration | None = Field(

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .analysis import Analysis
 
 __all__ = [
+    "Histories",
     "SimulationResult",
     "importance_plan",
     "mean_interval",
@@ -143,14 +144,27 @@ def _evaluate(np: Any, nodes: Sequence[Node], cols: dict[Event, int], states: An
     return val[id(nodes[-1])]
 
 
+@dataclass(frozen=True, slots=True)
+class Histories:
+    """What every batch of one simulation shares: numpy, the random generator, the analysis, and
+    the journeys prepared by :func:`prepare` (events, gates in post-order, single points)."""
+
+    np: Any
+    rng: Any
+    analysis: Analysis
+    events: list[Event]
+    tops: list[list[Node]]
+    spof: list[Any]
+
+    @classmethod
+    def of(cls, analysis: Analysis, names: Sequence[str], seed: int | None) -> Histories:
+        np = _np()
+        return cls(np, np.random.default_rng(seed), analysis, *prepare(np, analysis, names))
+
+
 def run_batch(
+    histories: Histories,
     *,
-    np: Any,
-    rng: Any,
-    analysis: Analysis,
-    events: list[Event],
-    tops: list[list[Node]],
-    spof: Any,
     reps: int,
     horizon: float,
     deterministic: bool,
@@ -168,9 +182,10 @@ def run_batch(
     ``log(q/theta)`` or ``log((1-q)/(1-theta))`` for the start, and ``-n log b + (b-1) lam U``
     for ``n`` failures and ``U`` hours up in the history (exponential up times, the last one
     censored at the horizon)."""
+    np, analysis, events, tops = histories.np, histories.analysis, histories.events, histories.tops
     system = analysis.system
     out = Intervals()
-    batch = Batch(np, rng, out, reps, horizon, deadline, stationary)
+    batch = Batch(np, histories.rng, out, reps, horizon, deadline, stationary)
     for i, ev in enumerate(events):
         info = analysis.compiled.info[ev]
         q_theta = tilt.get(i) if tilt else None
@@ -227,7 +242,7 @@ def run_batch(
     single = size[cluster] == 1
     dur = ge - gs
     for j in range(nj):
-        hit = single & spof[j][ev]
+        hit = single & histories.spof[j][ev]
         downtime[j] += np.bincount(rep[hit], weights=dur[hit], minlength=reps)
         outages[j] += np.bincount(rep[hit], minlength=reps)
     multi = ~single
@@ -476,13 +491,12 @@ def simulate(
     exponential).
     """
     start = time.perf_counter()  # the limit counts the set-up too
-    np = _np()
     names = list(journeys) if journeys is not None else list(analysis.journeys)
-    events, tops, spof = prepare(np, analysis, names)
-    rng = np.random.default_rng(seed)
+    histories = Histories.of(analysis, names, seed)
+    np = histories.np
     tilt: dict[int, tuple[float, float, float]] | None = None
     if importance:
-        tilt, window = importance_plan(analysis, events, names)
+        tilt, window = importance_plan(analysis, histories.events, names)
         horizon_years = min(horizon_years, window / 8760.0)
     horizon = horizon_years * 8760.0
     deterministic = repair == "deterministic"
@@ -500,12 +514,7 @@ def simulate(
         log_weight = np.zeros(reps)
         try:
             dt, out = run_batch(
-                np=np,
-                rng=rng,
-                analysis=analysis,
-                events=events,
-                tops=tops,
-                spof=spof,
+                histories,
                 reps=reps,
                 horizon=horizon,
                 deterministic=deterministic,

@@ -14,9 +14,10 @@ from typing import Any
 from buttress.tables import markdown_table, render_table
 
 from .analysis import Analysis, analyse
-from .analytic import MINUTES_PER_YEAR, nines
+from .analytic import MINUTES_PER_YEAR
 from .budget import dependency_budget
 from .faulttree import minimal_cut_sets
+from .formats import duration, interval, pct, share
 from .mission import mission_report, mission_section
 from .montecarlo import simulate
 from .recovery import recovery_verdicts
@@ -311,40 +312,12 @@ def _cut(c: Any) -> dict[str, Any]:
 # -- rendering ------------------------------------------------------------------------------------
 
 
-def pct(a: float) -> str:
-    """An availability as a percentage with enough digits to see the nines."""
-    if a >= 1.0:
-        return "100%"
-    digits = max(2, min(8, math.ceil(nines(a)) + 1))
-    return f"{a * 100:.{digits}f}%"
-
-
 RISK_NOTE = (
     "bad min/yr = per yr x (detect x hit (detect) + recover x hit (recover)), times in minutes.\n"
     "hit: share of the journey's users failing in that phase. Until a failure is detected,\n"
     "requests routed to the failed replicas fail (1/n for one replica of n); after that they are\n"
     "routed around, and only the chance that the rest of the redundancy is also gone remains."
 )
-
-
-def share(x: float) -> str:
-    """A share of users as a percentage with three significant digits (``50%``, ``0.123%``)."""
-    return f"{x * 100:.3g}%"
-
-
-def duration(seconds: float | None) -> str:
-    """Seconds as ``45s``, ``12m``, ``3.5h``, ``2d``; ``-`` for ``None``."""
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return "0s" if seconds == 0 else f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f}m".replace(".0m", "m")
-    if seconds < 86400 * 2:
-        return f"{seconds / 3600:.1f}h".replace(".0h", "h")
-    return f"{seconds / 86400:.1f}d".replace(".0d", "d")
 
 
 def _verdict(met: bool | None) -> str:
@@ -358,9 +331,8 @@ def sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
     for j in report["journeys"]:
         sim = j.get("simulation")
         mc = "-"
-        if sim:
-            lo, hi = sim["ci95"]
-            mc = f"{pct(sim['availability'])} [{pct(1 - hi)}, {pct(1 - lo)}]"
+        if sim:  # ci95 bounds the unavailability: its high end is the availability's low end
+            mc = interval(pct, sim["availability"], 1 - sim["ci95"][1], 1 - sim["ci95"][0])
         rows.append(
             [
                 j["name"],
@@ -394,7 +366,7 @@ def sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
     )
     missions = [j for j in report["journeys"] if j.get("mission")]
     if missions:
-        out.append(mission_section(missions, pct))
+        out.append(mission_section(missions))
     if report.get("assumptions"):
         rows = [[a] for a in report["assumptions"]]
         note = "Figures the import could not read from the deployment: refine them in the model."

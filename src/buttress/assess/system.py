@@ -12,6 +12,7 @@ dataclasses with times in hours and defaults resolved:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from .analytic import ActivePassive
@@ -342,43 +343,26 @@ class System:
 
     def hard_closure(self, entry: str) -> list[str]:
         """``entry`` and every component it reaches through hard dependencies (breadth first)."""
-        out = [entry]
-        seen = {entry}
-        i = 0
-        while i < len(out):
-            for dep in self.components[out[i]].hard_deps():
-                if dep not in seen:
-                    seen.add(dep)
-                    out.append(dep)
-            i += 1
-        return out
+        return self._reach(entry, Component.hard_deps)
 
     def structural_closure(self, entry: str) -> list[str]:
         """``entry`` and every component its availability reads: hard dependencies and members,
         transitively (a superset of :meth:`hard_closure`, the components in series)."""
-        out = [entry]
-        seen = {entry}
-        i = 0
-        while i < len(out):
-            for dep in self.components[out[i]].requires():
-                if dep not in seen:
-                    seen.add(dep)
-                    out.append(dep)
-            i += 1
-        return out
+        return self._reach(entry, Component.requires)
 
     def closure(self, entry: str) -> list[str]:
         """``entry`` and every component reachable through any dependency or membership."""
+        return self._reach(entry, lambda c: [*(d for d, _ in c.deps), *c.members])
+
+    def _reach(self, entry: str, edges: Callable[[Component], Iterable[str]]) -> list[str]:
+        """``entry`` and every component reached from it through ``edges``, breadth first."""
         out = [entry]
         seen = {entry}
-        i = 0
-        while i < len(out):
-            comp = self.components[out[i]]
-            for dep in [*(d for d, _ in comp.deps), *comp.members]:
+        for name in out:  # the list grows while it is walked: a queue without pops
+            for dep in edges(self.components[name]):
                 if dep not in seen:
                     seen.add(dep)
                     out.append(dep)
-            i += 1
         return out
 
     def with_component(self, comp: Component) -> System:

@@ -42,7 +42,7 @@ from typing import Any, Literal
 from buttress.errors import ButtressError, ConfigError
 from buttress.records import fields_of
 from buttress.slo.schema import MIGRATIONS
-from buttress.sqlite import Database, NotADatabase, check_version, connect, migrate
+from buttress.sqlite import Database, NotADatabase, check_version, connect, migrate, where
 
 __all__ = [
     "DEFAULT_RETAIN",
@@ -157,19 +157,6 @@ def _check_level(level: str) -> None:
         raise ConfigError("level", level, "must be one of 'ok', 'warn', 'bad'")
 
 
-def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
-    p = Path(path)
-    if not p.is_dir() and not p.parent.exists():
-        raise ConfigError("path", path, f"directory {str(p.parent)!r} does not exist")
-    conn = connect(path, busy_timeout=busy_timeout)
-    try:
-        migrate(conn, MIGRATIONS, path)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
 class FeedWriter(Database):
     """Writes state rows and change events into the feed tables of the store at ``path``.
 
@@ -200,7 +187,11 @@ class FeedWriter(Database):
         self.source = source or default_source()
         self.retain = retain
         self._writes = 0
-        self._open(_connect(self.path, busy_timeout))
+        p = Path(self.path)
+        if not p.is_dir() and not p.parent.exists():
+            raise ConfigError("path", self.path, f"directory {str(p.parent)!r} does not exist")
+        conn = connect(self.path, busy_timeout=busy_timeout)
+        self._open(conn, lambda c: migrate(c, MIGRATIONS, self.path))
 
     def write(self, updates: Iterable[Update]) -> int:
         """Apply ``updates`` in one transaction; returns the number of events logged."""
@@ -329,20 +320,18 @@ class FeedReader(Database):
     ) -> list[StateEvent]:
         """Events with ``seq > after`` (and ``time >= since``), oldest first, at most ``limit``
         (the newest ones when more match)."""
-        q = (
+        q, args = where(
             "SELECT seq, time, source, policy_type, scope, name, kind, state, level, fields "
-            "FROM buttress_events WHERE seq > ?"
+            "FROM buttress_events",
+            ("seq > ?", after),
+            ("time >= ?", since),
         )
-        args: list[Any] = [after]
-        if since is not None:
-            q += " AND time >= ?"
-            args.append(since)
-        q += " ORDER BY seq DESC LIMIT ?"
-        args.append(max(0, int(limit)))
         with self._lock:
             if not self._tables():
                 return []
-            rows = self._conn.execute(q, args).fetchall()
+            rows = self._conn.execute(
+                f"{q} ORDER BY seq DESC LIMIT ?", [*args, max(0, int(limit))]
+            ).fetchall()
         rows.reverse()
         return [
             StateEvent(

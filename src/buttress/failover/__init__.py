@@ -1,5 +1,6 @@
 """Endpoint pools with Envoy's failover semantics: priorities and panic routing, weights, active
-health checking, passive outlier ejection, power-of-two-choices or weighted round-robin selection.
+health checking, passive outlier ejection, power-of-two-choices or weighted round-robin selection;
+and shuffle sharding of tenants over endpoints (:mod:`buttress.failover.shuffle`).
 
 Everything except :mod:`buttress.failover.driver` (the probes) is sans-I/O and reads time from an
 injected clock.  See ``docs/failover.md``.
@@ -15,6 +16,7 @@ from .outlier import OutlierDetection, OutlierDetector, success_rate_threshold
 from .pool import Endpoint, EndpointPool, EndpointStatus, PoolSnapshot, parse_endpoint
 from .priority import PriorityLoad, choose_priority, compute_priority_load, level_health
 from .selection import LeastRequest, Selector, WeightedRoundRobin
+from .shuffle import overlap_odds, shard_count, shuffle_shard
 
 __all__ = [
     # pool
@@ -43,5 +45,9 @@ __all__ = [
     "LeastRequest",
     "Selector",
     "WeightedRoundRobin",
+    # shuffle sharding
+    "overlap_odds",
+    "shard_count",
+    "shuffle_shard",
 ]
 __all__ += events.__all__  # the events, listed once in buttress.failover.events

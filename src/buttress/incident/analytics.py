@@ -35,11 +35,10 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from buttress.errors import ConfigError
 
-from .model import Incident
+from .model import Incident, Record
 
 __all__ = [
     "METRICS",
@@ -79,19 +78,16 @@ METRICS: dict[str, Callable[[Incident], float | None]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Estimate:
+class Estimate(Record):
     """A quantile's point estimate and its confidence interval (``None``: unbounded)."""
 
     value: float
     low: float | None
     high: float | None
 
-    def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "low": self.low, "high": self.high}
-
 
 @dataclass(frozen=True, slots=True)
-class Summary:
+class Summary(Record):
     """One metric over a group of incidents."""
 
     n: int
@@ -99,15 +95,6 @@ class Summary:
     p90: Estimate | None
     mean: float | None
     confidence: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "median": None if self.median is None else self.median.to_json(),
-            "p90": None if self.p90 is None else self.p90.to_json(),
-            "mean": self.mean,
-            "confidence": self.confidence,
-        }
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:

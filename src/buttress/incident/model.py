@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from buttress.errors import ButtressError
+from buttress.records import fields_of
 
 __all__ = [
     "STATES",
@@ -44,6 +45,7 @@ __all__ = [
     "Incident",
     "LogEntry",
     "Notification",
+    "Record",
     "TransitionRefused",
     "check_transition",
     "parse_alertmanager",
@@ -87,8 +89,16 @@ class TransitionRefused(ButtressError):
     """A lifecycle step out of order (resolve an unknown incident, acknowledge a resolved one)."""
 
 
-def check_transition(incident_id: int, current: str | None, target: str) -> None:
-    """Raise :class:`TransitionRefused` unless ``current -> target`` is in :data:`TRANSITIONS`.
+def check_transition(
+    incident_id: int,
+    current: str | None,
+    target: str,
+    *,
+    when: float | None = None,
+    detected: float | None = None,
+) -> None:
+    """Raise :class:`TransitionRefused` unless ``current -> target`` is in :data:`TRANSITIONS`
+    and the step, made ``when``, is not before the incident was ``detected``.
 
     ``current`` is ``None`` for an incident that does not exist (never detected).
     """
@@ -105,6 +115,30 @@ def check_transition(incident_id: int, current: str | None, target: str) -> None
             f"cannot {verb} incident {incident_id}: it is already {current} "
             f"(steps go forward only: {' -> '.join(STATES)})"
         )
+    if when is not None and detected is not None and when < detected:
+        raise TransitionRefused(
+            f"cannot {verb} incident {incident_id} at {when}: before it was detected ({detected})"
+        )
+
+
+class Record:
+    """A base of the incident records (frozen dataclasses) whose JSON form is their fields by name:
+    a nested record as its own JSON, a list item by item, a mapping as a plain dict."""
+
+    __slots__ = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: _json(value) for name, value in fields_of(self).items()}
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Record):
+        return value.to_json()
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +177,7 @@ class Notification:
 
 
 @dataclass(frozen=True, slots=True)
-class Incident:
+class Incident(Record):
     """An incident as stored (times are Unix seconds; ``None`` until reached)."""
 
     id: int
@@ -165,14 +199,9 @@ class Incident:
     labels: Mapping[str, str]
     source: str
 
-    def to_json(self) -> dict[str, Any]:
-        out = {name: getattr(self, name) for name in self.__slots__}
-        out["labels"] = dict(self.labels)
-        return out
-
 
 @dataclass(frozen=True, slots=True)
-class LogEntry:
+class LogEntry(Record):
     """One line of an incident's own log (opened, repeat, acknowledged, ...)."""
 
     seq: int
@@ -181,11 +210,6 @@ class LogEntry:
     kind: str
     actor: str
     detail: Mapping[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__} | {
-            "detail": dict(self.detail)
-        }
 
 
 def stamp(t: float | None) -> str:
@@ -371,7 +395,7 @@ def parse_generic(body: object) -> Notification:
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(Record):
     """One line of an incident's timeline (:mod:`buttress.incident.timeline`): ``source`` is
     ``incident``, ``slo``, ``feed``, ``supervisor``, ``remediation``, ``chaos`` or ``deploy``."""
 
@@ -380,6 +404,3 @@ class Entry:
     kind: str
     text: str
     detail: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}

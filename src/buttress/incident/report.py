@@ -194,15 +194,9 @@ def render_text(report: dict[str, Any]) -> str:
             )
         lines.append("")
     lines.append(f"Incidents: {len(p['incidents'])} (previous period: {len(q['incidents'])})")
-    for i in p["incidents"]:
-        lines.append(
-            f"  #{i['id']:<4} {stamp(i['detected'])}  {i['state']:<12} "
-            f"{i['service']}/{i['mode']}  {i['title']}"
-        )
+    lines += [f"  {_incident_row(i)}" for i in p["incidents"]]
     if p["top_modes"]:
-        lines += ["", "Top failure modes"]
-        for m in p["top_modes"]:
-            lines.append(f"  {m['mode']:<28} {m['incidents']} incident(s), {secs(m['seconds'])}")
+        lines += ["", "Top failure modes", *(f"  {_mode_row(m)}" for m in p["top_modes"])]
     lines += ["", "Time to x (median [95% CI], p90; previous median)"]
     for metric, s in p["mttx"].items():
         old = q["mttx"].get(metric, {}).get("median") or {}
@@ -219,20 +213,34 @@ def render_text(report: dict[str, Any]) -> str:
             )
         )
     lines += _exercise_lines(p.get("exercises"), q.get("exercises"), report.get("skipped", []))
-    lines += ["", f"Open action items: {len(report['open_action_items'])}"]
-    for a in report["open_action_items"]:
-        lines.append(
-            f"  #{a['id']:<4} incident #{a['incident']}: {a['title']} "
-            f"({a['owner']}; risk {a['risk']})"
-        )
+    items = report["open_action_items"]
+    lines += ["", f"Open action items: {len(items)}", *(f"  {_action_row(a)}" for a in items)]
     if report["risks"]:
         lines += ["", "Risk register against reality (occurrences in the period)"]
-        for r in report["risks"]:
-            lines.append(
-                f"  {r['event']:<28} predicted {r['predicted']:.2f}, observed {r['observed']}"
-                f"  ({r['mode']}; {r['bad_minutes_per_year']:.1f} bad min/yr, RPN {r['rpn']})"
-            )
+        lines += [f"  {_risk_row(r)}" for r in report["risks"]]
     return "\n".join(lines) + "\n"
+
+
+def _incident_row(i: dict[str, Any]) -> str:
+    return (
+        f"#{i['id']:<4} {stamp(i['detected'])}  {i['state']:<12} "
+        f"{i['service']}/{i['mode']}  {i['title']}"
+    )
+
+
+def _mode_row(m: dict[str, Any]) -> str:
+    return f"{m['mode']:<28} {m['incidents']} incident(s), {secs(m['seconds'])}"
+
+
+def _action_row(a: dict[str, Any]) -> str:
+    return f"#{a['id']:<4} incident #{a['incident']}: {a['title']} ({a['owner']}; risk {a['risk']})"
+
+
+def _risk_row(r: dict[str, Any]) -> str:
+    return (
+        f"{r['event']:<28} predicted {r['predicted']:.2f}, observed {r['observed']}"
+        f"  ({r['mode']}; {r['bad_minutes_per_year']:.1f} bad min/yr, RPN {r['rpn']})"
+    )
 
 
 def _objective(value: float | None, target: float | None) -> str:

@@ -31,9 +31,9 @@ from typing import Any
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ButtressError, ConfigError
-from buttress.sqlite import Database, connect, migrate, transaction
+from buttress.sqlite import Database, connect, migrate, transaction, where
 
-from .model import VERBS, Incident, LogEntry, Notification, TransitionRefused, check_transition
+from .model import Incident, LogEntry, Notification, Record, TransitionRefused, check_transition
 
 __all__ = ["DEFAULT_STORE", "MIGRATIONS", "ActionItem", "Deploy", "IncidentStore", "Outcome"]
 
@@ -100,7 +100,7 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
-class Deploy:
+class Deploy(Record):
     """A deploy marker posted by CI."""
 
     seq: int
@@ -110,12 +110,9 @@ class Deploy:
     actor: str
     detail: dict[str, Any]
 
-    def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
 
 @dataclass(frozen=True, slots=True)
-class ActionItem:
+class ActionItem(Record):
     """A postmortem action item, linked to a risk of the assessment's register (its event)."""
 
     id: int
@@ -126,9 +123,6 @@ class ActionItem:
     status: str
     created: float
     closed: float | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
 
 
 def _incident(row: Sequence[Any]) -> Incident:
@@ -165,14 +159,11 @@ class IncidentStore(Database):
         self.clock = clock
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(self.path, busy_timeout=busy_timeout)
-        try:
-            conn.execute("PRAGMA synchronous = FULL")  # an acknowledged notification is on disk
-            migrate(conn, MIGRATIONS, self.path)
-        except BaseException:
-            conn.close()
-            raise
-        self._open(conn)
+        self._open(connect(self.path, busy_timeout=busy_timeout), self._prepare)
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA synchronous = FULL")  # an acknowledged notification is on disk
+        migrate(conn, MIGRATIONS, self.path)
 
     # -- notifications -----------------------------------------------------------------------------
 
@@ -299,12 +290,8 @@ class IncidentStore(Database):
             row = c.execute(
                 "SELECT state, detected FROM incidents WHERE id = ?", (incident,)
             ).fetchone()
-            check_transition(incident, None if row is None else row[0], target)
-            if when < float(row[1]):
-                raise TransitionRefused(
-                    f"cannot {VERBS[target]} incident {incident} at {when}: "
-                    f"before it was detected ({row[1]})"
-                )
+            state, detected = row or (None, None)
+            check_transition(incident, state, target, when=when, detected=detected)
             column = {"acknowledged": "acknowledged", "mitigated": "mitigated"}.get(
                 target, "resolved"
             )
@@ -340,33 +327,23 @@ class IncidentStore(Database):
         limit: int = 1000,
     ) -> list[Incident]:
         """Incidents detected in ``[since, until)``, newest first, at most ``limit``."""
-        q = f"SELECT {_COLUMNS} FROM incidents WHERE 1 = 1"
-        args: list[Any] = []
-        if state is not None:
-            q += " AND state = ?"
-            args.append(state)
-        if open_only:
-            q += " AND state != 'resolved'"
-        if since is not None:
-            q += " AND detected >= ?"
-            args.append(since)
-        if until is not None:
-            q += " AND detected < ?"
-            args.append(until)
-        q += " ORDER BY id DESC LIMIT ?"
-        args.append(max(0, int(limit)))
-        with self._lock:
-            rows = self._conn.execute(q, args).fetchall()
+        q, args = where(
+            f"SELECT {_COLUMNS} FROM incidents",
+            ("state = ?", state),
+            ("state != 'resolved'", open_only),
+            ("detected >= ?", since),
+            ("detected < ?", until),
+        )
+        rows = self._rows(f"{q} ORDER BY id DESC LIMIT ?", [*args, max(0, int(limit))])
         return [_incident(r) for r in rows]
 
     def log(self, incident: int) -> list[LogEntry]:
         """``incident``'s own log, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT seq, incident, time, kind, actor, detail FROM incident_log "
-                "WHERE incident = ? ORDER BY seq",
-                (incident,),
-            ).fetchall()
+        rows = self._rows(
+            "SELECT seq, incident, time, kind, actor, detail FROM incident_log "
+            "WHERE incident = ? ORDER BY seq",
+            (incident,),
+        )
         return [LogEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
     # -- the journal of refused payloads -----------------------------------------------------------
@@ -385,12 +362,11 @@ class IncidentStore(Database):
 
     def rejected(self, *, limit: int = 100) -> list[dict[str, Any]]:
         """The newest refused payloads, newest first."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT seq, time, endpoint, status, reason, body FROM rejected "
-                "ORDER BY seq DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
+        rows = self._rows(
+            "SELECT seq, time, endpoint, status, reason, body FROM rejected "
+            "ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        )
         keys = ("seq", "time", "endpoint", "status", "reason", "body")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
@@ -421,14 +397,12 @@ class IncidentStore(Database):
 
     def deploys(self, *, since: float | None = None, until: float | None = None) -> list[Deploy]:
         """Deploy markers in ``[since, until)``, oldest first."""
-        lo = float("-inf") if since is None else since
-        hi = float("inf") if until is None else until
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT seq, time, service, version, actor, detail FROM deploys "
-                "WHERE time >= ? AND time < ? ORDER BY time, seq",
-                (lo, hi),
-            ).fetchall()
+        q, args = where(
+            "SELECT seq, time, service, version, actor, detail FROM deploys",
+            ("time >= ?", since),
+            ("time < ?", until),
+        )
+        rows = self._rows(f"{q} ORDER BY time, seq", args)
         return [Deploy(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
     def add_action_item(
@@ -466,19 +440,12 @@ class IncidentStore(Database):
         self, *, incident: int | None = None, open_only: bool = False
     ) -> list[ActionItem]:
         """Action items (of ``incident``, or all), oldest first."""
-        q = "SELECT id, incident, title, owner, risk, status, created, closed FROM action_items"
-        conds: list[str] = []
-        args: list[Any] = []
-        if incident is not None:
-            conds.append("incident = ?")
-            args.append(incident)
-        if open_only:
-            conds.append("status = 'open'")
-        if conds:
-            q += " WHERE " + " AND ".join(conds)
-        with self._lock:
-            rows = self._conn.execute(q + " ORDER BY id", args).fetchall()
-        return [ActionItem(*r) for r in rows]
+        q, args = where(
+            "SELECT id, incident, title, owner, risk, status, created, closed FROM action_items",
+            ("incident = ?", incident),
+            ("status = 'open'", open_only),
+        )
+        return [ActionItem(*r) for r in self._rows(f"{q} ORDER BY id", args)]
 
     def __repr__(self) -> str:
         return f"IncidentStore({self.path!r})"

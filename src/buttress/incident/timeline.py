@@ -38,7 +38,7 @@ from buttress.errors import ButtressError
 from buttress.sqlite import connect
 
 from .actions import remediation_entries, supervisor_entries
-from .model import Entry, Incident, LogEntry
+from .model import Entry, Incident, LogEntry, Record
 from .store import Deploy
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ DEFAULT_AFTER = 600.0
 
 
 @dataclass(frozen=True, slots=True)
-class SLOImpact:
+class SLOImpact(Record):
     """What an incident cost one SLO (see the module docstring for the formulas)."""
 
     slo: str
@@ -80,12 +80,9 @@ class SLOImpact:
     peak: float | None
     last_bad: float | None
 
-    def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
 
 @dataclass(frozen=True, slots=True)
-class Timeline:
+class Timeline(Record):
     """An incident's timeline (entries oldest first) and its impact per SLO."""
 
     incident: Incident
@@ -93,15 +90,6 @@ class Timeline:
     end: float
     entries: list[Entry]
     impacts: list[SLOImpact]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "incident": self.incident.to_json(),
-            "start": self.start,
-            "end": self.end,
-            "entries": [e.to_json() for e in self.entries],
-            "impacts": [i.to_json() for i in self.impacts],
-        }
 
 
 def incident_entries(log: Iterable[LogEntry]) -> list[Entry]:

@@ -402,12 +402,18 @@ class _Shared(Generic[_T]):
                 method = _KEYED
         return _METHOD.set(method)
 
-    def _checks_to_start(self) -> HealthCheckDriver | None:
-        """The health-check driver if it is still to be started (once: the caller starts it)."""
-        if self.driver is None or self._checks_started:
-            return None
+    def start_health_checks(self) -> None:
+        """Start the active health checks now (they start with the first request anyway): a
+        thread for :class:`ResilientTransport`, a task in the running loop for
+        :class:`AsyncResilientTransport`."""
+        driver = self.driver
+        if driver is None or self._checks_started:
+            return
         self._checks_started = True
-        return self.driver
+        if isinstance(self, httpx.AsyncBaseTransport):
+            driver.start_async()
+        else:
+            driver.start()
 
     def _pick(
         self, request: httpx.Request, tried: list[Endpoint]
@@ -528,12 +534,6 @@ class ResilientTransport(_Shared[httpx.BaseTransport], httpx.BaseTransport):
     _sends_what = "a sync httpx transport"
     _default_transport = httpx.HTTPTransport
 
-    def start_health_checks(self) -> None:
-        """Start the active health-check thread now (it starts with the first request anyway)."""
-        driver = self._checks_to_start()
-        if driver is not None:
-            driver.start()
-
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if self.driver is not None and not self._checks_started:
             self.start_health_checks()
@@ -577,12 +577,6 @@ class AsyncResilientTransport(_Shared[httpx.AsyncBaseTransport], httpx.AsyncBase
     _sends = httpx.AsyncBaseTransport
     _sends_what = "an async httpx transport"
     _default_transport = httpx.AsyncHTTPTransport
-
-    def start_health_checks(self) -> None:
-        """Start the active health-check task in the running loop now."""
-        driver = self._checks_to_start()
-        if driver is not None:
-            driver.start_async()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.driver is not None and not self._checks_started:

@@ -84,17 +84,25 @@ class ProgressLine:
 )
 @click.option(
     "--runs",
-    default="off,typical,buttress",
-    show_default=True,
+    default=None,
     metavar="LIST",
     help="With PATH: which runs, comma-separated: off (no protection), typical (tenacity, "
-    "pybreaker and client timeouts, in the example's own code), buttress (the policies).",
+    "pybreaker and client timeouts, in the example's own code), buttress (the policies); "
+    "default: the file's experiments.runs (off,typical,buttress unless it says otherwise).",
 )
 @click.option(
     "--drill",
     is_flag=True,
     help="With PATH: the disaster-recovery drill of experiments.drill (one run with the "
     "policies: the database lost and restored from its backups; RTO/RPO against the objectives).",
+)
+@click.option(
+    "--prometheus",
+    is_flag=True,
+    help="With PATH: a real Prometheus and Alertmanager beside each run (Debian's prometheus and "
+    "prometheus-alertmanager): every service scraped, the SLOs' rules (time compressed 60x) "
+    "evaluated, alerts routed to Buttress's incident receiver and compared with the embedded "
+    "evaluator (docs/lab.md).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
@@ -105,8 +113,9 @@ def lab(
     out: str,
     scenario_name: str,
     seed: int,
-    runs: str,
+    runs: str | None,
     drill: bool,
+    prometheus: bool,
     as_json: bool,
     list_only: bool,
 ) -> None:
@@ -128,7 +137,16 @@ def lab(
     if path is not None:
         from .system.cli import run_system
 
-        run_system(path, quick=quick, out=out, seed=seed, as_json=as_json, runs=runs, drill=drill)
+        run_system(
+            path,
+            quick=quick,
+            out=out,
+            seed=seed,
+            as_json=as_json,
+            runs=runs,
+            drill=drill,
+            prometheus=prometheus,
+        )
         return
     if list_only:
         for s in scenarios():

@@ -322,9 +322,20 @@ class CircuitBreaker(Policy):
 
         return record
 
+    def _permit(self, em: Emitter, now: float) -> Permit:
+        """The locked path's admission, for both executors: one atomic step of the machine; a
+        refusal is raised (:class:`~buttress.errors.CircuitOpen`), a permit returned (its notes
+        emitted)."""
+        d = self.machine.store.atomically(self.machine.acquire_step, now)
+        if type(d) is Reject:
+            raise self._reject(em, d)
+        assert isinstance(d, Permit)
+        if d.notes and em.active:
+            self._emit(em, d.notes)
+        return d
+
     def _sync_guarded(self, nxt: SyncNext, em: Emitter, record: Callable[..., None]) -> SyncNext:
-        atomically = self.machine.store.atomically
-        acq = self.machine.acquire_step
+        permit = self._permit
         mono = self.clock.monotonic
         direct = nxt is invoke_sync
 
@@ -332,12 +343,7 @@ class CircuitBreaker(Policy):
             fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
         ) -> Any:
             t0 = mono()
-            d = atomically(acq, t0)
-            if type(d) is Reject:
-                raise self._reject(em, d)
-            assert isinstance(d, Permit)
-            if d.notes and em.active:
-                self._emit(em, d.notes)
+            d = permit(em, t0)
             try:
                 result = fn(*args, **kwargs) if direct else nxt(fn, args, kwargs)
             except BaseException as exc:
@@ -349,8 +355,7 @@ class CircuitBreaker(Policy):
         return breaker_guarded
 
     def _async_guarded(self, nxt: AsyncNext, em: Emitter, record: Callable[..., None]) -> AsyncNext:
-        atomically = self.machine.store.atomically
-        acq = self.machine.acquire_step
+        permit = self._permit
         mono = self.clock.monotonic
         direct = nxt is invoke_async
 
@@ -358,12 +363,7 @@ class CircuitBreaker(Policy):
             fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
         ) -> Any:
             t0 = mono()
-            d = atomically(acq, t0)
-            if type(d) is Reject:
-                raise self._reject(em, d)
-            assert isinstance(d, Permit)
-            if d.notes and em.active:
-                self._emit(em, d.notes)
+            d = permit(em, t0)
             try:
                 result = await (fn(*args, **kwargs) if direct else nxt(fn, args, kwargs))
             except BaseException as exc:

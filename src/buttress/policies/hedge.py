@@ -21,7 +21,8 @@ budget is shared with a :class:`~buttress.policies.retry.Retry` in the same pipe
 deposits).
 
 The delay is fixed (``delay``), or adaptive (``percentile=p``): the p-quantile (nearest rank) of the
-latencies of the last ``samples`` winning attempts, clamped to ``[min_delay, max_delay]``; ``delay``
+latencies of the last ``samples`` winning attempts (each from its start to the hedge seeing its
+answer, as the caller waits), clamped to ``[min_delay, max_delay]``; ``delay``
 is used until ``min_samples`` latencies are known.  The quantile is recomputed every
 ``refresh_every`` observations, so observing costs O(1) amortised plus a sort of ``samples`` values
 per refresh.
@@ -306,53 +307,6 @@ class Hedge(Policy):
         if b is not None and self.count_requests and b.counts_requests:
             b.on_request(self.clock.monotonic())
 
-    def _may_hedge(self, em: Emitter, attempt: int, reason: str) -> bool:
-        """Take a budget token for attempt number ``attempt`` (>= 2); emit what happened."""
-        now = self.clock.monotonic()
-        b = self.budget
-        if b is not None and not b.try_withdraw(now):
-            if em.active:
-                em.emit(HedgeBudgetExhausted(em.pipeline, self.name, now, attempt))
-            return False
-        if em.active:
-            em.emit(HedgeLaunched(em.pipeline, self.name, now, attempt, reason))
-        return True
-
-    def _settle(
-        self,
-        em: Emitter,
-        done: set[Any],
-        number: dict[Any, int],
-        *,
-        launched: int,
-        errors: list[BaseException],
-        more: bool,
-    ) -> tuple[Any, str, bool]:
-        """The attempts that finished, for both executors (tasks or thread futures): the winner
-        (or ``None``), why to start the next attempt now (``delay``: none finished in time,
-        ``failure``: one failed, ``""``: not now), and whether more may start.  A final error is
-        raised; the others are kept in ``errors``."""
-        start_now = "delay" if not done else ""
-        for f in sorted(done, key=_failed_first_last):  # a success wins first
-            if f.cancelled():
-                errors.append(asyncio.CancelledError())
-                continue
-            exc = f.exception()
-            if exc is None:
-                if launched > 1 and em.active:
-                    now = self.clock.monotonic()
-                    em.emit(HedgeWon(em.pipeline, self.name, now, number[f], launched))
-                return f, start_now, more
-            errors.append(exc)
-            k = self._kind_of(exc)
-            if k == "final":
-                raise exc
-            if k == "rejected":
-                more = False
-            else:
-                start_now = "failure"
-        return None, start_now, more
-
     def _kind_of(self, exc: BaseException) -> str:
         if isinstance(exc, Rejected):
             return "rejected"
@@ -364,58 +318,31 @@ class Hedge(Policy):
 
     def async_layer(self, nxt: AsyncNext, emitter: Emitter) -> AsyncNext:
         em = emitter
-        mono = self.clock.monotonic
-        total = 1 + self.max_hedges
-        delays = self.delays
-
-        async def attempt(
-            fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
-        ) -> Any:
-            t0 = mono()
-            result = await nxt(fn, args, kwargs)
-            if delays is not None:
-                delays.observe(mono() - t0)
-            return result
 
         async def hedge_call_async(
             fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
         ) -> Any:
             self._deposit()
             delay = self.current_delay()
-            first = asyncio.ensure_future(attempt(fn, args, kwargs))
-            number: dict[asyncio.Future[Any], int] = {first: 1}
-            pending: set[asyncio.Future[Any]] = {first}
-            launched = 1
-            more = True  # may more attempts start?
-            errors: list[BaseException] = []
+            call = _HedgedCall(self, em)
+            pending = {call.started(asyncio.ensure_future(nxt(fn, args, kwargs)))}
             try:
                 while True:
-                    can = more and launched < total
                     done, pending = await asyncio.wait(
-                        pending, timeout=delay if can else None, return_when=asyncio.FIRST_COMPLETED
+                        pending, timeout=call.timeout(delay), return_when=asyncio.FIRST_COMPLETED
                     )
-                    won, start_now, more = self._settle(
-                        em, done, number, launched=launched, errors=errors, more=more
-                    )
-                    if won is not None:
-                        return won.result()
-                    if start_now and more and launched < total:
-                        if self._may_hedge(em, launched + 1, start_now):
-                            launched += 1
-                            t = asyncio.ensure_future(attempt(fn, args, kwargs))
-                            number[t] = launched
-                            pending.add(t)
-                        else:
-                            more = False
+                    if call.settle(done):
+                        return call.winner.result()
+                    if call.hedge_now():
+                        pending.add(call.started(asyncio.ensure_future(nxt(fn, args, kwargs))))
                     if not pending:
-                        raise _last_error(errors)
+                        raise call.last_error()
             finally:
                 if pending:
                     for loser in pending:
                         loser.cancel()
                     await asyncio.gather(*pending, return_exceptions=True)
-                    if em.active:
-                        em.emit(HedgeLosersCancelled(em.pipeline, self.name, mono(), len(pending)))
+                    call.cancelled(len(pending))
 
         return hedge_call_async
 
@@ -443,74 +370,134 @@ class Hedge(Policy):
         if not self.threads:
             return nxt
         em = emitter
-        mono = self.clock.monotonic
-        total = 1 + self.max_hedges
-        delays = self.delays
         wait = concurrent.futures.wait
         first_completed = concurrent.futures.FIRST_COMPLETED
 
-        def attempt(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            t0 = mono()
-            result = nxt(fn, args, kwargs)
-            if delays is not None:
-                delays.observe(mono() - t0)
-            return result
-
         def submit(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             ctx = contextvars.copy_context()
-            return self._executor().submit(ctx.run, attempt, fn, args, kwargs)
+            return self._executor().submit(ctx.run, nxt, fn, args, kwargs)
 
         def hedge_call(
             fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
         ) -> Any:
             self._deposit()
             delay = self.current_delay()
-            first = submit(fn, args, kwargs)
-            number = {first: 1}
-            pending = {first}
-            launched = 1
-            more = True
-            errors: list[BaseException] = []
+            call = _HedgedCall(self, em)
+            pending = {call.started(submit(fn, args, kwargs))}
             try:
                 while True:
-                    can = more and launched < total
                     done, pending = wait(
-                        pending, timeout=delay if can else None, return_when=first_completed
+                        pending, timeout=call.timeout(delay), return_when=first_completed
                     )
-                    won, start_now, more = self._settle(
-                        em, done, number, launched=launched, errors=errors, more=more
-                    )
-                    if won is not None:
-                        return won.result()
-                    if start_now and more and launched < total:
-                        if self._may_hedge(em, launched + 1, start_now):
-                            launched += 1
-                            f = submit(fn, args, kwargs)
-                            number[f] = launched
-                            pending.add(f)
-                        else:
-                            more = False
+                    if call.settle(done):
+                        return call.winner.result()
+                    if call.hedge_now():
+                        pending.add(call.started(submit(fn, args, kwargs)))
                     if not pending:
-                        raise _last_error(errors)
+                        raise call.last_error()
             finally:
                 if pending:
                     for f in pending:
                         f.cancel()  # stops only those not yet running; running ones finish unseen
-                    if em.active:
-                        em.emit(HedgeLosersCancelled(em.pipeline, self.name, mono(), len(pending)))
+                    call.cancelled(len(pending))
 
         return hedge_call
+
+
+class _HedgedCall:
+    """One hedged call's attempts, for both executors (asyncio tasks or thread futures): the
+    decisions, sans-I/O.  The executor starts each attempt (and registers it with
+    :meth:`started`), waits for :meth:`timeout`, hands the finished ones to :meth:`settle`, starts
+    another when :meth:`hedge_now` says so, and cancels the losers."""
+
+    __slots__ = ("em", "errors", "launched", "more", "number", "policy", "start_now", "winner")
+
+    def __init__(self, policy: Hedge, em: Emitter) -> None:
+        self.policy = policy
+        self.em = em
+        self.number: dict[Any, tuple[int, float]] = {}  # attempt -> its number (from 1), start
+        self.launched = 0
+        self.more = True  # may more attempts start?
+        self.start_now = ""  # why to start the next attempt now: "delay", "failure" or not now
+        self.errors: list[BaseException] = []
+        self.winner: Any = None
+
+    def started(self, f: Any) -> Any:
+        """Count attempt ``f`` (a task or a future), just started; returns it."""
+        self.launched += 1
+        self.number[f] = (self.launched, self.policy.clock.monotonic())
+        return f
+
+    def _can_start(self) -> bool:
+        return self.more and self.launched <= self.policy.max_hedges
+
+    def timeout(self, delay: float) -> float | None:
+        """How long to wait for the attempts in flight: ``delay``, or as long as they take when
+        no more may start."""
+        return delay if self._can_start() else None
+
+    def settle(self, done: set[Any]) -> bool:
+        """Take in the attempts that finished since the last wait: ``True`` when one succeeded
+        (it is :attr:`winner`).  A final error is raised; the others are kept."""
+        self.start_now = "delay" if not done else ""
+        for f in sorted(done, key=_failed_first_last):  # a success wins first
+            if f.cancelled():
+                self.errors.append(asyncio.CancelledError())
+                continue
+            exc = f.exception()
+            if exc is None:
+                p, em = self.policy, self.em
+                attempt, started = self.number[f]
+                if p.delays is not None:
+                    p.delays.observe(p.clock.monotonic() - started)
+                if self.launched > 1 and em.active:
+                    now = p.clock.monotonic()
+                    em.emit(HedgeWon(em.pipeline, p.name, now, attempt, self.launched))
+                self.winner = f
+                return True
+            self.errors.append(exc)
+            k = self.policy._kind_of(exc)
+            if k == "final":
+                raise exc
+            if k == "rejected":
+                self.more = False
+            else:
+                self.start_now = "failure"
+        return False
+
+    def hedge_now(self) -> bool:
+        """Should the next attempt start now?  Takes its budget token (else no more start)."""
+        if not (self.start_now and self._can_start()):
+            return False
+        p, em = self.policy, self.em
+        now = p.clock.monotonic()
+        attempt = self.launched + 1
+        b = p.budget
+        if b is not None and not b.try_withdraw(now):
+            if em.active:
+                em.emit(HedgeBudgetExhausted(em.pipeline, p.name, now, attempt))
+            self.more = False
+            return False
+        if em.active:
+            em.emit(HedgeLaunched(em.pipeline, p.name, now, attempt, self.start_now))
+        return True
+
+    def last_error(self) -> BaseException:
+        """The error to raise when every attempt failed: the last real failure, else the last
+        rejection."""
+        for e in reversed(self.errors):
+            if not isinstance(e, Rejected | asyncio.CancelledError):
+                return e
+        return self.errors[-1]
+
+    def cancelled(self, count: int) -> None:
+        """The executor cancelled ``count`` losers."""
+        em = self.em
+        if em.active:
+            p = self.policy
+            em.emit(HedgeLosersCancelled(em.pipeline, p.name, p.clock.monotonic(), count))
 
 
 def _failed_first_last(f: asyncio.Future[Any] | concurrent.futures.Future[Any]) -> bool:
     """Sort key putting the successes of a batch of finished attempts first."""
     return f.cancelled() or f.exception() is not None
-
-
-def _last_error(errors: list[BaseException]) -> BaseException:
-    """The error to raise when every attempt failed: the last real failure, else the last
-    rejection."""
-    for e in reversed(errors):
-        if not isinstance(e, Rejected | asyncio.CancelledError):
-            return e
-    return errors[-1]

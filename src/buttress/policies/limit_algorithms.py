@@ -113,6 +113,20 @@ class LimitAlgorithm(abc.ABC):
         """
 
 
+class _Estimating(LimitAlgorithm):
+    """A delay-based algorithm (Vegas, Gradient2): it moves an unrounded estimate of the limit,
+    of which ``limit`` is the whole part, so that steps smaller than one add up."""
+
+    def __init__(self, initial_limit: int) -> None:
+        self._estimate = float(initial_limit)
+        self.limit = initial_limit
+
+    @property
+    def estimate(self) -> float:
+        """The unrounded limit estimate."""
+        return self._estimate
+
+
 _INITIAL = "The limit to start from"
 _MIN = "The limit never falls below this"
 _MAX = "The limit never grows above this"
@@ -243,7 +257,7 @@ class AIMD(LimitAlgorithm):
 
 
 @documented(VegasOptions)
-class Vegas(LimitAlgorithm):
+class Vegas(_Estimating):
     """TCP Vegas for request concurrency (delay based).  ``rng`` is the random source for the
     probe jitter (a seeded :class:`random.Random` in tests)."""
 
@@ -260,6 +274,7 @@ class Vegas(LimitAlgorithm):
         rng: random.Random | None = None,
     ) -> None:
         o = self.options = VegasOptions.from_arguments(locals())
+        super().__init__(o.initial_limit)
         self.smoothing = o.smoothing
         self.probe_multiplier = o.probe_multiplier
         self.alpha: Callable[[int], int] = o.alpha or (lambda n: 3 * log10_root(n))
@@ -267,8 +282,6 @@ class Vegas(LimitAlgorithm):
         self.threshold: Callable[[int], int] = o.threshold or log10_root
         self.rng = rng or random.Random()
         self.max_limit = o.max_limit
-        self._estimate = float(o.initial_limit)
-        self.limit = o.initial_limit
         self.rtt_noload = 0.0
         """The lowest (or last probed) rtt: the estimate of the dependency's latency without
         queueing."""
@@ -277,11 +290,6 @@ class Vegas(LimitAlgorithm):
 
     def __repr__(self) -> str:
         return f"Vegas(limit={self.limit}, rtt_noload={self.rtt_noload:g})"
-
-    @property
-    def estimate(self) -> float:
-        """The unrounded limit estimate."""
-        return self._estimate
 
     def update(self, rtt: float, inflight: int, dropped: bool) -> int:
         if not rtt > 0:
@@ -321,7 +329,7 @@ class Vegas(LimitAlgorithm):
 
 
 @documented(Gradient2Options)
-class Gradient2(LimitAlgorithm):
+class Gradient2(_Estimating):
     """Netflix's Gradient2: the limit follows the ratio of a long-term average rtt to the current
     rtt.
 
@@ -344,6 +352,7 @@ class Gradient2(LimitAlgorithm):
         rtt_tolerance: float = Gradient2Options.rtt_tolerance,
     ) -> None:
         o = self.options = Gradient2Options.from_arguments(locals())
+        super().__init__(o.initial_limit)
         self.smoothing = o.smoothing
         qs = o.queue_size
         if callable(qs):
@@ -354,8 +363,6 @@ class Gradient2(LimitAlgorithm):
         self.rtt_tolerance = o.rtt_tolerance
         self.min_limit = o.min_limit
         self.max_limit = o.max_limit
-        self._estimate = float(o.initial_limit)
-        self.limit = o.initial_limit
         self._long = 0.0
         self._sum = 0.0
         self._count = 0
@@ -363,11 +370,6 @@ class Gradient2(LimitAlgorithm):
 
     def __repr__(self) -> str:
         return f"Gradient2(limit={self.limit}, long_rtt={self._long:g})"
-
-    @property
-    def estimate(self) -> float:
-        """The unrounded limit estimate."""
-        return self._estimate
 
     @property
     def long_rtt(self) -> float:

@@ -352,14 +352,9 @@ class Retry(Policy):
         return retry_call
 
     def _sync_slow(self, nxt: SyncNext, emitter: Emitter) -> Callable[..., Any]:
-        mono = self.clock.monotonic
         sleep = self.clock.sleep
         on = self.on
-        rif = self.retry_if_result
-        budget = self.budget
-        outcomes = budget is not None and budget.counts_outcomes
         em = emitter
-        name = self.name
 
         def retry_slow(
             fn: Callable[..., Any],
@@ -371,53 +366,20 @@ class Retry(Policy):
             result: Any = None,
             verdict: Verdict = None,
         ) -> Any:
-            nested = in_outer_retry(sys._getframe(2))
-            counts_failures = outcomes and not (nested and self.nested == "single")
-            attempt = 1
-            prev: float | None = None
-            ctx = CURRENT_CONTEXT.get()
-            while True:
-                if exc is not None:
-                    if isinstance(exc, _NEVER_RETRY):
-                        raise exc
-                    verdict = self.verdict(exc, None)
-                delay = self._after_failure(
-                    em,
-                    attempt,
-                    started=started,
-                    now=mono(),
-                    verdict=verdict,
-                    previous_delay=prev,
-                    exc=exc,
-                    result=result,
-                    nested=nested,
-                    counts_failures=counts_failures,
-                )
-                if delay is None:
-                    if exc is not None:
-                        raise exc
-                    return result
+            # The frame that called the executor: retry_slow <- retry_call <- caller.
+            run = _Retrying(self, em, started, sys._getframe(2))
+            while (delay := run.failed(exc, result, verdict)) is not None:
                 sleep(delay)
-                prev = delay
-                attempt += 1
-                if ctx is not None:
-                    ctx.attempt = attempt
                 try:
                     result = nxt(fn, args, kwargs)
                 except on as e:
-                    exc = e
-                    result = None
+                    exc, result = e, None
                     continue
                 exc = None
-                if rif is not None:
-                    verdict = rif(result)
-                    if verdict is not None and verdict is not False:
-                        continue
-                if outcomes:
-                    budget.on_success()  # type: ignore[union-attr]
-                if em.active:
-                    em.emit(AttemptSucceeded(em.pipeline, name, mono(), attempt))
-                return result
+                verdict = run.returned(result)
+                if verdict is None:
+                    return result
+            return run.gave_up(exc, result)
 
         return retry_slow
 
@@ -535,15 +497,11 @@ class Retry(Policy):
         return retry_call_async
 
     def _async_slow(self, nxt: AsyncNext, emitter: Emitter) -> Callable[..., Awaitable[Any]]:
-        """The async executor after a failed first attempt (the sync ``retry_slow``'s twin)."""
-        mono = self.clock.monotonic
+        """The async executor after a failed first attempt (the sync ``retry_slow``, with each
+        attempt marked in :data:`RETRY_MARK`)."""
         asleep = self.clock.sleep_async
         on = self.on
-        rif = self.retry_if_result
-        budget = self.budget
-        outcomes = budget is not None and budget.counts_outcomes
         em = emitter
-        name = self.name
         mark_var = RETRY_MARK
         marks = self.attempts > 1
 
@@ -557,64 +515,104 @@ class Retry(Policy):
             result: Any = None,
             verdict: Verdict = None,
         ) -> Any:
-            if exc is not None and isinstance(exc, _NEVER_RETRY):
-                raise exc
             # The frame that called the executor: retry_slow_async <- retry_call_async <- caller.
-            nested = in_outer_retry(sys._getframe(2))
-            counts_failures = outcomes and not (nested and self.nested == "single")
-            attempt = 1
-            prev: float | None = None
-            ctx = CURRENT_CONTEXT.get()
-            while True:
-                if exc is not None:
-                    verdict = self.verdict(exc, None)
-                delay = self._after_failure(
-                    em,
-                    attempt,
-                    started=started,
-                    now=mono(),
-                    verdict=verdict,
-                    previous_delay=prev,
-                    exc=exc,
-                    result=result,
-                    nested=nested,
-                    counts_failures=counts_failures,
-                )
-                if delay is None:
-                    if exc is not None:
-                        raise exc
-                    return result
+            run = _Retrying(self, em, started, sys._getframe(2))
+            while (delay := run.failed(exc, result, verdict)) is not None:
                 await asleep(delay)
-                prev = delay
-                attempt += 1
-                if ctx is not None:
-                    ctx.attempt = attempt
-                exc, result, verdict = None, None, None
+                exc = None
                 if marks:
                     mark = [True, mark_var.get()]
                     token = mark_var.set(mark)
                 try:
                     result = await nxt(fn, args, kwargs)
                 except on as e:
-                    if isinstance(e, _NEVER_RETRY):
-                        raise
-                    exc = e
-                    continue
+                    exc, result = e, None
                 finally:
                     if marks:
                         mark[0] = False
                         mark_var.reset(token)
-                if rif is not None:
-                    verdict = rif(result)
-                    if verdict is not None and verdict is not False:
-                        continue
-                if outcomes:
-                    budget.on_success()  # type: ignore[union-attr]
-                if em.active:
-                    em.emit(AttemptSucceeded(em.pipeline, name, mono(), attempt))
-                return result
+                if exc is None:
+                    verdict = run.returned(result)
+                    if verdict is None:
+                        return result
+            return run.gave_up(exc, result)
 
         return retry_slow_async
+
+
+class _Retrying:
+    """One call's attempts after its first failed, for both executors: counts, reports and
+    decides (through :meth:`Retry._after_failure` and :meth:`Retry.decide`), sans-I/O.  The
+    executor sleeps, runs the next attempt and hands its outcome to :meth:`failed` or
+    :meth:`returned`."""
+
+    __slots__ = ("attempt", "counts_failures", "ctx", "em", "nested", "policy", "prev", "started")
+
+    def __init__(self, policy: Retry, em: Emitter, started: float, caller: Any) -> None:
+        self.policy = policy
+        self.em = em
+        self.started = started
+        self.nested = in_outer_retry(caller)
+        budget = policy.budget
+        self.counts_failures = (
+            budget is not None
+            and budget.counts_outcomes
+            and not (self.nested and policy.nested == "single")
+        )
+        self.attempt = 1
+        self.prev: float | None = None
+        self.ctx = CURRENT_CONTEXT.get()
+
+    def failed(self, exc: BaseException | None, result: Any, verdict: Verdict) -> float | None:
+        """The current attempt raised ``exc`` (or returned ``result``, judged ``verdict``): the
+        delay before the next attempt (now counted), or ``None`` to give up.  Cancellations,
+        interrupts and exits are raised at once."""
+        p = self.policy
+        if exc is not None:
+            if isinstance(exc, _NEVER_RETRY):
+                raise exc
+            verdict = p.verdict(exc, None)
+        delay = p._after_failure(
+            self.em,
+            self.attempt,
+            started=self.started,
+            now=p.clock.monotonic(),
+            verdict=verdict,
+            previous_delay=self.prev,
+            exc=exc,
+            result=result,
+            nested=self.nested,
+            counts_failures=self.counts_failures,
+        )
+        if delay is not None:
+            self.prev = delay
+            self.attempt += 1
+            if self.ctx is not None:
+                self.ctx.attempt = self.attempt
+        return delay
+
+    @staticmethod
+    def gave_up(exc: BaseException | None, result: Any) -> Any:
+        """The call's outcome once the retries stop: the last error raised, else the last
+        result (one that ``retry_if_result`` wanted retried)."""
+        if exc is not None:
+            raise exc
+        return result
+
+    def returned(self, result: Any) -> Verdict:
+        """The current attempt returned ``result``: its verdict if it is worth retrying, else
+        ``None`` (a success, counted and reported)."""
+        p, em = self.policy, self.em
+        rif = p.retry_if_result
+        if rif is not None:
+            verdict = rif(result)
+            if verdict is not None and verdict is not False:
+                return verdict
+        if p.budget is not None and p.budget.counts_outcomes:
+            p.budget.on_success()
+        if em.active:
+            em.emit(AttemptSucceeded(em.pipeline, p.name, p.clock.monotonic(), self.attempt))
+        return None
 
 
 def _register_codes() -> None:

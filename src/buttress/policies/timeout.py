@@ -283,14 +283,17 @@ class Timeout(Policy):
     def __repr__(self) -> str:
         return f"Timeout({self.seconds:g}, scope={self.scope!r}, hard={self.hard})"
 
+    def _expired(self, em: Emitter) -> Exception:
+        """The time is up: report it (when someone listens) and return the error to raise."""
+        if em.active:
+            cls = TimeoutEvent if self.scope == "attempt" else DeadlineHit
+            em.emit(cls(em.pipeline, self.name, self.clock.monotonic(), self.seconds))
+        return self._error()
+
     def _error(self) -> Exception:
         if self.scope == "attempt":
             return AttemptTimeout(self.seconds, policy=self.name)
         return DeadlineExceeded(f"timed out after {self.seconds:g}s", policy=self.name)
-
-    def _event(self, em: Emitter) -> None:
-        cls = TimeoutEvent if self.scope == "attempt" else DeadlineHit
-        em.emit(cls(em.pipeline, self.name, self.clock.monotonic(), self.seconds))
 
     def sync_layer(self, nxt: SyncNext, emitter: Emitter) -> SyncNext:
         mono = self.clock.monotonic
@@ -309,9 +312,7 @@ class Timeout(Policy):
             outer = var.get()
             if outer is not None and outer < at:
                 if outer <= now:
-                    if em.active:
-                        self._event(em)
-                    raise self._error()
+                    raise self._expired(em)
                 at = outer
             token = var.set(at)
             try:
@@ -330,14 +331,10 @@ class Timeout(Policy):
             fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
         ) -> Any:
             now = mono()
-            at = now + seconds
             outer = var.get()
-            if outer is not None and outer < at:
-                at = outer
+            at = now + seconds if outer is None else min(outer, now + seconds)
             if at <= now:
-                if emitter.active:
-                    self._event(emitter)
-                raise self._error()
+                raise self._expired(emitter)
             pool = self._pool
             if pool is None:
                 with self._pool_lock:
@@ -356,9 +353,7 @@ class Timeout(Policy):
                 return future.result(timeout=max(0.0, at - mono()))
             except concurrent.futures.TimeoutError:
                 future.cancel()
-                if emitter.active:
-                    self._event(emitter)
-                raise self._error() from None
+                raise self._expired(emitter) from None
             finally:
                 if mark is not None:  # an abandoned call is no longer inside our retry
                     mark[0] = False
@@ -370,8 +365,7 @@ class Timeout(Policy):
         seconds = self.seconds
         var = DEADLINE
         em = emitter
-        error = self._error
-        event = self._event
+        expired = self._expired
         running_loop = asyncio.get_running_loop
         current_task = asyncio.current_task
         task_of_loop = None if _TASK_OF_LOOP is None else _TASK_OF_LOOP.get
@@ -394,9 +388,7 @@ class Timeout(Policy):
                 at = outer
                 cut = True
             if at <= now:
-                if em.active:
-                    event(em)
-                raise error()
+                raise expired(em)
             try:
                 q = local.q
             except AttributeError:
@@ -446,9 +438,7 @@ class Timeout(Policy):
                         else type(exc) is cancelled_error
                     )
                     if ours or isinstance(exc, TimeoutError):
-                        if em.active:
-                            event(em)
-                        raise error() from None
+                        raise expired(em) from None
                 raise
             var.reset(token)
             if handle is None:

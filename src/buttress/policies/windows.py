@@ -98,16 +98,20 @@ class CountWindow:
         self.failures = 0
         self.slow = 0
 
+    def _push(self, code: int) -> int:
+        """Put ``code`` in the oldest slot; returns the code it replaces."""
+        i = self._i
+        old = self._ring[i]
+        self._ring[i] = code
+        i += 1
+        self._i = i if i < self.size else 0
+        return old
+
     def add_success(self, now: float) -> bool:
         """Record a fast success.  Returns ``True`` when the rates may have risen (a slot was
         empty): only then can a success push the breaker over a threshold (``minimum_calls`` just
         reached)."""
-        i = self._i
-        ring = self._ring
-        old = ring[i]
-        ring[i] = SUCCESS
-        i += 1
-        self._i = i if i < self.size else 0
+        old = self._push(SUCCESS)
         if old == SUCCESS:
             return False
         if old == EMPTY:
@@ -134,12 +138,7 @@ class CountWindow:
 
     def add(self, now: float, code: int) -> None:
         """Record an outcome by code (1-4)."""
-        i = self._i
-        ring = self._ring
-        old = ring[i]
-        ring[i] = code
-        i += 1
-        self._i = i if i < self.size else 0
+        old = self._push(code)
         self.calls += _CALL[code] - _CALL[old]
         self.failures += _FAIL[code] - _FAIL[old]
         self.slow += _SLOW[code] - _SLOW[old]

@@ -3,6 +3,7 @@ record."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from datetime import datetime
@@ -22,7 +23,15 @@ if TYPE_CHECKING:
 
 __all__ = ["slo"]
 
-_DB_HELP = "SQLite store of per-minute SLI counts (env BUTTRESS_SLO_DB)."
+_file = click.argument("file", type=click.Path(dir_okay=False))
+_db = functools.partial(
+    click.option,
+    "--db",
+    envvar="BUTTRESS_SLO_DB",
+    type=click.Path(dir_okay=False),
+    help="SQLite store of per-minute SLI counts (env BUTTRESS_SLO_DB).",
+)
+"""The SLI store option; each command says whether it is required."""
 
 
 @click.group()
@@ -31,7 +40,7 @@ def slo() -> None:
 
 
 @slo.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@_file
 def validate(file: str) -> None:
     """Check FILE (reliability.yaml, OpenSLO v1 or sloth prometheus/v1)."""
     slos = load_slos(file)
@@ -42,7 +51,7 @@ def validate(file: str) -> None:
 
 
 @slo.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@_file
 @click.option(
     "-o",
     "--out",
@@ -113,10 +122,8 @@ def _pick(slos: list[SLOSpec], name: str | None) -> list[SLOSpec]:
 
 
 @slo.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option(
-    "--db", required=True, envvar="BUTTRESS_SLO_DB", type=click.Path(dir_okay=False), help=_DB_HELP
-)
+@_file
+@_db(required=True)
 @click.option(
     "--at", default=None, help="Evaluate at this time (ISO 8601 with offset; default now)."
 )
@@ -209,11 +216,9 @@ def _rate(v: float | None) -> str:
 
 
 @slo.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@_file
 @click.option("--slo", "name", required=True, help="The SLO whose alert policy to replay.")
-@click.option(
-    "--db", default=None, envvar="BUTTRESS_SLO_DB", type=click.Path(dir_okay=False), help=_DB_HELP
-)
+@_db(default=None)
 @click.option(
     "--csv",
     "csv_path",
@@ -282,7 +287,7 @@ def _pct(v: float | None) -> str:
 
 
 @slo.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@_file
 @click.option(
     "--to",
     "fmt",
@@ -335,9 +340,7 @@ def _reliability_entry(s: SLOSpec) -> dict[str, Any]:
 
 
 @slo.command()
-@click.option(
-    "--db", required=True, envvar="BUTTRESS_SLO_DB", type=click.Path(dir_okay=False), help=_DB_HELP
-)
+@_db(required=True)
 @click.option("--slo", "name", required=True, help="SLO (SLI) name.")
 @click.option("--good", type=int, required=True)
 @click.option("--total", type=int, required=True)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from buttress.spec.types import PositiveDuration
+from buttress.spec.types import PositiveDuration, PositiveShare
 
 from .fields import StrictModel, check_kind, format_duration
 
@@ -180,10 +180,8 @@ class WindowSLI(StrictModel):
     slice: PositiveDuration = Field(
         default=60.0, description="Length of a time slice (a whole number of minutes; default 1m)."
     )
-    target: float | None = Field(
+    target: PositiveShare | None = Field(
         default=None,
-        gt=0,
-        le=1,
         description="A slice is good when its good/total ratio is >= target (0 < target <= 1). "
         "Required for Timeslices budgeting; omitted for RatioTimeslices.",
     )

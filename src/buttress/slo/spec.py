@@ -48,7 +48,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from buttress.spec.sections import register_section
 from buttress.spec.source import located
-from buttress.spec.types import Duration, PositiveDuration
+from buttress.spec.types import Duration, PositiveDuration, PositiveShare
 
 from . import math as slomath
 from .fields import CALENDAR_NOMINAL, LABEL, NAME, StrictModel, check_kind, format_duration
@@ -140,11 +140,8 @@ class TierSpec(StrictModel):
     short_window: PositiveDuration = Field(
         description="Short window (e.g. 5m, 1/12 of the long one): makes the alert reset quickly."
     )
-    budget_fraction: float | None = Field(
-        default=None,
-        gt=0,
-        le=1,
-        description="Fraction of the period's budget spent in long_window.",
+    budget_fraction: PositiveShare | None = Field(
+        default=None, description="Fraction of the period's budget spent in long_window."
     )
     burn_rate: float | None = Field(
         default=None,
@@ -311,6 +308,26 @@ class ExclusionSpec(StrictModel):
 Budgeting = Literal["Occurrences", "Timeslices", "RatioTimeslices"]
 
 
+_last_root: tuple[Any, dict[int, int], dict[str, int]] | None = None
+
+
+def _positions(root: Any) -> tuple[dict[int, int], dict[str, int]]:
+    """Each SLO's index in ``root.slos`` and each name's first index, computed once per root (the
+    root checks its SLOs one by one; a search per SLO made 1,000 SLOs cost half a million
+    comparisons).  One root is remembered: a new one replaces it."""
+    global _last_root
+    cached = _last_root
+    if cached is not None and cached[0] is root:
+        return cached[1], cached[2]
+    slos = list(getattr(root, "slos", None) or [])
+    index = {id(s): k for k, s in enumerate(slos)}
+    first: dict[str, int] = {}
+    for k, s in enumerate(slos):
+        first.setdefault(s.name, k)
+    _last_root = (root, index, first)
+    return index, first
+
+
 class SLOSpec(StrictModel):
     """One service level objective."""
 
@@ -366,13 +383,13 @@ class SLOSpec(StrictModel):
     def check_spec(self, root: Any) -> None:
         """Checks against the rest of the file (called by the root model), as ``buttress slo``
         makes them: a name used once, and a service (the SLO's or the file's)."""
-        slos = list(getattr(root, "slos", None) or [])
-        i = next(k for k, s in enumerate(slos) if s is self)
-        for j in range(i):
-            if slos[j].name == self.name:
-                raise located(
-                    ("slos", i, "name"), f"SLO name {self.name!r} is used twice (also slos[{j}])"
-                )
+        index, first = _positions(root)
+        i = index[id(self)]
+        j = first[self.name]
+        if j < i:
+            raise located(
+                ("slos", i, "name"), f"SLO name {self.name!r} is used twice (also slos[{j}])"
+            )
         if self.service is None and getattr(root, "service", None) is None:
             raise located(("slos", i), "no service: set 'service:' at the top level or on the SLO")
 

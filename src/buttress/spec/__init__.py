@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .build import build_pipeline, build_pipelines
 from .document import ReliabilitySpecBase, json_schema, load_spec, load_spec_text, spec_model
 from .sections import register_section
 from .source import Document, load_yaml, load_yaml_text, validate
 
 if TYPE_CHECKING:
+    from .build import build_pipeline, build_pipelines
     from .document import ReliabilitySpec
 
 __all__ = [
@@ -42,4 +42,9 @@ def __getattr__(name: str) -> Any:
     # The root model is built when first asked for, once the sections have registered.
     if name == "ReliabilitySpec":
         return spec_model()
+    # Building pipelines loads the policy core; reading a file (``buttress slo status``) does not.
+    if name in ("build_pipeline", "build_pipelines"):
+        from . import build
+
+        return getattr(build, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -60,7 +60,7 @@ from .options import (
     spec_model,
     variant_model,
 )
-from .types import Duration, PositiveDuration
+from .types import Duration, PositiveDuration, PositiveShare
 
 __all__ = [
     "AdaptiveLimitSpec",
@@ -276,7 +276,7 @@ class StateSpec(_Strict):
     retry_interval: Duration = 1.0
     ttl: PositiveDuration = 86_400.0
     on_unavailable: _UNAVAILABLE | dict[_STATE_KINDS, _UNAVAILABLE] = "local"
-    local_share: float = Field(1.0, gt=0, le=1)
+    local_share: PositiveShare = 1.0
 
     @model_validator(mode="after")
     def _url_fits_store(self) -> StateSpec:

@@ -17,7 +17,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, Union
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -113,7 +113,13 @@ def dotted(loc: Iterable[str | int]) -> str:
     return out
 
 
-class _Loader(yaml.SafeLoader):
+if TYPE_CHECKING:
+    _LoaderBase = yaml.SafeLoader
+else:
+    _LoaderBase = object
+
+
+class _Guards(_LoaderBase):
     """SafeLoader with YAML 1.2 booleans: only true/false are booleans, so keys such as ``on:``,
     ``off:``, ``yes:`` and ``no:`` (and the country code ``NO``) stay strings.
 
@@ -135,18 +141,6 @@ class _Loader(yaml.SafeLoader):
         self.built = 0
         self.aliased = 0
         self.entry: tuple[Loc, tuple[int, int]] | None = None
-
-    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
-        # Bounded in the scanner already: a line of thousands of '[' costs it quadratic time.
-        if self.flow_level >= MAX_DEPTH:
-            mark = self.get_mark()
-            raise SpecError(
-                f"nested deeper than {MAX_DEPTH} levels of mappings and lists",
-                file=self.file,
-                line=mark.line + 1,
-                column=mark.column + 1,
-            )
-        super().fetch_flow_collection_start(TokenClass)
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         event: Any = self.peek_event()  # type: ignore[no-untyped-call]
@@ -186,22 +180,70 @@ class _Loader(yaml.SafeLoader):
             )
 
 
-_Loader.yaml_implicit_resolvers = {
+class _Loader(_Guards, yaml.SafeLoader):
+    """The pure-Python loader (used where PyYAML was built without libyaml)."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        # Bounded in the scanner already: a line of thousands of '[' costs it quadratic time.
+        if self.flow_level >= MAX_DEPTH:
+            mark = self.get_mark()
+            raise SpecError(
+                f"nested deeper than {MAX_DEPTH} levels of mappings and lists",
+                file=self.file,
+                line=mark.line + 1,
+                column=mark.column + 1,
+            )
+        super().fetch_flow_collection_start(TokenClass)
+
+
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _CLoader(
+        _Guards,
+        yaml.composer.Composer,
+        CParser,
+        yaml.constructor.SafeConstructor,
+        yaml.resolver.Resolver,
+    ):
+        """libyaml scans and parses (six times faster on a large file); composing stays in
+        Python, in :class:`_Guards`, so depth, aliases and merges are checked as with
+        :class:`_Loader`.  (libyaml bounds nothing itself; flow nesting is refused by the
+        composer's depth check instead of the scanner's.)"""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+
+# YAML 1.2 booleans, for both loaders (the mixin comes first in their method order).
+_Guards.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
+for _first in "tTfF":
+    _Guards.yaml_implicit_resolvers.setdefault(_first, []).append(
+        ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"))
+    )
 
 _CONTROL_NAMES = {0: "NUL", 7: "BEL", 8: "BS", 0x0B: "VT", 0x0C: "FF", 0x1B: "ESC", 0x7F: "DEL"}
 
 
-def _loader(text: str, file: str) -> _Loader:
-    """A loader for ``text``; a character YAML does not allow (NUL, other control characters)
-    raises a :class:`SpecError` at its line and column."""
+def _loader(text: str, file: str) -> _Guards:
+    """A loader for ``text`` (libyaml's parser when PyYAML has it); a character YAML does not
+    allow (NUL, other control characters) raises a :class:`SpecError` at its line and column."""
     try:
-        loader = _Loader(text)
+        if yaml.__with_libyaml__:
+            # libyaml reports a bad character lazily and at a byte offset: check the text first,
+            # as the pure-Python reader does, so the error names its line and column.
+            bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
+            if bad is not None:
+                raise ReaderError(file, bad.start(), ord(bad.group()), "unicode", "not printable")
+            loader: _Guards = _CLoader(text)
+        else:
+            loader = _Loader(text)
     except ReaderError as e:
         pos = e.position
         line = text.count("\n", 0, pos) + 1
@@ -334,7 +376,7 @@ def _fail(doc: Document, path: Loc, at: tuple[int, int], message: str) -> SpecEr
     return SpecError(message, file=doc.file, line=line, column=column, field=dotted(path) or None)
 
 
-def _scalar(loader: _Loader, node: yaml.Node, path: Loc, doc: Document, at: tuple[int, int]) -> Any:
+def _scalar(loader: _Guards, node: yaml.Node, path: Loc, doc: Document, at: tuple[int, int]) -> Any:
     try:
         return loader.construct_object(node, deep=True)
     except yaml.MarkedYAMLError as e:  # an unknown tag (!!python/object), !!binary that is not
@@ -347,7 +389,7 @@ def _scalar(loader: _Loader, node: yaml.Node, path: Loc, doc: Document, at: tupl
 
 
 def _build(
-    loader: _Loader, node: yaml.Node, path: Loc, doc: Document, at: tuple[int, int] | None = None
+    loader: _Guards, node: yaml.Node, path: Loc, doc: Document, at: tuple[int, int] | None = None
 ) -> Any:
     """The Python value of ``node`` (at ``path``; ``at``: where it is written, which for an alias
     is where the alias is used), recording positions, with aliases expanded within bounds."""
@@ -383,7 +425,7 @@ def _build(
     return value
 
 
-def _value(loader: _Loader, node: yaml.Node, path: Loc, doc: Document, at: tuple[int, int]) -> Any:
+def _value(loader: _Guards, node: yaml.Node, path: Loc, doc: Document, at: tuple[int, int]) -> Any:
     key = id(node)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)

@@ -6,9 +6,16 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import AllowInfNan, BeforeValidator
+from pydantic import AllowInfNan, BeforeValidator, Field
 
-__all__ = ["Duration", "FiniteFloat", "PositiveDuration", "parse_duration"]
+__all__ = [
+    "Duration",
+    "FiniteFloat",
+    "PositiveDuration",
+    "PositiveShare",
+    "Share",
+    "parse_duration",
+]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -73,3 +80,9 @@ def _number(value: Any) -> Any:
 FiniteFloat = Annotated[float, BeforeValidator(_number), AllowInfNan(False)]
 """A float that is a real number: NaN, infinities (``.nan``, ``.inf``, ``"1e999"``) and booleans
 are refused.  Use it for every number a section reads (bounds go in ``Field(ge=..., le=...)``)."""
+
+Share = Annotated[float, Field(ge=0, le=1)]
+"""A share or a probability, in ``[0, 1]``."""
+
+PositiveShare = Annotated[float, Field(gt=0, le=1)]
+"""A share that cannot be nothing, in ``(0, 1]``: an availability, a fraction of a budget."""

@@ -30,12 +30,13 @@ The backends import their libraries lazily and raise :class:`~buttress.errors.Mi
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import itertools
 import math
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from buttress.errors import ConfigError
 from buttress.events import Event, add_listener
@@ -51,6 +52,7 @@ __all__ = [
     "HISTOGRAMS",
     "HISTOGRAM_FIELDS",
     "LABELS",
+    "MetricsListener",
     "check_buckets",
     "event_fields",
     "event_name",
@@ -156,6 +158,58 @@ def check_buckets(buckets: Sequence[float]) -> tuple[float, ...]:
     if any(b >= c for b, c in itertools.pairwise(out)):
         raise ConfigError("buckets", buckets, "bounds must be strictly increasing")
     return out
+
+
+Bound = tuple[Callable[[], Any], tuple[tuple[str, Callable[[float], Any]], ...]]
+"""What a metrics listener records one kind of event with: the counter's increment, and per time
+field the histogram's observe, already labelled."""
+
+
+class MetricsListener(abc.ABC):
+    """The events path shared by the Prometheus and OpenTelemetry listeners: per event, one dict
+    lookup for its (event type, pipeline, policy) instruments, one counter increment and one
+    observation per time field.  The instruments are bound to their labels once per key
+    (:meth:`_bind`); a backend says how with :meth:`_counter` and :meth:`_histogram`."""
+
+    __slots__ = ("_bound", "_lock", "buckets")
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.buckets = check_buckets(buckets)
+        """The histograms' bucket bounds, seconds."""
+        self._bound: dict[tuple[type[Event], str, str], Bound] = {}
+        self._lock = threading.Lock()
+
+    @abc.abstractmethod
+    def _counter(self, labels: dict[str, str]) -> Callable[[], Any]:
+        """The function adding one to the events counter at ``labels`` (:data:`LABELS` to
+        their values)."""
+
+    @abc.abstractmethod
+    def _histogram(self, name: str, labels: dict[str, str]) -> Callable[[float], Any]:
+        """The function observing a value into histogram ``name`` at ``labels``."""
+
+    def _bind(self, key: tuple[type[Event], str, str]) -> Bound:
+        cls, pipeline, policy = key
+        labels = dict(zip(LABELS, (pipeline, policy, event_name(cls)), strict=True))
+        bound = (
+            self._counter(labels),
+            tuple((f, self._histogram(HISTOGRAM_FIELDS[f], labels)) for f in histogram_fields(cls)),
+        )
+        with self._lock:
+            self._bound[key] = bound
+        return bound
+
+    def __call__(self, event: Event) -> None:
+        key = (type(event), event.pipeline, event.policy)
+        bound = self._bound.get(key)
+        if bound is None:
+            bound = self._bind(key)
+        count, observers = bound
+        count()
+        for field, observe in observers:
+            value = getattr(event, field)
+            if value is not None:
+                observe(value)
 
 
 def listen(

@@ -24,24 +24,15 @@ The library is imported when a listener is built, not when this module is import
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from buttress.errors import ConfigError, MissingExtra
-from buttress.events import Event
 from buttress.version import __version__
 
-from . import (
-    DEFAULT_BUCKETS,
-    EVENTS_TOTAL,
-    HISTOGRAM_FIELDS,
-    HISTOGRAMS,
-    check_buckets,
-    event_name,
-    histogram_fields,
-    listen,
-)
+from . import DEFAULT_BUCKETS, EVENTS_TOTAL, HISTOGRAMS, MetricsListener, listen
 
 if TYPE_CHECKING:
     from buttress.pipeline import Pipeline
@@ -68,7 +59,7 @@ def _version() -> str:
     return __version__
 
 
-class OTelListener:
+class OTelListener(MetricsListener):
     """A listener that records events on OpenTelemetry instruments.
 
     :param meter_provider: a ``MeterProvider``; ``None`` (default) is the global one
@@ -78,13 +69,13 @@ class OTelListener:
     Attribute dictionaries are built once per (event type, pipeline, policy) and reused.
     """
 
-    __slots__ = ("_bound", "_lock", "buckets", "counter", "histograms", "meter")
+    __slots__ = ("counter", "histograms", "meter")
 
     def __init__(
         self, meter_provider: Any | None = None, *, buckets: Sequence[float] = DEFAULT_BUCKETS
     ) -> None:
         metrics = _import()
-        self.buckets = check_buckets(buckets)
+        super().__init__(buckets)
         if meter_provider is not None and not hasattr(meter_provider, "get_meter"):
             raise ConfigError(
                 "meter_provider", meter_provider, "must be an OpenTelemetry MeterProvider"
@@ -104,35 +95,12 @@ class OTelListener:
             )
             for name, doc in HISTOGRAMS.items()
         }
-        self._bound: dict[
-            tuple[type[Event], str, str], tuple[dict[str, str], tuple[tuple[str, Any], ...]]
-        ] = {}
-        self._lock = threading.Lock()
 
-    def _bind(
-        self, key: tuple[type[Event], str, str]
-    ) -> tuple[dict[str, str], tuple[tuple[str, Any], ...]]:
-        cls, pipeline, policy = key
-        attributes = {"pipeline": pipeline, "policy": policy, "event": event_name(cls)}
-        bound = (
-            attributes,
-            tuple((f, self.histograms[HISTOGRAM_FIELDS[f]]) for f in histogram_fields(cls)),
-        )
-        with self._lock:
-            self._bound[key] = bound
-        return bound
+    def _counter(self, labels: dict[str, str]) -> Callable[[], Any]:
+        return functools.partial(self.counter.add, 1, labels)
 
-    def __call__(self, event: Event) -> None:
-        key = (type(event), event.pipeline, event.policy)
-        bound = self._bound.get(key)
-        if bound is None:
-            bound = self._bind(key)
-        attributes, hists = bound
-        self.counter.add(1, attributes)
-        for field, hist in hists:
-            value = getattr(event, field)
-            if value is not None:
-                hist.record(value, attributes)
+    def _histogram(self, name: str, labels: dict[str, str]) -> Callable[[float], Any]:
+        return functools.partial(self.histograms[name].record, attributes=labels)
 
     def __repr__(self) -> str:
         return f"OTelListener(meter={self.meter!r})"

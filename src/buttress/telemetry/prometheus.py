@@ -6,7 +6,9 @@ Metrics (see :mod:`buttress.telemetry` for why there is one counter):
 * ``buttress_duration_seconds{pipeline, policy, event}``: a histogram of the ``duration`` of events
   that carry one (``buttress_pipeline_call_succeeded``, ``buttress_pipeline_call_failed``);
 * ``buttress_delay_seconds{pipeline, policy, event}``: a histogram of the ``delay`` or ``waited`` of
-  events that carry one (``buttress_retry_scheduled``, rate limiter and bulkhead waits).
+  events that carry one (``buttress_retry_scheduled``, rate limiter and bulkhead waits);
+* ``buttress_sli_events_total{sli, outcome}``: SLI events counted by :class:`SLICounter`
+  (``outcome`` ``good`` or ``bad``), the counts an :class:`~buttress.slo.SLIRecorder` stores.
 
 Usage::
 
@@ -21,29 +23,17 @@ The library is imported when a listener is built, not when this module is import
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from buttress.errors import ConfigError, MissingExtra
-from buttress.events import Event
 
-from . import (
-    DEFAULT_BUCKETS,
-    EVENTS_TOTAL,
-    HISTOGRAM_FIELDS,
-    HISTOGRAMS,
-    LABELS,
-    check_buckets,
-    event_name,
-    histogram_fields,
-    listen,
-)
+from . import DEFAULT_BUCKETS, EVENTS_TOTAL, HISTOGRAMS, LABELS, MetricsListener, listen
 
 if TYPE_CHECKING:
     from buttress.pipeline import Pipeline
 
-__all__ = ["PrometheusListener", "install"]
+__all__ = ["SLI_EVENTS_TOTAL", "PrometheusListener", "SLICounter", "install", "sli_queries"]
 
 
 def _import() -> Any:
@@ -54,7 +44,15 @@ def _import() -> Any:
     return prometheus_client
 
 
-class PrometheusListener:
+def _registry(prom: Any, registry: Any | None) -> Any:
+    """``registry``, or the library's global ``REGISTRY`` for ``None``; anything else is refused."""
+    chosen = prom.REGISTRY if registry is None else registry
+    if not isinstance(chosen, prom.CollectorRegistry):
+        raise ConfigError("registry", registry, "must be a prometheus_client.CollectorRegistry")
+    return chosen
+
+
+class PrometheusListener(MetricsListener):
     """A listener that counts events and observes their durations into Prometheus metrics.
 
     :param registry: a ``prometheus_client.CollectorRegistry``; ``None`` (default) is the library's
@@ -70,16 +68,14 @@ class PrometheusListener:
     counter increment and one histogram observation per time field.
     """
 
-    __slots__ = ("_children", "_lock", "buckets", "counter", "histograms", "registry")
+    __slots__ = ("counter", "histograms", "registry")
 
     def __init__(
         self, registry: Any | None = None, *, buckets: Sequence[float] = DEFAULT_BUCKETS
     ) -> None:
         prom = _import()
-        self.buckets = check_buckets(buckets)
-        self.registry: Any = prom.REGISTRY if registry is None else registry
-        if not isinstance(self.registry, prom.CollectorRegistry):
-            raise ConfigError("registry", registry, "must be a prometheus_client.CollectorRegistry")
+        super().__init__(buckets)
+        self.registry: Any = _registry(prom, registry)
         self.counter: Any = prom.Counter(
             EVENTS_TOTAL,
             "Buttress policy events, by pipeline, policy instance and event name.",
@@ -103,35 +99,12 @@ class PrometheusListener:
                 self.registry,
                 f"already holds a metric of the same name ({e}); remove the earlier listener first",
             ) from None
-        self._children: dict[tuple[type[Event], str, str], tuple[Any, tuple[tuple[str, Any], ...]]]
-        self._children = {}
-        self._lock = threading.Lock()
 
-    def _bind(self, key: tuple[type[Event], str, str]) -> tuple[Any, tuple[tuple[str, Any], ...]]:
-        cls, pipeline, policy = key
-        labels = (pipeline, policy, event_name(cls))
-        bound = (
-            self.counter.labels(*labels),
-            tuple(
-                (f, self.histograms[HISTOGRAM_FIELDS[f]].labels(*labels))
-                for f in histogram_fields(cls)
-            ),
-        )
-        with self._lock:
-            self._children[key] = bound
-        return bound
+    def _counter(self, labels: dict[str, str]) -> Callable[[], Any]:
+        return self.counter.labels(**labels).inc  # type: ignore[no-any-return]
 
-    def __call__(self, event: Event) -> None:
-        key = (type(event), event.pipeline, event.policy)
-        bound = self._children.get(key)
-        if bound is None:
-            bound = self._bind(key)
-        counter, hists = bound
-        counter.inc()
-        for field, hist in hists:
-            value = getattr(event, field)
-            if value is not None:
-                hist.observe(value)
+    def _histogram(self, name: str, labels: dict[str, str]) -> Callable[[float], Any]:
+        return self.histograms[name].labels(**labels).observe  # type: ignore[no-any-return]
 
     def unregister(self) -> None:
         """Remove this listener's metrics from the registry (idempotent)."""
@@ -163,3 +136,78 @@ def install(
     """
     listener = PrometheusListener(registry, buckets=buckets)
     return listen(listener, pipeline, listener.unregister)
+
+
+SLI_EVENTS_TOTAL = "buttress_sli_events_total"
+"""The counter of :class:`SLICounter`: SLI events labelled ``sli`` and ``outcome``."""
+
+
+class SLICounter:
+    """SLI events as a Prometheus counter, :data:`SLI_EVENTS_TOTAL` ``{sli, outcome}`` with
+    ``outcome`` ``good`` or ``bad``: what an :class:`~buttress.slo.SLIRecorder` stores per minute,
+    exposed for Prometheus to compute the same ratios (:func:`sli_queries`).
+
+    :param slis: SLI names whose two series are created at 0 at once, so that the first event is
+        an increase Prometheus sees (a series born at 1 would hide its first event from
+        ``rate()``).
+    :param registry: default ``prometheus_client.REGISTRY``.
+
+    :meth:`record` has :meth:`buttress.slo.SLIRecorder.record`'s signature, so the counter can
+    stand beside (or instead of) a recorder, e.g. as an ASGI middleware's recorder."""
+
+    __slots__ = ("_children", "counter", "registry")
+
+    def __init__(self, slis: Sequence[str] = (), *, registry: Any | None = None) -> None:
+        prom = _import()
+        self.registry: Any = _registry(prom, registry)
+        self.counter: Any = prom.Counter(
+            SLI_EVENTS_TOTAL,
+            "SLI events by SLI name and outcome (good or bad).",
+            ("sli", "outcome"),
+            registry=None,
+        )
+        try:
+            self.registry.register(self.counter)
+        except ValueError as e:
+            raise ConfigError(
+                "registry", self.registry, f"already holds {SLI_EVENTS_TOTAL} ({e})"
+            ) from None
+        self._children: dict[str, tuple[Any, Any]] = {}
+        for sli in slis:
+            self._child(sli)
+
+    def _child(self, sli: str) -> tuple[Any, Any]:
+        pair = self._children.get(sli)
+        if pair is None:
+            pair = (self.counter.labels(sli, "good"), self.counter.labels(sli, "bad"))
+            self._children[sli] = pair
+        return pair
+
+    def record(self, sli: str, good: int, total: int, at: object = None) -> None:
+        """Count ``good`` good events and ``total - good`` bad ones of ``sli`` (``at`` is
+        ignored: Prometheus stamps the counts when it scrapes them)."""
+        if good < 0 or total < good:
+            raise ConfigError("good", good, f"must be between 0 and total ({total})")
+        good_child, bad_child = self._child(sli)
+        if good:
+            good_child.inc(good)
+        if total > good:
+            bad_child.inc(total - good)
+
+    def unregister(self) -> None:
+        """Remove the counter from the registry (idempotent)."""
+        try:
+            self.registry.unregister(self.counter)
+        except KeyError:
+            pass
+
+
+def sli_queries(sli: str, selector: str = "") -> tuple[str, str]:
+    """``(good, total)`` PromQL rates over :class:`SLICounter`'s counter for ``sli``, with the
+    ``{{.window}}`` placeholder of an SLO's ratio SLI; ``selector`` adds label matchers
+    (``job="api"``)."""
+    extra = f",{selector.strip().strip('{}')}" if selector.strip().strip("{}") else ""
+    sel = f'sli="{sli}"{extra}'
+    good = f'sum(rate({SLI_EVENTS_TOTAL}{{{sel},outcome="good"}}[{{{{.window}}}}]))'
+    total = f"sum(rate({SLI_EVENTS_TOTAL}{{{sel}}}[{{{{.window}}}}]))"
+    return good, total

@@ -45,18 +45,26 @@ def run_system(
     out: str,
     seed: int,
     as_json: bool,
-    runs: str = "off,typical,on",
+    runs: str | None = None,
     drill: bool = False,
+    prometheus: bool = False,
 ) -> None:
     """Run the lab for ``path`` and exit with its status (``runs``: comma-separated run names,
-    ``buttress`` for ``on``)."""
+    ``buttress`` for ``on``; ``None``: the file's ``experiments.runs``; ``prometheus``: a real
+    Prometheus and Alertmanager beside each run)."""
     try:
         from .report import render_table
         from .run import LabOptions, run_lab
     except ImportError as e:  # httpx, uvicorn, starlette, numpy: the http, slo and chaos extras
         raise MissingExtra("buttress lab PATH", "all", e.name or str(e)) from None
 
-    options = LabOptions(quick=quick, out=Path(out), seed=seed, modes=parse_runs(runs))
+    options = LabOptions(
+        quick=quick,
+        out=Path(out),
+        seed=seed,
+        modes=None if runs is None else parse_runs(runs),
+        prometheus=prometheus,
+    )
     echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     try:
         result = run_lab(path, options, stream=sys.stderr, echo=echo, drill=drill)

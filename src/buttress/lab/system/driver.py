@@ -61,8 +61,9 @@ class Burst:
 @dataclass(slots=True)
 class Sample:
     """One request: its kind, scheduled arrival (run seconds), latency (s), HTTP status (0: no
-    answer), whether it was good, whether it timed out (no answer within the client's timeout) and
-    its scheduling lag (s: how late it was sent against ``start``)."""
+    answer), whether it was good, whether it timed out (no answer within the client's timeout),
+    its scheduling lag (s: how late it was sent against ``start``) and whether it was shed (a
+    ``503`` with ``Retry-After``: refused so that it may come back, as load shedders answer)."""
 
     kind: str
     start: float
@@ -71,6 +72,7 @@ class Sample:
     good: bool
     timed_out: bool = False
     lag: float = 0.0
+    shed: bool = False
 
 
 def _pct(values: Sequence[float], q: float) -> float:
@@ -212,12 +214,13 @@ class LoadDriver:
         started = time.monotonic()
         lag = max(0.0, started - self.t0 - t)
         status = 0
-        timed_out = False
+        timed_out = shed = False
         try:
             r = await asyncio.wait_for(
                 client.request(spec.method, spec.path, json=body, headers=headers), timeout
             )
             status = r.status_code
+            shed = status == 503 and "retry-after" in r.headers
         except TimeoutError:
             timed_out = True
         except (httpx.HTTPError, OSError):
@@ -231,7 +234,7 @@ class LoadDriver:
                 pending.fail()
             else:
                 pending.unknown()
-        sample = Sample(kind, t, latency, status, good, timed_out, lag)
+        sample = Sample(kind, t, latency, status, good, timed_out, lag, shed)
         self.samples.append(sample)
         if self.observe is not None:
             self.observe(sample)

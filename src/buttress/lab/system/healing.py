@@ -515,13 +515,26 @@ def healing_sentences(runs: dict[str, Any]) -> list[str]:
         n = len(h["restarts"])
         out.append(f"Under supervision the supervisor restarted an instance {n} time(s).")
         for x in h["modes"]:
+            subject = _burning(h["journal"], x)
             off = (
                 "it was still on at the end of the run"
                 if x["off_at"] is None
-                else f"off again at {x['off_at']:.1f} s once checkout recovered"
+                else f"off again at {x['off_at']:.1f} s once {subject} recovered"
             )
             out.append(
-                f"Remediation switched the shop to its degraded mode {x['mode']} at "
-                f"{x['on_at']:.1f} s, when checkout burned its budget fast; {off}."
+                f"Remediation switched the system to its degraded mode {x['mode']} at "
+                f"{x['on_at']:.1f} s, when {subject} burned its budget fast; {off}."
             )
     return out
+
+
+def _burning(journal: list[dict[str, Any]], interval: dict[str, Any]) -> str:
+    """The SLO whose burn switched ``interval``'s mode on: the subject of the journal's action
+    nearest in time (``checkout`` when the journal has none)."""
+    done = [
+        e for e in journal if e["action"] == f"mode {interval['mode']}" and e["outcome"] == "done"
+    ]
+    if not done:
+        return "checkout"
+    nearest = min(done, key=lambda e: abs(float(e["time"]) - float(interval["on_at"])))
+    return str(nearest["signal"]).split(" ", 1)[-1]

@@ -24,11 +24,14 @@ from markupsafe import Markup
 from buttress.dashboard.report import Chart, Mark, Series, Threshold, chart_html, page
 from buttress.tables import render_table as text_table
 
+from .alerts import alert_lines, alert_tables
 from .compare import as_well_sentences
 from .drill import drill_rows
 from .figures import metastable_sentences, starved_text
 from .healing import healing_rows, healing_sentences, healing_tables
+from .priority import priority_rows
 from .spec import MODE_NAMES
+from .tenants import tenant_rows, tenant_sentences
 
 if TYPE_CHECKING:
     from .run import LoadedLab
@@ -111,6 +114,8 @@ def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     out.extend(_load_rows(runs, modes))
     out.extend(_recovery_rows(runs, modes))
     out.extend(healing_rows(runs, modes))
+    out.extend(priority_rows(runs, modes))
+    out.extend(tenant_rows(runs, modes))
     out.append(("breaker state changes", *(str(len(runs[m]["breakers"])) for m in modes)))
     if all("driver" in runs[m] for m in modes):
         out.append(("driver lag p99 / max", *(_lag(runs[m]["driver"]) for m in modes)))
@@ -182,6 +187,7 @@ def notes(result: dict[str, Any]) -> list[str]:
     """Sentences the figures call for: each run that stayed failed after a fault ended (a
     metastable failure), and each run whose load driver was starved."""
     out: list[str] = as_well_sentences(result["runs"]) + healing_sentences(result["runs"])
+    out += tenant_sentences(result["runs"])
     for mode, run in result["runs"].items():
         out.extend(metastable_sentences(mode, run))
         lag = run.get("driver") or {}
@@ -201,6 +207,7 @@ def render_table(result: dict[str, Any]) -> str:
     if result.get("drill"):
         dhead, *dbody = drill_rows(result["drill"])
         lines += [text_table(dhead, dbody), ""]
+    lines += alert_lines(result["runs"], MODE_NAMES)
     for h in result["hypotheses"]:
         mark = {True: "PASS", False: "FAIL", None: "INCONCLUSIVE"}[h["passed"]]
         lines.append(f"{mark}  {h['hypothesis']}: {h['observed']}")
@@ -440,6 +447,7 @@ def render_html(lab: LoadedLab, result: dict[str, Any]) -> str:
         assessment=_journey_rows(result.get("assessment")),
         drill=drill_rows(result["drill"]) if result.get("drill") else None,
         healing=healing_tables(runs),
+        alerts=alert_tables(runs, MODE_NAMES),
     )
     mode_text = "quick" if result["quick"] else "full"
     return page(

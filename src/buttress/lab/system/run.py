@@ -61,6 +61,7 @@ from buttress.lab.errors import LabError
 from buttress.slo import SLIRecorder, SLIStore
 from buttress.slo.spec import LatencySLI
 
+from .alerts import alert_hypotheses
 from .drill import Backups, drill_figures, drill_hypotheses, drill_lab
 from .driver import Burst, LoadDriver, Sample, window_stats
 from .figures import assessment as assess_architecture
@@ -70,8 +71,11 @@ from .figures import verdict as overall_verdict
 from .healing import ControlFiles, Healer, SupervisedServices, restarts, supervised_hypotheses
 from .load import LoadedLab, load_lab, targets
 from .plan import DataLoss, FaultPlan, scaled
+from .priority import priority_hypotheses, shed_figures
+from .prometheus import PromStack
 from .spec import MODE_NAMES, MODES, instance_names
 from .supervisor import Supervisor, free_port
+from .tenants import add_tenant_figures, read_placement, tenant_hypotheses
 
 __all__ = ["MODES", "MODE_NAMES", "LabOptions", "LoadedLab", "load_lab", "run_lab", "run_once"]
 
@@ -79,12 +83,15 @@ __all__ = ["MODES", "MODE_NAMES", "LabOptions", "LoadedLab", "load_lab", "run_la
 @dataclass(frozen=True)
 class LabOptions:
     """How to run: ``quick`` (the short plan), ``out`` (where files go), ``seed``, ``modes``
-    (which runs, a subset of :data:`MODES`)."""
+    (which runs, a subset of :data:`MODES`; ``None``: those of ``experiments.runs``),
+    ``prometheus`` (a real Prometheus and Alertmanager beside each run:
+    :mod:`buttress.lab.system.prometheus`)."""
 
     quick: bool = False
     out: Path = Path("lab-report")
     seed: int = 1
-    modes: tuple[str, ...] = MODES
+    modes: tuple[str, ...] | None = None
+    prometheus: bool = False
 
 
 # -- progress ----------------------------------------------------------------------------------
@@ -190,6 +197,7 @@ class _Run:
         self.recorder = SLIRecorder(
             SLIStore(self.dir / "client.db"), lab.spec.slos, flush_every=1.0
         )
+        self.prom = PromStack.for_run(lab, self.dir, self.ports) if options.prometheus else None
 
     def _add_proxy(self) -> str:
         port = free_port()
@@ -255,6 +263,8 @@ class _Run:
         supervised = self.services is not self.sup
         for n in ("proxy", *([] if supervised else self.names)):
             self.sup.spawn(n)
+        if self.prom is not None:
+            self.prom.spawn()
         self.sup.wait_ready({"proxy": 15.0})
         from buttress.chaos.client import Client
 
@@ -276,6 +286,8 @@ class _Run:
             self.services.start(sum(timeouts.values()))
         else:
             self.sup.wait_ready(timeouts)
+        if self.prom is not None:
+            self.prom.wait_ready()
         self._phase("start", mark)
         self.progress.message(
             f"{len(self.names)} services and the fault proxy are up "
@@ -352,7 +364,10 @@ class _Run:
         for a in plan.faults:
             if a.fault.kind == "burst":
                 a.applied_at, a.removed_at = a.planned
+        if self.prom is not None:  # before anything stops: what Prometheus and Alertmanager saw
+            self.result["prometheus"] = self.prom.collect(wall0, self.lab, samples, plan, duration)
         self._final_read(history)
+        placement = read_placement(self.lab, self.ports, self.instances, self.progress.message)
         attempts = self._attempts_read()
         effects = self._effects_read()
         history.dump(self.dir / "history.jsonl")
@@ -385,6 +400,8 @@ class _Run:
                 effects=effects,
             )
         )
+        self.result["shed"] = shed_figures(samples, exp.load.requests)
+        add_tenant_figures(self.lab, self.result, samples, placement)
         if backups is not None and data_loss is not None and drill is not None:
             self.result["drill"] = drill_figures(
                 self.lab,
@@ -439,7 +456,8 @@ class _Run:
         killed: list[str] = []
         if self.services is not self.sup:
             killed = self.services.stop_all()
-        return killed + self.sup.stop_all()
+        killed += self.sup.stop_all()
+        return killed + (self.prom.stop() if self.prom is not None else [])
 
     def abort(self) -> None:
         """After a failure or an interrupt: remove the faults still applied, stop everything."""
@@ -451,6 +469,7 @@ class _Run:
                 self.result["cleanup"] = done
                 progress.message(f"cleanup: {done['removed']} fault(s) removed; {done['detail']}")
             stopped = len(sup.pids()) + (0 if self.services is sup else len(self.services.pids()))
+            stopped += len(self.prom.pids()) if self.prom is not None else 0
             self.result["killed_at_stop"] = self._stop_all()
             progress.message(f"cleanup: {stopped} process(es) stopped")
             self.recorder.close()
@@ -529,7 +548,9 @@ def run_lab(
     if drill:
         lab = drill_lab(lab)
         options = dataclasses.replace(options, modes=("on",))
-    for mode in options.modes:
+    elif options.modes is None:  # the file's experiments.runs, in the lab's order
+        options = dataclasses.replace(options, modes=lab.experiments.run_modes())
+    for mode in options.modes or ():
         if mode not in MODES:
             raise LabError(f"unknown run {mode!r}: {', '.join(MODE_NAMES.values())}")
     options.out.mkdir(parents=True, exist_ok=True)
@@ -550,13 +571,15 @@ def run_lab(
         previous = signal.signal(signal.SIGTERM, term)
     runs: dict[str, dict[str, Any]] = {}
     try:
-        for mode in options.modes:
+        for mode in options.modes or ():
             progress = LiveProgress(stream, f"[{MODE_NAMES[mode]}]")
             runs[mode] = run_once(lab, mode, options, progress=progress)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     hypotheses = check_hypotheses(lab, runs) + supervised_hypotheses(lab, runs)
+    hypotheses += alert_hypotheses(runs) + tenant_hypotheses(lab, runs)
+    hypotheses += priority_hypotheses(lab, runs)
     if drill:
         hypotheses += drill_hypotheses(runs["on"]["drill"])
     for mode, run in runs.items():

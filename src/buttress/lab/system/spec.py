@@ -52,6 +52,9 @@ from buttress.spec.source import located
 from buttress.spec.types import Duration, FiniteFloat, PositiveDuration
 from buttress.supervise.options import ChildOptions, SupervisorOptions
 
+from .expectations import DegradedExpectation, ShedFirstExpectation, check_expectations
+from .tenancy import RunName, TenantsSpec, all_runs, check_tenants
+
 __all__ = [
     "MODES",
     "MODE_NAMES",
@@ -320,6 +323,18 @@ class HypothesesSpec(_Strict):
         description="Faults on which supervision must spend at most a share of the budget the "
         "off run spends (healing: needed).",
     )
+    # See buttress.lab.system.expectations.
+    shed_first: ShedFirstExpectation | None = Field(
+        default=None, description="With the policies, one request kind shed before another."
+    )
+    degraded: DegradedExpectation | None = Field(
+        default=None, description="With the policies, remediation switched a mode on, off."
+    )
+    tenants: TenantsSpec | None = Field(
+        default=None,
+        description="A multi-tenant system's guarantees: noisy tenants isolated, a failed "
+        "shard's errors limited to its tenants' share, fairness (see docs/lab.md).",
+    )
 
 
 _ChildOptionsSpec = spec_model(ChildOptions, "LabChildOptionsSpec")
@@ -408,6 +423,12 @@ class ExperimentsSpec(_Strict):
     """Root of the ``experiments:`` section."""
 
     system: dict[str, ServiceSpec] = Field(min_length=1)
+    runs: list[RunName] = Field(
+        default_factory=all_runs,
+        min_length=1,
+        description="The runs `buttress lab PATH` makes when --runs is not given (default all "
+        "three; an example without a typical baseline leaves it out).",
+    )
     load: LoadSpec
     plan: list[FaultSpec] = Field(default_factory=list)
     hypotheses: HypothesesSpec = HypothesesSpec()
@@ -418,6 +439,13 @@ class ExperimentsSpec(_Strict):
         default=None,
         description="Supervision and remediation in the Buttress run (see docs/shop-lab.md).",
     )
+
+    @field_validator("runs")
+    @classmethod
+    def _runs(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("a run is named twice")
+        return v
 
     @field_validator("system")
     @classmethod
@@ -486,6 +514,7 @@ class ExperimentsSpec(_Strict):
                 ("load",), "requests place orders: add final_read: so they can be checked"
             )
         self._check_plan()
+        check_tenants(self)
         return self
 
     def _check_plan(self) -> None:
@@ -523,6 +552,10 @@ class ExperimentsSpec(_Strict):
                     ("plan", i, "duration"), "the fault ends after the run (load.duration)"
                 )
 
+    def run_modes(self) -> tuple[str, ...]:
+        """The runs of ``runs``, in the order the lab makes them (:data:`MODES`)."""
+        return tuple(m for m in MODES if m in self.runs)
+
     def check_spec(self, root: Any) -> None:
         """Checks against the rest of the file (called by the root model): every SLO a
         hypothesis names is declared under ``slos:``."""
@@ -536,7 +569,11 @@ class ExperimentsSpec(_Strict):
                 if fault not in faults:
                     known = ", ".join(sorted(faults)) or "the plan is empty"
                     raise located((*loc, "except_during", i), f"no fault named {fault!r} ({known})")
-        supervised = self.hypotheses.supervised
+        hyp = self.hypotheses
+        check_expectations(
+            hyp.shed_first, hyp.degraded, kinds=self.load.requests, healing=self.healing, root=root
+        )
+        supervised = hyp.supervised
         if supervised is not None:
             where = ("experiments", "hypotheses", "supervised")
             if self.healing is None:

@@ -51,6 +51,19 @@ class _Ctx:
             )
         return self.objects[key]
 
+    def resolve(
+        self, item: Any, kind: str, ref_key: str, doc: Document, loc: Loc, *, what: str
+    ) -> tuple[Any, Metadata, Document, Loc]:
+        """The spec, metadata, document and location of ``item`` (at ``loc``), an object of
+        ``kind`` written by reference (its ``ref_key``) or inline (kind, metadata and spec)."""
+        ref = getattr(item, ref_key)
+        if ref:
+            spec, obj, odoc, oloc = self.get(kind, ref, doc, (*loc, ref_key))
+            return spec, obj.metadata, odoc, oloc
+        if item.spec is None or item.metadata is None:
+            raise doc.error(loc, f"{what} needs {ref_key}, or kind/metadata/spec inline")
+        return item.spec, item.metadata, doc, loc
+
 
 def _collect(docs: list[Document]) -> _Ctx:
     ctx = _Ctx()
@@ -229,34 +242,16 @@ def _tiers(
     policy_ann = Annotations()
     for i, p in enumerate(slo.alertPolicies):
         ploc = (*loc, "alertPolicies", i)
-        if p.alertPolicyRef:
-            pspec, pobj, pdoc, pl = ctx.get(
-                "AlertPolicy", p.alertPolicyRef, doc, (*ploc, "alertPolicyRef")
-            )
-            pmeta = pobj.metadata
-        else:
-            if p.spec is None or p.metadata is None:
-                raise doc.error(
-                    ploc, "an alert policy needs alertPolicyRef, or kind/metadata/spec inline"
-                )
-            pspec, pmeta, pdoc, pl = p.spec, p.metadata, doc, ploc
+        pspec, pmeta, pdoc, pl = ctx.resolve(
+            p, "AlertPolicy", "alertPolicyRef", doc, ploc, what="an alert policy"
+        )
         policy_ann.add(pmeta, pdoc, (*pl, "metadata"))
         for j, c in enumerate(pspec.conditions):
             cloc = (*pl, "spec", "conditions", j)
-            if c.conditionRef:
-                cspec, cobj, cdoc, cl = ctx.get(
-                    "AlertCondition", c.conditionRef, pdoc, (*cloc, "conditionRef")
-                )
-                cmeta = cobj.metadata
-                meta_loc = (*cl, "metadata")
-                cl = (*cl, "spec")
-            else:
-                if c.spec is None or c.metadata is None:
-                    raise pdoc.error(
-                        cloc, "a condition needs conditionRef, or kind/metadata/spec inline"
-                    )
-                cspec, cmeta, cdoc, cl = c.spec, c.metadata, pdoc, (*cloc, "spec")
-                meta_loc = (*cloc, "metadata")
+            cspec, cmeta, cdoc, cl = ctx.resolve(
+                c, "AlertCondition", "conditionRef", pdoc, cloc, what="a condition"
+            )
+            meta_loc, cl = (*cl, "metadata"), (*cl, "spec")
             cann = Annotations().add(cmeta, cdoc, meta_loc)
             cond = cspec.condition
             try:
