@@ -14,7 +14,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast, dataclass_transform
 
 __all__ = [
     "AttemptFailed",
@@ -24,6 +24,8 @@ __all__ = [
     "DeadlineHit",
     "Emitter",
     "Event",
+    "EventFamily",
+    "EventType",
     "FallbackUsed",
     "GaveUp",
     "Listener",
@@ -61,6 +63,39 @@ class Event:
     def name(self) -> str:
         """``buttress_<policy>_<event>``: the one name used in logs and metrics."""
         return f"buttress_{self.policy_type}_{self.kind}"
+
+
+@dataclass_transform(frozen_default=True)
+class EventType(type):
+    """The metaclass of :class:`EventFamily`: every class it makes is a frozen, slotted dataclass,
+    so that the events of a family take no decorator (and type checkers see their fields)."""
+
+    def __new__(
+        mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> type:
+        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        if "__slots__" in namespace:  # the slotted copy ``dataclass`` makes of a class
+            return cls
+        return dataclass(frozen=True, slots=True)(cast("type[Any]", cls))
+
+
+class EventFamily(Event, metaclass=EventType):
+    """The base of event *families*: a family fixes the ``policy_type`` and the fields its events
+    share, and is never emitted itself; it and every class below it are frozen, slotted dataclasses
+    with no decorator::
+
+        class BackupEvent(EventFamily, policy_type="dr"):
+            backup: str
+            duration: float
+
+        class BackupVerified(BackupEvent, kind="verify_passed"):
+            ...
+
+    A family's classes construct exactly as fast as hand-declared ones (the same generated
+    ``__init__``), but ``isinstance(x, SomeFamilyEvent)`` is about 50 ns slower when it is false
+    (the check goes through the metaclass): the events below, which listeners such as the SLI
+    recorder test on every call, are declared by hand with ``@dataclass(frozen=True, slots=True)``.
+    """
 
 
 # --- pipeline-level outcomes (emitted by the pipeline around the whole call) ----------------------

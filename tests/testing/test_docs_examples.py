@@ -140,7 +140,7 @@ def core_event_names() -> set[str]:
         for obj in vars(buttress.events).values()
         if isinstance(obj, type)
         and issubclass(obj, Event)
-        and obj is not Event
+        and obj.kind != Event.kind  # the root and EventFamily name no event
         and dataclasses.is_dataclass(obj)
     ]
     return {f"buttress_{c.policy_type}_{c.kind}" for c in classes}

@@ -12,16 +12,16 @@ while it lasts rather than when it ends: a listener must not call the pool.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from buttress.events import Emitter, Event
+from buttress.events import Emitter, EventFamily
 
 __all__ = [
+    "DbPoolEvent",
     "HostBreakerClosed",
     "HostBreakerHalfOpened",
     "HostBreakerOpened",
     "HostBreakerTransition",
     "HostEjected",
+    "HostEvent",
     "HostHealthChanged",
     "HostReturned",
     "PrimaryDemoted",
@@ -32,28 +32,34 @@ __all__ = [
 ]
 
 
+class DbPoolEvent(EventFamily, policy_type="db_pool"):
+    """The family of the pools' events."""
+
+
+class HostEvent(DbPoolEvent):
+    """The family of the events about one host, named in ``host`` (``host:port``)."""
+
+    host: str
+
+
 # --- the primary ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class PrimaryLost(Event, policy_type="db_pool", kind="primary_lost"):
+class PrimaryLost(DbPoolEvent, kind="primary_lost"):
     """The write pool stopped trusting ``primary`` (``host:port``); ``reason`` says what it saw."""
 
     primary: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class PrimaryDemoted(Event, policy_type="db_pool", kind="demoted"):
+class PrimaryDemoted(HostEvent, kind="demoted"):
     """``host``, the write pool's primary, answers as a standby now (``pg_is_in_recovery()`` true,
     or a ``read_only_sql_transaction`` error): it was demoted, not merely unreachable."""
 
-    host: str
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
-class PrimaryFound(Event, policy_type="db_pool", kind="primary_found"):
+class PrimaryFound(DbPoolEvent, kind="primary_found"):
     """The write pool now writes to ``primary``; ``previous`` is the primary before (empty when
     the pool opened); ``duration``: seconds spent finding it and opening connections."""
 
@@ -65,50 +71,41 @@ class PrimaryFound(Event, policy_type="db_pool", kind="primary_found"):
 # --- reads ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ReadFellBack(Event, policy_type="db_pool", kind="read_fell_back"):
+class ReadFellBack(DbPoolEvent, kind="read_fell_back"):
     """A read went to the primary: no standby was fresh enough (``reason``)."""
 
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class HostHealthChanged(Event, policy_type="db_pool", kind="host_health_changed"):
+class HostHealthChanged(HostEvent, kind="host_health_changed"):
     """A standby started or stopped qualifying for reads (``detail``: ``fresh``, ``lag 1.3 s``,
     ``not a standby``, ``unreachable``)."""
 
-    host: str
     healthy: bool
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
-class HostEjected(Event, policy_type="db_pool", kind="host_ejected"):
+class HostEjected(HostEvent, kind="host_ejected"):
     """Outlier detection took a standby out of rotation for ``seconds`` after failed reads
     (``reason``: the detector, as in :class:`~buttress.failover.events.EndpointEjected`)."""
 
-    host: str
     reason: str
     seconds: float
     times: int
 
 
-@dataclass(frozen=True, slots=True)
-class HostReturned(Event, policy_type="db_pool", kind="host_returned"):
+class HostReturned(HostEvent, kind="host_returned"):
     """An ejected standby's ejection time ran out: it serves reads again when fresh."""
 
-    host: str
     ejected_for: float
 
 
 # --- per-host breakers ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class HostBreakerTransition(Event, policy_type="db_pool", kind="breaker_transition"):
-    """Base of the per-host breaker's transitions; the counts are those the decision saw."""
+class HostBreakerTransition(HostEvent):
+    """The family of the per-host breaker's transitions; the counts are those the decision saw."""
 
-    host: str
     from_state: str
     to_state: str
     trigger: str
@@ -116,19 +113,16 @@ class HostBreakerTransition(Event, policy_type="db_pool", kind="breaker_transiti
     failures: int
 
 
-@dataclass(frozen=True, slots=True)
 class HostBreakerOpened(HostBreakerTransition, kind="breaker_opened"):
     """``host`` is skipped, with no connection attempt, for ``break_duration`` seconds."""
 
     break_duration: float
 
 
-@dataclass(frozen=True, slots=True)
 class HostBreakerHalfOpened(HostBreakerTransition, kind="breaker_half_opened"):
     """The break is over: the next attempt on ``host`` is a probe."""
 
 
-@dataclass(frozen=True, slots=True)
 class HostBreakerClosed(HostBreakerTransition, kind="breaker_closed"):
     """A probe succeeded: ``host`` is tried again."""
 

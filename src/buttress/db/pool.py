@@ -35,19 +35,21 @@ primary waits for a synchronous standby (``synchronous_commit = on`` with
 
 from __future__ import annotations
 
+import abc
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from buttress.errors import ButtressError, ConfigError, MissingExtra
-from buttress.policies.breaker import BreakerOptions
+from buttress.policies.breaker import BreakerOptions, Permit
 
 from .events import PrimaryDemoted, PrimaryFound, PrimaryLost, emitter
 from .hosts import HOST_BREAKER, HostBreaker, host_label
 
 __all__ = [
+    "ClusterPool",
     "CommitUnknown",
     "NoPrimary",
     "WritePool",
@@ -108,7 +110,85 @@ def parse_hosts(conninfo: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
     return params, list(zip(hosts, ports, strict=True))
 
 
-class WritePool:
+class ClusterPool(abc.ABC):
+    """What the write and the read pool share: the hosts and connection parameters of one
+    multi-host DSN, and connections to one host (a probe's, or a ``psycopg_pool`` pool's).  Used as
+    a context manager, it is closed on leaving.
+
+    :param max_size: connections per ``psycopg_pool`` pool, at most.
+    :param timeout: seconds to wait for a free connection.
+    :param connect_timeout: seconds a connection attempt may take, unless the DSN sets it.
+    :param breaker: checked here (:func:`check_host_options`); each pool builds its breakers.
+    :param name: the ``pipeline`` label of the events, and part of the pools' names.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        max_size: int,
+        timeout: float,
+        connect_timeout: int,
+        breaker: object,
+        name: str,
+    ) -> None:
+        self._psycopg, self._pool_mod = load_psycopg()
+        self.params, self.hosts = parse_hosts(conninfo)
+        self.connect_timeout = check_host_options(connect_timeout, breaker)
+        self.conninfo = conninfo
+        self.max_size = max_size
+        self.timeout = timeout
+        self.name = name
+
+    def query(self, host: str, port: str, sql: str, breaker: HostBreaker | None) -> Any:
+        """The row ``sql`` returns on a fresh autocommit connection to ``host``, or ``None`` when
+        its breaker is open (no connection is attempted).  Whether the host was reached is recorded
+        on the breaker; a ``psycopg.Error`` propagates (an ``OperationalError`` counts against the
+        host, any other, an SQL error, says nothing about it)."""
+        permit: Permit | None = None
+        if breaker is not None:
+            permit = breaker.permit()
+            if permit is None:
+                return None
+        psycopg = self._psycopg
+        started = time.monotonic()
+        try:
+            with psycopg.connect(
+                conninfo_for(self.params, host, port, self.connect_timeout), autocommit=True
+            ) as conn:
+                row = conn.execute(sql).fetchone()
+        except psycopg.Error as e:
+            if breaker is not None and permit is not None:
+                reached = None if not isinstance(e, psycopg.OperationalError) else False
+                breaker.record(permit, reached, started)
+            raise
+        if breaker is not None and permit is not None:
+            breaker.record(permit, True, started)
+        return row
+
+    def connection_pool(self, host: str, port: str, *, min_size: int, name: str, open: bool) -> Any:
+        """A ``psycopg_pool.ConnectionPool`` on ``host``, named ``buttress-<pool name>-<name>``."""
+        return self._pool_mod.ConnectionPool(
+            conninfo_for(self.params, host, port, self.connect_timeout),
+            min_size=min_size,
+            max_size=self.max_size,
+            timeout=self.timeout,
+            name=f"buttress-{self.name}-{name}",
+            open=open,
+        )
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close every connection pool."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class WritePool(ClusterPool):
     """Transactions on the current primary of a multi-host PostgreSQL cluster (see the module
     docstring).
 
@@ -142,22 +222,24 @@ class WritePool:
         connect_timeout: int = 2,
         name: str = "db",
     ) -> None:
-        self._psycopg, self._pool_mod = load_psycopg()
-        self.params, self.hosts = parse_hosts(conninfo)
+        super().__init__(
+            conninfo,
+            max_size=max_size,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            breaker=breaker,
+            name=name,
+        )
         for param, value in (("min_size", min_size), ("max_size", max_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(param, value, "must be an integer >= 1")
         if max_size < min_size:
             raise ConfigError("max_size", max_size, "must be >= min_size")
-        self.conninfo = conninfo
-        self.min_size, self.max_size = min_size, max_size
-        self.timeout = timeout
+        self.min_size = min_size
         self.failover_timeout = failover_timeout
         self.probe_interval = probe_interval
         self.check_interval = check_interval
         self.max_attempts = max_attempts
-        self.name = name
-        self.connect_timeout = check_host_options(connect_timeout, breaker)
         self.breakers: dict[tuple[str, str], HostBreaker] = (
             {}
             if breaker is None
@@ -202,27 +284,14 @@ class WritePool:
     def _probe(self, host: str, port: str, *, force: bool = False) -> tuple[bool, str]:
         """Whether ``host`` accepts writes now, and what was seen; fed to the host's breaker
         (``force``: probe even if it is open, and count nothing)."""
-        psycopg = self._psycopg
         breaker = None if force else self.breakers.get((host, port))
-        permit = None
-        if breaker is not None:
-            permit = breaker.permit()
-            if permit is None:
-                return False, SKIPPED
-        started = time.monotonic()
         try:
-            with psycopg.connect(
-                conninfo_for(self.params, host, port, self.connect_timeout), autocommit=True
-            ) as conn:
-                in_recovery = bool(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])
-        except psycopg.Error as e:
-            if breaker is not None and permit is not None:
-                reached = None if not isinstance(e, psycopg.OperationalError) else False
-                breaker.record(permit, reached, started)
+            row = self.query(host, port, "SELECT pg_is_in_recovery()", breaker)
+        except self._psycopg.Error as e:
             return False, str(e).strip()[:200]
-        if breaker is not None and permit is not None:
-            breaker.record(permit, True, started)
-        if in_recovery:
+        if row is None:
+            return False, SKIPPED
+        if row[0]:
             if (host, port) == self.primary and self._demoted_seen != self._generation:
                 self._demoted(host, port, "pg_is_in_recovery() is true")
             return False, "in recovery"
@@ -252,13 +321,8 @@ class WritePool:
                     PrimaryLost(self.name, "write_pool", started, host_label(*old_primary), reason)
                 )
             host, port = self.find_primary(started + self.failover_timeout)
-            pool = self._pool_mod.ConnectionPool(
-                conninfo_for(self.params, host, port, self.connect_timeout),
-                min_size=self.min_size,
-                max_size=self.max_size,
-                timeout=self.timeout,
-                name=f"buttress-{self.name}-{self._generation + 1}",
-                open=False,
+            pool = self.connection_pool(
+                host, port, min_size=self.min_size, name=str(self._generation + 1), open=False
             )
             pool.open(wait=True, timeout=self.timeout)
             self._pool, self.primary = pool, (host, port)
@@ -360,12 +424,6 @@ class WritePool:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
-
-    def __enter__(self) -> WritePool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def check_host_options(connect_timeout: object, breaker: object) -> int:

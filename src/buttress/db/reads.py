@@ -50,7 +50,7 @@ from buttress.policies.breaker import BreakerOptions, Permit
 
 from .events import ReadFellBack, emitter
 from .hosts import HOST_BREAKER, READ_OUTLIER_DETECTION, HostBreaker, endpoint_pool, host_label
-from .pool import WritePool, check_host_options, conninfo_for, load_psycopg, parse_hosts
+from .pool import ClusterPool, WritePool
 
 __all__ = ["NoFreshStandby", "ReadPool", "StandbyState"]
 
@@ -86,7 +86,7 @@ class StandbyState:
         return host_label(self.host, self.port)
 
 
-class ReadPool:
+class ReadPool(ClusterPool):
     """Read-only transactions on fresh standbys (see the module docstring).
 
     :param conninfo: a multi-host DSN naming the standbys (the primary may be listed too: it is
@@ -118,24 +118,25 @@ class ReadPool:
         connect_timeout: int = 2,
         name: str = "db",
     ) -> None:
-        self._psycopg, self._pool_mod = load_psycopg()
-        params, hosts = parse_hosts(conninfo)
+        super().__init__(
+            conninfo,
+            max_size=max_size,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            breaker=breaker,
+            name=name,
+        )
         if not max_lag >= 0:
             raise ConfigError("max_lag", max_lag, "must be >= 0 seconds")
-        self.connect_timeout = check_host_options(connect_timeout, breaker)
-        self.params = params
         self.max_lag = max_lag
         self.check_interval = check_interval
         self.fallback = fallback
-        self.max_size = max_size
-        self.timeout = timeout
-        self.name = name
         self.endpoints = endpoint_pool(
-            hosts, outlier_detection=outlier_detection, selection=selection, pool_name=name
+            self.hosts, outlier_detection=outlier_detection, selection=selection, pool_name=name
         )
         self.states = [
             StandbyState(h, p, ep)
-            for (h, p), ep in zip(hosts, self.endpoints.endpoints, strict=True)
+            for (h, p), ep in zip(self.hosts, self.endpoints.endpoints, strict=True)
         ]
         self._by_endpoint = {s.endpoint: s for s in self.states}
         if breaker is not None:
@@ -153,25 +154,15 @@ class ReadPool:
 
     def _refresh(self, s: StandbyState, now: float) -> None:
         s.checked = now
-        permit = None
-        if s.breaker is not None:
-            permit = s.breaker.permit()
-            if permit is None:
-                return  # skipped while its breaker is open: selection skips it too
-        psycopg = self._psycopg
-        started = time.monotonic()
         try:
-            with psycopg.connect(
-                conninfo_for(self.params, s.host, s.port, self.connect_timeout), autocommit=True
-            ) as conn:
-                in_recovery, lag, streaming = conn.execute(LAG_SQL).fetchone()
-        except psycopg.Error as e:
+            row = self.query(s.host, s.port, LAG_SQL, s.breaker)
+        except self._psycopg.Error:
             s.standby, s.lag = False, math.inf
-            reached = None if not isinstance(e, psycopg.OperationalError) else False
-            self._record(s, permit, reached, started)
             self.endpoints.report_probe(s.endpoint, "error", "unreachable")
             return
-        self._record(s, permit, True, started)
+        if row is None:
+            return  # skipped while its breaker is open: selection skips it too
+        in_recovery, lag, streaming = row
         s.standby, s.lag = bool(in_recovery), float(lag) if streaming else math.inf
         if not s.standby:
             self.endpoints.report_probe(s.endpoint, "fail", "not a standby")
@@ -206,13 +197,8 @@ class ReadPool:
     def _pool_of(self, s: StandbyState) -> Any:
         with self._lock:
             if s.pool is None:
-                s.pool = self._pool_mod.ConnectionPool(
-                    conninfo_for(self.params, s.host, s.port, self.connect_timeout),
-                    min_size=1,
-                    max_size=self.max_size,
-                    timeout=self.timeout,
-                    name=f"buttress-{self.name}-read-{s.label}",
-                    open=True,
+                s.pool = self.connection_pool(
+                    s.host, s.port, min_size=1, name=f"read-{s.label}", open=True
                 )
             return s.pool
 
@@ -305,9 +291,3 @@ class ReadPool:
                 pool, s.pool = s.pool, None
             if pool is not None:
                 pool.close()
-
-    def __enter__(self) -> ReadPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

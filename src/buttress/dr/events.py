@@ -9,57 +9,54 @@ backup, the last verification's outcome) come from :mod:`buttress.dr.metrics`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from buttress.events import Emitter, Event
+from buttress.events import Emitter, EventFamily
 
 __all__ = [
     "BackupCompleted",
+    "BackupEvent",
     "BackupVerified",
     "DatabaseFileLost",
+    "DrEvent",
     "RestoreCompleted",
     "VerifyFailed",
     "emitter",
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class BackupCompleted(Event, policy_type="dr", kind="backup_completed"):
-    """A backup was written; ``duration`` seconds, ``size`` bytes."""
+class DrEvent(EventFamily, policy_type="dr"):
+    """The family of the DR events."""
+
+
+class BackupEvent(DrEvent):
+    """The family of the events about one backup (its id), which took ``duration`` seconds."""
 
     backup: str
     duration: float
+
+
+class BackupCompleted(BackupEvent, kind="backup_completed"):
+    """A backup was written, ``size`` bytes."""
+
     size: int
 
 
-@dataclass(frozen=True, slots=True)
-class BackupVerified(Event, policy_type="dr", kind="verify_passed"):
+class BackupVerified(BackupEvent, kind="verify_passed"):
     """A backup was restored into scratch and every check passed."""
 
-    backup: str
-    duration: float
 
-
-@dataclass(frozen=True, slots=True)
-class VerifyFailed(Event, policy_type="dr", kind="verify_failed"):
+class VerifyFailed(BackupEvent, kind="verify_failed"):
     """A backup failed verification; ``problems`` says which checks."""
 
-    backup: str
-    duration: float
     problems: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class RestoreCompleted(Event, policy_type="dr", kind="restore_completed"):
+class RestoreCompleted(BackupEvent, kind="restore_completed"):
     """A backup was restored over ``target``."""
 
-    backup: str
     target: str
-    duration: float
 
 
-@dataclass(frozen=True, slots=True)
-class DatabaseFileLost(Event, policy_type="dr", kind="file_lost"):
+class DatabaseFileLost(DrEvent, kind="file_lost"):
     """The file guard found the database file deleted or replaced; writes are refused from now."""
 
     path: str

@@ -318,9 +318,9 @@ def restore(backup_dir: str | Path, target: str | Path, *, force: bool = False) 
                 "dr",
                 info.manifest.database,
                 time.monotonic(),
-                info.manifest.id,
-                str(dest),
-                time.monotonic() - started,
+                backup=info.manifest.id,
+                duration=time.monotonic() - started,
+                target=str(dest),
             )
         )
     return info.manifest

@@ -7,63 +7,65 @@ name.  Pools build them only when someone listens.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
-from buttress.events import Event
+from buttress.events import Event, EventFamily
 
 __all__ = [
     "EjectionSkipped",
     "EndpointEjected",
+    "EndpointEvent",
     "EndpointHealthChanged",
+    "EndpointPoolEvent",
     "EndpointReturned",
     "PanicChanged",
     "PriorityLoadChanged",
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class EndpointEjected(Event, policy_type="endpoint_pool", kind="ejected"):
+class EndpointPoolEvent(EventFamily, policy_type="endpoint_pool"):
+    """The family of the endpoint pools' events."""
+
+
+class EndpointEvent(EndpointPoolEvent):
+    """The family of the events about one ``endpoint``."""
+
+    endpoint: str
+
+
+class EndpointEjected(EndpointEvent, kind="ejected"):
     """Outlier detection took ``endpoint`` out of rotation for ``duration`` seconds.
 
     ``reason``: ``consecutive_5xx``, ``consecutive_gateway_failure``, ``success_rate`` or
     ``failure_percentage``; ``times``: the ejection multiplier used (ejections in a row).
     """
 
-    endpoint: str
     reason: str
     duration: float
     times: int
 
 
-@dataclass(frozen=True, slots=True)
-class EndpointReturned(Event, policy_type="endpoint_pool", kind="returned"):
+class EndpointReturned(EndpointEvent, kind="returned"):
     """An ejected endpoint's ejection time ran out: it is back in rotation."""
 
-    endpoint: str
     ejected_for: float
 
 
-@dataclass(frozen=True, slots=True)
-class EjectionSkipped(Event, policy_type="endpoint_pool", kind="ejection_skipped"):
+class EjectionSkipped(EndpointEvent, kind="ejection_skipped"):
     """``endpoint`` was found an outlier but not ejected: ``cap`` (``max_ejection_percent`` reached)
     or ``not_enforced`` (the enforcing percentage said no)."""
 
-    endpoint: str
     reason: str
     detector: str
 
 
-@dataclass(frozen=True, slots=True)
-class EndpointHealthChanged(Event, policy_type="endpoint_pool", kind="health_changed"):
+class EndpointHealthChanged(EndpointEvent, kind="health_changed"):
     """Active health checking changed ``endpoint``'s state (after the thresholds were met)."""
 
-    endpoint: str
     healthy: bool
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
-class PriorityLoadChanged(Event, policy_type="endpoint_pool", kind="failover"):
+class PriorityLoadChanged(EndpointPoolEvent, kind="failover"):
     """Traffic moved between priority levels: a failover (or a failback).
 
     ``loads`` and ``previous`` are the percentages per priority, highest priority first.
@@ -74,8 +76,7 @@ class PriorityLoadChanged(Event, policy_type="endpoint_pool", kind="failover"):
     panic: tuple[bool, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class PanicChanged(Event, policy_type="endpoint_pool", kind="panic"):
+class PanicChanged(EndpointPoolEvent, kind="panic"):
     """Panic routing switched on or off for some priority levels (``panic`` per level)."""
 
     panic: tuple[bool, ...]

@@ -41,7 +41,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from buttress.errors import ConfigError
 from buttress.events import Emitter
@@ -63,6 +63,33 @@ def _default_retry() -> Retry:
 
 
 @documented(RelayOptions)
+class _Batch:
+    """One claimed batch, in delivery order (sans-I/O): :meth:`due` yields the messages to
+    deliver, holding back those whose key's run already stopped at a failure (they are given back
+    and come again in order); :meth:`record` takes each delivery's outcome."""
+
+    __slots__ = ("delivered", "held_back", "messages", "stopped")
+
+    def __init__(self, messages: list[Message]) -> None:
+        self.messages = messages
+        self.delivered: list[Message] = []
+        self.held_back: list[Message] = []
+        self.stopped: set[str] = set()  # keys whose run stopped at a failure: the rest waits
+
+    def due(self) -> Iterator[Message]:
+        for m in self.messages:
+            if m.key is not None and m.key in self.stopped:
+                self.held_back.append(m)
+            else:
+                yield m
+
+    def record(self, m: Message, delivered: bool) -> None:
+        if delivered:
+            self.delivered.append(m)
+        elif m.key is not None:
+            self.stopped.add(m.key)
+
+
 class Relay:
     """Deliver the messages of ``queue`` in ``outbox`` to ``handler`` (a callable taking a
     :class:`~buttress.outbox.Message`; it raises to fail the delivery).
@@ -142,38 +169,24 @@ class Relay:
     # syntax trees).
 
     def _deliver_batch(self, batch: list[Message]) -> None:
-        delivered: list[Message] = []
-        held_back: list[Message] = []
-        stopped: set[str] = set()  # keys whose run stopped at a failure: the rest waits
+        run = _Batch(batch)
         try:
-            for m in batch:
-                if m.key is not None and m.key in stopped:
-                    held_back.append(m)
-                elif self._deliver_one(m):
-                    delivered.append(m)
-                elif m.key is not None:
-                    stopped.add(m.key)
+            for m in run.due():
+                run.record(m, self._deliver_one(m))
         except BaseException:
             self._drop_all()
             raise
-        self._finish(delivered, held_back)
+        self._finish(run)
 
     async def _deliver_batch_async(self, batch: list[Message]) -> None:
-        delivered: list[Message] = []
-        held_back: list[Message] = []
-        stopped: set[str] = set()  # keys whose run stopped at a failure: the rest waits
+        run = _Batch(batch)
         try:
-            for m in batch:
-                if m.key is not None and m.key in stopped:
-                    held_back.append(m)
-                elif await self._deliver_one_async(m):
-                    delivered.append(m)
-                elif m.key is not None:
-                    stopped.add(m.key)
+            for m in run.due():
+                run.record(m, await self._deliver_one_async(m))
         except BaseException:
             self._drop_all()
             raise
-        await asyncio.to_thread(self._finish, delivered, held_back)
+        await asyncio.to_thread(self._finish, run)
 
     def _take(self) -> list[Message]:
         """Claim a batch, hold it for the heartbeat (started on the first round)."""
@@ -196,10 +209,10 @@ class Relay:
         with self._held_lock:
             self._held = {}
 
-    def _finish(self, delivered: list[Message], held_back: list[Message]) -> None:
-        if held_back:
-            self._give_back(held_back)
-        self._acknowledge(delivered)
+    def _finish(self, run: _Batch) -> None:
+        if run.held_back:
+            self._give_back(run.held_back)
+        self._acknowledge(run.delivered)
 
     def _give_back(self, msgs: list[Message]) -> None:
         with self._held_lock:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from buttress.events import Event
+from buttress.events import Event, EventFamily
 
 from .breaker_state import (
     CLOSED,
@@ -19,10 +17,13 @@ from .breaker_state import (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class BreakerTransition(Event, policy_type="circuit_breaker", kind="transition"):
-    """Base of the transition events; ``trigger`` says why, the counts are those the decision saw
-    (the window's, or the probes' when leaving half-open)."""
+class BreakerEvent(EventFamily, policy_type="circuit_breaker"):
+    """The family of the circuit breaker's events (``buttress_circuit_breaker_<kind>``)."""
+
+
+class BreakerTransition(BreakerEvent):
+    """The family of the transition events; ``trigger`` says why, the counts are those the decision
+    saw (the window's, or the probes' when leaving half-open)."""
 
     from_state: str
     to_state: str
@@ -32,38 +33,33 @@ class BreakerTransition(Event, policy_type="circuit_breaker", kind="transition")
     slow_calls: int
 
 
-@dataclass(frozen=True, slots=True)
 class BreakerOpened(BreakerTransition, kind="opened"):
+    """The breaker opened: calls are refused for ``break_duration`` seconds."""
+
     break_duration: float
 
 
-@dataclass(frozen=True, slots=True)
 class BreakerHalfOpened(BreakerTransition, kind="half_opened"):
     """The breaker went half-open: probes are admitted."""
 
 
-@dataclass(frozen=True, slots=True)
 class BreakerClosed(BreakerTransition, kind="closed"):
     """The breaker closed: calls flow again."""
 
 
-@dataclass(frozen=True, slots=True)
 class BreakerDisabled(BreakerTransition, kind="disabled"):
     """The breaker was disabled: every call is permitted, nothing recorded."""
 
 
-@dataclass(frozen=True, slots=True)
 class BreakerForcedOpen(BreakerTransition, kind="forced_open"):
     """The breaker was forced open: every call is refused."""
 
 
-@dataclass(frozen=True, slots=True)
 class BreakerMetricsOnly(BreakerTransition, kind="metrics_only"):
     """The breaker records and reports only; it never opens."""
 
 
-@dataclass(frozen=True, slots=True)
-class BreakerRejected(Event, policy_type="circuit_breaker", kind="rejected"):
+class BreakerRejected(BreakerEvent, kind="rejected"):
     """A call was refused (``state``: open, half_open with every probe slot taken, or
     forced_open)."""
 
@@ -71,8 +67,7 @@ class BreakerRejected(Event, policy_type="circuit_breaker", kind="rejected"):
     retry_after: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class BreakerThresholdExceeded(Event, policy_type="circuit_breaker", kind="threshold_exceeded"):
+class BreakerThresholdExceeded(BreakerEvent, kind="threshold_exceeded"):
     """In ``metrics_only``: a threshold was crossed; the breaker would have opened."""
 
     calls: int

@@ -23,7 +23,7 @@ from typing import Any
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ConfigError
-from buttress.events import Emitter, Event, add_listener
+from buttress.events import Emitter, Event, EventFamily, add_listener
 
 from .core import Holds, RuleGate, RuleOptions
 
@@ -32,6 +32,7 @@ __all__ = [
     "JournalEntry",
     "RemediationActed",
     "RemediationEscalated",
+    "RemediationEvent",
     "Remediator",
     "Rule",
     "Signal",
@@ -102,17 +103,23 @@ class Journal:
                     f.write(json.dumps(asdict(entry), default=str) + "\n")
 
 
-@dataclass(frozen=True, slots=True)
-class RemediationActed(Event, policy_type="remediation", kind="acted"):
+class RemediationEvent(EventFamily, policy_type="remediation"):
+    """The family of the remediator's events about one rule's ``action`` (its description)."""
+
     action: str
+
+
+class RemediationActed(RemediationEvent, kind="acted"):
+    """A rule acted on ``subject`` (or only journalled it, ``dry_run``)."""
+
     subject: str
     outcome: str
     dry_run: bool
 
 
-@dataclass(frozen=True, slots=True)
-class RemediationEscalated(Event, policy_type="remediation", kind="escalated"):
-    action: str
+class RemediationEscalated(RemediationEvent, kind="escalated"):
+    """A rule's action failed (``error``): the rule escalates."""
+
     error: str
 
 

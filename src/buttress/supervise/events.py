@@ -6,9 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from buttress.events import Event
+from buttress.events import EventFamily
 
 __all__ = [
     "ChildCrashLooping",
@@ -16,49 +14,47 @@ __all__ = [
     "ChildReady",
     "ChildRestarting",
     "ChildStarted",
+    "SupervisorEvent",
     "SupervisorGaveUp",
     "WatchdogFired",
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class ChildStarted(Event, policy_type="supervisor", kind="child_started"):
+class SupervisorEvent(EventFamily, policy_type="supervisor"):
+    """The family of the supervisors' events."""
+
+
+class ChildStarted(SupervisorEvent, kind="child_started"):
     pid: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class ChildReady(Event, policy_type="supervisor", kind="child_ready"):
+class ChildReady(SupervisorEvent, kind="child_ready"):
     startup: float  # seconds from start to ready
 
 
-@dataclass(frozen=True, slots=True)
-class ChildExited(Event, policy_type="supervisor", kind="child_exited"):
+class ChildExited(SupervisorEvent, kind="child_exited"):
     reason: str
     failed: bool
     uptime: float
 
 
-@dataclass(frozen=True, slots=True)
-class ChildRestarting(Event, policy_type="supervisor", kind="child_restarting"):
+class ChildRestarting(SupervisorEvent, kind="child_restarting"):
     delay: float
     failures: int  # consecutive failures of the child whose exit caused the restart
     cause: str  # that child's name
 
 
-@dataclass(frozen=True, slots=True)
-class WatchdogFired(Event, policy_type="supervisor", kind="watchdog_fired"):
+class WatchdogFired(SupervisorEvent, kind="watchdog_fired"):
     silence: float  # seconds since the last WATCHDOG=1 (or since the start)
 
 
-@dataclass(frozen=True, slots=True)
-class SupervisorGaveUp(Event, policy_type="supervisor", kind="gave_up"):
+class SupervisorGaveUp(SupervisorEvent, kind="gave_up"):
     restarts: int
     period: float
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class ChildCrashLooping(Event, policy_type="supervisor", kind="crash_looping"):
+class ChildCrashLooping(SupervisorEvent, kind="crash_looping"):
     """More consecutive failures than the intensity allows restarts, spread out by the backoff so
     that the intensity alone would not see them: reported, not hidden."""
 
