@@ -271,9 +271,11 @@ def _check(fig: Figures, label: str) -> None:
     assert fig.admitted <= fig.limit + BURST <= 1.02 * fig.limit
     assert abs(fig.ideal_error) <= 0.02
     # While deciding locally the fleet still keeps to the limit: each process at a quarter of it,
-    # with a burst of its own.
+    # with a burst of its own, and one decision each at the window's edges (a row's time is read
+    # on the wall clock before its decision, the limiter's on the monotonic clock during it; CI
+    # once counted 387 against 386.8).
     span, local = fig.outage
-    assert local <= RATE * span + PROCS * BURST
+    assert local <= RATE * span + PROCS * (BURST + 1)
 
 
 def _scripts_on(client: redis.Redis) -> list[bool]:
