@@ -97,7 +97,13 @@ def test_the_quick_lab_passes_with_the_documented_figures(tmp_path: Path) -> Non
     assert tenants_on["placement"]["piedpiper"] == ["backend-4", "backend-5"]
     assert tenants_on["shard_failures"]["backend-killed"]["serves"] == ["globex", "wayne"]
     if result["verdict"] == "inconclusive":
-        pytest.skip(f"the load driver was starved: {on['driver']}, {off['driver']}")
+        # The driver measured its own scheduling lag and judged a run starved: the lab says so
+        # (exit 3) instead of failing, no hypothesis failed (above), and only the figures that
+        # need an unstarved driver were left unjudged.
+        assert 3 == done.returncode
+        assert on["driver"]["starved"] or off["driver"]["starved"], (on["driver"], off["driver"])
+        assert all(h["passed"] in (True, None) for h in result["hypotheses"])
+        return
     assert 0 == done.returncode
     # With the policies: no well-behaved tenant had a bad request, every SLO held, fairness 1.
     slos_on = {s["name"]: s for s in on["slos"]}
