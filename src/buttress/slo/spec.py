@@ -308,26 +308,6 @@ class ExclusionSpec(StrictModel):
 Budgeting = Literal["Occurrences", "Timeslices", "RatioTimeslices"]
 
 
-_last_root: tuple[Any, dict[int, int], dict[str, int]] | None = None
-
-
-def _positions(root: Any) -> tuple[dict[int, int], dict[str, int]]:
-    """Each SLO's index in ``root.slos`` and each name's first index, computed once per root (the
-    root checks its SLOs one by one; a search per SLO made 1,000 SLOs cost half a million
-    comparisons).  One root is remembered: a new one replaces it."""
-    global _last_root
-    cached = _last_root
-    if cached is not None and cached[0] is root:
-        return cached[1], cached[2]
-    slos = list(getattr(root, "slos", None) or [])
-    index = {id(s): k for k, s in enumerate(slos)}
-    first: dict[str, int] = {}
-    for k, s in enumerate(slos):
-        first.setdefault(s.name, k)
-    _last_root = (root, index, first)
-    return index, first
-
-
 class SLOSpec(StrictModel):
     """One service level objective."""
 
@@ -380,18 +360,23 @@ class SLOSpec(StrictModel):
             raise ValueError(f"{v!r}: an SLO name uses letters, digits, '-', '_' or '.'")
         return v
 
-    def check_spec(self, root: Any) -> None:
-        """Checks against the rest of the file (called by the root model), as ``buttress slo``
-        makes them: a name used once, and a service (the SLO's or the file's)."""
-        index, first = _positions(root)
-        i = index[id(self)]
-        j = first[self.name]
-        if j < i:
-            raise located(
-                ("slos", i, "name"), f"SLO name {self.name!r} is used twice (also slos[{j}])"
-            )
-        if self.service is None and getattr(root, "service", None) is None:
-            raise located(("slos", i), "no service: set 'service:' at the top level or on the SLO")
+    @classmethod
+    def check_items(cls, slos: list[SLOSpec], root: Any) -> None:
+        """Checks against the rest of the file (called by the root model once for the whole
+        list), as ``buttress slo`` makes them: a name used once, and a service (the SLO's or the
+        file's)."""
+        first: dict[str, int] = {}
+        file_service = getattr(root, "service", None)
+        for i, slo in enumerate(slos):
+            j = first.setdefault(slo.name, i)
+            if j < i:
+                raise located(
+                    ("slos", i, "name"), f"SLO name {slo.name!r} is used twice (also slos[{j}])"
+                )
+            if slo.service is None and file_service is None:
+                raise located(
+                    ("slos", i), "no service: set 'service:' at the top level or on the SLO"
+                )
 
     @field_validator("objective", mode="before")
     @classmethod

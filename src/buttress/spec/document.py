@@ -92,12 +92,19 @@ class ReliabilitySpecBase(BaseModel):
         if found is not None:
             raise located(found[0], f"must be a finite number, got {_yaml_number(found[1])}")
         # Checks across sections: a section model (or each item of a list section) may define
-        # check_spec(root), raising located(...) errors relative to the root (see .sections).
+        # check_spec(root), a list section's item type check_items(items, root), raising
+        # located(...) errors relative to the root (see .sections).
         for key in type(self).model_fields:
             if key in ReliabilitySpecBase.model_fields:
                 continue
             value = getattr(self, key)
-            for item in value if isinstance(value, list) else [value]:
+            items = value if isinstance(value, list) else [value]
+            # A list section's item type may check the whole list at once (check_items), which
+            # is linear where a per-item check that looks at the others would be quadratic.
+            check_items = getattr(type(items[0]), "check_items", None) if items else None
+            if callable(check_items):
+                check_items(items, self)
+            for item in items:
                 check = getattr(item, "check_spec", None)
                 if callable(check):
                     check(self)

@@ -17,7 +17,9 @@ registered sections.  So the dependencies point one way: the section packages im
 ``model_validator`` and raises :func:`~buttress.spec.source.located` errors, which name the key
 below the section that is wrong (``experiments.plan[0].target``).  Checks against *other*
 sections go in a method ``check_spec(self, root)`` of the section model (of each item, for a
-``many`` section): the root model calls it once every section is valid, and it raises
+``many`` section; a check over the whole list, such as unique names, in a classmethod
+``check_items(items, root)`` of the item model): the root model calls it once every section is
+valid, and it raises
 ``located(...)`` errors relative to the root.  Whatever a command refuses after loading the file
 belongs in one of the two, so that ``buttress spec validate`` accepts exactly what the commands
 accept.
