@@ -8,7 +8,6 @@ the ``postgres`` user, under a temporary directory that user owns.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,15 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from buttress.dr.postgres import PgTools
+from buttress.ports import free_port
 
 TOOLS = PgTools.find()
 USER = "postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run(*cmd: str) -> None:

@@ -42,12 +42,6 @@ def find_postgres_bin(root: str | Path = "/usr/lib/postgresql") -> Path:
     return max(candidates, key=_version_key)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_port(port: int, timeout: float = 15.0) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:

@@ -4,7 +4,6 @@ stopped at the end)."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -13,11 +12,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from buttress.ports import free_port
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ a free loopback port with a temporary data directory and clustering off, and is 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ import pytest
 from _servers import UvicornThread
 from buttress.incident import Incident, IncidentStore
 from buttress.incident.receiver import create_app
+from buttress.ports import free_port as _free_port
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 
@@ -35,12 +35,6 @@ receivers:
       - url: {url}/api/v1/alertmanager
         send_resolved: true
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _iso(t: float) -> str:

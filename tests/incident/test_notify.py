@@ -3,7 +3,6 @@ server, deduplicated by (incident, state) and rate-limited by a token bucket on 
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message as Mail
@@ -23,6 +22,7 @@ from buttress.incident import IncidentStore, parse_generic
 from buttress.incident.notify import EmailChannel, Notifier, WebhookChannel, render
 from buttress.incident.receiver import create_app
 from buttress.incident.timeline import SLOImpact
+from buttress.ports import free_port as _free_port
 from buttress.testing import FakeClock
 
 
@@ -33,12 +33,6 @@ class Inbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.mails.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
         return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,6 +16,8 @@ from typing import Any
 import pytest
 import redis
 
+from buttress.ports import free_port
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 LIVE_TIMEOUT = 1.0
@@ -24,12 +25,6 @@ LIVE_TIMEOUT = 1.0
 default (50 ms) is a stalled server on a LAN; on a loaded 2-core test machine one answer in a
 thousand can take longer, and since a timeout is never retried, that one call would fall back to
 local decisions.  Tests of the fallback itself use short timeouts or a dead port."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RedisServer:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from buttress.events import Event, add_listener
+from buttress.ports import free_port
 from buttress.supervise import ProcessChild
 
 CHILD = str(Path(__file__).with_name("child.py"))
@@ -52,13 +52,6 @@ def alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Captured:

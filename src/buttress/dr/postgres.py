@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from buttress.errors import ConfigError, MissingExtra
+from buttress.ports import free_port
 
 from . import events as ev
 from .catalog import check_target
@@ -241,9 +241,7 @@ class ScratchServer:
         self.tools = tools
         self.data = data
         self.socket_dir = socket_dir
-        with socket.socket() as s:  # a port number for the socket's name; nothing listens on TCP
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()  # a port number for the socket's name; nothing listens on TCP
 
     def start(self, timeout: float = 120.0, settings: str | None = None) -> None:
         """Start it; ``settings`` (``-c name=value ...``) replace the defaults of a test restore

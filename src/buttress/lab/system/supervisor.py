@@ -19,7 +19,6 @@ import contextlib
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from buttress.lab.errors import LabError
+from buttress.ports import free_port
 
 __all__ = ["Process", "ServiceFailed", "Supervisor", "free_port", "log_tail"]
 
@@ -55,14 +55,6 @@ def log_tail(path: Path, lines: int = 12) -> str:
     except OSError:
         return ""
     return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # Signals held back while forking: a Ctrl-C that lands inside the interpreter's at-fork handlers

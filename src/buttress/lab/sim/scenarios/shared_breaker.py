@@ -34,6 +34,7 @@ from typing import Any
 from buttress.errors import CircuitOpen
 from buttress.lab.sim.checks import integers
 from buttress.lab.sim.report import ScenarioReport, StrategyResult
+from buttress.ports import free_port
 
 __all__ = ["SharedBreaker", "SharedBreakerParams"]
 
@@ -100,9 +101,7 @@ class _Redis:
         exe = shutil.which("redis-server") or REDIS_SERVER
         if not os.path.exists(exe):
             raise LabError("the shared-breaker scenario needs redis-server (apt install redis)")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="buttress-lab-")
         self.proc = subprocess.Popen(
             [
