@@ -25,7 +25,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from .driver import Sample
+from .driver import Sample, unless_starved
 from .load import LoadedLab
 from .spec import instance_names
 
@@ -143,7 +143,6 @@ def beats_typical(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     if "on" not in runs or "typical" not in runs:
         return []
     on, typical = runs["on"], runs["typical"]
-    starved = [m for m in ("on", "typical") if (runs[m].get("driver") or {}).get("starved")]
     spent: dict[str, list[dict[str, Any]]] = {}
     for fault, slo, bad_on, bad_typ in _bad_pairs(runs):
         noise = within_noise(bad_on, bad_typ)
@@ -177,14 +176,7 @@ def beats_typical(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "passed": amp_on <= max(amp_typ, 1.0) * factor + extra,
             }
         )
-    if starved:
-        # A starved driver makes a run look worse than its system is: a comparison it lost
-        # cannot be judged (the lag figures are in the report's notes).
-        for h in out:
-            if h["passed"] is False:
-                h["passed"] = None
-                h["observed"] += f" (inconclusive: the load driver was starved in {starved[0]})"
-    return out
+    return [unless_starved(h, {"on": on, "typical": typical}) for h in out]
 
 
 def as_well_sentences(runs: dict[str, dict[str, Any]]) -> list[str]:

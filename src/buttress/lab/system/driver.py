@@ -30,7 +30,7 @@ import itertools
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +40,15 @@ from buttress.chaos.checker import History
 
 from .spec import LoadSpec, RequestSpec
 
-__all__ = ["STARVED_LAG_FRACTION", "Burst", "LoadDriver", "Sample", "lag_stats", "window_stats"]
+__all__ = [
+    "STARVED_LAG_FRACTION",
+    "Burst",
+    "LoadDriver",
+    "Sample",
+    "lag_stats",
+    "unless_starved",
+    "window_stats",
+]
 
 DEADLINE_HEADER = "X-Buttress-Deadline-Ms"
 CRITICALITY_HEADER = "X-Buttress-Criticality"
@@ -238,3 +246,14 @@ class LoadDriver:
         self.samples.append(sample)
         if self.observe is not None:
             self.observe(sample)
+
+
+def unless_starved(h: dict[str, Any], runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``h``, made inconclusive (``passed`` None, said in ``observed``) when it failed and one of
+    ``runs`` (mode: run) had a starved load driver: a starved driver makes a run look worse than
+    its system is, so a comparison it lost cannot be judged (the lag figures are in the notes)."""
+    starved = [m for m, run in runs.items() if (run.get("driver") or {}).get("starved")]
+    if h["passed"] is False and starved:
+        h["passed"] = None
+        h["observed"] += f" (inconclusive: the load driver was starved in {starved[0]})"
+    return h

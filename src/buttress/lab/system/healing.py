@@ -39,7 +39,7 @@ from buttress.events import Event, add_listener
 from buttress.lab.errors import LabError
 from buttress.supervise.process import pid_alive
 
-from .driver import Sample
+from .driver import Sample, unless_starved
 from .load import LoadedLab
 from .spec import PROCESS_FAULTS, BurnSignalSpec, HealingSpec
 from .supervisor import ServiceFailed
@@ -418,22 +418,15 @@ def supervised_hypotheses(lab: LoadedLab, runs: dict[str, dict[str, Any]]) -> li
                 continue
             spent_on = on[name]["budget_consumed"].get(slo) or 0.0
             share = spent_on / spent_off
-            passed: bool | None = share <= expect.at_most
-            observed = f"{spent_on:.0%} against {spent_off:.0%} off: {share:.0%} of it"
-            lag = runs["on"].get("driver") or {}
-            if not passed and lag.get("starved"):
-                passed = None
-                observed += " (inconclusive: the load driver was starved)"
-            out.append(
-                {
-                    "hypothesis": f"SLO {slo}: {name} under supervision spends at most "
-                    f"{expect.at_most:.0%} of the budget it spends with policies off",
-                    "mode": "on",
-                    "expected": f"<= {expect.at_most:.0%}",
-                    "observed": observed,
-                    "passed": passed,
-                }
-            )
+            h = {
+                "hypothesis": f"SLO {slo}: {name} under supervision spends at most "
+                f"{expect.at_most:.0%} of the budget it spends with policies off",
+                "mode": "on",
+                "expected": f"<= {expect.at_most:.0%}",
+                "observed": f"{spent_on:.0%} against {spent_off:.0%} off: {share:.0%} of it",
+                "passed": share <= expect.at_most,
+            }
+            out.append(unless_starved(h, {"on": runs["on"]}))
     return out
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .driver import Sample
+from .driver import Sample, unless_starved
 
 if TYPE_CHECKING:
     from .load import LoadedLab
@@ -48,8 +48,6 @@ def priority_hypotheses(lab: LoadedLab, runs: dict[str, dict[str, Any]]) -> list
         shed, protect = _share(run, first.shed), _share(run, first.protect)
         passed: bool | None = shed > protect and protect <= first.at_most
         observed = f"{first.shed} {shed:.1%} shed, {first.protect} {protect:.1%}"
-        if not passed and (run.get("driver") or {}).get("starved"):
-            passed, observed = None, observed + " (inconclusive: the load driver was starved)"
         out.append(
             {
                 "hypothesis": f"{first.shed} shed before {first.protect} with policies on "
@@ -61,6 +59,7 @@ def priority_hypotheses(lab: LoadedLab, runs: dict[str, dict[str, Any]]) -> list
                 "passed": passed,
             }
         )
+        unless_starved(out[-1], {"on": run})
     degraded = hyp.degraded
     if degraded is not None:
         spans = [

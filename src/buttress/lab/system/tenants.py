@@ -46,6 +46,7 @@ import httpx
 
 from buttress.failover.shuffle import overlap_odds
 
+from .driver import unless_starved
 from .spec import MODE_NAMES, instance_names
 
 if TYPE_CHECKING:
@@ -200,13 +201,6 @@ def add_tenant_figures(
         result["tenants"] = tenant_figures(lab, samples, result["faults"], placement)
 
 
-def _inconclusive(h: dict[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
-    if h["passed"] is False and (run.get("driver") or {}).get("starved"):
-        h["passed"] = None
-        h["observed"] += " (inconclusive: the load driver was starved)"
-    return h
-
-
 def _bad_list(counts: Mapping[str, Mapping[str, int]], tenants: Sequence[str]) -> str:
     return ", ".join(f"{t} {counts[t]['bad']}/{counts[t]['sent']}" for t in tenants) or "none"
 
@@ -237,7 +231,7 @@ def tenant_hypotheses(
                 "observed": f"bad/sent: {_bad_list(counts, others)}",
                 "passed": worst <= spec.tolerance,
             }
-            out.append(_inconclusive(h, run))
+            out.append(unless_starved(h, {mode: run}))
         for name, failure in fig["shard_failures"].items():
             out.extend(
                 _shard_hypotheses(
@@ -256,7 +250,7 @@ def tenant_hypotheses(
                 ),
                 "passed": least is None or least >= spec.fairness,
             }
-            out.append(_inconclusive(h, run))
+            out.append(unless_starved(h, {mode: run}))
     return out
 
 
@@ -287,7 +281,7 @@ def _shard_hypotheses(
         if t in counts
     )
     return [
-        _inconclusive(
+        unless_starved(
             {
                 "hypothesis": f"tenants {instance} does not serve untouched by {name} {with_}",
                 "mode": mode,
@@ -295,9 +289,9 @@ def _shard_hypotheses(
                 "observed": f"bad/sent: {_bad_list(counts, spared)}",
                 "passed": worst <= tolerance,
             },
-            run,
+            {mode: run},
         ),
-        _inconclusive(
+        unless_starved(
             {
                 "hypothesis": f"tenants {instance} serves lose at most their shard's share "
                 f"during {name} {with_}",
@@ -306,7 +300,7 @@ def _shard_hypotheses(
                 "observed": f"bad/sent: {shares or 'no tenant on it'}",
                 "passed": all(within),
             },
-            run,
+            {mode: run},
         ),
     ]
 
