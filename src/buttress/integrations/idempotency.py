@@ -40,16 +40,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from buttress.errors import ConfigError
 from buttress.options import Options, custom, documented, duration, flag, integer
+from buttress.randomids import random_ids
 
 from .idempotency_stores import IdempotencyStore, IdempotencyStoreUnavailable, StoredResponse
 
@@ -70,19 +69,8 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-_tokens: deque[str] = deque()
-os.register_at_fork(after_in_child=_tokens.clear)  # a child must not hand out its parent's
-
-
-def _new_token() -> str:
-    """64 random bits in hex, from a pool refilled 512 at a time (one system call instead of one
-    per request; ``deque.pop`` is atomic, so threads share the pool safely)."""
-    try:
-        return _tokens.pop()
-    except IndexError:
-        pool = os.urandom(8 * 512).hex()
-        _tokens.extend(pool[i : i + 16] for i in range(16, len(pool), 16))
-        return pool[:16]
+_new_token = random_ids(8, 512)
+"""64 random bits in hex: the token that proves a lock is still ours."""
 
 
 def _methods(name: str, v: Any) -> frozenset[str]:

@@ -6,10 +6,10 @@ encoder's C core is built once, and uids are cut from a pool of random bytes."""
 from __future__ import annotations
 
 import json
-import os
-from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+from buttress.randomids import random_ids
 
 __all__ = ["NOT_JSON", "decode", "encode", "new_uid"]
 
@@ -51,19 +51,8 @@ def _make_encode() -> Callable[[Any], str]:
 encode = _make_encode()
 """Compact JSON text of a payload; raises one of :data:`NOT_JSON` for one JSON cannot hold."""
 
-_uids: deque[str] = deque()
-os.register_at_fork(after_in_child=_uids.clear)  # a child must not hand out its parent's ids
-
-
-def new_uid() -> str:
-    """96 random bits in hex, from a pool refilled 256 at a time (one system call instead of one
-    per message; ``deque.pop`` is atomic, so threads share the pool safely)."""
-    try:
-        return _uids.pop()
-    except IndexError:
-        pool = os.urandom(12 * 256).hex()
-        _uids.extend(pool[i : i + 24] for i in range(24, len(pool), 24))
-        return pool[:24]
+new_uid = random_ids(12, 256)
+"""96 random bits in hex: a message's id."""
 
 
 NOT_JSON = (TypeError, ValueError, RecursionError)
