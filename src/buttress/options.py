@@ -32,6 +32,7 @@ __all__ = [
     "Bounds",
     "check_integer",
     "check_number",
+    "check_order",
     "check_seconds",
     "Option",
     "Options",
@@ -254,6 +255,13 @@ def check_seconds(name: str, v: Any, *, gt: float | None = None) -> float:
     """``v`` as a finite number of seconds (``>= 0``, or ``> gt``), or :class:`ConfigError`."""
     opt = Option("duration", "", ge=None if gt is not None else 0, gt=gt)
     return opt.validate(name, v)  # type: ignore[no-any-return]
+
+
+def check_order(low: str, low_value: float, high: str, high_value: float | None) -> None:
+    """:class:`ConfigError` naming ``high`` when it is below ``low`` (a maximum under its
+    minimum); a ``high_value`` of None means no maximum."""
+    if high_value is not None and high_value < low_value:
+        raise ConfigError(high, high_value, f"must be >= {low} ({low_value:g})")
 
 
 def _exc_names(types: tuple[type[BaseException], ...]) -> str:

@@ -274,6 +274,8 @@ def test_bad_per_host_options_name_the_parameter() -> None:
         WritePool(dsn, connect_timeout=0.5)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="selection"):
         ReadPool(dsn, selection="fastest")
+    with pytest.raises(ConfigError, match=r"invalid max_size=1: must be >= min_size \(2\)"):
+        WritePool(dsn, min_size=2, max_size=1)
 
 
 @pytest.mark.serial

@@ -43,6 +43,7 @@ from contextlib import contextmanager
 from typing import Any, Self, TypeVar
 
 from buttress.errors import ButtressError, ConfigError, MissingExtra
+from buttress.options import check_order
 from buttress.policies.breaker import BreakerOptions, Permit
 
 from .events import PrimaryDemoted, PrimaryFound, PrimaryLost, emitter
@@ -233,8 +234,7 @@ class WritePool(ClusterPool):
         for param, value in (("min_size", min_size), ("max_size", max_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(param, value, "must be an integer >= 1")
-        if max_size < min_size:
-            raise ConfigError("max_size", max_size, "must be >= min_size")
+        check_order("min_size", min_size, "max_size", max_size)
         self.min_size = min_size
         self.failover_timeout = failover_timeout
         self.probe_interval = probe_interval

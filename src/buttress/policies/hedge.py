@@ -48,10 +48,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import ConfigError, Rejected
+from buttress.errors import Rejected
 from buttress.events import Emitter, Event
 from buttress.options import (
     Options,
+    check_order,
     custom,
     documented,
     duration,
@@ -105,8 +106,7 @@ class HedgeBudgetExhausted(Event, policy_type="hedge", kind="budget_exhausted"):
 
 
 def _min_le_max(o: HedgeOptions | AdaptiveDelayOptions) -> None:
-    if o.max_delay is not None and o.max_delay < o.min_delay:
-        raise ConfigError("max_delay", o.max_delay, f"must be >= min_delay ({o.min_delay:g})")
+    check_order("min_delay", o.min_delay, "max_delay", o.max_delay)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -53,6 +53,7 @@ from buttress.errors import ConfigError
 from buttress.options import (
     Options,
     callable_or_none,
+    check_order,
     custom,
     documented,
     duration,
@@ -85,8 +86,7 @@ def log10_root(limit: int) -> int:
 
 
 def _bounds(initial: int, min_limit: int, max_limit: int) -> None:
-    if max_limit < min_limit:
-        raise ConfigError("max_limit", max_limit, f"must be >= min_limit ({min_limit})")
+    check_order("min_limit", min_limit, "max_limit", max_limit)
     if not min_limit <= initial <= max_limit:
         raise ConfigError(
             "initial_limit",

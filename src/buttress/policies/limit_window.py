@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from buttress.errors import ConfigError
-from buttress.options import Options, duration, integer, number_or_none
+from buttress.options import Options, check_order, duration, integer, number_or_none
 
 __all__ = ["SampleWindow", "WindowOptions", "WindowSample", "WindowSpec", "window_options"]
 
@@ -73,12 +73,9 @@ class WindowOptions(Options):
     )
 
     def check(self) -> None:
-        if self.max_window_time < self.min_window_time:
-            raise ConfigError(
-                "max_window_time",
-                self.max_window_time,
-                f"must be >= min_window_time ({self.min_window_time:g})",
-            )
+        check_order(
+            "min_window_time", self.min_window_time, "max_window_time", self.max_window_time
+        )
 
 
 WindowSpec = WindowOptions
