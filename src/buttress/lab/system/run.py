@@ -44,7 +44,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import math
 import shutil
 import signal
 import sys
@@ -72,6 +71,7 @@ from .healing import ControlFiles, Healer, SupervisedServices, restarts, supervi
 from .load import LoadedLab, load_lab, targets
 from .plan import DataLoss, FaultPlan, scaled
 from .priority import priority_hypotheses, shed_figures
+from .progress import LiveProgress
 from .prometheus import PromStack
 from .spec import MODE_NAMES, MODES, instance_names
 from .supervisor import Supervisor, free_port
@@ -92,40 +92,6 @@ class LabOptions:
     seed: int = 1
     modes: tuple[str, ...] | None = None
     prometheus: bool = False
-
-
-# -- progress ----------------------------------------------------------------------------------
-
-
-class LiveProgress:
-    """A live status line on ``stream``: redrawn in place on a terminal, one line every 5 s
-    elsewhere."""
-
-    def __init__(self, stream: TextIO, label: str) -> None:
-        self.stream = stream
-        self.label = label
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self._last = -math.inf
-
-    def show(self, text: str) -> None:
-        if self.tty:
-            self.stream.write(f"\r\033[K{self.label} {text}")
-            self.stream.flush()
-        elif time.monotonic() - self._last >= 5.0:
-            self._last = time.monotonic()
-            self.stream.write(f"{self.label} {text}\n")
-            self.stream.flush()
-
-    def message(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K")
-        self.stream.write(f"{self.label} {text}\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
 
 
 # -- one run -----------------------------------------------------------------------------------
