@@ -83,6 +83,7 @@ from .model_checks import (
 
 __all__ = [
     "ArchitectureSpec",
+    "BIASpec",
     "ComponentSpec",
     "DataSpec",
     "DefaultsSpec",
@@ -95,6 +96,7 @@ __all__ = [
     "ScheduleSpec",
     "UncertainSpec",
     "architecture_problems",
+    "bia_problems",
     "check_architecture",
     "load_architecture",
     "DISRUPTIONS",
@@ -376,6 +378,25 @@ class TargetsSpec(_Strict):
     deploy: Duration | None = None
 
 
+class BIASpec(_Strict):
+    """The business impact analysis of one function (NIST SP 800-34 Rev. 1, section 3.2): how long
+    its outage can be tolerated, and the work that follows the systems' recovery."""
+
+    mtd: PositiveDuration = Field(
+        description="Maximum tolerable downtime: the longest the business function may be out "
+        "before the harm is unacceptable (systems' recovery and work recovery together)."
+    )
+    wrt: Duration = Field(
+        default=0.0,
+        description="Work recovery time: after the systems are back, the time to verify them and "
+        "catch up on the work of the outage.  RTO + WRT must not exceed MTD.",
+    )
+    impact: Literal["low", "moderate", "high"] = Field(
+        default="moderate",
+        description="The function's impact level (FIPS 199: low, moderate, high).",
+    )
+
+
 class JourneySpec(_Strict):
     """A user journey: an entry component, an availability target and recovery targets."""
 
@@ -389,6 +410,12 @@ class JourneySpec(_Strict):
         default=None,
         description="Mission time T from an all-up start: the report adds A(T), the mean "
         "availability over [0, T] and (simulated) the chance of no outage in [0, T].",
+    )
+    bia: BIASpec | None = Field(
+        default=None,
+        description="Business impact analysis: maximum tolerable downtime, work recovery time "
+        "and impact level; every RTO target plus the WRT must fit in the MTD, and the report "
+        "checks the estimated recovery against it.",
     )
     description: str = ""
 
@@ -547,7 +574,37 @@ def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
                     f"unknown component {j.entry!r}{close_match(j.entry, list(comps))}",
                 )
             )
+        out.extend(bia_problems(jname, j))
     return out
+
+
+def bia_problems(name: str, j: JourneySpec) -> list[tuple[Loc, str]]:
+    """A recovery time objective that, with the work recovery time after it, overruns the maximum
+    tolerable downtime (NIST SP 800-34: RTO + WRT <= MTD), located at the RTO target."""
+    bia = j.bia
+    if bia is None:
+        return []
+    out: list[tuple[Loc, str]] = []
+    for kind in DISRUPTIONS:
+        rto = getattr(j.rto, kind)
+        if rto is not None and rto + bia.wrt > bia.mtd + 1e-9:
+            out.append(
+                (
+                    ("journeys", name, "rto", kind),
+                    f"RTO {_dur(rto)} plus the work recovery time {_dur(bia.wrt)} exceeds the "
+                    f"maximum tolerable downtime {_dur(bia.mtd)} (bia.mtd): RTO + WRT must not "
+                    "exceed MTD",
+                )
+            )
+    return out
+
+
+def _dur(seconds: float) -> str:
+    """Whole days (from two), hours or minutes when exact, else seconds: ``72h``, ``3d``."""
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if seconds >= max(size, 2 * 86400.0 if unit == "d" else 0) and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def load_architecture(path: str | Path) -> tuple[ArchitectureSpec, Document]:

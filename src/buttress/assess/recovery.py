@@ -18,7 +18,9 @@ disruption type, the model gives the time until the journey works again and the 
     RPO: corrupt writes replicate, so the backup interval for every datastore with data.
 
 The journey's figure is the worst (largest) over its components; met when it is at most the
-target.  A journey with no target for a disruption gets the estimate and no verdict.
+target.  A journey with no target for a disruption gets the estimate and no verdict.  With a
+business impact analysis (``bia:``), each disruption also gets the MTD verdict: the estimated RTO
+plus the work recovery time within the maximum tolerable downtime (NIST SP 800-34).
 """
 
 from __future__ import annotations
@@ -43,6 +45,15 @@ class RecoveryVerdict:
     rpo: float
     rpo_target: float | None
     rpo_driver: str
+
+    mtd: float | None = None
+    wrt: float = 0.0
+
+    @property
+    def mtd_met(self) -> bool | None:
+        """The estimated RTO plus the work recovery time within the maximum tolerable downtime
+        (``None`` without a business impact analysis)."""
+        return None if self.mtd is None else self.rto + self.wrt <= self.mtd + 1e-12
 
     @property
     def rto_met(self) -> bool | None:
@@ -148,6 +159,8 @@ def recovery_verdicts(system: System, journey: str) -> list[RecoveryVerdict]:
                 rpo=rpo,
                 rpo_target=j.rpo.get(kind),
                 rpo_driver=rpo_why,
+                mtd=j.mtd,
+                wrt=j.wrt,
             )
         )
     return out

@@ -198,6 +198,9 @@ def assess(
                     "rpo_target_seconds": _hours(v.rpo_target),
                     "rpo_met": v.rpo_met,
                     "rpo_driver": v.rpo_driver,
+                    "mtd_seconds": _hours(v.mtd),
+                    "wrt_seconds": _hours(v.wrt),
+                    "mtd_met": v.mtd_met,
                 }
                 for v in recovery_verdicts(system, name)
             ],
@@ -312,6 +315,10 @@ def _cut(c: Any) -> dict[str, Any]:
 # -- rendering ------------------------------------------------------------------------------------
 
 
+BIA_NOTE = (
+    "RTO+WRT: the estimated recovery plus the work recovery time of the business impact analysis;\n"
+    "met when within the maximum tolerable downtime (MTD), as NIST SP 800-34 requires."
+)
 RISK_NOTE = (
     "bad min/yr = per yr x (detect x hit (detect) + recover x hit (recover)), times in minutes.\n"
     "hit: share of the journey's users failing in that phase. Until a failure is detected,\n"
@@ -492,14 +499,20 @@ def sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
             ]
             for v in j["recovery"]
         ]
-        out.append(
-            (
-                f"{n}: RTO / RPO",
-                ["disruption", "RTO", "target", "verdict", "RPO", "target", "verdict", "driven by"],
-                vrows,
-                "",
-            )
-        )
+        head = ["disruption", "RTO", "target", "verdict", "RPO", "target", "verdict", "driven by"]
+        note = ""
+        if any(v["mtd_seconds"] is not None for v in j["recovery"]):
+            # The business impact analysis: the systems' recovery and the work after it must fit
+            # in the maximum tolerable downtime.
+            head[-1:-1] = ["RTO+WRT", "MTD", "verdict"]
+            for row, v in zip(vrows, j["recovery"], strict=True):
+                row[-1:-1] = [
+                    duration(v["rto_seconds"] + v["wrt_seconds"]),
+                    duration(v["mtd_seconds"]),
+                    _verdict(v["mtd_met"]),
+                ]
+            note = BIA_NOTE
+        out.append((f"{n}: RTO / RPO", head, vrows, note))
         recs = [
             [
                 r["title"],

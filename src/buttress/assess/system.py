@@ -248,6 +248,10 @@ class Journey:
     rpo: dict[str, float | None] = field(default_factory=dict)
     mission: float | None = None
     """Mission time in hours (from an all-up start), or ``None``."""
+    mtd: float | None = None
+    """Maximum tolerable downtime in hours (the business impact analysis), or ``None``."""
+    wrt: float = 0.0
+    """Work recovery time in hours: what follows the systems' recovery within the MTD."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +319,8 @@ class System:
                 {k: (None if v is None else v / H) for k, v in j.rto.model_dump().items()},
                 {k: (None if v is None else v / H) for k, v in j.rpo.model_dump().items()},
                 None if j.mission is None else j.mission / H,
+                None if j.bia is None else j.bia.mtd / H,
+                0.0 if j.bia is None else j.bia.wrt / H,
             )
             for n, j in arch.journeys.items()
         }
