@@ -566,7 +566,7 @@ def report(*, store: str, slo_store: str | None, spec: str | None, since: str | 
     """A period's reliability against the previous period: SLO attainment and budget spent,
     incidents, top failure modes, time to x, lab runs and drills, open action items, risks
     predicted and observed."""
-    from .exercises import drill_results, lab_results
+    from .exercises import drill_every, drill_results, lab_results
     from .report import period_report, render_text
 
     period = _period(since, until)
@@ -574,6 +574,7 @@ def report(*, store: str, slo_store: str | None, spec: str | None, since: str | 
     drill_rows, drill_skipped = drill_results(drills)
     slos: list[Any] = []
     risks: list[Any] = []
+    every = None
     if spec is not None:
         from buttress.slo.load import load_slos
 
@@ -581,6 +582,7 @@ def report(*, store: str, slo_store: str | None, spec: str | None, since: str | 
             raise ConfigError("--spec", spec, "is a directory; give the reliability.yaml file")
         slos = load_slos(spec)
         risks = _risks(spec)
+        every = drill_every(spec)
     sli = None
     if slo_store is not None:
         if not os.path.isfile(slo_store):
@@ -599,6 +601,7 @@ def report(*, store: str, slo_store: str | None, spec: str | None, since: str | 
                 labs=lab_rows,
                 drills=drill_rows,
                 skipped=lab_skipped + drill_skipped,
+                drill_every=every,
             )
     finally:
         if sli is not None:

@@ -12,10 +12,18 @@ Read as plain JSON (this package imports neither the lab nor :mod:`buttress.dr`)
 A directory is searched recursively (``result.json`` for labs, ``*.json`` for drills).  A file
 that is not what its option expects is listed as skipped with the reason, never an error: report
 directories hold other JSON too.
+
+**The drill schedule.**  A spec whose ``experiments.drill`` says ``every: 90d`` (a quarterly
+exercise) gets a verdict from :func:`schedule`: every drill held up to the report's end, lab
+drills and ``buttress dr drill`` reports alike, failed or not (an exercise that found a problem
+was still held), is a date; the schedule is ``met`` when no two drills in a row, and no drill and
+the report's end, are more than ``every`` apart; ``overdue`` when the newest drill is older than
+``every``; ``missed`` when it is not, but an earlier gap was longer; ``none`` without any drill.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,7 +31,7 @@ from typing import Any
 
 from buttress.errors import ButtressError
 
-__all__ = ["drill_results", "exercises", "lab_results"]
+__all__ = ["drill_every", "drill_results", "drill_times", "exercises", "lab_results", "schedule"]
 
 
 def _files(roots: Iterable[str | Path], pattern: str, option: str) -> Iterator[Path]:
@@ -133,3 +141,37 @@ def exercises(
         "labs_passed": sum(r["verdict"] == "passed" for r in lab),
         "drills_passed": sum(r["passed"] is True for r in dr),
     }
+
+
+def schedule(times: Iterable[float], every: float, until: float) -> dict[str, Any]:
+    """The drill schedule's verdict at ``until`` (see the module docstring): ``status``, the
+    ``last`` drill, when the next is ``due``, the drills ``held`` and the ``late`` gaps (``{"after",
+    "next", "gap"}``: the drill after which the next came more than ``every`` later)."""
+    held = sorted(t for t in times if t < until)
+    late = [
+        {"after": a, "next": b, "gap": b - a} for a, b in itertools.pairwise(held) if b - a > every
+    ]
+    last = held[-1] if held else None
+    due = None if last is None else last + every
+    if due is None:
+        status = "none"
+    elif until > due:
+        status = "overdue"
+    else:
+        status = "missed" if late else "met"
+    return {"every": every, "status": status, "last": last, "due": due, "held": len(held),
+            "late": late}  # fmt: skip
+
+
+def drill_times(labs: Iterable[dict[str, Any]], drills: Iterable[dict[str, Any]]) -> list[float]:
+    """When each drill was held: lab results that carry a drill, and drill reports."""
+    return [r["time"] for r in labs if r.get("drill")] + [r["time"] for r in drills]
+
+
+def drill_every(spec: str | Path) -> float | None:
+    """``experiments.drill.every`` of the spec at ``spec`` (seconds), or ``None``."""
+    from buttress.spec import load_spec
+
+    drill = getattr(getattr(load_spec(spec), "experiments", None), "drill", None)
+    every = getattr(drill, "every", None)
+    return None if every is None else float(every)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .analytics import by_group
-from .exercises import exercises
+from .exercises import drill_times, exercises, schedule
 from .model import Incident, stamp
 from .store import IncidentStore
 
@@ -136,10 +136,13 @@ def period_report(
     labs: Sequence[dict[str, Any]] = (),
     drills: Sequence[dict[str, Any]] = (),
     skipped: Sequence[dict[str, str]] = (),
+    drill_every: float | None = None,
 ) -> dict[str, Any]:
     """The report: this period, the previous one, open action items, risks against reality;
     ``labs`` and ``drills`` as read by :mod:`buttress.incident.exercises` (any time: each period
-    keeps its own), ``skipped`` the files they could not use."""
+    keeps its own), ``skipped`` the files they could not use; with ``drill_every`` (seconds: the
+    spec's ``experiments.drill.every``), whether the drills kept that schedule up to the period's
+    end (``drill_schedule``)."""
     now = period_figures(store, period, slos=slos, sli_store=sli_store)
     before = period_figures(store, period.previous, slos=slos, sli_store=sli_store)
     for figures, p in ((now, period), (before, period.previous)):
@@ -151,6 +154,9 @@ def period_report(
         "open_action_items": [i.to_json() for i in items],
         "risks": _risks_vs_observed(risks, now["incidents"], period) if risks else [],
         "skipped": list(skipped),
+        "drill_schedule": None
+        if drill_every is None
+        else schedule(drill_times(labs, drills), drill_every, period.until),
     }
 
 
@@ -213,6 +219,7 @@ def render_text(report: dict[str, Any]) -> str:
             )
         )
     lines += _exercise_lines(p.get("exercises"), q.get("exercises"), report.get("skipped", []))
+    lines += _schedule_lines(report.get("drill_schedule"))
     items = report["open_action_items"]
     lines += ["", f"Open action items: {len(items)}", *(f"  {_action_row(a)}" for a in items)]
     if report["risks"]:
@@ -286,4 +293,23 @@ def _exercise_lines(
         lines += [f"    {f}" for f in r["failures"]]
     for s in skipped:
         lines.append(f"  skipped {s['file']}: {s['reason']}")
+    return lines
+
+
+def _schedule_lines(s: dict[str, Any] | None) -> list[str]:
+    """The drill schedule's verdict (nothing without a declared schedule)."""
+    if s is None:
+        return []
+    every = f"every {s['every'] / 86400:g} days"
+    if s["status"] == "none":
+        return ["", f"Drill schedule ({every}): NONE held"]
+    lines = [
+        "",
+        f"Drill schedule ({every}): {s['status'].upper()}, {s['held']} drill(s) held; last "
+        f"{stamp(s['last'])}, next due {stamp(s['due'])}",
+    ]
+    lines += [
+        f"  late: {secs(g['gap'])} from {stamp(g['after'])} to {stamp(g['next'])}"
+        for g in s["late"]
+    ]
     return lines

@@ -7,12 +7,15 @@ fault: at ``at`` the target is SIGKILLed and its database file deleted; ``detect
 newest backup is restored (:func:`buttress.dr.sqlite.restore`) and the target started again.
 
 **Achieved RPO**: from the disaster to the moment the restored backup was taken (its read
-transaction began then: every order committed before is in it, none after).  **Achieved RTO**:
-from the disaster to the first order acknowledged after it.  **Lost**: the acknowledged orders the
-final read no longer finds (those committed between the backup and the disaster), from the
-nothing-lost checker.  The objectives are the journey's RTO/RPO for the ``instance`` disruption in
-``architecture:`` (what ``buttress dr drill --disruption delete`` judges), shown beside the
-assessment's estimates; the hypotheses are that both are met.
+transaction began then: every order committed before is in it, none after), when acknowledged
+orders were lost; 0 when none was (a design that keeps a copy elsewhere fills the backup's gap),
+as ``buttress dr drill`` measures it.  The backup's age at the disaster is reported either way.
+**Achieved RTO**: from the disaster to the first order acknowledged after it.  **Lost**: the
+acknowledged orders the final read no longer finds (those committed between the backup and the
+disaster, unless a copy elsewhere holds them), from the nothing-lost checker.  The objectives are
+the journey's RTO/RPO for the ``instance`` disruption in ``architecture:`` (what ``buttress dr
+drill --disruption delete`` judges), shown beside the assessment's estimates; the hypotheses are
+that both are met.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from typing import Any
 from buttress.lab.errors import LabError
 from buttress.records import fields_of
 
+from .drillspec import DrillSpec
 from .driver import Sample
 from .load import LoadedLab
-from .spec import DrillSpec, FaultSpec, HypothesesSpec
+from .spec import FaultSpec, HypothesesSpec
 
 __all__ = ["Backups", "drill_figures", "drill_hypotheses", "drill_lab", "drill_rows"]
 
@@ -36,9 +40,10 @@ DISRUPTION = "delete"
 
 
 def drill_lab(lab: LoadedLab) -> LoadedLab:
-    """``lab`` turned into its drill: the drill's length, one ``data_loss`` fault, no other
-    hypothesis (orders committed after the last backup are lost by design: the drill measures
-    how many, it does not forbid it)."""
+    """``lab`` turned into its drill: the drill's length, one ``data_loss`` fault, and no other
+    hypothesis but the audit log's (orders committed after the last backup are lost by design:
+    the drill measures how many, it does not forbid it), unless ``drill.nothing_lost`` says the
+    design fills the backup's gap (a copy elsewhere): then nothing acknowledged may be lost."""
     exp = lab.experiments
     drill = exp.drill
     if drill is None:
@@ -49,7 +54,7 @@ def drill_lab(lab: LoadedLab) -> LoadedLab:
     load = exp.load.model_copy(
         update={"duration": drill.duration, "quick_duration": drill.duration}
     )
-    hypotheses = HypothesesSpec(nothing_lost=False)
+    hypotheses = HypothesesSpec(nothing_lost=drill.nothing_lost, audit_log=exp.hypotheses.audit_log)
     drilled = exp.model_copy(update={"plan": [fault], "load": load, "hypotheses": hypotheses})
     return LoadedLab(lab.spec, drilled, lab.file, lab.app_dir)
 
@@ -99,7 +104,9 @@ def drill_figures(
     """The drill's measurements and objectives (see the module docstring)."""
     drill = lab.experiments.drill
     assert drill is not None
-    fault = next(f for f in run["faults"] if f["name"] == FAULT)
+    fault = next(
+        f for f in run["faults"] if f["kind"] == "data_loss" and f["target"] == drill.target
+    )
     disaster = fault["applied_at"]
     out: dict[str, Any] = {
         "target": drill.target,
@@ -109,6 +116,7 @@ def drill_figures(
         "backups_failed": backups.failed,
         "restored_backup": None if restored is None else restored["backup"],
         "rpo": None,
+        "backup_age": None,
         "rto": None,
         "lost": run["history"]["lost_count"],
         "objectives": _objectives(lab, drill),
@@ -116,7 +124,8 @@ def drill_figures(
     if disaster is None:
         return out
     if restored is not None:
-        out["rpo"] = max(0.0, wall0 + disaster - float(restored["taken_at"]))
+        out["backup_age"] = max(0.0, wall0 + disaster - float(restored["taken_at"]))
+        out["rpo"] = 0.0 if out["lost"] == 0 else out["backup_age"]
     orders = {k for k, r in lab.experiments.load.requests.items() if r.order}
     after = [
         s.start + s.latency for s in samples if s.kind in orders and s.good and s.start >= disaster
@@ -164,6 +173,7 @@ def drill_rows(figures: dict[str, Any]) -> list[tuple[str, ...]]:
         ("RTO", _s(figures["rto"]), _s(o["rto"]), _s(o["estimated_rto"])),
         ("RPO", _s(figures["rpo"]), _s(o["rpo"]), _s(o["estimated_rpo"])),
         ("acknowledged orders lost", str(figures["lost"]), "-", "-"),
+        ("restored backup's age", _s(figures.get("backup_age")), "-", "-"),
         ("backups taken / failed", f"{figures['backups_taken']} / {figures['backups_failed']}",
          "-", "-"),
     ]  # fmt: skip

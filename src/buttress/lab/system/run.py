@@ -61,6 +61,7 @@ from buttress.slo import SLIRecorder, SLIStore
 from buttress.slo.spec import LatencySLI
 
 from .alerts import alert_hypotheses
+from .audit import audit_hypotheses, read_chains, recovery_figures, recovery_hypotheses
 from .drill import Backups, drill_figures, drill_hypotheses, drill_lab
 from .driver import Burst, LoadDriver, Sample, window_stats
 from .figures import assessment as assess_architecture
@@ -333,6 +334,8 @@ class _Run:
         if self.prom is not None:  # before anything stops: what Prometheus and Alertmanager saw
             self.result["prometheus"] = self.prom.collect(wall0, self.lab, samples, plan, duration)
         self._final_read(history)
+        entry_ports = {s: self.ports[ns[0]] for s, ns in self.instances.items()}
+        self.result["audit"] = read_chains(self.lab, entry_ports, self.progress.message)
         placement = read_placement(self.lab, self.ports, self.instances, self.progress.message)
         attempts = self._attempts_read()
         effects = self._effects_read()
@@ -367,6 +370,7 @@ class _Run:
             )
         )
         self.result["shed"] = shed_figures(samples, exp.load.requests)
+        self.result["service_recovery"] = recovery_figures(self.lab, samples, plan.faults)
         add_tenant_figures(self.lab, self.result, samples, placement)
         if backups is not None and data_loss is not None and drill is not None:
             self.result["drill"] = drill_figures(
@@ -546,6 +550,7 @@ def run_lab(
     hypotheses = check_hypotheses(lab, runs) + supervised_hypotheses(lab, runs)
     hypotheses += alert_hypotheses(runs) + tenant_hypotheses(lab, runs)
     hypotheses += priority_hypotheses(lab, runs)
+    hypotheses += audit_hypotheses(lab, runs) + recovery_hypotheses(lab, runs)
     if drill:
         hypotheses += drill_hypotheses(runs["on"]["drill"])
     for mode, run in runs.items():

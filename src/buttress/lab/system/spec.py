@@ -52,6 +52,8 @@ from buttress.spec.source import located
 from buttress.spec.types import Duration, FiniteFloat, PositiveDuration
 from buttress.supervise.options import ChildOptions, SupervisorOptions
 
+from .auditspec import AuditLogSpec, RecoverySpec, check_audit, check_recovery
+from .drillspec import DrillSpec
 from .expectations import DegradedExpectation, ShedFirstExpectation, check_expectations
 from .tenancy import RunName, TenantsSpec, all_runs, check_tenants
 
@@ -335,6 +337,13 @@ class HypothesesSpec(_Strict):
         description="A multi-tenant system's guarantees: noisy tenants isolated, a failed "
         "shard's errors limited to its tenants' share, fairness (see docs/lab.md).",
     )
+    # See buttress.lab.system.auditspec.
+    audit_log: AuditLogSpec | None = Field(
+        default=None, description="Hash-chained audit logs read and verified after each run."
+    )
+    recovery: RecoverySpec | None = Field(
+        default=None, description="Faults recovered from within the journey's RTO (lab time)."
+    )
 
 
 _ChildOptionsSpec = spec_model(ChildOptions, "LabChildOptionsSpec")
@@ -380,43 +389,6 @@ class HealingSpec(_SupervisorBase):  # type: ignore[misc,valid-type]
             given = override.option_values()
             values |= {k: given[k] for k in override.model_fields_set if k in given}
         return values
-
-
-class DrillSpec(_Strict):
-    """A disaster-recovery drill of one service's SQLite database (``buttress lab PATH --drill``):
-    one run with the policies, load as ``load:`` says, the database backed up online every
-    ``backup_every``; at ``at`` the service is SIGKILLed and its database file deleted, ``detect``
-    later the newest backup is restored and the service started again.  The achieved RTO (the
-    disaster to the first order acknowledged after it) and RPO (the disaster to the newest order
-    the restored backup holds) are judged against the journey's objectives in ``architecture:``
-    (disruption ``instance``), next to the assessment's estimates."""
-
-    target: str = Field(description="The service whose database is lost (one instance).")
-    file: str = Field(description="Its database file, in its data directory (orders.db).")
-    backup_every: PositiveDuration = Field(default=5.0, description="Seconds between backups.")
-    at: PositiveDuration = Field(default=12.0, description="When the disaster strikes.")
-    detect: PositiveDuration = Field(
-        default=1.0, description="From the disaster to the start of the restore (detection)."
-    )
-    duration: PositiveDuration = Field(default=30.0, description="Length of the drill's run.")
-    journey: str | None = Field(
-        default=None, description="Whose RTO/RPO objectives (default: the only journey)."
-    )
-
-    @field_validator("file")
-    @classmethod
-    def _file(cls, v: str) -> str:
-        if not v or "/" in v or v.startswith("."):
-            raise ValueError(f"{v!r} must be a file name in the service's data directory")
-        return v
-
-    @model_validator(mode="after")
-    def _times(self) -> DrillSpec:
-        if self.at + self.detect >= self.duration:
-            raise ValueError("the disaster and its detection must end before the drill does")
-        if self.backup_every >= self.at:
-            raise ValueError("back up at least once before the disaster (backup_every < at)")
-        return self
 
 
 class ExperimentsSpec(_Strict):
@@ -515,6 +487,7 @@ class ExperimentsSpec(_Strict):
             )
         self._check_plan()
         check_tenants(self)
+        check_audit(self)
         return self
 
     def _check_plan(self) -> None:
@@ -570,6 +543,7 @@ class ExperimentsSpec(_Strict):
                     known = ", ".join(sorted(faults)) or "the plan is empty"
                     raise located((*loc, "except_during", i), f"no fault named {fault!r} ({known})")
         hyp = self.hypotheses
+        check_recovery(self, root)
         check_expectations(
             hyp.shed_first, hyp.degraded, kinds=self.load.requests, healing=self.healing, root=root
         )

@@ -1,0 +1,185 @@
+"""``experiments.hypotheses.audit_log`` and ``.recovery``: an audit trail verified, failovers timed.
+
+.. code-block:: yaml
+
+    hypotheses:
+      audit_log:                      # hash-chained logs (buttress.dr.chain), read after the run
+        reads:
+          - {service: primary, path: "/audit?settle=8"}
+          - {service: recovery, path: "/audit?settle=8"}
+      recovery:                       # time to recover against the journey's RTO, in lab time
+        journey: claims
+        faults: {primary-site-lost: region, storage-corrupted: instance}
+        compression: 60               # a second of the run stands for a minute
+
+**audit_log.**  Once the load is over (before anything stops), each read is ``GET
+<service><path>`` straight to the instance, answering ``{<field>: [records]}`` where every record
+is ``{"seq", "prev", "hash", "body"}`` as :func:`buttress.dr.chain.make_record` makes them.  Per
+run, each log must verify (:func:`buttress.dr.chain.verify_chain`: no gap, every link and hash
+right) and, with several reads, all must hold the same chain (same length, same head hash): the
+copies agree.  That every acknowledged request is in the log once is the existing exactly-once
+check: an ``effects:`` read counting each request's records.
+
+**recovery.**  For each fault named, the time from its application to the first request of
+``kinds`` (default: the order kinds) that arrived after it and was answered well, its answer's
+time included (what the drill calls the achieved RTO).  The bound is the journey's declared RTO
+for the fault's disruption type (``instance``, ``zone``, ``region``, ``deploy``) divided by
+``compression``: the lab runs time 60 times faster, as its ``--prometheus`` rules do, so an RTO
+of 5 minutes is 5 s of a run.  Judged in the runs of ``runs`` (default: Buttress), inconclusive
+when the load driver was starved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from buttress.dr.chain import verify_chain
+
+from .auditspec import recovery_journey
+from .driver import Sample, unless_starved
+
+if TYPE_CHECKING:
+    from .load import LoadedLab
+    from .plan import AppliedFault
+
+__all__ = ["audit_hypotheses", "read_chains", "recovery_figures", "recovery_hypotheses"]
+
+
+# -- after a run -------------------------------------------------------------------------------
+
+
+def read_chains(
+    lab: LoadedLab, ports: Mapping[str, int], log: Callable[[str], None]
+) -> list[dict[str, Any]] | None:
+    """Each copy of the log, read and verified: ``{service, path, records, head, intact,
+    break_at, reason}`` (``error`` instead when it could not be read)."""
+    spec = lab.experiments.hypotheses.audit_log
+    if spec is None:
+        return None
+    out: list[dict[str, Any]] = []
+    with httpx.Client(timeout=30.0) as c:
+        for read in spec.reads:
+            row: dict[str, Any] = {"service": read.service, "path": read.path}
+            try:
+                r = c.get(f"http://127.0.0.1:{ports[read.service]}{read.path}")
+                r.raise_for_status()
+                records = r.json()[read.field]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as e:
+                log(f"audit log not read from {read.service}: {e!r}")
+                row["error"] = repr(e)
+            else:
+                row |= verify_chain(records).to_json()
+            out.append(row)
+    return out
+
+
+def recovery_figures(
+    lab: LoadedLab, samples: Sequence[Sample], faults: Sequence[AppliedFault]
+) -> dict[str, dict[str, Any]] | None:
+    """Per fault of ``hypotheses.recovery``: when it was applied and the time to recover (see the
+    module docstring; ``None`` when nothing was answered well after it)."""
+    rec = lab.experiments.hypotheses.recovery
+    if rec is None:
+        return None
+    requests = lab.experiments.load.requests
+    kinds = set(rec.kinds) or {k for k, r in requests.items() if r.order}
+    out: dict[str, dict[str, Any]] = {}
+    for a in faults:
+        if a.fault.name not in rec.faults:
+            continue
+        t0 = a.applied_at
+        done = [
+            s.start + s.latency
+            for s in samples
+            if t0 is not None and s.kind in kinds and s.good and s.start >= t0
+        ]
+        out[a.fault.name] = {
+            "disruption": rec.faults[a.fault.name],
+            "applied_at": t0,
+            "seconds": None if t0 is None or not done else round(min(done) - t0, 3),
+        }
+    return out
+
+
+def audit_hypotheses(lab: LoadedLab, runs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per run of ``audit_log.runs``: each copy intact; the copies agree."""
+    spec = lab.experiments.hypotheses.audit_log
+    if spec is None:
+        return []
+    out: list[dict[str, Any]] = []
+    for mode, run in runs.items():
+        chains = run.get("audit")
+        if mode not in spec.runs or chains is None:
+            continue
+        for c in chains:
+            seen = c.get("error") or (
+                f"{c['records']} records, head {c['head'][:12]}"
+                if c["intact"]
+                else f"broken at record {c['break_at']}: {c['reason']}"
+            )
+            out.append(
+                {
+                    "hypothesis": f"audit log of {c['service']}: hash chain complete and intact",
+                    "mode": mode,
+                    "expected": "records 1..n, every link and hash verified",
+                    "observed": seen,
+                    "passed": "error" not in c and bool(c["intact"]),
+                }
+            )
+        if len(chains) > 1:
+            heads = {(c.get("records"), c.get("head")) for c in chains}
+            names = " and ".join(c["service"] for c in chains)
+            out.append(
+                {
+                    "hypothesis": f"the audit logs of {names} hold the same chain",
+                    "mode": mode,
+                    "expected": "same length, same head hash",
+                    "observed": "; ".join(
+                        f"{c['service']}: {c.get('records')} records, head "
+                        f"{str(c.get('head'))[:12]}"
+                        for c in chains
+                    ),
+                    "passed": len(heads) == 1 and all("error" not in c for c in chains),
+                }
+            )
+    return out
+
+
+def recovery_hypotheses(
+    lab: LoadedLab, runs: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per fault and run of ``recovery.runs``: time to recover within RTO / compression."""
+    rec = lab.experiments.hypotheses.recovery
+    if rec is None:
+        return []
+    name, journey = recovery_journey(rec, lab.spec)
+    out: list[dict[str, Any]] = []
+    for mode, run in runs.items():
+        figures = run.get("service_recovery")
+        if mode not in rec.runs or figures is None:
+            continue
+        for fault, fig in figures.items():
+            rto = float(getattr(journey.rto, fig["disruption"]))
+            bound = rto / rec.compression
+            got = fig["seconds"]
+            h = {
+                "hypothesis": f"{fault}: service back within journey {name}'s RTO for "
+                f"{fig['disruption']} ({_human(rto)}, {bound:g} s of lab time at "
+                f"{rec.compression:g}x)",
+                "mode": mode,
+                "expected": f"<= {bound:g} s",
+                "observed": "never" if got is None else f"{got:.2f} s",
+                "passed": got is not None and got <= bound,
+            }
+            out.append(unless_starved(h, {mode: run}))
+    return out
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("h", 3600.0), ("min", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
