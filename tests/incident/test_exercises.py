@@ -10,13 +10,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from buttress.cli import main
 from buttress.incident import IncidentStore
-from buttress.incident.exercises import drill_results, exercises, lab_results
+from buttress.incident.exercises import drill_results, exercises, lab_results, schedule
 
 DAY = 86400.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _lab(out: Path, start: float, verdict: str, *, drill: dict[str, Any] | None = None) -> None:
@@ -103,3 +105,45 @@ def test_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "--drills" in result.output and "no such file" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_drill_schedule_is_met_overdue_or_missed() -> None:
+    quarter = 90 * DAY
+    now = 1_800_000_000.0
+    met = schedule([now - 200 * DAY, now - 120 * DAY, now - 40 * DAY], quarter, now)
+    assert ("met", 3, []) == (met["status"], met["held"], met["late"])
+    assert now - 40 * DAY == met["last"] and now + 50 * DAY == met["due"]
+    overdue = schedule([now - 100 * DAY], quarter, now)
+    assert "overdue" == overdue["status"] and now - 10 * DAY == overdue["due"]
+    missed = schedule([now - 250 * DAY, now - 30 * DAY], quarter, now)
+    assert "missed" == missed["status"]
+    assert [{"after": now - 250 * DAY, "next": now - 30 * DAY, "gap": 220 * DAY}] == missed["late"]
+    assert "none" == schedule([], quarter, now)["status"]
+    # A drill after the report's end does not count for it.
+    assert "none" == schedule([now + DAY], quarter, now)["status"]
+
+
+def test_report_says_whether_the_specs_drill_schedule_was_kept(tmp_path: Path) -> None:
+    now = time.time()
+    labs = tmp_path / "evidence"
+    figures = {"target": "primary", "rto": 1.0, "rpo": 0.0, "objectives": {"rto": 300.0,
+               "rpo": 0.0}}  # fmt: skip
+    _lab(labs / "q1", now - 150 * DAY, "passed", drill=figures)
+    _lab(labs / "q2", now - 20 * DAY, "passed", drill=figures)
+    _lab(labs / "plain-run", now - 5 * DAY, "passed")  # not a drill: does not count
+    spec = tmp_path / "reliability.yaml"
+    spec.write_text(
+        (ROOT / "examples" / "government" / "reliability.yaml").read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
+    store = tmp_path / "inc.db"
+    IncidentStore(store).close()
+    base = ["report", "--store", str(store), "--spec", str(spec), "--lab", str(labs)]
+    result = CliRunner().invoke(main, [*base, "--json"])
+    assert result.exit_code == 0, result.output
+    sched = json.loads(result.output)["drill_schedule"]
+    assert ("missed", 2, 90 * DAY) == (sched["status"], sched["held"], sched["every"])
+    assert 130 * DAY == pytest.approx(sched["late"][0]["gap"])
+    text = CliRunner().invoke(main, base).output
+    assert "Drill schedule (every 90 days): MISSED, 2 drill(s) held" in text
+    assert "late: 3120.0h from" in text

@@ -228,17 +228,23 @@ async def _hand_back(peer: dict[str, Any]) -> None:
         await state.set("active", state.term, "the hand-back did not go through")
 
 
-async def _round() -> None:
-    """One look at the other site: take over, step down, ship or hand back."""
+async def _peer_status() -> dict[str, Any] | None:
     try:
         r = await client.get(f"{peer_url}/site/status")
-        peer = r.json() if r.status_code == 200 else None
+        return r.json() if r.status_code == 200 else None  # type: ignore[no-any-return]
     except (httpx.HTTPError, ValueError):
-        peer = None
-    now = time.monotonic()
-    if peer is not None:
-        state.peer, state.peer_seen, state.armed = peer, now, True
+        return None
+
+
+async def _round() -> None:
+    """One look at the other site: take over, step down, ship or hand back.  The other site's
+    status is asked under the lock, so no claim lands between what it says and what this site
+    holds (otherwise a busy site would never see the other one in sync)."""
     async with state.lock:
+        peer = await _peer_status()
+        now = time.monotonic()
+        if peer is not None:
+            state.peer, state.peer_seen, state.armed = peer, now, True
         if state.role == "standby":
             if state.armed and now - state.peer_seen > TAKEOVER:
                 known = max(state.term, int((state.peer or {}).get("term", 0)))

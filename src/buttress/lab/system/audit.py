@@ -104,48 +104,47 @@ def recovery_figures(
     return out
 
 
-def audit_hypotheses(lab: LoadedLab, runs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per run of ``audit_log.runs``: each copy intact; the copies agree."""
-    spec = lab.experiments.hypotheses.audit_log
-    if spec is None:
-        return []
-    out: list[dict[str, Any]] = []
-    for mode, run in runs.items():
-        chains = run.get("audit")
-        if mode not in spec.runs or chains is None:
-            continue
-        for c in chains:
-            seen = c.get("error") or (
-                f"{c['records']} records, head {c['head'][:12]}"
-                if c["intact"]
-                else f"broken at record {c['break_at']}: {c['reason']}"
-            )
-            out.append(
-                {
-                    "hypothesis": f"audit log of {c['service']}: hash chain complete and intact",
-                    "mode": mode,
-                    "expected": "records 1..n, every link and hash verified",
-                    "observed": seen,
-                    "passed": "error" not in c and bool(c["intact"]),
-                }
-            )
-        if len(chains) > 1:
-            heads = {(c.get("records"), c.get("head")) for c in chains}
-            names = " and ".join(c["service"] for c in chains)
-            out.append(
-                {
-                    "hypothesis": f"the audit logs of {names} hold the same chain",
-                    "mode": mode,
-                    "expected": "same length, same head hash",
-                    "observed": "; ".join(
-                        f"{c['service']}: {c.get('records')} records, head "
-                        f"{str(c.get('head'))[:12]}"
-                        for c in chains
-                    ),
-                    "passed": len(heads) == 1 and all("error" not in c for c in chains),
-                }
-            )
+def _chain_checks(mode: str, chains: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One run's audit-log hypotheses: each copy intact, then (several copies) all agree."""
+    out = []
+    for c in chains:
+        seen = c.get("error") or (
+            f"{c['records']} records, head {c['head'][:12]}"
+            if c["intact"]
+            else f"broken at record {c['break_at']}: {c['reason']}"
+        )
+        out.append(
+            {
+                "hypothesis": f"audit log of {c['service']}: hash chain complete and intact",
+                "mode": mode,
+                "expected": "records 1..n, every link and hash verified",
+                "observed": seen,
+                "passed": "error" not in c and bool(c["intact"]),
+            }
+        )
+    if len(chains) > 1:
+        heads = {(c.get("records"), c.get("head")) for c in chains}
+        shown = [f"{c['service']}: {c.get('records')} records, head {str(c.get('head'))[:12]}"
+                 for c in chains]  # fmt: skip
+        out.append(
+            {
+                "hypothesis": "the audit logs of "
+                + " and ".join(c["service"] for c in chains)
+                + " hold the same chain",
+                "mode": mode,
+                "expected": "same length, same head hash",
+                "observed": "; ".join(shown),
+                "passed": len(heads) == 1 and all("error" not in c for c in chains),
+            }
+        )
     return out
+
+
+def audit_hypotheses(lab: LoadedLab, runs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per run of ``audit_log.runs`` that read its logs: each copy intact; the copies agree."""
+    spec = lab.experiments.hypotheses.audit_log
+    judged = [] if spec is None else [m for m in runs if m in spec.runs]
+    return [h for m in judged if runs[m].get("audit") for h in _chain_checks(m, runs[m]["audit"])]
 
 
 def recovery_hypotheses(
@@ -153,29 +152,31 @@ def recovery_hypotheses(
 ) -> list[dict[str, Any]]:
     """Per fault and run of ``recovery.runs``: time to recover within RTO / compression."""
     rec = lab.experiments.hypotheses.recovery
-    if rec is None:
+    judged = [] if rec is None else [m for m in runs if m in rec.runs]
+    if rec is None or not judged:
         return []
     name, journey = recovery_journey(rec, lab.spec)
-    out: list[dict[str, Any]] = []
-    for mode, run in runs.items():
-        figures = run.get("service_recovery")
-        if mode not in rec.runs or figures is None:
-            continue
-        for fault, fig in figures.items():
-            rto = float(getattr(journey.rto, fig["disruption"]))
-            bound = rto / rec.compression
-            got = fig["seconds"]
-            h = {
-                "hypothesis": f"{fault}: service back within journey {name}'s RTO for "
-                f"{fig['disruption']} ({_human(rto)}, {bound:g} s of lab time at "
-                f"{rec.compression:g}x)",
-                "mode": mode,
-                "expected": f"<= {bound:g} s",
-                "observed": "never" if got is None else f"{got:.2f} s",
-                "passed": got is not None and got <= bound,
-            }
-            out.append(unless_starved(h, {mode: run}))
-    return out
+
+    def check(mode: str, fault: str, fig: dict[str, Any]) -> dict[str, Any]:
+        rto = float(getattr(journey.rto, fig["disruption"]))
+        bound = rto / rec.compression
+        got = fig["seconds"]
+        h = {
+            "hypothesis": f"{fault}: service back within journey {name}'s RTO for "
+            f"{fig['disruption']} ({_human(rto)}, {bound:g} s of lab time at "
+            f"{rec.compression:g}x)",
+            "mode": mode,
+            "expected": f"<= {bound:g} s",
+            "observed": "never" if got is None else f"{got:.2f} s",
+            "passed": got is not None and got <= bound,
+        }
+        return unless_starved(h, {mode: runs[mode]})
+
+    return [
+        check(mode, fault, fig)
+        for mode in judged
+        for fault, fig in (runs[mode].get("service_recovery") or {}).items()
+    ]
 
 
 def _human(seconds: float) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from buttress.spec.source import located
 from buttress.spec.types import FiniteFloat
@@ -39,15 +39,8 @@ class ChainReadSpec(_Strict):
     """One copy of a hash-chained log: ``GET <service><path>`` answering ``{<field>: [...]}``."""
 
     service: str
-    path: str = "/audit"
+    path: str = Field(default="/audit", pattern=r"^/", description="A path starting with '/'.")
     field: str = "records"
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"{v!r} must be a path starting with '/'")
-        return v
 
 
 class AuditLogSpec(_Strict):
