@@ -45,7 +45,13 @@ if TYPE_CHECKING:
     from .load import LoadedLab
     from .plan import AppliedFault
 
-__all__ = ["audit_hypotheses", "read_chains", "recovery_figures", "recovery_hypotheses"]
+__all__ = [
+    "audit_hypotheses",
+    "audit_rows",
+    "read_chains",
+    "recovery_figures",
+    "recovery_hypotheses",
+]
 
 
 # -- after a run -------------------------------------------------------------------------------
@@ -177,6 +183,32 @@ def recovery_hypotheses(
         for mode in judged
         for fault, fig in (runs[mode].get("service_recovery") or {}).items()
     ]
+
+
+def audit_rows(runs: Mapping[str, Mapping[str, Any]], modes: list[str]) -> list[tuple[str, ...]]:
+    """Rows of the side-by-side table: each fault's time to recover, each copy of the log."""
+    out: list[tuple[str, ...]] = []
+    first = runs[modes[0]]
+    for fault in first.get("service_recovery") or {}:
+        cells = []
+        for m in modes:
+            fig = (runs[m].get("service_recovery") or {}).get(fault) or {}
+            got = fig.get("seconds")
+            cells.append("never" if got is None else f"{got:.2f} s")
+        out.append((f"service back after {fault}", *cells))
+    for i, copy in enumerate(first.get("audit") or []):
+        cells = []
+        for m in modes:
+            chains = runs[m].get("audit") or []
+            c = chains[i] if i < len(chains) else {"error": "not read"}
+            cells.append(
+                "unread"
+                if "error" in c
+                else f"{c['records']} records, {'intact' if c['intact'] else 'BROKEN'}, "
+                f"head {c['head'][:8]}"
+            )
+        out.append((f"audit log of {copy['service']}", *cells))
+    return out
 
 
 def _human(seconds: float) -> str:

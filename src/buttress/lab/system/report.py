@@ -25,6 +25,7 @@ from buttress.dashboard.report import Chart, Mark, Series, Threshold, chart_html
 from buttress.tables import render_table as text_table
 
 from .alerts import alert_lines, alert_tables
+from .audit import audit_rows
 from .compare import as_well_sentences
 from .drill import drill_rows
 from .figures import metastable_sentences, starved_text
@@ -113,6 +114,7 @@ def rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
         out.append(("orders left unfinished", *(str(runs[m]["pending"]["count"]) for m in modes)))
     out.extend(_load_rows(runs, modes))
     out.extend(_recovery_rows(runs, modes))
+    out.extend(audit_rows(runs, modes))
     out.extend(healing_rows(runs, modes))
     out.extend(priority_rows(runs, modes))
     out.extend(tenant_rows(runs, modes))
