@@ -15,11 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from buttress.errors import SpecError
 from buttress.spec.source import (
     Document,
+    check_finite,
+    check_finite_fields,
     load_yaml_documents,
     load_yaml_documents_text,
-    non_finite,
-    non_finite_field,
-    not_finite,
     validate,
 )
 
@@ -80,16 +79,12 @@ class SLOFile(BaseModel):
     @classmethod
     def _finite_numbers(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            found = non_finite(data.get("slos"), ("slos",))
-            if found is not None:
-                raise not_finite(found)
+            check_finite(data.get("slos"), ("slos",))
         return data
 
     @model_validator(mode="after")
     def _cross_checks(self) -> SLOFile:
-        found = non_finite_field(self)
-        if found is not None:
-            raise not_finite(found)
+        check_finite_fields(self)
         SLOSpec.check_items(self.slos, self)
         return self
 

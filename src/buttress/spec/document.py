@@ -26,15 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, mo
 
 from .policies import PipelineSpec, StateSpec
 from .sections import Section, sections
-from .source import (
-    Document,
-    load_yaml,
-    load_yaml_text,
-    non_finite,
-    non_finite_field,
-    not_finite,
-    validate,
-)
+from .source import Document, check_finite, check_finite_fields, load_yaml, load_yaml_text, validate
 
 if TYPE_CHECKING:
     from buttress.assess.model import ArchitectureSpec
@@ -87,17 +79,13 @@ class ReliabilitySpecBase(BaseModel):
     def _finite_numbers(cls, data: Any) -> Any:
         # NaN and infinities are never a valid number in reliability.yaml (an SLO objective of
         # .nan, a rate of .inf): refuse them wherever they are, before any section reads them.
-        found = non_finite(data)
-        if found is not None:
-            raise not_finite(found)
+        check_finite(data)
         return data
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ReliabilitySpecBase:
         # A number that only became NaN or infinite in validation ("nan", "1e999" as strings).
-        found = non_finite_field(self)
-        if found is not None:
-            raise not_finite(found)
+        check_finite_fields(self)
         # Checks across sections: a section model (or each item of a list section) may define
         # check_spec(root), a list section's item type check_items(items, root), raising
         # located(...) errors relative to the root (see .sections).

@@ -37,6 +37,8 @@ __all__ = [
     "located",
     "non_finite",
     "non_finite_field",
+    "check_finite",
+    "check_finite_fields",
     "not_finite",
     "spec_error",
     "validate",
@@ -620,6 +622,21 @@ def not_finite(found: tuple[Loc, float]) -> PydanticCustomError:
     where, value = found
     shown = ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
     return located(where, f"must be a finite number, got {shown}")
+
+
+def check_finite(data: Any, loc: Loc = ()) -> None:
+    """Raise :func:`not_finite` for the first NaN or infinity in plain ``data`` (at ``loc``)."""
+    found = non_finite(data, loc)
+    if found is not None:
+        raise not_finite(found)
+
+
+def check_finite_fields(model: BaseModel) -> None:
+    """Raise :func:`not_finite` for the first NaN or infinity among ``model``'s fields (a number
+    that only became one in validation: ``"nan"``, ``"1e999"`` as strings)."""
+    found = non_finite_field(model)
+    if found is not None:
+        raise not_finite(found)
 
 
 def non_finite_field(model: BaseModel) -> tuple[Loc, float] | None:
