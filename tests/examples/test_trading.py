@@ -8,6 +8,7 @@ deadline reaches the app whole through a site whose wall clock is an hour off.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -130,6 +131,41 @@ async def test_a_relative_deadline_survives_a_skewed_wall_clock(trading: Any) ->
     assert 200 == r.status_code
     (left,) = seen
     assert left is not None and 0.4 < left <= 0.5
+
+
+async def test_an_attempt_of_the_desk_ends_when_the_whole_answer_is_in(
+    trading: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The headers at once, the body 100 ms later (what the storm does to each part of an answer):
+    # a bare transport returns at the headers, so a hedge or a timeout around it would judge the
+    # answer fast; the desk's WholeAnswers returns once the body is in.
+    monkeypatch.setenv("BUTTRESS_LAB_UPSTREAMS", '{"gateway": ["http://a:1", "http://b:2"]}')
+    monkeypatch.setenv("BUTTRESS_LAB_DATA", str(tmp_path))
+    monkeypatch.delenv("BUTTRESS_LAB_STORE", raising=False)
+    import trading.desk
+
+    class LateBody(httpx.AsyncByteStream):
+        async def __aiter__(self) -> Any:
+            await asyncio.sleep(0.1)
+            yield b'{"bid": 9999}'
+
+    class Site(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, stream=LateBody())
+
+    request = httpx.Request("GET", "http://a:1/quote")
+    started = time.monotonic()
+    bare = await Site().handle_async_request(request)
+    assert time.monotonic() - started < 0.05  # the headers only
+    await bare.aclose()
+    started = time.monotonic()
+    whole = await trading.desk.WholeAnswers(Site()).handle_async_request(request)
+    assert time.monotonic() - started >= 0.1
+    assert {"bid": 9999} == whole.json()
+    with pytest.raises(TimeoutError):  # a 50 ms attempt timeout now sees the late body
+        await asyncio.wait_for(
+            trading.desk.WholeAnswers(Site()).handle_async_request(request), 0.05
+        )
 
 
 @pytest.mark.serial

@@ -120,7 +120,8 @@ class WholeAnswers(httpx.AsyncBaseTransport):
 
 def _transport(pool: EndpointPool, name: str) -> AsyncResilientTransport:
     """The declared pipeline ``name`` as a transport over the sites' pool: its retry becomes the
-    transport's, the rest (timeouts, the hedge) runs around each attempt."""
+    transport's, the rest (the total timeout, the hedge) keeps its place in the pipeline's order;
+    every attempt reads the whole answer (:class:`WholeAnswers`)."""
     declared = build_pipeline(spec, name)
     retry = next(p for p in declared.policies if isinstance(p, Retry))
     return AsyncResilientTransport(
