@@ -70,3 +70,24 @@ def test_a_run_without_requests_of_the_kind_leaves_nothing_out() -> None:
 @pytest.mark.parametrize("latency", [0.0, 0.009])
 def test_a_request_answered_before_the_fault_was_applied_is_not_caught(latency: float) -> None:
     assert {} == caught_in_flight([_bad("chart", 9.99, latency)], WINDOWS, KINDS)
+
+
+def test_the_chart_verdict_leaves_out_the_outage_and_what_it_caught_and_says_so() -> None:
+    from buttress.lab.system.figures import _judged_verdict
+
+    # 200 charts at 99%: 20 bad during the outage and 2 caught in flight (arrived in the surge's
+    # window): 1100% over the run, 1000% + 100% of it left out: nothing left.
+    on = _run({"surge": 2}, 10.0)
+    on["slos"][0] |= {"verdict": "burned", "budget_consumed": 11.0}
+    got, observed = _judged_verdict(on, "chart", ["outage"])
+    assert "held" == got
+    assert observed.startswith(
+        "held: 0% of the budget outside outage and the 2 bad request(s) it caught in flight"
+    )
+    # Three more bad charts outside the outage: burned.
+    on["slos"][0]["budget_consumed"] = 12.5
+    got, observed = _judged_verdict(on, "chart", ["outage"])
+    assert "burned" == got and observed.startswith("burned: 150% of the budget outside outage and")
+    # Without a catch the sentence is the one it always was.
+    got, observed = _judged_verdict(_run({}, 10.0) | {"slos": on["slos"]}, "chart", ["outage"])
+    assert observed.startswith("burned: 250% of the budget outside outage (")
