@@ -38,7 +38,9 @@ DISRUPTION = "delete"
 def drill_lab(lab: LoadedLab) -> LoadedLab:
     """``lab`` turned into its drill: the drill's length, one ``data_loss`` fault, no other
     hypothesis (orders committed after the last backup are lost by design: the drill measures
-    how many, it does not forbid it)."""
+    how many, it does not forbid it), and no supervision (``healing:``): the restore is the
+    recovery the drill measures, and a supervisor restarting the target on its deleted file
+    would race it."""
     exp = lab.experiments
     drill = exp.drill
     if drill is None:
@@ -50,7 +52,9 @@ def drill_lab(lab: LoadedLab) -> LoadedLab:
         update={"duration": drill.duration, "quick_duration": drill.duration}
     )
     hypotheses = HypothesesSpec(nothing_lost=False)
-    drilled = exp.model_copy(update={"plan": [fault], "load": load, "hypotheses": hypotheses})
+    drilled = exp.model_copy(
+        update={"plan": [fault], "load": load, "hypotheses": hypotheses, "healing": None}
+    )
     return LoadedLab(lab.spec, drilled, lab.file, lab.app_dir)
 
 
