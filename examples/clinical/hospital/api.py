@@ -51,6 +51,7 @@ from buttress.dashboard import Publisher
 from buttress.errors import LoadShed, Rejected
 from buttress.health import HealthApp, HealthRegistry, breaker_check
 from buttress.integrations.asgi import ResilienceMiddleware, RoutePolicy
+from buttress.integrations.cancel_safe import CancelSafeTransport
 from buttress.modes import ModeSwitch
 from buttress.policies.breaker import CircuitBreaker
 from buttress.policies.shed import LoadShedder
@@ -65,12 +66,13 @@ ON = settings.on
 records_url = settings.upstream("records")
 replica_url = settings.upstream("replica")
 
-# No cap on connections (a cancelled request can leak a pool slot: encode/httpcore#1093).
+# The pipelines' timeouts cancel calls in flight, which can leak a pool slot in httpcore
+# (encode/httpcore#1093): with the policies on, the calls go through a CancelSafeTransport.
+_sends = httpx.AsyncHTTPTransport(
+    limits=httpx.Limits(max_connections=None, max_keepalive_connections=100)
+)
 client = httpx.AsyncClient(
-    timeout=5.0 if ON else None,
-    transport=httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=100)
-    ),
+    timeout=5.0 if ON else None, transport=CancelSafeTransport(_sends) if ON else _sends
 )
 pipelines: dict[str, Pipeline] = {}
 door: LoadShedder | None = None
