@@ -14,9 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from buttress.cli import main
+from buttress.ports import free_port
 from buttress.slo.store import SLIStore
 
-from .conftest import SPEC, free_port
+from .conftest import SPEC
 
 
 @pytest.mark.parametrize(

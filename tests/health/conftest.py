@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from .servers import find_postgres_bin, find_redis_server, free_port, wait_port
+from buttress.ports import free_port
+
+from .servers import find_postgres_bin, find_redis_server, wait_port
 
 PG_PASSWORD = "s3cret-Pa55word"
 

@@ -34,9 +34,10 @@ from buttress.health import (
     tcp_check,
 )
 from buttress.policies.breaker import CircuitBreaker
+from buttress.ports import free_port
 
 from .conftest import PostgresServer, RedisServer
-from .servers import UvicornThread, assert_health_json, free_port
+from .servers import UvicornThread, assert_health_json
 
 # --- TCP ------------------------------------------------------------------------------------------
 

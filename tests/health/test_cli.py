@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 from buttress.health import Check, HealthApp, HealthRegistry, Result, Status
+from buttress.ports import free_port
 
-from .servers import UvicornThread, free_port
+from .servers import UvicornThread
 
 
 def probe(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,8 +10,9 @@ import pytest
 
 from buttress.health import Check, HealthApp, HealthRegistry, Result, Status
 from buttress.health.cli import shown_url
+from buttress.ports import free_port
 
-from .servers import UvicornThread, free_port
+from .servers import UvicornThread
 
 
 @pytest.mark.parametrize(

@@ -30,8 +30,9 @@ from buttress.health import (
 )
 from buttress.health.grpc import HealthServicer, SyncHealthServicer, add_to_server
 from buttress.policies.breaker import CircuitBreaker
+from buttress.ports import free_port
 
-from .servers import UvicornThread, assert_health_json, free_port
+from .servers import UvicornThread, assert_health_json
 
 
 class Switch:

@@ -6,6 +6,7 @@ that found work.  Usage: ``python stale_worker.py DIRECTORY NAME PAUSE``."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,9 +31,14 @@ def main(directory: str, name: str, pause: float) -> None:
                     (msg.uid, msg.key, 0, 0),
                 )
 
+    printing = threading.Lock()
+
     def report(event: Event) -> None:
+        # The relay's heartbeat thread (renew) and its worker (ack) may both be fenced at once:
+        # one line each, never interleaved (print writes the text and its newline separately).
         if isinstance(event, MessageFenced):
-            print(f"fenced {event.operation} {event.message}", flush=True)
+            with printing:
+                print(f"fenced {event.operation} {event.message}", flush=True)
 
     relay = Relay(outbox, QUEUE, handle, lease=1.0, heartbeat=0.2, poll=0.02, name=name)
     relay.emitter.add_listener(report)

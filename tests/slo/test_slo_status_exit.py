@@ -109,3 +109,25 @@ def test_the_codes_are_documented_in_the_help():
     for line in ("0  no page alert fires", "1  at least one page alert fires", "2  bad input"):
         assert line in out
     assert "--report-only" in out
+
+
+def test_status_reads_only_its_section_and_checks_it_as_the_whole_file_does(write, tmp_path):
+    db = _store(tmp_path, 0, 0)
+    # Another section broken: status (which reads service and slos:) still answers; the
+    # validating commands refuse the file.
+    broken = write("broken.yaml", SPEC + "policies:\n  checkout: {retry: {attempts: -1}}\n")
+    assert 0 == _status(broken, db).exit_code
+    refused = CliRunner().invoke(main, ["slo", "validate", str(broken)])
+    assert 2 == refused.exit_code and "policies.checkout.retry" in refused.output
+    # Its own section is checked as strictly, each problem at its line.
+    cases = [  # (replaced, by, field, line in the changed file)
+        ("objective: 99.9", "objective: .nan", "slos[0].objective", 4),
+        ("name: search", "name: checkout", "slos[1].name", 6),
+        ("service: shop\n", "", "slos[0]", 2),
+        ("pipeline: search}", "pipeline: search, timeout: 1s}", "slos[1].sli.timeout", 8),
+    ]
+    for old, new, field, line in cases:
+        bad = write("bad.yaml", SPEC.replace(old, new, 1))
+        done = _status(bad, db)
+        assert 2 == done.exit_code, (old, done.output)
+        assert f"bad.yaml:{line}:" in done.output and field in done.output, done.output

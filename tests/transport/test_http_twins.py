@@ -21,6 +21,7 @@ ASYNC_NAMES = {
     "aclose": "close",
     "start_async": "start",
     "stop_async": "stop",
+    "cancel_safe": "_as_is",
 }
 
 

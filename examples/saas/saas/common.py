@@ -1,11 +1,11 @@
 """What the gateway and the backends read from the lab's environment (see docs/examples/saas.md).
 
-    BUTTRESS_LAB_SPEC       the reliability.yaml the gateway reads its pipelines and SLOs from
-    BUTTRESS_LAB_POLICIES   "on" (Buttress's policies, the default) or "off" (plain calls); this
-                            example has no "typical" run (its experiments.runs says so)
-    BUTTRESS_LAB_UPSTREAMS  JSON {service: [base URL of each instance, through the fault proxy]}
-    BUTTRESS_LAB_STORE      the SQLite store the gateway records its SLIs into (optional)
-    BUTTRESS_LAB_INSTANCE   this instance's name (backend-3, ...)
+BUTTRESS_LAB_SPEC       the reliability.yaml the gateway reads its pipelines and SLOs from
+BUTTRESS_LAB_POLICIES   "on" (Buttress's policies, the default) or "off" (plain calls); this
+                        example has no "typical" run (its experiments.runs says so)
+BUTTRESS_LAB_UPSTREAMS  JSON {service: [base URL of each instance, through the fault proxy]}
+BUTTRESS_LAB_STORE      the SQLite store the gateway records its SLIs into (optional)
+BUTTRESS_LAB_INSTANCE   this instance's name (backend-3, ...)
 """
 
 from __future__ import annotations

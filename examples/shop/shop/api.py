@@ -49,6 +49,7 @@ from starlette.routing import Route
 from buttress import Pipeline, Retry
 from buttress.health import HealthRegistry, breaker_check
 from buttress.integrations.asgi import ResilienceMiddleware, RoutePolicy
+from buttress.integrations.cancel_safe import CancelSafeTransport
 from buttress.integrations.http import AsyncResilientTransport
 from buttress.modes import ModeSwitch
 from buttress.policies.breaker import CircuitBreaker
@@ -85,7 +86,12 @@ attempts = AttemptCounter(settings.upstreams)  # every attempt sent to each depe
 if TYPICAL:
     plain = typical.client(attempts.transport())
 else:
-    plain = httpx.AsyncClient(timeout=5.0 if ON else None, transport=attempts.transport())
+    # With the policies on, the pipelines' timeouts cancel calls in flight: the transport keeps
+    # those cancellations out of httpx's connection pool (buttress.integrations.cancel_safe).
+    sends = attempts.transport()
+    plain = httpx.AsyncClient(
+        timeout=5.0 if ON else None, transport=CancelSafeTransport(sends) if ON else sends
+    )
 pipelines: dict[str, Pipeline] = {}
 protected = {n: typical.Protected(n) for n in ("inventory", "payments", "datastore", "browse")}
 payments_client: httpx.AsyncClient

@@ -42,6 +42,7 @@ from buttress.dashboard import Publisher
 from buttress.errors import Rejected
 from buttress.health import HealthApp, HealthRegistry, breaker_check
 from buttress.integrations.asgi import ResilienceMiddleware, RoutePolicy
+from buttress.integrations.cancel_safe import CancelSafeTransport
 from buttress.modes import ModeSwitch
 from buttress.policies.breaker import CircuitBreaker
 from buttress.policies.shed import LoadShedder
@@ -57,13 +58,15 @@ catalogue_url = settings.upstream("catalogue")
 payments_url = settings.upstream("payments")
 orders_url = settings.upstream("orders")
 
-# No cap on connections: httpcore leaks a pool slot when a request is cancelled while its
-# connection is still being made (encode/httpcore#1093); uncapped, a leak costs an idle socket.
+# httpcore leaks a pool slot when a request is cancelled while its connection is still being made
+# (encode/httpcore#1093), which the pipelines' timeouts do: with the policies on, the requests go
+# through a CancelSafeTransport, which keeps those cancellations out of the pool.  No cap on
+# connections either way.
+_sends = httpx.AsyncHTTPTransport(
+    limits=httpx.Limits(max_connections=None, max_keepalive_connections=100)
+)
 client = httpx.AsyncClient(
-    timeout=5.0 if ON else None,
-    transport=httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=100)
-    ),
+    timeout=5.0 if ON else None, transport=CancelSafeTransport(_sends) if ON else _sends
 )
 pipelines: dict[str, Pipeline] = {}
 door: LoadShedder | None = None

@@ -95,6 +95,8 @@ try:
 except ImportError:  # pragma: no cover - exercised only without the extra
     raise MissingExtra("buttress.integrations.http", "http", "httpx") from None
 
+from .cancel_safe import cancel_safe
+
 __all__ = [
     "DEADLINE_HEADER",
     "DEFAULT_FAILURE_STATUSES",
@@ -106,6 +108,11 @@ __all__ = [
     "ResilientTransport",
     "parse_retry_after",
 ]
+
+
+def _as_is(transport: Any) -> Any:
+    return transport
+
 
 DEADLINE_HEADER = "X-Buttress-Deadline-Ms"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -230,6 +237,10 @@ class _Shared(Generic[_T]):
     """That type in words, for :class:`~buttress.errors.ConfigError`."""
     _default_transport: ClassVar[type[Any]]
     """The transport made when none is given."""
+    _guard: ClassVar[staticmethod[[Any], Any]]
+    """Wraps the transport that sends: as it is (sync), or behind a
+    :class:`~buttress.integrations.cancel_safe.CancelSafeTransport` (async: an attempt a timeout
+    cancels must not cancel a request inside httpcore's connection pool)."""
 
     pool: EndpointPool
     pipeline: Pipeline
@@ -319,7 +330,9 @@ class _Shared(Generic[_T]):
         self.driver = HealthCheckDriver(pool) if pool.health_check is not None else None
         if transport is not None and not isinstance(transport, self._sends):
             raise ConfigError("transport", transport, f"must be {self._sends_what}")
-        self.transport = transport if transport is not None else self._default_transport()
+        self.transport = self._guard(
+            transport if transport is not None else self._default_transport()
+        )
         self._checks_started = False
 
     def __repr__(self) -> str:
@@ -533,6 +546,7 @@ class ResilientTransport(_Shared[httpx.BaseTransport], httpx.BaseTransport):
     _sends = httpx.BaseTransport
     _sends_what = "a sync httpx transport"
     _default_transport = httpx.HTTPTransport
+    _guard = staticmethod(_as_is)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if self.driver is not None and not self._checks_started:
@@ -577,6 +591,7 @@ class AsyncResilientTransport(_Shared[httpx.AsyncBaseTransport], httpx.AsyncBase
     _sends = httpx.AsyncBaseTransport
     _sends_what = "an async httpx transport"
     _default_transport = httpx.AsyncHTTPTransport
+    _guard = staticmethod(cancel_safe)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.driver is not None and not self._checks_started:

@@ -6,9 +6,10 @@ numpy (the ``slo`` extra) is needed by the evaluator and the backtest only.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from . import math
 from .load import load_slos
-from .recorder import SLIRecorder
 from .spec import (
     DEFAULT_TIERS,
     AlertingSpec,
@@ -21,6 +22,9 @@ from .spec import (
     WindowSpec,
 )
 from .store import SLIStore
+
+if TYPE_CHECKING:
+    from .recorder import SLIRecorder
 
 __all__ = [
     "DEFAULT_TIERS",
@@ -37,3 +41,13 @@ __all__ = [
     "load_slos",
     "math",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The recorder listens to the policies' events (it imports the event machinery): services
+    # need it, ``buttress slo status`` does not.
+    if name == "SLIRecorder":
+        from .recorder import SLIRecorder
+
+        return SLIRecorder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -145,11 +145,13 @@ def status(
       1  at least one page alert fires (a tier with severity page)
       2  bad input: unreadable or invalid FILE, no such store or SLO, a bad --at
     With --report-only the status is 0 whenever a verdict was printed.
+    Of a reliability.yaml only `service` and `slos:` are read and checked (the whole file:
+    `buttress slo validate` or `buttress spec validate`).
     """
     from .evaluator import evaluate
     from .store import SLIStore
 
-    slos = _pick(load_slos(file), name)
+    slos = _pick(load_slos(file, whole=False), name)
     if not Path(db).exists():
         raise ButtressError(f"--db {db}: no such store (record some events first)")
     with SLIStore(db) as store:

@@ -13,13 +13,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .document import ReliabilitySpecBase, json_schema, load_spec, load_spec_text, spec_model
 from .sections import register_section
 from .source import Document, load_yaml, load_yaml_text, validate
 
 if TYPE_CHECKING:
     from .build import build_pipeline, build_pipelines
-    from .document import ReliabilitySpec
+    from .document import (
+        ReliabilitySpec,
+        ReliabilitySpecBase,
+        json_schema,
+        load_spec,
+        load_spec_text,
+        spec_model,
+    )
+
+# Loaded when first asked for: the root model's frame imports the policy models (the policy core,
+# a quarter of a second), which a command reading one section (``buttress slo status``) or a
+# section module registering itself does not need.
+_DOCUMENT = ("ReliabilitySpecBase", "json_schema", "load_spec", "load_spec_text", "spec_model")
 
 __all__ = [
     "Document",
@@ -41,7 +52,13 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # The root model is built when first asked for, once the sections have registered.
     if name == "ReliabilitySpec":
+        from .document import spec_model
+
         return spec_model()
+    if name in _DOCUMENT:
+        from . import document
+
+        return getattr(document, name)
     # Building pipelines loads the policy core; reading a file (``buttress slo status``) does not.
     if name in ("build_pipeline", "build_pipelines"):
         from . import build

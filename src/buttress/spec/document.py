@@ -18,7 +18,6 @@ field.  ``isinstance`` checks work with either name.
 from __future__ import annotations
 
 import functools
-import math
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -27,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, mo
 
 from .policies import PipelineSpec, StateSpec
 from .sections import Section, sections
-from .source import Document, Loc, load_yaml, load_yaml_text, located, non_finite, validate
+from .source import Document, check_finite, check_finite_fields, load_yaml, load_yaml_text, validate
 
 if TYPE_CHECKING:
     from buttress.assess.model import ArchitectureSpec
@@ -80,17 +79,13 @@ class ReliabilitySpecBase(BaseModel):
     def _finite_numbers(cls, data: Any) -> Any:
         # NaN and infinities are never a valid number in reliability.yaml (an SLO objective of
         # .nan, a rate of .inf): refuse them wherever they are, before any section reads them.
-        found = non_finite(data)
-        if found is not None:
-            raise located(found[0], f"must be a finite number, got {_yaml_number(found[1])}")
+        check_finite(data)
         return data
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ReliabilitySpecBase:
         # A number that only became NaN or infinite in validation ("nan", "1e999" as strings).
-        found = _non_finite_field(self)
-        if found is not None:
-            raise located(found[0], f"must be a finite number, got {_yaml_number(found[1])}")
+        check_finite_fields(self)
         # Checks across sections: a section model (or each item of a list section) may define
         # check_spec(root), a list section's item type check_items(items, root), raising
         # located(...) errors relative to the root (see .sections).
@@ -109,31 +104,6 @@ class ReliabilitySpecBase(BaseModel):
                 if callable(check):
                     check(self)
         return self
-
-
-def _yaml_number(value: float) -> str:
-    return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
-
-
-def _non_finite_field(model: BaseModel) -> tuple[Loc, float] | None:
-    """The first NaN or infinite float among the fields the file set, in ``model`` and the models,
-    lists and dicts below it, with its location in the file (keys by alias)."""
-    stack: list[tuple[Loc, Any]] = [((), model)]
-    while stack:
-        where, value = stack.pop()
-        if isinstance(value, float) and not math.isfinite(value):
-            return where, value
-        if isinstance(value, BaseModel):
-            fields = type(value).model_fields
-            for name in value.model_fields_set:
-                info = fields.get(name)
-                if info is not None:
-                    stack.append(((*where, info.alias or name), getattr(value, name, None)))
-        elif isinstance(value, dict):
-            stack.extend(((*where, str(k)), v) for k, v in value.items())
-        elif isinstance(value, list | tuple):
-            stack.extend(((*where, i), v) for i, v in enumerate(value))
-    return None
 
 
 if TYPE_CHECKING:

@@ -36,6 +36,10 @@ __all__ = [
     "load_yaml_text",
     "located",
     "non_finite",
+    "non_finite_field",
+    "check_finite",
+    "check_finite_fields",
+    "not_finite",
     "spec_error",
     "validate",
 ]
@@ -609,6 +613,50 @@ def non_finite(data: Any, loc: Loc = ()) -> tuple[Loc, float] | None:
             stack.extend(((*where, str(k)), v) for k, v in reversed(list(value.items())))
         elif isinstance(value, list):
             stack.extend(((*where, i), v) for i, v in reversed(list(enumerate(value))))
+    return None
+
+
+def not_finite(found: tuple[Loc, float]) -> PydanticCustomError:
+    """The error for a NaN or infinity found by :func:`non_finite` or :func:`non_finite_field`,
+    written as YAML writes it (``.nan``, ``.inf``, ``-.inf``)."""
+    where, value = found
+    shown = ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    return located(where, f"must be a finite number, got {shown}")
+
+
+def check_finite(data: Any, loc: Loc = ()) -> None:
+    """Raise :func:`not_finite` for the first NaN or infinity in plain ``data`` (at ``loc``)."""
+    found = non_finite(data, loc)
+    if found is not None:
+        raise not_finite(found)
+
+
+def check_finite_fields(model: BaseModel) -> None:
+    """Raise :func:`not_finite` for the first NaN or infinity among ``model``'s fields (a number
+    that only became one in validation: ``"nan"``, ``"1e999"`` as strings)."""
+    found = non_finite_field(model)
+    if found is not None:
+        raise not_finite(found)
+
+
+def non_finite_field(model: BaseModel) -> tuple[Loc, float] | None:
+    """The first NaN or infinite float among the fields the file set, in ``model`` and the models,
+    lists and dicts below it, with its location in the file (keys by alias)."""
+    stack: list[tuple[Loc, Any]] = [((), model)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return where, value
+        if isinstance(value, BaseModel):
+            fields = type(value).model_fields
+            for name in value.model_fields_set:
+                info = fields.get(name)
+                if info is not None:
+                    stack.append(((*where, info.alias or name), getattr(value, name, None)))
+        elif isinstance(value, dict):
+            stack.extend(((*where, str(k)), v) for k, v in value.items())
+        elif isinstance(value, list | tuple):
+            stack.extend(((*where, i), v) for i, v in enumerate(value))
     return None
 
 

@@ -40,10 +40,12 @@ DISRUPTION = "delete"
 
 
 def drill_lab(lab: LoadedLab) -> LoadedLab:
-    """``lab`` turned into its drill: the drill's length, one ``data_loss`` fault, and no other
+    """``lab`` turned into its drill: the drill's length, one ``data_loss`` fault, no other
     hypothesis but the audit log's (orders committed after the last backup are lost by design:
-    the drill measures how many, it does not forbid it), unless ``drill.nothing_lost`` says the
-    design fills the backup's gap (a copy elsewhere): then nothing acknowledged may be lost."""
+    the drill measures how many, it does not forbid it, unless ``drill.nothing_lost`` says the
+    design fills the backup's gap from a copy elsewhere), and no supervision (``healing:``): the
+    restore is the recovery the drill measures, and a supervisor restarting the target on its
+    deleted file would race it."""
     exp = lab.experiments
     drill = exp.drill
     if drill is None:
@@ -55,7 +57,9 @@ def drill_lab(lab: LoadedLab) -> LoadedLab:
         update={"duration": drill.duration, "quick_duration": drill.duration}
     )
     hypotheses = HypothesesSpec(nothing_lost=drill.nothing_lost, audit_log=exp.hypotheses.audit_log)
-    drilled = exp.model_copy(update={"plan": [fault], "load": load, "hypotheses": hypotheses})
+    drilled = exp.model_copy(
+        update={"plan": [fault], "load": load, "hypotheses": hypotheses, "healing": None}
+    )
     return LoadedLab(lab.spec, drilled, lab.file, lab.app_dir)
 
 

@@ -38,6 +38,7 @@ from buttress.slo import math as slomath
 from buttress.slo.evaluator import evaluate
 from buttress.slo.spec import LatencySLI, RatioSLI, SLOSpec, WindowSLI
 
+from .caught import caught_budget, caught_in_flight
 from .compare import add_amplification, attempt_totals, beats_typical
 from .driver import Sample, lag_stats
 from .load import LoadedLab
@@ -203,6 +204,7 @@ def _faults(
     timeout = lab.experiments.load.timeout
     faults: list[dict[str, Any]] = []
     starts = sorted(a.applied_at for a in plan.faults if a.applied_at is not None)
+    windows: list[tuple[str, float, float]] = []
     for a in plan.faults:
         entry = a.to_json()
         per_slo: dict[str, float | None] = {}
@@ -212,6 +214,7 @@ def _faults(
             hi = (a.removed_at if a.removed_at is not None else duration) + timeout
             # A request is charged to one fault only: the window ends where the next one begins.
             hi = min([hi, *(t for t in starts if t > lo)])
+            windows.append((a.fault.name, lo, hi))
             for s in slos:
                 k = s["request_kind"]
                 total = requests[k]["total"] if k else 0
@@ -225,6 +228,10 @@ def _faults(
         entry["budget_consumed"] = per_slo
         entry["bad_requests"] = bad_requests
         faults.append(entry)
+    kinds = {s["name"]: s["request_kind"] for s in slos if s["request_kind"]}
+    caught = caught_in_flight(samples, windows, kinds)
+    for entry in faults:
+        entry["caught_in_flight"] = caught.get(entry["name"], {})
     return faults
 
 
@@ -486,11 +493,12 @@ def _judged_verdict(run: dict[str, Any], name: str, leave_out: list[str]) -> tup
     if not leave_out or slo["verdict"] == "no data":
         return slo["verdict"], slo["verdict"]
     spent = {f["name"]: f["budget_consumed"].get(name) or 0.0 for f in run["faults"]}
-    left_out = sum(spent.get(fault, 0.0) for fault in leave_out)
-    rest = slo["budget_consumed"] - left_out
+    caught, n_caught = caught_budget(run, name, leave_out)
+    rest = slo["budget_consumed"] - sum(spent.get(fault, 0.0) for fault in leave_out) - caught
     got = "held" if rest <= 1 else "burned"
+    struck = f" and the {n_caught} bad request(s) it caught in flight" if n_caught else ""
     observed = (
-        f"{got}: {rest:.0%} of the budget outside {', '.join(leave_out)} "
+        f"{got}: {rest:.0%} of the budget outside {', '.join(leave_out)}{struck} "
         f"({slo['budget_consumed']:.0%} over the whole run, {slo['verdict']})"
     )
     return got, observed

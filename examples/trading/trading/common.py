@@ -1,0 +1,145 @@
+"""What every trading service reads from the lab's environment, and the skewed clock of a site.
+
+`buttress lab examples/trading` starts each service with these variables (docs/shop-lab.md):
+
+    BUTTRESS_LAB_SPEC        the reliability.yaml with the policies, SLOs and modes
+    BUTTRESS_LAB_POLICIES    "on" (Buttress's policies, the default) or "off" (plain calls); this
+                             example has no "typical" run (experiments.runs: off, on)
+    BUTTRESS_LAB_UPSTREAMS   JSON {service: [base URL of each instance, through the fault proxy]}
+    BUTTRESS_LAB_STORE       the SQLite store the desk records its SLIs into (optional)
+    BUTTRESS_LAB_DATA        the instance's own data directory (the venue's book is beside it)
+    BUTTRESS_LAB_INSTANCE    this instance's name (gateway-1, venue-2, ...)
+    BUTTRESS_LAB_MODE_STATE  the degraded-mode file remediation switches (the kill switch)
+
+and, set in reliability.yaml:
+
+    TRADING_CLOCK_SKEW       seconds each instance's wall clock is off, in instance order
+                             ("0,2.5": gateway-1 on time, gateway-2 2.5 s ahead)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from buttress.spec import load_spec
+from buttress.spec.document import ReliabilitySpec
+
+RUNS = ("on", "off")
+
+
+def env_number(name: str, default: float, env: Mapping[str, str] = os.environ) -> float:
+    """A number from the environment, or a message naming the variable."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, not {raw!r}") from None
+    if not math.isfinite(value):
+        raise SystemExit(f"{name} must be a finite number, not {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service's view of the lab's environment variables."""
+
+    spec_path: Path
+    mode: str
+    upstreams: dict[str, list[str]]
+    store: str | None
+    data: Path
+    instance: str
+    mode_file: str | None
+    skew: float
+
+    @classmethod
+    def from_env(cls, service: str, env: Mapping[str, str] = os.environ) -> Settings:
+        here = Path(__file__).resolve().parent.parent
+        mode = env.get("BUTTRESS_LAB_POLICIES", "on").lower()
+        if mode not in RUNS:
+            raise SystemExit(
+                f"BUTTRESS_LAB_POLICIES={mode!r}: the trading platform runs with policies on or "
+                "off (it has no typical baseline: experiments.runs in reliability.yaml)"
+            )
+        try:
+            upstreams = json.loads(env.get("BUTTRESS_LAB_UPSTREAMS", "{}"))
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"BUTTRESS_LAB_UPSTREAMS is not JSON: {e.msg}") from None
+        data = Path(env.get("BUTTRESS_LAB_DATA", here / ".data" / service))
+        data.mkdir(parents=True, exist_ok=True)
+        return cls(
+            spec_path=Path(env.get("BUTTRESS_LAB_SPEC", here / "reliability.yaml")),
+            mode=mode,
+            upstreams={str(k): [str(u) for u in v] for k, v in upstreams.items()},
+            store=env.get("BUTTRESS_LAB_STORE") or None,
+            data=data,
+            instance=env.get("BUTTRESS_LAB_INSTANCE", service),
+            mode_file=env.get("BUTTRESS_LAB_MODE_STATE") or None,
+            skew=0.0,
+        )._skewed(env.get("TRADING_CLOCK_SKEW", ""))
+
+    @property
+    def on(self) -> bool:
+        """Buttress's policies are on."""
+        return self.mode == "on"
+
+    @cached_property
+    def spec(self) -> ReliabilitySpec:
+        return load_spec(self.spec_path)
+
+    def urls(self, service: str) -> list[str]:
+        """The base URLs of ``service``'s instances; none stops the service with a message."""
+        urls = self.upstreams.get(service)
+        if not urls:
+            raise SystemExit(f"no upstream for {service!r} in BUTTRESS_LAB_UPSTREAMS")
+        return urls
+
+    def _skewed(self, raw: str) -> Settings:
+        """With this instance's entry of ``TRADING_CLOCK_SKEW`` (none: 0)."""
+        skews = [x.strip() for x in raw.split(",")] if raw.strip() else []
+        if self.index >= len(skews):
+            return self
+        skew = env_number("TRADING_CLOCK_SKEW", 0.0, {"TRADING_CLOCK_SKEW": skews[self.index]})
+        return dataclasses.replace(self, skew=skew)
+
+    @property
+    def index(self) -> int:
+        """This instance's number from 0 (``gateway-2`` -> 1; a single instance -> 0)."""
+        _, _, n = self.instance.rpartition("-")
+        return int(n) - 1 if n.isdigit() else 0
+
+
+class SkewedClock:
+    """A :class:`buttress.Clock` whose wall clock is ``skew`` seconds off, as a site's clock drifts
+    or is stepped by a bad NTP server.  Its monotonic clock is the machine's: elapsed time, which is
+    all a relative deadline (``X-Buttress-Deadline-Ms``) needs, is measured the same on every
+    site, whatever their wall clocks say."""
+
+    def __init__(self, skew: float) -> None:
+        self.skew = skew
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time() + self.skew
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    async def sleep_async(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def __repr__(self) -> str:
+        return f"SkewedClock(skew={self.skew:+g}s)"
