@@ -57,6 +57,9 @@ COMMANDS: dict[str, list[list[str]]] = {
     "outbox/reliability.yaml": [["spec", "validate"], ["slo", "validate"]],
     "surge/reliability.yaml": [["spec", "validate"], ["slo", "validate"]],
     "saas/reliability.yaml": [["spec", "validate"], ["slo", "validate"]],
+    "trading/reliability.yaml": [["spec", "validate"], ["slo", "validate"]],
+    "clinical/reliability.yaml": [["spec", "validate"], ["slo", "validate"]],
+    "government/reliability.yaml": [["spec", "validate"], ["slo", "validate"]],
 }
 
 
