@@ -52,6 +52,7 @@ other command that loads ``reliability.yaml`` (:func:`buttress.spec.load_spec`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -70,7 +71,7 @@ from pydantic_core import PydanticCustomError
 from buttress.errors import SpecError
 from buttress.spec.sections import register_section
 from buttress.spec.source import Document, load_yaml, validate
-from buttress.spec.types import Duration, PositiveDuration, PositiveShare, Share
+from buttress.spec.types import Duration, PositiveDuration, PositiveShare, Share, format_duration
 
 from .model_checks import (
     Loc,
@@ -585,26 +586,19 @@ def bia_problems(name: str, j: JourneySpec) -> list[tuple[Loc, str]]:
     if bia is None:
         return []
     out: list[tuple[Loc, str]] = []
+    shown = functools.partial(format_duration, days_from=2)  # 24h, as a BIA writes it, not 1d
     for kind in DISRUPTIONS:
         rto = getattr(j.rto, kind)
         if rto is not None and rto + bia.wrt > bia.mtd + 1e-9:
             out.append(
                 (
                     ("journeys", name, "rto", kind),
-                    f"RTO {_dur(rto)} plus the work recovery time {_dur(bia.wrt)} exceeds the "
-                    f"maximum tolerable downtime {_dur(bia.mtd)} (bia.mtd): RTO + WRT must not "
+                    f"RTO {shown(rto)} plus the work recovery time {shown(bia.wrt)} exceeds the "
+                    f"maximum tolerable downtime {shown(bia.mtd)} (bia.mtd): RTO + WRT must not "
                     "exceed MTD",
                 )
             )
     return out
-
-
-def _dur(seconds: float) -> str:
-    """Whole days (from two), hours or minutes when exact, else seconds: ``72h``, ``3d``."""
-    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
-        if seconds >= max(size, 2 * 86400.0 if unit == "d" else 0) and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
 
 
 def load_architecture(path: str | Path) -> tuple[ArchitectureSpec, Document]:

@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from buttress.spec.types import format_duration
+
 __all__ = ["CALENDAR_NOMINAL", "LABEL", "NAME", "StrictModel", "check_kind", "format_duration"]
 
 NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -16,19 +18,6 @@ LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CALENDAR_NOMINAL = {"week": 7 * 86400.0, "month": 30 * 86400.0, "quarter": 90 * 86400.0}
 """Nominal lengths (seconds) of calendar windows, used where a fixed length is needed (Prometheus
 rules and burn-rate thresholds): a week is 7 days, a month 30 days, a quarter 90 days."""
-
-
-def format_duration(seconds: float) -> str:
-    """The duration text for ``seconds`` in the largest unit that divides it exactly.
-
-    ``3600`` -> ``1h``, ``5400`` -> ``90m``, ``28 x 86400`` -> ``28d`` (units d, h, m, s, ms; the
-    text is valid in PromQL range selectors and in YAML).
-    """
-    ms = round(seconds * 1000)
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if ms >= size and ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms"
 
 
 class StrictModel(BaseModel):

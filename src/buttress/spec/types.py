@@ -14,11 +14,28 @@ __all__ = [
     "PositiveDuration",
     "PositiveShare",
     "Share",
+    "format_duration",
     "parse_duration",
 ]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def format_duration(seconds: float, *, days_from: int = 1) -> str:
+    """The duration text for ``seconds`` in the largest unit that divides it exactly, the inverse of
+    :func:`parse_duration`.
+
+    ``3600`` -> ``1h``, ``5400`` -> ``90m``, ``28 x 86400`` -> ``28d`` (units d, h, m, s, ms; the
+    text is valid in PromQL range selectors and in YAML).  Days are used only from ``days_from``
+    days on (``days_from=2``: ``24h``, not ``1d``).
+    """
+    ms = round(seconds * 1000)
+    day = 86_400_000
+    for unit, size in (("d", day), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms >= max(size, day * days_from if unit == "d" else 0) and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
 
 
 def parse_duration(value: Any) -> float:
