@@ -8,8 +8,6 @@ down, each leaving no process behind."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,23 +17,14 @@ import pytest
 from buttress.lab.system.load import load_lab
 from shop.helpers import ROOT, new_marker, run_lab, wait_no_marked
 
+from .helpers import cli, quick_lab
+
 CLINICAL = ROOT / "examples" / "clinical"
 CRITICAL = ("lookup", "interactions", "chart", "alert")
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "buttress.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=60,
-    )
-
-
 def test_the_spec_validates_and_names_what_the_lab_needs() -> None:
-    done = _cli("spec", "validate", str(CLINICAL / "reliability.yaml"))
+    done = cli("spec", "validate", str(CLINICAL / "reliability.yaml"))
     assert 0 == done.returncode, done.stderr
     lab = load_lab(CLINICAL)
     exp = lab.experiments
@@ -67,7 +56,7 @@ def test_the_spec_validates_and_names_what_the_lab_needs() -> None:
 
 def test_assess_answers_in_under_5s_with_the_verdicts_the_docs_quote() -> None:
     start = time.monotonic()
-    done = _cli("assess", str(CLINICAL / "reliability.yaml"), "--json")
+    done = cli("assess", str(CLINICAL / "reliability.yaml"), "--json")
     elapsed = time.monotonic() - start
     assert 0 == done.returncode, done.stderr  # every verdict passes
     assert elapsed < 5.0, elapsed
@@ -109,14 +98,7 @@ def _bad_during(run: dict[str, Any], fault: str, kind: str) -> int:
 @pytest.mark.serial
 @pytest.mark.usefixtures("lab_lock")
 def test_the_quick_lab_keeps_patient_safety_through_every_fault(tmp_path: Path) -> None:
-    marker = new_marker()
-    start = time.monotonic()
-    done = run_lab(CLINICAL, tmp_path / "report", marker, "--quick", "--json", timeout=150)
-    elapsed = time.monotonic() - start
-    result = json.loads(done.stdout) if done.stdout.startswith("{") else {}
-    failed = [h for h in result.get("hypotheses", []) if h["passed"] is False]
-    assert done.returncode in (0, 3), f"{failed or done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    assert [] == wait_no_marked(marker)  # nothing left running
+    done, result, elapsed = quick_lab(CLINICAL, tmp_path / "report")
     assert elapsed < 90, elapsed  # the issue's figure, both runs included
     assert ["off", "on"] == list(result["runs"])
     off, on = result["runs"]["off"], result["runs"]["on"]

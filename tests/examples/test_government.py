@@ -7,8 +7,6 @@ nothing lost, its report read back by ``buttress report`` against the quarterly 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,23 +16,14 @@ from buttress.incident import IncidentStore
 from buttress.lab.system.load import load_lab
 from shop.helpers import ROOT, new_marker, run_lab, wait_no_marked
 
+from .helpers import cli, quick_lab
+
 GOV = ROOT / "examples" / "government"
 FAULTS = ["primary-site-lost", "storage-corrupted", "long-outage"]
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "buttress.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=60,
-    )
-
-
 def test_the_spec_validates_with_a_business_impact_analysis_per_function() -> None:
-    done = _cli("spec", "validate", str(GOV / "reliability.yaml"))
+    done = cli("spec", "validate", str(GOV / "reliability.yaml"))
     assert 0 == done.returncode, done.stderr
     lab = load_lab(GOV)
     journeys = lab.spec.architecture.journeys  # type: ignore[union-attr]
@@ -50,7 +39,7 @@ def test_the_spec_validates_with_a_business_impact_analysis_per_function() -> No
 
 def test_assess_gives_the_documented_verdicts_in_under_5_s() -> None:
     started = time.monotonic()
-    done = _cli("assess", str(GOV / "reliability.yaml"), "--json")
+    done = cli("assess", str(GOV / "reliability.yaml"), "--json")
     elapsed = time.monotonic() - started
     assert 0 == done.returncode, done.stderr  # every target met, no RTO/RPO breached
     assert elapsed < 5.0
@@ -79,14 +68,7 @@ def test_assess_gives_the_documented_verdicts_in_under_5_s() -> None:
 @pytest.mark.serial
 @pytest.mark.usefixtures("lab_lock")
 def test_the_quick_lab_passes_with_the_documented_figures(tmp_path: Path) -> None:
-    marker = new_marker()
-    started = time.monotonic()
-    done = run_lab(GOV, tmp_path / "report", marker, "--quick", "--json", timeout=150)
-    wall = time.monotonic() - started
-    result = json.loads(done.stdout) if done.stdout.startswith("{") else {}
-    failed = [h for h in result.get("hypotheses", []) if h["passed"] is False]
-    assert done.returncode in (0, 3), f"{failed or done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    assert [] == wait_no_marked(marker)
+    done, result, wall = quick_lab(GOV, tmp_path / "report")
     assert wall < 90, f"the quick lab took {wall:.0f} s"
     assert ["off", "on"] == list(result["runs"])
     for run in result["runs"].values():
@@ -156,7 +138,7 @@ def test_the_drill_meets_rto_and_rpo_and_its_report_is_the_evidence(tmp_path: Pa
     # The kept report is what `buttress report` reads: one drill, the quarterly schedule met.
     store = tmp_path / "incidents.db"
     IncidentStore(store).close()
-    report = _cli("report", "--store", str(store), "--spec", str(GOV / "reliability.yaml"),
+    report = cli("report", "--store", str(store), "--spec", str(GOV / "reliability.yaml"),
                   "--lab", str(evidence), "--since", "90d")  # fmt: skip
     assert 0 == report.returncode, report.stderr
     assert "Drill schedule (every 90 days): MET, 1 drill(s) held" in report.stdout

@@ -15,7 +15,9 @@ import pytest
 
 from buttress.failover import shuffle_shard
 from buttress.lab.system.load import load_lab
-from shop.helpers import ROOT, lab_env, new_marker, run_lab, wait_no_marked
+from shop.helpers import ROOT, lab_env, new_marker, wait_no_marked
+
+from .helpers import cli, quick_lab
 
 SAAS = ROOT / "examples" / "saas"
 TENANTS = ["acme", "globex", "initech", "umbrella", "wayne", "hooli", "piedpiper"]
@@ -24,19 +26,8 @@ SLA = {"acme": 99.95, "globex": 99.95, "initech": 99.9, "umbrella": 99.9, "wayne
        "hooli": 99.0, "piedpiper": 99.0}  # fmt: skip
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "buttress.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=60,
-    )
-
-
 def test_the_spec_validates_with_one_request_kind_and_one_slo_per_tenant() -> None:
-    done = _cli("spec", "validate", str(SAAS / "reliability.yaml"))
+    done = cli("spec", "validate", str(SAAS / "reliability.yaml"))
     assert 0 == done.returncode, done.stderr
     lab = load_lab(SAAS)
     exp = lab.experiments
@@ -56,7 +47,7 @@ def test_the_spec_validates_with_one_request_kind_and_one_slo_per_tenant() -> No
 
 def test_assess_gives_the_documented_verdicts_in_under_5_s() -> None:
     started = time.monotonic()
-    done = _cli("assess", str(SAAS / "reliability.yaml"), "--json")
+    done = cli("assess", str(SAAS / "reliability.yaml"), "--json")
     elapsed = time.monotonic() - started
     assert 0 == done.returncode, done.stderr  # every tier's journey meets its SLA
     assert elapsed < 5.0
@@ -79,14 +70,7 @@ def test_assess_gives_the_documented_verdicts_in_under_5_s() -> None:
 @pytest.mark.serial
 @pytest.mark.usefixtures("lab_lock")
 def test_the_quick_lab_passes_with_the_documented_figures(tmp_path: Path) -> None:
-    marker = new_marker()
-    started = time.monotonic()
-    done = run_lab(SAAS, tmp_path / "report", marker, "--quick", "--json", timeout=150)
-    wall = time.monotonic() - started
-    result = json.loads(done.stdout) if done.stdout.startswith("{") else {}
-    failed = [h for h in result.get("hypotheses", []) if h["passed"] is False]
-    assert done.returncode in (0, 3), f"{failed or done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    assert [] == wait_no_marked(marker)
+    done, result, wall = quick_lab(SAAS, tmp_path / "report")
     assert wall < 90, f"the quick lab took {wall:.0f} s"
     assert ["off", "on"] == list(result["runs"])
     for run in result["runs"].values():

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from buttress.lab.system.load import load_lab
-from shop.helpers import ROOT, new_marker, run_lab, wait_no_marked
+from shop.helpers import ROOT
+
+from .helpers import quick_lab
 
 SURGE = ROOT / "examples" / "surge"
 
@@ -77,14 +79,7 @@ def test_assess_answers_in_under_5s_with_the_verdicts_the_docs_quote() -> None:
 def test_the_quick_lab_holds_checkout_through_the_surge_and_sheds_browse_first(
     tmp_path: Path,
 ) -> None:
-    marker = new_marker()
-    start = time.monotonic()
-    done = run_lab(SURGE, tmp_path / "report", marker, "--quick", "--json", timeout=150)
-    elapsed = time.monotonic() - start
-    result = json.loads(done.stdout) if done.stdout.startswith("{") else {}
-    failed = [h for h in result.get("hypotheses", []) if h["passed"] is False]
-    assert done.returncode in (0, 3), f"{failed or done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    assert [] == wait_no_marked(marker)  # nothing left running
+    _, result, elapsed = quick_lab(SURGE, tmp_path / "report")
     assert elapsed < 90, elapsed  # the figure, both runs included
     assert ["off", "on"] == list(result["runs"])  # experiments.runs: no typical baseline
     off, on = result["runs"]["off"], result["runs"]["on"]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,20 +22,11 @@ from buttress.integrations.asgi import ResilienceMiddleware
 from buttress.lab.system.load import load_lab
 from buttress.policies.hedge import Hedge
 from buttress.spec import build_pipeline
-from shop.helpers import ROOT, new_marker, run_lab, wait_no_marked
+from shop.helpers import ROOT
+
+from .helpers import cli, quick_lab
 
 TRADING = ROOT / "examples" / "trading"
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "buttress.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=60,
-    )
 
 
 @pytest.fixture
@@ -50,7 +39,7 @@ def trading(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def test_the_spec_validates_with_two_sites_hedges_and_a_kill_switch() -> None:
-    done = _cli("spec", "validate", str(TRADING / "reliability.yaml"))
+    done = cli("spec", "validate", str(TRADING / "reliability.yaml"))
     assert 0 == done.returncode, done.stderr
     lab = load_lab(TRADING)
     exp = lab.experiments
@@ -76,7 +65,7 @@ def test_the_spec_validates_with_two_sites_hedges_and_a_kill_switch() -> None:
 
 def test_assess_gives_the_documented_verdicts_in_under_5_s() -> None:
     started = time.monotonic()
-    done = _cli("assess", str(TRADING / "reliability.yaml"), "--json")
+    done = cli("assess", str(TRADING / "reliability.yaml"), "--json")
     elapsed = time.monotonic() - started
     assert 0 == done.returncode, done.stderr
     assert elapsed < 5.0, elapsed
@@ -171,14 +160,7 @@ async def test_an_attempt_of_the_desk_ends_when_the_whole_answer_is_in(
 @pytest.mark.serial
 @pytest.mark.usefixtures("lab_lock")
 def test_the_quick_lab_holds_the_order_path_through_every_fault(tmp_path: Path) -> None:
-    marker = new_marker()
-    started = time.monotonic()
-    done = run_lab(TRADING, tmp_path / "report", marker, "--quick", "--json", timeout=150)
-    wall = time.monotonic() - started
-    result = json.loads(done.stdout) if done.stdout.startswith("{") else {}
-    failed = [h for h in result.get("hypotheses", []) if h["passed"] is False]
-    assert done.returncode in (0, 3), f"{failed or done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    assert [] == wait_no_marked(marker)  # nothing left running
+    done, result, wall = quick_lab(TRADING, tmp_path / "report")
     assert wall < 90, f"the quick lab took {wall:.0f} s"
     assert ["off", "on"] == list(result["runs"])
     off, on = result["runs"]["off"], result["runs"]["on"]
