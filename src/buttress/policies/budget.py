@@ -244,11 +244,12 @@ class RetryBudget:
         The decision is made at the time read *under the lock*: ``now`` was read before waiting for
         it, and deciding at a stale time would count deposits that expired meanwhile (under 16
         threads, up to ~9.5% more retries than ratio and floor allow).  So when the budget's clock
-        reads ``now`` or up to one slice later, that reading is the decision time; a ``now`` from
-        another time base (a simulation, a test's explicit times) is used as given."""
+        reads ``now`` or up to one window later, that reading is the decision time; a ``now`` from
+        another time base (a simulation, a test's explicit times) is used as given.  (One slice
+        was not enough: on a loaded machine a thread waited longer than a slice for the lock.)"""
         with self._lock:
             t = self.clock.monotonic()
-            if now <= t < now + self._slice_len:
+            if now <= t < now + self.ttl:
                 now = t
             if now >= self.current.end:
                 self._open_locked(now)

@@ -30,6 +30,8 @@ def format_duration(seconds: float, *, days_from: int = 1) -> str:
     text is valid in PromQL range selectors and in YAML).  Days are used only from ``days_from``
     days on (``days_from=2``: ``24h``, not ``1d``).
     """
+    if not math.isfinite(seconds * 1000):  # beyond any unit (1e308 s): plain seconds, not a crash
+        return f"{seconds:g}s"
     ms = round(seconds * 1000)
     day = 86_400_000
     for unit, size in (("d", day), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
@@ -54,12 +56,13 @@ def parse_duration(value: Any) -> float:
             seconds = float(text)
         except ValueError:
             pos = 0
-            seconds = 0.0
+            ms = 0.0  # summed in milliseconds (exact unit sizes), divided once: 29211ms is 29.211
             for m in _PART.finditer(text):
                 if m.start() != pos:
                     break
-                seconds += float(m.group(1)) * _UNITS[m.group(2)]
+                ms += float(m.group(1)) * (_UNITS[m.group(2)] * 1000)
                 pos = m.end()
+            seconds = ms / 1000
             if pos != len(text):
                 raise ValueError(
                     f"cannot read {value!r} as a duration; use e.g. '250ms', '2s', '5m', '1h'"
