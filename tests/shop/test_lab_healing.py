@@ -133,13 +133,28 @@ def test_supervision_spends_under_a_quarter_of_the_budget_off_spends(tmp_path: P
     for name in ("datastore-crash-loop", "datastore-hang"):
         ttr = by_name[name]["time_to_recover"]
         assert ttr is not None and ttr < 8.0, by_name[name]
-    # Remediation switched the degraded mode on while checkout burned, and journaled it.
-    assert healing["modes"], healing
-    assert healing["modes"][0]["mode"] == "essential-only"
-    assert any(e["action"] == "mode essential-only" for e in healing["journal"])
+    # Remediation switched the degraded mode on whenever checkout's burn signal held for the
+    # rule's second (healing.yaml: `for: 1s`, ticks every 0.5 s), only then, and journaled it.
+    # How long checkout burns depends on how fast the supervisor mends (usually the leak's
+    # restart burns for a few seconds; in about one run in ten nothing burns for a second).
+    burns = [b for b in healing["burns"] if b["slo"] == "checkout"]
+    held = [b for b in burns if b["to"] - b["from"] >= 1.2]
+    for b in held:
+        assert any(
+            m["on_at"] <= b["to"] + 0.1 and (m["off_at"] is None or m["off_at"] >= b["from"])
+            for m in healing["modes"]
+        ), (b, healing)
+    for m in healing["modes"]:
+        assert m["mode"] == "essential-only"
+        assert any(b["from"] + 0.9 <= m["on_at"] <= b["to"] + 0.1 for b in burns), (m, burns)
+    switched = [e for e in healing["journal"] if e["action"] == "mode essential-only"]
+    assert len(switched) == len(healing["modes"]), healing
     assert all(e["outcome"] == "done" for e in healing["journal"])
     report = Path(result["report"]).read_text(encoding="utf-8")
-    assert "Self-healing" in report and "essential-only" in report
+    assert "Self-healing" in report
+    assert ("switched the system to its degraded mode essential-only" in report) == bool(
+        healing["modes"]
+    )
     assert any(r[0] == "restarts by the supervisor" for r in result["side_by_side"])
     # The figure: crash loop and hang each spend under a quarter of off's budget.
     figure = [h for h in result["hypotheses"] if "under supervision" in h["hypothesis"]]

@@ -339,6 +339,11 @@ class Healer:
         write_state(self.mode_file, None, "lab start", time.time())
         self.switch = ModeSwitch.from_spec(lab.spec, state_file=self.mode_file)
         self.modes: list[dict[str, Any]] = []
+        # Each stretch of ticks at which an SLO's burn signal was active: {slo, from, to, peak}
+        # (run seconds), so a reader can tell a burn too short for a rule's hold from a rule that
+        # did not act.
+        self.burns: list[dict[str, Any]] = []
+        self._burning: dict[str, dict[str, Any]] = {}
         self.switch.on_change(self._changed)
         try:
             self.remediator = build_remediator(
@@ -373,8 +378,21 @@ class Healer:
                     continue
                 active = rate >= self.burn.rate
                 figures = {"burn_rate": round(rate, 1), "window": self.burn.window, "requests": n}
+                self._trace(self.slos[kind][0], active, rate, now)
                 self.remediator.signal(Signal("slo_burn", self.slos[kind][0], active, figures))
             self.remediator.tick()
+
+    def _trace(self, slo: str, active: bool, rate: float, now: float) -> None:
+        stretch = self._burning.get(slo)
+        if not active:
+            self._burning.pop(slo, None)
+            return
+        if stretch is None:
+            stretch = {"slo": slo, "from": round(now, 3), "to": round(now, 3), "peak": 0.0}
+            self._burning[slo] = stretch
+            self.burns.append(stretch)
+        stretch["to"] = round(now, 3)
+        stretch["peak"] = max(stretch["peak"], round(rate, 1))
 
     def figures(self) -> dict[str, Any]:
         journal = [
@@ -388,7 +406,7 @@ class Healer:
             }
             for e in self.remediator.journal.entries
         ]
-        return {"journal": journal, "modes": self.modes}
+        return {"journal": journal, "modes": self.modes, "burns": self.burns}
 
 
 # -- figures, hypotheses, report rows -----------------------------------------------------------
@@ -517,6 +535,13 @@ def healing_sentences(runs: dict[str, Any]) -> list[str]:
             out.append(
                 f"Remediation switched the system to its degraded mode {x['mode']} at "
                 f"{x['on_at']:.1f} s, when {subject} burned its budget fast; {off}."
+            )
+        if not h["modes"] and h.get("burns"):
+            longest = max(h["burns"], key=lambda b: b["to"] - b["from"])
+            out.append(
+                f"Remediation did not act: the longest fast burn ({longest['slo']}, from "
+                f"{longest['from']:.1f} s) lasted {longest['to'] - longest['from']:.1f} s, "
+                "shorter than its rules' hold."
             )
     return out
 

@@ -349,7 +349,13 @@ class _Run:
         self._phase("stop", mark)
         if isinstance(self.services, SupervisedServices):
             events = self.services.events
-            healing = {"restarts": restarts(events), "events": events, "journal": [], "modes": []}
+            healing = {
+                "restarts": restarts(events),
+                "events": events,
+                "journal": [],
+                "modes": [],
+                "burns": [],
+            }
             if self.healer is not None:
                 healing |= self.healer.figures()
             self.result["healing"] = healing
