@@ -72,6 +72,24 @@ def _toxic_body(
     return body
 
 
+def _toxic_update_body(toxicity: float | None, attributes: dict[str, Any]) -> dict[str, Any]:
+    # A toxicity left out keeps the toxic's current one (the server merges the update).
+    body: dict[str, Any] = {"attributes": attributes}
+    if toxicity is not None:
+        body["toxicity"] = toxicity
+    return body
+
+
+def _unreachable(url: str, error: httpx.HTTPError) -> ProxyAPIError:
+    # Status 0: no answer at all, as opposed to an error the server answered with.
+    return ProxyAPIError(0, f"cannot reach the control API at {url}: {error}")
+
+
+def _version_of(data: Any) -> str:
+    # Ours (and recent toxiproxy) answer {"version": ...}; older toxiproxy, a bare string.
+    return str(data["version"]) if isinstance(data, dict) else str(data)
+
+
 def _split(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     return host.strip("[]"), int(port)
@@ -140,9 +158,7 @@ class ProxyHandle(_Info):
     def update_toxic(
         self, name: str, *, toxicity: float | None = None, **attributes: Any
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"attributes": attributes}
-        if toxicity is not None:
-            body["toxicity"] = toxicity
+        body = _toxic_update_body(toxicity, attributes)
         out: dict[str, Any] = self.client._req("POST", f"/proxies/{self.name}/toxics/{name}", body)
         return out
 
@@ -202,12 +218,12 @@ class Client:
         try:
             resp = self._http.request(method, path, json=body)
         except httpx.HTTPError as e:
-            raise ProxyAPIError(0, f"cannot reach the control API at {self.url}: {e}") from None
+            raise _unreachable(self.url, e) from None
         return _check(resp)
 
     def version(self) -> str:
         data = self._req("GET", "/version")
-        return str(data["version"]) if isinstance(data, dict) else str(data)
+        return _version_of(data)
 
     def proxies(self) -> dict[str, ProxyHandle]:
         data = self._req("GET", "/proxies")
@@ -274,9 +290,7 @@ class AsyncProxyHandle(_Info):
     async def update_toxic(
         self, name: str, *, toxicity: float | None = None, **attributes: Any
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"attributes": attributes}
-        if toxicity is not None:
-            body["toxicity"] = toxicity
+        body = _toxic_update_body(toxicity, attributes)
         out: dict[str, Any] = await self.client._req(
             "POST", f"/proxies/{self.name}/toxics/{name}", body
         )
@@ -336,12 +350,12 @@ class AsyncClient:
         try:
             resp = await self._http.request(method, path, json=body)
         except httpx.HTTPError as e:
-            raise ProxyAPIError(0, f"cannot reach the control API at {self.url}: {e}") from None
+            raise _unreachable(self.url, e) from None
         return _check(resp)
 
     async def version(self) -> str:
         data = await self._req("GET", "/version")
-        return str(data["version"]) if isinstance(data, dict) else str(data)
+        return _version_of(data)
 
     async def proxies(self) -> dict[str, AsyncProxyHandle]:
         data = await self._req("GET", "/proxies")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -9,6 +10,9 @@ import click
 from buttress.errors import ConfigError
 
 __all__ = ["dashboard"]
+
+_optional_input = functools.partial(click.option, type=click.Path(dir_okay=True), default=None)
+"""The optional inputs besides the store: each a file or directory, ``None`` when left out."""
 
 
 @click.command()
@@ -21,29 +25,17 @@ __all__ = ["dashboard"]
     type=click.Path(dir_okay=True),
     help="The SQLite store the service (or lab) records into (env BUTTRESS_SLO_DB).",
 )
-@click.option(
-    "--spec",
-    type=click.Path(dir_okay=True),
-    default=None,
-    help="reliability.yaml (or OpenSLO/sloth) with the SLOs and the architecture.",
+@_optional_input(
+    "--spec", help="reliability.yaml (or OpenSLO/sloth) with the SLOs and the architecture."
 )
-@click.option(
-    "--journals",
-    type=click.Path(dir_okay=True),
-    default=None,
-    help="A directory of Chaos Toolkit experiment journals.",
-)
-@click.option(
+@_optional_input("--journals", help="A directory of Chaos Toolkit experiment journals.")
+@_optional_input(
     "--lab",
-    type=click.Path(dir_okay=True),
-    default=None,
     help="A lab report directory (buttress lab PATH --out DIR) or its result.json: the runs "
     "side by side.",
 )
-@click.option(
+@_optional_input(
     "--incidents",
-    type=click.Path(dir_okay=True),
-    default=None,
     help="The incident store (buttress incident serve --store): open incidents, their impact "
     "and the time-to-x figures.",
 )

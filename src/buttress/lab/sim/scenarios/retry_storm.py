@@ -30,7 +30,6 @@ load.
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -45,6 +44,7 @@ from buttress.lab.sim.report import StrategyResult
 from buttress.lab.sim.strategies import STRATEGIES, ClientPolicy, Strategy
 
 from .common import TrafficRun, TrafficScenario
+from .dependency_runs import dependency_for, per_instance
 
 __all__ = ["DependencyBusy", "DependencyError", "RetryStorm", "RetryStormParams", "recovery_time"]
 
@@ -192,26 +192,17 @@ class _StormRun(TrafficRun[tuple[float, int], Strategy]):
     def __init__(self, p: RetryStormParams, strategy: Strategy, seed: int) -> None:
         super().__init__(p)
         self.p = p
-        sim = self.sim
-        self.policies = [
-            strategy.build(sim.clock, random.Random(f"retry-storm:{seed}:{strategy.name}:{k}"))
-            for k in range(p.instances)
-        ]
+        self.policies = per_instance(strategy, self.sim, f"retry-storm:{seed}", p.instances)
         expo = random.Random(f"retry-storm:{seed}:service").expovariate
         rate = 1.0 / p.service_time
         outage = (p.outage_start, p.outage_end)
-        self.dependency: Dependency[_Attempt] = Dependency(
-            sim,
-            workers=p.workers,
-            queue_limit=p.queue_limit,
+        self.dependency: Dependency[_Attempt] = dependency_for(
+            self,
+            p,
             service_time=lambda: expo(rate),
             timeout=p.client_timeout,
-            network_delay=p.network_delay,
             busy=_E503,
-            on_answer=self.answer,
-            on_timeout=self.timed_out,
             failure=lambda now: _E500 if outage[0] <= now < outage[1] else None,
-            seconds=math.ceil(p.duration),
         )
 
     def arrive(self, item: tuple[float, int]) -> None:

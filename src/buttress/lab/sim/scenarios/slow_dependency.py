@@ -55,6 +55,7 @@ from buttress.lab.sim.report import Column, StrategyResult
 from buttress.policies.shed import Criticality, parse_criticality
 
 from .common import TrafficRun, TrafficScenario
+from .dependency_runs import dependency_for, per_instance
 
 __all__ = [
     "SHED_THRESHOLDS",
@@ -267,24 +268,11 @@ class _SlowRun(TrafficRun[tuple[float, int, int], SlowStrategy]):
     def __init__(self, p: SlowDependencyParams, strategy: SlowStrategy, seed: int) -> None:
         super().__init__(p)
         self.p = p
-        sim = self.sim
-        self.guards = [
-            strategy.build(sim.clock, random.Random(f"slow-dependency:{seed}:{strategy.name}:{k}"))
-            for k in range(p.instances)
-        ]
+        self.guards = per_instance(strategy, self.sim, f"slow-dependency:{seed}", p.instances)
         self._lognorm = random.Random(f"slow-dependency:{seed}:service").lognormvariate
         self._mu = math.log(p.service_time) - p.service_sigma * p.service_sigma / 2
-        self.dependency: Dependency[_Call] = Dependency(
-            sim,
-            workers=p.workers,
-            queue_limit=p.queue_limit,
-            service_time=self.service_time,
-            timeout=p.timeout,
-            network_delay=p.network_delay,
-            busy=_E503,
-            on_answer=self.answer,
-            on_timeout=self.timed_out,
-            seconds=math.ceil(p.duration),
+        self.dependency: Dependency[_Call] = dependency_for(
+            self, p, service_time=self.service_time, timeout=p.timeout, busy=_E503
         )
         n_cls = len(Criticality)
         self.tally = [[0, 0, 0, 0, 0, 0] for _ in range(n_cls)]
