@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from buttress.integrations.idempotency import IdempotencyMiddleware
-from buttress.integrations.idempotency_stores import RedisIdempotencyStore
+from buttress.integrations.idempotency_stores import RedisIdempotencyStore, SQLiteIdempotencyStore
 
 
 def orders_app(exec_db: str) -> Any:
@@ -56,11 +56,13 @@ def runs(exec_db: str) -> list[tuple[str, str, int]]:
         return list(db.execute("SELECT key, body, pid FROM runs"))
 
 
-def redis_app() -> Any:
-    """uvicorn --factory entry point for the multi-process test."""
-    import redis.asyncio
+def store_app() -> Any:
+    """uvicorn --factory entry point for the multi-process tests: the Redis store when
+    ``IDEM_REDIS`` is set, else the SQLite store at ``IDEM_SQLITE`` (lock claims)."""
+    if "IDEM_REDIS" in os.environ:
+        import redis.asyncio
 
-    client = redis.asyncio.Redis.from_url(os.environ["IDEM_REDIS"])
-    return IdempotencyMiddleware(
-        orders_app(os.environ["IDEM_EXEC_DB"]), RedisIdempotencyStore(client)
-    )
+        store: Any = RedisIdempotencyStore(redis.asyncio.Redis.from_url(os.environ["IDEM_REDIS"]))
+    else:
+        store = SQLiteIdempotencyStore(os.environ["IDEM_SQLITE"])
+    return IdempotencyMiddleware(orders_app(os.environ["IDEM_EXEC_DB"]), store)
