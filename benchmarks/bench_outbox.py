@@ -382,10 +382,6 @@ def plain():
 
 def keyed():
     return IdempotencyMiddleware(orders, SQLiteIdempotencyStore(os.environ["BENCH_IDEM_DB"]))
-
-def keyed_row():  # the claims of the first design (a row written per claim): its own file
-    store = SQLiteIdempotencyStore(os.environ["BENCH_IDEM_DB"] + "-row", claims="row")
-    return IdempotencyMiddleware(orders, store)
 """
 
 
@@ -407,7 +403,7 @@ def middleware_group(workdir: Path, quick: bool) -> list[Row]:
     }
     servers, urls = [], {}
     try:
-        for name in ("plain", "keyed", "keyed_row"):
+        for name in ("plain", "keyed"):
             port = _free_port()
             servers.append(
                 subprocess.Popen(
@@ -455,12 +451,7 @@ def middleware_group(workdir: Path, quick: bool) -> list[Row]:
             for _ in range(50):
                 client.post(url + "/orders", content=b"{}", headers={"Idempotency-Key": "w"})
         got = _paired_rounds(
-            {
-                "plain": timed(urls["plain"], False),
-                "keyed": timed(urls["keyed"], True),
-                "keyed_row": timed(urls["keyed_row"], True),
-            },
-            rounds,
+            {"plain": timed(urls["plain"], False), "keyed": timed(urls["keyed"], True)}, rounds
         )
         client.close()
     finally:
@@ -478,11 +469,8 @@ def _middleware_rows(got: list[dict[str, tuple[float, ...]]]) -> list[Row]:
     cpu = {k: med(r[k][1] + r[k][2] for r in got) for k in ("plain", "keyed")}
     wall = {k: med(r[k][0] for r in got) for k in ("plain", "keyed")}
     added = med((r["keyed"][2] - r["plain"][2]) / (r["plain"][1] + r["plain"][2]) for r in got)
-    added_row = med(
-        (r["keyed_row"][2] - r["plain"][2]) / (r["plain"][1] + r["plain"][2]) for r in got
-    )
     added_wall = med(r["keyed"][0] / r["plain"][0] - 1 for r in got)
-    server = {k: med(r[k][2] for r in got) for k in ("plain", "keyed", "keyed_row")}
+    server = {k: med(r[k][2] for r in got) for k in ("plain", "keyed")}
     return [
         _row("outbox-middleware", "POST to uvicorn, app alone: CPU", cpu["plain"], baseline=True),
         _row(
@@ -491,13 +479,6 @@ def _middleware_rows(got: list[dict[str, tuple[float, ...]]]) -> list[Row]:
             cpu["keyed"],
             note=f"+{added:.1%} (server CPU {server['plain']:.0f} -> {server['keyed']:.0f} us, "
             f"paired rounds; target <= 10%: {'met' if added <= 0.10 else 'NOT met'})",
-        ),
-        _row(
-            "outbox-middleware",
-            "POST to uvicorn, IdempotencyMiddleware (SQLite store, row claims): CPU",
-            med(r["keyed_row"][1] + r["keyed_row"][2] for r in got),
-            note=f"+{added_row:.1%} (server CPU {server['keyed_row']:.0f} us; two commits a "
-            "request, the design before lock claims)",
         ),
         _row(
             "outbox-middleware-wall",

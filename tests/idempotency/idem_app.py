@@ -33,7 +33,10 @@ def orders_app(exec_db: str) -> Any:
         key = dict(scope["headers"]).get(b"idempotency-key", b"").decode()
         if scope["method"] == "POST":  # GETs (readiness polls) are not executions
             db.execute("INSERT INTO runs VALUES (?, ?, ?)", (key, body.decode(), os.getpid()))
-        await asyncio.sleep(float(query.get("sleep", ["0"])[0]))
+        # ?sleep= (part of the request's fingerprint) or X-Sleep (not: a repeat of a slow
+        # request may then be quick)
+        slept = dict(scope["headers"]).get(b"x-sleep", b"").decode()
+        await asyncio.sleep(float(slept or query.get("sleep", ["0"])[0]))
         if "raise" in query:
             raise RuntimeError("the handler crashed")
         status = int(query.get("status", ["201"])[0])
@@ -58,11 +61,13 @@ def runs(exec_db: str) -> list[tuple[str, str, int]]:
 
 def store_app() -> Any:
     """uvicorn --factory entry point for the multi-process tests: the Redis store when
-    ``IDEM_REDIS`` is set, else the SQLite store at ``IDEM_SQLITE`` (lock claims)."""
+    ``IDEM_REDIS`` is set, else the SQLite store at ``IDEM_SQLITE``; ``IDEM_LOCK_TIMEOUT``
+    seconds (default 60)."""
     if "IDEM_REDIS" in os.environ:
         import redis.asyncio
 
         store: Any = RedisIdempotencyStore(redis.asyncio.Redis.from_url(os.environ["IDEM_REDIS"]))
     else:
         store = SQLiteIdempotencyStore(os.environ["IDEM_SQLITE"])
-    return IdempotencyMiddleware(orders_app(os.environ["IDEM_EXEC_DB"]), store)
+    lock = float(os.environ.get("IDEM_LOCK_TIMEOUT", "60"))
+    return IdempotencyMiddleware(orders_app(os.environ["IDEM_EXEC_DB"]), store, lock_timeout=lock)

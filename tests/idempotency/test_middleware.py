@@ -28,11 +28,11 @@ class WallClock:
         return self.t
 
 
-@pytest.fixture(params=["lock", "row"])
-def served(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+@pytest.fixture
+def served(tmp_path: Path):  # type: ignore[no-untyped-def]
     clock = WallClock()
     exec_db = str(tmp_path / "runs.db")
-    store = SQLiteIdempotencyStore(tmp_path / "idem.db", claims=request.param)
+    store = SQLiteIdempotencyStore(tmp_path / "idem.db")
     app = IdempotencyMiddleware(orders_app(exec_db), store, ttl=100, lock_timeout=30, now=clock)
     with UvicornThread(app) as server, httpx.Client(base_url=server.url, timeout=10) as client:
         yield client, exec_db, clock, server.url
@@ -138,8 +138,8 @@ def test_server_errors_and_crashes_release_the_key(served) -> None:  # type: ign
     assert 3 == len(runs(exec_db))
 
 
-def test_with_row_claims_a_dead_server_s_key_is_taken_over_after_the_lock(tmp_path: Path) -> None:
-    store = SQLiteIdempotencyStore(tmp_path / "idem.db", claims="row")
+def test_a_dead_server_s_key_is_taken_over_after_the_lock(tmp_path: Path) -> None:
+    store = SQLiteIdempotencyStore(tmp_path / "idem.db")
 
     async def scenario() -> list[str]:
         got = [await store.begin("k", "fp", "t1", now=0, ttl=100, lock=10)]

@@ -26,9 +26,8 @@ answer is *not* stored by default (``replay_server_errors=False``): the key is r
 retry runs the request again; that is what makes retrying a ``POST`` with a key safe and useful.
 (Stripe replays 500s; turn ``replay_server_errors`` on for that.)  An app that raises without
 answering also releases the key.  Keys expire ``ttl`` seconds after they were stored (default 24 h,
-Stripe's).  A server that dies while it runs a request frees its key: at once with the SQLite
-store's lock claims (the default on POSIX), after ``lock_timeout`` with the Redis store and the
-SQLite store's row claims (their servers cannot tell a dead server from a slow one).
+Stripe's); a key whose request has been running for longer than ``lock_timeout`` (its server died)
+may be taken over by a repeat.
 
 **Key format.** The draft makes the value an RFC 8941 ``sf-string`` (quoted); a bare value of
 visible ASCII characters (what Stripe's clients send) is accepted too.  Keys are scoped by
@@ -97,8 +96,7 @@ class IdempotencyOptions(Options):
     lock_timeout: float = duration(
         60.0,
         "Seconds after which a key whose request is still running may be taken over (its server "
-        "died), for stores that cannot see a server die (Redis, SQLite row claims); also how long "
-        "a key stays locked when its response could not be stored",
+        "died)",
         gt=0,
     )
     max_key_length: int = integer(255, "Longest key accepted (characters)", ge=1, le=8192)

@@ -20,26 +20,15 @@ request with 503 rather than run it unrecorded.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from buttress import sqlite as house_sqlite
-from buttress.errors import ButtressError, ConfigError
-
-if TYPE_CHECKING:
-    from .idempotency_claims import ClaimFile
-
-try:
-    import fcntl  # noqa: F401  (only whether it exists: the claims module uses it)
-
-    _HAS_FCNTL = True
-except ImportError:  # pragma: no cover - Windows
-    _HAS_FCNTL = False
+from buttress.errors import ButtressError
 
 __all__ = [
     "Begun",
@@ -135,84 +124,21 @@ _COMPLETE_SQL = (
 )
 
 
-_SELECT_DONE = (
-    "SELECT fingerprint, status, headers, body FROM buttress_idempotency "
-    "WHERE key = ? AND done = 1 AND expires > ?"
-)
-_STORE_DONE = (
-    "INSERT OR REPLACE INTO buttress_idempotency "
-    "(key, fingerprint, token, done, locked_until, expires, status, headers, body) "
-    "VALUES (?, ?, ?, 1, 0, ?, ?, ?, ?)"
-)
-
-
 class SQLiteIdempotencyStore:
     """Keys in a SQLite file (:func:`buttress.sqlite.connect`: WAL, busy timeout), shared by the
     processes of one host.  Each operation is one short local transaction, run on the event loop
     itself: a thread hop would cost more than the write.  Expired keys are deleted every 1024
-    ``begin`` calls, and by :meth:`purge_expired`.
+    ``begin`` calls, and by :meth:`purge_expired`."""
 
-    ``claims`` says how a running request holds its key.  ``"lock"`` (the default where
-    ``fcntl`` exists): a record lock on a byte of ``<path>-claims``
-    (:mod:`~buttress.integrations.idempotency_claims`), so a request costs one read and one
-    commit (its response); a server that dies frees its keys at once, and a hung one keeps them
-    while it is alive (``lock_timeout`` does not apply: nothing runs a key twice).  ``"row"``: a
-    row written when the request starts (two commits), taken over after ``lock_timeout`` when
-    its server died or hung.  Every process on one file must use the same kind; the lock file
-    must be on a local file system (record locks over NFS are not to be trusted).
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        busy_timeout: float = 5.0,
-        claims: Literal["lock", "row"] | None = None,
-    ) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
         self.path = str(path)
-        if claims is None:
-            claims = "lock" if _HAS_FCNTL else "row"
-        if claims not in ("lock", "row"):
-            raise ConfigError("claims", claims, "must be 'lock' or 'row'")
-        if claims == "lock" and not _HAS_FCNTL:
-            raise ConfigError("claims", claims, "needs fcntl (POSIX); use 'row' here")
-        self.claims = claims
         try:
             self._conn = house_sqlite.connect(self.path, busy_timeout=busy_timeout)
             self._conn.execute(_SCHEMA)
-            kind = self._claims_of_file(claims)
         except sqlite3.Error as e:
             raise IdempotencyStoreUnavailable("open", str(e)) from None
-        if kind != claims:
-            # Two kinds on one file would each think a key free that the other runs.
-            self._conn.close()
-            raise ConfigError(
-                "claims", claims, f"{self.path} is used with claims={kind!r}; use that"
-            )
         self._lock = threading.Lock()
         self._begins = 0
-        self._claim_file: ClaimFile | None = None
-        if claims == "lock":
-            from .idempotency_claims import claim_file
-
-            try:
-                self._claim_file = claim_file(self.path)
-            except OSError as e:
-                raise IdempotencyStoreUnavailable("open", str(e)) from None
-        # key -> (token, fingerprint, lock_timeout) of this store's requests running under a claim
-        self._running: dict[str, tuple[str, str, float]] = {}
-
-    def _claims_of_file(self, claims: str) -> str:
-        """The kind of claims the file was first opened with (recorded then)."""
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS buttress_idempotency_claims (kind TEXT NOT NULL)"
-        )
-        with house_sqlite.transaction(self._conn) as c:
-            row = c.execute("SELECT kind FROM buttress_idempotency_claims").fetchone()
-            if row is None:
-                c.execute("INSERT INTO buttress_idempotency_claims VALUES (?)", (claims,))
-                return claims
-            return str(row[0])
 
     def _tx(self, operation: str, fn: Any) -> Any:
         with self._lock:
@@ -238,8 +164,6 @@ class SQLiteIdempotencyStore:
         self._begins += 1
         if self._begins % _PURGE_EVERY == 0:
             self._one("begin", "DELETE FROM buttress_idempotency WHERE expires <= ?", (now,))
-        if self._claim_file is not None:
-            return self._begin_claimed(self._claim_file, key, (fingerprint, token, lock), now)
         # The common case in one statement, its own transaction: a key never seen.
         if self._one("begin", _INSERT_NEW, (key, fingerprint, token, now + lock, now + ttl)):
             return Begun("new")
@@ -271,94 +195,24 @@ class SQLiteIdempotencyStore:
 
         return self._tx("begin", step)  # type: ignore[no-any-return]
 
-    def _begin_claimed(
-        self, claims: ClaimFile, key: str, run: tuple[str, str, float], now: float
-    ) -> Begun:
-        """``begin`` with a lock claim: claim the key, then read a stored response (a repeat).
-        ``run``: the request's fingerprint, token and lock timeout."""
-        fingerprint, token, _ = run
-        busy = claims.claim(key, fingerprint)
-        if busy is not None:  # running here ("" when in another process, payload unknown)
-            return Begun("mismatch" if busy and busy != fingerprint else "running")
-        try:
-            with self._lock:
-                row = self._conn.execute(_SELECT_DONE, (key, now)).fetchone()
-        except sqlite3.Error as e:
-            claims.free(key)
-            raise IdempotencyStoreUnavailable("begin", str(e)) from None
-        if row is not None:  # done before: nothing runs, the claim goes back at once
-            claims.free(key)
-            if row[0] != fingerprint:
-                return Begun("mismatch")
-            return Begun("done", StoredResponse.from_parts(row[1], row[2], row[3]))
-        self._running[key] = (token, fingerprint, run[2])
-        return Begun("new")
-
-    def _unclaim(self, key: str, token: str) -> bool:
-        """Free ``key`` if ``token`` runs it here."""
-        running = self._running.get(key)
-        if running is None or running[0] != token or self._claim_file is None:
-            return False
-        del self._running[key]
-        self._claim_file.free(key)
-        return True
-
     async def complete(
         self, key: str, token: str, response: StoredResponse, now: float, ttl: float
     ) -> bool:
-        if self._claim_file is None:
-            params = (
-                response.status,
-                response.headers_json(),
-                response.body,
-                now + ttl,
-                key,
-                token,
-            )
-            return self._one("complete", _COMPLETE_SQL, params) == 1
-        running = self._running.get(key)
-        if running is None or running[0] != token:
-            return False
-        row = (
-            key,
-            running[1],
-            token,
-            now + ttl,
-            response.status,
-            response.headers_json(),
-            response.body,
-        )
-        try:
-            self._one("complete", _STORE_DONE, row)
-        except IdempotencyStoreUnavailable:
-            # The app ran and its answer was not stored: a repeat must not run it again, so the
-            # key stays claimed (409) for lock_timeout, as a row claim would, then is freed.
-            asyncio.get_running_loop().call_later(running[2], self._unclaim, key, token)
-            raise
-        return self._unclaim(key, token)
+        params = (response.status, response.headers_json(), response.body, now + ttl, key, token)
+        return self._one("complete", _COMPLETE_SQL, params) == 1
 
     async def release(self, key: str, token: str) -> None:
-        if self._claim_file is not None:
-            self._unclaim(key, token)
-            return
         self._one(
             "release",
             "DELETE FROM buttress_idempotency WHERE key = ? AND token = ? AND done = 0",
             (key, token),
         )
 
-    def holds(self, key: str) -> bool:
-        """Whether a request of this store runs ``key`` now (lock claims only)."""
-        return key in self._running
-
     def purge_expired(self, now: float) -> int:
         """Delete keys expired at ``now``; returns how many."""
         return self._one("purge", "DELETE FROM buttress_idempotency WHERE expires <= ?", (now,))
 
     def close(self) -> None:
-        """Close the file; keys still running here are freed (their requests may run again)."""
-        for key, (token, _, _) in list(self._running.items()):
-            self._unclaim(key, token)
         with self._lock:
             self._conn.close()
 
