@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 6048
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
+@functools.lru_cache(maxsize=1024)  # a status table formats the same few windows for every SLO
 def format_duration(seconds: float, *, days_from: int = 1) -> str:
     """The duration text for ``seconds`` in the largest unit that divides it exactly, the inverse of
     :func:`parse_duration`.
