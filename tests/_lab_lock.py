@@ -8,6 +8,7 @@ fixture."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import tempfile
 from collections.abc import Iterator
@@ -15,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["lab_lock"]
+__all__ = ["lab_lock", "lab_lock_held"]
 
 
-@pytest.fixture
-def lab_lock() -> Iterator[None]:
+@contextlib.contextmanager
+def lab_lock_held() -> Iterator[None]:
+    """Hold the lock for a ``with`` block (a session-scoped fixture cannot use ``lab_lock``)."""
     path = Path(tempfile.gettempdir()) / "buttress-tests-shop-lab.lock"
     with path.open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -27,3 +29,9 @@ def lab_lock() -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@pytest.fixture
+def lab_lock() -> Iterator[None]:
+    with lab_lock_held():
+        yield

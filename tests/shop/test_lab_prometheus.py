@@ -4,7 +4,7 @@
   evaluating the rules Buttress generates, time compressed; its alerts compared with the embedded
   evaluator on the same counts and with the hand-computed firing times; the same alerts routed by a
   real Alertmanager to the incident receiver, opened and then resolved;
-* one `buttress lab examples/shop --quick --prometheus --runs off,buttress` run: the agreement
+* one `buttress lab examples/shop --quick --prometheus --runs off` run: the agreement
   figure holds, incidents were opened, and nothing is left running.
 """
 
@@ -146,16 +146,18 @@ def test_real_prometheus_agrees_with_the_embedded_evaluator(tmp_path: Path) -> N
 def test_quick_lab_with_prometheus_agrees_and_leaves_nothing(tmp_path: Path) -> None:
     marker = new_marker()
     out = tmp_path / "report"
-    done = run_lab(SHOP, out, marker, "--quick", "--prometheus", "--runs", "off,buttress", "--json")
+    # The run without protection only: its alerts fire and its incidents open, which is what
+    # there is to compare (a Buttress run added 35 s to the serial pass and little to check).
+    done = run_lab(SHOP, out, marker, "--quick", "--prometheus", "--runs", "off", "--json")
     result = json.loads(done.stdout) if done.stdout.startswith("{") else {}
     assert done.returncode in (0, 3), f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert [] == wait_no_marked(marker)  # services, proxy, Prometheus, Alertmanager, receiver
     hyps = result["hypotheses"]
     agreement = [h for h in hyps if "Prometheus and the embedded" in h["hypothesis"]]
-    assert ["off", "on"] == [h["mode"] for h in agreement]
+    assert ["off"] == [h["mode"] for h in agreement]
     assert all(h["passed"] for h in agreement), agreement
-    off, on = result["runs"]["off"], result["runs"]["on"]
-    for run in (off, on):
+    off = result["runs"]["off"]
+    for run in (off,):
         assert [] == run["killed_at_stop"]
         prom = run["prometheus"]
         assert (60.0, 2.0) == (prom["factor"], prom["tolerance"])

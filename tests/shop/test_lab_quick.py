@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pytest
+from .conftest import QuickLab
+from .helpers import wait_no_marked
 
-from .helpers import SHOP, new_marker, run_lab, wait_no_marked
 
-
-@pytest.mark.usefixtures("lab_lock")
-def test_quick_lab_reaches_the_published_figures(tmp_path: Path) -> None:
-    marker = new_marker()
-    out = tmp_path / "report"
-    done = run_lab(SHOP, out, marker, "--quick", "--json")
+def test_quick_lab_reaches_the_published_figures(shop_quick_lab: QuickLab) -> None:
+    done, result, out, marker = (
+        shop_quick_lab.done,
+        shop_quick_lab.result,
+        shop_quick_lab.out,
+        shop_quick_lab.marker,
+    )
     # 0 passed; 3 inconclusive (the load driver was starved: judged below, after what holds anyway).
-    result = json.loads(done.stdout) if done.stdout.startswith("{") else {}
     failed = [h for h in result.get("hypotheses", []) if h["passed"] is False]
     assert done.returncode in (0, 3), f"{failed or done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert done.returncode == (3 if result["verdict"] == "inconclusive" else 0)

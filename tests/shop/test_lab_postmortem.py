@@ -1,5 +1,5 @@
-"""A postmortem from a recorded lab run: ``buttress lab examples/shop --quick --runs buttress`` runs
-once (the real shop under load and faults, about 45 s); its report directory is the recording --
+"""A postmortem from a recorded lab run: the shop's quick lab (``shop_quick_lab``, run once for
+this test and test_lab_quick.py), its Buttress run's directory is the recording --
 ``store.db`` with the SLI minutes and the state feed the services published, ``result.json`` with
 the run's start and each fault's times.  An incident spanning the faults is opened and resolved
 through the generic webhook's parser, as a receiver would; its timeline is then checked event by
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +25,18 @@ from buttress.incident.timeline import DEFAULT_AFTER, DEFAULT_BEFORE, build_time
 from buttress.slo.load import load_slos
 from buttress.slo.store import SLIStore
 
+from .conftest import QuickLab
+
 ROOT = Path(__file__).resolve().parents[2]
 SHOP_SPEC = ROOT / "examples" / "shop" / "reliability.yaml"
 FEED_SOURCES = ("feed", "supervisor", "remediation")
 
 
 @pytest.fixture
-def lab_run(tmp_path: Path, lab_lock: None) -> dict[str, Any]:
-    out = tmp_path / "lab-report"
-    proc = subprocess.run(
-        [sys.executable, "-m", "buttress.cli", "lab", str(SHOP_SPEC.parent), "--quick",
-         "--runs", "buttress", "--out", str(out)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+def lab_run(shop_quick_lab: QuickLab) -> dict[str, Any]:
     # 0 held, 1 a hypothesis failed, 3 inconclusive (a starved driver): all recorded a run
-    assert proc.returncode in (0, 1, 3), proc.stderr[-3000:]
-    result = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    assert shop_quick_lab.done.returncode in (0, 1, 3), shop_quick_lab.done.stderr[-3000:]
+    result = json.loads((shop_quick_lab.out / "result.json").read_text(encoding="utf-8"))
     run = result["runs"]["on"]
     return {"run": run, "store": Path(run["dir"]) / "store.db"}
 
@@ -77,7 +71,6 @@ def _recorded_feed(store: Path, lo: float, hi: float) -> list[tuple[float, str]]
     return [(float(t), str(k)) for t, k in rows]
 
 
-@pytest.mark.serial
 def test_postmortem_from_a_recorded_lab_run(lab_run: dict[str, Any], tmp_path: Path) -> None:
     run, store = lab_run["run"], lab_run["store"]
     inc_db, started, detected, resolved = _incident(tmp_path, run)
