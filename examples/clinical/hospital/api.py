@@ -62,9 +62,9 @@ from .common import DRUGS, PATIENTS, Settings, mrn
 
 settings = Settings.from_env()
 spec = settings.spec
-ON = settings.on
-records_url = settings.upstream("records")
-replica_url = settings.upstream("replica")
+ON = settings.policies
+records_url = settings.url("records")
+replica_url = settings.url("replica")
 
 # The pipelines' timeouts cancel calls in flight, which can leak a pool slot in httpcore
 # (encode/httpcore#1093): with the policies on, the calls go through a CancelSafeTransport.

@@ -23,13 +23,13 @@ seconds (``CLINICAL_COST_*``, written in reliability.yaml), as in examples/surge
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from buttress.lab.service import LabService
 from buttress.spec import load_spec
 from buttress.spec.document import ReliabilitySpec
 
@@ -90,52 +90,30 @@ def cost(name: str, default: float) -> float:
     return float(os.environ.get(f"CLINICAL_COST_{name.upper()}", str(default)))
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The service's view of the lab's environment variables."""
+HOME = Path(__file__).resolve().parent.parent  # examples/clinical
 
-    spec_path: Path
-    mode: str
-    upstreams: dict[str, list[str]]
-    store: str | None
-    data: Path
-    mode_file: str | None
+
+@dataclass(frozen=True, kw_only=True)
+class Settings(LabService):
+    """The service's view of the lab's environment variables (:mod:`buttress.lab.service`)."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
-        here = Path(__file__).resolve().parent.parent
-        mode = env.get("BUTTRESS_LAB_POLICIES", "on").lower()
-        if mode not in ("on", "off"):
-            raise SystemExit(
-                f"BUTTRESS_LAB_POLICIES={mode!r}: the hospital runs with policies on or off "
-                "(no typical baseline: experiments.runs in examples/clinical/reliability.yaml)"
-            )
-        try:
-            upstreams = json.loads(env.get("BUTTRESS_LAB_UPSTREAMS", "{}"))
-        except json.JSONDecodeError as e:
-            raise SystemExit(f"BUTTRESS_LAB_UPSTREAMS is not JSON: {e.msg}") from None
-        data = Path(env.get("BUTTRESS_LAB_DATA", here / ".data"))
-        data.mkdir(parents=True, exist_ok=True)
-        return cls(
-            spec_path=Path(env.get("BUTTRESS_LAB_SPEC", here / "reliability.yaml")),
-            mode=mode,
-            upstreams={str(k): [str(u) for u in v] for k, v in upstreams.items()},
-            store=env.get("BUTTRESS_LAB_STORE") or None,
-            data=data,
-            mode_file=env.get("BUTTRESS_LAB_MODE_STATE") or None,
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:  # type: ignore[override]
+        return super().from_env(
+            "clinical",
+            home=HOME,
+            modes=("on", "off"),
+            refused=(
+                "the hospital has no typical baseline: "
+                "experiments.runs in examples/clinical/reliability.yaml"
+            ),
+            env=env,
         )
-
-    @property
-    def on(self) -> bool:
-        return self.mode == "on"
 
     @cached_property
     def spec(self) -> ReliabilitySpec:
         return load_spec(self.spec_path)
 
-    def upstream(self, service: str) -> str:
-        """The base URL of ``service``; a missing one stops the service, naming it."""
-        urls = self.upstreams.get(service)
-        if not urls:
-            raise SystemExit(f"no upstream for {service!r} in BUTTRESS_LAB_UPSTREAMS")
-        return urls[0]
+    def url(self, service: str) -> str:
+        """The base URL of ``service`` (its one instance); none stops the service."""
+        return self.upstream(service)[0]

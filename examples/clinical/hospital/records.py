@@ -47,7 +47,7 @@ from buttress.spec import build_pipeline
 from .common import DRUGS, PATIENTS, Pool, Settings, cost, interactions, seeded_medications
 
 settings = Settings.from_env()
-pager_url = settings.upstream("pager")
+pager_url = settings.url("pager")
 pool = Pool(int(os.environ.get("CLINICAL_POOL", "2")))
 COSTS = {
     "lookup": cost("lookup", 0.01),
@@ -69,8 +69,8 @@ _conn.execute(
     "CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, mrn TEXT NOT NULL, test TEXT NOT "
     "NULL, value TEXT NOT NULL, paged INTEGER NOT NULL DEFAULT 0, at REAL NOT NULL)"
 )
-outbox = SQLiteOutbox(db_path, queues=["page"]) if settings.on else None
-_client = httpx.Client(timeout=2.0 if settings.on else None)
+outbox = SQLiteOutbox(db_path, queues=["page"]) if settings.policies else None
+_client = httpx.Client(timeout=2.0 if settings.policies else None)
 
 
 def _known(mrn: str) -> bool:

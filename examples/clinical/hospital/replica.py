@@ -32,7 +32,7 @@ from buttress.health import HealthApp, HealthRegistry
 from .common import DRUGS, PATIENTS, Pool, Settings, cost, interactions, seeded_medications
 
 settings = Settings.from_env()
-records_url = settings.upstream("records")
+records_url = settings.url("records")
 pool = Pool(int(os.environ.get("CLINICAL_POOL", "2")))
 LOOKUP, CHECK = cost("lookup", 0.01), cost("interactions", 0.015)
 _charted: dict[str, list[str]] = {}

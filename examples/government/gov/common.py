@@ -10,59 +10,34 @@ BUTTRESS_LAB_DATA       the site's own data directory (site.db: its audit log an
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from buttress.lab.service import LabService
+
 MODES = ("on", "off")
+HOME = Path(__file__).resolve().parent.parent  # examples/government
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The service's view of the lab's environment variables."""
-
-    spec_path: Path
-    mode: str
-    upstreams: dict[str, list[str]]
-    store: str | None
-    data: Path
+@dataclass(frozen=True, kw_only=True)
+class Settings(LabService):
+    """The service's view of the lab's environment variables (:mod:`buttress.lab.service`)."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
-        here = Path(__file__).resolve().parent.parent
-        mode = env.get("BUTTRESS_LAB_POLICIES", "on").lower()
-        if mode not in MODES:
-            raise SystemExit(
-                f"BUTTRESS_LAB_POLICIES must be one of {', '.join(MODES)}, not {mode!r} "
-                "(the government example has no typical run)"
-            )
-        try:
-            upstreams = json.loads(env.get("BUTTRESS_LAB_UPSTREAMS", "{}"))
-        except json.JSONDecodeError as e:
-            raise SystemExit(f"BUTTRESS_LAB_UPSTREAMS is not JSON: {e.msg}") from None
-        data = Path(env.get("BUTTRESS_LAB_DATA", here / ".data"))
-        data.mkdir(parents=True, exist_ok=True)
-        return cls(
-            spec_path=Path(env.get("BUTTRESS_LAB_SPEC", here / "reliability.yaml")),
-            mode=mode,
-            upstreams={str(k): [str(u) for u in v] for k, v in upstreams.items()},
-            store=env.get("BUTTRESS_LAB_STORE") or None,
-            data=data,
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:  # type: ignore[override]
+        return super().from_env(
+            "government",
+            home=HOME,
+            modes=MODES,
+            refused="the government example has no typical run",
+            env=env,
         )
 
-    @property
-    def policies(self) -> bool:
-        """Buttress's policies are on."""
-        return self.mode == "on"
-
-    def upstream(self, service: str) -> str:
-        """The base URL of ``service`` (its one instance); a missing one stops the service."""
-        urls = self.upstreams.get(service)
-        if not urls:
-            raise SystemExit(f"no upstream for {service!r} in BUTTRESS_LAB_UPSTREAMS")
-        return urls[0]
+    def url(self, service: str) -> str:
+        """The base URL of ``service`` (its one instance); none stops the service."""
+        return self.upstream(service)[0]
 
 
 def env_seconds(name: str, default: float, env: Mapping[str, str] = os.environ) -> float:

@@ -44,7 +44,7 @@ from .common import Settings
 settings = Settings.from_env()
 spec = load_spec(settings.spec_path)
 ON = settings.policies
-PRIMARY, RECOVERY = settings.upstream("primary"), settings.upstream("recovery")
+PRIMARY, RECOVERY = settings.url("primary"), settings.url("recovery")
 # No cap on connections (a capped httpcore pool can wedge when requests are cancelled while
 # connecting: encode/httpcore#1093).
 _limits = httpx.Limits(max_connections=None, max_keepalive_connections=50)

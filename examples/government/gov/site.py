@@ -61,7 +61,7 @@ PREFERRED = os.environ.get("GOV_PREFERRED", "0") == "1"
 TAKEOVER = env_seconds("GOV_TAKEOVER", 1.0)
 HOLD = env_seconds("GOV_FAILBACK_HOLD", 2.0)
 POLL = 0.2
-peer_url = settings.upstream(PEER)
+peer_url = settings.url(PEER)
 ledger = Ledger(settings.data / "site.db", role="active" if PREFERRED else "standby")
 client = httpx.AsyncClient(timeout=httpx.Timeout(0.5, connect=0.3))
 

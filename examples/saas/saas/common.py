@@ -10,50 +10,26 @@ BUTTRESS_LAB_INSTANCE   this instance's name (backend-3, ...)
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from buttress.lab.service import LabService
+
 MODES = ("on", "off")
+HOME = Path(__file__).resolve().parent.parent  # examples/saas
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The service's view of the lab's environment variables."""
-
-    spec_path: Path
-    mode: str
-    upstreams: dict[str, list[str]]
-    store: str | None
-    instance: str
+@dataclass(frozen=True, kw_only=True)
+class Settings(LabService):
+    """The service's view of the lab's environment variables (:mod:`buttress.lab.service`)."""
 
     @classmethod
-    def from_env(cls, service: str, env: Mapping[str, str] = os.environ) -> Settings:
-        here = Path(__file__).resolve().parent.parent
-        mode = env.get("BUTTRESS_LAB_POLICIES", "on").lower()
-        if mode not in MODES:
-            raise SystemExit(
-                f"BUTTRESS_LAB_POLICIES must be one of {', '.join(MODES)}, not {mode!r} "
-                "(the saas example has no typical run)"
-            )
-        try:
-            upstreams = json.loads(env.get("BUTTRESS_LAB_UPSTREAMS", "{}"))
-        except json.JSONDecodeError as e:
-            raise SystemExit(f"BUTTRESS_LAB_UPSTREAMS is not JSON: {e.msg}") from None
-        return cls(
-            spec_path=Path(env.get("BUTTRESS_LAB_SPEC", here / "reliability.yaml")),
-            mode=mode,
-            upstreams={str(k): [str(u) for u in v] for k, v in upstreams.items()},
-            store=env.get("BUTTRESS_LAB_STORE") or None,
-            instance=env.get("BUTTRESS_LAB_INSTANCE", service),
+    def from_env(cls, service: str, env: Mapping[str, str] = os.environ) -> Settings:  # type: ignore[override]
+        return super().from_env(
+            service, home=HOME, modes=MODES, refused="the saas example has no typical run", env=env
         )
-
-    @property
-    def policies(self) -> bool:
-        """Buttress's policies are on."""
-        return self.mode == "on"
 
 
 def env_number(name: str, default: float, env: Mapping[str, str] = os.environ) -> float:

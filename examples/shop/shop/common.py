@@ -17,7 +17,6 @@ recording.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -30,6 +29,7 @@ import httpx
 
 from buttress.dashboard import Publisher
 from buttress.health import HealthApp, HealthRegistry
+from buttress.lab.service import LabService
 from buttress.slo import SLIRecorder, SLIStore
 from buttress.spec import load_spec
 from buttress.spec.document import ReliabilitySpec
@@ -38,61 +38,24 @@ from buttress.telemetry import prometheus as telemetry
 from .labfaults import with_lab_faults
 
 MODES = ("on", "typical", "off")
+HOME = Path(__file__).resolve().parent.parent  # examples/shop
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
 
-@dataclass
-class Settings:
-    """The service's view of the lab's environment variables."""
+@dataclass(frozen=True, kw_only=True)
+class Settings(LabService):
+    """The service's view of the lab's environment variables (:mod:`buttress.lab.service`)."""
 
-    spec_path: Path
-    mode: str
-    upstreams: dict[str, list[str]]
-    store: str | None
-    data: Path
-    instance: str
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
-    def from_env(cls, service: str, env: Mapping[str, str] = os.environ) -> Settings:
-        here = Path(__file__).resolve().parent.parent
-        mode = env.get("BUTTRESS_LAB_POLICIES", "on").lower()
-        if mode not in MODES:
-            raise SystemExit(
-                f"BUTTRESS_LAB_POLICIES must be one of {', '.join(MODES)}, not {mode!r}"
-            )
-        raw = env.get("BUTTRESS_LAB_UPSTREAMS", "{}")
-        try:
-            upstreams = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise SystemExit(f"BUTTRESS_LAB_UPSTREAMS is not JSON: {e.msg}") from None
-        data = Path(env.get("BUTTRESS_LAB_DATA", here / ".data"))
-        data.mkdir(parents=True, exist_ok=True)
-        return cls(
-            spec_path=Path(env.get("BUTTRESS_LAB_SPEC", here / "reliability.yaml")),
-            mode=mode,
-            upstreams={str(k): [str(u) for u in v] for k, v in upstreams.items()},
-            store=env.get("BUTTRESS_LAB_STORE") or None,
-            data=data,
-            instance=env.get("BUTTRESS_LAB_INSTANCE", service),
-        )
-
-    @property
-    def policies(self) -> bool:
-        """Buttress's policies are on (mode ``on``)."""
-        return self.mode == "on"
+    def from_env(cls, service: str, env: Mapping[str, str] = os.environ) -> Settings:  # type: ignore[override]
+        return super().from_env(service, home=HOME, modes=MODES, env=env)
 
     @cached_property
     def spec(self) -> ReliabilitySpec:
         return load_spec(self.spec_path)
-
-    def upstream(self, service: str) -> list[str]:
-        """Base URLs of ``service``'s instances; a missing one stops the service with a message."""
-        urls = self.upstreams.get(service)
-        if not urls:
-            raise SystemExit(f"no upstream for {service!r} in BUTTRESS_LAB_UPSTREAMS")
-        return urls
 
     def recorder(self) -> SLIRecorder | None:
         """An SLI recorder flushing every second into the store, or None without a store."""

@@ -53,10 +53,10 @@ from .common import Settings
 
 settings = Settings.from_env()
 spec = settings.spec
-ON = settings.on
-catalogue_url = settings.upstream("catalogue")
-payments_url = settings.upstream("payments")
-orders_url = settings.upstream("orders")
+ON = settings.policies
+catalogue_url = settings.url("catalogue")
+payments_url = settings.url("payments")
+orders_url = settings.url("orders")
 
 # httpcore leaks a pool slot when a request is cancelled while its connection is still being made
 # (encode/httpcore#1093), which the pipelines' timeouts do: with the policies on, the requests go

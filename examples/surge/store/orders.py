@@ -56,7 +56,7 @@ _conn.execute(
 _INSERT = "INSERT OR IGNORE INTO orders VALUES (?, ?, ?, ?, ?, ?)"
 STATUSES = ("paid", "payment_pending")
 
-outbox = SQLiteOutbox(db_path, queues=["charge"]) if settings.on else None
+outbox = SQLiteOutbox(db_path, queues=["charge"]) if settings.policies else None
 
 
 def _insert(order: dict[str, Any]) -> bool:
@@ -103,7 +103,7 @@ def _queued() -> int:
 
 relay: Relay | None = None
 if outbox is not None:
-    payments_url = settings.upstream("payments")
+    payments_url = settings.url("payments")
     _relay_client = httpx.Client(timeout=5.0)
     declared = build_pipeline(settings.spec, "charges")
     retry = next(p for p in declared.policies if isinstance(p, Retry))

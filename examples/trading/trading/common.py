@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import math
 import os
 import time
@@ -30,10 +29,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from buttress.lab.service import LabService
 from buttress.spec import load_spec
 from buttress.spec.document import ReliabilitySpec
 
 RUNS = ("on", "off")
+HOME = Path(__file__).resolve().parent.parent  # examples/trading
 
 
 def env_number(name: str, default: float, env: Mapping[str, str] = os.environ) -> float:
@@ -50,60 +51,29 @@ def env_number(name: str, default: float, env: Mapping[str, str] = os.environ) -
     return value
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The service's view of the lab's environment variables."""
+@dataclass(frozen=True, kw_only=True)
+class Settings(LabService):
+    """The service's view of the lab's environment variables (:mod:`buttress.lab.service`)."""
 
-    spec_path: Path
-    mode: str
-    upstreams: dict[str, list[str]]
-    store: str | None
-    data: Path
-    instance: str
-    mode_file: str | None
-    skew: float
+    skew: float = 0.0
 
     @classmethod
-    def from_env(cls, service: str, env: Mapping[str, str] = os.environ) -> Settings:
-        here = Path(__file__).resolve().parent.parent
-        mode = env.get("BUTTRESS_LAB_POLICIES", "on").lower()
-        if mode not in RUNS:
-            raise SystemExit(
-                f"BUTTRESS_LAB_POLICIES={mode!r}: the trading platform runs with policies on or "
-                "off (it has no typical baseline: experiments.runs in reliability.yaml)"
-            )
-        try:
-            upstreams = json.loads(env.get("BUTTRESS_LAB_UPSTREAMS", "{}"))
-        except json.JSONDecodeError as e:
-            raise SystemExit(f"BUTTRESS_LAB_UPSTREAMS is not JSON: {e.msg}") from None
-        data = Path(env.get("BUTTRESS_LAB_DATA", here / ".data" / service))
-        data.mkdir(parents=True, exist_ok=True)
-        return cls(
-            spec_path=Path(env.get("BUTTRESS_LAB_SPEC", here / "reliability.yaml")),
-            mode=mode,
-            upstreams={str(k): [str(u) for u in v] for k, v in upstreams.items()},
-            store=env.get("BUTTRESS_LAB_STORE") or None,
-            data=data,
-            instance=env.get("BUTTRESS_LAB_INSTANCE", service),
-            mode_file=env.get("BUTTRESS_LAB_MODE_STATE") or None,
-            skew=0.0,
-        )._skewed(env.get("TRADING_CLOCK_SKEW", ""))
-
-    @property
-    def on(self) -> bool:
-        """Buttress's policies are on."""
-        return self.mode == "on"
+    def from_env(cls, service: str, env: Mapping[str, str] = os.environ) -> Settings:  # type: ignore[override]
+        settings = super().from_env(
+            service,
+            home=HOME,
+            modes=RUNS,
+            refused=(
+                "the trading platform has no typical baseline: experiments.runs in reliability.yaml"
+            ),
+            env=env,
+            data=HOME / ".data" / service,
+        )
+        return settings._skewed(env.get("TRADING_CLOCK_SKEW", ""))
 
     @cached_property
     def spec(self) -> ReliabilitySpec:
         return load_spec(self.spec_path)
-
-    def urls(self, service: str) -> list[str]:
-        """The base URLs of ``service``'s instances; none stops the service with a message."""
-        urls = self.upstreams.get(service)
-        if not urls:
-            raise SystemExit(f"no upstream for {service!r} in BUTTRESS_LAB_UPSTREAMS")
-        return urls
 
     def _skewed(self, raw: str) -> Settings:
         """With this instance's entry of ``TRADING_CLOCK_SKEW`` (none: 0)."""

@@ -64,8 +64,8 @@ from .common import Settings
 
 settings = Settings.from_env("desk")
 spec = settings.spec
-ON = settings.on
-SITES = settings.urls("gateway")
+ON = settings.policies
+SITES = settings.upstream("gateway")
 OUTLIERS = OutlierDetection(
     interval=1.0,
     base_ejection_time=2.0,

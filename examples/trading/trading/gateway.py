@@ -41,7 +41,7 @@ from .common import Settings, SkewedClock, env_number
 
 settings = Settings.from_env("gateway")
 clock = SkewedClock(settings.skew)
-VENUES = settings.urls("venue")
+VENUES = settings.upstream("venue")
 venue_url = VENUES[settings.index % len(VENUES)]  # this site's session on the venue
 SLOW_SHARE = env_number("TRADING_QUOTE_SLOW_SHARE", 0.03)
 SLOW = env_number("TRADING_QUOTE_SLOW", 0.08)
@@ -49,7 +49,7 @@ MAX_QTY = 10_000  # the fat-finger limit of the pre-trade risk checks
 _rng = random.Random()
 
 client = httpx.AsyncClient(
-    timeout=5.0 if settings.on else None,
+    timeout=5.0 if settings.policies else None,
     transport=httpx.AsyncHTTPTransport(
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=100)
     ),
@@ -125,5 +125,5 @@ _app = Starlette(
 )
 app = HealthApp(
     HealthRegistry(service_id=settings.instance),
-    app=ResilienceMiddleware(_app, clock=clock) if settings.on else _app,
+    app=ResilienceMiddleware(_app, clock=clock) if settings.policies else _app,
 )

@@ -56,6 +56,7 @@ from typing import Any, TextIO
 import httpx
 
 from buttress.chaos.checker import History
+from buttress.lab import service as lab_env
 from buttress.lab.errors import LabError
 from buttress.slo import SLIRecorder, SLIStore
 from buttress.slo.spec import LatencySLI
@@ -186,19 +187,19 @@ class _Run:
         }
         for n in self.instances[service]:
             port = str(self.ports[n])
-            env = {
-                "BUTTRESS_LAB_SPEC": str(self.lab.file.resolve()),
-                "BUTTRESS_LAB_POLICIES": self.mode,
-                "BUTTRESS_LAB_UPSTREAMS": json.dumps(upstreams),
-                "BUTTRESS_LAB_STORE": str(self.store_path),
-                "BUTTRESS_LAB_DATA": str(self.dir / "data" / n),
-                "BUTTRESS_LAB_INSTANCE": n,
-                "BUTTRESS_LAB_CONTROL": str(self.control.path(n)),
+            env = {  # what buttress.lab.service reads on the other side
+                lab_env.SPEC: str(self.lab.file.resolve()),
+                lab_env.POLICIES: self.mode,
+                lab_env.UPSTREAMS: json.dumps(upstreams),
+                lab_env.STORE: str(self.store_path),
+                lab_env.DATA: str(self.dir / "data" / n),
+                lab_env.INSTANCE: n,
+                lab_env.CONTROL: str(self.control.path(n)),
                 "PYTHONUNBUFFERED": "1",
                 **svc.env,
             }
             if self.healer is not None:
-                env["BUTTRESS_LAB_MODE_STATE"] = str(self.healer.mode_file)
+                env[lab_env.MODE_STATE] = str(self.healer.mode_file)
             uvicorn = ["--app-dir", str(self.lab.app_dir), "--host", "127.0.0.1", "--port", port]
             quiet = [
                 "--log-level",
