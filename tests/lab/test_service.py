@@ -26,6 +26,7 @@ def test_the_lab_s_variables_are_read_and_defaults_sit_next_to_the_code(tmp_path
     assert (s.mode, s.policies, s.instance) == ("off", False, "api-1")
     assert s.spec_path == Path("/x/reliability.yaml") and s.data.is_dir()
     assert ["http://127.0.0.1:1", "http://127.0.0.1:2"] == s.upstream("payments")
+    assert "http://127.0.0.1:1" == s.url("payments")
     assert (s.store, s.mode_file, s.control) == (
         env[lab_env.STORE],
         env[lab_env.MODE_STATE],

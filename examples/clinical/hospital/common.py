@@ -26,12 +26,9 @@ import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 from buttress.lab.service import LabService
-from buttress.spec import load_spec
-from buttress.spec.document import ReliabilitySpec
 
 PATIENTS = 200
 DRUGS = (
@@ -109,11 +106,3 @@ class Settings(LabService):
             ),
             env=env,
         )
-
-    @cached_property
-    def spec(self) -> ReliabilitySpec:
-        return load_spec(self.spec_path)
-
-    def url(self, service: str) -> str:
-        """The base URL of ``service`` (its one instance); none stops the service."""
-        return self.upstream(service)[0]

@@ -35,10 +35,6 @@ class Settings(LabService):
             env=env,
         )
 
-    def url(self, service: str) -> str:
-        """The base URL of ``service`` (its one instance); none stops the service."""
-        return self.upstream(service)[0]
-
 
 def env_seconds(name: str, default: float, env: Mapping[str, str] = os.environ) -> float:
     """A positive number of seconds from the environment, or a message naming the variable."""

@@ -37,12 +37,12 @@ from buttress.health import HealthApp, HealthRegistry
 from buttress.integrations.asgi import ResilienceMiddleware
 from buttress.integrations.http import AsyncResilientTransport
 from buttress.slo import LatencySLI, SLIRecorder, SLIStore
-from buttress.spec import build_pipeline, load_spec
+from buttress.spec import build_pipeline
 
 from .common import Settings
 
 settings = Settings.from_env()
-spec = load_spec(settings.spec_path)
+spec = settings.spec
 ON = settings.policies
 PRIMARY, RECOVERY = settings.url("primary"), settings.url("recovery")
 # No cap on connections (a capped httpcore pool can wedge when requests are cancelled while

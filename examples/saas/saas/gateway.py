@@ -45,17 +45,15 @@ from buttress.health import HealthApp, HealthRegistry
 from buttress.integrations.asgi import ResilienceMiddleware
 from buttress.integrations.http import AsyncResilientTransport
 from buttress.slo import LatencySLI, SLIRecorder, SLIStore
-from buttress.spec import build_pipeline, load_spec
+from buttress.spec import build_pipeline
 
 from .common import Settings, env_number
 
 settings = Settings.from_env("gateway")
-spec = load_spec(settings.spec_path)
+spec = settings.spec
 ON = settings.policies
 SHARD_SIZE = int(env_number("SAAS_SHARD_SIZE", 2))
-BACKENDS = settings.upstreams.get("backend") or []
-if not BACKENDS:
-    raise SystemExit("no upstream for 'backend' in BUTTRESS_LAB_UPSTREAMS")
+BACKENDS = settings.upstream("backend")
 INSTANCES = [f"backend-{i}" for i in range(1, len(BACKENDS) + 1)]
 URL_OF = dict(zip(INSTANCES, BACKENDS, strict=True))
 

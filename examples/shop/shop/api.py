@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -79,8 +78,8 @@ def _check(response: httpx.Response, what: str) -> httpx.Response:
 
 # -- clients -----------------------------------------------------------------------------------
 
-inventory_url = settings.upstream("inventory")[0]
-datastore_url = settings.upstream("datastore")[0]
+inventory_url = settings.url("inventory")
+datastore_url = settings.url("datastore")
 payment_urls = settings.upstream("payments")
 attempts = AttemptCounter(settings.upstreams)  # every attempt sent to each dependency
 if TYPICAL:
@@ -209,7 +208,7 @@ _last_catalogue: list[Any] = []
 # The degraded mode remediation switches in the lab's Buttress run (a file the lab writes): in a
 # mode that has "live-catalogue" off, browse serves the last catalogue read without asking the
 # datastore, which keeps its connections for the orders.
-_mode_file = os.environ.get("BUTTRESS_LAB_MODE_STATE")
+_mode_file = settings.mode_file
 modes = ModeSwitch.from_spec(spec, state_file=_mode_file, poll=0.25) if _mode_file else None
 
 

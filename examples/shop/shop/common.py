@@ -21,7 +21,6 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,6 @@ from buttress.dashboard import Publisher
 from buttress.health import HealthApp, HealthRegistry
 from buttress.lab.service import LabService
 from buttress.slo import SLIRecorder, SLIStore
-from buttress.spec import load_spec
-from buttress.spec.document import ReliabilitySpec
 from buttress.telemetry import prometheus as telemetry
 
 from .labfaults import with_lab_faults
@@ -52,10 +49,6 @@ class Settings(LabService):
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] = os.environ) -> Settings:  # type: ignore[override]
         return super().from_env(service, home=HOME, modes=MODES, env=env)
-
-    @cached_property
-    def spec(self) -> ReliabilitySpec:
-        return load_spec(self.spec_path)
 
     def recorder(self) -> SLIRecorder | None:
         """An SLI recorder flushing every second into the store, or None without a store."""

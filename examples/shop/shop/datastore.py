@@ -146,7 +146,7 @@ def _outbox_depth() -> int:
 
 relay: Relay | None = None
 if outbox is not None:
-    inventory_url = settings.upstream("inventory")[0]
+    inventory_url = settings.url("inventory")
     _relay_client = httpx.Client(timeout=2.0)
     declared = build_pipeline(settings.spec, "reservations")
     retry = next(p for p in declared.policies if isinstance(p, Retry))

@@ -30,7 +30,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-CONTROL = os.environ.get("BUTTRESS_LAB_CONTROL")
+from buttress.lab import service as lab_env
+
+CONTROL = os.environ.get(lab_env.CONTROL)
 LEAK_MS_PER_MB = float(os.environ.get("SHOP_LEAK_MS_PER_MB", "25"))
 LEAK_LIMIT_MB = float(os.environ.get("SHOP_LEAK_LIMIT_MB", "48"))
 CRASH_STATUS = 3

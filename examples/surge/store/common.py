@@ -16,12 +16,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 from buttress.lab.service import LabService
-from buttress.spec import load_spec
-from buttress.spec.document import ReliabilitySpec
 
 RUNS = ("on", "off")
 HOME = Path(__file__).resolve().parent.parent  # examples/surge
@@ -42,11 +39,3 @@ class Settings(LabService):
             ),
             env=env,
         )
-
-    @cached_property
-    def spec(self) -> ReliabilitySpec:
-        return load_spec(self.spec_path)
-
-    def url(self, service: str) -> str:
-        """The base URL of ``service`` (its one instance); none stops the service."""
-        return self.upstream(service)[0]

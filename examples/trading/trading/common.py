@@ -26,12 +26,9 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 from buttress.lab.service import LabService
-from buttress.spec import load_spec
-from buttress.spec.document import ReliabilitySpec
 
 RUNS = ("on", "off")
 HOME = Path(__file__).resolve().parent.parent  # examples/trading
@@ -70,10 +67,6 @@ class Settings(LabService):
             data=HOME / ".data" / service,
         )
         return settings._skewed(env.get("TRADING_CLOCK_SKEW", ""))
-
-    @cached_property
-    def spec(self) -> ReliabilitySpec:
-        return load_spec(self.spec_path)
 
     def _skewed(self, raw: str) -> Settings:
         """With this instance's entry of ``TRADING_CLOCK_SKEW`` (none: 0)."""

@@ -322,7 +322,7 @@ def run_drill(
     pit = None if config.point_in_time is None else disaster_wall - config.point_in_time
     writer.history.final_read(final, process="drill")
     checked = check_set(writer.history)
-    acked = writer.acked_at
+    acked = writer.acked_at  # when each acknowledgement was recorded (the RPO's end)
     lost = sorted(s for s in checked.lost if isinstance(s, int))
     last_restored = max(restored.sentinels.values(), default=None)
     rpo = 0.0

@@ -26,8 +26,12 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from buttress.spec.document import ReliabilitySpec
 
 __all__ = [
     "CONTROL",
@@ -119,9 +123,20 @@ class LabService:
         """Buttress's policies are on (the ``on`` run)."""
         return self.mode == "on"
 
+    @cached_property
+    def spec(self) -> ReliabilitySpec:
+        """The run's reliability.yaml, loaded once."""
+        from buttress.spec import load_spec
+
+        return load_spec(self.spec_path)
+
     def upstream(self, service: str) -> list[str]:
         """The base URLs of ``service``'s instances; none stops the service with a message."""
         urls = self.upstreams.get(service)
         if not urls:
             raise SystemExit(f"no upstream for {service!r} in {UPSTREAMS}")
         return urls
+
+    def url(self, service: str) -> str:
+        """The base URL of ``service``'s first (or only) instance."""
+        return self.upstream(service)[0]

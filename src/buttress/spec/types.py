@@ -19,7 +19,8 @@ __all__ = [
     "parse_duration",
 ]
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+# Milliseconds per unit: whole numbers, so a sum of parts is exact until the one division.
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
@@ -58,11 +59,11 @@ def parse_duration(value: Any) -> float:
             seconds = float(text)
         except ValueError:
             pos = 0
-            ms = 0.0  # summed in milliseconds (exact unit sizes), divided once: 29211ms is 29.211
+            ms = 0.0  # divided once at the end: 29211ms is 29.211, not 29.211000000000002
             for m in _PART.finditer(text):
                 if m.start() != pos:
                     break
-                ms += float(m.group(1)) * (_UNITS[m.group(2)] * 1000)
+                ms += float(m.group(1)) * _UNIT_MS[m.group(2)]
                 pos = m.end()
             seconds = ms / 1000
             if pos != len(text):

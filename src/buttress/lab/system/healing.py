@@ -394,6 +394,11 @@ class Healer:
         stretch["to"] = round(now, 3)
         stretch["peak"] = max(stretch["peak"], round(rate, 1))
 
+    @staticmethod
+    def none() -> dict[str, Any]:
+        """The figures of a run with supervision and no remediation rules."""
+        return {"journal": [], "modes": [], "burns": []}
+
     def figures(self) -> dict[str, Any]:
         journal = [
             {

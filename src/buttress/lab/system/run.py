@@ -350,15 +350,8 @@ class _Run:
         self._phase("stop", mark)
         if isinstance(self.services, SupervisedServices):
             events = self.services.events
-            healing = {
-                "restarts": restarts(events),
-                "events": events,
-                "journal": [],
-                "modes": [],
-                "burns": [],
-            }
-            if self.healer is not None:
-                healing |= self.healer.figures()
+            remediation = Healer.none() if self.healer is None else self.healer.figures()
+            healing = {"restarts": restarts(events), "events": events} | remediation
             self.result["healing"] = healing
         stores = (self.store_path, self.dir / "client.db")
         pending = set(self.result.pop("pending_ids", []))

@@ -15,17 +15,9 @@ from buttress.lab.sim.engine import Simulation
 
 __all__ = ["dependency_for", "per_instance"]
 
-R_co = TypeVar("R_co", covariant=True)
 R = TypeVar("R")
 C = TypeVar("C", bound=Call)
 C_contra = TypeVar("C_contra", bound=Call, contravariant=True)
-
-
-class _Builds(Protocol[R_co]):
-    @property
-    def name(self) -> str: ...
-    @property
-    def build(self) -> Callable[[Clock, random.Random], R_co]: ...
 
 
 class _Answers(Protocol[C_contra]):
@@ -35,14 +27,13 @@ class _Answers(Protocol[C_contra]):
     def timed_out(self, call: C_contra) -> None: ...
 
 
-def per_instance(strategy: _Builds[R], sim: Simulation, run: str, instances: int) -> list[R]:
-    """``strategy.build`` once per calling instance, on the simulation's clock.  Each instance
-    draws from its own random stream, named ``<run>:<strategy>:<instance>`` (``run`` names the
-    scenario and the seed), so a run is reproducible and no strategy shifts another's draws."""
-    return [
-        strategy.build(sim.clock, random.Random(f"{run}:{strategy.name}:{k}"))
-        for k in range(instances)
-    ]
+def per_instance(
+    build: Callable[[Clock, random.Random], R], sim: Simulation, stream: str, instances: int
+) -> list[R]:
+    """``build`` once per calling instance, on the simulation's clock.  Each instance draws from
+    its own random stream, named ``<stream>:<instance>`` (``stream`` names the scenario, the seed
+    and the strategy), so a run is reproducible and no strategy shifts another's draws."""
+    return [build(sim.clock, random.Random(f"{stream}:{k}")) for k in range(instances)]
 
 
 def dependency_for(

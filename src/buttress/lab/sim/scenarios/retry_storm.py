@@ -192,7 +192,9 @@ class _StormRun(TrafficRun[tuple[float, int], Strategy]):
     def __init__(self, p: RetryStormParams, strategy: Strategy, seed: int) -> None:
         super().__init__(p)
         self.p = p
-        self.policies = per_instance(strategy, self.sim, f"retry-storm:{seed}", p.instances)
+        self.policies = per_instance(
+            strategy.build, self.sim, f"retry-storm:{seed}:{strategy.name}", p.instances
+        )
         expo = random.Random(f"retry-storm:{seed}:service").expovariate
         rate = 1.0 / p.service_time
         outage = (p.outage_start, p.outage_end)

@@ -268,7 +268,9 @@ class _SlowRun(TrafficRun[tuple[float, int, int], SlowStrategy]):
     def __init__(self, p: SlowDependencyParams, strategy: SlowStrategy, seed: int) -> None:
         super().__init__(p)
         self.p = p
-        self.guards = per_instance(strategy, self.sim, f"slow-dependency:{seed}", p.instances)
+        self.guards = per_instance(
+            strategy.build, self.sim, f"slow-dependency:{seed}:{strategy.name}", p.instances
+        )
         self._lognorm = random.Random(f"slow-dependency:{seed}:service").lognormvariate
         self._mu = math.log(p.service_time) - p.service_sigma * p.service_sigma / 2
         self.dependency: Dependency[_Call] = dependency_for(
