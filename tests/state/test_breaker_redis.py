@@ -224,7 +224,8 @@ def test_keys_are_namespaced_and_expire(shared: Target, service: str) -> None:
         f"buttress:{{{service}/orders/circuit_breaker}}:r",
     ] == keys
     for k in keys:
-        assert 0 < r.ttl(k) <= 120
+        # at least ttl after the last call; set again only when an eighth of it has passed
+        assert 120 <= r.ttl(k) <= 135
 
 
 def test_script_flush_reloads_without_falling_back(shared: Target, service: str) -> None:

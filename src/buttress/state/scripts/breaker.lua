@@ -1,8 +1,12 @@
 -- Circuit breaker: one decision per call, atomically, for every process sharing the breaker.
 -- The same rules as buttress.policies.breaker.BreakerMachine (read its docstring), on a hash.
 --
--- KEYS[1]  hash: st gen ou hd pl pc pf ps co al n f s i k cfg, and time buckets c<j> x<j> y<j>
+-- KEYS[1]  hash: st gen ou hd pl pc pf ps co al n f s i k ex cfg, and time buckets c<j> x<j> y<j>
 -- KEYS[2]  string: the count window's ring, one byte per call ('1'..'4'; anything else: empty)
+--
+-- Expiry: both keys live at least ttl seconds after the last call.  Setting it costs a command a
+-- key, so it is set again only when the last setting ('ex') is REFRESH old, for ttl + REFRESH
+-- (and on the ring when a write finds the window empty: the write may have created it).
 -- ARGV     op, now ('' = server TIME), failure threshold, slow threshold, minimum calls,
 --          window type ('c' or 't'), window size, buckets, probes, half-open timeout,
 --          break durations (comma separated, for 1, 2, ... consecutive opens), ttl (s),
@@ -31,15 +35,20 @@ local function fmt(x)
   return string.format('%.17g', x)
 end
 
+local REFRESH = math.ceil(TTL / 8)
+
 local NAMES = {'st', 'gen', 'ou', 'hd', 'pl', 'pc', 'pf', 'ps', 'co', 'al', 'n', 'f', 's', 'i', 'k',
-               'cfg'}
+               'ex', 'cfg'}
 local raw = redis.call('HMGET', H, unpack(NAMES))
 local d, dirty = {}, {}
-for j = 1, 15 do
+for j = 1, 16 do
   d[NAMES[j]] = tonumber(raw[j]) or 0
 end
 if raw[15] == false then
   d.k = -1e18
+end
+if raw[16] == false then
+  d.ex = -1e18
 end
 
 local function set(name, value)
@@ -70,8 +79,8 @@ local function reset_window()
 end
 
 -- A breaker re-declared with another window shape starts with an empty window.
-if raw[16] ~= CFG then
-  if raw[16] ~= false then
+if raw[17] ~= CFG then
+  if raw[17] ~= false then
     reset_window()
     set('k', -1e18)
   end
@@ -112,11 +121,14 @@ end
 local function add(code)
   if WT == 'c' then
     local j = d.i
-    local old = tonumber(redis.call('GETRANGE', RING, j, j)) or 0
+    -- One command reads the slot's old byte and writes the new one ('0' + code).
+    local old = redis.call('BITFIELD', RING, 'SET', 'u8', '#' .. j, 48 + code)[1] - 48
     if old < 1 or old > 4 then
       old = 0
     end
-    redis.call('SETRANGE', RING, j, tostring(code))
+    if d.n == 0 then  -- an empty window: the ring may be new, without an expiry yet
+      redis.call('EXPIRE', RING, TTL + REFRESH)
+    end
     set('i', (j + 1) % WSIZE)
     -- Only the totals that change are written back (a success replacing a success: only 'i').
     if CALL[code] ~= CALL[old] then
@@ -350,11 +362,18 @@ for name, _ in pairs(dirty) do
   out[#out + 1] = name
   out[#out + 1] = fmt(d[name])
 end
+local refresh = now - d.ex >= REFRESH or now < d.ex
+if refresh then
+  out[#out + 1] = 'ex'
+  out[#out + 1] = fmt(now)
+end
 if #out > 0 then
   redis.call('HSET', H, unpack(out))
 end
-redis.call('EXPIRE', H, TTL)
-if WT == 'c' then
-  redis.call('EXPIRE', RING, TTL)
+if refresh then
+  redis.call('EXPIRE', H, TTL + REFRESH)
+  if WT == 'c' then
+    redis.call('EXPIRE', RING, TTL + REFRESH)
+  end
 end
 return result
