@@ -44,7 +44,7 @@ Cross-references (unknown components or domains, ``required`` greater than ``rep
 among hard dependencies, parent cycles among domains) are found by :func:`architecture_problems`
 and raised from :class:`ArchitectureSpec`'s model validator as ordinary pydantic errors, each with
 the location of the offending node (``components.db.depends_on.web``).  Pydantic prefixes that
-location with wherever the section sits, so :func:`buttress.spec.source.validate` turns each of
+location with wherever the section sits, so :func:`buttress.spec.validation.validate` turns each of
 them into ``file:line:column: architecture.components.db.depends_on.web: ...`` whichever loader
 read the file: ``buttress assess`` (:func:`load_architecture`), ``buttress spec validate`` and every
 other command that loads ``reliability.yaml`` (:func:`buttress.spec.load_spec`).
@@ -70,8 +70,9 @@ from pydantic_core import PydanticCustomError
 
 from buttress.errors import SpecError
 from buttress.spec.sections import register_section
-from buttress.spec.source import Document, load_yaml, validate
+from buttress.spec.source import Document, load_yaml
 from buttress.spec.types import Duration, PositiveDuration, PositiveShare, Share, format_duration
+from buttress.spec.validation import validate
 
 from .model_checks import (
     Loc,

@@ -34,8 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from buttress.errors import ConfigError, SpecError
 from buttress.spec.sections import register_section
-from buttress.spec.source import located
 from buttress.spec.types import Duration, FiniteFloat, PositiveDuration
+from buttress.spec.validation import located
 from buttress.state.urls import check_redis_url
 
 from . import builtin

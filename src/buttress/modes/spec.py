@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from buttress.errors import ConfigError
 from buttress.policies.shed import parse_criticality
 from buttress.spec.sections import register_section
-from buttress.spec.source import located
+from buttress.spec.validation import located
 
 __all__ = ["ModeSpec", "check_modes"]
 

@@ -57,7 +57,7 @@ from buttress.events import DeadlineHit, Emitter, TimeoutEvent
 from buttress.options import REQUIRED, Options, choice, documented, duration, flag, integer
 
 from .base import AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
-from .retry import RETRY_MARK, in_outer_retry, new_mark
+from .retry_nesting import RETRY_MARK, in_outer_retry, new_mark
 
 __all__ = ["Timeout", "TimeoutOptions"]
 

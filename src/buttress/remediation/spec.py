@@ -36,8 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from buttress.spec.options import spec_model
 from buttress.spec.sections import register_section
-from buttress.spec.source import located
 from buttress.spec.types import Duration
+from buttress.spec.validation import located
 
 from .core import RuleOptions
 

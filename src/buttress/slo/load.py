@@ -13,14 +13,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from buttress.errors import SpecError
-from buttress.spec.source import (
-    Document,
-    check_finite,
-    check_finite_fields,
-    load_yaml_documents,
-    load_yaml_documents_text,
-    validate,
-)
+from buttress.spec.source import Document, load_yaml_documents, load_yaml_documents_text
+from buttress.spec.validation import check_finite, check_finite_fields, validate
 
 from .spec import SLOSpec
 from .translate import validate_slo_at

@@ -16,7 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from buttress.errors import SpecError
-from buttress.spec.source import Document, validate
+from buttress.spec.source import Document
+from buttress.spec.validation import validate
 
 from .spec import DEFAULT_TIERS, LatencySLI, RatioSLI, SLOSpec
 from .translate import validate_slo_at

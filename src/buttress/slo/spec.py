@@ -47,8 +47,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from buttress.spec.sections import register_section
-from buttress.spec.source import located
 from buttress.spec.types import Duration, PositiveDuration, PositiveShare
+from buttress.spec.validation import located
 
 from . import math as slomath
 from .fields import CALENDAR_NOMINAL, LABEL, NAME, StrictModel, check_kind, format_duration

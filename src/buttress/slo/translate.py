@@ -11,7 +11,8 @@ import re
 from collections.abc import Mapping
 
 from buttress.errors import SpecError
-from buttress.spec.source import Document, combine_errors, dotted, validate
+from buttress.spec.source import Document, dotted
+from buttress.spec.validation import combine_errors, validate
 
 from .spec import SLOSpec
 

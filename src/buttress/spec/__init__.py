@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .sections import register_section
-from .source import Document, load_yaml, load_yaml_text, validate
+from .source import Document, load_yaml, load_yaml_text
+from .validation import validate
 
 if TYPE_CHECKING:
     from .build import build_pipeline, build_pipelines

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, mo
 
 from .policies import PipelineSpec, StateSpec
 from .sections import Section, sections
-from .source import Document, check_finite, check_finite_fields, load_yaml, load_yaml_text, validate
+from .source import Document, load_yaml, load_yaml_text
+from .validation import check_finite, check_finite_fields, validate
 
 if TYPE_CHECKING:
     from buttress.assess.model import ArchitectureSpec

@@ -108,7 +108,7 @@ class OptionsModel(BaseModel):
         try:
             self.to_options()
         except ConfigError as e:
-            # The spec loader moves the location onto the parameter's own key (source.validate).
+            # The spec loader moves the location onto the parameter's own key (validation.validate).
             raise PydanticCustomError(
                 OPTION_ERROR, "{message}", {"parameter": e.parameter, "message": str(e)}
             ) from None

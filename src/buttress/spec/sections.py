@@ -14,7 +14,7 @@ registered sections.  So the dependencies point one way: the section packages im
 :mod:`buttress.spec`; :mod:`buttress.spec` imports none of them.
 
 **Cross-references.**  A section model checks its own cross-references in a pydantic
-``model_validator`` and raises :func:`~buttress.spec.source.located` errors, which name the key
+``model_validator`` and raises :func:`~buttress.spec.validation.located` errors, which name the key
 below the section that is wrong (``experiments.plan[0].target``).  Checks against *other*
 sections go in a method ``check_spec(self, root)`` of the section model (of each item, for a
 ``many`` section; a check over the whole list, such as unique names, in a classmethod

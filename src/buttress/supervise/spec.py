@@ -41,8 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 from buttress.errors import ConfigError
 from buttress.spec.options import spec_model
 from buttress.spec.sections import register_section
-from buttress.spec.source import located
 from buttress.spec.types import Duration
+from buttress.spec.validation import located
 
 from .core import CycleError, start_order
 from .options import STRATEGIES, ChildOptions, SupervisorOptions

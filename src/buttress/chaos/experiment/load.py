@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from buttress.spec.source import Document, load_yaml, load_yaml_text, validate
+from buttress.spec.source import Document, load_yaml, load_yaml_text
+from buttress.spec.validation import validate
 
 from .model import REFERENCE, Activity, Experiment, Loaded, Ref
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from buttress.spec.source import located
 from buttress.spec.types import FiniteFloat
+from buttress.spec.validation import located
 
 from .tenancy import RunName, all_runs
 

@@ -24,8 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from buttress.spec.source import located
 from buttress.spec.types import FiniteFloat
+from buttress.spec.validation import located
 
 __all__ = ["DegradedExpectation", "ShedFirstExpectation", "check_expectations"]
 

@@ -48,8 +48,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from buttress.spec.options import spec_model
 from buttress.spec.sections import register_section
-from buttress.spec.source import located
 from buttress.spec.types import Duration, FiniteFloat, PositiveDuration
+from buttress.spec.validation import located
 from buttress.supervise.options import ChildOptions, SupervisorOptions
 
 from .auditspec import AuditLogSpec, RecoverySpec, check_audit, check_recovery

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from buttress.spec.source import located
 from buttress.spec.types import FiniteFloat
+from buttress.spec.validation import located
 
 if TYPE_CHECKING:
     from .spec import ExperimentsSpec

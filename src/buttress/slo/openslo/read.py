@@ -14,7 +14,8 @@ from buttress.errors import SpecError
 from buttress.slo.sli import normalize_placeholder
 from buttress.slo.spec import ExclusionSpec, LatencySLI, RatioSLI, SLOSpec, TierSpec, WindowSpec
 from buttress.slo.translate import validate_slo_at
-from buttress.spec.source import Document, validate
+from buttress.spec.source import Document
+from buttress.spec.validation import validate
 
 from .annotations import Annotations, Loc, first_message
 from .models import (
