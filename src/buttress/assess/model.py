@@ -52,7 +52,6 @@ other command that loads ``reliability.yaml`` (:func:`buttress.spec.load_spec`).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -71,17 +70,10 @@ from pydantic_core import PydanticCustomError
 from buttress.errors import SpecError
 from buttress.spec.sections import register_section
 from buttress.spec.source import Document, load_yaml
-from buttress.spec.types import Duration, PositiveDuration, PositiveShare, Share, format_duration
+from buttress.spec.types import Duration, PositiveDuration, PositiveShare, Share
 from buttress.spec.validation import validate
 
-from .model_checks import (
-    Loc,
-    close_match,
-    hard_cycle,
-    member_problems,
-    scope_problems,
-    unit_problems,
-)
+from .model_checks import DISRUPTIONS, Loc, architecture_problems, bia_problems
 
 __all__ = [
     "ArchitectureSpec",
@@ -103,9 +95,6 @@ __all__ = [
     "load_architecture",
     "DISRUPTIONS",
 ]
-
-DISRUPTIONS: tuple[str, ...] = ("instance", "zone", "region", "deploy")
-"""Disruption types that RTO/RPO targets may name."""
 
 ErrorFactory = Callable[[Loc, str], Exception]
 
@@ -477,129 +466,6 @@ def check_architecture(arch: ArchitectureSpec, error: ErrorFactory) -> None:
     if problems:
         loc, message = problems[0]
         raise error(loc, message)
-
-
-def architecture_problems(arch: ArchitectureSpec) -> list[tuple[Loc, str]]:
-    """Every cross-reference problem of ``arch`` as ``(loc, message)``, ``loc`` relative to the
-    section, in file order of the checks below.
-
-    Checks: domain parents exist and form no cycle; placements and shared domains exist;
-    ``required <= replicas`` (or ``<=`` the members, which must be known, other components, with
-    no units of their own given); an active-passive component keeps ``required == 1``;
-    dependencies name known components and not themselves; hard dependencies (and members) form
-    no cycle (reported once, at the edge that closes it); journeys enter at known components.
-    """
-    out: list[tuple[Loc, str]] = []
-    domains = arch.domains
-    for name, d in domains.items():
-        if d.parent is not None and d.parent not in domains:
-            out.append(
-                (
-                    ("domains", name, "parent"),
-                    f"unknown domain {d.parent!r}{close_match(d.parent, list(domains))}",
-                )
-            )
-    in_cycle: set[str] = set()
-    for name in domains:
-        seen = [name]
-        cur = domains[name].parent
-        while cur is not None and cur in domains:
-            if cur in seen:
-                # Report each cycle once, at the parent field of its first member.
-                if cur == name and name not in in_cycle:
-                    in_cycle.update(seen)
-                    chain = " -> ".join([*seen, cur])
-                    out.append(
-                        (("domains", name, "parent"), f"domain parents form a cycle: {chain}")
-                    )
-                break
-            seen.append(cur)
-            cur = domains[cur].parent
-    comps = arch.components
-    for name, c in comps.items():
-        for field in ("placement", "shared"):
-            for i, dom in enumerate(getattr(c, field)):
-                if dom not in domains:
-                    out.append(
-                        (
-                            ("components", name, field, i),
-                            f"unknown domain {dom!r}{close_match(dom, list(domains))}",
-                        )
-                    )
-        r = c.redundancy
-        if c.members:
-            out.extend(member_problems(arch, name, c))
-        elif r.required > c.replicas:
-            out.append(
-                (
-                    ("components", name, "redundancy", "required"),
-                    f"k of k-of-n must not exceed n: required={r.required} > replicas={c.replicas}",
-                )
-            )
-        out.extend(unit_problems(name, c))
-        if r.mode == "active-passive" and r.required != 1:
-            out.append(
-                (
-                    ("components", name, "redundancy", "required"),
-                    "active-passive serves from one unit: required must be 1",
-                )
-            )
-        for dep in c.depends_on:
-            if dep == name:
-                out.append(
-                    (("components", name, "depends_on", dep), "a component cannot depend on itself")
-                )
-            elif dep not in comps:
-                out.append(
-                    (
-                        ("components", name, "depends_on", dep),
-                        f"unknown component {dep!r}{close_match(dep, list(comps))}",
-                    )
-                )
-    for name, c in comps.items():
-        for dep, edge in c.depends_on.items():
-            if edge.within is not None and dep in comps and dep != name:
-                out.extend(scope_problems(arch, name, dep, edge.within))
-    cycle = hard_cycle(arch)
-    if cycle is not None:
-        chain = " -> ".join(cycle)
-        closer = arch.components[cycle[-2]]
-        loc: Loc = ("components", cycle[-2], "depends_on", cycle[-1])
-        if cycle[-1] in closer.members and cycle[-1] not in closer.depends_on:
-            loc = ("components", cycle[-2], "members", closer.members.index(cycle[-1]))
-        out.append((loc, f"hard dependencies form a cycle: {chain} (make one edge soft or async)"))
-    for jname, j in arch.journeys.items():
-        if j.entry not in comps:
-            out.append(
-                (
-                    ("journeys", jname, "entry"),
-                    f"unknown component {j.entry!r}{close_match(j.entry, list(comps))}",
-                )
-            )
-        out.extend(bia_problems(jname, j))
-    return out
-
-
-def bia_problems(name: str, j: JourneySpec) -> list[tuple[Loc, str]]:
-    """A recovery time objective that, with the work recovery time after it, overruns the maximum
-    tolerable downtime (NIST SP 800-34: RTO + WRT <= MTD), located at the RTO target."""
-    bia = j.bia
-    if bia is None:
-        return []
-    out: list[tuple[Loc, str]] = []
-    shown = functools.partial(format_duration, days_from=2)  # 24h, as a BIA writes it, not 1d
-    for kind in DISRUPTIONS:
-        rto = getattr(j.rto, kind)
-        if rto is not None and rto + bia.wrt > bia.mtd + 1e-9:
-            out.append(
-                (
-                    ("journeys", name, "rto", kind),
-                    f"RTO {shown(rto)} plus the work recovery time {shown(bia.wrt)} exceeds the "
-                    f"maximum tolerable downtime {shown(bia.mtd)} (bia.mtd): RTO + WRT must not "
-                    "exceed MTD",
-                )
-            )
-    return out
 
 
 def load_architecture(path: str | Path) -> tuple[ArchitectureSpec, Document]:

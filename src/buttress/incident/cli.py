@@ -470,44 +470,6 @@ def action_done(*, store: str, item: int) -> None:
     click.echo(f"action item #{item} done")
 
 
-def parse_when(value: str | None, option: str, *, now: float) -> float | None:
-    """``2026-01-02``, ``2026-01-02T03:04:05Z`` (no zone: UTC), Unix seconds, or a duration
-    back from now (``30d``, ``12h``, ``90m``)."""
-    if value is None:
-        return None
-    units = {"d": 86400.0, "h": 3600.0, "m": 60.0, "w": 604800.0}
-    text = value.strip()
-    if text[:-1].replace(".", "", 1).isdigit() and text[-1:] in units:
-        return now - float(text[:-1]) * units[text[-1]]
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    from datetime import UTC, datetime
-
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(
-            option, value, "use an ISO 8601 date or time, Unix seconds, or 30d / 12h / 90m"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
-def _period(since: str | None, until: str | None) -> Any:
-    from .report import Period
-
-    now = time.time()
-    end = parse_when(until, "--until", now=now) or now
-    start = parse_when(since, "--since", now=end)
-    start = end - 30 * 86400.0 if start is None else start
-    if not start < end:
-        raise ConfigError("--since", since, "must be before --until")
-    return Period(start, end)
-
-
 @incident.command()
 @_store_option
 @click.option("--since", default=None, help="Start (ISO 8601, Unix seconds, or 30d back).")
@@ -519,9 +481,9 @@ def stats(*, store: str, since: str | None, until: str | None, key: str, as_json
     """Time to detect, acknowledge, mitigate and recover, and time between failures: medians and
     90th percentiles with order-statistic confidence intervals (95 %)."""
     from .analytics import by_group
-    from .report import secs
+    from .report import Period, secs
 
-    period = _period(since, until)
+    period = Period.between(since, until)
     with _open(store) as db:
         rows = db.incidents(since=period.since, until=period.until, limit=1_000_000)
     groups = by_group(rows, key=key)
@@ -567,9 +529,9 @@ def report(*, store: str, slo_store: str | None, spec: str | None, since: str | 
     incidents, top failure modes, time to x, lab runs and drills, open action items, risks
     predicted and observed."""
     from .exercises import drill_every, drill_results, lab_results
-    from .report import period_report, render_text
+    from .report import Period, period_report, render_text
 
-    period = _period(since, until)
+    period = Period.between(since, until)
     lab_rows, lab_skipped = lab_results(labs)
     drill_rows, drill_skipped = drill_results(drills)
     slos: list[Any] = []

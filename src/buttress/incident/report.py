@@ -17,10 +17,13 @@ For ``[since, until)`` and the previous period of the same length:
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from buttress.errors import ConfigError
 
 from .analytics import by_group
 from .exercises import drill_times, exercises, schedule
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
     from buttress.slo.spec import SLOSpec
     from buttress.slo.store import SLIStore
 
-__all__ = ["Period", "period_figures", "period_report", "render_text"]
+__all__ = ["Period", "parse_when", "period_figures", "period_report", "render_text"]
 
 YEAR = 365.0 * 86400.0
 
@@ -47,6 +50,44 @@ class Period:
     @property
     def previous(self) -> Period:
         return Period(2 * self.since - self.until, self.since)
+
+    @staticmethod
+    def between(since: str | None, until: str | None) -> Period:
+        """The period the command line names (``--since``, ``--until``; see :func:`parse_when`):
+        by default the 30 days up to now."""
+        now = time.time()
+        end = parse_when(until, "--until", now=now) or now
+        start = parse_when(since, "--since", now=end)
+        start = end - 30 * 86400.0 if start is None else start
+        if not start < end:
+            raise ConfigError("--since", since, "must be before --until")
+        return Period(start, end)
+
+
+def parse_when(value: str | None, option: str, *, now: float) -> float | None:
+    """``2026-01-02``, ``2026-01-02T03:04:05Z`` (no zone: UTC), Unix seconds, or a duration
+    back from now (``30d``, ``12h``, ``90m``)."""
+    if value is None:
+        return None
+    units = {"d": 86400.0, "h": 3600.0, "m": 60.0, "w": 604800.0}
+    text = value.strip()
+    if text[:-1].replace(".", "", 1).isdigit() and text[-1:] in units:
+        return now - float(text[:-1]) * units[text[-1]]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            option, value, "use an ISO 8601 date or time, Unix seconds, or 30d / 12h / 90m"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
 
 
 def _slo_figures(slos: Sequence[SLOSpec], sli: SLIStore, period: Period) -> list[dict[str, Any]]:

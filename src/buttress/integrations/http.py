@@ -74,14 +74,13 @@ closed.
 from __future__ import annotations
 
 import contextvars
-import email.utils
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.context import current_deadline
-from buttress.errors import ButtressError, ConfigError, DeadlineExceeded, MissingExtra
+from buttress.errors import ConfigError, DeadlineExceeded, MissingExtra
 from buttress.failover.active import HealthCheck
 from buttress.failover.driver import HealthCheckDriver
 from buttress.failover.pool import Endpoint, EndpointPool
@@ -96,6 +95,13 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     raise MissingExtra("buttress.integrations.http", "http", "httpx") from None
 
 from .cancel_safe import cancel_safe
+from .http_endpoints import (
+    HTTPStatusFailure,
+    Target,
+    error_outcome,
+    parse_retry_after,
+    status_outcome,
+)
 
 __all__ = [
     "DEADLINE_HEADER",
@@ -121,7 +127,6 @@ _KEYED = "keyed"
 """What :data:`_METHOD` holds for a request carrying an idempotency key: retried as idempotent."""
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 DEFAULT_FAILURE_STATUSES = frozenset({429, *range(500, 600)})
-_GATEWAY = frozenset({502, 503, 504})
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 _DEADLINE_SLACK = 0.001
 """A cancellation this close to the deadline is the deadline's: timers may fire a hair early."""
@@ -130,96 +135,6 @@ _DEFAULT = object()
 # The method of the request in progress ("" when its body cannot be replayed): the retry predicate
 # reads it, since exceptions do not carry their request at the transport level.
 _METHOD: contextvars.ContextVar[str] = contextvars.ContextVar("buttress_http_method", default="")
-
-
-class HTTPStatusFailure(ButtressError):
-    """A response with a failure status (5xx or 429 by default), raised inside the pipeline so that
-    retries and breakers see it.  The transport returns ``response`` when the retries run out.
-
-    ``retry_after``: seconds from its ``Retry-After`` header, or ``None``.
-    """
-
-    def __init__(
-        self, response: httpx.Response, endpoint: Endpoint, retry_after: float | None
-    ) -> None:
-        self.response = response
-        self.endpoint = endpoint
-        self.status_code = response.status_code
-        self.retry_after = retry_after
-        super().__init__(f"{endpoint.label} answered {response.status_code}")
-
-
-def parse_retry_after(value: str | None, now_wall: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date (``None`` if
-    absent or unparsable; never negative)."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now_wall)
-
-
-def _outcome(status: int) -> str:
-    if status >= 500:
-        return "gateway_error" if status in _GATEWAY else "server_error"
-    return "success"
-
-
-def _error_outcome(exc: httpx.TransportError) -> str | None:
-    """What a transport error says about the endpoint: a read or write timeout is a gateway failure
-    (Envoy counts an upstream timeout as a 504); waiting for a connection from *our* pool says
-    nothing about it (``None``); anything else (refused, reset, connect timeout) is a local
-    failure, counted as a 503."""
-    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
-        return "gateway_error"
-    if isinstance(exc, httpx.PoolTimeout):
-        return None
-    return "local_failure"
-
-
-class _Target:
-    """A pool endpoint as httpx needs it: URL parts (normalized by httpx once, at build time) and
-    the Host header value."""
-
-    __slots__ = ("base", "host", "netloc", "port", "ref", "scheme")
-
-    def __init__(self, endpoint: Endpoint) -> None:
-        url = httpx.URL(endpoint.url)
-        self.scheme = url.scheme
-        self.host = url.host
-        self.port = url.port
-        self.base = url.raw_path.rstrip(b"/")
-        self.netloc = url.netloc.decode("ascii")
-        # httpx keeps a URL's parts in a named tuple; replacing fields of it costs ~2 us where
-        # URL.copy_with re-parses and re-validates the whole URL (~45 us).  Fall back to
-        # copy_with if a future httpx drops it.
-        self.ref = getattr(url, "_uri_reference", None)
-
-    def url(self, original: httpx.URL) -> httpx.URL:
-        ref = getattr(original, "_uri_reference", None)
-        mine = self.ref
-        if ref is not None and mine is not None and hasattr(ref, "_replace"):
-            out = httpx.URL.__new__(httpx.URL)
-            out._uri_reference = ref._replace(
-                scheme=mine.scheme,
-                host=mine.host,
-                port=mine.port,
-                path=mine.path.rstrip("/") + ref.path,
-            )
-            return out
-        return original.copy_with(
-            scheme=self.scheme,
-            host=self.host,
-            port=self.port,
-            raw_path=self.base + original.raw_path,
-        )
 
 
 _T = TypeVar("_T", bound=httpx.BaseTransport | httpx.AsyncBaseTransport)
@@ -315,7 +230,7 @@ class _Shared(Generic[_T]):
         self.preserve_host = preserve_host
         self.clock = clock
         self.name = name
-        self._targets = {ep: _Target(ep) for ep in pool.endpoints}
+        self._targets = {ep: Target(ep) for ep in pool.endpoints}
         retry_kw: dict[str, Any] = {
             "attempts": attempts,
             "backoff": backoff,
@@ -444,10 +359,10 @@ class _Shared(Generic[_T]):
     def _abandon(self, endpoint: Endpoint, exc: BaseException) -> None:
         """Release ``endpoint`` after an attempt that ended in ``exc`` instead of an answer
         (while sending, or reading a failure's body).  A transport error says what it says about
-        the endpoint (:func:`_error_outcome`); an interruption counts only when the deadline cut it
+        the endpoint (:func:`error_outcome`); an interruption counts only when the deadline cut it
         short (:meth:`_interrupted`)."""
         if isinstance(exc, httpx.TransportError):
-            self.pool.release(endpoint, _error_outcome(exc))
+            self.pool.release(endpoint, error_outcome(exc))
         else:
             self.pool.release(endpoint, self._interrupted())
 
@@ -458,10 +373,10 @@ class _Shared(Generic[_T]):
         status = response.status_code
         pool = self.pool
         if status in self.failure_statuses or (status == 409 and _METHOD.get() is _KEYED):
-            pool.release(endpoint, _outcome(status))
+            pool.release(endpoint, status_outcome(status))
             raise self._failure(response, endpoint)
         if status >= 500:
-            pool.release(endpoint, _outcome(status))
+            pool.release(endpoint, status_outcome(status))
             return response
         response.stream = _ReleasingStream(response.stream, _releaser(pool, endpoint))
         return response

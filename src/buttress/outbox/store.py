@@ -36,84 +36,24 @@ from buttress.errors import ConfigError
 
 from .codec import NOT_JSON, decode, encode, new_uid
 from .errors import NotInTransaction, NotSerialisable, StoreUnavailable, UnknownQueue
+from .sql import (
+    ACK,
+    CLAIM,
+    CLAIM_IDS,
+    COLUMNS,
+    DEAD,
+    LATER,
+    POSTGRES_SCHEMA,
+    RELEASE,
+    RENEW,
+    SCAN,
+    SQLITE_SCHEMA,
+    STATUS,
+)
 
 __all__ = ["Message", "Outbox", "PostgresOutbox", "QueueStatus", "SQLiteOutbox"]
 
 Clock = Callable[[], float]
-
-
-_COLUMNS = "id, uid, queue, key, payload, created, attempts, claims, fence, last_error"
-# SQLite: no secondary index and no AUTOINCREMENT, so an enqueue writes one page (the table's last)
-# besides the business write's own: in WAL mode every page a commit writes is a frame written and,
-# at the next checkpoint, copied and synced, so each index would cost about as much as the
-# business row itself.  Claims find the heads of keys by one scan in id order instead (below).
-# Row ids grow (a new row's id is above every live row's), but may be reused once the newest rows
-# are deleted, hence ``uid``, random, for the consumers' inboxes.
-_SQLITE_SCHEMA = """
-CREATE TABLE buttress_outbox_queues (name TEXT PRIMARY KEY);
-CREATE TABLE buttress_outbox (
-    id INTEGER PRIMARY KEY,
-    uid TEXT NOT NULL,
-    queue TEXT NOT NULL,
-    key TEXT,
-    payload TEXT NOT NULL,
-    created REAL NOT NULL,
-    available REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    claims INTEGER NOT NULL DEFAULT 0,
-    fence INTEGER NOT NULL DEFAULT 0,
-    lease_owner TEXT,
-    lease_until REAL,
-    dead INTEGER NOT NULL DEFAULT 0,
-    dead_at REAL,
-    last_error TEXT
-);
-"""
-_POSTGRES_SCHEMA = (
-    _SQLITE_SCHEMA.replace(
-        "id INTEGER PRIMARY KEY", "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
-    ).replace(" REAL", " DOUBLE PRECISION")
-    + """;
-CREATE INDEX buttress_outbox_next ON buttress_outbox (queue, dead, id);
-CREATE INDEX buttress_outbox_key ON buttress_outbox (queue, key, id)"""
-)
-
-_CLAIM = f"""
-UPDATE buttress_outbox SET lease_owner = ?, lease_until = ?, fence = fence + 1, claims = claims + 1
-WHERE id IN (
-    SELECT o.id FROM buttress_outbox o
-    WHERE o.queue = ? AND o.dead = 0 AND o.available <= ?
-      AND (o.lease_until IS NULL OR o.lease_until < ?)
-      AND (o.key IS NULL OR NOT EXISTS (
-          SELECT 1 FROM buttress_outbox e
-          WHERE e.queue = o.queue AND e.key = o.key AND e.dead = 0 AND e.id < o.id))
-    ORDER BY o.id LIMIT ? FOR UPDATE SKIP LOCKED)
-RETURNING {_COLUMNS}
-"""
-_SCAN = (
-    "SELECT id, uid, key, payload, created, attempts, claims, fence, last_error, available, "
-    "lease_until FROM buttress_outbox WHERE queue = ? AND dead = 0 ORDER BY id"
-)
-_CLAIM_IDS = (
-    "UPDATE buttress_outbox SET lease_owner = ?, lease_until = ?, fence = fence + 1, "
-    "claims = claims + 1 WHERE id IN ({ids})"
-)
-_HELD = "id = ? AND fence = ? AND lease_until >= ?"
-_ACK = f"DELETE FROM buttress_outbox WHERE {_HELD}"
-_RENEW = f"UPDATE buttress_outbox SET lease_until = ? WHERE {_HELD}"
-_RELEASE = f"UPDATE buttress_outbox SET lease_owner = NULL, lease_until = NULL WHERE {_HELD}"
-_LATER = (
-    "UPDATE buttress_outbox SET attempts = attempts + ?, available = ?, lease_owner = NULL, "
-    f"lease_until = NULL, last_error = ? WHERE {_HELD}"
-)
-_DEAD = (
-    "UPDATE buttress_outbox SET attempts = attempts + 1, dead = 1, dead_at = ?, "
-    f"lease_owner = NULL, lease_until = NULL, last_error = ? WHERE {_HELD}"
-)
-_STATUS = (
-    "SELECT queue, dead, count(*), min(created), "
-    "sum(CASE WHEN lease_until >= ? THEN 1 ELSE 0 END) FROM buttress_outbox GROUP BY queue, dead"
-)
 
 
 class _MessageFields(NamedTuple):
@@ -290,16 +230,16 @@ class Outbox(ABC):
     def ack(self, held: Sequence[tuple[int, int]]) -> list[bool]:
         """Delete delivered messages, each given as ``(id, fence)``; ``False`` where the fence
         is stale or the lease expired (the message stays, to be delivered again)."""
-        return self._batch("ack", held, self._sql(_ACK), ())
+        return self._batch("ack", held, self._sql(ACK), ())
 
     def renew(self, held: Sequence[tuple[int, int]], lease: float) -> list[bool]:
         """Extend the leases still held to ``now + lease``; ``False`` where one was lost."""
-        return self._batch("renew", held, self._sql(_RENEW), (self.now() + lease,))
+        return self._batch("renew", held, self._sql(RENEW), (self.now() + lease,))
 
     def release(self, held: Sequence[tuple[int, int]]) -> list[bool]:
         """Give messages back untried (no attempt counted), due at once; ``False`` where the
         lease was already lost."""
-        return self._batch("release", held, self._sql(_RELEASE), ())
+        return self._batch("release", held, self._sql(RELEASE), ())
 
     def _batch(
         self, operation: str, held: Sequence[tuple[int, int]], sql: str, before: tuple[Any, ...]
@@ -341,13 +281,13 @@ class Outbox(ABC):
         """Give the message back, due again in ``delay`` seconds; ``False`` when fenced off."""
         now = self.now()
         params = (int(count_attempt), now + delay, error[:2000], msg.id, msg.fence, now)
-        return self._each("retry", self._sql(_LATER), [params])[0]
+        return self._each("retry", self._sql(LATER), [params])[0]
 
     def dead_letter(self, msg: Message, error: str) -> bool:
         """Move the message to the dead-letter queue; ``False`` when fenced off."""
         now = self.now()
         params = (now, error[:2000], msg.id, msg.fence, now)
-        return self._each("dead-letter", self._sql(_DEAD), [params])[0]
+        return self._each("dead-letter", self._sql(DEAD), [params])[0]
 
     # -- admin ---------------------------------------------------------------------------------
 
@@ -360,7 +300,7 @@ class Outbox(ABC):
         """Every declared queue's counts, by name."""
         with self._tx("status") as c:
             names = {r[0] for r in c.execute("SELECT name FROM buttress_outbox_queues")}
-            rows = c.execute(self._sql(_STATUS), (self.now(),)).fetchall()
+            rows = c.execute(self._sql(STATUS), (self.now(),)).fetchall()
         found: dict[str, list[Any]] = {q: [0, 0, 0, None] for q in names}
         for queue, dead, count, oldest, leased in rows:
             entry = found.setdefault(queue, [0, 0, 0, None])
@@ -374,7 +314,7 @@ class Outbox(ABC):
         """The oldest ``limit`` dead letters of ``queue``."""
         self._known_in_db(queue)
         sql = self._sql(
-            f"SELECT {_COLUMNS} FROM buttress_outbox WHERE queue = ? AND dead = 1 "
+            f"SELECT {COLUMNS} FROM buttress_outbox WHERE queue = ? AND dead = 1 "
             "ORDER BY id LIMIT ?"
         )
         with self._tx("dlq") as c:
@@ -492,7 +432,7 @@ class SQLiteOutbox(Outbox):
             raise StoreUnavailable("open", str(e)) from None
         with self._tx("open") as c:
             found = c.execute("SELECT 1 FROM sqlite_master WHERE name = 'buttress_outbox'")
-            self._setup(c, found.fetchone() is not None, _SQLITE_SCHEMA, create, self.path)
+            self._setup(c, found.fetchone() is not None, SQLITE_SCHEMA, create, self.path)
 
     @contextmanager
     def _tx(self, operation: str) -> Iterator[sqlite3.Connection]:
@@ -516,7 +456,7 @@ class SQLiteOutbox(Outbox):
         queue, owner, limit, now, until = what
         taken: list[Message] = []
         blocked: set[str] = set()
-        scan = c.execute(_SCAN, (queue,))
+        scan = c.execute(SCAN, (queue,))
         for mid, uid, key, body, created, attempts, claims, fence, error, available, leased in scan:
             if key is not None and key in blocked:
                 continue
@@ -530,7 +470,7 @@ class SQLiteOutbox(Outbox):
         scan.close()
         if taken:
             marks = ", ".join("?" * len(taken))
-            c.execute(_CLAIM_IDS.format(ids=marks), (owner, until, *(m.id for m in taken)))
+            c.execute(CLAIM_IDS.format(ids=marks), (owner, until, *(m.id for m in taken)))
         return taken
 
     def _check_transaction(self, conn: Any) -> None:
@@ -578,12 +518,12 @@ class PostgresOutbox(Outbox):
             self._conn = psycopg.connect(conninfo, autocommit=True)
         except psycopg.Error as e:
             raise StoreUnavailable("open", str(e)) from None
-        self._claim = self._sql(_CLAIM)
+        self._claim = self._sql(CLAIM)
         self._insert += " RETURNING id"
         with self._tx("open") as c:
             c.execute("SELECT pg_advisory_xact_lock(4242018)")  # one creator at a time
             found = c.execute("SELECT to_regclass('buttress_outbox')").fetchone()[0]
-            self._setup(c, found is not None, _POSTGRES_SCHEMA, create, "the database")
+            self._setup(c, found is not None, POSTGRES_SCHEMA, create, "the database")
 
     @contextmanager
     def _tx(self, operation: str) -> Iterator[Any]:

@@ -53,8 +53,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import httpx
-
 from buttress.chaos.checker import History
 from buttress.lab import service as lab_env
 from buttress.lab.errors import LabError
@@ -75,6 +73,7 @@ from .plan import DataLoss, FaultPlan, scaled
 from .priority import priority_hypotheses, shed_figures
 from .progress import LiveProgress
 from .prometheus import PromStack
+from .readback import read_attempts, read_effects, read_final
 from .spec import MODE_NAMES, MODES, instance_names
 from .supervisor import Supervisor, free_port
 from .tenants import add_tenant_figures, read_placement, tenant_hypotheses
@@ -282,47 +281,11 @@ class _Run:
     def drive(self) -> None:
         """Drive the load while the plan applies its faults, read every order back, clean up and
         measure."""
-        exp, options, duration = self.lab.experiments, self.options, self.duration
         mark = time.monotonic()
-        scale = duration / exp.load.duration
-        data_loss, backups, drill = None, None, exp.drill
-        if drill is not None and any(f.kind == "data_loss" for f in exp.plan):
-            db = self.dir / "data" / drill.target / drill.file
-            data_loss = DataLoss({drill.target: db}, self.dir / "backups")
-            backups = Backups(db, data_loss.backups, drill.backup_every).start()
-        plan = self.plan = FaultPlan(
-            exp.plan,
-            scale=scale,
-            proxy_url=self.proxy_url,
-            routes=self.targets,
-            supervisor=self.services,
-            log=self.progress.message,
-            data_loss=data_loss,
-            control=self.control,
-            ready_urls=self.ready_urls,
-        )
-        bursts = [
-            Burst(f.target, *scaled(f, scale), float(f.rate or 0))
-            for f in exp.plan
-            if f.kind == "burst"
-        ]
+        data_loss, backups = self._backups()
+        plan = self.plan = self._fault_plan(data_loss)
         history = History()
-        driver = LoadDriver(
-            f"http://127.0.0.1:{self.ports[self.instances[exp.load.entry][0]]}",
-            exp.load,
-            duration=duration,
-            history=history,
-            bursts=bursts,
-            label=f"{self.mode}-{options.seed}",
-            seed=options.seed,
-            observe=self._observer(),
-        )
-        wall0 = time.time()
-        if isinstance(self.services, SupervisedServices):
-            self.services.wall0 = wall0
-        samples = asyncio.run(
-            _drive(driver, plan, self.progress, duration, bursts, healer=self.healer)
-        )
+        wall0, samples = self._load(plan, history)
         if backups is not None:
             backups.stop()
         self.progress.close()
@@ -333,13 +296,16 @@ class _Run:
             if a.fault.kind == "burst":
                 a.applied_at, a.removed_at = a.planned
         if self.prom is not None:  # before anything stops: what Prometheus and Alertmanager saw
-            self.result["prometheus"] = self.prom.collect(wall0, self.lab, samples, plan, duration)
-        self._final_read(history)
-        entry_ports = {s: self.ports[ns[0]] for s, ns in self.instances.items()}
-        self.result["audit"] = read_chains(self.lab, entry_ports, self.progress.message)
-        placement = read_placement(self.lab, self.ports, self.instances, self.progress.message)
-        attempts = self._attempts_read()
-        effects = self._effects_read()
+            self.result["prometheus"] = self.prom.collect(
+                wall0, self.lab, samples, plan, self.duration
+            )
+        lab, ports, instances, log = self.lab, self.ports, self.instances, self.progress.message
+        pending = read_final(lab, ports, instances, history)
+        entry_ports = {s: ports[ns[0]] for s, ns in instances.items()}
+        self.result["audit"] = read_chains(lab, entry_ports, log)
+        placement = read_placement(lab, ports, instances, log)
+        attempts = read_attempts(lab, ports, instances, log)
+        effects = read_effects(lab, ports, instances)
         history.dump(self.dir / "history.jsonl")
         with _no_interrupts():
             self.result["cleanup"] = plan.cleanup()
@@ -353,25 +319,86 @@ class _Run:
             remediation = Healer.none() if self.healer is None else self.healer.figures()
             healing = {"restarts": restarts(events), "events": events} | remediation
             self.result["healing"] = healing
-        stores = (self.store_path, self.dir / "client.db")
-        pending = set(self.result.pop("pending_ids", []))
         self.result.update(
             figures(
                 self.lab,
                 samples,
                 plan,
                 history,
-                stores=stores,
+                stores=(self.store_path, self.dir / "client.db"),
                 wall0=wall0,
-                duration=duration,
+                duration=self.duration,
                 attempts=attempts,
-                pending=pending,
+                pending=set(pending or ()),
                 effects=effects,
             )
         )
-        self.result["shed"] = shed_figures(samples, exp.load.requests)
+        self._more_figures(samples, plan, placement, wall0, (data_loss, backups))
+
+    def _backups(self) -> tuple[DataLoss | None, Backups | None]:
+        """The drill's damage and its backup schedule, when the plan loses data."""
+        drill = self.lab.experiments.drill
+        if drill is None or not any(f.kind == "data_loss" for f in self.lab.experiments.plan):
+            return None, None
+        db = self.dir / "data" / drill.target / drill.file
+        data_loss = DataLoss({drill.target: db}, self.dir / "backups")
+        return data_loss, Backups(db, data_loss.backups, drill.backup_every).start()
+
+    def _fault_plan(self, data_loss: DataLoss | None) -> FaultPlan:
+        exp = self.lab.experiments
+        return FaultPlan(
+            exp.plan,
+            scale=self.duration / exp.load.duration,
+            proxy_url=self.proxy_url,
+            routes=self.targets,
+            supervisor=self.services,
+            log=self.progress.message,
+            data_loss=data_loss,
+            control=self.control,
+            ready_urls=self.ready_urls,
+        )
+
+    def _load(self, plan: FaultPlan, history: History) -> tuple[float, list[Any]]:
+        """Run the load driver against the entry service while the plan runs: the wall-clock
+        start and the driver's samples."""
+        exp, duration = self.lab.experiments, self.duration
+        scale = duration / exp.load.duration
+        bursts = [
+            Burst(f.target, *scaled(f, scale), float(f.rate or 0))
+            for f in exp.plan
+            if f.kind == "burst"
+        ]
+        driver = LoadDriver(
+            f"http://127.0.0.1:{self.ports[self.instances[exp.load.entry][0]]}",
+            exp.load,
+            duration=duration,
+            history=history,
+            bursts=bursts,
+            label=f"{self.mode}-{self.options.seed}",
+            seed=self.options.seed,
+            observe=self._observer(),
+        )
+        wall0 = time.time()
+        if isinstance(self.services, SupervisedServices):
+            self.services.wall0 = wall0
+        samples = asyncio.run(
+            _drive(driver, plan, self.progress, duration, bursts, healer=self.healer)
+        )
+        return wall0, samples
+
+    def _more_figures(
+        self,
+        samples: list[Any],
+        plan: FaultPlan,
+        placement: Any,
+        wall0: float,
+        drill_parts: tuple[DataLoss | None, Backups | None],
+    ) -> None:
+        """The figures of the optional features: shedding, service recovery, tenants, drill."""
+        self.result["shed"] = shed_figures(samples, self.lab.experiments.load.requests)
         self.result["service_recovery"] = recovery_figures(self.lab, samples, plan.faults)
         add_tenant_figures(self.lab, self.result, samples, placement)
+        drill, (data_loss, backups) = self.lab.experiments.drill, drill_parts
         if backups is not None and data_loss is not None and drill is not None:
             self.result["drill"] = drill_figures(
                 self.lab,
@@ -381,45 +408,6 @@ class _Run:
                 restored=data_loss.restored.get(drill.target),
                 backups=backups,
             )
-
-    def _final_read(self, history: History) -> None:
-        fr = self.lab.experiments.load.final_read
-        if fr is None:
-            return
-        port = self.ports[self.instances[fr.service][0]]
-        with httpx.Client(timeout=10.0) as c:
-            r = c.get(f"http://127.0.0.1:{port}{fr.path}")
-            r.raise_for_status()
-            answer = r.json()
-            history.final_read(answer[fr.field])
-        if fr.pending_field is not None:
-            self.result["pending_ids"] = [str(i) for i in answer.get(fr.pending_field) or []]
-
-    def _effects_read(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        with httpx.Client(timeout=10.0) as c:
-            for effect in self.lab.experiments.load.effects:
-                port = self.ports[self.instances[effect.service][0]]
-                r = c.get(f"http://127.0.0.1:{port}{effect.path}")
-                r.raise_for_status()
-                out[effect.name] = {str(k): int(v) for k, v in r.json()[effect.field].items()}
-        return out
-
-    def _attempts_read(self) -> dict[str, dict[int, int]] | None:
-        ar = self.lab.experiments.load.attempts_read
-        if ar is None:
-            return None
-        port = self.ports[self.instances[ar.service][0]]
-        try:
-            with httpx.Client(timeout=10.0) as c:
-                r = c.get(f"http://127.0.0.1:{port}{ar.path}")
-                r.raise_for_status()
-        except httpx.HTTPError as e:
-            # An entry service still jammed by a fault (no timeouts: the off run after a hang)
-            # cannot tell its attempts: the run goes on without the load figures.
-            self.progress.message(f"attempts not read from {ar.service}: {e!r}")
-            return None
-        return {dep: {int(t): int(n) for t, n in per.items()} for dep, per in r.json().items()}
 
     def _stop_all(self) -> list[str]:
         """Stop the services (supervised ones by their supervisor), then the proxy."""
