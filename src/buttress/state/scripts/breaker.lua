@@ -26,16 +26,89 @@ local PROBES, HOT, BREAKS, TTL = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
 local CFG = WT .. ':' .. ARGV[7] .. ':' .. ARGV[8]
 local WIDTH = WSIZE / NB
 
-local CLOSED, OPEN, HALF, DISABLED, FORCED, METRICS = 0, 1, 2, 3, 4, 5
-local CALL = {[0] = 0, 1, 1, 1, 1}
-local FAIL = {[0] = 0, 0, 1, 0, 1}
-local SLOW = {[0] = 0, 0, 0, 1, 1}
+local REFRESH = math.ceil(TTL / 8)
 
 local function fmt(x)
   return string.format('%.17g', x)
 end
 
-local REFRESH = math.ceil(TTL / 8)
+-- The success path, specialised: an acquire of a closed breaker with a count window that carries
+-- only successes (what a process on the success path sends).  In a closed state a success can open
+-- the breaker only by filling minimum_calls while a rate is over its threshold; when that cannot
+-- happen (the successes cannot fill minimum_calls, or the window is full and under both thresholds,
+-- so replacing slots with successes lowers the rates or keeps them), the outcomes are folded into
+-- the ring and the totals as add() below does, and the call is permitted.  Otherwise nothing is
+-- written here and the general path below decides.  tests/state/test_breaker_redis.py holds both
+-- paths to the in-memory machine.
+if op == 'acquire' and WT == 'c' then
+  local r = redis.call('HMGET', H, 'st', 'gen', 'n', 'f', 's', 'i', 'ex', 'cfg')
+  if (tonumber(r[1]) or 0) == 0 and r[8] == CFG then
+    local gen, n, f, s = tonumber(r[2]) or 0, tonumber(r[3]) or 0, tonumber(r[4]) or 0,
+      tonumber(r[5]) or 0
+    local k, only_successes = 0, true
+    for g, c in string.gmatch(ARGV[13], '(%-?%d+):(%d)') do
+      if c ~= '1' then
+        only_successes = false
+        break
+      end
+      if tonumber(g) == gen then  -- a result of an earlier generation changes nothing
+        k = k + 1
+      end
+    end
+    if only_successes and (n + k < MINC or (n == WSIZE and
+        not (n >= MINC and (f / n >= FTHR or s / n >= STHR)))) then
+      local j = tonumber(r[6]) or 0
+      local fields = {}
+      if k > 0 then
+        local ops = {}
+        for _ = 1, k do
+          ops[#ops + 1] = 'SET'
+          ops[#ops + 1] = 'u8'
+          ops[#ops + 1] = '#' .. j
+          ops[#ops + 1] = 49  -- '1'
+          j = (j + 1) % WSIZE
+        end
+        local was_empty = n == 0
+        for _, byte in ipairs(redis.call('BITFIELD', RING, unpack(ops))) do
+          local old = byte - 48
+          if old < 1 or old > 4 then
+            n = n + 1
+          else
+            if old == 2 or old == 4 then
+              f = f - 1
+            end
+            if old == 3 or old == 4 then
+              s = s - 1
+            end
+          end
+        end
+        if was_empty then  -- the ring may be new, without an expiry yet
+          redis.call('EXPIRE', RING, TTL + REFRESH)
+        end
+        fields = {'n', n, 'f', f, 's', s, 'i', j}
+      end
+      local ex = tonumber(r[7]) or -1e18
+      local refresh = now - ex >= REFRESH or now < ex
+      if refresh then
+        fields[#fields + 1] = 'ex'
+        fields[#fields + 1] = fmt(now)
+      end
+      if #fields > 0 then
+        redis.call('HSET', H, unpack(fields))
+      end
+      if refresh then
+        redis.call('EXPIRE', H, TTL + REFRESH)
+        redis.call('EXPIRE', RING, TTL + REFRESH)
+      end
+      return {1, gen, 0}
+    end
+  end
+end
+
+local CLOSED, OPEN, HALF, DISABLED, FORCED, METRICS = 0, 1, 2, 3, 4, 5
+local CALL = {[0] = 0, 1, 1, 1, 1}
+local FAIL = {[0] = 0, 0, 1, 0, 1}
+local SLOW = {[0] = 0, 0, 0, 1, 1}
 
 local NAMES = {'st', 'gen', 'ou', 'hd', 'pl', 'pc', 'pf', 'ps', 'co', 'al', 'n', 'f', 's', 'i', 'k',
                'ex', 'cfg'}
