@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gzip
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -293,6 +294,87 @@ async def test_an_attempt_timed_out_while_reading_a_failure_body_is_released(ser
     assert (0, True, 1) == (status.active, status.ejected, status.ejections)
 
 
+def _stalled_body_app(name: bytes, stall: float, *, gzipped: bool = False) -> Any:
+    """Answers 200 with headers and half the body at once, the rest after ``stall`` seconds
+    (gzip-encoded with ``gzipped``)."""
+    body = gzip.compress(name) if gzipped else name
+    half = len(body) // 2
+    headers = [(b"content-length", str(len(body)).encode())]
+    if gzipped:
+        headers.append((b"content-encoding", b"gzip"))
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body[:half], "more_body": True})
+        if stall:
+            await asyncio.sleep(stall)
+        await send({"type": "http.response.body", "body": body[half:]})
+
+    return app
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_read_body_puts_a_stalled_body_inside_the_attempt(serve: Any, mode: str) -> None:
+    """A body that stalls after its headers: with ``read_body`` the read timeout hits inside the
+    attempt, which is retried on the other endpoint (and counted against the stalled one); without
+    it the transport has returned at the headers and the caller meets the timeout itself."""
+    stalled = serve(_stalled_body_app(b"stalled-answer", 2.0))
+    good = serve(_stalled_body_app(b"good-answer", 0.0))
+    timeout = httpx.Timeout(5.0, read=0.2)
+    for read_body in (True, False):
+        pool = EndpointPool(
+            [{"url": stalled.url}, {"url": good.url, "priority": 1}],  # the stalled one first
+            outlier_detection=OutlierDetection(consecutive_5xx=1),
+        )
+        cls = ResilientTransport if mode == "sync" else AsyncResilientTransport
+        transport = cls(pool, read_body=read_body, backoff=FAST)
+
+        async def get_async(t: Any = transport) -> httpx.Response:
+            async with httpx.AsyncClient(transport=t, timeout=timeout) as client:
+                return await client.get("http://svc/")
+
+        def get(t: Any = transport) -> httpx.Response:
+            if mode == "async":
+                return asyncio.run(get_async(t))
+            with httpx.Client(transport=t, timeout=timeout) as client:
+                return client.get("http://svc/")
+
+        if read_body:
+            r = get()
+            assert (200, "good-answer") == (r.status_code, r.text)
+            assert r.elapsed.total_seconds() >= 0.2  # timed like a streamed answer
+            first, second = pool.snapshot().endpoints
+            assert (0, True) == (first.active, first.ejected)  # the stall counted against it
+            assert (0, False) == (second.active, second.ejected)
+        else:
+            with pytest.raises(httpx.ReadTimeout):
+                get()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_read_body_keeps_the_encoding_for_the_client(serve: Any, mode: str) -> None:
+    """The body read inside the attempt is kept as sent (gzip): the client decodes it once."""
+    server = serve(_stalled_body_app(b"compressed answer " * 20, 0.0, gzipped=True))
+    cls = ResilientTransport if mode == "sync" else AsyncResilientTransport
+    transport = cls([server.url], read_body=True)
+
+    async def get_async() -> httpx.Response:
+        async with httpx.AsyncClient(transport=transport) as client:
+            return await client.get("http://svc/")
+
+    if mode == "async":
+        r = asyncio.run(get_async())
+    else:
+        with httpx.Client(transport=transport) as client:
+            r = client.get("http://svc/")
+    assert "compressed answer " * 20 == r.text
+    assert "gzip" == r.headers["content-encoding"]
+    (status,) = transport.pool.snapshot().endpoints
+    assert 0 == status.active  # released when the body was in
+
+
 def test_panic_when_most_endpoints_fail(backends: Any) -> None:
     servers = backends(4)
     for b, _ in servers[:3]:
@@ -421,6 +503,7 @@ async def test_async_transport_fails_over_when_the_primary_is_killed(processes: 
         ({"endpoints": ["http://a"], "policies": [object()]}, "policies[0]"),
         ({"endpoints": ["http://a"], "policies": [buttress.Retry()]}, "policies[0]"),
         ({"endpoints": ["http://a"], "transport": object()}, "transport"),
+        ({"endpoints": ["http://a"], "read_body": "yes"}, "read_body"),
     ],
 )
 def test_bad_transport_settings(kwargs: dict[str, Any], parameter: str) -> None:

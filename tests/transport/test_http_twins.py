@@ -19,6 +19,7 @@ ASYNC_NAMES = {
     "call_async": "call",
     "aread": "read",
     "aclose": "close",
+    "aiter_raw": "iter_raw",
     "start_async": "start",
     "stop_async": "stop",
     "cancel_safe": "_as_is",
@@ -32,6 +33,10 @@ class _Normalise(ast.NodeTransformer):
     def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> ast.AST:
         sync = ast.FunctionDef(**{f: getattr(node, f) for f in node._fields})
         return self.visit_FunctionDef(sync)
+
+    def visit_comprehension(self, node: ast.comprehension) -> ast.AST:
+        node.is_async = 0  # `async for` in a comprehension: the twin's `for`
+        return self.generic_visit(node)
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
         node.name = ASYNC_NAMES.get(node.name, node.name)

@@ -176,6 +176,7 @@ class _Shared(Generic[_T]):
         health_check: HealthCheck | None = None,
         preserve_host: bool = False,
         idempotency_keys: bool = False,
+        read_body: bool = False,
         transport: _T | None = None,
         clock: Clock = SYSTEM_CLOCK,
         name: str = "http",
@@ -211,6 +212,8 @@ class _Shared(Generic[_T]):
             raise ConfigError("idempotency_keys", idempotency_keys, "must be True or False")
         if not isinstance(preserve_host, bool):
             raise ConfigError("preserve_host", preserve_host, "must be True or False")
+        if not isinstance(read_body, bool):
+            raise ConfigError("read_body", read_body, "must be True or False")
         extra = list(policies)
         for i, p in enumerate(extra):
             if not isinstance(p, Policy):
@@ -228,6 +231,7 @@ class _Shared(Generic[_T]):
         self.max_retry_after = float(max_retry_after)
         self.deadline_header = deadline_header.strip() if deadline_header else None
         self.preserve_host = preserve_host
+        self.read_body = read_body
         self.clock = clock
         self.name = name
         self._targets = {ep: Target(ep) for ep in pool.endpoints}
@@ -312,6 +316,17 @@ class _Shared(Generic[_T]):
         return HTTPStatusFailure(response, endpoint, ra)
 
     @staticmethod
+    def _buffered(response: httpx.Response, raw: list[bytes]) -> httpx.Response:
+        """The answer again, its body the raw (still encoded) bytes read inside the attempt: a
+        fresh response, so the client decodes, reads and times it as one it had streamed."""
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=httpx.ByteStream(b"".join(raw)),
+            extensions=response.extensions,
+        )
+
+    @staticmethod
     def _replayable(request: httpx.Request) -> bool:
         return isinstance(request.stream, httpx.ByteStream)
 
@@ -369,13 +384,14 @@ class _Shared(Generic[_T]):
     def _settle(self, response: httpx.Response, endpoint: Endpoint) -> httpx.Response:
         """What an answer means.  A failure status (its body already read and closed) is released
         and raised as :class:`HTTPStatusFailure`; another 5xx is released and returned; anything
-        else keeps the endpoint in flight until the response's body is closed."""
+        else keeps the endpoint in flight until the response's body is closed (a body read inside
+        the attempt, with ``read_body``, is released at once)."""
         status = response.status_code
         pool = self.pool
         if status in self.failure_statuses or (status == 409 and _METHOD.get() is _KEYED):
             pool.release(endpoint, status_outcome(status))
             raise self._failure(response, endpoint)
-        if status >= 500:
+        if status >= 500 or self.read_body:  # a read body: the request is over
             pool.release(endpoint, status_outcome(status))
             return response
         response.stream = _ReleasingStream(response.stream, _releaser(pool, endpoint))
@@ -453,6 +469,11 @@ class ResilientTransport(_Shared[httpx.BaseTransport], httpx.BaseTransport):
     :param idempotency_keys: give every ``POST`` and ``PATCH`` without an ``Idempotency-Key`` one
         (the same for all its retries and hedges), making it retryable (default ``False``: only
         requests that carry a key are).
+    :param read_body: read each answer's whole body inside the attempt (default ``False``: the
+        attempt ends at the response headers and the body streams afterwards).  Then attempt
+        timeouts, hedges and retries cover a body that stalls or breaks off, and outlier ejection
+        counts it against its endpoint; the body is held in memory (suits API answers, not
+        downloads).
     :param transport: the transport that sends (default a fresh :class:`httpx.HTTPTransport`).
     :param clock: where time is read.
     :param name: the pipeline's and the pool's name (default ``"http"``).
@@ -486,6 +507,12 @@ class ResilientTransport(_Shared[httpx.BaseTransport], httpx.BaseTransport):
                     response.read()
                 finally:
                     response.close()
+            elif self.read_body:  # the whole body inside the attempt (its timeouts and hedges)
+                try:
+                    raw = [c for c in response.iter_raw()]  # noqa: C416 (the async twin's form)
+                finally:
+                    response.close()
+                response = self._buffered(response, raw)
         except BaseException as exc:
             self._abandon(endpoint, exc)
             raise
@@ -531,6 +558,12 @@ class AsyncResilientTransport(_Shared[httpx.AsyncBaseTransport], httpx.AsyncBase
                     await response.aread()
                 finally:
                     await response.aclose()
+            elif self.read_body:  # the whole body inside the attempt (its timeouts and hedges)
+                try:
+                    raw = [c async for c in response.aiter_raw()]
+                finally:
+                    await response.aclose()
+                response = self._buffered(response, raw)
         except BaseException as exc:
             self._abandon(endpoint, exc)
             raise
