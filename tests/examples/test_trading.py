@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from buttress import remaining
+from buttress.failover import EndpointPool
 from buttress.integrations.asgi import ResilienceMiddleware
 from buttress.lab.system.load import load_lab
 from buttress.policies.hedge import Hedge
@@ -127,7 +128,7 @@ async def test_an_attempt_of_the_desk_ends_when_the_whole_answer_is_in(
 ) -> None:
     # The headers at once, the body 100 ms later (what the storm does to each part of an answer):
     # a bare transport returns at the headers, so a hedge or a timeout around it would judge the
-    # answer fast; the desk's WholeAnswers returns once the body is in.
+    # answer fast; the desk's transports (read_body) return once the body is in.
     monkeypatch.setenv("BUTTRESS_LAB_UPSTREAMS", '{"gateway": ["http://a:1", "http://b:2"]}')
     monkeypatch.setenv("BUTTRESS_LAB_DATA", str(tmp_path))
     monkeypatch.delenv("BUTTRESS_LAB_STORE", raising=False)
@@ -147,14 +148,15 @@ async def test_an_attempt_of_the_desk_ends_when_the_whole_answer_is_in(
     bare = await Site().handle_async_request(request)
     assert time.monotonic() - started < 0.05  # the headers only
     await bare.aclose()
+    pool = EndpointPool(["http://a:1", "http://b:2"])
+    desk = trading.desk.desk_transport(pool, "quotes", Site())
+    assert desk.read_body
     started = time.monotonic()
-    whole = await trading.desk.WholeAnswers(Site()).handle_async_request(request)
+    whole = await desk.handle_async_request(request)
     assert time.monotonic() - started >= 0.1
-    assert {"bid": 9999} == whole.json()
+    assert b'{"bid": 9999}' == await whole.aread()
     with pytest.raises(TimeoutError):  # a 50 ms attempt timeout now sees the late body
-        await asyncio.wait_for(
-            trading.desk.WholeAnswers(Site()).handle_async_request(request), 0.05
-        )
+        await asyncio.wait_for(desk.handle_async_request(request), 0.05)
 
 
 @pytest.mark.serial
