@@ -32,6 +32,25 @@ local function fmt(x)
   return string.format('%.17g', x)
 end
 
+-- Write the hash's changed fields (a flat list: name, value, ...) and, when the keys' expiry was
+-- last set REFRESH ago or more (at ex), set it again.
+local function write_back(fields, ex)
+  local refresh = now - ex >= REFRESH or now < ex
+  if refresh then
+    fields[#fields + 1] = 'ex'
+    fields[#fields + 1] = fmt(now)
+  end
+  if #fields > 0 then
+    redis.call('HSET', H, unpack(fields))
+  end
+  if refresh then
+    redis.call('EXPIRE', H, TTL + REFRESH)
+    if WT == 'c' then
+      redis.call('EXPIRE', RING, TTL + REFRESH)
+    end
+  end
+end
+
 -- The success path, specialised: an acquire of a closed breaker with a count window that carries
 -- only successes (what a process on the success path sends).  In a closed state a success can open
 -- the breaker only by filling minimum_calls while a rate is over its threshold; when that cannot
@@ -87,19 +106,7 @@ if op == 'acquire' and WT == 'c' then
         end
         fields = {'n', n, 'f', f, 's', s, 'i', j}
       end
-      local ex = tonumber(r[7]) or -1e18
-      local refresh = now - ex >= REFRESH or now < ex
-      if refresh then
-        fields[#fields + 1] = 'ex'
-        fields[#fields + 1] = fmt(now)
-      end
-      if #fields > 0 then
-        redis.call('HSET', H, unpack(fields))
-      end
-      if refresh then
-        redis.call('EXPIRE', H, TTL + REFRESH)
-        redis.call('EXPIRE', RING, TTL + REFRESH)
-      end
+      write_back(fields, tonumber(r[7]) or -1e18)
       return {1, gen, 0}
     end
   end
@@ -435,18 +442,5 @@ for name, _ in pairs(dirty) do
   out[#out + 1] = name
   out[#out + 1] = fmt(d[name])
 end
-local refresh = now - d.ex >= REFRESH or now < d.ex
-if refresh then
-  out[#out + 1] = 'ex'
-  out[#out + 1] = fmt(now)
-end
-if #out > 0 then
-  redis.call('HSET', H, unpack(out))
-end
-if refresh then
-  redis.call('EXPIRE', H, TTL + REFRESH)
-  if WT == 'c' then
-    redis.call('EXPIRE', RING, TTL + REFRESH)
-  end
-end
+write_back(out, d.ex)
 return result
