@@ -65,10 +65,15 @@ def test_failures_are_sent_at_once(own_server: RedisServer, service: str) -> Non
     assert 40 <= _reads(client) - before - 1 <= 45  # a decision and a record each
 
 
+@pytest.mark.parametrize(
+    "window",
+    [{"window_size": 4}, {"window_type": "time", "window_size": 60}],
+    ids=["count", "time"],
+)
 def test_deferred_successes_fill_the_window_and_open_the_breaker_at_the_next_decision(
-    redis_server: RedisServer, service: str
+    redis_server: RedisServer, service: str, window: dict[str, object]
 ) -> None:
-    kw = {"minimum_calls": 4, "window_size": 4, "failure_rate_threshold": 0.5}
+    kw = {"minimum_calls": 4, "failure_rate_threshold": 0.5, **window}
     mine = _breaker(redis_server, service, **kw)
     other = _breaker(redis_server, service, **kw)  # another process's breaker, same scope
     pipe = Pipeline([mine], name="p")

@@ -193,6 +193,33 @@ TestDeferredVsMemory.settings = settings(
 )
 
 
+TIME_CONFIGS = CONFIGS.filter(lambda cfg: cfg["window"][0] == "time")
+
+
+class DeferredTimeVsMemory(DeferredVsMemory):
+    """The waiting successes with time windows: they are flushed before the clock moves, so each
+    lands in the bucket of the moment memory counted it (the script's fast path for time windows
+    runs while no bucket has to be retired)."""
+
+    @initialize(cfg=TIME_CONFIGS)
+    def build(self, cfg: dict[str, Any]) -> None:
+        RedisVsMemory.build(self, cfg)
+
+    @rule(dt=st.sampled_from([0.0, 0.25, 0.5, 1.0, 1.75, 3.0]))
+    def advance(self, dt: float) -> None:
+        assert () == self.store.flush(self.now)  # transitions were flushed when they happened
+        self.now += dt
+
+
+TestDeferredTimeVsMemory = DeferredTimeVsMemory.TestCase
+TestDeferredTimeVsMemory.settings = settings(
+    max_examples=40,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
 @pytest.fixture(autouse=True)
 def _url(redis_server: RedisServer) -> None:
     URL[:] = [redis_server.url]
@@ -220,22 +247,32 @@ def test_breaker_script_matches_memory_on_a_cluster(redis_cluster: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("minimum_calls", "size", "seed"), [(5, 7, 1), (3, 4, 2), (50, 7, 3), (7, 7, 4)]
+    ("window", "minimum_calls", "size", "seed"),
+    [
+        ("count", 5, 7, 1),
+        ("count", 3, 4, 2),
+        ("count", 50, 7, 3),
+        ("count", 7, 7, 4),
+        ("time", 5, 2, 5),
+        ("time", 40, 4, 6),
+    ],
 )
 def test_waiting_successes_fold_into_a_full_window_as_in_memory(
-    redis_server: RedisServer, minimum_calls: int, size: int, seed: int
+    redis_server: RedisServer, window: str, minimum_calls: int, size: int, seed: int
 ) -> None:
     """Long closed stretches, mostly successes that wait for the next acquire (the script's fast
-    path: the window full and under its thresholds, or short of minimum_calls), some failures and
-    slow calls that replace them: every decision and every snapshot as in memory."""
+    path: a count window full and under its thresholds, or short of minimum_calls; a time window's
+    current bucket), some failures and slow calls among them: every decision and every snapshot
+    as in memory."""
     rng = random.Random(seed)
     kwargs = {
         "failure_rate_threshold": 0.5,
         "slow_call_rate_threshold": 0.6,
         "slow_call_duration": 2.0,
         "minimum_calls": minimum_calls,
-        "window_type": "count",
+        "window_type": window,
         "window_size": size,
+        **({"window_buckets": 4} if window == "time" else {}),
         "permitted_calls_in_half_open": 2,
         "break_duration": 1.0,
     }
@@ -249,18 +286,26 @@ def test_waiting_successes_fold_into_a_full_window_as_in_memory(
     red = BreakerMachine(now=now, store=store, **kwargs)  # type: ignore[arg-type]
     try:
         for _ in range(300):
-            now += rng.choice([0.0, 0.0, 0.5])
-            a, b = mem.before_call(now), red.before_call(now)
-            assert a == b
-            if not isinstance(a, Permit):
-                continue
-            outcome = rng.choices(["success", "failure"], weights=[5, 1])[0]
-            duration = rng.choices([0.1, 3.0], weights=[6, 1])[0]
-            ma = mem.on_result(now, a, outcome, duration)  # type: ignore[arg-type]
-            rb = red.on_result(now, b, outcome, duration)  # type: ignore[arg-type]
-            if ma:  # a transition: sent now, so both report it here
-                rb += store.flush(now)
-            assert ma == rb
+            dt = rng.choice([0.0, 0.0, 0.5])
+            if dt and window == "time":  # waiting successes land in the bucket memory used
+                assert () == store.flush(now)
+            now += dt
+            # Up to three calls in flight: their successes then travel together with the next
+            # acquire.
+            permits = []
+            for _ in range(rng.choice([1, 1, 2, 3])):
+                a, b = mem.before_call(now), red.before_call(now)
+                assert a == b
+                if isinstance(a, Permit):
+                    permits.append((a, b))
+            for a, b in permits:
+                outcome = rng.choices(["success", "failure"], weights=[5, 1])[0]
+                duration = rng.choices([0.1, 3.0], weights=[6, 1])[0]
+                ma = mem.on_result(now, a, outcome, duration)  # type: ignore[arg-type]
+                rb = red.on_result(now, b, outcome, duration)  # type: ignore[arg-type]
+                if ma:  # a transition: sent now, so both report it here
+                    rb += store.flush(now)
+                assert ma == rb
             if rng.random() < 0.1:
                 assert mem.snapshot(now) == red.snapshot(now)
         assert state.available

@@ -51,16 +51,19 @@ local function write_back(fields, ex)
   end
 end
 
--- The success path, specialised: an acquire of a closed breaker with a count window that carries
--- only successes (what a process on the success path sends).  In a closed state a success can open
--- the breaker only by filling minimum_calls while a rate is over its threshold; when that cannot
--- happen (the successes cannot fill minimum_calls, or the window is full and under both thresholds,
--- so replacing slots with successes lowers the rates or keeps them), the outcomes are folded into
--- the ring and the totals as add() below does, and the call is permitted.  Otherwise nothing is
--- written here and the general path below decides.  tests/state/test_breaker_redis.py holds both
--- paths to the in-memory machine.
-if op == 'acquire' and WT == 'c' then
-  local r = redis.call('HMGET', H, 'st', 'gen', 'n', 'f', 's', 'i', 'ex', 'cfg')
+-- The success path, specialised: an acquire of a closed breaker carrying only successes (what a
+-- process on the success path sends).  In a closed state a success can open the breaker only by
+-- filling minimum_calls while a rate is over its threshold.  When that cannot happen, the outcomes
+-- are folded into the window and the totals as add() below does, and the call is permitted:
+--   count window: the successes cannot fill minimum_calls, or the window is full and under both
+--     thresholds (replacing slots with successes lowers the rates or keeps them);
+--   time window, still in the bucket of the last outcome (no bucket to retire): the rates at the
+--     first total that reaches minimum_calls, if any, are under both thresholds (more successes
+--     only lower them).
+-- Otherwise nothing is written here and the general path below decides.
+-- tests/state/test_breaker_redis.py holds both paths to the in-memory machine.
+if op == 'acquire' then
+  local r = redis.call('HMGET', H, 'st', 'gen', 'n', 'f', 's', 'i', 'ex', 'cfg', 'k')
   if (tonumber(r[1]) or 0) == 0 and r[8] == CFG then
     local gen, n, f, s = tonumber(r[2]) or 0, tonumber(r[3]) or 0, tonumber(r[4]) or 0,
       tonumber(r[5]) or 0
@@ -74,11 +77,19 @@ if op == 'acquire' and WT == 'c' then
         k = k + 1
       end
     end
-    if only_successes and (n + k < MINC or (n == WSIZE and
-        not (n >= MINC and (f / n >= FTHR or s / n >= STHR)))) then
-      local j = tonumber(r[6]) or 0
+    local safe, bucket = false, nil
+    if only_successes and WT == 'c' then
+      safe = n + k < MINC or (n == WSIZE and
+        not (n >= MINC and (f / n >= FTHR or s / n >= STHR)))
+    elseif only_successes then
+      bucket = math.floor(now / WIDTH)
+      local m = math.max(n + 1, MINC)
+      safe = bucket == tonumber(r[9]) and (m > n + k or (f / m < FTHR and s / m < STHR))
+    end
+    if safe then
       local fields = {}
-      if k > 0 then
+      if k > 0 and WT == 'c' then
+        local j = tonumber(r[6]) or 0
         local ops = {}
         for _ = 1, k do
           ops[#ops + 1] = 'SET'
@@ -105,6 +116,9 @@ if op == 'acquire' and WT == 'c' then
           redis.call('EXPIRE', RING, TTL + REFRESH)
         end
         fields = {'n', n, 'f', f, 's', s, 'i', j}
+      elseif k > 0 then
+        redis.call('HINCRBY', H, 'c' .. (bucket % NB), k)
+        fields = {'n', n + k}
       end
       write_back(fields, tonumber(r[7]) or -1e18)
       return {1, gen, 0}
