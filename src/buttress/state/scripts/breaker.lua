@@ -28,12 +28,29 @@ local WIDTH = WSIZE / NB
 
 local REFRESH = math.ceil(TTL / 8)
 
+local CLOSED, OPEN, HALF, DISABLED, FORCED, METRICS = 0, 1, 2, 3, 4, 5
+local CALL = {[0] = 0, 1, 1, 1, 1}
+local FAIL = {[0] = 0, 0, 1, 0, 1}
+local SLOW = {[0] = 0, 0, 0, 1, 1}
+
 local function fmt(x)
   return string.format('%.17g', x)
 end
 
+-- The code a byte of the ring held ('1'..'4' are 1..4); 0 for an empty slot (any other byte).
+local function slot_code(byte)
+  local c = byte - 48
+  if c < 1 or c > 4 then
+    return 0
+  end
+  return c
+end
+
+-- Set by a write to an empty count window: the ring may have just been created, without expiry.
+local ring_new = false
+
 -- Write the hash's changed fields (a flat list: name, value, ...) and, when the keys' expiry was
--- last set REFRESH ago or more (at ex), set it again.
+-- last set REFRESH ago or more (at ex), set it again (the ring's also when it may be new).
 local function write_back(fields, ex)
   local refresh = now - ex >= REFRESH or now < ex
   if refresh then
@@ -45,11 +62,17 @@ local function write_back(fields, ex)
   end
   if refresh then
     redis.call('EXPIRE', H, TTL + REFRESH)
-    if WT == 'c' then
-      redis.call('EXPIRE', RING, TTL + REFRESH)
-    end
+  end
+  if WT == 'c' and (refresh or ring_new) then
+    redis.call('EXPIRE', RING, TTL + REFRESH)
   end
 end
+
+-- The hash's fields, read once for both paths below (raw[ST] ... raw[CFG_AT]).
+local NAMES = {'st', 'gen', 'ou', 'hd', 'pl', 'pc', 'pf', 'ps', 'co', 'al', 'n', 'f', 's', 'i', 'k',
+               'ex', 'cfg'}
+local ST, GEN, N, F, S, I, K, EX, CFG_AT = 1, 2, 11, 12, 13, 14, 15, 16, 17
+local raw = redis.call('HMGET', H, unpack(NAMES))
 
 -- The success path, specialised: an acquire of a closed breaker carrying only successes (what a
 -- process on the success path sends).  In a closed state a success can open the breaker only by
@@ -62,86 +85,63 @@ end
 --     only lower them).
 -- Otherwise nothing is written here and the general path below decides.
 -- tests/state/test_breaker_redis.py holds both paths to the in-memory machine.
-if op == 'acquire' then
-  local r = redis.call('HMGET', H, 'st', 'gen', 'n', 'f', 's', 'i', 'ex', 'cfg', 'k')
-  if (tonumber(r[1]) or 0) == 0 and r[8] == CFG then
-    local gen, n, f, s = tonumber(r[2]) or 0, tonumber(r[3]) or 0, tonumber(r[4]) or 0,
-      tonumber(r[5]) or 0
-    local k, only_successes = 0, true
-    for g, c in string.gmatch(ARGV[13], '(%-?%d+):(%d)') do
-      if c ~= '1' then
-        only_successes = false
-        break
-      end
-      if tonumber(g) == gen then  -- a result of an earlier generation changes nothing
-        k = k + 1
-      end
+if op == 'acquire' and (tonumber(raw[ST]) or 0) == CLOSED and raw[CFG_AT] == CFG then
+  local gen, n, f, s = tonumber(raw[GEN]) or 0, tonumber(raw[N]) or 0, tonumber(raw[F]) or 0,
+    tonumber(raw[S]) or 0
+  local k, only_successes = 0, true
+  for g, c in string.gmatch(ARGV[13], '(%-?%d+):(%d)') do
+    if c ~= '1' then
+      only_successes = false
+      break
     end
-    local safe, bucket = false, nil
-    if only_successes and WT == 'c' then
-      safe = n + k < MINC or (n == WSIZE and
-        not (n >= MINC and (f / n >= FTHR or s / n >= STHR)))
-    elseif only_successes then
-      bucket = math.floor(now / WIDTH)
-      local m = math.max(n + 1, MINC)
-      safe = bucket == tonumber(r[9]) and (m > n + k or (f / m < FTHR and s / m < STHR))
+    if tonumber(g) == gen then  -- a result of an earlier generation changes nothing
+      k = k + 1
     end
-    if safe then
-      local fields = {}
-      if k > 0 and WT == 'c' then
-        local j = tonumber(r[6]) or 0
-        local ops = {}
-        for _ = 1, k do
-          ops[#ops + 1] = 'SET'
-          ops[#ops + 1] = 'u8'
-          ops[#ops + 1] = '#' .. j
-          ops[#ops + 1] = 49  -- '1'
-          j = (j + 1) % WSIZE
-        end
-        local was_empty = n == 0
-        for _, byte in ipairs(redis.call('BITFIELD', RING, unpack(ops))) do
-          local old = byte - 48
-          if old < 1 or old > 4 then
-            n = n + 1
-          else
-            if old == 2 or old == 4 then
-              f = f - 1
-            end
-            if old == 3 or old == 4 then
-              s = s - 1
-            end
-          end
-        end
-        if was_empty then  -- the ring may be new, without an expiry yet
-          redis.call('EXPIRE', RING, TTL + REFRESH)
-        end
-        fields = {'n', n, 'f', f, 's', s, 'i', j}
-      elseif k > 0 then
-        redis.call('HINCRBY', H, 'c' .. (bucket % NB), k)
-        fields = {'n', n + k}
+  end
+  local safe, bucket = false, nil
+  if only_successes and WT == 'c' then
+    safe = n + k < MINC or (n == WSIZE and
+      not (n >= MINC and (f / n >= FTHR or s / n >= STHR)))
+  elseif only_successes then
+    bucket = math.floor(now / WIDTH)
+    local m = math.max(n + 1, MINC)
+    safe = bucket == tonumber(raw[K]) and (m > n + k or (f / m < FTHR and s / m < STHR))
+  end
+  if safe then
+    local fields = {}
+    if k > 0 and WT == 'c' then
+      local j = tonumber(raw[I]) or 0
+      local ops = {}
+      for _ = 1, k do
+        ops[#ops + 1] = 'SET'
+        ops[#ops + 1] = 'u8'
+        ops[#ops + 1] = '#' .. j
+        ops[#ops + 1] = 48 + 1  -- a success
+        j = (j + 1) % WSIZE
       end
-      write_back(fields, tonumber(r[7]) or -1e18)
-      return {1, gen, 0}
+      ring_new = n == 0
+      for _, byte in ipairs(redis.call('BITFIELD', RING, unpack(ops))) do
+        local old = slot_code(byte)
+        n, f, s = n + 1 - CALL[old], f - FAIL[old], s - SLOW[old]
+      end
+      fields = {'n', n, 'f', f, 's', s, 'i', j}
+    elseif k > 0 then
+      redis.call('HINCRBY', H, 'c' .. (bucket % NB), k)
+      fields = {'n', n + k}
     end
+    write_back(fields, tonumber(raw[EX]) or -1e18)
+    return {1, gen, 0}
   end
 end
 
-local CLOSED, OPEN, HALF, DISABLED, FORCED, METRICS = 0, 1, 2, 3, 4, 5
-local CALL = {[0] = 0, 1, 1, 1, 1}
-local FAIL = {[0] = 0, 0, 1, 0, 1}
-local SLOW = {[0] = 0, 0, 0, 1, 1}
-
-local NAMES = {'st', 'gen', 'ou', 'hd', 'pl', 'pc', 'pf', 'ps', 'co', 'al', 'n', 'f', 's', 'i', 'k',
-               'ex', 'cfg'}
-local raw = redis.call('HMGET', H, unpack(NAMES))
 local d, dirty = {}, {}
 for j = 1, 16 do
   d[NAMES[j]] = tonumber(raw[j]) or 0
 end
-if raw[15] == false then
+if raw[K] == false then
   d.k = -1e18
 end
-if raw[16] == false then
+if raw[EX] == false then
   d.ex = -1e18
 end
 
@@ -173,8 +173,8 @@ local function reset_window()
 end
 
 -- A breaker re-declared with another window shape starts with an empty window.
-if raw[17] ~= CFG then
-  if raw[17] ~= false then
+if raw[CFG_AT] ~= CFG then
+  if raw[CFG_AT] ~= false then
     reset_window()
     set('k', -1e18)
   end
@@ -216,12 +216,9 @@ local function add(code)
   if WT == 'c' then
     local j = d.i
     -- One command reads the slot's old byte and writes the new one ('0' + code).
-    local old = redis.call('BITFIELD', RING, 'SET', 'u8', '#' .. j, 48 + code)[1] - 48
-    if old < 1 or old > 4 then
-      old = 0
-    end
-    if d.n == 0 then  -- an empty window: the ring may be new, without an expiry yet
-      redis.call('EXPIRE', RING, TTL + REFRESH)
+    local old = slot_code(redis.call('BITFIELD', RING, 'SET', 'u8', '#' .. j, 48 + code)[1])
+    if d.n == 0 then
+      ring_new = true
     end
     set('i', (j + 1) % WSIZE)
     -- Only the totals that change are written back (a success replacing a success: only 'i').
