@@ -30,6 +30,7 @@ from .errors import ConfigError
 __all__ = [
     "REQUIRED",
     "Bounds",
+    "check_flag",
     "check_integer",
     "check_number",
     "check_order",
@@ -244,6 +245,11 @@ def check_integer(name: str, v: Any, **bounds: Unpack[Bounds]) -> int:
     """``v`` as a whole number within bounds, or :class:`ConfigError` (for parameters outside an
     options type)."""
     return Option("integer", "", **bounds).validate(name, v)  # type: ignore[no-any-return]
+
+
+def check_flag(name: str, v: Any) -> bool:
+    """``v`` if it is ``True`` or ``False``, or :class:`ConfigError`."""
+    return Option("flag", "").validate(name, v)  # type: ignore[no-any-return]
 
 
 def check_number(name: str, v: Any, **bounds: Unpack[Bounds]) -> float:

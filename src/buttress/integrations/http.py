@@ -84,6 +84,7 @@ from buttress.errors import ConfigError, DeadlineExceeded, MissingExtra
 from buttress.failover.active import HealthCheck
 from buttress.failover.driver import HealthCheckDriver
 from buttress.failover.pool import Endpoint, EndpointPool
+from buttress.options import check_flag
 from buttress.pipeline import Pipeline
 from buttress.policies.backoff import Backoff
 from buttress.policies.base import Policy
@@ -208,12 +209,6 @@ class _Shared(Generic[_T]):
             not isinstance(deadline_header, str) or not deadline_header.strip()
         ):
             raise ConfigError("deadline_header", deadline_header, "must be a header name or None")
-        if not isinstance(idempotency_keys, bool):
-            raise ConfigError("idempotency_keys", idempotency_keys, "must be True or False")
-        if not isinstance(preserve_host, bool):
-            raise ConfigError("preserve_host", preserve_host, "must be True or False")
-        if not isinstance(read_body, bool):
-            raise ConfigError("read_body", read_body, "must be True or False")
         extra = list(policies)
         for i, p in enumerate(extra):
             if not isinstance(p, Policy):
@@ -224,14 +219,14 @@ class _Shared(Generic[_T]):
                 )
         self.pool = pool
         self.retry_methods = methods
-        self.idempotency_keys = idempotency_keys
+        self.idempotency_keys = check_flag("idempotency_keys", idempotency_keys)
         self._keyed_methods = KEYED_METHODS - methods  # those retried anyway need no key
         self._retryable = methods | {_KEYED}
         self.failure_statuses = statuses
         self.max_retry_after = float(max_retry_after)
         self.deadline_header = deadline_header.strip() if deadline_header else None
-        self.preserve_host = preserve_host
-        self.read_body = read_body
+        self.preserve_host = check_flag("preserve_host", preserve_host)
+        self.read_body = check_flag("read_body", read_body)
         self.clock = clock
         self.name = name
         self._targets = {ep: Target(ep) for ep in pool.endpoints}
