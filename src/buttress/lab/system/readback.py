@@ -26,17 +26,17 @@ def _get(port: int, path: str) -> Any:
 
 def read_final(
     lab: LoadedLab, ports: Mapping[str, int], instances: Mapping[str, list[str]], history: History
-) -> list[str] | None:
+) -> set[str]:
     """Hand the final read's answer to ``history``; the ids still pending, where the service
-    tells them (``None`` otherwise, and without a final read)."""
+    tells them (none otherwise, and without a final read)."""
     fr = lab.experiments.load.final_read
     if fr is None:
-        return None
+        return set()
     answer = _get(ports[instances[fr.service][0]], fr.path)
     history.final_read(answer[fr.field])
     if fr.pending_field is None:
-        return None
-    return [str(i) for i in answer.get(fr.pending_field) or []]
+        return set()
+    return {str(i) for i in answer.get(fr.pending_field) or []}
 
 
 def read_effects(

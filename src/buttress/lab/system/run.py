@@ -282,12 +282,12 @@ class _Run:
         """Drive the load while the plan applies its faults, read every order back, clean up and
         measure."""
         mark = time.monotonic()
-        data_loss, backups = self._backups()
-        plan = self.plan = self._fault_plan(data_loss)
+        drilling = self._drilling()
+        plan = self.plan = self._fault_plan(None if drilling is None else drilling[0])
         history = History()
         wall0, samples = self._load(plan, history)
-        if backups is not None:
-            backups.stop()
+        if drilling is not None:
+            drilling[1].stop()
         self.progress.close()
         mark = self._phase("load", mark)
         self.result["wall_start"] = wall0
@@ -329,17 +329,17 @@ class _Run:
                 wall0=wall0,
                 duration=self.duration,
                 attempts=attempts,
-                pending=set(pending or ()),
+                pending=pending,
                 effects=effects,
             )
         )
-        self._more_figures(samples, plan, placement, wall0, (data_loss, backups))
+        self._more_figures(samples, plan, placement, wall0, drilling)
 
-    def _backups(self) -> tuple[DataLoss | None, Backups | None]:
-        """The drill's damage and its backup schedule, when the plan loses data."""
+    def _drilling(self) -> tuple[DataLoss, Backups] | None:
+        """The drill's damage and its backup schedule (started), when the plan loses data."""
         drill = self.lab.experiments.drill
         if drill is None or not any(f.kind == "data_loss" for f in self.lab.experiments.plan):
-            return None, None
+            return None
         db = self.dir / "data" / drill.target / drill.file
         data_loss = DataLoss({drill.target: db}, self.dir / "backups")
         return data_loss, Backups(db, data_loss.backups, drill.backup_every).start()
@@ -392,14 +392,15 @@ class _Run:
         plan: FaultPlan,
         placement: Any,
         wall0: float,
-        drill_parts: tuple[DataLoss | None, Backups | None],
+        drilling: tuple[DataLoss, Backups] | None,
     ) -> None:
         """The figures of the optional features: shedding, service recovery, tenants, drill."""
         self.result["shed"] = shed_figures(samples, self.lab.experiments.load.requests)
         self.result["service_recovery"] = recovery_figures(self.lab, samples, plan.faults)
         add_tenant_figures(self.lab, self.result, samples, placement)
-        drill, (data_loss, backups) = self.lab.experiments.drill, drill_parts
-        if backups is not None and data_loss is not None and drill is not None:
+        drill = self.lab.experiments.drill
+        if drilling is not None and drill is not None:
+            data_loss, backups = drilling
             self.result["drill"] = drill_figures(
                 self.lab,
                 self.result,
