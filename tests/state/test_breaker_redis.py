@@ -71,6 +71,35 @@ URL: list[str] = []
 CLUSTER_URL: list[str] = []
 
 
+def _model_settings(examples: int = 40, steps: int = 30) -> settings:
+    """Settings of the machine-against-machine models: every step talks to a real Redis."""
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+
+def _same_outcome(
+    mem: BreakerMachine,
+    red: BreakerMachine,
+    store: Any,
+    now: float,
+    p: Any,
+    outcome: str,
+    duration: float,
+) -> None:
+    """Record one outcome on both machines; a success on the Redis side waits for its next script
+    call unless it moved the breaker in memory (a waiting one moves it at that later call, when
+    test_breaker_deferred checks it), so both report the same transitions here."""
+    a = mem.on_result(now, p[0], outcome, duration)  # type: ignore[arg-type]
+    b = red.on_result(now, p[1], outcome, duration)  # type: ignore[arg-type]
+    if a:
+        b += store.flush(now)
+    assert a == b
+
+
 class RedisVsMemory(RuleBasedStateMachine):
     """Both machines see the same operations; their answers must match exactly."""
 
@@ -141,12 +170,7 @@ class RedisVsMemory(RuleBasedStateMachine):
 
 
 TestRedisVsMemory = RedisVsMemory.TestCase
-TestRedisVsMemory.settings = settings(
-    max_examples=40,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+TestRedisVsMemory.settings = _model_settings(steps=30)
 
 
 COUNT_CONFIGS = CONFIGS.filter(lambda cfg: cfg["window"][0] == "count")
@@ -169,28 +193,18 @@ class DeferredVsMemory(RedisVsMemory):
         duration=st.sampled_from([0.1, 0.1, 3.0]),
     )
     def on_result(self, p: Any, outcome: str, duration: float) -> None:
-        if p is None:
-            return
-        a = self.mem.on_result(self.now, p[0], outcome, duration)  # type: ignore[arg-type]
-        b = self.red.on_result(self.now, p[1], outcome, duration)  # type: ignore[arg-type]
-        if a:
-            b += self.store.flush(self.now)
-        assert a == b
+        if p is not None:
+            _same_outcome(self.mem, self.red, self.store, self.now, p, outcome, duration)
 
-    @rule(trigger=st.sampled_from(list(Trigger)), now=st.integers(0, 4))
-    def apply(self, trigger: Trigger, now: int) -> None:  # type: ignore[override]
+    @rule(trigger=st.sampled_from(list(Trigger)), roll=st.integers(0, 4))
+    def apply(self, trigger: Trigger, roll: int) -> None:  # type: ignore[override]
         # Manual transitions one time in five: long closed stretches are the success path's.
-        if now == 0:
+        if roll == 0:
             super().apply(trigger)
 
 
 TestDeferredVsMemory = DeferredVsMemory.TestCase
-TestDeferredVsMemory.settings = settings(
-    max_examples=40,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+TestDeferredVsMemory.settings = _model_settings(steps=40)
 
 
 TIME_CONFIGS = CONFIGS.filter(lambda cfg: cfg["window"][0] == "time")
@@ -203,7 +217,7 @@ class DeferredTimeVsMemory(DeferredVsMemory):
 
     @initialize(cfg=TIME_CONFIGS)
     def build(self, cfg: dict[str, Any]) -> None:
-        RedisVsMemory.build(self, cfg)
+        super().build(cfg)
 
     @rule(dt=st.sampled_from([0.0, 0.25, 0.5, 1.0, 1.75, 3.0]))
     def advance(self, dt: float) -> None:
@@ -212,12 +226,7 @@ class DeferredTimeVsMemory(DeferredVsMemory):
 
 
 TestDeferredTimeVsMemory = DeferredTimeVsMemory.TestCase
-TestDeferredTimeVsMemory.settings = settings(
-    max_examples=40,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+TestDeferredTimeVsMemory.settings = _model_settings(steps=40)
 
 
 @pytest.fixture(autouse=True)
@@ -235,15 +244,7 @@ class ClusterVsMemory(RedisVsMemory):
 
 def test_breaker_script_matches_memory_on_a_cluster(redis_cluster: Any) -> None:
     CLUSTER_URL[:] = [redis_cluster.url]
-    run_state_machine_as_test(
-        ClusterVsMemory,
-        settings=settings(
-            max_examples=15,
-            stateful_step_count=30,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow],
-        ),
-    )
+    run_state_machine_as_test(ClusterVsMemory, settings=_model_settings(examples=15))
 
 
 @pytest.mark.parametrize(
@@ -298,14 +299,10 @@ def test_waiting_successes_fold_into_a_full_window_as_in_memory(
                 assert a == b
                 if isinstance(a, Permit):
                     permits.append((a, b))
-            for a, b in permits:
+            for pair in permits:
                 outcome = rng.choices(["success", "failure"], weights=[5, 1])[0]
                 duration = rng.choices([0.1, 3.0], weights=[6, 1])[0]
-                ma = mem.on_result(now, a, outcome, duration)  # type: ignore[arg-type]
-                rb = red.on_result(now, b, outcome, duration)  # type: ignore[arg-type]
-                if ma:  # a transition: sent now, so both report it here
-                    rb += store.flush(now)
-                assert ma == rb
+                _same_outcome(mem, red, store, now, pair, outcome, duration)
             if rng.random() < 0.1:
                 assert mem.snapshot(now) == red.snapshot(now)
         assert state.available
