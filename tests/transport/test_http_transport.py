@@ -315,8 +315,7 @@ def _stalled_body_app(name: bytes, stall: float, *, gzipped: bool = False) -> An
     return app
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-def test_read_body_puts_a_stalled_body_inside_the_attempt(serve: Any, mode: str) -> None:
+def test_read_body_puts_a_stalled_body_inside_the_attempt(serve: Any, client_factory: Any) -> None:
     """A body that stalls after its headers: with ``read_body`` the read timeout hits inside the
     attempt, which is retried on the other endpoint (and counted against the stalled one); without
     it the transport has returned at the headers and the caller meets the timeout itself."""
@@ -328,21 +327,9 @@ def test_read_body_puts_a_stalled_body_inside_the_attempt(serve: Any, mode: str)
             [{"url": stalled.url}, {"url": good.url, "priority": 1}],  # the stalled one first
             outlier_detection=OutlierDetection(consecutive_5xx=1),
         )
-        cls = ResilientTransport if mode == "sync" else AsyncResilientTransport
-        transport = cls(pool, read_body=read_body, backoff=FAST)
-
-        async def get_async(t: Any = transport) -> httpx.Response:
-            async with httpx.AsyncClient(transport=t, timeout=timeout) as client:
-                return await client.get("http://svc/")
-
-        def get(t: Any = transport) -> httpx.Response:
-            if mode == "async":
-                return asyncio.run(get_async(t))
-            with httpx.Client(transport=t, timeout=timeout) as client:
-                return client.get("http://svc/")
-
+        c = client_factory(pool, read_body=read_body)
         if read_body:
-            r = get()
+            r = c.request("GET", "/", timeout=timeout)
             assert (200, "good-answer") == (r.status_code, r.text)
             assert r.elapsed.total_seconds() >= 0.2  # timed like a streamed answer
             first, second = pool.snapshot().endpoints
@@ -350,28 +337,17 @@ def test_read_body_puts_a_stalled_body_inside_the_attempt(serve: Any, mode: str)
             assert (0, False) == (second.active, second.ejected)
         else:
             with pytest.raises(httpx.ReadTimeout):
-                get()
+                c.request("GET", "/", timeout=timeout)
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-def test_read_body_keeps_the_encoding_for_the_client(serve: Any, mode: str) -> None:
+def test_read_body_keeps_the_encoding_for_the_client(serve: Any, client_factory: Any) -> None:
     """The body read inside the attempt is kept as sent (gzip): the client decodes it once."""
     server = serve(_stalled_body_app(b"compressed answer " * 20, 0.0, gzipped=True))
-    cls = ResilientTransport if mode == "sync" else AsyncResilientTransport
-    transport = cls([server.url], read_body=True)
-
-    async def get_async() -> httpx.Response:
-        async with httpx.AsyncClient(transport=transport) as client:
-            return await client.get("http://svc/")
-
-    if mode == "async":
-        r = asyncio.run(get_async())
-    else:
-        with httpx.Client(transport=transport) as client:
-            r = client.get("http://svc/")
+    c = client_factory([server.url], read_body=True)
+    r = c.request("GET", "/")
     assert "compressed answer " * 20 == r.text
     assert "gzip" == r.headers["content-encoding"]
-    (status,) = transport.pool.snapshot().endpoints
+    (status,) = c.pool.snapshot().endpoints
     assert 0 == status.active  # released when the body was in
 
 
