@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import sys
 import threading
@@ -325,5 +326,37 @@ async def test_a_task_that_outlives_the_attempt_is_not_nested() -> None:
         return "ok"
 
     assert "ok" == await request()
+    await spawned[0]
+    assert 3 == leaf_calls
+
+
+async def test_an_attempt_ended_by_an_error_not_retried_withdraws_its_mark() -> None:
+    """The mark is withdrawn on every way out of an attempt: a task spawned during an attempt that
+    raised an error the retry does not handle is not nested once that attempt has ended."""
+    from buttress.policies.retry_nesting import RETRY_MARK
+
+    clock = FakeClock()
+    leaf_calls = 0
+    spawned: list[asyncio.Task[None]] = []
+
+    @Retry(attempts=3, backoff=Backoff.constant(0.0), budget=None, clock=clock)
+    async def leaf() -> None:
+        nonlocal leaf_calls
+        leaf_calls += 1
+        raise ConnectionError
+
+    async def background() -> None:
+        await asyncio.sleep(0.01)
+        with contextlib.suppress(ConnectionError):
+            await leaf()
+
+    @Retry(attempts=2, on=ConnectionError, backoff=Backoff.constant(0.0), budget=None, clock=clock)
+    async def request() -> str:
+        spawned.append(asyncio.create_task(background()))
+        raise KeyError("not retried")
+
+    with pytest.raises(KeyError):
+        await request()
+    assert RETRY_MARK.get() is None
     await spawned[0]
     assert 3 == leaf_calls

@@ -389,6 +389,7 @@ class Retry(Policy):
         marks = self.attempts > 1
         # The sync layer's hot-path specialisations, twins of retry_call's.
         direct = nxt is invoke_async
+        plain = rif is None and not outcomes
         ring = budget if isinstance(budget, RetryBudget) else None
         if ring is not None:
             deposit = None
@@ -410,29 +411,35 @@ class Retry(Policy):
             if marks:
                 mark = [True, mark_var.get()]
                 token = mark_var.set(mark)
-                failed: BaseException | None = None
+                # The mark is withdrawn on each way out by hand rather than in a ``finally``:
+                # the success path then runs no cleanup block (measured: about 30 ns a call).
                 try:
                     result = await (fn(*args, **kwargs) if direct else nxt(fn, args, kwargs))
                 except on as e:
-                    failed = e
-                finally:
                     mark[0] = False
                     mark_var.reset(token)
-                if failed is not None:  # after the attempt has ended: it is not nested in itself
-                    return await slow(fn, args, kwargs, started, failed)
+                    # after the attempt has ended: it is not nested in itself
+                    return await slow(fn, args, kwargs, started, e)
+                except BaseException:
+                    mark[0] = False
+                    mark_var.reset(token)
+                    raise
+                mark[0] = False
+                mark_var.reset(token)
             else:
                 try:
                     result = await (fn(*args, **kwargs) if direct else nxt(fn, args, kwargs))
                 except on as e:
                     return await slow(fn, args, kwargs, started, e)
-            if rif is not None:
-                verdict = rif(result)
-                if verdict is not None and verdict is not False:
-                    return await slow(
-                        fn, args, kwargs, started, None, result=result, verdict=verdict
-                    )
-            if outcomes:
-                budget.on_success()  # type: ignore[union-attr]
+            if not plain:
+                if rif is not None:
+                    verdict = rif(result)
+                    if verdict is not None and verdict is not False:
+                        return await slow(
+                            fn, args, kwargs, started, None, result=result, verdict=verdict
+                        )
+                if outcomes:
+                    budget.on_success()  # type: ignore[union-attr]
             if em.active:
                 # ``self``, not a copy of its name: in_outer_retry reads ``self`` from this frame.
                 em.emit(AttemptSucceeded(em.pipeline, self.name, mono(), 1))
