@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import threading
 from collections.abc import AsyncIterator
 
@@ -24,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from buttress import sqlite as house_sqlite
 from buttress.health import HealthRegistry
 from buttress.integrations.idempotency import IdempotencyMiddleware
 from buttress.integrations.idempotency_stores import SQLiteIdempotencyStore
@@ -33,9 +33,9 @@ from .common import Settings, with_health
 settings = Settings.from_env("payments")
 shared = settings.data.parent  # the instances' common directory: one ledger, one key store
 _lock = threading.Lock()
-_ledger = sqlite3.connect(shared / "payments-ledger.db", isolation_level=None, timeout=10.0,
-                          check_same_thread=False)  # fmt: skip
-_ledger.execute("PRAGMA journal_mode = WAL")
+# Both replicas open the ledger as they start: buttress.sqlite.connect waits out the other's
+# switch of a new file to WAL (a bare sqlite3.connect can fail there with "database is locked").
+_ledger = house_sqlite.connect(shared / "payments-ledger.db", busy_timeout=10.0)
 _ledger.execute("PRAGMA synchronous = FULL")
 _ledger.execute(
     "CREATE TABLE IF NOT EXISTS charges (order_id TEXT NOT NULL, amount INTEGER NOT NULL, "

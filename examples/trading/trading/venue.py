@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import threading
 from collections.abc import AsyncIterator
 
@@ -30,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from buttress import sqlite as house_sqlite
 from buttress.health import HealthApp, HealthRegistry
 from buttress.integrations.idempotency import IdempotencyMiddleware
 from buttress.integrations.idempotency_stores import SQLiteIdempotencyStore
@@ -40,11 +40,9 @@ settings = Settings.from_env("venue")
 shared = settings.data.parent  # the gateways' common directory: one book, one key store
 SIDES = ("buy", "sell")
 _lock = threading.Lock()
-_book = sqlite3.connect(
-    shared / "venue-book.db", isolation_level=None, timeout=10.0, check_same_thread=False
-)
-_book.execute("PRAGMA journal_mode = WAL")
-_book.execute("PRAGMA synchronous = NORMAL")
+# Every gateway opens the book as it starts: buttress.sqlite.connect (WAL, synchronous NORMAL)
+# waits out another's switch of a new file to WAL.
+_book = house_sqlite.connect(shared / "venue-book.db", busy_timeout=10.0)
 _book.execute(
     "CREATE TABLE IF NOT EXISTS placed (order_id TEXT NOT NULL, symbol TEXT NOT NULL, "
     "side TEXT NOT NULL, qty INTEGER NOT NULL, price INTEGER NOT NULL, via TEXT NOT NULL)"
