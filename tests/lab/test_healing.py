@@ -65,6 +65,36 @@ def test_healing_yaml_runs_the_same_shop_as_reliability_yaml() -> None:
         ),
         ("leak_rate: 10}", "}", "experiments.plan[2]", "a leak needs leak_rate:"),
         (
+            "kind: leak, target: datastore",
+            "kind: slow, target: datastore",
+            "experiments.plan[2]",
+            "leak_rate applies to leak faults, not 'slow'",
+        ),
+        (
+            "leak_rate: 10}",
+            "leak_rate: 10, slowdown: 10}",
+            "experiments.plan[2]",
+            "slowdown applies to slow faults, not 'leak'",
+        ),
+        (
+            "kind: leak, target: datastore, at: 39s, duration: 8s, leak_rate: 10}",
+            "kind: slow, target: datastore, at: 39s, duration: 8s}",
+            "experiments.plan[2]",
+            "a slow fault needs slowdown:",
+        ),
+        (
+            "kind: leak, target: datastore, at: 39s, duration: 8s, leak_rate: 10}",
+            "kind: slow, target: datastore, at: 39s, duration: 8s, slowdown: 1}",
+            "experiments.plan[2].slowdown",
+            "",
+        ),
+        (
+            "kind: leak, target: datastore, at: 39s, duration: 8s, leak_rate: 10}",
+            "kind: slow, target: store, at: 39s, duration: 8s, slowdown: 5}",
+            "experiments.plan[2].target",
+            "unknown instance 'store'",
+        ),
+        (
             "kind: hang, target: datastore, at: 21s, duration: 15s}",
             "kind: hang, target: datastore, at: 21s, duration: 15s, crashes: 2}",
             "experiments.plan[1]",
@@ -223,6 +253,44 @@ def test_a_crash_loop_fails_exactly_the_starts_it_asks_for(tmp_path: Path) -> No
     assert {"crash_loop": 0} == json.loads(path.read_text())
 
 
+def test_a_running_process_slows_down_when_asked_and_back_when_cleared(tmp_path: Path) -> None:
+    control = ControlFiles(tmp_path)
+    control.clear("datastore")
+    path = control.path("datastore")
+    program = (
+        "import sys, time\n"
+        "from shop import labfaults\n"
+        "leak = labfaults.Leak(sys.argv[1]); leak.start(); labfaults._watcher.append(leak)\n"
+        "while True:\n"
+        "    time.sleep(0.05); print(labfaults.slowdown(), flush=True)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", program, str(path)],
+        env=_shop_env(path),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+    def reads(value: float) -> bool:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if float(proc.stdout.readline()) == value:
+                return True
+        return False
+
+    try:
+        assert reads(1.0)
+        control.write("datastore", {"slow": 12.5})
+        assert reads(12.5)  # the catalogue query now takes 12.5 times as long
+        control.clear("datastore")
+        assert reads(1.0)
+        assert proc.poll() is None  # alive throughout: only its capacity changed
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_running_process_crashes_and_leaks_when_asked(tmp_path: Path) -> None:
     control = ControlFiles(tmp_path)
     control.clear("api")
@@ -254,3 +322,44 @@ def test_a_running_process_crashes_and_leaks_when_asked(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_plan_asks_for_a_slowdown_for_its_window_and_clears_it(tmp_path: Path) -> None:
+    """The ``slow`` fault through the lab's own plan: the control file asks for the slowdown from
+    the fault's start and is cleared at its end; the process is never touched (no supervisor
+    call, no recovery to track)."""
+    import asyncio
+
+    from buttress.lab.system.plan import FaultPlan
+    from buttress.lab.system.spec import FaultSpec
+    from buttress.ports import free_port
+
+    control = ControlFiles(tmp_path / "control")
+    fault = FaultSpec(name="slow-db", kind="slow", target="datastore", at=0.1, duration=0.4,
+                      slowdown=8)  # fmt: skip
+    plan = FaultPlan(
+        [fault],
+        scale=1.0,
+        proxy_url=f"http://127.0.0.1:{free_port()}",  # no proxy: a slow fault does not use it
+        routes={"datastore": ["datastore"]},
+        supervisor=None,  # any call on it would fail the test
+        control=control,
+    )
+    seen: list[Any] = []
+
+    async def watch() -> None:
+        for _ in range(12):
+            await asyncio.sleep(0.05)
+            seen.append(json.loads(control.path("datastore").read_text()).get("slow"))
+
+    async def main() -> None:
+        control.clear("datastore")
+        await asyncio.gather(plan.run(time.monotonic()), watch())
+
+    asyncio.run(main())
+    assert 8 in seen and seen[0] is None and seen[-1] is None
+    assert [f["name"] for f in [a.to_json() for a in plan.faults]] == ["slow-db"]
+    applied = plan.faults[0]
+    assert applied.applied_at is not None and applied.removed_at is not None
+    assert 0.35 <= applied.removed_at - applied.applied_at <= 0.6
+    assert "time_to_recover" not in applied.to_json()  # not a process fault

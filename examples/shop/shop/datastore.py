@@ -55,6 +55,7 @@ from buttress.outbox import Message, PermanentError, Relay, SQLiteOutbox
 from buttress.spec import build_pipeline
 
 from .common import Settings, with_health
+from .labfaults import slowdown
 
 POOL = int(os.environ.get("SHOP_DB_POOL", "4"))
 CATALOGUE_COST = float(os.environ.get("SHOP_CATALOGUE_COST", "0.06"))
@@ -195,7 +196,7 @@ async def list_orders(request: Request) -> JSONResponse:
 
 async def products(request: Request) -> JSONResponse:
     async with pool():
-        await asyncio.sleep(CATALOGUE_COST)
+        await asyncio.sleep(CATALOGUE_COST * slowdown())  # the lab's ``slow`` fault multiplies it
     return JSONResponse({"products": PRODUCTS})
 
 

@@ -14,6 +14,9 @@ costs (the interpreter's start), not the whole import.
                        every request ``SHOP_LEAK_MS_PER_MB`` milliseconds later per megabyte kept;
                        its ``/health/live`` fails once its resident memory has grown by more than
                        ``SHOP_LEAK_LIMIT_MB`` since it started.
+``{"slow": f}``        the process's heavy work takes ``f`` times as long (a lost index, a cold
+                       cache): the datastore's catalogue query, through :func:`slowdown`.  The
+                       process stays alive and healthy; only its capacity shrinks.
 
 A hang needs no cooperation: the lab stops the process (SIGSTOP).
 """
@@ -79,7 +82,8 @@ def rss_mb() -> float:
 
 
 class Leak:
-    """What the control file asks of the running process: crash, or leak (a watcher thread)."""
+    """What the control file asks of the running process: crash, leak or slow down (a watcher
+    thread)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -88,6 +92,7 @@ class Leak:
         self.baseline = rss_mb()
         self._mtime = 0.0
         self._rate = 0.0
+        self.slowdown = 1.0
 
     def start(self) -> None:
         threading.Thread(target=self._watch, name="lab-faults", daemon=True).start()
@@ -104,7 +109,9 @@ class Leak:
             if mtime != self._mtime:
                 self._mtime = mtime
                 crash_if_looping(self.path)
-                self._rate = float(read_control(self.path).get("leak") or 0.0)
+                asked = read_control(self.path)
+                self._rate = float(asked.get("leak") or 0.0)
+                self.slowdown = max(1.0, float(asked.get("slow") or 1.0))
             if self._rate > 0:
                 self._keep(self._rate * (now - last))
             last = now
@@ -122,6 +129,14 @@ class Leak:
 
     def grown_mb(self) -> float:
         return rss_mb() - self.baseline
+
+
+_watcher: list[Leak] = []  # the running process's, once with_lab_faults has started it
+
+
+def slowdown() -> float:
+    """How many times longer heavy work takes now (1.0 without a ``slow`` fault)."""
+    return _watcher[0].slowdown if _watcher else 1.0
 
 
 Scope = MutableMapping[str, Any]
@@ -145,6 +160,7 @@ def with_lab_faults(app: ASGIApp, registry: Any) -> ASGIApp:
 
     registry.add(Check("memory", memory, groups=("liveness",), ttl=0.0, in_thread=False))
     leak.start()
+    _watcher.append(leak)
 
     async def held_back(scope: Scope, receive: Any, send: Any) -> None:
         wait = leak.delay()

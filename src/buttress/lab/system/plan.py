@@ -14,6 +14,7 @@ data_loss   SIGKILL the instance, delete its database file        restore the ne
 crash_loop  the control file asks for ``crashes`` exits at start  clear it; start it again, wait
 hang        SIGSTOP the instance (alive, answering nothing)       SIGKILL it; start it again, wait
 leak        the control file asks for ``leak_rate`` MB/s          clear it; SIGKILL; start again
+slow        the control file asks for ``slowdown`` times as long  clear it (the process stays up)
 ==========  ====================================================  =================================
 
 Under supervision (the Buttress run with ``healing:``), removing a process fault only clears its
@@ -42,7 +43,7 @@ import httpx
 from buttress.chaos.client import AsyncClient, Client, ProxyAPIError
 
 from .healing import ControlFiles, hang, resume
-from .spec import PROCESS_FAULTS, FaultSpec
+from .spec import CONTROL_FAULTS, PROCESS_FAULTS, FaultSpec
 
 __all__ = ["AppliedFault", "DataLoss", "FaultPlan", "scaled"]
 
@@ -233,12 +234,11 @@ class FaultPlan:
         elif f.kind == "hang":
             for route in a.routes:
                 hang(self.supervisor.pid(route))
-        elif f.kind in ("crash_loop", "leak"):
+        elif f.kind in CONTROL_FAULTS:
             if self.control is None:
                 raise OSError(f"{f.kind} faults need the instances' control files")
-            ask = (
-                {"crash_loop": f.crashes or 3} if f.kind == "crash_loop" else {"leak": f.leak_rate}
-            )
+            value = {"crash_loop": f.crashes or 3, "leak": f.leak_rate, "slow": f.slowdown}[f.kind]
+            ask: dict[str, Any] = {str(f.kind): value}
             for route in a.routes:
                 self.control.write(route, ask)
 
@@ -251,6 +251,10 @@ class FaultPlan:
         elif f.kind == "outage":
             for route in a.routes:
                 await (await client.get(route)).enable()
+        elif f.kind == "slow":
+            for route in a.routes:
+                if self.control is not None:
+                    self.control.clear(route)
         elif f.kind in PROCESS_FAULTS or f.kind == "data_loss":
             for route in a.routes:
                 if f.kind == "data_loss":
@@ -285,8 +289,8 @@ class FaultPlan:
         Returns ``{"removed": n, "clean": bool, "detail": str}``; never raises for an unreachable
         proxy (a proxy that is gone has no fault left either)."""
         pending = [a for a in self.faults if a.applied_at is not None and a.removed_at is None]
-        for a in pending:  # process faults: nothing more to crash, nothing left stopped
-            if a.fault.kind in PROCESS_FAULTS:
+        for a in pending:  # nothing more to crash, nothing left stopped or slowed
+            if a.fault.kind in (*PROCESS_FAULTS, "slow"):
                 for route in a.routes:
                     if self.control is not None:
                         self.control.clear(route)

@@ -34,7 +34,9 @@ Fault kinds: ``latency`` (a latency toxic on the route's responses), ``outage`` 
 disabled: connections are refused), ``kill`` (the instance gets SIGKILL and is restarted when the
 fault ends), ``burst`` (the request kind named by ``target`` arrives at ``rate`` per second), and
 the process faults of self-healing (an instance as target): ``crash_loop`` (its next ``crashes``
-starts exit at once), ``hang`` (SIGSTOP), ``leak`` (``leak_rate`` megabytes more every second).
+starts exit at once), ``hang`` (SIGSTOP), ``leak`` (``leak_rate`` megabytes more every second);
+and ``slow`` (an instance as target: its heavy work takes ``slowdown`` times as long, played by
+the service from its control file; the process stays up, only its capacity shrinks).
 With ``healing:`` the Buttress run's services are supervised by :mod:`buttress.supervise` and the
 file's ``remediation:`` rules switch its ``modes:`` (see :mod:`buttress.lab.system.healing`).
 """
@@ -67,6 +69,7 @@ __all__ = [
     "FaultSpec",
     "FinalReadSpec",
     "HealingSpec",
+    "CONTROL_FAULTS",
     "PROCESS_FAULTS",
     "SupervisedExpectation",
     "HypothesesSpec",
@@ -218,9 +221,13 @@ class LoadSpec(_Strict):
         return self
 
 
-FaultKind = Literal["latency", "outage", "kill", "burst", "crash_loop", "hang", "leak", "data_loss"]
+FaultKind = Literal[
+    "latency", "outage", "kill", "burst", "crash_loop", "hang", "leak", "slow", "data_loss"
+]
 PROCESS_FAULTS = ("kill", "crash_loop", "hang", "leak")
 """Fault kinds that act on an instance's process (their target is an instance name)."""
+CONTROL_FAULTS = ("crash_loop", "leak", "slow")
+"""Fault kinds the instance plays itself, asked through its control file."""
 
 
 class FaultSpec(_Strict):
@@ -250,6 +257,13 @@ class FaultSpec(_Strict):
     leak_rate: FiniteFloat | None = Field(
         default=None, gt=0, le=64, description="leak: megabytes the instance leaks per second."
     )
+    slowdown: FiniteFloat | None = Field(
+        default=None,
+        gt=1,
+        le=1000,
+        description="slow: how many times as long the instance's heavy work takes (a lost "
+        "index, a cold cache); the service plays it (the shop: its catalogue query).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -272,6 +286,10 @@ class FaultSpec(_Strict):
             raise ValueError("a leak needs leak_rate: (megabytes leaked per second)")
         if self.kind != "leak" and self.leak_rate is not None:
             raise ValueError(f"leak_rate applies to leak faults, not {self.kind!r}")
+        if self.kind == "slow" and self.slowdown is None:
+            raise ValueError("a slow fault needs slowdown: (how many times as long, e.g. 10)")
+        if self.kind != "slow" and self.slowdown is not None:
+            raise ValueError(f"slowdown applies to slow faults, not {self.kind!r}")
         return self
 
 
@@ -508,7 +526,7 @@ class ExperimentsSpec(_Strict):
                     raise located(
                         ("plan", i, "target"), f"unknown request kind {f.target!r} ({known})"
                     )
-            elif f.kind in PROCESS_FAULTS or f.kind == "data_loss":
+            elif f.kind in (*PROCESS_FAULTS, "slow", "data_loss"):
                 if f.target not in instances:
                     raise located(
                         ("plan", i, "target"),
