@@ -4,8 +4,8 @@
   (target: < 100 ns), next to an empty Python function call (the floor) and a configured point
   that never fires (``0%return(1)``).
 * ``proxy bulk (ALGORITHM everywhere)``: MB/s of one bulk transfer over loopback, direct and
-  through the proxy (the ``os.splice`` fast path and the copy fast path of ``--no-splice``), with
-  the same TCP congestion control on every socket of every path (issue 20: the proxy picks Reno
+  through the proxy (the copy fast path, the default, and the ``os.splice`` one of ``--splice``),
+  with the same TCP congestion control on every socket of every path (issue 20: the proxy picks Reno
   on loopback, so comparing it with a direct path on the system's BBR measured the algorithms, not
   the proxy): once with Reno, once with the system's default.  The sink and the echo server run in
   a process of their own, the proxies in theirs (``buttress proxy serve``), the receiver in this
@@ -232,8 +232,8 @@ def _latency(addr: tuple[str, int], n: int, algorithm: str) -> float:
 
 
 _PATHS = (
-    ("splice", "splice fast path", []),
-    ("copy", "copy fast path, --no-splice", ["--no-splice"]),
+    ("splice", "splice fast path, --splice", ["--splice"]),
+    ("copy", "copy fast path, the default", []),
 )
 
 

@@ -121,7 +121,13 @@ def proxy() -> None:
     type=click.Path(dir_okay=False, exists=True),
     help="JSON list of proxies to create at start (as POST /populate).",
 )
-@click.option("--no-splice", is_flag=True, help="Do not use the os.splice fast path.")
+@click.option(
+    "--splice/--no-splice",
+    default=False,
+    show_default=True,
+    help="Move untouched bytes with os.splice (Linux) instead of the copy loop, which measured "
+    "faster (docs/chaos.md).",
+)
 @click.option("--seed", type=int, default=None, help="Seed for toxicity draws and jitter.")
 @click.option(
     "--congestion",
@@ -131,7 +137,7 @@ def proxy() -> None:
     "the system default otherwise), 'system', or an algorithm name.",
 )
 def serve(
-    *, host: str, port: int, config: str | None, no_splice: bool, seed: int | None, congestion: str
+    *, host: str, port: int, config: str | None, splice: bool, seed: int | None, congestion: str
 ) -> None:
     """Run the proxy until Ctrl-C or SIGTERM."""
     from buttress.chaos.proxy import ApiError, serve_forever
@@ -145,7 +151,7 @@ def serve(
                 host,
                 port,
                 config=config,
-                splice=not no_splice,
+                splice=splice,
                 seed=seed,
                 congestion=congestion,
                 on_ready=ready,

@@ -310,7 +310,7 @@ class ProxyThread:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        splice: bool = True,
+        splice: bool = False,
         seed: int | None = None,
         congestion: str = "auto",
     ) -> None:
@@ -389,7 +389,7 @@ async def serve_forever(
     port: int = 8474,
     *,
     config: str | Path | None = None,
-    splice: bool = True,
+    splice: bool = False,
     seed: int | None = None,
     congestion: str = "auto",
     on_ready: Callable[[str, int], None] | None = None,
