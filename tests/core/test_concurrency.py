@@ -301,38 +301,11 @@ async def test_sync_retry_inside_async_retry_is_nested() -> None:
     assert 3 == calls
 
 
-async def test_a_task_that_outlives_the_attempt_is_not_nested() -> None:
-    """Fire and forget: a task spawned during an attempt retries on its own after the attempt."""
-    clock = FakeClock()
-    leaf_calls = 0
-    spawned: list[asyncio.Task[None]] = []
-
-    @Retry(attempts=3, backoff=Backoff.constant(0.0), budget=None, clock=clock)
-    async def leaf() -> None:
-        nonlocal leaf_calls
-        leaf_calls += 1
-        raise ConnectionError
-
-    async def background() -> None:
-        await asyncio.sleep(0.01)  # until the request below has returned
-        try:
-            await leaf()
-        except ConnectionError:
-            pass
-
-    @Retry(attempts=2, backoff=Backoff.constant(0.0), budget=None, clock=clock)
-    async def request() -> str:
-        spawned.append(asyncio.create_task(background()))
-        return "ok"
-
-    assert "ok" == await request()
-    await spawned[0]
-    assert 3 == leaf_calls
-
-
-async def test_an_attempt_ended_by_an_error_not_retried_withdraws_its_mark() -> None:
-    """The mark is withdrawn on every way out of an attempt: a task spawned during an attempt that
-    raised an error the retry does not handle is not nested once that attempt has ended."""
+@pytest.mark.parametrize("ending", ["returns", "raises an error not retried"])
+async def test_a_task_that_outlives_the_attempt_is_not_nested(ending: str) -> None:
+    """Fire and forget: a task spawned during an attempt retries on its own after the attempt,
+    however the attempt ended (the mark is withdrawn on every way out, an error the retry does
+    not handle included)."""
     from buttress.policies.retry_nesting import RETRY_MARK
 
     clock = FakeClock()
@@ -346,17 +319,22 @@ async def test_an_attempt_ended_by_an_error_not_retried_withdraws_its_mark() -> 
         raise ConnectionError
 
     async def background() -> None:
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # until the request below has ended
         with contextlib.suppress(ConnectionError):
             await leaf()
 
     @Retry(attempts=2, on=ConnectionError, backoff=Backoff.constant(0.0), budget=None, clock=clock)
     async def request() -> str:
         spawned.append(asyncio.create_task(background()))
+        if ending == "returns":
+            return "ok"
         raise KeyError("not retried")
 
-    with pytest.raises(KeyError):
-        await request()
+    if ending == "returns":
+        assert "ok" == await request()
+    else:
+        with pytest.raises(KeyError):
+            await request()
     assert RETRY_MARK.get() is None
     await spawned[0]
     assert 3 == leaf_calls

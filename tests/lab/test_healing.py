@@ -253,23 +253,29 @@ def test_a_crash_loop_fails_exactly_the_starts_it_asks_for(tmp_path: Path) -> No
     assert {"crash_loop": 0} == json.loads(path.read_text())
 
 
-def test_a_running_process_slows_down_when_asked_and_back_when_cleared(tmp_path: Path) -> None:
-    control = ControlFiles(tmp_path)
-    control.clear("datastore")
-    path = control.path("datastore")
+def _watching(path: Path, shows: str) -> subprocess.Popen[str]:
+    """A process that plays the shop's lab faults from the control file ``path`` and prints
+    ``shows`` (an expression over ``leak``, its watcher, and ``labfaults``) every 50 ms."""
     program = (
         "import sys, time\n"
         "from shop import labfaults\n"
         "leak = labfaults.Leak(sys.argv[1]); leak.start(); labfaults._watcher.append(leak)\n"
         "while True:\n"
-        "    time.sleep(0.05); print(labfaults.slowdown(), flush=True)\n"
+        f"    time.sleep(0.05); print({shows}, flush=True)\n"
     )
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", program, str(path)],
         env=_shop_env(path),
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def test_a_running_process_slows_down_when_asked_and_back_when_cleared(tmp_path: Path) -> None:
+    control = ControlFiles(tmp_path)
+    control.clear("datastore")
+    path = control.path("datastore")
+    proc = _watching(path, "labfaults.slowdown()")
 
     def reads(value: float) -> bool:
         assert proc.stdout is not None
@@ -295,19 +301,7 @@ def test_a_running_process_crashes_and_leaks_when_asked(tmp_path: Path) -> None:
     control = ControlFiles(tmp_path)
     control.clear("api")
     path = control.path("api")
-    program = (
-        "import sys, time\n"
-        "from shop import labfaults\n"
-        "leak = labfaults.Leak(sys.argv[1]); leak.start()\n"
-        "while True:\n"
-        "    time.sleep(0.05); print(round(leak.kept_mb, 1), flush=True)\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", program, str(path)],
-        env=_shop_env(path),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    proc = _watching(path, "round(leak.kept_mb, 1)")
     try:
         assert proc.stdout is not None
         assert 0.0 == float(proc.stdout.readline())
