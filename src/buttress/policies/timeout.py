@@ -166,11 +166,14 @@ class _Expiries:
     heap and an async context manager.  Each thread keeps the instance of the loop it last ran.
     """
 
-    __slots__ = ("armed", "entries", "limit", "loop", "pid", "same_clock")
+    __slots__ = ("armed", "entries", "ident", "limit", "loop", "pid", "same_clock")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, mono: Callable[[], float]) -> None:
         self.loop = loop
         self.pid = _PID[0]
+        # The thread that made this instance, the only one that reads it (each thread keeps its
+        # own): its loop runs here exactly when the loop's ``_thread_id`` is this.
+        self.ident = threading.get_ident()
         self.entries: deque[list[Any]] = deque()
         self.armed = False
         self.limit = _COMPACT_AT
@@ -375,7 +378,6 @@ class Timeout(Policy):
         # time; a new loop replaces the old one's).
         local = threading.local()
         pid = _PID
-        get_ident = threading.get_ident
 
         async def timeout_call_async(
             fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -395,11 +397,7 @@ class Timeout(Policy):
                 q = None
             # The loop this thread ran last is the running one if it still runs in this thread
             # (a thread runs one loop at a time) and this is still the process that cached it.
-            if (
-                q is not None
-                and q.pid == pid[0]
-                and getattr(q.loop, "_thread_id", None) == get_ident()
-            ):
+            if q is not None and q.pid == pid[0] and getattr(q.loop, "_thread_id", None) == q.ident:
                 loop = q.loop
             else:
                 loop = running_loop()
