@@ -81,6 +81,9 @@ def rss_mb() -> float:
     return pages * _PAGE / 1e6
 
 
+_watcher: list[Leak] = []  # the process's watcher, once started (with_lab_faults starts it)
+
+
 class Leak:
     """What the control file asks of the running process: crash, leak or slow down (a watcher
     thread)."""
@@ -95,6 +98,7 @@ class Leak:
         self.slowdown = 1.0
 
     def start(self) -> None:
+        _watcher[:] = [self]  # what slowdown() reads
         threading.Thread(target=self._watch, name="lab-faults", daemon=True).start()
 
     def _watch(self) -> None:
@@ -131,9 +135,6 @@ class Leak:
         return rss_mb() - self.baseline
 
 
-_watcher: list[Leak] = []  # the running process's, once with_lab_faults has started it
-
-
 def slowdown() -> float:
     """How many times longer heavy work takes now (1.0 without a ``slow`` fault)."""
     return _watcher[0].slowdown if _watcher else 1.0
@@ -160,7 +161,6 @@ def with_lab_faults(app: ASGIApp, registry: Any) -> ASGIApp:
 
     registry.add(Check("memory", memory, groups=("liveness",), ttl=0.0, in_thread=False))
     leak.start()
-    _watcher.append(leak)
 
     async def held_back(scope: Scope, receive: Any, send: Any) -> None:
         wait = leak.delay()

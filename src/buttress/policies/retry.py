@@ -415,14 +415,11 @@ class Retry(Policy):
                 # the success path then runs no cleanup block (measured: about 30 ns a call).
                 try:
                     result = await (fn(*args, **kwargs) if direct else nxt(fn, args, kwargs))
-                except on as e:
+                except BaseException as e:
                     mark[0] = False
                     mark_var.reset(token)
-                    # after the attempt has ended: it is not nested in itself
-                    return await slow(fn, args, kwargs, started, e)
-                except BaseException:
-                    mark[0] = False
-                    mark_var.reset(token)
+                    if isinstance(e, on):  # after the attempt has ended: not nested in itself
+                        return await slow(fn, args, kwargs, started, e)
                     raise
                 mark[0] = False
                 mark_var.reset(token)

@@ -43,7 +43,7 @@ import httpx
 from buttress.chaos.client import AsyncClient, Client, ProxyAPIError
 
 from .healing import ControlFiles, hang, resume
-from .spec import CONTROL_FAULTS, PROCESS_FAULTS, FaultSpec
+from .spec import CONTROL_FAULTS, INSTANCE_FAULTS, PROCESS_FAULTS, FaultSpec
 
 __all__ = ["AppliedFault", "DataLoss", "FaultPlan", "scaled"]
 
@@ -244,6 +244,9 @@ class FaultPlan:
 
     async def _remove(self, client: AsyncClient, a: AppliedFault) -> None:
         f = a.fault
+        if f.kind in CONTROL_FAULTS and self.control is not None:
+            for route in a.routes:
+                self.control.clear(route)
         if f.kind == "latency":
             while a.toxics:
                 route, name = a.toxics.pop()
@@ -251,17 +254,11 @@ class FaultPlan:
         elif f.kind == "outage":
             for route in a.routes:
                 await (await client.get(route)).enable()
-        elif f.kind == "slow":
-            for route in a.routes:
-                if self.control is not None:
-                    self.control.clear(route)
         elif f.kind in PROCESS_FAULTS or f.kind == "data_loss":
             for route in a.routes:
                 if f.kind == "data_loss":
                     assert self.data_loss is not None
                     await asyncio.to_thread(self.data_loss.restore, route)
-                if self.control is not None and f.kind in ("crash_loop", "leak"):
-                    self.control.clear(route)
                 if not self.supervised and f.kind in ("hang", "leak"):
                     self.supervisor.kill(route)  # the operator's restart
             for route in a.routes:
@@ -290,7 +287,7 @@ class FaultPlan:
         proxy (a proxy that is gone has no fault left either)."""
         pending = [a for a in self.faults if a.applied_at is not None and a.removed_at is None]
         for a in pending:  # nothing more to crash, nothing left stopped or slowed
-            if a.fault.kind in (*PROCESS_FAULTS, "slow"):
+            if a.fault.kind in INSTANCE_FAULTS:
                 for route in a.routes:
                     if self.control is not None:
                         self.control.clear(route)

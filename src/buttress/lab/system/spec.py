@@ -70,6 +70,7 @@ __all__ = [
     "FinalReadSpec",
     "HealingSpec",
     "CONTROL_FAULTS",
+    "INSTANCE_FAULTS",
     "PROCESS_FAULTS",
     "SupervisedExpectation",
     "HypothesesSpec",
@@ -228,6 +229,8 @@ PROCESS_FAULTS = ("kill", "crash_loop", "hang", "leak")
 """Fault kinds that act on an instance's process (their target is an instance name)."""
 CONTROL_FAULTS = ("crash_loop", "leak", "slow")
 """Fault kinds the instance plays itself, asked through its control file."""
+INSTANCE_FAULTS = tuple(dict.fromkeys((*PROCESS_FAULTS, *CONTROL_FAULTS)))
+"""Fault kinds whose target is an instance name (``data_loss`` names the drill's target)."""
 
 
 class FaultSpec(_Strict):
@@ -526,7 +529,7 @@ class ExperimentsSpec(_Strict):
                     raise located(
                         ("plan", i, "target"), f"unknown request kind {f.target!r} ({known})"
                     )
-            elif f.kind in (*PROCESS_FAULTS, "slow", "data_loss"):
+            elif f.kind in INSTANCE_FAULTS or f.kind == "data_loss":
                 if f.target not in instances:
                     raise located(
                         ("plan", i, "target"),
