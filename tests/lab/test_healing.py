@@ -259,7 +259,7 @@ def _watching(path: Path, shows: str) -> subprocess.Popen[str]:
     program = (
         "import sys, time\n"
         "from shop import labfaults\n"
-        "leak = labfaults.Leak(sys.argv[1]); leak.start(); labfaults._watcher.append(leak)\n"
+        "leak = labfaults.Leak(sys.argv[1]); leak.start()\n"
         "while True:\n"
         f"    time.sleep(0.05); print({shows}, flush=True)\n"
     )
@@ -339,19 +339,28 @@ def test_the_plan_asks_for_a_slowdown_for_its_window_and_clears_it(tmp_path: Pat
         supervisor=None,  # any call on it would fail the test
         control=control,
     )
-    seen: list[Any] = []
+    # (faults applied at the read, what the control file asked): the plan writes the file and
+    # marks the fault applied or removed in one step of the loop, so every read sees both agree.
+    seen: list[tuple[list[str], Any]] = []
 
-    async def watch() -> None:
-        for _ in range(12):
-            await asyncio.sleep(0.05)
-            seen.append(json.loads(control.path("datastore").read_text()).get("slow"))
+    def read() -> None:
+        seen.append((plan.active(), json.loads(control.path("datastore").read_text()).get("slow")))
 
     async def main() -> None:
         control.clear("datastore")
-        await asyncio.gather(plan.run(time.monotonic()), watch())
+        read()  # before the run
+        run = asyncio.create_task(plan.run(time.monotonic()))
+        while not run.done():
+            await asyncio.sleep(0.02)
+            read()
+        await run
+        read()  # after it
 
     asyncio.run(main())
-    assert 8 in seen and seen[0] is None and seen[-1] is None
+    assert seen[0] == ([], None) and seen[-1] == ([], None)
+    during = [slow for active, slow in seen if active == ["slow-db"]]
+    assert during and all(slow == 8 for slow in during)
+    assert all(slow is None for active, slow in seen if not active)
     assert [f["name"] for f in [a.to_json() for a in plan.faults]] == ["slow-db"]
     applied = plan.faults[0]
     assert applied.applied_at is not None and applied.removed_at is not None
