@@ -86,8 +86,13 @@ def test_ten_times_faster_than_plain_monte_carlo_at_1e_4() -> None:
             assert sim.relative_half_width <= 0.1
         return time.process_time() - began
 
-    plain, biased = cpu(False), cpu(True)
-    assert plain >= 10 * biased, (plain, biased)
+    # The seeds fix the work each way needs, so other load on the machine can only add to a run's
+    # CPU time: the least of three interleaved runs is each way's cost (one run each read 8.7x
+    # once on a busy machine, against 11-12x quiet).
+    runs = [(cpu(False), cpu(True)) for _ in range(3)]
+    plain = min(p for p, _ in runs)
+    biased = min(b for _, b in runs)
+    assert plain >= 10 * biased, runs
 
 
 def test_cli_rare_flag(tmp_path: Any) -> None:
