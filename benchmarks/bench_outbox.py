@@ -12,6 +12,10 @@ Groups:
   second commit after it: persist-queue's ``SQLiteAckQueue.put`` and litequeue's ``put`` (two
   commits, and a crash between them loses or invents a message; CPU time leaves out their
   ``fsync`` waits, which flatters them).
+* ``outbox-enqueue-postgres``: the business transaction on PostgreSQL (its own server on
+  127.0.0.1, default durability, then ``synchronous_commit = off``), wall time, without and with
+  :meth:`PostgresOutbox.enqueue` and with the row inserted by hand (the floor: one more statement,
+  one more round trip).
 * ``outbox-relay``: messages per CPU second through a SQLite queue, enqueue to
   delivered-and-removed, batches of 100.  Baseline: raw batched ``INSERT`` of the rows (each
   message JSON-encoded, as any queue of objects must), then ``SELECT`` + ``DELETE`` of 100 at a
@@ -22,8 +26,10 @@ Groups:
 * ``outbox-middleware``: CPU per ``POST`` from an httpx client to a local uvicorn (a separate
   process, one per contender, the same app and command line; the server reports its own CPU
   time on ``GET /cpu``).  Baseline: the app alone; row: behind :class:`IdempotencyMiddleware` with
-  the SQLite store, a new key per request.  The figure (target: at most 10%) is, per round, the
-  server's extra CPU over the plain request's whole CPU (client + server), median round.
+  the SQLite store, a new key per request; and the floor, the app doing by hand the two SQLite
+  writes any key store in a file must make (the key claimed, the response stored).  The figure
+  (target: at most 10%) is, per round, the server's extra CPU over the plain request's whole CPU
+  (client + server), median round.
   ``outbox-middleware-wall``: the same requests' wall time.
 * ``outbox-middleware-asgi``: the middleware called in process, no network.
 
@@ -188,6 +194,148 @@ def enqueue_group(workdir: Path, quick: bool) -> list[Row]:
             )
     outbox.close()
     conn.close()
+    return rows
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: p.parts[-3])
+    return found[-1].parent if found else None
+
+
+def _as_owner(cmd: list[str]) -> list[str]:
+    # initdb and postgres refuse to run as root.
+    return ["runuser", "-u", "nobody", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def postgres_enqueue_group(quick: bool) -> list[Row]:
+    """The business transaction on PostgreSQL (a server of its own on 127.0.0.1, its default
+    durability: fsync and synchronous_commit on), without and with :meth:`PostgresOutbox.enqueue`,
+    and with the message's row inserted by hand (the floor); then the same with
+    ``synchronous_commit = off`` (no WAL flush wait at commit, the cheapest commit PostgreSQL
+    offers, where the extra statement weighs most).  Wall time per transaction:
+    the application waits for the round trips and the commit, and the server's CPU is another
+    process's.  Skipped (no rows) where PostgreSQL is not installed."""
+    pg = _pg_bin()
+    if pg is None:
+        return []
+    import psycopg
+
+    from buttress.outbox import PostgresOutbox
+
+    n, rounds = (100, 5) if quick else (300, 11)
+    base = tempfile.mkdtemp(prefix="buttress-bench-pg-")
+    os.chmod(base, 0o755)
+    if os.geteuid() == 0:
+        shutil.chown(base, "nobody")
+    data, port = f"{base}/data", _free_port()
+    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    subprocess.run(
+        _as_owner([str(pg / "initdb"), "-D", data, "-U", "postgres", "--auth=trust"]),
+        check=True,
+        **quiet,
+    )
+    opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1"
+    pg_ctl = str(pg / "pg_ctl")
+    subprocess.run(
+        _as_owner([pg_ctl, "-D", data, "-o", opts, "-w", "-l", f"{base}/log", "start"]),
+        check=True,
+        **quiet,
+    )
+    conninfo = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+    try:
+        outbox = PostgresOutbox(conninfo, queues=["reserve"])
+        conn = psycopg.connect(conninfo)
+        conn.execute(
+            "CREATE TABLE orders2 (id BIGSERIAL PRIMARY KEY, customer TEXT, sku TEXT, qty INT)"
+        )
+        conn.execute("CREATE INDEX orders2_customer ON orders2 (customer)")
+        conn.execute("CREATE TABLE stock (sku TEXT PRIMARY KEY, qty BIGINT)")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO stock VALUES (%s, %s)", [(f"sku-{i}", 10**9) for i in range(1000)]
+            )
+        conn.commit()
+        payload = {"order": 0, "sku": "sku-7", "qty": 2}
+
+        body = json.dumps(payload, separators=(",", ":"))
+
+        def bare_row() -> None:
+            # The message's row written by hand, no id read back: the floor of any outbox table
+            # in the same database (one more statement, so one more round trip).
+            now = time.time()
+            conn.execute(
+                "INSERT INTO buttress_outbox (uid, queue, key, payload, created, available) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                ("0123456789abcdef01234567", "reserve", "sku-7", body, now, now),
+            )
+
+        def timed(enqueue: bool | None, sync: str) -> Callable[[], float]:
+            def go() -> float:
+                conn.execute(f"SET synchronous_commit = {sync}")
+                conn.commit()
+                t0 = time.perf_counter()
+                for i in range(n):
+                    sku = f"sku-{(i * 7919) % 1000}"
+                    with conn.transaction():
+                        conn.execute(
+                            "INSERT INTO orders2 (customer, sku, qty) VALUES (%s, %s, 1)",
+                            (f"c{i * 31 % 5000}", sku),
+                        )
+                        conn.execute("UPDATE stock SET qty = qty - 1 WHERE sku = %s", (sku,))
+                        if enqueue:
+                            outbox.enqueue(conn, "reserve", payload, key="sku-7")
+                        elif enqueue is None:
+                            bare_row()
+                return (time.perf_counter() - t0) / n * 1e6
+
+            return go
+
+        med = _rounds(
+            {
+                "on": timed(False, "on"),
+                "on-outbox": timed(True, "on"),
+                "on-bare": timed(None, "on"),
+                "off": timed(False, "off"),
+                "off-outbox": timed(True, "off"),
+                "off-bare": timed(None, "off"),
+            },
+            rounds,
+        )
+        conn.close()
+        outbox.close()
+    finally:
+        stop = [pg_ctl, "-D", data, "-m", "fast", "-w", "stop"]
+        subprocess.run(_as_owner(stop), check=False, **quiet)
+        shutil.rmtree(base, ignore_errors=True)
+    rows = []
+    for sync in ("on", "off"):
+        extra = med[f"{sync}-outbox"] / med[sync] - 1
+        what = f"PostgreSQL, synchronous_commit {sync}"
+        rows.append(
+            _row(
+                "outbox-enqueue-postgres",
+                f"{what}: business transaction (wall)",
+                med[sync],
+                baseline=sync == "on",
+            )
+        )
+        rows.append(
+            _row(
+                "outbox-enqueue-postgres",
+                f"{what}: same + PostgresOutbox.enqueue (wall)",
+                med[f"{sync}-outbox"],
+                note=f"{extra:+.0%} over the business transaction "
+                f"(target <= 20%: {'met' if extra <= 0.20 else 'NOT met'})",
+            )
+        )
+        rows.append(
+            _row(
+                "outbox-enqueue-postgres",
+                f"{what}: same + the message row INSERTed by hand (the floor, wall)",
+                med[f"{sync}-bare"],
+                note=f"{med[f'{sync}-bare'] / med[sync] - 1:+.0%} over the business transaction",
+            )
+        )
     return rows
 
 
@@ -382,6 +530,31 @@ def plain():
 
 def keyed():
     return IdempotencyMiddleware(orders, SQLiteIdempotencyStore(os.environ["BENCH_IDEM_DB"]))
+
+def floor():
+    # The two writes any idempotency store in a SQLite file must make for a new key, by hand:
+    # the key claimed before the handler runs, the response stored after; the store's table and
+    # statements, a plain sqlite3 connection set up as buttress.sqlite.connect sets one up.  No
+    # header parsing, fingerprint or response capture: less than any middleware can do.
+    import sqlite3
+    from buttress.integrations import idempotency_stores as s
+    conn = sqlite3.connect(os.environ["BENCH_IDEM_DB"] + "-floor", isolation_level=None,
+                           check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute(s._SCHEMA)
+    async def app(scope, receive, send):
+        key = None
+        if scope["type"] == "http":
+            key = dict(scope["headers"]).get(b"idempotency-key")
+        if key is None:
+            return await orders(scope, receive, send)
+        now = time.time()
+        conn.execute(s._INSERT_NEW, (key, "f", "t", now + 60, now + 86400))
+        await orders(scope, receive, send)
+        conn.execute(s._COMPLETE_SQL, (201, "[]", b'{"order": 1}', now + 86400, key, "t"))
+    return app
 """
 
 
@@ -403,7 +576,7 @@ def middleware_group(workdir: Path, quick: bool) -> list[Row]:
     }
     servers, urls = [], {}
     try:
-        for name in ("plain", "keyed"):
+        for name in ("plain", "keyed", "floor"):
             port = _free_port()
             servers.append(
                 subprocess.Popen(
@@ -451,7 +624,12 @@ def middleware_group(workdir: Path, quick: bool) -> list[Row]:
             for _ in range(50):
                 client.post(url + "/orders", content=b"{}", headers={"Idempotency-Key": "w"})
         got = _paired_rounds(
-            {"plain": timed(urls["plain"], False), "keyed": timed(urls["keyed"], True)}, rounds
+            {
+                "plain": timed(urls["plain"], False),
+                "keyed": timed(urls["keyed"], True),
+                "floor": timed(urls["floor"], True),
+            },
+            rounds,
         )
         client.close()
     finally:
@@ -466,11 +644,27 @@ def _middleware_rows(got: list[dict[str, tuple[float, ...]]]) -> list[Row]:
     the middleware adds: per round, the server's extra CPU over the plain request's whole CPU;
     the median round.  Wall time beside it."""
     med = statistics.median
-    cpu = {k: med(r[k][1] + r[k][2] for r in got) for k in ("plain", "keyed")}
-    wall = {k: med(r[k][0] for r in got) for k in ("plain", "keyed")}
-    added = med((r["keyed"][2] - r["plain"][2]) / (r["plain"][1] + r["plain"][2]) for r in got)
+    names = [k for k in ("plain", "keyed", "floor") if k in got[0]]
+    cpu = {k: med(r[k][1] + r[k][2] for r in got) for k in names}
+    wall = {k: med(r[k][0] for r in got) for k in names}
+    share = {
+        k: med((r[k][2] - r["plain"][2]) / (r["plain"][1] + r["plain"][2]) for r in got)
+        for k in names
+    }
+    added = share["keyed"]
     added_wall = med(r["keyed"][0] / r["plain"][0] - 1 for r in got)
-    server = {k: med(r[k][2] for r in got) for k in ("plain", "keyed")}
+    server = {k: med(r[k][2] for r in got) for k in names}
+    floor = []
+    if "floor" in names:
+        floor.append(
+            _row(
+                "outbox-middleware",
+                "POST to uvicorn, the store's two SQLite writes by hand, no middleware: CPU",
+                cpu["floor"],
+                note=f"+{share['floor']:.1%} (server CPU {server['plain']:.0f} -> "
+                f"{server['floor']:.0f} us): the floor of any SQLite-backed key store",
+            )
+        )
     return [
         _row("outbox-middleware", "POST to uvicorn, app alone: CPU", cpu["plain"], baseline=True),
         _row(
@@ -480,6 +674,7 @@ def _middleware_rows(got: list[dict[str, tuple[float, ...]]]) -> list[Row]:
             note=f"+{added:.1%} (server CPU {server['plain']:.0f} -> {server['keyed']:.0f} us, "
             f"paired rounds; target <= 10%: {'met' if added <= 0.10 else 'NOT met'})",
         ),
+        *floor,
         _row(
             "outbox-middleware-wall",
             "POST to uvicorn, app alone: wall",
@@ -587,6 +782,7 @@ def run(quick: bool = False) -> list[Row]:
         return [
             *enqueue_group(workdir, quick),
             *relay_group(workdir, quick),
+            *postgres_enqueue_group(quick),
             *middleware_group(workdir, quick),
             *in_process_group(workdir, quick),
         ]
