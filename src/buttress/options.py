@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, Field
 from typing import Any, ClassVar, TypedDict, TypeVar, Unpack
 
@@ -280,6 +280,7 @@ class Options:
     ``@dataclass(frozen=True, kw_only=True)``."""
 
     policy: ClassVar[str] = ""  # the class the options configure, for the docs
+    _described: ClassVar[tuple[tuple[Field[Any], Option], ...]]  # describe()'s, per class
 
     def __post_init__(self) -> None:
         for f, opt in self.describe():
@@ -293,12 +294,19 @@ class Options:
         """Cross-field rules (``cap >= base``); raise :class:`ConfigError`."""
 
     @classmethod
-    def describe(cls) -> Iterator[tuple[Field[Any], Option]]:
+    def describe(cls) -> tuple[tuple[Field[Any], Option], ...]:
         """Each field with its :class:`Option`, in declaration order."""
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            opt = f.metadata.get(_KEY)
-            if opt is not None:
-                yield f, opt
+        # Read on every construction (and by the spec's loaders for every section), so computed
+        # once per class: each class's own entry, since a subclass has fields of its own.
+        found: tuple[tuple[Field[Any], Option], ...] | None = cls.__dict__.get("_described")
+        if found is None:
+            found = tuple(
+                (f, f.metadata[_KEY])
+                for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+                if _KEY in f.metadata
+            )
+            cls._described = found
+        return found
 
     @classmethod
     def from_arguments(cls: type[_O], arguments: Mapping[str, Any]) -> _O:
