@@ -114,6 +114,17 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS buttress_idempotency (
     body BLOB
 ) WITHOUT ROWID"""
 _PURGE_EVERY = 1024
+# Rows the automatic purge examines each time, in key order from where the last one stopped: twice
+# the begins between purges, so the sweep passes over a table of live keys faster than new keys
+# arrive, while one purge stays a bounded range read.  (A scan of the whole table would read
+# every key kept for a day, on the event loop, every 1,024 requests; an index on ``expires``
+# would cost every request's two writes another page each.)
+_PURGE_CHUNK = 2 * _PURGE_EVERY
+_PURGE_STEP = (
+    "SELECT max(key), count(*) FROM (SELECT key FROM buttress_idempotency WHERE key > ? "
+    "ORDER BY key LIMIT ?)"
+)
+_PURGE_RANGE = "DELETE FROM buttress_idempotency WHERE key > ? AND key <= ? AND expires <= ?"
 _INSERT_NEW = (
     "INSERT INTO buttress_idempotency (key, fingerprint, token, done, locked_until, expires) "
     "VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT DO NOTHING"
@@ -128,7 +139,8 @@ class SQLiteIdempotencyStore:
     """Keys in a SQLite file (:func:`buttress.sqlite.connect`: WAL, busy timeout), shared by the
     processes of one host.  Each operation is one short local transaction, run on the event loop
     itself: a thread hop would cost more than the write.  Expired keys are deleted every 1024
-    ``begin`` calls, and by :meth:`purge_expired`."""
+    ``begin`` calls (a sweep in key order, :data:`_PURGE_CHUNK` keys at a time, so no request
+    waits for a scan of the whole table), and by :meth:`purge_expired`."""
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
         self.path = str(path)
@@ -139,6 +151,7 @@ class SQLiteIdempotencyStore:
             raise IdempotencyStoreUnavailable("open", str(e)) from None
         self._lock = threading.Lock()
         self._begins = 0
+        self._swept_to = ""  # the automatic purge's place in key order ("": the start)
 
     def _tx(self, operation: str, fn: Any) -> Any:
         with self._lock:
@@ -163,7 +176,7 @@ class SQLiteIdempotencyStore:
     ) -> Begun:
         self._begins += 1
         if self._begins % _PURGE_EVERY == 0:
-            self._one("begin", "DELETE FROM buttress_idempotency WHERE expires <= ?", (now,))
+            self.purge_some(now)
         # The common case in one statement, its own transaction: a key never seen.
         if self._one("begin", _INSERT_NEW, (key, fingerprint, token, now + lock, now + ttl)):
             return Begun("new")
@@ -211,6 +224,24 @@ class SQLiteIdempotencyStore:
     def purge_expired(self, now: float) -> int:
         """Delete keys expired at ``now``; returns how many."""
         return self._one("purge", "DELETE FROM buttress_idempotency WHERE expires <= ?", (now,))
+
+    def purge_some(self, now: float, limit: int = _PURGE_CHUNK) -> int:
+        """Delete the keys expired at ``now`` among the next ``limit`` keys in key order after the
+        last call's, wrapping to the start after the last key; returns how many.  ``begin``
+        calls it every 1,024 requests: the work of one call is bounded, and successive calls
+        sweep the whole table."""
+
+        def step(c: sqlite3.Connection) -> int:
+            after = self._swept_to
+            last, seen = c.execute(_PURGE_STEP, (after, limit)).fetchone()
+            if last is None:  # nothing after it: start again from the first key
+                self._swept_to = ""
+                return 0
+            deleted = c.execute(_PURGE_RANGE, (after, last, now)).rowcount
+            self._swept_to = "" if seen < limit else last
+            return int(deleted)
+
+        return self._tx("purge", step)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         with self._lock:
