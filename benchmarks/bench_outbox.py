@@ -93,6 +93,36 @@ def _paired_rounds(
 
 # -- enqueue inside a transaction ------------------------------------------------------------------
 
+PAYLOAD = {"order": 0, "sku": "sku-7", "qty": 2}
+BODY = json.dumps(PAYLOAD, separators=(",", ":"))
+
+
+class OrderSQL:
+    """The business transaction's statements and the message row written by hand, in one
+    dialect's placeholder (``?`` for SQLite, ``%s`` for psycopg), so both databases run the same."""
+
+    def __init__(self, ph: str) -> None:
+        self.insert_order = f"INSERT INTO orders2 (customer, sku, qty) VALUES ({ph}, {ph}, 1)"
+        self.take_stock = f"UPDATE stock SET qty = qty - 1 WHERE sku = {ph}"
+        self.bare_row = (
+            "INSERT INTO buttress_outbox (uid, queue, key, payload, created, available) "
+            f"VALUES ({', '.join([ph] * 6)})"
+        )
+
+    def business(self, conn: Any, i: int) -> None:
+        # An order with an index on its customer, and the stock row it takes from.
+        sku = f"sku-{(i * 7919) % 1000}"
+        conn.execute(self.insert_order, (f"c{i * 31 % 5000}", sku))
+        conn.execute(self.take_stock, (sku,))
+
+    def message_row(self, conn: Any) -> None:
+        # The message's row written by hand, no checks, no encoding, no id read back: the floor
+        # for any outbox that keeps its messages in a table of the same database.
+        now = time.time()
+        conn.execute(
+            self.bare_row, ("0123456789abcdef01234567", "reserve", "sku-7", BODY, now, now)
+        )
+
 
 def enqueue_group(workdir: Path, quick: bool) -> list[Row]:
     n, rounds = (200, 9) if quick else (1000, 21)
@@ -105,30 +135,14 @@ def enqueue_group(workdir: Path, quick: bool) -> list[Row]:
     conn.execute("CREATE TABLE stock (sku TEXT PRIMARY KEY, qty INTEGER)")
     conn.executemany("INSERT INTO stock VALUES (?, ?)", [(f"sku-{i}", 10**9) for i in range(1000)])
     outbox = SQLiteOutbox(workdir / "app.db", queues=["reserve"])
-    payload = {"order": 0, "sku": "sku-7", "qty": 2}
+    payload = PAYLOAD
+    sql = OrderSQL("?")
 
     def minimal(i: int) -> None:
         conn.execute("INSERT INTO orders (sku, qty) VALUES (?, ?)", ("sku-7", i))
 
     def business(i: int) -> None:
-        # An order with an index on its customer, and the stock row it takes from.
-        sku = f"sku-{(i * 7919) % 1000}"
-        conn.execute(
-            "INSERT INTO orders2 (customer, sku, qty) VALUES (?, ?, 1)", (f"c{i * 31 % 5000}", sku)
-        )
-        conn.execute("UPDATE stock SET qty = qty - 1 WHERE sku = ?", (sku,))
-
-    body = json.dumps(payload, separators=(",", ":"))
-
-    def bare_row(i: int) -> None:
-        # The message's row written by hand, no checks, no encoding: the floor for any outbox
-        # that keeps its messages in a table of the same file.
-        now = time.time()
-        conn.execute(
-            "INSERT INTO buttress_outbox (uid, queue, key, payload, created, available) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            ("0123456789abcdef01234567", "reserve", "sku-7", body, now, now),
-        )
+        sql.business(conn, i)
 
     def timed(write: Callable[[int], None], enqueue: bool | None) -> Callable[[], float]:
         def go() -> float:
@@ -139,7 +153,7 @@ def enqueue_group(workdir: Path, quick: bool) -> list[Row]:
                 if enqueue:
                     outbox.enqueue(conn, "reserve", payload, key="sku-7")
                 elif enqueue is None:
-                    bare_row(i)
+                    sql.message_row(conn)
                 conn.execute("COMMIT")
             return (time.process_time() - t0) / n * 1e6
 
@@ -197,16 +211,6 @@ def enqueue_group(workdir: Path, quick: bool) -> list[Row]:
     return rows
 
 
-def _pg_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: p.parts[-3])
-    return found[-1].parent if found else None
-
-
-def _as_owner(cmd: list[str]) -> list[str]:
-    # initdb and postgres refuse to run as root.
-    return ["runuser", "-u", "nobody", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
 def postgres_enqueue_group(quick: bool) -> list[Row]:
     """The business transaction on PostgreSQL (a server of its own on 127.0.0.1, its default
     durability: fsync and synchronous_commit on), without and with :meth:`PostgresOutbox.enqueue`,
@@ -215,32 +219,23 @@ def postgres_enqueue_group(quick: bool) -> list[Row]:
     offers, where the extra statement weighs most).  Wall time per transaction:
     the application waits for the round trips and the commit, and the server's CPU is another
     process's.  Skipped (no rows) where PostgreSQL is not installed."""
-    pg = _pg_bin()
-    if pg is None:
-        return []
     import psycopg
 
+    from buttress.dr.postgres import PgTools
+    from buttress.errors import ConfigError
     from buttress.outbox import PostgresOutbox
 
+    try:
+        tools = PgTools.find()  # the newest installed server; as root, run as its own user
+    except ConfigError:
+        return []
     n, rounds = (100, 5) if quick else (300, 11)
     base = tempfile.mkdtemp(prefix="buttress-bench-pg-")
-    os.chmod(base, 0o755)
-    if os.geteuid() == 0:
-        shutil.chown(base, "nobody")
+    tools.hand_over(Path(base))
     data, port = f"{base}/data", _free_port()
-    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    subprocess.run(
-        _as_owner([str(pg / "initdb"), "-D", data, "-U", "postgres", "--auth=trust"]),
-        check=True,
-        **quiet,
-    )
+    tools.run("initdb", "-D", data, "-U", "postgres", "--auth=trust")
     opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1"
-    pg_ctl = str(pg / "pg_ctl")
-    subprocess.run(
-        _as_owner([pg_ctl, "-D", data, "-o", opts, "-w", "-l", f"{base}/log", "start"]),
-        check=True,
-        **quiet,
-    )
+    tools.run("pg_ctl", "-D", data, "-o", opts, "-w", "-l", f"{base}/log", "start")
     conninfo = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
     try:
         outbox = PostgresOutbox(conninfo, queues=["reserve"])
@@ -255,19 +250,7 @@ def postgres_enqueue_group(quick: bool) -> list[Row]:
                 "INSERT INTO stock VALUES (%s, %s)", [(f"sku-{i}", 10**9) for i in range(1000)]
             )
         conn.commit()
-        payload = {"order": 0, "sku": "sku-7", "qty": 2}
-
-        body = json.dumps(payload, separators=(",", ":"))
-
-        def bare_row() -> None:
-            # The message's row written by hand, no id read back: the floor of any outbox table
-            # in the same database (one more statement, so one more round trip).
-            now = time.time()
-            conn.execute(
-                "INSERT INTO buttress_outbox (uid, queue, key, payload, created, available) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                ("0123456789abcdef01234567", "reserve", "sku-7", body, now, now),
-            )
+        sql = OrderSQL("%s")
 
         def timed(enqueue: bool | None, sync: str) -> Callable[[], float]:
             def go() -> float:
@@ -275,17 +258,12 @@ def postgres_enqueue_group(quick: bool) -> list[Row]:
                 conn.commit()
                 t0 = time.perf_counter()
                 for i in range(n):
-                    sku = f"sku-{(i * 7919) % 1000}"
                     with conn.transaction():
-                        conn.execute(
-                            "INSERT INTO orders2 (customer, sku, qty) VALUES (%s, %s, 1)",
-                            (f"c{i * 31 % 5000}", sku),
-                        )
-                        conn.execute("UPDATE stock SET qty = qty - 1 WHERE sku = %s", (sku,))
+                        sql.business(conn, i)
                         if enqueue:
-                            outbox.enqueue(conn, "reserve", payload, key="sku-7")
+                            outbox.enqueue(conn, "reserve", PAYLOAD, key="sku-7")
                         elif enqueue is None:
-                            bare_row()
+                            sql.message_row(conn)
                 return (time.perf_counter() - t0) / n * 1e6
 
             return go
@@ -304,8 +282,8 @@ def postgres_enqueue_group(quick: bool) -> list[Row]:
         conn.close()
         outbox.close()
     finally:
-        stop = [pg_ctl, "-D", data, "-m", "fast", "-w", "stop"]
-        subprocess.run(_as_owner(stop), check=False, **quiet)
+        stop = tools.cmd("pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
+        subprocess.run(stop, capture_output=True, check=False)
         shutil.rmtree(base, ignore_errors=True)
     rows = []
     for sync in ("on", "off"):
@@ -533,17 +511,15 @@ def keyed():
 
 def floor():
     # The two writes any idempotency store in a SQLite file must make for a new key, by hand:
-    # the key claimed before the handler runs, the response stored after; the store's table and
-    # statements, a plain sqlite3 connection set up as buttress.sqlite.connect sets one up.  No
-    # header parsing, fingerprint or response capture: less than any middleware can do.
-    import sqlite3
+    # the key claimed before the handler runs, the response stored after.  The store's own
+    # statements (read from its module on purpose: the floor must run exactly what it runs) on a
+    # connection set up as the store's is; no header parsing, fingerprint or response capture,
+    # less than any middleware can do.
+    from buttress import sqlite as house
     from buttress.integrations import idempotency_stores as s
-    conn = sqlite3.connect(os.environ["BENCH_IDEM_DB"] + "-floor", isolation_level=None,
-                           check_same_thread=False)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA busy_timeout = 5000")
-    conn.execute(s._SCHEMA)
+    path = os.environ["BENCH_IDEM_DB"] + "-floor"
+    SQLiteIdempotencyStore(path).close()  # the table
+    conn = house.connect(path, busy_timeout=5.0)
     async def app(scope, receive, send):
         key = None
         if scope["type"] == "http":
