@@ -234,12 +234,10 @@ class SQLiteIdempotencyStore:
         def step(c: sqlite3.Connection) -> int:
             after = self._swept_to
             last, seen = c.execute(_PURGE_STEP, (after, limit)).fetchone()
-            if last is None:  # nothing after it: start again from the first key
-                self._swept_to = ""
-                return 0
-            deleted = c.execute(_PURGE_RANGE, (after, last, now)).rowcount
-            self._swept_to = "" if seen < limit else last
-            return int(deleted)
+            # A short range reached the end: the next call starts from the first key.  (No key
+            # after ``after`` at all: ``last`` is NULL and the delete matches nothing.)
+            self._swept_to = last if seen == limit else ""
+            return int(c.execute(_PURGE_RANGE, (after, last, now)).rowcount)
 
         return self._tx("purge", step)  # type: ignore[no-any-return]
 
