@@ -51,7 +51,12 @@ def test_quick_lab_reaches_the_published_figures(shop_quick_lab: QuickLab) -> No
         assert on["effects"][name]["once"] == on["history"]["acknowledged_count"]
         for run in runs:
             assert 0 == run["effects"][name]["duplicated_count"], run["effects"]
-    assert typical["pending"]["count"] == typical["effects"]["reserved"]["missing_count"]
+    # Without an outbox, every acknowledged order the inventory never reserved is one the typical
+    # run left pending.  Not the converse: a reservation the inventory applied but whose answer
+    # the api lost (a timeout as the outage began) is pending too (seen once: 298 pending, 297
+    # never reserved, the extra one the first order of the outage).
+    missing = typical["effects"]["reserved"]["missing_count"]
+    assert 0 < missing <= typical["pending"]["count"]
     # The comparison with typical is in the hypotheses, one per fault and SLO at least.
     compared = [h for h in result["hypotheses"] if "than typical" in h["hypothesis"]]
     assert len(compared) >= len(on["faults"]) * len(on["slos"])
