@@ -364,7 +364,14 @@ def _fail(doc: Document, path: Loc, at: tuple[int, int], message: str) -> SpecEr
     return SpecError(message, file=doc.file, line=line, column=column, field=dotted(path) or None)
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
 def _scalar(loader: _Guards, node: yaml.Node, path: Loc, doc: Document, at: tuple[int, int]) -> Any:
+    if node.tag == _STR_TAG and type(node) is yaml.ScalarNode:
+        # What SafeConstructor.construct_yaml_str returns, without construct_object's bookkeeping
+        # (most scalars of a spec are strings: every key and most values).
+        return node.value
     try:
         return loader.construct_object(node, deep=True)
     except yaml.MarkedYAMLError as e:  # an unknown tag (!!python/object), !!binary that is not
@@ -421,14 +428,15 @@ def _value(loader: _Guards, node: yaml.Node, path: Loc, doc: Document, at: tuple
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             k = None
+            key_at = _mark(key_node)
             if isinstance(key_node, yaml.ScalarNode):
-                k = _scalar(loader, key_node, path, doc, _mark(key_node))
+                k = _scalar(loader, key_node, path, doc, key_at)
             if not isinstance(k, str | int | float | bool):
                 raise _error_at(key_node, doc.file, "mapping keys must be plain scalars", path)
             if k in out:
                 raise _error_at(key_node, doc.file, f"duplicate key {k!r}", (*path, str(k)))
             sub = (*path, k) if isinstance(k, str) else (*path, str(k))
-            doc.keys[sub] = _mark(key_node)
+            doc.keys[sub] = key_at
             used = loader.alias_marks.get((key, id(key_node)))
             out[k] = _build(loader, value_node, sub, doc, _mark_of(used))
         loader.active.discard(key)
