@@ -24,7 +24,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.serial]
 @pytest.fixture(scope="module")
 def bare(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("bare") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    # No pip of its own (ensurepip costs seconds): this interpreter's pip installs into it.
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300
+    )
     py = venv / "bin" / "python"
     # A copy of the tree, so the build writes nothing (build/, *.egg-info) into the checkout.
     src = tmp_path_factory.mktemp("src")
@@ -39,7 +42,7 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ["cp", "-r", str(ROOT / "src" / "buttress"), str(src / "src")], check=True, timeout=60
     )
     proc = subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", str(src)],
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", str(src)],
         capture_output=True,
         text=True,
         timeout=600,
