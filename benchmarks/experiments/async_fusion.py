@@ -55,23 +55,13 @@ class _Experiment(Policy):
         return self.make(nxt)
 
 
-def _gcra(limiter: RateLimiter) -> Callable[[float], None]:
-    """The shared bucket's admission, as the shipped layer inlines it."""
-    store = limiter.store
+def _admit(limiter: RateLimiter) -> Callable[[float], None]:
+    """The shared bucket's admission (the store's own step; refused: ``RuntimeError``)."""
+    acquire = limiter.store.acquire_shared
     interval, tolerance = limiter.interval, limiter.tolerance
-    take, put = store.gate.pop, store.gate.append
 
     def admit(now: float) -> None:
-        take()
-        try:
-            tat = store.shared_tat
-            new_tat = (tat if tat > now else now) + interval
-            wait = new_tat - tolerance - now
-            if wait <= 0.0:
-                store.shared_tat = new_tat
-        finally:
-            put(None)
-        if wait > 0.0:
+        if acquire(now, interval, tolerance, 0.0) < 0.0:
             raise RuntimeError("refused")
 
     return admit
@@ -83,7 +73,7 @@ def gates_inline(nxt: Any) -> Any:
     tick = data.ticks.__next__
     record = breaker._record_fn(Emitter("x"))
     mono = time.monotonic
-    admit = _gcra(limiter)
+    admit = _admit(limiter)
     take, put = bulkhead._pool.pop, bulkhead._pool.append
 
     async def gates(fn: Any, args: Any, kwargs: Any) -> Any:
@@ -151,7 +141,7 @@ def gates_closures(nxt: Any) -> Any:
     data = breaker.machine.store.data
     tick = data.ticks.__next__
     record = breaker._record_fn(Emitter("x"))
-    admit = _gcra(limiter)
+    admit = _admit(limiter)
     take, put = bulkhead._pool.pop, bulkhead._pool.append
 
     def r_enter() -> Any:

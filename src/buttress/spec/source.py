@@ -368,7 +368,7 @@ _STR_TAG = "tag:yaml.org,2002:str"
 
 
 def _scalar(loader: _Guards, node: yaml.Node, path: Loc, doc: Document, at: tuple[int, int]) -> Any:
-    if node.tag == _STR_TAG and type(node) is yaml.ScalarNode:
+    if node.tag == _STR_TAG:  # only scalar nodes come here
         # What SafeConstructor.construct_yaml_str returns, without construct_object's bookkeeping
         # (most scalars of a spec are strings: every key and most values).
         return node.value
