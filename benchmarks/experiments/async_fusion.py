@@ -30,11 +30,12 @@ from collections.abc import Callable
 from typing import Any
 
 from buttress import Bulkhead, CircuitBreaker, Pipeline, RateLimiter, Retry, Timeout
+from buttress.context import DEADLINE
 from buttress.events import Emitter
 from buttress.policies.base import Policy
 from buttress.policies.breaker_state import CLOSED
+from buttress.policies.expiries import PID, TASK_OF_LOOP, Expiries
 from buttress.policies.retry_nesting import RETRY_MARK
-from buttress.policies.timeout import _PID, _TASK_OF_LOOP, DEADLINE, _Expiries
 
 ROUNDS = 15
 CALLS = 20_000
@@ -97,9 +98,9 @@ def gates_inline(nxt: Any) -> Any:
 
 
 def _timeout_gate(seconds: float) -> tuple[Callable[[], Any], Callable[[Any, Any], Any]]:
-    mono, var, local, pid = time.monotonic, DEADLINE, threading.local(), _PID
-    assert _TASK_OF_LOOP is not None  # Python 3.11
-    task_of_loop = _TASK_OF_LOOP.get
+    mono, var, local, pid = time.monotonic, DEADLINE, threading.local(), PID
+    assert TASK_OF_LOOP is not None  # Python 3.11
+    task_of_loop = TASK_OF_LOOP.get
 
     def enter() -> Any:
         now = mono()
@@ -111,7 +112,7 @@ def _timeout_gate(seconds: float) -> tuple[Callable[[], Any], Callable[[Any, Any
             loop = q.loop
         else:
             loop = asyncio.get_running_loop()
-            q = local.q = _Expiries(loop, mono)
+            q = local.q = Expiries(loop, mono)
         task = task_of_loop(loop)
         entry = [now + seconds, task, False]
         q.entries.append(entry)
@@ -198,7 +199,7 @@ def gates_closures(nxt: Any) -> Any:
 
 def one_coroutine(nxt: Any) -> Any:
     ring, mono, mark_var, deadline = Retry().budget, time.monotonic, RETRY_MARK, DEADLINE
-    assert ring is not None and _TASK_OF_LOOP is not None
+    assert ring is not None and TASK_OF_LOOP is not None
     breaker, limiter, bulkhead = CircuitBreaker(), RateLimiter(1e9), Bulkhead(1000)
     data = breaker.machine.store.data
     tick = data.ticks.__next__
@@ -206,7 +207,7 @@ def one_coroutine(nxt: Any) -> Any:
     store, interval, tolerance = limiter.store, limiter.interval, limiter.tolerance
     take, put = store.gate.pop, store.gate.append
     k_take, k_put = bulkhead._pool.pop, bulkhead._pool.append
-    task_of_loop = _TASK_OF_LOOP.get
+    task_of_loop = TASK_OF_LOOP.get
     entries: list[Any] = []
     loops: list[asyncio.AbstractEventLoop] = []  # the loop, found once (the shipped layer checks)
 

@@ -30,6 +30,7 @@ from .policies.base import AsyncNext, Policy, SyncNext, invoke_async, invoke_syn
 from .policies.breaker import CircuitBreaker
 from .policies.bulkhead import Bulkhead
 from .policies.fallback import Fallback
+from .policies.fused import fused_layer, fused_run_start
 from .policies.hedge import Hedge
 from .policies.limits import AdaptiveLimit
 from .policies.ratelimit import RateLimiter
@@ -46,6 +47,22 @@ T = TypeVar("T")
 
 def _order_of(policy: Policy) -> int:
     return int(policy.order)
+
+
+def _async_chain(policies: tuple[Policy, ...], emitter: Emitter) -> AsyncNext:
+    """The async layers, innermost first; two or more policies in a row that
+    :mod:`~buttress.policies.fused` can run as one coroutine become one fused layer."""
+    asyn: AsyncNext = invoke_async
+    end = len(policies)
+    while end > 0:
+        start = fused_run_start(policies, end)
+        if end - start >= 2:
+            asyn = fused_layer(policies[start:end], asyn, emitter)
+            end = start
+        else:
+            end -= 1
+            asyn = policies[end].async_layer(asyn, emitter)
+    return asyn
 
 
 class Pipeline:
@@ -78,10 +95,9 @@ class Pipeline:
         self.clock = clock
         self.emitter = Emitter(name)
         sync: SyncNext = invoke_sync
-        asyn: AsyncNext = invoke_async
         for p in reversed(self.policies):
             sync = p.sync_layer(sync, self.emitter)
-            asyn = p.async_layer(asyn, self.emitter)
+        asyn = _async_chain(self.policies, self.emitter)
         self._sync = sync
         self._async = asyn
         self._chains = Chains(name, sync, asyn, self.emitter, clock)

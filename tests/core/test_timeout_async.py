@@ -21,7 +21,7 @@ from buttress import AttemptTimeout, Backoff, DeadlineExceeded, Pipeline, Retry,
 from buttress.context import DEADLINE, current_deadline
 from buttress.events import Emitter
 from buttress.policies.base import AsyncNext
-from buttress.policies.timeout import _COMPACT_AT, _Expiries
+from buttress.policies.expiries import COMPACT_AT, Expiries
 from buttress.testing import FakeClock
 
 SHORT = 0.03  # the timeout in the scenarios, seconds
@@ -426,17 +426,17 @@ async def test_finished_entries_behind_a_long_call_are_swept() -> None:
     """A long call at the front keeps later entries queued; finished ones are swept once the queue
     passes its bound, so it holds at most about twice the calls still running."""
     loop = asyncio.get_running_loop()
-    q = _Expiries(loop, time.monotonic)
+    q = Expiries(loop, time.monotonic)
     task = asyncio.current_task()
     front = [loop.time() + HANG, task, False]
     q.entries.append(front)
     peak = 0
-    for _ in range(10 * _COMPACT_AT):
+    for _ in range(10 * COMPACT_AT):
         e = [loop.time() + HANG, task, False]
         q.entries.append(e)
         peak = max(peak, len(q.entries))
         q.leave(e)
-    assert peak <= _COMPACT_AT + 1
+    assert peak <= COMPACT_AT + 1
     assert [front] == list(q.entries)
     q.leave(front)
     assert [] == list(q.entries)
@@ -444,7 +444,7 @@ async def test_finished_entries_behind_a_long_call_are_swept() -> None:
 
 async def test_the_timer_fires_due_entries_and_rearms_for_the_rest() -> None:
     loop = asyncio.get_running_loop()
-    q = _Expiries(loop, time.monotonic)
+    q = Expiries(loop, time.monotonic)
     victims = [asyncio.create_task(asyncio.sleep(HANG)) for _ in range(3)]
     now = loop.time()
     due = [[now - 1.0, victims[0], False], [now, victims[1], False]]

@@ -19,7 +19,18 @@ from buttress.wrapping import Chains, decorate
 if TYPE_CHECKING:
     from buttress.options import Options
 
-__all__ = ["AsyncNext", "Policy", "SyncNext", "invoke_async", "invoke_sync"]
+__all__ = [
+    "FUSE_BREAKER",
+    "FUSE_BULKHEAD",
+    "FUSE_LIMITER",
+    "FUSE_RETRY",
+    "FUSE_TIMEOUT",
+    "AsyncNext",
+    "Policy",
+    "SyncNext",
+    "invoke_async",
+    "invoke_sync",
+]
 
 P = TypeVar("P", bound="Policy")
 
@@ -27,6 +38,11 @@ SyncNext = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
 AsyncNext = Callable[
     [Callable[..., Awaitable[Any]], tuple[Any, ...], dict[str, Any]], Awaitable[Any]
 ]
+
+
+# The places in a fused async run (:mod:`buttress.policies.fused`), outermost first: a run holds
+# at most one policy of each, in this order (the default pipeline order).
+FUSE_TIMEOUT, FUSE_RETRY, FUSE_BREAKER, FUSE_LIMITER, FUSE_BULKHEAD = range(5)
 
 
 def invoke_sync(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -63,6 +79,11 @@ class Policy(abc.ABC):
         kwargs = options.as_kwargs()
         kwargs.update(wiring)
         return cls(**kwargs)
+
+    def fused_slot(self) -> int | None:
+        """This policy's place in a fused async run (a ``FUSE_*`` constant), or ``None`` when it
+        needs a layer of its own (the default; see :mod:`buttress.policies.fused`)."""
+        return None
 
     @abc.abstractmethod
     def sync_layer(self, nxt: SyncNext, emitter: Emitter) -> SyncNext:

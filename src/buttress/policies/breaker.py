@@ -55,7 +55,7 @@ from buttress.events import Emitter
 from buttress.options import documented
 
 from .backoff import Backoff
-from .base import AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
+from .base import FUSE_BREAKER, AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
 from .breaker_events import (
     BreakerClosed,
     BreakerDisabled,
@@ -289,6 +289,18 @@ class CircuitBreaker(Policy):
             return result
 
         return breaker_call
+
+    def fused_slot(self) -> int | None:
+        # The fused layer runs the in-memory store's lock-free fast path.
+        memory = isinstance(self.machine.store, MemoryBreakerStore)
+        return FUSE_BREAKER if memory and self.failure_if_result is None else None
+
+    def recorder(self, emitter: Emitter) -> Callable[..., None]:
+        """``record(started, generation, probe, exc, result)``: classify and record one outcome of
+        a call made for ``emitter``'s pipeline (for :mod:`buttress.policies.fused`, which runs
+        this breaker's fast path inline and records through this)."""
+        self._emitters.add(emitter)
+        return self._record_fn(emitter)
 
     def _record_fn(self, em: Emitter) -> Callable[..., None]:
         """Classify and record one outcome (the paths other than the plain fast success)."""

@@ -56,7 +56,7 @@ from buttress.errors import BulkheadFull
 from buttress.events import Emitter, Event
 from buttress.options import Options, documented, duration, integer
 
-from .base import AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
+from .base import FUSE_BULKHEAD, AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
 
 __all__ = ["Bulkhead", "BulkheadOptions", "BulkheadRejected", "BulkheadWaited"]
 
@@ -258,6 +258,17 @@ class Bulkhead(Policy):
             self._pool.append(None)
             if self._waiters:
                 self._drain()
+
+    def fused_slot(self) -> int | None:
+        return FUSE_BULKHEAD
+
+    def slots(self) -> tuple[list[None], deque[_Waiter], Callable[[], None]]:
+        """The free permits (``pop()`` one to take a slot), the queue of waiters and the function
+        that serves the queue after a permit was appended while someone waited: for
+        :mod:`buttress.policies.fused`, which takes and gives back slots inline as the async
+        layer does.  Take only while nobody waits; give back through :meth:`release`, or by
+        ``append(None)`` and then, if someone queued meanwhile, the serving function."""
+        return self._pool, self._waiters, self._drain
 
     def _hand_over(self) -> None:
         """Release with someone queued: under the lock, grant the permit to the oldest waiter (or

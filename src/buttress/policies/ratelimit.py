@@ -63,7 +63,7 @@ from buttress.options import (
     number,
 )
 
-from .base import AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
+from .base import FUSE_LIMITER, AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
 
 __all__ = [
     "RateLimiterOptions",
@@ -464,6 +464,11 @@ class RateLimiter(Policy):
             return fn(*args, **kwargs) if direct else nxt(fn, args, kwargs)
 
         return rate_limit_call
+
+    def fused_slot(self) -> int | None:
+        # The fused layer admits from the in-memory shared bucket, rejecting rather than waiting.
+        shared = self.key is None and type(self.store) is MemoryBucketStore
+        return FUSE_LIMITER if shared and self.mode == "reject" else None
 
     def async_layer(self, nxt: AsyncNext, emitter: Emitter) -> AsyncNext:
         mono = self.clock.monotonic

@@ -65,7 +65,7 @@ from buttress.options import (
 )
 
 from .backoff import Backoff, BackoffOptions, backoff_options
-from .base import AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
+from .base import FUSE_RETRY, AsyncNext, Policy, SyncNext, invoke_async, invoke_sync
 from .budget import (
     Budget,
     BudgetOptions,
@@ -249,6 +249,11 @@ class Retry(Policy):
 
     # -- executors ---------------------------------------------------------------------------------
 
+    def fused_slot(self) -> int | None:
+        # The fused layer covers the plain success path: no result to judge, a local budget.
+        plain = self.retry_if_result is None
+        return FUSE_RETRY if plain and type(self.budget) in (RetryBudget, type(None)) else None
+
     def sync_layer(self, nxt: SyncNext, emitter: Emitter) -> SyncNext:
         mono = self.clock.monotonic
         on = self.on
@@ -393,7 +398,7 @@ class Retry(Policy):
         ring = budget if isinstance(budget, RetryBudget) else None
         if ring is not None:
             deposit = None
-        slow = self._async_slow(nxt, emitter)
+        slow = self.async_retries(nxt, emitter)
 
         async def retry_call_async(
             fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -444,9 +449,12 @@ class Retry(Policy):
 
         return retry_call_async
 
-    def _async_slow(self, nxt: AsyncNext, emitter: Emitter) -> Callable[..., Awaitable[Any]]:
+    def async_retries(self, nxt: AsyncNext, emitter: Emitter) -> Callable[..., Awaitable[Any]]:
         """The async executor after a failed first attempt (the sync ``retry_slow``, with each
-        attempt marked in :data:`RETRY_MARK`)."""
+        attempt marked in :data:`RETRY_MARK`): ``await retries(fn, args, kwargs, started, exc)``
+        runs the next attempts through ``nxt``.  The async layer calls it, and so does
+        :mod:`buttress.policies.fused` (from a frame at the same depth: it finds the caller of
+        the layer two frames up)."""
         asleep = self.clock.sleep_async
         on = self.on
         em = emitter
@@ -577,7 +585,7 @@ def _register_codes() -> None:
         probe.sync_layer(nop, em),
         probe._sync_slow(nop, em),
         probe.async_layer(anop, em),
-        probe._async_slow(anop, em),
+        probe.async_retries(anop, em),
     ):
         RETRY_CODES.add(layer.__code__)
 
