@@ -65,7 +65,8 @@ def policy_specs(draw: st.DrawFn) -> list[tuple[str, dict[str, Any]]]:
                 "break_duration": draw(st.sampled_from([0.5, 3.0])),
             }
         elif kind == "limiter":
-            args = {"rate": draw(st.sampled_from([2.0, 10.0, 1e6])), "burst": draw(st.integers(1, 3))}
+            rate = draw(st.sampled_from([2.0, 10.0, 1e6]))
+            args = {"rate": rate, "burst": draw(st.integers(1, 3))}
         else:
             args = {"max_concurrent": draw(st.integers(1, 3)), "max_queue": draw(st.integers(0, 2))}
         specs.append((kind, args))

@@ -172,13 +172,15 @@ def fused_layer(policies: Sequence[Policy], nxt: AsyncNext, emitter: Emitter) ->
                 at = outer
                 if at <= now:
                     raise expiry(em)
-            try:
-                q = local.q
-            except AttributeError:
-                q = None
             # The loop this thread ran last is the running one if it still runs in this thread
             # (a thread runs one loop at a time) and this is still the process that cached it.
-            if q is not None and q.pid == pid[0] and getattr(q.loop, "_thread_id", None) == q.ident:
+            try:
+                q = local.q
+                fresh = q.pid == pid[0] and q.loop._thread_id == q.ident
+            except AttributeError:  # none cached in this thread yet, or a loop without the field
+                q = getattr(local, "q", None)
+                fresh = False
+            if fresh:
                 loop = q.loop
             else:
                 loop = running_loop()
@@ -189,7 +191,7 @@ def fused_layer(policies: Sequence[Policy], nxt: AsyncNext, emitter: Emitter) ->
                 raise RuntimeError("Timeout should be used inside a task")
             task = found
             # The timer, on the loop's clock: asyncio.timeout(at - now) would set the same.
-            entry = [(now if q.same_clock else loop.time()) + (at - now), task, False]
+            entry = [at if q.same_clock else loop.time() + (at - now), task, False]
             if cut:
                 handle: asyncio.TimerHandle | None = loop.call_at(entry[0], expire_one, entry)
             else:
