@@ -151,6 +151,7 @@ def fused_layer(policies: Sequence[Policy], nxt: AsyncNext, emitter: Emitter) ->
         interval, tolerance = limiter.interval, limiter.tolerance
 
     k_on = bulkhead is not None
+    gated = b_on or l_on or k_on
     if bulkhead is not None:
         free, waiters, serve = bulkhead.slots()
         k_take, k_put = free.pop, free.append
@@ -186,10 +187,9 @@ def fused_layer(policies: Sequence[Policy], nxt: AsyncNext, emitter: Emitter) ->
                 loop = running_loop()
                 if q is None or q.loop is not loop or q.pid != pid[0]:
                     q = local.q = Expiries(loop, mono)
-            found = current_task(loop) if task_of_loop is None else task_of_loop(loop)
-            if found is None:
+            task: Any = current_task(loop) if task_of_loop is None else task_of_loop(loop)
+            if task is None:
                 raise RuntimeError("Timeout should be used inside a task")
-            task = found
             # The timer, on the loop's clock: asyncio.timeout(at - now) would set the same.
             entry = [at if q.same_clock else loop.time() + (at - now), task, False]
             if cut:
@@ -213,60 +213,63 @@ def fused_layer(policies: Sequence[Policy], nxt: AsyncNext, emitter: Emitter) ->
                     mark = [True, mark_var.get()]
                     m_token = mark_var.set(mark)
             try:
-                # -- one attempt through breaker, rate limiter and bulkhead
-                admitted = True
-                if b_on:
-                    gen = bdata.generation
-                    admitted = bdata.state is CLOSED
-                if admitted and l_on:
-                    try:
-                        l_take()
-                    except IndexError:  # contended: the limiter's layer takes its turn
-                        admitted = False
-                    else:
-                        tat = bucket.shared_tat
-                        new_tat = (tat if tat > now else now) + interval
-                        if new_tat - tolerance - now <= 0.0:
-                            bucket.shared_tat = new_tat
-                        else:
-                            admitted = False
-                        l_put(None)
-                if not admitted:
-                    result = await gates(fn, args, kwargs)
+                if not gated:  # a timeout or a retry alone: nothing to admit
+                    result = await (fn(*args, **kwargs) if direct else nxt(fn, args, kwargs))
                 else:
-                    held = False
-                    if k_on and not waiters:
-                        try:
-                            k_take()
-                            held = True
-                        except IndexError:
-                            pass
-                    try:
-                        if held or not k_on:
-                            result = await (
-                                fn(*args, **kwargs) if direct else nxt(fn, args, kwargs)
-                            )
-                        else:
-                            result = await k_layer(fn, args, kwargs)
-                    except BaseException as exc:
-                        if held:
-                            k_release()
-                        if b_on:
-                            record(now, gen, False, exc, None)
-                        raise
-                    if held:  # Bulkhead.release, inlined as in the layer
-                        if waiters:
-                            k_release()
-                        else:
-                            k_put(None)
-                            if waiters:
-                                serve()
+                    # -- one attempt through breaker, rate limiter and bulkhead
+                    admitted = True
                     if b_on:
-                        t1 = mono()
-                        if t1 < bdata.fast_until and t1 - now <= slow_after:
-                            tick()  # the breaker's lock-free success count
+                        gen = bdata.generation
+                        admitted = bdata.state is CLOSED
+                    if admitted and l_on:
+                        try:
+                            l_take()
+                        except IndexError:  # contended: the limiter's layer takes its turn
+                            admitted = False
                         else:
-                            record(now, gen, False, None, result)
+                            tat = bucket.shared_tat
+                            new_tat = (tat if tat > now else now) + interval
+                            if new_tat - tolerance - now <= 0.0:
+                                bucket.shared_tat = new_tat
+                            else:
+                                admitted = False
+                            l_put(None)
+                    if not admitted:
+                        result = await gates(fn, args, kwargs)
+                    else:
+                        held = False
+                        if k_on and not waiters:
+                            try:
+                                k_take()
+                                held = True
+                            except IndexError:
+                                pass
+                        try:
+                            if held or not k_on:
+                                result = await (
+                                    fn(*args, **kwargs) if direct else nxt(fn, args, kwargs)
+                                )
+                            else:
+                                result = await k_layer(fn, args, kwargs)
+                        except BaseException as exc:
+                            if held:
+                                k_release()
+                            if b_on:
+                                record(now, gen, False, exc, None)
+                            raise
+                        if held:  # Bulkhead.release, inlined as in the layer
+                            if waiters:
+                                k_release()
+                            else:
+                                k_put(None)
+                                if waiters:
+                                    serve()
+                        if b_on:
+                            t1 = mono()
+                            if t1 < bdata.fast_until and t1 - now <= slow_after:
+                                tick()  # the breaker's lock-free success count
+                            else:
+                                record(now, gen, False, None, result)
             except BaseException as e:
                 if marks:
                     mark[0] = False
@@ -276,11 +279,12 @@ def fused_layer(policies: Sequence[Policy], nxt: AsyncNext, emitter: Emitter) ->
                 else:
                     raise
             else:
-                if marks:
-                    mark[0] = False
-                    mark_var.reset(m_token)
-                if r_on and em.active:
-                    em.emit(AttemptSucceeded(em.pipeline, r_name, mono(), 1))
+                if r_on:
+                    if marks:
+                        mark[0] = False
+                        mark_var.reset(m_token)
+                    if em.active:
+                        em.emit(AttemptSucceeded(em.pipeline, r_name, mono(), 1))
         except BaseException as exc:
             if t_on:
                 deadline.reset(d_token)
