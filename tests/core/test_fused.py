@@ -233,6 +233,18 @@ def test_policies_on_different_clocks_are_not_fused() -> None:
     assert fused_run_start([Timeout(1.0, clock=a), Retry(clock=b)], 2) == 1
 
 
+def test_a_subclass_keeps_its_own_layer_unless_it_opts_in() -> None:
+    class Counted(CircuitBreaker):
+        pass
+
+    class Joins(CircuitBreaker):
+        def fused_slot(self) -> int | None:
+            return super().fused_slot()
+
+    assert fused_run_start([Timeout(1.0), Counted()], 2) == 2  # no run ends at the subclass
+    assert fused_run_start([Timeout(1.0), Joins()], 2) == 0
+
+
 def test_out_of_order_policies_are_not_fused() -> None:
     # order="given" keeps a bulkhead outside the breaker: two runs of one.
     assert fused_run_start([Bulkhead(3), CircuitBreaker()], 2) == 1

@@ -72,13 +72,15 @@ __all__ = ["fused_layer", "fused_run_start"]
 
 def fused_run_start(policies: Sequence[Policy], end: int) -> int:
     """The start of the longest fusable run of ``policies`` ending just before ``end``: policies
-    with a ``fused_slot()``, each in a later slot than the one before it, all on one clock."""
+    whose own class defines ``fused_slot()`` and whose slot is not ``None``, each in a later slot
+    than the one before it, all on one clock."""
     start = end
     after = FUSE_BULKHEAD + 1
     clock = None
     while start > 0:
         p = policies[start - 1]
-        slot = p.fused_slot()
+        # A subclass joins only if it says so itself: it may have changed its layer.
+        slot = p.fused_slot() if "fused_slot" in vars(type(p)) else None
         if slot is None or slot >= after:
             break
         c = p.clock  # type: ignore[attr-defined]
