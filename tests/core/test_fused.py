@@ -276,3 +276,31 @@ async def test_a_fused_pipeline_times_out_gives_back_and_can_be_cancelled() -> N
         return "done"
 
     assert await five.call_async(quick) == "done"
+
+
+async def test_a_fused_retry_makes_retries_in_child_tasks_nested() -> None:
+    clock = FakeClock()
+    leaf_calls = 0
+
+    @Retry(attempts=4, backoff=Backoff.constant(0.0), budget=None, clock=clock)
+    async def leaf() -> None:
+        nonlocal leaf_calls
+        leaf_calls += 1
+        raise ConnectionError
+
+    outer = Pipeline(
+        [
+            Timeout(30.0, clock=clock),
+            Retry(attempts=2, backoff=Backoff.constant(0.0), clock=clock),
+            CircuitBreaker(minimum_calls=100, clock=clock),
+        ]
+    )
+    assert fused_run_start(outer.policies, 3) == 0
+
+    async def fan_out() -> None:
+        results = await asyncio.gather(leaf(), leaf(), return_exceptions=True)
+        raise results[0]
+
+    with pytest.raises(ConnectionError):
+        await outer.call_async(fan_out)
+    assert 2 * 2 == leaf_calls  # one attempt per child per outer attempt, not four
