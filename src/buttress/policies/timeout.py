@@ -12,8 +12,10 @@ time on.
   that no other cancellation request stands behind becomes the timeout error, so an outer
   cancellation is never swallowed), with a cheaper timer: every call of one layer has the same
   timeout, so due times arrive in order, and one timer per event loop and layer, armed for the
-  oldest call still running, serves them all (see :class:`_Expiries`).  A call whose deadline is
-  cut short by an earlier one in force gets a timer of its own.
+  oldest call still running, serves them all (:mod:`buttress.policies.expiries`).  A call whose
+  deadline is cut short by an earlier one in force gets a timer of its own.  The async layer is
+  written in :mod:`buttress.policies.fused`, which also runs it inline with the policies next
+  to it.
 * **threads, cooperative** (default): Python cannot interrupt a running function, so the deadline
   bounds every *wait* inside it (retry sleeps, bulkhead queues, integrations that read
   :func:`buttress.remaining`).  If the deadline has already passed when the layer is entered, the
