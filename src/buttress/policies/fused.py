@@ -311,10 +311,12 @@ def fused_layer(policies: Sequence[Policy], nxt: AsyncNext, emitter: Emitter) ->
             if handle is not None:
                 handle.cancel()
                 entry[1] = None
-            elif len(q.entries) == 1 and q.entries[0] is entry:  # the only call in flight
-                q.entries.pop()
             else:
-                q.leave(entry)
+                entries = q.entries
+                if entries and entries[-1] is entry:  # the newest call in flight: no sweep needed
+                    entries.pop()
+                else:
+                    q.leave(entry)
             if entry[2]:
                 task.uncancel()
         return result
