@@ -101,7 +101,7 @@ def _layered(policies: Sequence[Policy], nxt: AsyncNext, emitter: Emitter) -> As
 
 def fused_layer(policies: Sequence[Policy], nxt: AsyncNext, emitter: Emitter) -> AsyncNext:
     """One async layer doing the work of ``policies`` (a run :func:`fused_run_start` found, or
-    one total timeout) around ``nxt``."""
+    one timeout: its own async layer) around ``nxt``."""
     by_slot: dict[int | None, Any] = {p.fused_slot(): p for p in policies}
     timeout = by_slot.get(FUSE_TIMEOUT)
     retry = by_slot.get(FUSE_RETRY)
