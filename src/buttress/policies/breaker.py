@@ -254,14 +254,13 @@ class CircuitBreaker(Policy):
     # -- executors ---------------------------------------------------------------------------------
 
     def sync_layer(self, nxt: SyncNext, emitter: Emitter) -> SyncNext:
-        self._emitters.add(emitter)
         m = self.machine
         store = m.store
         mono = self.clock.monotonic
         slow_after = m.slow_call_duration
         rif = self.failure_if_result
         direct = nxt is invoke_sync
-        record = self._record_fn(emitter)
+        record = self.recorder(emitter)
         guarded = self._sync_guarded(nxt, emitter, record)
         if not isinstance(store, MemoryBreakerStore):
             return guarded
@@ -297,8 +296,9 @@ class CircuitBreaker(Policy):
 
     def recorder(self, emitter: Emitter) -> Callable[..., None]:
         """``record(started, generation, probe, exc, result)``: classify and record one outcome of
-        a call made for ``emitter``'s pipeline (for :mod:`buttress.policies.fused`, which runs
-        this breaker's fast path inline and records through this)."""
+        a call made for ``emitter``'s pipeline, whose listeners also hear this breaker's
+        transitions from now on (the layers and :mod:`buttress.policies.fused` record through
+        this)."""
         self._emitters.add(emitter)
         return self._record_fn(emitter)
 
@@ -387,14 +387,13 @@ class CircuitBreaker(Policy):
         return breaker_guarded_async
 
     def async_layer(self, nxt: AsyncNext, emitter: Emitter) -> AsyncNext:
-        self._emitters.add(emitter)
         m = self.machine
         store = m.store
         mono = self.clock.monotonic
         slow_after = m.slow_call_duration
         rif = self.failure_if_result
         direct = nxt is invoke_async
-        record = self._record_fn(emitter)
+        record = self.recorder(emitter)
         guarded = self._async_guarded(nxt, emitter, record)
         if not isinstance(store, MemoryBreakerStore):
             return guarded
