@@ -112,8 +112,12 @@ def fused_layer(policies: Sequence[Policy], nxt: AsyncNext, emitter: Emitter) ->
     mono = policies[0].clock.monotonic  # type: ignore[attr-defined]
     direct = nxt is invoke_async
     # Breaker, limiter and bulkhead as layers, for the attempts their fast paths do not cover
-    # (their state is only read here before handing over, so they decide afresh).
-    gates = _layered([p for p in (breaker, limiter, bulkhead) if p is not None], nxt, em)
+    # (their state is only read here before handing over, so they decide afresh); the bulkhead's
+    # layer alone also serves a call that finds no free slot (it queues or rejects, inside the
+    # breaker's recording as in the layers).
+    k_layer = nxt if bulkhead is None else bulkhead.async_layer(nxt, em)
+    gates = _layered([p for p in (breaker, limiter) if p is not None], k_layer, em)
+    gated = breaker is not None or limiter is not None or bulkhead is not None
 
     t_on = timeout is not None
     if timeout is not None:
@@ -153,14 +157,10 @@ def fused_layer(policies: Sequence[Policy], nxt: AsyncNext, emitter: Emitter) ->
         interval, tolerance = limiter.interval, limiter.tolerance
 
     k_on = bulkhead is not None
-    gated = b_on or l_on or k_on
     if bulkhead is not None:
         free, waiters, serve = bulkhead.slots()
         k_take, k_put = free.pop, free.append
         k_release = bulkhead.release
-        # Without a free slot the bulkhead's own layer queues or refuses (inside the breaker's
-        # recording, as in the layers).
-        k_layer = bulkhead.async_layer(nxt, em)
 
     async def fused_call_async(
         fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -247,12 +247,12 @@ def fused_layer(policies: Sequence[Policy], nxt: AsyncNext, emitter: Emitter) ->
                             except IndexError:
                                 pass
                         try:
-                            if held or not k_on:
+                            if k_on and not held:
+                                result = await k_layer(fn, args, kwargs)
+                            else:
                                 result = await (
                                     fn(*args, **kwargs) if direct else nxt(fn, args, kwargs)
                                 )
-                            else:
-                                result = await k_layer(fn, args, kwargs)
                         except BaseException as exc:
                             if held:
                                 k_release()
