@@ -110,9 +110,13 @@ class Expiries:
         self.loop.call_at(when, self.fire, when)
 
     def leave(self, entry: list[Any]) -> None:
-        """A call left the layer: forget its entry."""
-        entry[1] = None
+        """A call left the layer: forget its entry (the newest is simply dropped; an older one is
+        marked, and finished entries at the front are swept)."""
         entries = self.entries
+        if entries and entries[-1] is entry:  # nothing behind it to keep in order
+            entries.pop()
+            return
+        entry[1] = None
         while entries and entries[0][1] is None:
             entries.popleft()
         if len(entries) > self.limit:
